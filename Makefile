@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh Debian/Ubuntu machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean system-demo system-test
+
+demo: system-demo $(STAMP)
+	$(BIN)/tenantscope demo
+
+test: system-test $(STAMP)
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+bench: system-test $(STAMP)
+	$(BIN)/python -m bench
+
+system-demo:
+	@bash .ci/system-packages demo
+
+system-test:
+	@bash .ci/system-packages test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

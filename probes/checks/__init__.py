@@ -1,0 +1,1 @@
+"""The isolation check catalog: one module per area; see base.py for the contract."""

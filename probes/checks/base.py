@@ -1,0 +1,101 @@
+"""The check registry: every check is a small pure function of State, registered with its id.
+
+A check yields the Findings it found (any status). The runner adds what the check did not
+say: no findings at all becomes one PASS result, `Skip(reason)` becomes SKIPPED, and any other
+exception becomes ERROR with its message; one check never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from probes.model import Evidence, Finding, Severity, State, Status
+
+log = logging.getLogger(__name__)
+
+
+class Skip(Exception):
+    """Raised by a check that cannot run on this state (the reason is shown to the user)."""
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    area: str
+    title: str
+    why: str
+    severity: Severity
+    fix: str = ""  # generic fix; findings may carry a more specific one
+
+
+CheckFn = Callable[[State, CheckSpec], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    spec: CheckSpec
+    fn: CheckFn
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(id: str, area: str, title: str, why: str, severity: Severity = Severity.MEDIUM,
+          fix: str = "") -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        if id in REGISTRY:
+            raise ValueError(f"duplicate check id {id}")
+        REGISTRY[id] = Check(CheckSpec(id, area, title, why, severity, fix), fn)
+        return fn
+    return register
+
+
+def finding(spec: CheckSpec, status: Status, summary: str, *, host: str = "",
+            tenants: Sequence[str] = (), workloads: Sequence[str] = (),
+            evidence: Sequence[Evidence] = (), fix: str | None = None,
+            severity: Severity | None = None) -> Finding:
+    """A Finding for `spec`, filling title, why, area and defaults from the spec."""
+    return Finding(
+        check_id=spec.id, area=spec.area, title=spec.title, status=status,
+        severity=severity or (spec.severity if status in (Status.FAIL, Status.WARN) else Severity.INFO),
+        host=host, summary=summary, why=spec.why, tenants=tuple(sorted(set(tenants))),
+        workloads=tuple(workloads), evidence=tuple(evidence),
+        fix=spec.fix if fix is None else fix)
+
+
+def load_catalog() -> dict[str, Check]:
+    """Import every check module so that its checks register."""
+    import importlib
+    import pkgutil
+
+    import probes.checks as pkg
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.name not in ("base", "report"):
+            importlib.import_module(f"probes.checks.{m.name}")
+    return REGISTRY
+
+
+def run_checks(state: State, ids: Sequence[str] | None = None) -> tuple[Finding, ...]:
+    catalog = load_catalog()
+    out: list[Finding] = []
+    for cid in sorted(catalog) if not ids else ids:
+        c = catalog[cid]
+        try:
+            found = list(c.fn(state, c.spec))
+        except Skip as s:
+            out.append(finding(c.spec, Status.SKIPPED, str(s)))
+            continue
+        except Exception as e:
+            log.debug("check %s raised", cid, exc_info=True)
+            out.append(finding(c.spec, Status.ERROR, f"check failed: {e}"))
+            continue
+        if not found:
+            out.append(finding(c.spec, Status.PASS, "nothing found"))
+        out.extend(found)
+    return tuple(out)
+
+
+def with_findings(state: State, ids: Sequence[str] | None = None) -> State:
+    return replace(state, findings=run_checks(state, ids))

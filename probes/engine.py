@@ -1,0 +1,197 @@
+"""Runs probes per host on schedules and keeps the State.
+
+Each (host, probe) pair is one loop: run `collect` with a deadline, merge the result into that
+host's HostState, then sleep; the next run is scheduled only when the last one ended, so polls
+never overlap. A probe that raises or times out becomes a ProbeError on its host (with the time
+its failure streak began) and backs off; it never stops other probes or other hosts. After
+every change the State is re-derived (tenants, findings) and published to subscribers.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Generic, TypeVar
+
+from probes.hosts.base import HostTransport
+from probes.model import HostState, ProbeError, State
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+MAX_BACKOFF = 60.0
+
+
+class Probe(abc.ABC, Generic[R]):
+    """One kind of observation. Subclasses set `name`, `interval` and `timeout`."""
+
+    name: str = "probe"
+    interval: float = 5.0
+    timeout: float = 10.0
+
+    @abc.abstractmethod
+    async def collect(self, host: HostTransport) -> R:
+        """Observe the host. May raise: the engine records the error."""
+
+    @abc.abstractmethod
+    def merge(self, state: HostState, result: R) -> HostState:
+        """Pure: the host's state with this probe's fields replaced by `result`."""
+
+    def failed(self, state: HostState, error: str, now: float) -> HostState:
+        """Pure: the host's state after a failed run (e.g. mark a connection unreachable)."""
+        return state
+
+    async def close(self) -> None:
+        return None
+
+
+Deriver = Callable[[State], State]
+Subscriber = Callable[[State], Any]
+
+
+class Engine:
+    def __init__(self, hosts: Sequence[HostTransport],
+                 probes: Callable[[HostTransport], Sequence[Probe[Any]]],
+                 derive: Deriver = lambda s: s, *, source: str = "live",
+                 max_concurrency: int = 8, clock: Callable[[], float] = time.time) -> None:
+        self.hosts = list(hosts)
+        self._probes = {h.name: list(probes(h)) for h in self.hosts}
+        self._states = {h.name: HostState(host=h.host) for h in self.hosts}
+        self._derive = derive
+        self._source = source
+        self._clock = clock
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self._subscribers: list[Subscriber] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake: dict[tuple[str, str], asyncio.Event] = {}
+        self._failures: dict[tuple[str, str], int] = {}
+        self.state = self._build()
+
+    # -- public
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subscribers.append(fn)
+
+    def probes_of(self, host: str) -> list[Probe[Any]]:
+        return self._probes[host]
+
+    async def refresh_once(self) -> State:
+        """Run every probe of every host once, concurrently; for headless commands."""
+        await asyncio.gather(*(self._run_one(t, p) for t in self.hosts for p in self._probes[t.name]))
+        return self.state
+
+    def start(self) -> None:
+        for t in self.hosts:
+            for p in self._probes[t.name]:
+                ev = self._wake[(t.name, p.name)] = asyncio.Event()
+                self._tasks.append(asyncio.create_task(self._loop(t, p, ev),
+                                                       name=f"probe {p.name}@{t.name}"))
+
+    def poke(self, probe: str | None = None, host: str | None = None) -> None:
+        """Run the named probe(s) now instead of waiting for the next interval."""
+        for (h, p), ev in self._wake.items():
+            if (probe is None or p == probe) and (host is None or h == host):
+                ev.set()
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for t in self.hosts:
+            for p in self._probes[t.name]:
+                try:
+                    await p.close()
+                except Exception:  # closing must not hide other closes
+                    log.exception("closing probe %s on %s", p.name, t.name)
+            try:
+                await t.close()
+            except Exception:
+                log.exception("closing host %s", t.name)
+
+    def update_host(self, host: str, fn: Callable[[HostState], HostState]) -> None:
+        """Apply a pure change to one host's state (for event-driven sources) and publish."""
+        self._states[host] = fn(self._states[host])
+        self._publish()
+
+    # -- internals
+
+    async def _loop(self, t: HostTransport, p: Probe[Any], wake: asyncio.Event) -> None:
+        while True:
+            ok = await self._run_one(t, p)
+            n = 0 if ok else self._failures.get((t.name, p.name), 0)
+            delay = p.interval if ok else min(MAX_BACKOFF, p.interval * 2 ** min(n, 6))
+            delay *= random.uniform(0.9, 1.1) if not ok else 1.0
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _run_one(self, t: HostTransport, p: Probe[Any]) -> bool:
+        key = (t.name, p.name)
+        try:
+            async with self._sem:
+                result = await asyncio.wait_for(p.collect(t), p.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # isolate every probe failure
+            msg = _describe(e, p.timeout)
+            log.debug("probe %s on %s failed: %s", p.name, t.name, msg, exc_info=True)
+            self._failures[key] = self._failures.get(key, 0) + 1
+            now = self._clock()
+            st = self._states[t.name]
+            prev = next((e for e in st.probe_errors if e.probe == p.name), None)
+            err = ProbeError(p.name, t.name, msg, now, prev.since if prev else now)
+            errors = tuple(e for e in st.probe_errors if e.probe != p.name) + (err,)
+            try:
+                st = p.failed(st, msg, now)
+            except Exception:
+                log.exception("probe %s failed() raised", p.name)
+            self._states[t.name] = replace(st, probe_errors=errors, refreshed_at=now)
+            self._publish()
+            return False
+        self._failures.pop(key, None)
+        st = self._states[t.name]
+        try:
+            st = p.merge(st, result)
+        except Exception as e:
+            log.exception("probe %s merge failed", p.name)
+            st = replace(st, probe_errors=st.probe_errors + (
+                ProbeError(p.name, t.name, f"internal error: {e}", self._clock()),))
+            self._states[t.name] = st
+            self._publish()
+            return False
+        errors = tuple(e for e in st.probe_errors if e.probe != p.name)
+        self._states[t.name] = replace(st, probe_errors=errors, refreshed_at=self._clock())
+        self._publish()
+        return True
+
+    def _build(self) -> State:
+        raw = State(hosts=tuple(self._states[t.name] for t in self.hosts),
+                    taken_at=self._clock(), source=self._source)
+        try:
+            return self._derive(raw)
+        except Exception:
+            log.exception("deriving state failed")
+            return raw
+
+    def _publish(self) -> None:
+        self.state = self._build()
+        for fn in list(self._subscribers):
+            try:
+                fn(self.state)
+            except Exception:
+                log.exception("subscriber failed")
+
+
+def _describe(e: BaseException, timeout: float) -> str:
+    if isinstance(e, asyncio.TimeoutError):
+        return f"no answer within {timeout:g} s"
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0][:500] if text else type(e).__name__

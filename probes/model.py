@@ -1,0 +1,360 @@
+"""The observed state: frozen, typed, JSON-round-trippable (see probes/snapshot.py).
+
+Everything a probe learns about a host ends up here, and everything the checks and the TUI
+read comes from here. Rules for this module and the area models it imports:
+tuples, never lists; no dicts of dicts (a small dataclass or a tuple of pairs instead);
+enums are StrEnum so JSON stays readable. Text that came from a host is stored raw: it is made
+safe where it is shown (probes/untrusted.py), never here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class WorkloadKind(StrEnum):
+    VM = "vm"
+    CONTAINER = "container"
+    NETNS = "netns"
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+SEVERITY_ORDER = {s: i for i, s in enumerate(Severity)}
+
+
+class HostKind(StrEnum):
+    LOCAL = "local"
+    SSH = "ssh"
+    REPLAY = "replay"
+    DEMO = "demo"
+
+
+@dataclass(frozen=True)
+class Host:
+    """Where observations came from. `name` is the key used everywhere else."""
+
+    name: str
+    kind: HostKind = HostKind.LOCAL
+    address: str = ""  # ssh: user@host:port; empty for local
+    libvirt_uri: str | None = None
+
+
+# ---------------------------------------------------------------- libvirt domains (VMs)
+
+
+@dataclass(frozen=True)
+class Disk:
+    type: str  # file, block, network, volume, dir
+    device: str  # disk, cdrom, floppy, lun
+    bus: str  # virtio, sata, ide, scsi, usb, ...
+    target: str  # vda, sda, ...
+    source: str = ""  # file path, block dev, pool/volume or protocol:name
+    shareable: bool = False
+    readonly: bool = False
+    encrypted: bool = False  # <encryption> on the disk or its source
+    driver_type: str = ""  # raw, qcow2, ...
+
+
+@dataclass(frozen=True)
+class Nic:
+    type: str  # network, bridge, direct, hostdev, user, ethernet, vhostuser
+    mac: str = ""
+    source: str = ""  # network name, bridge name, direct dev
+    bridge: str = ""  # the bridge it is on, where known (live XML of real libvirt)
+    target_dev: str = ""  # tap name on the host
+    model: str = ""  # virtio, e1000, rtl8139, ...
+    vlan_tags: tuple[int, ...] = ()
+    vlan_trunk: bool = False
+    virtualport_type: str = ""  # openvswitch, 802.1Qbh, ...
+    virtualport_interfaceid: str = ""
+    filterref: str = ""  # nwfilter name, "" when none
+    filter_params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Graphics:
+    type: str  # vnc, spice, rdp, sdl, egl-headless, dbus
+    listen: str = ""  # address; "" when not given (libvirt's default: 127.0.0.1 unless qemu.conf says otherwise)
+    listen_type: str = ""  # address, network, socket, none
+    port: int = -1
+    autoport: bool = False
+    passwd_set: bool = False  # never store the password itself
+    tls: bool = False  # spice defaultMode/channel secure, or vnc tls where known
+
+
+@dataclass(frozen=True)
+class Hostdev:
+    type: str  # pci, usb, scsi, mdev
+    mode: str = "subsystem"
+    address: str = ""  # 0000:03:00.1 for pci, bus.device for usb
+    managed: bool = False
+
+
+@dataclass(frozen=True)
+class SecLabel:
+    type: str  # dynamic, static, none
+    model: str = ""  # selinux, apparmor, dac, "" for the default driver
+    relabel: bool = True
+    label: str = ""
+    imagelabel: str = ""
+
+
+@dataclass(frozen=True)
+class CpuTune:
+    shares: int | None = None
+    period: int | None = None
+    quota: int | None = None
+    emulator_period: int | None = None
+    emulator_quota: int | None = None
+    vcpupin: tuple[tuple[int, str], ...] = ()  # (vcpu, cpuset)
+    emulatorpin: str = ""
+
+
+@dataclass(frozen=True)
+class MemTune:
+    hard_limit_kib: int | None = None
+    soft_limit_kib: int | None = None
+    swap_hard_limit_kib: int | None = None
+    min_guarantee_kib: int | None = None
+
+
+@dataclass(frozen=True)
+class MetadataItem:
+    """One element under <metadata>: namespace URI, the element path and its text/attributes."""
+
+    namespace: str
+    path: str  # e.g. "owner/project" (local names, '/' separated)
+    text: str = ""
+    attrs: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class VmDetails:
+    domain_type: str = ""  # kvm, qemu, xen, lxc, test
+    vcpus: int = 0
+    cpuset: str = ""  # <vcpu cpuset=...>
+    memory_kib: int = 0
+    cpu_mode: str = ""  # host-passthrough, host-model, custom
+    cpu_features: tuple[tuple[str, str], ...] = ()  # (name, policy) e.g. ("vmx", "require")
+    memtune: MemTune = field(default_factory=MemTune)
+    cputune: CpuTune = field(default_factory=CpuTune)
+    numatune_mode: str = ""
+    numatune_nodeset: str = ""
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[Nic, ...] = ()
+    graphics: tuple[Graphics, ...] = ()
+    hostdevs: tuple[Hostdev, ...] = ()
+    seclabels: tuple[SecLabel, ...] = ()
+    metadata: tuple[MetadataItem, ...] = ()
+    has_guest_agent: bool = False
+    emulator: str = ""
+
+
+# ---------------------------------------------------------------- containers
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    fstype: str = ""
+    options: str = ""  # comma-separated, as in /proc/PID/mountinfo
+
+    @property
+    def writable(self) -> bool:
+        return "rw" in self.options.split(",")
+
+
+@dataclass(frozen=True)
+class ContainerDetails:
+    runtime: str = ""  # docker, containerd, cri-o, podman, lxc, libvirt-lxc, "" unknown
+    container_id: str = ""
+    cgroup: str = ""  # cgroup path of its init process
+    pids: tuple[int, ...] = ()
+    init_pid: int = 0
+    command: str = ""  # of the init process, secrets stripped
+    shared_namespaces: tuple[str, ...] = ()  # ns types shared with the host: net, pid, ipc, uts, mnt, user, cgroup
+    own_user_namespace: bool = False
+    uid_map: str = ""
+    cap_eff: int = 0  # CapEff bitmask of the init process
+    seccomp_mode: int = 0  # 0 off, 1 strict, 2 filter
+    no_new_privs: bool = False
+    lsm_label: str = ""  # /proc/PID/attr/current ("unconfined" or "" when none)
+    mounts: tuple[Mount, ...] = ()
+
+
+# ---------------------------------------------------------------- network namespaces
+
+
+@dataclass(frozen=True)
+class NetnsDetails:
+    path: str = ""  # /run/netns/NAME or /proc/PID/ns/net
+    inode: int = 0
+    pids: tuple[int, ...] = ()  # processes inside, where known
+    interfaces: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()  # CIDR strings
+
+
+# ---------------------------------------------------------------- workloads and tenants
+
+
+class Placement(StrEnum):
+    CONFIG = "config"  # a selector in the user's config
+    NOVA = "nova"  # OpenStack Nova metadata
+    PREFIX = "prefix"  # the name-prefix rule
+    UNPLACED = "unplaced"
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: WorkloadKind
+    name: str
+    host: str
+    uuid: str = ""  # libvirt uuid; container id; netns inode as text
+    state: str = ""  # running, shut off, paused, crashed, ...
+    tenant: str = ""  # "" when unplaced
+    placed_by: Placement = Placement.UNPLACED
+    placed_rule: str = ""  # the selector or rule text that placed it
+    vm: VmDetails | None = None
+    container: ContainerDetails | None = None
+    netns: NetnsDetails | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique within a State: host, kind and name."""
+        return f"{self.host}/{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    workloads: tuple[str, ...] = ()  # Workload.key
+    hosts: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- findings and errors
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a check looked at: where (file and line, XML path, /proc field) and what it saw."""
+
+    where: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    check_id: str  # stable: VM-01, NET-05, ...
+    area: str  # host, vm, container, network, resources, logs, software
+    title: str
+    status: Status
+    severity: Severity
+    host: str = ""
+    summary: str = ""  # one line, what was found
+    why: str = ""
+    tenants: tuple[str, ...] = ()
+    workloads: tuple[str, ...] = ()  # Workload.key
+    evidence: tuple[Evidence, ...] = ()
+    fix: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.check_id}|{self.host}|{','.join(self.workloads)}|{self.summary}"
+
+
+@dataclass(frozen=True)
+class ProbeError:
+    probe: str
+    host: str
+    message: str
+    at: float  # unix time
+    since: float = 0.0  # first failure of the current streak
+
+
+class ConnState(StrEnum):
+    CONNECTING = "connecting"
+    UP = "up"
+    UNREACHABLE = "unreachable"
+    AUTH_FAILED = "auth failed"
+    HOST_KEY_REFUSED = "host key refused"
+    ABSENT = "absent"  # e.g. no libvirt on this host
+
+
+@dataclass(frozen=True)
+class Connection:
+    """State of one connection of a host (ssh, libvirt)."""
+
+    what: str  # "ssh", "libvirt"
+    state: ConnState
+    detail: str = ""  # URI, error message
+    since: float = 0.0
+
+
+# ---------------------------------------------------------------- the whole picture
+
+
+@dataclass(frozen=True)
+class HostState:
+    """Everything observed on one host. Each probe owns some fields (see engine.Probe)."""
+
+    host: Host
+    workloads: tuple[Workload, ...] = ()
+    connections: tuple[Connection, ...] = ()
+    probe_errors: tuple[ProbeError, ...] = ()
+    refreshed_at: float = 0.0  # last time any probe finished
+    facts: HostFacts | None = None
+    topology: Topology | None = None
+    samples: ResourceSnapshot | None = None
+    logs: LogView | None = None
+    reach: ReachMatrix | None = None
+
+    def connection(self, what: str) -> Connection | None:
+        return next((c for c in self.connections if c.what == what), None)
+
+
+@dataclass(frozen=True)
+class State:
+    hosts: tuple[HostState, ...] = ()
+    tenants: tuple[Tenant, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    taken_at: float = 0.0
+    source: str = "live"  # live, demo, replay of FILE
+
+    def workloads(self) -> tuple[Workload, ...]:
+        return tuple(w for h in self.hosts for w in h.workloads)
+
+    def workload(self, key: str) -> Workload | None:
+        return next((w for w in self.workloads() if w.key == key), None)
+
+
+# Area models live in their own modules, owned by their areas; imported here so that
+# HostState's annotations resolve (for msgspec and typing.get_type_hints).
+from probes.facts.model import HostFacts  # noqa: E402
+from probes.network.model import ReachMatrix, Topology  # noqa: E402
+from probes.logs.model import LogView  # noqa: E402
+from probes.resources.model import ResourceSnapshot  # noqa: E402
+
+__all__ = [
+    "ConnState", "Connection", "ContainerDetails", "CpuTune", "Disk", "Evidence", "Finding",
+    "Graphics", "Host", "HostFacts", "HostKind", "HostState", "Hostdev", "LogView", "MemTune",
+    "MetadataItem", "Mount", "NetnsDetails", "Nic", "Placement", "ProbeError", "ReachMatrix",
+    "ResourceSnapshot", "SEVERITY_ORDER", "SecLabel", "Severity", "State", "Status", "Tenant",
+    "Topology", "VmDetails", "Workload", "WorkloadKind",
+]

@@ -1,0 +1,76 @@
+"""The composition root: from the user's options to hosts, probes and the derive step.
+
+The TUI and the headless commands (check, snapshot) both build their Engine here, so what
+they observe and conclude is one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from probes.engine import Engine, Probe
+from probes.hosts.base import HostTransport
+from probes.hosts.local import LocalHost
+from probes.model import State
+
+
+@dataclass(frozen=True)
+class Options:
+    libvirt_uri: str | None = None  # None: qemu:///system on local hosts
+    demo: bool = False
+    config_path: str | None = None
+    hosts: tuple[str, ...] = ()  # ssh targets; empty: the local host
+    known_hosts: str | None = None
+    accept_new_host_keys: bool = False
+    interval: float = 2.0
+    root: str = ""  # prefix for host files (tests)
+    checks: tuple[str, ...] = ()
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+
+def demo_uri() -> str:
+    from importlib.resources import files
+    return "test://" + str(files("probes.demo") / "fleet.xml")
+
+
+def make_hosts(opts: Options) -> list[HostTransport]:
+    if opts.demo:
+        return [LocalHost("demo-hv1", libvirt_uri=demo_uri(), root=opts.root)]
+    if opts.hosts:
+        from probes.hosts.ssh import hosts_from_targets  # type: ignore[import-not-found]
+        return list(hosts_from_targets(opts))
+    return [LocalHost(libvirt_uri=opts.libvirt_uri or "qemu:///system", root=opts.root)]
+
+
+def make_probes(opts: Options) -> Any:
+    def for_host(host: HostTransport) -> Sequence[Probe[Any]]:
+        probes: list[Probe[Any]] = []
+        # each area registers its probes here
+        try:
+            from probes.inventory.libvirt import LibvirtProbe
+            if host.host.libvirt_uri:
+                probes.append(LibvirtProbe(interval=opts.interval))
+        except ImportError:
+            pass
+        return probes
+    return for_host
+
+
+def make_deriver(opts: Options):
+    from probes.checks.base import run_checks
+
+    def derive(state: State) -> State:
+        try:
+            from probes.tenancy import assign  # type: ignore[import-not-found]
+            state = assign(state, opts)
+        except ImportError:
+            pass
+        return replace(state, findings=run_checks(state, opts.checks or None))
+    return derive
+
+
+def make_engine(opts: Options) -> Engine:
+    return Engine(make_hosts(opts), make_probes(opts), make_deriver(opts),
+                  source="demo" if opts.demo else "live")

@@ -1,0 +1,148 @@
+"""`tenantscope` entry point: argparse, logging, and the subcommands.
+
+Users never see a traceback: errors print one line naming what was wrong and exit 2; the
+details go to the debug log when `--log-file` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from probes.session import Options, make_engine
+
+log = logging.getLogger("tenantscope")
+
+
+class UserError(Exception):
+    """An error whose message is complete for the user (exit code 2)."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--libvirt", metavar="URI", help="libvirt URI (default qemu:///system; read-only)")
+    p.add_argument("--config", metavar="FILE", help="config file (default $XDG_CONFIG_HOME/tenantscope/config.toml)")
+    p.add_argument("--host", action="append", default=[], metavar="TARGET",
+                   help="watch a remote host over SSH: [ssh://][user@]host[:port] (repeatable)")
+    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh interval (default 2)")
+    p.add_argument("--log-file", metavar="FILE", help="write tenantscope's own debug log here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tenantscope",
+        description="Find out whether tenants on Linux virtualization hosts are still isolated.")
+    _common(p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="open the console (the default)")
+    _common(r)
+    d = sub.add_parser("demo", help="open the console on the bundled demo fleet (libvirt test driver)")
+    _common(d)
+
+    c = sub.add_parser("check", help="run the isolation checks headless; exit 1 on any fail")
+    _common(c)
+    c.add_argument("--demo", action="store_true", help="check the bundled demo fleet")
+    c.add_argument("--check", action="append", default=[], metavar="ID", help="run only this check (repeatable)")
+    c.add_argument("--format", choices=("text", "json", "prometheus"), default="text")
+    c.add_argument("--list", action="store_true", help="list the check catalog and exit")
+
+    s = sub.add_parser("snapshot", help="write the observed state as JSON")
+    _common(s)
+    s.add_argument("--demo", action="store_true", help="snapshot the bundled demo fleet")
+    s.add_argument("-o", "--output", required=True, metavar="FILE")
+    return p
+
+
+def options_from(args: argparse.Namespace, *, demo: bool = False) -> Options:
+    return Options(libvirt_uri=args.libvirt, demo=demo or bool(getattr(args, "demo", False)),
+                   config_path=args.config, hosts=tuple(args.host), interval=args.interval,
+                   checks=tuple(getattr(args, "check", []) or ()))
+
+
+def _setup_logging(path: str | None) -> None:
+    root = logging.getLogger()
+    root.handlers.clear()
+    if path:
+        h = logging.FileHandler(path)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(h)
+        root.setLevel(logging.DEBUG)
+    else:
+        root.addHandler(logging.NullHandler())
+        root.setLevel(logging.WARNING)
+
+
+async def _observe_once(opts: Options):
+    engine = make_engine(opts)
+    try:
+        return await engine.refresh_once()
+    finally:
+        await engine.stop()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from probes.checks import report
+    from probes.checks.base import load_catalog
+    catalog = load_catalog()
+    if args.list:
+        sys.stdout.write(report.catalog_text(catalog))
+        return 0
+    unknown = [c for c in args.check if c not in catalog]
+    if unknown:
+        raise UserError(f"unknown check id {', '.join(unknown)} (see `tenantscope check --list`)")
+    state = asyncio.run(_observe_once(options_from(args)))
+    out = {"text": report.as_text, "json": report.as_json, "prometheus": report.as_prometheus}[args.format]
+    sys.stdout.write(out(state))
+    return report.exit_code(state)
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from probes import snapshot
+    state = asyncio.run(_observe_once(options_from(args)))
+    try:
+        snapshot.save(state, args.output)
+    except OSError as e:
+        raise UserError(f"{args.output}: cannot write: {e.strerror}") from None
+    print(f"wrote {args.output}: {len(state.hosts)} host(s), {len(state.workloads())} workload(s), "
+          f"{len(state.findings)} check result(s)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, *, demo: bool = False) -> int:
+    from tui.app import TenantScopeApp
+    app = TenantScopeApp(options_from(args, demo=demo))
+    app.run()
+    return app.return_code or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_file)
+    try:
+        match args.command:
+            case "check":
+                return cmd_check(args)
+            case "snapshot":
+                return cmd_snapshot(args)
+            case "demo":
+                return cmd_run(args, demo=True)
+            case _:
+                return cmd_run(args)
+    except UserError as e:
+        print(f"tenantscope: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # the last line of defence: no tracebacks for users
+        log.exception("unexpected error")
+        hint = f" (details in {args.log_file})" if args.log_file else " (run with --log-file FILE for details)"
+        print(f"tenantscope: error: {type(e).__name__}: {e}{hint}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
