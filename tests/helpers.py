@@ -1,0 +1,17 @@
+"""Skip markers shared by the tests: a test that needs root or a tool says so and why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+IS_ROOT = os.geteuid() == 0
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (namespaces, cgroups, daemons)")
+
+
+def needs_tool(*names: str) -> pytest.MarkDecorator:
+    missing = [n for n in names if shutil.which(n) is None and not os.path.exists(n)]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (make test installs it)")
