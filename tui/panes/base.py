@@ -1,0 +1,72 @@
+"""The contract every pane keeps with the app.
+
+A pane is a focusable widget with a title and a `show(state)` method. The app calls `show`
+on every coalesced State change (at most a few times a second), so a pane must return at
+once when the part of the State it renders did not change, and must never block or call a
+host itself: it renders what the probes already observed.
+
+Panes declare their keys in `BINDINGS` as `Binding(key, action, description, id=...)`;
+the help screen, the footer and the command palette are generated from them, and the ids
+let users remap keys (Textual's keymap). Actions are methods `action_*` of the pane.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widget import Widget
+
+from probes.model import State
+
+
+class Pane(Vertical, can_focus=True):
+    """Base for the five panes. Subclasses set `pane_id`, `title` and `BINDINGS`.
+
+    `pane_id` is the stable name used by the app (focus keys, tabs, CSS ids): tenants,
+    resources, reachability, logs, findings.
+    """
+
+    pane_id: ClassVar[str] = "pane"
+    title: ClassVar[str] = "Pane"
+    BINDINGS: ClassVar[list[BindingType]] = []
+
+    DEFAULT_CSS = """
+    Pane {
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        height: 1fr;
+        width: 1fr;
+    }
+    Pane:focus-within, Pane:focus {
+        border: round $accent;
+        border-title-color: $text;
+        border-title-style: bold;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id or f"pane-{self.pane_id}", classes=classes)
+
+    def on_mount(self) -> None:
+        self.border_title = self.title
+        # A pane with a focusable child (a Tree, a DataTable) lets the child take focus;
+        # the pane itself stays out of the focus chain so Tab does not stop twice.
+        self.can_focus = self.focus_target() is self
+
+    def show(self, state: State) -> None:
+        """Render `state`. Called on every coalesced change: return at once if nothing
+        this pane shows has changed."""
+
+    def focus_target(self) -> Widget:
+        """The widget that takes focus when the user selects this pane (number keys)."""
+        for child in self.query("*"):
+            if child.can_focus and not child.disabled:
+                return child
+        return self
+
+    @classmethod
+    def pane_bindings(cls) -> list[Binding]:
+        """The pane's own bindings as Binding objects (for help and the palette)."""
+        return [b for b in cls.BINDINGS if isinstance(b, Binding)]
