@@ -175,6 +175,7 @@ class Mount:
     target: str
     fstype: str = ""
     options: str = ""  # comma-separated, as in /proc/PID/mountinfo
+    root: str = "/"  # the directory of the source filesystem that is mounted (bind mounts)
 
     @property
     def writable(self) -> bool:
@@ -197,6 +198,8 @@ class ContainerDetails:
     no_new_privs: bool = False
     lsm_label: str = ""  # /proc/PID/attr/current ("unconfined" or "" when none)
     mounts: tuple[Mount, ...] = ()
+    name_source: str = ""  # where the name came from: docker, oci, cgroup; "" = made up (pid)
+    labels: tuple[tuple[str, str], ...] = ()  # runtime labels/annotations, where readable
 
 
 # ---------------------------------------------------------------- network namespaces
@@ -209,6 +212,7 @@ class NetnsDetails:
     pids: tuple[int, ...] = ()  # processes inside, where known
     interfaces: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()  # CIDR strings
+    named: bool = True  # False: a namespace only processes hold (no /run/netns name)
 
 
 # ---------------------------------------------------------------- workloads and tenants
