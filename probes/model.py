@@ -85,6 +85,10 @@ class Nic:
     virtualport_interfaceid: str = ""
     filterref: str = ""  # nwfilter name, "" when none
     filter_params: tuple[tuple[str, str], ...] = ()
+    port_isolated: bool = False  # <port isolated='yes'/>: no traffic to other isolated ports
+    portgroup: str = ""
+    bandwidth_in_kbps: int | None = None  # <bandwidth><inbound average=...> (KiB/s as libvirt says)
+    bandwidth_out_kbps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class Graphics:
     port: int = -1
     autoport: bool = False
     passwd_set: bool = False  # never store the password itself
+    # libvirt shows `passwd` only in secure XML, which read-only connections cannot get:
+    # False means "not known", and then passwd_set says nothing.
+    passwd_known: bool = False
     tls: bool = False  # spice defaultMode/channel secure, or vnc tls where known
 
 
@@ -164,6 +171,14 @@ class VmDetails:
     metadata: tuple[MetadataItem, ...] = ()
     has_guest_agent: bool = False
     emulator: str = ""
+    current_memory_kib: int = 0
+    nosharepages: bool = False  # <memoryBacking><nosharepages/>: KSM may not merge its pages
+    hugepages: bool = False
+    locked_memory: bool = False
+    launch_security: str = ""  # sev, sev-snp, s390-pv: memory encrypted from the host
+    blkio_weight: int | None = None
+    parse_error: str = ""  # the XML could not be read: the rest is empty, not "healthy"
+    stale: bool = False  # libvirt unreachable: this is the last picture seen
 
 
 # ---------------------------------------------------------------- containers
