@@ -1,0 +1,386 @@
+"""The libvirt inventory probe: every domain of a host's libvirt as a Workload of kind vm.
+
+How it stays cheap: one `getAllDomainStats(state)` call per refresh lists every domain with
+its state; a domain's XML is fetched and parsed again only when the domain is new, its
+(id, state) changed, a libvirt event said it changed (lifecycle, device added/removed,
+tunables, metadata: delivered through libvirt-python's asyncio integration `libvirtaio`, run on
+a private event loop thread so that it works whatever loop the caller runs), or the periodic
+resync is due (a safety net for missed events). All libvirt calls run in a worker thread.
+
+Safety: the connection is read-only (`openReadOnly`), except for `test:` URIs (libvirt's
+in-process simulated driver reading a file: nothing real can change) which are opened
+read-write only to read secure XML, so that the demo can show whether a password is set.
+
+When libvirt is not there or goes away, collect raises; `failed()` keeps the last known VMs
+(marked stale) and sets the libvirt Connection to "unreachable since HH:MM, retrying"; the
+engine backs off and the next run reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from probes.engine import Probe
+from probes.hosts.base import HostTransport
+from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
+from probes.model import (
+    Connection, ConnState, HostState, ProbeError, VmDetails, Workload, WorkloadKind,
+)
+
+log = logging.getLogger(__name__)
+
+XML_ERRORS_PROBE = "libvirt-xml"  # probe name of per-domain XML errors (ProbeError.probe)
+
+# virsh's words for virDomainState
+STATE_NAMES = {
+    0: "no state", 1: "running", 2: "idle", 3: "paused", 4: "in shutdown", 5: "shut off",
+    6: "crashed", 7: "pmsuspended",
+}
+
+
+class LibvirtUnavailable(Exception):
+    """libvirt could not be reached; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class LibvirtResult:
+    uri: str
+    vms: tuple[Workload, ...]
+    xml_errors: tuple[str, ...] = ()  # one message per domain whose XML failed
+    events: bool = False  # change detection by events (else by state and resync only)
+    parsed: int = 0  # domains whose XML was (re)parsed in this run
+
+
+# ------------------------------------------------------------------ libvirt events
+
+
+class _EventThread:
+    """One asyncio loop in a daemon thread carrying libvirt's event implementation.
+
+    libvirt accepts one event implementation per process, registered before connections are
+    opened, and libvirtaio binds it to one loop. The engine's loop (Textual's, or a test's)
+    comes and goes; this private loop lives as long as the process. Callbacks run on this
+    thread: they must only record and return. Other areas that want libvirt events (logs)
+    call `ensure_libvirt_events()` and get the same thread.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ok = False
+        self.error = ""
+        self._lock = threading.Lock()
+
+    def ensure(self) -> bool:
+        with self._lock:
+            if self.loop is not None or self.error:
+                return self.ok
+            import libvirt
+            try:
+                import libvirtaio
+            except ImportError as e:
+                self.error = f"libvirtaio missing: {e}"
+                return False
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+            ready.wait(5)
+            try:
+                libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
+                self.ok = True
+            except (RuntimeError, libvirt.libvirtError) as e:
+                # someone registered an implementation already: events may still flow
+                self.ok = libvirtaio.getCurrentImpl() is not None
+                self.error = "" if self.ok else f"libvirt event loop: {e}"
+                loop.call_soon_threadsafe(loop.stop)
+                loop = None  # type: ignore[assignment]
+            self.loop = loop
+            return self.ok
+
+
+_EVENTS = _EventThread()
+
+
+def ensure_libvirt_events() -> bool:
+    """Make sure a libvirt event implementation runs (once per process); True when it does.
+
+    Call it before opening the connections that should deliver events.
+    """
+    return _EVENTS.ensure()
+
+
+_quiet_done = False
+
+
+def _quiet_libvirt() -> None:
+    """libvirt prints every error to stderr by default: that would scribble over the TUI."""
+    global _quiet_done
+    if not _quiet_done:
+        import libvirt
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        _quiet_done = True
+
+
+# ------------------------------------------------------------------ the probe
+
+
+@dataclass
+class _Cached:
+    name: str
+    sig: tuple[int, int]  # (id, state)
+    vm: VmDetails
+    error: str = ""
+
+
+class LibvirtProbe(Probe[LibvirtResult]):
+    name = "libvirt"
+
+    def __init__(self, interval: float = 2.0, timeout: float = 15.0, *,
+                 resync: float = 300.0, resync_without_events: float = 30.0,
+                 events: bool = True) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self.resync = resync
+        self.resync_without_events = resync_without_events
+        self.use_events = events
+        self._conn: Any = None
+        self._uri = ""
+        self._secure = False
+        self._events_on = False
+        self._callback_ids: list[int] = []
+        self._cache: dict[str, _Cached] = {}
+        self._dirty: set[str] = set()
+        self._all_dirty = True
+        self._dirty_lock = threading.Lock()
+        self._call_lock = threading.Lock()
+        self._last_full = 0.0
+        self._broken = False
+
+    # -- engine interface
+
+    async def collect(self, host: HostTransport) -> LibvirtResult:
+        uri = host.host.libvirt_uri
+        if not uri:
+            raise LibvirtUnavailable("no libvirt URI for this host")
+        return await asyncio.to_thread(self._collect_sync, uri, host.name)
+
+    def merge(self, state: HostState, result: LibvirtResult) -> HostState:
+        now = time.time()
+        others = tuple(w for w in state.workloads if w.kind != WorkloadKind.VM)
+        prev = state.connection("libvirt")
+        since = prev.since if prev is not None and prev.state == ConnState.UP and prev.since else now
+        conn = Connection("libvirt", ConnState.UP, result.uri, since)
+        errors = tuple(e for e in state.probe_errors if e.probe != XML_ERRORS_PROBE) + tuple(
+            ProbeError(XML_ERRORS_PROBE, state.host.name, msg, now, now) for msg in result.xml_errors)
+        return replace(state, workloads=others + result.vms,
+                       connections=_set_connection(state.connections, conn),
+                       probe_errors=errors)
+
+    def failed(self, state: HostState, error: str, now: float) -> HostState:
+        prev = state.connection("libvirt")
+        was_up = prev is not None and prev.state in (ConnState.UP, ConnState.UNREACHABLE)
+        if not was_up and _looks_absent(error):
+            cstate, since = ConnState.ABSENT, now
+            detail = f"not found ({error})"
+        else:
+            cstate = ConnState.UNREACHABLE
+            since = prev.since if prev is not None and prev.state == cstate and prev.since else now
+            detail = f"unreachable since {time.strftime('%H:%M', time.localtime(since))}, retrying: {error}"
+        conn = Connection("libvirt", cstate, detail, since)
+        workloads = tuple(
+            replace(w, vm=replace(w.vm, stale=True)) if w.kind == WorkloadKind.VM and w.vm is not None
+            and not w.vm.stale else w
+            for w in state.workloads)
+        return replace(state, workloads=workloads,
+                       connections=_set_connection(state.connections, conn))
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._disconnect)
+
+    # -- worker thread
+
+    def _collect_sync(self, uri: str, host_name: str) -> LibvirtResult:
+        if not self._call_lock.acquire(timeout=self.timeout):
+            raise LibvirtUnavailable("the previous libvirt call has not returned yet")
+        try:
+            return self._collect_locked(uri, host_name)
+        finally:
+            self._call_lock.release()
+
+    def _collect_locked(self, uri: str, host_name: str) -> LibvirtResult:
+        import libvirt
+        if uri != self._uri or self._broken:
+            self._disconnect()
+        if self._conn is None:
+            self._connect(uri)
+        conn = self._conn
+        try:
+            records = self._list(conn)
+        except libvirt.libvirtError as e:
+            self._disconnect()
+            raise LibvirtUnavailable(f"{uri}: {_msg(e)}") from None
+
+        now = time.monotonic()
+        period = self.resync if self._events_on else self.resync_without_events
+        with self._dirty_lock:
+            full = self._all_dirty or now - self._last_full >= period
+            dirty, self._dirty, self._all_dirty = self._dirty, set(), False
+        if full:
+            self._last_full = now
+
+        flags = libvirt.VIR_DOMAIN_XML_SECURE if self._secure else 0
+        seen: set[str] = set()
+        vms: list[Workload] = []
+        parsed = 0
+        for dom, st in records:
+            try:
+                uuid = dom.UUIDString()
+                name = dom.name()
+                sig = (dom.ID(), st)
+            except libvirt.libvirtError:
+                continue
+            seen.add(uuid)
+            c = self._cache.get(uuid)
+            if full or c is None or c.sig != sig or uuid in dirty or c.name != name:
+                try:
+                    xml = dom.XMLDesc(flags)
+                except libvirt.libvirtError as e:
+                    if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                        continue  # went away between the listing and now
+                    if _is_connection_error(e):
+                        self._disconnect()
+                        raise LibvirtUnavailable(f"{uri}: {_msg(e)}") from None
+                    c = _Cached(name, sig, error_details(f"domain {name!r}: XMLDesc failed: {_msg(e)}"),
+                                f"domain {name!r}: XMLDesc failed: {_msg(e)}")
+                else:
+                    parsed += 1
+                    try:
+                        p = parse_domain(xml, name_hint=name, secure=self._secure)
+                        c = _Cached(name, sig, p.vm)
+                    except DomainXmlError as e:
+                        c = _Cached(name, sig, error_details(str(e)), str(e))
+                self._cache[uuid] = c
+            vms.append(Workload(kind=WorkloadKind.VM, name=name, host=host_name, uuid=uuid,
+                                state=STATE_NAMES.get(st, f"state {st}"), vm=c.vm))
+        for gone in set(self._cache) - seen:
+            del self._cache[gone]
+        vms.sort(key=lambda w: w.name)
+        errors = tuple(self._cache[w.uuid].error for w in vms if self._cache[w.uuid].error)
+        return LibvirtResult(uri=uri, vms=tuple(vms), xml_errors=errors,
+                             events=self._events_on, parsed=parsed)
+
+    def _list(self, conn: Any) -> list[tuple[Any, int]]:
+        """Every domain with its state, in one call where the daemon can."""
+        import libvirt
+        try:
+            stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
+            return [(dom, int(s.get("state.state", 0))) for dom, s in stats]
+        except libvirt.libvirtError as e:
+            if e.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG):
+                raise
+        out = []
+        for dom in conn.listAllDomains(0):
+            try:
+                out.append((dom, dom.state()[0]))
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+        return out
+
+    def _connect(self, uri: str) -> None:
+        import libvirt
+        _quiet_libvirt()
+        events = self.use_events and ensure_libvirt_events()
+        self._secure = uri.startswith("test:")
+        try:
+            conn = libvirt.open(uri) if self._secure else libvirt.openReadOnly(uri)
+        except libvirt.libvirtError as e:
+            raise LibvirtUnavailable(f"cannot connect to {uri}: {_msg(e)}") from None
+        self._conn, self._uri, self._broken = conn, uri, False
+        with self._dirty_lock:
+            self._all_dirty = True
+        self._events_on = False
+        if events:
+            self._events_on = self._register_events(conn)
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.setKeepAlive(5, 3)  # a hung daemon is noticed in about 20 s
+        with contextlib.suppress(libvirt.libvirtError, AttributeError):
+            conn.registerCloseCallback(self._on_close, None)
+
+    def _register_events(self, conn: Any) -> bool:
+        import libvirt
+        ids = [libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+               libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE,
+               libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE]
+        for ev in ids:
+            try:
+                self._callback_ids.append(conn.domainEventRegisterAny(None, ev, self._on_event, None))
+            except libvirt.libvirtError as e:
+                log.debug("libvirt event %s not available: %s", ev, _msg(e))
+                if ev == libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE:
+                    return False
+        return True
+
+    def _on_event(self, _conn: Any, dom: Any, *_rest: Any) -> None:
+        try:
+            uuid = dom.UUIDString()
+        except Exception:  # never raise into libvirt's dispatcher
+            with self._dirty_lock:
+                self._all_dirty = True
+            return
+        with self._dirty_lock:
+            self._dirty.add(uuid)
+
+    def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
+        self._broken = True
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        self._events_on = False
+        if conn is None:
+            return
+        for cid in self._callback_ids:
+            with contextlib.suppress(Exception):
+                conn.domainEventDeregisterAny(cid)
+        self._callback_ids.clear()
+        with contextlib.suppress(Exception):
+            conn.unregisterCloseCallback()
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _set_connection(conns: tuple[Connection, ...], c: Connection) -> tuple[Connection, ...]:
+    return tuple(x for x in conns if x.what != c.what) + (c,)
+
+
+def _msg(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]
+
+
+def _is_connection_error(e: Any) -> bool:
+    import libvirt
+    return e.get_error_domain() in (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE) or \
+        e.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC,
+                               libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN)
+
+
+def _looks_absent(error: str) -> bool:
+    """No libvirt on this host at all (as opposed to one that stopped answering)."""
+    e = error.lower()
+    return ("no such file or directory" in e and "sock" in e) or "no connection driver" in e \
+        or "libvirt uri" in e
