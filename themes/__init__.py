@@ -1,0 +1,24 @@
+"""Built-in themes as data (one TOML file per theme), loaded without importing Textual.
+
+Each file holds the fields of `textual.theme.Theme` plus a `[variables]` table for
+tenantscope's own variables (status and severity colours). The TUI turns them into Textual
+themes (tui/app.py); a light, high-contrast, colour-blind safe and monochrome theme come later
+as more files here, and user themes from `$XDG_CONFIG_HOME/tenantscope/themes/*.toml`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.resources import files
+from typing import Any
+
+DEFAULT = "tenantscope-dark"
+
+
+def builtin() -> list[dict[str, Any]]:
+    """Every bundled theme as a dict of Theme keyword arguments, in file-name order."""
+    out = []
+    for entry in sorted(files(__name__).iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            out.append(tomllib.loads(entry.read_text(encoding="utf-8")))
+    return out

@@ -1,0 +1,203 @@
+"""The tenantscope App: layout, keys, the command palette, and the wiring to the engine.
+
+The app renders State and nothing else: it starts the source (the live Engine from
+probes/session.py, or a fixed State for tests and replay), listens to it, and posts a
+StateChanged message at most every COALESCE seconds however often probes finish. Panes decide
+themselves whether what they show changed. It never calls libvirt, SSH or netlink.
+
+Layout: on a large terminal (>= 120x34) the five panes share the screen (Tenants and Findings
+on top, Resources and Reachability, then Logs); below that they collapse to tabs with one pane
+shown. Number keys 1-5 focus (and show) a pane in both layouts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import BindingType
+from textual.containers import Container
+from textual.events import DescendantFocus
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.widgets import Footer, Tab, Tabs
+
+import themes
+from probes.model import State
+from probes.session import Options, make_engine
+from tui.bindings import APP_BINDINGS, PANE_ORDER, PANE_TITLES, BindingCommands
+from tui.header import AppHeader
+from tui.messages import FindingSelected, StateChanged
+from tui.panes.base import Pane
+from tui.panes.findings import FindingsPane
+from tui.panes.logs import LogsPane
+from tui.panes.reachability import ReachabilityPane
+from tui.panes.resources import ResourcesPane
+from tui.panes.tenants import TenantsPane
+from tui.source import StateSource
+from tui.status import THEME_DEFAULTS
+
+log = logging.getLogger(__name__)
+
+PANE_CLASSES: dict[str, type[Pane]] = {
+    "tenants": TenantsPane, "resources": ResourcesPane, "reachability": ReachabilityPane,
+    "logs": LogsPane, "findings": FindingsPane,
+}
+
+
+# Where panes sit in the large layout (row by row; Logs spans the last row). Number keys and
+# tabs follow PANE_ORDER (DESIGN.md's order); Tab moves through the grid as it is seen.
+GRID_ORDER = ("tenants", "findings", "resources", "reachability", "logs")
+
+
+class PaneTabs(Tabs, can_focus=False):
+    """Tab bar of the compact layout; keys go to panes, so the bar itself takes no focus."""
+
+
+class TenantScopeApp(App[int]):
+    TITLE = "tenantscope"
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
+    COMMANDS = App.COMMANDS | {BindingCommands}
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
+    COALESCE = 0.15  # seconds between two renders at most once per this interval
+
+    def __init__(self, opts: Options | None = None, *, source: StateSource | None = None,
+                 clock: Callable[[], float] = time.time, tz: tzinfo | None = None) -> None:
+        super().__init__()
+        self.opts = opts or Options()
+        self._source: StateSource = source if source is not None else make_engine(self.opts)
+        self._clock = clock
+        self._tz = tz
+        self._pending: State | None = None
+        self._flush_timer: Timer | None = None
+        self._last_flush = 0.0
+        self._state: State | None = None
+        self._active = PANE_ORDER[0]
+        self.renders = 0  # StateChanged messages handled (tests and bench read it)
+        for data in themes.builtin():
+            self.register_theme(Theme(**data))
+        self.theme = themes.DEFAULT
+
+    # -- layout
+
+    def compose(self) -> ComposeResult:
+        yield AppHeader(clock=self._clock, tz=self._tz, stale_after=max(10.0, 5 * self.opts.interval))
+        yield PaneTabs(*(Tab(f"{i} {PANE_TITLES[p]}", id=f"tab-{p}")
+                         for i, p in enumerate(PANE_ORDER, start=1)), id="pane-tabs")
+        with Container(id="panes"):
+            for p in GRID_ORDER:
+                yield PANE_CLASSES[p](classes="-active" if p == self._active else None)
+        yield Footer()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(THEME_DEFAULTS)
+
+    @property
+    def state(self) -> State | None:
+        """The State on screen now."""
+        return self._state
+
+    def pane(self, pane_id: str) -> Pane:
+        return self.query_one(f"#pane-{pane_id}", Pane)
+
+    # -- the source of State
+
+    def on_mount(self) -> None:
+        self._source.subscribe(self._on_source_state)
+        self._render(self._source.state)
+        self._source.start()
+        self.action_focus_pane(self._active)
+
+    async def on_unmount(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+        try:
+            await self._source.stop()
+        except Exception:
+            log.exception("stopping the engine")
+
+    def _on_source_state(self, state: State) -> None:
+        """Called by the engine on every change (often): remember it, render soon."""
+        self._pending = state
+        if self._flush_timer is None:
+            delay = max(0.01, self._last_flush + self.COALESCE - time.monotonic())
+            self._flush_timer = self.set_timer(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        state, self._pending = self._pending, None
+        self._last_flush = time.monotonic()
+        if state is not None and state is not self._state:
+            self.post_message(StateChanged(state))
+
+    def on_state_changed(self, message: StateChanged) -> None:
+        self._render(message.state)
+
+    def _render(self, state: State) -> None:
+        self._state = state
+        self.renders += 1
+        targets: list[Pane | AppHeader] = [self.query_one(AppHeader), *self.query(Pane)]
+        for t in targets:
+            try:
+                t.show(state)
+            except Exception:  # one broken pane must not blank the others
+                log.exception("%s failed to render", type(t).__name__)
+        from tui.screens.probe_errors import ProbeErrorsScreen
+        if isinstance(self.screen, ProbeErrorsScreen):
+            self.screen.show(state)
+
+    # -- panes and focus
+
+    def action_focus_pane(self, pane_id: str) -> None:
+        if pane_id not in PANE_CLASSES:
+            return
+        self._activate(pane_id)
+        pane = self.pane(pane_id)
+        self.call_after_refresh(lambda: pane.focus_target().focus())
+
+    def _activate(self, pane_id: str) -> None:
+        """Make `pane_id` the shown pane of the compact layout (and the current tab)."""
+        if pane_id == self._active and self.pane(pane_id).has_class("-active"):
+            return
+        self._active = pane_id
+        for p in self.query(Pane):
+            p.set_class(p.pane_id == pane_id, "-active")
+        tabs = self.query_one(PaneTabs)
+        if tabs.active != f"tab-{pane_id}":
+            tabs.active = f"tab-{pane_id}"
+
+    @on(DescendantFocus)
+    def _focus_moved(self, event: DescendantFocus) -> None:
+        for node in event.widget.ancestors_with_self:
+            if isinstance(node, Pane):
+                self._activate(node.pane_id)
+                return
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_clicked(self, event: Tabs.TabActivated) -> None:
+        pane_id = (event.tab.id or "").removeprefix("tab-")
+        if pane_id != self._active:
+            self.action_focus_pane(pane_id)
+
+    # -- screens
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_probe_errors(self) -> None:
+        from tui.screens.probe_errors import ProbeErrorsScreen
+        if self._state is not None and not isinstance(self.screen, ProbeErrorsScreen):
+            self.push_screen(ProbeErrorsScreen(self._state, self._tz))
+
+    def on_finding_selected(self, message: FindingSelected) -> None:
+        from tui.screens.finding import FindingScreen
+        self.push_screen(FindingScreen(message.finding))

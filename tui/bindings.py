@@ -1,0 +1,113 @@
+"""Every key of the app in one place, and the command palette built from them.
+
+Bindings carry an `id` (stable, used by keymaps: `App.set_keymap({"help": "f1"})`) and a
+description. The help screen and the palette read the bindings that are live on the app and
+its panes (after any keymap), so what they list is what the keys do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
+
+if TYPE_CHECKING:
+    from tui.panes.base import Pane
+
+PANE_ORDER = ("tenants", "resources", "reachability", "logs", "findings")
+PANE_TITLES = {"tenants": "Tenants", "resources": "Resources", "reachability": "Reachability",
+               "logs": "Logs", "findings": "Findings"}
+
+APP_BINDINGS: list[BindingType] = [
+    *(Binding(str(i), f"focus_pane('{p}')", f"{PANE_TITLES[p]} pane", id=f"focus-{p}",
+              show=False)
+      for i, p in enumerate(PANE_ORDER, start=1)),
+    Binding("question_mark", "help", "Help", id="help", key_display="?"),
+    Binding("exclamation_mark", "probe_errors", "Probe errors", id="probe-errors", key_display="!"),
+    Binding("ctrl+p", "command_palette", "Commands", id="command-palette", priority=True, show=False),
+    Binding("q", "quit", "Quit", id="quit"),
+]
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One key as the user sees it: where it works, the key, what it does, its id."""
+
+    scope: str  # "Global" or a pane title
+    key: str  # as displayed, after the keymap
+    description: str
+    id: str
+    action: str
+    node: DOMNode
+
+
+def _live(node: DOMNode) -> list[Binding]:
+    """The node's bindings after the keymap (Textual keeps them in `_bindings`)."""
+    bindings = getattr(node, "_bindings", None)
+    if bindings is None:
+        return [b for b in Binding.make_bindings(type(node).BINDINGS)]
+    return [b for _key, b in bindings]
+
+
+def key_entries(app) -> Iterator[KeyEntry]:  # type: ignore[no-untyped-def]
+    """The app's own keys, then each pane's, in pane order. Keys bound to one action are
+    shown together ("q, ctrl+q")."""
+    from tui.panes.base import Pane
+
+    def entries(node: DOMNode, scope: str, *, only_ids: bool) -> Iterator[KeyEntry]:
+        seen: dict[tuple[str, str], list[str]] = {}
+        meta: dict[tuple[str, str], Binding] = {}
+        for b in _live(node):
+            if b.system or (only_ids and not b.id):
+                continue
+            k = (b.action, b.description)
+            seen.setdefault(k, []).append(app.get_key_display(b))
+            meta.setdefault(k, b)
+        for k, keys in seen.items():
+            b = meta[k]
+            yield KeyEntry(scope, ", ".join(dict.fromkeys(keys)), b.description or b.action,
+                           b.id or "", b.action, node)
+
+    yield from entries(app, "Global", only_ids=False)
+    panes: dict[str, Pane] = {p.pane_id: p for p in app.query(Pane)}
+    for pid in PANE_ORDER:
+        if pid in panes:
+            yield from entries(panes[pid], panes[pid].title, only_ids=False)
+
+
+class BindingCommands(Provider):
+    """Every bound action, by description, in the command palette."""
+
+    def _commands(self) -> list[tuple[str, str, object]]:
+        out = []
+        for e in key_entries(self.app):
+            if e.action in ("command_palette",):
+                continue
+            title = e.description if e.scope == "Global" else f"{e.scope}: {e.description}"
+            out.append((title, f"key {e.key}" + (f" · id {e.id}" if e.id else ""),
+                        partial(_run, self.app, e.node, e.action)))
+        return out
+
+    async def discover(self) -> Hits:
+        for title, help_, cb in self._commands():
+            yield DiscoveryHit(title, cb, text=title, help=help_)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_, cb in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), cb, text=title, help=help_)  # type: ignore[arg-type]
+
+
+def _run(app, node: DOMNode, action: str) -> None:  # type: ignore[no-untyped-def]
+    """Run a pane's action with that pane focused, so it acts on what the user sees."""
+    from tui.panes.base import Pane
+    if isinstance(node, Pane):
+        app.action_focus_pane(node.pane_id)
+    app.call_after_refresh(app.run_action, action, node)

@@ -1,0 +1,127 @@
+"""The header: which hosts, how their connections are, how fresh the picture is.
+
+On call, the first question is whether the screen can be trusted: so every connection's state
+is spelled out ("libvirt: unreachable since 14:02:10, retrying"), the count of failing probes
+is one click (or `!`) from their messages, the time of the last refresh is shown and marked
+stale when it stops moving, and a demo says it is one. Times come from an injected clock and
+time zone so that screenshots and tests are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from probes.model import Connection, ConnState, State
+from tui.safe import untrusted
+from tui.status import theme_style
+
+DEMO_NOTE = "demo fleet (libvirt test driver: simulated hypervisor)"
+
+
+def hhmmss(t: float, tz: tzinfo | None = None) -> str:
+    return datetime.fromtimestamp(t, tz).strftime("%H:%M:%S") if t else "never"
+
+
+_CONN_SYMBOL = {
+    ConnState.UP: ("✓", "status-pass"),
+    ConnState.CONNECTING: ("…", "status-warn"),
+    ConnState.UNREACHABLE: ("✗", "status-fail"),
+    ConnState.AUTH_FAILED: ("✗", "status-fail"),
+    ConnState.HOST_KEY_REFUSED: ("✗", "status-fail"),
+    ConnState.ABSENT: ("-", "status-skip"),
+}
+
+
+def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str]) -> Text:
+    symbol, var = _CONN_SYMBOL.get(c.state, ("?", "status-warn"))
+    colour = theme_style(variables, var)
+    out = Text()
+    out.append(f"{symbol} ", style=colour)
+    out.append_text(untrusted(c.what))
+    out.append(": ")
+    out.append(c.state.value, style=colour)
+    if c.state in (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED):
+        if c.since:
+            out.append(f" since {hhmmss(c.since, tz)}")
+        out.append(", retrying")
+    return out
+
+
+def header_text(state: State, now: float, tz: tzinfo | None, stale_after: float,
+                variables: dict[str, str]) -> Text:
+    out = Text("tenantscope", style="bold")
+    for h in state.hosts:
+        out.append("  │  ", style="dim")
+        out.append_text(untrusted(h.host.name, style="bold"))
+        if not h.connections:
+            out.append(" waiting for the first observation" if not h.refreshed_at else "", style="italic")
+        for c in h.connections:
+            out.append("  ")
+            out.append_text(connection_text(c, tz, variables))
+    refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
+    out.append("  │  ", style="dim")
+    out.append(f"refreshed {hhmmss(refreshed, tz)}")
+    if refreshed and now - refreshed > stale_after:
+        age = int(now - refreshed)
+        out.append(f" (stale: {age // 60} min {age % 60} s ago)" if age >= 60 else f" (stale: {age} s ago)",
+                   style=theme_style(variables, "status-warn", bold=True))
+    if state.source == "demo":
+        out.append("  │  ", style="dim")
+        out.append(DEMO_NOTE, style="italic")
+    elif state.source not in ("live", ""):
+        out.append("  │  ", style="dim")
+        out.append_text(untrusted(state.source, style="italic"))
+    return out
+
+
+def errors_text(state: State, variables: dict[str, str]) -> Text:
+    n = sum(len(h.probe_errors) for h in state.hosts)
+    if not n:
+        return Text("✓ no probe errors", style="dim")
+    return Text(f"⚠ {n} probe error{'s' if n != 1 else ''} (!)", style=theme_style(variables, "status-fail", bold=True))
+
+
+class ErrorCount(Static):
+    """The failing-probe count; a click opens the list (same as `!`)."""
+
+    async def on_click(self) -> None:
+        await self.app.run_action("probe_errors")
+
+
+class AppHeader(Horizontal):
+    def __init__(self, *, clock: Callable[[], float], tz: tzinfo | None, stale_after: float) -> None:
+        super().__init__(id="header")
+        self._clock = clock
+        self._tz = tz
+        self._stale_after = stale_after
+        self._state: State | None = None
+        self._shown: tuple[Text, Text] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header-main")
+        yield ErrorCount(id="header-errors")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)  # staleness moves even when no state arrives
+
+    def show(self, state: State) -> None:
+        self._state = state
+        self._tick()
+
+    def _tick(self) -> None:
+        if self._state is None:
+            return
+        variables = self.app.theme_variables
+        main = header_text(self._state, self._clock(), self._tz, self._stale_after, variables)
+        errs = errors_text(self._state, variables)
+        if self._shown is not None and self._shown == (main, errs):
+            return
+        self._shown = (main, errs)
+        self.query_one("#header-main", Static).update(main)
+        self.query_one("#header-errors", Static).update(errs)

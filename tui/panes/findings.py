@@ -1,0 +1,118 @@
+"""Findings pane: every isolation check result, the worst first.
+
+Sorted by status (fail, warn, error, skipped, pass), then severity, then tenant. The status is
+a symbol and a word (colour only on top), so it reads the same on a monochrome projector.
+Enter opens the detail (why it matters, evidence, the fix). The table is refilled only when
+the findings changed, and the cursor stays on the same finding.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from probes.model import Finding, State
+from tui.messages import FindingSelected
+from tui.panes.base import Pane
+from tui.safe import untrusted
+from tui.status import STATUS_LABEL, finding_sort_key, severity_text, status_text
+
+COLUMNS = ("Status", "Severity", "Check", "Tenants", "Summary")
+
+
+class FindingsTable(DataTable[Text]):
+    """The table; row keys are Finding.key so the cursor survives refreshes."""
+
+
+class FindingsPane(Pane):
+    pane_id: ClassVar[str] = "findings"
+    title: ClassVar[str] = "Findings"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_detail", "Detail", id="findings-detail"),
+    ]
+
+    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self._findings: tuple[Finding, ...] | None = None
+        self._rows: dict[str, Finding] = {}
+
+    def compose(self) -> ComposeResult:
+        table = FindingsTable(id="findings-table", cursor_type="row", zebra_stripes=True)
+        for c in COLUMNS:
+            table.add_column(c, key=c.lower())
+        yield table
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._refill())
+
+    @property
+    def table(self) -> FindingsTable:
+        return self.query_one(FindingsTable)
+
+    @property
+    def ordered(self) -> tuple[Finding, ...]:
+        return tuple(self._rows.values())
+
+    def show(self, state: State) -> None:
+        if state.findings == self._findings:
+            return
+        self._findings = state.findings
+        self._refill()
+
+    def _refill(self) -> None:
+        if self._findings is None:
+            return
+        table = self.table
+        # The cursor follows its finding across refreshes, unless it is on the first row:
+        # then it stays on top, where the worst finding is.
+        current = self.selected() if table.cursor_row > 0 else None
+        ordered = sorted(self._findings, key=finding_sort_key)
+        variables = self.app.theme_variables
+        table.clear()
+        self._rows = {}
+        for f in ordered:
+            key = f.key
+            if key in self._rows:  # two identical results: keep one row
+                continue
+            self._rows[key] = f
+            table.add_row(
+                status_text(f.status, variables),
+                severity_text(f.severity, variables),
+                untrusted(f.check_id),
+                untrusted(", ".join(f.tenants) or "—"),
+                untrusted(f.summary or f.title),
+                key=key,
+            )
+        if current is not None and current.key in self._rows:
+            table.move_cursor(row=table.get_row_index(current.key), animate=False)
+        counts = Counter(f.status for f in self._rows.values())
+        self.border_subtitle = " · ".join(
+            f"{STATUS_LABEL[s]} {counts[s]}" for s in STATUS_LABEL if counts.get(s))
+
+    def selected(self) -> Finding | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return self._rows.get(key or "")
+
+    # -- actions
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_detail()
+
+    def action_open_detail(self) -> None:
+        f = self.selected()
+        if f is not None:
+            self.post_message(FindingSelected(f))
+

@@ -1,0 +1,196 @@
+"""Tenants pane: who runs what, where. A tree tenant > workload, plus an "unplaced" group.
+
+Each workload line says its kind, state, host and the rule that placed it in its tenant, so
+a surprising placement can be traced to the config selector, the Nova metadata or the name
+prefix that caused it. Refreshes keep the cursor, the collapsed groups and the scroll
+position: when only labels changed they are updated in place; when workloads come or go the
+tree is rebuilt and the view restored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from probes.model import Placement, State, Workload
+from tui.panes.base import Pane
+from tui.safe import untrusted
+
+UNPLACED = "u:"  # node data of the unplaced group; tenants are "t:NAME", workloads "w:KEY"
+
+
+@dataclass(frozen=True)
+class _Row:
+    data: str
+    label: Text
+
+
+@dataclass(frozen=True)
+class _Group:
+    data: str
+    label: Text
+    rows: tuple[_Row, ...]
+
+
+def _placement(w: Workload) -> Text:
+    if w.placed_by == Placement.UNPLACED or not w.tenant:
+        return Text("no rule matched", style="italic")
+    out = Text(f"{w.placed_by.value}")
+    if w.placed_rule:
+        out.append(": ")
+        out.append_text(untrusted(w.placed_rule))
+    return out
+
+
+def workload_label(w: Workload) -> Text:
+    return Text.assemble(
+        untrusted(w.name, style="bold"), "  ",
+        (w.kind.value, "italic"), " · ",
+        untrusted(w.state or "?"), " · ",
+        untrusted(w.host), " · ",
+        _placement(w),
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def build_groups(state: State) -> tuple[_Group, ...]:
+    """The tree's content as plain data: one group per tenant (sorted), then unplaced."""
+    by_tenant: dict[str, list[Workload]] = {t.name: [] for t in state.tenants}
+    unplaced: list[Workload] = []
+    for w in state.workloads():
+        if w.tenant:
+            by_tenant.setdefault(w.tenant, []).append(w)
+        else:
+            unplaced.append(w)
+
+    def rows(ws: Sequence[Workload]) -> tuple[_Row, ...]:
+        order = sorted(ws, key=lambda w: (w.host, w.kind.value, w.name))
+        return tuple(_Row(f"w:{w.key}", workload_label(w)) for w in order)
+
+    groups = []
+    for name in sorted(by_tenant):
+        ws = by_tenant[name]
+        hosts = {w.host for w in ws}
+        label = Text.assemble(untrusted(name, style="bold"), "  ",
+                              (f"{_plural(len(ws), 'workload')} · {_plural(len(hosts), 'host')}", "dim"))
+        groups.append(_Group(f"t:{name}", label, rows(ws)))
+    label = Text.assemble(("⊘ unplaced", "bold italic"), "  ",
+                          (f"{_plural(len(unplaced), 'workload')} no rule placed", "dim"))
+    groups.append(_Group(UNPLACED, label, rows(unplaced)))
+    return tuple(groups)
+
+
+def _projection(state: State) -> tuple[object, ...]:
+    """What this pane shows, cheap to compare: skip all work when it is unchanged."""
+    return (tuple(t.name for t in state.tenants),
+            tuple((w.key, w.state, w.tenant, w.placed_by, w.placed_rule) for w in state.workloads()))
+
+
+class TenantTree(Tree[str]):
+    """The tree itself; its node data identify groups and workloads across refreshes."""
+
+
+class TenantsPane(Pane):
+    pane_id: ClassVar[str] = "tenants"
+    title: ClassVar[str] = "Tenants"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("plus", "expand_all", "Expand all", id="tenants-expand-all"),
+        Binding("minus", "collapse_all", "Collapse all", id="tenants-collapse-all"),
+    ]
+
+    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self._seen: tuple[object, ...] | None = None
+        self._groups: tuple[_Group, ...] = ()
+        self._collapsed: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        tree = TenantTree(Text("tenants"), id="tenant-tree")
+        tree.show_root = False
+        tree.guide_depth = 2
+        yield tree
+
+    @property
+    def tree(self) -> TenantTree:
+        return self.query_one(TenantTree)
+
+    # -- rendering
+
+    def show(self, state: State) -> None:
+        seen = _projection(state)
+        if seen == self._seen:
+            return
+        self._seen = seen
+        groups = build_groups(state)
+        self.border_subtitle = (f"{_plural(len(groups) - 1, 'tenant')} · "
+                                f"{_plural(len(state.workloads()), 'workload')}")
+        if _shape(groups) == _shape(self._groups):
+            self._relabel(groups)
+        else:
+            self._rebuild(groups)
+        self._groups = groups
+
+    def _relabel(self, groups: tuple[_Group, ...]) -> None:
+        nodes = {n.data: n for n in _walk(self.tree.root)}
+        old = {g.data: g for g in self._groups}
+        for g in groups:
+            if old[g.data].label != g.label:
+                nodes[g.data].set_label(g.label)
+            for r_old, r in zip(old[g.data].rows, g.rows):
+                if r_old.label != r.label:
+                    nodes[r.data].set_label(r.label)
+
+    def _rebuild(self, groups: tuple[_Group, ...]) -> None:
+        tree = self.tree
+        cursor = tree.cursor_node.data if tree.cursor_node is not None else None
+        cursor_parent = (tree.cursor_node.parent.data
+                         if tree.cursor_node is not None and tree.cursor_node.parent is not None else None)
+        scroll_y = tree.scroll_y
+        if self._groups:  # remember what the user collapsed; new groups start expanded
+            for n in tree.root.children:
+                if n.data is not None:
+                    (self._collapsed.discard if n.is_expanded else self._collapsed.add)(n.data)
+        tree.clear()
+        by_data: dict[str, TreeNode[str]] = {}
+        for g in groups:
+            node = tree.root.add(g.label, data=g.data, expand=g.data not in self._collapsed)
+            by_data[g.data] = node
+            for r in g.rows:
+                by_data[r.data] = node.add_leaf(r.label, data=r.data)
+        target = by_data.get(cursor or "") or by_data.get(cursor_parent or "")
+        if target is not None:
+            tree.move_cursor(target)
+        tree.scroll_to(y=scroll_y, animate=False, immediate=False)
+
+    # -- actions
+
+    def action_expand_all(self) -> None:
+        self._collapsed.clear()
+        for n in self.tree.root.children:
+            n.expand()
+
+    def action_collapse_all(self) -> None:
+        for n in self.tree.root.children:
+            n.collapse()
+            if n.data is not None:
+                self._collapsed.add(n.data)
+
+
+def _shape(groups: tuple[_Group, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((g.data, tuple(r.data for r in g.rows)) for g in groups)
+
+
+def _walk(node: TreeNode[str]):  # type: ignore[no-untyped-def]
+    for child in node.children:
+        yield child
+        yield from _walk(child)

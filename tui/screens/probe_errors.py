@@ -1,0 +1,65 @@
+"""Probe errors: which probe failed on which host, with what message, since when.
+
+Opened from the header's error count (click or `!`). A failing probe never stops the others;
+this list is where the user sees what is missing from the picture and why.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
+
+from probes.model import ProbeError, State
+from tui.header import hhmmss
+from tui.safe import untrusted
+
+
+def all_errors(state: State) -> list[ProbeError]:
+    return sorted((e for h in state.hosts for e in h.probe_errors), key=lambda e: (e.host, e.probe))
+
+
+class ProbeErrorsScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="probe-errors-close"),
+    ]
+
+    def __init__(self, state: State, tz: tzinfo | None = None) -> None:
+        super().__init__()
+        self._state = state
+        self._tz = tz
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="probe-errors", classes="dialog") as box:
+            box.border_title = "Probe errors"
+            box.border_subtitle = "Esc closes"
+            table: DataTable[Text] = DataTable(id="probe-errors-table", cursor_type="row")
+            table.add_columns("Probe", "Host", "Message", "Failing since", "Last")
+            yield table
+            yield Static(id="probe-errors-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show(self._state)
+
+    def show(self, state: State) -> None:
+        self._state = state
+        table = self.query_one("#probe-errors-table", DataTable)
+        table.clear()
+        errors = all_errors(state)
+        for e in errors:
+            table.add_row(untrusted(e.probe), untrusted(e.host), untrusted(e.message),
+                          Text(hhmmss(e.since or e.at, self._tz)), Text(hhmmss(e.at, self._tz)))
+        self.query_one("#probe-errors-empty", Static).update(
+            Text("No probe is failing: every probe's last run succeeded.", style="italic")
+            if not errors else Text(f"{len(errors)} probe(s) failing; each retries with back-off.",
+                                    style="dim"))
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)

@@ -1,0 +1,67 @@
+"""How a status and a severity look: always a symbol and a word, colour only on top.
+
+Colours come from the theme's variables (`status-fail`, ...; defaults in the app), so a theme
+change or NO_COLOR never leaves a status readable only by its colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.style import Style
+from rich.text import Text
+
+from probes.model import SEVERITY_ORDER, Finding, Severity, Status
+
+STATUS_LABEL: dict[Status, str] = {
+    Status.FAIL: "✗ FAIL",
+    Status.WARN: "! WARN",
+    Status.ERROR: "? ERROR",
+    Status.SKIPPED: "- SKIP",
+    Status.PASS: "✓ PASS",
+}
+STATUS_VAR: dict[Status, str] = {
+    Status.FAIL: "status-fail",
+    Status.WARN: "status-warn",
+    Status.ERROR: "status-error",
+    Status.SKIPPED: "status-skip",
+    Status.PASS: "status-pass",
+}
+STATUS_ORDER: dict[Status, int] = {s: i for i, s in enumerate(STATUS_LABEL)}
+
+# Theme variables with their defaults, so that every Textual theme renders our styles.
+THEME_DEFAULTS: dict[str, str] = {
+    "status-fail": "#ff5f5f",
+    "status-warn": "#ffd75f",
+    "status-error": "#d787ff",
+    "status-skip": "#8a8a8a",
+    "status-pass": "#87d787",
+    "severity-critical": "#ff5f5f",
+    "severity-high": "#ff875f",
+    "severity-medium": "#ffd75f",
+    "severity-low": "#87afd7",
+    "severity-info": "#8a8a8a",
+}
+
+
+def theme_style(variables: Mapping[str, str], name: str, bold: bool = False) -> Style:
+    colour = variables.get(name) or THEME_DEFAULTS.get(name)
+    try:
+        return Style(color=colour, bold=bold)
+    except Exception:  # a theme value Rich cannot parse: keep the word, drop the colour
+        return Style(bold=bold)
+
+
+def status_text(status: Status, variables: Mapping[str, str]) -> Text:
+    return Text(STATUS_LABEL.get(status, status.value.upper()),
+                style=theme_style(variables, STATUS_VAR.get(status, "status-skip"), bold=status == Status.FAIL))
+
+
+def severity_text(severity: Severity, variables: Mapping[str, str]) -> Text:
+    return Text(severity.value, style=theme_style(variables, f"severity-{severity.value}"))
+
+
+def finding_sort_key(f: Finding) -> tuple[int, int, tuple[str, ...], str, str]:
+    """fail, warn, error, skipped, pass; then the most severe first; then tenant, id, host."""
+    return (STATUS_ORDER.get(f.status, 99), -SEVERITY_ORDER.get(f.severity, 0), f.tenants,
+            f.check_id, f.summary)
