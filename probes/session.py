@@ -13,6 +13,7 @@ from typing import Any
 from probes.engine import Engine, Probe
 from probes.hosts.base import HostTransport
 from probes.hosts.local import LocalHost
+from probes.config import Config
 from probes.model import State
 
 
@@ -21,9 +22,15 @@ class Options:
     libvirt_uri: str | None = None  # None: qemu:///system on local hosts
     demo: bool = False
     config_path: str | None = None
+    config: Config | None = None  # the parsed config file (tui/cli.py loads it once)
     hosts: tuple[str, ...] = ()  # ssh targets; empty: the local host
     known_hosts: str | None = None
     accept_new_host_keys: bool = False
+    hosts_file: str | None = None  # one ssh target a line
+    inventory: str | None = None  # Ansible inventory, INI or YAML
+    limit: str | None = None  # inventory groups or host names, comma-separated
+    identity: tuple[str, ...] = ()  # ssh key files; default: agent, ~/.ssh/config, ~/.ssh/id_*
+    ssh_config: str | None = None  # default ~/.ssh/config
     interval: float = 2.0
     root: str = ""  # prefix for host files (tests)
     checks: tuple[str, ...] = ()
@@ -38,7 +45,7 @@ def demo_uri() -> str:
 def make_hosts(opts: Options) -> list[HostTransport]:
     if opts.demo:
         return [LocalHost("demo-hv1", libvirt_uri=demo_uri(), root=opts.root)]
-    if opts.hosts:
+    if opts.hosts or opts.hosts_file or opts.inventory:
         from probes.hosts.ssh import hosts_from_targets  # type: ignore[import-not-found]
         return list(hosts_from_targets(opts))
     return [LocalHost(libvirt_uri=opts.libvirt_uri or "qemu:///system", root=opts.root)]
@@ -47,6 +54,9 @@ def make_hosts(opts: Options) -> list[HostTransport]:
 def make_probes(opts: Options) -> Any:
     def for_host(host: HostTransport) -> Sequence[Probe[Any]]:
         probes: list[Probe[Any]] = []
+        if host.host.kind == "ssh":  # first: the others share its connection
+            from probes.hosts.connection import ConnectionProbe
+            probes.append(ConnectionProbe(host, interval=opts.interval))
         # each area registers its probes here
         try:
             from probes.inventory.libvirt import LibvirtProbe
@@ -54,6 +64,13 @@ def make_probes(opts: Options) -> Any:
                 probes.append(LibvirtProbe(interval=opts.interval))
         except ImportError:
             pass
+        if not opts.demo:  # the demo shows only the bundled libvirt fleet
+            from probes.inventory.containers import ContainerProbe
+            from probes.inventory.netns import NetnsProbe
+            every = max(opts.interval, 5.0)
+            probes += [NetnsProbe(interval=every), ContainerProbe(interval=every)]
+        from probes.resources.probe import ResourcesProbe
+        probes.append(ResourcesProbe(interval=opts.interval))
         return probes
     return for_host
 

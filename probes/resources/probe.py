@@ -1,0 +1,299 @@
+"""ResourcesProbe: per-workload samples, host totals, history and spikes, every refresh.
+
+One refresh reads, concurrently: libvirt's bulk domain stats (VMs), the cgroup files of the
+containers the inventory found, interface counters of network namespaces, and the host's
+totals. Counters become rates (rates.py), each rate feeds its rolling baseline (baseline.py),
+and the result is one ResourceSnapshot for HostState.samples.
+
+Which containers and namespaces to read comes from the host's workloads as the inventory
+probes last reported them: `merge` notes them for the next `collect` (its result is still a
+pure function of its inputs). VMs need no inventory: the bulk call returns every domain.
+
+A source that fails (libvirt down, a cgroup removed mid-read) is reported in
+`ResourceSnapshot.problems` and the other sources still count; only when every source fails
+does the probe fail as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+
+from probes.engine import Probe
+from probes.hosts.base import HostTransport
+from probes.model import HostState, Workload, WorkloadKind
+from probes.resources import cgroups
+from probes.resources.baseline import SpikeDetector, Tuning
+from probes.resources.domstats import DomainReading, DomainStats
+from probes.resources.hosttotals import RawTotals, read_totals
+from probes.resources.model import (HISTORY_LEN, History, HostTotals, Limits, Metric,
+                                    ResourceSnapshot, Sample)
+from probes.resources.netcounters import NetCounters, NetnsReader
+from probes.resources.rates import RateTracker, cpu_percent
+
+_RUNNING = {1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
+            6: "crashed", 7: "suspended"}
+
+
+class ResourcesProbe(Probe[ResourceSnapshot]):
+    name = "resources"
+
+    def __init__(self, interval: float = 2.0, *, limits_every: int = 5,
+                 libvirt: bool = True, tuning: dict[Metric, Tuning] | None = None,
+                 clock=time.time) -> None:
+        self.interval = interval
+        self.timeout = max(10.0, 3 * interval)
+        self.limits_every = max(1, limits_every)
+        self.paused = False
+        self._use_libvirt = libvirt
+        self._clock = clock
+        self._rates = RateTracker()
+        self.detector = SpikeDetector(tuning)
+        self._hist: dict[str, dict[Metric, deque[float]]] = {}
+        self._hist_at: deque[float] = deque(maxlen=HISTORY_LEN)
+        self._limits: dict[str, Limits] = {}
+        self._cg_paths: dict[int, tuple[tuple[str, str], ...]] = {}  # pid -> controller paths
+        self._workloads: tuple[Workload, ...] = ()
+        self._layout: cgroups.Layout | None = None
+        self._dom: DomainStats | None = None
+        self._netns = NetnsReader()
+        self._n = 0
+        self._last: ResourceSnapshot | None = None
+
+    # ------------------------------------------------------------------ run-time controls
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = max(0.2, float(seconds))
+        self.timeout = max(10.0, 3 * self.interval)
+
+    # ------------------------------------------------------------------ Probe
+
+    def merge(self, state: HostState, result: ResourceSnapshot) -> HostState:
+        self._workloads = state.workloads  # which groups/namespaces to read next time
+        return replace(state, samples=result)
+
+    async def close(self) -> None:
+        if self._dom is not None:
+            await asyncio.to_thread(self._dom.close)
+        self._netns.close()
+
+    async def collect(self, host: HostTransport) -> ResourceSnapshot:
+        if self.paused and self._last is not None:
+            return self._last
+        with_limits = self._n % self.limits_every == 0
+        self._n += 1
+        workloads = [w for w in self._workloads if w.host == host.name] or list(self._workloads)
+        containers = [w for w in workloads if w.kind == WorkloadKind.CONTAINER and w.container]
+        netns = [w for w in workloads if w.kind == WorkloadKind.NETNS and w.netns is not None]
+        if any(w.key not in self._limits for w in containers):
+            with_limits = True
+
+        jobs: dict[str, asyncio.Future] = {}
+        uri = host.host.libvirt_uri
+        if self._use_libvirt and uri:
+            if self._dom is None or self._dom.uri != uri:
+                self._dom = DomainStats(uri)
+            jobs["libvirt"] = asyncio.ensure_future(asyncio.to_thread(self._dom.collect, with_limits))
+        if containers:
+            jobs["cgroups"] = asyncio.ensure_future(self._read_containers(host, containers, with_limits))
+        net_targets = _net_targets(containers, netns)
+        if net_targets:
+            jobs["netns"] = asyncio.ensure_future(self._netns.read(host, net_targets))
+        jobs["host"] = asyncio.ensure_future(read_totals(host))
+        names = list(jobs)
+        results = await asyncio.gather(*jobs.values(), return_exceptions=True)
+        got = {}
+        problems = []
+        for n, r in zip(names, results):
+            if isinstance(r, BaseException):
+                if isinstance(r, asyncio.CancelledError):
+                    raise r
+                problems.append(f"{n}: {_first_line(r)}")
+            else:
+                got[n] = r
+        if not got:
+            raise RuntimeError("; ".join(problems))
+        now = self._clock()
+        samples: list[Sample] = []
+        if "libvirt" in got:
+            samples += self._vm_samples(host.name, workloads, got["libvirt"], now)
+        nets: dict[str, NetCounters | None] = got.get("netns", {})
+        if "cgroups" in got:
+            samples += self._container_samples(containers, got["cgroups"], nets, now)
+        for w in netns:
+            samples.append(self._netns_sample(w, nets.get(w.key), now))
+        totals = self._totals(got.get("host"), now)
+        snap = self._finish(samples, totals, tuple(problems), now)
+        self._last = snap
+        return snap
+
+    # ------------------------------------------------------------------ sources
+
+    async def _read_containers(self, host: HostTransport, containers: Sequence[Workload],
+                               with_limits: bool) -> list[cgroups.GroupReading]:
+        if self._layout is None:
+            self._layout = await cgroups.detect_layout(host)
+        pids = [w.container.init_pid for w in containers
+                if w.container and w.container.init_pid > 0
+                and (with_limits or w.container.init_pid not in self._cg_paths)]
+        if pids:
+            files = await cgroups.read_files(host, [f"/proc/{p}/cgroup" for p in pids])
+            for p in pids:
+                text = files.get(f"/proc/{p}/cgroup")
+                if text:
+                    self._cg_paths[p] = tuple(sorted(cgroups.parse_proc_cgroup(text).items()))
+                else:
+                    self._cg_paths.pop(p, None)
+        refs = []
+        for w in containers:
+            c = w.container
+            assert c is not None
+            paths = self._cg_paths.get(c.init_pid) if c.init_pid > 0 else None
+            if paths:
+                refs.append(cgroups.GroupRef(w.key, paths))
+            else:
+                refs.append(cgroups.GroupRef.same_everywhere(w.key, c.cgroup or "/"))
+        return await cgroups.read_groups(host, self._layout, refs, limits=with_limits)
+
+    # ------------------------------------------------------------------ samples
+
+    def _vm_samples(self, host: str, workloads: Sequence[Workload],
+                    readings: Sequence[DomainReading], now: float) -> list[Sample]:
+        by_uuid = {w.uuid: w.key for w in workloads if w.kind == WorkloadKind.VM and w.uuid}
+        by_name = {w.name: w.key for w in workloads if w.kind == WorkloadKind.VM}
+        out = []
+        for r in readings:
+            key = by_uuid.get(r.uuid) or by_name.get(r.name) or f"{host}/{WorkloadKind.VM}/{r.name}"
+            if r.live is not None:
+                self._limits[key] = r.live
+            live = self._limits.get(key)
+            if r.state not in (1, 2, 3):
+                out.append(Sample(key, now, "vm", "libvirt", note=_RUNNING.get(r.state, "not running"),
+                                  live=live))
+                continue
+            own = f"{key}#{r.dom_id}"  # a restarted domain gets a new id: its counters start over
+            rt = self._rates.rate
+            rx, tx = rt(own, "net_rx", r.net_rx, now), rt(own, "net_tx", r.net_tx, now)
+            mem = (r.rss_kib or r.balloon_kib)
+            out.append(Sample(
+                key, now, "vm", "libvirt",
+                cpu_pct=cpu_percent(rt(own, "cpu", r.cpu_ns, now)),
+                steal_pct=cpu_percent(rt(own, "delay", r.vcpu_delay_ns, now)),
+                vcpus=r.vcpus,
+                mem_bytes=mem * 1024 if mem is not None else None,
+                mem_limit_bytes=live.mem_limit_bytes if live else None,
+                blk_read_bps=rt(own, "blk_r", r.blk_read, now),
+                blk_write_bps=rt(own, "blk_w", r.blk_write, now),
+                net_rx_bps=rx, net_tx_bps=tx,
+                net_drops_ps=rt(own, "drops", r.net_drops, now),
+                live=live, note="" if r.cpu_ns is not None else "no counters from libvirt"))
+        return out
+
+    def _container_samples(self, containers: Sequence[Workload],
+                           readings: Sequence[cgroups.GroupReading],
+                           nets: dict[str, NetCounters | None], now: float) -> list[Sample]:
+        out = []
+        rt = self._rates.rate
+        for w, g in zip(containers, readings):
+            key = w.key
+            if g.limits is not None:
+                self._limits[key] = g.limits
+            live = self._limits.get(key)
+            if not g.exists:
+                self._limits.pop(key, None)
+                out.append(Sample(key, now, "container", "", note="cgroup not found",
+                                  pids=None))
+                for c in ("cpu", "blk_r", "blk_w"):
+                    rt(key, c, None, now)
+                continue
+            n = nets.get(key)
+            out.append(Sample(
+                key, now, "container", g.version,
+                cpu_pct=cpu_percent(rt(key, "cpu", g.cpu_ns, now)),
+                mem_bytes=g.mem_bytes,
+                mem_limit_bytes=live.mem_limit_bytes if live else None,
+                blk_read_bps=rt(key, "blk_r", g.blk_read, now),
+                blk_write_bps=rt(key, "blk_w", g.blk_write, now),
+                net_rx_bps=rt(key, "net_rx", n.rx_bytes if n else None, now),
+                net_tx_bps=rt(key, "net_tx", n.tx_bytes if n else None, now),
+                net_drops_ps=rt(key, "drops", n.drops if n else None, now),
+                pids=g.pids, live=live))
+        return out
+
+    def _netns_sample(self, w: Workload, n: NetCounters | None, now: float) -> Sample:
+        rt = self._rates.rate
+        if n is None:
+            for c in ("net_rx", "net_tx", "drops"):
+                rt(w.key, c, None, now)
+            return Sample(w.key, now, "netns", "netns", note="namespace not readable")
+        return Sample(w.key, now, "netns", "netns",
+                      net_rx_bps=rt(w.key, "net_rx", n.rx_bytes, now),
+                      net_tx_bps=rt(w.key, "net_tx", n.tx_bytes, now),
+                      net_drops_ps=rt(w.key, "drops", n.drops, now))
+
+    def _totals(self, raw: RawTotals | None, now: float) -> HostTotals:
+        if raw is None:
+            return HostTotals()
+        rt = self._rates.rate
+        total = rt("@host", "total", raw.cpu_total, now)
+        idle = rt("@host", "idle", raw.cpu_idle, now)
+        steal = rt("@host", "steal", raw.cpu_steal, now)
+        busy = steal_pct = None
+        if total and idle is not None:
+            busy = max(0.0, min(100.0, 100.0 * (total - idle) / total))
+            steal_pct = 100.0 * (steal or 0.0) / total
+        return HostTotals(cpus=raw.cpus, cpu_pct=busy, steal_pct=steal_pct,
+                          mem_total=raw.mem_total, mem_used=raw.mem_used,
+                          blk_read_bps=rt("@host", "blk_r", raw.blk_read, now),
+                          blk_write_bps=rt("@host", "blk_w", raw.blk_write, now),
+                          net_rx_bps=rt("@host", "net_rx", raw.net_rx, now),
+                          net_tx_bps=rt("@host", "net_tx", raw.net_tx, now), source=raw.source)
+
+    def _finish(self, samples: list[Sample], totals: HostTotals, problems: tuple[str, ...],
+                now: float) -> ResourceSnapshot:
+        keys = {s.workload for s in samples}
+        self._hist_at.append(now)
+        for s in samples:
+            h = self._hist.get(s.workload)
+            if h is None:
+                h = self._hist[s.workload] = {m: deque(maxlen=HISTORY_LEN) for m in
+                                              (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET)}
+            for m, dq in h.items():
+                dq.append(s.value(m) or 0.0)
+            for m in (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET, Metric.STEAL):
+                self.detector.update(s.workload, m, s.value(m), now)
+        for k in [k for k in self._hist if k not in keys]:
+            del self._hist[k]
+        self._rates.forget_missing(keys | {"@host"})
+        self.detector.forget_missing(keys, now)
+        for k in [k for k in self._limits if k not in keys]:
+            del self._limits[k]
+        history = tuple(History(k, tuple(h[Metric.CPU]), tuple(h[Metric.MEM]),
+                                tuple(h[Metric.DISK]), tuple(h[Metric.NET]))
+                        for k, h in sorted(self._hist.items()))
+        return ResourceSnapshot(samples=tuple(sorted(samples, key=lambda s: s.workload)), at=now,
+                                interval=self.interval, totals=totals, history=history,
+                                history_at=tuple(self._hist_at),
+                                spikes=self.detector.spikes(now), problems=problems)
+
+
+def _net_targets(containers: Sequence[Workload], netns: Sequence[Workload]) -> list[tuple[str, str, int]]:
+    out = []
+    for w in containers:
+        c = w.container
+        if c and c.init_pid > 0 and "net" not in c.shared_namespaces:
+            out.append((w.key, f"/proc/{c.init_pid}/ns/net", c.init_pid))
+    for w in netns:
+        n = w.netns
+        assert n is not None
+        pid = n.pids[0] if n.pids else 0
+        out.append((w.key, n.path or w.name, pid))
+    return out
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return text.splitlines()[0][:300]
