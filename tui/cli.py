@@ -56,8 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_config(args: argparse.Namespace, demo: bool):
+    """The config file, parsed once per command; a bad one is a one-line error (exit 2).
+    The demo fleet ignores the user's default config (it describes their own fleet)."""
+    from probes.config import Config, ConfigError, load
+    if demo and not args.config:
+        return Config()
+    try:
+        return load(args.config)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+
+
 def options_from(args: argparse.Namespace, *, demo: bool = False) -> Options:
-    return Options(libvirt_uri=args.libvirt, demo=demo or bool(getattr(args, "demo", False)),
+    demo = demo or bool(getattr(args, "demo", False))
+    return Options(libvirt_uri=args.libvirt, demo=demo, config=_load_config(args, demo),
                    config_path=args.config, hosts=tuple(args.host), interval=args.interval,
                    checks=tuple(getattr(args, "check", []) or ()))
 

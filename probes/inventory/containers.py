@@ -1,0 +1,286 @@
+"""Containers: processes whose namespaces differ from the host's, grouped into containers.
+
+A process belongs to a container when its cgroup path names a container runtime (docker,
+containerd, cri-o, podman, lxc, libvirt-lxc, systemd-nspawn) or when it has its own pid, user,
+uts or ipc namespace. Processes that differ only in net (and mnt) are plain network namespaces
+(probes/inventory/netns.py); mnt alone is service sandboxing; libvirt's QEMU processes are VMs
+(probes/inventory/libvirt.py). Processes are grouped by runtime + container id where the
+cgroup path gives one, else by namespace set + cgroup path.
+
+For each container the init process (the member whose parent is outside the group) is
+inspected: CapEff, Seccomp, NoNewPrivs, LSM label, namespaces shared with the host, its own
+user namespace and uid_map, and its mounts: the fields the CTR-* checks judge. Everything is
+read through the host transport, so it works the same locally, over SSH and on a test tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from probes.engine import Probe
+from probes.hosts.base import HostTransport
+from probes.inventory import procfs
+from probes.inventory.procfs import NS_TYPES, Runtime
+from probes.model import ContainerDetails, HostState, Workload, WorkloadKind
+
+T = TypeVar("T")
+MAX_LABELS = 64
+MAX_LABEL_TEXT = 256
+READ_CONCURRENCY = 32
+
+
+class ContainerProbe(Probe[tuple[Workload, ...]]):
+    name = "containers"
+
+    def __init__(self, interval: float = 5.0, timeout: float = 20.0) -> None:
+        self.interval = interval
+        self.timeout = timeout
+
+    async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
+        return await discover(host)
+
+    def merge(self, state: HostState, result: tuple[Workload, ...]) -> HostState:
+        """Replace only this probe's kind of workload; VMs and netns belong to other probes."""
+        keep = tuple(w for w in state.workloads if w.kind != WorkloadKind.CONTAINER)
+        return replace(state, workloads=keep + result)
+
+
+async def gather_limited(aws: Iterable[Awaitable[T]], limit: int = READ_CONCURRENCY) -> list[T]:
+    """asyncio.gather with at most `limit` reads in flight (threads locally, channels over SSH)."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(a: Awaitable[T]) -> T:
+        async with sem:
+            return await a
+
+    return list(await asyncio.gather(*(one(a) for a in aws)))
+
+
+@dataclass(frozen=True)
+class _Proc:
+    pid: int
+    ns: tuple[tuple[str, int], ...]
+    diff: frozenset[str]
+    cgroups: tuple[tuple[str, str], ...]
+    runtime: Runtime | None
+    pid_for_children: int = 0
+
+    def ns_without_pid(self) -> tuple[tuple[str, int], ...]:
+        return tuple((t, i) for t, i in self.ns if t != "pid")
+
+    @property
+    def pid_ns(self) -> int:
+        return dict(self.ns).get("pid", 0)
+
+
+async def container_processes(host: HostTransport, table: Mapping[int, Mapping[str, int]],
+                              host_ns: Mapping[str, int]) -> list[_Proc]:
+    """Every process that classifies as part of a container."""
+    cands = {pid: procfs.differing(ns, host_ns) for pid, ns in table.items()}
+    cands = {pid: d for pid, d in cands.items() if d}
+    texts = await gather_limited(procfs.read_proc(host, pid, "cgroup") for pid in cands)
+    out: list[_Proc] = []
+    for (pid, diff), text in zip(cands.items(), texts):
+        if text is None:  # exited meanwhile
+            continue
+        cg = procfs.parse_cgroup(text)
+        rt = procfs.recognise(cg)
+        if procfs.classify(diff, rt) == "container":
+            ns = table[pid]
+            out.append(_Proc(pid, tuple((t, ns[t]) for t in NS_TYPES if t in ns), diff, cg, rt,
+                             ns.get("pid_for_children", 0)))
+    return out
+
+
+def _group_key(p: _Proc) -> tuple[str, ...]:
+    if p.runtime is not None and (p.runtime.id or p.runtime.name):
+        return ("rt", p.runtime.runtime, p.runtime.id, p.runtime.name)
+    return ("ns", repr(p.ns), procfs.main_cgroup(p.cgroups))
+
+
+async def discover(host: HostTransport) -> tuple[Workload, ...]:
+    table = await procfs.ns_table(host)
+    host_ns = procfs.host_namespaces(table)
+    procs = await container_processes(host, table, host_ns)
+    groups: dict[tuple[str, ...], list[_Proc]] = {}
+    for p in procs:
+        groups.setdefault(_group_key(p), []).append(p)
+    launchers = _fold_launchers(groups)
+    statuses = await gather_limited(procfs.read_proc(host, p.pid, "status") for p in procs)
+    status = {p.pid: procfs.parse_status(t) for p, t in zip(procs, statuses) if t is not None}
+    built = await gather_limited(_build(host, members, status, host_ns, launchers)
+                                 for members in groups.values())
+    seen: set[str] = set()
+    out: list[Workload] = []
+    for w in sorted((w for w in built if w is not None), key=lambda w: w.name):
+        if w.name in seen:  # two groups that claim one name: keep both, distinguishable
+            assert w.container is not None
+            w = replace(w, name=f"{w.name}[{w.container.init_pid}]")
+        seen.add(w.name)
+        out.append(w)
+    return tuple(out)
+
+
+def _fold_launchers(groups: dict[tuple[str, ...], list[_Proc]]) -> set[int]:
+    """Move `unshare --pid --fork`-style parents into the container they launched.
+
+    Such a parent holds the new namespaces except pid (its children are born in the new pid
+    namespace, `pid_for_children`), so it would otherwise show as a container of its own.
+    Returns the PIDs of the launchers: they count as members but never as the init process.
+    """
+    inside: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[str, ...]] = {}
+    for key, members in groups.items():
+        for p in members:
+            inside.setdefault((p.pid_ns, p.ns_without_pid()), key)
+    launchers: set[int] = set()
+    for key in list(groups):
+        for p in list(groups.get(key, ())):
+            if not p.pid_for_children or p.pid_for_children == p.pid_ns:
+                continue
+            target = inside.get((p.pid_for_children, p.ns_without_pid()))
+            if target is None or target == key:
+                continue
+            groups[key].remove(p)
+            groups[target].append(p)
+            launchers.add(p.pid)
+        if key in groups and not groups[key]:
+            del groups[key]
+    return launchers
+
+
+async def _build(host: HostTransport, members: list[_Proc], status: Mapping[int, procfs.ProcStatus],
+                 host_ns: Mapping[str, int], launchers: set[int] = frozenset()) -> Workload | None:
+    alive = [p for p in members if p.pid in status]
+    inner = [p for p in alive if p.pid not in launchers]
+    if not inner:
+        return None
+    pids = {p.pid for p in alive}
+    inner_pids = {p.pid for p in inner}
+    roots = [p for p in inner if status[p.pid].ppid not in inner_pids]
+    init = min(roots or inner, key=lambda p: p.pid)
+    st = status[init.pid]
+    ns = dict(init.ns)
+    own_user = "user" in init.diff
+    reads = [procfs.read_proc(host, init.pid, "attr/current"),
+             procfs.read_proc(host, init.pid, "mountinfo"),
+             procfs.read_proc(host, init.pid, "cmdline"),
+             procfs.read_proc(host, init.pid, "uid_map") if own_user else _none()]
+    (label, mountinfo, cmdline, uid_map), (name, source, labels) = await asyncio.gather(
+        asyncio.gather(*reads), _identity(host, init.runtime, st.name, init.pid))
+    rt = init.runtime
+    details = ContainerDetails(
+        runtime=rt.runtime if rt else "",
+        container_id=rt.id if rt else "",
+        cgroup=procfs.main_cgroup(init.cgroups),
+        pids=tuple(sorted(pids)),
+        init_pid=init.pid,
+        command=procfs.command_line(cmdline or ""),
+        shared_namespaces=tuple(t for t in NS_TYPES if t in ns and t in host_ns and ns[t] == host_ns[t]),
+        own_user_namespace=own_user,
+        uid_map=", ".join(" ".join(line.split()) for line in (uid_map or "").splitlines() if line.strip()),
+        cap_eff=st.cap_eff,
+        seccomp_mode=st.seccomp,
+        no_new_privs=st.no_new_privs,
+        lsm_label=(label or "").strip("\0\n "),
+        mounts=procfs.parse_mountinfo(mountinfo or ""),
+        name_source=source,
+        labels=labels,
+    )
+    return Workload(kind=WorkloadKind.CONTAINER, name=name, host=host.name,
+                    uuid=details.container_id, state="running", container=details)
+
+
+async def _none() -> None:
+    return None
+
+
+# ------------------------------------------------------------------ names and labels
+
+_OCI_BUNDLES = {
+    "cri-o": ("/run/containers/storage/overlay-containers/{id}/userdata/config.json",),
+    "podman": ("/var/lib/containers/storage/overlay-containers/{id}/userdata/config.json",
+               "/run/containers/storage/overlay-containers/{id}/userdata/config.json"),
+    "containerd": tuple(f"/run/containerd/io.containerd.runtime.v2.task/{ns}/{{id}}/config.json"
+                        for ns in ("k8s.io", "default", "moby")),
+}
+_K8S_NAME_KEYS = (
+    ("io.kubernetes.pod.namespace", "io.kubernetes.pod.name", "io.kubernetes.container.name"),
+    ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name",
+     "io.kubernetes.cri.container-name"),
+)
+
+
+async def _identity(host: HostTransport, rt: Runtime | None, comm: str,
+                    pid: int) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(name, where the name came from, labels) from what the runtime left on disk.
+
+    Best effort, read-only: docker's config.v2.json, the OCI bundle's annotations (cri-o,
+    containerd, podman) and podman's containers.json. A name nobody gave is made up from the
+    runtime and short id, or the init's command and PID, and marked as such (name_source "").
+    """
+    if rt is None:
+        return f"{comm or 'pid'}[{pid}]", "", ()
+    if rt.name:
+        return rt.name, "cgroup", ()
+    fallback = f"{rt.runtime}:{rt.id[:12]}"
+    if rt.runtime == "docker":
+        doc = await _read_json(host, f"/var/lib/docker/containers/{rt.id}/config.v2.json")
+        if isinstance(doc, dict):
+            cfg = doc.get("Config") if isinstance(doc.get("Config"), dict) else {}
+            labels = _labels(cfg.get("Labels"))
+            name = str(doc.get("Name") or "").lstrip("/")
+            return (name, "docker", labels) if name else (fallback, "", labels)
+        return fallback, "", ()
+    for path in _OCI_BUNDLES.get(rt.runtime, ()):
+        doc = await _read_json(host, path.format(id=rt.id))
+        if not isinstance(doc, dict):
+            continue
+        ann = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
+        labels = dict(_labels(ann))
+        crio_labels = ann.get("io.kubernetes.cri-o.Labels")
+        if isinstance(crio_labels, str):
+            try:
+                labels.update(_labels(json.loads(crio_labels)))
+            except ValueError:
+                pass
+        name = ""
+        for keys in _K8S_NAME_KEYS:
+            if all(ann.get(k) for k in keys):
+                name = "/".join(str(ann[k]) for k in keys)
+                break
+        if not name and rt.runtime == "podman":
+            name = await _podman_name(host, rt.id)
+        lab = tuple(sorted(labels.items()))[:MAX_LABELS]
+        return (name, "oci", lab) if name else (fallback, "", lab)
+    if rt.runtime == "podman":
+        name = await _podman_name(host, rt.id)
+        if name:
+            return name, "oci", ()
+    return fallback, "", ()
+
+
+async def _podman_name(host: HostTransport, cid: str) -> str:
+    doc = await _read_json(host, "/var/lib/containers/storage/overlay-containers/containers.json")
+    if isinstance(doc, list):
+        for c in doc:
+            if isinstance(c, dict) and c.get("id") == cid and c.get("names"):
+                return str(c["names"][0])
+    return ""
+
+
+async def _read_json(host: HostTransport, path: str) -> object:
+    try:
+        return json.loads(await host.read_text(path, limit=1 << 20))
+    except Exception:  # absent, unreadable, not JSON, transport error: no identity
+        return None
+
+
+def _labels(d: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(d, dict):
+        return ()
+    items = ((str(k)[:MAX_LABEL_TEXT], str(v)[:MAX_LABEL_TEXT]) for k, v in d.items())
+    return tuple(sorted(items))[:MAX_LABELS]

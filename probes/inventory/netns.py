@@ -1,0 +1,147 @@
+"""Network namespaces: the named ones (/run/netns) and those only processes hold.
+
+Named namespaces are listed from /run/netns and their interfaces and addresses read with
+`ip -j -n NAME addr`; namespaces without a name are found from /proc/PID/ns/net of running
+processes (inodes other than the host's), skipping those that belong to containers or VMs,
+which the container and libvirt probes show. Their interfaces come from
+`nsenter --net=/proc/PID/ns/net ip -j addr`.
+
+Only the host transport is used (`run`, `read_text`, `root`), with one command per step for
+all namespaces (names passed as argv, never spliced into the script), so over SSH it costs
+four round trips whatever the number of namespaces. Nothing here creates a namespace: `ip -n`
+and `nsenter` only open existing ones (unlike pyroute2's `IPRoute(netns=...)`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from probes.engine import Probe
+from probes.hosts.base import HostTransport
+from probes.inventory import procfs
+from probes.inventory.containers import gather_limited
+from probes.model import HostState, NetnsDetails, Workload, WorkloadKind
+
+# Constant scripts; data only as positional arguments.
+# stat, not find's %i: find reports the tmpfs file under the mount, not the namespace.
+_LIST_SCRIPT = ('[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 '
+                "-exec stat -L --printf '%i %n\\0' -- {} + 2>/dev/null")
+_ADDR_NAMED = "for n; do ip -j -n \"$n\" addr 2>/dev/null; printf '\\0'; done"
+_ADDR_PIDS = ('r=$1; shift; for p; do nsenter --net="$r/proc/$p/ns/net" ip -j addr 2>/dev/null; '
+              "printf '\\0'; done")
+
+
+class NetnsProbe(Probe[tuple[Workload, ...]]):
+    name = "netns"
+
+    def __init__(self, interval: float = 5.0, timeout: float = 20.0) -> None:
+        self.interval = interval
+        self.timeout = timeout
+
+    async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
+        return await discover(host)
+
+    def merge(self, state: HostState, result: tuple[Workload, ...]) -> HostState:
+        """Replace only netns workloads; VMs and containers belong to other probes."""
+        keep = tuple(w for w in state.workloads if w.kind != WorkloadKind.NETNS)
+        return replace(state, workloads=keep + result)
+
+
+async def named_namespaces(host: HostTransport) -> list[tuple[str, int]]:
+    """(name, inode) of every entry in /run/netns (the inode of the mounted nsfs file)."""
+    base = f"{host.root}/run/netns"
+    res = await host.run(["sh", "-c", _LIST_SCRIPT, "sh", base])
+    out: list[tuple[str, int]] = []
+    for rec in res.stdout.split("\0"):
+        ino, sep, path = rec.partition(" ")
+        if sep and ino.isdigit() and path.startswith(base + "/"):
+            out.append((path[len(base) + 1:], int(ino)))
+    return sorted(out)
+
+
+def parse_ip_addr(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(interfaces, addresses as CIDR) from `ip -j addr`; host-scope addresses (127.0.0.1,
+    ::1) are left out: they say nothing about reachability."""
+    try:
+        doc = json.loads(text) if text.strip() else []
+    except ValueError:
+        return (), ()
+    ifs: list[str] = []
+    addrs: list[str] = []
+    for link in doc if isinstance(doc, list) else ():
+        if not isinstance(link, dict):
+            continue
+        if link.get("ifname"):
+            ifs.append(str(link["ifname"]))
+        for a in link.get("addr_info") or ():
+            if isinstance(a, dict) and a.get("local") and a.get("scope") != "host":
+                addrs.append(f"{a['local']}/{a.get('prefixlen', '')}".rstrip("/"))
+    return tuple(ifs), tuple(addrs)
+
+
+async def _addr_batch(host: HostTransport, argv: Sequence[str], n: int) -> list[str]:
+    """Run one batch script; its answers are NUL-separated in argument order."""
+    if n == 0 or host.root:  # commands cannot look into a test tree
+        return [""] * n
+    res = await host.run(argv, timeout=15.0)
+    parts = res.stdout.split("\0")
+    return (parts + [""] * n)[:n]
+
+
+async def discover(host: HostTransport) -> tuple[Workload, ...]:
+    table = await procfs.ns_table(host)
+    host_ns = procfs.host_namespaces(table)
+    named = await named_namespaces(host)
+    named_inodes = {ino for _, ino in named}
+
+    by_inode: dict[int, list[int]] = {}
+    for pid, ns in table.items():
+        if "net" in ns:
+            by_inode.setdefault(ns["net"], []).append(pid)
+
+    unnamed = await _unnamed(host, table, host_ns, by_inode, named_inodes)
+
+    names = [n for n, _ in named]
+    first_pids = [str(pids[0]) for _, pids in unnamed]
+    named_out = await _addr_batch(host, ["sh", "-c", _ADDR_NAMED, "sh", *names], len(names))
+    unnamed_out = await _addr_batch(host, ["sh", "-c", _ADDR_PIDS, "sh", host.root, *first_pids],
+                                    len(first_pids))
+
+    out: list[Workload] = []
+    for (name, ino), text in zip(named, named_out):
+        ifs, addrs = parse_ip_addr(text)
+        pids = tuple(sorted(by_inode.get(ino, ())))
+        out.append(Workload(
+            kind=WorkloadKind.NETNS, name=name, host=host.name, uuid=str(ino),
+            state="active" if pids else "idle",
+            netns=NetnsDetails(path=f"/run/netns/{name}", inode=ino, pids=pids,
+                               interfaces=ifs, addresses=addrs, named=True)))
+    for (ino, pids), text in zip(unnamed, unnamed_out):
+        ifs, addrs = parse_ip_addr(text)
+        out.append(Workload(
+            kind=WorkloadKind.NETNS, name=f"net:[{ino}]", host=host.name, uuid=str(ino),
+            state="active",
+            netns=NetnsDetails(path=f"/proc/{pids[0]}/ns/net", inode=ino, pids=tuple(pids),
+                               interfaces=ifs, addresses=addrs, named=False)))
+    return tuple(out)
+
+
+async def _unnamed(host: HostTransport, table: Mapping[int, Mapping[str, int]],
+                   host_ns: Mapping[str, int], by_inode: Mapping[int, list[int]],
+                   named_inodes: set[int]) -> list[tuple[int, list[int]]]:
+    """Namespaces held only by processes, minus those of containers and VMs."""
+    cands = {ino: sorted(pids) for ino, pids in by_inode.items()
+             if ino != host_ns.get("net") and ino not in named_inodes}
+    # Processes whose namespaces alone make them containers need no file read.
+    owned = {ino for ino, pids in cands.items()
+             if any(procfs.classify(procfs.differing(table[p], host_ns), None) == "container"
+                    for p in pids)}
+    rest = [(ino, p) for ino, pids in cands.items() if ino not in owned for p in pids]
+    texts = await gather_limited(procfs.read_proc(host, p, "cgroup") for _, p in rest)
+    for (ino, p), text in zip(rest, texts):
+        rt = procfs.recognise(procfs.parse_cgroup(text or ""))
+        if procfs.classify(procfs.differing(table[p], host_ns), rt) in ("container", "vm"):
+            owned.add(ino)
+    return sorted((ino, pids) for ino, pids in cands.items() if ino not in owned)

@@ -1,0 +1,261 @@
+"""/proc parsing shared by the netns and container inventories, through the host transport.
+
+Everything here works over `HostTransport.run` / `read_text` only (and `host.root` for test
+trees), so the same code reads the local /proc, a remote one over SSH, or a directory in a
+test. Namespace links are read for all processes with ONE command (`find ... -printf %l`, about
+10 ms locally, one round trip over SSH); files are then read only for the few processes whose
+namespaces differ from the host's.
+
+The host's namespace set is PID 1's. Where PID 1's links cannot be read (a PID 1 holding
+capabilities the reader lacks, as in some micro-VMs), kthreadd's (PID 2) are used: kernel
+threads always live in the initial namespaces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from probes.hosts.base import HostError, HostTransport
+from probes.model import Mount
+
+NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
+
+# A constant script: the only data it gets is the /proc directory as $1 (argv, never spliced).
+_NS_SCRIPT = ('cd -- "$1" || exit 1; '
+              "exec find [0-9]*/ns -mindepth 1 -maxdepth 1 -printf '%h %f %l\\n' 2>/dev/null")
+_NS_LINE = re.compile(r"^(\d+)/ns (\w+) (\w+):\[(\d+)\]$")
+
+NsSet = Mapping[str, int]
+
+
+async def ns_table(host: HostTransport, *, timeout: float = 10.0) -> dict[int, dict[str, int]]:
+    """{pid: {ns type: inode}} for every process the reader may inspect (NS_TYPES, plus
+    pid_for_children: the pid namespace a process's children will be born in).
+
+    Processes whose links are unreadable appear without those types; processes that exit
+    while being listed are simply missing.
+    """
+    res = await host.run(["sh", "-c", _NS_SCRIPT, "sh", f"{host.root}/proc"], timeout=timeout)
+    table: dict[int, dict[str, int]] = {}
+    for line in res.stdout.splitlines():
+        m = _NS_LINE.match(line)
+        if m and (m.group(2) in NS_TYPES or m.group(2) == "pid_for_children"):
+            table.setdefault(int(m.group(1)), {})[m.group(2)] = int(m.group(4))
+    if not table and not res.ok:
+        raise HostError(f"cannot list namespaces under {host.root}/proc: "
+                        f"{(res.stderr or 'find failed').strip().splitlines()[0][:200]}")
+    return table
+
+
+def host_namespaces(table: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
+    """The initial namespace set: PID 1's, else kthreadd's (PID 2)."""
+    for pid in (1, 2):
+        ns = table.get(pid, {})
+        if all(t in ns for t in ("mnt", "net", "pid", "user")):
+            return dict(ns)
+    raise HostError("cannot read the host's namespaces (/proc/1/ns and /proc/2/ns unreadable)")
+
+
+def differing(ns: Mapping[str, int], host_ns: Mapping[str, int]) -> frozenset[str]:
+    """Namespace types in which a process differs from the host (unknown types: not counted)."""
+    return frozenset(t for t in NS_TYPES if t in ns and t in host_ns and host_ns[t] != ns[t])
+
+
+async def read_proc(host: HostTransport, pid: int, name: str, *, limit: int = 4 << 20) -> str | None:
+    """/proc/PID/NAME as text, or None when it is gone, unreadable or unsupported
+    (attr/current without an LSM answers EINVAL)."""
+    try:
+        return await host.read_text(f"/proc/{pid}/{name}", limit=limit)
+    except (OSError, HostError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------ status
+
+
+@dataclass(frozen=True)
+class ProcStatus:
+    name: str = ""
+    ppid: int = 0
+    uid: int = -1
+    cap_eff: int = 0
+    cap_prm: int = 0
+    cap_bnd: int = 0
+    seccomp: int = 0  # 0 off, 1 strict, 2 filter
+    no_new_privs: bool = False
+
+
+def parse_status(text: str) -> ProcStatus:
+    f: dict[str, str] = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            f[k] = v.strip()
+
+    def hexint(k: str) -> int:
+        try:
+            return int(f.get(k, "0"), 16)
+        except ValueError:
+            return 0
+
+    def dec(k: str, default: int = 0) -> int:
+        try:
+            return int(f.get(k, "").split()[0])
+        except (ValueError, IndexError):
+            return default
+
+    return ProcStatus(name=f.get("Name", ""), ppid=dec("PPid"), uid=dec("Uid", -1),
+                      cap_eff=hexint("CapEff"), cap_prm=hexint("CapPrm"), cap_bnd=hexint("CapBnd"),
+                      seccomp=dec("Seccomp"), no_new_privs=dec("NoNewPrivs") == 1)
+
+
+# ------------------------------------------------------------------ cgroup
+
+
+def parse_cgroup(text: str) -> tuple[tuple[str, str], ...]:
+    """(controllers, path) per line of /proc/PID/cgroup; v2's line has controllers ''."""
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            out.append((parts[1], parts[2]))
+    return tuple(out)
+
+
+def main_cgroup(lines: Sequence[tuple[str, str]]) -> str:
+    """The most telling cgroup path: v2's, else systemd's, else the longest v1 path."""
+    by = dict(lines)
+    for key in ("", "name=systemd"):
+        p = by.get(key, "/")
+        if p not in ("/", ""):
+            return p
+    paths = sorted((p for _, p in lines if p not in ("/", "")), key=len, reverse=True)
+    return paths[0] if paths else "/"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a cgroup path says about its owner. `runtime` 'qemu' marks a libvirt VM."""
+
+    runtime: str
+    id: str = ""
+    name: str = ""  # where the path carries a name (lxc, libvirt-lxc, nspawn, qemu)
+
+
+_HEX = r"([0-9a-f]{64})"
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    # VMs first: they are excluded from containers, never mistaken for them.
+    ("qemu", re.compile(r"/machine-qemu\\x2d(\d+)\\x2d(.+?)\.scope(?:/|$)")),
+    ("qemu", re.compile(r"/machine/qemu-(\d+)-(.+?)\.libvirt-qemu(?:/|$)")),
+    ("libvirt-lxc", re.compile(r"/machine-lxc\\x2d(\d+)\\x2d(.+?)\.scope(?:/|$)")),
+    ("libvirt-lxc", re.compile(r"/machine/(?:lxc-(\d+)-)?(.+?)\.libvirt-lxc(?:/|$)")),
+    ("podman", re.compile(r"/libpod-(?!conmon-)" + _HEX + r"(?:\.scope)?(?:/|$)")),
+    ("cri-o", re.compile(r"/crio-(?!conmon-)" + _HEX + r"(?:\.scope)?(?:/|$)")),
+    ("containerd", re.compile(r"/cri-containerd-" + _HEX + r"\.scope(?:/|$)")),
+    ("containerd", re.compile(r"/nerdctl-" + _HEX + r"\.scope(?:/|$)")),
+    ("docker", re.compile(r"/docker-" + _HEX + r"\.scope(?:/|$)")),
+    ("docker", re.compile(r"/docker/" + _HEX + r"(?:/|$)")),
+    ("containerd", re.compile(r"/kubepods\b.*?/pod[0-9a-f_-]+/" + _HEX + r"(?:/|$)")),
+    ("lxc", re.compile(r"/lxc\.payload[./]([^/]+)(?:/|$)")),
+    ("lxc", re.compile(r"^/lxc/([^/]+)(?:/|$)")),
+    ("nspawn", re.compile(r"/machine\.slice/systemd-nspawn@([^/]+)\.service(?:/|$)")),
+)
+
+
+def _unescape_systemd(s: str) -> str:
+    return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), s)
+
+
+def recognise(lines: Sequence[tuple[str, str]]) -> Runtime | None:
+    """The runtime (and container id or name) that a process's cgroup paths reveal."""
+    paths = [p for _, p in lines if p not in ("/", "")]
+    for runtime, rx in _RULES:
+        for p in paths:
+            m = rx.search(p)
+            if not m:
+                continue
+            if runtime in ("qemu", "libvirt-lxc"):
+                return Runtime(runtime, m.group(1) or "", _unescape_systemd(m.group(2)))
+            if runtime in ("lxc", "nspawn"):
+                return Runtime(runtime, "", _unescape_systemd(m.group(1)))
+            return Runtime(runtime, m.group(1))
+    return None
+
+
+# ------------------------------------------------------------------ classification
+
+CONTAINER_RUNTIMES = frozenset({"docker", "containerd", "cri-o", "podman", "lxc", "libvirt-lxc",
+                                "nspawn"})
+# Namespaces beyond net and mnt mark an isolated process tree ("a container"); net (+ the
+# private mount namespace that `ip netns exec` makes) alone is a plain network namespace;
+# mnt alone is service sandboxing (systemd PrivateTmp, QEMU's private /dev) and is ignored.
+_CONTAINER_NS = frozenset({"pid", "user", "uts", "ipc"})
+
+
+def classify(diff: frozenset[str], runtime: Runtime | None) -> str:
+    """'vm', 'container', 'netns', 'host' or 'sandbox' for one process."""
+    if runtime is not None and runtime.runtime == "qemu":
+        return "vm"
+    if not diff:
+        return "host"
+    if runtime is not None and runtime.runtime in CONTAINER_RUNTIMES:
+        return "container"
+    if diff & _CONTAINER_NS:
+        return "container"
+    if "net" in diff:
+        return "netns"
+    return "sandbox"
+
+
+# ------------------------------------------------------------------ mountinfo, cmdline
+
+
+def _unoctal(s: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+
+
+def parse_mountinfo(text: str) -> tuple[Mount, ...]:
+    """Mounts from /proc/PID/mountinfo: source, target, fstype, per-mount options, fs root."""
+    out: list[Mount] = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        lf = left.split(" ")
+        rf = right.split(" ")
+        if len(lf) < 6 or len(rf) < 2:
+            continue
+        out.append(Mount(source=_unoctal(rf[1]), target=_unoctal(lf[4]), fstype=rf[0],
+                         options=lf[5], root=_unoctal(lf[3])))
+    return tuple(out)
+
+
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|credential|private[-_]?key|auth)",
+                         re.IGNORECASE)
+
+
+def command_line(raw: str, limit: int = 512) -> str:
+    """/proc/PID/cmdline as one line, with the values of secret-looking options replaced.
+
+    `--password=x`, `--token x`, `PASSWORD=x` become `...=***`: command lines are shown to a
+    room and saved in snapshots.
+    """
+    args = [a for a in raw.split("\0") if a]
+    out: list[str] = []
+    hide_next = False
+    for a in args:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+            continue
+        k, eq, _ = a.partition("=")
+        if eq and _SECRET_KEY.search(k):
+            out.append(f"{k}=***")
+        elif a.startswith("-") and _SECRET_KEY.search(a):
+            out.append(a)
+            hide_next = True
+        else:
+            out.append(a)
+    return " ".join(out)[:limit]

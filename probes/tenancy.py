@@ -1,0 +1,251 @@
+"""Which tenant owns each workload, and which rule said so.
+
+Rules, first match wins:
+1. the user's config (probes/config.py), tenants in file order; per tenant its selectors:
+   domain name globs and libvirt metadata (VMs), netns name globs (network namespaces),
+   cgroup path globs and container name / `label=value` globs (containers);
+2. OpenStack Nova's libvirt metadata: `<nova:owner><nova:project>` (the project name, else
+   its uuid);
+3. the name prefix: the part of the name before the first separator ("-" unless configured),
+   only when the name has one and was given by someone (not for made-up names such as an
+   unnamed namespace's `net:[4026532…]` or a container's `sleep[1234]`).
+Every workload records `placed_by` and `placed_rule`; unplaced ones keep tenant "" and stay
+in the state. Tenants spanning hosts are one tenant.
+
+`assign` runs on every state change, so it is cheap when nothing changed: the parsed config
+and its compiled globs are cached, each placement is memoised on the few fields it reads, and
+unchanged workloads and host states are reused as they are.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from probes.config import Config, ConfigError, MetadataSelector, TenantRule, load
+from probes.model import MetadataItem, Placement, State, Tenant, Workload, WorkloadKind
+
+log = logging.getLogger(__name__)
+
+NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
+NOVA_RULE = "nova:owner/nova:project"
+MEMO_MAX = 20_000
+
+Placed = tuple[str, Placement, str]
+UNPLACED: Placed = ("", Placement.UNPLACED, "")
+
+
+def assign(state: State, opts: Any) -> State:
+    """`state` with every workload's tenant, placed_by and placed_rule set, and State.tenants."""
+    placer = _placer(config_for(opts))
+    hosts = []
+    members: dict[str, tuple[list[str], set[str]]] = {t.name: ([], set()) for t in placer.config.tenants}
+    for hs in state.hosts:
+        changed = False
+        ws: list[Workload] = []
+        for w in hs.workloads:
+            tenant, by, rule = placer.place(w)
+            if w.tenant != tenant or w.placed_by != by or w.placed_rule != rule:
+                w = replace(w, tenant=tenant, placed_by=by, placed_rule=rule)
+                changed = True
+            ws.append(w)
+            if tenant:
+                keys, hs_names = members.setdefault(tenant, ([], set()))
+                keys.append(w.key)
+                hs_names.add(w.host)
+        hosts.append(replace(hs, workloads=tuple(ws)) if changed else hs)
+    tenants = tuple(Tenant(name=n, workloads=tuple(sorted(k)), hosts=tuple(sorted(h)))
+                    for n, (k, h) in sorted(members.items()))
+    return replace(state, hosts=tuple(hosts), tenants=tenants)
+
+
+# ------------------------------------------------------------------ the config to use
+
+
+def config_for(opts: Any) -> Config:
+    """Options.config when the CLI loaded it; else the file Options names (cached).
+
+    In demo mode only an explicit --config applies: the user's own config describes their
+    fleet, not the bundled one.
+    """
+    cfg = getattr(opts, "config", None)
+    if isinstance(cfg, Config):
+        return cfg
+    path = getattr(opts, "config_path", None)
+    if getattr(opts, "demo", False) and path is None:
+        return _EMPTY
+    return _load_cached(path)
+
+
+_EMPTY = Config()
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str | None) -> Config:
+    try:
+        return load(path)
+    except ConfigError as e:  # the CLI refuses bad configs up front; here: log, place by rules 2-3
+        log.warning("%s", e)
+        return _EMPTY
+
+
+# ------------------------------------------------------------------ placing one workload
+
+
+def _glob(patterns: tuple[str, ...]) -> Callable[[str], str | None]:
+    """A matcher returning the first pattern that matches (case-sensitive globs)."""
+    if not patterns:
+        return lambda s: None
+    compiled = [(re.compile(fnmatch.translate(p)), p) for p in patterns]
+    return lambda s: next((p for rx, p in compiled if rx.match(s)), None)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    tenant: str
+    domains: Callable[[str], str | None]
+    netns: Callable[[str], str | None]
+    cgroups: Callable[[str], str | None]
+    names: Callable[[str], str | None]
+    labels: tuple[tuple[str, re.Pattern[str], str], ...]  # (key, value glob, rule text)
+    metadata: tuple[tuple[MetadataSelector, re.Pattern[str], re.Pattern[str]], ...]
+
+
+def _compile(t: TenantRule) -> _Rule:
+    names = tuple(c for c in t.containers if "=" not in c)
+    labels = []
+    for c in t.containers:
+        if "=" in c:
+            k, _, v = c.partition("=")
+            labels.append((k, re.compile(fnmatch.translate(v)), c))
+    md = tuple((m, re.compile(fnmatch.translate(m.value)),
+                re.compile(fnmatch.translate(m.namespace or "*"))) for m in t.metadata)
+    return _Rule(t.name, _glob(t.domains), _glob(t.netns), _glob(t.cgroups), _glob(names),
+                 tuple(labels), md)
+
+
+def _metadata_match(items: tuple[MetadataItem, ...],
+                    sels: tuple[tuple[MetadataSelector, re.Pattern[str], re.Pattern[str]], ...]) -> str | None:
+    for sel, value_rx, ns_rx in sels:
+        for it in items:
+            if it.path != sel.element or not ns_rx.match(it.namespace):
+                continue
+            if sel.attr:
+                val = next((v for k, v in it.attrs if k == sel.attr), None)
+                if val is None:
+                    continue
+            else:
+                val = it.text
+            if value_rx.match(val):
+                ns = f"{{{sel.namespace}}}" if sel.namespace else ""
+                return f"metadata {ns}{sel.path} = {sel.value!r}"
+    return None
+
+
+class _Placer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.rules = tuple(_compile(t) for t in config.tenants)
+        self.memo: dict[tuple[Any, ...], Placed] = {}
+
+    def place(self, w: Workload) -> Placed:
+        key = _memo_key(w)
+        hit = self.memo.get(key)
+        if hit is None:
+            if len(self.memo) >= MEMO_MAX:
+                self.memo.clear()
+            hit = self.memo[key] = self._place(w)
+        return hit
+
+    def _place(self, w: Workload) -> Placed:
+        for r in self.rules:
+            why = self._config_match(r, w)
+            if why:
+                return r.tenant, Placement.CONFIG, why
+        if w.kind == WorkloadKind.VM and w.vm is not None:
+            nova = nova_project(w.vm.metadata)
+            if nova:
+                return nova, Placement.NOVA, NOVA_RULE
+        p = self.config.prefix
+        if p.enabled and p.separator and _named(w):
+            head, sep, _ = w.name.partition(p.separator)
+            if sep and head:
+                return head, Placement.PREFIX, f"name prefix before {p.separator!r}"
+        return UNPLACED
+
+    @staticmethod
+    def _config_match(r: _Rule, w: Workload) -> str | None:
+        if w.kind == WorkloadKind.VM:
+            g = r.domains(w.name)
+            if g is not None:
+                return f"domains {g!r}"
+            if w.vm is not None and r.metadata:
+                return _metadata_match(w.vm.metadata, r.metadata)
+        elif w.kind == WorkloadKind.NETNS:
+            g = r.netns(w.name)
+            if g is not None:
+                return f"netns {g!r}"
+        elif w.kind == WorkloadKind.CONTAINER:
+            g = r.names(w.name)
+            if g is not None:
+                return f"containers {g!r}"
+            c = w.container
+            if c is not None:
+                for k, rx, text in r.labels:
+                    if any(lk == k and rx.match(lv) for lk, lv in c.labels):
+                        return f"containers {text!r}"
+                g = r.cgroups(c.cgroup) if c.cgroup else None
+                if g is not None:
+                    return f"cgroups {g!r}"
+        return None
+
+
+def _memo_key(w: Workload) -> tuple[Any, ...]:
+    if w.kind == WorkloadKind.VM:
+        return ("vm", w.name, w.vm.metadata if w.vm is not None else ())
+    if w.kind == WorkloadKind.CONTAINER and w.container is not None:
+        c = w.container
+        return ("ct", w.name, c.cgroup, c.labels, c.name_source)
+    if w.kind == WorkloadKind.NETNS:
+        return ("ns", w.name, w.netns.named if w.netns is not None else True)
+    return (str(w.kind), w.name)
+
+
+def _named(w: Workload) -> bool:
+    """Whether somebody chose this name (made-up names say nothing about a tenant)."""
+    if w.kind == WorkloadKind.NETNS:
+        return w.netns is None or w.netns.named
+    if w.kind == WorkloadKind.CONTAINER:
+        return w.container is None or bool(w.container.name_source)
+    return True
+
+
+def nova_project(items: tuple[MetadataItem, ...]) -> str:
+    """The project of `<nova:instance><nova:owner><nova:project uuid=...>NAME`, or ''."""
+    for it in items:
+        if it.namespace.startswith(NOVA_NS_PREFIX) and (
+                it.path == "owner/project" or it.path.endswith("/owner/project")):
+            name = it.text.strip() or next((v for k, v in it.attrs if k == "uuid"), "")
+            if name:
+                return name
+    return ""
+
+
+_PLACERS: dict[int, tuple[Config, _Placer]] = {}
+
+
+def _placer(config: Config) -> _Placer:
+    """One compiled placer per config object (configs are immutable, so identity is enough)."""
+    hit = _PLACERS.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    if len(_PLACERS) > 16:
+        _PLACERS.clear()
+    p = _Placer(config)
+    _PLACERS[id(config)] = (config, p)
+    return p
