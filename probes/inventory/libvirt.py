@@ -3,9 +3,8 @@
 How it stays cheap: one `getAllDomainStats(state)` call per refresh lists every domain with
 its state; a domain's XML is fetched and parsed again only when the domain is new, its
 (id, state) changed, a libvirt event said it changed (lifecycle, device added/removed,
-tunables, metadata: delivered through libvirt-python's asyncio integration `libvirtaio`, run on
-a private event loop thread so that it works whatever loop the caller runs), or the periodic
-resync is due (a safety net for missed events). All libvirt calls run in a worker thread.
+tunables, metadata: delivered by libvirt's event loop in a daemon thread, see _EventThread),
+or the periodic resync is due (a safety net for missed events). All libvirt calls run in a worker thread.
 
 Safety: the connection is read-only (`openReadOnly`), except for `test:` URIs (libvirt's
 in-process simulated driver reading a file: nothing real can change) which are opened
@@ -61,52 +60,49 @@ class LibvirtResult:
 
 
 class _EventThread:
-    """One asyncio loop in a daemon thread carrying libvirt's event implementation.
+    """libvirt's event loop in a daemon thread, registered once per process.
 
     libvirt accepts one event implementation per process, registered before connections are
-    opened, and libvirtaio binds it to one loop. The engine's loop (Textual's, or a test's)
-    comes and goes; this private loop lives as long as the process. Callbacks run on this
-    thread: they must only record and return. Other areas that want libvirt events (logs)
-    call `ensure_libvirt_events()` and get the same thread.
+    opened. libvirtaio (libvirt-python's asyncio adapter) was tried first and measured here:
+    it schedules timers and watches from whichever thread calls libvirt, without
+    `call_soon_threadsafe`, so with our libvirt calls in worker threads (as they must be) the
+    loop never wakes up and no event arrives. libvirt's own default implementation is
+    thread-safe (it has a wake-up pipe): it runs here in a daemon thread that sleeps in
+    poll() when idle. Callbacks run on this thread: they must only record and return. Other
+    areas that want libvirt events (logs) call `ensure_libvirt_events()` and share it.
     """
 
     def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.ok = False
         self.error = ""
+        self.started = False
         self._lock = threading.Lock()
 
     def ensure(self) -> bool:
         with self._lock:
-            if self.loop is not None or self.error:
+            if self.started:
                 return self.ok
+            self.started = True
             import libvirt
             try:
-                import libvirtaio
-            except ImportError as e:
-                self.error = f"libvirtaio missing: {e}"
-                return False
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
+                libvirt.virEventRegisterDefaultImpl()
+            except (RuntimeError, libvirt.libvirtError) as e:
+                # someone registered an implementation already: it delivers the events
+                self.error = f"libvirt event loop: {e}"
+                self.ok = True
+                return True
 
             def run() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
+                while True:
+                    try:
+                        libvirt.virEventRunDefaultImpl()
+                    except Exception:  # keep the loop alive whatever a callback did
+                        log.exception("libvirt event loop iteration failed")
+                        time.sleep(0.5)
 
             threading.Thread(target=run, name="libvirt-events", daemon=True).start()
-            ready.wait(5)
-            try:
-                libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
-                self.ok = True
-            except (RuntimeError, libvirt.libvirtError) as e:
-                # someone registered an implementation already: events may still flow
-                self.ok = libvirtaio.getCurrentImpl() is not None
-                self.error = "" if self.ok else f"libvirt event loop: {e}"
-                loop.call_soon_threadsafe(loop.stop)
-                loop = None  # type: ignore[assignment]
-            self.loop = loop
-            return self.ok
+            self.ok = True
+            return True
 
 
 _EVENTS = _EventThread()
