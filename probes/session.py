@@ -71,6 +71,11 @@ def make_probes(opts: Options) -> Any:
             probes += [NetnsProbe(interval=every), ContainerProbe(interval=every)]
         from probes.resources.probe import ResourcesProbe
         probes.append(ResourcesProbe(interval=opts.interval))
+        if not opts.demo:  # network topology (probes/network); active probes only on request
+            from probes.network.policy import from_config
+            from probes.network.topology import TopologyProbe
+            from probes.tenancy import config_for
+            probes.append(TopologyProbe(interval=max(opts.interval, 5.0), policy=from_config(config_for(opts))))
         return probes
     return for_host
 

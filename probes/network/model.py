@@ -1,11 +1,16 @@
 """Network topology and reachability. Owned by the network area.
 
+Topology is what the host's kernel (netlink or `ip -j -d`) and Open vSwitch say about links,
+bridges, namespaces and routes; ReachMatrix is what active probes observed. The predicted
+matrix and the policy are derived from these and the workloads (probes/network/predict.py),
+so a snapshot replays to the same conclusions.
+
 Must not import probes.model (it imports this module).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -17,14 +22,125 @@ class Link:
     master: str = ""  # bridge name this link is a port of
     mac: str = ""
     state: str = ""  # UP, DOWN, UNKNOWN
-    peer: str = ""  # veth peer as "netns/name"
+    peer: str = ""  # veth peer as "netns/name" ("" netns = root, so "/name")
     addresses: tuple[str, ...] = ()  # CIDR
+    mtu: int = 0
+    link_ifindex: int = 0  # IFLA_LINK: veth peer or vlan parent (ifindex in the peer's netns)
+    vlan_id: int | None = None  # for kind vlan
+    # bridge port flags (None: not a bridge port or unknown)
+    port_isolated: bool | None = None
+    port_learning: bool | None = None
+    port_flood: bool | None = None
+    port_vlans: tuple[int, ...] = ()  # per-port VLANs where the bridge filters VLANs
+    # for kind bridge
+    vlan_filtering: bool | None = None
+    proxy_arp: bool = False
+    forwarding: bool | None = None  # per-interface IPv4 forwarding, where known
+
+    @property
+    def where(self) -> str:
+        """`netns/name`, with the root namespace as `host`."""
+        return f"{self.netns or 'host'}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Route:
+    netns: str
+    dst: str  # CIDR, "0.0.0.0/0" for default
+    gateway: str = ""
+    dev: str = ""
+    table: int = 254
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str  # "" for the root namespace
+    ip_forward: bool = False
+    error: str = ""  # why it could not be read
+
+
+@dataclass(frozen=True)
+class OvsInterface:
+    name: str
+    type: str = ""  # "" (system), internal, patch, tap, dpdk ...
+    ofport: int | None = None  # None: no ofport in the db (the port is not really attached)
+    mac: str = ""
+    external_ids: tuple[tuple[str, str], ...] = ()  # vm-id, iface-id, attached-mac, ...
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class OvsPort:
+    name: str
+    bridge: str
+    tag: int | None = None
+    trunks: tuple[int, ...] = ()
+    vlan_mode: str = ""  # "" (default), access, trunk, native-tagged, native-untagged
+    interfaces: tuple[OvsInterface, ...] = ()
+
+    @property
+    def trunks_all(self) -> bool:
+        """No tag and no trunks: OVS carries every VLAN on this port."""
+        return self.tag is None and not self.trunks and self.vlan_mode in ("", "trunk")
+
+    @property
+    def attached(self) -> bool:
+        return any(i.ofport is not None and i.ofport > 0 for i in self.interfaces)
+
+
+@dataclass(frozen=True)
+class OvsBridge:
+    name: str
+    datapath_type: str = ""
+    ports: tuple[OvsPort, ...] = ()
 
 
 @dataclass(frozen=True)
 class Topology:
     links: tuple[Link, ...] = ()
-    ip_forward: bool = False
+    ip_forward: bool = False  # the root namespace
+    namespaces: tuple[Namespace, ...] = ()  # named namespaces seen (and the root as "")
+    routes: tuple[Route, ...] = ()
+    ovs: tuple[OvsBridge, ...] = ()
+    ovs_state: str = "absent"  # absent (no ovs-vsctl / no db), ok, error: MESSAGE
+    source: str = ""  # netlink, ip-json
+    problems: tuple[str, ...] = ()  # e.g. a namespace named in config that does not exist
+    policy: Policy | None = None  # the expected reachability the topology was read with
+    taken_at: float = 0.0
+
+    def namespace(self, name: str) -> Namespace | None:
+        return next((n for n in self.namespaces if n.name == name), None)
+
+    def links_in(self, netns: str) -> tuple[Link, ...]:
+        return tuple(lk for lk in self.links if lk.netns == netns)
+
+    def link(self, netns: str, name: str) -> Link | None:
+        return next((lk for lk in self.links if lk.netns == netns and lk.name == name), None)
+
+
+@dataclass(frozen=True)
+class AllowRule:
+    src: str  # tenant name, "*" any tenant
+    dst: str
+    ports: tuple[int, ...] = ()  # empty: any port / ICMP
+    both_ways: bool = True
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Expected reachability: tenants reach themselves, and each other only where allowed."""
+
+    allow: tuple[AllowRule, ...] = ()
+    self_reach: bool = True
+    netns_named: tuple[str, ...] = ()  # namespaces config names (checked for existence)
+    source: str = "default"  # default, or the config file path
+
+
+@dataclass(frozen=True)
+class Hop:
+    ttl: int
+    address: str
+    where: str = ""  # "netns/iface" that owns the address, when known
 
 
 @dataclass(frozen=True)
@@ -35,8 +151,15 @@ class ReachResult:
     dst: str  # workload key
     address: str
     method: str  # icmp, tcp:PORT, predicted
-    outcome: str  # reply, refused, timeout, no-arp, error, not-testable
+    outcome: str  # reply, refused, timeout, no-arp, no-route, error, not-testable
     rtt_ms: float | None = None
+    detail: str = ""  # error text, reply source when unexpected, ...
+    hops: tuple[Hop, ...] = ()  # routers between src and dst (empty: same segment)
+    reply_ttl: int | None = None
+
+    @property
+    def reached(self) -> bool:
+        return self.outcome in ("reply", "refused")
 
 
 @dataclass(frozen=True)
@@ -44,3 +167,7 @@ class ReachMatrix:
     results: tuple[ReachResult, ...] = ()
     started_at: float = 0.0
     finished_at: float = 0.0
+    cancelled: bool = False
+    timeout_s: float = 0.5
+    ports: tuple[int, ...] = ()
+    errors: tuple[str, ...] = field(default=())

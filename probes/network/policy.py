@@ -1,0 +1,63 @@
+"""Expected reachability, from the user's config (probes/config.py).
+
+Default: every tenant reaches itself and nothing else; workloads of no tenant and the host's
+own addresses are expected unreachable (shown, never silently allowed). `[policy] allow`
+pairs (optionally with ports) open a pair both ways:
+
+    [policy]
+    allow = [["acme", "globex"], ["acme", "initech", [443]]]
+
+Namespace names given without glob characters in `[[tenant]] netns` are kept in the Policy,
+so the topology probe can report one that does not exist (a typo) instead of testing nothing.
+The network area's own options live in the opaque `[network]` table: `probe_ports = [22, 443]`
+and `probe_timeout = 0.5`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from probes.network.model import AllowRule, Policy
+
+
+def allows(policy: Policy | None, src: str, dst: str, port: int | None = None) -> bool:
+    policy = policy or Policy()
+    if src == dst and policy.self_reach and not src.startswith("("):
+        return True
+    for r in policy.allow:
+        pairs = [(r.src, r.dst)] + ([(r.dst, r.src)] if r.both_ways else [])
+        if any(_m(a, src) and _m(b, dst) for a, b in pairs):
+            if port is None or not r.ports or port in r.ports:
+                return True
+    return False
+
+
+def _m(pat: str, name: str) -> bool:
+    return pat == name or (pat == "*" and not name.startswith("("))
+
+
+def from_config(cfg: Any) -> Policy:
+    """Policy from a probes.config.Config (duck-typed: probes/config.py owns the parsing)."""
+    if cfg is None:
+        return Policy()
+    rules = tuple(AllowRule(r.a, r.b, tuple(r.ports)) for r in getattr(cfg.policy, "allow", ()))
+    names = {n for t in getattr(cfg, "tenants", ()) for n in getattr(t, "netns", ())
+             if n and not any(c in n for c in "*?[")}
+    return Policy(allow=rules, netns_named=tuple(sorted(names)), source=str(getattr(cfg, "path", "") or "config"))
+
+
+def network_options(cfg: Any) -> tuple[tuple[int, ...], float]:
+    """(probe_ports, probe_timeout) from the config's `[network]` table, with defaults."""
+    ports: tuple[int, ...] = ()
+    timeout = 0.5
+    table = cfg.table("network") if cfg is not None and hasattr(cfg, "table") else {}
+    where = f"{getattr(cfg, 'path', '') or 'config'}: network"
+    p = table.get("probe_ports", [])
+    if not isinstance(p, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) and 0 < x < 65536 for x in p):
+        raise ValueError(f"{where}.probe_ports: expected a list of port numbers 1-65535")
+    ports = tuple(p)
+    t = table.get("probe_timeout", 0.5)
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 10:
+        raise ValueError(f"{where}.probe_timeout: expected seconds between 0.05 and 10")
+    timeout = float(t)
+    return ports, timeout

@@ -1,0 +1,227 @@
+"""Predicted reachability from the topology, and the tenant x tenant matrix.
+
+For a pair of workloads, the source namespace's routes are followed: the next hop must be
+on the segment the outgoing interface attaches to; when it is a gateway, the gateway's
+namespace must forward (per-interface IPv4 forwarding) and the walk continues from there (at
+most MAX_HOPS). The reply must find its way back the same way. Bridge port isolation
+(both ports isolated) blocks a segment. Filters (nftables/iptables) are not read, so a routed
+path is "possible, no filter seen" and active probes settle it.
+
+The matrix puts three things in each tenant x tenant cell: expected (policy), predicted
+(topology) and observed (the last active probe run); `actual` is observed when there is an
+observation, else predicted, and a cell is wrong when actual differs from expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from probes.model import HostState
+from probes.network.model import Link, Policy, ReachResult, Route, Topology
+from probes.network.policy import allows
+from probes.network.segments import HOST_TENANT, Attachment, Endpoint, attach, endpoints, segment_label
+
+MAX_HOPS = 4
+
+
+@dataclass(frozen=True)
+class PairPrediction:
+    src: str  # workload key
+    dst: str
+    src_tenant: str
+    dst_tenant: str
+    reachable: bool
+    address: str = ""  # the destination address the walk was for ("" for VMs: L2 only)
+    path: str = ""  # why reachable, or why not
+    hops: tuple[str, ...] = ()  # routers on the way, as netns/iface address
+    segments: tuple[str, ...] = ()  # segment ids crossed
+    exposed: bool = False  # reachable by tagging frames into a VLAN the port trunks
+
+
+@dataclass(frozen=True)
+class Cell:
+    src: str  # tenant
+    dst: str
+    expected: bool
+    predicted: bool | None  # None: nothing to predict from (no addresses, no attachments)
+    observed: bool | None  # None: not probed
+    exposed: bool = False
+    pairs: tuple[PairPrediction, ...] = ()
+    results: tuple[ReachResult, ...] = ()
+
+    @property
+    def actual(self) -> bool | None:
+        return self.observed if self.observed is not None else self.predicted
+
+    @property
+    def status(self) -> str:
+        """correct, wrong or ignored (nothing predicted or observed)."""
+        if self.actual is None:
+            return "ignored"
+        return "correct" if self.actual == self.expected else "wrong"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+    cells: tuple[Cell, ...]
+
+    def cell(self, src: str, dst: str) -> Cell | None:
+        return next((c for c in self.cells if c.src == src and c.dst == dst), None)
+
+    def counts(self) -> tuple[int, int, int]:
+        wrong = sum(c.status == "wrong" for c in self.cells)
+        ignored = sum(c.status == "ignored" for c in self.cells)
+        return wrong, ignored, len(self.cells) - wrong - ignored
+
+    def summary(self) -> str:
+        w, i, c = self.counts()
+        return f"{w} wrong, {i} ignored, {c} correct"
+
+
+class _Index:
+    """Addresses to the links that own them, with each link's attachment."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self.owners: dict[str, list[tuple[Link, Attachment | None]]] = {}
+        self.att: dict[tuple[str, str], Attachment | None] = {}
+        for lk in topo.links:
+            a = attach(topo, lk)
+            self.att[(lk.netns, lk.name)] = a
+            for cidr in lk.addresses:
+                self.owners.setdefault(cidr.split("/")[0], []).append((lk, a))
+
+        self.routes: dict[str, list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Route]]] = {}
+        for r in topo.routes:
+            try:
+                self.routes.setdefault(r.netns, []).append((ipaddress.ip_network(r.dst, strict=False), r))
+            except ValueError:
+                continue
+        for rs in self.routes.values():
+            rs.sort(key=lambda x: -x[0].prefixlen)
+
+    def route(self, ns: str, ip: str) -> Route | None:
+        """Longest-prefix match in the main table of `ns`."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        for net, r in self.routes.get(ns, ()):
+            if net.version == addr.version and addr in net:
+                return r
+        return None
+
+    def ns_owns(self, ns: str, ip: str) -> bool:
+        return any(lk.netns == ns for lk, _ in self.owners.get(ip, ()))
+
+
+def walk(idx: _Index, ns: str, dst_ip: str, depth: int = 0) -> tuple[bool, str, tuple[str, ...], tuple[str, ...]]:
+    """(reached, why, hops, segments) for a packet from namespace `ns` to `dst_ip`."""
+    topo = idx.topo
+    if idx.ns_owns(ns, dst_ip):
+        return True, "local address", (), ()
+    if depth > MAX_HOPS:
+        return False, f"more than {MAX_HOPS} routed hops", (), ()
+    r = idx.route(ns, dst_ip)
+    if r is None:
+        return False, f"{ns or 'host'} has no route to {dst_ip}", (), ()
+    out = idx.att.get((ns, r.dev))
+    if out is None:
+        return False, f"{ns or 'host'}/{r.dev} is on no bridge or switch", (), ()
+    if out.segment.endswith("#none"):
+        return False, f"{out.port} drops untagged frames", (), ()
+    nh = r.gateway or dst_ip
+    owners = [(lk, a) for lk, a in idx.owners.get(nh, ()) if a and a.segment == out.segment]
+    if not owners:
+        return False, f"no one on {segment_label(out.segment)} has {nh}", (), (out.segment,)
+    lk, a = owners[0]
+    if out.isolated and a.isolated:
+        return False, f"{out.port} and {a.port} are isolated ports of {segment_label(out.segment)}", (), (out.segment,)
+    if idx.ns_owns(lk.netns, dst_ip):
+        return True, f"{out.iface} and {lk.where} share {segment_label(out.segment)}", (), (out.segment,)
+    if not lk.forwarding:
+        return False, f"gateway {lk.where} ({nh}) does not forward", (), (out.segment,)
+    ok, why, hops, segs = walk(idx, lk.netns, dst_ip, depth + 1)
+    hop = f"{lk.where} {nh}"
+    return ok, f"via {hop} (forwarding on, no filter seen); " + why, (hop,) + hops, (out.segment,) + segs
+
+
+def predict_pair(idx: _Index, a: Endpoint, b: Endpoint) -> PairPrediction:
+    base = dict(src=a.workload, dst=b.workload, src_tenant=a.tenant, dst_tenant=b.tenant)
+    exposed = any(bs.segment in x.exposed for x in a.attachments for bs in b.attachments)
+    if a.netns is not None and b.addresses:
+        best: PairPrediction | None = None
+        for ip in b.addresses:
+            ok, why, hops, segs = walk(idx, a.netns, ip)
+            if ok and b.netns is not None and a.addresses:
+                backs = [walk(idx, b.netns, x) for x in a.addresses]
+                back_ok = any(x[0] for x in backs)
+                back_why = backs[0][1]
+                if not back_ok:
+                    ok, why = False, f"{why}; but no way back: {back_why}"
+            p = PairPrediction(**base, reachable=ok, address=ip, path=why, hops=hops, segments=segs,
+                               exposed=exposed)
+            if ok:
+                return p
+            best = best or p
+        assert best is not None
+        return best
+    shared = sorted({x.segment for x in a.attachments} & {y.segment for y in b.attachments})
+    if shared:
+        return PairPrediction(**base, reachable=True, path=f"share {segment_label(shared[0])} (addresses unknown)",
+                              segments=tuple(shared), exposed=exposed)
+    return PairPrediction(**base, reachable=False,
+                          path="no shared segment" if a.attachments and b.attachments else "not attached anywhere known",
+                          exposed=exposed)
+
+
+def predict(hs: HostState) -> list[PairPrediction]:
+    if hs.topology is None:
+        return []
+    idx = _Index(hs.topology)
+    eps = endpoints(hs)
+    return [predict_pair(idx, a, b) for a in eps if a.workload != "host" for b in eps
+            if b.workload != a.workload]
+
+
+_CACHE: list[tuple[tuple[object, ...], Matrix]] = []
+
+
+def matrix(hs: HostState, policy: Policy | None = None) -> Matrix:
+    """The tenant x tenant matrix of one host (cached: checks and the pane ask often)."""
+    policy = policy or (hs.topology.policy if hs.topology else None)
+    key = (hs.topology, hs.workloads, hs.reach, policy)
+    for k, m in _CACHE:
+        if all(a is b or a == b for a, b in zip(k, key)):
+            return m
+    m = _matrix(hs, policy)
+    _CACHE.insert(0, (key, m))
+    del _CACHE[4:]
+    return m
+
+
+def _matrix(hs: HostState, policy: Policy | None) -> Matrix:
+    preds = predict(hs)
+    results = hs.reach.results if hs.reach else ()
+    tenants = sorted({w.tenant or "(unplaced)" for w in hs.workloads})
+    dsts = tenants + ([HOST_TENANT] if hs.topology else [])
+    cells = []
+    for s in tenants:
+        for d in dsts:
+            pp = tuple(p for p in preds if p.src_tenant == s and p.dst_tenant == d)
+            rr = tuple(r for r in results if r.src_tenant == s and r.dst_tenant == d)
+            tested = [r for r in rr if r.outcome not in ("not-testable", "error")]
+            cells.append(Cell(
+                src=s, dst=d, expected=allows(policy, s, d),
+                predicted=any(p.reachable for p in pp) if pp else None,
+                observed=any(r.reached for r in tested) if tested else None,
+                exposed=any(p.exposed for p in pp), pairs=pp, results=rr))
+    return Matrix(tuple(tenants), tuple(dsts), tuple(cells))
+
+
+def reached_pairs(results: Sequence[ReachResult]) -> list[ReachResult]:
+    return [r for r in results if r.reached]

@@ -1,0 +1,441 @@
+"""Active reachability probes from inside each tenant's network namespace.
+
+Only run when the user asks (TUI key, `tenantscope check --probe`). Per source namespace one
+raw ICMP socket is opened from a thread that entered the namespace (probes/network/nsenter.py);
+all sources then run concurrently on the event loop, bounded. Every probe has a timeout. A
+raw socket sees every ICMP packet of its namespace, so a reply counts only when its type,
+identifier, sequence number and source address all match what was sent.
+
+Outcomes: `reply` (echo reply or TCP connect), `refused` (TCP RST: reachable, port closed),
+`no-arp` (the neighbour entry of the next hop is INCOMPLETE/FAILED after the timeout, or the
+kernel said host unreachable: L2 separation), `timeout` (the next hop answered ARP but the
+probe got nothing back: filtered), `no-route`, `error` (e.g. the namespace disappeared).
+For reached pairs whose reply TTL shows routers in between, TTL-limited echoes from the same
+socket name each hop (a direct pair has a reply TTL of 64/128/255 and no hops).
+Nothing in a tenant's namespace is changed: no sysctls, no addresses, only these packets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import os
+import random
+import socket
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from probes.model import HostState, WorkloadKind
+from probes.network.model import Hop, ReachMatrix, ReachResult, Topology
+from probes.network.nsenter import netns_path, run_in_netns
+from probes.network.segments import Endpoint, endpoints, netns_of
+from probes.network.topology import address_owner, route_lookup
+
+ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED = 0, 3, 8, 11
+NUD_INCOMPLETE, NUD_FAILED = 0x01, 0x20
+INITIAL_TTLS = (64, 128, 255)
+MAX_TRACE_TTL = 8
+TRACE_SEQ = 0x8000
+
+Progress = Callable[[int, int], object]  # (pairs done, pairs total)
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def echo_request(ident: int, seq: int, payload: bytes = b"tenantscope") -> bytes:
+    hdr = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
+    return struct.pack("!BBHHH", ICMP_ECHO, 0, checksum(hdr + payload), ident, seq) + payload
+
+
+@dataclass(frozen=True)
+class Icmp:
+    """One received ICMP packet, as far as matching needs it."""
+
+    src: str
+    ttl: int
+    type: int
+    code: int
+    ident: int  # of the echo (for errors: of the embedded original echo)
+    seq: int
+    inner_dst: str = ""  # for errors: where the original echo was going
+
+
+def parse_icmp(packet: bytes) -> Icmp | None:
+    """An IPv4 packet with ICMP in it (what a raw socket returns), or None if not ours to read."""
+    if len(packet) < 28 or packet[0] >> 4 != 4:
+        return None
+    ihl = (packet[0] & 0x0F) * 4
+    ttl, proto = packet[8], packet[9]
+    if proto != socket.IPPROTO_ICMP or len(packet) < ihl + 8:
+        return None
+    src = socket.inet_ntoa(packet[12:16])
+    typ, code = packet[ihl], packet[ihl + 1]
+    if typ in (ICMP_ECHO_REPLY, ICMP_ECHO):
+        ident, seq = struct.unpack("!HH", packet[ihl + 4:ihl + 8])
+        return Icmp(src, ttl, typ, code, ident, seq)
+    if typ in (ICMP_UNREACH, ICMP_TIME_EXCEEDED):
+        inner = packet[ihl + 8:]
+        if len(inner) < 28 or inner[0] >> 4 != 4:
+            return None
+        iihl = (inner[0] & 0x0F) * 4
+        if inner[9] != socket.IPPROTO_ICMP or len(inner) < iihl + 8 or inner[iihl] != ICMP_ECHO:
+            return None
+        ident, seq = struct.unpack("!HH", inner[iihl + 4:iihl + 8])
+        return Icmp(src, ttl, typ, code, ident, seq, socket.inet_ntoa(inner[16:20]))
+    return None
+
+
+@dataclass
+class _Target:
+    dst: Endpoint
+    address: str
+    seq: int
+    sent_at: float = 0.0
+    outcome: str = ""
+    rtt_ms: float | None = None
+    detail: str = ""
+    reply_ttl: int | None = None
+    hops: dict[int, str] = field(default_factory=dict)
+    hop_done: int | None = None  # ttl at which the destination itself answered
+    ignored: list[str] = field(default_factory=list)
+
+
+class Matcher:
+    """Assigns received packets to the probes sent from one socket."""
+
+    def __init__(self, ident: int, targets: Sequence[_Target]) -> None:
+        self.ident = ident
+        self.by_seq = {t.seq: t for t in targets}
+        self.pending = {t.seq for t in targets}
+        self.trace_pending: set[int] = set()
+        self.changed = asyncio.Event()
+
+    def feed(self, pkt: Icmp, now: float) -> None:
+        if pkt.ident != self.ident or pkt.type == ICMP_ECHO:
+            return
+        if pkt.seq >= TRACE_SEQ:
+            self._trace(pkt)
+            return
+        t = self.by_seq.get(pkt.seq)
+        if t is None or t.outcome:
+            return
+        if pkt.type == ICMP_ECHO_REPLY:
+            if pkt.src != t.address:
+                t.ignored.append(f"echo reply with our id/seq from unexpected source {pkt.src}")
+                return
+            t.outcome, t.rtt_ms, t.reply_ttl = "reply", (now - t.sent_at) * 1000, pkt.ttl
+        elif pkt.type == ICMP_UNREACH and pkt.inner_dst == t.address:
+            if pkt.code in (1, 7):  # host unreachable: ARP failed at the sender or a router
+                t.outcome, t.detail = "no-arp", f"host unreachable (from {pkt.src})"
+            elif pkt.code in (9, 10, 13):
+                t.outcome, t.detail = "timeout", f"administratively prohibited (from {pkt.src}): filtered"
+            else:
+                t.outcome, t.detail = "no-route", f"destination unreachable code {pkt.code} (from {pkt.src})"
+        else:
+            return
+        self.pending.discard(pkt.seq)
+        self.changed.set()
+
+    def _trace(self, pkt: Icmp) -> None:
+        idx, ttl = divmod(pkt.seq - TRACE_SEQ, 16)
+        t = self.by_seq.get(idx)
+        if t is None or pkt.seq not in self.trace_pending:
+            return
+        if pkt.type == ICMP_TIME_EXCEEDED and pkt.inner_dst == t.address:
+            t.hops[ttl] = pkt.src
+        elif pkt.type == ICMP_ECHO_REPLY and pkt.src == t.address:
+            t.hop_done = ttl if t.hop_done is None else min(t.hop_done, ttl)
+        else:
+            return
+        self.trace_pending.discard(pkt.seq)
+        self.changed.set()
+
+
+@dataclass(frozen=True)
+class Source:
+    endpoint: Endpoint
+    path: str
+
+
+def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]]:
+    """Sources we can enter, destinations with addresses, and results for what cannot be tested."""
+    eps = endpoints(hs)
+    by_key = {w.key: w for w in hs.workloads}
+    sources, untestable = [], []
+    dests = [e for e in eps if e.addresses]
+    for e in eps:
+        if e.workload == "host":
+            continue
+        w = by_key.get(e.workload)
+        if e.netns is not None and w is not None:
+            path = w.netns.path if (w.netns and w.netns.path) else netns_path(netns_of(w) or w.name)
+            sources.append(Source(e, path))
+            continue
+        why = ("not testable from inside: predicted only (VM: probing through the guest agent is not "
+               "enabled)" if w is not None and w.kind == WorkloadKind.VM
+               else "not testable from inside: predicted only (no network namespace to enter)")
+        for d in dests:
+            if d.workload != e.workload:
+                untestable.append(ReachResult(e.tenant, d.tenant, e.workload, d.workload, "", "predicted",
+                                              "not-testable", detail=why))
+    return sources, dests, untestable
+
+
+async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[int] = (),
+                       concurrency: int = 64, trace: bool = True,
+                       progress: Progress | None = None) -> ReachMatrix:
+    """Probe every destination address from every source namespace of `hs`. Cancellable."""
+    started = time.time()
+    sources, dests, results = plan(hs)
+    topo = hs.topology or Topology()
+    total = sum(len([1 for d in dests if d.workload != s.endpoint.workload for _ in d.addresses])
+                for s in sources) * (1 + len(ports))
+    done = 0
+    sem = asyncio.Semaphore(max(1, concurrency))
+    errors: list[str] = []
+
+    async def one(src: Source) -> list[ReachResult]:
+        nonlocal done
+        async with sem:
+            out = await _probe_source(src, dests, topo, timeout=timeout, ports=ports, trace=trace)
+        done += sum(1 for r in out if r.method != "predicted")
+        if progress is not None:
+            progress(done, total)
+        return out
+
+    tasks = [asyncio.ensure_future(one(s)) for s in sources]
+    try:
+        for part in await asyncio.gather(*tasks):
+            results += part
+    except asyncio.CancelledError:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    errors += sorted({r.detail for r in results if r.outcome == "error" and r.detail})
+    return ReachMatrix(results=tuple(results), started_at=started, finished_at=time.time(),
+                       timeout_s=timeout, ports=tuple(ports), errors=tuple(errors))
+
+
+def merged(hs: HostState, matrix: ReachMatrix) -> HostState:
+    """Pure: the host's state with this probe run as its observed reachability."""
+    return replace(hs, reach=matrix)
+
+
+async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, *, timeout: float,
+                        ports: Sequence[int], trace: bool) -> list[ReachResult]:
+    me = src.endpoint
+    targets = [_Target(d, a, 0) for d in dests if d.workload != me.workload for a in d.addresses]
+    for i, t in enumerate(targets):
+        t.seq = i
+    if not targets:
+        return []
+    n_tcp = len(targets) * len(ports)
+
+    def make() -> list[socket.socket]:
+        made = []
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            made.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            for _ in range(n_tcp):
+                made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for s in made:
+                s.setblocking(False)
+        except BaseException:
+            for s in made:
+                s.close()
+            raise
+        return made
+
+    try:
+        socks = await run_in_netns(src.path, make)
+    except (OSError, RuntimeError) as e:
+        why = "namespace gone" if isinstance(e, FileNotFoundError) else f"cannot enter namespace: {e}"
+        return [_result(me, t, "icmp", "error", f"{src.path}: {why}") for t in targets] + [
+            _result(me, t, f"tcp:{p}", "error", f"{src.path}: {why}") for t in targets for p in ports]
+    icmp, tcp = socks[0], socks[1:]
+    loop = asyncio.get_running_loop()
+    ident = random.randrange(1, 0xFFFF)
+    m = Matcher(ident, targets)
+
+    def readable() -> None:
+        now = time.monotonic()
+        for _ in range(256):
+            try:
+                data = icmp.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            pkt = parse_icmp(data)
+            if pkt is not None:
+                m.feed(pkt, now)
+
+    loop.add_reader(icmp.fileno(), readable)
+    try:
+        for t in targets:
+            t.sent_at = time.monotonic()
+            try:
+                icmp.sendto(echo_request(ident, t.seq), (t.address, 0))
+            except OSError as e:
+                t.outcome, t.detail = _send_error(e)
+                m.pending.discard(t.seq)
+        tcp_task = asyncio.ensure_future(_tcp_all(tcp, targets, ports, timeout))
+        await _wait(m, lambda: not m.pending, timeout)
+        tcp_results = await tcp_task
+        unresolved = [t for t in targets if not t.outcome] + [x[0] for x in tcp_results if x[2] == "timeout"]
+        neigh = await _neighbours(src.path) if unresolved else {}
+        for t in targets:
+            if not t.outcome:
+                t.outcome, t.detail = _classify_silence(topo, me.netns or "", t.address, neigh)
+        if trace:
+            await _trace(icmp, m, [t for t in targets if t.outcome == "reply"], timeout)
+    finally:
+        loop.remove_reader(icmp.fileno())
+        for s in socks:
+            s.close()
+    out = []
+    for t in targets:
+        detail = "; ".join([t.detail] + t.ignored[:2]).strip("; ")
+        out.append(_result(me, t, "icmp", t.outcome, detail, rtt=t.rtt_ms, hops=_hops(topo, t), ttl=t.reply_ttl))
+    for t, port, outcome, rtt, detail in tcp_results:
+        if outcome == "timeout":
+            outcome, detail = _classify_silence(topo, me.netns or "", t.address, neigh)
+        out.append(_result(me, t, f"tcp:{port}", outcome, detail, rtt=rtt))
+    return out
+
+
+def _result(me: Endpoint, t: _Target, method: str, outcome: str, detail: str = "", *,
+            rtt: float | None = None, hops: tuple[Hop, ...] = (), ttl: int | None = None) -> ReachResult:
+    return ReachResult(me.tenant, t.dst.tenant, me.workload, t.dst.workload, t.address, method, outcome,
+                       rtt_ms=None if rtt is None else round(rtt, 3), detail=detail, hops=hops, reply_ttl=ttl)
+
+
+def _send_error(e: OSError) -> tuple[str, str]:
+    if e.errno == errno.EHOSTUNREACH:
+        return "no-arp", "host unreachable (neighbour resolution failed)"
+    if e.errno == errno.ENETUNREACH:
+        return "no-route", "network unreachable from the source"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "timeout", f"refused locally: {e.strerror} (a filter in the source namespace)"
+    return "error", f"send failed: {e.strerror or e}"
+
+
+async def _wait(m: Matcher, finished: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not finished():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        m.changed.clear()
+        try:
+            await asyncio.wait_for(m.changed.wait(), left)
+        except asyncio.TimeoutError:
+            return
+
+
+async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], ports: Sequence[int],
+                   timeout: float) -> list[tuple[_Target, int, str, float | None, str]]:
+    loop = asyncio.get_running_loop()
+    jobs = [(t, p) for t in targets for p in ports]
+
+    async def one(s: socket.socket, t: _Target, port: int) -> tuple[_Target, int, str, float | None, str]:
+        t0 = time.monotonic()
+        try:
+            await asyncio.wait_for(loop.sock_connect(s, (t.address, port)), timeout)
+            return t, port, "reply", (time.monotonic() - t0) * 1000, "connected (port open)"
+        except ConnectionRefusedError:
+            return t, port, "refused", (time.monotonic() - t0) * 1000, "RST: reachable, port closed"
+        except asyncio.TimeoutError:
+            return t, port, "timeout", None, ""
+        except OSError as e:
+            o, d = _send_error(e)
+            return t, port, o, None, d
+
+    return list(await asyncio.gather(*(one(s, t, p) for s, (t, p) in zip(socks, jobs))))
+
+
+async def _neighbours(path: str) -> dict[str, int]:
+    """Neighbour states (address -> NUD_*) of the source namespace, opened with flags=0."""
+    def read() -> dict[str, int]:
+        from pyroute2 import IPRoute
+        with IPRoute(netns=path, flags=0) as ipr:
+            return {n.get("NDA_DST"): n["state"] for n in ipr.get_neighbours(family=socket.AF_INET)
+                    if n.get("NDA_DST")}
+    try:
+        return await asyncio.to_thread(read)
+    except Exception:  # noqa: BLE001 - without it silence is only "timeout"
+        return {}
+
+
+def _classify_silence(topo: Topology, ns: str, address: str, neigh: dict[str, int]) -> tuple[str, str]:
+    r = route_lookup(topo, ns, address)
+    hop = (r.gateway or address) if r else address
+    state = neigh.get(hop)
+    if state is not None and state & (NUD_INCOMPLETE | NUD_FAILED):
+        return "no-arp", f"no ARP answer from {hop}: L2 separated"
+    if state is None and r is None and topo.routes:
+        return "no-route", "no route in the source namespace"
+    if state is None:
+        return "timeout", f"no answer within the timeout (no neighbour entry for {hop})"
+    return "timeout", f"{hop} answers ARP but the probe got no answer: filtered"
+
+
+async def _trace(icmp: socket.socket, m: Matcher, reached: Sequence[_Target], timeout: float) -> None:
+    """TTL-limited echoes for pairs whose reply TTL says routers are in between."""
+    routed = []
+    for t in reached:
+        ttl = t.reply_ttl or 0
+        if ttl in INITIAL_TTLS or not ttl:
+            continue
+        initial = min(x for x in INITIAL_TTLS if x >= ttl)
+        routed.append((t, min(MAX_TRACE_TTL, initial - ttl + 1)))
+    if not routed:
+        return
+    for t, n in routed:
+        for ttl in range(1, n + 1):
+            seq = TRACE_SEQ + t.seq * 16 + ttl
+            if seq > 0xFFFF:
+                continue
+            m.trace_pending.add(seq)
+            icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            try:
+                icmp.sendto(echo_request(m.ident, seq), (t.address, 0))
+            except OSError:
+                m.trace_pending.discard(seq)
+    icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+    await _wait(m, lambda: not m.trace_pending, timeout)
+
+
+def _hops(topo: Topology, t: _Target) -> tuple[Hop, ...]:
+    if not t.hops:
+        return ()
+    last = t.hop_done or (max(t.hops) + 1)
+    out = []
+    for ttl in range(1, last):
+        addr = t.hops.get(ttl, "")
+        owner = address_owner(topo, addr) if addr else None
+        out.append(Hop(ttl, addr or "*", owner.where if owner else ""))
+    return tuple(out)
+
+
+def valid_ports(ports: Sequence[int]) -> tuple[int, ...]:
+    bad = [p for p in ports if not 0 < p < 65536]
+    if bad:
+        raise ValueError(f"not a TCP port: {', '.join(map(str, bad))}")
+    return tuple(ports)
+
+
+__all__ = ["Icmp", "Matcher", "checksum", "echo_request", "ipaddress", "merged", "os", "parse_icmp",
+           "plan", "probe_matrix", "valid_ports"]

@@ -1,0 +1,170 @@
+"""L2 segments and where workloads attach to them.
+
+A segment is a Linux bridge (with its VLAN when the bridge filters VLANs), an Open vSwitch
+bridge with one VLAN tag (0 = untagged), or a bare veth pair between two namespaces. A
+workload attaches through the switch-side port of each of its interfaces: the interface itself
+when it is a bridge/OVS port, else its veth peer, else (VMs) its tap. A trunk port is *exposed*
+to the VLANs it carries: the tenant can tag frames into them even when untagged traffic does
+not get there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from probes.model import HostState, Workload, WorkloadKind
+from probes.network.model import Link, OvsPort, Topology
+
+HOST_TENANT = "(host)"
+UNPLACED = "(unplaced)"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """How one interface reaches a segment."""
+
+    segment: str  # id: "br:NS/NAME", "ovs:BR#TAG", "veth:A|B"
+    port: str  # switch-side port as netns/name (or "ovs:BR/PORT")
+    iface: str  # the workload-side interface as netns/name
+    isolated: bool = False  # bridge port isolation
+    exposed: tuple[str, ...] = ()  # segments reachable by tagging (trunk ports)
+    ofport_missing: bool = False
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    workload: str  # Workload.key, or "host" for the root namespace
+    tenant: str
+    name: str
+    netns: str | None  # None: not a namespace we can enter (VM)
+    addresses: tuple[str, ...]  # plain IPs
+    attachments: tuple[Attachment, ...]
+
+
+def segment_label(seg: str) -> str:
+    kind, _, rest = seg.partition(":")
+    if kind == "br":
+        ns, _, name = rest.rpartition("/")
+        return f"bridge {name}" + (f" (netns {ns})" if ns else "")
+    if kind == "ovs":
+        br, _, tag = rest.partition("#")
+        return f"OVS {br} " + ("untagged" if tag == "0" else f"VLAN {tag}")
+    return f"veth pair {rest}"
+
+
+def _ovs_ports(topo: Topology) -> dict[str, OvsPort]:
+    out = {}
+    for b in topo.ovs:
+        for p in b.ports:
+            for i in p.interfaces:
+                out[i.name] = p
+    return out
+
+
+def _ovs_tags(topo: Topology, bridge: str) -> set[int]:
+    tags = {0}
+    for b in topo.ovs:
+        if b.name == bridge:
+            for p in b.ports:
+                if p.tag is not None:
+                    tags.add(p.tag)
+                tags.update(p.trunks)
+    return tags
+
+
+def attach(topo: Topology, link: Link, ovs_ports: dict[str, OvsPort] | None = None) -> Attachment | None:
+    """The segment `link` (an interface of a workload or of the host) sends untagged frames to."""
+    ovs_ports = _ovs_ports(topo) if ovs_ports is None else ovs_ports
+    for cand in (link, _peer(topo, link)):
+        if cand is None:
+            continue
+        if cand.master:
+            master = topo.link(cand.netns, cand.master)
+            if master is not None and master.kind == "bridge":
+                return Attachment(f"br:{cand.netns}/{cand.master}", cand.where, link.where,
+                                  isolated=bool(cand.port_isolated))
+        if cand.kind == "bridge":
+            return Attachment(f"br:{cand.netns}/{cand.name}", cand.where, link.where)
+        port = ovs_ports.get(cand.name) if (cand.netns == "" or cand is link) else None
+        if port is not None:
+            missing = not port.attached
+            if port.tag is not None:
+                return Attachment(f"ovs:{port.bridge}#{port.tag}", f"ovs:{port.bridge}/{port.name}",
+                                  link.where, ofport_missing=missing)
+            tags = _ovs_tags(topo, port.bridge)
+            carried = sorted(tags) if port.trunks_all else sorted(port.trunks)
+            exposed = tuple(f"ovs:{port.bridge}#{t}" for t in carried if t != 0)
+            native = 0 in carried or port.trunks_all or port.vlan_mode in ("native-untagged", "native-tagged")
+            seg = f"ovs:{port.bridge}#0" if native else f"ovs:{port.bridge}#none"
+            return Attachment(seg, f"ovs:{port.bridge}/{port.name}", link.where,
+                              exposed=exposed, ofport_missing=missing)
+    peer = _peer(topo, link)
+    if link.kind == "veth" and peer is not None:
+        a, b = sorted((link.where, peer.where))
+        return Attachment(f"veth:{a}|{b}", peer.where, link.where)
+    return None
+
+
+def _peer(topo: Topology, link: Link) -> Link | None:
+    if not link.peer:
+        return None
+    ns, _, name = link.peer.rpartition("/")
+    return topo.link(ns, name)
+
+
+def netns_of(w: Workload) -> str | None:
+    if w.kind != WorkloadKind.NETNS:
+        return None
+    if w.netns and w.netns.path.startswith("/run/netns/"):
+        return os.path.basename(w.netns.path)
+    if w.netns and w.netns.path:
+        return None  # /proc/PID/ns/net: not a named namespace
+    return w.name
+
+
+def _ips(addrs: Iterable[str]) -> tuple[str, ...]:
+    return tuple(a.split("/")[0] for a in addrs if ":" not in a and not a.startswith("127."))
+
+
+def endpoints(hs: HostState) -> list[Endpoint]:
+    """Every workload of the host with its interfaces' attachments, and the host itself."""
+    topo = hs.topology
+    if topo is None:
+        return []
+    ovs_ports = _ovs_ports(topo)
+    out: list[Endpoint] = []
+    for w in hs.workloads:
+        tenant = w.tenant or UNPLACED
+        ns = netns_of(w)
+        if ns is not None:
+            links = [lk for lk in topo.links_in(ns) if lk.name != "lo"]
+            atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in links) if a)
+            addrs = _ips(a for lk in links for a in lk.addresses)
+            out.append(Endpoint(w.key, tenant, w.name, ns, addrs, atts))
+        elif w.kind == WorkloadKind.VM and w.vm:
+            atts = []
+            for nic in w.vm.nics:
+                lk = _tap(topo, nic.target_dev, nic.mac)
+                a = attach(topo, lk, ovs_ports) if lk else None
+                if a:
+                    atts.append(a)
+            out.append(Endpoint(w.key, tenant, w.name, None, (), tuple(atts)))
+    host_links = [lk for lk in topo.links_in("") if lk.addresses and lk.name != "lo"]
+    host_atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in host_links) if a)
+    out.append(Endpoint("host", HOST_TENANT, "host", "", _ips(a for lk in host_links for a in lk.addresses),
+                        host_atts))
+    return out
+
+
+def _tap(topo: Topology, target_dev: str, mac: str) -> Link | None:
+    """A VM NIC's tap: by target dev name, else by MAC (libvirt sets the tap to fe:+guest MAC)."""
+    if target_dev:
+        lk = topo.link("", target_dev)
+        if lk:
+            return lk
+    if mac and len(mac) == 17:
+        want = ("fe" + mac[2:]).lower()
+        return next((lk for lk in topo.links_in("") if lk.mac.lower() == want), None)
+    return None

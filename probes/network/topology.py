@@ -1,0 +1,214 @@
+"""The topology probe: links, bridges, veth peers, addresses, routes and forwarding, in the root
+namespace and in every named network namespace, plus Open vSwitch when present.
+
+Locally it reads netlink with pyroute2 in a worker thread (the sync API fails inside a running
+event loop), opening each namespace with `flags=0` so that a mistyped name is an error and
+never a new, empty namespace. Over SSH it runs `ip -j -d` (probes/network/ipjson.py), which
+never creates namespaces either. Both paths give the same Topology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from probes.engine import Probe
+from probes.hosts.base import HostTransport
+from probes.model import HostState
+from probes.network import ovs
+from probes.network.model import Link, Namespace, Policy, Route, Topology
+
+NETNS_DIR = "/run/netns"
+
+
+class TopologyProbe(Probe[Topology]):
+    name = "topology"
+    interval = 10.0
+    timeout = 20.0
+
+    def __init__(self, *, interval: float = 10.0, policy: Policy | None = None,
+                 ovs_db: str | None = None, use_netlink: bool | None = None) -> None:
+        self.interval = max(interval, 5.0)
+        self.policy = policy
+        self.ovs_db = ovs_db
+        self.use_netlink = use_netlink
+
+    async def collect(self, host: HostTransport) -> Topology:
+        netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
+        if netlink:
+            topo = await asyncio.to_thread(read_netlink)
+        else:
+            from probes.network import ipjson  # imports this module
+            topo = await ipjson.read_topology(host)
+        bridges, state = await ovs.read_ovs(host, db=self.ovs_db)
+        problems = list(topo.problems)
+        policy = self.policy
+        if policy is not None:
+            known = {n.name for n in topo.namespaces}
+            for name in policy.netns_named:
+                if name not in known:
+                    problems.append(f"namespace {name!r} named in config does not exist on this host "
+                                    f"(not created; its workloads are not tested)")
+        return replace(topo, ovs=bridges, ovs_state=state, problems=tuple(problems),
+                       policy=policy, taken_at=time.time())
+
+    def merge(self, state: HostState, result: Topology) -> HostState:
+        return replace(state, topology=result)
+
+
+# ---------------------------------------------------------------- netlink (local)
+
+
+def list_netns(root: str = "") -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root + NETNS_DIR) if not n.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def read_netlink() -> Topology:
+    """Blocking: read every namespace with pyroute2 (call from a worker thread)."""
+    from pyroute2 import IPRoute
+
+    links: list[Link] = []
+    routes: list[Route] = []
+    spaces: list[Namespace] = []
+    problems: list[str] = []
+    for ns in [""] + list_netns():
+        try:
+            ipr = IPRoute(netns=ns, flags=0) if ns else IPRoute()
+        except OSError as e:  # vanished between listdir and open: never created
+            spaces.append(Namespace(ns, error=f"cannot open: {e.strerror or e}"))
+            continue
+        try:
+            ns_links, forward = _links_from_netlink(ns, ipr.get_links(), ipr.get_addr(family=socket.AF_INET))
+            links.extend(ns_links)
+            routes.extend(_routes_from_netlink(ns, ipr.get_routes(family=socket.AF_INET, table=254), ns_links))
+            spaces.append(Namespace(ns, ip_forward=forward))
+        except Exception as e:  # one broken namespace must not hide the others
+            spaces.append(Namespace(ns, error=str(e) or type(e).__name__))
+            problems.append(f"namespace {ns or 'host'}: {e}")
+        finally:
+            ipr.close()
+    return Topology(links=resolve_peers(links), ip_forward=any(n.ip_forward for n in spaces if n.name == ""),
+                    namespaces=tuple(spaces), routes=tuple(routes), source="netlink",
+                    problems=tuple(problems))
+
+
+def _flag(v: object) -> bool | None:
+    return None if v is None else bool(v)
+
+
+def _links_from_netlink(ns: str, raw_links: Iterable[dict], raw_addrs: Iterable[dict]) -> tuple[list[Link], bool]:
+    addrs: dict[int, list[str]] = {}
+    for a in raw_addrs:
+        ip = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
+        if ip:
+            addrs.setdefault(a["index"], []).append(f"{ip}/{a['prefixlen']}")
+    by_index: dict[int, str] = {lk["index"]: lk.get("IFLA_IFNAME", "") for lk in raw_links}
+    out: list[Link] = []
+    forward = False
+    for lk in raw_links:
+        name = lk.get("IFLA_IFNAME", "")
+        info = lk.get("IFLA_LINKINFO")
+        kind = slave_kind = ""
+        vlan_id = vf = None
+        iso = learn = flood = None
+        if info:
+            kind = info.get("IFLA_INFO_KIND") or ""
+            slave_kind = info.get("IFLA_INFO_SLAVE_KIND") or ""
+            data = info.get("IFLA_INFO_DATA")
+            if data and kind == "bridge":
+                vf = _flag(data.get("IFLA_BR_VLAN_FILTERING"))
+            if data and kind == "vlan":
+                vlan_id = data.get("IFLA_VLAN_ID")
+            sd = info.get("IFLA_INFO_SLAVE_DATA")
+            if sd and slave_kind == "bridge":
+                iso = bool(sd.get("IFLA_BRPORT_ISOLATED") or 0)
+                learn = _flag(sd.get("IFLA_BRPORT_LEARNING"))
+                flood = _flag(sd.get("IFLA_BRPORT_UNICAST_FLOOD"))
+        fw = proxy = None
+        spec = lk.get("IFLA_AF_SPEC")
+        if spec:
+            inet = spec.get("AF_INET")
+            if inet:
+                fw = bool(inet.get("forwarding"))
+                proxy = bool(inet.get("proxy_arp"))
+        if fw and name != "lo":
+            forward = True
+        master_idx = lk.get("IFLA_MASTER")
+        out.append(Link(
+            name=name, ifindex=lk["index"], kind=kind, netns=ns,
+            master=by_index.get(master_idx, "") if master_idx else "",
+            mac=lk.get("IFLA_ADDRESS") or "", state=lk.get("IFLA_OPERSTATE") or "",
+            addresses=tuple(addrs.get(lk["index"], ())), mtu=lk.get("IFLA_MTU") or 0,
+            link_ifindex=lk.get("IFLA_LINK") or 0, vlan_id=vlan_id,
+            port_isolated=iso, port_learning=learn, port_flood=flood, vlan_filtering=vf,
+            proxy_arp=bool(proxy), forwarding=fw))
+    return out, forward
+
+
+def _routes_from_netlink(ns: str, raw: Iterable[dict], links: Sequence[Link]) -> list[Route]:
+    names = {lk.ifindex: lk.name for lk in links}
+    out = []
+    for r in raw:
+        if r.get("type", 1) != 1:  # unicast only
+            continue
+        dst = r.get("RTA_DST") or "0.0.0.0"
+        out.append(Route(ns, f"{dst}/{r.get('dst_len', 0)}", gateway=r.get("RTA_GATEWAY") or "",
+                         dev=names.get(r.get("RTA_OIF") or 0, ""), table=r.get("RTA_TABLE") or 254))
+    return out
+
+
+def resolve_peers(links: Sequence[Link]) -> tuple[Link, ...]:
+    """Name each veth's peer: the veth elsewhere whose IFLA_LINK points back at it."""
+    veths = [lk for lk in links if lk.kind == "veth"]
+    by_ifindex: dict[int, list[Link]] = {}
+    for v in veths:
+        by_ifindex.setdefault(v.ifindex, []).append(v)
+    out = []
+    for lk in links:
+        if lk.kind == "veth" and lk.link_ifindex and not lk.peer:
+            cands = [c for c in by_ifindex.get(lk.link_ifindex, ())
+                     if c.link_ifindex == lk.ifindex and c is not lk]
+            # several candidates only when ifindexes collide across namespaces; prefer another ns
+            cands.sort(key=lambda c: c.netns == lk.netns)
+            if cands:
+                lk = replace(lk, peer=f"{cands[0].netns}/{cands[0].name}")
+        out.append(lk)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------- helpers for other modules
+
+
+def route_lookup(topo: Topology, netns: str, address: str) -> Route | None:
+    """Longest-prefix match of `address` in the main table of `netns`."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    best: tuple[int, Route] | None = None
+    for r in topo.routes:
+        if r.netns != netns:
+            continue
+        try:
+            net = ipaddress.ip_network(r.dst, strict=False)
+        except ValueError:
+            continue
+        if ip.version == net.version and ip in net and (best is None or net.prefixlen > best[0]):
+            best = (net.prefixlen, r)
+    return best[1] if best else None
+
+
+def address_owner(topo: Topology, address: str) -> Link | None:
+    for lk in topo.links:
+        for a in lk.addresses:
+            if a.split("/")[0] == address:
+                return lk
+    return None
