@@ -65,7 +65,10 @@ class Engine:
         self._derive = derive
         self._source = source
         self._clock = clock
-        self._sem = asyncio.Semaphore(max_concurrency)
+        # One bound per host: a host whose probes hang (a dead SSH peer, a stuck NFS read)
+        # fills only its own slots and never starves the other hosts. Connection bursts
+        # across a fleet are bounded by the SSH transport (probes/hosts/ssh.py).
+        self._sems = {h.name: asyncio.Semaphore(max_concurrency) for h in self.hosts}
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
@@ -136,7 +139,7 @@ class Engine:
     async def _run_one(self, t: HostTransport, p: Probe[Any]) -> bool:
         key = (t.name, p.name)
         try:
-            async with self._sem:
+            async with self._sems[t.name]:
                 result = await asyncio.wait_for(p.collect(t), p.timeout)
         except asyncio.CancelledError:
             raise

@@ -37,6 +37,7 @@ class Target:
     libvirt_uri: str | None = None
     groups: tuple[str, ...] = ()
     local: bool = False  # ansible_connection=local: watch this machine directly
+    identity: str | None = None  # ansible_ssh_private_key_file
     source: str = ""  # where it came from: "--host", "FILE:LINE"
 
     @property
@@ -207,9 +208,11 @@ class _Inventory:
             raise FleetError(f"{where}: host {host!r}: bad address {address!r}")
         uri = v.get("tenantscope_libvirt_uri")
         local = str(v.get("ansible_connection", "")) == "local"
+        key = v.get("ansible_ssh_private_key_file", v.get("ansible_private_key_file"))
         return Target(name=host, address=address, user=str(user) if user is not None else None,
                       port=port, libvirt_uri=str(uri) if uri else None, groups=groups,
-                      local=local, source=where)
+                      local=local, identity=os.path.expanduser(str(key)) if key else None,
+                      source=where)
 
 
 _RANGE_RE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::(\d+))?\]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +27,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="config file (default $XDG_CONFIG_HOME/tenantscope/config.toml)")
     p.add_argument("--host", action="append", default=[], metavar="TARGET",
                    help="watch a remote host over SSH: [ssh://][user@]host[:port] (repeatable)")
+    p.add_argument("--hosts-file", metavar="FILE", help="watch the SSH targets in FILE, one a line")
+    p.add_argument("--inventory", metavar="FILE", help="watch the hosts of an Ansible inventory (INI or YAML)")
+    p.add_argument("--limit", metavar="PATTERN", help="only these inventory groups or hosts (comma-separated)")
+    p.add_argument("--known-hosts", metavar="FILE", help="SSH known_hosts file (default ~/.ssh/known_hosts)")
+    p.add_argument("--accept-new-host-keys", action="store_true",
+                   help="trust and record the key of a host not yet in known_hosts (a changed key is always refused)")
+    p.add_argument("--identity", action="append", default=[], metavar="FILE",
+                   help="SSH private key file (repeatable; default: agent, ~/.ssh/config, ~/.ssh/id_*)")
+    p.add_argument("--ssh-config", metavar="FILE", help="OpenSSH client config (default ~/.ssh/config)")
     p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh interval (default 2)")
     p.add_argument("--log-file", metavar="FILE", help="write tenantscope's own debug log here")
 
@@ -72,7 +82,26 @@ def options_from(args: argparse.Namespace, *, demo: bool = False) -> Options:
     demo = demo or bool(getattr(args, "demo", False))
     return Options(libvirt_uri=args.libvirt, demo=demo, config=_load_config(args, demo),
                    config_path=args.config, hosts=tuple(args.host), interval=args.interval,
-                   checks=tuple(getattr(args, "check", []) or ()))
+                   checks=tuple(getattr(args, "check", []) or ()), **_fleet_options(args))
+
+
+def _fleet_options(args: argparse.Namespace) -> dict:
+    """SSH and fleet options, checked now so that a bad inventory is one clear line."""
+    from probes.fleet import FleetError, load_targets
+    kw = dict(hosts_file=getattr(args, "hosts_file", None), inventory=getattr(args, "inventory", None),
+              limit=getattr(args, "limit", None), known_hosts=getattr(args, "known_hosts", None),
+              accept_new_host_keys=bool(getattr(args, "accept_new_host_keys", False)),
+              identity=tuple(getattr(args, "identity", None) or ()),
+              ssh_config=getattr(args, "ssh_config", None))
+    try:
+        if args.host or kw["hosts_file"] or kw["inventory"]:
+            load_targets(tuple(args.host), kw["hosts_file"], kw["inventory"], kw["limit"])
+    except FleetError as e:
+        raise UserError(str(e)) from None
+    for f in kw["identity"] + ((kw["ssh_config"],) if kw["ssh_config"] else ()):
+        if not os.path.isfile(f):
+            raise UserError(f"{f}: no such file")
+    return kw
 
 
 def _setup_logging(path: str | None) -> None:
@@ -109,7 +138,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     state = asyncio.run(_observe_once(options_from(args)))
     out = {"text": report.as_text, "json": report.as_json, "prometheus": report.as_prometheus}[args.format]
     sys.stdout.write(out(state))
-    return report.exit_code(state)
+    from probes.hosts.connection import connection_problems
+    problems = connection_problems(state)
+    for line in problems:  # unreachable, auth failed, host key refused: one line each
+        print(f"tenantscope: {line}", file=sys.stderr)
+    return max(report.exit_code(state), 2 if problems else 0)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:

@@ -1,0 +1,89 @@
+"""The per-host connection state as data: the "ssh" probe, staleness, and one-line summaries.
+
+The SSH transport knows whether its connection is up; the UI and `tenantscope check` read
+State only. This probe copies the transport's `Connection` into HostState.connections on
+every poll (and after a failure), so the header can show each host's state (connecting, up,
+unreachable since T, auth failed, host key refused) and how old the data on screen is. A
+failed connection never clears the other probes' fields: what was shown stays, marked stale.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from probes.engine import Probe
+from probes.hosts.base import HostTransport
+from probes.model import Connection, ConnState, HostState, State
+from probes.untrusted import visible
+
+SYMBOL = {ConnState.CONNECTING: "…", ConnState.UP: "●", ConnState.UNREACHABLE: "✖",
+          ConnState.AUTH_FAILED: "✖", ConnState.HOST_KEY_REFUSED: "✖", ConnState.ABSENT: "○"}
+
+
+def with_connection(state: HostState, conn: Connection) -> HostState:
+    others = tuple(c for c in state.connections if c.what != conn.what)
+    return replace(state, connections=others + (conn,))
+
+
+class ConnectionProbe(Probe[Connection]):
+    """Keeps one SSH host's connection up (reconnecting with back-off) and reports its state."""
+
+    name = "ssh"
+
+    def __init__(self, transport: HostTransport, interval: float = 2.0) -> None:
+        self._t = transport
+        self.interval = interval
+        self.timeout = float(getattr(transport, "_connect_timeout", 10.0)) + 3.0
+
+    async def collect(self, host: HostTransport) -> Connection:
+        await host.ensure_connected()  # type: ignore[attr-defined]
+        return host.connection  # type: ignore[attr-defined]
+
+    def merge(self, state: HostState, result: Connection) -> HostState:
+        return with_connection(state, self._t.connection)  # type: ignore[attr-defined]
+
+    def failed(self, state: HostState, error: str, now: float) -> HostState:
+        return with_connection(state, self._t.connection)  # type: ignore[attr-defined]
+
+
+def has_data(hs: HostState) -> bool:
+    return bool(hs.workloads or hs.topology or hs.facts or hs.samples or hs.logs or hs.reach)
+
+
+def stale_age(hs: HostState, now: float | None = None) -> float | None:
+    """Seconds since the host's data stopped being refreshed (its SSH connection went down),
+    or None when it is live (or there is no data to be stale)."""
+    c = hs.connection("ssh")
+    if c is None or c.state == ConnState.UP or not has_data(hs):
+        return None
+    return max(0.0, (now if now is not None else time.time()) - c.since)
+
+
+def status_line(hs: HostState, now: float | None = None) -> str:
+    """`hv1 ● up` / `hv2 ✖ unreachable since 12:03:04, data stale 45 s: <why>` (safe text)."""
+    now = time.time() if now is None else now
+    c = hs.connection("ssh")
+    name = visible(hs.host.name)
+    if c is None:
+        return f"{name} ● {'local' if hs.host.kind == 'local' else 'up'}"
+    text = f"{name} {SYMBOL.get(c.state, '?')} {c.state}"
+    if c.state != ConnState.UP:
+        text += " since " + time.strftime("%H:%M:%S", time.localtime(c.since))
+        age = stale_age(hs, now)
+        if age is not None:
+            text += f", data stale {age:.0f} s"
+        if c.detail:
+            text += f": {visible(c.detail)}"
+    return text
+
+
+def connection_problems(state: State) -> list[str]:
+    """One line per host whose SSH connection is not up, for `tenantscope check`."""
+    out = []
+    for hs in state.hosts:
+        c = hs.connection("ssh")
+        if c is not None and c.state != ConnState.UP:
+            detail = c.detail if c.state != ConnState.CONNECTING else f"{c.detail}: did not connect"
+            out.append(f"{visible(hs.host.name)}: {c.state}: {visible(detail)}")
+    return out

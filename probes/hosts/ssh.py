@@ -1,0 +1,384 @@
+"""A remote host over SSH (asyncssh): the same transport as LocalHost, for one host of a fleet.
+
+Why it looks like this:
+- One connection per host, shared by every probe; commands run concurrently over it as
+  separate sessions (channels), bounded below sshd's MaxSessions (default 10). A new
+  connection per command costs a TCP + key exchange + auth round trip (see bench/ssh_fanout).
+- Every call has a deadline. A command past its deadline has its channel closed, and the
+  wrapper below kills it on the remote side: signals sent over SSH do nothing for root
+  sessions (no privilege separation), so the wrapper watches its stdin and kills the command
+  when the channel closes. The same wrapper ends `stream()` commands when the iterator closes.
+- Commands are argv lists joined with `shlex.join` and passed as "$@" to the wrapper: a name
+  from a host (`x;touch /tmp/pwned`, `$(id)`) is always one argument, never shell text.
+- Connection attempts are shared (one in flight per host), bounded across the fleet (sshd's
+  MaxStartups drops bursts of unauthenticated connections, e.g. through a jump host), and
+  retried with exponential back-off and jitter; while backing off, calls fail at once with the
+  last error, so a dead host never holds anyone up.
+- Host keys are checked against ~/.ssh/known_hosts (or --known-hosts FILE). An unknown key is
+  refused with its fingerprint unless the user said --accept-new-host-keys (then it is recorded);
+  a CHANGED key is always refused. ~/.ssh/config is honoured (aliases, User, Port, IdentityFile,
+  ProxyJump) because asyncssh reads it.
+- `connection` is the user-facing state (connecting, up, unreachable, auth failed, host key
+  refused) with a one-line detail and the time it began; probes/hosts/connection.py puts it
+  into the HostState.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import shlex
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import asyncssh
+
+from probes.fleet import Target, targets_from_options
+from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport
+from probes.model import Connection, ConnState, Host, HostKind
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+# Runs "$@" with stdin from /dev/null and kills it when our stdin (the channel) reaches EOF,
+# i.e. when tenantscope closed the channel (deadline passed, stream closed, connection lost).
+# `read` is a builtin, so killing the watcher leaves no child behind. POSIX sh only.
+WRAPPER = ('exec 3<&0; "$@" </dev/null 3<&- & p=$!; '
+           '{ while read -r _; do :; done; kill -9 "$p"; } <&3 >/dev/null 2>&1 & w=$!; '
+           'exec 3<&-; wait "$p"; r=$?; kill "$w" 2>/dev/null; exit "$r"')
+
+
+class HostUnreachable(HostError):
+    state = ConnState.UNREACHABLE
+
+
+class AuthFailed(HostError):
+    state = ConnState.AUTH_FAILED
+
+
+class HostKeyRefused(HostError):
+    state = ConnState.HOST_KEY_REFUSED
+
+
+def remote_command(argv: Sequence[str], *, wrap: bool = True) -> str:
+    """The command line sent to the remote shell: argv stays argv whatever it contains."""
+    argv = [str(a) for a in argv]
+    if not argv:
+        raise ValueError("empty argv")
+    return shlex.join(["sh", "-c", WRAPPER, "sh", *argv]) if wrap else shlex.join(argv)
+
+
+def known_hosts_name(host: str, port: int | None) -> str:
+    """How OpenSSH names a host in known_hosts."""
+    return host if port in (None, 22) else f"[{host}]:{port}"
+
+
+class _Client(asyncssh.SSHClient):
+    """Decides about host keys asyncssh did not find trusted, and reports a lost connection."""
+
+    def __init__(self, owner: SSHHost, known: asyncssh.SSHKnownHosts, path: str) -> None:
+        self._owner = owner
+        self._known = known
+        self._path = path
+        self.refusal: str | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        fp = key.get_fingerprint("sha256")
+        alg = key.get_algorithm()
+        p = None if port == 22 else port
+        name = known_hosts_name(host, p)
+        trusted = asyncssh.match_known_hosts(self._known, host, addr, p)[0]
+        if trusted:
+            self.refusal = (
+                f"host key CHANGED for {name}: it offered {alg} {fp}, but {self._path} holds a "
+                f"different key; refusing (possible man-in-the-middle). If the host was reinstalled, "
+                f"check the new key, then remove the old one: ssh-keygen -R '{name}' -f {self._path}")
+            return False
+        if self._owner.accept_new_host_keys:
+            try:
+                _record_host_key(self._path, name, key)
+            except OSError as e:
+                self.refusal = f"new host key for {name} ({alg} {fp}) could not be recorded in {self._path}: {e.strerror}"
+                return False
+            log.warning("trusted new host key for %s: %s %s (recorded in %s)", name, alg, fp, self._path)
+            self._owner.accepted_key = f"{alg} {fp}"
+            return True
+        self.refusal = (
+            f"unknown host key for {name}: {alg} {fp} is not in {self._path}; check the "
+            f"fingerprint, then run with --accept-new-host-keys to trust and record it")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._lost(self, exc)
+
+
+def _record_host_key(path: str, name: str, key: asyncssh.SSHKey) -> None:
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+    alg, b64 = key.export_public_key("openssh").decode().split()[:2]
+    line = f"{name} {alg} {b64}\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+class SSHHost(HostTransport):
+    def __init__(self, target: Target, *, known_hosts: str | None = None,
+                 accept_new_host_keys: bool = False, client_keys: Sequence[str] | None = None,
+                 agent_path: str | None | tuple[()] = (), config: Sequence[str] | None = None,
+                 libvirt_uri: str | None = None, connect_timeout: float = 10.0,
+                 keepalive_interval: float = 10.0, keepalive_count_max: int = 3,
+                 max_sessions: int = 10, backoff_base: float = 1.0, backoff_max: float = 60.0,
+                 connect_limit: asyncio.Semaphore | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.target = target
+        self.host = Host(name=target.name, kind=HostKind.SSH, address=target.ssh_address,
+                         libvirt_uri=libvirt_uri)
+        self.known_hosts = os.path.expanduser(known_hosts or DEFAULT_KNOWN_HOSTS)
+        self.accept_new_host_keys = accept_new_host_keys
+        self.accepted_key: str | None = None
+        self._client_keys = list(client_keys) if client_keys else None
+        self._agent_path = agent_path
+        self._config = list(config) if config is not None else None
+        self._connect_timeout = connect_timeout
+        self._keepalive = (keepalive_interval, keepalive_count_max)
+        self._backoff = (backoff_base, backoff_max)
+        self._connect_limit = connect_limit
+        self._clock = clock
+        # sshd's MaxSessions (10) bounds channels per connection; keep 2 for streams
+        self._sessions = asyncio.Semaphore(max_sessions)
+        self._runs = asyncio.Semaphore(max(1, max_sessions - 2))
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._client: _Client | None = None
+        self._connecting: asyncio.Future[asyncssh.SSHClientConnection] | None = None
+        self._failures = 0
+        self._retry_at = 0.0  # monotonic
+        self._last_error: HostError | None = None
+        self._closed = False
+        self.connection = Connection("ssh", ConnState.CONNECTING, target.ssh_address, clock())
+
+    # -- connection
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def _set(self, state: ConnState, detail: str) -> None:
+        if self.connection.state != state or self.connection.detail != detail:
+            since = self.connection.since if self.connection.state == state else self._clock()
+            self.connection = Connection("ssh", state, detail, since)
+
+    async def ensure_connected(self) -> asyncssh.SSHClientConnection:
+        """The live connection, connecting (once, shared by all callers) if needed."""
+        if self._closed:
+            raise HostError(f"{self.name}: connection closed")
+        if self._conn is not None:
+            return self._conn
+        if self._connecting is None:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0 and self._last_error is not None:
+                raise type(self._last_error)(f"{self._last_error} (next attempt in {wait:.0f} s)")
+            self._connecting = asyncio.ensure_future(self._connect())
+            self._connecting.add_done_callback(self._connect_done)
+        return await asyncio.shield(self._connecting)
+
+    def _connect_done(self, fut: asyncio.Future[Any]) -> None:
+        self._connecting = None
+        if not fut.cancelled():
+            fut.exception()  # mark retrieved: callers may all have gone
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        t = self.target
+        if self.connection.state != ConnState.UP:
+            self._set(ConnState.CONNECTING, t.ssh_address)
+        known = self._load_known_hosts()
+        client = _Client(self, known, self.known_hosts)
+        kw: dict[str, Any] = dict(known_hosts=known, client_factory=lambda: client,
+                                  connect_timeout=self._connect_timeout,
+                                  keepalive_interval=self._keepalive[0],
+                                  keepalive_count_max=self._keepalive[1])
+        if t.port:
+            kw["port"] = t.port
+        if t.user:
+            kw["username"] = t.user
+        if self._client_keys is not None:
+            kw["client_keys"] = self._client_keys
+        if self._agent_path != ():
+            kw["agent_path"] = self._agent_path
+        if self._config is not None:
+            kw["config"] = self._config
+        try:
+            async with self._connect_limit or contextlib.nullcontext():
+                conn = await asyncio.wait_for(asyncssh.connect(t.address, **kw),
+                                              self._connect_timeout + 2)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            err = self._classify(e, client)
+            self._failures += 1
+            base, cap = self._backoff
+            delay = min(cap, base * 2 ** (self._failures - 1))
+            self._retry_at = time.monotonic() + delay / 2 + random.uniform(0, delay / 2)
+            self._last_error = err
+            self._set(err.state, str(err))
+            log.info("ssh %s: %s", self.name, err)
+            raise err from None
+        if self._closed:
+            conn.close()
+            raise HostError(f"{self.name}: connection closed")
+        self._failures = 0
+        self._last_error = None
+        self._conn, self._client = conn, client
+        self._set(ConnState.UP, t.ssh_address)
+        return conn
+
+    def _load_known_hosts(self) -> asyncssh.SSHKnownHosts:
+        try:
+            return asyncssh.read_known_hosts(self.known_hosts)
+        except FileNotFoundError:
+            return asyncssh.import_known_hosts("")
+        except (OSError, ValueError) as e:
+            raise HostKeyRefused(f"{self.known_hosts}: cannot read known hosts: {e}") from None
+
+    def _classify(self, e: BaseException, client: _Client) -> HostError:
+        who = self.target.ssh_address
+        if isinstance(e, HostError):
+            return e
+        if isinstance(e, asyncssh.HostKeyNotVerifiable):
+            return HostKeyRefused(f"{who}: {client.refusal or _first_line(e)}")
+        if isinstance(e, asyncssh.PermissionDenied):
+            how = ("key files " + ", ".join(self._client_keys)) if self._client_keys else \
+                  "agent and default key files"
+            return AuthFailed(f"{who}: authentication failed (tried {how}): {_first_line(e)}")
+        if isinstance(e, asyncssh.KeyExchangeFailed) and \
+                asyncssh.match_known_hosts(self._load_known_hosts(), self.target.address, "", self.target.port)[0]:
+            return HostKeyRefused(f"{who}: host key refused: {self.known_hosts} has a key of "
+                                  f"another type for this host ({_first_line(e)})")
+        if isinstance(e, (asyncssh.KeyImportError, asyncssh.KeyEncryptionError)):
+            return AuthFailed(f"{who}: cannot load the client key: {_first_line(e)}")
+        if isinstance(e, asyncssh.ConfigParseError):
+            return HostUnreachable(f"{who}: bad ssh config: {_first_line(e)}")
+        if isinstance(e, asyncio.TimeoutError):
+            return HostUnreachable(f"{who}: unreachable: no answer within {self._connect_timeout:g} s")
+        if isinstance(e, ConnectionRefusedError):
+            return HostUnreachable(f"{who}: unreachable: connection refused")
+        if isinstance(e, OSError):
+            return HostUnreachable(f"{who}: unreachable: {e.strerror or _first_line(e)}")
+        if isinstance(e, asyncssh.Error):
+            return HostUnreachable(f"{who}: unreachable: {_first_line(e)}")
+        return HostUnreachable(f"{who}: unreachable: {type(e).__name__}: {_first_line(e)}")
+
+    def _lost(self, client: _Client, exc: Exception | None) -> None:
+        if client is not self._client:
+            return
+        self._conn = self._client = None
+        if self._closed:
+            return
+        why = _first_line(exc) if exc else "closed by the remote side"
+        err = HostUnreachable(f"{self.target.ssh_address}: connection lost: {why}")
+        self._last_error = err
+        self._set(ConnState.UNREACHABLE, str(err))
+        log.info("ssh %s: %s", self.name, err)
+
+    async def close(self) -> None:
+        self._closed = True
+        conn, self._conn, self._client = self._conn, None, None
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 2)
+
+    # -- HostTransport
+
+    async def run(self, argv: Sequence[str], *, timeout: float = 10.0,
+                  input: str | None = None) -> CommandResult:
+        argv = tuple(str(a) for a in argv)
+        try:
+            return await asyncio.wait_for(self._run(argv, input), timeout)
+        except asyncio.TimeoutError:
+            raise CommandTimeout(f"{self.name}: {argv[0]}: no answer within {timeout:g} s") from None
+
+    async def _run(self, argv: tuple[str, ...], input: str | None) -> CommandResult:
+        conn = await self.ensure_connected()
+        cmd = remote_command(argv, wrap=input is None)
+        async with self._runs, self._sessions:
+            try:
+                proc = await conn.create_process(cmd, input=input, encoding="utf-8", errors="replace")
+            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
+                raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
+            try:
+                done = await proc.wait()
+            finally:
+                proc.close()  # a no-op when done; else ends the remote command (wrapper)
+        rc = done.returncode if done.returncode is not None else 255
+        out = done.stdout if isinstance(done.stdout, str) else ""
+        err = done.stderr if isinstance(done.stderr, str) else ""
+        if rc == 127 and ("not found" in err or "No such file" in err) and argv[0] in err:
+            raise HostError(f"{argv[0]}: command not found on {self.name}")
+        return CommandResult(argv, rc, out, err)
+
+    async def read_text(self, path: str, *, timeout: float = 5.0, limit: int = 4 << 20) -> str:
+        full = self.root + path
+        r = await self.run(["head", "-c", str(int(limit)), "--", full], timeout=timeout)
+        if r.ok:
+            return r.stdout
+        err = r.stderr.strip()
+        if "No such file" in err or "Not a directory" in err:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        if "Permission denied" in err or "Operation not permitted" in err:
+            raise PermissionError(13, "Permission denied", path)
+        if "Is a directory" in err:
+            raise IsADirectoryError(21, "Is a directory", path)
+        raise HostError(f"{self.name}: cannot read {path}: {_first_line(err) or f'exit {r.returncode}'}")
+
+    async def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
+        conn = await self.ensure_connected()
+        async with self._sessions:
+            try:
+                proc = await conn.create_process(remote_command(argv), encoding="utf-8",
+                                                 errors="replace", stderr=asyncssh.DEVNULL)
+            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
+                raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
+            try:
+                async for line in proc.stdout:
+                    yield line.rstrip("\n")
+            finally:
+                proc.close()  # channel closed -> stdin EOF -> the wrapper kills the command
+
+
+def _first_line(e: object) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+def hosts_from_targets(opts: Any) -> list[HostTransport]:
+    """The hosts of `--host`, `--hosts-file` and `--inventory` (probes.session.Options)."""
+    from probes.hosts.local import LocalHost
+    targets = targets_from_options(opts)
+    limit = asyncio.Semaphore(int(getattr(opts, "max_connects", 8) or 8))
+    user_uri = getattr(opts, "libvirt_uri", None)
+    out: list[HostTransport] = []
+    for t in targets:
+        uri = t.libvirt_uri or (user_uri if len(targets) == 1 else None)
+        if t.local:
+            out.append(LocalHost(t.name, libvirt_uri=uri or "qemu:///system",
+                                 root=getattr(opts, "root", "")))
+            continue
+        keys = tuple(getattr(opts, "identity", ()) or ()) + ((t.identity,) if t.identity else ())
+        ssh_config = getattr(opts, "ssh_config", None)
+        out.append(SSHHost(t, known_hosts=getattr(opts, "known_hosts", None),
+                           accept_new_host_keys=bool(getattr(opts, "accept_new_host_keys", False)),
+                           client_keys=keys or None,
+                           config=[ssh_config] if ssh_config else None,
+                           libvirt_uri=uri or t.default_libvirt_uri(), connect_limit=limit))
+    return out

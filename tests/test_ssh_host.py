@@ -1,0 +1,204 @@
+"""SSHHost against a real OpenSSH sshd on 127.0.0.1: commands, files, deadlines, streams,
+host keys, authentication and unreachable hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncssh
+import psutil
+import pytest
+
+from probes.hosts.base import CommandTimeout, HostError
+from probes.hosts.ssh import AuthFailed, HostKeyRefused, HostUnreachable, remote_command
+from probes.model import ConnState
+from tests.fixtures.sshd import accepted_logins, free_port, ssh_host, sshd, sshd_factory  # noqa: F401
+
+
+def _fingerprint(pub_line: str) -> str:
+    return asyncssh.import_public_key(pub_line).get_fingerprint("sha256")
+
+
+async def _gone(marker: str, within: float = 5.0) -> bool:
+    """True once no process has `marker` in its command line (polled, bounded)."""
+    for _ in range(int(within / 0.05)):
+        if not any(marker in " ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_run_keeps_argv_as_data(sshd, tmp_path):
+    pwned = f"/tmp/tse-pwned-{uuid.uuid4().hex[:8]}"
+    hostile = [f"x;touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", "a b", "'\"", "-n", "\\"]
+    h = ssh_host(sshd)
+    try:
+        r = await h.run(["printf", "%s\\n", *hostile])
+        assert r.ok and r.stdout.splitlines() == hostile
+        r = await h.run(["sh", "-c", 'echo "$#"; echo err >&2; exit 3', "sh", *hostile])
+        assert (r.returncode, r.stdout.strip(), r.stderr.strip()) == (3, str(len(hostile)), "err")
+    finally:
+        await h.close()
+    assert not os.path.exists(pwned)
+
+
+async def test_one_connection_carries_concurrent_commands(sshd_factory):
+    s = sshd_factory()
+    h = ssh_host(s)
+    try:
+        # more than sshd's MaxSessions (10) at once: the transport queues them
+        rs = await asyncio.gather(*(h.run(["echo", str(i)]) for i in range(24)))
+        assert [r.stdout.strip() for r in rs] == [str(i) for i in range(24)]
+        assert h.connection.state == ConnState.UP
+    finally:
+        await h.close()
+    assert accepted_logins(s) == 1
+
+
+async def test_read_text(sshd, tmp_path):
+    p = tmp_path / "f;$(id) x.txt"
+    p.write_bytes(b"0123456789" * 10 + b"\xff tail")
+    (tmp_path / "dir").mkdir()
+    h = ssh_host(sshd)
+    try:
+        text = await h.read_text(str(p))
+        assert text == (p.read_bytes()).decode("utf-8", "replace")
+        assert await h.read_text(str(p), limit=5) == "01234"
+        with pytest.raises(FileNotFoundError):
+            await h.read_text(str(tmp_path / "missing"))
+        with pytest.raises(IsADirectoryError):
+            await h.read_text(str(tmp_path / "dir"))
+        assert (await h.read_text("/proc/self/status")).startswith("Name:")
+    finally:
+        await h.close()
+
+
+async def test_missing_command_is_a_clear_error(sshd):
+    h = ssh_host(sshd)
+    try:
+        with pytest.raises(HostError, match="tse-no-such-cmd: command not found"):
+            await h.run(["tse-no-such-cmd"])
+    finally:
+        await h.close()
+
+
+async def test_a_hanging_command_hits_its_deadline_and_is_killed(sshd):
+    marker = f"{61 + int(uuid.uuid4().int % 1000) / 1000:.3f}"  # a unique sleep argument
+    h = ssh_host(sshd)
+    try:
+        with pytest.raises(CommandTimeout, match="no answer within 0.5 s"):
+            await h.run(["sleep", marker], timeout=0.5)
+        assert await _gone(f"sleep {marker}"), "the remote command outlived its deadline"
+        assert (await h.run(["echo", "still usable"])).stdout.strip() == "still usable"
+    finally:
+        await h.close()
+
+
+async def test_closing_a_stream_ends_the_remote_command(sshd):
+    marker = f"tse-stream-{uuid.uuid4().hex[:8]}"
+    h = ssh_host(sshd)
+    try:
+        it = h.stream(["sh", "-c", 'while :; do echo "$1"; sleep 0.05; done', marker, marker])
+        got = []
+        async for line in it:
+            got.append(line)
+            if len(got) == 3:
+                break
+        await it.aclose()
+        assert got == [marker] * 3
+        assert await _gone(marker), "the streamed command outlived its stream"
+    finally:
+        await h.close()
+
+
+def test_remote_command_is_one_shell_word_per_argument():
+    cmd = remote_command(["ip", "-n", "x;reboot", "link"])
+    assert "'x;reboot'" in cmd and cmd.startswith("sh -c ")
+    with pytest.raises(ValueError):
+        remote_command([])
+
+
+# ---------------------------------------------------------------- host keys
+
+
+async def test_unknown_host_key_is_refused_with_its_fingerprint(sshd, tmp_path):
+    kh = tmp_path / "known_hosts"
+    kh.write_text("")
+    h = ssh_host(sshd, known_hosts=str(kh))
+    try:
+        with pytest.raises(HostKeyRefused) as ei:
+            await h.run(["true"])
+    finally:
+        await h.close()
+    msg = str(ei.value)
+    assert "unknown host key" in msg and _fingerprint(sshd.host_pub) in msg
+    assert "--accept-new-host-keys" in msg and "\n" not in msg
+    assert h.connection.state == ConnState.HOST_KEY_REFUSED
+    assert kh.read_text() == ""  # nothing recorded without the flag
+
+
+async def test_accept_new_host_keys_trusts_and_records_a_new_host(sshd, tmp_path):
+    kh = tmp_path / "sub" / "known_hosts"  # created on demand
+    h = ssh_host(sshd, known_hosts=str(kh), accept_new_host_keys=True)
+    try:
+        assert (await h.run(["echo", "ok"])).stdout.strip() == "ok"
+    finally:
+        await h.close()
+    alg, b64 = sshd.host_pub.split()[:2]
+    assert kh.read_text() == f"[127.0.0.1]:{sshd.port} {alg} {b64}\n"
+    h2 = ssh_host(sshd, known_hosts=str(kh))  # now known: no flag needed
+    try:
+        assert (await h2.run(["echo", "ok"])).ok
+    finally:
+        await h2.close()
+
+
+async def test_changed_host_key_is_refused_even_with_accept_new(sshd, tmp_path):
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode().split()
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+    before = kh.read_text()
+    h = ssh_host(sshd, known_hosts=str(kh), accept_new_host_keys=True)
+    try:
+        with pytest.raises(HostKeyRefused) as ei:
+            await h.run(["true"])
+    finally:
+        await h.close()
+    msg = str(ei.value)
+    assert "CHANGED" in msg and _fingerprint(sshd.host_pub) in msg and "ssh-keygen -R" in msg
+    assert kh.read_text() == before
+    assert h.connection.state == ConnState.HOST_KEY_REFUSED
+
+
+# ---------------------------------------------------------------- auth and reachability
+
+
+async def test_wrong_client_key_is_auth_failed(sshd, tmp_path):
+    key = tmp_path / "stranger"
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key))
+    h = ssh_host(sshd, client_keys=[str(key)])
+    try:
+        with pytest.raises(AuthFailed, match="authentication failed"):
+            await h.run(["true"])
+    finally:
+        await h.close()
+    assert h.connection.state == ConnState.AUTH_FAILED
+
+
+async def test_nothing_listening_is_unreachable_and_backs_off(sshd):
+    from probes.fleet import parse_target
+    from probes.hosts.ssh import SSHHost
+    port = free_port()
+    h = SSHHost(parse_target(f"ssh://root@127.0.0.1:{port}"), known_hosts=sshd.known_hosts,
+                client_keys=[sshd.client_key], agent_path=None, config=[], backoff_base=30)
+    try:
+        with pytest.raises(HostUnreachable, match="connection refused"):
+            await h.run(["true"])
+        assert h.connection.state == ConnState.UNREACHABLE
+        # while backing off, calls fail at once with the last error, without a new attempt
+        with pytest.raises(HostUnreachable, match="next attempt in"):
+            await h.run(["true"])
+    finally:
+        await h.close()
