@@ -19,7 +19,8 @@ from probes.resources.tenants import UNPLACED, by_tenant, tenant_of
 
 # RES-02 thresholds
 BUSY_HOST_PCT = 70.0  # host CPU busy (% of all cores) before "far more than its share" matters
-SHARE_FACTOR = 2.0  # usage share at least this many times the configured share
+SHARE_FACTOR = 1.5  # usage share at least this many times the configured share
+SHARE_MARGIN = 25.0  # ... and this many percentage points above it
 MIN_TENANT_CPU = 50.0  # % of one core: below this nobody is noisy
 VICTIM_STEAL_PCT = 10.0  # vCPU delay (% of one core) that counts as being starved
 
@@ -119,7 +120,7 @@ def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
                            f"host busy {busy:.0f}%")]
             if busy >= BUSY_HOST_PCT and total_w and t.name in weights:
                 conf_share = 100.0 * weights[t.name] / total_w
-                if use_share >= SHARE_FACTOR * conf_share:
+                if use_share >= SHARE_FACTOR * conf_share and use_share - conf_share >= SHARE_MARGIN:
                     reasons.append(f"uses {use_share:.0f}% of the tenants' CPU against a "
                                    f"configured share of {conf_share:.0f}%")
             others = [(v, s) for vt, vs in victims.items() if vt != t.name for v, s in vs]
