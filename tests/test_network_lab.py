@@ -1,0 +1,191 @@
+"""Topology, prediction, active probes and NET checks on a real lab of namespaces and bridges."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+
+import pytest
+
+from probes.checks.base import run_checks
+from probes.hosts.local import LocalHost
+from probes.model import State, Status
+from probes.network import predict, prober
+from probes.network.topology import TopologyProbe
+from tests.fixtures.netlab import NetLab, netlab, sh  # noqa: F401
+from tests.helpers import needs_root, needs_tool
+
+pytestmark = [needs_root, needs_tool("ip")]
+NET = tuple(f"NET-0{i}" for i in range(1, 8))
+
+
+async def observe(lab: NetLab, *, probe: bool = True, **kw):
+    topo = await TopologyProbe(**kw).collect(LocalHost(lab.host, libvirt_uri=None))
+    hs = lab.state(topo)
+    if probe:
+        hs = lab.state(topo, await prober.probe_matrix(hs))
+    return hs
+
+
+def findings(hs, check_id: str, status: Status = Status.FAIL):
+    return [f for f in run_checks(State(hosts=(hs,)), NET) if f.check_id == check_id and f.status == status]
+
+
+async def test_isolation_predicted_and_observed_agree(netlab: NetLab) -> None:
+    hs = await observe(netlab)
+    m = predict.matrix(hs)
+    for c in m.cells:
+        if c.src == c.dst == "initech":  # a lone workload: nothing to reach
+            continue
+        assert c.predicted == c.expected, (c.src, c.dst, [p.path for p in c.pairs])
+        assert c.observed == c.expected, (c.src, c.dst, [(r.address, r.outcome) for r in c.results])
+    assert m.counts()[0] == 0
+    assert m.summary().startswith("0 wrong")
+    # L2 separation shows as "no ARP answer", not as a filter
+    cross = [r for r in hs.reach.results if r.src_tenant == "acme" and r.dst_tenant == "globex"]
+    assert cross and all(r.outcome == "no-arp" for r in cross)
+    own = [r for r in hs.reach.results if r.src_tenant == r.dst_tenant == "acme"]
+    assert own and all(r.outcome == "reply" and r.rtt_ms is not None and r.hops == () for r in own)
+    for cid in ("NET-02", "NET-04", "NET-05", "NET-07"):
+        assert not findings(hs, cid), cid
+
+
+async def test_veth_on_wrong_bridge_then_back(netlab: NetLab) -> None:
+    await asyncio.to_thread(netlab.move, "tsf-acme-db", "tsf-brg")
+    hs = await observe(netlab)
+    m = predict.matrix(hs)
+    cell = m.cell("acme", "globex")
+    assert cell.predicted and cell.observed and cell.status == "wrong"
+    assert any("tsf-acme-db" in p.path and "tsf-brg" in p.path for p in cell.pairs if p.reachable)
+    assert {r.src for r in cell.results if r.reached} == {netlab.key("tsf-acme-db")}
+    net05 = findings(hs, "NET-05")
+    assert {f.tenants for f in net05} == {("acme", "globex")}
+    assert any(netlab.key("tsf-acme-db") in f.workloads for f in net05)
+    assert any("direct (same segment)" in e.detail for f in net05 for e in f.evidence)
+    net02 = findings(hs, "NET-02")
+    assert len(net02) == 1 and "tsf-brg" in net02[0].summary and net02[0].tenants == ("acme", "globex")
+    assert any("tsf-h-ad" in e.where for e in net02[0].evidence)
+
+    await asyncio.to_thread(netlab.move, "tsf-acme-db", "tsf-bra")
+    hs = await observe(netlab)
+    assert not findings(hs, "NET-05") and not findings(hs, "NET-02")
+    assert predict.matrix(hs).cell("acme", "globex").observed is False
+
+
+async def test_forwarding_gateway_leaks_and_is_named(netlab: NetLab) -> None:
+    await asyncio.to_thread(netlab.add_gateway)
+    hs = await observe(netlab)
+    assert hs.topology.namespace("tsf-gw").ip_forward
+    leak = [r for r in hs.reach.results if r.src == netlab.key("tsf-acme-web") and r.address == "10.72.2.1"]
+    assert len(leak) == 1 and leak[0].outcome == "reply"
+    assert [h.where for h in leak[0].hops] == ["tsf-gw/tsf-h-gax"] and leak[0].hops[0].address == "10.72.1.254"
+    pred = [p for p in predict.matrix(hs).cell("acme", "globex").pairs if p.reachable]
+    assert pred and "tsf-gw" in pred[0].path and pred[0].hops
+    assert findings(hs, "NET-05")
+    net07 = findings(hs, "NET-07")
+    assert len(net07) == 1 and "tsf-gw" in net07[0].summary and "tsf-gw" in net07[0].fix
+    # the tenants' own 10.71 addresses stay L2-separated: only the routed path leaks
+    direct = [r for r in hs.reach.results if r.src_tenant == "acme" and r.address == "10.71.2.1"]
+    assert direct and not any(r.reached for r in direct)
+
+
+async def test_config_typo_is_reported_and_not_created(netlab: NetLab, tmp_path) -> None:
+    from probes.config import parse
+    from probes.network.policy import from_config
+    cfg = parse('[[tenant]]\nname = "acme"\nnetns = ["tsf-acme-web", "tsf-acme-wbe", "tsf-acme-*"]\n',
+                str(tmp_path / "c.toml"))
+    policy = from_config(cfg)
+    assert policy.netns_named == ("tsf-acme-wbe", "tsf-acme-web")
+    hs = await observe(netlab, probe=False, policy=policy)
+    assert len(hs.topology.problems) == 1 and "tsf-acme-wbe" in hs.topology.problems[0]
+    warn = findings(hs, "NET-05", Status.WARN)
+    assert any("tsf-acme-wbe" in f.summary for f in warn)
+    # a workload pointing at a missing namespace is an error result, never a new namespace
+    from dataclasses import replace
+    from probes.model import NetnsDetails
+    ghost = replace(hs.workloads[0], name="tsf-acme-wbe", netns=NetnsDetails(path="/run/netns/tsf-acme-wbe"))
+    hs2 = replace(hs, workloads=hs.workloads + (ghost,))
+    rm = await prober.probe_matrix(hs2, trace=False)
+    mine = [r for r in rm.results if r.src == ghost.key]
+    assert mine and all(r.outcome == "error" and "namespace gone" in r.detail for r in mine)
+    assert not os.path.exists("/run/netns/tsf-acme-wbe")
+    assert "tsf-acme-wbe" not in sh("ip", "netns", "list").stdout
+
+
+async def test_namespace_disappearing_mid_run(netlab: NetLab) -> None:
+    hs = await observe(netlab, probe=False)
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        if len(seen) == 1:
+            sh("ip", "netns", "del", "tsf-ini-app")
+
+    rm = await prober.probe_matrix(hs, concurrency=1, progress=progress)
+    assert seen[-1][0] == seen[-1][1] and len(seen) == 5
+    gone = [r for r in rm.results if r.src == netlab.key("tsf-ini-app")]
+    assert gone and all(r.outcome == "error" and "namespace gone" in r.detail for r in gone)
+    others = [r for r in rm.results if r.src_tenant == r.dst_tenant == "globex"]
+    assert others and all(r.outcome == "reply" for r in others)
+    assert not os.path.exists("/run/netns/tsf-ini-app")
+
+
+async def test_several_addresses_and_foreign_replies(netlab: NetLab) -> None:
+    sh("ip", "-n", "tsf-acme-db", "addr", "add", "10.71.1.12/16", "dev", "eth0")
+    sh("ip", "-n", "tsf-acme-db", "addr", "add", "10.71.1.13/16", "dev", "eth0")
+    hs = await observe(netlab, probe=False)
+    # someone else pings inside the source namespace: its replies reach our raw socket too
+    ping = subprocess.Popen(["ip", "netns", "exec", "tsf-acme-web", "ping", "-q", "-i", "0.05", "-c", "40",
+                             "10.71.1.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await asyncio.sleep(0.2)
+        rm = await prober.probe_matrix(hs)
+    finally:
+        ping.kill()
+        ping.wait()
+    to_db = {r.address: r.outcome for r in rm.results
+             if r.src == netlab.key("tsf-acme-web") and r.dst == netlab.key("tsf-acme-db")}
+    assert to_db == {"10.71.1.2": "reply", "10.71.1.12": "reply", "10.71.1.13": "reply"}
+    wrong = [r for r in rm.results if r.src == netlab.key("tsf-acme-web") and r.dst_tenant == "globex"]
+    assert wrong and not any(r.reached for r in wrong)
+
+
+async def test_ip_json_path_matches_netlink(netlab: NetLab) -> None:
+    await asyncio.to_thread(netlab.add_gateway)
+    h = LocalHost(netlab.host, libvirt_uri=None)
+    a = await TopologyProbe(use_netlink=True).collect(h)
+    b = await TopologyProbe(use_netlink=False).collect(h)
+
+    def mine(t):
+        return sorted((lk.netns, lk.name, lk.kind, lk.master, lk.peer, lk.addresses, lk.forwarding)
+                      for lk in t.links if lk.netns.startswith("tsf-") or lk.name.startswith("tsf-"))
+    assert mine(a) == mine(b) and mine(a)
+    assert b.source == "ip-json" and b.namespace("tsf-gw").ip_forward
+    assert sorted(map(repr, (r for r in a.routes if r.netns == "tsf-acme-web"))) == \
+        sorted(map(repr, (r for r in b.routes if r.netns == "tsf-acme-web")))
+    m = predict.matrix(netlab.state(b))
+    assert m.cell("acme", "globex").predicted
+
+
+def _sockets() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+async def test_probe_run_can_be_cancelled(netlab: NetLab) -> None:
+    hs = await observe(netlab, probe=False)
+    before = _sockets()
+    task = asyncio.ensure_future(prober.probe_matrix(hs, timeout=5.0, ports=(9,)))
+    await asyncio.sleep(0.3)
+    assert _sockets() > before  # the run is under way: its sockets are open
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert _sockets() <= before
