@@ -76,6 +76,9 @@ def make_probes(opts: Options) -> Any:
             from probes.network.topology import TopologyProbe
             from probes.tenancy import config_for
             probes.append(TopologyProbe(interval=max(opts.interval, 5.0), policy=from_config(config_for(opts))))
+        if not opts.demo:  # logs: journal, files, libvirt events (probes/logs/service.py)
+            from probes.logs.service import log_probes
+            probes += log_probes(host, opts)
         return probes
     return for_host
 
@@ -94,5 +97,8 @@ def make_deriver(opts: Options):
 
 
 def make_engine(opts: Options) -> Engine:
-    return Engine(make_hosts(opts), make_probes(opts), make_deriver(opts),
-                  source="demo" if opts.demo else "live")
+    engine = Engine(make_hosts(opts), make_probes(opts), make_deriver(opts),
+                    source="demo" if opts.demo else "live")
+    from probes.logs.service import bind_engine
+    bind_engine(engine)  # the logs service publishes batches through engine.update_host
+    return engine

@@ -1,12 +1,24 @@
-"""Log entries. Owned by the logs area. Must not import probes.model."""
+"""Log entries, log sources and the logging set-up of a host. Owned by the logs area.
+
+Must not import probes.model (it imports this module). Everything here round-trips through
+probes/snapshot.py: the newest entries and the isolation signals travel in the State; the
+full ring (default 100,000 entries) stays in probes/logs/ring.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+# syslog severities, most severe first (journal PRIORITY is the index)
+SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogEvent:
+    """One entry, whatever its source. `message` is raw host text: shown only via visible()."""
+
     at: float
     host: str
     source: str  # journal, file:/var/log/..., libvirt-events, tenantscope
@@ -14,7 +26,70 @@ class LogEvent:
     message: str  # raw: made safe only where shown
     tenant: str = ""
     workload: str = ""  # workload key
-    tags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # isolation signals: mac-denial, qemu-error, oom-kill, ...
+    seq: int = 0  # per host, 1, 2, ... in arrival order (the id findings point at)
+    kind: str = ""  # parser: journal, syslog, audit, kernel, qemu, libvirtd, lifecycle, tenantscope
+    program: str = ""  # syslog identifier, unit or comm
+    pid: int = 0
+    fields: tuple[tuple[str, str], ...] = ()  # parsed key fields (scontext, profile, ...)
+    attributed_by: str = ""  # file, uuid, profile, mcs, name, cgroup, tap, mac, ip, pid
+    target_tenant: str = ""  # for MAC denials: the owner of the object that was touched
+    target_workload: str = ""
+
+    def field(self, name: str) -> str:
+        for k, v in self.fields:
+            if k == name:
+                return v
+        return ""
+
+
+def evidence_ref(e: LogEvent) -> str:
+    """The `Evidence.where` of a finding that points at this entry (see parse_ref)."""
+    return f"log:{e.host}#{e.seq}"
+
+
+def parse_ref(where: str) -> tuple[str, int] | None:
+    """(host, seq) from an evidence_ref string, None for any other evidence."""
+    if not where.startswith("log:") or "#" not in where:
+        return None
+    host, _, seq = where[4:].rpartition("#")
+    return (host, int(seq)) if seq.isdigit() else None
+
+
+class SourceState(StrEnum):
+    STARTING = "starting"
+    FOLLOWING = "following"
+    WAITING = "waiting"  # the file does not exist yet
+    UNREADABLE = "unreadable"  # permission denied
+    ABSENT = "absent"  # the tool or service is not there
+    FAILED = "failed"  # the stream ended with an error; retried
+    STOPPED = "stopped"
+    DONE = "done"  # a saved journal or file read to its end
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """One source and how it is doing (shown in the pane, read by LOG-04)."""
+
+    name: str  # journal, file:/var/log/syslog, libvirt-events, tenantscope
+    kind: str  # journal, file, libvirt-events, tenantscope
+    state: SourceState = SourceState.STARTING
+    detail: str = ""
+    entries: int = 0
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoggingSetup:
+    """What LOG-04 looks at: is the host keeping the logs an investigation needs?"""
+
+    journald: bool | None = None  # a journal exists (socket or journal directories)
+    journal_persistent: bool | None = None  # /var/log/journal exists and Storage= allows it
+    journald_storage: str = ""  # Storage= from journald.conf ("" = default auto)
+    audit_log: bool | None = None  # /var/log/audit/audit.log exists
+    auditd: bool | None = None  # an auditd process runs
+    checked_at: float = 0.0
+    problems: tuple[str, ...] = ()  # e.g. "cannot read /var/log/audit: permission denied"
 
 
 @dataclass(frozen=True)
@@ -22,4 +97,8 @@ class LogView:
     """The newest entries kept in State (the full ring lives in the logs area)."""
 
     events: tuple[LogEvent, ...] = ()
-    dropped: int = 0
+    dropped: int = 0  # entries pushed out of the ring
+    total: int = 0  # entries ever received (== seq of the newest)
+    signals: tuple[LogEvent, ...] = ()  # newest isolation signals (bounded), for the checks
+    sources: tuple[LogSource, ...] = ()
+    setup: LoggingSetup | None = None

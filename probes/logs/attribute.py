@@ -1,0 +1,321 @@
+"""Attribution: which workload (and so which tenant) a log entry is about.
+
+The index is built from the State (workloads with their tenant, and the topology's host-side
+veth peers); an entry is matched by the strongest evidence it carries, in this order:
+
+  file     the qemu log file of a domain (/var/log/libvirt/qemu/NAME.log)
+  uuid     a domain uuid, or an AppArmor profile `libvirt-UUID`
+  mcs      the MCS category pair of an svirt label (s0:c12,c34)
+  cgroup   a cgroup path: machine-qemu\\x2dN\\x2dNAME.scope, qemu-N-NAME.libvirt-qemu, docker-ID
+  name     a domain, container or namespace name; a container id
+  tap      a tap or veth name
+  mac/ip   a NIC's MAC, a namespace's address
+  pid      a container's or namespace's process, or one learned from an earlier line
+           (the kernel's `oom-kill:` line names the cgroup, the next line only the pid)
+
+A token that belongs to two workloads (eth0 in every namespace) is ambiguous and ignored.
+For MAC denials the object is attributed too (tcontext, the path touched), so LOG-01 can tell
+one tenant touching another's files from a denial inside one tenant.
+Unattributed entries stay as they are: nothing is hidden for lack of a tenant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+from probes.logs import classify
+from probes.logs.model import LogEvent
+from probes.model import State, Workload, WorkloadKind
+
+RANK = {"file": 0, "uuid": 1, "profile": 1, "mcs": 2, "cgroup": 2, "name": 3, "tap": 4,
+        "mac": 5, "ip": 6, "pid": 7}
+
+_TOKEN = re.compile(r"[A-Za-z0-9_\\-]+(?:[.:][A-Za-z0-9_\\-]+)*")
+_MCS = re.compile(r":(c\d+(?:[.,]c\d+)*)$")
+_CG_PATTERNS = (
+    re.compile(r"machine-qemu\\x2d\d+\\x2d(.+?)\.scope"),
+    re.compile(r"qemu-\d+-(.+?)\.libvirt-qemu"),
+    re.compile(r"(?:docker|libpod|cri-containerd|crio)-([0-9a-f]{12,64})\.scope"),
+    re.compile(r"/docker/([0-9a-f]{12,64})"),
+    re.compile(r"lxc\.payload\.([^/]+)"),
+)
+_AMBIGUOUS = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    workload: str  # Workload.key
+    tenant: str
+    how: str
+
+    @property
+    def rank(self) -> int:
+        return RANK.get(self.how, 9)
+
+
+def mcs_pair(label: str) -> str:
+    """'system_u:system_r:svirt_t:s0:c12,c34' -> 'c12,c34' ('' when there is none)."""
+    m = _MCS.search(label.strip())
+    if not m:
+        return ""
+    cats = sorted(m.group(1).replace(".", ",").split(","), key=lambda c: int(c[1:]))
+    return ",".join(cats)
+
+
+def cgroup_name(path: str) -> str:
+    """The domain name or container id a cgroup path names ('' when none)."""
+    for rx in _CG_PATTERNS:
+        m = rx.search(path)
+        if m:
+            return m.group(1).replace("\\x2d", "-")
+    return ""
+
+
+class Index:
+    """token -> Hit per host, from the workloads of a State."""
+
+    def __init__(self, state: State | None = None) -> None:
+        self.by_host: dict[str, dict[str, object]] = {}
+        self.global_: dict[str, object] = {}
+        self.short_names: dict[str, dict[str, object]] = {}  # libvirt's 20-char short names
+        if state is not None:
+            for w in state.workloads():
+                self._add_workload(w)
+            for hs in state.hosts:
+                if hs.topology is not None:
+                    self._add_topology(hs.host.name, hs.topology, hs.workloads)
+
+    @property
+    def empty(self) -> bool:
+        return not self.by_host and not self.global_
+
+    def _put(self, d: dict[str, object], key: str, hit: Hit) -> None:
+        if not key:
+            return
+        old = d.get(key)
+        if old is None:
+            d[key] = hit
+        elif old is not _AMBIGUOUS and isinstance(old, Hit) and old.workload != hit.workload:
+            d[key] = _AMBIGUOUS
+
+    def _add_workload(self, w: Workload) -> None:
+        d = self.by_host.setdefault(w.host, {})
+        t = w.tenant
+
+        def put(key: str, how: str) -> None:
+            self._put(d, key, Hit(w.key, t, how))
+
+        if len(w.name) >= 2:
+            put(w.name, "name")
+        if w.kind == WorkloadKind.VM:
+            if w.uuid:
+                self._put(self.global_, w.uuid.lower(), Hit(w.key, t, "uuid"))
+                self._put(self.global_, "libvirt-" + w.uuid.lower(), Hit(w.key, t, "profile"))
+            self._put(self.short_names.setdefault(w.host, {}), w.name[:20], Hit(w.key, t, "cgroup"))
+            put("cg:" + w.name, "cgroup")
+            vm = w.vm
+            if vm is not None:
+                for sl in vm.seclabels:
+                    for lab in (sl.label, sl.imagelabel):
+                        pair = mcs_pair(lab) if lab else ""
+                        if pair:
+                            put("mcs:" + pair, "mcs")
+                for n in vm.nics:
+                    if n.target_dev:
+                        put(n.target_dev, "tap")
+                    if n.mac:
+                        put(n.mac.lower(), "mac")
+                for disk in vm.disks:
+                    if disk.source.startswith("/"):
+                        put("path:" + disk.source, "name")
+        elif w.kind == WorkloadKind.CONTAINER:
+            c = w.container
+            if w.uuid:
+                put(w.uuid, "name")
+            if c is not None:
+                if c.container_id:
+                    put(c.container_id, "name")
+                    put(c.container_id[:12], "name")
+                    put("cg:" + c.container_id, "cgroup")
+                if c.cgroup:
+                    put("cgpath:" + c.cgroup, "cgroup")
+                for p in set(c.pids) | ({c.init_pid} if c.init_pid else set()):
+                    put(f"pid:{p}", "pid")
+                if c.lsm_label:
+                    pair = mcs_pair(c.lsm_label)
+                    if pair:
+                        put("mcs:" + pair, "mcs")
+        elif w.kind == WorkloadKind.NETNS:
+            put("cg:" + w.name, "cgroup")
+            n = w.netns
+            if n is not None:
+                for i in n.interfaces:
+                    if i != "lo":
+                        put(i, "tap")
+                for a in n.addresses:
+                    put(a.split("/", 1)[0], "ip")
+                for p in n.pids:
+                    put(f"pid:{p}", "pid")
+
+    def _add_topology(self, host: str, topo, workloads) -> None:  # noqa: ANN001
+        """Host-side veths whose peer is in a workload's namespace belong to that workload."""
+        by_ns = {w.name: w for w in workloads if w.kind == WorkloadKind.NETNS}
+        d = self.by_host.setdefault(host, {})
+        for lk in topo.links:
+            if lk.netns or not lk.peer:
+                continue
+            ns = lk.peer.split("/", 1)[0]
+            w = by_ns.get(ns)
+            if w is not None:
+                self._put(d, lk.name, Hit(w.key, w.tenant, "tap"))
+                if lk.mac:
+                    pass  # the host side's MAC is not the tenant's
+        for lk in topo.links:  # MACs of links inside tenant namespaces
+            w = by_ns.get(lk.netns)
+            if w is not None and lk.mac and lk.name != "lo":
+                self._put(d, lk.mac.lower(), Hit(w.key, w.tenant, "mac"))
+                for a in lk.addresses:
+                    self._put(d, a.split("/", 1)[0], Hit(w.key, w.tenant, "ip"))
+
+    def get(self, host: str, key: str) -> Hit | None:
+        d = self.by_host.get(host)
+        h = d.get(key) if d else None
+        if h is None:
+            h = self.global_.get(key)
+        return h if isinstance(h, Hit) else None
+
+    def cgroup(self, host: str, path: str) -> Hit | None:
+        h = self.get(host, "cgpath:" + path)
+        if h is not None:
+            return h
+        name = cgroup_name(path)
+        if not name:
+            return None
+        h = self.get(host, "cg:" + name)
+        if h is None:
+            s = self.short_names.get(host, {}).get(name[:20])
+            h = s if isinstance(s, Hit) else None
+        return h
+
+
+class Attributor:
+    """Attributes entries with an Index; remembers PIDs learned from earlier lines."""
+
+    def __init__(self, index: Index | None = None, *, max_pids: int = 4096) -> None:
+        self.index = index or Index()
+        self._pids: OrderedDict[tuple[str, int], Hit] = OrderedDict()
+        self._max_pids = max_pids
+        self._file_hits: dict[tuple[str, str], Hit | None] = {}
+
+    def set_index(self, index: Index) -> None:
+        self.index = index
+        self._file_hits.clear()
+        self._pids.clear()
+
+    def learn_pid(self, host: str, pid: int, hit: Hit) -> None:
+        if pid <= 0:
+            return
+        key = (host, pid)
+        self._pids[key] = Hit(hit.workload, hit.tenant, "pid")
+        self._pids.move_to_end(key)
+        if len(self._pids) > self._max_pids:
+            self._pids.popitem(last=False)
+
+    def _pid(self, host: str, pid: int) -> Hit | None:
+        if pid <= 0:
+            return None
+        h = self._pids.get((host, pid))
+        return h if h is not None else self.index.get(host, f"pid:{pid}")
+
+    def _file(self, host: str, source: str) -> Hit | None:
+        key = (host, source)
+        if key in self._file_hits:
+            return self._file_hits[key]
+        hit = None
+        if source.startswith("file:") and "/libvirt/qemu/" in source and source.endswith(".log"):
+            name = source.rsplit("/", 1)[1][:-4]
+            h = self.index.get(host, name)
+            if h is not None:
+                hit = Hit(h.workload, h.tenant, "file")
+        self._file_hits[key] = hit
+        return hit
+
+    def _tokens(self, host: str, text: str) -> Hit | None:
+        best: Hit | None = None
+        d = self.index.by_host.get(host)
+        g = self.index.global_
+        for tok in _TOKEN.findall(text):
+            h = d.get(tok) if d else None
+            if h is None:
+                h = g.get(tok)
+                if h is None and len(tok) == 17 and tok.count(":") == 5:
+                    h = d.get(tok.lower()) if d else None
+            if h is not None and h is not _AMBIGUOUS:
+                if best is None or h.rank < best.rank:  # type: ignore[union-attr]
+                    best = h  # type: ignore[assignment]
+                    if best.rank <= 1:
+                        break
+        return best
+
+    def _mac_denial(self, e: LogEvent) -> tuple[Hit | None, Hit | None]:
+        f = dict(e.fields)
+        host = e.host
+        subj = None
+        prof = f.get("profile", "")
+        if prof.startswith("libvirt-"):
+            subj = self.index.get(host, prof.lower())
+        if subj is None and f.get("scontext"):
+            subj = self.index.get(host, "mcs:" + mcs_pair(f["scontext"]))
+        if subj is None and f.get("pid", "").isdigit():
+            subj = self._pid(host, int(f["pid"]))
+        obj = None
+        if f.get("tcontext"):
+            obj = self.index.get(host, "mcs:" + mcs_pair(f["tcontext"]))
+        for k in ("path", "name"):
+            if obj is None and f.get(k, "").startswith("/"):
+                obj = self.index.get(host, "path:" + f[k])
+        return subj, obj
+
+    def attribute(self, e: LogEvent) -> LogEvent:
+        """The entry with tenant/workload set where evidence names one; else `e` itself."""
+        if e.workload:
+            return e
+        host = e.host
+        tags = e.tags
+        target: Hit | None = None
+        hit: Hit | None = None
+        if tags:
+            tag = tags[0]
+            if tag == classify.MAC_DENIAL:
+                hit, target = self._mac_denial(e)
+            elif tag == classify.OOM_CONTEXT:
+                memcg = e.field("task_memcg") or e.field("oom_memcg")
+                hit = self.index.cgroup(host, memcg) if memcg else None
+                pid = e.field("pid")
+                if hit is not None and pid.isdigit():
+                    self.learn_pid(host, int(pid), hit)
+            elif tag == classify.OOM_KILL:
+                hit = self._pid(host, e.pid)
+            elif tag == classify.LIFECYCLE or tag == classify.GUEST_CRASH and e.kind == "lifecycle":
+                hit = self.index.get(host, e.field("domain"))
+        if hit is None and not e.source.startswith("j"):  # journal/... sources have no file
+            hit = self._file(host, e.source)
+        if hit is None and e.fields:
+            cg = e.field("systemd_cgroup") or e.field("systemd_unit")
+            if cg:
+                hit = self.index.cgroup(host, cg)
+        if hit is None:
+            hit = self._tokens(host, e.message)
+            if hit is None and e.pid and e.kind != "kernel":
+                hit = self._pid(host, e.pid)
+        if hit is None and target is None:
+            return e
+        if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu"):
+            self.learn_pid(host, e.pid, hit)
+        return replace(
+            e, tenant=hit.tenant if hit else "", workload=hit.workload if hit else "",
+            attributed_by=hit.how if hit else "",
+            target_tenant=target.tenant if target else "",
+            target_workload=target.workload if target else "")

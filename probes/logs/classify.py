@@ -1,0 +1,87 @@
+"""Classification: which lines are isolation signals, and which check they feed.
+
+Tags and the check they raise:
+  mac-denial   SELinux AVC `denied` or AppArmor `DENIED`          -> LOG-01
+  qemu-error   KVM internal error, emulation failure, entry failed -> LOG-02
+  guest-crash  a guest crashed or panicked (event, qemu log)       -> LOG-02
+  oom-kill     the kernel's OOM killer killed a process            -> LOG-03
+  oom-context  the `oom-kill:` line naming the victim's cgroup     (attribution)
+  bridge-port  a bridge port changed state                         (context)
+  martian      the kernel saw a packet from an impossible source   (context)
+  libvirt-error an error from libvirtd                             (context)
+  lifecycle    a domain started, stopped, migrated                 (context)
+
+`SIGNAL_PATTERNS` are plain POSIX ERE too: bench/logs.py gives the same list to `grep -E`.
+The first cheap test is substring search (C speed); the regex runs only on candidates.
+"""
+
+from __future__ import annotations
+
+import re
+
+from probes.logs.model import SEVERITY_RANK
+
+MAC_DENIAL = "mac-denial"
+QEMU_ERROR = "qemu-error"
+GUEST_CRASH = "guest-crash"
+OOM_KILL = "oom-kill"
+OOM_CONTEXT = "oom-context"
+BRIDGE_PORT = "bridge-port"
+MARTIAN = "martian"
+LIBVIRT_ERROR = "libvirt-error"
+LIFECYCLE = "lifecycle"
+
+# tag -> check id (tags without a check are context for the engineer)
+CHECK_OF = {MAC_DENIAL: "LOG-01", QEMU_ERROR: "LOG-02", GUEST_CRASH: "LOG-02", OOM_KILL: "LOG-03"}
+SIGNAL_TAGS = frozenset(CHECK_OF) | {OOM_CONTEXT, MARTIAN, BRIDGE_PORT, LIBVIRT_ERROR}
+
+# (tag, severity it implies, ERE) in the order they are tried
+SIGNAL_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    (MAC_DENIAL, "warning", r"avc: +denied"),
+    (MAC_DENIAL, "warning", r"apparmor=\"DENIED\""),
+    (OOM_KILL, "err", r"Killed process [0-9]+"),
+    (OOM_CONTEXT, "", r"oom-kill:"),
+    (QEMU_ERROR, "err", r"KVM internal error"),
+    (QEMU_ERROR, "err", r"emulation failure"),
+    (QEMU_ERROR, "err", r"KVM: entry failed"),
+    (GUEST_CRASH, "err", r"reason=crashed"),
+    (GUEST_CRASH, "err", r"guest-panicked"),
+    (MARTIAN, "warning", r"martian source"),
+    (BRIDGE_PORT, "", r": port [0-9]+\([^)]*\) entered [a-z]+ state"),
+)
+
+# literal needles that every pattern contains, for the substring pre-test
+_NEEDLES = ("denied", "DENIED", "Killed process", "oom-kill:", "KVM", "emulation failure",
+            "reason=crashed", "guest-panicked", "martian source", ") entered ")
+_COMPILED = tuple((tag, sev or None, re.compile(p.replace(r"\"", '"')))
+                  for tag, sev, p in SIGNAL_PATTERNS)
+
+
+def classify(msg: str, kind: str = "", program: str = "") -> tuple[str | None, str | None]:
+    """(tag, implied severity) of a message; (None, None) for ordinary lines."""
+    for n in _NEEDLES:
+        if n in msg:
+            break
+    else:
+        return None, None
+    for tag, sev, rx in _COMPILED:
+        if rx.search(msg):
+            return tag, sev
+    return None, None
+
+
+def more_severe(a: str, b: str) -> bool:
+    """True when syslog severity `a` is more severe than `b`."""
+    return SEVERITY_RANK.get(a, 6) < SEVERITY_RANK.get(b, 6)
+
+
+def check_of(tags: tuple[str, ...]) -> str | None:
+    for t in tags:
+        c = CHECK_OF.get(t)
+        if c:
+            return c
+    return None
+
+
+def is_signal(tags: tuple[str, ...]) -> bool:
+    return any(t in SIGNAL_TAGS for t in tags)

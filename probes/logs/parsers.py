@@ -1,0 +1,398 @@
+"""Parsers: journal JSON, syslog, audit, kernel, qemu and libvirtd lines to one LogEvent.
+
+One pass per line, built for a million lines a second's worth of budget: the line format is
+found from the source (a file path) or the first bytes, the timestamp prefix is cached per
+second, and one combined regex (`classify.SIGNAL`) decides whether the message is an isolation
+signal; only signals get their fields parsed (AVC contexts, AppArmor profile, OOM victim...).
+Nothing here makes text safe to show: messages are stored raw and shown via visible().
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from probes.logs import classify
+from probes.logs.model import SEVERITIES, LogEvent
+
+MAX_MESSAGE = 64 * 1024  # stored; the display cuts at 16 KiB with a marker
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+# "Nov 27 10:00:00 hv1 prog[123]: msg" and "2026-11-27T10:00:00.123+00:00 hv1 prog[123]: msg"
+_SYSLOG = re.compile(
+    r"(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
+    r" (?P<host>\S+) (?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)", re.S)
+# libvirtd.log: "2026-11-27 10:31:20.675+0000: 5461: error : func:673 : msg"
+_LIBVIRTD = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}): (?P<tid>\d+): (?P<lvl>\w+) : "
+    r"(?:(?P<func>[\w.]+):\d+ : )?(?P<msg>.*)", re.S)
+# qemu log: "2026-11-27 10:33:57.701+0000: msg" (libvirt) or "2026-11-27T10:33:59.045615Z qemu: msg"
+_QEMU = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?):? (?P<msg>.*)", re.S)
+_AUDIT = re.compile(r"type=(?P<type>\S+) msg=audit\((?P<ts>\d+(?:\.\d+)?):\d+\): ?(?P<msg>.*)", re.S)
+_KERNEL_AUDIT = re.compile(r"audit: type=(?P<type>\d+) audit\((?P<ts>\d+(?:\.\d+)?):\d+\): ?(?P<msg>.*)", re.S)
+
+_LIBVIRT_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "error": "err"}
+
+_ts_cache: dict[str, float] = {}
+
+
+def _cached(key: str, fn) -> float:  # noqa: ANN001
+    v = _ts_cache.get(key)
+    if v is None:
+        if len(_ts_cache) > 4096:
+            _ts_cache.clear()
+        v = _ts_cache[key] = fn(key)
+    return v
+
+
+def _bsd_base(s: str) -> float:
+    """'Nov 27 10:00:00' (no year: this year, or last year if that would be in the future)."""
+    mon = _MONTHS.get(s[:3], 1)
+    day = int(s[4:6])
+    hh, mm, ss = int(s[7:9]), int(s[10:12]), int(s[13:15])
+    now = time.localtime()
+    year = now.tm_year
+    t = time.mktime((year, mon, day, hh, mm, ss, 0, 0, -1))
+    if t > time.time() + 86400:
+        t = time.mktime((year - 1, mon, day, hh, mm, ss, 0, 0, -1))
+    return t
+
+
+def _iso_base(s: str) -> float:
+    """'2026-11-27T10:00:00' or with a space: seconds since the epoch, as UTC."""
+    return float(calendar.timegm((int(s[0:4]), int(s[5:7]), int(s[8:10]),
+                                  int(s[11:13]), int(s[14:16]), int(s[17:19]), 0, 0, 0)))
+
+
+def iso_time(s: str) -> float:
+    """ISO-ish timestamps of syslog, libvirt and qemu, with fraction and zone."""
+    try:
+        t = _cached(s[:19], _iso_base)
+    except (ValueError, IndexError):
+        return 0.0
+    rest = s[19:]
+    if rest.startswith("."):
+        i = 1
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        t += float("0" + rest[:i])
+        rest = rest[i:]
+    if rest and rest[0] in "+-" and len(rest) >= 5:
+        z = rest[1:].replace(":", "")
+        off = int(z[:2]) * 3600 + int(z[2:4]) * 60
+        t -= off if rest[0] == "+" else -off
+    return t
+
+
+def _syslog_time(ts: str) -> float:
+    if ts[0].isdigit():
+        return iso_time(ts)
+    try:
+        return _cached(ts, _bsd_base)
+    except (ValueError, OverflowError):
+        return 0.0
+
+
+# ---------------------------------------------------------------- message sub-parsers
+
+_KV = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
+_AVC_PERMS = re.compile(r"\{ ([^}]*) \}")
+_OOM_KILLED = re.compile(r"Killed process (\d+) \(([^)]*)\)")
+_OOM_KILL = re.compile(r"oom-kill:(\S+)")
+_BRIDGE = re.compile(r"(\S+): port (\d+)\((\S+)\) entered (\w+) state")
+_MARTIAN = re.compile(r"martian source (\S+) from (\S+), on dev (\S+)")
+_KVM_PID = re.compile(r"kvm \[(\d+)\]")
+_HEX = re.compile(r"[0-9A-F]+")
+
+
+_HEX_KEYS = frozenset({"comm", "path", "name", "exe", "profile", "cwd"})
+
+
+def _unquote(k: str, v: str) -> str:
+    if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+        return v[1:-1]
+    # audit writes a string with spaces or specials unquoted, as hex (comm=6E616D65)
+    if k in _HEX_KEYS and len(v) >= 2 and len(v) % 2 == 0 and _HEX.fullmatch(v):
+        try:
+            return bytes.fromhex(v).decode("utf-8", "replace")
+        except ValueError:
+            return v
+    return v
+
+
+_AUDIT_KEYS = ("scontext", "tcontext", "tclass", "comm", "path", "name", "pid", "profile",
+               "operation", "requested_mask", "denied_mask", "apparmor", "exe", "permissive")
+
+
+def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
+    """Key fields of an AVC or AppArmor record, unquoted (hex-encoded values decoded)."""
+    out = []
+    seen = set()
+    for k, v in _KV.findall(msg):
+        if k in _AUDIT_KEYS and k not in seen:
+            seen.add(k)
+            out.append((k, _unquote(k, v)))
+    m = _AVC_PERMS.search(msg)
+    if m:
+        out.append(("perms", m.group(1).strip()))
+    return tuple(out)
+
+
+def signal_fields(tag: str, msg: str) -> tuple[tuple[str, str], ...]:
+    """Fields for a classified message (only signals pay for this)."""
+    if tag == classify.MAC_DENIAL:
+        return audit_fields(msg)
+    if tag == classify.OOM_KILL or tag == classify.OOM_CONTEXT:
+        out = []
+        m = _OOM_KILLED.search(msg)
+        if m:
+            out += [("pid", m.group(1)), ("comm", m.group(2))]
+        m = _OOM_KILL.search(msg)
+        if m:
+            for part in m.group(1).split(","):
+                k, _, v = part.partition("=")
+                if k in ("task_memcg", "oom_memcg", "task", "pid", "uid"):
+                    out.append((k, v))
+        return tuple(out)
+    if tag == classify.BRIDGE_PORT:
+        m = _BRIDGE.search(msg)
+        return (("bridge", m.group(1)), ("port", m.group(3)), ("state", m.group(4))) if m else ()
+    if tag == classify.MARTIAN:
+        m = _MARTIAN.search(msg)
+        return (("src", m.group(1)), ("dst", m.group(2)), ("dev", m.group(3))) if m else ()
+    if tag == classify.QEMU_ERROR:
+        m = _KVM_PID.search(msg)
+        return (("pid", m.group(1)),) if m else ()
+    return ()
+
+
+def _event(at: float, host: str, source: str, severity: str, msg: str, kind: str,
+           program: str = "", pid: int = 0, extra: tuple[tuple[str, str], ...] = ()) -> LogEvent:
+    if len(msg) > MAX_MESSAGE:
+        msg = msg[:MAX_MESSAGE]
+    tag, sev = classify.classify(msg, kind, program)
+    if tag:
+        fields = signal_fields(tag, msg)
+        if extra:
+            fields = extra + fields
+        if sev is not None and classify.more_severe(sev, severity):
+            severity = sev
+        if not pid:
+            for k, v in fields:
+                if k == "pid" and v.isdigit():
+                    pid = int(v)
+                    break
+        return LogEvent(at, host, source, severity, msg, tags=(tag,), kind=kind,
+                        program=program, pid=pid, fields=fields)
+    if severity == "err" and kind in ("qemu", "libvirtd"):
+        tag = classify.QEMU_ERROR if kind == "qemu" else classify.LIBVIRT_ERROR
+        return LogEvent(at, host, source, severity, msg, tags=(tag,), kind=kind,
+                        program=program, pid=pid, fields=extra)
+    return LogEvent(at, host, source, severity, msg, kind=kind, program=program, pid=pid,
+                    fields=extra)
+
+
+# ---------------------------------------------------------------- line formats
+
+
+def parse_syslog(line: str, host: str, source: str) -> LogEvent:
+    m = _SYSLOG.match(line)
+    if not m:
+        return parse_plain(line, host, source)
+    prog = m.group("prog")
+    msg = m.group("msg")
+    pid = m.group("pid")
+    at = _syslog_time(m.group("ts"))
+    hostname = m.group("host")
+    if prog == "kernel":
+        return parse_kernel(msg, at, hostname if host == "" else host, source)
+    if prog == "audit" or msg.startswith("type="):
+        am = _AUDIT.match(msg)
+        if am:
+            return _event(at, host, source, "notice", am.group("msg"), "audit", prog,
+                          int(pid) if pid else 0, (("type", am.group("type")),))
+    return _event(at, host, source, "info", msg, "syslog", prog, int(pid) if pid else 0)
+
+
+def parse_kernel(msg: str, at: float, host: str, source: str, severity: str = "info") -> LogEvent:
+    # "[12345.678901] " uptime prefix of dmesg-style lines
+    if msg.startswith("[") and "] " in msg[:20]:
+        msg = msg[msg.index("] ") + 2:]
+    if msg.startswith("audit: "):
+        am = _KERNEL_AUDIT.match(msg)
+        if am:
+            return _event(float(am.group("ts")), host, source, "notice", am.group("msg"),
+                          "audit", "kernel", 0, (("type", am.group("type")),))
+    return _event(at, host, source, severity, msg, "kernel", "kernel")
+
+
+def parse_audit(line: str, host: str, source: str) -> LogEvent:
+    # audit.log may carry "node=HOST " before type=
+    if line.startswith("node="):
+        _, _, line = line.partition(" ")
+    m = _AUDIT.match(line)
+    if not m:
+        return parse_plain(line, host, source)
+    return _event(float(m.group("ts")), host, source, "notice", m.group("msg"), "audit", "audit",
+                  0, (("type", m.group("type")),))
+
+
+def parse_libvirtd(line: str, host: str, source: str) -> LogEvent:
+    m = _LIBVIRTD.match(line)
+    if not m:
+        return parse_plain(line, host, source, kind="libvirtd")
+    sev = _LIBVIRT_LEVELS.get(m.group("lvl"), "info")
+    extra = (("func", m.group("func")),) if m.group("func") else ()
+    return _event(iso_time(m.group("ts")), host, source, sev, m.group("msg"), "libvirtd",
+                  "libvirtd", 0, extra)
+
+
+def parse_qemu(line: str, host: str, source: str, *, last_at: float = 0.0) -> LogEvent:
+    m = _QEMU.match(line)
+    if not m:
+        # command-line continuation lines and qemu's own untimed messages
+        return _event(last_at, host, source, "info", line, "qemu", "qemu")
+    msg = m.group("msg")
+    sev = "info"
+    if "error" in msg.lower() or msg.startswith("qemu-system") and ": " in msg and "terminating" not in msg:
+        sev = "err" if "error" in msg.lower() else "warning"
+    return _event(iso_time(m.group("ts")), host, source, sev, msg, "qemu", "qemu")
+
+
+def parse_plain(line: str, host: str, source: str, kind: str = "text") -> LogEvent:
+    return _event(0.0, host, source, "info", line, kind)
+
+
+def parser_for(source: str):  # noqa: ANN201
+    """The line parser for a file source (by its path), syslog for anything unknown."""
+    path = source[5:] if source.startswith("file:") else source
+    if "/audit/" in path or path.endswith("audit.log"):
+        return parse_audit
+    if "/libvirt/qemu/" in path:
+        return parse_qemu
+    if path.endswith("libvirtd.log"):
+        return parse_libvirtd
+    return parse_auto
+
+
+def parse_auto(line: str, host: str, source: str) -> LogEvent:
+    """Sniff the format from the first bytes."""
+    if line.startswith("type="):
+        return parse_audit(line, host, source)
+    if len(line) > 20 and line[4:5] == "-" and line[7:8] == "-":
+        if line[10:11] == " " and _LIBVIRTD.match(line):
+            return parse_libvirtd(line, host, source)
+        if line[10:11] == " " or _SYSLOG.match(line) is None:
+            return parse_qemu(line, host, source)
+    return parse_syslog(line, host, source)
+
+
+# ---------------------------------------------------------------- journal JSON
+
+
+def _jstr(v: Any) -> str:
+    """A journal field: a string, a list of byte values (binary/control chars), or a list of
+    those (a field repeated); decoded as UTF-8 with replacement characters."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        if v and all(isinstance(b, int) for b in v):
+            try:
+                return bytes(v).decode("utf-8", "replace")
+            except ValueError:
+                return "".join(chr(0xFFFD) for _ in v)
+        return "\n".join(_jstr(x) for x in v)
+    if v is None:
+        return ""
+    return str(v)
+
+
+def parse_journal_obj(obj: Mapping[str, Any], host: str, source: str = "journal") -> LogEvent:
+    msg = _jstr(obj.get("MESSAGE"))
+    try:
+        at = int(_jstr(obj.get("__REALTIME_TIMESTAMP") or "0")) / 1e6
+    except ValueError:
+        at = 0.0
+    try:
+        prio = int(_jstr(obj.get("PRIORITY") or "6"))
+        sev = SEVERITIES[prio] if 0 <= prio < 8 else "info"
+    except ValueError:
+        sev = "info"
+    prog = _jstr(obj.get("SYSLOG_IDENTIFIER") or obj.get("_COMM") or "")
+    try:
+        pid = int(_jstr(obj.get("_PID") or obj.get("SYSLOG_PID") or "0"))
+    except ValueError:
+        pid = 0
+    extra = []
+    for k in ("_SYSTEMD_UNIT", "_SYSTEMD_CGROUP", "_HOSTNAME"):
+        v = obj.get(k)
+        if v:
+            extra.append((k.lstrip("_").lower(), _jstr(v)))
+    transport = _jstr(obj.get("_TRANSPORT") or "")
+    if transport == "kernel" or prog == "kernel":
+        e = parse_kernel(msg, at, host, source, sev)
+    elif transport == "audit" or msg.startswith("type="):
+        am = _AUDIT.match(msg)
+        e = _event(at, host, source, sev, am.group("msg") if am else msg, "audit", prog or "audit",
+                   pid, (("type", am.group("type")),) if am else ())
+    else:
+        kind = "qemu" if prog.startswith("qemu") else "libvirtd" if prog in ("libvirtd", "virtqemud") else "journal"
+        e = _event(at, host, source, sev, msg, kind, prog, pid)
+    if extra:
+        from dataclasses import replace
+        e = replace(e, fields=e.fields + tuple(extra), pid=e.pid or pid)
+    return e
+
+
+def parse_journal_line(line: str, host: str, source: str = "journal") -> tuple[LogEvent, str]:
+    """One `journalctl -o json` line: (entry, cursor). Bad JSON becomes a plain entry."""
+    try:
+        obj = json.loads(line)
+        if not isinstance(obj, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return parse_plain(line, host, source, kind="journal"), ""
+    return parse_journal_obj(obj, host, source), _jstr(obj.get("__CURSOR") or "")
+
+
+# ---------------------------------------------------------------- libvirt events
+
+# virsh event --timestamp: "2026-11-27 10:33:58.028+0000: event 'lifecycle' for domain 'NAME': Started Booted"
+_VIRSH_EVENT = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}): event '(?P<ev>[\w-]+)' for domain '(?P<dom>.*)': ?(?P<detail>.*)",
+    re.S)
+_NOISY_EVENTS = frozenset({"balloon-change", "rtc-change", "metadata-change", "memory-device-size-change"})
+
+
+def parse_virsh_event(line: str, host: str, source: str = "libvirt-events") -> LogEvent | None:
+    """A `virsh event --all --loop --timestamp` line; None for noise and non-events."""
+    m = _VIRSH_EVENT.match(line)
+    if not m:
+        return None
+    ev = m.group("ev")
+    if ev in _NOISY_EVENTS:
+        return None
+    dom, detail = m.group("dom"), m.group("detail")
+    msg = f"domain {dom}: {ev} {detail}".rstrip()
+    first = detail.split(" ", 1)[0] if detail else ""
+    sev = "info"
+    tags: tuple[str, ...] = (classify.LIFECYCLE,)
+    if ev == "lifecycle" and first == "Crashed" or ev in ("watchdog", "io-error", "io-error-reason") \
+            or ev == "lifecycle" and "Crashed" in detail or ev == "control-error":
+        sev = "err"
+        tags = (classify.GUEST_CRASH,)
+    return LogEvent(iso_time(m.group("ts")), host, source, sev, msg, tags=tags, kind="lifecycle",
+                    program="libvirt", fields=(("domain", dom), ("event", ev), ("detail", detail)))
+
+
+def tenantscope_event(at: float, host: str, severity: str, msg: str,
+                      fields: tuple[tuple[str, str], ...] = ()) -> LogEvent:
+    return LogEvent(at, host, "tenantscope", severity, msg, kind="tenantscope",
+                    program="tenantscope", fields=fields)

@@ -1,0 +1,104 @@
+"""A bounded ring of log entries per host, with the count of entries it had to drop.
+
+Memory is bounded whatever a host writes: past `capacity` the oldest entries go and `dropped`
+says how many. Entries carry a per-host sequence number (1, 2, ...), so a reader that
+remembers the last seq it saw gets exactly the new ones (`since`), and a finding can point at
+an entry by (host, seq).
+
+Live rings are registered by host name (`live_ring`) so that the Logs pane can read the whole
+ring without it travelling through every State (the State carries only the newest entries).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from probes.logs.model import LogEvent
+
+DEFAULT_CAPACITY = 100_000
+
+
+class Ring:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError("ring capacity must be at least 1")
+        self.capacity = capacity
+        self._d: deque[LogEvent] = deque(maxlen=capacity)
+        self.total = 0  # seq of the newest entry
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __iter__(self) -> Iterator[LogEvent]:
+        return iter(self._d)
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self._d)
+
+    @property
+    def first_seq(self) -> int:
+        return self.total - len(self._d) + 1
+
+    def append_many(self, events: Iterable[LogEvent]) -> list[LogEvent]:
+        """Number the events and keep them; returns them with their seq set."""
+        out = []
+        n = self.total
+        for e in events:
+            n += 1
+            out.append(replace(e, seq=n))
+        self.total = n
+        self._d.extend(out)
+        return out
+
+    def since(self, seq: int) -> list[LogEvent]:
+        """Entries newer than `seq`, oldest first (those already dropped are not returned)."""
+        k = self.total - seq
+        if k <= 0:
+            return []
+        k = min(k, len(self._d))
+        out = list(itertools.islice(reversed(self._d), k))
+        out.reverse()
+        return out
+
+    def newest(self, n: int) -> tuple[LogEvent, ...]:
+        return tuple(self.since(self.total - n)) if n > 0 else ()
+
+    def get(self, seq: int) -> LogEvent | None:
+        i = seq - self.first_seq
+        if i < 0 or i >= len(self._d):
+            return None
+        return self._d[i]
+
+    def update(self, fn) -> int:  # noqa: ANN001 - fn(LogEvent) -> LogEvent | None
+        """Replace entries in place where fn returns a new entry (re-attribution)."""
+        changed = 0
+        out: deque[LogEvent] = deque(maxlen=self.capacity)
+        for e in self._d:
+            n = fn(e)
+            if n is not None and n is not e:
+                changed += 1
+                e = n
+            out.append(e)
+        self._d = out
+        return changed
+
+
+_LIVE: dict[str, Ring] = {}
+
+
+def register(host: str, ring: Ring) -> None:
+    _LIVE[host] = ring
+
+
+def unregister(host: str, ring: Ring) -> None:
+    if _LIVE.get(host) is ring:
+        del _LIVE[host]
+
+
+def live_ring(host: str) -> Ring | None:
+    """The running ring of `host`, or None (replay, snapshot, no logs service)."""
+    return _LIVE.get(host)

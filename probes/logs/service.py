@@ -1,0 +1,451 @@
+"""The logs service: runs the sources of every host and feeds the engine in batches.
+
+Integration (kept small): session.make_probes adds one `LogsProbe` per host and
+session.make_engine calls `bind_engine(engine)`. The probe's first `collect` starts that
+host's sources (journal, files, libvirt events) as tasks and waits, at most a few seconds, for
+the initial backlog (so `tenantscope check` sees the last N lines too); later runs re-read
+the logging set-up for LOG-04 and pick up new files (a new /var/log/libvirt/qemu/NAME.log).
+`close()` (engine.stop) cancels the host's sources.
+
+Sources push parsed entries into a per-host pending list (HostLogs, the Sink). A flusher
+task wakes every FLUSH seconds and, per host with news, takes at most BATCH entries,
+attributes them with the current index, appends them to the ring and publishes ONE State
+change (`engine.update_host`) carrying the newest `view` entries, the newest signals and the
+source states. Backpressure: a host whose pending list passes MAX_PENDING drops its oldest
+pending entries (counted in the ring's dropped count) rather than grow without bound.
+
+The service also subscribes to the engine: on each State it rebuilds the attribution index
+when workloads or tenants changed (and re-attributes recent unattributed entries), and turns
+findings raised or cleared and probe errors into tenantscope's own log entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from probes.engine import Engine, Probe
+from probes.hosts.base import HostError, HostTransport
+from probes.logs import classify, parsers, ring as ringmod, sources
+from probes.logs.attribute import Attributor, Index
+from probes.logs.model import LoggingSetup, LogEvent, LogSource, LogView, SourceState
+from probes.logs.ring import Ring
+from probes.model import HostState, Severity, State, Status
+
+log = logging.getLogger(__name__)
+
+FLUSH = 0.25
+BATCH = 20_000
+MAX_PENDING = 200_000
+MAX_SIGNALS = 1000
+REATTRIBUTE = 10_000  # newest entries re-attributed when the inventory changes
+SETTLE = 0.3  # the initial backlog is read when no entry came for this long
+SETTLE_MAX = 5.0
+
+_SEV_OF_FINDING = {Severity.CRITICAL: "crit", Severity.HIGH: "err", Severity.MEDIUM: "warning",
+                   Severity.LOW: "notice", Severity.INFO: "info"}
+
+
+class HostLogs(sources.Sink):
+    """One host's sources, pending entries, ring and signals."""
+
+    def __init__(self, transport: HostTransport, cfg: sources.LogsConfig) -> None:
+        self.transport = transport
+        self.cfg = cfg
+        self.ring = Ring(cfg.ring)
+        self.pending: list[LogEvent] = []
+        self.signals: deque[LogEvent] = deque(maxlen=MAX_SIGNALS)
+        self.sources: dict[str, LogSource] = {}
+        self.counts: dict[str, int] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.dirty = False
+        self.last_put = 0.0
+        self.setup: LoggingSetup | None = None
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+    def put(self, events: Sequence[LogEvent]) -> None:
+        if not events:
+            return
+        self.pending.extend(events)
+        self.last_put = time.monotonic()
+        over = len(self.pending) - MAX_PENDING
+        if over > 0:  # backpressure: the oldest pending go, counted as dropped
+            del self.pending[:over]
+            self.ring.total += over
+
+    def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:
+        old = self.sources.get(name)
+        if old is not None and old.state == state and old.detail == detail:
+            return
+        self.sources[name] = LogSource(name, kind, state, detail, self.counts.get(name, 0),
+                                       time.time())
+        self.dirty = True
+        if state in (SourceState.UNREADABLE, SourceState.FAILED) and (
+                old is None or old.state != state):
+            self.put([parsers.tenantscope_event(time.time(), self.name, "warning",
+                                                f"log source {name}: {state.value}: {detail}",
+                                                (("source", name),))])
+
+    def own(self, severity: str, msg: str, fields: tuple[tuple[str, str], ...] = ()) -> None:
+        self.put([parsers.tenantscope_event(time.time(), self.name, severity, msg, fields)])
+
+    def take(self, attributor: Attributor) -> list[LogEvent]:
+        batch = self.pending[:BATCH]
+        del self.pending[:BATCH]
+        if not batch:
+            return []
+        attribute = attributor.attribute
+        batch = [attribute(e) for e in batch]
+        out = self.ring.append_many(batch)
+        for e in out:
+            self.counts[e.source] = self.counts.get(e.source, 0) + 1
+            if e.tags and classify.is_signal(e.tags):
+                self.signals.append(e)
+        return out
+
+    def view(self, prev: LogView | None) -> LogView:
+        srcs = tuple(replace(s, entries=self.counts.get(s.name, 0))
+                     for s in sorted(self.sources.values(), key=lambda s: s.name))
+        return LogView(events=self.ring.newest(self.cfg.view), dropped=self.ring.dropped,
+                       total=self.ring.total, signals=tuple(self.signals), sources=srcs,
+                       setup=self.setup if self.setup is not None else (prev.setup if prev else None))
+
+
+class LogService:
+    """All hosts' logs for one engine (see the module docstring)."""
+
+    def __init__(self, cfg: sources.LogsConfig | None = None) -> None:
+        self.cfg = cfg or sources.LogsConfig()
+        self.hosts: dict[str, HostLogs] = {}
+        self.engine: Engine | None = None
+        self.attributor = Attributor()
+        self._index_key: object = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._findings: dict[str, Any] | None = None
+        self._errors: set[tuple[str, str]] = set()
+        self._lock = asyncio.Lock()
+
+    # -- wiring
+
+    def bind(self, engine: Engine) -> None:
+        self.engine = engine
+        engine.subscribe(self._on_state)
+
+    def probe(self) -> LogsProbe:
+        return LogsProbe(self)
+
+    async def ensure(self, transport: HostTransport) -> HostLogs:
+        async with self._lock:
+            hl = self.hosts.get(transport.name)
+            if hl is None:
+                hl = self.hosts[transport.name] = HostLogs(transport, self.cfg)
+                ringmod.register(transport.name, hl.ring)
+                for name, coro in await self._coroutines(hl):
+                    self._start(hl, name, coro)
+                if self._flusher is None or self._flusher.done():
+                    self._flusher = asyncio.create_task(self._flush_loop(), name="logs flusher")
+                hl.own("info", f"tenantscope started following logs on {transport.name}")
+            else:
+                await self._rescan(hl)
+        return hl
+
+    async def _coroutines(self, hl: HostLogs) -> list[tuple[str, Any]]:
+        cfg, t = self.cfg, hl.transport
+        out: list[tuple[str, Any]] = []
+        if cfg.journal or cfg.journal_files or cfg.journal_directory:
+            spec = sources.JournalSpec(cfg.journal_files, cfg.journal_directory, cfg.since,
+                                       lines=cfg.start_lines)
+            out.append((spec.name, sources.follow_journal(spec, t, hl)))
+        for pat in cfg.files:
+            paths = await sources.expand(pat, t)
+            if not paths:
+                hl.state("file:" + pat, "file", SourceState.WAITING, "no file matches (yet)")
+            for p in paths:
+                out.append(("file:" + p, sources.file_coroutine(p, cfg, t, hl)))
+        if cfg.libvirt_events:
+            out.append(("libvirt-events", sources.follow_libvirt_events(t, hl)))
+        return out
+
+    async def _rescan(self, hl: HostLogs) -> None:
+        """Start followers for files that appeared since (new qemu logs): from their start."""
+        for pat in self.cfg.files:
+            if not any(c in pat for c in "*?["):
+                continue
+            for p in await sources.expand(pat, hl.transport):
+                name = "file:" + p
+                if name not in hl.tasks:
+                    self._start(hl, name, sources.file_coroutine(p, self.cfg, hl.transport, hl,
+                                                                 start_lines=1 << 30))
+                    hl.sources.pop("file:" + pat, None)
+
+    def _start(self, hl: HostLogs, name: str, coro: Any) -> None:
+        if name in hl.tasks:
+            coro.close()
+            return
+        task = asyncio.create_task(self._guard(hl, name, coro), name=f"logs {name}@{hl.name}")
+        hl.tasks[name] = task
+
+    async def _guard(self, hl: HostLogs, name: str, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a source's bug must not stop the others
+            log.exception("log source %s on %s", name, hl.name)
+            hl.state(name, name.split(":", 1)[0], SourceState.FAILED, f"internal error: {e}"[:200])
+
+    async def settle(self, hl: HostLogs) -> None:
+        """Wait until the initial backlog has arrived (quiet for SETTLE s, at most SETTLE_MAX)."""
+        start = time.monotonic()
+        await asyncio.sleep(0.05)
+        while time.monotonic() - start < SETTLE_MAX:
+            starting = any(s.state == SourceState.STARTING for s in hl.sources.values())
+            quiet = time.monotonic() - max(hl.last_put, start) >= SETTLE
+            if quiet and not starting and len(hl.sources) >= 1:
+                break
+            await asyncio.sleep(0.05)
+        self.flush(hl)
+
+    async def stop_host(self, name: str) -> None:
+        hl = self.hosts.pop(name, None)
+        if hl is None:
+            return
+        for t in hl.tasks.values():
+            t.cancel()
+        await asyncio.gather(*hl.tasks.values(), return_exceptions=True)
+        hl.tasks.clear()
+        ringmod.unregister(name, hl.ring)
+        if not self.hosts and self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+
+    # -- batching
+
+    async def _flush_loop(self) -> None:
+        while True:
+            more = False
+            for hl in list(self.hosts.values()):
+                try:
+                    self.flush(hl)
+                except Exception:
+                    log.exception("flushing logs of %s", hl.name)
+                more = more or bool(hl.pending)
+            await asyncio.sleep(0 if more else FLUSH)
+
+    def flush(self, hl: HostLogs) -> None:
+        if not hl.pending and not hl.dirty:
+            return
+        hl.take(self.attributor)
+        hl.dirty = False
+        if self.engine is None or hl.name not in self.engine._states:  # noqa: SLF001
+            return
+        self.engine.update_host(hl.name, lambda hs: replace(hs, logs=hl.view(hs.logs)))
+
+    # -- engine subscriber
+
+    def _on_state(self, state: State) -> None:
+        try:
+            self._index(state)
+            self._own_events(state)
+        except Exception:
+            log.exception("logs service subscriber")
+
+    def _index(self, state: State) -> None:
+        key = tuple((w.key, w.tenant, w.uuid) for w in state.workloads()) + tuple(
+            (hs.host.name, len(hs.topology.links) if hs.topology else -1) for hs in state.hosts)
+        if key == self._index_key:
+            return
+        self._index_key = key
+        self.attributor.set_index(Index(state))
+        fix = self.attributor.attribute
+        for hl in self.hosts.values():
+            start = hl.ring.total - REATTRIBUTE
+            hl.ring.update(lambda e: fix(e) if not e.workload and e.seq > start else None)
+            hl.signals = deque((fix(e) if not e.workload else e for e in hl.signals),
+                               maxlen=MAX_SIGNALS)
+            hl.dirty = True
+
+    def _own_events(self, state: State) -> None:
+        if not self.hosts:
+            return
+        first = next(iter(self.hosts))
+        raised = {f.key: f for f in state.findings if f.status in (Status.FAIL, Status.WARN)}
+        if self._findings is not None:
+            for k, f in raised.items():
+                if k not in self._findings:
+                    hl = self.hosts.get(f.host) or self.hosts[first]
+                    hl.own(_SEV_OF_FINDING.get(f.severity, "warning"),
+                           f"finding raised: {f.check_id} {f.title}: {f.summary}",
+                           (("check", f.check_id), ("finding", "raised")))
+            for k, f in self._findings.items():
+                if k not in raised:
+                    hl = self.hosts.get(f.host) or self.hosts[first]
+                    hl.own("info", f"finding cleared: {f.check_id} {f.title}: {f.summary}",
+                           (("check", f.check_id), ("finding", "cleared")))
+        else:
+            for f in raised.values():
+                hl = self.hosts.get(f.host) or self.hosts[first]
+                hl.own(_SEV_OF_FINDING.get(f.severity, "warning"),
+                       f"finding raised: {f.check_id} {f.title}: {f.summary}",
+                       (("check", f.check_id), ("finding", "raised")))
+        self._findings = raised
+        errs = {(e.host, e.probe): e for hs in state.hosts for e in hs.probe_errors}
+        for k, e in errs.items():
+            if k not in self._errors and e.host in self.hosts:
+                self.hosts[e.host].own("err", f"probe {e.probe} failed: {e.message}",
+                                       (("probe", e.probe),))
+        for k in self._errors - set(errs):
+            if k[0] in self.hosts:
+                self.hosts[k[0]].own("info", f"probe {k[1]} recovered", (("probe", k[1]),))
+        self._errors = set(errs)
+
+    async def stop(self) -> None:
+        for name in list(self.hosts):
+            await self.stop_host(name)
+
+
+# ---------------------------------------------------------------- the probe
+
+
+@dataclass(frozen=True)
+class LogsResult:
+    setup: LoggingSetup
+    view: LogView | None = None  # set when the service is not bound to an engine
+
+
+class LogsProbe(Probe[LogsResult]):
+    """Starts the host's log sources and re-reads the logging set-up (LOG-04)."""
+
+    name = "logs"
+    interval = 30.0
+    timeout = 30.0
+
+    def __init__(self, service: LogService) -> None:
+        self.service = service
+        self._host: str | None = None
+
+    async def collect(self, host: HostTransport) -> LogsResult:
+        first = host.name not in self.service.hosts
+        self._host = host.name
+        hl = await self.service.ensure(host)
+        if first:
+            await self.service.settle(hl)
+        setup = await collect_setup(host, hl)
+        hl.setup = setup
+        return LogsResult(setup, None if self.service.engine is not None else hl.view(None))
+
+    def merge(self, state: HostState, result: LogsResult) -> HostState:
+        if result.view is not None:
+            return replace(state, logs=result.view)
+        logs = state.logs or LogView()
+        return replace(state, logs=replace(logs, setup=result.setup))
+
+    async def close(self) -> None:
+        if self._host is not None:
+            await self.service.stop_host(self._host)
+
+
+async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> LoggingSetup:
+    """Is the host keeping the logs an investigation needs (persistent journal, audit)?"""
+    root = host.root
+    paths = ("/var/log/journal", "/run/log/journal", "/run/systemd/journal/socket",
+             "/var/log/audit/audit.log", "/var/log/audit")
+    problems: list[str] = []
+    kinds: dict[str, str] = {}
+    try:
+        r = await host.run(["stat", "-c", "%F|%n", *(root + p for p in paths)], timeout=10)
+        for line in r.stdout.splitlines():
+            kind, _, name = line.partition("|")
+            kinds[name[len(root):]] = kind
+        for line in r.stderr.splitlines():
+            if "ermission denied" in line:
+                problems.append(line.strip()[:200])
+    except HostError as e:
+        problems.append(f"stat: {e}"[:200])
+    storage = ""
+    for conf in ("/etc/systemd/journald.conf",):
+        try:
+            text = await host.read_text(conf, timeout=5, limit=256 << 10)
+        except FileNotFoundError:
+            continue
+        except (PermissionError, HostError, OSError) as e:
+            problems.append(f"{conf}: {e}"[:200])
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("Storage="):
+                storage = line.split("=", 1)[1].strip()
+    journald = any(p in kinds for p in ("/var/log/journal", "/run/log/journal",
+                                        "/run/systemd/journal/socket"))
+    persistent_dir = kinds.get("/var/log/journal") == "directory"
+    if storage in ("volatile", "none"):
+        persistent = False
+    elif storage == "persistent":
+        persistent = True
+    else:
+        persistent = persistent_dir
+    auditd: bool | None = None
+    try:
+        r = await host.run(["pgrep", "-x", "auditd"], timeout=10)
+        auditd = r.returncode == 0 if r.returncode in (0, 1) else None
+    except HostError:
+        auditd = None
+    if hl is not None:
+        for s in hl.sources.values():
+            if s.state == SourceState.UNREADABLE:
+                problems.append(f"{s.name}: {s.detail}")
+    return LoggingSetup(journald=journald, journal_persistent=persistent if journald else False,
+                        journald_storage=storage,
+                        audit_log=kinds.get("/var/log/audit/audit.log", "").startswith("regular"),
+                        auditd=auditd, checked_at=time.time(), problems=tuple(problems))
+
+
+# ---------------------------------------------------------------- session hooks
+
+
+def config_of(opts: Any) -> sources.LogsConfig:
+    cfg_obj = getattr(opts, "config", None)
+    table = None
+    if cfg_obj is not None:
+        with contextlib.suppress(Exception):
+            table = cfg_obj.table("logs")
+    cfg, problems = sources.config_from(dict(table) if table else None)
+    for p in problems:
+        log.warning("config: %s", p)
+    return cfg
+
+
+_SERVICES: dict[int, LogService] = {}
+
+
+def log_probes(host: HostTransport, opts: Any) -> list[Probe[Any]]:
+    """For session.make_probes: the logs probe of `host` (one service per Options object)."""
+    svc = _SERVICES.get(id(opts))
+    if svc is None:
+        svc = _SERVICES[id(opts)] = LogService(config_of(opts))
+    return [svc.probe()]
+
+
+def bind_engine(engine: Engine) -> LogService | None:
+    """For session.make_engine: bind the logs service whose probes this engine runs."""
+    for h in engine.hosts:
+        for p in engine.probes_of(h.name):
+            if isinstance(p, LogsProbe):
+                svc = p.service
+                for k, v in list(_SERVICES.items()):
+                    if v is svc:
+                        del _SERVICES[k]
+                svc.bind(engine)
+                return svc
+    return None

@@ -1,0 +1,501 @@
+"""Log sources: the journal, files followed like `tail -F`, libvirt events, and our own events.
+
+Every source runs through the host transport (`run`, `stream`), so it works locally and over
+SSH; only file following has a native local implementation (FileFollower), because it can
+promise what `tail -F` cannot: on rename it drains the old file before opening the new one,
+and it notices a copytruncate even when the file grew back past the old offset (it checks the
+bytes it read last). Over SSH files are followed with `tail -n N -F`.
+
+A source is a coroutine `run(sink)` that pushes parsed entries and its state to a Sink; the
+logs service (probes/logs/service.py) owns the sinks, batches and attributes entries, and
+feeds the engine. A source restarts itself after a failure, with back-off, and says so in its
+state; the journal resumes after the last cursor it saw, so nothing is lost or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from probes.hosts.base import HostError, HostTransport
+from probes.logs import parsers
+from probes.logs.model import LogEvent, SourceState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FILES = ("/var/log/libvirt/libvirtd.log", "/var/log/libvirt/qemu/*.log",
+                 "/var/log/audit/audit.log", "/var/log/syslog", "/var/log/kern.log",
+                 "/var/log/messages")
+START_LINES = 1000
+MAX_LINE_BYTES = 64 * 1024  # longer lines are cut here (the display cuts at 16 KiB)
+MAX_READ = 4 << 20  # per poll: a burst is read over several polls (backpressure)
+
+
+class Sink:
+    """Where a source delivers: entries, and its state (the service implements it)."""
+
+    def put(self, events: Sequence[LogEvent]) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- native file following
+
+
+class FileFollower:
+    """Follows one path like `tail -F`, synchronously (`poll()` returns complete new lines).
+
+    - starts `start_lines` lines back from the end (bounded read), or at the start of a file
+      that appears later;
+    - rename + create: drains the old file to its end, then reads the new one from its start;
+    - copytruncate: a file shorter than the offset, or whose last-read bytes changed, is read
+      again from its start;
+    - delete + recreate and a file that does not exist yet: waits, then reads from the start;
+    - lines longer than `max_line` bytes are cut (the rest of that line is skipped).
+    """
+
+    TAIL_CHECK = 64
+
+    def __init__(self, path: str, *, start_lines: int = START_LINES,
+                 max_line: int = MAX_LINE_BYTES) -> None:
+        self.path = path
+        self.start_lines = start_lines
+        self.max_line = max_line
+        self._f: object | None = None
+        self._fd: int = -1
+        self._ino: tuple[int, int] | None = None
+        self._pos = 0
+        self._partial = b""
+        self._skipping = False  # inside an over-long line
+        self._tail = b""  # the last bytes read, to notice a rewrite after truncation
+        self._first = True
+        self.state = SourceState.STARTING
+        self.detail = ""
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = -1
+
+    def _open(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            self.state, self.detail = SourceState.WAITING, "does not exist (yet)"
+            self._first = False
+            return False
+        except PermissionError:
+            self.state, self.detail = SourceState.UNREADABLE, "permission denied"
+            return False
+        except OSError as e:
+            self.state, self.detail = SourceState.UNREADABLE, e.strerror or str(e)
+            return False
+        st = os.fstat(fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        self._pos, self._partial, self._skipping, self._tail = 0, b"", False, b""
+        if self._first:
+            self._pos = self._start_offset(fd, st.st_size)
+            if self._pos:
+                self._tail = os.pread(fd, min(self.TAIL_CHECK, self._pos), self._pos - min(self.TAIL_CHECK, self._pos))
+        self._first = False
+        self.state, self.detail = SourceState.FOLLOWING, ""
+        return True
+
+    def _start_offset(self, fd: int, size: int) -> int:
+        """Offset of the line `start_lines` lines back from the end (reads at most 16 MiB)."""
+        if self.start_lines <= 0:
+            return size
+        want = self.start_lines + 1
+        pos, seen, step = size, 0, 64 * 1024
+        limit = max(0, size - (16 << 20))
+        while pos > limit:
+            n = min(step, pos - limit)
+            pos -= n
+            buf = os.pread(fd, n, pos)
+            # a trailing newline at EOF ends the last line; it does not start one
+            end = len(buf) - 1 if pos + n == size and buf.endswith(b"\n") else len(buf)
+            i = end
+            while True:
+                i = buf.rfind(b"\n", 0, i)
+                if i < 0:
+                    break
+                seen += 1
+                if seen >= want:
+                    return pos + i + 1
+        return limit if limit == 0 else self._next_line(fd, limit)
+
+    def _next_line(self, fd: int, off: int) -> int:
+        buf = os.pread(fd, self.max_line, off)
+        i = buf.find(b"\n")
+        return off + i + 1 if i >= 0 else off
+
+    def _read(self, out: list[str], budget: int) -> int:
+        """Read from the open file to its end (or the budget); complete lines go to `out`."""
+        got = 0
+        while got < budget:
+            chunk = os.pread(self._fd, min(1 << 20, budget - got), self._pos)
+            if not chunk:
+                break
+            self._pos += len(chunk)
+            got += len(chunk)
+            self._tail = (self._tail + chunk)[-self.TAIL_CHECK:]
+            self._split(chunk, out)
+        return got
+
+    def _split(self, chunk: bytes, out: list[str]) -> None:
+        data = self._partial + chunk if self._partial else chunk
+        start = 0
+        while True:
+            i = data.find(b"\n", start)
+            if i < 0:
+                break
+            if self._skipping:
+                self._skipping = False
+            else:
+                out.append(data[start:i].decode("utf-8", "replace"))
+            start = i + 1
+        rest = data[start:]
+        if self._skipping:
+            rest = b""
+        elif len(rest) > self.max_line:
+            out.append(rest[:self.max_line].decode("utf-8", "replace"))
+            rest, self._skipping = b"", True
+        self._partial = rest
+
+    def _flush_partial(self, out: list[str]) -> None:
+        if self._partial and not self._skipping:
+            out.append(self._partial.decode("utf-8", "replace"))
+        self._partial, self._skipping = b"", False
+
+    def poll(self, budget: int = MAX_READ) -> list[str]:
+        out: list[str] = []
+        if self._fd < 0 and not self._open():
+            return out
+        st = os.fstat(self._fd)
+        if st.st_size < self._pos or (
+                self._tail and st.st_size >= self._pos
+                and os.pread(self._fd, len(self._tail), self._pos - len(self._tail)) != self._tail):
+            # truncated (copytruncate), maybe already written again: read from the start
+            self._flush_partial(out)
+            self._pos, self._tail = 0, b""
+        budget -= self._read(out, budget)
+        try:
+            cur = os.stat(self.path)
+            replaced = (cur.st_dev, cur.st_ino) != self._ino
+        except FileNotFoundError:
+            replaced = False  # renamed or deleted: keep reading the old file until a new one
+        except OSError:
+            replaced = False
+        if replaced:
+            self._read(out, 1 << 62)  # drain what was written to the old file
+            self._flush_partial(out)
+            self.close()
+            if self._open():
+                self._read(out, max(budget, 0))
+        return out
+
+
+def glob_paths(pattern: str, root: str = "") -> list[str]:
+    import glob
+    if any(c in pattern for c in "*?["):
+        return sorted(p[len(root):] for p in glob.glob(root + pattern))
+    return [pattern]
+
+
+async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
+                            start_lines: int = START_LINES, interval: float = 0.25,
+                            stop: asyncio.Event | None = None) -> None:
+    """Follow `path` on the local host (its `root` prefix applied) until cancelled."""
+    name = "file:" + path
+    parse = parsers.parser_for(name)
+    f = FileFollower(host.root + path, start_lines=start_lines)
+    last_state: tuple[SourceState, str] | None = None
+    last_at = 0.0
+    try:
+        while True:
+            lines = await asyncio.to_thread(f.poll)
+            if (f.state, f.detail) != last_state:
+                last_state = (f.state, f.detail)
+                sink.state(name, "file", f.state, f.detail)
+            if lines:
+                evs = []
+                for ln in lines:
+                    e = parse(ln, host.name, name)
+                    if e.at:
+                        last_at = e.at
+                    elif last_at:  # untimed continuation lines take the previous time
+                        e = _retime(e, last_at)
+                    evs.append(e)
+                sink.put(evs)
+                if len(lines) > 1000:
+                    continue  # more may be waiting: read again at once
+            if stop is not None and stop.is_set():
+                return
+            await asyncio.sleep(interval)
+    finally:
+        f.close()
+
+
+def _retime(e: LogEvent, at: float) -> LogEvent:
+    from dataclasses import replace
+    return replace(e, at=at)
+
+
+async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
+                             start_lines: int = START_LINES) -> None:
+    """Follow `path` with `tail -F` through the transport (remote hosts)."""
+    name = "file:" + path
+    parse = parsers.parser_for(name)
+    n = start_lines
+    delay = 1.0
+    last_at = 0.0
+    while True:
+        sink.state(name, "file", SourceState.FOLLOWING, "tail -F")
+        got = 0
+        try:
+            async for line in host.stream(["tail", "-n", str(n), "-F", "--", host.root + path]):
+                e = parse(line, host.name, name)
+                if e.at:
+                    last_at = e.at
+                elif last_at:
+                    e = _retime(e, last_at)
+                sink.put((e,))
+                got += 1
+            sink.state(name, "file", SourceState.FAILED, "tail ended; restarting")
+        except (HostError, OSError, ValueError) as e:
+            sink.state(name, "file", SourceState.FAILED, str(e)[:200])
+        n = 0  # a restart reads only what is new (what came in between the two is lost)
+        await asyncio.sleep(delay)
+        delay = 1.0 if got else min(delay * 2, 60.0)
+
+
+# ---------------------------------------------------------------- the journal
+
+
+@dataclass(frozen=True)
+class JournalSpec:
+    files: tuple[str, ...] = ()  # --file (saved journals)
+    directory: str = ""  # --directory
+    since: str = ""  # --since (a journalctl time spec)
+    cursor: str = ""  # --after-cursor
+    lines: int = START_LINES
+    follow: bool = True
+
+    @property
+    def name(self) -> str:
+        if self.files:
+            return "journal:" + ",".join(self.files)
+        if self.directory:
+            return "journal:" + self.directory
+        return "journal"
+
+
+def journal_argv(spec: JournalSpec, cursor: str = "", root: str = "") -> list[str]:
+    argv = ["journalctl", "-o", "json", "--no-pager", "--merge"]
+    for f in spec.files:
+        argv += ["--file", root + f]
+    if spec.directory:
+        argv += ["--directory", root + spec.directory]
+    if cursor or spec.cursor:
+        argv += ["--after-cursor", cursor or spec.cursor]
+    elif spec.since:
+        argv += ["--since", spec.since]
+    else:
+        argv += ["-n", str(spec.lines)]
+    if spec.follow:
+        argv.append("-f")
+    return argv
+
+
+async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> None:
+    name = spec.name
+    try:
+        probe = journal_argv(JournalSpec(spec.files, spec.directory, lines=0, follow=False),
+                             root=host.root) + ["-q"]
+        r = await host.run(probe, timeout=20)
+    except HostError as e:
+        sink.state(name, "journal", SourceState.ABSENT, str(e)[:200])
+        return
+    if not r.ok:
+        detail = (r.stderr.strip() or f"journalctl exit {r.returncode}").splitlines()[0][:200]
+        st = SourceState.UNREADABLE if "ermission" in detail else SourceState.ABSENT
+        sink.state(name, "journal", st, detail)
+        return
+    cursor = ""
+    delay = 1.0
+    while True:
+        sink.state(name, "journal", SourceState.FOLLOWING if spec.follow else SourceState.STARTING)
+        got = 0
+        try:
+            async for line in host.stream(journal_argv(spec, cursor, host.root)):
+                if not line.startswith("{"):
+                    continue
+                e, c = parsers.parse_journal_line(line, host.name, name)
+                if c:
+                    cursor = c
+                sink.put((e,))
+                got += 1
+        except (HostError, OSError, ValueError) as e:
+            sink.state(name, "journal", SourceState.FAILED, str(e)[:200])
+        else:
+            if not spec.follow:
+                sink.state(name, "journal", SourceState.DONE, f"{got} entries")
+                return
+            sink.state(name, "journal", SourceState.FAILED, "journalctl ended; resuming after the last cursor")
+        await asyncio.sleep(delay)
+        delay = 1.0 if got else min(delay * 2, 60.0)
+
+
+# ---------------------------------------------------------------- libvirt events
+
+
+def events_uri(host: HostTransport) -> str | None:
+    """The URI for `virsh event` run ON the host; None when events cannot come (test driver)."""
+    uri = host.host.libvirt_uri
+    if not uri or uri.startswith("test:"):
+        return None
+    if host.is_local:
+        return uri
+    # qemu+ssh://user@host/system seen from the host itself is qemu:///system
+    scheme, sep, rest = uri.partition("://")
+    driver = scheme.split("+", 1)[0]
+    path = rest.split("/", 1)[1] if "/" in rest else "system"
+    return f"{driver}:///{path.split('?', 1)[0]}"
+
+
+async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
+    name = "libvirt-events"
+    uri = events_uri(host)
+    if uri is None:
+        sink.state(name, "libvirt-events", SourceState.ABSENT,
+                   "no lifecycle events from this libvirt URI")
+        return
+    delay = 1.0
+    while True:
+        try:
+            r = await host.run(["virsh", "-r", "-c", uri, "uri"], timeout=15)
+        except HostError as e:
+            sink.state(name, "libvirt-events", SourceState.ABSENT, str(e)[:200])
+            return
+        if not r.ok:
+            sink.state(name, "libvirt-events", SourceState.FAILED,
+                       (r.stderr.strip() or "virsh failed").splitlines()[-1][:200])
+        else:
+            sink.state(name, "libvirt-events", SourceState.FOLLOWING, uri)
+            try:
+                async for line in host.stream(["virsh", "-r", "-c", uri, "event", "--all",
+                                               "--loop", "--timestamp"]):
+                    e = parsers.parse_virsh_event(line, host.name, name)
+                    if e is not None:
+                        sink.put([e])
+                        delay = 1.0
+            except (HostError, OSError, ValueError) as e:
+                sink.state(name, "libvirt-events", SourceState.FAILED, str(e)[:200])
+            else:
+                sink.state(name, "libvirt-events", SourceState.FAILED, "virsh event ended; restarting")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 60.0)
+
+
+# ---------------------------------------------------------------- what to start
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    """The `[logs]` table of the config file."""
+
+    files: tuple[str, ...] = DEFAULT_FILES
+    journal: bool = True
+    journal_files: tuple[str, ...] = ()
+    journal_directory: str = ""
+    since: str = ""
+    libvirt_events: bool = True
+    start_lines: int = START_LINES
+    ring: int = 100_000
+    view: int = 500  # newest entries kept in the State (snapshots, replay)
+    native_files: bool = True  # follow local files natively (else `tail -F` as remotely)
+
+
+def config_from(table: object) -> tuple[LogsConfig, list[str]]:
+    """LogsConfig from a parsed `[logs]` table (a mapping or an object with attributes);
+    returns the problems found, each naming the key."""
+    cfg = LogsConfig()
+    problems: list[str] = []
+    if table is None:
+        return cfg, problems
+
+    def get(k: str):  # noqa: ANN202
+        if isinstance(table, dict):
+            return table.get(k)
+        return getattr(table, k, None)
+
+    kw: dict[str, object] = {}
+    for key, typ in (("files", tuple), ("journal_files", tuple)):
+        v = get(key)
+        if v is None:
+            continue
+        if isinstance(v, (list, tuple)) and all(isinstance(x, str) and x.startswith("/") for x in v):
+            kw[key] = tuple(v)
+        else:
+            problems.append(f"[logs] {key}: a list of absolute paths")
+    for key, t in (("journal", bool), ("libvirt_events", bool), ("native_files", bool)):
+        v = get(key)
+        if v is not None:
+            if isinstance(v, bool):
+                kw[key] = v
+            else:
+                problems.append(f"[logs] {key}: true or false")
+    for key in ("journal_directory", "since"):
+        v = get(key)
+        if v is not None:
+            if isinstance(v, str):
+                kw[key] = v
+            else:
+                problems.append(f"[logs] {key}: a string")
+    for key, lo in (("start_lines", 0), ("ring", 1), ("view", 0)):
+        v = get(key)
+        if v is not None:
+            if isinstance(v, int) and not isinstance(v, bool) and v >= lo:
+                kw[key] = v
+            else:
+                problems.append(f"[logs] {key}: a whole number >= {lo}")
+    if kw:
+        from dataclasses import replace
+        cfg = replace(cfg, **kw)  # type: ignore[arg-type]
+    return cfg, problems
+
+
+async def expand(pattern: str, host: HostTransport) -> list[str]:
+    """The paths a configured file pattern names now (a glob only in the last part)."""
+    if not any(c in pattern for c in "*?["):
+        return [pattern]
+    if host.is_local:
+        return glob_paths(pattern, host.root)
+    d, _, base = pattern.rpartition("/")
+    if any(c in d for c in "*?["):
+        return []
+    try:
+        r = await host.run(["find", host.root + (d or "/"), "-maxdepth", "1", "-type", "f",
+                            "-name", base], timeout=15)
+    except HostError:
+        return []
+    n = len(host.root)
+    return sorted(p[n:] for p in r.stdout.splitlines() if p.startswith(host.root + d + "/"))
+
+
+def file_coroutine(path: str, cfg: LogsConfig, host: HostTransport, sink: Sink, *,
+                   start_lines: int | None = None):  # noqa: ANN201
+    n = cfg.start_lines if start_lines is None else start_lines
+    if host.is_local and cfg.native_files:
+        return follow_file_local(path, host, sink, start_lines=n)
+    return follow_file_stream(path, host, sink, start_lines=n)
+
+
+def now() -> float:
+    return time.time()
