@@ -70,7 +70,11 @@ def make_probes(opts: Options) -> Any:
             every = max(opts.interval, 5.0)
             probes += [NetnsProbe(interval=every), ContainerProbe(interval=every)]
         from probes.resources.probe import ResourcesProbe
-        probes.append(ResourcesProbe(interval=opts.interval))
+        probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo))
+        if not opts.demo:  # host files of this machine say nothing about the simulated demo host
+            from probes.facts.probe import FactsProbe
+            probes.append(FactsProbe(interval=max(opts.interval, 60.0),
+                                     updates=("updates", "1") in opts.extra))
         if not opts.demo:  # network topology (probes/network); active probes only on request
             from probes.network.policy import from_config
             from probes.network.topology import TopologyProbe
@@ -85,6 +89,8 @@ def make_probes(opts: Options) -> Any:
 
 def make_deriver(opts: Options):
     from probes.checks.base import run_checks
+    from probes.checks.silence import silences_from
+    silences = silences_from(opts.config)  # validated by cmd_check / the app before this
 
     def derive(state: State) -> State:
         try:
@@ -92,7 +98,10 @@ def make_deriver(opts: Options):
             state = assign(state, opts)
         except ImportError:
             pass
-        return replace(state, findings=run_checks(state, opts.checks or None))
+        from probes.checks import silence  # the config's [checks] silence: accepted warnings
+        findings = silence.apply(run_checks(state, opts.checks or None), silences,
+                                 opts.config.path if opts.config and opts.config.path else "config")
+        return replace(state, findings=findings)
     return derive
 
 

@@ -56,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(c)
     c.add_argument("--demo", action="store_true", help="check the bundled demo fleet")
     c.add_argument("--check", action="append", default=[], metavar="ID", help="run only this check (repeatable)")
-    c.add_argument("--format", choices=("text", "json", "prometheus"), default="text")
+    c.add_argument("--format", choices=("text", "json", "prometheus", "markdown"), default="text",
+                   help="text (default), json, prometheus (node_exporter textfile); markdown: with --list")
     c.add_argument("--list", action="store_true", help="list the check catalog and exit")
+    c.add_argument("--schema", action="store_true", help="print the JSON Schema of --format json and exit")
+    c.add_argument("--updates", action="store_true",
+                   help="also look up pending security updates (SW-02: runs apt/dnf, slow; cached)")
+    c.add_argument("-v", "--verbose", action="store_true", help="text: why and evidence for every result")
 
     s = sub.add_parser("snapshot", help="write the observed state as JSON")
     _common(s)
@@ -126,23 +131,75 @@ async def _observe_once(opts: Options):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Observe once, run the catalog, print text/JSON/Prometheus. Exit 0 all pass, 1 any fail,
+    2 the run itself failed (a host unreachable, every probe failed, bad arguments)."""
+    import json
+    from dataclasses import replace as _replace
+
     from probes.checks import report
     from probes.checks.base import load_catalog
+    from probes.checks.silence import SilenceError, silences_from
     catalog = load_catalog()
-    if args.list:
-        sys.stdout.write(report.catalog_text(catalog))
+    if args.schema:
+        sys.stdout.write(json.dumps(report.json_schema(), indent=1) + "\n")
         return 0
-    unknown = [c for c in args.check if c not in catalog]
+    if args.list:
+        sys.stdout.write(report.catalog_markdown(catalog) if args.format == "markdown"
+                         else report.catalog_text(catalog))
+        return 0
+    if args.format == "markdown":
+        raise UserError("--format markdown goes with --list (the catalog table)")
+    wanted = [c.strip().upper() for c in args.check]
+    unknown = [c for c in wanted if c not in catalog]
     if unknown:
         raise UserError(f"unknown check id {', '.join(unknown)} (see `tenantscope check --list`)")
-    state = asyncio.run(_observe_once(options_from(args)))
-    out = {"text": report.as_text, "json": report.as_json, "prometheus": report.as_prometheus}[args.format]
+    opts = options_from(args)
+    opts = _replace(opts, checks=tuple(wanted),
+                    extra=opts.extra + ((("updates", "1"),) if args.updates else ()))
+    try:
+        silences_from(opts.config, list(catalog))
+    except SilenceError as e:
+        raise UserError(str(e)) from None
+    state = asyncio.run(_observe_for_check(opts))
+    out = {"text": lambda s: report.as_text(s, verbose=args.verbose), "json": report.as_json,
+           "prometheus": report.as_prometheus}[args.format]
     sys.stdout.write(out(state))
     from probes.hosts.connection import connection_problems
     problems = connection_problems(state)
     for line in problems:  # unreachable, auth failed, host key refused: one line each
         print(f"tenantscope: {line}", file=sys.stderr)
+    if not problems and state.hosts and all(_all_probes_failed(h) for h in state.hosts):
+        problems = ["every probe failed on every host"]
+        print("tenantscope: every probe failed on every host: nothing was observed", file=sys.stderr)
     return max(report.exit_code(state), 2 if problems else 0)
+
+
+def _all_probes_failed(hs) -> bool:  # type: ignore[no-untyped-def]
+    return bool(hs.probe_errors) and not hs.workloads and hs.facts is None and hs.topology is None
+
+
+async def _observe_for_check(opts: Options):
+    """One observation of every probe; then the facts probe once more where it learned of disk
+    images it has not stat'ed yet (VM-10 needs the domains the first pass found)."""
+    engine = make_engine(opts)
+    try:
+        state = await engine.refresh_once()
+        again = []
+        for hs in state.hosts:
+            for p in engine.probes_of(hs.host.name):
+                if getattr(p, "wants_rerun", None) and p.wants_rerun(hs):
+                    again.append((hs.host.name, p))
+        for host, p in again:
+            t = next(h for h in engine.hosts if h.name == host)
+            try:
+                result = await asyncio.wait_for(p.collect(t), p.timeout)
+            except Exception as e:  # the first pass's facts stay; VM-10 then says "not stat'ed"
+                log.debug("second facts pass on %s failed: %s", host, e)
+                continue
+            engine.update_host(host, lambda st, p=p, result=result: p.merge(st, result))
+        return engine.state
+    finally:
+        await engine.stop()
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:

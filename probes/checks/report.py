@@ -1,55 +1,248 @@
-"""Headless renderings of check results: text, JSON, Prometheus textfile; and the exit code.
+"""Headless renderings of check results: text, JSON (with its JSON Schema), the Prometheus
+node_exporter textfile format, the markdown catalog table; and the exit code.
 
-Shared by `tenantscope check` and the TUI's export; host text goes through visible().
+Shared by `tenantscope check`, the TUI's export and the README's catalog table (a test keeps
+that table equal to `catalog_markdown()`). Every host-supplied string in text and Prometheus
+output goes through probes.untrusted.visible(); JSON carries raw strings, escaped by JSON.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from probes.checks.base import Check
-from probes.model import State, Status
+from probes.model import SEVERITY_ORDER, Finding, HostKind, ProbeError, Severity, State, Status
 from probes.untrusted import visible
 
 JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_ID = "https://tenantscope.invalid/schema/check-report-v1.json"
+
+AREA_ORDER = ("host", "vm", "network", "container", "resources", "logs", "software")
+AREA_TITLE = {"host": "Host", "vm": "VMs", "network": "Network", "container": "Containers",
+              "resources": "Resources", "logs": "Logs", "software": "Software"}
+STATUS_WORD = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR",
+               Status.SKIPPED: "SKIP"}
+# Worst first: the status a check shows when its results on one host differ.
+STATUS_RANK = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2, Status.SKIPPED: 3, Status.PASS: 4}
+MAX_EVIDENCE_LINES = 6
+
+
+def _area_key(area: str) -> tuple[int, str]:
+    return (AREA_ORDER.index(area) if area in AREA_ORDER else len(AREA_ORDER), area)
+
+
+# ---------------------------------------------------------------- catalog
 
 
 def catalog_text(catalog: dict[str, Check]) -> str:
     lines = [f"{c.spec.id:8} {c.spec.area:10} {c.spec.severity:8} {c.spec.title}" for c in
-             (catalog[k] for k in sorted(catalog))]
+             sorted(catalog.values(), key=lambda c: (_area_key(c.spec.area), c.spec.id))]
     return "\n".join(lines) + "\n"
 
 
-def as_text(state: State) -> str:
-    out: list[str] = []
-    for f in state.findings:
-        where = f" [{', '.join(f.tenants)}]" if f.tenants else ""
-        out.append(f"{f.status.upper():7} {f.check_id:8} {visible(f.summary)}{visible(where)}")
-    for h in state.hosts:
-        for e in h.probe_errors:
-            out.append(f"ERROR   probe {e.probe} on {visible(h.host.name)}: {visible(e.message)}")
+def catalog_markdown(catalog: dict[str, Check]) -> str:
+    """The README's catalog table (between the catalog markers), generated from the registry."""
+    def cell(s: str) -> str:
+        return s.replace("|", "\\|").replace("\n", " ")
+    rows = ["| id | area | severity | check | why it matters |", "|---|---|---|---|---|"]
+    for c in sorted(catalog.values(), key=lambda c: (_area_key(c.spec.area), _id_key(c.spec.id))):
+        s = c.spec
+        rows.append(f"| `{s.id}` | {s.area} | {s.severity} | {cell(s.title)} | {cell(s.why)} |")
+    return "\n".join(rows) + "\n"
+
+
+def _id_key(cid: str) -> tuple[str, int]:
+    prefix, _, num = cid.rpartition("-")
+    return (prefix, int(num) if num.isdigit() else 0)
+
+
+# ---------------------------------------------------------------- text
+
+
+def normalized(state: State) -> State:
+    """Results of a one-host run that name no host (the runner's plain PASS, some area checks)
+    are about that host: name it, so JSON and Prometheus series always carry a host."""
+    if len(state.hosts) != 1 or all(f.host for f in state.findings):
+        return state
+    from dataclasses import replace
+    name = state.hosts[0].host.name
+    return replace(state, findings=tuple(f if f.host else replace(f, host=name) for f in state.findings))
+
+
+def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (_area_key(f.area), _id_key(f.check_id), f.host,
+                                           STATUS_RANK.get(f.status, 9)))
+
+
+def summary_counts(state: State) -> dict[str, int]:
+    c = Counter(f.status for f in state.findings)
+    return {s.value: c.get(s, 0) for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIPPED, Status.PASS)}
+
+
+def as_text(state: State, *, verbose: bool = False) -> str:
+    """Grouped by area; each result one line; FAIL/WARN/ERROR also get evidence and the fix."""
+    v = visible
+    state = normalized(state)
+    when = datetime.fromtimestamp(state.taken_at or time.time(), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    hosts = ", ".join(v(h.host.name) for h in state.hosts) or "(none)"
+    out = [f"tenantscope check: {hosts} at {when}"
+           + (" (demo fleet: libvirt test driver, simulated hypervisor)" if state.source == "demo" else "")]
+    multi = len(state.hosts) > 1
+    area = None
+    for f in _sorted(state.findings):
+        if f.area != area:
+            area = f.area
+            out.append("")
+            out.append(f"== {AREA_TITLE.get(area, area.title())} ==")
+        tenants = f"  [{', '.join(v(t) for t in f.tenants)}]" if f.tenants else ""
+        on = f" @{v(f.host)}" if multi and f.host else ""
+        sev = f" ({f.severity})" if f.status in (Status.FAIL, Status.WARN) else ""
+        out.append(f"{STATUS_WORD[f.status]:5} {f.check_id:8}{on} {v(f.summary)}{sev}{tenants}")
+        if f.status in (Status.FAIL, Status.WARN, Status.ERROR) or verbose:
+            if verbose:
+                out.append(f"      check: {v(f.title)}")
+                out.append(f"      why: {v(f.why)}")
+            for e in f.evidence[:MAX_EVIDENCE_LINES]:
+                out.append(f"      evidence: {v(e.where)}" + (f": {v(e.detail)}" if e.detail else ""))
+            if len(f.evidence) > MAX_EVIDENCE_LINES:
+                out.append(f"      evidence: ... {len(f.evidence) - MAX_EVIDENCE_LINES} more (see --format json)")
+            if f.fix and f.status != Status.ERROR:
+                out.append(f"      fix: {v(f.fix)}")
+    errors = [(h.host.name, e) for h in state.hosts for e in h.probe_errors]
+    if errors:
+        out.append("")
+        out.append("== Probe errors ==")
+        for host, e in errors:
+            out.append(f"ERROR probe {v(e.probe)} on {v(host)}: {v(e.message)}")
+    c = summary_counts(state)
+    out.append("")
+    out.append("summary: " + ", ".join(f"{n} {k}" for k, n in c.items()))
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- JSON
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    name: str
+    kind: HostKind
+    address: str
+    probe_errors: tuple[ProbeError, ...] = ()
+
+
+@dataclass(frozen=True)
+class Summary:
+    fail: int = 0
+    error: int = 0
+    warn: int = 0
+    skipped: int = 0
+    # `pass` is a keyword; stored as passed, written as "pass"
+    passed: int = 0
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The document `tenantscope check --format json` writes (see json_schema())."""
+
+    schema_version: int
+    generated_at: str  # RFC 3339, UTC
+    generated_at_unix: float
+    source: str  # live, demo, replay of FILE
+    hosts: tuple[HostEntry, ...]
+    summary: Summary
+    results: tuple[Finding, ...]
+
+
+def report_of(state: State) -> CheckReport:
+    state = normalized(state)
+    at = state.taken_at or time.time()
+    c = summary_counts(state)
+    return CheckReport(
+        schema_version=JSON_SCHEMA_VERSION,
+        generated_at=datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        generated_at_unix=round(at, 3), source=state.source,
+        hosts=tuple(HostEntry(h.host.name, h.host.kind, h.host.address, h.probe_errors) for h in state.hosts),
+        summary=Summary(c["fail"], c["error"], c["warn"], c["skipped"], c["pass"]),
+        results=tuple(_sorted(state.findings)))
 
 
 def as_json(state: State) -> str:
     import msgspec
-    doc = {"schema_version": JSON_SCHEMA_VERSION, "generated_at": time.time(),
-           "hosts": [h.host.name for h in state.hosts],
-           "results": msgspec.to_builtins(state.findings)}
-    return json.dumps(doc, indent=1) + "\n"
+    data = msgspec.json.encode(report_of(state))
+    return msgspec.json.format(data, indent=1).decode() + "\n"
+
+
+def json_schema() -> dict:
+    """JSON Schema (2020-12) of as_json()'s document, generated from the types by msgspec."""
+    import msgspec
+    schema = msgspec.json.schema(CheckReport)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = JSON_SCHEMA_ID
+    schema["title"] = "tenantscope check report"
+    return schema
+
+
+def load_report(text: str | bytes) -> CheckReport:
+    """Read a JSON report back (typed); raises msgspec.ValidationError on a bad document."""
+    import msgspec
+    return msgspec.json.decode(text, type=CheckReport)
+
+
+# ---------------------------------------------------------------- Prometheus
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: visible() first, then the exposition format's escapes."""
+    return visible(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**kv: str) -> str:
+    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in kv.items()) + "}"
 
 
 def as_prometheus(state: State) -> str:
-    out = ["# HELP tenantscope_check_status 1 when the check result has this status",
-           "# TYPE tenantscope_check_status gauge"]
+    """node_exporter textfile format: per check and host one `tenantscope_check_status` series
+    (value 1) carrying the worst status and its severity as labels, plus result counts.
+
+    Alert with e.g. `tenantscope_check_status{status="fail"} == 1`.
+    """
+    state = normalized(state)
+    per: dict[tuple[str, str], list[Finding]] = {}
     for f in state.findings:
-        out.append(f'tenantscope_check_status{{check="{f.check_id}",status="{f.status}",'
-                   f'severity="{f.severity}"}} 1')
+        per.setdefault((f.host, f.check_id), []).append(f)
+    out = ["# HELP tenantscope_check_status Worst result of a tenantscope isolation check on a host "
+           "(1; status and severity are labels).",
+           "# TYPE tenantscope_check_status gauge"]
+    counts: list[str] = []
+    for (host, cid), fs in sorted(per.items(), key=lambda kv: (kv[0][0], _id_key(kv[0][1]))):
+        worst = min(fs, key=lambda f: STATUS_RANK.get(f.status, 9)).status
+        sev = max((f.severity for f in fs if f.status == worst), key=lambda s: SEVERITY_ORDER[s],
+                  default=Severity.INFO)
+        out.append(f"tenantscope_check_status{_labels(host=host, check=cid, area=fs[0].area, status=worst, severity=sev)} 1")
+        c = Counter(f.status for f in fs)
+        for st in (Status.FAIL, Status.WARN, Status.ERROR):
+            counts.append(f"tenantscope_check_results{_labels(host=host, check=cid, status=st)} {c.get(st, 0)}")
+    out += ["# HELP tenantscope_check_results Number of results of a check on a host with this status.",
+            "# TYPE tenantscope_check_results gauge", *counts]
+    out += ["# HELP tenantscope_probe_errors Probes that failed on a host in this run.",
+            "# TYPE tenantscope_probe_errors gauge"]
+    out += [f"tenantscope_probe_errors{_labels(host=h.host.name)} {len(h.probe_errors)}" for h in state.hosts]
+    out += ["# HELP tenantscope_check_run_timestamp_seconds When the checks ran (unix time).",
+            "# TYPE tenantscope_check_run_timestamp_seconds gauge",
+            f"tenantscope_check_run_timestamp_seconds {state.taken_at or time.time():.3f}"]
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------- exit code
+
+
 def exit_code(state: State) -> int:
+    """0 all pass (warnings and skips included), 1 any fail. The caller returns 2 when the run
+    itself failed (no host reachable, bad arguments)."""
     if any(f.status == Status.FAIL for f in state.findings):
         return 1
     return 0

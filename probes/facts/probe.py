@@ -185,9 +185,11 @@ class FactsProbe(Probe[HostFacts]):
         return replace(state, facts=result)
 
     def wants_rerun(self, state: HostState) -> bool:
-        """True when the host has disk images this probe has not stat'ed yet."""
+        """True when the host has disk images this probe has not stat'ed yet (and remember
+        them for the next collect)."""
         have = {s.path for s in (state.facts.disk_stats if state.facts else ())}
-        return any(p not in have for p in disk_paths(state))
+        self._disk_paths = disk_paths(state)
+        return any(p not in have for p in self._disk_paths)
 
     # -- SW-02
 
