@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--updates", action="store_true",
                    help="also look up pending security updates (SW-02: runs apt/dnf, slow; cached)")
     c.add_argument("-v", "--verbose", action="store_true", help="text: why and evidence for every result")
+    c.add_argument("--probe", action="store_true",
+                   help="also send active reachability probes (ICMP echo, TCP connect with --probe-port) "
+                        "from inside each tenant namespace to every other tenant's addresses (NET-05, NET-06)")
+    c.add_argument("--probe-port", action="append", type=int, default=[], metavar="PORT",
+                   help="with --probe: also try a TCP connect to PORT (repeatable)")
 
     s = sub.add_parser("snapshot", help="write the observed state as JSON")
     _common(s)
@@ -155,7 +160,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UserError(f"unknown check id {', '.join(unknown)} (see `tenantscope check --list`)")
     opts = options_from(args)
     opts = _replace(opts, checks=tuple(wanted),
-                    extra=opts.extra + ((("updates", "1"),) if args.updates else ()))
+                    extra=opts.extra + ((("updates", "1"),) if args.updates else ())
+                    + ((("probe", ",".join(map(str, args.probe_port))),) if args.probe else ()))
+    if args.probe_port and not args.probe:
+        raise UserError("--probe-port goes with --probe")
     try:
         silences_from(opts.config, list(catalog))
     except SilenceError as e:
@@ -197,6 +205,9 @@ async def _observe_for_check(opts: Options):
                 log.debug("second facts pass on %s failed: %s", host, e)
                 continue
             engine.update_host(host, lambda st, p=p, result=result: p.merge(st, result))
+        if "probe" in dict(opts.extra):  # active reachability probes, only when asked
+            from probes.network.prober import probe_engine_for
+            await probe_engine_for(engine, opts)
         return engine.state
     finally:
         await engine.stop()

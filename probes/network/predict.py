@@ -121,7 +121,6 @@ class _Index:
 
 def walk(idx: _Index, ns: str, dst_ip: str, depth: int = 0) -> tuple[bool, str, tuple[str, ...], tuple[str, ...]]:
     """(reached, why, hops, segments) for a packet from namespace `ns` to `dst_ip`."""
-    topo = idx.topo
     if idx.ns_owns(ns, dst_ip):
         return True, "local address", (), ()
     if depth > MAX_HOPS:

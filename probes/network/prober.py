@@ -26,8 +26,10 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field, replace
 
+from probes.hosts.base import HostTransport
 from probes.model import HostState, WorkloadKind
 from probes.network.model import Hop, ReachMatrix, ReachResult, Topology
 from probes.network.nsenter import netns_path, run_in_netns
@@ -437,5 +439,92 @@ def valid_ports(ports: Sequence[int]) -> tuple[int, ...]:
     return tuple(ports)
 
 
-__all__ = ["Icmp", "Matcher", "checksum", "echo_request", "ipaddress", "merged", "os", "parse_icmp",
-           "plan", "probe_matrix", "valid_ports"]
+
+
+# ---------------------------------------------------------------- headless entry (check --probe)
+
+
+async def probe_remote(host: HostTransport, hs: HostState, *, timeout: float = 1.0,
+                       concurrency: int = 8, progress: Progress | None = None) -> ReachMatrix:
+    """Over SSH: `ip netns exec NS ping -c1 -W1` for every address, one command per source
+    (pings run in parallel inside it), at most `concurrency` sources at a time. Only reply or
+    timeout can be told apart this way."""
+    started = time.time()
+    sources, dests, results = plan(hs)
+    sem = asyncio.Semaphore(concurrency)
+    wait = str(max(1, round(timeout)))
+    total = sum(len(d.addresses) for s in sources for d in dests if d.workload != s.endpoint.workload)
+    done = 0
+
+    async def one(src: Source) -> list[ReachResult]:
+        nonlocal done
+        ns = netns_of_path(src.path)
+        targets = [(d, a) for d in dests if d.workload != src.endpoint.workload for a in d.addresses
+                   if _is_ip(a)]
+        if ns is None or not targets:
+            return []
+        script = ('for a in "$@"; do (ping -n -c1 -W' + wait +
+                  ' "$a" >/dev/null 2>&1 && echo "$a reply" || echo "$a timeout") & done; wait')
+        argv = ["ip", "netns", "exec", ns, "sh", "-c", script, "sh", *sorted({a for _, a in targets})]
+        async with sem:
+            try:
+                res = await host.run(argv, timeout=float(wait) + 10)
+                seen = dict(line.split(" ", 1) for line in res.stdout.splitlines() if " " in line)
+                err = "" if res.ok else res.stderr.strip()[:200]
+            except Exception as e:  # noqa: BLE001 - reported per pair
+                seen, err = {}, str(e)
+        done += len(targets)
+        if progress is not None:
+            progress(done, total)
+        return [ReachResult(src.endpoint.tenant, d.tenant, src.endpoint.workload, d.workload, a, "icmp",
+                            seen.get(a, "error"), detail=("ip netns exec ping" if a in seen else err or "no output"))
+                for d, a in targets]
+
+    for part in await asyncio.gather(*(one(s) for s in sources)):
+        results += part
+    return ReachMatrix(results=tuple(results), started_at=started, finished_at=time.time(), timeout_s=timeout)
+
+
+def netns_of_path(path: str) -> str | None:
+    return path.rsplit("/", 1)[1] if path.startswith("/run/netns/") else None
+
+
+def _is_ip(a: str) -> bool:
+    try:
+        ipaddress.ip_address(a)
+        return True
+    except ValueError:
+        return False
+
+
+async def probe_engine(engine: Any, *, ports: Sequence[int] = (), timeout: float | None = None,
+                       progress: Progress | None = None) -> None:
+    """Probe every host of a running Engine and merge the results into its State (the action
+    behind `tenantscope check --probe` and the TUI's probe key)."""
+    for t in engine.hosts:
+        hs = next((h for h in engine.state.hosts if h.host.name == t.name), None)
+        if hs is None or hs.topology is None:
+            continue
+        if t.is_local and os.geteuid() == 0:
+            rm = await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
+        elif not t.is_local:
+            rm = await probe_remote(t, hs, timeout=max(1.0, timeout or 1.0), progress=progress)
+        else:
+            rm = ReachMatrix(started_at=time.time(), finished_at=time.time(),
+                             errors=("active probes need root (raw sockets and entering namespaces)",))
+        engine.update_host(t.name, lambda st, rm=rm: merged(st, rm))
+
+
+async def probe_engine_for(engine: Any, opts: Any) -> None:
+    """`check --probe`: ports from the command line, else from the config's `[network]` table."""
+    import sys
+
+    from probes.network.policy import network_options
+    from probes.tenancy import config_for
+    cfg_ports, timeout = network_options(config_for(opts))
+    given = dict(opts.extra).get("probe", "")
+    ports = valid_ports([int(p) for p in given.split(",") if p]) if given else cfg_ports
+    t0 = time.monotonic()
+    await probe_engine(engine, ports=ports, timeout=timeout)
+    n = sum(len(h.reach.results) for h in engine.state.hosts if h.reach)
+    print(f"tenantscope: probed {n} pair(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
