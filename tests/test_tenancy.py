@@ -174,3 +174,15 @@ def test_the_deriver_places_workloads(tmp_path):
     for opts in (Options(config_path=str(cfg)), Options(config=parse(cfg.read_text(), str(cfg)))):
         out = make_deriver(opts)(st)
         assert placed(out.workloads()[0]) == ("t1", Placement.CONFIG, "domains 'db*'")
+
+
+def test_first_tenant_in_the_file_wins_across_selector_kinds():
+    cfg = parse('[[tenant]]\nname = "first"\ncgroups = ["/k/*"]\n'
+                'metadata = [{path = "t", value = "*"}]\n'
+                '[[tenant]]\nname = "second"\ncontainers = ["web*"]\ndomains = ["vm*"]\n', "o.toml")
+    got = place([ctr("web1", cgroup="/k/x"), ctr("web2", cgroup="/other"),
+                 vm("vm1", md=(MetadataItem("urn:x", "t", "v"),)), vm("vm2")], cfg)
+    assert placed(got["h1/container/web1"]) == ("first", Placement.CONFIG, "cgroups '/k/*'")
+    assert placed(got["h1/container/web2"]) == ("second", Placement.CONFIG, "containers 'web*'")
+    assert placed(got["h1/vm/vm1"]) == ("first", Placement.CONFIG, "metadata t = '*'")
+    assert placed(got["h1/vm/vm2"]) == ("second", Placement.CONFIG, "domains 'vm*'")
