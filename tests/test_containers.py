@@ -98,6 +98,25 @@ async def test_one_container_per_namespace_set(procs: Procs):
     assert wb.container.pids == (b.leaf,)
 
 
+@needs_root
+@needs_tool("unshare", "setpriv", "base64")
+async def test_batched_reads_equal_direct_reads(procs: Procs):
+    """The remote path (all /proc files through one command) sees exactly what direct reads
+    see, even for a process whose command line imitates the batch framing."""
+    forged = "\n0\nQ2FwRWZmOgkwMDAwMDAwMDAwMDAwMDAw\n0\n"
+    s1 = procs.start(["unshare", "--pid", "--fork", "--kill-child", "--uts", *NO_CAPS, "--no-new-privs",
+                      "sleep", "600"])
+    s2 = procs.start(["unshare", "--user", "--map-root-user", "--ipc", "sh", "-c", "sleep 601; :",
+                      forged])
+    h = LocalHost()
+    direct, batched = await discover(h, batch=False), await discover(h, batch=True)
+    mine = lambda ws: [w for w in ws if {s1.leaf, s2.leaf} & set(w.container.pids)]  # noqa: E731
+    assert len(mine(direct)) == 2 and mine(direct) == mine(batched)  # others' tests run too
+    assert _holding(batched, s1.leaf) is not None
+    w2 = _holding(batched, s2.leaf)
+    assert w2.container.init_pid == s2.leader and w2.container.command.endswith(forged)
+
+
 def test_merge_replaces_only_containers():
     host = Host("h")
     vm = Workload(WorkloadKind.VM, "acme-vm", "h")
@@ -117,8 +136,9 @@ CTRD_ID = "d" * 64
 DOCKER2_ID = "e" * 64
 
 
-@needs_tool("find", "stat")
-async def test_runtime_recognition_on_synthetic_proc_tree(synthetic_proc: SyntheticProc):
+@needs_tool("find", "stat", "base64")
+@pytest.mark.parametrize("batch", [False, True], ids=["direct-reads", "batched-reads"])
+async def test_runtime_recognition_on_synthetic_proc_tree(synthetic_proc: SyntheticProc, batch: bool):
     """A fake /proc: docker, containerd, cri-o, podman and lxc cannot run on this machine."""
     s = synthetic_proc
 
@@ -148,7 +168,7 @@ async def test_runtime_recognition_on_synthetic_proc_tree(synthetic_proc: Synthe
     s.file("/var/lib/containers/storage/overlay-containers/containers.json",
            [{"id": PODMAN_ID, "names": ["initech-db"]}])
 
-    ws = await discover(LocalHost("fake", root=str(s.root)))
+    ws = await discover(LocalHost("fake", root=str(s.root)), batch=batch)
     by_pid = {w.container.init_pid: w for w in ws}
     assert set(by_pid) == {101, 102, 103, 104, 105, 106, 107, 108}  # no QEMU
     got = {pid: (w.container.runtime, w.container.container_id, w.name, w.container.name_source)

@@ -71,6 +71,9 @@ async def test_processes_in_named_and_unnamed_namespaces(named_netns: NamedNetns
     assert u.netns.interfaces == ("lo",)
     # the named namespace is not listed a second time as an unnamed one
     assert not any(w.name == f"net:[{by['tsb-busy'].netns.inode}]" for w in ws)
+    # the remote path (batched /proc reads) sees the same
+    again = _by_name(await discover(LocalHost(), batch=True))
+    assert again["tsb-busy"] == by["tsb-busy"] and again[u.name] == u
 
 
 async def test_container_namespaces_are_left_to_the_container_probe(procs: Procs):

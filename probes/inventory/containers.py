@@ -15,22 +15,18 @@ read through the host transport, so it works the same locally, over SSH and on a
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.inventory import procfs
-from probes.inventory.procfs import NS_TYPES, Runtime
+from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
 from probes.model import ContainerDetails, HostState, Workload, WorkloadKind
 
-T = TypeVar("T")
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 256
-READ_CONCURRENCY = 32
 
 
 class ContainerProbe(Probe[tuple[Workload, ...]]):
@@ -47,17 +43,6 @@ class ContainerProbe(Probe[tuple[Workload, ...]]):
         """Replace only this probe's kind of workload; VMs and netns belong to other probes."""
         keep = tuple(w for w in state.workloads if w.kind != WorkloadKind.CONTAINER)
         return replace(state, workloads=keep + result)
-
-
-async def gather_limited(aws: Iterable[Awaitable[T]], limit: int = READ_CONCURRENCY) -> list[T]:
-    """asyncio.gather with at most `limit` reads in flight (threads locally, channels over SSH)."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(a: Awaitable[T]) -> T:
-        async with sem:
-            return await a
-
-    return list(await asyncio.gather(*(one(a) for a in aws)))
 
 
 @dataclass(frozen=True)
@@ -78,13 +63,14 @@ class _Proc:
 
 
 async def container_processes(host: HostTransport, table: Mapping[int, Mapping[str, int]],
-                              host_ns: Mapping[str, int]) -> list[_Proc]:
+                              host_ns: Mapping[str, int], batch: bool | None = None) -> list[_Proc]:
     """Every process that classifies as part of a container."""
     cands = {pid: procfs.differing(ns, host_ns) for pid, ns in table.items()}
     cands = {pid: d for pid, d in cands.items() if d}
-    texts = await gather_limited(procfs.read_proc(host, pid, "cgroup") for pid in cands)
+    got = await procfs.read_many(host, [f"/proc/{pid}/cgroup" for pid in cands], batch=batch)
     out: list[_Proc] = []
-    for (pid, diff), text in zip(cands.items(), texts):
+    for pid, diff in cands.items():
+        text = got[f"/proc/{pid}/cgroup"]
         if text is None:  # exited meanwhile
             continue
         cg = procfs.parse_cgroup(text)
@@ -102,21 +88,28 @@ def _group_key(p: _Proc) -> tuple[str, ...]:
     return ("ns", repr(p.ns), procfs.main_cgroup(p.cgroups))
 
 
-async def discover(host: HostTransport) -> tuple[Workload, ...]:
+async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[Workload, ...]:
+    """The containers on `host`. `batch`: read /proc files in one command per step (default:
+    on remote hosts only; see procfs.read_many)."""
     table = await procfs.ns_table(host)
     host_ns = procfs.host_namespaces(table)
-    procs = await container_processes(host, table, host_ns)
+    procs = await container_processes(host, table, host_ns, batch)
     groups: dict[tuple[str, ...], list[_Proc]] = {}
     for p in procs:
         groups.setdefault(_group_key(p), []).append(p)
     launchers = _fold_launchers(groups)
-    statuses = await gather_limited(procfs.read_proc(host, p.pid, "status") for p in procs)
-    status = {p.pid: procfs.parse_status(t) for p, t in zip(procs, statuses) if t is not None}
-    built = await gather_limited(_build(host, members, status, host_ns, launchers)
-                                 for members in groups.values())
+    got = await procfs.read_many(host, [f"/proc/{p.pid}/status" for p in procs], batch=batch)
+    status = {p.pid: procfs.parse_status(t) for p in procs
+              if (t := got[f"/proc/{p.pid}/status"]) is not None}
+    inits = [(members, _init(members, status, launchers)) for members in groups.values()]
+    files = [f"/proc/{init.pid}/{f}" for _, init in inits if init is not None
+             for f in ("attr/current", "mountinfo", "cmdline", "uid_map")]
+    texts = await procfs.read_many(host, files, batch=batch)
+    built = await gather_limited(_build(host, members, init, status, host_ns, launchers, texts)
+                                 for members, init in inits if init is not None)
     seen: set[str] = set()
     out: list[Workload] = []
-    for w in sorted((w for w in built if w is not None), key=lambda w: w.name):
+    for w in sorted(built, key=lambda w: w.name):
         if w.name in seen:  # two groups that claim one name: keep both, distinguishable
             assert w.container is not None
             w = replace(w, name=f"{w.name}[{w.container.init_pid}]")
@@ -152,25 +145,29 @@ def _fold_launchers(groups: dict[tuple[str, ...], list[_Proc]]) -> set[int]:
     return launchers
 
 
-async def _build(host: HostTransport, members: list[_Proc], status: Mapping[int, procfs.ProcStatus],
-                 host_ns: Mapping[str, int], launchers: set[int] = frozenset()) -> Workload | None:
-    alive = [p for p in members if p.pid in status]
-    inner = [p for p in alive if p.pid not in launchers]
+def _init(members: list[_Proc], status: Mapping[int, procfs.ProcStatus],
+          launchers: set[int]) -> _Proc | None:
+    """The container's init: the member whose parent is outside the group (lowest PID)."""
+    inner = [p for p in members if p.pid in status and p.pid not in launchers]
     if not inner:
         return None
-    pids = {p.pid for p in alive}
     inner_pids = {p.pid for p in inner}
     roots = [p for p in inner if status[p.pid].ppid not in inner_pids]
-    init = min(roots or inner, key=lambda p: p.pid)
+    return min(roots or inner, key=lambda p: p.pid)
+
+
+async def _build(host: HostTransport, members: list[_Proc], init: _Proc,
+                 status: Mapping[int, procfs.ProcStatus], host_ns: Mapping[str, int],
+                 launchers: set[int], texts: Mapping[str, str | None]) -> Workload:
+    pids = {p.pid for p in members if p.pid in status}
     st = status[init.pid]
     ns = dict(init.ns)
     own_user = "user" in init.diff
-    reads = [procfs.read_proc(host, init.pid, "attr/current"),
-             procfs.read_proc(host, init.pid, "mountinfo"),
-             procfs.read_proc(host, init.pid, "cmdline"),
-             procfs.read_proc(host, init.pid, "uid_map") if own_user else _none()]
-    (label, mountinfo, cmdline, uid_map), (name, source, labels) = await asyncio.gather(
-        asyncio.gather(*reads), _identity(host, init.runtime, st.name, init.pid))
+    label, mountinfo, cmdline, uid_map = (texts.get(f"/proc/{init.pid}/{f}") for f in
+                                          ("attr/current", "mountinfo", "cmdline", "uid_map"))
+    if not own_user:
+        uid_map = None
+    name, source, labels = await _identity(host, init.runtime, st.name, init.pid)
     rt = init.runtime
     details = ContainerDetails(
         runtime=rt.runtime if rt else "",
@@ -192,10 +189,6 @@ async def _build(host: HostTransport, members: list[_Proc], status: Mapping[int,
     )
     return Workload(kind=WorkloadKind.CONTAINER, name=name, host=host.name,
                     uuid=details.container_id, state="running", container=details)
-
-
-async def _none() -> None:
-    return None
 
 
 # ------------------------------------------------------------------ names and labels

@@ -21,7 +21,6 @@ from dataclasses import replace
 from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.inventory import procfs
-from probes.inventory.containers import gather_limited
 from probes.model import HostState, NetnsDetails, Workload, WorkloadKind
 
 # Constant scripts; data only as positional arguments.
@@ -90,7 +89,7 @@ async def _addr_batch(host: HostTransport, argv: Sequence[str], n: int) -> list[
     return (parts + [""] * n)[:n]
 
 
-async def discover(host: HostTransport) -> tuple[Workload, ...]:
+async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[Workload, ...]:
     table = await procfs.ns_table(host)
     host_ns = procfs.host_namespaces(table)
     named = await named_namespaces(host)
@@ -101,7 +100,7 @@ async def discover(host: HostTransport) -> tuple[Workload, ...]:
         if "net" in ns:
             by_inode.setdefault(ns["net"], []).append(pid)
 
-    unnamed = await _unnamed(host, table, host_ns, by_inode, named_inodes)
+    unnamed = await _unnamed(host, table, host_ns, by_inode, named_inodes, batch)
 
     names = [n for n, _ in named]
     first_pids = [str(pids[0]) for _, pids in unnamed]
@@ -130,7 +129,7 @@ async def discover(host: HostTransport) -> tuple[Workload, ...]:
 
 async def _unnamed(host: HostTransport, table: Mapping[int, Mapping[str, int]],
                    host_ns: Mapping[str, int], by_inode: Mapping[int, list[int]],
-                   named_inodes: set[int]) -> list[tuple[int, list[int]]]:
+                   named_inodes: set[int], batch: bool | None) -> list[tuple[int, list[int]]]:
     """Namespaces held only by processes, minus those of containers and VMs."""
     cands = {ino: sorted(pids) for ino, pids in by_inode.items()
              if ino != host_ns.get("net") and ino not in named_inodes}
@@ -139,9 +138,9 @@ async def _unnamed(host: HostTransport, table: Mapping[int, Mapping[str, int]],
              if any(procfs.classify(procfs.differing(table[p], host_ns), None) == "container"
                     for p in pids)}
     rest = [(ino, p) for ino, pids in cands.items() if ino not in owned for p in pids]
-    texts = await gather_limited(procfs.read_proc(host, p, "cgroup") for _, p in rest)
-    for (ino, p), text in zip(rest, texts):
-        rt = procfs.recognise(procfs.parse_cgroup(text or ""))
+    texts = await procfs.read_many(host, [f"/proc/{p}/cgroup" for _, p in rest], batch=batch)
+    for ino, p in rest:
+        rt = procfs.recognise(procfs.parse_cgroup(texts[f"/proc/{p}/cgroup"] or ""))
         if procfs.classify(procfs.differing(table[p], host_ns), rt) in ("container", "vm"):
             owned.add(ino)
     return sorted((ino, pids) for ino, pids in cands.items() if ino not in owned)
