@@ -1,30 +1,363 @@
-"""The Reachability pane (placeholder until its area lands; the area engineer replaces this module).
+"""Reachability pane: can tenant A reach tenant B? Expected against observed, per pair.
 
-Interface kept by the replacement: class `ReachabilityPane(Pane)` with `pane_id = "reachability"`, a `title`,
-`BINDINGS` of `Binding(key, action, description, id=...)`, and `show(state)` called by the
-app on every coalesced State change.
+A Cyclonus-style matrix, one row per source tenant and one column per destination tenant
+(plus the host's own addresses). Each cell shows two symbols, expected (policy) then actual
+(observed by the last probe run, or predicted from the topology when not probed), and a
+marker when they disagree: status never depends on colour. The summary line counts wrong,
+ignored (nothing to predict or observe) and correct cells. Selecting a cell shows the workload
+pairs behind it, the path from the topology, and every probe result with method and RTT.
+
+Active probes are a user action (key p, after a confirmation that says what will be sent);
+they run in a worker with a progress bar and can be cancelled (key x).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+import time
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
-from textual.widgets import Static
+from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, ProgressBar, Static
 
-from probes.model import State
+from probes.model import HostState, State
+from probes.network.predict import Cell, Matrix, matrix
+from probes.network.prober import plan
 from tui.panes.base import Pane
+from tui.safe import untrusted
+from tui.status import theme_style
+
+YES, NO, UNKNOWN = "✓", "✗", "?"
+LEGEND = "cell: expected then actual  ✓ reach  ✗ blocked  ~ predicted (not probed)  ? unknown  ‼ wrong  ⇅ exposed by a trunk port"
+
+
+def _sym(v: bool | None) -> str:
+    return UNKNOWN if v is None else YES if v else NO
+
+
+def cell_label(c: Cell) -> str:
+    actual = _sym(c.actual)
+    if c.observed is None and c.predicted is not None:
+        actual = "~" + actual
+    mark = " ‼" if c.status == "wrong" else ""
+    return f"{_sym(c.expected)} {actual}{mark}{' ⇅' if c.exposed else ''}"
+
+
+class ConfirmProbe(ModalScreen[bool]):
+    """Says exactly what will be sent before anything is."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Send", id="reachability-confirm-yes"),
+        Binding("n,escape", "answer(False)", "Cancel", id="reachability-confirm-no"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmProbe { align: center middle; }
+    ConfirmProbe > Vertical { width: 80; height: auto; border: round $accent; padding: 1 2; background: $surface; }
+    ConfirmProbe Horizontal { height: auto; margin-top: 1; }
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.text))
+            with Horizontal():
+                yield Button("Send probes (y)", id="yes", variant="warning")
+                yield Button("Cancel (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class ReachabilityPane(Pane):
     pane_id: ClassVar[str] = "reachability"
     title: ClassVar[str] = "Reachability"
-    BINDINGS: ClassVar[list[BindingType]] = []
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "probe", "Probe now", id="reachability-probe"),
+        Binding("x", "cancel_probe", "Cancel probes", id="reachability-cancel"),
+    ]
+    DEFAULT_CSS = """
+    ReachabilityPane #reach-summary { height: auto; }
+    ReachabilityPane #reach-progress { height: 1; display: none; }
+    ReachabilityPane.-probing #reach-progress { display: block; }
+    ReachabilityPane #reach-matrix { height: auto; max-height: 60%; }
+    ReachabilityPane #reach-detail-box { height: 1fr; border-top: solid $panel-lighten-1; }
+    """
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._rkey: tuple[object, ...] | None = None
+        self._rmatrices: list[tuple[HostState, Matrix]] = []
+        self._rcells: dict[str, tuple[HostState, Cell]] = {}
+        self._rstate: State | None = None
+        self._rnote = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("Reachability: can tenant A reach tenant B? Expected (bridges, VLANs, OVS, nwfilter) against observed (active probes), per pair — coming with the network probe.", style="italic"), classes="placeholder")
+        yield Static(Text("no topology observed yet"), id="reach-summary")
+        yield ProgressBar(id="reach-progress", show_eta=False)
+        yield DataTable(id="reach-matrix", cursor_type="cell", zebra_stripes=False)
+        with VerticalScroll(id="reach-detail-box"):
+            yield Static(Text(LEGEND, style="dim"), id="reach-detail")
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#reach-matrix", DataTable)
+
+    # -- rendering
 
     def show(self, state: State) -> None:
-        return None
+        self._rstate = state
+        key = tuple((h.host.name, h.topology, h.workloads, h.reach) for h in state.hosts)
+        if key == self._rkey:
+            return
+        self._rkey = key
+        self._rmatrices = [(h, matrix(h)) for h in state.hosts if h.topology is not None]
+        self._refill()
+
+    def _refill(self) -> None:
+        table = self.table
+        cursor = table.cursor_coordinate
+        table.clear(columns=True)
+        self._rcells = {}
+        if not self._rmatrices:
+            self.query_one("#reach-summary", Static).update(Text("no topology observed yet" + self._rnote))
+            return
+        variables = self.app.theme_variables
+        multi = len(self._rmatrices) > 1
+        dsts: list[str] = []
+        for _, m in self._rmatrices:
+            dsts += [d for d in m.destinations if d not in dsts]
+        table.add_column(Text("from \\ to"), key="src")
+        for d in dsts:
+            table.add_column(untrusted(d), key=f"d:{d}")
+        parts = []
+        for hs, m in self._rmatrices:
+            w, i, c = m.counts()
+            parts.append((f"{hs.host.name}: " if multi else "") + m.summary())
+            for s in m.sources:
+                row = [untrusted(f"{hs.host.name}: {s}" if multi else s)]
+                for d in dsts:
+                    cell = m.cell(s, d)
+                    if cell is None:
+                        row.append(Text(""))
+                        continue
+                    self._rcells[f"{hs.host.name}|{s}|{d}"] = (hs, cell)
+                    style = (theme_style(variables, "status-fail", bold=True) + _reverse()) if cell.status == "wrong" \
+                        else theme_style(variables, "status-skip") if cell.status == "ignored" else ""
+                    row.append(Text(cell_label(cell), style=style))
+                table.add_row(*row, key=f"{hs.host.name}|{s}")
+        probed = [h.reach for h, _ in self._rmatrices if h.reach]
+        when = ""
+        if probed:
+            r = probed[0]
+            when = (f" · probed {time.strftime('%H:%M:%S', time.localtime(r.finished_at))}"
+                    f" ({r.finished_at - r.started_at:.2f} s, {len(r.results)} results"
+                    + (", cancelled" if r.cancelled else "") + ")")
+        else:
+            when = " · not probed yet (p to probe)"
+        problems = [p for h, _ in self._rmatrices for p in (h.topology.problems if h.topology else ())]
+        summary = Text("; ".join(parts) + when + self._rnote)
+        for p in problems[:3]:
+            summary.append("\n! ")
+            summary.append_text(untrusted(p))
+        self.query_one("#reach-summary", Static).update(summary)
+        if table.row_count:
+            table.cursor_coordinate = Coordinate(min(cursor.row, table.row_count - 1),
+                                                 min(max(cursor.column, 1), len(table.columns) - 1))
+            self._show_detail()
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        self._show_detail()
+
+    def _selected(self) -> tuple[HostState, Cell] | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        coord = table.cursor_coordinate
+        row_key, col_key = table.coordinate_to_cell_key(coord)
+        if not str(col_key.value).startswith("d:"):
+            return None
+        return self._rcells.get(f"{row_key.value}|{str(col_key.value)[2:]}")
+
+    def _show_detail(self) -> None:
+        sel = self._selected()
+        detail = self.query_one("#reach-detail", Static)
+        if sel is None:
+            detail.update(Text(LEGEND, style="dim"))
+            return
+        detail.update(describe(*sel))
+
+    # -- active probes
+
+    def action_probe(self) -> None:
+        state = self._rstate
+        if state is None or not self._rmatrices:
+            self.notify("No topology yet: nothing to probe.", severity="warning")
+            return
+        if self._probing_now():
+            self.notify("Probes are already running (x cancels).")
+            return
+        if os.geteuid() != 0 and any(self._is_local(h.host.name) for h, _ in self._rmatrices):
+            self.notify("Active probes need root (raw sockets inside namespaces).", severity="error")
+            return
+        self.app.push_screen(ConfirmProbe(self._what_will_be_sent()), self._confirmed)
+
+    def _what_will_be_sent(self) -> str:
+        n_src = n_addr = n_pairs = 0
+        untestable = 0
+        for h, _ in self._rmatrices:
+            sources, dests, rest = plan(h)
+            n_src += len(sources)
+            n_addr += sum(len(d.addresses) for d in dests)
+            n_pairs += sum(len(d.addresses) for s in sources for d in dests if d.workload != s.endpoint.workload)
+            untestable += len({r.src for r in rest})
+        ports = self._ports()
+        lines = [
+            f"Send from inside {n_src} tenant network namespace(s) to {n_addr} address(es):",
+            f"  • {n_pairs} ICMP echo request(s), one per pair, timeout {self._timeout():g} s",
+        ]
+        if ports:
+            lines.append(f"  • {n_pairs * len(ports)} TCP connect(s) to port(s) {', '.join(map(str, ports))} (closed at once)")
+        lines += ["  • for pairs that answer through a router: a few TTL-limited echoes (traceroute)",
+                  "Nothing else is sent, and no setting in any tenant's namespace is changed.",
+                  "Over SSH: `ip netns exec NS ping -c1 -W1` for each pair instead."]
+        if untestable:
+            lines.append(f"{untestable} workload(s) (VMs) cannot be entered: their cells stay predicted only.")
+        return "\n".join(lines)
+
+    def _confirmed(self, yes: bool | None) -> None:
+        if yes:
+            self.run_worker(self._probe(), exclusive=True, group="reach-probe", name="reachability probes")
+
+    def action_cancel_probe(self) -> None:
+        if self._probing_now():
+            self.workers.cancel_group(self, "reach-probe")
+            self._rnote = " · probe run cancelled"
+            self.remove_class("-probing")
+            self._refill()
+
+    def _probing_now(self) -> bool:
+        return any(w.group == "reach-probe" and w.is_running for w in self.workers)
+
+    def _state_source(self) -> Any:
+        return getattr(self.app, "_source", None)
+
+    def _is_local(self, host: str) -> bool:
+        src = self._state_source()
+        for t in getattr(src, "hosts", ()) or ():
+            if t.name == host:
+                return bool(t.is_local)
+        return True
+
+    def _config(self) -> Any:
+        try:
+            from probes.tenancy import config_for
+            return config_for(getattr(self.app, "opts", None))
+        except Exception:  # noqa: BLE001 - defaults then
+            return None
+
+    def _ports(self) -> tuple[int, ...]:
+        from probes.network.policy import network_options
+        try:
+            return network_options(self._config())[0]
+        except ValueError:
+            return ()
+
+    def _timeout(self) -> float:
+        from probes.network.policy import network_options
+        try:
+            return network_options(self._config())[1]
+        except ValueError:
+            return 0.5
+
+    async def _probe(self) -> None:
+        from probes.network import prober
+        bar = self.query_one("#reach-progress", ProgressBar)
+        bar.update(total=None, progress=0)
+        self.add_class("-probing")
+        self._rnote = " · probing…"
+        self._refill()
+
+        def progress(done: int, total: int) -> None:
+            bar.update(total=max(total, 1), progress=done)
+
+        src = self._state_source()
+        try:
+            if src is not None and hasattr(src, "update_host") and hasattr(src, "hosts"):
+                await prober.probe_engine(src, ports=self._ports(), timeout=self._timeout(), progress=progress)
+            else:  # a fixed State (tests, replay of a live lab): probe locally, push the result
+                state = self._rstate
+                assert state is not None
+                hosts = []
+                for h in state.hosts:
+                    if h.topology is not None:
+                        rm = await prober.probe_matrix(h, ports=self._ports(), timeout=self._timeout(),
+                                                       progress=progress)
+                        h = prober.merged(h, rm)
+                    hosts.append(h)
+                new = replace(state, hosts=tuple(hosts))
+                if src is not None and hasattr(src, "push"):
+                    src.push(new)
+                else:
+                    self.show(new)
+            self._rnote = ""
+        finally:
+            self.remove_class("-probing")
+            if self._rnote == " · probing…":
+                self._rnote = " · probe run cancelled"
+            self._rkey = None
+            if self._rstate is not None:
+                self.show(self._rstate)
+
+
+def _reverse():  # type: ignore[no-untyped-def]
+    from rich.style import Style
+    return Style(reverse=True)
+
+
+def describe(hs: HostState, c: Cell) -> Text:
+    """The detail of one cell: verdict, pairs and paths, probe results."""
+    t = Text()
+    t.append_text(untrusted(f"{c.src} → {c.dst}"))
+    t.append(f"   on {hs.host.name}\n", style="dim")
+    t.append(f"expected: {'reach (allowed by policy)' if c.expected else 'blocked (policy: isolated)'}\n")
+    t.append(f"predicted: {_word(c.predicted)}   observed: {_word(c.observed)}   → {c.status.upper()}\n",
+             style="bold" if c.status == "wrong" else "")
+    if c.exposed:
+        t.append("⇅ a trunk port lets a workload tag frames into the other tenant's VLAN (NET-03)\n")
+    if c.pairs:
+        t.append("\nworkload pairs (topology):\n", style="bold")
+        for p in sorted(c.pairs, key=lambda p: not p.reachable)[:20]:
+            t.append(f"  {YES if p.reachable else NO} ")
+            t.append_text(untrusted(f"{_short(p.src)} → {_short(p.dst)} {p.address}: {p.path}"))
+            t.append("\n")
+    if c.results:
+        t.append("\nprobe results:\n", style="bold")
+        for r in sorted(c.results, key=lambda r: (not r.reached, r.src, r.address))[:40]:
+            rtt = f" {r.rtt_ms:.2f} ms" if r.rtt_ms is not None else ""
+            via = (" via " + " > ".join(f"{h.where or '?'} ({h.address})" for h in r.hops)) if r.hops else ""
+            line = f"  {YES if r.reached else NO} {r.method:<7} {_short(r.src)} → {_short(r.dst)} {r.address}  {r.outcome}{rtt}{via}"
+            t.append_text(untrusted(line + (f"  [{r.detail}]" if r.detail else "")))
+            t.append("\n")
+    elif c.observed is None:
+        t.append("\nnot probed: press p to send probes\n", style="dim")
+    return t
+
+
+def _word(v: bool | None) -> str:
+    return "unknown" if v is None else "reach" if v else "blocked"
+
+
+def _short(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
