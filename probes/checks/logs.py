@@ -30,13 +30,14 @@ def _signals(state: State, tags: Iterable[str]) -> Iterator[LogEvent]:
     attributor: Attributor | None = None
     for hs in hosts:
         for e in hs.logs.signals:  # type: ignore[union-attr]
-            if not want.intersection(e.tags):
-                continue
+            # every signal goes through the attributor in order: an `oom-kill:` line teaches
+            # it the pid that the next `Killed process` line names
             if not e.workload:
                 if attributor is None:
                     attributor = Attributor(Index(state))
                 e = attributor.attribute(e)
-            yield e
+            if want.intersection(e.tags):
+                yield e
 
 
 def _tenant_of(state: State, wl: dict[str, str], key: str, fallback: str) -> str:

@@ -1,0 +1,107 @@
+"""Filters and search over log entries: pure, so the pane, `check` and tests share them.
+
+A filter is typed as words: `tenant:acme host:hv1 source:journal sev:warning tag:oom-kill`
+plus free words that must all appear (case-insensitive). `tenant:-` keeps unattributed
+entries; `source:file` matches every file source (prefix match). A search is a literal
+(case-insensitive) or a Python regular expression; a bad pattern is refused with a message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEvent
+
+KEYS = ("tenant", "host", "source", "sev", "tag", "workload")
+
+
+class QueryError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Query:
+    tenant: str | None = None  # "" = unattributed only
+    host: str | None = None
+    source: str | None = None  # prefix
+    min_severity: str | None = None  # this or more severe
+    tag: str | None = None
+    workload: str | None = None  # substring of the workload key
+    words: tuple[str, ...] = ()  # lower-case
+    seqs: frozenset[tuple[str, int]] | None = None  # jump-from-finding: exactly these entries
+
+    @property
+    def empty(self) -> bool:
+        return self == Query()
+
+    def matches(self, e: LogEvent) -> bool:
+        if self.seqs is not None:
+            return (e.host, e.seq) in self.seqs
+        if self.tenant is not None and e.tenant != self.tenant and not (
+                self.tenant and e.target_tenant == self.tenant):
+            return False
+        if self.host is not None and e.host != self.host:
+            return False
+        if self.source is not None and not e.source.startswith(self.source):
+            return False
+        if self.min_severity is not None and \
+                SEVERITY_RANK.get(e.severity, 6) > SEVERITY_RANK[self.min_severity]:
+            return False
+        if self.tag is not None and self.tag not in e.tags:
+            return False
+        if self.workload is not None and self.workload not in e.workload:
+            return False
+        if self.words:
+            low = e.message.lower()
+            return all(w in low for w in self.words)
+        return True
+
+    def describe(self) -> str:
+        if self.seqs is not None:
+            return f"{len(self.seqs)} evidence line(s)"
+        parts = []
+        for k, v in (("tenant", self.tenant), ("host", self.host), ("source", self.source),
+                     ("sev", self.min_severity), ("tag", self.tag), ("workload", self.workload)):
+            if v is not None:
+                parts.append(f"{k}:{v or '-'}")
+        parts += list(self.words)
+        return " ".join(parts)
+
+
+_SEV_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "emergency": "emerg",
+                "panic": "emerg"}
+
+
+def parse_query(text: str) -> Query:
+    kw: dict[str, object] = {}
+    words: list[str] = []
+    for tok in text.split():
+        key, sep, val = tok.partition(":")
+        if sep and key in KEYS:
+            if key == "sev":
+                v = _SEV_ALIASES.get(val.lower(), val.lower())
+                if v.isdigit() and int(v) < 8:
+                    v = SEVERITIES[int(v)]
+                if v not in SEVERITY_RANK:
+                    raise QueryError(f"sev:{val}: not a severity (one of {', '.join(SEVERITIES)})")
+                kw["min_severity"] = v
+            elif key == "tenant":
+                kw["tenant"] = "" if val == "-" else val
+            else:
+                kw[key] = val
+        else:
+            words.append(tok.lower())
+    return Query(words=tuple(words), **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Search:
+    pattern: str
+    regex: bool = False
+
+    def compile(self) -> re.Pattern[str]:
+        try:
+            return re.compile(self.pattern if self.regex else re.escape(self.pattern), re.I)
+        except re.error as e:
+            raise QueryError(f"search /{self.pattern}/: {e}") from None
