@@ -71,6 +71,9 @@ def per_host(state: State, spec: CheckSpec, body: Callable[..., Iterable[Finding
         if gap:
             yield finding(spec, gap[0], gap[1], host=hs.host.name)
             continue
+        if libvirt and not any(w.kind == WorkloadKind.VM for w in hs.workloads):
+            yield finding(spec, Status.PASS, "no libvirt domains on this host", host=hs.host.name)
+            continue
         yield from (body(hs, hs.facts) if facts else body(hs))
 
 

@@ -54,7 +54,8 @@ def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
         for w in vms(hs):
             assert w.vm
             labels = w.vm.seclabels
-            none = [i for i, s in enumerate(labels) if s.type == "none" and s.model in ("", *MAC_MODELS)]
+            # type none of any model: no sVirt label, or (model dac) QEMU keeps the daemon's uid: root
+            none = [i for i, s in enumerate(labels) if s.type == "none"]
             ev: list[Evidence] = []
             if none:
                 for i in none:
@@ -351,19 +352,25 @@ def vm08_graphics(state: State, spec: CheckSpec) -> Iterator[Finding]:
                     if q and q.get(conf_key):
                         listen_from = q.where(conf_key)
                 pw = g.passwd_set or bool(q and q.value(f"{g.type}_password"))
+                # read-only connections never see `passwd`: then "no password" is not known
+                pw_known = pw or g.passwd_known
                 beyond = g.listen_type == "network" or not is_loopback(listen)
                 where_txt = f"network {g.listen or '?'}" if g.listen_type == "network" else listen
                 ev = [Evidence(f"{dom(w)}: /domain/devices/graphics[{i + 1}]",
-                               f"type='{g.type}' listen='{where_txt}' port={g.port} passwd={'set' if pw else 'none'}")]
+                               f"type='{g.type}' listen='{where_txt}' port={g.port} passwd="
+                               + ("set" if pw else "none" if pw_known else "not visible (read-only connection)"))]
                 if listen_from != ev[0].where:
                     ev.append(Evidence(listen_from, f"{g.type}_listen = \"{listen}\""))
                 fix = (f"virsh edit {w.name}: <graphics type='{g.type}' autoport='yes' listen='127.0.0.1' "
                        "passwd='A-SECRET'/>; reach it with ssh -L")
-                if beyond and not pw:
+                if beyond and not pw and not pw_known:
+                    status, sev, what = (Status.WARN, Severity.HIGH, f"listens on {where_txt}; whether it has "
+                                         "a password is not visible read-only (virsh dumpxml --security-info)")
+                elif beyond and not pw:
                     status, sev, what = Status.FAIL, Severity.HIGH, f"listens on {where_txt} without a password"
                 elif beyond:
                     status, sev, what = Status.WARN, Severity.MEDIUM, f"listens on {where_txt} (password set; VNC passwords are weak)"
-                elif not pw:
+                elif not pw and pw_known:
                     status, sev, what = Status.WARN, Severity.LOW, f"on {listen} without a password: any local user can attach"
                 else:
                     continue

@@ -48,7 +48,7 @@ _GREP_SCRIPT = 'cd -- "$1" || exit 3; shift; grep -sHa -m 64 "" $*; exit 0'
 _LIST_SCRIPT = 'cd -- "$1" || exit 3; shift; for f in $*; do [ -e "$f" ] && printf "%s\\n" "$f"; done; exit 0'
 _STAT_SCRIPT = ('cd -- "$1" || exit 3; shift; for f in $*; do [ -e "$f" ] && '
                 'stat --printf "%a\\t%u\\t%g\\t%U\\t%G\\t%F\\t%n\\0" -- "$f"; done; exit 0')
-_STAT_FMT = "%a\t%u\t%g\t%U\t%G\t%F\t%n\0"
+_STAT_FMT = "%a\\t%u\\t%g\\t%U\\t%G\\t%F\\t%n\\0"  # stat interprets the escapes
 
 SMALL_FILES = (
     "proc/sys/kernel/osrelease",
