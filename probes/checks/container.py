@@ -95,8 +95,21 @@ def _status_ev(w: Workload, field: str, value: str) -> Evidence:
 
 
 def _full_mask(hs: HostState) -> int:
+    """What "every capability" means on this host: the bounding set of PID 1 when the facts
+    know it (a host or sandbox may have dropped some for everyone), else all up to AUDIT_READ."""
+    if hs.facts and hs.facts.cap_bnd_init:
+        return hs.facts.cap_bnd_init
     last = hs.facts.cap_last_cap if hs.facts and hs.facts.cap_last_cap else None
     return (1 << (last + 1)) - 1 if last and last >= 37 else BASE_FULL
+
+
+def _privileged(hs: HostState, cap_eff: int) -> bool:
+    full = _full_mask(hs)
+    if cap_eff & full == full:
+        return True
+    # without the host's bounding set: all but at most two of the classic 38, SYS_ADMIN among them
+    return not (hs.facts and hs.facts.cap_bnd_init) and cap_eff >> CAP["SYS_ADMIN"] & 1 == 1 \
+        and bin(cap_eff & BASE_FULL).count("1") >= 36
 
 
 @check("CTR-01", "container", "Container is not privileged (full capability set)",
@@ -109,9 +122,9 @@ def ctr01_privileged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
         c = w.container
         assert c
-        full = _full_mask(hs)
-        if c.cap_eff & full == full:
-            ev = [_status_ev(w, "CapEff", f"{c.cap_eff:016x} (all {full.bit_length()} capabilities)")]
+        if _privileged(hs, c.cap_eff):
+            ev = [_status_ev(w, "CapEff", f"{c.cap_eff:016x} ({bin(c.cap_eff).count('1')} capabilities, "
+                             f"host bounding set {_full_mask(hs):016x})")]
             if c.own_user_namespace:
                 return  # capabilities of a user namespace act only on what that namespace owns
             yield _f(spec, hs, w, Status.FAIL, "privileged: full capability set in the host's user namespace", ev)

@@ -146,6 +146,7 @@ class HostFacts:
     cmdline: str = ""
     cgroup_controllers: tuple[str, ...] = ()  # enabled controllers (/proc/cgroups, cgroup.controllers)
     cap_last_cap: int | None = None
+    cap_bnd_init: int | None = None  # CapBnd of PID 1: every capability this host grants at all
     libvirt_sockets: tuple[PathStat, ...] = ()
     tcp_listen_ports: tuple[int, ...] = ()  # listening TCP ports of the host (libvirt: 16509, 16514)
     hypervisor_processes: tuple[HypervisorProcess, ...] = ()

@@ -67,6 +67,7 @@ SMALL_FILES = (
     "sys/fs/cgroup/unified/cgroup.controllers",
     "sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list",
     "proc/[0-9]*/comm",
+    "proc/1/status",
 )
 SOCKETS = ("run/libvirt/*sock*", "var/run/libvirt/*sock*")
 HYPERVISOR_COMMS = ("qemu-system-", "qemu-kvm", "firecracker", "cloud-hyperviso", "kvm")
@@ -164,6 +165,7 @@ class FactsProbe(Probe[HostFacts]):
             cmdline=cmdline,
             cgroup_controllers=parse_cgroups(_ok(text["/proc/cgroups"]), small),
             cap_last_cap=_int(_first(small, "/proc/sys/kernel/cap_last_cap")),
+            cap_bnd_init=_cap_bnd(small.get("/proc/1/status", ())),
             libvirt_sockets=tuple(s for s in stats if s.path != "/dev/kvm"),
             tcp_listen_ports=parse_listen_ports(_ok(text["/proc/net/tcp"]) + _ok(text["/proc/net/tcp6"])),
             hypervisor_processes=procs,
@@ -243,6 +245,16 @@ def _int(s: str) -> int | None:
 def _first(small: dict[str, list[str]], path: str) -> str:
     lines = small.get(path)
     return lines[0].strip() if lines else ""
+
+
+def _cap_bnd(lines: Iterable[str]) -> int | None:
+    for line in lines:
+        if line.startswith("CapBnd:"):
+            try:
+                return int(line.split()[1], 16)
+            except (IndexError, ValueError):
+                return None
+    return None
 
 
 def parse_grep(out: str) -> dict[str, list[str]]:
