@@ -111,7 +111,7 @@ class FileFollower:
         """Offset of the line `start_lines` lines back from the end (reads at most 16 MiB)."""
         if self.start_lines <= 0:
             return size
-        want = self.start_lines + 1
+        want = self.start_lines
         pos, seen, step = size, 0, 64 * 1024
         limit = max(0, size - (16 << 20))
         while pos > limit:
@@ -158,7 +158,8 @@ class FileFollower:
             if self._skipping:
                 self._skipping = False
             else:
-                out.append(data[start:i].decode("utf-8", "replace"))
+                end = i if i - start <= self.max_line else start + self.max_line
+                out.append(data[start:end].decode("utf-8", "replace"))
             start = i + 1
         rest = data[start:]
         if self._skipping:
@@ -247,19 +248,72 @@ def _retime(e: LogEvent, at: float) -> LogEvent:
     return replace(e, at=at)
 
 
+_REMOTE_PRELUDE = """from __future__ import annotations
+import enum, os, sys, time
+class SourceState(str, enum.Enum):
+    STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
+MAX_LINE_BYTES = %d
+START_LINES = 1000
+MAX_READ = 4 << 20
+"""
+_REMOTE_LOOP = """
+f = FileFollower(sys.argv[1], start_lines=int(sys.argv[2]))
+last = None
+w = sys.stdout.write
+while True:
+    for line in f.poll():
+        w("L" + line + "\\n")
+    if (f.state, f.detail) != last:
+        last = (f.state, f.detail)
+        w("S" + f.state.value + " " + f.detail + "\\n")
+    sys.stdout.flush()
+    time.sleep(%r)
+"""
+
+
+def remote_follower_script(interval: float = 0.25) -> str:
+    """FileFollower as a `python3 -c` program for hosts reached over SSH: a constant program,
+    the path is an argument. Output lines: `L<line>` or `S<state> <detail>`."""
+    import inspect
+    return (_REMOTE_PRELUDE % MAX_LINE_BYTES + inspect.getsource(FileFollower)
+            + _REMOTE_LOOP % interval)
+
+
 async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
-                             start_lines: int = START_LINES) -> None:
-    """Follow `path` with `tail -F` through the transport (remote hosts)."""
+                             start_lines: int = START_LINES, interval: float = 0.25) -> None:
+    """Follow `path` through the transport (remote hosts): with FileFollower run by the
+    host's python3 when it has one (loses nothing on rename), else with `tail -F` (which
+    loses what is written to a renamed file after it switched)."""
     name = "file:" + path
     parse = parsers.parser_for(name)
     n = start_lines
     delay = 1.0
     last_at = 0.0
+    try:
+        r = await host.run(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 7))"],
+                           timeout=15)
+        use_python = r.ok
+    except HostError:
+        use_python = False
+    script = remote_follower_script(interval) if use_python else ""
     while True:
-        sink.state(name, "file", SourceState.FOLLOWING, "tail -F")
         got = 0
         try:
-            async for line in host.stream(["tail", "-n", str(n), "-F", "--", host.root + path]):
+            if use_python:
+                argv = ["python3", "-c", script, host.root + path, str(n)]
+            else:
+                sink.state(name, "file", SourceState.FOLLOWING, "tail -F")
+                argv = ["tail", "-n", str(n), "-F", "--", host.root + path]
+            async for line in host.stream(argv):
+                if use_python:
+                    if line[:1] == "S":
+                        st, _, detail = line[1:].partition(" ")
+                        try:
+                            sink.state(name, "file", SourceState(st), detail)
+                        except ValueError:
+                            pass
+                        continue
+                    line = line[1:]
                 e = parse(line, host.name, name)
                 if e.at:
                     last_at = e.at
@@ -267,7 +321,7 @@ async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
                     e = _retime(e, last_at)
                 sink.put((e,))
                 got += 1
-            sink.state(name, "file", SourceState.FAILED, "tail ended; restarting")
+            sink.state(name, "file", SourceState.FAILED, "follower ended; restarting")
         except (HostError, OSError, ValueError) as e:
             sink.state(name, "file", SourceState.FAILED, str(e)[:200])
         n = 0  # a restart reads only what is new (what came in between the two is lost)
