@@ -46,7 +46,8 @@ def catalog_text(catalog: dict[str, Check]) -> str:
 def catalog_markdown(catalog: dict[str, Check]) -> str:
     """The README's catalog table (between the catalog markers), generated from the registry."""
     def cell(s: str) -> str:
-        return s.replace("|", "\\|").replace("\n", " ")
+        return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                .replace("|", "\\|").replace("\n", " "))
     rows = ["| id | area | severity | check | why it matters |", "|---|---|---|---|---|"]
     for c in sorted(catalog.values(), key=lambda c: (_area_key(c.spec.area), _id_key(c.spec.id))):
         s = c.spec
@@ -246,3 +247,39 @@ def exit_code(state: State) -> int:
     if any(f.status == Status.FAIL for f in state.findings):
         return 1
     return 0
+
+
+# ---------------------------------------------------------------- the README's table
+
+README_START = "<!-- catalog:start -->"
+README_END = "<!-- catalog:end -->"
+
+
+def readme_block(catalog: dict[str, Check]) -> str:
+    """What README.md holds between the catalog markers (a test keeps them equal)."""
+    return "\n" + catalog_markdown(catalog) + "\n"
+
+
+def update_readme(path: str) -> bool:
+    """Rewrite the table between the markers of README.md (markers appended when absent);
+    True when the file changed. Nothing outside the markers is touched."""
+    from probes.checks.base import load_catalog
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    block = readme_block(load_catalog())
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        _, tail = rest.split(README_END, 1)
+        new = head + README_START + block + README_END + tail
+    else:
+        new = text.rstrip("\n") + "\n\n" + README_START + block + README_END + "\n"
+    if new != text:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
+    return new != text
+
+
+if __name__ == "__main__":  # python -m probes.checks.report README.md
+    import sys
+    changed = update_readme(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    print("README.md catalog table " + ("updated" if changed else "already up to date"))
