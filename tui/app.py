@@ -159,8 +159,7 @@ class TenantScopeApp(App[int]):
         if pane_id not in PANE_CLASSES:
             return
         self._activate(pane_id)
-        pane = self.pane(pane_id)
-        self.call_after_refresh(lambda: pane.focus_target().focus())
+        self.pane(pane_id).focus_target().focus()
 
     def _activate(self, pane_id: str) -> None:
         """Make `pane_id` the shown pane of the compact layout (and the current tab)."""
@@ -169,9 +168,9 @@ class TenantScopeApp(App[int]):
         self._active = pane_id
         for p in self.query(Pane):
             p.set_class(p.pane_id == pane_id, "-active")
-        tabs = self.query_one(PaneTabs)
-        if tabs.active != f"tab-{pane_id}":
-            tabs.active = f"tab-{pane_id}"
+        for tabs in self.query(PaneTabs):  # none while the app shuts down
+            if tabs.active != f"tab-{pane_id}":
+                tabs.active = f"tab-{pane_id}"
 
     @on(DescendantFocus)
     def _focus_moved(self, event: DescendantFocus) -> None:
@@ -182,6 +181,10 @@ class TenantScopeApp(App[int]):
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_clicked(self, event: Tabs.TabActivated) -> None:
+        # Setting `tabs.active` from _activate posts this message too; by the time it
+        # arrives the user may have moved on, so only the bar's current tab counts.
+        if event.tab.id != event.tabs.active:
+            return
         pane_id = (event.tab.id or "").removeprefix("tab-")
         if pane_id != self._active:
             self.action_focus_pane(pane_id)

@@ -46,11 +46,15 @@ class KeyEntry:
     node: DOMNode
 
 
-def _live(node: DOMNode) -> list[Binding]:
-    """The node's bindings after the keymap (Textual keeps them in `_bindings`)."""
+def _live(node: DOMNode, keymap: dict[str, str]) -> list[Binding]:
+    """The node's bindings with the user's keymap applied, as Textual applies it when
+    dispatching keys (Screen._binding_chain: a copy of `_bindings` + `apply_keymap`)."""
     bindings = getattr(node, "_bindings", None)
     if bindings is None:
-        return [b for b in Binding.make_bindings(type(node).BINDINGS)]
+        return list(Binding.make_bindings(type(node).BINDINGS))
+    bindings = bindings.copy()
+    if keymap:
+        bindings.apply_keymap(keymap)
     return [b for _key, b in bindings]
 
 
@@ -62,18 +66,25 @@ def key_entries(app) -> Iterator[KeyEntry]:  # type: ignore[no-untyped-def]
     def entries(node: DOMNode, scope: str, *, only_ids: bool) -> Iterator[KeyEntry]:
         seen: dict[tuple[str, str], list[str]] = {}
         meta: dict[tuple[str, str], Binding] = {}
-        for b in _live(node):
+        for b in _live(node, getattr(app, "_keymap", {})):
             if b.system or (only_ids and not b.id):
                 continue
             k = (b.action, b.description)
-            seen.setdefault(k, []).append(app.get_key_display(b))
-            meta.setdefault(k, b)
+            keys = seen.setdefault(k, [])
+            if b.id and not (k in meta and meta[k].id):  # the user's (remappable) key first
+                meta[k] = b
+                keys.insert(0, app.get_key_display(b))
+            else:
+                meta.setdefault(k, b)
+                keys.append(app.get_key_display(b))
         for k, keys in seen.items():
             b = meta[k]
             yield KeyEntry(scope, ", ".join(dict.fromkeys(keys)), b.description or b.action,
                            b.id or "", b.action, node)
 
-    yield from entries(app, "Global", only_ids=False)
+    order = [b.id for b in APP_BINDINGS if isinstance(b, Binding)]
+    yield from sorted(entries(app, "Global", only_ids=False),
+                      key=lambda e: order.index(e.id) if e.id in order else len(order))
     panes: dict[str, Pane] = {p.pane_id: p for p in app.query(Pane)}
     for pid in PANE_ORDER:
         if pid in panes:

@@ -53,31 +53,60 @@ def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str])
     return out
 
 
-def header_text(state: State, now: float, tz: tzinfo | None, stale_after: float,
-                variables: dict[str, str]) -> Text:
-    out = Text("tenantscope", style="bold")
+def header_parts(state: State, now: float, tz: tzinfo | None, stale_after: float,
+                 variables: dict[str, str]) -> list[Text]:
+    """The header's pieces, each kept on one line: title, one per host, refresh, source."""
+    parts = [Text("tenantscope", style="bold")]
     for h in state.hosts:
-        out.append("  │  ", style="dim")
-        out.append_text(untrusted(h.host.name, style="bold"))
-        if not h.connections:
-            out.append(" waiting for the first observation" if not h.refreshed_at else "", style="italic")
+        part = untrusted(h.host.name, style="bold")
+        if not h.connections and not h.refreshed_at:
+            part.append(" waiting for the first observation", style="italic")
         for c in h.connections:
-            out.append("  ")
-            out.append_text(connection_text(c, tz, variables))
+            part.append("  ")
+            part.append_text(connection_text(c, tz, variables))
+        parts.append(part)
     refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
-    out.append("  │  ", style="dim")
-    out.append(f"refreshed {hhmmss(refreshed, tz)}")
+    part = Text(f"refreshed {hhmmss(refreshed, tz)}")
     if refreshed and now - refreshed > stale_after:
         age = int(now - refreshed)
-        out.append(f" (stale: {age // 60} min {age % 60} s ago)" if age >= 60 else f" (stale: {age} s ago)",
-                   style=theme_style(variables, "status-warn", bold=True))
+        part.append(f" (stale: {age // 60} min {age % 60} s ago)" if age >= 60 else f" (stale: {age} s ago)",
+                    style=theme_style(variables, "status-warn", bold=True))
+    parts.append(part)
     if state.source == "demo":
-        out.append("  │  ", style="dim")
-        out.append(DEMO_NOTE, style="italic")
+        parts.append(Text(DEMO_NOTE, style="italic"))
     elif state.source not in ("live", ""):
-        out.append("  │  ", style="dim")
-        out.append_text(untrusted(state.source, style="italic"))
-    return out
+        parts.append(untrusted(state.source, style="italic"))
+    return parts
+
+
+SEPARATOR = Text("  │  ", style="dim")
+
+
+def pack(parts: list[Text], width: int) -> Text:
+    """Join parts with separators, breaking lines between parts (never inside one) so that
+    a time or a state is never split across lines on a narrow terminal."""
+    lines: list[Text] = []
+    line: Text | None = None
+    for part in parts:
+        if line is None:
+            line = part.copy()
+        elif line.cell_len + SEPARATOR.cell_len + part.cell_len <= width:
+            line.append_text(SEPARATOR)
+            line.append_text(part)
+        else:
+            lines.append(line)
+            line = part.copy()
+    if line is not None:
+        lines.append(line)
+    return Text("\n").join(lines)
+
+
+def header_text(state: State, now: float, tz: tzinfo | None, stale_after: float,
+                variables: dict[str, str], width: int = 10_000) -> Text:
+    parts = header_parts(state, now, tz, stale_after, variables)
+    if width < 100:  # the terminal's title says it already; keep the room for facts
+        parts = parts[1:]
+    return pack(parts, width)
 
 
 def errors_text(state: State, variables: dict[str, str]) -> Text:
@@ -114,11 +143,15 @@ class AppHeader(Horizontal):
         self._state = state
         self._tick()
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._tick)
+
     def _tick(self) -> None:
         if self._state is None:
             return
         variables = self.app.theme_variables
-        main = header_text(self._state, self._clock(), self._tz, self._stale_after, variables)
+        width = self.query_one("#header-main", Static).size.width or self.app.size.width
+        main = header_text(self._state, self._clock(), self._tz, self._stale_after, variables, width)
         errs = errors_text(self._state, variables)
         if self._shown is not None and self._shown == (main, errs):
             return

@@ -85,7 +85,8 @@ def build_groups(state: State) -> tuple[_Group, ...]:
                               (f"{_plural(len(ws), 'workload')} · {_plural(len(hosts), 'host')}", "dim"))
         groups.append(_Group(f"t:{name}", label, rows(ws)))
     label = Text.assemble(("⊘ unplaced", "bold italic"), "  ",
-                          (f"{_plural(len(unplaced), 'workload')} no rule placed", "dim"))
+                          (f"{_plural(len(unplaced), 'workload')} no rule matched" if unplaced
+                           else "none: every workload has a tenant", "dim"))
     groups.append(_Group(UNPLACED, label, rows(unplaced)))
     return tuple(groups)
 
@@ -168,9 +169,14 @@ class TenantsPane(Pane):
             for r in g.rows:
                 by_data[r.data] = node.add_leaf(r.label, data=r.data)
         target = by_data.get(cursor or "") or by_data.get(cursor_parent or "")
-        if target is not None:
-            tree.move_cursor(target)
-        tree.scroll_to(y=scroll_y, animate=False, immediate=False)
+        if target is None and groups:
+            target = tree.root.children[0]  # start on the first tenant, not nowhere
+
+        def restore() -> None:  # node lines exist only once the tree has laid them out
+            tree.scroll_to(y=scroll_y, animate=False, immediate=True)
+            if target is not None:
+                tree.move_cursor(target, animate=False)
+        self.call_after_refresh(restore)
 
     # -- actions
 
