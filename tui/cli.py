@@ -22,29 +22,37 @@ class UserError(Exception):
     """An error whose message is complete for the user (exit code 2)."""
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--libvirt", metavar="URI", help="libvirt URI (default qemu:///system; read-only)")
-    p.add_argument("--config", metavar="FILE", help="config file (default $XDG_CONFIG_HOME/tenantscope/config.toml)")
-    p.add_argument("--host", action="append", default=[], metavar="TARGET",
+def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
+    """The options every command takes, before or after the command name.
+
+    On subcommands they default to SUPPRESS, so a value given before the command
+    (`tenantscope --config X check`) is not overwritten by the subcommand's default.
+    """
+    def dflt(value):
+        return argparse.SUPPRESS if sub else value
+
+    p.add_argument("--libvirt", default=dflt(None), metavar="URI", help="libvirt URI (default qemu:///system; read-only)")
+    p.add_argument("--config", default=dflt(None), metavar="FILE", help="config file (default $XDG_CONFIG_HOME/tenantscope/config.toml)")
+    p.add_argument("--host", action="append", default=dflt([]), metavar="TARGET",
                    help="watch a remote host over SSH: [ssh://][user@]host[:port] (repeatable)")
-    p.add_argument("--hosts-file", metavar="FILE", help="watch the SSH targets in FILE, one a line")
-    p.add_argument("--inventory", metavar="FILE", help="watch the hosts of an Ansible inventory (INI or YAML)")
-    p.add_argument("--limit", metavar="PATTERN", help="only these inventory groups or hosts (comma-separated)")
-    p.add_argument("--known-hosts", metavar="FILE", help="SSH known_hosts file (default ~/.ssh/known_hosts)")
-    p.add_argument("--accept-new-host-keys", action="store_true",
+    p.add_argument("--hosts-file", default=dflt(None), metavar="FILE", help="watch the SSH targets in FILE, one a line")
+    p.add_argument("--inventory", default=dflt(None), metavar="FILE", help="watch the hosts of an Ansible inventory (INI or YAML)")
+    p.add_argument("--limit", default=dflt(None), metavar="PATTERN", help="only these inventory groups or hosts (comma-separated)")
+    p.add_argument("--known-hosts", default=dflt(None), metavar="FILE", help="SSH known_hosts file (default ~/.ssh/known_hosts)")
+    p.add_argument("--accept-new-host-keys", action="store_true", default=dflt(False),
                    help="trust and record the key of a host not yet in known_hosts (a changed key is always refused)")
-    p.add_argument("--identity", action="append", default=[], metavar="FILE",
+    p.add_argument("--identity", action="append", default=dflt([]), metavar="FILE",
                    help="SSH private key file (repeatable; default: agent, ~/.ssh/config, ~/.ssh/id_*)")
-    p.add_argument("--ssh-config", metavar="FILE", help="OpenSSH client config (default ~/.ssh/config)")
-    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="refresh interval (default 2)")
-    p.add_argument("--log-file", metavar="FILE", help="write tenantscope's own debug log here")
+    p.add_argument("--ssh-config", default=dflt(None), metavar="FILE", help="OpenSSH client config (default ~/.ssh/config)")
+    p.add_argument("--interval", type=float, default=dflt(2.0), metavar="SECONDS", help="refresh interval (default 2)")
+    p.add_argument("--log-file", default=dflt(None), metavar="FILE", help="write tenantscope's own debug log here")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tenantscope",
         description="Find out whether tenants on Linux virtualization hosts are still isolated.")
-    _common(p)
+    _common(p, sub=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="open the console (the default)")
