@@ -407,8 +407,8 @@ async def _hypervisors(host: HostTransport, comms: dict[int, str]) -> tuple[Hype
         if isinstance(cmd, Exception) and isinstance(status, Exception):
             return None  # gone
         argv = [a for a in _ok(cmd).split("\0") if a]
-        if comms[pid] == "kvm" and not argv:
-            return None  # the kernel's kvm worker threads, not a hypervisor
+        if not argv:
+            return None  # a kernel thread (kvm-nx-lpage-recovery, kvm-pit, ...) or a zombie
         uid = -1
         for line in _ok(status).splitlines():
             if line.startswith("Uid:"):
