@@ -30,13 +30,18 @@ async def _gone(marker: str, within: float = 5.0) -> bool:
     return False
 
 
-async def test_run_keeps_argv_as_data(sshd, tmp_path):
+MODES = pytest.mark.parametrize("use_mux", [True, False], ids=["mux", "session-per-command"])
+
+
+@MODES
+async def test_run_keeps_argv_as_data(sshd, tmp_path, use_mux):
     pwned = f"/tmp/tse-pwned-{uuid.uuid4().hex[:8]}"
-    hostile = [f"x;touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", "a b", "'\"", "-n", "\\"]
-    h = ssh_host(sshd)
+    hostile = [f"x;touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", "a b", "'\"", "-n", "\\",
+               f"x\n;touch {pwned}"]
+    h = ssh_host(sshd, use_mux=use_mux)
     try:
         r = await h.run(["printf", "%s\\n", *hostile])
-        assert r.ok and r.stdout.splitlines() == hostile
+        assert r.ok and r.stdout == "".join(a + "\n" for a in hostile)
         r = await h.run(["sh", "-c", 'echo "$#"; echo err >&2; exit 3', "sh", *hostile])
         assert (r.returncode, r.stdout.strip(), r.stderr.strip()) == (3, str(len(hostile)), "err")
     finally:
@@ -44,9 +49,10 @@ async def test_run_keeps_argv_as_data(sshd, tmp_path):
     assert not os.path.exists(pwned)
 
 
-async def test_one_connection_carries_concurrent_commands(sshd_factory):
+@MODES
+async def test_one_connection_carries_concurrent_commands(sshd_factory, use_mux):
     s = sshd_factory()
-    h = ssh_host(s)
+    h = ssh_host(s, use_mux=use_mux)
     try:
         # more than sshd's MaxSessions (10) at once: the transport queues them
         rs = await asyncio.gather(*(h.run(["echo", str(i)]) for i in range(24)))
@@ -57,11 +63,13 @@ async def test_one_connection_carries_concurrent_commands(sshd_factory):
     assert accepted_logins(s) == 1
 
 
-async def test_read_text(sshd, tmp_path):
+@MODES
+async def test_read_text(sshd, tmp_path, use_mux):
     p = tmp_path / "f;$(id) x.txt"
     p.write_bytes(b"0123456789" * 10 + b"\xff tail")
     (tmp_path / "dir").mkdir()
-    h = ssh_host(sshd)
+    pwned = f"/tmp/tse-pwned-{uuid.uuid4().hex[:8]}"
+    h = ssh_host(sshd, use_mux=use_mux)
     try:
         text = await h.read_text(str(p))
         assert text == (p.read_bytes()).decode("utf-8", "replace")
@@ -71,12 +79,16 @@ async def test_read_text(sshd, tmp_path):
         with pytest.raises(IsADirectoryError):
             await h.read_text(str(tmp_path / "dir"))
         assert (await h.read_text("/proc/self/status")).startswith("Name:")
+        with pytest.raises(FileNotFoundError):
+            await h.read_text(f"/nonexistent/x;touch {pwned}")
     finally:
         await h.close()
+    assert not os.path.exists(pwned)
 
 
-async def test_missing_command_is_a_clear_error(sshd):
-    h = ssh_host(sshd)
+@MODES
+async def test_missing_command_is_a_clear_error(sshd, use_mux):
+    h = ssh_host(sshd, use_mux=use_mux)
     try:
         with pytest.raises(HostError, match="tse-no-such-cmd: command not found"):
             await h.run(["tse-no-such-cmd"])
@@ -84,9 +96,10 @@ async def test_missing_command_is_a_clear_error(sshd):
         await h.close()
 
 
-async def test_a_hanging_command_hits_its_deadline_and_is_killed(sshd):
+@MODES
+async def test_a_hanging_command_hits_its_deadline_and_is_killed(sshd, use_mux):
     marker = f"{61 + int(uuid.uuid4().int % 1000) / 1000:.3f}"  # a unique sleep argument
-    h = ssh_host(sshd)
+    h = ssh_host(sshd, use_mux=use_mux)
     try:
         with pytest.raises(CommandTimeout, match="no answer within 0.5 s"):
             await h.run(["sleep", marker], timeout=0.5)

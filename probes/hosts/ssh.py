@@ -39,6 +39,7 @@ import asyncssh
 
 from probes.fleet import Target, targets_from_options
 from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport
+from probes.hosts.sshmux import Mux, MuxClosed, muxable
 from probes.model import Connection, ConnState, Host, HostKind
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class SSHHost(HostTransport):
                  libvirt_uri: str | None = None, connect_timeout: float = 10.0,
                  keepalive_interval: float = 10.0, keepalive_count_max: int = 3,
                  max_sessions: int = 10, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 connect_limit: asyncio.Semaphore | None = None,
+                 connect_limit: asyncio.Semaphore | None = None, use_mux: bool = True,
                  clock: Callable[[], float] = time.time) -> None:
         self.target = target
         self.host = Host(name=target.name, kind=HostKind.SSH, address=target.ssh_address,
@@ -153,9 +154,10 @@ class SSHHost(HostTransport):
         self._backoff = (backoff_base, backoff_max)
         self._connect_limit = connect_limit
         self._clock = clock
-        # sshd's MaxSessions (10) bounds channels per connection; keep 2 for streams
-        self._sessions = asyncio.Semaphore(max_sessions)
-        self._runs = asyncio.Semaphore(max(1, max_sessions - 2))
+        # sshd's MaxSessions (10) bounds channels per connection: one is the command server
+        # (sshmux), the rest are sessions of their own, two of them kept for streams
+        self._sessions = asyncio.Semaphore(max(1, max_sessions - 1))
+        self._runs = asyncio.Semaphore(max(1, max_sessions - 3))
         self._conn: asyncssh.SSHClientConnection | None = None
         self._client: _Client | None = None
         self._connecting: asyncio.Future[asyncssh.SSHClientConnection] | None = None
@@ -163,6 +165,9 @@ class SSHHost(HostTransport):
         self._retry_at = 0.0  # monotonic
         self._last_error: HostError | None = None
         self._closed = False
+        self._use_mux = use_mux
+        self._mux: Mux | None = None
+        self._mux_lock = asyncio.Lock()
         self.connection = Connection("ssh", ConnState.CONNECTING, target.ssh_address, clock())
 
     # -- connection
@@ -280,6 +285,7 @@ class SSHHost(HostTransport):
         if client is not self._client:
             return
         self._conn = self._client = None
+        self._mux = None
         if self._closed:
             return
         why = _first_line(exc) if exc else "closed by the remote side"
@@ -291,8 +297,11 @@ class SSHHost(HostTransport):
     async def close(self) -> None:
         self._closed = True
         conn, self._conn, self._client = self._conn, None, None
+        mux, self._mux = self._mux, None
         if self._connecting is not None:
             self._connecting.cancel()
+        if mux is not None:
+            await mux.close()
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
@@ -310,12 +319,18 @@ class SSHHost(HostTransport):
 
     async def _run(self, argv: tuple[str, ...], input: str | None) -> CommandResult:
         conn = await self.ensure_connected()
+        if self._use_mux and input is None and muxable(argv):
+            mux = await self._get_mux(conn)
+            if mux is not None:
+                try:
+                    rc, out_b, err_b = await mux.run(argv)
+                except MuxClosed as e:
+                    raise HostUnreachable(f"{self.target.ssh_address}: {e}") from None
+                return self._result(argv, rc, out_b.decode("utf-8", "replace"),
+                                    err_b.decode("utf-8", "replace"))
         cmd = remote_command(argv, wrap=input is None)
         async with self._runs, self._sessions:
-            try:
-                proc = await conn.create_process(cmd, input=input, encoding="utf-8", errors="replace")
-            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
-                raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
+            proc = await self._open(conn, cmd, input=input, encoding="utf-8", errors="replace")
             try:
                 done = await proc.wait()
             finally:
@@ -323,6 +338,42 @@ class SSHHost(HostTransport):
         rc = done.returncode if done.returncode is not None else 255
         out = done.stdout if isinstance(done.stdout, str) else ""
         err = done.stderr if isinstance(done.stderr, str) else ""
+        return self._result(argv, rc, out, err)
+
+    async def _open(self, conn: asyncssh.SSHClientConnection, cmd: str, **kw: Any) -> Any:
+        """A new session; sshd may refuse one for a moment while it tears a closed one down."""
+        for attempt in range(4):
+            try:
+                return await conn.create_process(cmd, **kw)
+            except asyncssh.ChannelOpenError as e:
+                if attempt == 3 or self._conn is not conn:
+                    raise HostUnreachable(f"{self.target.ssh_address}: cannot open a session: "
+                                          f"{_first_line(e)}") from None
+                await asyncio.sleep(0.05 * (attempt + 1))
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
+                raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
+
+    async def _get_mux(self, conn: asyncssh.SSHClientConnection) -> Mux | None:
+        """The connection's command server, started on first use; None (use a session per
+        command) where it cannot run."""
+        if self._mux is not None and self._mux.closed is None:
+            return self._mux
+        async with self._mux_lock:
+            if self._mux is not None and self._mux.closed is None:
+                return self._mux
+            if self._conn is not conn:
+                raise HostUnreachable(f"{self.target.ssh_address}: connection lost")
+            mux = Mux(conn)
+            try:
+                await mux.start()
+            except (MuxClosed, asyncio.TimeoutError, asyncssh.Error, OSError) as e:
+                log.warning("ssh %s: no command server (%s); one session per command", self.name, e)
+                self._use_mux = False
+                return None
+            self._mux = mux
+            return mux
+
+    def _result(self, argv: tuple[str, ...], rc: int, out: str, err: str) -> CommandResult:
         if rc == 127 and ("not found" in err or "No such file" in err) and argv[0] in err:
             raise HostError(f"{argv[0]}: command not found on {self.name}")
         return CommandResult(argv, rc, out, err)
@@ -344,11 +395,8 @@ class SSHHost(HostTransport):
     async def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
         conn = await self.ensure_connected()
         async with self._sessions:
-            try:
-                proc = await conn.create_process(remote_command(argv), encoding="utf-8",
-                                                 errors="replace", stderr=asyncssh.DEVNULL)
-            except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
-                raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
+            proc = await self._open(conn, remote_command(argv), encoding="utf-8",
+                                    errors="replace", stderr=asyncssh.DEVNULL)
             try:
                 async for line in proc.stdout:
                     yield line.rstrip("\n")
