@@ -235,28 +235,37 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                         if a != b:
                             sibling[tuple(sorted((a, b)))].add(c)  # type: ignore[index]
         bad = 0
-        for (a, b), cpus in sorted(shared.items()):
-            wa, wb = pins[a][0], pins[b][0]
-            status = cross_tenant([wa, wb])
-            if status is None:
-                continue
-            bad += 1
-            yield finding(spec, status, f"{who(wa)} and {who(wb)} are pinned to the same host CPUs {cpulist(cpus)}",
-                          host=hs.host.name, tenants=tenants_of([wa, wb]), workloads=keys([wa, wb]),
-                          evidence=[_pin_evidence(wa), _pin_evidence(wb)])
-        for (a, b), cpus in sorted(sibling.items()):
-            if (a, b) in shared:
-                continue
-            wa, wb = pins[a][0], pins[b][0]
-            status = cross_tenant([wa, wb])
-            if status is None:
-                continue
-            bad += 1
-            sib = ", ".join(f"cpu{c}: siblings {cpulist(siblings[c])}" for c in sorted(cpus))
-            yield finding(spec, status, f"{who(wa)} and {who(wb)} run on SMT siblings of one core",
-                          host=hs.host.name, tenants=tenants_of([wa, wb]), workloads=keys([wa, wb]),
-                          evidence=[_pin_evidence(wa), _pin_evidence(wb),
-                                    Evidence("/sys/devices/system/cpu/cpu*/topology/thread_siblings_list", sib)])
+        # one finding per pair of tenants (not per pair of domains: 20 domains a side would be
+        # 400 lines), listing the domain pairs and CPUs behind it
+        def owner(w: Workload) -> str:
+            return w.tenant or f"unplaced:{w.name}"
+
+        for kind, pairs in (("same", shared), ("smt", sibling)):
+            by_tenants: dict[tuple[str, str], list[tuple[Workload, Workload, set[int]]]] = defaultdict(list)
+            for (a, b), cpus in sorted(pairs.items()):
+                if kind == "smt" and (a, b) in shared:
+                    continue
+                wa, wb = pins[a][0], pins[b][0]
+                if cross_tenant([wa, wb]) is None:
+                    continue
+                ta, tb = sorted((owner(wa), owner(wb)))
+                by_tenants[(ta, tb)].append((wa, wb, cpus))
+            for (ta, tb), items in sorted(by_tenants.items()):
+                ws = [w for wa, wb, _ in items for w in (wa, wb)]
+                status = cross_tenant(ws) or Status.WARN
+                allcpus = set().union(*(c for _, _, c in items))
+                pairs_txt = ", ".join(f"{who(wa)} + {who(wb)}" for wa, wb, _ in items[:5]) + \
+                    (f" and {len(items) - 5} more pair(s)" if len(items) > 5 else "")
+                ev = [e for wa, wb, _ in items[:5] for e in (_pin_evidence(wa), _pin_evidence(wb))]
+                if kind == "same":
+                    summary = f"{pairs_txt} are pinned to the same host CPUs {cpulist(allcpus)}"
+                else:
+                    summary = f"{pairs_txt} run on SMT siblings of one core (CPUs {cpulist(allcpus)})"
+                    ev.append(Evidence("/sys/devices/system/cpu/cpu*/topology/thread_siblings_list",
+                                       ", ".join(f"cpu{c}: siblings {cpulist(siblings[c])}" for c in sorted(allcpus))))
+                bad += 1
+                yield finding(spec, status, summary, host=hs.host.name, tenants=tenants_of(ws),
+                              workloads=keys(ws), evidence=ev)
         if pins and unpinned:
             pinned_ws = [w for w, _ in pins.values()]
             status = cross_tenant(pinned_ws + unpinned)
