@@ -235,6 +235,8 @@ class LogLines(ScrollView, can_focus=True):
             t.append("[" + ",".join(visible(x, limit=20) for x in e.tags) + "] ", self._style("tag"))
         start = len(t)
         msg = visible(e.message, limit=_MSG_LIMIT)
+        if "\t" in msg:
+            msg = msg.expandtabs(4)
         t.append(msg, self._style(sev) if sev in ("crit", "err", "warning") else None)
         if self.search_rx is not None:
             mstyle = self._style("match")
@@ -338,6 +340,10 @@ class LogsPane(Pane):
             name = hs.host.name
             last = self._last.get(name, 0)
             ring = live_ring(name)
+            if ring is not None and ring.capacity < self.capacity:
+                # hold no more than the ring does: what it dropped, the pane drops too
+                self.capacity = ring.capacity
+                self.store = deque(self.store, maxlen=ring.capacity)
             if ring is not None:
                 got = ring.since(last) if ring.total > last else []
                 self._dropped[name] = ring.dropped
@@ -516,7 +522,7 @@ class LogsPane(Pane):
         start = ll.cursor if ll.cursor >= 0 else (n - 1 if direction > 0 else 0)
         for k in range(1, n + 1):
             i = (start + direction * k) % n
-            if rx.search(visible(ll.lines[i].message, limit=_MSG_LIMIT)):
+            if rx.search(visible(ll.lines[i].message, limit=_MSG_LIMIT).expandtabs(4)):
                 ll.pause()
                 ll.cursor = i
                 ll.reveal(i)
