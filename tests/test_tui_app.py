@@ -352,3 +352,17 @@ async def test_libvirt_test_driver_through_the_real_engine():
         labels = [str(n.label) for g in tree.root.children for n in g.children]
         assert any(lbl.startswith("test  vm · running") for lbl in labels), labels
         assert "✓ libvirt: up" in plain(app.query_one("#header-main"))
+
+
+async def test_header_summarises_a_large_fleet():
+    base = sample_state()
+    h = base.hosts[0]
+    hosts = tuple(replace(h, host=replace(h.host, name=f"hv{i}"), connections=(
+        Connection("ssh", ConnState.UNREACHABLE if i in (3, 7) else ConnState.UP, "", T0 - 60),))
+        for i in range(12))
+    app, _ = make_app(replace(base, hosts=hosts))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        main = plain(app.query_one("#header-main"))
+        assert "12 hosts: ✓ 10 up · ✗ 2 down (hv3, hv7)" in main
+        assert "hv0" not in main

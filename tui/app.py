@@ -155,6 +155,12 @@ class TenantScopeApp(App[int]):
 
     # -- panes and focus
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Pane keys act on the main screen only: not behind a dialog."""
+        if action == "focus_pane" and self.screen is not self.default_screen:
+            return False
+        return True
+
     def action_focus_pane(self, pane_id: str) -> None:
         if pane_id not in PANE_CLASSES:
             return

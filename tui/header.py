@@ -53,11 +53,35 @@ def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str])
     return out
 
 
+MAX_HOSTS_LISTED = 3  # beyond this the header summarises the fleet and names the hosts in trouble
+_DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED)
+
+
+def fleet_text(state: State, variables: dict[str, str]) -> Text:
+    """'12 hosts: ✓ 10 up · ✗ 2 down (hv3, hv7)': one line however large the fleet."""
+    down = [h for h in state.hosts if any(c.state in _DOWN for c in h.connections)]
+    waiting = [h for h in state.hosts if h not in down
+               and (not h.connections or any(c.state == ConnState.CONNECTING for c in h.connections))]
+    up = len(state.hosts) - len(down) - len(waiting)
+    out = Text(f"{len(state.hosts)} hosts: ", style="bold")
+    out.append(f"✓ {up} up", style=theme_style(variables, "status-pass"))
+    if waiting:
+        out.append(f" · … {len(waiting)} connecting", style=theme_style(variables, "status-warn"))
+    if down:
+        out.append(f" · ✗ {len(down)} down", style=theme_style(variables, "status-fail", bold=True))
+        out.append(" (")
+        out.append_text(Text(", ").join(untrusted(h.host.name) for h in down[:3]))
+        out.append(f", +{len(down) - 3} more)" if len(down) > 3 else ")")
+    return out
+
+
 def header_parts(state: State, now: float, tz: tzinfo | None, stale_after: float,
                  variables: dict[str, str]) -> list[Text]:
     """The header's pieces, each kept on one line: title, one per host, refresh, source."""
     parts = [Text("tenantscope", style="bold")]
-    for h in state.hosts:
+    if len(state.hosts) > MAX_HOSTS_LISTED:
+        parts.append(fleet_text(state, variables))
+    for h in state.hosts if len(state.hosts) <= MAX_HOSTS_LISTED else ():
         part = untrusted(h.host.name, style="bold")
         if not h.connections and not h.refreshed_at:
             part.append(" waiting for the first observation", style="italic")

@@ -34,7 +34,8 @@ def detail_text(f: Finding, variables: dict[str, str]) -> Text:
     out.append_text(untrusted(f.title, style="bold"))
     out.append("\nseverity ")
     out.append_text(severity_text(f.severity, variables))
-    out.append(f" · area {f.area}")
+    out.append(" · area ")
+    out.append_text(untrusted(f.area))
     if f.host:
         out.append(" · host ")
         out.append_text(untrusted(f.host))
