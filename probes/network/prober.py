@@ -31,13 +31,14 @@ from dataclasses import dataclass, field, replace
 
 from probes.hosts.base import HostTransport
 from probes.model import HostState, WorkloadKind
-from probes.network.model import Hop, ReachMatrix, ReachResult, Topology
+from probes.network.model import Hop, ReachMatrix, ReachResult, Route, Topology
 from probes.network.nsenter import netns_path, run_in_netns
 from probes.network.segments import Endpoint, endpoints, netns_of
-from probes.network.topology import address_owner, route_lookup
 
 ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED = 0, 3, 8, 11
 NUD_INCOMPLETE, NUD_FAILED = 0x01, 0x20
+SOL_RAW, ICMP_FILTER, SO_RCVBUFFORCE = 255, 1, 33
+WANTED_ICMP = (1 << ICMP_ECHO_REPLY) | (1 << ICMP_UNREACH) | (1 << ICMP_TIME_EXCEEDED)
 INITIAL_TTLS = (64, 128, 255)
 MAX_TRACE_TTL = 8
 TRACE_SEQ = 0x8000
@@ -121,6 +122,7 @@ class Matcher:
         self.pending = {t.seq for t in targets}
         self.trace_pending: set[int] = set()
         self.changed = asyncio.Event()
+        self.on_reply: Callable[[_Target], None] | None = None
 
     def feed(self, pkt: Icmp, now: float) -> None:
         if pkt.ident != self.ident or pkt.type == ICMP_ECHO:
@@ -136,6 +138,8 @@ class Matcher:
                 t.ignored.append(f"echo reply with our id/seq from unexpected source {pkt.src}")
                 return
             t.outcome, t.rtt_ms, t.reply_ttl = "reply", (now - t.sent_at) * 1000, pkt.ttl
+            if self.on_reply is not None:
+                self.on_reply(t)
         elif pkt.type == ICMP_UNREACH and pkt.inner_dst == t.address:
             if pkt.code in (1, 7):  # host unreachable: ARP failed at the sender or a router
                 t.outcome, t.detail = "no-arp", f"host unreachable (from {pkt.src})"
@@ -194,7 +198,7 @@ def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]
 
 
 async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[int] = (),
-                       concurrency: int = 64, trace: bool = True,
+                       concurrency: int = 256, trace: bool = True,
                        progress: Progress | None = None) -> ReachMatrix:
     """Probe every destination address from every source namespace of `hs`. Cancellable."""
     started = time.time()
@@ -204,12 +208,15 @@ async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[i
                 for s in sources) * (1 + len(ports))
     done = 0
     sem = asyncio.Semaphore(max(1, concurrency))
+    owners = {a.split("/")[0]: lk.where for lk in topo.links for a in lk.addresses}
+    budget = _fd_budget(min(len(sources), concurrency))
     errors: list[str] = []
 
     async def one(src: Source) -> list[ReachResult]:
         nonlocal done
         async with sem:
-            out = await _probe_source(src, dests, topo, timeout=timeout, ports=ports, trace=trace)
+            out = await _probe_source(src, dests, topo, timeout=timeout, ports=ports, trace=trace, owners=owners,
+                                      tcp_budget=budget)
         done += sum(1 for r in out if r.method != "predicted")
         if progress is not None:
             progress(done, total)
@@ -225,6 +232,9 @@ async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[i
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     errors += sorted({r.detail for r in results if r.outcome == "error" and r.detail})
+    no_entry = sum(1 for r in results if r.outcome == "timeout" and NO_NEIGH in r.detail)
+    if no_entry:
+        errors.append(_neigh_table_note(no_entry))
     return ReachMatrix(results=tuple(results), started_at=started, finished_at=time.time(),
                        timeout_s=timeout, ports=tuple(ports), errors=tuple(errors))
 
@@ -235,21 +245,28 @@ def merged(hs: HostState, matrix: ReachMatrix) -> HostState:
 
 
 async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, *, timeout: float,
-                        ports: Sequence[int], trace: bool) -> list[ReachResult]:
+                        ports: Sequence[int], trace: bool, owners: dict[str, str],
+                        tcp_budget: int = 64) -> list[ReachResult]:
     me = src.endpoint
     targets = [_Target(d, a, 0) for d in dests if d.workload != me.workload for a in d.addresses]
     for i, t in enumerate(targets):
         t.seq = i
     if not targets:
         return []
-    n_tcp = len(targets) * len(ports)
+    n_tcp = min(len(targets) * len(ports), tcp_budget)
 
     def make() -> list[socket.socket]:
         made = []
         try:
             s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
             made.append(s)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            # see only what can answer a probe (not the echo requests other sources send here)
+            s.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~WANTED_ICMP & 0xFFFFFFFF))
+            try:  # a socket option, not a sysctl: nothing of the namespace changes
+                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 20)
+            except OSError:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE))
             for _ in range(n_tcp):
                 made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             for s in made:
@@ -266,7 +283,7 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
         why = "namespace gone" if isinstance(e, FileNotFoundError) else f"cannot enter namespace: {e}"
         return [_result(me, t, "icmp", "error", f"{src.path}: {why}") for t in targets] + [
             _result(me, t, f"tcp:{p}", "error", f"{src.path}: {why}") for t in targets for p in ports]
-    icmp, tcp = socks[0], socks[1:]
+    icmp, nl, tcp = socks[0], socks[1], socks[2:]
     loop = asyncio.get_running_loop()
     ident = random.randrange(1, 0xFFFF)
     m = Matcher(ident, targets)
@@ -284,6 +301,10 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
             if pkt is not None:
                 m.feed(pkt, now)
 
+    routes = Routes(topo, me.netns or "")
+    tracer = Tracer(icmp, m, routes, timeout)
+    if trace:
+        m.on_reply = tracer.reply
     loop.add_reader(icmp.fileno(), readable)
     try:
         for t in targets:
@@ -293,16 +314,16 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
             except OSError as e:
                 t.outcome, t.detail = _send_error(e)
                 m.pending.discard(t.seq)
-        tcp_task = asyncio.ensure_future(_tcp_all(tcp, targets, ports, timeout))
+        tcp_task = asyncio.ensure_future(_tcp_all(tcp, targets, ports, timeout, src.path))
         await _wait(m, lambda: not m.pending, timeout)
         tcp_results = await tcp_task
         unresolved = [t for t in targets if not t.outcome] + [x[0] for x in tcp_results if x[2] == "timeout"]
-        neigh = await _neighbours(src.path) if unresolved else {}
+        neigh = await _neighbours(nl) if unresolved else {}
         for t in targets:
             if not t.outcome:
-                t.outcome, t.detail = _classify_silence(topo, me.netns or "", t.address, neigh)
+                t.outcome, t.detail = _classify_silence(routes, t.address, neigh)
         if trace:
-            await _trace(icmp, m, [t for t in targets if t.outcome == "reply"], timeout)
+            await tracer.finish()
     finally:
         loop.remove_reader(icmp.fileno())
         for s in socks:
@@ -310,10 +331,10 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
     out = []
     for t in targets:
         detail = "; ".join([t.detail] + t.ignored[:2]).strip("; ")
-        out.append(_result(me, t, "icmp", t.outcome, detail, rtt=t.rtt_ms, hops=_hops(topo, t), ttl=t.reply_ttl))
+        out.append(_result(me, t, "icmp", t.outcome, detail, rtt=t.rtt_ms, hops=_hops(owners, t), ttl=t.reply_ttl))
     for t, port, outcome, rtt, detail in tcp_results:
         if outcome == "timeout":
-            outcome, detail = _classify_silence(topo, me.netns or "", t.address, neigh)
+            outcome, detail = _classify_silence(routes, t.address, neigh)
         out.append(_result(me, t, f"tcp:{port}", outcome, detail, rtt=rtt))
     return out
 
@@ -348,7 +369,9 @@ async def _wait(m: Matcher, finished: Callable[[], bool], timeout: float) -> Non
 
 
 async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], ports: Sequence[int],
-                   timeout: float) -> list[tuple[_Target, int, str, float | None, str]]:
+                   timeout: float, path: str) -> list[tuple[_Target, int, str, float | None, str]]:
+    """TCP connects, at most len(socks) at a time (file descriptors are bounded): the first
+    round uses the sockets opened with the ICMP one, later rounds open more in the namespace."""
     loop = asyncio.get_running_loop()
     jobs = [(t, p) for t in targets for p in ports]
 
@@ -364,71 +387,202 @@ async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], p
         except OSError as e:
             o, d = _send_error(e)
             return t, port, o, None, d
+        finally:
+            s.close()
 
-    return list(await asyncio.gather(*(one(s, t, p) for s, (t, p) in zip(socks, jobs))))
+    out: list[tuple[_Target, int, str, float | None, str]] = []
+    batch = list(socks)
+    width = max(1, len(socks))
+    while jobs:
+        now, jobs = jobs[:width], jobs[width:]
+        if not batch:
+            def make(k: int = len(now)) -> list[socket.socket]:
+                made = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(k)]
+                for x in made:
+                    x.setblocking(False)
+                return made
+            try:
+                batch = await run_in_netns(path, make)
+            except (OSError, RuntimeError) as e:
+                out += [(t, p, "error", None, f"{path}: {e}") for t, p in now + jobs]
+                break
+        out += await asyncio.gather(*(one(s, t, p) for s, (t, p) in zip(batch, now)))
+        batch = []
+    return out
 
 
-async def _neighbours(path: str) -> dict[str, int]:
-    """Neighbour states (address -> NUD_*) of the source namespace, opened with flags=0."""
-    def read() -> dict[str, int]:
-        from pyroute2 import IPRoute
-        with IPRoute(netns=path, flags=0) as ipr:
-            return {n.get("NDA_DST"): n["state"] for n in ipr.get_neighbours(family=socket.AF_INET)
-                    if n.get("NDA_DST")}
-    try:
-        return await asyncio.to_thread(read)
-    except Exception:  # noqa: BLE001 - without it silence is only "timeout"
+def _fd_budget(sources: int) -> int:
+    """TCP sockets one source may hold at once, within the process's open-file limit."""
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    soft = 65536 if soft == resource.RLIM_INFINITY else soft
+    return max(8, (soft - 128 - 3 * sources) // max(1, sources))
+
+
+RTM_NEWNEIGH, RTM_GETNEIGH, NLMSG_DONE, NLMSG_ERROR = 28, 30, 3, 2
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NDA_DST = 1
+
+
+def neigh_request(seq: int = 1) -> bytes:
+    body = struct.pack("=BBHiHBB", socket.AF_INET, 0, 0, 0, 0, 0, 0)
+    return struct.pack("=IHHII", 16 + len(body), RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
+def parse_neigh(data: bytes, out: dict[str, int]) -> bool:
+    """Add (address -> NUD state) from one netlink read; True when the dump is complete."""
+    off = 0
+    while off + 16 <= len(data):
+        length, typ = struct.unpack_from("=IH", data, off)
+        if length < 16:
+            return True
+        if typ in (NLMSG_DONE, NLMSG_ERROR):
+            return True
+        if typ == RTM_NEWNEIGH and length >= 28:
+            family, state = data[off + 16], struct.unpack_from("=H", data, off + 24)[0]
+            a = off + 28
+            while family == socket.AF_INET and a + 4 <= off + length:
+                alen, atype = struct.unpack_from("=HH", data, a)
+                if alen < 4:
+                    break
+                if atype == NDA_DST and alen == 8:
+                    out[socket.inet_ntoa(data[a + 4:a + 8])] = state
+                a += (alen + 3) & ~3
+        off += (length + 3) & ~3
+    return False
+
+
+async def _neighbours(nl: socket.socket | None, timeout: float = 1.0) -> dict[str, int]:
+    """Neighbour states (address -> NUD_*) of the source namespace, from a netlink socket that
+    was opened inside it; {} when it cannot be read (silence is then only "timeout")."""
+    if nl is None:
         return {}
+    loop = asyncio.get_running_loop()
+    out: dict[str, int] = {}
+    try:
+        nl.send(neigh_request())
+        async with asyncio.timeout(timeout):
+            while not parse_neigh(await loop.sock_recv(nl, 1 << 16), out):
+                pass
+    except (OSError, TimeoutError):
+        pass
+    return out
 
 
-def _classify_silence(topo: Topology, ns: str, address: str, neigh: dict[str, int]) -> tuple[str, str]:
-    r = route_lookup(topo, ns, address)
+NO_NEIGH = "no neighbour entry"
+
+
+def _neigh_table_note(n: int) -> str:
+    """The IPv4 neighbour table is one table for all namespaces (gc_thresh3, default 1024);
+    when it is full, probes are dropped before ARP and look like silent timeouts."""
+    try:
+        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
+            limit = f.read().strip()
+    except OSError:
+        limit = "?"
+    return (f"{n} probe(s) got no answer and left no neighbour entry: the host's neighbour table "
+            f"(net.ipv4.neigh.default.gc_thresh3 = {limit}, shared by all namespaces) may be full; "
+            f"those cells are unreliable")
+
+
+def _classify_silence(routes: Routes, address: str, neigh: dict[str, int]) -> tuple[str, str]:
+    r = routes.lookup(address)
     hop = (r.gateway or address) if r else address
     state = neigh.get(hop)
     if state is not None and state & (NUD_INCOMPLETE | NUD_FAILED):
         return "no-arp", f"no ARP answer from {hop}: L2 separated"
-    if state is None and r is None and topo.routes:
+    if state is None and r is None and routes.known:
         return "no-route", "no route in the source namespace"
     if state is None:
-        return "timeout", f"no answer within the timeout (no neighbour entry for {hop})"
+        return "timeout", f"no answer within the timeout ({NO_NEIGH} for {hop})"
     return "timeout", f"{hop} answers ARP but the probe got no answer: filtered"
 
 
-async def _trace(icmp: socket.socket, m: Matcher, reached: Sequence[_Target], timeout: float) -> None:
-    """TTL-limited echoes for pairs whose reply TTL says routers are in between."""
-    routed = []
-    for t in reached:
-        ttl = t.reply_ttl or 0
-        if ttl in INITIAL_TTLS or not ttl:
-            continue
-        initial = min(x for x in INITIAL_TTLS if x >= ttl)
-        routed.append((t, min(MAX_TRACE_TTL, initial - ttl + 1)))
-    if not routed:
-        return
-    for t, n in routed:
-        for ttl in range(1, n + 1):
-            seq = TRACE_SEQ + t.seq * 16 + ttl
-            if seq > 0xFFFF:
-                continue
-            m.trace_pending.add(seq)
-            icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+class Routes:
+    """The main routing table of one namespace, parsed once (lookups are per probe)."""
+
+    def __init__(self, topo: Topology, ns: str) -> None:
+        self.table = []
+        for r in topo.routes:
+            if r.netns == ns:
+                try:
+                    self.table.append((ipaddress.ip_network(r.dst, strict=False), r))
+                except ValueError:
+                    continue
+        self.table.sort(key=lambda x: -x[0].prefixlen)
+        self.known = bool(topo.routes)
+        self._cache: dict[str, Route | None] = {}
+
+    def lookup(self, address: str) -> Route | None:
+        if address not in self._cache:
             try:
-                icmp.sendto(echo_request(m.ident, seq), (t.address, 0))
-            except OSError:
-                m.trace_pending.discard(seq)
-    icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
-    await _wait(m, lambda: not m.trace_pending, timeout)
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                ip = None
+            self._cache[address] = next((r for net, r in self.table if ip is not None
+                                         and net.version == ip.version and ip in net), None)
+        return self._cache[address]
 
 
-def _hops(topo: Topology, t: _Target) -> tuple[Hop, ...]:
+class Tracer:
+    """TTL-limited echoes for pairs whose reply TTL says routers are in between.
+
+    Started as soon as such a reply arrives, so it overlaps the main wait. Bounded: one
+    destination is traced per (first hop, distance) group of a source, and the others of its
+    group get its hops with a note; routers rate-limit "time exceeded", so tracing every pair
+    would mostly wait for silence."""
+
+    def __init__(self, icmp: socket.socket, m: Matcher, routes: Routes, timeout: float) -> None:
+        self.icmp, self.m, self.routes, self.timeout = icmp, m, routes, timeout
+        self.groups: dict[tuple[str, int], list[_Target]] = {}
+        self.last_sent = 0.0
+
+    def reply(self, t: _Target) -> None:
+        ttl_seen = t.reply_ttl or 0
+        if not ttl_seen or ttl_seen in INITIAL_TTLS:
+            return
+        r = self.routes.lookup(t.address)
+        members = self.groups.setdefault((r.gateway if r else "", ttl_seen), [])
+        members.append(t)
+        if len(members) > 1:
+            return
+        initial = min((x for x in INITIAL_TTLS if x >= ttl_seen), default=255)
+        try:
+            for ttl in range(1, min(MAX_TRACE_TTL, initial - ttl_seen + 1) + 1):
+                seq = TRACE_SEQ + t.seq * 16 + ttl
+                if seq > 0xFFFF:
+                    continue
+                self.m.trace_pending.add(seq)
+                self.icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+                try:
+                    self.icmp.sendto(echo_request(self.m.ident, seq), (t.address, 0))
+                except OSError:
+                    self.m.trace_pending.discard(seq)
+        finally:
+            self.icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+        self.last_sent = time.monotonic()
+
+    async def finish(self) -> None:
+        left = self.last_sent + self.timeout - time.monotonic()
+        if self.m.trace_pending and left > 0:
+            await _wait(self.m, lambda: not self.m.trace_pending, left)
+        for members in self.groups.values():
+            rep = members[0]
+            for t in members[1:]:
+                t.hops, t.hop_done = dict(rep.hops), rep.hop_done
+                if rep.hops:
+                    t.detail = (t.detail + "; " if t.detail else "") + \
+                        f"hops as traced to {rep.address} (same first hop and distance)"
+
+
+def _hops(owners: dict[str, str], t: _Target) -> tuple[Hop, ...]:
     if not t.hops:
         return ()
     last = t.hop_done or (max(t.hops) + 1)
     out = []
     for ttl in range(1, last):
         addr = t.hops.get(ttl, "")
-        owner = address_owner(topo, addr) if addr else None
-        out.append(Hop(ttl, addr or "*", owner.where if owner else ""))
+        out.append(Hop(ttl, addr or "*", owners.get(addr, "")))
     return tuple(out)
 
 
