@@ -131,9 +131,9 @@ async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cg
         for _ in range(40):
             await pilot.pause(0.2)
             rows = cell_texts(pane)
-            if rows and rows[0][1][:1].isdigit() and float(rows[0][1].split("%")[0]) > 50:
+            if rows and rows[0][1][:1].isdigit() and float(rows[0][1].split("%")[0]) > 20:
                 break
-        assert rows[0][0].startswith("▸ tshburn") and float(rows[0][1].split("%")[0]) > 50
+        assert rows[0][0].startswith("▸ tshburn") and float(rows[0][1].split("%")[0]) > 20
         assert "⚠ no cpu/mem cap" == rows[0][7]
         await pilot.press("minus", "minus")  # from 0.3 s: the next steps are 1 s, then 2 s
         assert probe.interval == 2.0

@@ -114,6 +114,7 @@ class SpikeDetector:
         self.hold = hold
         self._series: dict[tuple[str, Metric], Baseline] = {}
         self._spikes: dict[tuple[str, Metric, float], Spike] = {}
+        self._known: set[str] = set()
 
     def update(self, workload: str, metric: Metric, x: float | None, at: float) -> None:
         key = (workload, metric)
@@ -126,8 +127,10 @@ class SpikeDetector:
 
     def forget_missing(self, workloads: set[str], now: float) -> None:
         """Drop the baselines of workloads that are gone; their open spikes end now."""
-        for key in [k for k in self._series if k[0] not in workloads]:
-            del self._series[key]
+        if workloads != self._known:
+            self._known = set(workloads)
+            for key in [k for k in self._series if k[0] not in workloads]:
+                del self._series[key]
         for key, s in list(self._spikes.items()):
             if s.ended_at is None and s.workload not in workloads:
                 self._spikes[key] = _ended(s, now)

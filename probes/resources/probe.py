@@ -34,6 +34,8 @@ from probes.resources.model import (HISTORY_LEN, History, HostTotals, Limits, Me
 from probes.resources.netcounters import NetCounters, NetnsReader
 from probes.resources.rates import RateTracker, cpu_percent
 
+_HIST_METRICS = (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET)
+_ALL_METRICS = _HIST_METRICS + (Metric.STEAL,)
 _RUNNING = {1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
             6: "crashed", 7: "suspended"}
 
@@ -59,9 +61,12 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._cg_paths: dict[int, tuple[tuple[str, str], ...]] = {}  # pid -> controller paths
         self._workloads: tuple[Workload, ...] = ()
         self._layout: cgroups.Layout | None = None
+        self._plans: cgroups.PlanCache = {}
+        self._open: cgroups.OpenFiles | None = None
         self._dom: DomainStats | None = None
         self._netns = NetnsReader()
         self._n = 0
+        self._keys: set[str] = set()
         self._last: ResourceSnapshot | None = None
 
     # ------------------------------------------------------------------ run-time controls
@@ -77,6 +82,9 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         return replace(state, samples=result)
 
     async def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
         if self._dom is not None:
             await asyncio.to_thread(self._dom.close)
         self._netns.close()
@@ -158,7 +166,12 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 refs.append(cgroups.GroupRef(w.key, paths))
             else:
                 refs.append(cgroups.GroupRef.same_everywhere(w.key, c.cgroup or "/"))
-        return await cgroups.read_groups(host, self._layout, refs, limits=with_limits)
+        if len(self._plans) > 4 * len(refs) + 64:  # workloads came and went: start afresh
+            self._plans.clear()
+        if self._open is None and host.is_local:
+            self._open = cgroups.OpenFiles()
+        return await cgroups.read_groups(host, self._layout, refs, limits=with_limits,
+                                         cache=self._plans, keep=self._open)
 
     # ------------------------------------------------------------------ samples
 
@@ -258,21 +271,25 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 now: float) -> ResourceSnapshot:
         keys = {s.workload for s in samples}
         self._hist_at.append(now)
+        update = self.detector.update
         for s in samples:
             h = self._hist.get(s.workload)
             if h is None:
-                h = self._hist[s.workload] = {m: deque(maxlen=HISTORY_LEN) for m in
-                                              (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET)}
-            for m, dq in h.items():
-                dq.append(s.value(m) or 0.0)
-            for m in (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET, Metric.STEAL):
-                self.detector.update(s.workload, m, s.value(m), now)
-        for k in [k for k in self._hist if k not in keys]:
-            del self._hist[k]
-        self._rates.forget_missing(keys | {"@host"})
+                h = self._hist[s.workload] = {m: deque(maxlen=HISTORY_LEN) for m in _HIST_METRICS}
+            for m in _ALL_METRICS:
+                v = s.value(m)
+                if m in h:
+                    h[m].append(v or 0.0)
+                if v is not None:
+                    update(s.workload, m, v, now)
+        if keys != self._keys:  # workloads came or went: drop what belonged to the gone ones
+            self._keys = keys
+            for k in [k for k in self._hist if k not in keys]:
+                del self._hist[k]
+            self._rates.forget_missing(keys | {"@host"})
+            for k in [k for k in self._limits if k not in keys]:
+                del self._limits[k]
         self.detector.forget_missing(keys, now)
-        for k in [k for k in self._limits if k not in keys]:
-            del self._limits[k]
         history = tuple(History(k, tuple(h[Metric.CPU]), tuple(h[Metric.MEM]),
                                 tuple(h[Metric.DISK]), tuple(h[Metric.NET]))
                         for k, h in sorted(self._hist.items()))
