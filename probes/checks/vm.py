@@ -219,50 +219,60 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 pins[w.key] = (w, cpus)
             else:
                 unpinned.append(w)
-        by_cpu: dict[int, list[str]] = defaultdict(list)
-        for k, (_, cpus) in pins.items():
-            for c in cpus:
-                by_cpu[c].append(k)
-        shared: dict[tuple[str, str], set[int]] = defaultdict(set)
-        sibling: dict[tuple[str, str], set[int]] = defaultdict(set)
-        for c, ks in by_cpu.items():
-            for i, a in enumerate(ks):
-                for b in ks[i + 1:]:
-                    shared[tuple(sorted((a, b)))].add(c)  # type: ignore[index]
-            for s in siblings.get(c, frozenset()) - {c}:
-                for a in ks:
-                    for b in by_cpu.get(s, ()):
-                        if a != b:
-                            sibling[tuple(sorted((a, b)))].add(c)  # type: ignore[index]
-        bad = 0
-        # one finding per pair of tenants (not per pair of domains: 20 domains a side would be
-        # 400 lines), listing the domain pairs and CPUs behind it
+        # Work per CPU and per owner (tenant, or the domain itself when unplaced), not per
+        # domain pair: a fleet of 1,000 pinned domains stays linear in CPUs x owners.
         def owner(w: Workload) -> str:
             return w.tenant or f"unplaced:{w.name}"
 
-        for kind, pairs in (("same", shared), ("smt", sibling)):
-            by_tenants: dict[tuple[str, str], list[tuple[Workload, Workload, set[int]]]] = defaultdict(list)
-            for (a, b), cpus in sorted(pairs.items()):
-                if kind == "smt" and (a, b) in shared:
+        by_cpu: dict[int, dict[str, list[Workload]]] = defaultdict(lambda: defaultdict(list))
+        by_owner: dict[str, list[tuple[Workload, frozenset[int]]]] = defaultdict(list)
+        for w, cpus in pins.values():
+            by_owner[owner(w)].append((w, cpus))
+            for c in cpus:
+                by_cpu[c][owner(w)].append(w)
+
+        same: dict[tuple[str, str], set[int]] = defaultdict(set)
+        smt: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for c, owners in by_cpu.items():
+            names = sorted(owners)
+            for i, oa in enumerate(names):
+                for ob in names[i + 1:]:
+                    same[(oa, ob)].add(c)
+            for sib in siblings.get(c, frozenset()):
+                if sib <= c or sib not in by_cpu:
                     continue
-                wa, wb = pins[a][0], pins[b][0]
-                if cross_tenant([wa, wb]) is None:
-                    continue
-                ta, tb = sorted((owner(wa), owner(wb)))
-                by_tenants[(ta, tb)].append((wa, wb, cpus))
-            for (ta, tb), items in sorted(by_tenants.items()):
-                ws = [w for wa, wb, _ in items for w in (wa, wb)]
+                for oa in owners:
+                    for ob in by_cpu[sib]:
+                        if oa != ob:
+                            cpus = smt[(oa, ob) if oa < ob else (ob, oa)]
+                            cpus.add(c)
+                            cpus.add(sib)
+        bad = 0
+        for kind, found in (("same", same), ("smt", smt)):
+            for (oa, ob), cpuset in sorted(found.items()):
+                if kind == "smt" and (oa, ob) in same:
+                    continue  # already reported as the stronger finding
+                # the domains of the two owners on the CPUs concerned, and example pairs
+                wa = [(w, cs) for w, cs in by_owner[oa] if cs & cpuset]
+                wb = [(w, cs) for w, cs in by_owner[ob] if cs & cpuset]
+                ws = [w for w, _ in wa + wb]
                 status = cross_tenant(ws) or Status.WARN
-                allcpus = set().union(*(c for _, _, c in items))
-                pairs_txt = ", ".join(f"{who(wa)} + {who(wb)}" for wa, wb, _ in items[:5]) + \
-                    (f" and {len(items) - 5} more pair(s)" if len(items) > 5 else "")
-                ev = [e for wa, wb, _ in items[:5] for e in (_pin_evidence(wa), _pin_evidence(wb))]
+                examples: list[tuple[Workload, Workload]] = []
+                for x, xs in wa:
+                    near = xs | {n for c in xs for n in siblings.get(c, ())} if kind == "smt" else xs
+                    examples += [(x, y) for y, ys in wb if ys & near][:5 - len(examples)]
+                    if len(examples) >= 5:
+                        break
+                pairs_txt = ", ".join(f"{who(x)} + {who(y)}" for x, y in examples) + \
+                    (f" (and more: {len(ws)} domains)" if len(ws) > 2 * len(examples) else "")
+                ev = [e for x, y in examples for e in (_pin_evidence(x), _pin_evidence(y))]
                 if kind == "same":
-                    summary = f"{pairs_txt} are pinned to the same host CPUs {cpulist(allcpus)}"
+                    summary = f"{pairs_txt} are pinned to the same host CPUs {cpulist(cpuset)}"
                 else:
-                    summary = f"{pairs_txt} run on SMT siblings of one core (CPUs {cpulist(allcpus)})"
+                    summary = f"{pairs_txt} run on SMT siblings of one core (CPUs {cpulist(cpuset)})"
                     ev.append(Evidence("/sys/devices/system/cpu/cpu*/topology/thread_siblings_list",
-                                       ", ".join(f"cpu{c}: siblings {cpulist(siblings[c])}" for c in sorted(allcpus))))
+                                       ", ".join(f"cpu{c}: siblings {cpulist(siblings[c])}"
+                                                 for c in sorted(cpuset) if c in siblings)))
                 bad += 1
                 yield finding(spec, status, summary, host=hs.host.name, tenants=tenants_of(ws),
                               workloads=keys(ws), evidence=ev)
