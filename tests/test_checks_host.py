@@ -184,3 +184,15 @@ def test_sw02_cache_is_read_without_asking_again(tmp_path):
 def test_sw01_lists_versions(trees):
     f = results(xml_state(facts=trees["hardened"]), "SW-01")[0]
     assert f.status == Status.PASS and "kernel 6.1.0-test-amd64" in f.summary
+
+
+def test_facts_round_trip_through_snapshots(trees):
+    """HostFacts is part of the State: a snapshot of it loads back equal (msgspec types)."""
+    from probes import snapshot
+    from probes.facts.probe import parse_vfinfo
+    from tests.fixtures.checks import FACTS_DIR
+    from dataclasses import replace
+    f = replace(trees["weak"], sriov_vfs=parse_vfinfo((FACTS_DIR / "ip-link-sriov.json").read_text()),
+                updates=PendingUpdates("apt", 1.5, ("libvirt0",), 3))
+    st = xml_state([XML_DIR / "acme-db-1.xml"], facts=f)
+    assert snapshot.loads(snapshot.dumps(st)) == st
