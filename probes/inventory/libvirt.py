@@ -137,6 +137,7 @@ class _Cached:
     sig: tuple[int, int]  # (id, state)
     vm: VmDetails
     error: str = ""
+    workload: Workload | None = None  # built once per change, reused while unchanged
 
 
 class LibvirtProbe(Probe[LibvirtResult]):
@@ -162,6 +163,9 @@ class LibvirtProbe(Probe[LibvirtResult]):
         self._call_lock = threading.Lock()
         self._last_full = 0.0
         self._broken = False
+        self._last_vms: tuple[Workload, ...] = ()
+        self._last_keys: tuple[str, ...] = ()
+        self._last_host = ""
 
     # -- engine interface
 
@@ -248,7 +252,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
                 continue
             seen.add(uuid)
             c = self._cache.get(uuid)
-            if full or c is None or c.sig != sig or uuid in dirty or c.name != name:
+            if full or c is None or c.sig != sig or uuid in dirty or c.name != name \
+                    or host_name != self._last_host:
                 try:
                     xml = dom.XMLDesc(flags)
                 except libvirt.libvirtError as e:
@@ -267,13 +272,21 @@ class LibvirtProbe(Probe[LibvirtResult]):
                     except DomainXmlError as e:
                         c = _Cached(name, sig, error_details(str(e)), str(e))
                 self._cache[uuid] = c
-            vms.append(Workload(kind=WorkloadKind.VM, name=name, host=host_name, uuid=uuid,
-                                state=STATE_NAMES.get(st, f"state {st}"), vm=c.vm))
+            if c.workload is None:
+                c.workload = Workload(kind=WorkloadKind.VM, name=name, host=host_name, uuid=uuid,
+                                      state=STATE_NAMES.get(st, f"state {st}"), vm=c.vm)
+            vms.append(c.workload)
         for gone in set(self._cache) - seen:
             del self._cache[gone]
-        vms.sort(key=lambda w: w.name)
-        errors = tuple(self._cache[w.uuid].error for w in vms if self._cache[w.uuid].error)
-        return LibvirtResult(uri=uri, vms=tuple(vms), xml_errors=errors,
+        keys = tuple(w.uuid for w in vms)
+        if parsed == 0 and keys == self._last_keys:
+            out = self._last_vms  # nothing changed: the same tuple, cheap to compare downstream
+        else:
+            vms.sort(key=lambda w: w.name)
+            out = tuple(vms)
+        self._last_vms, self._last_keys, self._last_host = out, keys, host_name
+        errors = tuple(self._cache[w.uuid].error for w in out if self._cache[w.uuid].error)
+        return LibvirtResult(uri=uri, vms=out, xml_errors=errors,
                              events=self._events_on, parsed=parsed)
 
     def _list(self, conn: Any) -> list[tuple[Any, int]]:
