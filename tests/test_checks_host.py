@@ -196,3 +196,13 @@ def test_facts_round_trip_through_snapshots(trees):
                 updates=PendingUpdates("apt", 1.5, ("libvirt0",), 3))
     st = xml_state([XML_DIR / "acme-db-1.xml"], facts=f)
     assert snapshot.loads(snapshot.dumps(st)) == st
+
+
+def test_host01_kvm_device_only_root_can_open(tmp_path):
+    root = make_tree("hardened", tmp_path)
+    os.chmod(root / "dev/kvm", 0o600)
+    facts = collect_facts(root)
+    assert facts.kvm_device.mode == 0o600  # type: ignore[union-attr]
+    f = bad(xml_state(facts=facts), "HOST-01")
+    if facts.kvm_device.uid == 0:  # type: ignore[union-attr]
+        assert f and f[0].status == Status.WARN and "only root" in f[0].summary and "qemu" in f[0].summary

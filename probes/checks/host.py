@@ -52,6 +52,15 @@ def host01_kvm(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 yield finding(spec, Status.FAIL, "no hardware virtualization: no /dev/kvm, no vmx/svm flag",
                               host=hs.host.name, evidence=ev)
             return
+        if not kvm.mode & 0o066 and kvm.uid == 0:
+            q = f.qemu_conf
+            user = (q.value("user") if q and q.present else "") or "the QEMU user"
+            if user not in ("root", "+0", "0"):
+                yield finding(spec, Status.WARN, f"/dev/kvm is {kvm.mode:04o} {kvm.user}:{kvm.group}: only root can "
+                              f"open it, not {user}; KVM domains fail to start", host=hs.host.name,
+                              evidence=ev, severity=Severity.MEDIUM,
+                              fix="chgrp kvm /dev/kvm && chmod 0660 /dev/kvm (udev's 65-kvm.rules does this at boot)")
+                return
         tcg = [w for w in vms(hs) if w.vm and w.vm.domain_type == "qemu"]
         if tcg:
             yield finding(spec, Status.WARN, f"{len(tcg)} domain(s) of type 'qemu' (TCG emulation) on a KVM host: "
