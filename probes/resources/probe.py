@@ -17,6 +17,7 @@ does the probe fail as a whole.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from probes.resources.model import (HISTORY_LEN, History, HostTotals, Limits, Me
                                     ResourceSnapshot, Sample)
 from probes.resources.netcounters import NetCounters, NetnsReader
 from probes.resources.rates import RateTracker, cpu_percent
+
+log = logging.getLogger(__name__)
 
 _HIST_METRICS = (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET)
 _ALL_METRICS = _HIST_METRICS + (Metric.STEAL,)
@@ -66,6 +69,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._dom: DomainStats | None = None
         self._netns = NetnsReader()
         self._n = 0
+        self._merges = 0
         self._keys: set[str] = set()
         self._last: ResourceSnapshot | None = None
 
@@ -78,8 +82,25 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
     # ------------------------------------------------------------------ Probe
 
     def merge(self, state: HostState, result: ResourceSnapshot) -> HostState:
-        self._workloads = state.workloads  # which groups/namespaces to read next time
+        # Which groups/namespaces to read next time. The first merges may come before the
+        # inventory's: until it has reported, keep what this probe discovered itself.
+        self._merges += 1
+        if self._merges > 3 or any(w.kind != WorkloadKind.VM for w in state.workloads):
+            self._workloads = state.workloads
         return replace(state, samples=result)
+
+    async def _discover(self, host: HostTransport) -> tuple[Workload, ...]:
+        """The first refresh runs before (or beside) the inventory probes: ask their discovery
+        directly, so that even a single headless pass (`tenantscope check`) reads the
+        containers' limits."""
+        found: list[Workload] = []
+        for mod in ("probes.inventory.containers", "probes.inventory.netns"):
+            try:
+                import importlib
+                found += await importlib.import_module(mod).discover(host)
+            except Exception as e:  # noqa: BLE001 - discovery is a bonus here, never fatal
+                log.debug("resources: %s discovery failed: %s", mod, e)
+        return tuple(found)
 
     async def close(self) -> None:
         if self._open is not None:
@@ -93,6 +114,8 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         if self.paused and self._last is not None:
             return self._last
         with_limits = self._n % self.limits_every == 0
+        if self._n == 0 and self._merges == 0 and not self._workloads:
+            self._workloads = await self._discover(host)
         self._n += 1
         workloads = [w for w in self._workloads if w.host == host.name] or list(self._workloads)
         containers = [w for w in workloads if w.kind == WorkloadKind.CONTAINER and w.container]

@@ -29,14 +29,14 @@ from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
 
-COLUMNS = ("Tenant / workload", "CPU", "Host", "Memory used/limit", "Disk", "Net", "Steal", "Limits")
-COL_KEYS = ("name", "cpu", "host", "mem", "disk", "net", "steal", "limits")
+COLUMNS = ("Tenant", "CPU", "Host", "Mem used/limit", "Limits", "Disk", "Net", "Steal")
+COL_KEYS = ("name", "cpu", "host", "mem", "limits", "disk", "net", "steal")
 INTERVALS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CHART_METRICS = ("cpu", "mem", "disk", "net")
 CHART_TITLES = {"cpu": "CPU, % of one core", "mem": "memory", "disk": "disk read+write",
                 "net": "network rx+tx"}
 SPARK = "▁▂▃▄▅▆▇█"
-SPARK_POINTS = 8
+SPARK_POINTS = 6
 CHART_ROWS = 4
 
 
@@ -115,11 +115,11 @@ def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False) -> tuple
         Cell(f"{fmt_pct(u.cpu_pct)} {sparkline(u.cpu_hist, _FLOORS['cpu'])}", value=u.cpu_pct or 0.0),
         Cell(fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
         Cell(f"{mem_txt} {sparkline(u.mem_hist, _FLOORS['mem'])}", mem_style, float(u.mem_bytes or 0)),
+        limits,
         Cell(f"{fmt_bytes(u.disk_bps, True)} {sparkline(u.disk_hist, _FLOORS['disk'])}", value=u.disk_bps or 0.0),
         Cell(f"{fmt_bytes(u.net_bps, True)} {sparkline(u.net_hist, _FLOORS['net'])}", value=u.net_bps or 0.0),
         Cell(fmt_pct(u.steal_pct) if u.steal_pct is not None else "", "warn" if (u.steal_pct or 0) >= 10 else "",
              u.steal_pct or 0.0),
-        limits,
     )
 
 
@@ -237,10 +237,10 @@ class ResourcesPane(Pane):
             return
         seen = (tuple(h.samples for h in state.hosts), state.tenants,
                 tuple(h.workloads for h in state.hosts))
-        if self._seen is not None and len(seen[0]) == len(self._seen[0]) and all(
-                a is b for a, b in zip(seen[0], self._seen[0])) and seen[1] == self._seen[1] \
-                and all(a is b for a, b in zip(seen[2], self._seen[2])):
-            return  # nothing this pane shows has changed
+        prev = self._seen
+        if prev is not None and len(seen[0]) == len(prev[0]) and all(
+                a is b for a, b in zip(seen[0], prev[0])) and seen[1] == prev[1] and seen[2] == prev[2]:
+            return  # nothing this pane shows has changed (other probes' news)
         self._seen = seen
         self._state = state
         self._redraw()
