@@ -206,3 +206,10 @@ def test_host01_kvm_device_only_root_can_open(tmp_path):
     f = bad(xml_state(facts=facts), "HOST-01")
     if facts.kvm_device.uid == 0:  # type: ignore[union-attr]
         assert f and f[0].status == Status.WARN and "only root" in f[0].summary and "qemu" in f[0].summary
+
+
+def test_versions_parser():
+    from probes.facts.probe import parse_versions
+    out = ("qemu\tQEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\n"
+           "libvirt\tlibvirtd (libvirt) 9.0.0\novs\tovs-vswitchd (Open vSwitch) 3.1.0\nbogus\tno number\n")
+    assert parse_versions(out) == [("qemu", "7.2.22"), ("libvirt", "9.0.0"), ("ovs", "3.1.0")]

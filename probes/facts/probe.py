@@ -73,17 +73,20 @@ SOCKETS = ("run/libvirt/*sock*", "var/run/libvirt/*sock*")
 HYPERVISOR_COMMS = ("qemu-system-", "qemu-kvm", "firecracker", "cloud-hyperviso", "kvm")
 LIBVIRT_PORTS = (16509, 16514)
 
-_VERSION_CMDS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
-    ("qemu", (("qemu-system-x86_64", "--version"), ("/usr/libexec/qemu-kvm", "--version"),
-              ("qemu-system-aarch64", "--version"), ("qemu-kvm", "--version"))),
-    ("libvirt", (("libvirtd", "--version"), ("/usr/sbin/libvirtd", "--version"),
-                 ("virtqemud", "--version"), ("/usr/sbin/virtqemud", "--version"),
-                 ("virsh", "--version"))),
-    ("ovs", (("ovs-vswitchd", "--version"), ("/usr/sbin/ovs-vswitchd", "--version"),
-             ("ovs-vsctl", "--version"))),
-    ("cloud-hypervisor", (("cloud-hypervisor", "--version"),)),
-    ("firecracker", (("firecracker", "--version"),)),
+# component -> candidate executables (first found answers `--version`); one constant script
+# tries them all in one round trip (over SSH each command costs a login shell).
+_VERSION_CANDIDATES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("qemu", ("qemu-system-x86_64", "qemu-kvm", "qemu-system-aarch64")),
+    ("libvirt", ("libvirtd", "virtqemud", "virsh")),
+    ("ovs", ("ovs-vswitchd", "ovs-vsctl")),
+    ("cloud-hypervisor", ("cloud-hypervisor",)),
+    ("firecracker", ("firecracker",)),
 )
+_VERSION_SCRIPT = (
+    'PATH="$PATH:/usr/sbin:/sbin:/usr/libexec"; '
+    'for spec in "$@"; do comp=${spec%%=*}; for c in $(echo "${spec#*=}" | tr , " "); do '
+    'if command -v "$c" >/dev/null 2>&1; then '
+    'printf "%s\\t%s\\n" "$comp" "$("$c" --version 2>&1 | head -n 1)"; break; fi; done; done; exit 0')
 _VERSION_RE = re.compile(r"(\d+\.\d+(?:\.\d+)?[^\s,)]*)")
 _SECRET_RE = re.compile(r"((?:password|passwd|data|secret|key)=)[^,\s]*", re.I)
 
@@ -454,19 +457,23 @@ def _stat_error(r: CommandResult, path: str) -> str:
 
 
 async def _versions(host: HostTransport) -> list[tuple[str, str]]:
-    async def one(component: str, cmds: tuple[tuple[str, ...], ...]) -> tuple[str, str] | None:
-        for argv in cmds:
-            try:
-                r = await host.run(list(argv), timeout=5)
-            except HostError:
-                continue
-            m = _VERSION_RE.search(r.stdout or r.stderr) if r.ok else None
-            if m:
-                return component, m.group(1)
-        return None
+    args = [f"{comp}={','.join(cands)}" for comp, cands in _VERSION_CANDIDATES]
+    try:
+        r = await host.run(["sh", "-c", _VERSION_SCRIPT, "sh", *args], timeout=10)
+    except HostError:
+        return []
+    return parse_versions(r.stdout)
 
-    found = await asyncio.gather(*(one(c, cmds) for c, cmds in _VERSION_CMDS))
-    return [v for v in found if v]
+
+def parse_versions(out: str) -> list[tuple[str, str]]:
+    """"component<TAB>first line of --version" lines -> (component, version number)."""
+    found = []
+    for line in out.splitlines():
+        comp, _, text = line.partition("\t")
+        m = _VERSION_RE.search(text)
+        if comp and m:
+            found.append((comp, m.group(1)))
+    return found
 
 
 def parse_vfinfo(text: str) -> tuple[SriovVf, ...]:
