@@ -82,9 +82,8 @@ async def test_evil_names_show_literally_and_do_nothing():
                 tree.move_cursor(n)
         await pilot.pause()
         region = tree.region
-        for dy in range(min(12, region.height)):
-            await pilot.click(TenantTree, offset=(3, dy))
-            await pilot.click(TenantTree, offset=(8, dy))
+        for dy in range(min(8, region.height)):
+            await pilot.click(TenantTree, offset=(5, dy))
         await pilot.click("#findings-table", offset=(60, 1))
         await pilot.click("#header-main", offset=(30, 0))
         await pilot.pause()
@@ -109,8 +108,9 @@ async def test_evil_text_in_detail_and_probe_error_screens():
 
 
 async def test_markup_in_a_real_libvirt_domain_name_stays_text():
-    """The real path: a domain defined on the libvirt test driver (libvirt's XML refuses
-    control characters in names, so this one carries markup and a bidi override)."""
+    """The real path, app -> Engine -> libvirt probe -> test driver: a domain defined on the
+    libvirt test driver (libvirt's XML refuses control characters in names, so this one
+    carries markup and a bidi override)."""
     libvirt = pytest.importorskip("libvirt")
     name = "[@click=app.quit]x[b]bold\u202eevil"
     rw = libvirt.open("test:///default")  # read-write only here, on the test driver's private state
@@ -127,8 +127,11 @@ async def test_markup_in_a_real_libvirt_domain_name_stays_text():
             tree = app.query_one(TenantTree)
             labels = [c.label.plain for n in tree.root.children for c in n.children]
             assert any(lbl.startswith("[@click=app.quit]x[b]bold\\u202eevil") for lbl in labels), labels
+            # the wiring itself: the engine's libvirt probe fed the tree and the header
+            assert any(lbl.startswith("test  vm · running") for lbl in labels), labels
+            assert "✓ libvirt: up" in app.query_one("#header-main").render().plain
             assert_inert(app)
-            for dy in range(8):
+            for dy in range(4):
                 await pilot.click(TenantTree, offset=(4, dy))
             await pilot.pause()
             assert app.is_running and app.return_code is None
