@@ -20,6 +20,7 @@ from probes.facts.probe import (
 from probes.hosts.local import LocalHost
 from probes.model import Severity, Status, VmDetails, Workload, WorkloadKind
 from tests.fixtures.checks import HOST, XML_DIR, bad, collect_facts, make_tree, results, statuses, xml_state
+from tests.fixtures.sshd import sshd  # noqa: F401 - fixture
 from tests.helpers import needs_root
 
 
@@ -213,3 +214,22 @@ def test_versions_parser():
     out = ("qemu\tQEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)\n"
            "libvirt\tlibvirtd (libvirt) 9.0.0\novs\tovs-vswitchd (Open vSwitch) 3.1.0\nbogus\tno number\n")
     assert parse_versions(out) == [("qemu", "7.2.22"), ("libvirt", "9.0.0"), ("ovs", "3.1.0")]
+
+
+def test_facts_over_real_ssh_equal_local(sshd):  # noqa: F811
+    """The same probe over SSH (a real sshd on 127.0.0.1, this machine) reads the same facts."""
+    from tests.fixtures.sshd import ssh_host
+
+    async def both():  # type: ignore[no-untyped-def]
+        h = ssh_host(sshd)
+        try:
+            remote = await FactsProbe().collect(h)
+        finally:
+            await h.close()
+        return remote, await FactsProbe().collect(LocalHost(HOST))
+
+    remote, local = asyncio.run(both())
+    assert remote.kernel == local.kernel and remote.versions == local.versions
+    assert remote.cpu_flags == local.cpu_flags and remote.cgroup_controllers == local.cgroup_controllers
+    assert remote.qemu_conf == local.qemu_conf and remote.vulnerabilities == local.vulnerabilities
+    assert not remote.errors
