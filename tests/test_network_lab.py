@@ -189,3 +189,27 @@ async def test_probe_run_can_be_cancelled(netlab: NetLab) -> None:
         await task
     await asyncio.sleep(0)
     assert _sockets() <= before
+
+
+async def test_tcp_connect_tells_open_refused_and_separated(netlab: NetLab) -> None:
+    import socket
+
+    from probes.network.nsenter import in_netns
+
+    def listen() -> socket.socket:
+        s = socket.socket()
+        s.bind(("0.0.0.0", 8080))
+        s.listen(16)
+        return s
+
+    srv = await asyncio.to_thread(in_netns, "/run/netns/tsf-acme-db", listen)
+    try:
+        hs = await observe(netlab, probe=False)
+        rm = await prober.probe_matrix(hs, ports=(8080, 8081), trace=False)
+    finally:
+        srv.close()
+    got = {(r.method, r.address): r.outcome for r in rm.results if r.src == netlab.key("tsf-acme-web")}
+    assert got[("tcp:8080", "10.71.1.2")] == "reply"
+    assert got[("tcp:8081", "10.71.1.2")] == "refused"
+    assert got[("tcp:8080", "10.71.2.1")] == "no-arp" and got[("icmp", "10.71.2.1")] == "no-arp"
+    assert rm.ports == (8080, 8081)

@@ -167,6 +167,7 @@ class ReachabilityPane(Pane):
         else:
             when = " · not probed yet (p to probe)"
         problems = [p for h, _ in self._rmatrices for p in (h.topology.problems if h.topology else ())]
+        problems += [e for h, _ in self._rmatrices if h.reach for e in h.reach.errors]
         summary = Text("; ".join(parts) + when + self._rnote)
         for p in problems[:3]:
             summary.append("\n! ")
