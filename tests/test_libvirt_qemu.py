@@ -112,3 +112,28 @@ async def test_engine_loop_recovers_by_itself(private_libvirtd: PrivateDaemon) -
     finally:
         await eng.stop()
     assert seen == [ConnState.UP, ConnState.UNREACHABLE, ConnState.UP]
+
+
+async def test_display_passwords_from_libvirts_own_files(qemu_domain: DomainFactory) -> None:
+    """Read-only XML hides `passwd`; the status file says whether one is set (never what)."""
+    with_pw = qemu_domain(extra_devices="<graphics type='vnc' autoport='yes' listen='127.0.0.1' "
+                                        "passwd='tsa-pw1'/>")
+    without = qemu_domain(extra_devices="<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>")
+    h = LocalHost("hv", libvirt_uri=qemu_domain.uri)
+    p = LibvirtProbe()
+    try:
+        r = await p.collect(h)
+        g = {w.name: w.vm.graphics[0] for w in r.vms if w.name in (with_pw.name, without.name)}
+        assert (g[with_pw.name].passwd_known, g[with_pw.name].passwd_set) == (True, True)
+        assert (g[without.name].passwd_known, g[without.name].passwd_set) == (True, False)
+        assert "tsa-pw1" not in repr(r)
+        again = await p.collect(h)
+        assert again.vms is r.vms  # unchanged: no file read again, same objects
+
+        p.read_status_files = False
+        p.resync = 0
+        r = await p.collect(h)
+        g = {w.name: w.vm.graphics[0] for w in r.vms if w.name == with_pw.name}
+        assert not g[with_pw.name].passwd_known  # the read-only XML alone cannot tell
+    finally:
+        await p.close()

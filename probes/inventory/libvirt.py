@@ -166,6 +166,11 @@ class LibvirtProbe(Probe[LibvirtResult]):
         self._last_vms: tuple[Workload, ...] = ()
         self._last_keys: tuple[str, ...] = ()
         self._last_host = ""
+        # graphics passwords from libvirt's own files (see _with_passwords)
+        self.read_status_files = True
+        self._pw: dict[str, tuple[Workload, Workload]] = {}
+        self._pw_in: tuple[Workload, ...] | None = None
+        self._pw_out: tuple[Workload, ...] = ()
 
     # -- engine interface
 
@@ -173,7 +178,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
         uri = host.host.libvirt_uri
         if not uri:
             raise LibvirtUnavailable("no libvirt URI for this host")
-        return await asyncio.to_thread(self._collect_sync, uri, host.name)
+        r = await asyncio.to_thread(self._collect_sync, uri, host.name)
+        if self.read_status_files and not self._secure and _reads_own_files(uri, host):
+            r = await self._with_passwords(host, r)
+        return r
 
     def merge(self, state: HostState, result: LibvirtResult) -> HostState:
         now = time.time()
@@ -207,6 +215,43 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     async def close(self) -> None:
         await asyncio.to_thread(self._disconnect)
+
+    # -- graphics passwords
+
+    async def _with_passwords(self, host: HostTransport, r: LibvirtResult) -> LibvirtResult:
+        """Whether each display has a password, from libvirt's own files on the host.
+
+        A read-only connection never sees `passwd` (libvirt refuses secure XML to it), so
+        "VNC without a password" could not be told from "VNC with one". libvirt's status
+        file of a running domain (/run/libvirt/qemu/NAME.xml) and the config of a defined one
+        (/etc/libvirt/qemu/NAME.xml) have it; root can read them, locally or over SSH. Only
+        the presence of a password is kept; the file's text is dropped at once. Read again
+        only when the domain changed; unreadable files leave the password "unknown".
+        """
+        if r.vms is self._pw_in:
+            return replace(r, vms=self._pw_out)
+        out: list[Workload] = []
+        for w in r.vms:
+            vm = w.vm
+            if vm is None or not vm.graphics or all(g.passwd_known for g in vm.graphics):
+                out.append(w)
+                continue
+            prev = self._pw.get(w.uuid)
+            if prev is not None and prev[0] is w:
+                out.append(prev[1])
+                continue
+            flags = await _passwd_flags(host, w)
+            nw = w
+            if flags is not None and len(flags) == len(vm.graphics):
+                nw = replace(w, vm=replace(vm, graphics=tuple(
+                    replace(g, passwd_set=f, passwd_known=True) for g, f in zip(vm.graphics, flags))))
+            self._pw[w.uuid] = (w, nw)
+            out.append(nw)
+        present = {w.uuid for w in r.vms}
+        for gone in set(self._pw) - present:
+            del self._pw[gone]
+        self._pw_in, self._pw_out = r.vms, tuple(out)
+        return replace(r, vms=self._pw_out)
 
     # -- worker thread
 
@@ -370,6 +415,45 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
 
 # ------------------------------------------------------------------ helpers
+
+
+STATUS_DIR = "/run/libvirt/qemu"  # live status XML of running domains (root only)
+CONFIG_DIR = "/etc/libvirt/qemu"  # persistent definitions
+
+
+def _reads_own_files(uri: str, host: HostTransport) -> bool:
+    """True when `uri` is the system QEMU driver of the very host the transport reaches."""
+    from urllib.parse import urlsplit
+    u = urlsplit(uri)
+    if not u.scheme.startswith("qemu") or u.path.rstrip("/") != "/system":
+        return False
+    return (u.scheme == "qemu" and not u.netloc) if host.is_local else bool(u.hostname)
+
+
+async def _passwd_flags(host: HostTransport, w: Workload) -> tuple[bool, ...] | None:
+    """For each <graphics> of the domain, whether it has a password; None when unknown."""
+    from xml.etree.ElementTree import ParseError
+
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+    name = w.name
+    if not name or "/" in name or name.startswith(".") or "\x00" in name:
+        return None
+    base = CONFIG_DIR if w.state == "shut off" else STATUS_DIR
+    try:
+        text = await host.read_text(f"{base}/{name}.xml", timeout=3.0)
+    except Exception:  # absent, not root, host gone: the password stays unknown
+        return None
+    try:
+        root = fromstring(text, forbid_dtd=True)
+    except (ParseError, DefusedXmlException):
+        return None
+    finally:
+        del text
+    dom = root if root.tag == "domain" else root.find("domain")
+    if dom is None or (dom.findtext("uuid") or "").strip() != w.uuid:
+        return None  # not the same domain (renamed or replaced): do not guess
+    return tuple(bool(g.get("passwd")) for g in dom.findall("devices/graphics"))
 
 
 def _set_connection(conns: tuple[Connection, ...], c: Connection) -> tuple[Connection, ...]:
