@@ -225,3 +225,19 @@ def test_every_vm_check_runs_clean_on_the_whole_set(tmp_path):
     facts = collect_facts(make_tree("hardened", tmp_path))
     out = run_checks(xml_state(all_xml(), facts=facts))
     assert not [f for f in out if f.status == Status.ERROR], [f.summary for f in out if f.status == Status.ERROR]
+
+
+def test_facts_probe_comes_back_soon_for_new_disk_images(tmp_path):
+    """In the TUI the engine re-reads `interval` after each run: 5 s while images wait for a
+    stat (so VM-10 does not wait a whole minute), the normal interval once they are stat'ed."""
+    import asyncio
+    root = make_tree("hardened", tmp_path)
+    state = xml_state(x("acme-web-1"))
+    probe = FactsProbe(interval=60.0)
+    host = LocalHost(HOST, root=str(root))
+    first = asyncio.run(probe.collect(host))
+    hs = probe.merge(state.hosts[0], first)
+    assert probe.interval == 5.0
+    second = asyncio.run(probe.collect(host))
+    probe.merge(hs, second)
+    assert probe.interval == 60.0 and second.stat("/var/lib/libvirt/images/acme-web-1.qcow2") is not None

@@ -96,11 +96,17 @@ class FactsProbe(Probe[HostFacts]):
 
     def __init__(self, *, interval: float = 60.0, updates: bool = False,
                  cache_dir: str | None = None) -> None:
-        self.interval = interval
+        self._interval = interval
+        self._pending = False  # disk images known but not stat'ed yet: come back soon
         self.updates = updates
         self.timeout = UPDATES_TIMEOUT + 30 if updates else 30.0
         self.cache_dir = cache_dir
         self._disk_paths: tuple[str, ...] = ()
+
+    @property  # type: ignore[override]
+    def interval(self) -> float:
+        """The engine reads this after every run: soon again while VM-10 waits for a stat."""
+        return min(self._interval, 5.0) if self._pending else self._interval
 
     # -- the engine's interface
 
@@ -187,6 +193,8 @@ class FactsProbe(Probe[HostFacts]):
     def merge(self, state: HostState, result: HostFacts) -> HostState:
         # Remember the disk images of this host's VMs for the next run (VM-10).
         self._disk_paths = disk_paths(state)
+        have = {s.path for s in result.disk_stats}
+        self._pending = any(p not in have for p in self._disk_paths)
         return replace(state, facts=result)
 
     def wants_rerun(self, state: HostState) -> bool:
