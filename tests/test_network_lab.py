@@ -213,3 +213,22 @@ async def test_tcp_connect_tells_open_refused_and_separated(netlab: NetLab) -> N
     assert got[("tcp:8081", "10.71.1.2")] == "refused"
     assert got[("tcp:8080", "10.71.2.1")] == "no-arp" and got[("icmp", "10.71.2.1")] == "no-arp"
     assert rm.ports == (8080, 8081)
+
+
+async def test_tenant_reaching_a_host_address_is_net06(netlab: NetLab) -> None:
+    sh("ip", "addr", "add", "10.71.0.254/16", "dev", "tsf-bra")
+    hs = await observe(netlab)
+    cell = predict.matrix(hs).cell("acme", "(host)")
+    assert cell.predicted and cell.observed and cell.status == "wrong"
+    net06 = findings(hs, "NET-06")
+    assert [f.tenants for f in net06] == [("acme",)] and "10.71.0.254" in net06[0].summary
+
+
+async def test_remote_style_probe_with_ip_netns_exec_ping(netlab: NetLab) -> None:
+    """The SSH path (argv run through the transport); here through LocalHost."""
+    await asyncio.to_thread(netlab.move, "tsf-acme-db", "tsf-brg")
+    hs = await observe(netlab, probe=False)
+    rm = await prober.probe_remote(LocalHost(netlab.host, libvirt_uri=None), hs, timeout=1.0)
+    got = {(r.src.rsplit("/", 1)[1], r.address): r.outcome for r in rm.results}
+    assert got[("tsf-acme-db", "10.71.2.1")] == "reply" and got[("tsf-acme-web", "10.71.2.1")] == "timeout"
+    assert got[("tsf-glx-web", "10.71.2.2")] == "reply"

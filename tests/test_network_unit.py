@@ -154,3 +154,30 @@ def test_network_model_round_trips_through_snapshots() -> None:
 def test_no_sources_means_an_empty_run() -> None:
     rm = asyncio.run(prober.probe_matrix(HostState(Host("h"), topology=Topology())))
     assert rm.results == () and rm.finished_at >= rm.started_at
+
+
+def test_vm_taps_matched_by_target_dev_and_mac() -> None:
+    from probes.checks.base import run_checks
+    from probes.model import NetnsDetails, Nic, Placement, Status, VmDetails, Workload, WorkloadKind
+    from probes.network.predict import matrix
+    links = (Link("br0", 3, kind="bridge"),
+             Link("tapx", 7, kind="tun", master="br0"),
+             Link("anon", 8, kind="tun", master="br0", mac="fe:54:00:12:34:56"),
+             Link("h1", 4, kind="veth", master="br0", peer="n/eth0", link_ifindex=2),
+             Link("eth0", 2, kind="veth", netns="n", peer="/h1", addresses=("10.0.0.1/24",), link_ifindex=4))
+    vm = Workload(WorkloadKind.VM, "globex-vm", "h", tenant="globex", placed_by=Placement.CONFIG,
+                  vm=VmDetails(nics=(Nic("bridge", mac="52:54:00:aa:bb:cc", source="br0", target_dev="tapx",
+                                         filterref="clean-traffic"),
+                                     Nic("bridge", mac="52:54:00:12:34:56", source="br0"))))
+    ns = Workload(WorkloadKind.NETNS, "n", "h", tenant="acme", netns=NetnsDetails(path="/run/netns/n"))
+    hs = HostState(Host("h"), workloads=(vm, ns), topology=Topology(links=links))
+    m = matrix(hs)
+    assert m.cell("acme", "globex").predicted and "addresses unknown" in m.cell("acme", "globex").pairs[0].path
+    sources, dests, untestable = prober.plan(hs)
+    assert [s.endpoint.name for s in sources] == ["n"]
+    assert untestable and all(r.outcome == "not-testable" and "predicted only" in r.detail for r in untestable)
+    res = {(f.check_id, f.status) for f in run_checks(State(hosts=(hs,)), ("NET-01", "NET-02", "NET-04"))}
+    assert ("NET-01", Status.FAIL) in res  # the second NIC has no filter
+    assert ("NET-02", Status.FAIL) in res and ("NET-04", Status.FAIL) in res
+    ports = {p for f in run_checks(State(hosts=(hs,)), ("NET-02",)) for e in f.evidence for p in [e.where]}
+    assert {"port host/tapx", "port host/anon"} <= ports
