@@ -130,3 +130,13 @@ def test_local_host_runs_every_check_without_crashing(capsys):
     assert not crashed, crashed
     sw01 = next(r for r in doc["results"] if r["check_id"] == "SW-01")
     assert sw01["status"] == "pass" and os.uname().release in sw01["summary"]
+
+
+def test_session_registers_the_facts_probe():
+    from probes.hosts.local import LocalHost
+    from probes.session import Options, make_probes
+    live = [p for p in make_probes(Options())(LocalHost("hv1")) if p.name == "facts"]
+    assert len(live) == 1 and not live[0].updates
+    asked = [p for p in make_probes(Options(extra=(("updates", "1"),)))(LocalHost("hv1")) if p.name == "facts"]
+    assert asked[0].updates and asked[0].timeout > live[0].timeout
+    assert not [p for p in make_probes(Options(demo=True))(LocalHost("demo")) if p.name == "facts"]
