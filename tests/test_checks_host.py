@@ -53,7 +53,7 @@ def test_facts_read_from_the_tree(trees):
 def test_host_checks_pass_on_the_hardened_tree(trees):
     st = xml_state([XML_DIR / "acme-web-1.xml"], facts=trees["hardened"])
     for cid in ("HOST-01", "HOST-02", "HOST-03", "HOST-04", "HOST-05", "HOST-06", "HOST-07",
-                "HOST-08", "HOST-09", "HOST-10", "HOST-11"):
+                "HOST-08", "HOST-09", "HOST-10", "HOST-11", "HOST-12"):
         assert statuses(st, cid) == {Status.PASS}, (cid, [f.summary for f in results(st, cid)])
 
 
@@ -61,7 +61,7 @@ def test_host_checks_fail_on_the_weak_tree(trees):
     st = xml_state(sorted(XML_DIR.glob("*.xml")), facts=trees["weak"])
     got = {cid: {f.status for f in bad(st, cid)} for cid in (
         "HOST-01", "HOST-02", "HOST-03", "HOST-04", "HOST-06", "HOST-07", "HOST-08", "HOST-09",
-        "HOST-10", "HOST-11")}
+        "HOST-10", "HOST-11", "HOST-12")}
     assert got == {
         "HOST-01": {Status.FAIL},  # no /dev/kvm, no vmx
         "HOST-02": {Status.FAIL},
@@ -73,6 +73,7 @@ def test_host_checks_fail_on_the_weak_tree(trees):
         "HOST-09": {Status.FAIL},  # KSM merging on a multi-tenant host
         "HOST-10": {Status.WARN},
         "HOST-11": {Status.WARN},
+        "HOST-12": {Status.FAIL},  # docker.sock 0666
     }
     h03 = bad(st, "HOST-03")
     assert any(e.where == "/etc/libvirt/qemu.conf:2" for f in h03 for e in f.evidence)

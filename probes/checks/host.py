@@ -454,3 +454,36 @@ def host11_unmanaged(state: State, spec: CheckSpec) -> Iterator[Finding]:
                           fix=f"ps -o user,lstart,args -p {p.pid}; then define it in libvirt or kill {p.pid}")
     yield from per_host(state, spec, body, facts=True)
 
+
+
+# ---------------------------------------------------------------- HOST-12
+
+
+@check("HOST-12", "host", "Container runtime sockets are not open to everyone",
+       "Write access to the docker, containerd, podman, cri-o or LXD socket starts a privileged "
+       "container with the host's / mounted: it is root on the host and over every tenant.",
+       Severity.CRITICAL,
+       fix="chmod 0660 SOCKET and keep its group (docker, lxd) empty of tenant accounts; prefer "
+           "rootless runtimes for tenants.")
+def host12_runtime_sockets(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
+        socks = [s for s in f.runtime_sockets if s.exists]
+        if not socks:
+            yield passed(spec, hs, "no container runtime socket on this host")
+            return
+        bad = 0
+        for s in socks:
+            ev = [Evidence(f"stat {s.path}", f"{s.kind}, mode {s.mode:04o} {s.user}:{s.group}")]
+            if s.mode & 0o002:
+                bad += 1
+                yield finding(spec, Status.FAIL, f"{s.path} is writable by every user", host=hs.host.name,
+                              evidence=ev, fix=f"chmod o-rwx {s.path}")
+            elif s.mode & 0o020 and s.gid != 0:
+                bad += 1
+                yield finding(spec, Status.WARN, f"{s.path} is writable by group {s.group or s.gid}: "
+                              "its members are root on this host", host=hs.host.name, evidence=ev,
+                              severity=Severity.LOW,
+                              fix=f"getent group {s.group or s.gid}  # keep tenant accounts out of it")
+        if not bad:
+            yield passed(spec, hs, f"{len(socks)} runtime socket(s), root only")
+    yield from per_host(state, spec, body, facts=True)

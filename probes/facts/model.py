@@ -148,6 +148,7 @@ class HostFacts:
     cap_last_cap: int | None = None
     cap_bnd_init: int | None = None  # CapBnd of PID 1: every capability this host grants at all
     libvirt_sockets: tuple[PathStat, ...] = ()
+    runtime_sockets: tuple[PathStat, ...] = ()  # docker, containerd, podman, cri-o, lxd sockets
     tcp_listen_ports: tuple[int, ...] = ()  # listening TCP ports of the host (libvirt: 16509, 16514)
     hypervisor_processes: tuple[HypervisorProcess, ...] = ()
     cpu_siblings: tuple[CpuSiblings, ...] = ()

@@ -70,6 +70,9 @@ SMALL_FILES = (
     "proc/1/status",
 )
 SOCKETS = ("run/libvirt/*sock*", "var/run/libvirt/*sock*")
+RUNTIME_SOCKETS = ("run/docker.sock", "run/containerd/containerd.sock", "run/podman/podman.sock",
+                   "run/crio/crio.sock", "var/lib/lxd/unix.socket", "var/snap/lxd/common/lxd/unix.socket",
+                   "run/incus/unix.socket", "var/lib/incus/unix.socket")
 HYPERVISOR_COMMS = ("qemu-system-", "qemu-kvm", "firecracker", "cloud-hyperviso", "kvm")
 LIBVIRT_PORTS = (16509, 16514)
 
@@ -120,7 +123,7 @@ class FactsProbe(Probe[HostFacts]):
         grep, iommu, socks, versions, vfs = await asyncio.gather(
             host.run(["sh", "-c", _GREP_SCRIPT, "sh", rootdir, *SMALL_FILES]),
             host.run(["sh", "-c", _LIST_SCRIPT, "sh", rootdir, "sys/kernel/iommu_groups/*/devices/*"]),
-            host.run(["sh", "-c", _STAT_SCRIPT, "sh", rootdir, "dev/kvm", *SOCKETS]),
+            host.run(["sh", "-c", _STAT_SCRIPT, "sh", rootdir, "dev/kvm", *SOCKETS, *RUNTIME_SOCKETS]),
             _versions(host),
             _sriov(host) if not root else _none(),
         )
@@ -175,7 +178,8 @@ class FactsProbe(Probe[HostFacts]):
             cgroup_controllers=parse_cgroups(_ok(text["/proc/cgroups"]), small),
             cap_last_cap=_int(_first(small, "/proc/sys/kernel/cap_last_cap")),
             cap_bnd_init=_cap_bnd(small.get("/proc/1/status", ())),
-            libvirt_sockets=tuple(s for s in stats if s.path != "/dev/kvm"),
+            libvirt_sockets=_dedupe(s for s in stats if "/libvirt/" in s.path),
+            runtime_sockets=tuple(s for s in stats if s.path != "/dev/kvm" and "/libvirt/" not in s.path),
             tcp_listen_ports=parse_listen_ports(_ok(text["/proc/net/tcp"]) + _ok(text["/proc/net/tcp6"])),
             hypervisor_processes=procs,
             cpu_siblings=tuple(sorted(
@@ -256,6 +260,14 @@ def _int(s: str) -> int | None:
 def _first(small: dict[str, list[str]], path: str) -> str:
     lines = small.get(path)
     return lines[0].strip() if lines else ""
+
+
+def _dedupe(stats: Iterable[PathStat]) -> tuple[PathStat, ...]:
+    """/var/run is /run on every current distribution: keep one entry per socket name."""
+    seen: dict[str, PathStat] = {}
+    for st in stats:
+        seen.setdefault(st.path.rsplit("/", 1)[-1], st)
+    return tuple(seen.values())
 
 
 def _cap_bnd(lines: Iterable[str]) -> int | None:
