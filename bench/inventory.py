@@ -19,7 +19,8 @@ disks, NICs, graphics, tuning, seclabels and metadata like a real domain, then m
   is there: from constructing TenantScopeApp until all the fleet's VMs are rendered.
 
 Prints figures, ratios and the targets (cold <= 1.5 s, steady <= 50 ms, RSS <= 150 MB,
-first frame <= 2 s). Timings are medians of several runs; these machines are noisy.
+first frame <= 2 s). Steady figures are medians of 20 runs, cold ones the best and the
+median of 5 runs interleaved with their baseline: these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -122,7 +123,6 @@ def bench_inventory(uri: str, domains: int) -> dict[str, float]:
             dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
         c.close()
 
-    r["baseline_cold_ms"] = _median_ms(baseline_cold, 3)
 
     def cold() -> None:
         async def go() -> None:
@@ -132,7 +132,13 @@ def bench_inventory(uri: str, domains: int) -> dict[str, float]:
             await p.close()
         asyncio.run(go())
 
-    r["cold_ms"] = _median_ms(cold, 3)
+    # interleaved, best of 5: the machine is shared, and noise only ever adds time
+    base, colds = [], []
+    for _ in range(5):
+        base.append(_median_ms(baseline_cold, 1))
+        colds.append(_median_ms(cold, 1))
+    r["baseline_cold_ms"], r["cold_ms"] = min(base), min(colds)
+    r["cold_median_ms"] = statistics.median(colds)
 
     async def steady(events: bool) -> tuple[float, float]:
         p = LibvirtProbe(events=events, resync=1e9, resync_without_events=1e9)
@@ -284,9 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             t = f"   target <= {TARGETS[target]:g} {unit}: {'PASS' if ok else 'MISS'}"
         print(f"  {label:<38} {value:10.1f} {unit}{t}")
 
-    print("figures (medians)")
-    line("baseline cold (libvirt only)", r["baseline_cold_ms"], "ms")
-    line("cold inventory", r["cold_ms"], "ms", "cold_ms")
+    print("figures (medians unless said)")
+    line("baseline cold, libvirt only (best of 5)", r["baseline_cold_ms"], "ms")
+    line("cold inventory (best of 5)", r["cold_ms"], "ms", "cold_ms")
+    line("cold inventory (median of 5)", r["cold_median_ms"], "ms", "cold_ms")
     line("  of which XML parsing (1000 domains)", r["parse_only_ms"], "ms")
     line("steady refresh, events", r["steady_ms"], "ms", "steady_ms")
     line("steady refresh, state check only", r["steady_no_events_ms"], "ms", "steady_ms")
