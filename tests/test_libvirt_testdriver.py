@@ -199,3 +199,16 @@ async def test_engine_on_the_demo_fleet_and_on_a_bad_uri() -> None:
 async def test_default_test_uri(probe: LibvirtProbe) -> None:
     r = await probe.collect(LocalHost("h", libvirt_uri="test:///default"))
     assert [(w.name, w.state) for w in r.vms] == [("test", "running")]
+
+
+def test_ssh_uris_never_prompt_and_own_files_only_for_the_same_host() -> None:
+    from probes.inventory.libvirt import _batch_uri, _reads_own_files
+    assert _batch_uri("qemu+ssh://root@hv1/system") == "qemu+ssh://root@hv1/system?no_tty=1"
+    assert _batch_uri("qemu+ssh://hv1/system?keyfile=/k") == "qemu+ssh://hv1/system?keyfile=/k&no_tty=1"
+    assert _batch_uri("qemu+ssh://hv1/system?no_tty=0") == "qemu+ssh://hv1/system?no_tty=0"
+    assert _batch_uri("qemu:///system") == "qemu:///system"
+    local = LocalHost("h")
+    assert _reads_own_files("qemu:///system", local)
+    assert not _reads_own_files("qemu:///session", local)
+    assert not _reads_own_files("qemu+tcp://other/system", local)  # not this host's files
+    assert not _reads_own_files(demo_uri(), local)

@@ -358,7 +358,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
         events = self.use_events and ensure_libvirt_events()
         self._secure = uri.startswith("test:")
         try:
-            conn = libvirt.open(uri) if self._secure else libvirt.openReadOnly(uri)
+            conn = libvirt.open(uri) if self._secure else libvirt.openReadOnly(_batch_uri(uri))
         except libvirt.libvirtError as e:
             raise LibvirtUnavailable(f"cannot connect to {uri}: {_msg(e)}") from None
         self._conn, self._uri, self._broken = conn, uri, False
@@ -454,6 +454,16 @@ async def _passwd_flags(host: HostTransport, w: Workload) -> tuple[bool, ...] | 
     if dom is None or (dom.findtext("uuid") or "").strip() != w.uuid:
         return None  # not the same domain (renamed or replaced): do not guess
     return tuple(bool(g.get("passwd")) for g in dom.findall("devices/graphics"))
+
+
+def _batch_uri(uri: str) -> str:
+    """`qemu+ssh://` without a terminal: never let ssh sit waiting for a password prompt
+    in a worker thread (`no_tty=1`; host keys are still verified)."""
+    from urllib.parse import parse_qsl, urlsplit
+    u = urlsplit(uri)
+    if u.scheme.endswith("+ssh") and "no_tty" not in dict(parse_qsl(u.query)):
+        return uri + ("&" if u.query else "?") + "no_tty=1"
+    return uri
 
 
 def _set_connection(conns: tuple[Connection, ...], c: Connection) -> tuple[Connection, ...]:
