@@ -206,3 +206,11 @@ def test_queries():
     with pytest.raises(QueryError, match="search"):
         Search("(", regex=True).compile()
     assert Search("a.b").compile().search("a.b") and not Search("a.b").compile().search("axb")
+
+
+def test_query_predicate_agrees_with_matches():
+    _, ev = parsed_corpus()
+    for text in ("", "tenant:acme", "tenant:-", "tenant:globex tag:mac-denial", "sev:err",
+                 "source:file:/var/log/libvirt host:hv1", "session root", "workload:acme sev:warning"):
+        q = parse_query(text)
+        assert [q.predicate()(e) for e in ev] == [q.matches(e) for e in ev], text

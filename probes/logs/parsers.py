@@ -71,10 +71,14 @@ def _iso_base(s: str) -> float:
                                   int(s[11:13]), int(s[14:16]), int(s[17:19]), 0, 0, 0)))
 
 
+def _iso_minute(s: str) -> float:
+    return _iso_base(s + ":00")
+
+
 def iso_time(s: str) -> float:
     """ISO-ish timestamps of syslog, libvirt and qemu, with fraction and zone."""
-    try:
-        t = _cached(s[:19], _iso_base)
+    try:  # cached per minute
+        t = _cached(s[:16], _iso_minute) + int(s[17:19])
     except (ValueError, IndexError):
         return 0.0
     rest = s[19:]
@@ -91,11 +95,18 @@ def iso_time(s: str) -> float:
     return t
 
 
+def _bsd_minute(s: str) -> float:
+    return _bsd_base(s + ":00")
+
+
 def _syslog_time(ts: str) -> float:
     if ts[0].isdigit():
         return iso_time(ts)
-    try:
-        return _cached(ts, _bsd_base)
+    try:  # cached per minute: 'Nov 27 10:00' + seconds
+        base = _ts_cache.get(ts[:12])
+        if base is None:
+            base = _cached(ts[:12], _bsd_minute)
+        return base + int(ts[13:15])
     except (ValueError, OverflowError):
         return 0.0
 
@@ -206,11 +217,8 @@ def parse_syslog(line: str, host: str, source: str) -> LogEvent:
     m = _SYSLOG.match(line)
     if not m:
         return parse_plain(line, host, source)
-    prog = m.group("prog")
-    msg = m.group("msg")
-    pid = m.group("pid")
-    at = _syslog_time(m.group("ts"))
-    hostname = m.group("host")
+    ts, hostname, prog, pid, msg = m.groups()
+    at = _syslog_time(ts)
     if prog == "kernel":
         return parse_kernel(msg, at, hostname if host == "" else host, source)
     if prog == "audit" or msg.startswith("type="):

@@ -47,9 +47,16 @@ class Ring:
         """Number the events and keep them; returns them with their seq set."""
         out = []
         n = self.total
+        setattr_ = object.__setattr__
         for e in events:
             n += 1
-            out.append(replace(e, seq=n))
+            if e.seq == 0:
+                # a fresh entry from a parser, not shared yet: number it in place (a copy
+                # per entry would cost more than parsing it)
+                setattr_(e, "seq", n)
+                out.append(e)
+            else:
+                out.append(replace(e, seq=n))
         self.total = n
         self._d.extend(out)
         return out

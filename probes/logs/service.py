@@ -99,12 +99,23 @@ class HostLogs(sources.Sink):
         self.put([parsers.tenantscope_event(time.time(), self.name, severity, msg, fields)])
 
     def take(self, attributor: Attributor) -> list[LogEvent]:
+        """Attribute and keep the next batch, all on the calling thread (headless path)."""
+        return self.keep(self.attribute(self.pop(), attributor))
+
+    def pop(self) -> list[LogEvent]:
         batch = self.pending[:BATCH]
         del self.pending[:BATCH]
+        return batch
+
+    @staticmethod
+    def attribute(batch: list[LogEvent], attributor: Attributor) -> list[LogEvent]:
+        attribute = attributor.attribute
+        return [attribute(e) for e in batch]
+
+    def keep(self, batch: list[LogEvent]) -> list[LogEvent]:
+        """Number the batch into the ring (on the event loop: the pane reads the ring)."""
         if not batch:
             return []
-        attribute = attributor.attribute
-        batch = [attribute(e) for e in batch]
         out = self.ring.append_many(batch)
         for e in out:
             self.counts[e.source] = self.counts.get(e.source, 0) + 1
@@ -237,11 +248,17 @@ class LogService:
             more = False
             for hl in list(self.hosts.values()):
                 try:
+                    if hl.pending:
+                        # attribution is pure Python work: a worker thread keeps the event
+                        # loop (and the keys of the TUI) responsive while a burst comes in
+                        batch = await asyncio.to_thread(hl.attribute, hl.pop(), self.attributor)
+                        hl.keep(batch)
+                        hl.dirty = True
                     self.flush(hl)
                 except Exception:
                     log.exception("flushing logs of %s", hl.name)
                 more = more or bool(hl.pending)
-            await asyncio.sleep(0 if more else FLUSH)
+            await asyncio.sleep(0.01 if more else FLUSH)
 
     def flush(self, hl: HostLogs) -> None:
         if not hl.pending and not hl.dirty:

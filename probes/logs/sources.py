@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -218,29 +219,41 @@ async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
     f = FileFollower(host.root + path, start_lines=start_lines)
     last_state: tuple[SourceState, str] | None = None
     last_at = 0.0
+    lock = threading.Lock()  # the fd is closed only when no poll runs in a worker
+
+    def poll_and_parse() -> tuple[list[LogEvent], int]:
+        """In a worker thread: read and parse (the event loop stays free for the TUI)."""
+        nonlocal last_at
+        with lock:
+            lines = f.poll()
+        evs = []
+        for ln in lines:
+            e = parse(ln, host.name, name)
+            if e.at:
+                last_at = e.at
+            elif last_at:  # untimed continuation lines take the previous time
+                e = _retime(e, last_at)
+            evs.append(e)
+        return evs, len(lines)
+
     try:
         while True:
-            lines = await asyncio.to_thread(f.poll)
+            evs, n = await asyncio.to_thread(poll_and_parse)
             if (f.state, f.detail) != last_state:
                 last_state = (f.state, f.detail)
                 sink.state(name, "file", f.state, f.detail)
-            if lines:
-                evs = []
-                for ln in lines:
-                    e = parse(ln, host.name, name)
-                    if e.at:
-                        last_at = e.at
-                    elif last_at:  # untimed continuation lines take the previous time
-                        e = _retime(e, last_at)
-                    evs.append(e)
+            if evs:
                 sink.put(evs)
-                if len(lines) > 1000:
+                if n > 1000:
                     continue  # more may be waiting: read again at once
             if stop is not None and stop.is_set():
                 return
             await asyncio.sleep(interval)
     finally:
-        f.close()
+        def close() -> None:
+            with lock:
+                f.close()
+        threading.Thread(target=close, name="close " + path, daemon=True).start()
 
 
 def _retime(e: LogEvent, at: float) -> LogEvent:

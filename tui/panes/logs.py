@@ -367,7 +367,8 @@ class LogsPane(Pane):
             if q.empty:
                 shown = new
             else:
-                shown = [e for e in new if q.matches(e)]
+                pred = q.predicate()
+                shown = [e for e in new if pred(e)]
             if shown:
                 self.lines.append(shown, self.capacity)
         self.update_status()
@@ -504,7 +505,11 @@ class LogsPane(Pane):
 
     def _rebuild(self, cursor_first: bool = False) -> int:
         q = self.query_filter
-        lines = list(self.store) if q.empty else [e for e in self.store if q.matches(e)]
+        if q.empty:
+            lines = list(self.store)
+        else:
+            pred = q.predicate()
+            lines = [e for e in self.store if pred(e)]
         ll = self.lines
         if cursor_first:
             ll.follow = False
