@@ -581,19 +581,26 @@ def vm14_iommu_group_split(state: State, spec: CheckSpec) -> Iterator[Finding]:
            "uuid='...'/></encryption> in the disk's <source>.")
 def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
-        bad = 0
+        # one warning per tenant (what the config silences), unplaced domains one each
+        by_owner: dict[str, list[tuple[Workload, list]]] = defaultdict(list)
         for w in vms(hs):
             assert w.vm
             plain = [d for d in w.vm.disks if d.device == "disk" and not d.readonly and not d.encrypted]
-            if not plain:
-                continue
-            bad += 1
-            yield finding(spec, Status.WARN, f"{who(w)}: {len(plain)} disk(s) not encrypted at rest: "
-                          + ", ".join(d.target for d in plain),
-                          host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
+            if plain:
+                by_owner[w.tenant or f"unplaced:{w.name}"].append((w, plain))
+        for owner, items in sorted(by_owner.items()):
+            ws = [w for w, _ in items]
+            n = sum(len(p) for _, p in items)
+            names = ", ".join(f"{w.name} ({', '.join(d.target for d in p)})" for w, p in items[:10])
+            more = f" and {len(items) - 10} more domain(s)" if len(items) > 10 else ""
+            label = ws[0].tenant or "unplaced"
+            yield finding(spec, Status.WARN, f"{label}: {n} disk(s) not encrypted at rest in {len(ws)} "
+                          f"domain(s): {names}{more}",
+                          host=hs.host.name, tenants=tenants_of(ws), workloads=keys(ws),
                           evidence=[Evidence(f"{dom(w)}: /domain/devices/disk[target='{d.target}']",
-                                             f"{d.source or d.type}: no <encryption>") for d in plain])
-        if not bad:
+                                             f"{d.source or d.type}: no <encryption>")
+                                    for w, p in items[:10] for d in p][:20])
+        if not by_owner:
             yield passed(spec, hs, "all writable disks encrypted")
     yield from per_host(state, spec, body, libvirt=True)
 
