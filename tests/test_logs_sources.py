@@ -300,3 +300,43 @@ def test_logs_config():
     assert problems == ["[logs] since: a string", "[logs] ring: a whole number >= 1"]
     _, problems = sources.config_from({"files": "var/log"})
     assert problems == ["[logs] files: a list of absolute paths"]
+
+
+@journal_remote
+async def test_journal_resumes_after_its_cursor_when_the_stream_breaks(tmp_path):
+    """The stream of a real journalctl is cut after 3 lines (as a dropped SSH channel would):
+    the follower restarts with --after-cursor; no entry lost, none repeated."""
+    j = tmp_path / "j.journal"
+    write_journal(j, [{"MESSAGE": f"e{i}"} for i in range(6)])
+    real = local_host(tmp_path)
+
+    class Breaking(type(real)):  # the real LocalHost, with a stream that breaks once
+        calls: list[list[str]] = []
+
+        async def stream(self, argv):  # noqa: ANN001, ANN201
+            self.calls.append(list(argv))
+            n = 0
+            agen = super().stream(argv)
+            try:
+                async for line in agen:
+                    yield line
+                    n += 1
+                    if len(self.calls) == 1 and n == 3:
+                        raise OSError("connection lost")
+            finally:
+                await agen.aclose()
+
+    host = Breaking("hv1", libvirt_uri=None, root=str(tmp_path))
+    sink = CollectSink()
+    task = asyncio.create_task(sources.follow_journal(JournalSpec(files=("/j.journal",), lines=100), host, sink))
+    try:
+        await wait_for(lambda: len(sink.events) >= 6, "all entries after the restart")
+        write_journal(j, [{"MESSAGE": "e6"}])
+        await wait_for(lambda: len(sink.events) >= 7, "a new entry")
+        await asyncio.sleep(0.3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert sink.messages == [f"e{i}" for i in range(7)]
+    assert "--after-cursor" in Breaking.calls[1] and "-n" not in Breaking.calls[1]
+    assert any(s[1] == SourceState.FAILED and "connection lost" in s[2] for s in sink.states)

@@ -82,6 +82,10 @@ class HostLogs(sources.Sink):
             del self.pending[:over]
             self.ring.total += over
 
+    def put_lines(self, parse, lines) -> None:  # noqa: ANN001
+        """Raw lines are parsed in the flush worker, with attribution (off the event loop)."""
+        self.put([(parse, line) for line in lines])  # type: ignore[misc]
+
     def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:
         old = self.sources.get(name)
         if old is not None and old.state == state and old.detail == detail:
@@ -108,9 +112,19 @@ class HostLogs(sources.Sink):
         return batch
 
     @staticmethod
-    def attribute(batch: list[LogEvent], attributor: Attributor) -> list[LogEvent]:
+    def attribute(batch: list[Any], attributor: Attributor) -> list[LogEvent]:
+        """Parse the raw lines of the batch and attribute every entry, in arrival order."""
         attribute = attributor.attribute
-        return [attribute(e) for e in batch]
+        out = []
+        for x in batch:
+            if type(x) is tuple:
+                try:
+                    x = x[0](x[1])
+                except Exception as e:  # a parser bug must not lose the line
+                    log.debug("parser failed", exc_info=True)
+                    x = parsers.parse_plain(x[1], "", "?", kind=f"unparsed: {e}"[:40])
+            out.append(attribute(x))
+        return out
 
     def keep(self, batch: list[LogEvent]) -> list[LogEvent]:
         """Number the batch into the ring (on the event loop: the pane reads the ring)."""

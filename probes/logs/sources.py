@@ -42,6 +42,11 @@ class Sink:
     def put(self, events: Sequence[LogEvent]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def put_lines(self, parse: Callable[[str], LogEvent], lines: Sequence[str]) -> None:
+        """Raw lines with their parser: a sink may parse them later, off the event loop
+        (the logs service does it in its flush worker); this default parses now."""
+        self.put([parse(line) for line in lines])
+
     def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:  # pragma: no cover
         raise NotImplementedError
 
@@ -256,6 +261,22 @@ async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
         threading.Thread(target=close, name="close " + path, daemon=True).start()
 
 
+def line_parser(source: str, host: str) -> Callable[[str], LogEvent]:
+    """The parser of one file source, giving untimed continuation lines (a qemu command
+    line) the time of the line before. Called in order, from one thread at a time."""
+    parse = parsers.parser_for(source)
+    last = [0.0]
+
+    def p(line: str) -> LogEvent:
+        e = parse(line, host, source)
+        if e.at:
+            last[0] = e.at
+        elif last[0]:
+            e = _retime(e, last[0])
+        return e
+    return p
+
+
 def _retime(e: LogEvent, at: float) -> LogEvent:
     from dataclasses import replace
     return replace(e, at=at)
@@ -298,10 +319,9 @@ async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
     host's python3 when it has one (loses nothing on rename), else with `tail -F` (which
     loses what is written to a renamed file after it switched)."""
     name = "file:" + path
-    parse = parsers.parser_for(name)
+    parse = line_parser(name, host.name)
     n = start_lines
     delay = 1.0
-    last_at = 0.0
     try:
         r = await host.run(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 7))"],
                            timeout=15)
@@ -327,12 +347,7 @@ async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
                             pass
                         continue
                     line = line[1:]
-                e = parse(line, host.name, name)
-                if e.at:
-                    last_at = e.at
-                elif last_at:
-                    e = _retime(e, last_at)
-                sink.put((e,))
+                sink.put_lines(parse, (line,))
                 got += 1
             sink.state(name, "file", SourceState.FAILED, "follower ended; restarting")
         except (HostError, OSError, ValueError) as e:
@@ -396,17 +411,20 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
         return
     cursor = ""
     delay = 1.0
+
+    def parse(line: str) -> LogEvent:
+        return parsers.parse_journal_line(line, host.name, name)[0]
+
     while True:
         sink.state(name, "journal", SourceState.FOLLOWING if spec.follow else SourceState.STARTING)
         got = 0
+        last = ""
         try:
             async for line in host.stream(journal_argv(spec, cursor, host.root)):
                 if not line.startswith("{"):
                     continue
-                e, c = parsers.parse_journal_line(line, host.name, name)
-                if c:
-                    cursor = c
-                sink.put((e,))
+                sink.put_lines(parse, (line,))
+                last = line
                 got += 1
         except (HostError, OSError, ValueError) as e:
             sink.state(name, "journal", SourceState.FAILED, str(e)[:200])
@@ -415,6 +433,8 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
                 sink.state(name, "journal", SourceState.DONE, f"{got} entries")
                 return
             sink.state(name, "journal", SourceState.FAILED, "journalctl ended; resuming after the last cursor")
+        if last:  # resume after the last entry seen: nothing lost, nothing repeated
+            cursor = parsers.parse_journal_line(last, host.name, name)[1] or cursor
         await asyncio.sleep(delay)
         delay = 1.0 if got else min(delay * 2, 60.0)
 
