@@ -111,9 +111,9 @@ def bench_inventory(uri: str, domains: int) -> dict[str, float]:
 
     from probes.hosts.local import LocalHost
     from probes.inventory.domxml import parse_domain
-    from probes.inventory.libvirt import LibvirtProbe, _quiet_libvirt
+    from probes.inventory.libvirt import LibvirtProbe, quiet_libvirt
 
-    _quiet_libvirt()
+    quiet_libvirt()
     host = LocalHost("bench-hv", libvirt_uri=uri)
     r: dict[str, float] = {}
 
@@ -235,8 +235,8 @@ def _child(mode: str, uri: str, domains: int) -> None:
     import libvirt
 
     from probes.hosts.local import LocalHost
-    from probes.inventory.libvirt import LibvirtProbe, _quiet_libvirt
-    _quiet_libvirt()
+    from probes.inventory.libvirt import LibvirtProbe, quiet_libvirt
+    quiet_libvirt()
     if mode == "libvirt":  # the test driver alone: it keeps the whole fleet in this process
         c = libvirt.open(uri)
         for dom, _ in c.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0):

@@ -212,3 +212,13 @@ def test_ssh_uris_never_prompt_and_own_files_only_for_the_same_host() -> None:
     assert not _reads_own_files("qemu:///session", local)
     assert not _reads_own_files("qemu+tcp://other/system", local)  # not this host's files
     assert not _reads_own_files(demo_uri(), local)
+
+
+async def test_libvirt_errors_never_reach_the_terminal(capfd) -> None:
+    """libvirt prints errors on fd 2 by default, which is where Textual draws."""
+    p = LibvirtProbe()
+    with pytest.raises(Exception, match="tsa-missing"):
+        await p.collect(LocalHost("h", libvirt_uri="test:///nonexistent/tsa-missing.xml"))
+    await p.close()
+    out, err = capfd.readouterr()
+    assert "libvirt" not in err and "tsa-missing" not in err

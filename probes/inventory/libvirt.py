@@ -119,8 +119,11 @@ def ensure_libvirt_events() -> bool:
 _quiet_done = False
 
 
-def _quiet_libvirt() -> None:
-    """libvirt prints every error to stderr by default: that would scribble over the TUI."""
+def quiet_libvirt() -> None:
+    """libvirt prints every error to stderr by default: that would scribble over the TUI.
+
+    Process-wide and idempotent; every area that opens libvirt connections benefits.
+    """
     global _quiet_done
     if not _quiet_done:
         import libvirt
@@ -151,6 +154,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         self.resync = resync
         self.resync_without_events = resync_without_events
         self.use_events = events
+        with contextlib.suppress(ImportError):
+            quiet_libvirt()  # before any probe of any area opens a libvirt connection
         self._conn: Any = None
         self._uri = ""
         self._secure = False
@@ -354,7 +359,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     def _connect(self, uri: str) -> None:
         import libvirt
-        _quiet_libvirt()
+        quiet_libvirt()
         events = self.use_events and ensure_libvirt_events()
         self._secure = uri.startswith("test:")
         try:
