@@ -40,12 +40,13 @@ trap '' PIPE
 exec 5<>"$d/q"
 (
   trap - EXIT
-  while IFS=' ' read -r id rc <&5; do
+  n=0; old=
+  while IFS=' ' read -r id rc o e <&5; do
     [ "$id" = . ] && exit 0
-    o=$(wc -c <"$d/$id.o"); e=$(wc -c <"$d/$id.e")
-    printf '%s %s %s %s\n' "$id" "$rc" $o $e
-    cat "$d/$id.o" "$d/$id.e"
-    rm -f "$d/$id.o" "$d/$id.e" "$d/$id.p"
+    printf '%s %s %s %s\n' "$id" "$rc" "$o" "$e"
+    if [ "$e" -gt 0 ]; then cat "$d/$id.o" "$d/$id.e"; elif [ "$o" -gt 0 ]; then cat "$d/$id.o"; fi
+    old="$old $id.o $id.e $id.p"; n=$((n + 1))
+    if [ "$n" -ge 32 ]; then (cd "$d" && rm -f $old); n=0; old=; fi
   done
 ) &
 w=$!
@@ -62,11 +63,11 @@ while IFS= read -r line; do
     "$@" </dev/null >"$d/$id.o" 2>"$d/$id.e" &
     printf '%s\n' $! >"$d/$id.p"
     wait $!; rc=$?
-    printf '%s %s\n' "$id" "$rc" >&5
+    cd "$d" && set -- $(wc -c "$id.o" "$id.e") && printf '%s %s %s %s\n' "$id" "$rc" "$1" "$3" >&5
   ) >/dev/null 2>&1 &
 done
 for f in "$d"/*.p; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
-printf '. 0\n' >&5
+printf '. 0 0 0\n' >&5
 wait "$w"
 """.replace("__READY__", READY)
 
