@@ -128,9 +128,9 @@ class TenantScopeApp(App[int]):
         self._pending = state
         if self._flush_timer is None:
             delay = max(0.01, self._last_flush + self.COALESCE - time.monotonic())
-            self._flush_timer = self.set_timer(delay, self._flush)
+            self._flush_timer = self.set_timer(delay, self._flush_pending)
 
-    def _flush(self) -> None:
+    def _flush_pending(self) -> None:
         self._flush_timer = None
         state, self._pending = self._pending, None
         self._last_flush = time.monotonic()

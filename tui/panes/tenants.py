@@ -63,8 +63,32 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def build_groups(state: State) -> tuple[_Group, ...]:
-    """The tree's content as plain data: one group per tenant (sorted), then unplaced."""
+LabelCache = dict[tuple[object, ...], Text]
+
+
+def _label_key(w: Workload) -> tuple[object, ...]:
+    return (w.key, w.name, w.kind, w.host, w.state, w.tenant, w.placed_by, w.placed_rule)
+
+
+def build_groups(state: State, cache: LabelCache | None = None) -> tuple[_Group, ...]:
+    """The tree's content as plain data: one group per tenant (sorted), then unplaced.
+
+    `cache` maps a workload's shown fields to its label from the previous call, so that on a
+    large fleet a refresh builds labels only for the workloads that changed; it is replaced
+    in place by this call's labels (old entries dropped)."""
+    old = dict(cache) if cache is not None else {}
+    if cache is not None:
+        cache.clear()
+
+    def row_label(w: Workload) -> Text:
+        k = _label_key(w)
+        text = old.get(k)
+        if text is None:
+            text = workload_label(w)
+        if cache is not None:
+            cache[k] = text
+        return text
+
     by_tenant: dict[str, list[Workload]] = {t.name: [] for t in state.tenants}
     unplaced: list[Workload] = []
     for w in state.workloads():
@@ -75,7 +99,7 @@ def build_groups(state: State) -> tuple[_Group, ...]:
 
     def rows(ws: Sequence[Workload]) -> tuple[_Row, ...]:
         order = sorted(ws, key=lambda w: (w.host, w.kind.value, w.name))
-        return tuple(_Row(f"w:{w.key}", workload_label(w)) for w in order)
+        return tuple(_Row(f"w:{w.key}", row_label(w)) for w in order)
 
     groups = []
     for name in sorted(by_tenant):
@@ -93,8 +117,7 @@ def build_groups(state: State) -> tuple[_Group, ...]:
 
 def _projection(state: State) -> tuple[object, ...]:
     """What this pane shows, cheap to compare: skip all work when it is unchanged."""
-    return (tuple(t.name for t in state.tenants),
-            tuple((w.key, w.state, w.tenant, w.placed_by, w.placed_rule) for w in state.workloads()))
+    return (tuple(t.name for t in state.tenants), tuple(_label_key(w) for w in state.workloads()))
 
 
 class TenantTree(Tree[str]):
@@ -114,6 +137,7 @@ class TenantsPane(Pane):
         self._seen: tuple[object, ...] | None = None
         self._groups: tuple[_Group, ...] = ()
         self._collapsed: set[str] = set()
+        self._labels: LabelCache = {}
 
     def compose(self) -> ComposeResult:
         tree = TenantTree(Text("tenants"), id="tenant-tree")
@@ -122,7 +146,7 @@ class TenantsPane(Pane):
         yield tree
 
     @property
-    def tree(self) -> TenantTree:
+    def tenant_tree(self) -> TenantTree:
         return self.query_one(TenantTree)
 
     # -- rendering
@@ -132,7 +156,7 @@ class TenantsPane(Pane):
         if seen == self._seen:
             return
         self._seen = seen
-        groups = build_groups(state)
+        groups = build_groups(state, self._labels)
         self.border_subtitle = (f"{_plural(len(groups) - 1, 'tenant')} · "
                                 f"{_plural(len(state.workloads()), 'workload')}")
         if _shape(groups) == _shape(self._groups):
@@ -142,17 +166,17 @@ class TenantsPane(Pane):
         self._groups = groups
 
     def _relabel(self, groups: tuple[_Group, ...]) -> None:
-        nodes = {n.data: n for n in _walk(self.tree.root)}
+        nodes = {n.data: n for n in _walk(self.tenant_tree.root)}
         old = {g.data: g for g in self._groups}
         for g in groups:
             if old[g.data].label != g.label:
                 nodes[g.data].set_label(g.label)
             for r_old, r in zip(old[g.data].rows, g.rows):
-                if r_old.label != r.label:
+                if r_old.label is not r.label and r_old.label != r.label:
                     nodes[r.data].set_label(r.label)
 
     def _rebuild(self, groups: tuple[_Group, ...]) -> None:
-        tree = self.tree
+        tree = self.tenant_tree
         cursor = tree.cursor_node.data if tree.cursor_node is not None else None
         cursor_parent = (tree.cursor_node.parent.data
                          if tree.cursor_node is not None and tree.cursor_node.parent is not None else None)
@@ -182,11 +206,11 @@ class TenantsPane(Pane):
 
     def action_expand_all(self) -> None:
         self._collapsed.clear()
-        for n in self.tree.root.children:
+        for n in self.tenant_tree.root.children:
             n.expand()
 
     def action_collapse_all(self) -> None:
-        for n in self.tree.root.children:
+        for n in self.tenant_tree.root.children:
             n.collapse()
             if n.data is not None:
                 self._collapsed.add(n.data)
