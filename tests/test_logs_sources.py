@@ -164,17 +164,19 @@ def test_unreadable_file_as_nobody(tmp_path):
 # ---------------------------------------------------------------- live, through a transport
 
 
-async def run_scenario(tmp_path, follow) -> CollectSink:  # noqa: ANN001
-    """The whole life of a log file while `follow(path, host, sink)` runs."""
+async def run_scenario(tmp_path, follow, host=None) -> CollectSink:  # noqa: ANN001
+    """The whole life of a log file while `follow(path, host, sink)` runs. With `host`
+    (an SSH host on this machine), the path is absolute and the host has no root prefix."""
     root = tmp_path / "root"
     (root / "var/log").mkdir(parents=True)
     p = root / "var/log/app.log"
-    host = local_host(root)
+    name = "/var/log/app.log" if host is None else str(p)
+    host = host or local_host(root)
     sink = CollectSink()
     w = open(p, "ab", buffering=0)
     write(w, lines("pre", 0, 5))
     expected = msgs("pre", 2, 5)  # 3 lines back
-    task = asyncio.create_task(follow("/var/log/app.log", host, sink))
+    task = asyncio.create_task(follow(name, host, sink))
     try:
         await wait_for(lambda: sink.messages == expected, "the last 3 lines")
         write(w, lines("a", 0, 5))
@@ -212,7 +214,7 @@ async def run_scenario(tmp_path, follow) -> CollectSink:  # noqa: ANN001
         w.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert all(e.host == "hv1" and e.source == "file:/var/log/app.log" for e in sink.events)
+    assert all(e.host == host.name and e.source == "file:" + name for e in sink.events)
     return sink
 
 
