@@ -222,3 +222,18 @@ async def test_libvirt_errors_never_reach_the_terminal(capfd) -> None:
     await p.close()
     out, err = capfd.readouterr()
     assert "libvirt" not in err and "tsa-missing" not in err
+
+
+async def test_bench_fleet_generator_stays_loadable(tmp_path) -> None:
+    """bench/inventory.py's generated fleet (small here) loads and parses completely."""
+    from bench.inventory import fleet_xml
+    path = tmp_path / "fleet.xml"
+    path.write_text(fleet_xml(40, 4))
+    p = LibvirtProbe()
+    try:
+        r = await p.collect(LocalHost("h", libvirt_uri=f"test://{path}"))
+    finally:
+        await p.close()
+    assert len(r.vms) == 40 and not r.xml_errors
+    assert len({w.name.split("-")[0] for w in r.vms}) == 4
+    assert sum(w.state == "shut off" for w in r.vms) == 8
