@@ -383,3 +383,39 @@ async def test_every_theme_renders_with_our_variables(theme):
         assert app.theme_variables["status-fail"]
         table = app.query_one("#findings-table", DataTable)
         assert str(table.get_row_at(0)[0]) == "✗ FAIL"  # the word stays whatever the colours
+
+
+def test_no_accidental_override_of_textual_internals():
+    """A pane that defines `_render` or an app that defines `_flush` silently breaks Textual
+    (both happened): our classes must not reuse the private names of their Textual bases.
+    Event handlers (`_on_*`, `_watch_*`) are meant to be overridden and are allowed."""
+    import inspect
+
+    import textual
+    from tui import app as app_module
+    from tui import header
+    from tui.screens import finding, help, probe_errors
+
+    def ours(cls: type) -> bool:
+        return not cls.__module__.startswith(("textual", "rich", "builtins"))
+
+    classes = {app_module.TenantScopeApp, header.AppHeader, header.ErrorCount, help.HelpScreen,
+               finding.FindingScreen, probe_errors.ProbeErrorsScreen}
+    todo = [Pane]
+    while todo:
+        c = todo.pop()
+        classes.add(c)
+        todo.extend(c.__subclasses__())
+    for mod in {inspect.getmodule(c) for c in list(classes)}:
+        for _, obj in inspect.getmembers(mod, inspect.isclass):
+            if ours(obj) and issubclass(obj, textual.dom.DOMNode):
+                classes.add(obj)
+    clashes = []
+    for cls in classes:
+        textual_bases = [b for b in cls.__mro__ if not ours(b)]
+        auto = set(vars(type("Empty", (textual_bases[0],), {})))  # what Textual adds to any class
+        for name in vars(cls):
+            if name.startswith("_") and not name.startswith(("__", "_on_", "_watch_")) and name not in auto:
+                if any(name in vars(b) for b in textual_bases):
+                    clashes.append(f"{cls.__module__}.{cls.__name__}.{name}")
+    assert clashes == []
