@@ -75,11 +75,12 @@ def make_probes(opts: Options) -> Any:
             from probes.facts.probe import FactsProbe
             probes.append(FactsProbe(interval=max(opts.interval, 60.0),
                                      updates=("updates", "1") in opts.extra))
-        if not opts.demo:  # network topology (probes/network); active probes only on request
-            from probes.network.policy import from_config
-            from probes.network.topology import TopologyProbe
-            from probes.tenancy import config_for
-            probes.append(TopologyProbe(interval=max(opts.interval, 5.0), policy=from_config(config_for(opts))))
+        # network topology (probes/network; the demo: libvirt's view only); active probes only on request
+        from probes.network.policy import from_config
+        from probes.network.topology import TopologyProbe
+        from probes.tenancy import config_for
+        probes.append(TopologyProbe(interval=opts.interval if opts.demo else max(opts.interval, 5.0),
+                                    policy=from_config(config_for(opts)), libvirt_only=opts.demo))
         if not opts.demo:  # logs: journal, files, libvirt events (probes/logs/service.py)
             from probes.logs.service import log_probes
             probes += log_probes(host, opts)

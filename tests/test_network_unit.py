@@ -181,3 +181,28 @@ def test_vm_taps_matched_by_target_dev_and_mac() -> None:
     assert ("NET-02", Status.FAIL) in res and ("NET-04", Status.FAIL) in res
     ports = {p for f in run_checks(State(hosts=(hs,)), ("NET-02",)) for e in f.evidence for p in [e.where]}
     assert {"port host/tapx", "port host/anon"} <= ports
+
+
+async def test_demo_topology_from_libvirt_test_driver() -> None:
+    """The demo has no kernel to read: its topology comes from libvirt's networks and NICs."""
+    from probes.checks.base import run_checks
+    from probes.model import Status
+    from probes.network.predict import matrix
+    from probes.session import Options, make_engine
+    engine = make_engine(Options(demo=True))
+    try:
+        await engine.refresh_once()
+        await engine.refresh_once()  # the topology is built from the VMs the first pass found
+    finally:
+        await engine.stop()
+    hs = engine.state.hosts[0]
+    topo = hs.topology
+    assert topo is not None and topo.source == "libvirt"
+    assert {n.name: (n.bridge, n.forward_mode) for n in topo.libvirt_networks}["net-acme"] == ("br-acme", "nat")
+    assert {lk.name for lk in topo.links if lk.master == "br-shared"} >= {"tap-acmedb1s", "tap-initechci1"}
+    m = matrix(hs)
+    cell = m.cell("acme", "initech")
+    assert cell.predicted and cell.observed is None and cell.status == "wrong"
+    assert any("br-shared" in p.path for p in cell.pairs)
+    fails = [f for f in run_checks(engine.state, ("NET-02",)) if f.status == Status.FAIL]
+    assert any("br-shared" in f.summary for f in fails)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, WorkloadKind
 from probes.network.predict import matrix
-from probes.network.segments import HOST_TENANT, endpoints, segment_label
+from probes.network.segments import HOST_TENANT, UNPLACED, endpoints, segment_label
 
 ANTI_SPOOF = {"clean-traffic", "clean-traffic-gateway", "no-ip-spoofing", "no-mac-spoofing",
               "no-arp-spoofing", "no-arp-mac-spoofing", "no-arp-ip-spoofing"}
@@ -167,7 +167,11 @@ def net05(state: State, spec: CheckSpec) -> Iterator[Finding]:
                                + (f", via {' > '.join(h.where or h.address for h in r.hops)}" if r.hops else ", direct (same segment)"))
                       for r in reached[:6]]
                 ev += [Evidence("topology path", p.path) for p in c.pairs if p.reachable][:3]
-                yield finding(spec, Status.FAIL, f"{c.src} reaches {c.dst} ({len(reached)} probe(s) answered)",
+                unplaced = UNPLACED in (c.src, c.dst)
+                yield finding(spec, Status.WARN if unplaced else Status.FAIL,
+                              f"{c.src} reaches {c.dst} ({len(reached)} probe(s) answered)"
+                              + (": place these workloads in a tenant to know whether that is allowed" if unplaced else ""),
+                              severity=Severity.HIGH if unplaced else None,
                               host=hs.host.name, tenants=[c.src, c.dst],
                               workloads=sorted({r.src for r in reached} | {r.dst for r in reached}), evidence=ev)
             elif c.observed is None and c.predicted:

@@ -96,6 +96,16 @@ class OvsBridge:
 
 
 @dataclass(frozen=True)
+class LibvirtNetwork:
+    name: str
+    bridge: str = ""
+    forward_mode: str = ""  # "" (isolated), nat, route, open, bridge, passthrough, ...
+    active: bool = True
+    addresses: tuple[str, ...] = ()  # CIDR of the host on the network's bridge
+    virtualport: str = ""  # openvswitch when the network plugs into OVS
+
+
+@dataclass(frozen=True)
 class Topology:
     links: tuple[Link, ...] = ()
     ip_forward: bool = False  # the root namespace
@@ -103,6 +113,7 @@ class Topology:
     routes: tuple[Route, ...] = ()
     ovs: tuple[OvsBridge, ...] = ()
     ovs_state: str = "absent"  # absent (no ovs-vsctl / no db), ok, error: MESSAGE
+    libvirt_networks: tuple[LibvirtNetwork, ...] = ()
     source: str = ""  # netlink, ip-json
     problems: tuple[str, ...] = ()  # e.g. a namespace named in config that does not exist
     policy: Policy | None = None  # the expected reachability the topology was read with

@@ -32,13 +32,19 @@ class TopologyProbe(Probe[Topology]):
     timeout = 20.0
 
     def __init__(self, *, interval: float = 10.0, policy: Policy | None = None,
-                 ovs_db: str | None = None, use_netlink: bool | None = None) -> None:
-        self.interval = max(interval, 5.0)
+                 ovs_db: str | None = None, use_netlink: bool | None = None,
+                 libvirt_only: bool = False) -> None:
+        self.interval = interval if libvirt_only else max(interval, 5.0)
         self.policy = policy
         self.ovs_db = ovs_db
         self.use_netlink = use_netlink
+        self.libvirt_only = libvirt_only  # the demo: no kernel to read, only libvirt's view
 
     async def collect(self, host: HostTransport) -> Topology:
+        from probes.network.libvirtnet import read_networks
+        nets = await read_networks(host.host.libvirt_uri) if host.is_local else ()
+        if self.libvirt_only:
+            return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
         if netlink:
             topo = await asyncio.to_thread(read_netlink)
@@ -55,9 +61,13 @@ class TopologyProbe(Probe[Topology]):
                     problems.append(f"namespace {name!r} named in config does not exist on this host "
                                     f"(not created; its workloads are not tested)")
         return replace(topo, ovs=bridges, ovs_state=state, problems=tuple(problems),
-                       policy=policy, taken_at=time.time())
+                       policy=policy, libvirt_networks=nets, taken_at=time.time())
 
     def merge(self, state: HostState, result: Topology) -> HostState:
+        if self.libvirt_only:
+            from probes.network.libvirtnet import from_libvirt
+            built = from_libvirt(state.workloads, result.libvirt_networks)
+            result = replace(built, policy=result.policy, taken_at=result.taken_at)
         return replace(state, topology=result)
 
 

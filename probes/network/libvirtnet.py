@@ -1,0 +1,98 @@
+"""libvirt networks (bridge, forward mode), and a topology built from libvirt alone.
+
+`read_networks` opens a read-only connection in a worker thread, lists the networks and reads
+each one's bridge and forward mode. `from_libvirt` builds a Topology out of the VMs' NICs and
+those networks, for hosts where the kernel cannot be read (the bundled demo on libvirt's test
+driver, a replay): each NIC becomes a tap on its network's bridge (or on its source bridge,
+or a port of its OVS bridge with its VLAN tag). It is marked `source="libvirt"` so nobody
+mistakes it for an observation of the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from probes.model import Workload, WorkloadKind
+from probes.network.model import LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
+
+
+def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
+    root = ET.fromstring(xml)
+    br = root.find("bridge")
+    fwd = root.find("forward")
+    addrs = []
+    for ip in root.findall("ip"):
+        a, mask, prefix = ip.get("address"), ip.get("netmask"), ip.get("prefix")
+        if a and (mask or prefix):
+            try:
+                n = ipaddress.ip_network(f"{a}/{prefix or mask}", strict=False)
+                addrs.append(f"{a}/{n.prefixlen}")
+            except ValueError:
+                pass
+    vp = root.find("virtualport")
+    return LibvirtNetwork(name=root.findtext("name") or "", bridge=br.get("name", "") if br is not None else "",
+                          forward_mode=(fwd.get("mode") or "nat") if fwd is not None else "",
+                          active=active, addresses=tuple(addrs),
+                          virtualport=vp.get("type", "") if vp is not None else "")
+
+
+def _read(uri: str) -> tuple[LibvirtNetwork, ...]:
+    import libvirt
+    conn = libvirt.openReadOnly(uri)
+    try:
+        out = []
+        for net in conn.listAllNetworks():
+            try:
+                out.append(parse_network(net.XMLDesc(0), bool(net.isActive())))
+            except (libvirt.libvirtError, ET.ParseError):
+                continue
+        return tuple(sorted(out, key=lambda n: n.name))
+    finally:
+        conn.close()
+
+
+async def read_networks(uri: str | None) -> tuple[LibvirtNetwork, ...]:
+    """The host's libvirt networks; () when libvirt is not reachable (not an error here: the
+    inventory probe reports the connection)."""
+    if not uri:
+        return ()
+    try:
+        return await asyncio.to_thread(_read, uri)
+    except Exception:  # noqa: BLE001 - libvirt absent or refusing: no networks known
+        return ()
+
+
+def from_libvirt(workloads: Sequence[Workload], networks: Sequence[LibvirtNetwork]) -> Topology:
+    by_name = {n.name: n for n in networks}
+    links: dict[str, Link] = {}
+    ovs: dict[str, list[OvsPort]] = {}
+    for n in networks:
+        if n.bridge and n.virtualport != "openvswitch":
+            links[n.bridge] = Link(n.bridge, 0, kind="bridge", addresses=n.addresses, state="UP")
+    for w in workloads:
+        if w.kind != WorkloadKind.VM or not w.vm:
+            continue
+        for i, nic in enumerate(w.vm.nics):
+            net = by_name.get(nic.source) if nic.type == "network" else None
+            bridge = nic.bridge or (net.bridge if net else nic.source if nic.type == "bridge" else "")
+            if not bridge:
+                continue
+            tap = nic.target_dev or f"({w.name}#{i})"
+            mac = "fe" + nic.mac[2:] if len(nic.mac) == 17 else ""
+            if nic.virtualport_type == "openvswitch" or (net and net.virtualport == "openvswitch"):
+                tag = nic.vlan_tags[0] if len(nic.vlan_tags) == 1 and not nic.vlan_trunk else None
+                trunks = tuple(nic.vlan_tags) if nic.vlan_trunk else ()
+                ovs.setdefault(bridge, []).append(OvsPort(tap, bridge, tag=tag, trunks=trunks, interfaces=(
+                    OvsInterface(tap, ofport=1, external_ids=(("iface-id", nic.virtualport_interfaceid),)),)))
+                links[tap] = Link(tap, 0, kind="tun", mac=mac, state="UP")
+            else:
+                links.setdefault(bridge, Link(bridge, 0, kind="bridge", state="UP"))
+                links[tap] = Link(tap, 0, kind="tun", master=bridge, mac=mac, state="UP",
+                                  port_isolated=nic.port_isolated)
+    return Topology(links=tuple(links.values()),
+                    ovs=tuple(OvsBridge(b, ports=tuple(sorted(p, key=lambda x: x.name))) for b, p in sorted(ovs.items())),
+                    ovs_state="ok" if ovs else "absent", libvirt_networks=tuple(networks), source="libvirt",
+                    ip_forward=any(n.forward_mode in ("nat", "route", "open") for n in networks))
