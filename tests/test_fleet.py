@@ -118,3 +118,23 @@ def test_invalid_yaml_names_the_line(tmp_path):
 def test_duplicate_names_are_refused():
     with pytest.raises(FleetError, match="listed twice"):
         load_targets(["hv1", "root@hv1"])
+
+
+def test_make_hosts_from_an_inventory():
+    from probes.hosts.local import LocalHost
+    from probes.hosts.ssh import SSHHost
+    from probes.session import Options, make_hosts
+    hosts = make_hosts(Options(inventory=_p("fleet.yml"), limit="hypervisors,control",
+                               known_hosts="/nonexistent/kh"))
+    by = {h.name: h for h in hosts}
+    assert list(by) == ["hv01.dc1.example", "hv02.dc1.example", "hv03.dc1.example", "hv-big", "localhost"]
+    assert isinstance(by["localhost"], LocalHost) and by["localhost"].host.libvirt_uri == "qemu:///system"
+    big = by["hv-big"]
+    assert isinstance(big, SSHHost) and big.host.kind == "ssh"
+    assert big.host.address == "root@192.0.2.10:2222"
+    assert big.host.libvirt_uri == "qemu+ssh://root@192.0.2.10:2222/system?socket=/run/libvirt/libvirt-sock"
+    assert by["hv01.dc1.example"].host.libvirt_uri == "qemu+ssh://admin@hv01.dc1.example/system"
+    assert big.known_hosts == "/nonexistent/kh"
+    # one --host with --libvirt: that URI is the host's
+    (one,) = make_hosts(Options(hosts=("root@hv9",), libvirt_uri="qemu+ssh://root@hv9/system?socket=/x"))
+    assert one.host.libvirt_uri == "qemu+ssh://root@hv9/system?socket=/x"

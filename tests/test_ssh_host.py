@@ -215,3 +215,80 @@ async def test_nothing_listening_is_unreachable_and_backs_off(sshd):
             await h.run(["true"])
     finally:
         await h.close()
+
+
+async def test_ssh_config_alias_and_proxyjump(sshd_factory, tmp_path):
+    """An alias from ssh_config (HostName, Port, User) reached through a ProxyJump host, as
+    OpenSSH would: the jump host's own settings come from the config too."""
+    jump, target = sshd_factory(), sshd_factory()
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"""\
+Host tse-jump
+  HostName 127.0.0.1
+  Port {jump.port}
+  User root
+  IdentityFile {jump.client_key}
+  UserKnownHostsFile {jump.known_hosts}
+Host tse-target
+  HostName 127.0.0.1
+  Port {target.port}
+  User root
+  ProxyJump tse-jump
+""")
+    from probes.fleet import parse_target
+    from probes.hosts.ssh import SSHHost
+    h = SSHHost(parse_target("tse-target"), known_hosts=target.known_hosts,
+                client_keys=[target.client_key], agent_path=None, config=[str(cfg)])
+    try:
+        r = await h.run(["sh", "-c", 'echo "$SSH_CONNECTION"'])
+    finally:
+        await h.close()
+    assert r.ok and r.stdout.split()[3] == str(target.port)
+    assert accepted_logins(jump) == 1 and accepted_logins(target) == 1
+    assert h.host.name == "tse-target" and h.host.libvirt_uri is None
+
+
+def _mux_dirs(s) -> set[str]:
+    """Temp dirs of the command servers running under this sshd (from their open FIFO)."""
+    out = set()
+    for p in psutil.Process(s.pid).children(recursive=True):
+        try:
+            for f in p.open_files() + [type("F", (), {"path": os.readlink(f"/proc/{p.pid}/fd/5")})()]:
+                if "tenantscope-mux." in f.path:
+                    out.add(os.path.dirname(f.path))
+        except (psutil.Error, OSError):
+            continue
+    return out
+
+
+async def test_command_server_cleans_up_when_closed(sshd_factory):
+    s = sshd_factory()
+    h = ssh_host(s)
+    try:
+        assert (await h.run(["echo", "x"])).ok
+        dirs = _mux_dirs(s)
+        assert len(dirs) == 1 and os.path.isdir(next(iter(dirs)))
+    finally:
+        await h.close()
+    for _ in range(100):
+        if not _mux_dirs(s) and not any(os.path.exists(d) for d in dirs):
+            break
+        await asyncio.sleep(0.05)
+    assert not _mux_dirs(s) and not any(os.path.exists(d) for d in dirs)
+
+
+@MODES
+async def test_pending_commands_fail_fast_when_the_connection_drops(sshd_factory, use_mux):
+    s = sshd_factory()
+    h = ssh_host(s, use_mux=use_mux)
+    try:
+        assert (await h.run(["true"])).ok
+        pending = asyncio.ensure_future(h.run(["sleep", "30"], timeout=60))
+        await asyncio.sleep(0.3)
+        s.kill()
+        with pytest.raises(HostError) as ei:
+            await asyncio.wait_for(pending, 20)  # not the 60 s deadline
+        assert not isinstance(ei.value, CommandTimeout)
+        assert h.connection.state == ConnState.UNREACHABLE
+    finally:
+        await h.close()

@@ -335,7 +335,11 @@ class SSHHost(HostTransport):
                 done = await proc.wait()
             finally:
                 proc.close()  # a no-op when done; else ends the remote command (wrapper)
-        rc = done.returncode if done.returncode is not None else 255
+        if done.returncode is None:  # no exit status: the channel or the connection went away
+            if self._conn is not conn:
+                raise HostUnreachable(f"{self.target.ssh_address}: connection lost while running {argv[0]}")
+            raise HostError(f"{self.name}: {argv[0]}: ended without an exit status")
+        rc = done.returncode
         out = done.stdout if isinstance(done.stdout, str) else ""
         err = done.stderr if isinstance(done.stderr, str) else ""
         return self._result(argv, rc, out, err)
