@@ -84,8 +84,9 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
         e = next(e for e in engine.state.hosts[0].logs.events if "tapglobex1" in e.message)
         assert e.tenant == "globex" and e.tags == ("bridge-port",)
         # tenantscope's own events: the findings raised appear as log entries
-        assert any(x.source == "tenantscope" and "finding raised: LOG-01" in x.message
-                   for x in live_ring("hv1"))
+        own = [x.message for x in live_ring("hv1") if x.source == "tenantscope"]
+        assert any("finding raised: LOG-01" in m or m.startswith("at start") and "LOG-01" in m
+                   for m in own), own
         (root / "var/log/libvirt/qemu/globex-db.log").write_text(
             "2026-11-27 10:11:00.000+0000: shutting down, reason=crashed\n")
         svc_probe = engine.probes_of("hv1")[1]

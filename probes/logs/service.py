@@ -324,12 +324,15 @@ class LogService:
                     hl = self.hosts.get(f.host) or self.hosts[first]
                     hl.own("info", f"finding cleared: {f.check_id} {f.title}: {f.summary}",
                            (("check", f.check_id), ("finding", "cleared")))
-        else:
+        else:  # at start: one line per host, not one per finding already there
+            per_host: dict[str, list[Any]] = {}
             for f in raised.values():
-                hl = self.hosts.get(f.host) or self.hosts[first]
-                hl.own(_SEV_OF_FINDING.get(f.severity, "warning"),
-                       f"finding raised: {f.check_id} {f.title}: {f.summary}",
-                       (("check", f.check_id), ("finding", "raised")))
+                per_host.setdefault(f.host if f.host in self.hosts else first, []).append(f)
+            for h, fs in per_host.items():
+                fails = sum(1 for f in fs if f.status == Status.FAIL)
+                ids = ", ".join(sorted({f.check_id for f in fs})[:12])
+                self.hosts[h].own("notice", f"at start: {fails} failing and {len(fs) - fails} "
+                                  f"warning findings ({ids})", (("finding", "start"),))
         self._findings = raised
         errs = {(e.host, e.probe): e for hs in state.hosts for e in hs.probe_errors}
         for k, e in errs.items():
