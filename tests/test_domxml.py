@@ -306,3 +306,11 @@ def test_corpus_parses_or_fails_clearly() -> None:
 def test_corpus_samples(name: str, check) -> None:
     p = parse_domain((CORPUS / name).read_bytes(), name_hint=name)
     assert check(p.vm), p.vm
+
+
+def test_the_stdlib_guard_refuses_dtds_too(monkeypatch) -> None:
+    """Without defusedxml (a stale venv) DTDs and entities are still refused."""
+    monkeypatch.setattr(domxml, "_defused_fromstring", None)
+    with pytest.raises(DomainXmlError, match="not allowed"):
+        parse_domain((DATA / "entities.xml").read_text(), name_hint="bomb")
+    assert parse("minimal.xml").vm.vcpus == 1

@@ -184,6 +184,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
         uri = host.host.libvirt_uri
         if not uri:
             raise LibvirtUnavailable("no libvirt URI for this host")
+        try:
+            import libvirt  # noqa: F401
+        except ImportError:
+            raise LibvirtUnavailable("libvirt-python is not installed here") from None
         r = await asyncio.to_thread(self._collect_sync, uri, host.name)
         if self.read_status_files and not self._secure and _reads_own_files(uri, host):
             r = await self._with_passwords(host, r)
@@ -447,8 +451,7 @@ async def _passwd_flags(host: HostTransport, w: Workload) -> tuple[bool, ...] | 
     """For each <graphics> of the domain, whether it has a password; None when unknown."""
     from xml.etree.ElementTree import ParseError
 
-    from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import fromstring
+    from probes.inventory.domxml import DefusedXmlException, safe_fromstring
     name = w.name
     if not name or "/" in name or name.startswith(".") or "\x00" in name:
         return None
@@ -458,7 +461,7 @@ async def _passwd_flags(host: HostTransport, w: Workload) -> tuple[bool, ...] | 
     except Exception:  # absent, not root, host gone: the password stays unknown
         return None
     try:
-        root = fromstring(text, forbid_dtd=True)
+        root = safe_fromstring(text)
     except (ParseError, DefusedXmlException):
         return None
     finally:
@@ -499,4 +502,4 @@ def _looks_absent(error: str) -> bool:
     """No libvirt on this host at all (as opposed to one that stopped answering)."""
     e = error.lower()
     return ("no such file or directory" in e and "sock" in e) or "no connection driver" in e \
-        or "libvirt uri" in e
+        or "libvirt uri" in e or "not installed" in e
