@@ -177,6 +177,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
         self._pw: dict[str, tuple[Workload, Workload]] = {}
         self._pw_in: tuple[Workload, ...] | None = None
         self._pw_out: tuple[Workload, ...] = ()
+        self._pw_pending = False
 
     # -- engine interface
 
@@ -199,8 +200,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
         prev = state.connection("libvirt")
         since = prev.since if prev is not None and prev.state == ConnState.UP and prev.since else now
         conn = Connection("libvirt", ConnState.UP, result.uri, since)
+        old = {e.message: e for e in state.probe_errors if e.probe == XML_ERRORS_PROBE}
         errors = tuple(e for e in state.probe_errors if e.probe != XML_ERRORS_PROBE) + tuple(
-            ProbeError(XML_ERRORS_PROBE, state.host.name, msg, now, now) for msg in result.xml_errors)
+            old.get(msg) or ProbeError(XML_ERRORS_PROBE, state.host.name, msg, now, now)
+            for msg in result.xml_errors)
         return replace(state, workloads=others + result.vms,
                        connections=_set_connection(state.connections, conn),
                        probe_errors=errors)
@@ -209,7 +212,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         prev = state.connection("libvirt")
         was_up = prev is not None and prev.state in (ConnState.UP, ConnState.UNREACHABLE)
         if not was_up and _looks_absent(error):
-            cstate, since = ConnState.ABSENT, now
+            cstate = ConnState.ABSENT
+            since = prev.since if prev is not None and prev.state == cstate and prev.since else now
             detail = f"not found ({error})"
         else:
             cstate = ConnState.UNREACHABLE
@@ -238,25 +242,39 @@ class LibvirtProbe(Probe[LibvirtResult]):
         the presence of a password is kept; the file's text is dropped at once. Read again
         only when the domain changed; unreadable files leave the password "unknown".
         """
-        if r.vms is self._pw_in:
+        if r.vms is self._pw_in and not self._pw_pending:
             return replace(r, vms=self._pw_out)
-        out: list[Workload] = []
-        for w in r.vms:
+        out: list[Workload] = list(r.vms)
+        todo: list[int] = []
+        for i, w in enumerate(r.vms):
             vm = w.vm
             if vm is None or not vm.graphics or all(g.passwd_known for g in vm.graphics):
-                out.append(w)
                 continue
             prev = self._pw.get(w.uuid)
             if prev is not None and prev[0] is w:
-                out.append(prev[1])
-                continue
-            flags = await _passwd_flags(host, w)
+                out[i] = prev[1]
+            else:
+                todo.append(i)
+        # local files cost nothing; over SSH every read is a round trip: a few per refresh,
+        # the rest at the next ones (they stay "unknown" meanwhile)
+        budget = len(todo) if host.is_local else PASSWORD_READS_PER_REFRESH
+        sem = asyncio.Semaphore(8)
+
+        async def one(i: int) -> None:
+            w = r.vms[i]
+            async with sem:
+                flags = await _passwd_flags(host, w)
             nw = w
+            vm = w.vm
+            assert vm is not None
             if flags is not None and len(flags) == len(vm.graphics):
                 nw = replace(w, vm=replace(vm, graphics=tuple(
                     replace(g, passwd_set=f, passwd_known=True) for g, f in zip(vm.graphics, flags))))
             self._pw[w.uuid] = (w, nw)
-            out.append(nw)
+            out[i] = nw
+
+        await asyncio.gather(*(one(i) for i in todo[:budget]))
+        self._pw_pending = len(todo) > budget
         present = {w.uuid for w in r.vms}
         for gone in set(self._pw) - present:
             del self._pw[gone]
@@ -434,6 +452,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
 # ------------------------------------------------------------------ helpers
 
 
+PASSWORD_READS_PER_REFRESH = 32  # remote hosts: files read per collect (see _with_passwords)
 STATUS_DIR = "/run/libvirt/qemu"  # live status XML of running domains (root only)
 CONFIG_DIR = "/etc/libvirt/qemu"  # persistent definitions
 
