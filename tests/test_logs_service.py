@@ -85,7 +85,7 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
         assert e.tenant == "globex" and e.tags == ("bridge-port",)
         # tenantscope's own events: the findings raised appear as log entries
         own = [x.message for x in live_ring("hv1") if x.source == "tenantscope"]
-        assert any("finding raised: LOG-01" in m or m.startswith("at start") and "LOG-01" in m
+        assert any("finding raised: LOG-01" in m or "findings raised" in m and "LOG-01" in m
                    for m in own), own
         (root / "var/log/libvirt/qemu/globex-db.log").write_text(
             "2026-11-27 10:11:00.000+0000: shutting down, reason=crashed\n")
@@ -150,3 +150,31 @@ def test_session_registers_the_logs_probe():
     demo = make_probes(Options(demo=True))(LocalHost("demo", libvirt_uri=None))
     assert not any(p.name == "logs" for p in demo)
     assert make_deriver  # the real deriver is used by the app; the tests use the fixture tenants
+
+
+def test_own_events_findings_and_probe_errors(tmp_path):
+    from probes.model import Finding, ProbeError, Severity, State
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
+    hl = svc.hosts["hv1"] = svcmod.HostLogs(local_host(tmp_path), svc.cfg)
+    base = fleet_state()
+
+    def f(i, status=Status.FAIL):  # noqa: ANN001, ANN202
+        return Finding(f"X-{i:02d}", "vm", "t", status, Severity.HIGH, "hv1", summary=f"s{i}")
+
+    def msgs():  # noqa: ANN202
+        out = [e.message for e in hl.pending]
+        hl.pending.clear()
+        return out
+
+    svc._own_events(replace(base, findings=(f(1), f(2, Status.PASS))))
+    assert msgs() == ["finding raised: X-01 t: s1"]
+    svc._own_events(replace(base, findings=tuple(f(i) for i in range(1, 16))))
+    assert msgs() == ["14 findings raised (14 failing): " + ", ".join(f"X-{i:02d}" for i in range(2, 14))]
+    svc._own_events(replace(base, findings=tuple(f(i) for i in range(2, 16))))
+    assert msgs() == ["finding cleared: X-01 t: s1"]
+    hs = replace(base.hosts[0], probe_errors=(ProbeError("libvirt", "hv1", "no answer", 1.0),))
+    svc._own_events(replace(base, hosts=(hs,), findings=tuple(f(i) for i in range(2, 16))))
+    assert msgs() == ["probe libvirt failed: no answer"]
+    svc._own_events(replace(base, findings=tuple(f(i) for i in range(2, 16))))
+    assert msgs() == ["probe libvirt recovered"]
+    assert isinstance(State(), State)

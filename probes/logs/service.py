@@ -47,6 +47,7 @@ MAX_SIGNALS = 1000
 REATTRIBUTE = 10_000  # newest entries re-attributed when the inventory changes
 SETTLE = 0.3  # the initial backlog is read when no entry came for this long
 SETTLE_MAX = 5.0
+MAX_OWN = 10  # more findings raised or cleared at once than this: one summary line
 
 _SEV_OF_FINDING = {Severity.CRITICAL: "crit", Severity.HIGH: "err", Severity.MEDIUM: "warning",
                    Severity.LOW: "notice", Severity.INFO: "info"}
@@ -308,31 +309,32 @@ class LogService:
             hl.dirty = True
 
     def _own_events(self, state: State) -> None:
+        """Findings raised and cleared, probe errors: as tenantscope's own log entries. A
+        change of more than MAX_OWN findings at once (start-up, a new inventory) is one line
+        per host, so the evidence lines are not buried."""
         if not self.hosts:
             return
         first = next(iter(self.hosts))
         raised = {f.key: f for f in state.findings if f.status in (Status.FAIL, Status.WARN)}
-        if self._findings is not None:
-            for k, f in raised.items():
-                if k not in self._findings:
-                    hl = self.hosts.get(f.host) or self.hosts[first]
-                    hl.own(_SEV_OF_FINDING.get(f.severity, "warning"),
-                           f"finding raised: {f.check_id} {f.title}: {f.summary}",
-                           (("check", f.check_id), ("finding", "raised")))
-            for k, f in self._findings.items():
-                if k not in raised:
-                    hl = self.hosts.get(f.host) or self.hosts[first]
-                    hl.own("info", f"finding cleared: {f.check_id} {f.title}: {f.summary}",
-                           (("check", f.check_id), ("finding", "cleared")))
-        else:  # at start: one line per host, not one per finding already there
+        prev = self._findings if self._findings is not None else {}
+        new = [f for k, f in raised.items() if k not in prev]
+        gone = [f for k, f in prev.items() if k not in raised]
+        for what, fs in (("raised", new), ("cleared", gone)):
             per_host: dict[str, list[Any]] = {}
-            for f in raised.values():
+            for f in fs:
                 per_host.setdefault(f.host if f.host in self.hosts else first, []).append(f)
-            for h, fs in per_host.items():
-                fails = sum(1 for f in fs if f.status == Status.FAIL)
-                ids = ", ".join(sorted({f.check_id for f in fs})[:12])
-                self.hosts[h].own("notice", f"at start: {fails} failing and {len(fs) - fails} "
-                                  f"warning findings ({ids})", (("finding", "start"),))
+            for h, hfs in per_host.items():
+                hl = self.hosts[h]
+                if len(hfs) > MAX_OWN:
+                    fails = sum(1 for f in hfs if f.status == Status.FAIL)
+                    ids = ", ".join(sorted({f.check_id for f in hfs})[:12])
+                    hl.own("notice", f"{len(hfs)} findings {what} ({fails} failing): {ids}",
+                           (("finding", what),))
+                    continue
+                for f in hfs:
+                    sev = _SEV_OF_FINDING.get(f.severity, "warning") if what == "raised" else "info"
+                    hl.own(sev, f"finding {what}: {f.check_id} {f.title}: {f.summary}",
+                           (("check", f.check_id), ("finding", what)))
         self._findings = raised
         errs = {(e.host, e.probe): e for hs in state.hosts for e in hs.probe_errors}
         for k, e in errs.items():
