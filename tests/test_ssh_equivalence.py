@@ -26,6 +26,21 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
+def _wait_up(links: list[tuple[str, str]], within: float = 10.0) -> None:
+    import json
+    import time
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        states = []
+        for ns, dev in links:
+            r = subprocess.run(["ip", *(["-n", ns] if ns else []), "-j", "link", "show", "dev", dev],
+                               capture_output=True, text=True, timeout=10)
+            states.append(json.loads(r.stdout or "[{}]")[0].get("operstate"))
+        if all(st == "UP" for st in states):
+            return
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def lab() -> Iterator[dict[str, str]]:
     """Two namespaces joined by a veth pair, one of them also on a bridge in the root namespace,
@@ -51,6 +66,8 @@ def lab() -> Iterator[dict[str, str]]:
         _ip("-n", ns_a, "addr", "add", "10.251.8.1/24", "dev", f"{TAG}p")
         for ns, dev in ((ns_a, f"{TAG}a"), (ns_b, f"{TAG}b"), (ns_a, f"{TAG}p"), (ns_a, "lo")):
             _ip("-n", ns, "link", "set", dev, "up")
+        # operstate settles asynchronously after "up": wait, so both reads see the same
+        _wait_up([("", br), ("", host_end), (ns_a, f"{TAG}a"), (ns_b, f"{TAG}b"), (ns_a, f"{TAG}p")])
         yield {"a": ns_a, "b": ns_b, "bridge": br}
     finally:
         for dev in (host_end, br):
