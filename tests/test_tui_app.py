@@ -419,3 +419,27 @@ def test_no_accidental_override_of_textual_internals():
                 if any(name in vars(b) for b in textual_bases):
                     clashes.append(f"{cls.__module__}.{cls.__name__}.{name}")
     assert clashes == []
+
+
+async def test_enter_on_a_workload_shows_its_details_and_findings():
+    pytest.importorskip("libvirt")
+    from tests.fixtures.tui import observe_demo
+    from tui.screens.workload import WorkloadScreen
+    app, _ = make_app(await observe_demo())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("1", "down", "enter")  # acme > acme-db-1
+        await pilot.pause()
+        assert isinstance(app.screen, WorkloadScreen)
+        assert app.screen.workload.name == "acme-db-1"
+        body = plain(app.screen.query_one("#workload-body"))
+        for want in ("acme-db-1  vm · running · host demo-hv1", "tenant acme  placed by prefix",
+                     "Findings", "VM-09", "Virtual machine", "disks:", "shared-scratch.qcow2",
+                     "shareable: yes", "nics:"):
+            assert want in body, want
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("up", "enter")  # a tenant node: toggles, opens nothing
+        await pilot.pause()
+        assert not isinstance(app.screen, WorkloadScreen)
+        assert not app.query_one(TenantTree).root.children[0].is_expanded

@@ -49,3 +49,8 @@ def test_help_screen_80x24(snap_compare):
 def test_finding_detail_80x24(snap_compare, demo):
     app, _ = make_app(demo)
     assert snap_compare(app, terminal_size=(80, 24), press=["5", "enter"], run_before=settle)
+
+
+def test_workload_detail_80x24(snap_compare, demo):
+    app, _ = make_app(demo)
+    assert snap_compare(app, terminal_size=(80, 24), press=["1", "down", "enter"], run_before=settle)

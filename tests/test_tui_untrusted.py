@@ -100,6 +100,18 @@ async def test_evil_text_in_detail_and_probe_error_screens():
         everything = assert_inert(app)
         assert everything.count(SHOWN) >= 6  # summary, why, tenants, workloads, evidence, fix
         await pilot.click("#finding-body", offset=(2, 4))
+        await pilot.press("escape", "1")
+        await pilot.pause()
+        tree = app.query_one(TenantTree)
+        for n in tree.root.children:  # the evil tenant's evil workload
+            if n.label.plain.startswith(SHOWN) and n.children:
+                tree.move_cursor(n.children[0])
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        from tui.screens.workload import WorkloadScreen
+        assert isinstance(app.screen, WorkloadScreen)
+        assert assert_inert(app).count(SHOWN) >= 3  # name, tenant, rule, finding summary
         await pilot.press("escape", "exclamation_mark")
         await pilot.pause()
         assert isinstance(app.screen, ProbeErrorsScreen)

@@ -32,7 +32,7 @@ from probes.model import State
 from probes.session import Options, make_engine
 from tui.bindings import APP_BINDINGS, PANE_ORDER, PANE_TITLES, BindingCommands
 from tui.header import AppHeader
-from tui.messages import FindingSelected, StateChanged
+from tui.messages import FindingSelected, StateChanged, WorkloadSelected
 from tui.panes.base import Pane
 from tui.panes.findings import FindingsPane
 from tui.panes.logs import LogsPane
@@ -210,3 +210,8 @@ class TenantScopeApp(App[int]):
     def on_finding_selected(self, message: FindingSelected) -> None:
         from tui.screens.finding import FindingScreen
         self.push_screen(FindingScreen(message.finding))
+
+    def on_workload_selected(self, message: WorkloadSelected) -> None:
+        from tui.screens.workload import WorkloadScreen
+        findings = self._state.findings if self._state is not None else ()
+        self.push_screen(WorkloadScreen(message.workload, findings))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from probes.model import Finding, State
+from probes.model import Finding, State, Workload
 
 
 @dataclass
@@ -25,3 +25,10 @@ class FindingSelected(Message):
     """The user asked for the detail of a finding (Enter in the Findings pane)."""
 
     finding: Finding
+
+
+@dataclass
+class WorkloadSelected(Message):
+    """The user asked for everything about a workload (Enter on it in the Tenants pane)."""
+
+    workload: Workload

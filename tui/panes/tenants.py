@@ -20,6 +20,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from probes.model import Placement, State, Workload
+from tui.messages import WorkloadSelected
 from tui.panes.base import Pane
 from tui.safe import untrusted
 
@@ -130,6 +131,7 @@ class TenantsPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("plus", "expand_all", "Expand all", id="tenants-expand-all"),
         Binding("minus", "collapse_all", "Collapse all", id="tenants-collapse-all"),
+        Binding("enter", "open_workload", "Details", id="tenants-details"),
     ]
 
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
@@ -138,6 +140,7 @@ class TenantsPane(Pane):
         self._groups: tuple[_Group, ...] = ()
         self._collapsed: set[str] = set()
         self._labels: LabelCache = {}
+        self._state: State | None = None
 
     def compose(self) -> ComposeResult:
         tree = TenantTree(Text("tenants"), id="tenant-tree")
@@ -152,6 +155,7 @@ class TenantsPane(Pane):
     # -- rendering
 
     def show(self, state: State) -> None:
+        self._state = state
         seen = _projection(state)
         if seen == self._seen:
             return
@@ -203,6 +207,22 @@ class TenantsPane(Pane):
         self.call_after_refresh(restore)
 
     # -- actions
+
+    def selected_workload(self) -> Workload | None:
+        node = self.tenant_tree.cursor_node
+        if node is None or self._state is None or not (node.data or "").startswith("w:"):
+            return None
+        return self._state.workload(node.data[2:])
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        if (event.node.data or "").startswith("w:"):
+            event.stop()
+            self.action_open_workload()
+
+    def action_open_workload(self) -> None:
+        w = self.selected_workload()
+        if w is not None:
+            self.post_message(WorkloadSelected(w))
 
     def action_expand_all(self) -> None:
         self._collapsed.clear()
