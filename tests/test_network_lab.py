@@ -11,7 +11,7 @@ import pytest
 from probes.checks.base import run_checks
 from probes.hosts.local import LocalHost
 from probes.model import State, Status
-from probes.network import predict, prober
+from probes.network import predict, prober, remote
 from probes.network.topology import TopologyProbe
 from tests.fixtures.netlab import NetLab, netlab, sh  # noqa: F401
 from tests.helpers import needs_root, needs_tool
@@ -228,7 +228,7 @@ async def test_remote_style_probe_with_ip_netns_exec_ping(netlab: NetLab) -> Non
     """The SSH path (argv run through the transport); here through LocalHost."""
     await asyncio.to_thread(netlab.move, "tsf-acme-db", "tsf-brg")
     hs = await observe(netlab, probe=False)
-    rm = await prober.probe_remote(LocalHost(netlab.host, libvirt_uri=None), hs, timeout=1.0)
+    rm = await remote.probe_remote(LocalHost(netlab.host, libvirt_uri=None), hs, timeout=1.0)
     got = {(r.src.rsplit("/", 1)[1], r.address): r.outcome for r in rm.results}
     assert got[("tsf-acme-db", "10.71.2.1")] == "reply" and got[("tsf-acme-web", "10.71.2.1")] == "timeout"
     assert got[("tsf-glx-web", "10.71.2.2")] == "reply"

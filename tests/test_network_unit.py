@@ -9,11 +9,11 @@ import struct
 
 from probes import snapshot
 from probes.model import Host, HostState, State
-from probes.network import ipjson, prober
+from probes.network import icmp, ipjson, neigh, prober
 from probes.network.model import (Hop, Link, OvsBridge, OvsInterface, OvsPort, Policy, ReachMatrix,
                                   ReachResult, Topology)
 from probes.network.policy import allows, from_config, network_options
-from probes.network.segments import attach
+from probes.network.segments import Endpoint, attach
 
 
 def ip_packet(src: str, dst: str, payload: bytes, ttl: int = 64) -> bytes:
@@ -28,58 +28,58 @@ def reply(src: str, ident: int, seq: int, ttl: int = 64) -> bytes:
 
 
 def error(src: str, typ: int, code: int, orig_dst: str, ident: int, seq: int) -> bytes:
-    orig = ip_packet("10.0.0.1", orig_dst, prober.echo_request(ident, seq))
+    orig = ip_packet("10.0.0.1", orig_dst, icmp.echo_request(ident, seq))
     return ip_packet(src, "10.0.0.1", struct.pack("!BBHI", typ, code, 0, 0) + orig[:28])
 
 
 def test_checksum_of_echo_request_verifies() -> None:
-    pkt = prober.echo_request(0x1234, 7)
-    assert prober.checksum(pkt) == 0
+    pkt = icmp.echo_request(0x1234, 7)
+    assert icmp.checksum(pkt) == 0
 
 
 async def test_matcher_needs_type_id_seq_and_source() -> None:
-    dst = prober.Endpoint("k/b", "globex", "b", "b", ("10.0.0.2",), ())
-    t = prober._Target(dst, "10.0.0.2", 3, sent_at=0.0)
-    m = prober.Matcher(0x4242, [t])
+    dst = Endpoint("k/b", "globex", "b", "b", ("10.0.0.2",), ())
+    t = icmp._Target(dst, "10.0.0.2", 3, sent_at=0.0)
+    m = icmp.Matcher(0x4242, [t])
     for bad in (reply("10.0.0.9", 0x4242, 3),  # our id and seq, unexpected source
                 reply("10.0.0.2", 0x4243, 3),  # someone else's ping
                 reply("10.0.0.2", 0x4242, 4)):  # a seq we did not send
-        m.feed(prober.parse_icmp(bad), 0.001)
+        m.feed(icmp.parse_icmp(bad), 0.001)
     assert t.outcome == "" and m.pending == {3}
     assert t.ignored == ["echo reply with our id/seq from unexpected source 10.0.0.9"]
     # an echo *request* with our id (e.g. our own, seen on loopback) is not an answer
-    req = ip_packet("10.0.0.2", "10.0.0.1", prober.echo_request(0x4242, 3))
-    m.feed(prober.parse_icmp(req), 0.001)
+    req = ip_packet("10.0.0.2", "10.0.0.1", icmp.echo_request(0x4242, 3))
+    m.feed(icmp.parse_icmp(req), 0.001)
     assert t.outcome == ""
-    m.feed(prober.parse_icmp(reply("10.0.0.2", 0x4242, 3, ttl=63)), 0.002)
+    m.feed(icmp.parse_icmp(reply("10.0.0.2", 0x4242, 3, ttl=63)), 0.002)
     assert (t.outcome, t.reply_ttl, round(t.rtt_ms, 3)) == ("reply", 63, 2.0) and not m.pending
 
 
 async def test_matcher_reads_icmp_errors_and_trace_hops() -> None:
-    dst = prober.Endpoint("k/b", "globex", "b", "b", ("10.0.1.2",), ())
-    a, b = prober._Target(dst, "10.0.1.2", 0), prober._Target(dst, "10.0.1.3", 1)
-    m = prober.Matcher(7, [a, b])
-    m.feed(prober.parse_icmp(error("10.0.0.1", 3, 1, "10.0.1.2", 7, 0)), 0.1)
-    m.feed(prober.parse_icmp(error("10.0.0.254", 3, 13, "10.0.1.3", 7, 1)), 0.1)
+    dst = Endpoint("k/b", "globex", "b", "b", ("10.0.1.2",), ())
+    a, b = icmp._Target(dst, "10.0.1.2", 0), icmp._Target(dst, "10.0.1.3", 1)
+    m = icmp.Matcher(7, [a, b])
+    m.feed(icmp.parse_icmp(error("10.0.0.1", 3, 1, "10.0.1.2", 7, 0)), 0.1)
+    m.feed(icmp.parse_icmp(error("10.0.0.254", 3, 13, "10.0.1.3", 7, 1)), 0.1)
     assert a.outcome == "no-arp" and b.outcome == "timeout" and "prohibited" in b.detail
     # traceroute: time exceeded for TTL 1 from the gateway, then the reply at TTL 2
-    seq1, seq2 = prober.TRACE_SEQ + 0 * 16 + 1, prober.TRACE_SEQ + 0 * 16 + 2
+    seq1, seq2 = icmp.TRACE_SEQ + 0 * 16 + 1, icmp.TRACE_SEQ + 0 * 16 + 2
     m.trace_pending |= {seq1, seq2}
-    m.feed(prober.parse_icmp(error("10.0.0.254", 11, 0, "10.0.1.2", 7, seq1)), 0.2)
-    m.feed(prober.parse_icmp(reply("10.0.1.2", 7, seq2)), 0.2)
+    m.feed(icmp.parse_icmp(error("10.0.0.254", 11, 0, "10.0.1.2", 7, seq1)), 0.2)
+    m.feed(icmp.parse_icmp(reply("10.0.1.2", 7, seq2)), 0.2)
     assert a.hops == {1: "10.0.0.254"} and a.hop_done == 2 and not m.trace_pending
     assert prober._hops({"10.0.0.254": "gw/leg0"}, a) == (Hop(1, "10.0.0.254", "gw/leg0"),)
 
 
 def test_neighbour_dump_parsing() -> None:
-    def neigh(ip: str, state: int) -> bytes:
-        attr = struct.pack("=HH", 8, prober.NDA_DST) + socket.inet_aton(ip)
+    def entry(ip: str, state: int) -> bytes:
+        attr = struct.pack("=HH", 8, neigh.NDA_DST) + socket.inet_aton(ip)
         body = struct.pack("=BBHiHBB", socket.AF_INET, 0, 0, 2, state, 0, 1) + attr
-        return struct.pack("=IHHII", 16 + len(body), prober.RTM_NEWNEIGH, 2, 1, 0) + body
-    done = struct.pack("=IHHII", 20, prober.NLMSG_DONE, 2, 1, 0) + b"\0\0\0\0"
+        return struct.pack("=IHHII", 16 + len(body), neigh.RTM_NEWNEIGH, 2, 1, 0) + body
+    done = struct.pack("=IHHII", 20, neigh.NLMSG_DONE, 2, 1, 0) + b"\0\0\0\0"
     out: dict[str, int] = {}
-    assert not prober.parse_neigh(neigh("10.0.0.2", 0x02) + neigh("10.0.0.3", 0x01), out)
-    assert prober.parse_neigh(neigh("10.0.0.4", 0x20) + done, out)
+    assert not neigh.parse_neigh(entry("10.0.0.2", 0x02) + entry("10.0.0.3", 0x01), out)
+    assert neigh.parse_neigh(entry("10.0.0.4", 0x20) + done, out)
     assert out == {"10.0.0.2": 2, "10.0.0.3": 1, "10.0.0.4": 0x20}
     routes = prober.Routes(Topology(routes=()), "a")
     assert prober._classify_silence(routes, "10.0.0.3", out)[0] == "no-arp"

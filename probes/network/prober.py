@@ -27,144 +27,22 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from probes.hosts.base import HostTransport
 from probes.model import HostState, WorkloadKind
 from probes.network.model import Hop, ReachMatrix, ReachResult, Route, Topology
+from probes.network.icmp import (ICMP_ECHO_REPLY, ICMP_TIME_EXCEEDED, ICMP_UNREACH, INITIAL_TTLS, MAX_TRACE_TTL,
+                                 TRACE_SEQ, Matcher, _Target, echo_request, parse_icmp)
+from probes.network.neigh import NO_NEIGH, NUD_FAILED, NUD_INCOMPLETE, neigh_table_note, neighbours
 from probes.network.nsenter import netns_path, run_in_netns
 from probes.network.segments import Endpoint, endpoints, netns_of
+from probes.untrusted import visible
 
-ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED = 0, 3, 8, 11
-NUD_INCOMPLETE, NUD_FAILED = 0x01, 0x20
 SOL_RAW, ICMP_FILTER, SO_RCVBUFFORCE = 255, 1, 33
 WANTED_ICMP = (1 << ICMP_ECHO_REPLY) | (1 << ICMP_UNREACH) | (1 << ICMP_TIME_EXCEEDED)
-INITIAL_TTLS = (64, 128, 255)
-MAX_TRACE_TTL = 8
-TRACE_SEQ = 0x8000
+
 
 Progress = Callable[[int, int], object]  # (pairs done, pairs total)
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    s = (s >> 16) + (s & 0xFFFF)
-    s += s >> 16
-    return ~s & 0xFFFF
-
-
-def echo_request(ident: int, seq: int, payload: bytes = b"tenantscope") -> bytes:
-    hdr = struct.pack("!BBHHH", ICMP_ECHO, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", ICMP_ECHO, 0, checksum(hdr + payload), ident, seq) + payload
-
-
-@dataclass(frozen=True)
-class Icmp:
-    """One received ICMP packet, as far as matching needs it."""
-
-    src: str
-    ttl: int
-    type: int
-    code: int
-    ident: int  # of the echo (for errors: of the embedded original echo)
-    seq: int
-    inner_dst: str = ""  # for errors: where the original echo was going
-
-
-def parse_icmp(packet: bytes) -> Icmp | None:
-    """An IPv4 packet with ICMP in it (what a raw socket returns), or None if not ours to read."""
-    if len(packet) < 28 or packet[0] >> 4 != 4:
-        return None
-    ihl = (packet[0] & 0x0F) * 4
-    ttl, proto = packet[8], packet[9]
-    if proto != socket.IPPROTO_ICMP or len(packet) < ihl + 8:
-        return None
-    src = socket.inet_ntoa(packet[12:16])
-    typ, code = packet[ihl], packet[ihl + 1]
-    if typ in (ICMP_ECHO_REPLY, ICMP_ECHO):
-        ident, seq = struct.unpack("!HH", packet[ihl + 4:ihl + 8])
-        return Icmp(src, ttl, typ, code, ident, seq)
-    if typ in (ICMP_UNREACH, ICMP_TIME_EXCEEDED):
-        inner = packet[ihl + 8:]
-        if len(inner) < 28 or inner[0] >> 4 != 4:
-            return None
-        iihl = (inner[0] & 0x0F) * 4
-        if inner[9] != socket.IPPROTO_ICMP or len(inner) < iihl + 8 or inner[iihl] != ICMP_ECHO:
-            return None
-        ident, seq = struct.unpack("!HH", inner[iihl + 4:iihl + 8])
-        return Icmp(src, ttl, typ, code, ident, seq, socket.inet_ntoa(inner[16:20]))
-    return None
-
-
-@dataclass
-class _Target:
-    dst: Endpoint
-    address: str
-    seq: int
-    sent_at: float = 0.0
-    outcome: str = ""
-    rtt_ms: float | None = None
-    detail: str = ""
-    reply_ttl: int | None = None
-    hops: dict[int, str] = field(default_factory=dict)
-    hop_done: int | None = None  # ttl at which the destination itself answered
-    ignored: list[str] = field(default_factory=list)
-
-
-class Matcher:
-    """Assigns received packets to the probes sent from one socket."""
-
-    def __init__(self, ident: int, targets: Sequence[_Target]) -> None:
-        self.ident = ident
-        self.by_seq = {t.seq: t for t in targets}
-        self.pending = {t.seq for t in targets}
-        self.trace_pending: set[int] = set()
-        self.changed = asyncio.Event()
-        self.on_reply: Callable[[_Target], None] | None = None
-
-    def feed(self, pkt: Icmp, now: float) -> None:
-        if pkt.ident != self.ident or pkt.type == ICMP_ECHO:
-            return
-        if pkt.seq >= TRACE_SEQ:
-            self._trace(pkt)
-            return
-        t = self.by_seq.get(pkt.seq)
-        if t is None or t.outcome:
-            return
-        if pkt.type == ICMP_ECHO_REPLY:
-            if pkt.src != t.address:
-                t.ignored.append(f"echo reply with our id/seq from unexpected source {pkt.src}")
-                return
-            t.outcome, t.rtt_ms, t.reply_ttl = "reply", (now - t.sent_at) * 1000, pkt.ttl
-            if self.on_reply is not None:
-                self.on_reply(t)
-        elif pkt.type == ICMP_UNREACH and pkt.inner_dst == t.address:
-            if pkt.code in (1, 7):  # host unreachable: ARP failed at the sender or a router
-                t.outcome, t.detail = "no-arp", f"host unreachable (from {pkt.src})"
-            elif pkt.code in (9, 10, 13):
-                t.outcome, t.detail = "timeout", f"administratively prohibited (from {pkt.src}): filtered"
-            else:
-                t.outcome, t.detail = "no-route", f"destination unreachable code {pkt.code} (from {pkt.src})"
-        else:
-            return
-        self.pending.discard(pkt.seq)
-        self.changed.set()
-
-    def _trace(self, pkt: Icmp) -> None:
-        idx, ttl = divmod(pkt.seq - TRACE_SEQ, 16)
-        t = self.by_seq.get(idx)
-        if t is None or pkt.seq not in self.trace_pending:
-            return
-        if pkt.type == ICMP_TIME_EXCEEDED and pkt.inner_dst == t.address:
-            t.hops[ttl] = pkt.src
-        elif pkt.type == ICMP_ECHO_REPLY and pkt.src == t.address:
-            t.hop_done = ttl if t.hop_done is None else min(t.hop_done, ttl)
-        else:
-            return
-        self.trace_pending.discard(pkt.seq)
-        self.changed.set()
 
 
 @dataclass(frozen=True)
@@ -234,7 +112,7 @@ async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[i
     errors += sorted({r.detail for r in results if r.outcome == "error" and r.detail})
     no_entry = sum(1 for r in results if r.outcome == "timeout" and NO_NEIGH in r.detail)
     if no_entry:
-        errors.append(_neigh_table_note(no_entry))
+        errors.append(neigh_table_note(no_entry))
     return ReachMatrix(results=tuple(results), started_at=started, finished_at=time.time(),
                        timeout_s=timeout, ports=tuple(ports), errors=tuple(errors))
 
@@ -318,7 +196,7 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
         await _wait(m, lambda: not m.pending, timeout)
         tcp_results = await tcp_task
         unresolved = [t for t in targets if not t.outcome] + [x[0] for x in tcp_results if x[2] == "timeout"]
-        neigh = await _neighbours(nl) if unresolved else {}
+        neigh = await neighbours(nl) if unresolved else {}
         for t in targets:
             if not t.outcome:
                 t.outcome, t.detail = _classify_silence(routes, t.address, neigh)
@@ -417,72 +295,6 @@ def _fd_budget(sources: int) -> int:
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     soft = 65536 if soft == resource.RLIM_INFINITY else soft
     return max(8, (soft - 128 - 3 * sources) // max(1, sources))
-
-
-RTM_NEWNEIGH, RTM_GETNEIGH, NLMSG_DONE, NLMSG_ERROR = 28, 30, 3, 2
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NDA_DST = 1
-
-
-def neigh_request(seq: int = 1) -> bytes:
-    body = struct.pack("=BBHiHBB", socket.AF_INET, 0, 0, 0, 0, 0, 0)
-    return struct.pack("=IHHII", 16 + len(body), RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
-
-
-def parse_neigh(data: bytes, out: dict[str, int]) -> bool:
-    """Add (address -> NUD state) from one netlink read; True when the dump is complete."""
-    off = 0
-    while off + 16 <= len(data):
-        length, typ = struct.unpack_from("=IH", data, off)
-        if length < 16:
-            return True
-        if typ in (NLMSG_DONE, NLMSG_ERROR):
-            return True
-        if typ == RTM_NEWNEIGH and length >= 28:
-            family, state = data[off + 16], struct.unpack_from("=H", data, off + 24)[0]
-            a = off + 28
-            while family == socket.AF_INET and a + 4 <= off + length:
-                alen, atype = struct.unpack_from("=HH", data, a)
-                if alen < 4:
-                    break
-                if atype == NDA_DST and alen == 8:
-                    out[socket.inet_ntoa(data[a + 4:a + 8])] = state
-                a += (alen + 3) & ~3
-        off += (length + 3) & ~3
-    return False
-
-
-async def _neighbours(nl: socket.socket | None, timeout: float = 1.0) -> dict[str, int]:
-    """Neighbour states (address -> NUD_*) of the source namespace, from a netlink socket that
-    was opened inside it; {} when it cannot be read (silence is then only "timeout")."""
-    if nl is None:
-        return {}
-    loop = asyncio.get_running_loop()
-    out: dict[str, int] = {}
-    try:
-        nl.send(neigh_request())
-        async with asyncio.timeout(timeout):
-            while not parse_neigh(await loop.sock_recv(nl, 1 << 16), out):
-                pass
-    except (OSError, TimeoutError):
-        pass
-    return out
-
-
-NO_NEIGH = "no neighbour entry"
-
-
-def _neigh_table_note(n: int) -> str:
-    """The IPv4 neighbour table is one table for all namespaces (gc_thresh3, default 1024);
-    when it is full, probes are dropped before ARP and look like silent timeouts."""
-    try:
-        with open("/proc/sys/net/ipv4/neigh/default/gc_thresh3") as f:
-            limit = f.read().strip()
-    except OSError:
-        limit = "?"
-    return (f"{n} probe(s) got no answer and left no neighbour entry: the host's neighbour table "
-            f"(net.ipv4.neigh.default.gc_thresh3 = {limit}, shared by all namespaces) may be full; "
-            f"those cells are unreliable")
 
 
 def _classify_silence(routes: Routes, address: str, neigh: dict[str, int]) -> tuple[str, str]:
@@ -594,63 +406,6 @@ def valid_ports(ports: Sequence[int]) -> tuple[int, ...]:
 
 
 
-
-# ---------------------------------------------------------------- headless entry (check --probe)
-
-
-async def probe_remote(host: HostTransport, hs: HostState, *, timeout: float = 1.0,
-                       concurrency: int = 8, progress: Progress | None = None) -> ReachMatrix:
-    """Over SSH: `ip netns exec NS ping -c1 -W1` for every address, one command per source
-    (pings run in parallel inside it), at most `concurrency` sources at a time. Only reply or
-    timeout can be told apart this way."""
-    started = time.time()
-    sources, dests, results = plan(hs)
-    sem = asyncio.Semaphore(concurrency)
-    wait = str(max(1, round(timeout)))
-    total = sum(len(d.addresses) for s in sources for d in dests if d.workload != s.endpoint.workload)
-    done = 0
-
-    async def one(src: Source) -> list[ReachResult]:
-        nonlocal done
-        ns = netns_of_path(src.path)
-        targets = [(d, a) for d in dests if d.workload != src.endpoint.workload for a in d.addresses
-                   if _is_ip(a)]
-        if ns is None or not targets:
-            return []
-        script = ('for a in "$@"; do (ping -n -c1 -W' + wait +
-                  ' "$a" >/dev/null 2>&1 && echo "$a reply" || echo "$a timeout") & done; wait')
-        argv = ["ip", "netns", "exec", ns, "sh", "-c", script, "sh", *sorted({a for _, a in targets})]
-        async with sem:
-            try:
-                res = await host.run(argv, timeout=float(wait) + 10)
-                seen = dict(line.split(" ", 1) for line in res.stdout.splitlines() if " " in line)
-                err = "" if res.ok else res.stderr.strip()[:200]
-            except Exception as e:  # noqa: BLE001 - reported per pair
-                seen, err = {}, str(e)
-        done += len(targets)
-        if progress is not None:
-            progress(done, total)
-        return [ReachResult(src.endpoint.tenant, d.tenant, src.endpoint.workload, d.workload, a, "icmp",
-                            seen.get(a, "error"), detail=("ip netns exec ping" if a in seen else err or "no output"))
-                for d, a in targets]
-
-    for part in await asyncio.gather(*(one(s) for s in sources)):
-        results += part
-    return ReachMatrix(results=tuple(results), started_at=started, finished_at=time.time(), timeout_s=timeout)
-
-
-def netns_of_path(path: str) -> str | None:
-    return path.rsplit("/", 1)[1] if path.startswith("/run/netns/") else None
-
-
-def _is_ip(a: str) -> bool:
-    try:
-        ipaddress.ip_address(a)
-        return True
-    except ValueError:
-        return False
-
-
 async def probe_engine(engine: Any, *, ports: Sequence[int] = (), timeout: float | None = None,
                        progress: Progress | None = None) -> None:
     """Probe every host of a running Engine and merge the results into its State (the action
@@ -662,6 +417,7 @@ async def probe_engine(engine: Any, *, ports: Sequence[int] = (), timeout: float
         if t.is_local and os.geteuid() == 0:
             rm = await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
         elif not t.is_local:
+            from probes.network.remote import probe_remote
             rm = await probe_remote(t, hs, timeout=max(1.0, timeout or 1.0), progress=progress)
         else:
             rm = ReachMatrix(started_at=time.time(), finished_at=time.time(),
@@ -682,3 +438,6 @@ async def probe_engine_for(engine: Any, opts: Any) -> None:
     await probe_engine(engine, ports=ports, timeout=timeout)
     n = sum(len(h.reach.results) for h in engine.state.hosts if h.reach)
     print(f"tenantscope: probed {n} pair(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
+    for h in engine.state.hosts:
+        for e in (h.reach.errors if h.reach else ()):
+            print(f"tenantscope: {h.host.name}: {visible(e)}", file=sys.stderr)
