@@ -443,3 +443,49 @@ async def test_enter_on_a_workload_shows_its_details_and_findings():
         await pilot.pause()
         assert not isinstance(app.screen, WorkloadScreen)
         assert not app.query_one(TenantTree).root.children[0].is_expanded
+
+
+async def test_findings_show_the_host_column_for_a_fleet():
+    st = sample_state()
+    h2 = replace(st.hosts[0], host=replace(st.hosts[0].host, name="hv2"))
+    app, source = make_app(st)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#findings-table", DataTable)
+        assert [str(c.label) for c in table.columns.values()][3] == "Tenants"
+        source.push(replace(st, hosts=st.hosts + (h2,)))
+        await pilot.pause(0.3)
+        assert [str(c.label) for c in table.columns.values()][3] == "Host"
+        assert [str(c) for c in table.get_row_at(0)][3] == "hv1"
+
+
+class FailingProbe(Probe[None]):
+    """A real probe that fails, as a probe does when its host misbehaves."""
+
+    name = "flaky"
+    interval = 0.05
+    timeout = 1.0
+
+    async def collect(self, host) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("permission denied: /run/netns")
+
+    def merge(self, state: HostState, result: None) -> HostState:
+        return state
+
+
+async def test_a_failing_probe_shows_in_the_header_and_its_list():
+    engine = Engine([LocalHost("hvx")], lambda h: [CountingProbe(), FailingProbe()], source="live")
+    app = TenantScopeApp(Options(), source=engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            if app.state and any(h.probe_errors for h in app.state.hosts):
+                break
+            await asyncio.sleep(0.02)
+        await pilot.pause(0.3)
+        assert plain(app.query_one("#header-errors")) == "⚠ 1 probe error (!)"
+        assert len(app.state.workloads()) > 0  # the other probe carried on
+        await pilot.click("#header-errors")
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[:3] == ["flaky", "hvx", "permission denied: /run/netns"]

@@ -23,6 +23,7 @@ from tui.safe import untrusted
 from tui.status import STATUS_LABEL, finding_sort_key, severity_text, status_text
 
 COLUMNS = ("Status", "Severity", "Check", "Tenants", "Summary")
+COLUMNS_FLEET = ("Status", "Severity", "Check", "Host", "Tenants", "Summary")
 
 
 class FindingsTable(DataTable[Text]):
@@ -40,12 +41,20 @@ class FindingsPane(Pane):
         super().__init__(**kw)
         self._findings: tuple[Finding, ...] | None = None
         self._rows: dict[str, Finding] = {}
+        self._columns: tuple[str, ...] = ()
+        self._multi_host = False
 
     def compose(self) -> ComposeResult:
         table = FindingsTable(id="findings-table", cursor_type="row", zebra_stripes=True)
-        for c in COLUMNS:
-            table.add_column(c, key=c.lower())
+        self._set_columns(table, COLUMNS)
         yield table
+
+    def _set_columns(self, table: FindingsTable, columns: tuple[str, ...]) -> None:
+        if columns != self._columns:
+            table.clear(columns=True)
+            for c in columns:
+                table.add_column(c, key=c.lower())
+            self._columns = columns
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -60,9 +69,11 @@ class FindingsPane(Pane):
         return tuple(self._rows.values())
 
     def show(self, state: State) -> None:
-        if state.findings == self._findings:
+        multi_host = len(state.hosts) > 1
+        if state.findings == self._findings and multi_host == self._multi_host:
             return
         self._findings = state.findings
+        self._multi_host = multi_host
         self._refill()
 
     def _refill(self) -> None:
@@ -75,20 +86,20 @@ class FindingsPane(Pane):
         ordered = sorted(self._findings, key=finding_sort_key)
         variables = self.app.theme_variables
         table.clear()
+        # a fleet: which host each finding is on matters as much as which tenant
+        self._set_columns(table, COLUMNS_FLEET if self._multi_host else COLUMNS)
         self._rows = {}
         for f in ordered:
             key = f.key
             if key in self._rows:  # two identical results: keep one row
                 continue
             self._rows[key] = f
-            table.add_row(
-                status_text(f.status, variables),
-                severity_text(f.severity, variables),
-                untrusted(f.check_id),
-                untrusted(", ".join(f.tenants) or "—"),
-                untrusted(f.summary or f.title),
-                key=key,
-            )
+            cells = [status_text(f.status, variables), severity_text(f.severity, variables),
+                     untrusted(f.check_id)]
+            if self._multi_host:
+                cells.append(untrusted(f.host or "—"))
+            cells += [untrusted(", ".join(f.tenants) or "—"), untrusted(f.summary or f.title)]
+            table.add_row(*cells, key=key)
         if current is not None and current.key in self._rows:
             table.move_cursor(row=table.get_row_index(current.key), animate=False)
         counts = Counter(f.status for f in self._rows.values())
