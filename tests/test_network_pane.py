@@ -136,3 +136,19 @@ async def test_probe_action_on_real_lab(netlab: NetLab, tmp_path) -> None:  # no
         assert reach is not None and any(r.reached and r.src_tenant != r.dst_tenant for r in reach.results)
         summary = str(pane.query_one("#reach-summary").render())
         assert "probed" in summary and "wrong" in summary
+
+
+def test_reachability_pane_snapshot_160x48(snap_compare) -> None:
+    from tests.fixtures.tui import make_app
+    reach = ReachMatrix(results=(
+        ReachResult("acme", "globex", "hv/netns/a", "hv/netns/b", "10.0.0.2", "icmp", "reply", rtt_ms=0.42),
+        ReachResult("globex", "acme", "hv/netns/b", "hv/netns/a", "10.0.0.1", "icmp", "reply", rtt_ms=0.40),
+    ), started_at=1_700_000_000.0, finished_at=1_700_000_000.6)
+    app, _ = make_app(shared_bridge_state(reach))
+
+    async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(160, 48), press=["3", "right", "right"], run_before=settle)

@@ -161,7 +161,9 @@ class ReachabilityPane(Pane):
         when = ""
         if probed:
             r = probed[0]
-            when = (f" · probed {time.strftime('%H:%M:%S', time.localtime(r.finished_at))}"
+            from datetime import datetime
+            at = datetime.fromtimestamp(r.finished_at, tz=getattr(self.app, "_tz", None))
+            when = (f" · probed {at:%H:%M:%S}"
                     f" ({r.finished_at - r.started_at:.2f} s, {len(r.results)} results"
                     + (", cancelled" if r.cancelled else "") + ")")
         else:
