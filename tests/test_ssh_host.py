@@ -104,6 +104,10 @@ async def test_a_hanging_command_hits_its_deadline_and_is_killed(sshd, use_mux):
         with pytest.raises(CommandTimeout, match="no answer within 0.5 s"):
             await h.run(["sleep", marker], timeout=0.5)
         assert await _gone(f"sleep {marker}"), "the remote command outlived its deadline"
+        # what the command started goes too
+        with pytest.raises(CommandTimeout):
+            await h.run(["sh", "-c", f"sleep {marker}1; echo done"], timeout=0.5)
+        assert await _gone(f"sleep {marker}1"), "a child of the remote command outlived its deadline"
         assert (await h.run(["echo", "still usable"])).stdout.strip() == "still usable"
     finally:
         await h.close()

@@ -49,8 +49,11 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 # Runs "$@" with stdin from /dev/null and kills it when our stdin (the channel) reaches EOF,
 # i.e. when tenantscope closed the channel (deadline passed, stream closed, connection lost).
 # `read` is a builtin, so killing the watcher leaves no child behind. POSIX sh only.
-WRAPPER = ('exec 3<&0; "$@" </dev/null 3<&- & p=$!; '
-           '{ while read -r _; do :; done; kill -9 "$p"; } <&3 >/dev/null 2>&1 & w=$!; '
+# The command gets a session (process group) of its own where `setsid` exists, so that the
+# kill reaches what it started too.
+WRAPPER = ('S=; command -v setsid >/dev/null 2>&1 && S=setsid; '
+           'exec 3<&0; $S "$@" </dev/null 3<&- & p=$!; '
+           '{ while read -r _; do :; done; kill -9 "-$p" || kill -9 "$p"; } <&3 >/dev/null 2>&1 & w=$!; '
            'exec 3<&-; wait "$p"; r=$?; kill "$w" 2>/dev/null; exit "$r"')
 
 
@@ -370,10 +373,15 @@ class SSHHost(HostTransport):
             mux = Mux(conn)
             try:
                 await mux.start()
-            except (MuxClosed, asyncio.TimeoutError, asyncssh.Error, OSError) as e:
+            except MuxClosed as e:  # the remote side cannot run it: one session per command
                 log.warning("ssh %s: no command server (%s); one session per command", self.name, e)
                 self._use_mux = False
                 return None
+            except asyncio.TimeoutError:
+                raise HostError(f"{self.target.ssh_address}: the remote shell did not start "
+                                "within 10 s (a slow login script?)") from None
+            except (asyncssh.Error, OSError) as e:
+                raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
             self._mux = mux
             return mux
 

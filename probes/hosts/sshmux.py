@@ -9,7 +9,8 @@ session runs a small POSIX sh server (below) and every command becomes a line on
     cancel    KID\n                           (kill -9 the command of request ID)
     result    ID RC OUTLEN ERRLEN\n OUT ERR   (exact byte counts, so any bytes pass)
 
-The server runs each command in the background with its output in a private temp dir; one
+The server runs each command in the background (in a session of its own where `setsid`
+exists, so that a cancel kills what it started too) with its output in a private temp dir; one
 writer process serialises finished results onto stdout in completion order, so concurrent
 commands never interleave. When the channel closes (tenantscope exits, the connection drops)
 the server's stdin ends: it kills what is still running and removes its dir. An argument with
@@ -38,6 +39,7 @@ mkfifo "$d/q" || { rm -rf "$d"; exit 1; }
 trap 'rm -rf "$d"' EXIT
 trap '' PIPE
 exec 5<>"$d/q"
+S=; command -v setsid >/dev/null 2>&1 && S=setsid
 (
   trap - EXIT
   n=0; old=
@@ -54,19 +56,19 @@ printf '%s\n' "__READY__"
 while IFS= read -r line; do
   id=${line%% *}; cmd=${line#* }
   case $id in
-    K*) id=${id#K}; p=$(cat "$d/$id.p" 2>/dev/null) && kill -9 "$p" 2>/dev/null; continue ;;
+    K*) id=${id#K}; p=$(cat "$d/$id.p" 2>/dev/null) && { kill -9 "-$p" || kill -9 "$p"; } 2>/dev/null; continue ;;
     *[!0-9]*|'') continue ;;
   esac
   (
     trap - EXIT
     eval "set -- $cmd"
-    "$@" </dev/null >"$d/$id.o" 2>"$d/$id.e" &
+    $S "$@" </dev/null >"$d/$id.o" 2>"$d/$id.e" &
     printf '%s\n' $! >"$d/$id.p"
     wait $!; rc=$?
     cd "$d" && set -- $(wc -c "$id.o" "$id.e") && printf '%s %s %s %s\n' "$id" "$rc" "$1" "$3" >&5
   ) >/dev/null 2>&1 &
 done
-for f in "$d"/*.p; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
+for f in "$d"/*.p; do [ -f "$f" ] && p=$(cat "$f") && { kill -9 "-$p" || kill -9 "$p"; } 2>/dev/null; done
 printf '. 0 0 0\n' >&5
 wait "$w"
 """.replace("__READY__", READY)
