@@ -46,6 +46,10 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     p.add_argument("--ssh-config", default=dflt(None), metavar="FILE", help="OpenSSH client config (default ~/.ssh/config)")
     p.add_argument("--interval", type=float, default=dflt(2.0), metavar="SECONDS", help="refresh interval (default 2)")
     p.add_argument("--log-file", default=dflt(None), metavar="FILE", help="write tenantscope's own debug log here")
+    p.add_argument("--journal-file", action="append", default=dflt([]), metavar="FILE",
+                   help="read this saved journal file instead of the host's journal (repeatable)")
+    p.add_argument("--journal-dir", default=dflt(None), metavar="DIR",
+                   help="read the saved journal files in DIR instead of the host's journal")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,9 +102,17 @@ def _load_config(args: argparse.Namespace, demo: bool):
 
 def options_from(args: argparse.Namespace, *, demo: bool = False) -> Options:
     demo = demo or bool(getattr(args, "demo", False))
-    return Options(libvirt_uri=args.libvirt, demo=demo, config=_load_config(args, demo),
+    config = _load_config(args, demo)
+    from probes.logs.service import logs_extra  # [logs] table and --journal-*: checked here
+    try:
+        extra = logs_extra(config, getattr(args, "journal_file", []) or [],
+                           getattr(args, "journal_dir", None), local=not args.host)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return Options(libvirt_uri=args.libvirt, demo=demo, config=config,
                    config_path=args.config, hosts=tuple(args.host), interval=args.interval,
-                   checks=tuple(getattr(args, "check", []) or ()), **_fleet_options(args))
+                   checks=tuple(getattr(args, "check", []) or ()), extra=extra,
+                   **_fleet_options(args))
 
 
 def _fleet_options(args: argparse.Namespace) -> dict:
