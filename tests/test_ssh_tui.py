@@ -3,8 +3,6 @@ key is refused), and the refused host never holds the other up."""
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.text import Text
 
 from probes.session import Options
@@ -34,4 +32,3 @@ async def test_header_shows_each_ssh_hosts_state(sshd_factory, tmp_path):
                 break
         assert f"127.0.0.1:{good.port}" in text and f"127.0.0.1:{stranger.port}" in text
         assert "ssh: up" in text and "ssh: host key refused" in text, text
-        print(text)
