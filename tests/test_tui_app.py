@@ -24,7 +24,7 @@ from tui.bindings import APP_BINDINGS, PANE_ORDER
 from tui.header import AppHeader
 from tui.panes.base import Pane
 from tui.panes.findings import FindingsPane
-from tui.panes.tenants import TenantsPane, TenantTree
+from tui.panes.tenants import TenantTree
 from tui.screens.finding import FindingScreen
 from tui.screens.help import HelpScreen
 from tui.screens.probe_errors import ProbeErrorsScreen

@@ -15,7 +15,7 @@ from textual.geometry import Region
 from textual.widgets import DataTable
 
 from probes.model import (
-    Connection, ConnState, Evidence, Finding, Host, ProbeError, Severity, Status, Tenant,
+    Connection, ConnState, Evidence, Finding, ProbeError, Severity, Status, Tenant,
 )
 from probes.session import Options
 from tests.fixtures.tui import EVIL, T0, make_app, sample_state, vm

@@ -10,14 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
-
-if TYPE_CHECKING:
-    from tui.panes.base import Pane
 
 PANE_ORDER = ("tenants", "resources", "reachability", "logs", "findings")
 PANE_TITLES = {"tenants": "Tenants", "resources": "Resources", "reachability": "Reachability",
