@@ -48,10 +48,13 @@ class Target:
         port = f":{self.port}" if self.port else ""
         return f"{user}{host}{port}"
 
-    def default_libvirt_uri(self) -> str:
-        """libvirt over SSH for this host; libvirt runs the system `ssh`, which reads
-        ~/.ssh/config, so an alias works there too."""
-        return f"qemu+ssh://{self.ssh_address}/system"
+    def default_libvirt_uri(self, keyfile: str | None = None) -> str:
+        """libvirt over SSH for this host. libvirt runs the system `ssh`, which reads
+        ~/.ssh/config (so an alias works there too) and ~/.ssh/known_hosts; `no_tty=1` stops it
+        from prompting on the terminal the console is drawn on (it fails instead)."""
+        from urllib.parse import quote
+        key = f"&keyfile={quote(keyfile, safe='/')}" if keyfile else ""
+        return f"qemu+ssh://{self.ssh_address}/system?no_tty=1{key}"
 
 
 # ---------------------------------------------------------------- single targets

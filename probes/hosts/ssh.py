@@ -440,5 +440,6 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
                            accept_new_host_keys=bool(getattr(opts, "accept_new_host_keys", False)),
                            client_keys=keys or None,
                            config=[ssh_config] if ssh_config else None,
-                           libvirt_uri=uri or t.default_libvirt_uri(), connect_limit=limit))
+                           libvirt_uri=uri or t.default_libvirt_uri(keys[0] if keys else None),
+                           connect_limit=limit))
     return out
