@@ -96,7 +96,7 @@ def test_policy_defaults_and_config() -> None:
                 '[network]\nprobe_ports = [22, 443]\nprobe_timeout = 0.25\n')
     p = from_config(cfg)
     assert allows(p, "globex", "acme") and allows(p, "initech", "acme", 443)
-    assert not allows(p, "initech", "acme", 22) and allows(p, "initech", "acme")
+    assert not allows(p, "initech", "acme", 22) and not allows(p, "initech", "acme")
     assert p.netns_named == ("acme-web",)
     assert network_options(cfg) == ((22, 443), 0.25)
     bad = parse('[network]\nprobe_ports = ["ssh"]\n')
@@ -206,3 +206,30 @@ async def test_demo_topology_from_libvirt_test_driver() -> None:
     assert any("br-shared" in p.path for p in cell.pairs)
     fails = [f for f in run_checks(engine.state, ("NET-02",)) if f.status == Status.FAIL]
     assert any("br-shared" in f.summary for f in fails)
+
+
+def test_port_limited_policy_counts_only_other_traffic_as_violation() -> None:
+    from dataclasses import replace
+
+    from probes.checks.base import run_checks
+    from probes.model import Status
+    from probes.network.model import AllowRule
+    from probes.network.predict import matrix
+    from tests.test_network_pane import shared_bridge_state
+    policy = Policy(allow=(AllowRule("acme", "globex", (443,)),))
+
+    def with_results(*rr: ReachResult) -> HostState:
+        hs = shared_bridge_state(ReachMatrix(results=rr)).hosts[0]
+        return replace(hs, topology=replace(hs.topology, policy=policy))
+
+    ok = with_results(ReachResult("acme", "globex", "hv/netns/a", "hv/netns/b", "10.0.0.2", "tcp:443", "reply"),
+                      ReachResult("acme", "globex", "hv/netns/a", "hv/netns/b", "10.0.0.2", "tcp:22", "timeout"))
+    cell = matrix(ok).cell("acme", "globex")
+    assert cell.allowed_ports == (443,) and not cell.violations and cell.status == "correct"
+    bad = with_results(ReachResult("acme", "globex", "hv/netns/a", "hv/netns/b", "10.0.0.2", "tcp:443", "reply"),
+                       ReachResult("acme", "globex", "hv/netns/a", "hv/netns/b", "10.0.0.2", "icmp", "reply"))
+    cell = matrix(bad).cell("acme", "globex")
+    assert [r.method for r in cell.violations] == ["icmp"] and cell.status == "wrong"
+    fails = [f for f in run_checks(State(hosts=(bad,)), ("NET-05",)) if f.status == Status.FAIL]
+    assert len(fails) == 1 and "allows only TCP 443" in fails[0].summary
+    assert all("icmp" in e.where for e in fails[0].evidence if e.where.startswith(("icmp", "tcp")))

@@ -160,8 +160,8 @@ def net05(state: State, spec: CheckSpec) -> Iterator[Finding]:
         for c in _cells(hs):
             if c.dst == HOST_TENANT or c.expected or c.src == c.dst and not c.src.startswith("("):
                 continue
-            if c.observed:
-                reached = [r for r in c.results if r.reached]
+            if c.violations:
+                reached = list(c.violations)
                 ev = [Evidence(f"{r.method} {r.src} -> {r.dst} {r.address}",
                                f"{r.outcome}" + (f", {r.rtt_ms:.2f} ms" if r.rtt_ms is not None else "")
                                + (f", via {' > '.join(h.where or h.address for h in r.hops)}" if r.hops else ", direct (same segment)"))
@@ -169,12 +169,13 @@ def net05(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 ev += [Evidence("topology path", p.path) for p in c.pairs if p.reachable][:3]
                 unplaced = UNPLACED in (c.src, c.dst)
                 yield finding(spec, Status.WARN if unplaced else Status.FAIL,
-                              f"{c.src} reaches {c.dst} ({len(reached)} probe(s) answered)"
+                              f"{c.src} reaches {c.dst} ({len(reached)} probe(s) answered"
+                              + (f"; policy allows only TCP {', '.join(map(str, c.allowed_ports))})" if c.allowed_ports else ")")
                               + (": place these workloads in a tenant to know whether that is allowed" if unplaced else ""),
                               severity=Severity.HIGH if unplaced else None,
                               host=hs.host.name, tenants=[c.src, c.dst],
                               workloads=sorted({r.src for r in reached} | {r.dst for r in reached}), evidence=ev)
-            elif c.observed is None and c.predicted:
+            elif c.observed is None and c.predicted and c.status == "wrong":
                 paths = [p for p in c.pairs if p.reachable]
                 yield finding(spec, Status.WARN, f"{c.src} is predicted to reach {c.dst} (not probed yet)",
                               host=hs.host.name, tenants=[c.src, c.dst], severity=Severity.HIGH,

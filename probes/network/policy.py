@@ -21,15 +21,29 @@ from probes.network.model import AllowRule, Policy
 
 
 def allows(policy: Policy | None, src: str, dst: str, port: int | None = None) -> bool:
+    """Whether `src` may reach `dst`: with `port`, on that TCP port; without, with any traffic
+    (ICMP included), which a rule limited to ports does not allow."""
     policy = policy or Policy()
     if src == dst and policy.self_reach and not src.startswith("("):
         return True
+    for r in _rules(policy, src, dst):
+        if not r.ports or (port is not None and port in r.ports):
+            return True
+    return False
+
+
+def allowed_ports(policy: Policy | None, src: str, dst: str) -> tuple[int, ...]:
+    """The TCP ports a port-limited rule opens between `src` and `dst` (() when none)."""
+    return tuple(sorted({p for r in _rules(policy or Policy(), src, dst) for p in r.ports}))
+
+
+def _rules(policy: Policy, src: str, dst: str) -> list[AllowRule]:
+    out = []
     for r in policy.allow:
         pairs = [(r.src, r.dst)] + ([(r.dst, r.src)] if r.both_ways else [])
         if any(_m(a, src) and _m(b, dst) for a, b in pairs):
-            if port is None or not r.ports or port in r.ports:
-                return True
-    return False
+            out.append(r)
+    return out
 
 
 def _m(pat: str, name: str) -> bool:

@@ -9,7 +9,10 @@ path is "possible, no filter seen" and active probes settle it.
 
 The matrix puts three things in each tenant x tenant cell: expected (policy), predicted
 (topology) and observed (the last active probe run); `actual` is observed when there is an
-observation, else predicted, and a cell is wrong when actual differs from expected.
+observation, else predicted. A cell is wrong when a probe was answered that the policy does
+not allow (a violation), when an allowed pair did not answer, or (not probed) when the
+prediction differs from the policy. A pair allowed only on some TCP ports is expected
+blocked for everything else: ICMP or another port answering there is a violation.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 
 from probes.model import HostState
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
-from probes.network.policy import allows
+from probes.network.policy import allowed_ports, allows
 from probes.network.segments import HOST_TENANT, Attachment, Endpoint, attach, endpoints, segment_label
 
 MAX_HOPS = 4
@@ -50,6 +53,8 @@ class Cell:
     exposed: bool = False
     pairs: tuple[PairPrediction, ...] = ()
     results: tuple[ReachResult, ...] = ()
+    allowed_ports: tuple[int, ...] = ()  # a port-limited allow rule: only these TCP ports
+    violations: tuple[ReachResult, ...] = ()  # answered probes the policy does not allow
 
     @property
     def actual(self) -> bool | None:
@@ -60,7 +65,11 @@ class Cell:
         """correct, wrong or ignored (nothing predicted or observed)."""
         if self.actual is None:
             return "ignored"
-        return "correct" if self.actual == self.expected else "wrong"
+        if self.observed is not None:
+            return "wrong" if self.violations or (self.expected and not self.observed) else "correct"
+        if self.predicted and self.allowed_ports:
+            return "correct"  # the topology cannot tell ports apart
+        return "correct" if self.predicted == self.expected else "wrong"
 
 
 @dataclass(frozen=True)
@@ -218,8 +227,14 @@ def _matrix(hs: HostState, policy: Policy | None) -> Matrix:
                 src=s, dst=d, expected=allows(policy, s, d),
                 predicted=any(p.reachable for p in pp) if pp else None,
                 observed=any(r.reached for r in tested) if tested else None,
-                exposed=any(p.exposed for p in pp), pairs=pp, results=rr))
+                exposed=any(p.exposed for p in pp), pairs=pp, results=rr,
+                allowed_ports=allowed_ports(policy, s, d),
+                violations=tuple(r for r in tested if r.reached and not allows(policy, s, d, _port(r.method)))))
     return Matrix(tuple(tenants), tuple(dsts), tuple(cells))
+
+
+def _port(method: str) -> int | None:
+    return int(method[4:]) if method.startswith("tcp:") and method[4:].isdigit() else None
 
 
 def reached_pairs(results: Sequence[ReachResult]) -> list[ReachResult]:

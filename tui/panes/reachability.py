@@ -14,7 +14,6 @@ they run in a worker with a progress bar and can be cancelled (key x).
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -334,7 +333,12 @@ def describe(hs: HostState, c: Cell) -> Text:
     t = Text()
     t.append_text(untrusted(f"{c.src} → {c.dst}"))
     t.append(f"   on {hs.host.name}\n", style="dim")
-    t.append(f"expected: {'reach (allowed by policy)' if c.expected else 'blocked (policy: isolated)'}\n")
+    if c.allowed_ports:
+        t.append(f"expected: blocked except TCP {', '.join(map(str, c.allowed_ports))} (policy)\n")
+    else:
+        t.append(f"expected: {'reach (allowed by policy)' if c.expected else 'blocked (policy: isolated)'}\n")
+    if c.violations:
+        t.append(f"{len(c.violations)} answered probe(s) the policy does not allow\n", style="bold")
     t.append(f"predicted: {_word(c.predicted)}   observed: {_word(c.observed)}   → {c.status.upper()}\n",
              style="bold" if c.status == "wrong" else "")
     if c.exposed:
