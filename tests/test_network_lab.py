@@ -232,3 +232,39 @@ async def test_remote_style_probe_with_ip_netns_exec_ping(netlab: NetLab) -> Non
     got = {(r.src.rsplit("/", 1)[1], r.address): r.outcome for r in rm.results}
     assert got[("tsf-acme-db", "10.71.2.1")] == "reply" and got[("tsf-acme-web", "10.71.2.1")] == "timeout"
     assert got[("tsf-glx-web", "10.71.2.2")] == "reply"
+
+
+async def test_container_namespace_held_only_by_a_process(netlab: NetLab) -> None:
+    """A namespace no /run/netns name points to (a container's): found through /proc, matched
+    to the container by its init pid, probed through /proc/PID/ns/net."""
+    from dataclasses import replace
+
+    from probes.model import ContainerDetails, Placement, Workload, WorkloadKind
+    holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    try:
+        pid = holder.pid
+        for _ in range(50):  # until unshare has exec'd sleep in the new namespace
+            if os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                break
+            await asyncio.sleep(0.02)
+        sh("ip", "link", "add", "tsf-h-ct", "type", "veth", "peer", "name", "eth0", "netns", str(pid))
+        sh("ip", "link", "set", "tsf-h-ct", "master", "tsf-bra", "up")
+        sh("nsenter", "-t", str(pid), "-n", "ip", "addr", "add", "10.71.2.50/16", "dev", "eth0")
+        sh("nsenter", "-t", str(pid), "-n", "ip", "link", "set", "eth0", "up")
+        ino = os.stat(f"/proc/{pid}/ns/net").st_ino
+        topo = await TopologyProbe().collect(LocalHost(netlab.host, libvirt_uri=None))
+        ns = topo.namespace(f"net:[{ino}]")
+        assert ns is not None and pid in ns.pids
+        assert topo.link(f"net:[{ino}]", "eth0").addresses == ("10.71.2.50/16",)
+        ct = Workload(WorkloadKind.CONTAINER, "glx-ct", netlab.host, tenant="globex", placed_by=Placement.CONFIG,
+                      container=ContainerDetails(runtime="test", init_pid=pid))
+        hs = replace(netlab.state(topo), workloads=netlab.workloads((ct,)))
+        hs = replace(hs, reach=await prober.probe_matrix(hs, trace=False))
+        cell = predict.matrix(hs).cell("globex", "acme")
+        assert cell.predicted and cell.observed and cell.status == "wrong"
+        assert {r.src for r in cell.violations} == {ct.key}
+        assert not os.path.exists(f"/run/netns/net:[{ino}]")
+    finally:
+        holder.kill()
+        holder.wait()
+        sh("ip", "link", "del", "tsf-h-ct", check=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from probes.hosts.base import HostError, HostTransport
@@ -28,8 +29,11 @@ def _loads(text: str, what: str) -> list[dict[str, Any]]:
     return [d for d in data if isinstance(d, dict)]
 
 
-async def _ip(host: HostTransport, ns: str, *args: str) -> list[dict[str, Any]]:
-    argv = ["ip", *(["-n", ns] if ns else []), "-j", *args]
+async def _ip(host: HostTransport, ns: str, *args: str, pid: int = 0) -> list[dict[str, Any]]:
+    if pid:  # a namespace only processes hold: enter it by the holder's pid
+        argv = ["nsenter", "-t", str(pid), "-n", "ip", "-j", *args]
+    else:
+        argv = ["ip", *(["-n", ns] if ns else []), "-j", *args]
     res = await host.run(argv, timeout=10.0)
     if not res.ok:
         raise HostError(f"{' '.join(argv)}: {res.stderr.strip()[:200] or f'exit {res.returncode}'}")
@@ -40,9 +44,11 @@ async def list_namespaces(host: HostTransport) -> list[str]:
     return sorted(str(n.get("name")) for n in await _ip(host, "", "netns", "list") if n.get("name"))
 
 
-async def read_topology(host: HostTransport) -> Topology:
-    names = [""] + await list_namespaces(host)
-    parts = await asyncio.gather(*(_read_ns(host, ns) for ns in names), return_exceptions=True)
+async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topology:
+    pids = {n: p for n, p in unnamed if p}
+    names = [""] + await list_namespaces(host) + list(pids)
+    parts = await asyncio.gather(*(_read_ns(host, ns, pids[ns][0] if ns in pids else 0) for ns in names),
+                                 return_exceptions=True)
     links: list[Link] = []
     routes: list[Route] = []
     spaces: list[Namespace] = []
@@ -55,16 +61,16 @@ async def read_topology(host: HostTransport) -> Topology:
         lk, rt, fw = part
         links += lk
         routes += rt
-        spaces.append(Namespace(ns, ip_forward=fw))
+        spaces.append(Namespace(ns, ip_forward=fw, pids=pids.get(ns, ())))
     return Topology(links=resolve_peers(links), ip_forward=any(n.ip_forward for n in spaces if not n.name),
                     namespaces=tuple(spaces), routes=tuple(routes), source="ip-json",
                     problems=tuple(problems))
 
 
-async def _read_ns(host: HostTransport, ns: str) -> tuple[list[Link], list[Route], bool]:
+async def _read_ns(host: HostTransport, ns: str, pid: int = 0) -> tuple[list[Link], list[Route], bool]:
     raw_links, raw_addrs, raw_routes, netconf = await asyncio.gather(
-        _ip(host, ns, "-d", "link", "show"), _ip(host, ns, "addr", "show"),
-        _ip(host, ns, "-4", "route", "show", "table", "main"), _ip(host, ns, "netconf", "show"))
+        _ip(host, ns, "-d", "link", "show", pid=pid), _ip(host, ns, "addr", "show", pid=pid),
+        _ip(host, ns, "-4", "route", "show", "table", "main", pid=pid), _ip(host, ns, "netconf", "show", pid=pid))
     links = parse_links(ns, raw_links, raw_addrs, netconf)
     return links, parse_routes(ns, raw_routes), any(lk.forwarding for lk in links if lk.name != "lo")
 

@@ -54,9 +54,10 @@ class Route:
 
 @dataclass(frozen=True)
 class Namespace:
-    name: str  # "" for the root namespace
+    name: str  # "" for the root namespace; net:[INODE] for one only processes hold
     ip_forward: bool = False
     error: str = ""  # why it could not be read
+    pids: tuple[int, ...] = ()  # unnamed namespaces: the processes holding it (to match containers)
 
 
 @dataclass(frozen=True)

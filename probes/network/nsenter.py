@@ -25,10 +25,13 @@ def netns_path(name_or_path: str) -> str:
     return name_or_path if name_or_path.startswith("/") else f"/run/netns/{name_or_path}"
 
 
-def in_netns(path: str, fn: Callable[[], T]) -> T:
-    """Blocking: run `fn` with this thread in the network namespace at `path`."""
+def in_netns(path: str, fn: Callable[[], T], inode: int = 0) -> T:
+    """Blocking: run `fn` with this thread in the network namespace at `path` (and, when
+    `inode` is given, only if that is still the namespace: a /proc/PID path can be reused)."""
     target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
+        if inode and os.fstat(target).st_ino != inode:
+            raise FileNotFoundError(f"{path} is no longer network namespace {inode}")
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             if _libc.setns(target, CLONE_NEWNET) != 0:
@@ -45,7 +48,7 @@ def in_netns(path: str, fn: Callable[[], T]) -> T:
         os.close(target)
 
 
-async def run_in_netns(path: str, fn: Callable[[], T]) -> T:
+async def run_in_netns(path: str, fn: Callable[[], T], inode: int = 0) -> T:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[T] = loop.create_future()
 
@@ -58,7 +61,7 @@ async def run_in_netns(path: str, fn: Callable[[], T]) -> T:
 
     def target() -> None:
         try:
-            r = in_netns(path, fn)
+            r = in_netns(path, fn, inode)
         except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
             loop.call_soon_threadsafe(done, False, e)
         else:

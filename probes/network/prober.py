@@ -49,6 +49,7 @@ Progress = Callable[[int, int], object]  # (pairs done, pairs total)
 class Source:
     endpoint: Endpoint
     path: str
+    inode: int = 0  # for /proc/PID/ns/net paths: the namespace it must still be
 
 
 def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]]:
@@ -62,8 +63,12 @@ def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]
             continue
         w = by_key.get(e.workload)
         if e.netns is not None and w is not None:
-            path = w.netns.path if (w.netns and w.netns.path) else netns_path(netns_of(w) or w.name)
-            sources.append(Source(e, path))
+            if w.kind == WorkloadKind.CONTAINER and w.container:
+                path = f"/proc/{w.container.init_pid}/ns/net"
+            else:
+                path = w.netns.path if (w.netns and w.netns.path) else netns_path(netns_of(w) or w.name)
+            ino = e.netns[5:-1] if e.netns.startswith("net:[") else ""
+            sources.append(Source(e, path, int(ino) if ino.isdigit() else 0))
             continue
         why = ("not testable from inside: predicted only (VM: probing through the guest agent is not "
                "enabled)" if w is not None and w.kind == WorkloadKind.VM
@@ -156,7 +161,7 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
         return made
 
     try:
-        socks = await run_in_netns(src.path, make)
+        socks = await run_in_netns(src.path, make, src.inode)
     except (OSError, RuntimeError) as e:
         why = "namespace gone" if isinstance(e, FileNotFoundError) else f"cannot enter namespace: {e}"
         return [_result(me, t, "icmp", "error", f"{src.path}: {why}") for t in targets] + [
@@ -192,7 +197,7 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
             except OSError as e:
                 t.outcome, t.detail = _send_error(e)
                 m.pending.discard(t.seq)
-        tcp_task = asyncio.ensure_future(_tcp_all(tcp, targets, ports, timeout, src.path))
+        tcp_task = asyncio.ensure_future(_tcp_all(tcp, targets, ports, timeout, src.path, src.inode))
         await _wait(m, lambda: not m.pending, timeout)
         tcp_results = await tcp_task
         unresolved = [t for t in targets if not t.outcome] + [x[0] for x in tcp_results if x[2] == "timeout"]
@@ -247,7 +252,7 @@ async def _wait(m: Matcher, finished: Callable[[], bool], timeout: float) -> Non
 
 
 async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], ports: Sequence[int],
-                   timeout: float, path: str) -> list[tuple[_Target, int, str, float | None, str]]:
+                   timeout: float, path: str, inode: int = 0) -> list[tuple[_Target, int, str, float | None, str]]:
     """TCP connects, at most len(socks) at a time (file descriptors are bounded): the first
     round uses the sockets opened with the ICMP one, later rounds open more in the namespace."""
     loop = asyncio.get_running_loop()
@@ -280,7 +285,7 @@ async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], p
                     x.setblocking(False)
                 return made
             try:
-                batch = await run_in_netns(path, make)
+                batch = await run_in_netns(path, make, inode)
             except (OSError, RuntimeError) as e:
                 out += [(t, p, "error", None, f"{path}: {e}") for t, p in now + jobs]
                 break

@@ -31,13 +31,15 @@ async def probe_remote(host: HostTransport, hs: HostState, *, timeout: float = 1
     async def one(src: Source) -> list[ReachResult]:
         nonlocal done
         ns = netns_of_path(src.path)
+        pid = src.path.split("/")[2] if src.path.startswith("/proc/") else ""
         targets = [(d, a) for d in dests if d.workload != src.endpoint.workload for a in d.addresses
                    if _is_ip(a)]
-        if ns is None or not targets:
+        if (ns is None and not pid.isdigit()) or not targets:
             return []
         script = ('for a in "$@"; do (ping -n -c1 -W' + wait +
                   ' "$a" >/dev/null 2>&1 && echo "$a reply" || echo "$a timeout") & done; wait')
-        argv = ["ip", "netns", "exec", ns, "sh", "-c", script, "sh", *sorted({a for _, a in targets})]
+        enter = ["ip", "netns", "exec", ns] if ns else ["nsenter", "-t", pid, "-n"]
+        argv = [*enter, "sh", "-c", script, "sh", *sorted({a for _, a in targets})]
         async with sem:
             try:
                 res = await host.run(argv, timeout=float(wait) + 10)

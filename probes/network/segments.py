@@ -114,13 +114,21 @@ def _peer(topo: Topology, link: Link) -> Link | None:
     return topo.link(ns, name)
 
 
-def netns_of(w: Workload) -> str | None:
+def netns_of(w: Workload, topo: Topology | None = None) -> str | None:
+    """The topology's name for the workload's network namespace: NAME for /run/netns/NAME,
+    net:[INODE] for one only processes hold (a container's: found by its init pid)."""
+    if w.kind == WorkloadKind.CONTAINER and w.container and topo is not None:
+        if "net" in w.container.shared_namespaces or not w.container.init_pid:
+            return None
+        return next((n.name for n in topo.namespaces if w.container.init_pid in n.pids), None)
     if w.kind != WorkloadKind.NETNS:
         return None
     if w.netns and w.netns.path.startswith("/run/netns/"):
         return os.path.basename(w.netns.path)
+    if w.netns and w.netns.inode and w.netns.path.startswith("/proc/"):
+        return f"net:[{w.netns.inode}]"
     if w.netns and w.netns.path:
-        return None  # /proc/PID/ns/net: not a named namespace
+        return None
     return w.name
 
 
@@ -137,7 +145,7 @@ def endpoints(hs: HostState) -> list[Endpoint]:
     out: list[Endpoint] = []
     for w in hs.workloads:
         tenant = w.tenant or UNPLACED
-        ns = netns_of(w)
+        ns = netns_of(w, topo)
         if ns is not None:
             links = [lk for lk in topo.links_in(ns) if lk.name != "lo"]
             atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in links) if a)

@@ -46,11 +46,12 @@ class TopologyProbe(Probe[Topology]):
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
+        unnamed = await unnamed_namespaces(host)
         if netlink:
-            topo = await asyncio.to_thread(read_netlink)
+            topo = await asyncio.to_thread(read_netlink, unnamed)
         else:
             from probes.network import ipjson  # imports this module
-            topo = await ipjson.read_topology(host)
+            topo = await ipjson.read_topology(host, unnamed)
         bridges, state = await ovs.read_ovs(host, db=self.ovs_db)
         problems = list(topo.problems)
         policy = self.policy
@@ -81,7 +82,27 @@ def list_netns(root: str = "") -> list[str]:
         return []
 
 
-def read_netlink() -> Topology:
+async def unnamed_namespaces(host: HostTransport) -> list[tuple[str, tuple[int, ...]]]:
+    """(net:[INODE], pids) of network namespaces only processes hold (containers, sandboxes),
+    read from /proc through the transport; [] when /proc cannot be read."""
+    from probes.inventory import procfs
+    try:
+        table = await procfs.ns_table(host)
+        host_net = procfs.host_namespaces(table).get("net")
+        res = await host.run(["sh", "-c", 'for f in "$1"/*; do [ -e "$f" ] && stat -L -c %i "$f"; done', "sh",
+                              f"{host.root}{NETNS_DIR}"], timeout=5.0)
+    except Exception:  # noqa: BLE001 - no unnamed namespaces known, named ones still read
+        return []
+    named = {int(x) for x in res.stdout.split() if x.isdigit()}
+    by_ino: dict[int, list[int]] = {}
+    for pid, ns in table.items():
+        ino = ns.get("net")
+        if ino and ino != host_net and ino not in named:
+            by_ino.setdefault(ino, []).append(pid)
+    return [(f"net:[{ino}]", tuple(sorted(p))) for ino, p in sorted(by_ino.items())]
+
+
+def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topology:
     """Blocking: read every namespace with pyroute2 (call from a worker thread)."""
     from pyroute2 import IPRoute
 
@@ -89,9 +110,15 @@ def read_netlink() -> Topology:
     routes: list[Route] = []
     spaces: list[Namespace] = []
     problems: list[str] = []
-    for ns in [""] + list_netns():
+    pids = dict(unnamed)
+    for ns in [""] + list_netns() + [n for n, _ in unnamed]:
         try:
-            ipr = IPRoute(netns=ns, flags=0) if ns else IPRoute()
+            if not ns:
+                ipr = IPRoute()
+            elif ns in pids:  # by a holder's /proc path, never by name
+                ipr = _open_pid_netns(pids[ns])
+            else:
+                ipr = IPRoute(netns=ns, flags=0)
         except OSError as e:  # vanished between listdir and open: never created
             spaces.append(Namespace(ns, error=f"cannot open: {e.strerror or e}"))
             continue
@@ -99,7 +126,7 @@ def read_netlink() -> Topology:
             ns_links, forward = _links_from_netlink(ns, ipr.get_links(), ipr.get_addr(family=socket.AF_INET))
             links.extend(ns_links)
             routes.extend(_routes_from_netlink(ns, ipr.get_routes(family=socket.AF_INET, table=254), ns_links))
-            spaces.append(Namespace(ns, ip_forward=forward))
+            spaces.append(Namespace(ns, ip_forward=forward, pids=pids.get(ns, ())))
         except Exception as e:  # one broken namespace must not hide the others
             spaces.append(Namespace(ns, error=str(e) or type(e).__name__))
             problems.append(f"namespace {ns or 'host'}: {e}")
@@ -108,6 +135,18 @@ def read_netlink() -> Topology:
     return Topology(links=resolve_peers(links), ip_forward=any(n.ip_forward for n in spaces if n.name == ""),
                     namespaces=tuple(spaces), routes=tuple(routes), source="netlink",
                     problems=tuple(problems))
+
+
+def _open_pid_netns(pids: Sequence[int]):  # type: ignore[no-untyped-def]
+    """IPRoute in the namespace of the first holder still alive (flags=0: never create)."""
+    from pyroute2 import IPRoute
+    err: OSError = FileNotFoundError("no process holds it any more")
+    for pid in pids[:5]:
+        try:
+            return IPRoute(netns=f"/proc/{pid}/ns/net", flags=0)
+        except OSError as e:
+            err = e
+    raise err
 
 
 def _flag(v: object) -> bool | None:
