@@ -12,6 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from datetime import timezone
+
+from textual.app import App
 from textual.geometry import Region
 
 from probes.logs import parsers
@@ -57,9 +60,12 @@ async def test_hostile_corpus_is_shown_inert():
         ll.action_home()
         await pilot.pause()
         shown = assert_inert(app)
-        await pilot.press("end")  # the pane shows ~11 rows: check the rest too
-        await pilot.pause()
-        shown += assert_inert(app)
+        for _ in range(len(ll.lines)):  # page through: every line is drawn and checked
+            await pilot.press("pagedown")
+            await pilot.pause()
+            shown += assert_inert(app)
+            if ll.cursor == len(ll.lines) - 1:
+                break
         assert "\t" not in shown  # tabs are expanded: a raw tab would shift the columns
         for literal in ("\\x1b]0;PWNED-TITLE\\x07", "\\x1b[2J\\x1b[H", "\\x9b31m", "\\x07\\x07",
                         "carriage\\x0dreturn", "\\x1b]52;c;ZXZpbA==", "[@click=app.quit]click me[/]",
@@ -198,14 +204,20 @@ def test_hostile_lines_leave_the_terminal_title_and_clipboard_alone(tmp_path):
         subprocess.run(tmux + ["set-option", "-g", "set-clipboard", "on"], check=True)
         before = subprocess.run(tmux + ["display", "-p", "-t", "logs", "#{pane_title}"],
                                 capture_output=True, text=True).stdout.strip()
-        end = time.monotonic() + 30
-        screen = ""
-        while time.monotonic() < end:
-            screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "logs"],
-                                    capture_output=True, text=True).stdout
-            if "PWNED-TITLE" in screen:
-                break
-            time.sleep(0.2)
+        def wait_screen(text: str) -> str:
+            end = time.monotonic() + 30
+            screen = ""
+            while time.monotonic() < end:
+                screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", "logs"],
+                                        capture_output=True, text=True).stdout
+                if text in screen:
+                    break
+                time.sleep(0.2)
+            return screen
+
+        wait_screen("hostile.log")  # the newest lines are drawn (the pane follows)
+        subprocess.run(tmux + ["send-keys", "-t", "logs", "Home"], check=True)  # and the oldest
+        screen = wait_screen("PWNED-TITLE")
         assert "\\x1b]0;PWNED-TITLE\\x07" in screen
         time.sleep(0.5)
         after = subprocess.run(tmux + ["display", "-p", "-t", "logs", "#{pane_title}"],
@@ -215,3 +227,52 @@ def test_hostile_lines_leave_the_terminal_title_and_clipboard_alone(tmp_path):
         assert "evil" not in buffers and buffers.strip() == ""
     finally:
         subprocess.run(tmux + ["kill-server"], capture_output=True)
+
+
+def snapshot_state():
+    """The hostile corpus and the real-format corpus, attributed, at fixed times."""
+    from probes.logs.attribute import Attributor, Index
+    from probes.logs.model import SourceState, LogSource
+    from tests.fixtures.journal import corpus_lines
+    from tests.fixtures.tui import T0
+    st = hostile_state()
+    att = Attributor(Index(st))
+    hostile = [e for e in st.hosts[0].logs.events][:6]
+    corpus = [att.attribute(parsers.parse_auto(line, "hv1", "file:/var/log/syslog"))
+              for line in corpus_lines()[:12]]
+    ring = Ring(100)
+    evs = ring.append_many([replace(e, at=T0 + i, seq=0) for i, e in enumerate(hostile + corpus)])
+    view = LogView(events=tuple(evs), total=ring.total, sources=(
+        LogSource("file:/var/log/syslog", "file", SourceState.FOLLOWING),
+        LogSource("file:/var/log/audit/audit.log", "file", SourceState.UNREADABLE, "permission denied")))
+    return replace(st, hosts=(replace(st.hosts[0], logs=view),))
+
+
+class LogsOnly(App):
+    """Only the Logs pane (so that other panes' changes do not move this snapshot)."""
+
+    def __init__(self, state) -> None:  # noqa: ANN001
+        super().__init__()
+        self.state = state
+        self._tz = timezone.utc
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        from tui.status import THEME_DEFAULTS
+        return dict(THEME_DEFAULTS)
+
+    def compose(self):  # noqa: ANN201
+        yield LogsPane()
+
+    def on_mount(self) -> None:
+        pane = self.query_one(LogsPane)
+        pane.show(self.state)
+        pane.focus_target().focus()
+
+
+def test_logs_pane_snapshot_120x30(snap_compare):
+    async def pause_two_up(pilot) -> None:  # noqa: ANN001
+        await pilot.pause()
+        await pilot.press("up", "up")  # paused, the cursor two rows up
+        await pilot.pause()
+
+    assert snap_compare(LogsOnly(snapshot_state()), terminal_size=(120, 30), run_before=pause_two_up)

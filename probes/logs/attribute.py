@@ -42,6 +42,7 @@ _CG_PATTERNS = (
     re.compile(r"lxc\.payload\.([^/]+)"),
 )
 _AMBIGUOUS = object()
+_KVM_PID = re.compile(r"kvm \[(\d+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +329,9 @@ class Attributor:
             hit = self._tokens(host, e.message)
             if hit is None and e.pid and e.kind != "kernel":
                 hit = self._pid(host, e.pid)
+            elif hit is None and e.kind == "kernel" and e.message.startswith("kvm ["):
+                m = _KVM_PID.match(e.message)  # "kvm [4321]: vcpu0 ...": the VM's qemu
+                hit = self._pid(host, int(m.group(1))) if m else None
         if hit is None and target is None:
             return e
         if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu"):
