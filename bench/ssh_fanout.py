@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -146,6 +148,7 @@ def main() -> int:
         print(f"  ratio remote / local: {remote[1] / local[1]:.2f}x (target <= 2x)")
     finally:
         s.kill()
+        shutil.rmtree(os.path.dirname(s.dir), ignore_errors=True)
     return 0
 
 

@@ -37,6 +37,7 @@ SERVER = r"""
 d=$(mktemp -d "${TMPDIR:-/tmp}/tenantscope-mux.XXXXXX") || exit 1
 mkfifo "$d/q" || { rm -rf "$d"; exit 1; }
 trap 'rm -rf "$d"' EXIT
+trap 'exit 1' HUP INT TERM
 trap '' PIPE
 exec 5<>"$d/q"
 S=; command -v setsid >/dev/null 2>&1 && S=setsid
