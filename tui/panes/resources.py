@@ -326,7 +326,8 @@ class ResourcesPane(Pane):
         text = " | ".join(parts) + (f"  [{'⏸ paused' if self.paused else ivl}]" if ivl or self.paused else "")
         if text != self._summary:
             self._summary = text
-            self.query_one("#resources-summary", Static).update(untrusted(text))
+            # one line, fixed height: no layout pass (layouts cost far more than the update)
+            self.query_one("#resources-summary", Static).update(untrusted(text), layout=False)
 
     def _draw_chart(self) -> None:
         w = self.query_one("#resources-chart", Static)
@@ -347,8 +348,9 @@ class ResourcesPane(Pane):
                    [f"{'0':>8} ┼{lines[-1]}"]
             text = "\n".join([head] + body)
         if text != self._chart:
+            same_height = text.count("\n") == self._chart.count("\n") and bool(text) == bool(self._chart)
             self._chart = text
-            w.update(untrusted_lines(text))
+            w.update(untrusted_lines(text), layout=not same_height)
 
     def on_resize(self) -> None:
         # the chart only where there is room for it next to a useful table
