@@ -34,14 +34,16 @@ class ProbeErrorsScreen(ModalScreen[None]):
         super().__init__()
         self._state = state
         self._tz = tz
+        self._errors: list[ProbeError] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="probe-errors", classes="dialog") as box:
             box.border_title = "Probe errors"
             box.border_subtitle = "Esc closes"
             table: DataTable[Text] = DataTable(id="probe-errors-table", cursor_type="row")
-            table.add_columns("Probe", "Host", "Message", "Failing since", "Last")
+            table.add_columns("Probe", "Host", "Failing since", "Last", "Message")
             yield table
+            yield Static(id="probe-error-message")
             yield Static(id="probe-errors-empty")
         yield Footer()
 
@@ -51,15 +53,34 @@ class ProbeErrorsScreen(ModalScreen[None]):
     def show(self, state: State) -> None:
         self._state = state
         table = self.query_one("#probe-errors-table", DataTable)
+        row = table.cursor_row
         table.clear()
         errors = all_errors(state)
+        self._errors = errors
         for e in errors:
-            table.add_row(untrusted(e.probe), untrusted(e.host), untrusted(e.message),
-                          Text(hhmmss(e.since or e.at, self._tz)), Text(hhmmss(e.at, self._tz)))
+            table.add_row(untrusted(e.probe), untrusted(e.host),
+                          Text(hhmmss(e.since or e.at, self._tz)), Text(hhmmss(e.at, self._tz)),
+                          untrusted(e.message))
+        if errors:
+            table.move_cursor(row=min(max(row, 0), len(errors) - 1), animate=False)
+        self._show_message(table.cursor_row)
         self.query_one("#probe-errors-empty", Static).update(
             Text("No probe is failing: every probe's last run succeeded.", style="italic")
             if not errors else Text(f"{len(errors)} probe(s) failing; each retries with back-off.",
                                     style="dim"))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_message(event.cursor_row)
+
+    def _show_message(self, row: int) -> None:
+        """The highlighted error's whole message, wrapped (the table cuts long ones)."""
+        errors = self._errors
+        text = Text()
+        if 0 <= row < len(errors):
+            e = errors[row]
+            text = Text.assemble(untrusted(f"{e.probe} on {e.host}: ", style="bold"),
+                                 untrusted(e.message))
+        self.query_one("#probe-error-message", Static).update(text)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)
