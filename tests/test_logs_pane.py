@@ -276,3 +276,26 @@ def test_logs_pane_snapshot_120x30(snap_compare):
         await pilot.pause()
 
     assert snap_compare(LogsOnly(snapshot_state()), terminal_size=(120, 30), run_before=pause_two_up)
+
+
+async def test_pane_reloads_when_the_ring_is_reattributed():
+    ring = Ring(capacity=100)
+    ring.append_many(live_events(10))
+    register("hv1", ring)
+    try:
+        st = with_ring(fleet_state(), ring)
+        app, source = make_app(st)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("4")
+            await pilot.pause()
+            ll = app.query_one(LogLines)
+            assert sum(e.tenant == "acme" for e in ll.lines) == 4
+            # the inventory arrived: the service re-attributes what the ring holds
+            assert ring.update(lambda e: replace(e, tenant="initech") if not e.tenant else None) == 3
+            ring.append_many(live_events(1, 10))
+            source.push(with_ring(fleet_state(), ring))
+            await pilot.pause(0.3)
+            assert [e.tenant for e in ll.lines] == [("acme", "globex", "initech")[i % 3] for i in range(10)] + ["globex"]
+            assert [e.seq for e in ll.lines] == list(range(1, 12))
+    finally:
+        unregister("hv1", ring)

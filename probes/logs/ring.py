@@ -28,6 +28,7 @@ class Ring:
         self.capacity = capacity
         self._d: deque[LogEvent] = deque(maxlen=capacity)
         self.total = 0  # seq of the newest entry
+        self.generation = 0  # bumped when kept entries are replaced (re-attribution)
 
     def __len__(self) -> int:
         return len(self._d)
@@ -91,6 +92,8 @@ class Ring:
                 e = n
             out.append(e)
         self._d = out
+        if changed:
+            self.generation += 1
         return changed
 
 

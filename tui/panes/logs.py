@@ -20,6 +20,7 @@ never markup: escapes, bidi controls and zero-width characters show as visible e
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
@@ -310,6 +311,7 @@ class LogsPane(Pane):
         self.regex = False
         self.multi_host = False
         self._last: dict[str, int] = {}
+        self._gens: dict[str, int] = {}
         self._dropped: dict[str, int] = {}
         self._total: dict[str, int] = {}
         self._sources: list[tuple[str, Any]] = []
@@ -334,6 +336,8 @@ class LogsPane(Pane):
         self._state = state
         new: list[LogEvent] = []
         hosts = [hs for hs in state.hosts]
+        if self._reattributed(hosts):
+            return
         self.multi_host = len(hosts) > 1
         srcs = []
         for hs in hosts:
@@ -372,6 +376,25 @@ class LogsPane(Pane):
             if shown:
                 self.lines.append(shown, self.capacity)
         self.update_status()
+
+    def _reattributed(self, hosts: list[Any]) -> bool:
+        """When a ring's entries were re-attributed (the inventory arrived after the logs),
+        reload the pane from the rings so that tenants and filters see the new attribution."""
+        rings = [(hs.host.name, live_ring(hs.host.name)) for hs in hosts]
+        rings = [(n, r) for n, r in rings if r is not None]
+        if not rings or all(self._gens.get(n, 0) == r.generation for n, r in rings):
+            return False
+        for n, r in rings:
+            self._gens[n] = r.generation
+            self._last[n] = r.total
+            self._dropped[n] = r.dropped
+            self._total[n] = r.total
+        merged = heapq.merge(*(list(r) for _, r in rings), key=lambda e: e.at) if len(rings) > 1 \
+            else list(rings[0][1])
+        self.store = deque(merged, maxlen=self.capacity)
+        self._rebuild()
+        self.update_status()
+        return True
 
     # -- the hook for the findings detail
 
