@@ -494,3 +494,13 @@ async def test_a_failing_probe_shows_in_the_header_and_its_list():
         table = app.screen.query_one(DataTable)
         row = [str(c) for c in table.get_row_at(0)]
         assert row[:2] == ["flaky", "hvx"] and row[4] == "permission denied: /run/netns"
+
+
+async def test_a_source_publishing_from_another_thread_is_rendered():
+    app, source = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        new = replace(source.state, taken_at=T0 + 7)
+        await asyncio.to_thread(source.push, new)
+        await pilot.pause(0.4)
+        assert app.state is new

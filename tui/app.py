@@ -13,6 +13,7 @@ shown. Number keys 1-5 focus (and show) a pane in both layouts.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import tzinfo
@@ -66,7 +67,7 @@ class TenantScopeApp(App[int]):
     COMMANDS = App.COMMANDS | {BindingCommands}
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
-    COALESCE = 0.15  # seconds between two renders at most once per this interval
+    COALESCE = 0.15  # at most one render per this many seconds, however often probes finish
 
     def __init__(self, opts: Options | None = None, *, source: StateSource | None = None,
                  clock: Callable[[], float] = time.time, tz: tzinfo | None = None) -> None:
@@ -80,6 +81,7 @@ class TenantScopeApp(App[int]):
         self._last_flush = 0.0
         self._state: State | None = None
         self._active = PANE_ORDER[0]
+        self._loop_thread = threading.get_ident()
         self.renders = 0  # StateChanged messages handled (tests and bench read it)
         for data in themes.builtin():
             self.register_theme(Theme(**data))
@@ -110,6 +112,7 @@ class TenantScopeApp(App[int]):
     # -- the source of State
 
     def on_mount(self) -> None:
+        self._loop_thread = threading.get_ident()
         self._source.subscribe(self._on_source_state)
         self._render(self._source.state)
         self._source.start()
@@ -125,6 +128,9 @@ class TenantScopeApp(App[int]):
 
     def _on_source_state(self, state: State) -> None:
         """Called by the engine on every change (often): remember it, render soon."""
+        if threading.get_ident() != self._loop_thread:  # a source publishing from a thread
+            self.call_from_thread(self._on_source_state, state)
+            return
         self._pending = state
         if self._flush_timer is None:
             delay = max(0.01, self._last_flush + self.COALESCE - time.monotonic())
