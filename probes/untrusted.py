@@ -15,14 +15,19 @@ MAX_LINE = 16 * 1024
 CUT_MARKER = "…[cut]"
 
 # C0 (except tab), DEL, C1; bidi embeddings/overrides/isolates; zero-width and BOM;
-# line/paragraph separators.
+# line/paragraph separators. Also (logs area): the Arabic letter mark (a bidi control), the
+# soft hyphen and Mongolian vowel separator (invisible), interlinear annotation controls, and
+# the invisible "tag" characters U+E0000-E007F (text smuggled past a reader).
 _UNSAFE = re.compile(
-    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2064\u2066-\u2069\ufeff]"
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2064\u2066-\u2069\ufeff"
+    "\u00ad\u061c\u180e\ufff9-\ufffb\U000e0000-\U000e007f]"
 )
 
 
 def _escape(m: re.Match[str]) -> str:
     cp = ord(m.group())
+    if cp > 0xFFFF:
+        return f"\\U{cp:08x}"
     return f"\\x{cp:02x}" if cp <= 0xFF else f"\\u{cp:04x}"
 
 

@@ -214,3 +214,11 @@ def test_query_predicate_agrees_with_matches():
                  "source:file:/var/log/libvirt host:hv1", "session root", "workload:acme sev:warning"):
         q = parse_query(text)
         assert [q.predicate()(e) for e in ev] == [q.matches(e) for e in ev], text
+
+
+def test_visible_shows_other_invisible_and_bidi_characters():
+    from probes.untrusted import visible
+    s = "a\u061cb\u00adc\U000e0041\U000e007fd\ufff9e\u180ef"
+    assert visible(s) == "a\\u061cb\\xadc\\U000e0041\\U000e007fd\\ufff9e\\u180ef"
+    assert visible("x" * 20000).endswith("…[cut]") and len(visible("x" * 20000)) == 16384 + 6
+    assert visible(b"\xff ok") == "\ufffd ok"
