@@ -236,7 +236,7 @@ class SSHHost(HostTransport):
             delay = min(cap, base * 2 ** (self._failures - 1))
             self._retry_at = time.monotonic() + delay / 2 + random.uniform(0, delay / 2)
             self._last_error = err
-            self._set(err.state, str(err))
+            self._set(err.state, self._reason(err))
             log.info("ssh %s: %s", self.name, err)
             raise err from None
         if self._closed:
@@ -284,6 +284,14 @@ class SSHHost(HostTransport):
             return HostUnreachable(f"{who}: unreachable: {_first_line(e)}")
         return HostUnreachable(f"{who}: unreachable: {type(e).__name__}: {_first_line(e)}")
 
+    def _reason(self, err: HostError) -> str:
+        """The error without the address and state the UI shows next to it anyway."""
+        text = str(err)
+        who = self.target.ssh_address + ": "
+        text = text[len(who):] if text.startswith(who) else text
+        state = str(getattr(err, "state", "")) + ": "
+        return text[len(state):] if text.startswith(state) else text
+
     def _lost(self, client: _Client, exc: Exception | None) -> None:
         if client is not self._client:
             return
@@ -294,7 +302,7 @@ class SSHHost(HostTransport):
         why = _first_line(exc) if exc else "closed by the remote side"
         err = HostUnreachable(f"{self.target.ssh_address}: connection lost: {why}")
         self._last_error = err
-        self._set(ConnState.UNREACHABLE, str(err))
+        self._set(ConnState.UNREACHABLE, self._reason(err))
         log.info("ssh %s: %s", self.name, err)
 
     async def close(self) -> None:
