@@ -80,12 +80,20 @@ def make_probes(opts: Options) -> Any:
         from probes.network.topology import TopologyProbe
         from probes.tenancy import config_for
         probes.append(TopologyProbe(interval=opts.interval if opts.demo else max(opts.interval, 5.0),
-                                    policy=from_config(config_for(opts)), libvirt_only=opts.demo))
+                                    policy=from_config(config_for(opts)), libvirt_only=opts.demo,
+                                    ovs_db=_ovs_db(opts)))
         if not opts.demo:  # logs: journal, files, libvirt events (probes/logs/service.py)
             from probes.logs.service import log_probes
             probes += log_probes(host, opts)
         return probes
     return for_host
+
+
+def _ovs_db(opts: Options) -> str | None:
+    """`[network] ovsdb`: a private OVS database to read (the training lab runs its own)."""
+    cfg = opts.config
+    v = cfg.table("network").get("ovsdb") if cfg is not None else None
+    return v if isinstance(v, str) and v else None
 
 
 def make_deriver(opts: Options):

@@ -85,7 +85,44 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     s.add_argument("--demo", action="store_true", help="snapshot the bundled demo fleet")
     s.add_argument("-o", "--output", required=True, metavar="FILE")
+
+    _lab_parser(sub)  # tenantscope lab ... (probes/lab)
+    _serve_parser(sub)  # tenantscope serve ... (tui/serve)
     return p
+
+
+def _lab_parser(sub) -> None:  # type: ignore[no-untyped-def]
+    lab = sub.add_parser("lab", help="build, break and remove the training lab on this machine (root)")
+    lab.add_argument("--dir", default=None, metavar="DIR",
+                     help="the lab's state directory (default $TENANTSCOPE_LAB_DIR or /run/tenantscope-lab)")
+    ls = lab.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
+    u = ls.add_parser("up", help="build the lab: tenants as namespaces on their own bridges, services, limits")
+    u.add_argument("--tenants", type=int, default=3, metavar="N", help="number of tenants (default 3)")
+    u.add_argument("--ovs", choices=("auto", "yes", "no"), default="auto",
+                   help="put the third tenant on a private Open vSwitch (default: where OVS is installed)")
+    ls.add_parser("down", help="remove everything the lab created (and nothing else)")
+    st = ls.add_parser("status", help="what the lab has, what is broken, what is missing")
+    st.add_argument("--json", action="store_true")
+    b = ls.add_parser("break", help="inject a fault")
+    b.add_argument("fault", metavar="FAULT")
+    f = ls.add_parser("fix", help="remove a fault")
+    f.add_argument("fault", metavar="FAULT")
+    ls.add_parser("list-faults", help="the faults and the findings each produces")
+
+
+def _serve_parser(sub) -> None:  # type: ignore[no-untyped-def]
+    v = sub.add_parser("serve", help="serve the console to SSH clients (public keys only; read-only by default)")
+    _common(v)
+    v.add_argument("--listen", default="127.0.0.1:2222", metavar="ADDR:PORT", help="default 127.0.0.1:2222")
+    v.add_argument("--host-key", required=True, metavar="FILE", help="the server's SSH host key (private key file)")
+    v.add_argument("--authorized-keys", required=True, metavar="FILE",
+                   help="OpenSSH authorized_keys; option `tenantscope-write` lets a key change things")
+    v.add_argument("--presenter", action="store_true",
+                   help="one session drives (the first write key), everyone else follows its screen")
+    v.add_argument("--max-sessions", type=int, default=10, metavar="N", help="concurrent sessions (default 10)")
+    v.add_argument("--demo", action="store_true", help="serve the bundled demo fleet")
+    v.add_argument("--app-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for every session's tenantscope (repeatable)")
 
 
 def _load_config(args: argparse.Namespace, demo: bool):
@@ -252,6 +289,24 @@ def cmd_run(args: argparse.Namespace, *, demo: bool = False) -> int:
     return app.return_code or 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from probes.lab.command import run
+    from probes.lab.record import LabError
+    try:
+        return run(args.lab_action, fault=getattr(args, "fault", ""), tenants=getattr(args, "tenants", 3),
+                   ovs=getattr(args, "ovs", "auto"), directory=args.dir, as_json=getattr(args, "json", False))
+    except LabError as e:
+        raise UserError(f"lab: {e}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tui.serve import ServeError, serve_main
+    try:
+        return serve_main(args)
+    except ServeError as e:
+        raise UserError(f"serve: {e}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -264,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_snapshot(args)
             case "demo":
                 return cmd_run(args, demo=True)
+            case "lab":
+                return cmd_lab(args)
+            case "serve":
+                return cmd_serve(args)
             case _:
                 return cmd_run(args)
     except UserError as e:
