@@ -152,6 +152,7 @@ async def test_pure_v2_tree_limits_and_counters(tmp_path):
     assert r.exists and r.cpu_ns == 5_000_000 and r.mem_bytes == 4096 and (r.blk_read, r.blk_write) == (7, 9)
     assert r.limits == Limits(source="cgroup v2", cpu_quota_cores=0.5, cpu_shares=100,
                               mem_limit_bytes=None, pids_limit=100, where="/sys/fs/cgroup/ctr")
+    assert r.limits.mem_known  # memory.max = max: known to be unlimited
     [gone] = await cgroups.read_groups(host, lay, [cgroups.GroupRef.same_everywhere("k", "/nope")], limits=True)
     assert not gone.exists and gone.limits is None
 
@@ -185,7 +186,9 @@ def test_domain_stats_and_live_limits():
     assert lim.cpu_quota_cores == 1.0 and lim.cpu_shares == 512 and lim.mem_limit_bytes is None
     assert live_limits({"vcpu_quota": -1, "vcpu_period": 100000}, {"hard_limit": 1024}, 1) == Limits(
         source="libvirt live", cpu_quota_cores=None, cpu_shares=None, mem_limit_bytes=1 << 20,
-        where="schedinfo/memtune --live")
+        where="schedinfo/memtune --live", pids_known=False)
+    unknown = live_limits(None, {"hard_limit": 1024}, 1)  # e.g. the test driver: no scheduler info
+    assert not unknown.cpu_known and unknown.mem_known
 
 
 def test_restarted_domain_starts_fresh_counters():

@@ -163,7 +163,7 @@ def vm04_cpu(state: State, spec: CheckSpec) -> Iterator[Finding]:
             ct = w.vm.cputune
             xml_cap = bool((ct.quota and ct.quota > 0) or (ct.emulator_quota and ct.emulator_quota > 0))
             live = _live(hs, w.key)
-            if live is not None and _running(w):
+            if live is not None and _running(w) and live.cpu_known:
                 capped = live.cpu_quota_cores is not None
                 where = f"live: {live.where}"
             else:
@@ -195,7 +195,7 @@ def vm05_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
             assert w.vm is not None
             xml = w.vm.memtune.hard_limit_kib
             live = _live(hs, w.key)
-            if live is not None and _running(w) and live.source == "libvirt live":
+            if live is not None and _running(w) and live.mem_known:
                 limited = live.mem_limit_bytes is not None
                 where = f"live: {live.where}"
             else:
@@ -233,12 +233,12 @@ def vm12_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
             xml_cores = None
             if ct.quota and ct.quota > 0:
                 xml_cores = ct.quota / (ct.period or 100000) * max(1, w.vm.vcpus or 1)
-            if not _close(xml_cores, live.cpu_quota_cores):
+            if live.cpu_known and not _close(xml_cores, live.cpu_quota_cores):
                 diffs.append(("CPU quota (cores)", _f(xml_cores), _f(live.cpu_quota_cores)))
             if ct.shares is not None and live.cpu_shares is not None and ct.shares != live.cpu_shares:
                 diffs.append(("cpu shares", str(ct.shares), str(live.cpu_shares)))
             xml_mem = mt.hard_limit_kib * 1024 if mt.hard_limit_kib else None
-            if not _close(xml_mem, live.mem_limit_bytes):
+            if live.mem_known and not _close(xml_mem, live.mem_limit_bytes):
                 diffs.append(("memory hard limit", _b(xml_mem), _b(live.mem_limit_bytes)))
             if diffs:
                 yield finding(
@@ -290,8 +290,9 @@ def ctr07_limits(state: State, spec: CheckSpec) -> Iterator[Finding]:
         if live is None:
             continue
         read += 1
-        missing = [what for what, v in (("pids", live.pids_limit), ("memory", live.mem_limit_bytes),
-                                        ("cpu", live.cpu_quota_cores)) if v is None]
+        missing = [what for what, v, known in (
+            ("pids", live.pids_limit, live.pids_known), ("memory", live.mem_limit_bytes, live.mem_known),
+            ("cpu", live.cpu_quota_cores, live.cpu_known)) if known and v is None]
         if not missing:
             continue
         sev = Severity.MEDIUM if "memory" in missing or "pids" in missing else Severity.LOW

@@ -237,6 +237,7 @@ def interpret(owner: str, plan: Sequence[tuple[str, str, str]],
               files: Mapping[str, str | None], limits: bool) -> GroupReading:
     g = GroupReading(owner)
     got: dict[str, str] = {}
+    planned = {what for what, _, _ in plan}
     for what, ver, path in plan:
         text = files.get(path)
         if text is None:
@@ -272,7 +273,10 @@ def interpret(owner: str, plan: Sequence[tuple[str, str, str]],
         if "pids.max" in got:
             pids = _v2_max(got["pids.max"])
         g.limits = Limits(source=g.version, cpu_quota_cores=quota, cpu_shares=shares,
-                          mem_limit_bytes=mem, pids_limit=pids, where=g.where)
+                          mem_limit_bytes=mem, pids_limit=pids, where=g.where,
+                          # a limit file planned but absent is the root group: no limit there
+                          cpu_known=bool(planned & {"cpu.cfs_quota_us", "cpu.max"}),
+                          mem_known="memory.limit" in planned, pids_known="pids.max" in planned)
     return g
 
 

@@ -103,9 +103,12 @@ def live_limits(sched: Mapping[str, Any] | None, mem: Mapping[str, Any] | None,
     if mem:
         h = mem.get("hard_limit")
         hard = h * 1024 if h is not None and 0 < h < MEMORY_UNLIMITED_KIB else None
+    cpu_known = bool(sched) and ("vcpu_quota" in sched or "global_quota" in sched)
     return Limits(source="libvirt live", cpu_quota_cores=quota,
                   cpu_shares=int(shares) if shares is not None else None,
-                  mem_limit_bytes=hard, where="schedinfo/memtune --live")
+                  mem_limit_bytes=hard, where="schedinfo/memtune --live",
+                  cpu_known=cpu_known, mem_known=bool(mem) and "hard_limit" in mem,
+                  pids_known=False)
 
 
 class DomainStats:
@@ -164,14 +167,18 @@ class DomainStats:
     def _limits(self, dom: Any, vcpus: int | None) -> Limits | None:
         import libvirt
         sched = mem = None
-        try:
-            sched = dom.schedulerParametersFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE)
-        except libvirt.libvirtError as e:
-            log.debug("schedulerParameters of %s: %s", dom.name(), e)
-        try:
-            mem = dom.memoryParameters(libvirt.VIR_DOMAIN_AFFECT_LIVE)
-        except libvirt.libvirtError as e:
-            log.debug("memoryParameters of %s: %s", dom.name(), e)
+        for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE, 0):  # some drivers refuse the flag
+            try:
+                sched = dom.schedulerParametersFlags(flags)
+                break
+            except libvirt.libvirtError as e:
+                log.debug("schedulerParameters(%d) of %s: %s", flags, dom.name(), e)
+        for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE, 0):
+            try:
+                mem = dom.memoryParameters(flags)
+                break
+            except libvirt.libvirtError as e:
+                log.debug("memoryParameters(%d) of %s: %s", flags, dom.name(), e)
         if sched is None and mem is None:
             return None
         return live_limits(sched, mem, vcpus)

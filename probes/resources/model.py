@@ -43,6 +43,10 @@ class Limits:
     mem_limit_bytes: int | None = None
     pids_limit: int | None = None
     where: str = ""  # the cgroup path or API the values came from
+    # which values the source actually reported: None above means "no limit" only when known
+    cpu_known: bool = True
+    mem_known: bool = True
+    pids_known: bool = True
 
 
 @dataclass(frozen=True)

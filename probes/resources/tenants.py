@@ -62,10 +62,13 @@ def usage_of(name: str, samples: list[Sample], hist: list[History], cpus: int,
              mem_total: int) -> Usage:
     cpu = _sum(s.cpu_pct for s in samples)
     mem = _sum(s.mem_bytes for s in samples)
-    quotas = [s.live.cpu_quota_cores if s.live else None for s in samples if s.kind != "netns"]
-    mem_unl = sum(1 for s in samples if s.kind != "netns" and s.mem_limit_bytes is None)
+    # only limits the source actually reported count: unknown is neither capped nor "no limit"
+    cpu_known = [s for s in samples if s.kind != "netns" and s.live and s.live.cpu_known]
+    mem_known = [s for s in samples if s.kind != "netns" and s.live and s.live.mem_known]
+    quotas = [s.live.cpu_quota_cores for s in cpu_known if s.live]
+    mem_unl = sum(1 for s in mem_known if s.mem_limit_bytes is None)
     cpu_unl = sum(1 for q in quotas if q is None)
-    limits = [s.mem_limit_bytes for s in samples if s.kind != "netns"]
+    limits = [s.mem_limit_bytes for s in mem_known]
     weights = [s.live.cpu_shares for s in samples if s.live and s.live.cpu_shares]
     steals = [s.steal_pct for s in samples if s.steal_pct is not None]
     return Usage(
