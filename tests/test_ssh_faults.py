@@ -64,9 +64,12 @@ async def test_killed_host_goes_unreachable_others_keep_updating_then_it_reconne
         await _until(lambda: conn(ha) == ConnState.UNREACHABLE, what="a unreachable")
         assert "connection lost" in hs(ha).connection("ssh").detail or \
             "refused" in hs(ha).connection("ssh").detail
+        down_since = hs(ha).connection("ssh").since
         n_b = merges[hb.name]
         await _until(lambda: merges[hb.name] >= n_b + 5, what="b keeps updating while a is down")
         assert conn(hb) == ConnState.UP
+        # a was retried meanwhile (back-off 0.05..0.4 s); it is still down since the same moment
+        assert ha._failures >= 1 and hs(ha).connection("ssh").since == down_since
         # what was shown for a stays, marked stale
         assert hs(ha).facts is not None and stale_age(hs(ha)) is not None
         assert "unreachable since" in status_line(hs(ha)) and "data stale" in status_line(hs(ha))

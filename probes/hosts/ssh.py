@@ -204,9 +204,8 @@ class SSHHost(HostTransport):
             fut.exception()  # mark retrieved: callers may all have gone
 
     async def _connect(self) -> asyncssh.SSHClientConnection:
+        # the state stays what it was while retrying: "unreachable since T" is the outage's start
         t = self.target
-        if self.connection.state != ConnState.UP:
-            self._set(ConnState.CONNECTING, t.ssh_address)
         known = self._load_known_hosts()
         client = _Client(self, known, self.known_hosts)
         kw: dict[str, Any] = dict(known_hosts=known, client_factory=lambda: client,
@@ -266,8 +265,7 @@ class SSHHost(HostTransport):
             how = ("key files " + ", ".join(self._client_keys)) if self._client_keys else \
                   "agent and default key files"
             return AuthFailed(f"{who}: authentication failed (tried {how}): {_first_line(e)}")
-        if isinstance(e, asyncssh.KeyExchangeFailed) and \
-                asyncssh.match_known_hosts(self._load_known_hosts(), self.target.address, "", self.target.port)[0]:
+        if isinstance(e, asyncssh.KeyExchangeFailed) and self._host_is_known():
             return HostKeyRefused(f"{who}: host key refused: {self.known_hosts} has a key of "
                                   f"another type for this host ({_first_line(e)})")
         if isinstance(e, (asyncssh.KeyImportError, asyncssh.KeyEncryptionError)):
@@ -291,6 +289,13 @@ class SSHHost(HostTransport):
         text = text[len(who):] if text.startswith(who) else text
         state = str(getattr(err, "state", "")) + ": "
         return text[len(state):] if text.startswith(state) else text
+
+    def _host_is_known(self) -> bool:
+        try:
+            return bool(asyncssh.match_known_hosts(self._load_known_hosts(), self.target.address, "",
+                                                   self.target.port)[0])
+        except (HostError, ValueError):
+            return False
 
     def _lost(self, client: _Client, exc: Exception | None) -> None:
         if client is not self._client:
