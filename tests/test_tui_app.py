@@ -504,3 +504,18 @@ async def test_a_source_publishing_from_another_thread_is_rendered():
         await asyncio.to_thread(source.push, new)
         await pilot.pause(0.4)
         assert app.state is new
+
+
+async def test_palette_runs_a_pane_action_on_that_pane():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("5", "ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"collapse all")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        tree = app.query_one(TenantTree)
+        assert not any(n.is_expanded for n in tree.root.children)
+        assert focused_pane(app) == "tenants"
