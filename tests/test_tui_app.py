@@ -519,3 +519,17 @@ async def test_palette_runs_a_pane_action_on_that_pane():
         tree = app.query_one(TenantTree)
         assert not any(n.is_expanded for n in tree.root.children)
         assert focused_pane(app) == "tenants"
+
+
+async def test_sigusr1_repaints_instead_of_killing_the_app():
+    import os
+    import signal
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app._repaint_signal  # else the signal below would kill the test run
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await pilot.pause(0.2)
+        assert app.is_running
+    # the handler is gone with the app: the default action would be restored
+    assert asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1) is False

@@ -12,7 +12,9 @@ shown. Number keys 1-5 focus (and show) a pane in both layouts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -117,8 +119,21 @@ class TenantScopeApp(App[int]):
         self._render(self._source.state)
         self._source.start()
         self.action_focus_pane(self._active)
+        self._install_repaint_signal()
+
+    def _install_repaint_signal(self) -> None:
+        """SIGUSR1 repaints the whole screen: a viewer that joins a shared session (tmux,
+        `serve` followers) otherwise sees only the differences Textual sends after it."""
+        try:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGUSR1, lambda: self.refresh(repaint=True, layout=True))
+            self._repaint_signal = True
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, no signals
+            self._repaint_signal = False
 
     async def on_unmount(self) -> None:
+        if getattr(self, "_repaint_signal", False):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         if self._flush_timer is not None:
             self._flush_timer.stop()
         try:
