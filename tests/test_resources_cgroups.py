@@ -74,7 +74,7 @@ async def test_burn_and_alloc_show_as_load_and_spike(cgroup_factory):  # noqa: F
     assert s.pids == 4
     spikes = ids(state, "RES-01")
     assert spikes, "the burn must raise RES-01"
-    cpu = [f for f in spikes if "cpu peaked" in f.summary]
+    cpu = [f for f in spikes if "cpu spike from" in f.summary]
     assert cpu and cpu[0].workloads == (w.key,)
     ev = cpu[0].evidence[0].detail
     assert "metric=cpu" in ev and "baseline=" in ev and "peak=" in ev and "started_at=" in ev

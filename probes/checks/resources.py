@@ -70,17 +70,20 @@ def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
         assert hs.samples is not None
         for sp in hs.samples.spikes:
             w = wl.get(sp.workload)
-            state_txt = (f"still above since {_when(sp.started_at)}" if sp.active
-                         else f"{_when(sp.started_at)}-{_when(sp.ended_at or sp.peak_at)}")
+            # The summary stays the same for the whole spike (it is part of the finding's key,
+            # which the Logs timeline uses to report "raised" once); the evolving peak and the
+            # end are in the evidence.
             yield finding(
                 spec, Status.WARN,
-                f"{_wl_name(w, sp.workload)}: {sp.metric} peaked at {fmt_value(sp.metric, sp.peak)} "
-                f"at {_when(sp.peak_at)} (baseline {fmt_value(sp.metric, sp.baseline)}, "
-                f"threshold {fmt_value(sp.metric, sp.threshold)}; {state_txt})",
+                f"{_wl_name(w, sp.workload)}: {sp.metric} spike from {_when(sp.started_at)}: "
+                f"{fmt_value(sp.metric, sp.first or sp.peak)} against a baseline of "
+                f"{fmt_value(sp.metric, sp.baseline)}",
                 host=hs.host.name, tenants=[tenant_of(w)] if w and w.tenant else [],
                 workloads=[sp.workload],
                 evidence=[Evidence(f"resources: {sp.metric} of {sp.workload}",
-                                   f"metric={sp.metric} baseline={sp.baseline:.4g} "
+                                   f"peak {fmt_value(sp.metric, sp.peak)} at {_when(sp.peak_at)}"
+                                   + (f", ended {_when(sp.ended_at)}" if sp.ended_at else ", still above")
+                                   + f"; metric={sp.metric} baseline={sp.baseline:.4g} "
                                    f"deviation={sp.deviation:.4g} threshold={sp.threshold:.4g} "
                                    f"peak={sp.peak:.4g} peak_at={sp.peak_at:.0f} "
                                    f"started_at={sp.started_at:.0f} "

@@ -15,7 +15,7 @@ longer than `adapt_after` seconds the new level is accepted as the baseline and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from probes.resources.model import Metric, Spike
 
@@ -81,15 +81,14 @@ class Baseline:
             self._above += 1
             if cur is not None:
                 if x > cur.peak:
-                    cur = Spike(cur.workload, cur.metric, cur.baseline, cur.deviation,
-                                cur.threshold, x, cur.started_at, at)
+                    cur = replace(cur, peak=x, peak_at=at)
                 if at - cur.started_at > self.t.adapt_after:  # the new normal
                     cur = _ended(cur, at)
                     self.mean, self.dev, self.n = x, 0.0, 1
                 self.spike = cur
                 return cur
             if self._above >= self.t.confirm:
-                self.spike = Spike(workload, metric, self.mean, self.dev, thr, x, at, at)
+                self.spike = Spike(workload, metric, self.mean, self.dev, thr, x, at, at, first=x)
                 return self.spike
             return None  # above, not yet confirmed: do not learn from it either
         self._above = 0
@@ -101,8 +100,7 @@ class Baseline:
 
 
 def _ended(s: Spike, at: float) -> Spike:
-    return Spike(s.workload, s.metric, s.baseline, s.deviation, s.threshold, s.peak,
-                 s.started_at, s.peak_at, at)
+    return replace(s, ended_at=at)
 
 
 class SpikeDetector:

@@ -122,6 +122,7 @@ class Spike:
     started_at: float
     peak_at: float
     ended_at: float | None = None  # None while still above the threshold
+    first: float = 0.0  # the value that confirmed the spike (stable, unlike the peak)
 
     @property
     def active(self) -> bool:
