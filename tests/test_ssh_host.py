@@ -296,3 +296,33 @@ async def test_pending_commands_fail_fast_when_the_connection_drops(sshd_factory
         assert h.connection.state == ConnState.UNREACHABLE
     finally:
         await h.close()
+
+
+async def test_concurrent_reads_go_as_one_command_and_keep_their_own_outcome(sshd, tmp_path):
+    files = {"empty": b"", "nl": b"a\nb\n", "no-nl": b"x", "bin": b"\x00\xff\xfe\n\n",
+             "fake-marker": b"\n0123456789abcdef0123456789abcdef 0\n", "big": b"y" * 70000}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "dir").mkdir()
+    h = ssh_host(sshd)
+    calls = []
+    run = h.run
+
+    async def counting(argv, **kw):
+        calls.append(argv)
+        return await run(argv, **kw)
+
+    h.run = counting  # type: ignore[method-assign]
+    try:
+        names = [*files, "missing", "dir", "big"]
+        limits = [4 << 20] * (len(names) - 1) + [10]
+        got = await asyncio.gather(*(h.read_text(str(tmp_path / n), limit=lim) for n, lim in zip(names, limits)),
+                                   return_exceptions=True)
+    finally:
+        await h.close()
+    assert len(calls) == 1  # one round trip for all of them
+    for name, g in zip(files, got):
+        assert g == files[name].decode("utf-8", "replace"), name
+    assert isinstance(got[len(files)], FileNotFoundError)
+    assert isinstance(got[len(files) + 1], IsADirectoryError)
+    assert got[-1] == "y" * 10
