@@ -178,3 +178,22 @@ def test_own_events_findings_and_probe_errors(tmp_path):
     svc._own_events(replace(base, findings=tuple(f(i) for i in range(2, 16))))
     assert msgs() == ["probe libvirt recovered"]
     assert isinstance(State(), State)
+
+
+def test_own_events_resource_spikes(tmp_path):
+    from probes.resources.model import Metric, ResourceSnapshot, Spike
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
+    hl = svc.hosts["hv1"] = svcmod.HostLogs(local_host(tmp_path), svc.cfg)
+    base = fleet_state()
+    sp = Spike("hv1/vm/acme-web", Metric.CPU, 10.0, 2.0, 20.0, 95.0, 100.0, 101.0, first=90.0)
+
+    def with_spikes(*spikes):  # noqa: ANN002, ANN202
+        return replace(base, hosts=(replace(base.hosts[0], samples=ResourceSnapshot(spikes=spikes)),))
+
+    svc._own_spikes(with_spikes(sp))
+    svc._own_spikes(with_spikes(sp))  # the same spike again: one entry only
+    e = hl.pending[-1]
+    assert len(hl.pending) == 1 and e.tenant == "acme" and e.workload == "hv1/vm/acme-web"
+    assert e.message.startswith("spike: hv1/vm/acme-web cpu 90.0")
+    svc._own_spikes(with_spikes(replace(sp, ended_at=130.0)))
+    assert len(hl.pending) == 2 and hl.pending[-1].message.startswith("spike ended:")

@@ -158,6 +158,7 @@ class LogService:
         self._flusher: asyncio.Task[None] | None = None
         self._findings: dict[str, Any] | None = None
         self._errors: set[tuple[str, str]] = set()
+        self._spikes: set[tuple[str, str, str, float]] = set()
         self._lock = asyncio.Lock()
 
     # -- wiring
@@ -336,6 +337,7 @@ class LogService:
                     hl.own(sev, f"finding {what}: {f.check_id} {f.title}: {f.summary}",
                            (("check", f.check_id), ("finding", what)))
         self._findings = raised
+        self._own_spikes(state)
         errs = {(e.host, e.probe): e for hs in state.hosts for e in hs.probe_errors}
         for k, e in errs.items():
             if k not in self._errors and e.host in self.hosts:
@@ -345,6 +347,35 @@ class LogService:
             if k[0] in self.hosts:
                 self.hosts[k[0]].own("info", f"probe {k[1]} recovered", (("probe", k[1]),))
         self._errors = set(errs)
+
+    def _own_spikes(self, state: State) -> None:
+        """Resource spikes (probes/resources) as entries of the workload they are about."""
+        seen: set[tuple[str, str, str, float]] = set()
+        tenants = {w.key: w.tenant for w in state.workloads()}
+        for hs in state.hosts:
+            hl = self.hosts.get(hs.host.name)
+            if hl is None or hs.samples is None:
+                continue
+            for sp in hs.samples.spikes:
+                key = (hs.host.name, sp.workload, str(sp.metric), sp.started_at)
+                if sp.active:
+                    seen.add(key)
+                if sp.active and key not in self._spikes:
+                    e = parsers.tenantscope_event(
+                        time.time(), hl.name, "warning",
+                        f"spike: {sp.workload} {sp.metric} {sp.first or sp.peak:.1f} "
+                        f"(baseline {sp.baseline:.1f}, threshold {sp.threshold:.1f})",
+                        (("spike", str(sp.metric)),))
+                    hl.put([replace(e, workload=sp.workload, tenant=tenants.get(sp.workload, ""),
+                                    attributed_by="name")])
+                elif not sp.active and key in self._spikes:
+                    e = parsers.tenantscope_event(
+                        time.time(), hl.name, "info",
+                        f"spike ended: {sp.workload} {sp.metric} (peak {sp.peak:.1f})",
+                        (("spike", str(sp.metric)),))
+                    hl.put([replace(e, workload=sp.workload, tenant=tenants.get(sp.workload, ""),
+                                    attributed_by="name")])
+        self._spikes = seen
 
     async def stop(self) -> None:
         for name in list(self.hosts):
