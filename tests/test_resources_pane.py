@@ -144,3 +144,17 @@ async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cg
         assert "paused" in str(app.query_one("#resources-summary").render())
         await pilot.press("p")
         assert not probe.paused
+
+
+def test_resources_pane_snapshot_100x30(snap_compare):
+    """Compact layout (one pane): acme expanded, 'no limit' in words, sparklines and chart."""
+    app, _ = make_app(make_state({"acme-a": 150.0, "globex-a": 40.0}, limited={"globex-a"}))
+
+    async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=settle)

@@ -85,7 +85,9 @@ def chart(values: Sequence[float], width: int, rows: int = CHART_ROWS, floor: fl
     return out
 
 
-_FLOORS = {"cpu": 100.0, "mem": float(64 << 20), "disk": float(1 << 20), "net": float(1 << 20)}
+# Sparklines and charts scale from 0 to max(values, floor): a quarter of a core of jitter or a
+# steady 100 MiB must look low, not like a full bar. Memory scales to its limit where known.
+_FLOORS = {"cpu": 100.0, "mem": float(1 << 30), "disk": float(1 << 20), "net": float(1 << 20)}
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False) -> tuple
         Cell(("  └ " if indent else "") + label, "bold" if bold else ""),
         Cell(f"{fmt_pct(u.cpu_pct)} {sparkline(u.cpu_hist, _FLOORS['cpu'])}", value=u.cpu_pct or 0.0),
         Cell(fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
-        Cell(f"{mem_txt} {sparkline(u.mem_hist, _FLOORS['mem'])}", mem_style, float(u.mem_bytes or 0)),
+        Cell(f"{mem_txt} {sparkline(u.mem_hist, max(_FLOORS['mem'], float(u.mem_limit_bytes or 0)))}",
+             mem_style, float(u.mem_bytes or 0)),
         limits,
         Cell(f"{fmt_bytes(u.disk_bps, True)} {sparkline(u.disk_hist, _FLOORS['disk'])}", value=u.disk_bps or 0.0),
         Cell(f"{fmt_bytes(u.net_bps, True)} {sparkline(u.net_hist, _FLOORS['net'])}", value=u.net_bps or 0.0),
