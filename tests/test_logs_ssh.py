@@ -40,3 +40,36 @@ async def test_saved_journal_followed_over_ssh(tmp_path, sshd):  # noqa: F811
         await host.close()
     assert sink.messages == ["m0", "m1", "m2", "live \x1b[2J"]
     assert [e.severity for e in sink.events] == ["err"] * 3 + ["warning"]
+
+
+async def test_logs_service_over_ssh(tmp_path, sshd):  # noqa: F811
+    """The whole service on an SSH host: globs expanded remotely (find), files followed by
+    the remote follower, entries in the engine's State."""
+    from probes.engine import Engine
+    from probes.logs.ring import live_ring
+    from probes.logs.service import LogService
+    from probes.logs.sources import LogsConfig
+    (tmp_path / "libvirt" / "qemu").mkdir(parents=True)
+    (tmp_path / "app.log").write_text("Nov 27 10:00:00 hv1 app[1]: hello\n")
+    (tmp_path / "libvirt" / "qemu" / "acme-web.log").write_text(
+        "2026-11-27T10:00:11.045615Z qemu-system-x86_64: KVM internal error. Suberror: 1\n")
+    assert await sources.expand(str(tmp_path / "libvirt" / "qemu" / "*.log"), ssh_host(sshd)) == \
+        [str(tmp_path / "libvirt" / "qemu" / "acme-web.log")]
+    host = ssh_host(sshd)
+    svc = LogService(LogsConfig(files=(str(tmp_path / "app.log"), str(tmp_path / "libvirt" / "qemu" / "*.log")),
+                                journal=False, libvirt_events=False))
+    engine = Engine([host], lambda h: [svc.probe()])
+    svc.bind(engine)
+    try:
+        st = await engine.refresh_once()
+        lv = st.hosts[0].logs
+        got = {e.message: e.tags for e in lv.events if e.source.startswith("file:")}
+        assert got == {"hello": (), "qemu-system-x86_64: KVM internal error. Suberror: 1": ("qemu-error",)}
+        assert {s.state.value for s in lv.sources} == {"following"}
+        with open(tmp_path / "app.log", "a") as f:
+            f.write("Nov 27 10:00:01 hv1 app[1]: live over ssh\n")
+        engine.start()
+        await wait_for(lambda: any(e.message == "live over ssh" for e in live_ring(host.name)),
+                       "a live line over ssh")
+    finally:
+        await engine.stop()
