@@ -312,6 +312,7 @@ class LogsPane(Pane):
         self.multi_host = False
         self._last: dict[str, int] = {}
         self._gens: dict[str, int] = {}
+        self._status_text = ""
         self._dropped: dict[str, int] = {}
         self._total: dict[str, int] = {}
         self._sources: list[tuple[str, Any]] = []
@@ -597,7 +598,9 @@ class LogsPane(Pane):
                 t.append(visible(s.name, limit=60) + " " + s.state.value)
             if len(bad) > 3:
                 t.append(f", +{len(bad) - 3} more")
-        status.update(t)
+        if t.plain != self._status_text:  # a layout pass only when the line changed
+            self._status_text = t.plain
+            status.update(t)
 
 
 def _fields(q: Query) -> dict[str, Any]:
