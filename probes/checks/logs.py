@@ -17,7 +17,6 @@ from probes.logs import classify
 from probes.logs.attribute import Attributor, Index
 from probes.logs.model import LogEvent, SourceState, evidence_ref
 from probes.model import Evidence, Finding, Severity, State, Status
-from probes.untrusted import visible
 
 MAX_EVIDENCE = 8
 
@@ -51,7 +50,8 @@ def _when(e: LogEvent) -> str:
 
 
 def _evidence(events: list[LogEvent]) -> tuple[Evidence, ...]:
-    return tuple(Evidence(evidence_ref(e), f"{_when(e)} {e.source}: {visible(e.message, limit=300)}")
+    # raw host text (cut): made safe where it is shown, like every other model string
+    return tuple(Evidence(evidence_ref(e), f"{_when(e)} {e.source}: {e.message[:300]}")
                  for e in events[-MAX_EVIDENCE:])
 
 
@@ -169,10 +169,10 @@ def insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
         bad = [src for src in v.sources if src.state == SourceState.UNREADABLE]
         for src in bad:
             yield finding(spec, Status.WARN, f"log source unreadable: {src.name}", host=host,
-                          evidence=(Evidence(src.name, visible(src.detail)),))
+                          evidence=(Evidence(src.name, src.detail),))
         following = [src for src in v.sources if src.state in (SourceState.FOLLOWING, SourceState.DONE)]
         if v.sources and not following:
             yield finding(spec, Status.FAIL, "no log source can be read", host=host,
-                          evidence=tuple(Evidence(src.name, f"{src.state}: {visible(src.detail)}")
+                          evidence=tuple(Evidence(src.name, f"{src.state}: {src.detail}")
                                          for src in v.sources[:MAX_EVIDENCE]),
                           severity=Severity.HIGH)
