@@ -267,3 +267,20 @@ def test_container_check_skips_until_limits_are_read():
     [f] = run_checks(st, ["CTR-07"])
     assert f.status is Status.SKIPPED
     assert os.path.basename(__file__).startswith("test_resources")
+
+
+def test_snapshot_round_trip_of_resource_samples():
+    from probes import snapshot
+    from probes.resources.model import History, Spike
+    hog = _vm("hog", "a")
+    snap = ResourceSnapshot(
+        samples=(Sample(hog.key, 1.0, "vm", "libvirt", cpu_pct=50.0, mem_bytes=1 << 20,
+                        live=Limits("libvirt live", cpu_quota_cores=0.5, cpu_known=True, pids_known=False)),),
+        at=1.0, interval=2.0, totals=HostTotals(cpus=2, cpu_pct=5.0, mem_total=1 << 30, source="psutil"),
+        history=(History(hog.key, cpu=(1.0, 2.0), mem=(3.0,)),), history_at=(0.0, 1.0),
+        spikes=(Spike(hog.key, Metric.CPU, 1.0, 0.5, 26.0, 99.0, 0.5, 1.0, first=90.0),),
+        problems=("libvirt: down",))
+    from probes.model import Host
+    state = State(hosts=(HostState(Host("h"), workloads=(hog,), samples=snap),))
+    back = snapshot.loads(snapshot.dumps(state))
+    assert back == state and back.hosts[0].samples.spikes[0].metric is Metric.CPU
