@@ -101,7 +101,7 @@ def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
        "weight; pin tenants to separate cores with <vcpupin>.")
 def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = {h.host.name: h for h in _hosts_with_samples(state)}
-    for hu in by_tenant(state):
+    for hu in by_tenant(state, history=False):
         hs = hosts[hu.host]
         assert hs.samples is not None
         total_cpu = sum(t.cpu_pct or 0.0 for t in hu.tenants)

@@ -98,8 +98,9 @@ class HostUsage:
     workloads: tuple[tuple[str, Usage], ...]  # (tenant, usage of one workload)
 
 
-def by_tenant(state: State) -> tuple[HostUsage, ...]:
-    """For each host with samples: usage per tenant and per workload."""
+def by_tenant(state: State, *, history: bool = True) -> tuple[HostUsage, ...]:
+    """For each host with samples: usage per tenant and per workload (with the summed
+    history series for the pane's sparklines unless `history` is False, as checks need not)."""
     out = []
     for hs in state.hosts:
         snap = hs.samples
@@ -110,7 +111,7 @@ def by_tenant(state: State) -> tuple[HostUsage, ...]:
         groups: dict[str, list[Sample]] = {}
         for s in snap.samples:
             groups.setdefault(tenant_of(wl.get(s.workload)), []).append(s)
-        hist = {h.workload: h for h in snap.history}
+        hist = {h.workload: h for h in snap.history} if history else {}
         tenants = []
         per_wl = []
         for t, ss in sorted(groups.items()):
