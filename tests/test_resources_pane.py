@@ -158,3 +158,20 @@ def test_resources_pane_snapshot_100x30(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=settle)
+
+
+async def test_hidden_pane_does_no_work_until_shown():
+    app, source = make_app(make_state({"acme-a": 10.0}))
+    async with app.run_test(size=(80, 24)) as pilot:  # compact: one pane at a time
+        await pilot.press("2")
+        await pilot.pause()
+        pane = app.pane("resources")
+        await pilot.press("1")  # Tenants shown, Resources hidden
+        await pilot.pause()
+        rebuilds, updates = pane.rebuilds, pane.updates
+        source.push(make_state({"acme-a": 90.0}))
+        await pilot.pause(0.3)
+        assert (pane.rebuilds, pane.updates) == (rebuilds, updates)
+        await pilot.press("2")
+        await pilot.pause(0.2)
+        assert cell_texts(pane)[0][1].startswith("91%")

@@ -213,6 +213,7 @@ class ResourcesPane(Pane):
         self.updates = 0  # cell updates done (tests and the benchmark read it)
         self.rebuilds = 0
         self._state: State | None = None
+        self._hidden_state: State | None = None
         self._seen: tuple[Any, ...] | None = None
         self._rows: list[Row] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
@@ -237,6 +238,9 @@ class ResourcesPane(Pane):
     def show(self, state: State) -> None:
         if self.paused:
             self._state = state
+            return
+        if not self.display:  # another tab is shown (compact layout): catch up when shown
+            self._hidden_state = state
             return
         seen = (tuple(h.samples for h in state.hosts), state.tenants,
                 tuple(h.workloads for h in state.hosts))
@@ -354,6 +358,11 @@ class ResourcesPane(Pane):
             same_height = text.count("\n") == self._chart.count("\n") and bool(text) == bool(self._chart)
             self._chart = text
             w.update(untrusted_lines(text), layout=not same_height)
+
+    def on_show(self) -> None:
+        state, self._hidden_state = self._hidden_state, None
+        if state is not None:
+            self.show(state)
 
     def on_resize(self) -> None:
         # the chart only where there is room for it next to a useful table
