@@ -5,14 +5,11 @@ hostile lines leave the title and the clipboard alone."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 from datetime import timezone
+from pathlib import Path
 
 from textual.app import App
 from textual.geometry import Region
