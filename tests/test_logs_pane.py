@@ -141,9 +141,13 @@ async def test_follow_pause_filter_search_jump_and_dropped():
             await pilot.press("escape")
             await pilot.pause()
             assert len(ll.lines) == 80  # the pane holds what the ring holds
-            # `t` cycles the tenant filter
+            # `t` cycles the tenant filter, `o` the source
             await pilot.press("t")
             assert {e.tenant for e in ll.lines} == {"acme"}
+            await pilot.press("escape", "o")
+            assert ll.lines == []  # journal: none here
+            await pilot.press("o")
+            assert len(ll.lines) == 80 and all(e.source.startswith("file:") for e in ll.lines)
             await pilot.press("escape")
             # search forward and back
             await pilot.press("slash", *"needle", "enter")

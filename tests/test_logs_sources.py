@@ -342,3 +342,33 @@ async def test_journal_resumes_after_its_cursor_when_the_stream_breaks(tmp_path)
     assert sink.messages == [f"e{i}" for i in range(7)]
     assert "--after-cursor" in Breaking.calls[1] and "-n" not in Breaking.calls[1]
     assert any(s[1] == SourceState.FAILED and "connection lost" in s[2] for s in sink.states)
+
+
+@needs_tool("tail")
+async def test_tail_fallback_when_the_host_has_no_python3(tmp_path):
+    """Without python3 on the host, files are followed with `tail -F` (appends and a
+    truncation arrive; a rename can lose what the old file got after tail switched)."""
+    from probes.hosts.base import HostError
+    from probes.hosts.local import LocalHost
+
+    class NoPython(LocalHost):
+        async def run(self, argv, **kw):  # noqa: ANN001, ANN003, ANN201
+            if argv[0] == "python3":
+                raise HostError("python3: command not found")
+            return await super().run(argv, **kw)
+
+    p = tmp_path / "app.log"
+    p.write_text("".join(x + "\n" for x in lines("pre", 0, 5)))
+    host = NoPython("hv1", libvirt_uri=None, root=str(tmp_path))
+    sink = CollectSink()
+    task = asyncio.create_task(sources.follow_file_stream("/app.log", host, sink, start_lines=2))
+    try:
+        await wait_for(lambda: sink.messages == msgs("pre", 3, 5), "the last 2 lines")
+        with open(p, "a") as f:
+            f.write("".join(x + "\n" for x in lines("a", 0, 3)))
+        await wait_for(lambda: len(sink.messages) >= 5, "appended lines")
+        assert sink.messages == msgs("pre", 3, 5) + msgs("a", 0, 3)
+        assert ("file:/app.log", SourceState.FOLLOWING, "tail -F") in sink.states
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -4,7 +4,7 @@ What it does:
 - follows new entries (f toggles; moving up or scrolling up pauses, nothing that arrives
   meanwhile is lost; End resumes);
 - filters (`:` then `tenant:acme host:hv1 source:journal sev:warning tag:oom-kill words`,
-  `t` cycles the tenant, `s` the minimum severity, Esc clears);
+  `t` cycles the tenant, `s` the minimum severity, `o` the source, Esc clears);
 - searches (`/`, literal or regex with R), n / N for the next / previous match;
 - jumps from a finding to its evidence lines (`show_entries`, `show_finding`);
 - shows the ring's dropped count and the state of every source.
@@ -48,6 +48,7 @@ from tui.panes.base import Pane
 _SEV_CLASS = {"emerg": "crit", "alert": "crit", "crit": "crit", "err": "err",
               "warning": "warning", "notice": "notice", "info": "info", "debug": "info"}
 _SEV_CYCLE = (None, "warning", "err", "crit")
+_SOURCE_CYCLE = (None, "journal", "file:", "libvirt-events", "tenantscope")
 _MSG_LIMIT = 16 * 1024
 
 
@@ -293,6 +294,7 @@ class LogsPane(Pane):
         Binding("colon", "filter", "Filter", id="logs.filter", key_display=":"),
         Binding("t", "cycle_tenant", "Tenant", id="logs.tenant"),
         Binding("s", "cycle_severity", "Severity", id="logs.severity"),
+        Binding("o", "cycle_source", "Source", id="logs.source"),
         Binding("escape", "escape", "Clear filter", id="logs.clear"),
     ]
     DEFAULT_CSS = """
@@ -462,6 +464,12 @@ class LogsPane(Pane):
         i = _SEV_CYCLE.index(cur) if cur in _SEV_CYCLE else 0
         nxt = _SEV_CYCLE[(i + 1) % len(_SEV_CYCLE)]
         self._set_filter(Query(**{**_fields(self.query_filter), "min_severity": nxt, "seqs": None}))
+
+    def action_cycle_source(self) -> None:
+        cur = self.query_filter.source
+        i = _SOURCE_CYCLE.index(cur) if cur in _SOURCE_CYCLE else 0
+        nxt = _SOURCE_CYCLE[(i + 1) % len(_SOURCE_CYCLE)]
+        self._set_filter(Query(**{**_fields(self.query_filter), "source": nxt, "seqs": None}))
 
     def action_escape(self) -> None:
         inp = self.query_one("#logs-input", Input)
