@@ -18,13 +18,15 @@ from tests.helpers import needs_root, needs_tool
 
 pytestmark = [needs_root, needs_tool("ip")]
 NET = tuple(f"NET-0{i}" for i in range(1, 8))
+# generous: these machines are shared and loaded; a late reply must not look like isolation
+T = 1.0
 
 
 async def observe(lab: NetLab, *, probe: bool = True, **kw):
     topo = await TopologyProbe(**kw).collect(LocalHost(lab.host, libvirt_uri=None))
     hs = lab.state(topo)
     if probe:
-        hs = lab.state(topo, await prober.probe_matrix(hs))
+        hs = lab.state(topo, await prober.probe_matrix(hs, timeout=T))
     return hs
 
 
@@ -106,7 +108,7 @@ async def test_config_typo_is_reported_and_not_created(netlab: NetLab, tmp_path)
     from probes.model import NetnsDetails
     ghost = replace(hs.workloads[0], name="tsf-acme-wbe", netns=NetnsDetails(path="/run/netns/tsf-acme-wbe"))
     hs2 = replace(hs, workloads=hs.workloads + (ghost,))
-    rm = await prober.probe_matrix(hs2, trace=False)
+    rm = await prober.probe_matrix(hs2, trace=False, timeout=T)
     mine = [r for r in rm.results if r.src == ghost.key]
     assert mine and all(r.outcome == "error" and "namespace gone" in r.detail for r in mine)
     assert not os.path.exists("/run/netns/tsf-acme-wbe")
@@ -122,7 +124,7 @@ async def test_namespace_disappearing_mid_run(netlab: NetLab) -> None:
         if len(seen) == 1:
             sh("ip", "netns", "del", "tsf-ini-app")
 
-    rm = await prober.probe_matrix(hs, concurrency=1, progress=progress)
+    rm = await prober.probe_matrix(hs, concurrency=1, progress=progress, timeout=T)
     assert seen[-1][0] == seen[-1][1] and len(seen) == 5
     gone = [r for r in rm.results if r.src == netlab.key("tsf-ini-app")]
     assert gone and all(r.outcome == "error" and "namespace gone" in r.detail for r in gone)
@@ -140,7 +142,7 @@ async def test_several_addresses_and_foreign_replies(netlab: NetLab) -> None:
                              "10.71.1.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         await asyncio.sleep(0.2)
-        rm = await prober.probe_matrix(hs)
+        rm = await prober.probe_matrix(hs, timeout=T)
     finally:
         ping.kill()
         ping.wait()
@@ -205,7 +207,7 @@ async def test_tcp_connect_tells_open_refused_and_separated(netlab: NetLab) -> N
     srv = await asyncio.to_thread(in_netns, "/run/netns/tsf-acme-db", listen)
     try:
         hs = await observe(netlab, probe=False)
-        rm = await prober.probe_matrix(hs, ports=(8080, 8081), trace=False)
+        rm = await prober.probe_matrix(hs, ports=(8080, 8081), trace=False, timeout=T)
     finally:
         srv.close()
     got = {(r.method, r.address): r.outcome for r in rm.results if r.src == netlab.key("tsf-acme-web")}
@@ -259,7 +261,7 @@ async def test_container_namespace_held_only_by_a_process(netlab: NetLab) -> Non
         ct = Workload(WorkloadKind.CONTAINER, "glx-ct", netlab.host, tenant="globex", placed_by=Placement.CONFIG,
                       container=ContainerDetails(runtime="test", init_pid=pid))
         hs = replace(netlab.state(topo), workloads=netlab.workloads((ct,)))
-        hs = replace(hs, reach=await prober.probe_matrix(hs, trace=False))
+        hs = replace(hs, reach=await prober.probe_matrix(hs, trace=False, timeout=T))
         cell = predict.matrix(hs).cell("globex", "acme")
         assert cell.predicted and cell.observed and cell.status == "wrong"
         assert {r.src for r in cell.violations} == {ct.key}
