@@ -29,7 +29,7 @@ from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
 
-COLUMNS = ("Tenant", "CPU", "Host", "Mem used/limit", "Limits", "Disk", "Net", "Steal")
+COLUMNS = ("Tenant", "CPU", "Host cpu·mem", "Mem used/limit", "Limits", "Disk", "Net", "Steal")
 COL_KEYS = ("name", "cpu", "host", "mem", "limits", "disk", "net", "steal")
 INTERVALS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CHART_METRICS = ("cpu", "mem", "disk", "net")
@@ -115,7 +115,8 @@ def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False) -> tuple
     return (
         Cell(("  └ " if indent else "") + label, "bold" if bold else ""),
         Cell(f"{fmt_pct(u.cpu_pct)} {sparkline(u.cpu_hist, _FLOORS['cpu'])}", value=u.cpu_pct or 0.0),
-        Cell(fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
+        Cell(f"{fmt_pct(u.cpu_share)}·{fmt_pct(u.mem_share)}" if u.mem_share is not None
+             else fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
         Cell(f"{mem_txt} {sparkline(u.mem_hist, max(_FLOORS['mem'], float(u.mem_limit_bytes or 0)))}",
              mem_style, float(u.mem_bytes or 0)),
         limits,
