@@ -284,3 +284,41 @@ def test_snapshot_round_trip_of_resource_samples():
     state = State(hosts=(HostState(Host("h"), workloads=(hog,), samples=snap),))
     back = snapshot.loads(snapshot.dumps(state))
     assert back == state and back.hosts[0].samples.spikes[0].metric is Metric.CPU
+
+
+def test_bulk_stats_retry_without_nowait_on_an_older_daemon():
+    """FAKE connection (an old daemon cannot be run here): NOWAIT refused with
+    VIR_ERR_INVALID_ARG -> the same call again without flags, remembered for next time."""
+    libvirt = pytest.importorskip("libvirt")
+    from probes.resources.domstats import DomainStats
+
+    class Dom:
+        def name(self):
+            return "d"
+
+        def UUIDString(self):  # noqa: N802 - libvirt's name
+            return "u"
+
+        def ID(self):  # noqa: N802
+            return 1
+
+    class OldDaemon:
+        calls: list[int] = []
+
+        def isAlive(self):  # noqa: N802
+            return True
+
+        def getAllDomainStats(self, stats, flags):  # noqa: N802
+            self.calls.append(flags)
+            if flags:
+                e = libvirt.libvirtError("unsupported flags")
+                e.err = (libvirt.VIR_ERR_INVALID_ARG, 0, "unsupported flags", 0, "", None, None, 0, 0)
+                raise e
+            return [(Dom(), {"state.state": 1, "cpu.time": 5})]
+
+    ds = DomainStats("fake:///")
+    ds._conn = OldDaemon()
+    [r] = ds.collect(with_limits=False)
+    assert r.cpu_ns == 5 and not ds._flags_ok
+    ds.collect(with_limits=False)
+    assert OldDaemon.calls == [libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, 0, 0]

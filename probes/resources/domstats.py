@@ -122,6 +122,8 @@ class DomainStats:
 
     def _connect(self) -> Any:
         import libvirt
+        # libvirt's default error handler prints every error to stderr, where the TUI draws
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         if self._conn is None or not self._alive():
             self._conn = libvirt.openReadOnly(self.uri)
         return self._conn
@@ -167,12 +169,14 @@ class DomainStats:
     def _limits(self, dom: Any, vcpus: int | None) -> Limits | None:
         import libvirt
         sched = mem = None
-        for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE, 0):  # some drivers refuse the flag
+        calls = (lambda: dom.schedulerParametersFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE),
+                 dom.schedulerParameters)  # some drivers (the test driver) refuse every flag
+        for call in calls:
             try:
-                sched = dom.schedulerParametersFlags(flags)
+                sched = call()
                 break
             except libvirt.libvirtError as e:
-                log.debug("schedulerParameters(%d) of %s: %s", flags, dom.name(), e)
+                log.debug("scheduler parameters of %s: %s", dom.name(), e)
         for flags in (libvirt.VIR_DOMAIN_AFFECT_LIVE, 0):
             try:
                 mem = dom.memoryParameters(flags)
