@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
-from probes.resources.model import Limits, Metric, Sample
+from probes.resources.model import Limits, Metric
 from probes.resources.tenants import UNPLACED, by_tenant, tenant_of
 
 # RES-02 thresholds
