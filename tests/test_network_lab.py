@@ -270,3 +270,39 @@ async def test_container_namespace_held_only_by_a_process(netlab: NetLab) -> Non
         holder.kill()
         holder.wait()
         sh("ip", "link", "del", "tsf-h-ct", check=False)
+
+
+async def test_check_probe_entry_merges_into_the_engine(netlab: NetLab, capsys) -> None:
+    """`check --probe` runs prober.probe_engine_for on the engine; here an engine that sees only
+    this lab (so no traffic reaches anybody else's namespaces)."""
+    from probes.engine import Engine, Probe
+    from probes.session import Options
+
+    class LabWorkloads(Probe):
+        name = "lab"
+
+        async def collect(self, host):  # type: ignore[no-untyped-def]
+            return netlab.workloads()
+
+        def merge(self, state, result):  # type: ignore[no-untyped-def]
+            from dataclasses import replace
+            return replace(state, workloads=result)
+
+    engine = Engine([LocalHost(netlab.host, libvirt_uri=None)], lambda h: [LabWorkloads(), TopologyProbe()])
+    try:
+        await engine.refresh_once()
+        await prober.probe_engine_for(engine, Options(extra=(("probe", "9"),)))
+    finally:
+        await engine.stop()
+    reach = engine.state.hosts[0].reach
+    assert reach is not None and reach.ports == (9,)
+    methods = {r.method for r in reach.results}
+    assert methods == {"icmp", "tcp:9"}
+    own = [r for r in reach.results if r.method == "tcp:9" and r.src_tenant == r.dst_tenant == "globex"]
+    assert own and all(r.outcome == "refused" for r in own)
+    assert "probed" in capsys.readouterr().err
+
+
+def test_probe_port_needs_probe() -> None:
+    from tui.cli import main
+    assert main(["check", "--probe-port", "22"]) == 2
