@@ -64,9 +64,9 @@ async def test_table_sort_expand_no_limit_and_untrusted_names():
         pane = app.pane("resources")
         rows = cell_texts(pane)
         assert rows[0][0].startswith("▸ acme (2)") and rows[0][1].startswith("151%")
-        assert "∞ no limit" in rows[0][3] and rows[0][4] == "⚠ no cpu/mem cap"
+        assert "∞ no limit" in rows[0][2] and rows[0][3] == "⚠ no cpu/mem cap"
         globex = next(r for r in rows if "globex" in r[0])
-        assert globex[4] == "✓ capped" and "/1.0G" in globex[3]
+        assert globex[3] == "✓ capped" and "/1.0G" in globex[2]
         evil = next(r for r in rows if "click" in r[0])
         assert "\x1b" not in evil[0] and "\\x1b" in evil[0]
         await pilot.press("enter")  # expand acme
@@ -134,7 +134,7 @@ async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cg
             if rows and rows[0][1][:1].isdigit() and float(rows[0][1].split("%")[0]) > 20:
                 break
         assert rows[0][0].startswith("▸ tshburn") and float(rows[0][1].split("%")[0]) > 20
-        assert "⚠ no cpu/mem cap" == rows[0][4]
+        assert "⚠ no cpu/mem cap" == rows[0][3]
         await pilot.press("minus", "minus")  # from 0.3 s: the next steps are 1 s, then 2 s
         assert probe.interval == 2.0
         await pilot.press("plus", "plus", "plus")

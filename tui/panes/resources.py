@@ -29,8 +29,10 @@ from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
 
-COLUMNS = ("Tenant", "CPU", "Host cpu·mem", "Mem used/limit", "Limits", "Disk", "Net", "Steal")
-COL_KEYS = ("name", "cpu", "host", "mem", "limits", "disk", "net", "steal")
+# What an on-call engineer needs first comes first (a half-width pane shows only the left
+# columns without scrolling): who burns CPU, who holds memory, who has no limit.
+COLUMNS = ("Tenant", "CPU", "Mem used/limit", "Limits", "Host cpu·mem", "Disk", "Net", "Steal")
+COL_KEYS = ("name", "cpu", "mem", "limits", "host", "disk", "net", "steal")
 INTERVALS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CHART_METRICS = ("cpu", "mem", "disk", "net")
 CHART_TITLES = {"cpu": "CPU, % of one core", "mem": "memory", "disk": "disk read+write",
@@ -97,7 +99,8 @@ class Cell:
     value: float = 0.0  # what sorting uses
 
 
-def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False) -> tuple[Cell, ...]:
+def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False,
+                spark: int = SPARK_POINTS) -> tuple[Cell, ...]:
     mem_txt = fmt_bytes(u.mem_bytes)
     mem_style = ""
     if u.mem_limit_bytes is not None:
@@ -112,16 +115,19 @@ def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False) -> tuple
         limits = Cell("✓ capped", "", 0)
     else:
         limits = Cell("—", "dim", 0)
+    def sl(values: Sequence[float], floor: float) -> str:
+        return " " + sparkline(values, floor, spark) if spark else ""
+
     return (
         Cell(("  └ " if indent else "") + label, "bold" if bold else ""),
-        Cell(f"{fmt_pct(u.cpu_pct)} {sparkline(u.cpu_hist, _FLOORS['cpu'])}", value=u.cpu_pct or 0.0),
-        Cell(f"{fmt_pct(u.cpu_share)}·{fmt_pct(u.mem_share)}" if u.mem_share is not None
-             else fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
-        Cell(f"{mem_txt} {sparkline(u.mem_hist, max(_FLOORS['mem'], float(u.mem_limit_bytes or 0)))}",
+        Cell(f"{fmt_pct(u.cpu_pct)}{sl(u.cpu_hist, _FLOORS['cpu'])}", value=u.cpu_pct or 0.0),
+        Cell(f"{mem_txt}{sl(u.mem_hist, max(_FLOORS['mem'], float(u.mem_limit_bytes or 0)))}",
              mem_style, float(u.mem_bytes or 0)),
         limits,
-        Cell(f"{fmt_bytes(u.disk_bps, True)} {sparkline(u.disk_hist, _FLOORS['disk'])}", value=u.disk_bps or 0.0),
-        Cell(f"{fmt_bytes(u.net_bps, True)} {sparkline(u.net_hist, _FLOORS['net'])}", value=u.net_bps or 0.0),
+        Cell(f"{fmt_pct(u.cpu_share)}·{fmt_pct(u.mem_share)}" if u.mem_share is not None
+             else fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
+        Cell(f"{fmt_bytes(u.disk_bps, True)}{sl(u.disk_hist, _FLOORS['disk'])}", value=u.disk_bps or 0.0),
+        Cell(f"{fmt_bytes(u.net_bps, True)}{sl(u.net_hist, _FLOORS['net'])}", value=u.net_bps or 0.0),
         Cell(fmt_pct(u.steal_pct) if u.steal_pct is not None else "", "warn" if (u.steal_pct or 0) >= 10 else "",
              u.steal_pct or 0.0),
     )
@@ -144,7 +150,7 @@ class Row:
 
 
 def build_rows(state: State, expanded: frozenset[str], sort_col: int, reverse: bool,
-               names: dict[str, str] | None = None) -> list[Row]:
+               names: dict[str, str] | None = None, spark: int = SPARK_POINTS) -> list[Row]:
     """The table as plain data: tenants sorted by the sort column, expanded ones followed by
     their workloads (sorted the same way)."""
     hosts = by_tenant(state)
@@ -165,8 +171,9 @@ def build_rows(state: State, expanded: frozenset[str], sort_col: int, reverse: b
         for t in hu.tenants:
             tkey = f"t:{hu.host}:{t.name}"
             label = f"{'▾' if tkey in expanded else '▸'} {t.name} ({len(t.workloads)})" + (f" @{hu.host}" if multi else "")
-            trow = Row(tkey, usage_cells(t, label, False, True), t, tkey)
-            kids = [Row(f"w:{u.name}", usage_cells(u, wl_names.get(u.name, u.name.rsplit('/', 1)[-1]), True), u, tkey)
+            trow = Row(tkey, usage_cells(t, label, False, True, spark), t, tkey)
+            kids = [Row(f"w:{u.name}", usage_cells(u, wl_names.get(u.name, u.name.rsplit('/', 1)[-1]), True,
+                                                    spark=spark), u, tkey)
                     for tn, u in hu.workloads if tn == t.name] if tkey in expanded else []
             tenants.append((trow, kids))
     out: list[Row] = []
@@ -258,7 +265,8 @@ class ResourcesPane(Pane):
         if state is None:
             return
         self._draw_summary(state)
-        rows = build_rows(state, frozenset(self.expanded), self.sort_col, self.reverse)
+        rows = build_rows(state, frozenset(self.expanded), self.sort_col, self.reverse,
+                          spark=self._spark_points())
         self._sync(rows)
         self._draw_chart()
 
@@ -365,7 +373,14 @@ class ResourcesPane(Pane):
         if state is not None:
             self.show(state)
 
+    def _spark_points(self) -> int:
+        # a narrow pane (the two-up layout) gets short sparklines so the limits stay in view
+        return SPARK_POINTS if (self.size.width or 120) >= 100 else 3
+
     def on_resize(self) -> None:
+        if self._state is not None and self._rows and \
+                len(self._rows[0].cells[1].text.split(" ")[-1]) != self._spark_points():
+            self._redraw()
         # the chart only where there is room for it next to a useful table
         h = self.size.height
         self._chart_rows = CHART_ROWS if h >= 20 else 2 if h >= 11 else 0
