@@ -56,7 +56,8 @@ async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[
     for ns, part in zip(names, parts):
         if isinstance(part, BaseException):
             spaces.append(Namespace(ns, error=str(part)))
-            problems.append(f"namespace {ns or 'host'}: {part}")
+            if ns not in pids:  # a process-held namespace may simply have ended
+                problems.append(f"namespace {ns or 'host'}: {part}")
             continue
         lk, rt, fw = part
         links += lk
