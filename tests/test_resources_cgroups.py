@@ -139,3 +139,27 @@ async def test_missing_and_vanishing_groups(cgroup_factory):  # noqa: F811
     s = rig.sample(w.key)
     assert s.cpu_pct is None and s.note == "cgroup not found"
     assert all(f.status is not Status.ERROR for f in run_checks(state, ["CTR-07", "RES-01"]))
+
+
+async def test_noisy_neighbour_real_groups(cgroup_factory):  # noqa: F811
+    """Tenant 'hog' (cpu.shares 256) burns both cores while tenant 'meek' (shares 1024) idles:
+    hog uses far more than its configured fifth of the CPU -> RES-02 names it."""
+    hog, meek = cgroup_factory(), cgroup_factory()
+    hog.write("cpu", "cpu.shares", "256")
+    host = LocalHost(libvirt_uri=None)
+    wh = container(host, hog.name, hog.path, hog.spawn(IDLE))
+    wm = container(host, meek.name, meek.path, meek.spawn(IDLE))
+    wh = Workload(wh.kind, wh.name, wh.host, tenant="hog", container=wh.container)
+    wm = Workload(wm.kind, wm.name, wm.host, tenant="meek", container=wm.container)
+    rig = Rig([wh, wm])
+    state = await rig.refresh(2)
+    assert ids(state, "RES-02") == []
+    hog.spawn(BURN)
+    hog.spawn(BURN)
+    for _ in range(10):
+        state = await rig.refresh()
+        found = ids(state, "RES-02")
+        if found:
+            break
+    assert found and found[0].tenants == ("hog",), [f.summary for f in run_checks(state, ["RES-02"])]
+    assert "configured share of 20%" in found[0].summary
