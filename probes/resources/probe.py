@@ -117,7 +117,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         if self._n == 0 and self._merges == 0 and not self._workloads:
             self._workloads = await self._discover(host)
         self._n += 1
-        workloads = [w for w in self._workloads if w.host == host.name] or list(self._workloads)
+        workloads = list(self._workloads)  # this host's (merge sees one HostState)
         containers = [w for w in workloads if w.kind == WorkloadKind.CONTAINER and w.container]
         netns = [w for w in workloads if w.kind == WorkloadKind.NETNS and w.netns is not None]
         if any(w.key not in self._limits for w in containers):
