@@ -61,6 +61,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._hist: dict[str, dict[Metric, deque[float]]] = {}
         self._hist_at: deque[float] = deque(maxlen=HISTORY_LEN)
         self._limits: dict[str, Limits] = {}
+        self._tried: set[str] = set()  # containers whose limits were read at least once
         self._cg_paths: dict[int, tuple[tuple[str, str], ...]] = {}  # pid -> controller paths
         self._workloads: tuple[Workload, ...] = ()
         self._layout: cgroups.Layout | None = None
@@ -120,8 +121,9 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         workloads = list(self._workloads)  # this host's (merge sees one HostState)
         containers = [w for w in workloads if w.kind == WorkloadKind.CONTAINER and w.container]
         netns = [w for w in workloads if w.kind == WorkloadKind.NETNS and w.netns is not None]
-        if any(w.key not in self._limits for w in containers):
-            with_limits = True
+        # a container seen for the first time gets its limits read at once (cgroups only)
+        cg_limits = with_limits or any(w.key not in self._tried for w in containers)
+        self._tried.update(w.key for w in containers)
 
         jobs: dict[str, asyncio.Future] = {}
         uri = host.host.libvirt_uri
@@ -130,7 +132,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 self._dom = DomainStats(uri)
             jobs["libvirt"] = asyncio.ensure_future(asyncio.to_thread(self._dom.collect, with_limits))
         if containers:
-            jobs["cgroups"] = asyncio.ensure_future(self._read_containers(host, containers, with_limits))
+            jobs["cgroups"] = asyncio.ensure_future(self._read_containers(host, containers, cg_limits))
         net_targets = _net_targets(containers, netns)
         if net_targets:
             jobs["netns"] = asyncio.ensure_future(self._netns.read(host, net_targets))
@@ -312,6 +314,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             self._rates.forget_missing(keys | {"@host"})
             for k in [k for k in self._limits if k not in keys]:
                 del self._limits[k]
+            self._tried &= keys
         self.detector.forget_missing(keys, now)
         history = tuple(History(k, tuple(h[Metric.CPU]), tuple(h[Metric.MEM]),
                                 tuple(h[Metric.DISK]), tuple(h[Metric.NET]))
