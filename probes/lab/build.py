@@ -294,15 +294,9 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
         still = labovs.stop(rec.ovs_daemons, d)
         left += [f"process {p.pid} ({p.what})" for p in still]
         removed += len(rec.ovs_daemons)
-    # namespaces (their veth ends go with them), then root-namespace links
-    nss = existing_netns()
-    for name in rec.netns:
-        if name in nss:
-            try:
-                netns.remove(name)
-                removed += 1
-            except OSError as e:
-                left.append(f"network namespace {name} ({e.strerror})")
+    # root-namespace links first (deleting a veth removes its peer at once; a namespace's
+    # removal is finished by the kernel later, which would leave the veth for a moment), then
+    # the namespaces
     links = existing_links()
     with IPRoute() as ipr:
         for name in reversed(rec.links):
@@ -315,7 +309,16 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
                 ipr.link("del", index=idx[0])
                 removed += 1
             except Exception as e:  # noqa: BLE001 (pyroute2 raises NetlinkError)
-                left.append(f"link {name} ({e})")
+                if ipr.link_lookup(ifname=name):
+                    left.append(f"link {name} ({e})")
+    nss = existing_netns()
+    for name in rec.netns:
+        if name in nss:
+            try:
+                netns.remove(name)
+                removed += 1
+            except OSError as e:
+                left.append(f"network namespace {name} ({e.strerror})")
     # cgroups, children first
     for d in reversed(rec.cgroups):
         if not os.path.exists(d):

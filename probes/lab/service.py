@@ -46,9 +46,9 @@ for f, v in (("setgroups", "deny"), ("uid_map", "0 65534 1"), ("gid_map", "0 655
         fh.write(v)
 ck(libc.sethostname(ctypes.c_char_p(name), len(name)), "sethostname")
 
+null = os.open("/dev/null", os.O_RDWR)  # before the fork: the init's pivot_root moves our root too
 child = os.fork()
 if child:  # the launcher, outside the pid namespace
-    null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
@@ -127,12 +127,9 @@ signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGHUP, stop)
 signal.signal(signal.SIGINT, stop)
 os.write(1, b"ready\n")
-null = os.open("/dev/null", os.O_RDWR) if os.path.exists("/dev/null") else -1
 for fd in (0, 1, 2):
-    if null >= 0:
-        os.dup2(null, fd)
-    else:
-        os.close(fd)
+    os.dup2(null, fd)
+os.close(null)
 reply = a["name"].encode() + b"\n"
 while True:
     try:
