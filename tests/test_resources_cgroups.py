@@ -163,3 +163,29 @@ async def test_noisy_neighbour_real_groups(cgroup_factory):  # noqa: F811
             break
     assert found and found[0].tenants == ("hog",), [f.summary for f in run_checks(state, ["RES-02"])]
     assert "configured share of 20%" in found[0].summary
+
+
+async def test_limit_set_on_a_parent_group_counts(cgroup_factory):  # noqa: F811
+    """Kubernetes pods, systemd slices and docker's parent group limit their children: a
+    container whose own files say 'max' under a limited parent is limited."""
+    import os
+
+    from tests.fixtures.cgroups import TestCgroup
+    parent = cgroup_factory()
+    child = TestCgroup(f"{parent.name}/tsh-inner",
+                       {c: os.path.join(d, "tsh-inner") for c, d in parent.dirs.items()})
+    for d in child.dirs.values():
+        os.mkdir(d)
+    try:
+        parent.set_limits(mem_bytes=300 << 20, quota_us=20000, pids=50)
+        init = child.spawn(IDLE)
+        w = container(LocalHost(libvirt_uri=None), "tsh-inner", child.path, init)
+        rig = Rig([w])
+        state = await rig.refresh(2)
+        live = rig.sample(w.key).live
+        assert live.mem_limit_bytes == 300 << 20 and live.pids_limit == 50
+        assert live.cpu_quota_cores == pytest.approx(0.2)
+        assert f"memory limit from /sys/fs/cgroup/memory/{parent.name}" in live.where
+        assert ids(state, "CTR-07") == []
+    finally:
+        child.cleanup()

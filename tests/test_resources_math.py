@@ -153,6 +153,16 @@ async def test_pure_v2_tree_limits_and_counters(tmp_path):
     assert r.limits == Limits(source="cgroup v2", cpu_quota_cores=0.5, cpu_shares=100,
                               mem_limit_bytes=None, pids_limit=100, where="/sys/fs/cgroup/ctr")
     assert r.limits.mem_known  # memory.max = max: known to be unlimited
+    # a child under a limited parent (a pod, a slice) inherits the tighter limit
+    kid = g / "kid"
+    kid.mkdir()
+    for k, v in files.items():
+        (kid / k).write_text(v)
+    (g / "memory.max").write_text("1048576\n")
+    (kid / "cpu.max").write_text("max 100000\n")
+    [k] = await cgroups.read_groups(host, lay, [cgroups.GroupRef.same_everywhere("k", "/ctr/kid")], limits=True)
+    assert k.limits.mem_limit_bytes == 1048576 and k.limits.cpu_quota_cores == 0.5
+    assert "memory limit from /sys/fs/cgroup/ctr" in k.limits.where
     [gone] = await cgroups.read_groups(host, lay, [cgroups.GroupRef.same_everywhere("k", "/nope")], limits=True)
     assert not gone.exists and gone.limits is None
 

@@ -168,20 +168,36 @@ def _plan(lay: Layout, ref: GroupRef, limits: bool) -> list[tuple[str, str, str]
         elif v2ok and v2ctrl in lay.v2_controllers and ref.path("") != "/":
             plan.append((what, "v2", v2(f2 or "io.stat") or ""))
     if limits:
+        # A group is limited by its own files and by every ancestor's (a Kubernetes pod, a
+        # systemd slice, docker's parent group): read them all, the tightest one counts.
+        def levels(ctrl: str) -> list[tuple[int, str]]:
+            p = ref.path(ctrl).rstrip("/")
+            out = [(0, p)]
+            while p.count("/") > 1:
+                p = p.rsplit("/", 1)[0]
+                out.append((len(out), p))
+            return out
+
+        def add(what: str, ver: str, mnt: str, ctrl: str, name: str) -> None:
+            if not ref.path(ctrl):
+                return
+            for depth, p in levels(ctrl):
+                plan.append((what if depth == 0 else f"{what}@{depth}", ver, f"{mnt}{p}/{name}"))
+
         if lay.v1_mount("cpu"):
             for f in V1_LIMITS["cpu"]:
-                plan.append((f, "v1", v1("cpu", f) or ""))
+                add(f, "v1", lay.v1_mount("cpu"), "cpu", f)
         elif v2ok and "cpu" in lay.v2_controllers:
             for f in V2_LIMITS["cpu"]:
-                plan.append((f, "v2", v2(f) or ""))
+                add(f, "v2", lay.v2, "", f)
         if lay.v1_mount("memory"):
-            plan.append(("memory.limit", "v1", v1("memory", "memory.limit_in_bytes") or ""))
+            add("memory.limit", "v1", lay.v1_mount("memory"), "memory", "memory.limit_in_bytes")
         elif v2ok and "memory" in lay.v2_controllers:
-            plan.append(("memory.limit", "v2", v2("memory.max") or ""))
+            add("memory.limit", "v2", lay.v2, "", "memory.max")
         if lay.v1_mount("pids"):
-            plan.append(("pids.max", "v1", v1("pids", "pids.max") or ""))
+            add("pids.max", "v1", lay.v1_mount("pids"), "pids", "pids.max")
         elif v2ok and "pids" in lay.v2_controllers:
-            plan.append(("pids.max", "v2", v2("pids.max") or ""))
+            add("pids.max", "v2", lay.v2, "", "pids.max")
     return [p for p in plan if p[2]]
 
 
@@ -257,27 +273,62 @@ def interpret(owner: str, plan: Sequence[tuple[str, str, str]],
             g.pids = _int(text)
     g.version = "cgroup " + "+".join(sorted(g.sources)) if g.sources else ""
     if limits and g.exists:
-        quota = shares = mem = pids = None
-        if "cpu.cfs_quota_us" in got:
-            q, p = _int(got["cpu.cfs_quota_us"]), _int(got.get("cpu.cfs_period_us"))
-            quota = q / p if q is not None and q > 0 and p else None
-            shares = _int(got.get("cpu.shares"))
-        elif "cpu.max" in got:
-            parts = got["cpu.max"].split()
-            if parts and parts[0] != "max" and len(parts) == 2:
-                quota = int(parts[0]) / int(parts[1])
-            shares = _int(got.get("cpu.weight"))
-        if "memory.limit" in got:
-            m = _v2_max(got["memory.limit"])
-            mem = m if m is not None and m < UNLIMITED_V1 else None
-        if "pids.max" in got:
-            pids = _v2_max(got["pids.max"])
-        g.limits = Limits(source=g.version, cpu_quota_cores=quota, cpu_shares=shares,
-                          mem_limit_bytes=mem, pids_limit=pids, where=g.where,
-                          # a limit file planned but absent is the root group: no limit there
-                          cpu_known=bool(planned & {"cpu.cfs_quota_us", "cpu.max"}),
-                          mem_known="memory.limit" in planned, pids_known="pids.max" in planned)
+        g.limits = _limits(g, got, planned, plan)
     return g
+
+
+def _limits(g: GroupReading, got: dict[str, str], planned: set[str],
+            plan: Sequence[tuple[str, str, str]]) -> Limits:
+    """Effective limits: the tightest over the group and its ancestors (`NAME@DEPTH`)."""
+    levels: dict[int, dict[str, str]] = {}
+    where_of: dict[tuple[str, int], str] = {}
+    for what, _, path in plan:
+        name, _, d = what.partition("@")
+        depth = int(d) if d else 0
+        kind = name.split(".")[0]  # cpu, memory, pids
+        where_of.setdefault((kind, depth), path.rsplit("/", 1)[0])
+        if what in got:
+            levels.setdefault(depth, {})[name] = got[what]
+    quotas: list[tuple[float, int]] = []
+    mems: list[tuple[int, int]] = []
+    pids: list[tuple[int, int]] = []
+    shares = None
+    for depth, f in sorted(levels.items()):
+        if "cpu.cfs_quota_us" in f:
+            q, p = _int(f["cpu.cfs_quota_us"]), _int(f.get("cpu.cfs_period_us"))
+            if q is not None and q > 0 and p:
+                quotas.append((q / p, depth))
+            if depth == 0:
+                shares = _int(f.get("cpu.shares"))
+        elif "cpu.max" in f:
+            parts = f["cpu.max"].split()
+            if len(parts) == 2 and parts[0] != "max":
+                quotas.append((int(parts[0]) / int(parts[1]), depth))
+            if depth == 0:
+                shares = _int(f.get("cpu.weight"))
+        if "memory.limit" in f:
+            m = _v2_max(f["memory.limit"])
+            if m is not None and m < UNLIMITED_V1:
+                mems.append((m, depth))
+        if "pids.max" in f:
+            n = _v2_max(f["pids.max"])
+            if n is not None:
+                pids.append((n, depth))
+    notes = []
+    chosen = []
+    for what, vals in (("cpu", quotas), ("memory", mems), ("pids", pids)):
+        best = min(vals) if vals else None
+        chosen.append(best[0] if best else None)
+        if best and best[1] > 0:
+            notes.append(f"{what} limit from {where_of.get((what, best[1]), 'a parent')}")
+    quota, mem, npids = chosen
+    where = g.where + (" (" + "; ".join(notes) + ")" if notes else "")
+    return Limits(source=g.version, cpu_quota_cores=quota, cpu_shares=shares,
+                  mem_limit_bytes=int(mem) if mem is not None else None,
+                  pids_limit=int(npids) if npids is not None else None, where=where,
+                  # a limit file planned but absent is the root group: no limit there
+                  cpu_known=bool(planned & {"cpu.cfs_quota_us", "cpu.max"}),
+                  mem_known="memory.limit" in planned, pids_known="pids.max" in planned)
 
 
 def _scale(v: int | None, k: int) -> int | None:
@@ -434,7 +485,8 @@ async def read_groups(host: HostTransport, lay: Layout, refs: Sequence[GroupRef]
             if plan is None:
                 plan = cache[(ref, limits)] = _plan(lay, ref, limits)
             plans.append(plan)
-    paths = [p for plan in plans for _, _, p in plan]
+    # dict.fromkeys: a parent shared by many children (a pod, a slice) is read once
+    paths = list(dict.fromkeys(p for plan in plans for _, _, p in plan))
     once = {p for plan in plans for what, _, p in plan if what not in _COUNTERS}
     files = await read_files(host, paths, keep=keep, once=once)
     if keep is not None and len(keep) > len(paths):  # groups went away: close their files
