@@ -100,6 +100,8 @@ def _lab_parser(sub) -> None:  # type: ignore[no-untyped-def]
     u.add_argument("--tenants", type=int, default=3, metavar="N", help="number of tenants (default 3)")
     u.add_argument("--ovs", choices=("auto", "yes", "no"), default="auto",
                    help="put the third tenant on a private Open vSwitch (default: where OVS is installed)")
+    u.add_argument("--vms", choices=("auto", "yes", "no"), default="auto",
+                   help="tiny diskless VMs on two tenants' bridges (default: where libvirtd + QEMU run)")
     ls.add_parser("down", help="remove everything the lab created (and nothing else)")
     st = ls.add_parser("status", help="what the lab has, what is broken, what is missing")
     st.add_argument("--json", action="store_true")
@@ -294,7 +296,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from probes.lab.record import LabError
     try:
         return run(args.lab_action, fault=getattr(args, "fault", ""), tenants=getattr(args, "tenants", 3),
-                   ovs=getattr(args, "ovs", "auto"), directory=args.dir, as_json=getattr(args, "json", False))
+                   ovs=getattr(args, "ovs", "auto"), vms=getattr(args, "vms", "auto"), directory=args.dir,
+                   as_json=getattr(args, "json", False))
     except LabError as e:
         raise UserError(f"lab: {e}") from None
 

@@ -41,9 +41,16 @@ def existing_netns() -> set[str]:
         return set()
 
 
-def collisions(plan: LabPlan, store: Store, m: cgroup.Mounts) -> list[str]:
+def collisions(plan: LabPlan, store: Store, m: cgroup.Mounts, with_vms: bool = False) -> list[str]:
     out = []
     links, nss = existing_links(), existing_netns()
+    if with_vms:
+        from probes.lab import vms
+        for name, _, tap in vms.vm_names(plan):
+            if vms.domain_exists(name):
+                out.append(f"libvirt domain {name}")
+            if tap in links:
+                out.append(f"link {tap}")
     for t in plan.tenants:
         if t.ovs_tag is None and t.bridge in links:
             out.append(f"link {t.bridge}")
@@ -79,7 +86,17 @@ class Built:
     seconds: float
 
 
-def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-") -> Built:
+def vms_wanted(mode: str) -> bool:
+    if mode == "no":
+        return False
+    from probes.lab import vms
+    why = vms.available()
+    if why and mode == "yes":
+        raise LabError(f"--vms yes: VMs cannot run here: {why}")
+    return not why
+
+
+def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-", vms: str = "no") -> Built:
     require_root("up")
     t0 = time.monotonic()
     with store.locked():
@@ -94,7 +111,8 @@ def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-
         m = cgroup.mounts()
         if not m.roots():
             raise LabError("no cgroup hierarchy is mounted (/proc/mounts): the lab needs cgroups for its limits")
-        clash = collisions(plan, store, m)
+        want_vms = vms_wanted(vms)
+        clash = collisions(plan, store, m, want_vms)
         if clash:
             raise LabError("these names exist already and the lab will not touch what it did not create: "
                            + ", ".join(clash[:8]) + (f" (and {len(clash) - 8} more)" if len(clash) > 8 else ""))
@@ -102,6 +120,8 @@ def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-
         store.save(rec)
         try:
             _build(store, rec, plan, m)
+            if want_vms:
+                _build_vms(store, rec, plan)
         except BaseException as e:
             try:
                 _teardown(store, rec)
@@ -195,6 +215,37 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
                     for w in plan.workloads()], on_start)
 
 
+def _build_vms(store: Store, rec: LabRecord, plan: LabPlan) -> None:
+    """The VMs, started in parallel (each takes about half a second)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from probes.lab import vms
+    todo = []
+    for i, (name, bridge, tap) in enumerate(vms.vm_names(plan)):
+        uid = vms.new_uuid()
+        rec.vms.append([name, uid])
+        rec.links.append(tap)
+        todo.append((name, uid, bridge, tap, i))
+    store.save(rec)
+    with ThreadPoolExecutor(max(1, len(todo))) as pool:
+        pids = list(pool.map(lambda a: vms.create(*a), todo))
+    for (name, *_), pid in zip(todo, pids):
+        if pid:
+            rec.procs.append(Proc(pid, start_time(pid) or 0, f"qemu {name}"))
+    store.save(rec)
+
+
+def _destroy_vms(rec: LabRecord) -> list[str]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from probes.lab import vms
+    if not rec.vms:
+        return []
+    with ThreadPoolExecutor(len(rec.vms)) as pool:
+        errs = list(pool.map(lambda v: vms.destroy(v[1]), rec.vms))
+    return [f"libvirt domain {name} ({e})" for (name, _), e in zip(rec.vms, errs) if e]
+
+
 def _quiet_bridge(br: str) -> None:
     """No STP delay, no IPv6 link-local chatter on the lab's bridges (a new bridge would also get
     a host address of its own: fe80::, which NET-06 would rightly call a host address)."""
@@ -281,6 +332,9 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
     from pyroute2 import IPRoute, netns
     removed = 0
     left: list[str] = []
+    # VMs through libvirt (a QEMU that libvirt cannot stop is killed below by its recorded PID)
+    vm_problems = _destroy_vms(rec)
+    removed += len(rec.vms) - len(vm_problems)
     # processes
     stuck = kill_all(lab_pids(rec))
     left += [f"process {p.pid} ({p.what})" for p in stuck]
@@ -327,6 +381,10 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
             removed += 1
         else:
             left.append(f"cgroup {d}")
+    for name, uid in rec.vms:  # libvirt could not destroy it, but its QEMU is gone: forget it
+        if any(name in v for v in vm_problems) and not any(p.what == f"qemu {name}" and alive(p) for p in rec.procs):
+            vm_problems = [v for v in vm_problems if name not in v]
+    left += vm_problems
     for f in rec.files:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f)

@@ -11,7 +11,8 @@ from probes.lab import build, faults
 from probes.lab.record import LabError, Store
 
 
-def run(action: str, *, fault: str = "", tenants: int = 3, ovs: str = "auto", directory: str | None = None,
+def run(action: str, *, fault: str = "", tenants: int = 3, ovs: str = "auto", vms: str = "auto",
+        directory: str | None = None,
         as_json: bool = False, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     store = Store(directory)
@@ -21,14 +22,16 @@ def run(action: str, *, fault: str = "", tenants: int = 3, ovs: str = "auto", di
         return show_status(store, out, as_json)
     build.require_root(action)
     if action == "up":
-        b = build.up(store, tenants=tenants, ovs=ovs)
+        b = build.up(store, tenants=tenants, ovs=ovs, vms=vms)
         p = b.plan
         n = len(p.workloads())
         ovs_t = next((t for t in p.tenants if t.ovs_tag is not None), None)
         out.write(f"lab up in {b.seconds:.1f} s: {len(p.tenants)} tenants, {n} workloads "
                   f"({', '.join(t.name for t in p.tenants[:6])}{', ...' if len(p.tenants) > 6 else ''})"
                   + (f"; tenant {ovs_t.name} on Open vSwitch {p.ovs_bridge} VLAN {ovs_t.ovs_tag}" if ovs_t else
-                     "; no Open vSwitch (vlan-leak unavailable)") + "\n")
+                     "; no Open vSwitch (vlan-leak unavailable)")
+                  + (f"; VMs {', '.join(n for n, _ in b.record.vms)}" if b.record.vms else
+                     "; no VMs (unconfined-vm unavailable)") + "\n")
         out.write(f"config: {store.config}\n"
                   f"watch it:  tenantscope --config {store.config}\n"
                   f"check it:  tenantscope check --config {store.config}\n"

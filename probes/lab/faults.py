@@ -253,8 +253,40 @@ def denial_fix(c: Ctx) -> str:
 
 # ---------------------------------------------------------------- unconfined-vm
 
-def _no_vms(c: Ctx) -> str:
-    raise LabError("this lab has no VMs (libvirtd + QEMU VMs are not built by this version of the lab)")
+def _vm(c: Ctx) -> tuple[str, str, int]:
+    from probes.lab import vms
+    if not c.rec.vms:
+        raise LabError("this lab has no VMs (built where libvirtd + QEMU did not run, or with --vms no)")
+    name, uid = c.rec.vms[0]
+    i, (_, bridge, tap) = next((i, v) for i, v in enumerate(vms.vm_names(c.plan)) if v[0] == name)
+    return name, uid, i
+
+
+def _restart_vm(c: Ctx, unconfined: bool) -> str:
+    from probes.lab import vms
+    from probes.lab.proc import start_time
+    name, uid, i = _vm(c)
+    _, bridge, tap = vms.vm_names(c.plan)[i]
+    why = vms.destroy(uid)
+    if why:
+        raise LabError(f"{name}: {why}")
+    pid = vms.create(name, uid, bridge, tap, i, unconfined=unconfined)
+    c.rec.procs = [p for p in c.rec.procs if p.what != f"qemu {name}"]
+    if pid:
+        from probes.lab.record import Proc
+        c.rec.procs.append(Proc(pid, start_time(pid) or 0, f"qemu {name}"))
+    c.save()
+    return name
+
+
+def unconfined_break(c: Ctx) -> str:
+    name = _restart_vm(c, True)
+    return f"{name} restarted with <seclabel type='none'/>: QEMU runs unconfined (as libvirtd's user)"
+
+
+def unconfined_fix(c: Ctx) -> str:
+    name = _restart_vm(c, False)
+    return f"{name} restarted with libvirt's default labelling"
 
 
 FAULTS: dict[str, Fault] = {f.name: f for f in (
@@ -271,8 +303,8 @@ FAULTS: dict[str, Fault] = {f.name: f for f in (
           "RES-01 (the spike against the workload's own baseline)", "", noisy_break, noisy_fix),
     Fault("mac-denial", "simulated AppArmor denials: acme's web touching globex's files, in the lab's log",
           ("LOG-01",), "", "", denial_break, denial_fix),
-    Fault("unconfined-vm", "a VM of a tenant without an sVirt label (needs VMs)", ("VM-01",), "", "vms",
-          _no_vms, _no_vms),
+    Fault("unconfined-vm", "acme's VM is restarted with <seclabel type='none'/> (needs VMs)", ("VM-01",), "",
+          "vms", unconfined_break, unconfined_fix),
 )}
 
 
@@ -280,8 +312,8 @@ def available(f: Fault, rec: LabRecord | None) -> str:
     """'' when `f` can be injected in the lab `rec`, else why not."""
     if f.needs == "ovs" and not (rec and rec.ovs):
         return "needs a tenant on Open vSwitch (the lab was built without OVS)"
-    if f.needs == "vms":
-        return "needs VMs (this lab builds none)"
+    if f.needs == "vms" and not (rec and rec.vms):
+        return "needs VMs (the lab was built without: libvirtd + QEMU not running, or --vms no)"
     return ""
 
 

@@ -54,6 +54,7 @@ class LabRecord:
     ovs_daemons: list[Proc] = field(default_factory=list)
     ovs_bridges: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    vms: list[list[str]] = field(default_factory=list)  # [domain name, uuid]
     faults: list[str] = field(default_factory=list)  # active faults
     notes: list[list[str]] = field(default_factory=list)  # [key, value]: what faults must restore
     version: int = VERSION
