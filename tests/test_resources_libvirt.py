@@ -99,7 +99,18 @@ async def test_domain_samples_limits_and_drift(libvirtd, qemu_domain, disk_image
                 break
         assert seen["cpu"] > 0, "CPU time of the domain must grow"
         assert 1 << 20 < seen["mem"] < 512 << 20, "balloon/RSS of a 64 MiB guest"
-        assert seen["blk"] > 0, "the BIOS reading the boot sector must show as a read rate"
+        if seen["blk"] == 0 and d.domain_type == "qemu":
+            # under TCG the BIOS reads the boot sector before the first sample: the counter
+            # (the domain's own, from the same bulk call) must show it instead of a rate
+            from probes.resources.domstats import DomainStats
+            ds = DomainStats(libvirtd)
+            try:
+                [r] = [r for r in ds.collect(False) if r.name == d.name]
+            finally:
+                ds.close()
+            assert r.blk_read and r.blk_read >= 512
+        else:
+            assert seen["blk"] > 0, "the BIOS reading the boot sector must show as a read rate"
         assert seen["drops"] > 0, "frames the guest cannot take must show as drops"
         assert hs.samples.history_of(key) is not None
 
