@@ -95,7 +95,7 @@ async def test_domain_samples_limits_and_drift(libvirtd, qemu_domain, disk_image
                 assert v is not None and v >= 0  # never a negative rate
             assert s.cpu_pct <= 100 * (s.vcpus + 1)  # vCPU quota 0.5 + emulator threads
             assert s.blk_read_bps <= 10e6 and s.net_rx_bps <= 10e6
-            if seen["cpu"] > 0 and seen["blk"] > 0 and seen["drops"] > 0:
+            if seen["cpu"] > 0 and (seen["blk"] > 0 or d.domain_type == "qemu") and seen["drops"] > 0:
                 break
         assert seen["cpu"] > 0, "CPU time of the domain must grow"
         assert 1 << 20 < seen["mem"] < 512 << 20, "balloon/RSS of a 64 MiB guest"
