@@ -175,3 +175,17 @@ async def test_hidden_pane_does_no_work_until_shown():
         await pilot.press("2")
         await pilot.pause(0.2)
         assert cell_texts(pane)[0][1].startswith("91%")
+
+
+async def test_theme_change_redraws_styled_cells():
+    app, _ = make_app(make_state({"acme-a": 10.0}))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        pane = app.pane("resources")
+        before = pane.rebuilds
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert pane.rebuilds == before + 1
+        warn = pane.table.get_row_at(0)[3]
+        assert warn.plain == "⚠ no cpu/mem cap" and warn.style  # words + symbol, then colour

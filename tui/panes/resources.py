@@ -228,6 +228,17 @@ class ResourcesPane(Pane):
         self._summary = ""
         self._chart = ""
         self._chart_rows = CHART_ROWS
+        self._warn: Any = None
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+
+    def _restyle(self) -> None:
+        """A new theme: every styled cell is drawn again in its colours."""
+        self._warn = None
+        self._rows = []
+        self._redraw()
 
     def compose(self) -> ComposeResult:
         yield Static("", id="resources-summary")
@@ -272,7 +283,9 @@ class ResourcesPane(Pane):
 
     def _style(self, name: str) -> str | Any:
         if name == "warn":
-            return theme_style(self.app.theme_variables, "status-warn", bold=True)
+            if self._warn is None:  # once per theme: theme_variables is not free
+                self._warn = theme_style(self.app.theme_variables, "status-warn", bold=True)
+            return self._warn
         if name == "dim":
             return "dim"
         if name == "bold":
