@@ -99,7 +99,14 @@ def test_presenter_followers(served: Served) -> None:
     assert modes == "000", modes
     f.keys("q")
     assert wait_until(lambda: open(followers_file).read().strip() == "0")
+    f.wait_for(lambda s: "ssh-exit=0" in s, 30)
     assert ps
+    # another follower; when the presenter quits, the console ends and the follower is told
+    g = served.connect("reader", 100, 30)
+    g.wait_for(_rendered)
+    p.keys("q")
+    g.wait_for(lambda s: "the presenter has left" in s and "ssh-exit=0" in s, 30)
+    assert wait_until(lambda: served.apps() == [])
 
 
 def test_ten_clients_then_the_limit(served: Served) -> None:

@@ -81,7 +81,7 @@ def show_status(store: Store, out: TextIO, as_json: bool) -> int:
     if as_json:
         doc = {"up": bool(rec and rec.complete), "recorded": rec is not None, "dir": str(store.dir),
                "config": str(store.config) if rec else None, "tenants": rec.tenants if rec else 0,
-               "ovs": bool(rec and rec.ovs), "faults": list(rec.faults) if rec else [],
+               "ovs": bool(rec and rec.ovs), "vms": [n for n, _ in rec.vms] if rec else [], "faults": list(rec.faults) if rec else [],
                "services_running": s.services_up, "services": s.services, "missing": s.missing}
         out.write(json.dumps(doc, indent=1) + "\n")
         return 0 if rec and rec.complete and not s.missing else 1
@@ -92,7 +92,8 @@ def show_status(store: Store, out: TextIO, as_json: bool) -> int:
         out.write(f"a half-built lab is recorded in {store.path}: run `tenantscope lab down`\n")
         return 1
     out.write(f"lab up: {rec.tenants} tenants, {len(rec.netns)} workloads, services {s.services_up}/{s.services} "
-              f"running{', Open vSwitch' if rec.ovs else ''}\nconfig: {store.config}\n"
+              f"running{', Open vSwitch' if rec.ovs else ''}"
+              f"{', VMs ' + ', '.join(n for n, _ in rec.vms) if rec.vms else ''}\nconfig: {store.config}\n"
               f"broken: {', '.join(rec.faults) or 'nothing'}\n")
     for m in s.missing[:10]:
         out.write(f"missing: {m}\n")

@@ -336,6 +336,8 @@ def get(name: str) -> Fault:
 
 def inject(store: Store, name: str) -> str:
     f = get(name)
+    if not store.exists():
+        raise LabError("no lab is up: run `tenantscope lab up` first")
     with store.locked():
         c = context(store)
         why = available(f, c.rec)
@@ -350,6 +352,8 @@ def inject(store: Store, name: str) -> str:
 
 def repair(store: Store, name: str) -> str:
     f = get(name)
+    if not store.exists():
+        raise LabError("no lab is up: run `tenantscope lab up` first")
     with store.locked():
         c = context(store)
         if name not in c.rec.faults:

@@ -1,16 +1,10 @@
-"""The workload service: a tiny TCP listener inside the workload's network namespace and
-cgroup, run like a small, hardened container.
+"""Starting the workload services (probes/lab/service.py, run as `python -I -S service.py
+JSON`) and stopping recorded processes safely.
 
-The launcher (a constant Python program, its data passed as one JSON argument) enters the
-named network namespace, joins the workload's cgroups, names itself after the workload (comm,
-so the container inventory shows `tsl-acme-web[PID]`), drops to uid/gid 65534, and then takes
-its own user (65534 outside is 0 inside), UTS, IPC and mount namespaces, sets no_new_privs and
-a seccomp filter that refuses the system calls a service never needs (ptrace, mount, bpf,
-kexec, module loading, keyctl, setns, unshare, ...). It answers every connection with its name.
-
-SIGUSR1 starts the noisy-neighbour fault's CPU burners (two forked children at nice 19, which
-die with the service: PR_SET_PDEATHSIG); SIGUSR2 stops them. `python -I -S` keeps the start
-cheap (a lab of 30 tenants starts 75 of these).
+A process is named by (PID, start time): `signal_proc` and `kill_all` signal only a process
+that is still the one the lab started, never a later process that reused its PID. Services
+start concurrently; each says `ready` on a pipe once it listens, and its PID is recorded (via
+`on_start`) before the wait.
 """
 
 from __future__ import annotations
@@ -18,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import select
 import signal
 import subprocess
 import sys
@@ -77,7 +72,6 @@ def spawn_services(items: Sequence[tuple[str, str, list[str], int]],
         assert p.stdout is not None and p.stderr is not None
         line = b""
         os.set_blocking(p.stdout.fileno(), True)
-        import select
         left = max(0.1, end - time.monotonic())
         r, _, _ = select.select([p.stdout], [], [], left)
         if r:
