@@ -304,6 +304,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tui.serve import ServeError, serve_main
+    options_from(args, demo=args.demo)  # a bad config or host list: one line now, not in every session
     try:
         return serve_main(args)
     except ServeError as e:
