@@ -127,20 +127,26 @@ class Engine:
     async def _loop(self, t: HostTransport, p: Probe[Any], wake: asyncio.Event) -> None:
         while True:
             ok = await self._run_one(t, p)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a probe swallowed stop()'s cancel
+                raise asyncio.CancelledError
             n = 0 if ok else self._failures.get((t.name, p.name), 0)
             delay = p.interval if ok else min(MAX_BACKOFF, p.interval * 2 ** min(n, 6))
             delay *= random.uniform(0.9, 1.1) if not ok else 1.0
             wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives as
+            # the awaited thing completes, and stop() then waits for this loop forever
             try:
-                await asyncio.wait_for(wake.wait(), delay)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(delay):
+                    await wake.wait()
+            except TimeoutError:
                 pass
 
     async def _run_one(self, t: HostTransport, p: Probe[Any]) -> bool:
         key = (t.name, p.name)
         try:
-            async with self._sems[t.name]:
-                result = await asyncio.wait_for(p.collect(t), p.timeout)
+            async with self._sems[t.name], asyncio.timeout(p.timeout):
+                result = await p.collect(t)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # isolate every probe failure

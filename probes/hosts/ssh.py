@@ -241,8 +241,8 @@ class SSHHost(HostTransport):
             kw["config"] = self._config
         try:
             async with self._connect_limit or contextlib.nullcontext():
-                conn = await asyncio.wait_for(asyncssh.connect(t.address, **kw),
-                                              self._connect_timeout + 2)
+                async with asyncio.timeout(self._connect_timeout + 2):
+                    conn = await asyncssh.connect(t.address, **kw)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -346,8 +346,9 @@ class SSHHost(HostTransport):
                   input: str | None = None) -> CommandResult:
         argv = tuple(str(a) for a in argv)
         try:
-            return await asyncio.wait_for(self._run(argv, input), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
+                return await self._run(argv, input)
+        except TimeoutError:
             raise CommandTimeout(f"{self.name}: {argv[0]}: no answer within {timeout:g} s") from None
 
     async def _run(self, argv: tuple[str, ...], input: str | None) -> CommandResult:
@@ -425,8 +426,9 @@ class SSHHost(HostTransport):
         if self._use_mux and muxable([full]) and not _PER_PROCESS.match(path):
             fut = self._queue_read(full, int(limit), timeout)
             try:
-                rc, text = await asyncio.wait_for(asyncio.shield(fut), timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):
+                    rc, text = await asyncio.shield(fut)
+            except TimeoutError:
                 raise CommandTimeout(f"{self.name}: reading {path}: no answer within {timeout:g} s") from None
             if rc == "0":
                 return text
@@ -445,6 +447,7 @@ class SSHHost(HostTransport):
         price: the batch answers when its slowest file is read (see _PER_PROCESS)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[str, str]] = loop.create_future()
+        fut.add_done_callback(_retrieve)  # its reader may have given up (deadline)
         self._reads.append((full, limit, timeout, fut))
         if not self._reads_scheduled:
             self._reads_scheduled = True
@@ -500,6 +503,11 @@ class SSHHost(HostTransport):
                     yield line.rstrip("\n")
             finally:
                 proc.close()  # channel closed -> stdin EOF -> the wrapper kills the command
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _first_line(e: object) -> str:
