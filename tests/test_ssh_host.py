@@ -326,3 +326,23 @@ async def test_concurrent_reads_go_as_one_command_and_keep_their_own_outcome(ssh
     assert isinstance(got[len(files)], FileNotFoundError)
     assert isinstance(got[len(files) + 1], IsADirectoryError)
     assert got[-1] == "y" * 10
+
+
+async def test_streams_beyond_the_session_limit_fail_clearly(sshd):
+    h = ssh_host(sshd, max_sessions=5)  # 2 streams at most
+    its = [h.stream(["sleep", "30"]) for _ in range(3)]
+    tasks = [asyncio.ensure_future(it.__anext__()) for it in its[:2]]
+    try:
+        for _ in range(200):  # both streams hold their sessions
+            if h._streams.locked():
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(HostError, match="no SSH session left for another stream"):
+            await its[2].__anext__()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for it in its:
+            await it.aclose()
+        await h.close()

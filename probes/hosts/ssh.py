@@ -175,6 +175,8 @@ class SSHHost(HostTransport):
         # (sshmux), the rest are sessions of their own, two of them kept for streams
         self._sessions = asyncio.Semaphore(max(1, max_sessions - 1))
         self._runs = asyncio.Semaphore(max(1, max_sessions - 3))
+        self._streams = asyncio.Semaphore(max(1, max_sessions - 3))
+        self._max_sessions = max_sessions
         self._conn: asyncssh.SSHClientConnection | None = None
         self._client: _Client | None = None
         self._connecting: asyncio.Future[asyncssh.SSHClientConnection] | None = None
@@ -495,7 +497,11 @@ class SSHHost(HostTransport):
 
     async def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
         conn = await self.ensure_connected()
-        async with self._sessions:
+        if self._streams.locked():  # each stream holds a session for its whole life
+            raise HostError(f"{self.name}: no SSH session left for another stream: sshd allows "
+                            f"{self._max_sessions} per connection and {self._max_sessions - 3} "
+                            f"streams are open (follow several files with one command)")
+        async with self._streams, self._sessions:
             proc = await self._open(conn, remote_command(argv), encoding="utf-8",
                                     errors="replace", stderr=asyncssh.DEVNULL)
             try:
