@@ -42,7 +42,9 @@ from tui.panes.logs import LogsPane
 from tui.panes.reachability import ReachabilityPane
 from tui.panes.resources import ResourcesPane
 from tui.panes.tenants import TenantsPane
+from tui.readonly import env_read_only, hidden
 from tui.source import StateSource
+from probes.report.model import Ack
 from tui.status import THEME_DEFAULTS
 
 log = logging.getLogger(__name__)
@@ -72,9 +74,13 @@ class TenantScopeApp(App[int]):
     COALESCE = 0.15  # at most one render per this many seconds, however often probes finish
 
     def __init__(self, opts: Options | None = None, *, source: StateSource | None = None,
-                 clock: Callable[[], float] = time.time, tz: tzinfo | None = None) -> None:
+                 clock: Callable[[], float] = time.time, tz: tzinfo | None = None,
+                 read_only: bool | None = None) -> None:
         super().__init__()
         self.opts = opts or Options()
+        # read-only: no action that changes anything (tui/readonly.py); env set by `serve`
+        self.read_only = env_read_only() if read_only is None else read_only
+        self.acks: dict[str, Ack] = {}  # acknowledged findings (Finding.key), this session only
         self._source: StateSource = source if source is not None else make_engine(self.opts)
         self._clock = clock
         self._tz = tz
@@ -180,6 +186,8 @@ class TenantScopeApp(App[int]):
         """Pane keys act on the main screen only: not behind a dialog."""
         if action == "focus_pane" and self.screen is not self.default_screen:
             return False
+        if hidden(self, action):  # read-only: changing actions are removed (and refused)
+            return None
         return True
 
     def action_focus_pane(self, pane_id: str) -> None:

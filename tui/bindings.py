@@ -58,13 +58,14 @@ def key_entries(app) -> Iterator[KeyEntry]:  # type: ignore[no-untyped-def]
     """The app's own keys, then each pane's, in pane order. Keys bound to one action are
     shown together ("q, ctrl+q")."""
     from tui.panes.base import Pane
+    from tui.readonly import hidden
 
     def entries(node: DOMNode, scope: str, *, only_ids: bool) -> Iterator[KeyEntry]:
         seen: dict[tuple[str, str], list[str]] = {}
         meta: dict[tuple[str, str], Binding] = {}
         for b in _live(node, getattr(app, "_keymap", {})):
-            if b.system or (only_ids and not b.id):
-                continue
+            if b.system or (only_ids and not b.id) or hidden(app, b.action):
+                continue  # hidden: read-only sessions list no changing action
             k = (b.action, b.description)
             keys = seen.setdefault(k, [])
             if b.id and not (k in meta and meta[k].id):  # the user's (remappable) key first

@@ -50,6 +50,13 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
                    help="read this saved journal file instead of the host's journal (repeatable)")
     p.add_argument("--journal-dir", default=dflt(None), metavar="DIR",
                    help="read the saved journal files in DIR instead of the host's journal")
+    p.add_argument("--read-only", action="store_true", default=dflt(False),
+                   help="no action that changes anything: no active probes, no update lookups "
+                        "(also TENANTSCOPE_READONLY=1; always on for replay)")
+    p.add_argument("--theme", default=dflt(None), metavar="NAME",
+                   help="colour theme (dark, light, high-contrast, colour-blind, monochrome or a user theme); remembered")
+    p.add_argument("--record", default=dflt(None), metavar="FILE",
+                   help="console: also record what is observed to FILE (replay with `tenantscope replay FILE`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +230,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                     + ((("probe", ",".join(map(str, args.probe_port))),) if args.probe else ()))
     if args.probe_port and not args.probe:
         raise UserError("--probe-port goes with --probe")
+    from tui.readonly import env_read_only
+    if (args.probe or args.updates) and (getattr(args, "read_only", False) or env_read_only()):
+        raise UserError("read-only: --probe and --updates change things (traffic, package manager); "
+                        "drop --read-only / TENANTSCOPE_READONLY=1 to use them")
     try:
         silences_from(opts.config, list(catalog))
     except SilenceError as e:
@@ -286,9 +297,26 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace, *, demo: bool = False) -> int:
     from tui.app import TenantScopeApp
-    app = TenantScopeApp(options_from(args, demo=demo))
+    from tui.readonly import env_read_only
+    opts = options_from(args, demo=demo)
+    app = TenantScopeApp(opts, read_only=bool(getattr(args, "read_only", False)) or env_read_only())
+    _tui_extras(app, args, opts)
     app.run()
     return app.return_code or 0
+
+
+def _tui_extras(app, args: argparse.Namespace, opts: Options) -> None:  # type: ignore[no-untyped-def]
+    """Theme, keymap and recording for the console (tui/themes_user.py, tui/keymap.py,
+    probes/record.py); each refuses bad input with one line before the screen opens."""
+    try:
+        from tui import extras
+    except ImportError:
+        return
+    try:
+        extras.configure(app, theme=getattr(args, "theme", None), config=opts.config,
+                         record=getattr(args, "record", None))
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

@@ -59,6 +59,12 @@ class Pane(Vertical, can_focus=True):
         """Render `state`. Called on every coalesced change: return at once if nothing
         this pane shows has changed."""
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only sessions: actions that change something are removed (tui/readonly.py);
+        the action methods refuse them too."""
+        from tui.readonly import hidden
+        return None if hidden(self.app, action) else True
+
     def focus_target(self) -> Widget:
         """The widget that takes focus when the user selects this pane (number keys)."""
         for child in self.query("*"):

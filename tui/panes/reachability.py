@@ -203,6 +203,9 @@ class ReachabilityPane(Pane):
     # -- active probes
 
     def action_probe(self) -> None:
+        from tui.readonly import refuse
+        if refuse(self, "sending active network probes"):
+            return
         state = self._rstate
         if state is None or not self._rmatrices:
             self.notify("No topology yet: nothing to probe.", severity="warning")
@@ -239,7 +242,8 @@ class ReachabilityPane(Pane):
         return "\n".join(lines)
 
     def _confirmed(self, yes: bool | None) -> None:
-        if yes:
+        from tui.readonly import refuse
+        if yes and not refuse(self, "sending active network probes"):
             self.run_worker(self._probe(), exclusive=True, group="reach-probe", name="reachability probes")
 
     def action_cancel_probe(self) -> None:

@@ -1,0 +1,1 @@
+"""The incident report: pure functions of State + acknowledgements + context (probes/report/build.py)."""
