@@ -237,8 +237,8 @@ class TenantScopeApp(App[int]):
             self.push_screen(ProbeErrorsScreen(self._state, self._tz))
 
     def on_finding_selected(self, message: FindingSelected) -> None:
-        from tui.screens.finding import FindingScreen
-        self.push_screen(FindingScreen(message.finding))
+        from tui.screens.finding_detail import FindingDetailScreen  # copy/save fix, ack, jumps
+        self.push_screen(FindingDetailScreen(message.finding))
 
     def on_workload_selected(self, message: WorkloadSelected) -> None:
         from tui.screens.workload import WorkloadScreen

@@ -3,7 +3,8 @@
 Sorted by status (fail, warn, error, skipped, pass), then severity, then tenant. The status is
 a symbol and a word (colour only on top), so it reads the same on a monochrome projector.
 Enter opens the detail (why it matters, evidence, the fix). The table is refilled only when
-the findings changed, and the cursor stays on the same finding.
+the findings changed, and the cursor stays on the same finding. t, a and s filter by tenant,
+area and status (c clears); acknowledged findings stay listed, marked "✔ ack".
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class FindingsPane(Pane):
     title: ClassVar[str] = "Findings"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_detail", "Detail", id="findings-detail"),
+        Binding("t", "cycle_filter('tenant')", "Tenant filter", id="findings-filter-tenant"),
+        Binding("a", "cycle_filter('area')", "Area filter", id="findings-filter-area"),
+        Binding("s", "cycle_filter('status')", "Status filter", id="findings-filter-status"),
+        Binding("c", "clear_filters", "Clear filters", id="findings-filter-clear"),
     ]
 
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
@@ -43,6 +48,7 @@ class FindingsPane(Pane):
         self._rows: dict[str, Finding] = {}
         self._columns: tuple[str, ...] = ()
         self._multi_host = False
+        self.filters: dict[str, str | None] = {"tenant": None, "area": None, "status": None}
 
     def compose(self) -> ComposeResult:
         table = FindingsTable(id="findings-table", cursor_type="row", zebra_stripes=True)
@@ -83,7 +89,8 @@ class FindingsPane(Pane):
         # The cursor follows its finding across refreshes, unless it is on the first row:
         # then it stays on top, where the worst finding is.
         current = self.selected() if table.cursor_row > 0 else None
-        ordered = sorted(self._findings, key=finding_sort_key)
+        ordered = sorted(filter(self._passes, self._findings), key=finding_sort_key)
+        acks = getattr(self.app, "acks", {})
         variables = self.app.theme_variables
         table.clear()
         # a fleet: which host each finding is on matters as much as which tenant
@@ -98,13 +105,19 @@ class FindingsPane(Pane):
                      untrusted(f.check_id)]
             if self._multi_host:
                 cells.append(untrusted(f.host or "—"))
-            cells += [untrusted(", ".join(f.tenants) or "—"), untrusted(f.summary or f.title)]
+            summary = untrusted(f.summary or f.title)
+            if key in acks:  # acknowledged: listed, marked, never hidden
+                summary = Text("✔ ack ", style="italic") + summary
+            cells += [untrusted(", ".join(f.tenants) or "—"), summary]
             table.add_row(*cells, key=key)
         if current is not None and current.key in self._rows:
             table.move_cursor(row=table.get_row_index(current.key), animate=False)
         counts = Counter(f.status for f in self._rows.values())
         self.border_subtitle = " · ".join(
             f"{STATUS_LABEL[s]} {counts[s]}" for s in STATUS_LABEL if counts.get(s))
+        shown = [f"{k} {v or '(none)'}" for k, v in self.filters.items() if v is not None]
+        if shown:  # filters are visible; c clears them
+            self.border_subtitle = f"filter {', '.join(shown)} · " + (self.border_subtitle or "nothing")
 
     def selected(self) -> Finding | None:
         table = self.table
@@ -121,6 +134,35 @@ class FindingsPane(Pane):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open_detail()
+
+    # -- filters (tenant, area, status); each key cycles through the values present
+
+    def _passes(self, f: Finding) -> bool:
+        t, a, s = self.filters["tenant"], self.filters["area"], self.filters["status"]
+        return ((t is None or (t in f.tenants if t else not f.tenants))
+                and (a is None or f.area == a) and (s is None or f.status.value == s))
+
+    def filter_values(self, what: str) -> list[str]:
+        fs = self._findings or ()
+        if what == "tenant":
+            return sorted({t for f in fs for t in f.tenants}) + ([""] if any(not f.tenants for f in fs) else [])
+        if what == "area":
+            return sorted({f.area for f in fs})
+        return [s.value for s in STATUS_LABEL if any(f.status == s for f in fs)]
+
+    def action_cycle_filter(self, what: str) -> None:
+        options: list[str | None] = [None, *self.filter_values(what)]
+        cur = self.filters.get(what)
+        self.filters[what] = options[(options.index(cur) + 1) % len(options)] if cur in options else None
+        self._refill()
+
+    def action_clear_filters(self) -> None:
+        self.filters = dict.fromkeys(self.filters)
+        self._refill()
+
+    def refresh_acks(self) -> None:
+        """The app's acknowledgements changed: redraw the marks."""
+        self._refill()
 
     def action_open_detail(self) -> None:
         f = self.selected()

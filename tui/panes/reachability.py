@@ -179,6 +179,20 @@ class ReachabilityPane(Pane):
                                                  min(max(cursor.column, 1), len(table.columns) - 1))
             self._show_detail()
 
+    def select_cell(self, src: str, dst: str, host: str | None = None) -> bool:
+        """Put the cursor on the cell src -> dst (the finding detail's jump key); False when
+        the matrix has no such cell."""
+        for key in self._rcells:
+            h, s, d = key.split("|", 2)
+            if s == src and d == dst and (host is None or h == host):
+                table = self.table
+                row = table.get_row_index(f"{h}|{s}")
+                col = table.get_column_index(f"d:{d}")
+                table.cursor_coordinate = Coordinate(row, col)
+                self._show_detail()
+                return True
+        return False
+
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         self._show_detail()
 
