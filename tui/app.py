@@ -43,6 +43,7 @@ from tui.panes.reachability import ReachabilityPane
 from tui.panes.resources import ResourcesPane
 from tui.panes.tenants import TenantsPane
 from tui.readonly import env_read_only, hidden
+from tui.runbook import RunbookActions
 from tui.source import StateSource
 from probes.report.model import Ack
 from tui.status import THEME_DEFAULTS
@@ -64,7 +65,7 @@ class PaneTabs(Tabs, can_focus=False):
     """Tab bar of the compact layout; keys go to panes, so the bar itself takes no focus."""
 
 
-class TenantScopeApp(App[int]):
+class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     TITLE = "tenantscope"
     CSS_PATH = "app.tcss"
     BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS

@@ -27,6 +27,15 @@ APP_BINDINGS: list[BindingType] = [
     Binding("exclamation_mark", "probe_errors", "Probe errors", id="probe-errors", key_display="!"),
     Binding("ctrl+p", "command_palette", "Commands", id="command-palette", priority=True, show=False),
     Binding("q", "quit", "Quit", id="quit"),
+    # the diagnostic runbook (tui/runbook.py) and the incident report (tui/report.py)
+    Binding("b", "runbook_toggle", "Runbook", id="runbook"),
+    Binding("L", "runbook_logs", "Review logs", id="run-review-logs", key_display="L", show=False),
+    Binding("M", "runbook_resources", "Monitor resources", id="run-monitor-resources", key_display="M", show=False),
+    Binding("I", "runbook_network", "Test network isolation", id="run-network-test", key_display="I", show=False),
+    Binding("A", "runbook_audit", "Audit configuration", id="run-audit", key_display="A", show=False),
+    Binding("U", "runbook_updates", "Software updates", id="run-updates", key_display="U", show=False),
+    Binding("X", "runbook_cancel", "Cancel step", id="run-cancel", key_display="X", show=False),
+    Binding("e", "report", "Report", id="report"),
 ]
 
 

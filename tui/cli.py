@@ -93,6 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--demo", action="store_true", help="snapshot the bundled demo fleet")
     s.add_argument("-o", "--output", required=True, metavar="FILE")
 
+    rp = sub.add_parser("report", help="write an incident report (Markdown + JSON; secrets scrubbed)")
+    _common(rp)
+    rp.add_argument("--demo", action="store_true", help="report on the bundled demo fleet")
+    rp.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default .)")
+    rp.add_argument("--from", dest="from_file", default=None, metavar="FILE",
+                    help="report on a saved snapshot (JSON) or recording (.tsr, its last point) instead of observing")
+
+    rec = sub.add_parser("record", help="record what is observed to a file, for `tenantscope replay`")
+    _common(rec)
+    rec.add_argument("--demo", action="store_true", help="record the bundled demo fleet")
+    rec.add_argument("-o", "--output", required=True, metavar="FILE", help="the recording (e.g. incident.tsr)")
+    rec.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long (default: Ctrl-C)")
+    rec.add_argument("--max-size", type=float, default=64.0, metavar="MIB", help="stop at this size (default 64 MiB)")
+
+    rpl = sub.add_parser("replay", help="open the console on a recording (read-only)")
+    _common(rpl)
+    rpl.add_argument("file", metavar="FILE", help="a recording made by `tenantscope record` or --record")
+    rpl.add_argument("--speed", type=float, default=1.0, metavar="X", help="playback speed (default 1)")
+
     _lab_parser(sub)  # tenantscope lab ... (probes/lab)
     _serve_parser(sub)  # tenantscope serve ... (tui/serve)
     return p
@@ -319,6 +338,73 @@ def _tui_extras(app, args: argparse.Namespace, opts: Options) -> None:  # type: 
         raise UserError(str(e)) from None
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Observe once (or load --from), then write the Markdown and JSON report."""
+    from probes.report.build import build
+    from tui.report import write_report
+    if args.from_file:
+        state = _load_any(args.from_file)
+    else:
+        state = asyncio.run(_observe_once(options_from(args)))
+    try:
+        paths = write_report(state, {}, args.output_dir)
+    except OSError as e:
+        raise UserError(f"{args.output_dir}: cannot write the report: {e.strerror or e}") from None
+    r = build(state)
+    print(f"wrote {', '.join(map(str, paths))}: {len(r.findings)} finding(s) on {len(r.hosts)} host(s)")
+    return 0
+
+
+def _load_any(path: str):  # type: ignore[no-untyped-def]
+    """A snapshot (JSON) or a recording's last good point."""
+    from probes import record, snapshot
+    try:
+        if record.is_recording(path):
+            rec = record.load(path)
+            if rec.problem:
+                print(f"tenantscope: {rec.problem}", file=sys.stderr)
+            if not rec.states:
+                raise UserError(f"{path}: the recording holds no observation")
+            from probes.session import make_deriver
+            return make_deriver(Options())(rec.states[-1])  # the same derive step as live
+        return snapshot.load(path)
+    except (snapshot.SnapshotError, record.RecordError) as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from probes import record
+    opts = options_from(args)
+    try:
+        n, size, why = asyncio.run(record.record_engine(make_engine(opts), args.output, duration=args.duration,
+                                                        max_bytes=int(args.max_size * 1024 * 1024)))
+    except record.RecordError as e:
+        raise UserError(str(e)) from None
+    except KeyboardInterrupt:
+        return 130
+    print(f"wrote {args.output}: {n} observation(s), {size / 1024:.1f} KiB ({why})")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from probes import record
+    from tui.replay import ReplaySource, replay_app_class
+    try:
+        rec = record.load(args.file)
+    except record.RecordError as e:
+        raise UserError(str(e)) from None
+    if not rec.states:
+        raise UserError(f"{args.file}: {rec.problem or 'the recording holds no observation'}")
+    opts = options_from(args, demo=False)
+    source = ReplaySource(rec, opts, speed=args.speed)
+    app = replay_app_class()(opts, source=source, read_only=True)  # replay: never changes anything
+    _tui_extras(app, args, opts)
+    if rec.problem:
+        app.call_later(app.notify, rec.problem, title="recording", severity="warning", timeout=15)
+    app.run()
+    return app.return_code or 0
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from probes.lab.command import run
     from probes.lab.record import LabError
@@ -353,6 +439,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return cmd_run(args, demo=True)
             case "lab":
                 return cmd_lab(args)
+            case "report":
+                return cmd_report(args)
+            case "record":
+                return cmd_record(args)
+            case "replay":
+                return cmd_replay(args)
             case "serve":
                 return cmd_serve(args)
             case _:

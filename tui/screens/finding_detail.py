@@ -152,7 +152,7 @@ def jump(app, f: Finding, where: str) -> bool:  # type: ignore[no-untyped-def]
         return pane.show_finding(f) > 0
     if where == "reachability":
         ts = list(f.tenants)
-        pairs = [(a, b) for a in ts for b in ts if a != b] + [(a, "host") for a in ts]
+        pairs = [(a, b) for a in ts for b in ts if a != b] + [(a, "(host)") for a in ts]
         for a, b in pairs:
             if pane.select_cell(a, b, f.host or None):
                 return True

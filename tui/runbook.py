@@ -1,0 +1,329 @@
+"""The diagnostic runbook: the seed's steps as keys, a panel showing each step's state.
+
+Steps, in the order an on-call engineer works through them:
+
+  L review logs        the Logs pane on warnings and worse (isolation signals are tagged there)
+  M monitor resources  the Resources pane sorted by CPU (spikes first), every tenant expanded
+                       so missing limits show
+  I test isolation     active network probes, after the Reachability pane's confirmation that
+                       says what will be sent (refused in read-only sessions)
+  A audit config       the check catalog, check by check, in a thread (progress, cancellable)
+  U software updates   the package manager's pending security updates (SW-02), on demand
+                       (refused in read-only sessions: it asks every host's package manager)
+
+Each step is not run, running (with progress), done (with the number of findings it concerns),
+cancelled (keeping what was found so far) or failed (with the reason). X cancels the running
+long step. b shows or hides the panel; every step is also in the command palette.
+
+`RunbookActions` is mixed into the App: its actions are app actions, bound in
+tui/bindings.py (RUNBOOK_BINDINGS), so the keys work from every pane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.widgets import Static
+
+from probes.model import State, Status
+from tui.readonly import refuse
+
+
+class StepState(StrEnum):
+    NOT_RUN = "not run"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+SYMBOL = {StepState.NOT_RUN: "·", StepState.RUNNING: "…", StepState.DONE: "✓",
+          StepState.CANCELLED: "■", StepState.FAILED: "✗"}
+
+
+@dataclass
+class Step:
+    id: str
+    key: str
+    title: str
+    areas: tuple[str, ...]  # which findings it concerns
+    state: StepState = StepState.NOT_RUN
+    done: int = 0
+    total: int = 0
+    findings: int = 0
+    reason: str = ""
+
+    def line(self) -> Text:
+        t = Text()
+        t.append(f"{self.key} ", style="bold")
+        t.append(f"{self.title:<19}")
+        t.append(f"{SYMBOL[self.state]} {self.state.value}")
+        if self.state == StepState.RUNNING and self.total:
+            n = 8
+            full = int(n * self.done / max(self.total, 1))
+            t.append(f" {'▰' * full}{'▱' * (n - full)} {self.done}/{self.total}")
+        elif self.state in (StepState.DONE, StepState.CANCELLED):
+            t.append(f" · {self.findings} finding{'s' if self.findings != 1 else ''}"
+                     + (" so far" if self.state == StepState.CANCELLED else ""))
+        elif self.state == StepState.FAILED:
+            t.append(": ")
+            t.append(self.reason)
+        return t
+
+
+def default_steps() -> dict[str, Step]:
+    steps = [
+        Step("logs", "L", "Review logs", ("logs",)),
+        Step("resources", "M", "Monitor resources", ("resources",)),
+        Step("network", "I", "Test isolation", ("network",)),
+        Step("audit", "A", "Audit config", ()),
+        Step("updates", "U", "Software updates", ("software",)),
+    ]
+    return {s.id: s for s in steps}
+
+
+def problems(state: State | None, areas: tuple[str, ...]) -> int:
+    """Findings that are not a pass (or skip) in these areas (all areas when empty)."""
+    if state is None:
+        return 0
+    return sum(1 for f in state.findings
+               if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and (not areas or f.area in areas))
+
+
+class RunbookPanel(Static):
+    """The steps and their state; docked at the right (at the bottom on a narrow terminal)."""
+
+    DEFAULT_CSS = """
+    RunbookPanel {
+        dock: right; width: 52; height: auto; max-height: 12;
+        border: round $accent; padding: 0 1; background: $surface;
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = "Runbook"
+        self.border_subtitle = "b hides · X cancels · e report"
+        self.redraw()
+
+    def redraw(self) -> None:
+        steps = getattr(self.app, "runbook_steps", {})
+        self.update(Text("\n").join(s.line() for s in steps.values()))
+
+
+class RunbookActions:
+    """Mixed into TenantScopeApp: the runbook's state and actions."""
+
+    app: Any
+    RUNBOOK_POLL: ClassVar[float] = 0.25
+
+    @property
+    def runbook_steps(self) -> dict[str, Step]:
+        if not hasattr(self, "_runbook_steps"):
+            self._runbook_steps = default_steps()
+            self._runbook_cancel = threading.Event()
+        return self._runbook_steps
+
+    def _rb_set(self, step_id: str, **kw: Any) -> None:
+        step = self.runbook_steps[step_id]
+        for k, v in kw.items():
+            setattr(step, k, v)
+        for panel in self.query(RunbookPanel):  # type: ignore[attr-defined]
+            panel.redraw()
+
+    def _rb_state(self) -> State | None:
+        return getattr(self, "state", None)
+
+    # -- the panel
+
+    def action_runbook_toggle(self) -> None:
+        panels = list(self.query(RunbookPanel))  # type: ignore[attr-defined]
+        if panels:
+            for p in panels:
+                p.display = not p.display
+            return
+        self.screen.mount(RunbookPanel(id="runbook"))  # type: ignore[attr-defined]
+
+    def _rb_show_panel(self) -> None:
+        panels = list(self.query(RunbookPanel))  # type: ignore[attr-defined]
+        if not panels:
+            self.default_screen.mount(RunbookPanel(id="runbook"))  # type: ignore[attr-defined]
+        else:
+            panels[0].display = True
+
+    # -- quick steps: they set up a pane and count what it concerns
+
+    def action_runbook_logs(self) -> None:
+        self._rb_show_panel()
+        self.action_focus_pane("logs")  # type: ignore[attr-defined]
+        pane = self.pane("logs")  # type: ignore[attr-defined]
+        from probes.logs.query import Query
+        try:
+            pane._set_filter(Query(min_severity="warning"))
+        except Exception as e:  # noqa: BLE001 - the pane changed: say so, keep going
+            self._rb_set("logs", state=StepState.FAILED, reason=f"logs pane: {e}")
+            return
+        self._rb_set("logs", state=StepState.DONE, findings=problems(self._rb_state(), ("logs",)))
+
+    def action_runbook_resources(self) -> None:
+        self._rb_show_panel()
+        self.action_focus_pane("resources")  # type: ignore[attr-defined]
+        pane = self.pane("resources")  # type: ignore[attr-defined]
+        try:
+            pane.sort_col, pane.reverse = 1, False  # CPU, the biggest (the spike) first
+            state = self._rb_state()
+            if state is not None:
+                pane.expanded.update(f"t:{t.name}" for t in state.tenants)
+            pane._rerender()
+        except Exception as e:  # noqa: BLE001
+            self._rb_set("resources", state=StepState.FAILED, reason=f"resources pane: {e}")
+            return
+        self._rb_set("resources", state=StepState.DONE,
+                     findings=problems(self._rb_state(), ("resources",)))
+
+    # -- network: the Reachability pane's own confirmation, worker and progress
+
+    def action_runbook_network(self) -> None:
+        if refuse(self, "testing network isolation (it sends probes)"):
+            self._rb_set("network", state=StepState.FAILED, reason="read-only session")
+            return
+        self._rb_show_panel()
+        self.action_focus_pane("reachability")  # type: ignore[attr-defined]
+        pane = self.pane("reachability")  # type: ignore[attr-defined]
+        before = set(pane.workers)
+        pane.action_probe()  # asks first; says what will be sent
+        self._rb_set("network", state=StepState.RUNNING, done=0, total=0, reason="")
+        self._rb_network_seen = False
+        self._rb_network_before = before
+        self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
+
+    def _rb_watch_network(self) -> None:
+        from textual.screen import ModalScreen
+        from textual.widgets import ProgressBar
+        pane = self.pane("reachability")  # type: ignore[attr-defined]
+        running = [w for w in pane.workers if w.group == "reach-probe" and w.is_running]
+        step = self.runbook_steps["network"]
+        if step.state != StepState.RUNNING:
+            return
+        if running:
+            self._rb_network_seen = True
+            bar = pane.query_one("#reach-progress", ProgressBar)
+            self._rb_set("network", done=int(bar.progress), total=int(bar.total or 0))
+        elif isinstance(self.screen, ModalScreen):  # type: ignore[attr-defined]
+            pass  # the confirmation is open
+        elif not self._rb_network_seen:
+            self._rb_set("network", state=StepState.FAILED, reason="not started (declined or not possible)")
+            return
+        else:
+            cancelled = "cancelled" in getattr(pane, "_rnote", "")
+            self._rb_set("network", state=StepState.CANCELLED if cancelled else StepState.DONE,
+                         findings=problems(self._rb_state(), ("network",)))
+            return
+        self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
+
+    # -- audit: the catalog check by check in a thread
+
+    def action_runbook_audit(self) -> None:
+        if self.runbook_steps["audit"].state == StepState.RUNNING:
+            self.notify("The audit is already running (X cancels).")  # type: ignore[attr-defined]
+            return
+        self._rb_show_panel()
+        self.action_focus_pane("findings")  # type: ignore[attr-defined]
+        self._runbook_cancel.clear()
+        self.run_worker(self._rb_audit(), group="runbook-audit", name="audit configuration")  # type: ignore[attr-defined]
+
+    async def _rb_audit(self) -> None:
+        from probes.checks.base import load_catalog, run_checks
+        state = self._rb_state()
+        if state is None:
+            self._rb_set("audit", state=StepState.FAILED, reason="nothing observed yet")
+            return
+        ids = sorted(load_catalog())
+        self._rb_set("audit", state=StepState.RUNNING, done=0, total=len(ids), findings=0)
+        found: list[Any] = []
+        cancel = self._runbook_cancel
+        for i, cid in enumerate(ids):
+            if cancel.is_set():
+                break
+            found += await asyncio.to_thread(run_checks, state, [cid])
+            self._rb_set("audit", done=i + 1, findings=sum(
+                f.status in (Status.FAIL, Status.WARN, Status.ERROR) for f in found))
+        self.runbook_audit = tuple(found)  # what was found, also after a cancel
+        self._rb_set("audit", state=StepState.CANCELLED if cancel.is_set() else StepState.DONE)
+
+    # -- software updates: the facts probe with updates, on demand, per host
+
+    def action_runbook_updates(self) -> None:
+        if refuse(self, "looking up software updates (it runs the package manager)"):
+            self._rb_set("updates", state=StepState.FAILED, reason="read-only session")
+            return
+        if self.runbook_steps["updates"].state == StepState.RUNNING:
+            return
+        self._rb_show_panel()
+        self._runbook_cancel.clear()
+        self.run_worker(self._rb_updates(), group="runbook-updates", name="software updates")  # type: ignore[attr-defined]
+
+    async def _rb_updates(self) -> None:
+        if refuse(self, "looking up software updates"):  # enforced where the work runs, too
+            return
+        src = getattr(self, "_source", None)
+        hosts = list(getattr(src, "hosts", ()) or ())
+        if not hosts or not hasattr(src, "update_host") or getattr(self, "opts", None) and self.opts.demo:  # type: ignore[attr-defined]
+            self._rb_set("updates", state=StepState.FAILED, reason="no live hosts (demo or replay)")
+            return
+        from probes.facts.probe import FactsProbe
+        self._rb_set("updates", state=StepState.RUNNING, done=0, total=len(hosts), reason="")
+        failed: list[str] = []
+        try:
+            for i, t in enumerate(hosts):
+                p = FactsProbe(updates=True)
+                try:
+                    result = await asyncio.wait_for(p.collect(t), p.timeout)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - one host failing: say which, go on
+                    failed.append(f"{t.name}: {e}")
+                else:
+                    src.update_host(t.name, lambda st, p=p, r=result: p.merge(st, r))  # type: ignore[union-attr]
+                self._rb_set("updates", done=i + 1)
+        except asyncio.CancelledError:
+            self._rb_set("updates", state=StepState.CANCELLED,
+                         findings=problems(self._rb_state(), ("software",)))
+            raise
+        if failed and len(failed) == len(hosts):
+            self._rb_set("updates", state=StepState.FAILED, reason="; ".join(failed)[:120])
+        else:
+            self._rb_set("updates", state=StepState.DONE, findings=problems(self._rb_state(), ("software",)))
+
+    # -- cancel whatever long step runs
+
+    def action_runbook_cancel(self) -> None:
+        self._runbook_cancel.set() if hasattr(self, "_runbook_cancel") else None
+        cancelled = False
+        for w in list(self.workers):  # type: ignore[attr-defined]
+            if w.group in ("runbook-updates",) and w.is_running:
+                w.cancel()
+                cancelled = True
+        if self.runbook_steps["audit"].state == StepState.RUNNING:
+            cancelled = True  # the thread stops after the check it is in
+        if self.runbook_steps["network"].state == StepState.RUNNING:
+            self.pane("reachability").action_cancel_probe()  # type: ignore[attr-defined]
+            cancelled = True
+        if not cancelled:
+            self.notify("No runbook step is running.")  # type: ignore[attr-defined]
+
+    # -- the incident report (e): Markdown, JSON and an SVG screenshot (tui/report.py)
+
+    def action_report(self) -> None:
+        from tui.report import save_from_app
+        try:
+            paths = save_from_app(self)
+        except OSError as e:
+            self.notify(f"Cannot write the report: {e}", severity="error")  # type: ignore[attr-defined]
+            return
+        self.last_report = paths
+        self.notify("Report saved: " + ", ".join(str(p) for p in paths), timeout=8)  # type: ignore[attr-defined]
