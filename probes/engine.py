@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 MAX_BACKOFF = 60.0
+COALESCE = 0.05  # seconds: probe results arriving within this window make one publish
 
 
 class Probe(abc.ABC, Generic[R]):
@@ -73,7 +74,18 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
         self._failures: dict[tuple[str, str], int] = {}
-        self.state = self._build()
+        self._derived_from: tuple[HostState, ...] | None = None  # hosts (times zeroed) of the last derive
+        self._state = self._build()
+        self._dirty = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def state(self) -> State:
+        """The current derived State (derived on demand when probes changed something)."""
+        if self._dirty:
+            self._state = self._build()
+            self._dirty = False
+        return self._state
 
     # -- public
 
@@ -102,6 +114,9 @@ class Engine:
                 ev.set()
 
     async def stop(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -182,19 +197,40 @@ class Engine:
         return True
 
     def _build(self) -> State:
-        raw = State(hosts=tuple(self._states[t.name] for t in self.hosts),
-                    taken_at=self._clock(), source=self._source)
+        hosts = tuple(self._states[t.name] for t in self.hosts)
+        raw = State(hosts=hosts, taken_at=self._clock(), source=self._source)
+        # Most polls observe nothing new: then tenants and findings stay as they were and only
+        # the refresh times move (the checks are the expensive part of a publish).
+        key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
+        if self._derived_from is not None and key == self._derived_from:
+            prev = self._state
+            return replace(prev, taken_at=raw.taken_at, hosts=tuple(
+                replace(d, refreshed_at=h.refreshed_at) for d, h in zip(prev.hosts, hosts)))
         try:
-            return self._derive(raw)
+            derived = self._derive(raw)
         except Exception:
             log.exception("deriving state failed")
             return raw
+        self._derived_from = key
+        return derived
 
     def _publish(self) -> None:
-        self.state = self._build()
+        """Note a change; subscribers hear of it once per burst (COALESCE seconds)."""
+        self._dirty = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._notify()
+            return
+        if self._flush_handle is None:
+            self._flush_handle = loop.call_later(COALESCE, self._notify)
+
+    def _notify(self) -> None:
+        self._flush_handle = None
+        state = self.state
         for fn in list(self._subscribers):
             try:
-                fn(self.state)
+                fn(state)
             except Exception:
                 log.exception("subscriber failed")
 
