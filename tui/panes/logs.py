@@ -82,14 +82,14 @@ class LogLines(ScrollView, can_focus=True):
     LogLines > .loglines--match { text-style: bold underline; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "home", "First", show=False),
-        Binding("end", "end", "Last (follow)", show=False),
-        Binding("left", "pan(-8)", "Left", show=False),
-        Binding("right", "pan(8)", "Right", show=False),
+        Binding("up", "cursor(-1)", "Up", id="logs.up", show=False),
+        Binding("down", "cursor(1)", "Down", id="logs.down", show=False),
+        Binding("pageup", "page(-1)", "Page up", id="logs.page-up", show=False),
+        Binding("pagedown", "page(1)", "Page down", id="logs.page-down", show=False),
+        Binding("home", "home", "First", id="logs.first", show=False),
+        Binding("end", "end", "Last (follow)", id="logs.last", show=False),
+        Binding("left", "pan(-8)", "Left", id="logs.left", show=False),
+        Binding("right", "pan(8)", "Right", id="logs.right", show=False),
     ]
 
     def __init__(self, pane: LogsPane) -> None:
