@@ -16,7 +16,8 @@ def configure(app: Any, *, theme: str | None = None, config: Any = None, record:
     if os.environ.get("TENANTSCOPE_SERVE") != "1":  # a served session does not change the server's choice
         if theme:
             theming.remember(app.theme)
-        app.theme_changed_signal.subscribe(app, lambda t: theming.remember(t.name))
+        # subscribing needs a running app: do it as soon as it runs
+        app.call_later(app.theme_changed_signal.subscribe, app, lambda t: theming.remember(t.name))
     if record:
         start_recording(app, record)
 

@@ -98,11 +98,13 @@ def problems(state: State | None, areas: tuple[str, ...]) -> int:
 class RunbookPanel(Static):
     """The steps and their state; docked at the right (at the bottom on a narrow terminal)."""
 
+    SCOPED_CSS = False  # the narrow-layout rule starts at the Screen
     DEFAULT_CSS = """
     RunbookPanel {
         dock: right; width: 52; height: auto; max-height: 12;
         border: round $accent; padding: 0 1; background: $surface;
     }
+    Screen.-narrow RunbookPanel { dock: bottom; width: 100%; margin-bottom: 1; }  /* above the footer */
     """
 
     def on_mount(self) -> None:
