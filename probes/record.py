@@ -98,7 +98,7 @@ class Recorder:
         if not force and now - self._last_t < self.min_interval:
             return True
         if not self._header_written:
-            self._write(Header(1, now, tuple(h.host.name for h in state.hosts), self._source))
+            self._write(Header(1, now, tuple(h.host.name for h in state.hosts), state.source or self._source))
             self._header_written = True
         order = tuple(h.host.name for h in state.hosts)
         key = self.frames % KEYFRAME == 0
