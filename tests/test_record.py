@@ -203,3 +203,18 @@ async def test_replay_in_the_tui_keys_and_header(tmp_path):
         assert src.index == 3
         assert app.read_only
         assert "probe" not in {e.action for e in __import__("tui.bindings").bindings.key_entries(app)}
+
+
+async def test_record_flag_on_the_console(tmp_path):
+    from tui import extras
+    from tests.fixtures.tui import make_app
+    app, source = make_app(states(1)[0])
+    p = tmp_path / "console.tsr"
+    rec = extras.start_recording(app, str(p))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for st in states(4)[1:]:
+            source.push(replace(st, taken_at=st.taken_at + 5))  # a second apart at least
+            await pilot.pause()
+    rec.close()
+    loaded = record.load(p)
+    assert loaded.problem == "" and len(loaded.states) == 3
