@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from textual.screen import ModalScreen
 
+from tests.fixtures.recording import tsj_net  # noqa: F401
 from tests.fixtures.runbook import incident_state
+from tests.helpers import needs_root, needs_tool
 from tests.fixtures.tui import make_app
 from tui.runbook import RunbookPanel, StepState
 
@@ -108,3 +110,58 @@ async def test_updates_step_without_live_hosts_says_why():
         await pilot.pause()
         step = app.runbook_steps["updates"]
         assert step.state == StepState.FAILED and "no live hosts" in step.reason
+
+
+async def _lab_state(fault: bool):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from probes.hosts.local import LocalHost
+    from probes.model import Host, HostState, NetnsDetails, Placement, State, Workload, WorkloadKind
+    from probes.network.topology import TopologyProbe
+    from tests.fixtures.recording import inject_fault
+    if fault:
+        await asyncio.to_thread(inject_fault)  # both tenants on one bridge
+    topo = await TopologyProbe().collect(LocalHost("labhost", libvirt_uri=None))
+    wl = tuple(Workload(WorkloadKind.NETNS, ns, "labhost", tenant=t, placed_by=Placement.CONFIG,
+                        netns=NetnsDetails(path=f"/run/netns/{ns}"))
+               for ns, t in (("tsj-a1", "acme"), ("tsj-b1", "globex")))
+    return State(hosts=(HostState(Host("labhost"), workloads=wl, topology=topo),))
+
+
+async def _wait_step(app, pilot) -> None:  # type: ignore[no-untyped-def]
+    await app.workers.wait_for_complete()
+    for _ in range(40):  # the runbook notices the end on its next poll
+        await pilot.pause(0.1)
+        if app.runbook_steps["network"].state != StepState.RUNNING:
+            break
+
+
+@needs_root
+@needs_tool("ip")
+async def test_network_step_on_real_namespaces_cancel_then_run(tmp_path, tsj_net):  # noqa: F811
+    from probes.session import Options
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[network]\nprobe_timeout = 5.0\n")
+    # isolated tenants: the echo requests wait for their timeout, long enough to cancel
+    app, _ = make_app(await _lab_state(fault=False), opts=Options(config_path=str(cfg)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("I")
+        await pilot.pause()
+        assert isinstance(app.screen, ModalScreen)
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        assert app.runbook_steps["network"].state == StepState.RUNNING
+        await pilot.press("X")
+        await _wait_step(app, pilot)
+        assert app.runbook_steps["network"].state == StepState.CANCELLED
+    cfg.write_text("[network]\nprobe_timeout = 0.5\n")
+    app, _ = make_app(await _lab_state(fault=True), opts=Options(config_path=str(cfg)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("I")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause(0.2)
+        await _wait_step(app, pilot)
+        assert app.runbook_steps["network"].state == StepState.DONE
+        reach = app.state.hosts[0].reach
+        assert reach is not None and any(r.reached for r in reach.results)  # the fault: acme reaches globex

@@ -196,11 +196,10 @@ class RunbookActions:
         self._rb_show_panel()
         self.action_focus_pane("reachability")  # type: ignore[attr-defined]
         pane = self.pane("reachability")  # type: ignore[attr-defined]
-        before = set(pane.workers)
         pane.action_probe()  # asks first; says what will be sent
         self._rb_set("network", state=StepState.RUNNING, done=0, total=0, reason="")
         self._rb_network_seen = False
-        self._rb_network_before = before
+        self._rb_network_before = self._rb_reach()
         self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
 
     def _rb_watch_network(self) -> None:
@@ -217,7 +216,8 @@ class RunbookActions:
             self._rb_set("network", done=int(bar.progress), total=int(bar.total or 0))
         elif isinstance(self.screen, ModalScreen):  # type: ignore[attr-defined]
             pass  # the confirmation is open
-        elif not self._rb_network_seen:
+        elif not self._rb_network_seen and self._rb_reach() == self._rb_network_before \
+                and "cancelled" not in getattr(pane, "_rnote", ""):
             self._rb_set("network", state=StepState.FAILED, reason="not started (declined or not possible)")
             return
         else:
@@ -226,6 +226,11 @@ class RunbookActions:
                          findings=problems(self._rb_state(), ("network",)))
             return
         self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
+
+    def _rb_reach(self) -> tuple[object, ...]:
+        """The probe results on screen (a fast run can start and end between two polls)."""
+        st = self._rb_state()
+        return tuple(id(h.reach) for h in st.hosts) if st is not None else ()
 
     # -- audit: the catalog check by check in a thread
 
