@@ -158,6 +158,13 @@ async def test_real_recording_with_fault_replays_the_same_findings(tmp_path, tsj
     assert next(i for i, s in enumerate(replayed) if shared(s)) == first > 0
     assert loaded.times[first] == live[first].taken_at
 
+    # the incident report of the real run (its last point): the fault, both tenants, the wrong cell
+    from probes.report.build import as_markdown, build
+    rep = build(replayed[-1])
+    assert {"acme", "globex"} <= set(rep.tenants_involved)
+    assert any(c.status == "wrong" for m in rep.matrices for c in m.cells)
+    assert "tsj-a1" in as_markdown(rep) or "acme" in as_markdown(rep)
+
     # cut mid-stream after the fault: opens up to the cut, the fault still there if before it
     data = path.read_bytes()
     cut = tmp_path / "cut.tsr"
