@@ -17,9 +17,14 @@ async def test_quick_steps_set_up_their_pane_and_count():
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("L")
         await pilot.pause()
+        await pilot.press("enter")  # since: everything kept
+        await pilot.pause()
         steps = app.runbook_steps
         assert steps["logs"].state == StepState.DONE and steps["logs"].findings == 1
-        assert app.pane("logs").query_filter.min_severity == "warning"
+        from tui.panes.logs import LogLines
+        shown = [e.message for e in app.query_one(LogLines).lines]
+        # the denial (warning) and the bridge event (an isolation signal); the info lines left out
+        assert len(shown) == 2 and "DENIED" in shown[1] and "br0" in shown[0]
         assert app.focused is not None and app.pane("logs") in app.focused.ancestors_with_self
         panel = app.query_one(RunbookPanel)
         assert "✓ done · 1 finding" in str(panel.render())
@@ -31,6 +36,24 @@ async def test_quick_steps_set_up_their_pane_and_count():
         assert not panel.display
         await pilot.press("b")
         assert panel.display
+
+
+async def test_review_logs_since_a_time():
+    from tests.fixtures.tui import T0
+    from tui.runbook import since_time
+    assert since_time("-15m", T0) == T0 - 900
+    assert since_time("", T0) == 0.0
+    assert since_time("14:12:22", T0) == T0 - T0 % 86400 + 14 * 3600 + 12 * 60 + 22
+    assert "not a time" in since_time("yesterday", T0)
+    app, _ = make_app(incident_state())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("L")
+        await pilot.pause()
+        for ch in "14:12:23":  # after the denial (14:12:22)
+            await pilot.press({":": "colon"}.get(ch, ch))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.runbook_log_lines == 0
 
 
 async def test_audit_runs_the_catalog_with_progress():

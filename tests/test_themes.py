@@ -126,7 +126,7 @@ def test_runbook_panel(snap_compare, size):
     app, _ = make_app(incident_state())
 
     async def run(pilot):  # type: ignore[no-untyped-def]
-        await pilot.press("L", "M", "A")
+        await pilot.press("L", "enter", "M", "A")
         await settle(pilot)
     assert snap_compare(app, terminal_size=size, run_before=run)
 

@@ -95,16 +95,33 @@ def problems(state: State | None, areas: tuple[str, ...]) -> int:
                if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and (not areas or f.area in areas))
 
 
-class RunbookPanel(Static):
-    """The steps and their state; docked at the right (at the bottom on a narrow terminal)."""
+SEVERITY_RANK = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 
-    SCOPED_CSS = False  # the narrow-layout rule starts at the Screen
+
+def since_time(spec: str, now: float) -> float | str:
+    """`-15m`, `-2h`, `-90s`, `HH:MM[:SS]` (UTC, on now's day) or "" (everything) to a time;
+    a message when it is none of these."""
+    import re
+    spec = spec.strip()
+    if not spec:
+        return 0.0
+    m = re.fullmatch(r"-(\d+(?:\.\d+)?)([smh]?)", spec)
+    if m:
+        return now - float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", spec)
+    if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
+        return now - now % 86400 + int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
+    return f"not a time: {spec!r} (use -15m, -2h, -90s or HH:MM in UTC; Enter alone for everything)"
+
+
+class RunbookPanel(Static):
+    """The steps and their state, docked at the bottom above the footer (b hides it)."""
+
     DEFAULT_CSS = """
     RunbookPanel {
-        dock: right; width: 52; height: auto; max-height: 12;
+        dock: bottom; width: 100%; height: auto; max-height: 12; margin-bottom: 1;  /* above the footer */
         border: round $accent; padding: 0 1; background: $surface;
     }
-    Screen.-narrow RunbookPanel { dock: bottom; width: 100%; margin-bottom: 1; }  /* above the footer */
     """
 
     def on_mount(self) -> None:
@@ -160,16 +177,33 @@ class RunbookActions:
     # -- quick steps: they set up a pane and count what it concerns
 
     def action_runbook_logs(self) -> None:
+        """Asks since when (Enter: everything kept), then shows the warnings and worse and the
+        isolation signals (tagged lines) since then."""
+        from tui.screens.replay_jump import JumpTo
+        self.push_screen(JumpTo("Review logs since: HH:MM[:SS] (UTC), or -15m / -2h / -90s; "  # type: ignore[attr-defined]
+                                "Enter alone: everything kept. Esc cancels", "-15m"), self._rb_logs_since)
+
+    def _rb_logs_since(self, spec: str | None) -> None:
+        if spec is None:
+            return
+        state = self._rb_state()
+        now = state.taken_at if state is not None and state.taken_at else self._clock()  # type: ignore[attr-defined]
+        since = since_time(spec, now)
+        if isinstance(since, str):
+            self.notify(since, severity="error")  # type: ignore[attr-defined]
+            return
         self._rb_show_panel()
         self.action_focus_pane("logs")  # type: ignore[attr-defined]
         pane = self.pane("logs")  # type: ignore[attr-defined]
-        from probes.logs.query import Query
+        events = [e for h in (state.hosts if state else ()) if h.logs is not None for e in h.logs.events
+                  if e.at >= since and (SEVERITY_RANK.get(e.severity, 9) <= SEVERITY_RANK["warning"] or e.tags)]
         try:
-            pane._set_filter(Query(min_severity="warning"))
+            shown = pane.show_entries(events)
         except Exception as e:  # noqa: BLE001 - the pane changed: say so, keep going
             self._rb_set("logs", state=StepState.FAILED, reason=f"logs pane: {e}")
             return
-        self._rb_set("logs", state=StepState.DONE, findings=problems(self._rb_state(), ("logs",)))
+        self.runbook_log_lines = shown
+        self._rb_set("logs", state=StepState.DONE, findings=problems(state, ("logs",)))
 
     def action_runbook_resources(self) -> None:
         self._rb_show_panel()
@@ -229,7 +263,8 @@ class RunbookActions:
 
     def _rb_reach(self) -> tuple[object, ...]:
         """The probe results on screen (a fast run can start and end between two polls)."""
-        st = self._rb_state()
+        src = getattr(self, "_source", None)  # the source's State: the screen's lags by a render
+        st = getattr(src, "state", None) or self._rb_state()
         return tuple(id(h.reach) for h in st.hosts) if st is not None else ()
 
     # -- audit: the catalog check by check in a thread

@@ -1,4 +1,4 @@
-"""Replay: ask for the time to jump to (HH:MM:SS UTC, or +S / -S seconds)."""
+"""Ask for a time: where to jump in a replay, or since when the runbook reviews logs."""
 
 from __future__ import annotations
 
@@ -19,10 +19,16 @@ class JumpTo(ModalScreen[str | None]):
     JumpTo > Vertical { width: 60; height: auto; border: round $accent; padding: 1 2; background: $surface; }
     """
 
+    def __init__(self, prompt: str = "Jump to HH:MM:SS (UTC) or +SECONDS / -SECONDS; Enter jumps, Esc cancels",
+                 placeholder: str = "14:05:00") -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.placeholder = placeholder
+
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text("Jump to HH:MM:SS (UTC) or +SECONDS / -SECONDS; Enter jumps, Esc cancels"))
-            yield Input(placeholder="14:05:00", id="replay-jump")
+            yield Static(Text(self.prompt))
+            yield Input(placeholder=self.placeholder, id="replay-jump")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value)
