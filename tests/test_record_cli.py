@@ -64,11 +64,14 @@ def test_replay_in_tmux(demo_recording, tmp_path, term):
         return screen
 
     try:
-        screen = screen_with("replay of demo-hv1")
+        screen_with("replay of demo-hv1")
+        screen = screen_with("1 Tenants")
         assert "replay of demo-hv1" in screen and "1 Tenants" in screen  # tabs at 80x24
         subprocess.run(tmux + ["send-keys", "-t", "r", "L"], check=True)
-        screen = screen_with("Review logs")
-        assert "Runbook" in screen and "done" in screen
+        screen_with("Review logs since")
+        subprocess.run(tmux + ["send-keys", "-t", "r", "Enter"], check=True)
+        screen = screen_with("✓ done")
+        assert "Runbook" in screen and "Review logs" in screen and "✓ done" in screen
         subprocess.run(tmux + ["send-keys", "-t", "r", "e"], check=True)
         end = time.monotonic() + 30
         while time.monotonic() < end and len(list(tmp_path.glob("tenantscope-report-*"))) < 3:
