@@ -115,8 +115,9 @@ def make_deriver(opts: Options):
 
 
 def make_engine(opts: Options) -> Engine:
+    # lead: the inventory shows first; the other probes start once it was published
     engine = Engine(make_hosts(opts), make_probes(opts), make_deriver(opts),
-                    source="demo" if opts.demo else "live")
+                    source="demo" if opts.demo else "live", lead=("libvirt",))
     from probes.logs.service import bind_engine
     bind_engine(engine)  # the logs service publishes batches through engine.update_host
     return engine

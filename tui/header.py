@@ -179,6 +179,11 @@ class AppHeader(Horizontal):
         errs = errors_text(self._state, variables)
         if self._shown is not None and self._shown == (main, errs):
             return
+        # A layout pass only when the header's size can change: its line count (height:
+        # auto) or the error count (width: auto). The refresh time alone changes every poll.
+        old = self._shown
         self._shown = (main, errs)
-        self.query_one("#header-main", Static).update(main)
-        self.query_one("#header-errors", Static).update(errs)
+        same_lines = old is not None and old[0].plain.count("\n") == main.plain.count("\n")
+        self.query_one("#header-main", Static).update(main, layout=not same_lines)
+        if old is None or old[1] != errs:
+            self.query_one("#header-errors", Static).update(errs)
