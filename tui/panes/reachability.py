@@ -97,10 +97,12 @@ class ReachabilityPane(Pane):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._rkey: tuple[object, ...] | None = None
+        self._rshown: tuple[object, ...] | None = None  # what the table shows (show() skips equal)
         self._rmatrices: list[tuple[HostState, Matrix]] = []
         self._rcells: dict[str, tuple[HostState, Cell]] = {}
         self._rstate: State | None = None
         self._rnote = ""
+        self._rdetail: object = None  # the detail Static's content
 
     def compose(self) -> ComposeResult:
         yield Static(Text("no topology observed yet"), id="reach-summary")
@@ -122,6 +124,17 @@ class ReachabilityPane(Pane):
             return
         self._rkey = key
         self._rmatrices = [(h, matrix(h)) for h in state.hosts if h.topology is not None]
+        # Workloads and topology change on most polls while what the pane shows (matrices,
+        # probe results, problems) does not: then keep the table (a refill is a layout pass)
+        # and only point the cells at the new host states.
+        shown = (self._rnote, tuple((h.host.name, m, h.reach, h.topology.problems if h.topology else ())
+                                    for h, m in self._rmatrices))
+        if shown == self._rshown and self._rcells:
+            hosts = {h.host.name: h for h, _ in self._rmatrices}
+            self._rcells = {k: (hosts.get(hs.host.name, hs), c) for k, (hs, c) in self._rcells.items()}
+            self._show_detail()
+            return
+        self._rshown = shown
         self._refill()
 
     def _refill(self) -> None:
@@ -209,10 +222,11 @@ class ReachabilityPane(Pane):
     def _show_detail(self) -> None:
         sel = self._selected()
         detail = self.query_one("#reach-detail", Static)
-        if sel is None:
-            detail.update(Text(LEGEND, style="dim"))
+        text = Text(LEGEND, style="dim") if sel is None else describe(*sel)
+        if text == self._rdetail:  # unchanged: no layout pass
             return
-        detail.update(describe(*sel))
+        self._rdetail = text
+        detail.update(text)
 
     # -- active probes
 
