@@ -35,6 +35,7 @@ from probes.model import State
 from probes.session import Options, make_engine
 from tui.bindings import APP_BINDINGS, PANE_ORDER, PANE_TITLES, BindingCommands
 from tui.header import AppHeader
+from tui.hostfilter import next_host, only_host
 from tui.messages import FindingSelected, StateChanged, WorkloadSelected
 from tui.panes.base import Pane
 from tui.panes.findings import FindingsPane
@@ -89,6 +90,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._flush_timer: Timer | None = None
         self._last_flush = 0.0
         self._state: State | None = None
+        self.host_filter: str | None = None  # one host of the fleet, or None for all (key h)
         self._active = PANE_ORDER[0]
         self._loop_thread = threading.get_ident()
         self.renders = 0  # StateChanged messages handled (tests and bench read it)
@@ -171,10 +173,11 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     def _render(self, state: State) -> None:
         self._state = state
         self.renders += 1
+        shown = only_host(state, self.host_filter)  # the header always shows the whole fleet
         targets: list[Pane | AppHeader] = [self.query_one(AppHeader), *self.query(Pane)]
         for t in targets:
             try:
-                t.show(state)
+                t.show(state if isinstance(t, AppHeader) else shown)
             except Exception:  # one broken pane must not blank the others
                 log.exception("%s failed to render", type(t).__name__)
         from tui.screens.probe_errors import ProbeErrorsScreen
@@ -226,6 +229,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self.action_focus_pane(pane_id)
 
     # -- screens
+
+    def action_pick_host(self) -> None:
+        """Narrow the panes to the next host of the fleet, then back to all hosts."""
+        self.host_filter = next_host(self._state, self.host_filter)
+        self.notify(f"showing host {self.host_filter}" if self.host_filter else "showing all hosts",
+                    timeout=3)
+        if self._state is not None:
+            self._render(self._state)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen

@@ -27,6 +27,7 @@ APP_BINDINGS: list[BindingType] = [
     Binding("exclamation_mark", "probe_errors", "Probe errors", id="probe-errors", key_display="!"),
     Binding("ctrl+p", "command_palette", "Commands", id="command-palette", priority=True, show=False),
     Binding("q", "quit", "Quit", id="quit"),
+    Binding("h", "pick_host", "Next host / all", id="pick-host", show=False),
     # the diagnostic runbook (tui/runbook.py) and the incident report (tui/report.py)
     Binding("b", "runbook_toggle", "Runbook", id="runbook"),
     Binding("L", "runbook_logs", "Review logs", id="run-review-logs", key_display="L", show=False),
