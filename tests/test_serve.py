@@ -139,3 +139,42 @@ def test_ten_clients_then_the_limit(served: Served) -> None:
     assert wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
                                       for p in pids), 30), "consoles left after their clients died"
     assert served.apps() == []
+
+
+def test_connections_still_authenticating_are_bounded(served):
+    """An idle TCP flood cannot pile up: past the bound new connections are closed at once,
+    and once the flood goes away connections are served again."""
+    import socket
+
+    from tui.serve.server import MIN_UNAUTHENTICATED
+    served.start("--max-sessions", "1")  # bound: max(MIN_UNAUTHENTICATED, 2 x 1)
+
+    def dial() -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        s.settimeout(5)
+        return s
+
+    def banner_then_open(s: socket.socket) -> bool:
+        data = s.recv(64)  # the server's SSH version line, or b"" when closed
+        if not data.startswith(b"SSH-2.0-"):
+            return False
+        s.settimeout(0.5)
+        try:
+            return s.recv(64) != b""
+        except TimeoutError:
+            return True  # still open, waiting for our version line
+
+    flood = [dial() for _ in range(MIN_UNAUTHENTICATED)]
+    try:
+        assert all(banner_then_open(s) for s in flood)
+        extra = dial()
+        try:
+            assert not banner_then_open(extra)
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # closed at once: also refused
+        finally:
+            extra.close()
+    finally:
+        for s in flood:
+            s.close()
+    assert wait_until(lambda: banner_then_open(dial()), timeout=10)

@@ -41,6 +41,8 @@ from tui.serve.filter import JOIN, LEAVE, FollowerFilter
 log = logging.getLogger(__name__)
 
 LEAVE_KEYS = (b"q", b"Q", b"\x03", b"\x04")
+MIN_UNAUTHENTICATED = 10  # connections allowed to be authenticating at once (or 2x --max-sessions)
+LOGIN_TIMEOUT = 30  # seconds to authenticate
 
 
 class _Server(asyncssh.SSHServer):
@@ -51,10 +53,31 @@ class _Server(asyncssh.SSHServer):
         self.write = False
         self._grants: dict[bytes, keys.Grant] = {}
         self.peer = ""
+        self._unauthenticated = False
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         peer = conn.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        # connections that have not authenticated yet are bounded too: a flood of idle TCP
+        # connects must not hold the server's memory until each one's login timeout
+        if self.hub.unauthenticated >= self.hub.max_unauthenticated:
+            log.warning("refusing %s: %d connections are still authenticating", self.peer,
+                        self.hub.unauthenticated)
+            conn.abort()
+            return
+        self.hub.unauthenticated += 1
+        self._unauthenticated = True
+
+    def _authenticated_or_gone(self) -> None:
+        if self._unauthenticated:
+            self._unauthenticated = False
+            self.hub.unauthenticated -= 1
+
+    def auth_completed(self) -> None:
+        self._authenticated_or_gone()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._authenticated_or_gone()
 
     def begin_auth(self, username: str) -> bool:
         self._grants = {g.key_data: g for g in keys.load(self.hub.authorized_keys)}
@@ -94,6 +117,8 @@ class Hub:
         self.args = args
         self.authorized_keys = os.path.abspath(args.authorized_keys)
         self.max_sessions = args.max_sessions
+        self.max_unauthenticated = max(MIN_UNAUTHENTICATED, 2 * args.max_sessions)
+        self.unauthenticated = 0
         self.presenter_mode = bool(args.presenter)
         self.sessions = 0
         self.argv = app_argv(args)
@@ -342,7 +367,7 @@ async def start(args) -> tuple[asyncssh.SSHAcceptor, Hub]:  # type: ignore[no-un
             host, port, server_host_keys=[host_key], server_factory=lambda: _Server(hub),
             process_factory=hub.handle, encoding=None, line_editor=False, allow_scp=False,
             agent_forwarding=False, x11_forwarding=False, sftp_factory=None, keepalive_interval=15,
-            login_timeout=30)
+            login_timeout=LOGIN_TIMEOUT)
     except OSError as e:
         await hub.close()
         raise ServeError(f"--listen {args.listen}: {e.strerror or e}") from None
