@@ -62,3 +62,36 @@ def test_app_argv_carries_the_server_options() -> None:
                             known_hosts=None, ssh_config=None, accept_new_host_keys=False)
     argv = app_argv(ns)
     assert argv[-2:] == ["run", "--x"] and "--host" in argv and argv[argv.index("--config") + 1].endswith("/lab.toml")
+
+
+async def test_presenters_header_counts_followers(tmp_path, monkeypatch) -> None:
+    """`serve --presenter` writes the follower count to a file; the presenter's header shows it."""
+    from rich.text import Text
+
+    from probes.session import Options
+    from tests.fixtures.tui import sample_state
+    from tui.app import TenantScopeApp
+    from tui.source import StaticSource
+    count = tmp_path / "followers"
+    count.write_text("3\n")
+    monkeypatch.setenv("TENANTSCOPE_FOLLOWERS_FILE", str(count))
+    app = TenantScopeApp(Options(), source=StaticSource(sample_state()))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+
+        def header() -> str:
+            r = app.query_one("#header-main").render()
+            return r.plain if isinstance(r, Text) else str(r)
+        assert "presenting: 3 following" in header()
+        count.write_text("4\n")
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if "presenting: 4 following" in header():
+                break
+        assert "presenting: 4 following" in header()
+    monkeypatch.delenv("TENANTSCOPE_FOLLOWERS_FILE")
+    app = TenantScopeApp(Options(), source=StaticSource(sample_state()))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        r = app.query_one("#header-main").render()
+        assert "presenting" not in (r.plain if isinstance(r, Text) else str(r))

@@ -9,6 +9,8 @@ time zone so that screenshots and tests are deterministic.
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -75,10 +77,25 @@ def fleet_text(state: State, variables: dict[str, str]) -> Text:
     return out
 
 
+def followers() -> int | None:
+    """How many follow this console (`serve --presenter` writes the count to the file named by
+    TENANTSCOPE_FOLLOWERS_FILE); None when this console is not presenting."""
+    path = os.environ.get("TENANTSCOPE_FOLLOWERS_FILE")
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return int(f.read(32).strip() or 0)
+    except (OSError, ValueError):
+        return None
+
+
 def header_parts(state: State, now: float, tz: tzinfo | None, stale_after: float,
-                 variables: dict[str, str]) -> list[Text]:
+                 variables: dict[str, str], following: int | None = None) -> list[Text]:
     """The header's pieces, each kept on one line: title, one per host, refresh, source."""
     parts = [Text("tenantscope", style="bold")]
+    if following is not None:
+        parts.append(Text(f"presenting: {following} following", style="bold"))
     if len(state.hosts) > MAX_HOSTS_LISTED:
         parts.append(fleet_text(state, variables))
     for h in state.hosts if len(state.hosts) <= MAX_HOSTS_LISTED else ():
@@ -126,8 +143,8 @@ def pack(parts: list[Text], width: int) -> Text:
 
 
 def header_text(state: State, now: float, tz: tzinfo | None, stale_after: float,
-                variables: dict[str, str], width: int = 10_000) -> Text:
-    parts = header_parts(state, now, tz, stale_after, variables)
+                variables: dict[str, str], width: int = 10_000, following: int | None = None) -> Text:
+    parts = header_parts(state, now, tz, stale_after, variables, following)
     if width < 100:  # the terminal's title says it already; keep the room for facts
         parts = parts[1:]
     return pack(parts, width)
@@ -175,7 +192,8 @@ class AppHeader(Horizontal):
             return
         variables = self.app.theme_variables
         width = self.query_one("#header-main", Static).size.width or self.app.size.width
-        main = header_text(self._state, self._clock(), self._tz, self._stale_after, variables, width)
+        main = header_text(self._state, self._clock(), self._tz, self._stale_after, variables, width,
+                           followers())
         errs = errors_text(self._state, variables)
         if self._shown is not None and self._shown == (main, errs):
             return
