@@ -26,17 +26,33 @@ def _signals(state: State, tags: Iterable[str]) -> Iterator[LogEvent]:
     hosts = [hs for hs in state.hosts if hs.logs is not None]
     if not hosts:
         raise Skip("no logs collected (no log source ran on any host)")
+    for e in _attributed(state, hosts):
+        if want.intersection(e.tags):
+            yield e
+
+
+# The last State's attributed signals: every LOG check of one derive asks for them, and
+# building the attribution index is the expensive part (States are immutable: `is` is enough).
+_LAST: list[tuple[State, tuple[LogEvent, ...]]] = []
+
+
+def _attributed(state: State, hosts: list) -> tuple[LogEvent, ...]:  # noqa: ANN001
+    if _LAST and _LAST[0][0] is state:
+        return _LAST[0][1]
+    out: list[LogEvent] = []
     attributor: Attributor | None = None
     for hs in hosts:
-        for e in hs.logs.signals:  # type: ignore[union-attr]
+        for e in hs.logs.signals:
             # every signal goes through the attributor in order: an `oom-kill:` line teaches
             # it the pid that the next `Killed process` line names
             if not e.workload:
                 if attributor is None:
                     attributor = Attributor(Index(state))
                 e = attributor.attribute(e)
-            if want.intersection(e.tags):
-                yield e
+            out.append(e)
+    result = tuple(out)
+    _LAST[:] = [(state, result)]
+    return result
 
 
 def _tenant_of(state: State, wl: dict[str, str], key: str, fallback: str) -> str:
