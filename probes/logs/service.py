@@ -32,7 +32,7 @@ from typing import Any
 
 from probes.engine import Engine, Probe
 from probes.hosts.base import HostError, HostTransport
-from probes.logs import classify, parsers, ring as ringmod, sources
+from probes.logs import classify, parsers, remote_follow, ring as ringmod, sources
 from probes.logs.attribute import Attributor, Index
 from probes.logs.model import LoggingSetup, LogEvent, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
@@ -99,6 +99,10 @@ class HostLogs(sources.Sink):
             self.put([parsers.tenantscope_event(time.time(), self.name, "warning",
                                                 f"log source {name}: {state.value}: {detail}",
                                                 (("source", name),))])
+
+    def forget(self, name: str) -> None:
+        if self.sources.pop(name, None) is not None:
+            self.dirty = True
 
     def own(self, severity: str, msg: str, fields: tuple[tuple[str, str], ...] = ()) -> None:
         self.put([parsers.tenantscope_event(time.time(), self.name, severity, msg, fields)])
@@ -192,7 +196,10 @@ class LogService:
             spec = sources.JournalSpec(cfg.journal_files, cfg.journal_directory, cfg.since,
                                        lines=cfg.start_lines)
             out.append((spec.name, sources.follow_journal(spec, t, hl)))
-        for pat in cfg.files:
+        if not t.is_local and cfg.files:  # one remote process follows them all (one session)
+            out.append(("files", remote_follow.follow_files(cfg.files, t, hl,
+                                                            start_lines=cfg.start_lines)))
+        for pat in cfg.files if t.is_local else ():
             paths = await sources.expand(pat, t)
             if not paths:
                 hl.state("file:" + pat, "file", SourceState.WAITING, "no file matches (yet)")
@@ -203,7 +210,10 @@ class LogService:
         return out
 
     async def _rescan(self, hl: HostLogs) -> None:
-        """Start followers for files that appeared since (new qemu logs): from their start."""
+        """Start followers for files that appeared since (new qemu logs): from their start.
+        (The remote follower re-expands the globs itself.)"""
+        if not hl.transport.is_local:
+            return
         for pat in self.cfg.files:
             if not any(c in pat for c in "*?["):
                 continue

@@ -4,7 +4,9 @@ Every source runs through the host transport (`run`, `stream`), so it works loca
 SSH; only file following has a native local implementation (FileFollower), because it can
 promise what `tail -F` cannot: on rename it drains the old file before opening the new one,
 and it notices a copytruncate even when the file grew back past the old offset (it checks the
-bytes it read last). Over SSH files are followed with `tail -n N -F`.
+bytes it read last). Over SSH every file of a host is followed by ONE remote process
+(probes/logs/remote_follow.py: the same FileFollower run by the host's python3), since sshd
+allows only 10 sessions per connection.
 
 A source is a coroutine `run(sink)` that pushes parsed entries and its state to a Sink; the
 logs service (probes/logs/service.py) owns the sinks, batches and attributes entries, and
@@ -49,6 +51,10 @@ class Sink:
 
     def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def forget(self, name: str) -> None:
+        """A source no longer stands on its own (a glob whose files are followed now)."""
+        return None
 
 
 # ---------------------------------------------------------------- native file following
@@ -319,20 +325,23 @@ def remote_follower_script(interval: float = 0.25) -> str:
 
 
 async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
-                             start_lines: int = START_LINES, interval: float = 0.25) -> None:
-    """Follow `path` through the transport (remote hosts): with FileFollower run by the
-    host's python3 when it has one (loses nothing on rename), else with `tail -F` (which
-    loses what is written to a renamed file after it switched)."""
+                             start_lines: int = START_LINES, interval: float = 0.25,
+                             use_python: bool | None = None) -> None:
+    """Follow `path` through the transport: with FileFollower run by the host's python3 when
+    it has one (loses nothing on rename), else with `tail -F` (which loses what is written to
+    a renamed file after it switched). One SSH session per file: remote hosts use
+    probes/logs/remote_follow.py instead, which follows all files in one session."""
     name = "file:" + path
     parse = line_parser(name, host.name)
     n = start_lines
     delay = 1.0
-    try:
-        r = await host.run(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 7))"],
-                           timeout=15)
-        use_python = r.ok
-    except HostError:
-        use_python = False
+    if use_python is None:
+        try:
+            r = await host.run(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 7))"],
+                               timeout=15)
+            use_python = r.ok
+        except HostError:
+            use_python = False
     script = remote_follower_script(interval) if use_python else ""
     while True:
         got = 0
@@ -355,7 +364,7 @@ async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
                 sink.put_lines(parse, (line,))
                 got += 1
             sink.state(name, "file", SourceState.FAILED, "follower ended; restarting")
-        except (HostError, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
             sink.state(name, "file", SourceState.FAILED, str(e)[:200])
         n = 0  # a restart reads only what is new (what came in between the two is lost)
         await asyncio.sleep(delay)
@@ -431,7 +440,7 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
                 sink.put_lines(parse, (line,))
                 last = line
                 got += 1
-        except (HostError, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
             sink.state(name, "journal", SourceState.FAILED, str(e)[:200])
         else:
             if not spec.follow:
@@ -487,7 +496,7 @@ async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
                     if e is not None:
                         sink.put([e])
                         delay = 1.0
-            except (HostError, OSError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
                 sink.state(name, "libvirt-events", SourceState.FAILED, str(e)[:200])
             else:
                 sink.state(name, "libvirt-events", SourceState.FAILED, "virsh event ended; restarting")

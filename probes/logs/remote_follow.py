@@ -1,0 +1,306 @@
+"""Every configured log file of a remote host followed by ONE remote process (one SSH session).
+
+Why: sshd allows 10 sessions per connection (MaxSessions) and the SSH transport keeps 7 for
+streams, while a hypervisor has a log per domain (/var/log/libvirt/qemu/*.log, often 80+). A
+session per file left most of them unfollowed. Here one `python3 -c PROGRAM CONFIG` follows
+every file and glob:
+
+- PROGRAM is constant text (the native FileFollower's source plus a loop); the paths, globs and
+  resume points travel in CONFIG, one JSON argv element: data, never code.
+- Output is framed as one JSON array per line (ASCII only, so a tenant's newline, ESC or
+  invalid UTF-8 in a line or a file name cannot break the framing):
+  `["P", id, display_path, path_hex]` a file is followed under this id;
+  `["L", id, [lines...], [dev, ino, offset]]` complete lines, and where reading stopped;
+  `["O", id, [dev, ino, offset]]` the position moved without a line (open, partial line);
+  `["S", id, state, detail]` a file's state; `["G", pattern, state, detail]` a glob's state.
+- Globs are expanded again every `rescan` seconds on the host; a file that appears later is
+  read from its start. A file deleted for good (gone for `gone` seconds) is closed, so the
+  host can free its space; it is picked up again if it comes back.
+- Rotation by rename, copytruncate, delete and recreate: FileFollower (probes/logs/sources.py)
+  drains a renamed file before opening the new one, and sees a rewrite after a truncation.
+- When the stream breaks (connection lost), the next run resumes every file at the last
+  offset received for its (device, inode): lines are in the same frame as the offset after
+  them, so nothing is lost or repeated. A file rotated while disconnected is read from the
+  start of the new one (what went to the old file after the break is not read).
+- Without python3 on the host: `tail -n N -F` per file, at most TAIL_MAX files (each is an SSH
+  session); the others get a visible state saying they are not followed and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Sequence
+
+from probes.hosts.base import HostError, HostTransport
+from probes.logs import sources
+from probes.logs.model import SourceState
+
+log = logging.getLogger(__name__)
+
+TAIL_MAX = 4  # tail -F sessions per host without python3 (7 stream sessions, 2 kept for journal + events)
+NEW_FILE = 1 << 30  # start_lines for a file found later: from its start (bounded to 16 MiB)
+
+_PRELUDE = """from __future__ import annotations
+import enum, glob, json, os, sys, time
+class SourceState(str, enum.Enum):
+    STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
+MAX_LINE_BYTES = %d
+START_LINES = 1000
+MAX_READ = 4 << 20
+""" % sources.MAX_LINE_BYTES
+
+_LOOP = r'''
+class Resumable(FileFollower):
+    """Starts at a resume point when the file is still the same (device, inode)."""
+    resume = None
+    def _start_offset(self, fd, size):
+        r, self.resume = self.resume, None
+        if r is not None:
+            st = os.fstat(fd)
+            if [st.st_dev, st.st_ino] == r[:2] and size >= r[2]:
+                return r[2]
+            self.start_lines = 1 << 30  # another file since: from its start
+        return FileFollower._start_offset(self, fd, size)
+    def where(self):
+        if self._ino is None or self._fd < 0:
+            return None
+        return [self._ino[0], self._ino[1], self._pos - len(self._partial)]
+
+cfg = json.loads(sys.argv[1])
+root = os.fsencode(cfg["root"])
+resume = {bytes.fromhex(h): r for h, *r in cfg["resume"]}
+MAX_FILES, BUDGET = cfg["max_files"], cfg["budget"]
+out = []
+emit = lambda *a: out.append(json.dumps(a, ensure_ascii=True, separators=(",", ":")))
+shown = lambda b: b.decode("utf-8", "replace")
+files = {}  # path bytes -> [id, follower, last where, last state, missing since, from glob]
+ids = [0]
+
+def add(path, start, globbed):
+    if path in files:
+        files[path][5] = files[path][5] and globbed
+        return
+    if len(files) >= MAX_FILES:
+        return
+    f = Resumable(os.fsdecode(root + path), start_lines=start)
+    if path in resume:
+        f.resume, f._first = resume.pop(path), True
+    i = ids[0]; ids[0] += 1
+    files[path] = [i, f, None, None, None, globbed]
+    emit("P", i, shown(path), path.hex())
+
+def expand(first):
+    for k, pat in enumerate(cfg["patterns"]):
+        p = os.fsencode(pat)
+        if not any(c in pat for c in "*?["):
+            add(p, cfg["start_lines"] if first else 1 << 30, False)
+            continue
+        n = len(root)
+        found = sorted(m[n:] for m in glob.glob(glob.escape(root) + p) if os.path.isfile(m))
+        for m in found:
+            add(m, cfg["start_lines"] if first else 1 << 30, True)
+        st = ("following", "") if found else ("waiting", "no file matches (yet)")
+        if len(files) >= MAX_FILES and any(m not in files for m in found):
+            st = ("unreadable", "more than %d files: the rest are not followed" % MAX_FILES)
+        if gstate.get(k) != st:
+            gstate[k] = st
+            emit("G", k, *st)
+
+gstate = {}
+expand(True)
+next_scan = time.monotonic() + cfg["rescan"]
+w = sys.stdout.write
+while True:
+    busy = False
+    now = time.monotonic()
+    for path, ent in list(files.items()):
+        i, f = ent[0], ent[1]
+        try:
+            lines = f.poll(BUDGET)
+            if f._fd >= 0 and not os.path.lexists(f.path):
+                # deleted (or renamed, new one not yet there): close once it stays gone
+                ent[4] = ent[4] or now
+                if not lines and now - ent[4] >= cfg["gone"]:
+                    f._flush_partial(lines)
+                    f.close()
+                    f.state, f.detail = SourceState.WAITING, "deleted; waiting for it to come back"
+                    f._first = False
+                    if ent[5]:
+                        del files[path]  # a glob will find it again
+            else:
+                ent[4] = None
+        except Exception as e:  # one file's trouble must not stop the others
+            lines = []
+            f.close()
+            f.state, f.detail = SourceState.UNREADABLE, (str(e) or type(e).__name__)[:200]
+        pos = f.where()
+        if lines:
+            emit("L", i, lines, pos)
+            ent[2] = pos
+            busy = busy or sum(map(len, lines)) >= BUDGET // 2
+        elif pos != ent[2] and pos is not None:
+            emit("O", i, pos)
+            ent[2] = pos
+        st = (f.state.value, f.detail)
+        if st != ent[3]:
+            ent[3] = st
+            emit("S", i, *st)
+    if now >= next_scan:
+        expand(False)
+        next_scan = now + cfg["rescan"]
+    if out:
+        w("\n".join(out) + "\n")
+        out.clear()
+    else:
+        w("\n")  # a heartbeat: a closed channel ends us here (EPIPE) even when all is quiet
+    sys.stdout.flush()
+    if not busy:
+        time.sleep(cfg["interval"])
+'''
+
+PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
+
+
+def config_arg(patterns: Sequence[str], *, root: str = "", start_lines: int = sources.START_LINES,
+               interval: float = 0.25, rescan: float = 5.0, gone: float = 2.0,
+               resume: Sequence[tuple[str, int, int, int]] = (), max_files: int = 1000,
+               budget: int = 256 * 1024) -> str:
+    """CONFIG for PROGRAM: one JSON argv element (resume entries: path as hex, dev, ino, offset)."""
+    return json.dumps({"root": root, "patterns": list(patterns), "start_lines": start_lines,
+                       "interval": interval, "rescan": rescan, "gone": gone,
+                       "resume": [list(r) for r in resume], "max_files": max_files,
+                       "budget": budget})
+
+
+def follower_argv(python: str, config: str) -> list[str]:
+    return [python, "-c", PROGRAM, config]
+
+
+class _Run:
+    """The local side of one run of PROGRAM: ids to source names, frames to the sink."""
+
+    def __init__(self, owner: RemoteFiles) -> None:
+        self.o = owner
+        self.ids: dict[int, tuple[str, str]] = {}  # id -> (source name, path hex)
+        self.frames = 0
+
+    def frame(self, line: str) -> None:
+        if not line:
+            return  # heartbeat
+        try:
+            f = json.loads(line)
+            kind = f[0]
+        except (ValueError, IndexError, TypeError):
+            log.debug("remote follower: unreadable frame %r", line[:80])
+            return
+        self.frames += 1
+        o = self.o
+        if kind == "P":
+            name = "file:" + f[2]
+            self.ids[f[1]] = (name, f[3])
+            if name not in o.parsers:
+                o.parsers[name] = sources.line_parser(name, o.host.name)
+        elif kind == "L" and f[1] in self.ids:
+            name, hexpath = self.ids[f[1]]
+            o.sink.put_lines(o.parsers[name], f[2])
+            if f[3]:
+                o.resume[hexpath] = tuple(f[3])
+        elif kind == "O" and f[1] in self.ids:
+            o.resume[self.ids[f[1]][1]] = tuple(f[2])
+        elif kind == "S" and f[1] in self.ids:
+            o.file_state(self.ids[f[1]][0], f[2], f[3])
+        elif kind == "G" and 0 <= f[1] < len(o.patterns):
+            o.glob_state(o.patterns[f[1]], f[2], f[3])
+
+
+class RemoteFiles:
+    """Follows `patterns` (paths and globs) on one host through one stream (see module doc)."""
+
+    def __init__(self, patterns: Sequence[str], host: HostTransport, sink: sources.Sink, *,
+                 start_lines: int = sources.START_LINES, interval: float = 0.25,
+                 rescan: float = 5.0, gone: float = 2.0, python: str = "python3") -> None:
+        self.patterns = tuple(patterns)
+        self.host, self.sink = host, sink
+        self.start_lines, self.interval, self.rescan, self.gone = start_lines, interval, rescan, gone
+        self.python = python
+        self.parsers: dict[str, object] = {}
+        self.resume: dict[str, tuple[int, int, int]] = {}  # path hex -> dev, ino, offset
+        self.started = False  # a run delivered frames: later runs resume, new files from the start
+
+    def file_state(self, name: str, state: str, detail: str) -> None:
+        try:
+            self.sink.state(name, "file", SourceState(state), detail)
+        except ValueError:
+            pass
+
+    def glob_state(self, pat: str, state: str, detail: str) -> None:
+        if not any(c in pat for c in "*?["):
+            return
+        if state == "following":  # the files stand for the glob now
+            self.sink.forget("file:" + pat)
+        else:
+            self.file_state("file:" + pat, state, detail)
+
+    async def has_python(self) -> bool:
+        try:
+            r = await self.host.run([self.python, "-c",
+                                     "import sys; sys.exit(sys.version_info < (3, 7))"], timeout=15)
+            return r.ok
+        except HostError:
+            return False
+
+    def config(self) -> str:
+        return config_arg(self.patterns, root=self.host.root,
+                          start_lines=self.start_lines if not self.started else NEW_FILE,
+                          interval=self.interval, rescan=self.rescan, gone=self.gone,
+                          resume=[(h, *r) for h, r in self.resume.items()])
+
+    async def run(self) -> None:
+        for pat in self.patterns:  # until the first frames say more
+            self.file_state("file:" + pat, "starting", "")
+        if not await self.has_python():
+            await self.run_tail()
+            return
+        delay = 1.0
+        while True:
+            r = _Run(self)
+            why = "follower ended; resuming"
+            try:
+                async for line in self.host.stream(follower_argv(self.python, self.config())):
+                    r.frame(line)
+                    if r.frames and not self.started:
+                        self.started = True
+            except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
+                why = str(e)[:200]
+            for name, _ in r.ids.values():
+                self.sink.state(name, "file", SourceState.FAILED, why)
+            await asyncio.sleep(delay)
+            delay = 1.0 if r.frames else min(delay * 2, 60.0)
+
+    async def run_tail(self) -> None:
+        """No python3 on the host: `tail -F` for the first TAIL_MAX files, a state for the rest."""
+        paths: list[str] = []
+        for pat in self.patterns:
+            found = await sources.expand(pat, self.host)
+            if not found:
+                self.file_state("file:" + pat, "waiting", "no file matches (yet)")
+            elif found != [pat]:
+                self.sink.forget("file:" + pat)
+            paths += [p for p in found if p not in paths]
+        why = (f"not followed: the host has no {self.python}, and `tail -F` needs an SSH session "
+               f"per file (at most {TAIL_MAX})")
+        for p in paths[TAIL_MAX:]:
+            self.sink.state("file:" + p, "file", SourceState.ABSENT, why)
+        await asyncio.gather(*(sources.follow_file_stream(p, self.host, self.sink,
+                                                          start_lines=self.start_lines,
+                                                          use_python=False)
+                               for p in paths[:TAIL_MAX]))
+
+
+async def follow_files(patterns: Sequence[str], host: HostTransport, sink: sources.Sink,
+                       **kw: object) -> None:
+    """Follow every path and glob of `patterns` on `host` with one remote process."""
+    await RemoteFiles(patterns, host, sink, **kw).run()  # type: ignore[arg-type]
