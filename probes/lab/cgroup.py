@@ -45,18 +45,11 @@ class Mounts:
 
 
 def mounts(proc_mounts: str = "/proc/mounts") -> Mounts:
-    v1: list[tuple[str, str]] = []
-    v2 = ""
-    for line in open(proc_mounts).read().splitlines():
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        mnt, fstype, opts = parts[1].replace("\\040", " "), parts[2], parts[3].split(",")
-        if fstype == "cgroup2":
-            v2 = v2 or mnt
-        elif fstype == "cgroup":
-            v1 += [(o, mnt) for o in opts if o in V1_WANTED]
-    return Mounts(tuple(v1), v2)
+    """The hierarchies the lab writes to, from the same mount parsing the resources probe uses."""
+    from probes.resources.cgroups import parse_mounts
+    with open(proc_mounts) as f:
+        layout = parse_mounts(f.read())
+    return Mounts(tuple((c, m) for c, m in layout.v1 if c in V1_WANTED), layout.v2)
 
 
 def dirs_for(m: Mounts, rel: str) -> list[str]:
