@@ -166,7 +166,7 @@ PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
 
 def config_arg(patterns: Sequence[str], *, root: str = "", start_lines: int = sources.START_LINES,
                interval: float = 0.25, rescan: float = 5.0, gone: float = 2.0,
-               resume: Sequence[tuple[str, int, int, int]] = (), max_files: int = 1000,
+               resume: Sequence[tuple[str, int, int, int]] = (), max_files: int = 500,
                budget: int = 256 * 1024) -> str:
     """CONFIG for PROGRAM: one JSON argv element (resume entries: path as hex, dev, ino, offset)."""
     return json.dumps({"root": root, "patterns": list(patterns), "start_lines": start_lines,
@@ -277,6 +277,10 @@ class RemoteFiles:
                 why = str(e)[:200]
             for name, _ in r.ids.values():
                 self.sink.state(name, "file", SourceState.FAILED, why)
+            if not r.frames:  # it could not even start (a python3 older than 3.7?): say so
+                for pat in self.patterns:
+                    self.file_state("file:" + pat, "failed", "the remote follower ended at "
+                                    f"once ({why}); retrying in {delay:.0f} s")
             await asyncio.sleep(delay)
             delay = 1.0 if r.frames else min(delay * 2, 60.0)
 
