@@ -10,8 +10,9 @@ every file and glob:
 - Output is framed as one JSON array per line (ASCII only, so a tenant's newline, ESC or
   invalid UTF-8 in a line or a file name cannot break the framing):
   `["P", id, display_path, path_hex]` a file is followed under this id;
-  `["L", id, [lines...], [dev, ino, offset]]` complete lines, and where reading stopped;
-  `["O", id, [dev, ino, offset]]` the position moved without a line (open, partial line);
+  `["L", id, [lines...], [dev, ino, offset, tail]]` complete lines, and where reading
+  stopped (tail: the bytes before the offset, hex, to see a rewrite);
+  `["O", id, [dev, ino, offset, tail]]` the position moved without a line (open, partial line);
   `["S", id, state, detail]` a file's state; `["G", pattern, state, detail]` a glob's state.
 - Globs are expanded again every `rescan` seconds on the host; a file that appears later is
   read from its start. A file deleted for good (gone for `gone` seconds) is closed, so the
@@ -19,9 +20,10 @@ every file and glob:
 - Rotation by rename, copytruncate, delete and recreate: FileFollower (probes/logs/sources.py)
   drains a renamed file before opening the new one, and sees a rewrite after a truncation.
 - When the stream breaks (connection lost), the next run resumes every file at the last
-  offset received for its (device, inode): lines are in the same frame as the offset after
-  them, so nothing is lost or repeated. A file rotated while disconnected is read from the
-  start of the new one (what went to the old file after the break is not read).
+  offset received for its (device, inode), if the bytes before it are unchanged: lines are in
+  the same frame as the offset after them, so nothing is lost or repeated. A file rotated or
+  truncated while disconnected is read from the start of the new content (what went to the
+  old file after the break is not read).
 - Without python3 on the host: `tail -n N -F` per file, at most TAIL_MAX files (each is an SSH
   session); the others get a visible state saying they are not followed and why.
 """
@@ -60,14 +62,19 @@ class Resumable(FileFollower):
         r, self.resume = self.resume, None
         if r is not None:
             st = os.fstat(fd)
-            if [st.st_dev, st.st_ino] == r[:2] and size >= r[2]:
+            t = bytes.fromhex(r[3])
+            if [st.st_dev, st.st_ino] == r[:2] and size >= r[2] and (
+                    os.pread(fd, len(t), r[2] - len(t)) == t):
                 return r[2]
             self.start_lines = 1 << 30  # another file since: from its start
         return FileFollower._start_offset(self, fd, size)
     def where(self):
         if self._ino is None or self._fd < 0:
             return None
-        return [self._ino[0], self._ino[1], self._pos - len(self._partial)]
+        off = self._pos - len(self._partial)
+        n = min(self.TAIL_CHECK, off)
+        t = os.pread(self._fd, n, off - n) if self._partial else self._tail[-n:] if n else b""
+        return [self._ino[0], self._ino[1], off, t.hex()]
 
 cfg = json.loads(sys.argv[1])
 root = os.fsencode(cfg["root"])
@@ -166,9 +173,10 @@ PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
 
 def config_arg(patterns: Sequence[str], *, root: str = "", start_lines: int = sources.START_LINES,
                interval: float = 0.25, rescan: float = 5.0, gone: float = 2.0,
-               resume: Sequence[tuple[str, int, int, int]] = (), max_files: int = 500,
+               resume: Sequence[tuple[str, int, int, int, str]] = (), max_files: int = 500,
                budget: int = 256 * 1024) -> str:
-    """CONFIG for PROGRAM: one JSON argv element (resume entries: path as hex, dev, ino, offset)."""
+    """CONFIG for PROGRAM: one JSON argv element (resume entries: path as hex, dev, ino, offset,
+    the bytes before the offset as hex)."""
     return json.dumps({"root": root, "patterns": list(patterns), "start_lines": start_lines,
                        "interval": interval, "rescan": rescan, "gone": gone,
                        "resume": [list(r) for r in resume], "max_files": max_files,
@@ -227,7 +235,7 @@ class RemoteFiles:
         self.start_lines, self.interval, self.rescan, self.gone = start_lines, interval, rescan, gone
         self.python = python
         self.parsers: dict[str, object] = {}
-        self.resume: dict[str, tuple[int, int, int]] = {}  # path hex -> dev, ino, offset
+        self.resume: dict[str, tuple[int, int, int, str]] = {}  # path hex -> dev, ino, offset, tail
         self.started = False  # a run delivered frames: later runs resume, new files from the start
 
     def file_state(self, name: str, state: str, detail: str) -> None:
