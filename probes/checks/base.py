@@ -77,23 +77,40 @@ def load_catalog() -> dict[str, Check]:
     return REGISTRY
 
 
+# The modules whose checks read HostState.samples. The resources probe changes samples on
+# every poll while nothing else changed; then only these checks run again and the others'
+# last results are reused (a check must be a pure function of State; one that reads
+# samples outside these modules must be listed here).
+READS_SAMPLES = frozenset({"probes.checks.resources"})
+_LAST: list[tuple[object, dict[str, tuple[CheckFn, list[Finding]]]]] = []  # (inputs but samples, per check)
+
+
+def _key_without_samples(state: State, ids: Sequence[str] | None) -> object:
+    return (tuple(replace(h, samples=None, refreshed_at=0.0) for h in state.hosts),
+            state.tenants, state.source, tuple(ids) if ids else None)
+
+
 def run_checks(state: State, ids: Sequence[str] | None = None) -> tuple[Finding, ...]:
     catalog = load_catalog()
+    key = _key_without_samples(state, ids)
+    reuse = _LAST[0][1] if _LAST and _LAST[0][0] == key else {}
+    per: dict[str, tuple[CheckFn, list[Finding]]] = {}
     out: list[Finding] = []
     for cid in sorted(catalog) if not ids else ids:
         c = catalog[cid]
-        try:
-            found = list(c.fn(state, c.spec))
-        except Skip as s:
-            out.append(finding(c.spec, Status.SKIPPED, str(s)))
-            continue
-        except Exception as e:
-            log.debug("check %s raised", cid, exc_info=True)
-            out.append(finding(c.spec, Status.ERROR, f"check failed: {e}"))
-            continue
-        if not found:
-            out.append(finding(c.spec, Status.PASS, "nothing found"))
+        if cid in reuse and reuse[cid][0] is c.fn and c.fn.__module__ not in READS_SAMPLES:
+            found = reuse[cid][1]
+        else:
+            try:
+                found = list(c.fn(state, c.spec)) or [finding(c.spec, Status.PASS, "nothing found")]
+            except Skip as s:
+                found = [finding(c.spec, Status.SKIPPED, str(s))]
+            except Exception as e:
+                log.debug("check %s raised", cid, exc_info=True)
+                found = [finding(c.spec, Status.ERROR, f"check failed: {e}")]
+        per[cid] = (c.fn, found)
         out.extend(found)
+    _LAST[:] = [(key, per)]
     return tuple(out)
 
 
