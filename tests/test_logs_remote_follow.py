@@ -247,3 +247,23 @@ async def test_logs_service_uses_one_follower_per_ssh_host(tmp_path, sshd):  # n
     finally:
         await svc.stop_host(host.name)
         await host.close()
+
+
+async def test_host_down_at_start_is_retried_not_taken_for_a_host_without_python(tmp_path, sshd_factory):  # noqa: F811, E501
+    s = sshd_factory()
+    s.kill()
+    p = tmp_path / "app.log"
+    p.write_text("".join(x + "\n" for x in lines("a", 0, 2)))
+    host = ssh_host(s, backoff_base=0.05, backoff_max=0.2)
+    sink = Sink()
+    task = await _run(follow_files([str(p)], host, sink, interval=0.02))
+    try:
+        await wait_for(lambda: (sink.last("file:" + str(p)) or (None,))[0] == SourceState.FAILED,
+                       "the unreachable host in the file's state")
+        assert sink.last("file:" + str(p))[1].endswith("retrying")
+        s.start()
+        await wait_for(lambda: len(sink.messages) >= 2, "the lines once the host is up", timeout=30)
+        assert sink.messages == msgs("a", 0, 2)
+        assert sink.last("file:" + str(p)) == (SourceState.FOLLOWING, "")  # python3, not tail -F
+    finally:
+        await _stop(task, host)

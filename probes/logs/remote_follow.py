@@ -171,6 +171,12 @@ while True:
 PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
 
 
+# exit 0: a python3 that runs PROGRAM; 1: too old; 127: none (no "command not found" error
+# from the transport: a missing python3 is an answer here, not a failure)
+_PYTHON_CHECK = ('command -v "$1" >/dev/null 2>&1 || exit 127; '
+                 'exec "$1" -c "import sys; sys.exit(sys.version_info < (3, 7))"')
+
+
 def config_arg(patterns: Sequence[str], *, root: str = "", start_lines: int = sources.START_LINES,
                interval: float = 0.25, rescan: float = 5.0, gone: float = 2.0,
                resume: Sequence[tuple[str, int, int, int, str]] = (), max_files: int = 500,
@@ -253,12 +259,19 @@ class RemoteFiles:
             self.file_state("file:" + pat, state, detail)
 
     async def has_python(self) -> bool:
-        try:
-            r = await self.host.run([self.python, "-c",
-                                     "import sys; sys.exit(sys.version_info < (3, 7))"], timeout=15)
-            return r.ok
-        except HostError:
-            return False
+        """Whether the host runs PROGRAM (python3 >= 3.7). A transport failure is not an
+        answer: it is retried with back-off, so a slow first connection does not condemn the
+        host to the `tail -F` fallback."""
+        delay = 1.0
+        while True:
+            try:
+                r = await self.host.run(["sh", "-c", _PYTHON_CHECK, "sh", self.python], timeout=15)
+                return r.ok
+            except HostError as e:
+                for pat in self.patterns:
+                    self.file_state("file:" + pat, "failed", f"{str(e)[:160]}; retrying")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
     def config(self) -> str:
         return config_arg(self.patterns, root=self.host.root,
