@@ -83,7 +83,7 @@ MAX_FILES, BUDGET = cfg["max_files"], cfg["budget"]
 out = []
 emit = lambda *a: out.append(json.dumps(a, ensure_ascii=True, separators=(",", ":")))
 shown = lambda b: b.decode("utf-8", "replace")
-files = {}  # path bytes -> [id, follower, last where, last state, missing since, from glob]
+files = {}  # path bytes -> [id, follower, last where, last state, missing since, from glob, idle polls]
 ids = [0]
 
 def add(path, start, globbed):
@@ -96,7 +96,7 @@ def add(path, start, globbed):
     if path in resume:
         f.resume, f._first = resume.pop(path), True
     i = ids[0]; ids[0] += 1
-    files[path] = [i, f, None, None, None, globbed]
+    files[path] = [i, f, None, None, None, globbed, 0]
     emit("P", i, shown(path), path.hex())
 
 def expand(first):
@@ -120,11 +120,15 @@ gstate = {}
 expand(True)
 next_scan = time.monotonic() + cfg["rescan"]
 w = sys.stdout.write
+cycle = 0
 while True:
     busy = False
     now = time.monotonic()
+    cycle += 1
     for path, ent in list(files.items()):
         i, f = ent[0], ent[1]
+        if ent[6] >= 20 and cycle % 4:
+            continue  # a quiet file (a stopped domain's log) is looked at less often
         try:
             lines = f.poll(BUDGET)
             if f._fd >= 0 and not os.path.lexists(f.path):
@@ -144,6 +148,7 @@ while True:
             f.close()
             f.state, f.detail = SourceState.UNREADABLE, (str(e) or type(e).__name__)[:200]
         pos = f.where()
+        ent[6] = 0 if lines or pos != ent[2] else ent[6] + 1
         if lines:
             emit("L", i, lines, pos)
             ent[2] = pos
