@@ -148,7 +148,9 @@ async def test_hostile_file_names_and_content_are_data(tmp_path, sshd):  # noqa:
         (d / n).write_text(f"Nov 27 10:00:00 hv1 app[1]: in file {i}\n")
     # content that looks like frames, with an ESC and invalid UTF-8
     (d / "frames.log").write_bytes(b'["L",0,["forged"],null]\n["P",0,"/etc/shadow","00"]\n'
-                                   b"esc \x1b]0;title\x07 bad \xff\xfe\n")
+                                   b"esc \x1b]0;title\x07 bad \xff\xfe\n"
+                                   # over-long, 6 JSON bytes per byte: a frame of ~400 KB
+                                   + b"\x01" * (100 << 10) + b"\n")
     # a name that is not UTF-8 (Linux file names are bytes)
     bad = os.fsencode(str(d)) + b"/raw\xff.log"
     with open(bad, "wb") as f:
@@ -158,15 +160,16 @@ async def test_hostile_file_names_and_content_are_data(tmp_path, sshd):  # noqa:
     task = await _run(follow_files([str(d / "*"), str(d / "$(touch x).log")], host, sink,
                                    interval=0.02))
     try:
-        await wait_for(lambda: len(sink.events) >= len(names) + 4, "lines of hostile files")
+        await wait_for(lambda: len(sink.events) >= len(names) + 5, "lines of hostile files")
         await asyncio.sleep(0.2)
         got = sink.by_source()
         for i, n in enumerate(names):
             assert got[f"file:{d}/{n}"] == [f"in file {i}"]
         assert got[f"file:{d}/frames.log"] == ['["L",0,["forged"],null]', '["P",0,"/etc/shadow","00"]',
-                                               "esc \x1b]0;title\x07 bad \ufffd\ufffd"]
+                                               "esc \x1b]0;title\x07 bad \ufffd\ufffd",
+                                               "\x01" * sources.MAX_LINE_BYTES]
         assert got[f"file:{d}/raw\ufffd.log"] == ["raw name"]
-        assert len(sink.events) == len(names) + 4
+        assert len(sink.events) == len(names) + 5
         assert not os.path.exists(pwned) and not os.path.exists("tse-pwned-rf")
         assert sink.last(f"file:{d}/$(touch x).log") == (SourceState.WAITING, "does not exist (yet)")
     finally:

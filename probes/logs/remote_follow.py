@@ -148,7 +148,7 @@ while True:
             f.close()
             f.state, f.detail = SourceState.UNREADABLE, (str(e) or type(e).__name__)[:200]
         pos = f.where()
-        ent[6] = 0 if lines or pos != ent[2] else ent[6] + 1
+        ent[6] = 0 if lines or (pos is not None and pos != ent[2]) else ent[6] + 1
         if lines:
             emit("L", i, lines, pos)
             ent[2] = pos
