@@ -111,7 +111,7 @@ def expand(first):
             add(m, cfg["start_lines"] if first else 1 << 30, True)
         st = ("following", "") if found else ("waiting", "no file matches (yet)")
         if len(files) >= MAX_FILES and any(m not in files for m in found):
-            st = ("unreadable", "more than %d files: the rest are not followed" % MAX_FILES)
+            st = ("absent", "more than %d files: the rest are not followed" % MAX_FILES)
         if gstate.get(k) != st:
             gstate[k] = st
             emit("G", k, *st)
