@@ -233,3 +233,16 @@ def test_port_limited_policy_counts_only_other_traffic_as_violation() -> None:
     fails = [f for f in run_checks(State(hosts=(bad,)), ("NET-05",)) if f.status == Status.FAIL]
     assert len(fails) == 1 and "allows only TCP 443" in fails[0].summary
     assert all("icmp" in e.where for e in fails[0].evidence if e.where.startswith(("icmp", "tcp")))
+
+
+def test_an_unchanged_topology_keeps_the_state_object():
+    """A poll that saw the same links must not look like a change (it would re-run every check)."""
+    from probes.model import Host, HostState
+    from probes.network.model import Link, Topology
+    from probes.network.topology import TopologyProbe
+    p = TopologyProbe()
+    st = p.merge(HostState(Host("h")), Topology(links=(Link("br0", 3, kind="bridge"),), taken_at=1.0))
+    same = p.merge(st, Topology(links=(Link("br0", 3, kind="bridge"),), taken_at=2.0))
+    assert same is st
+    moved = p.merge(st, Topology(links=(Link("br0", 3, kind="bridge"), Link("v1", 4, master="br0")), taken_at=3.0))
+    assert moved is not st and len(moved.topology.links) == 2

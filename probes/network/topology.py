@@ -69,6 +69,9 @@ class TopologyProbe(Probe[Topology]):
             from probes.network.libvirtnet import from_libvirt
             built = from_libvirt(state.workloads, result.libvirt_networks)
             result = replace(built, policy=result.policy, taken_at=result.taken_at)
+        old = state.topology
+        if old is not None and replace(result, taken_at=old.taken_at) == old:
+            return state  # nothing moved: keep the object, so nothing is re-derived or redrawn
         return replace(state, topology=result)
 
 
