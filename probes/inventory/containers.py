@@ -19,30 +19,22 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.inventory import procfs
+from probes.inventory.kind import KindProbe
 from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
-from probes.model import ContainerDetails, HostState, Workload, WorkloadKind
+from probes.model import ContainerDetails, Workload, WorkloadKind
 
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 256
 
 
-class ContainerProbe(Probe[tuple[Workload, ...]]):
+class ContainerProbe(KindProbe):
     name = "containers"
-
-    def __init__(self, interval: float = 5.0, timeout: float = 20.0) -> None:
-        self.interval = interval
-        self.timeout = timeout
+    kind = WorkloadKind.CONTAINER
 
     async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
         return await discover(host)
-
-    def merge(self, state: HostState, result: tuple[Workload, ...]) -> HostState:
-        """Replace only this probe's kind of workload; VMs and netns belong to other probes."""
-        keep = tuple(w for w in state.workloads if w.kind != WorkloadKind.CONTAINER)
-        return replace(state, workloads=keep + result)
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
-from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.inventory import procfs
-from probes.model import HostState, NetnsDetails, Workload, WorkloadKind
+from probes.inventory.kind import KindProbe
+from probes.model import NetnsDetails, Workload, WorkloadKind
 
 # Constant scripts; data only as positional arguments.
 # stat, not find's %i: find reports the tmpfs file under the mount, not the namespace.
@@ -32,20 +31,12 @@ _ADDR_PIDS = ('r=$1; shift; for p; do nsenter --net="$r/proc/$p/ns/net" ip -j ad
               "printf '\\0'; done")
 
 
-class NetnsProbe(Probe[tuple[Workload, ...]]):
+class NetnsProbe(KindProbe):
     name = "netns"
-
-    def __init__(self, interval: float = 5.0, timeout: float = 20.0) -> None:
-        self.interval = interval
-        self.timeout = timeout
+    kind = WorkloadKind.NETNS
 
     async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
         return await discover(host)
-
-    def merge(self, state: HostState, result: tuple[Workload, ...]) -> HostState:
-        """Replace only netns workloads; VMs and containers belong to other probes."""
-        keep = tuple(w for w in state.workloads if w.kind != WorkloadKind.NETNS)
-        return replace(state, workloads=keep + result)
 
 
 async def named_namespaces(host: HostTransport) -> list[tuple[str, int]]:
