@@ -363,3 +363,44 @@ async def test_tail_fallback_when_the_host_has_no_python3(tmp_path):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_maybe_changed_is_cheap_and_conservative(tmp_path):
+    """The stat pre-check that spares a worker-thread trip: false only when a poll would read
+    nothing (same file, same size)."""
+    p = tmp_path / "q.log"
+    p.write_bytes(b"a\n")
+    f = FileFollower(str(p))
+    assert f.maybe_changed()  # not open yet
+    assert f.poll() == ["a"]
+    assert not f.maybe_changed()
+    with open(p, "ab") as w:
+        w.write(b"b\n")
+    assert f.maybe_changed() and f.poll() == ["b"] and not f.maybe_changed()
+    os.rename(p, tmp_path / "q.log.1")
+    p.write_bytes(b"c\n")
+    assert f.maybe_changed()
+    assert f.poll() == ["c"]
+    f.close()
+
+
+async def test_a_rewrite_to_the_same_size_is_still_read(tmp_path):
+    """copytruncate then exactly as many bytes again: the stat pre-check cannot see it, the
+    periodic full poll must."""
+    root = tmp_path / "root"
+    (root / "var/log").mkdir(parents=True)
+    p = root / "var/log/app.log"
+    p.write_bytes(b"one\n")
+    sink = CollectSink()
+    task = asyncio.create_task(sources.follow_file_local("/var/log/app.log", local_host(root), sink,
+                                                         interval=0.02))
+    try:
+        await wait_for(lambda: sink.messages == ["one"], "the first line")
+        await asyncio.sleep(0.1)
+        with open(p, "r+b") as w:  # truncate and rewrite in place: same size, new content
+            w.truncate(0)
+            w.write(b"two\n")
+        await wait_for(lambda: sink.messages == ["one", "two"], "the rewritten line")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

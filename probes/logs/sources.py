@@ -186,6 +186,20 @@ class FileFollower:
             out.append(self._partial.decode("utf-8", "replace"))
         self._partial, self._skipping = b"", False
 
+    def maybe_changed(self) -> bool:
+        """Two cheap stats: False only when the open file has not changed size and is still
+        the file at `path` (then a poll would read nothing). A rewrite to the very same size
+        is not seen here: callers still poll now and then (FULL_POLL_EVERY)."""
+        if self._fd < 0:
+            return True
+        try:
+            if os.fstat(self._fd).st_size != self._pos:
+                return True
+            cur = os.stat(self.path)
+        except OSError:
+            return True
+        return (cur.st_dev, cur.st_ino) != self._ino
+
     def poll(self, budget: int = MAX_READ) -> list[str]:
         out: list[str] = []
         if self._fd < 0 and not self._open():
@@ -221,6 +235,9 @@ def glob_paths(pattern: str, root: str = "") -> list[str]:
     return [pattern]
 
 
+FULL_POLL_EVERY = 8  # polls: a full read even when the cheap stat saw no change
+
+
 async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
                             start_lines: int = START_LINES, interval: float = 0.25,
                             stop: asyncio.Event | None = None) -> None:
@@ -247,10 +264,14 @@ async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
             evs.append(e)
         return evs, len(lines)
 
-    idle = 0
+    idle = cycle = 0
     try:
         while True:
-            evs, n = await asyncio.to_thread(poll_and_parse)
+            cycle += 1
+            if cycle % FULL_POLL_EVERY and not f.maybe_changed():
+                evs, n = [], 0  # nothing new: no trip to a worker thread (most polls)
+            else:
+                evs, n = await asyncio.to_thread(poll_and_parse)
             if (f.state, f.detail) != last_state:
                 last_state = (f.state, f.detail)
                 sink.state(name, "file", f.state, f.detail)
