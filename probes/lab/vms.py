@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import uuid as uuidlib
+from contextlib import closing
+from typing import Any
 
 from probes.lab.plan import CPU_PERIOD_US, CPU_QUOTA_US, CPU_SHARES, LabPlan
 from probes.lab.record import LabError
@@ -22,26 +24,31 @@ MEM_KIB = 64 * 1024
 HARD_LIMIT_KIB = MEM_KIB + 256 * 1024
 
 
-def _quiet() -> None:
-    import libvirt
-    libvirt.registerErrorHandler(lambda *_: None, None)
+class _Unavailable(Exception):
+    """libvirt cannot be used here; the message says why."""
+
+
+def _open(*, read_only: bool = False) -> Any:
+    """A libvirt connection to URI (the lab's own changes need read-write; close it after use),
+    or _Unavailable with the reason."""
+    try:
+        import libvirt
+    except ImportError:
+        raise _Unavailable("libvirt-python is not installed") from None
+    libvirt.registerErrorHandler(lambda *_: None, None)  # errors are returned, not printed
+    try:
+        return libvirt.openReadOnly(URI) if read_only else libvirt.open(URI)
+    except libvirt.libvirtError as e:
+        raise _Unavailable(f"libvirtd is not reachable at {URI} ({str(e).splitlines()[0][:120]})") from None
 
 
 def available() -> str:
     """'' when VMs can be built here, else why not."""
     try:
-        import libvirt
-    except ImportError:
-        return "libvirt-python is not installed"
-    _quiet()
-    try:
-        conn = libvirt.open(URI)
-    except libvirt.libvirtError as e:
-        return f"libvirtd is not reachable at {URI} ({str(e).splitlines()[0][:120]})"
-    try:
-        caps = conn.getCapabilities()
-    finally:
-        conn.close()
+        with closing(_open()) as conn:
+            caps = conn.getCapabilities()
+    except _Unavailable as e:
+        return str(e)
     if "<domain type='qemu'" not in caps and "<domain type='kvm'" not in caps:
         return "libvirt has no QEMU emulator"
     return ""
@@ -89,9 +96,11 @@ def _mac(i: int) -> str:
 def create(name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined: bool = False) -> int:
     """Start the domain; returns its QEMU PID (0 when unknown)."""
     import libvirt
-    _quiet()
-    conn = libvirt.open(URI)
     try:
+        conn = _open()
+    except _Unavailable as e:
+        raise LabError(f"{name}: {e}") from None
+    with closing(conn):
         last: Exception | None = None
         for kind in ("kvm", "qemu"):
             try:
@@ -107,8 +116,6 @@ def create(name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined
         except libvirt.libvirtError:
             pass
         return _qemu_pid(name)
-    finally:
-        conn.close()
 
 
 def _qemu_pid(name: str) -> int:
@@ -121,27 +128,20 @@ def _qemu_pid(name: str) -> int:
 def destroy(uid: str) -> str:
     """Destroy the lab's domain with this UUID; '' when gone (or never started), else why not."""
     try:
-        import libvirt
-    except ImportError:
-        return "libvirt-python is not installed"
-    _quiet()
-    try:
-        conn = libvirt.open(URI)
-    except libvirt.libvirtError as e:
-        return f"libvirtd unreachable: {str(e).splitlines()[0][:120]}"
-    try:
-        try:
-            dom = conn.lookupByUUIDString(uid)
-        except libvirt.libvirtError:
+        with closing(_open()) as conn:
+            import libvirt
+            try:
+                dom = conn.lookupByUUIDString(uid)
+            except libvirt.libvirtError:
+                return ""
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as e:
+                if dom.isActive():
+                    return str(e).splitlines()[0][:200]
             return ""
-        try:
-            dom.destroy()
-        except libvirt.libvirtError as e:
-            if dom.isActive():
-                return str(e).splitlines()[0][:200]
-        return ""
-    finally:
-        conn.close()
+    except _Unavailable as e:
+        return str(e)
 
 
 def new_uuid() -> str:
@@ -150,21 +150,15 @@ def new_uuid() -> str:
 
 def domain_exists(name: str) -> bool:
     try:
-        import libvirt
-    except ImportError:
+        with closing(_open(read_only=True)) as conn:
+            import libvirt
+            try:
+                conn.lookupByName(name)
+                return True
+            except libvirt.libvirtError:
+                return False
+    except _Unavailable:
         return False
-    _quiet()
-    try:
-        conn = libvirt.openReadOnly(URI)
-    except libvirt.libvirtError:
-        return False
-    try:
-        conn.lookupByName(name)
-        return True
-    except libvirt.libvirtError:
-        return False
-    finally:
-        conn.close()
 
 
 def kvm_usable() -> bool:
