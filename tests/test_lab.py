@@ -15,6 +15,7 @@ import pytest
 
 from probes.lab import faults as labfaults
 from probes.lab.plan import make_plan
+from tests.fixtures.libvirtd import libvirtd  # noqa: F401  (the lab fixture asks for it)
 from tests.fixtures.lab import (LAB_TENANTS, REPO, Lab, check_json, ids, lab, lab_taken, listing,  # noqa: F401
                                 observe, tenantscope)
 from tests.helpers import needs_root, needs_tool
