@@ -52,7 +52,10 @@ class ProbeErrorsScreen(ModalScreen[None]):
 
     def show(self, state: State) -> None:
         self._state = state
-        table = self.query_one("#probe-errors-table", DataTable)
+        found = self.query("#probe-errors-table")
+        if not found:  # pushed but not composed yet: on_mount shows the latest state
+            return
+        table = found.first(DataTable)
         row = table.cursor_row
         table.clear()
         errors = all_errors(state)
