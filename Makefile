@@ -4,13 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean system-demo system-test
+.PHONY: demo test lint bench clean system-demo system-test
 
 demo: system-demo $(STAMP)
 	$(BIN)/tenantscope demo
 
-test: system-test $(STAMP)
+test: system-test $(STAMP) lint
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+# ruff (lint + format) and mypy (strict on probes/): part of `make test`, so of CI
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: system-test $(STAMP)
 	$(BIN)/python -m bench

@@ -24,8 +24,19 @@ from probes.checks.base import load_catalog, run_checks
 from probes.facts.probe import FactsProbe
 from probes.hosts.local import LocalHost
 from probes.model import (
-    Connection, ConnState, CpuTune, Disk, Graphics, Host, HostState, Nic, SecLabel, State, VmDetails,
-    Workload, WorkloadKind,
+    Connection,
+    ConnState,
+    CpuTune,
+    Disk,
+    Graphics,
+    Host,
+    HostState,
+    Nic,
+    SecLabel,
+    State,
+    VmDetails,
+    Workload,
+    WorkloadKind,
 )
 
 N_DOMAINS = 1000
@@ -39,22 +50,47 @@ def fleet(worst: bool = False) -> State:
     for i in range(N_DOMAINS):
         t = f"t{i % N_TENANTS:02d}"
         cpu = i % 64 if worst else (0 if i % 97 == 0 else 2 * (i % N_TENANTS))
-        disks = (Disk("file", "disk", "virtio", "vda", f"/var/lib/libvirt/images/{t}-{i}.qcow2"),
-                 Disk("file", "cdrom", "sata", "sdc", "/var/lib/libvirt/images/install.iso", readonly=True))
+        disks = (
+            Disk("file", "disk", "virtio", "vda", f"/var/lib/libvirt/images/{t}-{i}.qcow2"),
+            Disk("file", "cdrom", "sata", "sdc", "/var/lib/libvirt/images/install.iso", readonly=True),
+        )
         if i % 97 == 0:
-            disks += (Disk("file", "disk", "virtio", "vdb", "/var/lib/libvirt/images/shared.img", shareable=True),)
+            disks += (
+                Disk("file", "disk", "virtio", "vdb", "/var/lib/libvirt/images/shared.img", shareable=True),
+            )
         vm = VmDetails(
-            domain_type="kvm", vcpus=2,
-            cputune=CpuTune(vcpupin=((0, str(cpu)), (1, str(cpu + 1))),
-                            emulatorpin=str((cpu + 2) % 64) if worst else str(cpu + 1)),
-            disks=disks, nics=(Nic("network", mac=f"52:54:00:00:{i >> 8:02x}:{i & 255:02x}", source="net",
-                                   model="virtio" if i % 10 else "e1000"),),
+            domain_type="kvm",
+            vcpus=2,
+            cputune=CpuTune(
+                vcpupin=((0, str(cpu)), (1, str(cpu + 1))),
+                emulatorpin=str((cpu + 2) % 64) if worst else str(cpu + 1),
+            ),
+            disks=disks,
+            nics=(
+                Nic(
+                    "network",
+                    mac=f"52:54:00:00:{i >> 8:02x}:{i & 255:02x}",
+                    source="net",
+                    model="virtio" if i % 10 else "e1000",
+                ),
+            ),
             graphics=(Graphics("vnc", listen="0.0.0.0" if i % 50 == 0 else "127.0.0.1", passwd_known=True),),
-            seclabels=(SecLabel("dynamic", "selinux", label=f"system_u:system_r:svirt_t:s0:c{i % 1000},c{(i * 7) % 1000 + 1}"),))
-        ws.append(Workload(WorkloadKind.VM, f"{t}-vm{i}", "hv1", uuid=f"{i:08d}", state="running",
-                           tenant=t, vm=vm))
-    hs = HostState(host=Host("hv1", libvirt_uri="qemu:///system"), workloads=tuple(ws),
-                   connections=(Connection("libvirt", ConnState.UP),))
+            seclabels=(
+                SecLabel(
+                    "dynamic",
+                    "selinux",
+                    label=f"system_u:system_r:svirt_t:s0:c{i % 1000},c{(i * 7) % 1000 + 1}",
+                ),
+            ),
+        )
+        ws.append(
+            Workload(WorkloadKind.VM, f"{t}-vm{i}", "hv1", uuid=f"{i:08d}", state="running", tenant=t, vm=vm)
+        )
+    hs = HostState(
+        host=Host("hv1", libvirt_uri="qemu:///system"),
+        workloads=tuple(ws),
+        connections=(Connection("libvirt", ConnState.UP),),
+    )
     return State(hosts=(hs,), taken_at=time.time())
 
 
@@ -69,21 +105,30 @@ def best(fn, n: int) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     catalog = load_catalog()
-    mine = sorted(c for c, v in catalog.items() if v.fn.__module__.split(".")[-1] in
-                  ("vm", "host", "container", "software"))
+    mine = sorted(
+        c
+        for c, v in catalog.items()
+        if v.fn.__module__.split(".")[-1] in ("vm", "host", "container", "software")
+    )
     enc = msgspec.json.Encoder()
     for label, st in (("realistic", fleet()), ("worst case", fleet(worst=True))):
         base_min, base_med = best(lambda: enc.encode(st), 5)  # type: ignore[misc]
         mine_min, mine_med = best(lambda: run_checks(st, mine), 5)  # type: ignore[misc]
         all_min, all_med = best(lambda: run_checks(st), 3)  # type: ignore[misc]
         out = run_checks(st, mine)
-        print(f"{label} fleet: {N_DOMAINS} domains, {N_TENANTS} tenants; {len(mine)} checks of this area "
-              f"({len(catalog)} in all); {len(out)} results")
+        print(
+            f"{label} fleet: {N_DOMAINS} domains, {N_TENANTS} tenants; {len(mine)} checks of this area "
+            f"({len(catalog)} in all); {len(out)} results"
+        )
         print(f"  baseline  msgspec encode of the State : min {base_min:7.1f} ms  median {base_med:7.1f} ms")
-        print(f"  checks    this area's catalog         : min {mine_min:7.1f} ms  median {mine_med:7.1f} ms  "
-              f"ratio {mine_min / base_min:5.1f}x baseline (min/min)")
-        print(f"  checks    the whole catalog           : min {all_min:7.1f} ms  median {all_med:7.1f} ms  "
-              f"ratio {all_min / base_min:5.1f}x baseline (min/min)")
+        print(
+            f"  checks    this area's catalog         : min {mine_min:7.1f} ms  median {mine_med:7.1f} ms  "
+            f"ratio {mine_min / base_min:5.1f}x baseline (min/min)"
+        )
+        print(
+            f"  checks    the whole catalog           : min {all_min:7.1f} ms  median {all_med:7.1f} ms  "
+            f"ratio {all_min / base_min:5.1f}x baseline (min/min)"
+        )
 
     host = LocalHost("bench")
 
@@ -96,8 +141,10 @@ def main() -> None:
     t_min, t_med = best(lambda: asyncio.run(one_true()), 5)  # type: ignore[misc]
     f_min, f_med = best(lambda: asyncio.run(facts()), 5)  # type: ignore[misc]
     print(f"baseline  one `true` via LocalHost.run  : min {t_min:7.1f} ms  median {t_med:7.1f} ms")
-    print(f"facts     FactsProbe.collect (this host): min {f_min:7.1f} ms  median {f_med:7.1f} ms  "
-          f"ratio {f_min / t_min:5.1f}x baseline (min/min)")
+    print(
+        f"facts     FactsProbe.collect (this host): min {f_min:7.1f} ms  median {f_med:7.1f} ms  "
+        f"ratio {f_min / t_min:5.1f}x baseline (min/min)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,33 @@ from pathlib import Path
 
 TARGETS = {"cold_ms": 1500.0, "steady_ms": 50.0, "rss_mb": 150.0, "first_frame_ms": 2000.0}
 
-_WORDS = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell",
-          "cyberdyne", "soylent", "aperture", "massive", "oscorp", "vandelay", "pied", "dunder",
-          "gringotts", "monarch", "nakatomi", "planet", "sirius", "spacely", "virtucon", "yoyodyne")
+_WORDS = (
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "wonka",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+    "aperture",
+    "massive",
+    "oscorp",
+    "vandelay",
+    "pied",
+    "dunder",
+    "gringotts",
+    "monarch",
+    "nakatomi",
+    "planet",
+    "sirius",
+    "spacely",
+    "virtucon",
+    "yoyodyne",
+)
 
 
 def tenant_names(n: int) -> list[str]:
@@ -63,10 +87,10 @@ def domain_xml(i: int, tenant: str, j: int, t_index: int) -> str:
         <source file='/var/lib/libvirt/images/{tenant}-vm{j:02d}.qcow2'/><target dev='vda' bus='virtio'/></disk>
       <disk type='file' device='disk'><driver name='qemu' type='raw'/>
         <source file='/var/lib/libvirt/images/{tenant}-vm{j:02d}-data.img'/><target dev='vdb' bus='virtio'/></disk>
-      <interface type='network'><mac address='52:54:00:{t_index:02x}:{(i >> 8) & 0xff:02x}:{i & 0xff:02x}'/>
+      <interface type='network'><mac address='52:54:00:{t_index:02x}:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}'/>
         <source network='net-{tenant}'/><target dev='tap{i:05d}'/><model type='virtio'/>
         <filterref filter='clean-traffic'><parameter name='IP' value='10.{t_index}.0.{j + 10}'/></filterref></interface>
-      <interface type='bridge'><mac address='52:54:01:{t_index:02x}:{(i >> 8) & 0xff:02x}:{i & 0xff:02x}'/>
+      <interface type='bridge'><mac address='52:54:01:{t_index:02x}:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}'/>
         <source bridge='br-int'/><virtualport type='openvswitch'/><vlan><tag id='{100 + t_index}'/></vlan>
         <target dev='ovs{i:05d}'/><model type='virtio'/></interface>
       <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
@@ -80,10 +104,12 @@ def domain_xml(i: int, tenant: str, j: int, t_index: int) -> str:
 
 def fleet_xml(domains: int, tenants: int) -> str:
     names = tenant_names(tenants)
-    out = ["<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>",
-           "  <cpu><mhz>2400</mhz><model>x86_64</model><active>64</active><nodes>1</nodes>"
-           "<sockets>2</sockets><cores>16</cores><threads>2</threads></cpu>",
-           "  <memory>1073741824</memory>"]
+    out = [
+        "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>",
+        "  <cpu><mhz>2400</mhz><model>x86_64</model><active>64</active><nodes>1</nodes>"
+        "<sockets>2</sockets><cores>16</cores><threads>2</threads></cpu>",
+        "  <memory>1073741824</memory>",
+    ]
     for t_index, t in enumerate(names):
         out.append(f"  <network><name>net-{t}</name><bridge name='br-{t_index:03d}'/></network>")
     for i in range(domains):
@@ -123,13 +149,13 @@ def bench_inventory(uri: str, domains: int) -> dict[str, float]:
             dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
         c.close()
 
-
     def cold() -> None:
         async def go() -> None:
             p = LibvirtProbe()
             res = await p.collect(host)
             assert len(res.vms) == domains and res.parsed == domains, (len(res.vms), res.parsed)
             await p.close()
+
         asyncio.run(go())
 
     # interleaved, best of 5: the machine is shared, and noise only ever adds time
@@ -161,8 +187,7 @@ def bench_inventory(uri: str, domains: int) -> dict[str, float]:
     r["steady_no_events_ms"], _ = asyncio.run(steady(False))
 
     c = libvirt.open(uri)
-    r["baseline_steady_ms"] = _median_ms(
-        lambda: c.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0), 20)
+    r["baseline_steady_ms"] = _median_ms(lambda: c.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0), 20)
     xmls = [d.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE) for d in c.listAllDomains()]
     c.close()
     r["parse_only_ms"] = _median_ms(lambda: [parse_domain(x) for x in xmls], 3)
@@ -226,7 +251,7 @@ def bench_tui(uri: str, domains: int, limit: float = 180.0) -> float | str:
 
     try:
         return asyncio.run(go())
-    except Exception as e:  # noqa: BLE001 - the bench reports, never crashes
+    except Exception as e:
         return f"failed: {type(e).__name__}: {e}"
 
 
@@ -236,12 +261,14 @@ def _child(mode: str, uri: str, domains: int) -> None:
 
     from probes.hosts.local import LocalHost
     from probes.inventory.libvirt import LibvirtProbe, quiet_libvirt
+
     quiet_libvirt()
     if mode == "libvirt":  # the test driver alone: it keeps the whole fleet in this process
         c = libvirt.open(uri)
         for dom, _ in c.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0):
             dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
     else:
+
         async def go() -> None:
             p = LibvirtProbe()
             h = LocalHost("bench-hv", libvirt_uri=uri)
@@ -249,14 +276,20 @@ def _child(mode: str, uri: str, domains: int) -> None:
                 r = await p.collect(h)
             assert len(r.vms) == domains
             await p.close()
+
         asyncio.run(go())
     print(_rss_mb())
 
 
 def _child_rss(mode: str, uri: str, domains: int) -> float:
     import subprocess
-    out = subprocess.run([sys.executable, "-m", "bench.inventory", "--child", mode, uri,
-                          "--domains", str(domains)], capture_output=True, text=True, check=True)
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.inventory", "--child", mode, uri, "--domains", str(domains)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -274,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(d) / "fleet.xml"
         path.write_text(fleet_xml(a.domains, a.tenants))
         uri = f"test://{path}"
-        print(f"fleet: {a.domains} domains, {a.tenants} tenants, {path.stat().st_size / 1024:.0f} KiB "
-              f"of node XML ({uri})")
+        print(
+            f"fleet: {a.domains} domains, {a.tenants} tenants, {path.stat().st_size / 1024:.0f} KiB "
+            f"of node XML ({uri})"
+        )
         rss_probe = _child_rss("probe", uri, a.domains)
         rss_libvirt = _child_rss("libvirt", uri, a.domains)
         r = bench_inventory(uri, a.domains)

@@ -33,6 +33,7 @@ REPEAT = 2
 
 def bare_network(tenants: int) -> tuple[float, float]:
     from pyroute2 import IPRoute, netns
+
     plan = make_plan(tenants, prefix="tsl-")
     t0 = time.perf_counter()
     with IPRoute() as ipr:
@@ -66,12 +67,17 @@ def lab(tenants: int, store: Store) -> tuple[float, float]:
 
 def check_ids(cfg: str, check: str) -> tuple[float, bool]:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "tui.cli", "check", "--config", cfg, "--format", "json",
-                        "--check", check], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "check", "--config", cfg, "--format", "json", "--check", check],
+        capture_output=True,
+        text=True,
+    )
     took = time.perf_counter() - t0
     doc = json.loads(r.stdout)
-    hit = any(f["check_id"] == check and f["status"] == "fail" and "acme" in (f.get("tenants") or [])
-              for f in doc["results"])
+    hit = any(
+        f["check_id"] == check and f["status"] == "fail" and "acme" in (f.get("tenants") or [])
+        for f in doc["results"]
+    )
     return took, hit
 
 
@@ -83,7 +89,9 @@ def main() -> None:
     d = tempfile.mkdtemp(prefix="tsi-bench-lab-")
     store = Store(d)
     print(f"lab up/down, best of {REPEAT} (baseline: bare namespaces + veths + bridges with pyroute2)")
-    print(f"{'tenants':>7} {'workloads':>9} {'up s':>7} {'base':>7} {'ratio':>6} {'down s':>7} {'base':>7} {'ratio':>6}")
+    print(
+        f"{'tenants':>7} {'workloads':>9} {'up s':>7} {'base':>7} {'ratio':>6} {'down s':>7} {'base':>7} {'ratio':>6}"
+    )
     try:
         for n in (3, 10, 30):
             wl = len(make_plan(n).workloads())
@@ -91,12 +99,15 @@ def main() -> None:
             got = [lab(n, store) for _ in range(REPEAT)]
             bu, bd = min(b[0] for b in base), min(b[1] for b in base)
             lu, ld = min(g[0] for g in got), min(g[1] for g in got)
-            print(f"{n:>7} {wl:>9} {lu:>7.2f} {bu:>7.2f} {lu / bu:>6.1f} {ld:>7.2f} {bd:>7.2f} {ld / bd:>6.1f}"
-                  + ("   (target < 5 s each)" if n == 30 else ""))
+            print(
+                f"{n:>7} {wl:>9} {lu:>7.2f} {bu:>7.2f} {lu / bu:>6.1f} {ld:>7.2f} {bd:>7.2f} {ld / bd:>6.1f}"
+                + ("   (target < 5 s each)" if n == 30 else "")
+            )
 
         print("\nbreak shared-bridge -> NET-02 in `tenantscope check` (3 tenants)")
         build.up(store, tenants=3)
         from probes.lab import faults
+
         plain = [check_ids(str(store.config), "NET-02")[0] for _ in range(3)]
         lat = []
         for _ in range(3):
@@ -111,8 +122,10 @@ def main() -> None:
         base = statistics.median(plain)
         med = statistics.median(lat)
         print(f"  one plain check run (baseline): median {base:.2f} s")
-        print(f"  break -> finding:               median {med:.2f} s (ratio {med / base:.2f}; "
-              f"target: one refresh interval (2 s) + one probe timeout (20 s))")
+        print(
+            f"  break -> finding:               median {med:.2f} s (ratio {med / base:.2f}; "
+            f"target: one refresh interval (2 s) + one probe timeout (20 s))"
+        )
     finally:
         build.down(store)
         os.rmdir(d) if os.path.isdir(d) and not os.listdir(d) else None

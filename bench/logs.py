@@ -30,7 +30,16 @@ import time
 from probes.logs import classify, parsers
 from probes.logs.attribute import Attributor, Index
 from probes.model import (
-    Disk, Host, HostState, Nic, Placement, SecLabel, State, Tenant, VmDetails, Workload,
+    Disk,
+    Host,
+    HostState,
+    Nic,
+    Placement,
+    SecLabel,
+    State,
+    Tenant,
+    VmDetails,
+    Workload,
     WorkloadKind,
 )
 
@@ -42,14 +51,31 @@ def fleet(n_tenants: int = 20, per: int = 3) -> State:
         for j in range(per):
             k += 1
             name = f"t{t:02d}-vm{j}"
-            ws.append(Workload(
-                WorkloadKind.VM, name, "hv1", uuid=f"{k:08x}-1111-4222-8333-{k:012x}",
-                tenant=f"t{t:02d}", placed_by=Placement.PREFIX,
-                vm=VmDetails(seclabels=(SecLabel("dynamic", "selinux", True,
-                                                 f"system_u:system_r:svirt_t:s0:c{k},c{k + 500}"),),
-                             nics=(Nic("bridge", mac=f"52:54:00:00:{k >> 8:02x}:{k & 255:02x}",
-                                       target_dev=f"tap{k}"),),
-                             disks=(Disk("file", "disk", "virtio", "vda", f"/var/lib/libvirt/images/{name}.qcow2"),))))
+            ws.append(
+                Workload(
+                    WorkloadKind.VM,
+                    name,
+                    "hv1",
+                    uuid=f"{k:08x}-1111-4222-8333-{k:012x}",
+                    tenant=f"t{t:02d}",
+                    placed_by=Placement.PREFIX,
+                    vm=VmDetails(
+                        seclabels=(
+                            SecLabel(
+                                "dynamic", "selinux", True, f"system_u:system_r:svirt_t:s0:c{k},c{k + 500}"
+                            ),
+                        ),
+                        nics=(
+                            Nic(
+                                "bridge", mac=f"52:54:00:00:{k >> 8:02x}:{k & 255:02x}", target_dev=f"tap{k}"
+                            ),
+                        ),
+                        disks=(
+                            Disk("file", "disk", "virtio", "vda", f"/var/lib/libvirt/images/{name}.qcow2"),
+                        ),
+                    ),
+                )
+            )
     hs = HostState(Host("hv1"), workloads=tuple(ws))
     tenants = tuple(Tenant(f"t{t:02d}") for t in range(n_tenants))
     return State(hosts=(hs,), tenants=tenants)
@@ -82,9 +108,21 @@ def make_lines(n: int, seed: int = 7) -> list[str]:
     for i in range(n):
         v = rnd.randint(1, k)
         tpl = rnd.choice(signals) if i % 10 == 0 else rnd.choice(ordinary)
-        out.append(tpl.format(m=(i // 60) % 60, s=i % 60, i=i, p=1000 + i % 50000, b=i % 250,
-                              v=v, w=v + 500, x=(v % k) + 1, y=(v % k) + 501, t=(v - 1) // 3,
-                              u=f"{v:08x}-1111-4222-8333-{v:012x}"))
+        out.append(
+            tpl.format(
+                m=(i // 60) % 60,
+                s=i % 60,
+                i=i,
+                p=1000 + i % 50000,
+                b=i % 250,
+                v=v,
+                w=v + 500,
+                x=(v % k) + 1,
+                y=(v % k) + 501,
+                t=(v - 1) // 3,
+                u=f"{v:08x}-1111-4222-8333-{v:012x}",
+            )
+        )
     return out
 
 
@@ -111,10 +149,12 @@ _GREP_TAGS = {tag for tag, _sev, _p in classify.SIGNAL_PATTERNS}
 def bench_grep(path: str) -> tuple[float, int]:
     pattern = "|".join(p for _tag, _sev, p in classify.SIGNAL_PATTERNS).replace(r"\"", '"')
     import resource
+
     t0 = time.perf_counter()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    r = subprocess.run(["grep", "-c", "-E", pattern, path], capture_output=True, text=True,
-                       env={**os.environ, "LC_ALL": "C"})
+    r = subprocess.run(
+        ["grep", "-c", "-E", pattern, path], capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}
+    )
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return time.perf_counter() - t0, cpu, int(r.stdout.strip() or 0)
@@ -126,25 +166,28 @@ async def bench_tui(rate: int = 20_000, seconds: float = 6.0) -> dict[str, list[
     from probes.logs.model import LogView
     from probes.logs.ring import Ring, register, unregister
     from tests.fixtures.tui import make_app
-    from tui.panes.logs import LogLines
 
     # "handled" = the key's action has run (its effect is in the widget state; the paint
     # follows on the next refresh): time it from the key press to the end of the action
-    from tui.panes.logs import LogsPane
+    from tui.panes.logs import LogLines, LogsPane
+
     done: list[float] = []
     saved = {}
 
-    def timed(cls, name):  # noqa: ANN001, ANN202
+    def timed(cls, name):
         orig = saved[(cls, name)] = getattr(cls, name)
 
-        def wrapper(self, *a):  # noqa: ANN001, ANN202
+        def wrapper(self, *a):
             r = orig(self, *a)
             done.append(time.perf_counter())
             return r
+
         setattr(cls, name, wrapper)
 
-    for cls, names in ((LogLines, ("action_cursor",)),
-                       (LogsPane, ("action_toggle_follow", "action_cycle_severity", "action_cycle_tenant"))):
+    for cls, names in (
+        (LogLines, ("action_cursor",)),
+        (LogsPane, ("action_toggle_follow", "action_cycle_severity", "action_cycle_tenant")),
+    ):
         for n in names:
             timed(cls, n)
     st = fleet()
@@ -164,19 +207,26 @@ async def bench_tui(rate: int = 20_000, seconds: float = 6.0) -> dict[str, list[
                 i = 0
                 per = rate // 4  # the service flushes every 0.25 s
                 nxt = time.perf_counter()
+
                 def work(i: int) -> list:  # in a worker thread, as the logs service does
-                    return [att.attribute(parsers.parse_auto(lines[(i + j) % len(lines)], "hv1",
-                                                             "file:/var/log/syslog"))
-                            for j in range(per)]
+                    return [
+                        att.attribute(
+                            parsers.parse_auto(lines[(i + j) % len(lines)], "hv1", "file:/var/log/syslog")
+                        )
+                        for j in range(per)
+                    ]
 
                 async def work_chunked(i: int) -> list:
                     """On the loop in chunks of CHUNK lines, yielding between them (the
                     logs service does this: a worker thread would fight the loop for the GIL)."""
                     out: list = []
                     for a in range(0, per, CHUNK):
-                        out += [att.attribute(parsers.parse_auto(lines[(i + j) % len(lines)], "hv1",
-                                                                 "file:/var/log/syslog"))
-                                for j in range(a, min(per, a + CHUNK))]
+                        out += [
+                            att.attribute(
+                                parsers.parse_auto(lines[(i + j) % len(lines)], "hv1", "file:/var/log/syslog")
+                            )
+                            for j in range(a, min(per, a + CHUNK))
+                        ]
                         await asyncio.sleep(0)
                     return out
 
@@ -184,8 +234,19 @@ async def bench_tui(rate: int = 20_000, seconds: float = 6.0) -> dict[str, list[
                     batch = await (asyncio.to_thread(work, i) if THREAD else work_chunked(i))
                     i += per
                     ring.append_many(batch)
-                    source.push(replace(st, hosts=(replace(st.hosts[0], logs=LogView(
-                        events=ring.newest(500), dropped=ring.dropped, total=ring.total)),)))
+                    source.push(
+                        replace(
+                            st,
+                            hosts=(
+                                replace(
+                                    st.hosts[0],
+                                    logs=LogView(
+                                        events=ring.newest(500), dropped=ring.dropped, total=ring.total
+                                    ),
+                                ),
+                            ),
+                        )
+                    )
                     nxt += 0.25
                     await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
 
@@ -237,15 +298,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         os.unlink(path)
     n = args.lines
-    print(f"file: {size / 1e6:.1f} MB, {n:,} lines; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} CPUs (CPU time is the fair figure on a shared machine)")
-    print(f"grep -c -E (floor):       wall {g_t:7.3f} s  cpu {g_c:7.3f} s  "
-          f"{n / max(g_c, 1e-9):12,.0f} lines/s (cpu)  {g_n:,} signal lines")
-    print(f"parse+attribute+classify: wall {p_t:7.3f} s  cpu {p_c:7.3f} s  "
-          f"{n / p_c:12,.0f} lines/s (cpu)  {p_n:,} signal lines, {attributed:,} attributed")
+    print(
+        f"file: {size / 1e6:.1f} MB, {n:,} lines; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs (CPU time is the fair figure on a shared machine)"
+    )
+    print(
+        f"grep -c -E (floor):       wall {g_t:7.3f} s  cpu {g_c:7.3f} s  "
+        f"{n / max(g_c, 1e-9):12,.0f} lines/s (cpu)  {g_n:,} signal lines"
+    )
+    print(
+        f"parse+attribute+classify: wall {p_t:7.3f} s  cpu {p_c:7.3f} s  "
+        f"{n / p_c:12,.0f} lines/s (cpu)  {p_n:,} signal lines, {attributed:,} attributed"
+    )
     rate = n / p_c
-    print(f"ratio: the pipeline takes {p_c / max(g_c, 1e-9):.1f}x grep's CPU time (target <= 10x); "
-          f"{rate / 150_000:.2f}x the 150,000 lines/s target (wall: {n / p_t:,.0f} lines/s)")
+    print(
+        f"ratio: the pipeline takes {p_c / max(g_c, 1e-9):.1f}x grep's CPU time (target <= 10x); "
+        f"{rate / 150_000:.2f}x the 150,000 lines/s target (wall: {n / p_t:,.0f} lines/s)"
+    )
     if p_n != g_n:
         print(f"MISMATCH: grep counted {g_n} signal lines, the pipeline {p_n}")
     if not args.skip_tui:
@@ -254,18 +323,26 @@ def main(argv: list[str] | None = None) -> int:
             lat = asyncio.run(bench_tui(rate=rate))
             recv = lat.pop("_received")
             idle = lat.pop("_idle")
-            print(f"TUI with {rate:,} lines/s arriving ({recv[0]:,.0f} received, "
-                  f"{recv[1]:,.0f} shown by the filter at the end); Pilot key press to its action done:")
+            print(
+                f"TUI with {rate:,} lines/s arriving ({recv[0]:,.0f} received, "
+                f"{recv[1]:,.0f} shown by the filter at the end); Pilot key press to its action done:"
+            )
             allv = [v for vs in lat.values() for v in vs]
             for k, vs in lat.items():
-                print(f"  key {k!r:8} n={len(vs):3d}  median {statistics.median(vs) * 1000:6.1f} ms"
-                      f"  max {max(vs) * 1000:6.1f} ms")
+                print(
+                    f"  key {k!r:8} n={len(vs):3d}  median {statistics.median(vs) * 1000:6.1f} ms"
+                    f"  max {max(vs) * 1000:6.1f} ms"
+                )
             p95 = sorted(allv)[max(0, int(len(allv) * 0.95) - 1)] if allv else 0
             summary[rate] = statistics.median(allv)
-            print(f"  all keys: median {statistics.median(allv) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms; "
-                  f"until Pilot saw the app idle and painted: median {statistics.median(idle) * 1000:.1f} ms")
-        print(f"key latency at 20,000 lines/s: median {summary[20_000] * 1000:.1f} ms (target < 100 ms), "
-              f"{summary[20_000] / summary[0]:.2f}x the idle baseline ({summary[0] * 1000:.1f} ms)")
+            print(
+                f"  all keys: median {statistics.median(allv) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms; "
+                f"until Pilot saw the app idle and painted: median {statistics.median(idle) * 1000:.1f} ms"
+            )
+        print(
+            f"key latency at 20,000 lines/s: median {summary[20_000] * 1000:.1f} ms (target < 100 ms), "
+            f"{summary[20_000] / summary[0]:.2f}x the idle baseline ({summary[0] * 1000:.1f} ms)"
+        )
     return 0
 
 

@@ -41,6 +41,7 @@ def cleanup() -> None:
 def build(n: int) -> list[tuple[str, str, str]]:
     """n namespaces (name, tenant, address), tenants t0/t1 on bridges tsf-bb0/tsf-bb1."""
     from pyroute2 import IPRoute, netns
+
     cleanup()
     out = []
     with IPRoute() as ipr:
@@ -71,6 +72,7 @@ def build_routed(n: int) -> list[tuple[str, str, str]]:
     from pyroute2 import IPRoute, netns
 
     from probes.network.nsenter import in_netns
+
     cleanup()
     out = []
     routers = [f"{PREFIX}-r{t}" for t in range(2)]
@@ -103,20 +105,42 @@ def build_routed(n: int) -> list[tuple[str, str, str]]:
 
 
 def state_of(lab: list[tuple[str, str, str]]) -> HostState:
-    wl = tuple(Workload(WorkloadKind.NETNS, ns, "bench", tenant=t, placed_by=Placement.CONFIG,
-                        netns=NetnsDetails(path=f"/run/netns/{ns}")) for ns, t, _ in lab)
+    wl = tuple(
+        Workload(
+            WorkloadKind.NETNS,
+            ns,
+            "bench",
+            tenant=t,
+            placed_by=Placement.CONFIG,
+            netns=NetnsDetails(path=f"/run/netns/{ns}"),
+        )
+        for ns, t, _ in lab
+    )
     return HostState(Host("bench"), workloads=wl, topology=read_netlink())
 
 
-async def baseline(lab: list[tuple[str, str, str]], pairs: list[tuple[str, str]], parallel: int = 64) -> tuple[float, int]:
+async def baseline(
+    lab: list[tuple[str, str, str]], pairs: list[tuple[str, str]], parallel: int = 64
+) -> tuple[float, int]:
     sem = asyncio.Semaphore(parallel)
     ok = 0
 
     async def one(src: str, dst: str) -> None:
         nonlocal ok
         async with sem:
-            p = await asyncio.create_subprocess_exec("ip", "netns", "exec", src, "ping", "-n", "-c1", "-W1", dst,
-                                                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            p = await asyncio.create_subprocess_exec(
+                "ip",
+                "netns",
+                "exec",
+                src,
+                "ping",
+                "-n",
+                "-c1",
+                "-W1",
+                dst,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
             rc = await p.wait()
             ok += rc == 0
 
@@ -129,17 +153,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100])
     ap.add_argument("--timeout", type=float, default=0.5)
-    ap.add_argument("--baseline-pairs", type=int, default=1500, help="sample size for the baseline when N*(N-1) is larger")
+    ap.add_argument(
+        "--baseline-pairs", type=int, default=1500, help="sample size for the baseline when N*(N-1) is larger"
+    )
     ap.add_argument("--full-baseline", action="store_true")
-    ap.add_argument("--lab", choices=("auto", "l2", "routed"), default="auto",
-                    help="l2: two bridges, one /16 (N*(N-1) neighbour entries); routed: a /30 per "
-                         "namespace to its tenant's router; auto: l2 while it fits the host's neighbour table")
+    ap.add_argument(
+        "--lab",
+        choices=("auto", "l2", "routed"),
+        default="auto",
+        help="l2: two bridges, one /16 (N*(N-1) neighbour entries); routed: a /30 per "
+        "namespace to its tenant's router; auto: l2 while it fits the host's neighbour table",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench.reachability needs root (namespaces, raw sockets)", file=sys.stderr)
         return 2
-    print(f"{'N':>4} {'pairs':>6} {'reached':>8} {'build s':>8} {'prober s':>9} {'x timeout':>9} "
-          f"{'baseline s':>11} {'speed-up':>9}  notes")
+    print(
+        f"{'N':>4} {'pairs':>6} {'reached':>8} {'build s':>8} {'prober s':>9} {'x timeout':>9} "
+        f"{'baseline s':>11} {'speed-up':>9}  notes"
+    )
     try:
         limit = int(open("/proc/sys/net/ipv4/neigh/default/gc_thresh3").read())
         for n in args.sizes:
@@ -171,8 +203,11 @@ def main() -> int:
             if rm.errors:
                 note += "; prober: " + "; ".join(rm.errors)[:200]
             cleanup()
-            print(f"{n:>4} {pairs_n:>6} {reached:>8} {built:>8.2f} {ours:>9.3f} {ours / args.timeout:>8.2f}x "
-                  f"{base:>11.2f} {base / ours:>8.1f}x  {note}", flush=True)
+            print(
+                f"{n:>4} {pairs_n:>6} {reached:>8} {built:>8.2f} {ours:>9.3f} {ours / args.timeout:>8.2f}x "
+                f"{base:>11.2f} {base / ours:>8.1f}x  {note}",
+                flush=True,
+            )
     finally:
         cleanup()
     return 0

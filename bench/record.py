@@ -17,6 +17,7 @@ from probes import record, snapshot
 
 def fleet(n_hosts: int):  # type: ignore[no-untyped-def]
     from tests.fixtures.runbook import incident_state
+
     base = incident_state()
     hs = base.hosts[0]
     hosts = tuple(replace(hs, host=replace(hs.host, name=f"hv{i}")) for i in range(n_hosts))
@@ -49,9 +50,11 @@ def run(n_hosts: int, frames: int) -> None:
         loaded = record.load(p)
         t_load = time.perf_counter() - t0
         assert len(loaded.states) == frames
-        print(f"{n_hosts:3d} hosts x {frames} obs: snapshot-JSON {total_json / 1024:8.1f} KiB {t_json * 1000:7.1f} ms | "
-              f".tsr {r.size / 1024:7.1f} KiB {t_rec * 1000:7.1f} ms (load {t_load * 1000:6.1f} ms) | "
-              f"size ratio {total_json / r.size:5.1f}x, time ratio {t_json / t_rec:4.2f}x")
+        print(
+            f"{n_hosts:3d} hosts x {frames} obs: snapshot-JSON {total_json / 1024:8.1f} KiB {t_json * 1000:7.1f} ms | "
+            f".tsr {r.size / 1024:7.1f} KiB {t_rec * 1000:7.1f} ms (load {t_load * 1000:6.1f} ms) | "
+            f"size ratio {total_json / r.size:5.1f}x, time ratio {t_json / t_rec:4.2f}x"
+        )
 
 
 if __name__ == "__main__":

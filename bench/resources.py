@@ -81,8 +81,10 @@ async def bench_refresh(n: int, repeats: int = 15) -> None:
     make_groups(names)
     try:
         host = LocalHost("bench", libvirt_uri=None)
-        wls = tuple(Workload(WorkloadKind.CONTAINER, nm, host.name,
-                             container=ContainerDetails(cgroup="/" + nm)) for nm in names)
+        wls = tuple(
+            Workload(WorkloadKind.CONTAINER, nm, host.name, container=ContainerDetails(cgroup="/" + nm))
+            for nm in names
+        )
 
         async def timed(probe: ResourcesProbe) -> list[float]:
             probe.merge(HostState(host.host, workloads=wls), await probe.collect(host))  # warm
@@ -99,7 +101,7 @@ async def bench_refresh(n: int, repeats: int = 15) -> None:
         default = await timed(ResourcesProbe(libvirt=False, host_totals=False))
         lay = await cgroups.detect_layout(host)
         refs = [cgroups.GroupRef.same_everywhere(w.key, "/" + w.name) for w in wls]
-        paths = [p for r in refs for _, _, p in cgroups._plan(lay, r, True)]  # noqa: SLF001
+        paths = [p for r in refs for _, _, p in cgroups._plan(lay, r, True)]
         base = []
         for _ in range(3):
             t = time.perf_counter()
@@ -113,9 +115,11 @@ async def bench_refresh(n: int, repeats: int = 15) -> None:
         print(f"  counters + limits      : median {med(limits):7.1f} ms  (min {min(limits):.1f})")
         print(f"  default (limits 1 in 5): median {med(default):7.1f} ms")
         print(f"  baseline read_text/file: median {med(base):7.1f} ms")
-        print(f"  ratio baseline / ours (with limits): {med(base) / med(limits):.1f}x; "
-              f"target 100 ms: {'met' if med(default) <= 100 else 'MISSED'} "
-              f"({med(default) / 100:.2f} of the budget)")
+        print(
+            f"  ratio baseline / ours (with limits): {med(base) / med(limits):.1f}x; "
+            f"target 100 ms: {'met' if med(default) <= 100 else 'MISSED'} "
+            f"({med(default) / 100:.2f} of the budget)"
+        )
     finally:
         remove_groups(names)
 
@@ -123,7 +127,7 @@ async def bench_refresh(n: int, repeats: int = 15) -> None:
 # ------------------------------------------------------------------ idle cost
 
 
-MINIMAL_APP = r'''
+MINIMAL_APP = r"""
 from textual.app import App
 from textual.widgets import DataTable
 import random
@@ -142,12 +146,12 @@ class M(App):
         for i in range(50):
             t.add_row(f"w{i}", f"{random.random():.1f}%", "12M", "0B/s", "0B/s")
 M().run()
-'''
+"""
 
 
 # The resources area alone: its probe (which finds the containers itself on its first pass)
 # feeding the Resources pane, without the other probes, the checks and the other panes.
-PANE_ONLY_APP = r'''
+PANE_ONLY_APP = r"""
 import sys
 sys.path.insert(0, %r)
 from textual.app import App
@@ -166,7 +170,7 @@ class PaneOnly(App):
     async def on_unmount(self):
         await engine.stop()
 PaneOnly().run()
-'''
+"""
 
 
 def tree_pids(root: int) -> list[int]:
@@ -229,8 +233,13 @@ class Containers:
                     with open(t, "w") as f:
                         f.write("0")
 
-            self.procs.append(subprocess.Popen([unshare, "--uts", "--ipc", "sleep", "infinity"],
-                                               preexec_fn=join, stdin=subprocess.DEVNULL))
+            self.procs.append(
+                subprocess.Popen(
+                    [unshare, "--uts", "--ipc", "sleep", "infinity"],
+                    preexec_fn=join,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
 
     def close(self) -> None:
         for p in self.procs:
@@ -245,22 +254,32 @@ class Containers:
 def tool_commands() -> list[tuple[str, list[str]]]:
     py = sys.executable
     tenantscope = os.path.join(os.path.dirname(py), "tenantscope")
-    out = [("tenantscope", [tenantscope, "run"] if os.path.exists(tenantscope)
-            else [py, "-m", "tui.cli", "run"]),
-           ("resources probe + pane only", [py, "-c", PANE_ONLY_APP % os.getcwd()]),
-           ("minimal Textual table app", [py, "-c", MINIMAL_APP])]
-    for name, argv in (("htop -d 20", ["htop", "-d", "20"]), ("btop", ["btop"]),
-                       ("glances -t 2", ["glances", "-t", "2"])):
+    out = [
+        (
+            "tenantscope",
+            [tenantscope, "run"] if os.path.exists(tenantscope) else [py, "-m", "tui.cli", "run"],
+        ),
+        ("resources probe + pane only", [py, "-c", PANE_ONLY_APP % os.getcwd()]),
+        ("minimal Textual table app", [py, "-c", MINIMAL_APP]),
+    ]
+    for name, argv in (
+        ("htop -d 20", ["htop", "-d", "20"]),
+        ("btop", ["btop"]),
+        ("glances -t 2", ["glances", "-t", "2"]),
+    ):
         if shutil.which(argv[0]):
             out.append((name, argv))
         else:
-            print(f"  skipped {name}: {argv[0]} not installed "
-                  f"(apt-get install -y --no-install-recommends {argv[0]})")
+            print(
+                f"  skipped {name}: {argv[0]} not installed "
+                f"(apt-get install -y --no-install-recommends {argv[0]})"
+            )
     return out
 
 
 async def count_workloads() -> str:
     from probes.session import Options, make_engine
+
     engine = make_engine(Options())
     try:
         state = await engine.refresh_once()
@@ -275,8 +294,10 @@ async def count_workloads() -> str:
 
 
 def bench_idle(n: int, window: float, warmup: float) -> None:
-    print(f"\n== idle cost with {n} container workloads: warm-up {warmup:g} s, window {window:g} s"
-          + (" (shorter than the issue's 60 s)" if window < 60 else ""))
+    print(
+        f"\n== idle cost with {n} container workloads: warm-up {warmup:g} s, window {window:g} s"
+        + (" (shorter than the issue's 60 s)" if window < 60 else "")
+    )
     tmux = shutil.which("tmux")
     if not tmux:
         print("  skipped: tmux not installed")
@@ -291,11 +312,33 @@ def bench_idle(n: int, window: float, warmup: float) -> None:
         roots: dict[str, int] = {}
         for i, (name, argv) in enumerate(tools):
             s = f"t{i}"
-            subprocess.run([tmux, "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", s,
-                            "-x", "160", "-y", "48", "exec " + " ".join(_q(a) for a in argv)],
-                           check=True, env=env, cwd=os.getcwd())
-            pid = subprocess.run([tmux, "-L", sock, "list-panes", "-t", s, "-F", "#{pane_pid}"],
-                                 capture_output=True, text=True, check=True).stdout.split()[0]
+            subprocess.run(
+                [
+                    tmux,
+                    "-L",
+                    sock,
+                    "-f",
+                    "/dev/null",
+                    "new-session",
+                    "-d",
+                    "-s",
+                    s,
+                    "-x",
+                    "160",
+                    "-y",
+                    "48",
+                    "exec " + " ".join(_q(a) for a in argv),
+                ],
+                check=True,
+                env=env,
+                cwd=os.getcwd(),
+            )
+            pid = subprocess.run(
+                [tmux, "-L", sock, "list-panes", "-t", s, "-F", "#{pane_pid}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[0]
             roots[name] = int(pid)
         time.sleep(warmup)
         pids = {k: tree_pids(v) for k, v in roots.items()}
@@ -307,17 +350,25 @@ def bench_idle(n: int, window: float, warmup: float) -> None:
         res = {k: (100.0 * (c1[k] - c0[k]) / CLK / dt, rss_kib(pids[k]) / 1024) for k in roots}
         ours = res["tenantscope"][0]
         area = res["resources probe + pane only"][0]
-        print(f"  {'tool':28} {'CPU % of one core':>18} {'RSS MiB':>9} {'app / tool':>11} "
-              f"{'resources / tool':>17}")
+        print(
+            f"  {'tool':28} {'CPU % of one core':>18} {'RSS MiB':>9} {'app / tool':>11} "
+            f"{'resources / tool':>17}"
+        )
         for k, (cpu, rss) in res.items():
             r1 = f"{ours / cpu:.2f}x" if cpu > 0 else "n/a"
             r2 = f"{area / cpu:.2f}x" if cpu > 0 else "n/a"
             print(f"  {k:28} {cpu:18.2f} {rss:9.1f} {r1:>11} {r2:>17}")
         g = res.get("glances -t 2")
-        print(f"  target <= 1% of one core: whole app {'met' if ours <= 1.0 else 'MISSED'} "
-              f"({ours:.2f}%); resources probe + pane {'met' if area <= 1.0 else 'MISSED'} ({area:.2f}%)"
-              + (f"; below glances: app {'yes' if ours < g[0] else 'NO'}, "
-                 f"resources {'yes' if area < g[0] else 'NO'}" if g else ""))
+        print(
+            f"  target <= 1% of one core: whole app {'met' if ours <= 1.0 else 'MISSED'} "
+            f"({ours:.2f}%); resources probe + pane {'met' if area <= 1.0 else 'MISSED'} ({area:.2f}%)"
+            + (
+                f"; below glances: app {'yes' if ours < g[0] else 'NO'}, "
+                f"resources {'yes' if area < g[0] else 'NO'}"
+                if g
+                else ""
+            )
+        )
         print(f"  (CPU resolution: 1 tick = {100.0 / CLK / dt:.3f}% over this window)")
     finally:
         subprocess.run([tmux, "-L", sock, "kill-server"], capture_output=True)
@@ -326,6 +377,7 @@ def bench_idle(n: int, window: float, warmup: float) -> None:
 
 def _q(a: str) -> str:
     import shlex
+
     return shlex.quote(a)
 
 

@@ -38,11 +38,16 @@ from probes.session import Options, make_engine
 from tests.fixtures.sshd import Sshd, make_sshd, sshd_missing_reason
 
 COMMANDS = [
-    ["cat", "/proc/loadavg"], ["head", "-c", "262144", "--", "/proc/meminfo"],
-    ["head", "-c", "262144", "--", "/proc/stat"], ["ip", "-j", "-d", "link", "show"],
-    ["ip", "-j", "addr", "show"], ["ip", "-j", "netns", "list"],
-    ["head", "-c", "262144", "--", "/proc/net/dev"], ["cat", "/proc/uptime"],
-    ["head", "-c", "262144", "--", "/proc/diskstats"], ["cat", "/proc/sys/net/ipv4/ip_forward"],
+    ["cat", "/proc/loadavg"],
+    ["head", "-c", "262144", "--", "/proc/meminfo"],
+    ["head", "-c", "262144", "--", "/proc/stat"],
+    ["ip", "-j", "-d", "link", "show"],
+    ["ip", "-j", "addr", "show"],
+    ["ip", "-j", "netns", "list"],
+    ["head", "-c", "262144", "--", "/proc/net/dev"],
+    ["cat", "/proc/uptime"],
+    ["head", "-c", "262144", "--", "/proc/diskstats"],
+    ["cat", "/proc/sys/net/ipv4/ip_forward"],
 ]
 N = 50
 
@@ -52,8 +57,14 @@ def _argvs() -> list[list[str]]:
 
 
 def _host(s: Sshd, **kw) -> SSHHost:
-    return SSHHost(parse_target(s.target), known_hosts=s.known_hosts, client_keys=[s.client_key],
-                   agent_path=None, config=[], **kw)
+    return SSHHost(
+        parse_target(s.target),
+        known_hosts=s.known_hosts,
+        client_keys=[s.client_key],
+        agent_path=None,
+        config=[],
+        **kw,
+    )
 
 
 async def one_connection(s: Sshd, use_mux: bool) -> float:
@@ -73,12 +84,20 @@ async def new_connection_each(s: Sshd) -> float:
     sem = asyncio.Semaphore(8)
 
     async def one(argv: list[str]) -> None:
-        async with sem:
-            async with asyncssh.connect("127.0.0.1", port=s.port, username=parse_target(s.target).user,
-                                        client_keys=[s.client_key], known_hosts=s.known_hosts,
-                                        agent_path=None, config=[]) as conn:
-                r = await conn.run(remote_command(argv, wrap=False))
-                assert r.exit_status == 0, r.stderr
+        async with (
+            sem,
+            asyncssh.connect(
+                "127.0.0.1",
+                port=s.port,
+                username=parse_target(s.target).user,
+                client_keys=[s.client_key],
+                known_hosts=s.known_hosts,
+                agent_path=None,
+                config=[],
+            ) as conn,
+        ):
+            r = await conn.run(remote_command(argv, wrap=False))
+            assert r.exit_status == 0, r.stderr
 
     t = time.perf_counter()
     await asyncio.gather(*(one(a) for a in _argvs()))
@@ -99,7 +118,7 @@ async def refresh_both(local_opts: Options, remote_opts: Options) -> dict[str, t
         for _ in range(ROUNDS):
             for k, e in engines.items():
                 t = time.perf_counter()
-                st = await e.refresh_once()
+                await e.refresh_once()
                 times[k].append(time.perf_counter() - t)
         for k, e in engines.items():
             errors = [f"{p.probe}: {p.message}" for h in e.state.hosts for p in h.probe_errors]
@@ -128,8 +147,14 @@ def main() -> int:
     s = make_sshd(tempfile.mkdtemp(prefix="tse-bench-"), login_rc=args.with_rc)
     try:
         print(f"sshd on 127.0.0.1:{s.port}; login shell reads ~/.bashrc: {'yes' if args.with_rc else 'no'}")
-        runs = [(asyncio.run(one_connection(s, True)), asyncio.run(one_connection(s, False)),
-                 asyncio.run(new_connection_each(s))) for _ in range(3)]
+        runs = [
+            (
+                asyncio.run(one_connection(s, True)),
+                asyncio.run(one_connection(s, False)),
+                asyncio.run(new_connection_each(s)),
+            )
+            for _ in range(3)
+        ]
         mux, sess, new = (statistics.median(r[i] for r in runs) for i in range(3))
         print(f"{N} probe commands (median of 3):")
         print(f"  1 connection, command server  {mux * 1000:8.0f} ms")
@@ -138,13 +163,24 @@ def main() -> int:
         print(f"  ratio new-connection / reused: {new / mux:.1f}x (target >= 10x)")
 
         with tempfile.NamedTemporaryFile("w", suffix=".ssh_config") as cfg:
-            r = asyncio.run(refresh_both(Options(libvirt_uri="test:///default"), Options(
-                libvirt_uri="test:///default", hosts=(s.target,), known_hosts=s.known_hosts,
-                identity=(s.client_key,), ssh_config=cfg.name)))
+            r = asyncio.run(
+                refresh_both(
+                    Options(libvirt_uri="test:///default"),
+                    Options(
+                        libvirt_uri="test:///default",
+                        hosts=(s.target,),
+                        known_hosts=s.known_hosts,
+                        identity=(s.client_key,),
+                        ssh_config=cfg.name,
+                    ),
+                )
+            )
             local, remote = r["local"], r["remote"]
         print(f"full refresh of one host's probes (median of {ROUNDS}; first incl. connect):")
         print(f"  LocalHost                     {local[1] * 1000:8.0f} ms  (first {local[0] * 1000:.0f} ms)")
-        print(f"  SSHHost to 127.0.0.1          {remote[1] * 1000:8.0f} ms  (first {remote[0] * 1000:.0f} ms)")
+        print(
+            f"  SSHHost to 127.0.0.1          {remote[1] * 1000:8.0f} ms  (first {remote[0] * 1000:.0f} ms)"
+        )
         print(f"  ratio remote / local: {remote[1] / local[1]:.2f}x (target <= 2x)")
     finally:
         s.kill()

@@ -16,8 +16,19 @@ import time
 from dataclasses import replace
 
 from probes.config import parse
-from probes.model import (ContainerDetails, Host, HostState, MetadataItem, NetnsDetails, Placement,
-                          State, Tenant, VmDetails, Workload, WorkloadKind)
+from probes.model import (
+    ContainerDetails,
+    Host,
+    HostState,
+    MetadataItem,
+    NetnsDetails,
+    Placement,
+    State,
+    Tenant,
+    VmDetails,
+    Workload,
+    WorkloadKind,
+)
 from probes.session import Options
 from probes.tenancy import assign, nova_project
 
@@ -39,9 +50,18 @@ def fleet() -> State:
                 md = (MetadataItem(NOVA, "instance/owner/project", f"proj{t}"),) if i % 6 == 0 else ()
                 ws.append(Workload(WorkloadKind.VM, name, f"hv{h}", vm=VmDetails(metadata=md)))
             elif i % 3 == 1:
-                ws.append(Workload(WorkloadKind.CONTAINER, name, f"hv{h}", container=ContainerDetails(
-                    cgroup=f"/machine.slice/libpod-{t}.scope", labels=(("tenant", f"t{t:02d}"),),
-                    name_source="docker")))
+                ws.append(
+                    Workload(
+                        WorkloadKind.CONTAINER,
+                        name,
+                        f"hv{h}",
+                        container=ContainerDetails(
+                            cgroup=f"/machine.slice/libpod-{t}.scope",
+                            labels=(("tenant", f"t{t:02d}"),),
+                            name_source="docker",
+                        ),
+                    )
+                )
             else:
                 ws.append(Workload(WorkloadKind.NETNS, name, f"hv{h}", netns=NetnsDetails()))
         hosts.append(HostState(Host(f"hv{h}"), workloads=tuple(ws)))
@@ -51,9 +71,11 @@ def fleet() -> State:
 def config_text() -> str:
     out = []
     for t in range(N_TENANTS):
-        out.append(f'[[tenant]]\nname = "tenant{t:02d}"\ndomains = ["t{t:02d}-*"]\n'
-                   f'netns = ["t{t:02d}-*"]\ncontainers = ["tenant=t{t:02d}"]\n'
-                   f'cgroups = ["/machine.slice/*-{t}.scope"]\n')
+        out.append(
+            f'[[tenant]]\nname = "tenant{t:02d}"\ndomains = ["t{t:02d}-*"]\n'
+            f'netns = ["t{t:02d}-*"]\ncontainers = ["tenant=t{t:02d}"]\n'
+            f'cgroups = ["/machine.slice/*-{t}.scope"]\n'
+        )
     return "\n".join(out)
 
 
@@ -66,14 +88,25 @@ def naive_assign(state: State, cfg) -> State:
         for w in hs.workloads:
             tenant, by, rule = "", Placement.UNPLACED, ""
             for r in cfg.tenants:
-                pats = {WorkloadKind.VM: r.domains, WorkloadKind.NETNS: r.netns,
-                        WorkloadKind.CONTAINER: r.containers}[w.kind]
+                pats = {
+                    WorkloadKind.VM: r.domains,
+                    WorkloadKind.NETNS: r.netns,
+                    WorkloadKind.CONTAINER: r.containers,
+                }[w.kind]
                 g = next((p for p in pats if "=" not in p and fnmatch.fnmatchcase(w.name, p)), None)
                 if g is None and w.container is not None:
-                    g = next((p for p in r.containers if "=" in p and any(
-                        k == p.split("=")[0] and fnmatch.fnmatchcase(v, p.split("=", 1)[1])
-                        for k, v in w.container.labels)), None) or next(
-                        (p for p in r.cgroups if fnmatch.fnmatchcase(w.container.cgroup, p)), None)
+                    g = next(
+                        (
+                            p
+                            for p in r.containers
+                            if "=" in p
+                            and any(
+                                k == p.split("=")[0] and fnmatch.fnmatchcase(v, p.split("=", 1)[1])
+                                for k, v in w.container.labels
+                            )
+                        ),
+                        None,
+                    ) or next((p for p in r.cgroups if fnmatch.fnmatchcase(w.container.cgroup, p)), None)
                 if g is not None:
                     tenant, by, rule = r.name, Placement.CONFIG, g
                     break
@@ -85,8 +118,11 @@ def naive_assign(state: State, cfg) -> State:
             if tenant:
                 members.setdefault(tenant, []).append(w.key)
         hosts.append(replace(hs, workloads=tuple(ws)))
-    return replace(state, hosts=tuple(hosts),
-                   tenants=tuple(Tenant(n, tuple(sorted(k))) for n, k in sorted(members.items())))
+    return replace(
+        state,
+        hosts=tuple(hosts),
+        tenants=tuple(Tenant(n, tuple(sorted(k))) for n, k in sorted(members.items())),
+    )
 
 
 def timed(fn, n: int) -> float:
@@ -108,6 +144,7 @@ def main() -> None:
 
     def cold() -> None:
         from probes import tenancy
+
         tenancy._PLACERS.clear()
         first["s"] = assign(raw, opts)
 

@@ -23,36 +23,68 @@ import asyncio
 import statistics
 import time
 from dataclasses import replace
-from datetime import timezone
+from datetime import UTC
 
 from probes.model import (
-    Finding, Host, HostState, Placement, Severity, State, Status, Tenant, Workload, WorkloadKind,
+    Finding,
+    Host,
+    HostState,
+    Placement,
+    Severity,
+    State,
+    Status,
+    Tenant,
+    Workload,
+    WorkloadKind,
 )
 from tui.app import TenantScopeApp
 from tui.source import StaticSource
 
 
 def fleet(n: int, tenants: int, findings: int) -> State:
-    ws = tuple(Workload(WorkloadKind.VM, f"t{i % tenants:02d}-vm{i:04d}", "hv1", state="running",
-                        tenant=f"t{i % tenants:02d}", placed_by=Placement.PREFIX, placed_rule="prefix")
-               for i in range(n))
+    ws = tuple(
+        Workload(
+            WorkloadKind.VM,
+            f"t{i % tenants:02d}-vm{i:04d}",
+            "hv1",
+            state="running",
+            tenant=f"t{i % tenants:02d}",
+            placed_by=Placement.PREFIX,
+            placed_rule="prefix",
+        )
+        for i in range(n)
+    )
     host = HostState(host=Host("hv1"), workloads=ws, refreshed_at=1.0)
     statuses = list(Status)
-    fs = tuple(Finding(f"VM-{i % 20:02d}", "vm", "t", statuses[i % len(statuses)], Severity.MEDIUM,
-                       "hv1", f"finding {i}", tenants=(f"t{i % tenants:02d}",)) for i in range(findings))
-    return State(hosts=(host,), tenants=tuple(Tenant(f"t{t:02d}") for t in range(tenants)),
-                 findings=fs, taken_at=1.0)
+    fs = tuple(
+        Finding(
+            f"VM-{i % 20:02d}",
+            "vm",
+            "t",
+            statuses[i % len(statuses)],
+            Severity.MEDIUM,
+            "hv1",
+            f"finding {i}",
+            tenants=(f"t{i % tenants:02d}",),
+        )
+        for i in range(findings)
+    )
+    return State(
+        hosts=(host,), tenants=tuple(Tenant(f"t{t:02d}") for t in range(tenants)), findings=fs, taken_at=1.0
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
     base = fleet(args.workloads, args.tenants, args.findings)
     source = StaticSource(base)
-    app = TenantScopeApp(source=source, clock=lambda: 1.0, tz=timezone.utc)
+    app = TenantScopeApp(source=source, clock=lambda: 1.0, tz=UTC)
     t0 = time.perf_counter()
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
-        print(f"first frame with {args.workloads} workloads, {args.findings} findings: "
-              f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+        print(
+            f"first frame with {args.workloads} workloads, {args.findings} findings: "
+            f"{(time.perf_counter() - t0) * 1000:.0f} ms"
+        )
 
         async def measure(make, reps: int = args.reps) -> tuple[float, float]:
             """Pane work (the app's render of one State, no coalescing wait) and the
@@ -106,8 +138,11 @@ async def run(args: argparse.Namespace) -> None:
     print(f"per State (medians of {args.reps}): pane work, then the repaint that follows")
     for name, (ms, paint) in results.items():
         print(f"  {name:30s} work {ms:8.2f} ms  x{ms / base_ms:7.1f} of baseline   repaint {paint:6.1f} ms")
-    print(f"  burst of 100 States pushed at once: {burst_renders} render(s), {burst_ms:.0f} ms until shown "
-          f"(coalescing window {app.COALESCE * 1000:.0f} ms)")
+    print(
+        f"  burst of 100 States pushed at once: {burst_renders} render(s), {burst_ms:.0f} ms until shown "
+        f"(coalescing window {app.COALESCE * 1000:.0f} ms)"
+    )
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

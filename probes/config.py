@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 # Top-level tables owned by other areas: accepted here, read with Config.table().
-OPAQUE_TABLES = frozenset({"keymap", "logs", "ui", "hosts", "ssh", "resources", "network",
-                           "checks", "themes"})
+OPAQUE_TABLES = frozenset(
+    {"keymap", "logs", "ui", "hosts", "ssh", "resources", "network", "checks", "themes"}
+)
 
 
 class ConfigError(Exception):
@@ -233,8 +234,9 @@ class _Reader:
         for k, v in opaque:
             if not isinstance(v, Mapping):
                 raise self.fail((k,), f"expected a table, got {_kind(doc[k])}")
-        return Config(path=self.file, tenants=tenants, policy=policy, prefix=prefix, theme=theme,
-                      opaque=opaque)
+        return Config(
+            path=self.file, tenants=tenants, policy=policy, prefix=prefix, theme=theme, opaque=opaque
+        )
 
     def tenants(self, v: Any) -> tuple[TenantRule, ...]:
         if not isinstance(v, list):
@@ -259,17 +261,23 @@ class _Reader:
                 self.table(m, mw, {"namespace", "path", "value"})
                 if "path" not in m:
                     raise self.fail(mw + ("path",), "missing: a metadata selector needs a path")
-                sels.append(MetadataSelector(
-                    path=self.string(m["path"], mw + ("path",)).strip("/"),
-                    value=self.string(m.get("value", "*"), mw + ("value",)),
-                    namespace=self.string(m.get("namespace", ""), mw + ("namespace",), empty=True)))
-            out.append(TenantRule(
-                name=name,
-                domains=self.strings(t.get("domains", []), w + ("domains",)),
-                metadata=tuple(sels),
-                netns=self.strings(t.get("netns", []), w + ("netns",)),
-                cgroups=self.strings(t.get("cgroups", []), w + ("cgroups",)),
-                containers=self.strings(t.get("containers", []), w + ("containers",))))
+                sels.append(
+                    MetadataSelector(
+                        path=self.string(m["path"], mw + ("path",)).strip("/"),
+                        value=self.string(m.get("value", "*"), mw + ("value",)),
+                        namespace=self.string(m.get("namespace", ""), mw + ("namespace",), empty=True),
+                    )
+                )
+            out.append(
+                TenantRule(
+                    name=name,
+                    domains=self.strings(t.get("domains", []), w + ("domains",)),
+                    metadata=tuple(sels),
+                    netns=self.strings(t.get("netns", []), w + ("netns",)),
+                    cgroups=self.strings(t.get("cgroups", []), w + ("cgroups",)),
+                    containers=self.strings(t.get("containers", []), w + ("containers",)),
+                )
+            )
         return tuple(out)
 
     def policy(self, v: Any, tenants: set[str]) -> Policy:
@@ -280,13 +288,17 @@ class _Reader:
         rules = []
         for i, r in enumerate(allow):
             w: tuple[str | int, ...] = ("policy", "allow", i)
-            if not isinstance(r, list) or len(r) not in (2, 3) \
-                    or not all(isinstance(x, str) and x for x in r[:2]):
+            if (
+                not isinstance(r, list)
+                or len(r) not in (2, 3)
+                or not all(isinstance(x, str) and x for x in r[:2])
+            ):
                 raise self.fail(w, 'expected ["tenant-a", "tenant-b"] or ["a", "b", [ports]]')
             ports: tuple[int, ...] = ()
             if len(r) == 3:
                 if not isinstance(r[2], list) or not all(
-                        isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in r[2]):
+                    isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in r[2]
+                ):
                     raise self.fail(w, "ports must be a list of numbers 1-65535")
                 ports = tuple(r[2])
             rules.append(AllowRule(r[0], r[1], ports))
@@ -296,7 +308,8 @@ class _Reader:
         self.table(v, ("prefix",), {"separator", "enabled"})
         return PrefixRule(
             separator=self.string(v.get("separator", "-"), ("prefix", "separator")),
-            enabled=self.boolean(v.get("enabled", True), ("prefix", "enabled")))
+            enabled=self.boolean(v.get("enabled", True), ("prefix", "enabled")),
+        )
 
 
 def _strip_comment(line: str) -> str:
@@ -305,8 +318,14 @@ def _strip_comment(line: str) -> str:
 
 
 def _kind(v: Any) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(v), type(v).__name__)
 
 
 class FrozenTable(Mapping[str, Any]):

@@ -62,11 +62,17 @@ Subscriber = Callable[[State], Any]
 
 
 class Engine:
-    def __init__(self, hosts: Sequence[HostTransport],
-                 probes: Callable[[HostTransport], Sequence[Probe[Any]]],
-                 derive: Deriver = lambda s: s, *, source: str = "live",
-                 max_concurrency: int = 8, clock: Callable[[], float] = time.time,
-                 lead: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        hosts: Sequence[HostTransport],
+        probes: Callable[[HostTransport], Sequence[Probe[Any]]],
+        derive: Deriver = lambda s: s,
+        *,
+        source: str = "live",
+        max_concurrency: int = 8,
+        clock: Callable[[], float] = time.time,
+        lead: Sequence[str] = (),
+    ) -> None:
         self.hosts = list(hosts)
         self._probes = {h.name: list(probes(h)) for h in self.hosts}
         self._states = {h.name: HostState(host=h.host) for h in self.hosts}
@@ -123,8 +129,7 @@ class Engine:
                 self._leads_pending[t.name] = leads
             for p in self._probes[t.name]:
                 ev = self._wake[(t.name, p.name)] = asyncio.Event()
-                self._tasks.append(asyncio.create_task(self._loop(t, p, ev),
-                                                       name=f"probe {p.name}@{t.name}"))
+                self._tasks.append(asyncio.create_task(self._loop(t, p, ev), name=f"probe {p.name}@{t.name}"))
 
     def poke(self, probe: str | None = None, host: str | None = None) -> None:
         """Run the named probe(s) now instead of waiting for the next interval."""
@@ -216,8 +221,11 @@ class Engine:
             st = p.merge(st, result)
         except Exception as e:
             log.exception("probe %s merge failed", p.name)
-            st = replace(st, probe_errors=st.probe_errors + (
-                ProbeError(p.name, t.name, f"internal error: {e}", self._clock()),))
+            st = replace(
+                st,
+                probe_errors=st.probe_errors
+                + (ProbeError(p.name, t.name, f"internal error: {e}", self._clock()),),
+            )
             self._states[t.name] = st
             self._publish()
             return False
@@ -243,8 +251,11 @@ class Engine:
         key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
         if self._derived_from is not None and key == self._derived_from:
             prev = self._state
-            return replace(prev, taken_at=raw.taken_at, hosts=tuple(
-                replace(d, refreshed_at=h.refreshed_at) for d, h in zip(prev.hosts, hosts)))
+            return replace(
+                prev,
+                taken_at=raw.taken_at,
+                hosts=tuple(replace(d, refreshed_at=h.refreshed_at) for d, h in zip(prev.hosts, hosts)),
+            )
         try:
             derived = self._derive(raw)
         except Exception:

@@ -53,6 +53,7 @@ class Target:
         ~/.ssh/config (so an alias works there too) and ~/.ssh/known_hosts; `no_tty=1` stops it
         from prompting on the terminal the console is drawn on (it fails instead)."""
         from urllib.parse import quote
+
         key = f"&keyfile={quote(keyfile, safe='/')}" if keyfile else ""
         return f"qemu+ssh://{self.ssh_address}/system?no_tty=1{key}"
 
@@ -89,7 +90,7 @@ def parse_target(text: str, *, source: str = "--host") -> Target:
         end = body.find("]")
         if end < 0:
             raise FleetError(f"{source}: {raw!r}: unclosed '[' in the address")
-        host, rest = body[1:end], body[end + 1:]
+        host, rest = body[1:end], body[end + 1 :]
         if rest:
             if not rest.startswith(":") or not _PORT_RE.match(rest[1:]):
                 raise FleetError(f"{source}: {raw!r}: bad port {rest[1:]!r}")
@@ -212,10 +213,17 @@ class _Inventory:
         uri = v.get("tenantscope_libvirt_uri")
         local = str(v.get("ansible_connection", "")) == "local"
         key = v.get("ansible_ssh_private_key_file", v.get("ansible_private_key_file"))
-        return Target(name=host, address=address, user=str(user) if user is not None else None,
-                      port=port, libvirt_uri=str(uri) if uri else None, groups=groups,
-                      local=local, identity=os.path.expanduser(str(key)) if key else None,
-                      source=where)
+        return Target(
+            name=host,
+            address=address,
+            user=str(user) if user is not None else None,
+            port=port,
+            libvirt_uri=str(uri) if uri else None,
+            groups=groups,
+            local=local,
+            identity=os.path.expanduser(str(key)) if key else None,
+            source=where,
+        )
 
 
 _RANGE_RE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::(\d+))?\]")
@@ -241,7 +249,7 @@ def expand_host_pattern(pattern: str, where: str = "") -> list[str]:
         raise FleetError(f"{where}: empty range in {pattern!r}")
     if len(items) > 10000:
         raise FleetError(f"{where}: range in {pattern!r} expands to {len(items)} hosts")
-    head, tail = pattern[:m.start()], pattern[m.end():]
+    head, tail = pattern[: m.start()], pattern[m.end() :]
     return [h for i in items for h in expand_host_pattern(head + i + tail, where)]
 
 
@@ -264,6 +272,7 @@ def _split_kv(tokens: Iterable[str], where: str) -> dict[str, Any]:
 
 def parse_ini_inventory(text: str, path: str) -> list[Target]:
     import shlex
+
     inv = _Inventory(path)
     inv.group("all")
     section, kind = "ungrouped", "hosts"
@@ -308,6 +317,7 @@ def parse_ini_inventory(text: str, path: str) -> list[Target]:
 
 def parse_yaml_inventory(text: str, path: str) -> list[Target]:
     import yaml
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -318,7 +328,9 @@ def parse_yaml_inventory(text: str, path: str) -> list[Target]:
     if doc is None:
         return []
     if not isinstance(doc, dict):
-        raise FleetError(f"{path}: an inventory is a mapping of groups (e.g. 'all:'), got {type(doc).__name__}")
+        raise FleetError(
+            f"{path}: an inventory is a mapping of groups (e.g. 'all:'), got {type(doc).__name__}"
+        )
     inv = _Inventory(path)
     inv.group("all")
 
@@ -333,8 +345,9 @@ def parse_yaml_inventory(text: str, path: str) -> list[Target]:
             raise FleetError(f"{where}: expected hosts/vars/children, got {type(body).__name__}")
         unknown = set(body) - {"hosts", "vars", "children"}
         if unknown:
-            raise FleetError(f"{where}: unknown key(s) {', '.join(map(str, sorted(unknown)))} "
-                             "(hosts, vars or children)")
+            raise FleetError(
+                f"{where}: unknown key(s) {', '.join(map(str, sorted(unknown)))} (hosts, vars or children)"
+            )
         hosts = body.get("hosts") or {}
         if not isinstance(hosts, dict):
             raise FleetError(f"{where}: 'hosts' must be a mapping of host names")
@@ -406,8 +419,12 @@ def select(targets: Sequence[Target], limit: str | None) -> list[Target]:
     return out
 
 
-def load_targets(hosts: Sequence[str] = (), hosts_file: str | None = None,
-                 inventory: str | None = None, limit: str | None = None) -> list[Target]:
+def load_targets(
+    hosts: Sequence[str] = (),
+    hosts_file: str | None = None,
+    inventory: str | None = None,
+    limit: str | None = None,
+) -> list[Target]:
     """All targets from the command line, a hosts file and an inventory, in that order;
     names must be unique (the same name twice is most likely a mistake)."""
     targets = [parse_target(h) for h in hosts]
@@ -419,13 +436,16 @@ def load_targets(hosts: Sequence[str] = (), hosts_file: str | None = None,
     seen: dict[str, Target] = {}
     for t in targets:
         if t.name in seen:
-            raise FleetError(f"{t.source}: host {t.name!r} is listed twice "
-                             f"(also at {seen[t.name].source})")
+            raise FleetError(f"{t.source}: host {t.name!r} is listed twice (also at {seen[t.name].source})")
         seen[t.name] = t
     return targets
 
 
 def targets_from_options(opts: Any) -> list[Target]:
     """Targets from probes.session.Options (hosts, hosts_file, inventory, limit)."""
-    return load_targets(tuple(getattr(opts, "hosts", ()) or ()), getattr(opts, "hosts_file", None),
-                        getattr(opts, "inventory", None), getattr(opts, "limit", None))
+    return load_targets(
+        tuple(getattr(opts, "hosts", ()) or ()),
+        getattr(opts, "hosts_file", None),
+        getattr(opts, "inventory", None),
+        getattr(opts, "limit", None),
+    )

@@ -94,7 +94,9 @@ class Nic:
 @dataclass(frozen=True)
 class Graphics:
     type: str  # vnc, spice, rdp, sdl, egl-headless, dbus
-    listen: str = ""  # address; "" when not given (libvirt's default: 127.0.0.1 unless qemu.conf says otherwise)
+    listen: str = (
+        ""  # address; "" when not given (libvirt's default: 127.0.0.1 unless qemu.conf says otherwise)
+    )
     listen_type: str = ""  # address, network, socket, none
     port: int = -1
     autoport: bool = False
@@ -205,7 +207,9 @@ class ContainerDetails:
     pids: tuple[int, ...] = ()
     init_pid: int = 0
     command: str = ""  # of the init process, secrets stripped
-    shared_namespaces: tuple[str, ...] = ()  # ns types shared with the host: net, pid, ipc, uts, mnt, user, cgroup
+    shared_namespaces: tuple[
+        str, ...
+    ] = ()  # ns types shared with the host: net, pid, ipc, uts, mnt, user, cgroup
     own_user_namespace: bool = False
     uid_map: str = ""
     cap_eff: int = 0  # CapEff bitmask of the init process
@@ -366,14 +370,42 @@ class State:
 # Area models live in their own modules, owned by their areas; imported here so that
 # HostState's annotations resolve (for msgspec and typing.get_type_hints).
 from probes.facts.model import HostFacts  # noqa: E402
-from probes.network.model import ReachMatrix, Topology  # noqa: E402
 from probes.logs.model import LogView  # noqa: E402
+from probes.network.model import ReachMatrix, Topology  # noqa: E402
 from probes.resources.model import ResourceSnapshot  # noqa: E402
 
 __all__ = [
-    "ConnState", "Connection", "ContainerDetails", "CpuTune", "Disk", "Evidence", "Finding",
-    "Graphics", "Host", "HostFacts", "HostKind", "HostState", "Hostdev", "LogView", "MemTune",
-    "MetadataItem", "Mount", "NetnsDetails", "Nic", "Placement", "ProbeError", "ReachMatrix",
-    "ResourceSnapshot", "SEVERITY_ORDER", "SecLabel", "Severity", "State", "Status", "Tenant",
-    "Topology", "VmDetails", "Workload", "WorkloadKind",
+    "SEVERITY_ORDER",
+    "ConnState",
+    "Connection",
+    "ContainerDetails",
+    "CpuTune",
+    "Disk",
+    "Evidence",
+    "Finding",
+    "Graphics",
+    "Host",
+    "HostFacts",
+    "HostKind",
+    "HostState",
+    "Hostdev",
+    "LogView",
+    "MemTune",
+    "MetadataItem",
+    "Mount",
+    "NetnsDetails",
+    "Nic",
+    "Placement",
+    "ProbeError",
+    "ReachMatrix",
+    "ResourceSnapshot",
+    "SecLabel",
+    "Severity",
+    "State",
+    "Status",
+    "Tenant",
+    "Topology",
+    "VmDetails",
+    "Workload",
+    "WorkloadKind",
 ]

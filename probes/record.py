@@ -72,13 +72,19 @@ def _pack(obj: object) -> bytes:
 class Recorder:
     """Appends States to a recording. `add` returns False once the size limit is reached."""
 
-    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = 64 * 1024 * 1024,
-                 min_interval: float = 0.0, source: str = "live") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        min_interval: float = 0.0,
+        source: str = "live",
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.min_interval = min_interval
         try:
-            self._f = open(self.path, "wb")  # noqa: SIM115 - kept open while recording
+            self._f = open(self.path, "wb")
         except OSError as e:
             raise RecordError(f"{path}: cannot write: {e.strerror}") from None
         self._f.write(MAGIC)
@@ -160,15 +166,21 @@ def load(path: str | os.PathLike[str]) -> Recording:
     while pos < len(data):
         where = f"{path}: frame {index} at byte {pos}"
         if pos + _HDR.size > len(data):
-            rec.problem = f"{where}: the file is cut short; showing the first {len(rec.states)} observation(s)"
+            rec.problem = (
+                f"{where}: the file is cut short; showing the first {len(rec.states)} observation(s)"
+            )
             break
         n, crc = _HDR.unpack_from(data, pos)
-        body = data[pos + _HDR.size: pos + _HDR.size + n]
+        body = data[pos + _HDR.size : pos + _HDR.size + n]
         if n > MAX_FRAME or len(body) < n:
-            rec.problem = f"{where}: the file is cut short; showing the first {len(rec.states)} observation(s)"
+            rec.problem = (
+                f"{where}: the file is cut short; showing the first {len(rec.states)} observation(s)"
+            )
             break
         if zlib.crc32(body) != crc:
-            rec.problem = f"{where}: corrupted (checksum mismatch); showing the first {len(rec.states)} observation(s)"
+            rec.problem = (
+                f"{where}: corrupted (checksum mismatch); showing the first {len(rec.states)} observation(s)"
+            )
             break
         try:
             raw = zlib.decompress(body)
@@ -184,8 +196,9 @@ def load(path: str | os.PathLike[str]) -> Recording:
                 if missing:
                     raise ValueError(f"no data for host {missing[0]} before this frame")
                 rec.times.append(fr.t)
-                rec.states.append(State(hosts=tuple(hosts[n] for n in fr.order), taken_at=fr.t,
-                                        source=rec.header.source))
+                rec.states.append(
+                    State(hosts=tuple(hosts[n] for n in fr.order), taken_at=fr.t, source=rec.header.source)
+                )
         except (zlib.error, msgspec.DecodeError, ValueError) as e:
             rec.problem = f"{where}: unreadable ({e}); showing the first {len(rec.states)} observation(s)"
             break
@@ -196,12 +209,19 @@ def load(path: str | os.PathLike[str]) -> Recording:
     return rec
 
 
-async def record_engine(engine, path: str | os.PathLike[str], *, duration: float | None = None,  # type: ignore[no-untyped-def]
-                        max_bytes: int = 64 * 1024 * 1024, min_interval: float = 1.0) -> tuple[int, int, str]:
+async def record_engine(
+    engine,
+    path: str | os.PathLike[str],
+    *,
+    duration: float | None = None,  # type: ignore[no-untyped-def]
+    max_bytes: int = 64 * 1024 * 1024,
+    min_interval: float = 1.0,
+) -> tuple[int, int, str]:
     """Run `engine` and record what it publishes until `duration`, the size limit, or a cancel
     (Ctrl-C). Returns (frames, bytes, why it stopped)."""
-    rec = Recorder(path, max_bytes=max_bytes, min_interval=min_interval,
-                   source=getattr(engine, "source", "live"))
+    rec = Recorder(
+        path, max_bytes=max_bytes, min_interval=min_interval, source=getattr(engine, "source", "live")
+    )
     full = asyncio.Event()
     latest: list[State] = []
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from probes.config import Config
 from probes.engine import Engine, Probe
 from probes.hosts.base import HostTransport
 from probes.hosts.local import LocalHost
-from probes.config import Config
 from probes.model import State
 
 
@@ -39,6 +39,7 @@ class Options:
 
 def demo_uri() -> str:
     from importlib.resources import files
+
     return "test://" + str(files("probes.demo") / "fleet.xml")
 
 
@@ -47,6 +48,7 @@ def make_hosts(opts: Options) -> list[HostTransport]:
         return [LocalHost("demo-hv1", libvirt_uri=demo_uri(), root=opts.root)]
     if opts.hosts or opts.hosts_file or opts.inventory:
         from probes.hosts.ssh import hosts_from_targets  # type: ignore[import-not-found]
+
         return list(hosts_from_targets(opts))
     return [LocalHost(libvirt_uri=opts.libvirt_uri or "qemu:///system", root=opts.root)]
 
@@ -56,10 +58,12 @@ def make_probes(opts: Options) -> Any:
         probes: list[Probe[Any]] = []
         if host.host.kind == "ssh":  # first: the others share its connection
             from probes.hosts.connection import ConnectionProbe
+
             probes.append(ConnectionProbe(host, interval=opts.interval))
         # each area registers its probes here
         try:
             from probes.inventory.libvirt import LibvirtProbe
+
             if host.host.libvirt_uri:
                 probes.append(LibvirtProbe(interval=opts.interval))
         except ImportError:
@@ -67,25 +71,37 @@ def make_probes(opts: Options) -> Any:
         if not opts.demo:  # the demo shows only the bundled libvirt fleet
             from probes.inventory.containers import ContainerProbe
             from probes.inventory.netns import NetnsProbe
+
             every = max(opts.interval, 5.0)
             probes += [NetnsProbe(interval=every), ContainerProbe(interval=every)]
         from probes.resources.probe import ResourcesProbe
+
         probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo))
         if not opts.demo:  # host files of this machine say nothing about the simulated demo host
             from probes.facts.probe import FactsProbe
-            probes.append(FactsProbe(interval=max(opts.interval, 60.0),
-                                     updates=("updates", "1") in opts.extra))
+
+            probes.append(
+                FactsProbe(interval=max(opts.interval, 60.0), updates=("updates", "1") in opts.extra)
+            )
         # network topology (probes/network; the demo: libvirt's view only); active probes only on request
         from probes.network.policy import from_config
         from probes.network.topology import TopologyProbe
         from probes.tenancy import config_for
-        probes.append(TopologyProbe(interval=opts.interval if opts.demo else max(opts.interval, 5.0),
-                                    policy=from_config(config_for(opts)), libvirt_only=opts.demo,
-                                    ovs_db=_ovs_db(opts)))
+
+        probes.append(
+            TopologyProbe(
+                interval=opts.interval if opts.demo else max(opts.interval, 5.0),
+                policy=from_config(config_for(opts)),
+                libvirt_only=opts.demo,
+                ovs_db=_ovs_db(opts),
+            )
+        )
         if not opts.demo:  # logs: journal, files, libvirt events (probes/logs/service.py)
             from probes.logs.service import log_probes
+
             probes += log_probes(host, opts)
         return probes
+
     return for_host
 
 
@@ -99,25 +115,38 @@ def _ovs_db(opts: Options) -> str | None:
 def make_deriver(opts: Options):
     from probes.checks.base import run_checks
     from probes.checks.silence import silences_from
+
     silences = silences_from(opts.config)  # validated by cmd_check / the app before this
 
     def derive(state: State) -> State:
         try:
             from probes.tenancy import assign  # type: ignore[import-not-found]
+
             state = assign(state, opts)
         except ImportError:
             pass
         from probes.checks import silence  # the config's [checks] silence: accepted warnings
-        findings = silence.apply(run_checks(state, opts.checks or None), silences,
-                                 opts.config.path if opts.config and opts.config.path else "config")
+
+        findings = silence.apply(
+            run_checks(state, opts.checks or None),
+            silences,
+            opts.config.path if opts.config and opts.config.path else "config",
+        )
         return replace(state, findings=findings)
+
     return derive
 
 
 def make_engine(opts: Options) -> Engine:
     # lead: the inventory shows first; the other probes start once it was published
-    engine = Engine(make_hosts(opts), make_probes(opts), make_deriver(opts),
-                    source="demo" if opts.demo else "live", lead=("libvirt",))
+    engine = Engine(
+        make_hosts(opts),
+        make_probes(opts),
+        make_deriver(opts),
+        source="demo" if opts.demo else "live",
+        lead=("libvirt",),
+    )
     from probes.logs.service import bind_engine
+
     bind_engine(engine)  # the logs service publishes batches through engine.update_host
     return engine

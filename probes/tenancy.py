@@ -59,8 +59,10 @@ def assign(state: State, opts: Any) -> State:
                 keys.append(w.key)
                 hs_names.add(w.host)
         hosts.append(replace(hs, workloads=tuple(ws)) if changed else hs)
-    tenants = tuple(Tenant(name=n, workloads=tuple(sorted(k)), hosts=tuple(sorted(h)))
-                    for n, (k, h) in sorted(members.items()))
+    tenants = tuple(
+        Tenant(name=n, workloads=tuple(sorted(k)), hosts=tuple(sorted(h)))
+        for n, (k, h) in sorted(members.items())
+    )
     return replace(state, hosts=tuple(hosts), tenants=tenants)
 
 
@@ -108,8 +110,11 @@ class _Globs:
 
     def __init__(self, items: list[tuple[int, str]]) -> None:
         self.items = items
-        self.rx = re.compile("|".join(f"(?P<p{n}>{fnmatch.translate(g)})"
-                                      for n, (_, g) in enumerate(items))) if items else None
+        self.rx = (
+            re.compile("|".join(f"(?P<p{n}>{fnmatch.translate(g)})" for n, (_, g) in enumerate(items)))
+            if items
+            else None
+        )
 
     def first(self, s: str) -> tuple[int, str] | None:
         if self.rx is None:
@@ -122,8 +127,10 @@ def _globs(tenants: tuple[TenantRule, ...], field: Callable[[TenantRule], tuple[
     return _Globs([(i, g) for i, t in enumerate(tenants) for g in field(t)])
 
 
-def _metadata_match(items: tuple[MetadataItem, ...],
-                    sels: tuple[tuple[MetadataSelector, re.Pattern[str], re.Pattern[str]], ...]) -> str | None:
+def _metadata_match(
+    items: tuple[MetadataItem, ...],
+    sels: tuple[tuple[MetadataSelector, re.Pattern[str], re.Pattern[str]], ...],
+) -> str | None:
     for sel, value_rx, ns_rx in sels:
         for it in items:
             if it.path != sel.element or not ns_rx.match(it.namespace):
@@ -150,12 +157,26 @@ class _Placer:
         self.names = _globs(ts, lambda t: tuple(c for c in t.containers if "=" not in c))
         self.labels = tuple(
             (i, k, re.compile(fnmatch.translate(v)), c)
-            for i, t in enumerate(ts) for c in t.containers if "=" in c
-            for k, _, v in [c.partition("=")])
+            for i, t in enumerate(ts)
+            for c in t.containers
+            if "=" in c
+            for k, _, v in [c.partition("=")]
+        )
         self.metadata = tuple(
-            (i, tuple((m, re.compile(fnmatch.translate(m.value)),
-                       re.compile(fnmatch.translate(m.namespace or "*"))) for m in t.metadata))
-            for i, t in enumerate(ts) if t.metadata)
+            (
+                i,
+                tuple(
+                    (
+                        m,
+                        re.compile(fnmatch.translate(m.value)),
+                        re.compile(fnmatch.translate(m.namespace or "*")),
+                    )
+                    for m in t.metadata
+                ),
+            )
+            for i, t in enumerate(ts)
+            if t.metadata
+        )
         self.memo: dict[tuple[Any, ...], Placed] = {}
 
     def place(self, w: Workload) -> Placed:
@@ -242,7 +263,8 @@ def nova_project(items: tuple[MetadataItem, ...]) -> str:
     """The project of `<nova:instance><nova:owner><nova:project uuid=...>NAME`, or ''."""
     for it in items:
         if it.namespace.startswith(NOVA_NS_PREFIX) and (
-                it.path == "owner/project" or it.path.endswith("/owner/project")):
+            it.path == "owner/project" or it.path.endswith("/owner/project")
+        ):
             name = it.text.strip() or next((v for k, v in it.attrs if k == "uuid"), "")
             if name:
                 return name

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 IS_ROOT = os.geteuid() == 0
+
+# Paths relative to the repository, never to this machine: tests run from any clone.
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+# ../shared beside the checkout (read-only real-world data; tests read it in place)
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus" / "libvirt-domains"
 
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (namespaces, cgroups, daemons)")
 

@@ -32,6 +32,7 @@ from textual.widgets import Footer, Tab, Tabs
 
 import themes
 from probes.model import State
+from probes.report.model import Ack
 from probes.session import Options, make_engine
 from tui.bindings import APP_BINDINGS, PANE_ORDER, PANE_TITLES, BindingCommands
 from tui.header import AppHeader
@@ -46,14 +47,16 @@ from tui.panes.tenants import TenantsPane
 from tui.readonly import env_read_only, hidden
 from tui.runbook import RunbookActions
 from tui.source import StateSource
-from probes.report.model import Ack
 from tui.status import THEME_DEFAULTS
 
 log = logging.getLogger(__name__)
 
 PANE_CLASSES: dict[str, type[Pane]] = {
-    "tenants": TenantsPane, "resources": ResourcesPane, "reachability": ReachabilityPane,
-    "logs": LogsPane, "findings": FindingsPane,
+    "tenants": TenantsPane,
+    "resources": ResourcesPane,
+    "reachability": ReachabilityPane,
+    "logs": LogsPane,
+    "findings": FindingsPane,
 }
 
 
@@ -75,9 +78,15 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
     COALESCE = 0.15  # at most one render per this many seconds, however often probes finish
 
-    def __init__(self, opts: Options | None = None, *, source: StateSource | None = None,
-                 clock: Callable[[], float] = time.time, tz: tzinfo | None = None,
-                 read_only: bool | None = None) -> None:
+    def __init__(
+        self,
+        opts: Options | None = None,
+        *,
+        source: StateSource | None = None,
+        clock: Callable[[], float] = time.time,
+        tz: tzinfo | None = None,
+        read_only: bool | None = None,
+    ) -> None:
         super().__init__()
         self.opts = opts or Options()
         # read-only: no action that changes anything (tui/readonly.py); env set by `serve`
@@ -102,8 +111,10 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
     def compose(self) -> ComposeResult:
         yield AppHeader(clock=self._clock, tz=self._tz, stale_after=max(10.0, 5 * self.opts.interval))
-        yield PaneTabs(*(Tab(f"{i} {PANE_TITLES[p]}", id=f"tab-{p}")
-                         for i, p in enumerate(PANE_ORDER, start=1)), id="pane-tabs")
+        yield PaneTabs(
+            *(Tab(f"{i} {PANE_TITLES[p]}", id=f"tab-{p}") for i, p in enumerate(PANE_ORDER, start=1)),
+            id="pane-tabs",
+        )
         with Container(id="panes"):
             for p in GRID_ORDER:
                 yield PANE_CLASSES[p](classes="-active" if p == self._active else None)
@@ -135,7 +146,8 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         `serve` followers) otherwise sees only the differences Textual sends after it."""
         try:
             asyncio.get_running_loop().add_signal_handler(
-                signal.SIGUSR1, lambda: self.refresh(repaint=True, layout=True))
+                signal.SIGUSR1, lambda: self.refresh(repaint=True, layout=True)
+            )
             self._repaint_signal = True
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, no signals
             self._repaint_signal = False
@@ -181,6 +193,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             except Exception:  # one broken pane must not blank the others
                 log.exception("%s failed to render", type(t).__name__)
         from tui.screens.probe_errors import ProbeErrorsScreen
+
         if isinstance(self.screen, ProbeErrorsScreen):
             self.screen.show(state)
 
@@ -233,26 +246,31 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     def action_pick_host(self) -> None:
         """Narrow the panes to the next host of the fleet, then back to all hosts."""
         self.host_filter = next_host(self._state, self.host_filter)
-        self.notify(f"showing host {self.host_filter}" if self.host_filter else "showing all hosts",
-                    timeout=3)
+        self.notify(
+            f"showing host {self.host_filter}" if self.host_filter else "showing all hosts", timeout=3
+        )
         if self._state is not None:
             self._render(self._state)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
     def action_probe_errors(self) -> None:
         from tui.screens.probe_errors import ProbeErrorsScreen
+
         if self._state is not None and not isinstance(self.screen, ProbeErrorsScreen):
             self.push_screen(ProbeErrorsScreen(self._state, self._tz))
 
     def on_finding_selected(self, message: FindingSelected) -> None:
         from tui.screens.finding_detail import FindingDetailScreen  # copy/save fix, ack, jumps
+
         self.push_screen(FindingDetailScreen(message.finding))
 
     def on_workload_selected(self, message: WorkloadSelected) -> None:
         from tui.screens.workload import WorkloadScreen
+
         findings = self._state.findings if self._state is not None else ()
         self.push_screen(WorkloadScreen(message.workload, findings))

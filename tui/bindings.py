@@ -16,13 +16,19 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
 PANE_ORDER = ("tenants", "resources", "reachability", "logs", "findings")
-PANE_TITLES = {"tenants": "Tenants", "resources": "Resources", "reachability": "Reachability",
-               "logs": "Logs", "findings": "Findings"}
+PANE_TITLES = {
+    "tenants": "Tenants",
+    "resources": "Resources",
+    "reachability": "Reachability",
+    "logs": "Logs",
+    "findings": "Findings",
+}
 
 APP_BINDINGS: list[BindingType] = [
-    *(Binding(str(i), f"focus_pane('{p}')", f"{PANE_TITLES[p]} pane", id=f"focus-{p}",
-              show=False)
-      for i, p in enumerate(PANE_ORDER, start=1)),
+    *(
+        Binding(str(i), f"focus_pane('{p}')", f"{PANE_TITLES[p]} pane", id=f"focus-{p}", show=False)
+        for i, p in enumerate(PANE_ORDER, start=1)
+    ),
     Binding("question_mark", "help", "Help", id="help", key_display="?"),
     Binding("exclamation_mark", "probe_errors", "Probe errors", id="probe-errors", key_display="!"),
     Binding("ctrl+p", "command_palette", "Commands", id="command-palette", priority=True, show=False),
@@ -31,8 +37,12 @@ APP_BINDINGS: list[BindingType] = [
     # the diagnostic runbook (tui/runbook.py) and the incident report (tui/report.py)
     Binding("b", "runbook_toggle", "Runbook", id="runbook"),
     Binding("L", "runbook_logs", "Review logs", id="run-review-logs", key_display="L", show=False),
-    Binding("M", "runbook_resources", "Monitor resources", id="run-monitor-resources", key_display="M", show=False),
-    Binding("I", "runbook_network", "Test network isolation", id="run-network-test", key_display="I", show=False),
+    Binding(
+        "M", "runbook_resources", "Monitor resources", id="run-monitor-resources", key_display="M", show=False
+    ),
+    Binding(
+        "I", "runbook_network", "Test network isolation", id="run-network-test", key_display="I", show=False
+    ),
     Binding("A", "runbook_audit", "Audit configuration", id="run-audit", key_display="A", show=False),
     Binding("U", "runbook_updates", "Software updates", id="run-updates", key_display="U", show=False),
     Binding("X", "runbook_cancel", "Cancel step", id="run-cancel", key_display="X", show=False),
@@ -86,12 +96,15 @@ def key_entries(app) -> Iterator[KeyEntry]:  # type: ignore[no-untyped-def]
                 keys.append(app.get_key_display(b))
         for k, keys in seen.items():
             b = meta[k]
-            yield KeyEntry(scope, ", ".join(dict.fromkeys(keys)), b.description or b.action,
-                           b.id or "", b.action, node)
+            yield KeyEntry(
+                scope, ", ".join(dict.fromkeys(keys)), b.description or b.action, b.id or "", b.action, node
+            )
 
     order = [b.id for b in APP_BINDINGS if isinstance(b, Binding)]
-    yield from sorted(entries(app, "Global", only_ids=False),
-                      key=lambda e: order.index(e.id) if e.id in order else len(order))
+    yield from sorted(
+        entries(app, "Global", only_ids=False),
+        key=lambda e: order.index(e.id) if e.id in order else len(order),
+    )
     panes: dict[str, Pane] = {p.pane_id: p for p in app.query(Pane)}
     for pid in PANE_ORDER:
         if pid in panes:
@@ -107,8 +120,13 @@ class BindingCommands(Provider):
             if e.action in ("command_palette",):
                 continue
             title = e.description if e.scope == "Global" else f"{e.scope}: {e.description}"
-            out.append((title, f"key {e.key}" + (f" · id {e.id}" if e.id else ""),
-                        partial(_run, self.app, e.node, e.action)))
+            out.append(
+                (
+                    title,
+                    f"key {e.key}" + (f" · id {e.id}" if e.id else ""),
+                    partial(_run, self.app, e.node, e.action),
+                )
+            )
         return out
 
     async def discover(self) -> Hits:
@@ -126,6 +144,7 @@ class BindingCommands(Provider):
 def _run(app, node: DOMNode, action: str) -> None:  # type: ignore[no-untyped-def]
     """Run a pane's action with that pane focused, so it acts on what the user sees."""
     from tui.panes.base import Pane
+
     if isinstance(node, Pane):
         app.action_focus_pane(node.pane_id)
     app.call_after_refresh(app.run_action, action, node)

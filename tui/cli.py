@@ -28,41 +28,111 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     On subcommands they default to SUPPRESS, so a value given before the command
     (`tenantscope --config X check`) is not overwritten by the subcommand's default.
     """
+
     def dflt(value):
         return argparse.SUPPRESS if sub else value
 
-    p.add_argument("--libvirt", default=dflt(None), metavar="URI", help="libvirt URI (default qemu:///system; read-only)")
-    p.add_argument("--config", default=dflt(None), metavar="FILE", help="config file (default $XDG_CONFIG_HOME/tenantscope/config.toml)")
-    p.add_argument("--host", action="append", default=dflt([]), metavar="TARGET",
-                   help="watch a remote host over SSH: [ssh://][user@]host[:port] (repeatable)")
-    p.add_argument("--hosts-file", default=dflt(None), metavar="FILE", help="watch the SSH targets in FILE, one a line")
-    p.add_argument("--inventory", default=dflt(None), metavar="FILE", help="watch the hosts of an Ansible inventory (INI or YAML)")
-    p.add_argument("--limit", default=dflt(None), metavar="PATTERN", help="only these inventory groups or hosts (comma-separated)")
-    p.add_argument("--known-hosts", default=dflt(None), metavar="FILE", help="SSH known_hosts file (default ~/.ssh/known_hosts)")
-    p.add_argument("--accept-new-host-keys", action="store_true", default=dflt(False),
-                   help="trust and record the key of a host not yet in known_hosts (a changed key is always refused)")
-    p.add_argument("--identity", action="append", default=dflt([]), metavar="FILE",
-                   help="SSH private key file (repeatable; default: agent, ~/.ssh/config, ~/.ssh/id_*)")
-    p.add_argument("--ssh-config", default=dflt(None), metavar="FILE", help="OpenSSH client config (default ~/.ssh/config)")
-    p.add_argument("--interval", type=float, default=dflt(2.0), metavar="SECONDS", help="refresh interval (default 2)")
-    p.add_argument("--log-file", default=dflt(None), metavar="FILE", help="write tenantscope's own debug log here")
-    p.add_argument("--journal-file", action="append", default=dflt([]), metavar="FILE",
-                   help="read this saved journal file instead of the host's journal (repeatable)")
-    p.add_argument("--journal-dir", default=dflt(None), metavar="DIR",
-                   help="read the saved journal files in DIR instead of the host's journal")
-    p.add_argument("--read-only", action="store_true", default=dflt(False),
-                   help="no action that changes anything: no active probes, no update lookups "
-                        "(also TENANTSCOPE_READONLY=1; always on for replay)")
-    p.add_argument("--theme", default=dflt(None), metavar="NAME",
-                   help="colour theme (dark, light, high-contrast, colour-blind, monochrome or a user theme); remembered")
-    p.add_argument("--record", default=dflt(None), metavar="FILE",
-                   help="console: also record what is observed to FILE (replay with `tenantscope replay FILE`)")
+    p.add_argument(
+        "--libvirt", default=dflt(None), metavar="URI", help="libvirt URI (default qemu:///system; read-only)"
+    )
+    p.add_argument(
+        "--config",
+        default=dflt(None),
+        metavar="FILE",
+        help="config file (default $XDG_CONFIG_HOME/tenantscope/config.toml)",
+    )
+    p.add_argument(
+        "--host",
+        action="append",
+        default=dflt([]),
+        metavar="TARGET",
+        help="watch a remote host over SSH: [ssh://][user@]host[:port] (repeatable)",
+    )
+    p.add_argument(
+        "--hosts-file", default=dflt(None), metavar="FILE", help="watch the SSH targets in FILE, one a line"
+    )
+    p.add_argument(
+        "--inventory",
+        default=dflt(None),
+        metavar="FILE",
+        help="watch the hosts of an Ansible inventory (INI or YAML)",
+    )
+    p.add_argument(
+        "--limit",
+        default=dflt(None),
+        metavar="PATTERN",
+        help="only these inventory groups or hosts (comma-separated)",
+    )
+    p.add_argument(
+        "--known-hosts",
+        default=dflt(None),
+        metavar="FILE",
+        help="SSH known_hosts file (default ~/.ssh/known_hosts)",
+    )
+    p.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        default=dflt(False),
+        help="trust and record the key of a host not yet in known_hosts (a changed key is always refused)",
+    )
+    p.add_argument(
+        "--identity",
+        action="append",
+        default=dflt([]),
+        metavar="FILE",
+        help="SSH private key file (repeatable; default: agent, ~/.ssh/config, ~/.ssh/id_*)",
+    )
+    p.add_argument(
+        "--ssh-config",
+        default=dflt(None),
+        metavar="FILE",
+        help="OpenSSH client config (default ~/.ssh/config)",
+    )
+    p.add_argument(
+        "--interval", type=float, default=dflt(2.0), metavar="SECONDS", help="refresh interval (default 2)"
+    )
+    p.add_argument(
+        "--log-file", default=dflt(None), metavar="FILE", help="write tenantscope's own debug log here"
+    )
+    p.add_argument(
+        "--journal-file",
+        action="append",
+        default=dflt([]),
+        metavar="FILE",
+        help="read this saved journal file instead of the host's journal (repeatable)",
+    )
+    p.add_argument(
+        "--journal-dir",
+        default=dflt(None),
+        metavar="DIR",
+        help="read the saved journal files in DIR instead of the host's journal",
+    )
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        default=dflt(False),
+        help="no action that changes anything: no active probes, no update lookups "
+        "(also TENANTSCOPE_READONLY=1; always on for replay)",
+    )
+    p.add_argument(
+        "--theme",
+        default=dflt(None),
+        metavar="NAME",
+        help="colour theme (dark, light, high-contrast, colour-blind, monochrome or a user theme); remembered",
+    )
+    p.add_argument(
+        "--record",
+        default=dflt(None),
+        metavar="FILE",
+        help="console: also record what is observed to FILE (replay with `tenantscope replay FILE`)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tenantscope",
-        description="Find out whether tenants on Linux virtualization hosts are still isolated.")
+        description="Find out whether tenants on Linux virtualization hosts are still isolated.",
+    )
     _common(p, sub=False)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -74,19 +144,37 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="run the isolation checks headless; exit 1 on any fail")
     _common(c)
     c.add_argument("--demo", action="store_true", help="check the bundled demo fleet")
-    c.add_argument("--check", action="append", default=[], metavar="ID", help="run only this check (repeatable)")
-    c.add_argument("--format", choices=("text", "json", "prometheus", "markdown"), default="text",
-                   help="text (default), json, prometheus (node_exporter textfile); markdown: with --list")
+    c.add_argument(
+        "--check", action="append", default=[], metavar="ID", help="run only this check (repeatable)"
+    )
+    c.add_argument(
+        "--format",
+        choices=("text", "json", "prometheus", "markdown"),
+        default="text",
+        help="text (default), json, prometheus (node_exporter textfile); markdown: with --list",
+    )
     c.add_argument("--list", action="store_true", help="list the check catalog and exit")
     c.add_argument("--schema", action="store_true", help="print the JSON Schema of --format json and exit")
-    c.add_argument("--updates", action="store_true",
-                   help="also look up pending security updates (SW-02: runs apt/dnf, slow; cached)")
+    c.add_argument(
+        "--updates",
+        action="store_true",
+        help="also look up pending security updates (SW-02: runs apt/dnf, slow; cached)",
+    )
     c.add_argument("-v", "--verbose", action="store_true", help="text: why and evidence for every result")
-    c.add_argument("--probe", action="store_true",
-                   help="also send active reachability probes (ICMP echo, TCP connect with --probe-port) "
-                        "from inside each tenant namespace to every other tenant's addresses (NET-05, NET-06)")
-    c.add_argument("--probe-port", action="append", type=int, default=[], metavar="PORT",
-                   help="with --probe: also try a TCP connect to PORT (repeatable)")
+    c.add_argument(
+        "--probe",
+        action="store_true",
+        help="also send active reachability probes (ICMP echo, TCP connect with --probe-port) "
+        "from inside each tenant namespace to every other tenant's addresses (NET-05, NET-06)",
+    )
+    c.add_argument(
+        "--probe-port",
+        action="append",
+        type=int,
+        default=[],
+        metavar="PORT",
+        help="with --probe: also try a TCP connect to PORT (repeatable)",
+    )
 
     s = sub.add_parser("snapshot", help="write the observed state as JSON")
     _common(s)
@@ -97,15 +185,30 @@ def build_parser() -> argparse.ArgumentParser:
     _common(rp)
     rp.add_argument("--demo", action="store_true", help="report on the bundled demo fleet")
     rp.add_argument("-o", "--output-dir", default=".", metavar="DIR", help="where to write (default .)")
-    rp.add_argument("--from", dest="from_file", default=None, metavar="FILE",
-                    help="report on a saved snapshot (JSON) or recording (.tsr, its last point) instead of observing")
+    rp.add_argument(
+        "--from",
+        dest="from_file",
+        default=None,
+        metavar="FILE",
+        help="report on a saved snapshot (JSON) or recording (.tsr, its last point) instead of observing",
+    )
 
     rec = sub.add_parser("record", help="record what is observed to a file, for `tenantscope replay`")
     _common(rec)
     rec.add_argument("--demo", action="store_true", help="record the bundled demo fleet")
-    rec.add_argument("-o", "--output", required=True, metavar="FILE", help="the recording (e.g. incident.tsr)")
-    rec.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long (default: Ctrl-C)")
-    rec.add_argument("--max-size", type=float, default=64.0, metavar="MIB", help="stop at this size (default 64 MiB)")
+    rec.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="the recording (e.g. incident.tsr)"
+    )
+    rec.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this long (default: Ctrl-C)",
+    )
+    rec.add_argument(
+        "--max-size", type=float, default=64.0, metavar="MIB", help="stop at this size (default 64 MiB)"
+    )
 
     rpl = sub.add_parser("replay", help="open the console on a recording (read-only)")
     _common(rpl)
@@ -119,15 +222,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _lab_parser(sub) -> None:  # type: ignore[no-untyped-def]
     lab = sub.add_parser("lab", help="build, break and remove the training lab on this machine (root)")
-    lab.add_argument("--dir", default=None, metavar="DIR",
-                     help="the lab's state directory (default $TENANTSCOPE_LAB_DIR or /run/tenantscope-lab)")
+    lab.add_argument(
+        "--dir",
+        default=None,
+        metavar="DIR",
+        help="the lab's state directory (default $TENANTSCOPE_LAB_DIR or /run/tenantscope-lab)",
+    )
     ls = lab.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
-    u = ls.add_parser("up", help="build the lab: tenants as namespaces on their own bridges, services, limits")
+    u = ls.add_parser(
+        "up", help="build the lab: tenants as namespaces on their own bridges, services, limits"
+    )
     u.add_argument("--tenants", type=int, default=3, metavar="N", help="number of tenants (default 3)")
-    u.add_argument("--ovs", choices=("auto", "yes", "no"), default="auto",
-                   help="put the third tenant on a private Open vSwitch (default: where OVS is installed)")
-    u.add_argument("--vms", choices=("auto", "yes", "no"), default="auto",
-                   help="tiny diskless VMs on two tenants' bridges (default: where libvirtd + QEMU run)")
+    u.add_argument(
+        "--ovs",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="put the third tenant on a private Open vSwitch (default: where OVS is installed)",
+    )
+    u.add_argument(
+        "--vms",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="tiny diskless VMs on two tenants' bridges (default: where libvirtd + QEMU run)",
+    )
     ls.add_parser("down", help="remove everything the lab created (and nothing else)")
     st = ls.add_parser("status", help="what the lab has, what is broken, what is missing")
     st.add_argument("--json", action="store_true")
@@ -139,24 +256,43 @@ def _lab_parser(sub) -> None:  # type: ignore[no-untyped-def]
 
 
 def _serve_parser(sub) -> None:  # type: ignore[no-untyped-def]
-    v = sub.add_parser("serve", help="serve the console to SSH clients (public keys only; read-only by default)")
+    v = sub.add_parser(
+        "serve", help="serve the console to SSH clients (public keys only; read-only by default)"
+    )
     _common(v)
     v.add_argument("--listen", default="127.0.0.1:2222", metavar="ADDR:PORT", help="default 127.0.0.1:2222")
-    v.add_argument("--host-key", required=True, metavar="FILE", help="the server's SSH host key (private key file)")
-    v.add_argument("--authorized-keys", required=True, metavar="FILE",
-                   help="OpenSSH authorized_keys; option `tenantscope-write` lets a key change things")
-    v.add_argument("--presenter", action="store_true",
-                   help="one session drives (the first write key), everyone else follows its screen")
-    v.add_argument("--max-sessions", type=int, default=10, metavar="N", help="concurrent sessions (default 10)")
+    v.add_argument(
+        "--host-key", required=True, metavar="FILE", help="the server's SSH host key (private key file)"
+    )
+    v.add_argument(
+        "--authorized-keys",
+        required=True,
+        metavar="FILE",
+        help="OpenSSH authorized_keys; option `tenantscope-write` lets a key change things",
+    )
+    v.add_argument(
+        "--presenter",
+        action="store_true",
+        help="one session drives (the first write key), everyone else follows its screen",
+    )
+    v.add_argument(
+        "--max-sessions", type=int, default=10, metavar="N", help="concurrent sessions (default 10)"
+    )
     v.add_argument("--demo", action="store_true", help="serve the bundled demo fleet")
-    v.add_argument("--app-arg", action="append", default=[], metavar="ARG",
-                   help="one more argument for every session's tenantscope (repeatable)")
+    v.add_argument(
+        "--app-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for every session's tenantscope (repeatable)",
+    )
 
 
 def _load_config(args: argparse.Namespace, demo: bool):
     """The config file, parsed once per command; a bad one is a one-line error (exit 2).
     The demo fleet ignores the user's default config (it describes their own fleet)."""
     from probes.config import Config, ConfigError, load
+
     if demo and not args.config:
         return Config()
     try:
@@ -169,25 +305,42 @@ def options_from(args: argparse.Namespace, *, demo: bool = False) -> Options:
     demo = demo or bool(getattr(args, "demo", False))
     config = _load_config(args, demo)
     from probes.logs.service import logs_extra  # [logs] table and --journal-*: checked here
+
     try:
-        extra = logs_extra(config, getattr(args, "journal_file", []) or [],
-                           getattr(args, "journal_dir", None), local=not args.host)
+        extra = logs_extra(
+            config,
+            getattr(args, "journal_file", []) or [],
+            getattr(args, "journal_dir", None),
+            local=not args.host,
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
-    return Options(libvirt_uri=args.libvirt, demo=demo, config=config,
-                   config_path=args.config, hosts=tuple(args.host), interval=args.interval,
-                   checks=tuple(getattr(args, "check", []) or ()), extra=extra,
-                   **_fleet_options(args))
+    return Options(
+        libvirt_uri=args.libvirt,
+        demo=demo,
+        config=config,
+        config_path=args.config,
+        hosts=tuple(args.host),
+        interval=args.interval,
+        checks=tuple(getattr(args, "check", []) or ()),
+        extra=extra,
+        **_fleet_options(args),
+    )
 
 
 def _fleet_options(args: argparse.Namespace) -> dict:
     """SSH and fleet options, checked now so that a bad inventory is one clear line."""
     from probes.fleet import FleetError, load_targets
-    kw = dict(hosts_file=getattr(args, "hosts_file", None), inventory=getattr(args, "inventory", None),
-              limit=getattr(args, "limit", None), known_hosts=getattr(args, "known_hosts", None),
-              accept_new_host_keys=bool(getattr(args, "accept_new_host_keys", False)),
-              identity=tuple(getattr(args, "identity", None) or ()),
-              ssh_config=getattr(args, "ssh_config", None))
+
+    kw = dict(
+        hosts_file=getattr(args, "hosts_file", None),
+        inventory=getattr(args, "inventory", None),
+        limit=getattr(args, "limit", None),
+        known_hosts=getattr(args, "known_hosts", None),
+        accept_new_host_keys=bool(getattr(args, "accept_new_host_keys", False)),
+        identity=tuple(getattr(args, "identity", None) or ()),
+        ssh_config=getattr(args, "ssh_config", None),
+    )
     try:
         if args.host or kw["hosts_file"] or kw["inventory"]:
             load_targets(tuple(args.host), kw["hosts_file"], kw["inventory"], kw["limit"])
@@ -229,13 +382,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     from probes.checks import report
     from probes.checks.base import load_catalog
     from probes.checks.silence import SilenceError, silences_from
+
     catalog = load_catalog()
     if args.schema:
         sys.stdout.write(json.dumps(report.json_schema(), indent=1) + "\n")
         return 0
     if args.list:
-        sys.stdout.write(report.catalog_markdown(catalog) if args.format == "markdown"
-                         else report.catalog_text(catalog))
+        sys.stdout.write(
+            report.catalog_markdown(catalog) if args.format == "markdown" else report.catalog_text(catalog)
+        )
         return 0
     if args.format == "markdown":
         raise UserError("--format markdown goes with --list (the catalog table)")
@@ -244,24 +399,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown check id {', '.join(unknown)} (see `tenantscope check --list`)")
     opts = options_from(args)
-    opts = _replace(opts, checks=tuple(wanted),
-                    extra=opts.extra + ((("updates", "1"),) if args.updates else ())
-                    + ((("probe", ",".join(map(str, args.probe_port))),) if args.probe else ()))
+    opts = _replace(
+        opts,
+        checks=tuple(wanted),
+        extra=opts.extra
+        + ((("updates", "1"),) if args.updates else ())
+        + ((("probe", ",".join(map(str, args.probe_port))),) if args.probe else ()),
+    )
     if args.probe_port and not args.probe:
         raise UserError("--probe-port goes with --probe")
     from tui.readonly import env_read_only
+
     if (args.probe or args.updates) and (getattr(args, "read_only", False) or env_read_only()):
-        raise UserError("read-only: --probe and --updates change things (traffic, package manager); "
-                        "drop --read-only / TENANTSCOPE_READONLY=1 to use them")
+        raise UserError(
+            "read-only: --probe and --updates change things (traffic, package manager); "
+            "drop --read-only / TENANTSCOPE_READONLY=1 to use them"
+        )
     try:
         silences_from(opts.config, list(catalog))
     except SilenceError as e:
         raise UserError(str(e)) from None
     state = asyncio.run(_observe_for_check(opts))
-    out = {"text": lambda s: report.as_text(s, verbose=args.verbose), "json": report.as_json,
-           "prometheus": report.as_prometheus}[args.format]
+    out = {
+        "text": lambda s: report.as_text(s, verbose=args.verbose),
+        "json": report.as_json,
+        "prometheus": report.as_prometheus,
+    }[args.format]
     sys.stdout.write(out(state))
     from probes.hosts.connection import connection_problems
+
     problems = connection_problems(state)
     for line in problems:  # unreachable, auth failed, host key refused: one line each
         print(f"tenantscope: {line}", file=sys.stderr)
@@ -296,6 +462,7 @@ async def _observe_for_check(opts: Options):
             engine.update_host(host, lambda st, p=p, result=result: p.merge(st, result))
         if "probe" in dict(opts.extra):  # active reachability probes, only when asked
             from probes.network.prober import probe_engine_for
+
             await probe_engine_for(engine, opts)
         return engine.state
     finally:
@@ -304,19 +471,23 @@ async def _observe_for_check(opts: Options):
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from probes import snapshot
+
     state = asyncio.run(_observe_once(options_from(args)))
     try:
         snapshot.save(state, args.output)
     except OSError as e:
         raise UserError(f"{args.output}: cannot write: {e.strerror}") from None
-    print(f"wrote {args.output}: {len(state.hosts)} host(s), {len(state.workloads())} workload(s), "
-          f"{len(state.findings)} check result(s)")
+    print(
+        f"wrote {args.output}: {len(state.hosts)} host(s), {len(state.workloads())} workload(s), "
+        f"{len(state.findings)} check result(s)"
+    )
     return 0
 
 
 def cmd_run(args: argparse.Namespace, *, demo: bool = False) -> int:
     from tui.app import TenantScopeApp
     from tui.readonly import env_read_only
+
     opts = options_from(args, demo=demo)
     app = TenantScopeApp(opts, read_only=bool(getattr(args, "read_only", False)) or env_read_only())
     _tui_extras(app, args, opts)
@@ -332,8 +503,9 @@ def _tui_extras(app, args: argparse.Namespace, opts: Options) -> None:  # type: 
     except ImportError:
         return
     try:
-        extras.configure(app, theme=getattr(args, "theme", None), config=opts.config,
-                         record=getattr(args, "record", None))
+        extras.configure(
+            app, theme=getattr(args, "theme", None), config=opts.config, record=getattr(args, "record", None)
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
 
@@ -342,6 +514,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Observe once (or load --from), then write the Markdown and JSON report."""
     from probes.report.build import build
     from tui.report import write_report
+
     if args.from_file:
         state = _load_any(args.from_file)
     else:
@@ -358,6 +531,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _load_any(path: str):  # type: ignore[no-untyped-def]
     """A snapshot (JSON) or a recording's last good point."""
     from probes import record, snapshot
+
     try:
         if record.is_recording(path):
             rec = record.load(path)
@@ -366,6 +540,7 @@ def _load_any(path: str):  # type: ignore[no-untyped-def]
             if not rec.states:
                 raise UserError(f"{path}: the recording holds no observation")
             from probes.session import make_deriver
+
             return make_deriver(Options())(rec.states[-1])  # the same derive step as live
         return snapshot.load(path)
     except (snapshot.SnapshotError, record.RecordError) as e:
@@ -374,10 +549,17 @@ def _load_any(path: str):  # type: ignore[no-untyped-def]
 
 def cmd_record(args: argparse.Namespace) -> int:
     from probes import record
+
     opts = options_from(args)
     try:
-        n, size, why = asyncio.run(record.record_engine(make_engine(opts), args.output, duration=args.duration,
-                                                        max_bytes=int(args.max_size * 1024 * 1024)))
+        n, size, why = asyncio.run(
+            record.record_engine(
+                make_engine(opts),
+                args.output,
+                duration=args.duration,
+                max_bytes=int(args.max_size * 1024 * 1024),
+            )
+        )
     except record.RecordError as e:
         raise UserError(str(e)) from None
     except KeyboardInterrupt:
@@ -389,6 +571,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from probes import record
     from tui.replay import ReplaySource, replay_app_class
+
     try:
         rec = record.load(args.file)
     except record.RecordError as e:
@@ -408,16 +591,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     from probes.lab.command import run
     from probes.lab.record import LabError
+
     try:
-        return run(args.lab_action, fault=getattr(args, "fault", ""), tenants=getattr(args, "tenants", 3),
-                   ovs=getattr(args, "ovs", "auto"), vms=getattr(args, "vms", "auto"), directory=args.dir,
-                   as_json=getattr(args, "json", False))
+        return run(
+            args.lab_action,
+            fault=getattr(args, "fault", ""),
+            tenants=getattr(args, "tenants", 3),
+            ovs=getattr(args, "ovs", "auto"),
+            vms=getattr(args, "vms", "auto"),
+            directory=args.dir,
+            as_json=getattr(args, "json", False),
+        )
     except LabError as e:
         raise UserError(f"lab: {e}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tui.serve import ServeError, serve_main
+
     options_from(args, demo=args.demo)  # a bad config or host list: one line now, not in every session
     try:
         return serve_main(args)
@@ -456,7 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # the last line of defence: no tracebacks for users
         log.exception("unexpected error")
-        hint = f" (details in {args.log_file})" if args.log_file else " (run with --log-file FILE for details)"
+        hint = (
+            f" (details in {args.log_file})" if args.log_file else " (run with --log-file FILE for details)"
+        )
         print(f"tenantscope: error: {type(e).__name__}: {e}{hint}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,7 @@ from typing import Any
 
 def configure(app: Any, *, theme: str | None = None, config: Any = None, record: str | None = None) -> None:
     from tui import keymap, theming
+
     keymap.apply(app, config)
     app.theme = theming.choose(app, cli=theme, config_theme=getattr(config, "theme", "") or "")
     if os.environ.get("TENANTSCOPE_SERVE") != "1":  # a served session does not change the server's choice
@@ -25,6 +26,7 @@ def configure(app: Any, *, theme: str | None = None, config: Any = None, record:
 def start_recording(app: Any, path: str) -> Any:
     """Record every State the app's source publishes (at most one frame a second)."""
     from probes import record
+
     try:
         rec = record.Recorder(path, min_interval=1.0)
     except record.RecordError as e:
@@ -34,8 +36,9 @@ def start_recording(app: Any, path: str) -> Any:
         if not rec.add(state) and rec.full:
             if not getattr(app, "_record_full_told", False):
                 app._record_full_told = True
-                app.call_later(app.notify, f"recording {path}: size limit reached, recording stopped",
-                               severity="warning")
+                app.call_later(
+                    app.notify, f"recording {path}: size limit reached, recording stopped", severity="warning"
+                )
 
     app._source.subscribe(on_state)
     app.recorder = rec

@@ -10,7 +10,6 @@ time zone so that screenshots and tests are deterministic.
 from __future__ import annotations
 
 import os
-
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
@@ -62,8 +61,12 @@ _DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSE
 def fleet_text(state: State, variables: dict[str, str]) -> Text:
     """'12 hosts: ✓ 10 up · ✗ 2 down (hv3, hv7)': one line however large the fleet."""
     down = [h for h in state.hosts if any(c.state in _DOWN for c in h.connections)]
-    waiting = [h for h in state.hosts if h not in down
-               and (not h.connections or any(c.state == ConnState.CONNECTING for c in h.connections))]
+    waiting = [
+        h
+        for h in state.hosts
+        if h not in down
+        and (not h.connections or any(c.state == ConnState.CONNECTING for c in h.connections))
+    ]
     up = len(state.hosts) - len(down) - len(waiting)
     out = Text(f"{len(state.hosts)} hosts: ", style="bold")
     out.append(f"✓ {up} up", style=theme_style(variables, "status-pass"))
@@ -90,8 +93,14 @@ def followers() -> int | None:
         return None
 
 
-def header_parts(state: State, now: float, tz: tzinfo | None, stale_after: float,
-                 variables: dict[str, str], following: int | None = None) -> list[Text]:
+def header_parts(
+    state: State,
+    now: float,
+    tz: tzinfo | None,
+    stale_after: float,
+    variables: dict[str, str],
+    following: int | None = None,
+) -> list[Text]:
     """The header's pieces, each kept on one line: title, one per host, refresh, source."""
     parts = [Text("tenantscope", style="bold")]
     if following is not None:
@@ -110,8 +119,10 @@ def header_parts(state: State, now: float, tz: tzinfo | None, stale_after: float
     part = Text(f"refreshed {hhmmss(refreshed, tz)}")
     if refreshed and now - refreshed > stale_after:
         age = int(now - refreshed)
-        part.append(f" (stale: {age // 60} min {age % 60} s ago)" if age >= 60 else f" (stale: {age} s ago)",
-                    style=theme_style(variables, "status-warn", bold=True))
+        part.append(
+            f" (stale: {age // 60} min {age % 60} s ago)" if age >= 60 else f" (stale: {age} s ago)",
+            style=theme_style(variables, "status-warn", bold=True),
+        )
     parts.append(part)
     if state.source == "demo":
         parts.append(Text(DEMO_NOTE, style="italic"))
@@ -142,8 +153,15 @@ def pack(parts: list[Text], width: int) -> Text:
     return Text("\n").join(lines)
 
 
-def header_text(state: State, now: float, tz: tzinfo | None, stale_after: float,
-                variables: dict[str, str], width: int = 10_000, following: int | None = None) -> Text:
+def header_text(
+    state: State,
+    now: float,
+    tz: tzinfo | None,
+    stale_after: float,
+    variables: dict[str, str],
+    width: int = 10_000,
+    following: int | None = None,
+) -> Text:
     parts = header_parts(state, now, tz, stale_after, variables, following)
     if width < 100:  # the terminal's title says it already; keep the room for facts
         parts = parts[1:]
@@ -154,7 +172,10 @@ def errors_text(state: State, variables: dict[str, str]) -> Text:
     n = sum(len(h.probe_errors) for h in state.hosts)
     if not n:
         return Text("✓ no probe errors", style="dim")
-    return Text(f"⚠ {n} probe error{'s' if n != 1 else ''} (!)", style=theme_style(variables, "status-fail", bold=True))
+    return Text(
+        f"⚠ {n} probe error{'s' if n != 1 else ''} (!)",
+        style=theme_style(variables, "status-fail", bold=True),
+    )
 
 
 class ErrorCount(Static):
@@ -192,8 +213,9 @@ class AppHeader(Horizontal):
             return
         variables = self.app.theme_variables
         width = self.query_one("#header-main", Static).size.width or self.app.size.width
-        main = header_text(self._state, self._clock(), self._tz, self._stale_after, variables, width,
-                           followers())
+        main = header_text(
+            self._state, self._clock(), self._tz, self._stale_after, variables, width, followers()
+        )
         errs = errors_text(self._state, variables)
         if self._shown is not None and self._shown == (main, errs):
             return

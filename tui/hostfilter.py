@@ -21,9 +21,12 @@ def only_host(state: State, host: str | None) -> State:
         ws = tuple(k for k in t.workloads if k.split("/", 1)[0] in keep)
         if ws:
             tenants.append(Tenant(t.name, ws, tuple(h for h in t.hosts if h in keep)))
-    return replace(state, hosts=tuple(h for h in state.hosts if h.host.name in keep),
-                   tenants=tuple(tenants),
-                   findings=tuple(f for f in state.findings if f.host in keep or not f.host))
+    return replace(
+        state,
+        hosts=tuple(h for h in state.hosts if h.host.name in keep),
+        tenants=tuple(tenants),
+        findings=tuple(f for f in state.findings if f.host in keep or not f.host),
+    )
 
 
 def next_host(state: State | None, current: str | None) -> str | None:

@@ -15,8 +15,23 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
-NAMED = {"space", "enter", "tab", "escape", "backspace", "delete", "home", "end", "pageup", "pagedown",
-         "insert", "up", "down", "left", "right"} | {f"f{i}" for i in range(1, 25)}
+NAMED = {
+    "space",
+    "enter",
+    "tab",
+    "escape",
+    "backspace",
+    "delete",
+    "home",
+    "end",
+    "pageup",
+    "pagedown",
+    "insert",
+    "up",
+    "down",
+    "left",
+    "right",
+} | {f"f{i}" for i in range(1, 25)}
 
 
 class KeymapError(ValueError):
@@ -29,9 +44,11 @@ def _binding_classes() -> Iterator[type]:
     import importlib
     import pkgutil
 
+    from textual.dom import DOMNode
+
     import tui.panes
     import tui.screens
-    from textual.dom import DOMNode
+
     for pkg in (tui.panes, tui.screens):
         for m in pkgutil.iter_modules(pkg.__path__):
             importlib.import_module(f"{pkg.__name__}.{m.name}")
@@ -53,6 +70,7 @@ def _binding_classes() -> Iterator[type]:
 
 def all_bindings() -> list[tuple[type, Any]]:
     from textual.binding import Binding
+
     out = []
     for cls in _binding_classes():
         for b in vars(cls)["BINDINGS"]:
@@ -76,6 +94,7 @@ def valid_key(key: str) -> bool:
     if last in NAMED:
         return True
     from textual.keys import Keys
+
     if last in {k.value for k in Keys}:
         return True
     try:
@@ -95,11 +114,13 @@ def parse(table: Mapping[str, Any], where: str = "config") -> dict[str, str]:
             hint = f" (did you mean {close[0]!r}?)" if close else " (the help screen, ?, lists every id)"
             raise KeymapError(f"{where}: [keymap] {bid}: unknown binding id{hint}")
         if not isinstance(keys, str) or not keys.strip():
-            raise KeymapError(f"{where}: [keymap] {bid}: expected a key as a string, e.g. \"ctrl+n\"")
+            raise KeymapError(f'{where}: [keymap] {bid}: expected a key as a string, e.g. "ctrl+n"')
         for k in keys.split(","):
             if not valid_key(k.strip()):
-                raise KeymapError(f"{where}: [keymap] {bid} = {keys!r}: {k.strip()!r} is not a key "
-                                  "(e.g. \"ctrl+n\", \"f5\", \"N\", \"question_mark\")")
+                raise KeymapError(
+                    f"{where}: [keymap] {bid} = {keys!r}: {k.strip()!r} is not a key "
+                    '(e.g. "ctrl+n", "f5", "N", "question_mark")'
+                )
         out[bid] = ",".join(k.strip() for k in keys.split(","))
     return out
 

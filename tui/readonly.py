@@ -41,6 +41,9 @@ def refuse(node: Any, what: str) -> bool:
     if not is_read_only(node):
         return False
     app = getattr(node, "app", node)
-    app.notify(f"Read-only session: {what} is disabled (it would change something).",
-               title="read-only", severity="warning")
+    app.notify(
+        f"Read-only session: {what} is disabled (it would change something).",
+        title="read-only",
+        severity="warning",
+    )
     return True

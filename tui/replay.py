@@ -26,8 +26,15 @@ SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 
 
 class ReplaySource:
-    def __init__(self, rec: Recording, opts: Options | None = None, *, speed: float = 1.0,
-                 derive: Callable[[State], State] | None = None, autoplay: bool = True) -> None:
+    def __init__(
+        self,
+        rec: Recording,
+        opts: Options | None = None,
+        *,
+        speed: float = 1.0,
+        derive: Callable[[State], State] | None = None,
+        autoplay: bool = True,
+    ) -> None:
         if not rec.states:
             raise ValueError(f"{rec.path}: no observation to replay")
         self.rec = rec
@@ -74,8 +81,10 @@ class ReplaySource:
         host = hosts[0].host.name if len(hosts) == 1 else f"{len(hosts)} hosts"
         t = self.rec.times[self.index]
         mode = "▶ playing" if self.playing else "⏸ paused"
-        return (f"replay of {host} at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t))} UTC · {mode} "
-                f"{self.speed:g}x · {self.index + 1}/{len(self.rec.states)}")
+        return (
+            f"replay of {host} at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t))} UTC · {mode} "
+            f"{self.speed:g}x · {self.index + 1}/{len(self.rec.states)}"
+        )
 
     def _at(self, i: int) -> State:
         return replace(self.derived(i), source=self.label())
@@ -166,12 +175,32 @@ def replay_app_class():  # type: ignore[no-untyped-def]
             Binding("P", "replay_toggle", "Play/pause", id="replay-play", key_display="P"),
             Binding("space", "replay_toggle", "Play/pause", id="replay-play-space", show=False),
             Binding("full_stop", "replay_step(1)", "Step", id="replay-step", key_display="."),
-            Binding("comma", "replay_step(-1)", "Step back", id="replay-step-back", key_display=",", show=False),
-            Binding("right_square_bracket", "replay_speed(True)", "Faster", id="replay-faster", key_display="]"),
-            Binding("left_square_bracket", "replay_speed(False)", "Slower", id="replay-slower", key_display="[", show=False),
+            Binding(
+                "comma", "replay_step(-1)", "Step back", id="replay-step-back", key_display=",", show=False
+            ),
+            Binding(
+                "right_square_bracket", "replay_speed(True)", "Faster", id="replay-faster", key_display="]"
+            ),
+            Binding(
+                "left_square_bracket",
+                "replay_speed(False)",
+                "Slower",
+                id="replay-slower",
+                key_display="[",
+                show=False,
+            ),
             Binding("g", "replay_jump", "Jump to time", id="replay-jump"),
-            Binding("less_than_sign", "replay_edge(False)", "Start", id="replay-start", key_display="<", show=False),
-            Binding("greater_than_sign", "replay_edge(True)", "End", id="replay-end", key_display=">", show=False),
+            Binding(
+                "less_than_sign",
+                "replay_edge(False)",
+                "Start",
+                id="replay-start",
+                key_display="<",
+                show=False,
+            ),
+            Binding(
+                "greater_than_sign", "replay_edge(True)", "End", id="replay-end", key_display=">", show=False
+            ),
         ]
 
     return ReplayApp
@@ -212,4 +241,5 @@ class ReplayActions:
                 msg = r.jump(spec)
                 if msg:
                     self.notify(msg, severity="error")  # type: ignore[attr-defined]
+
         self.push_screen(JumpTo(), done)  # type: ignore[attr-defined]

@@ -16,20 +16,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.segment import Segment
-from rich.cells import cell_len
 
+from probes.model import State
 from probes.report.build import as_json, as_markdown, build, file_stem
 from probes.report.scrub import scrub
-from probes.model import State
 
 
 def scrubbed_svg(app: Any) -> str:
     """App.export_screenshot, with secrets scrubbed line by line from the recorded screen."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False, safe_box=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
     render = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     console.print(render)
     buffer = list(console._record_buffer)
@@ -50,8 +58,14 @@ def scrubbed_svg(app: Any) -> str:
     return console.export_svg(title=app.title)
 
 
-def write_report(state: State, acks: Any, directory: str | os.PathLike[str], *, now: float | None = None,
-                 svg: str | None = None) -> list[Path]:
+def write_report(
+    state: State,
+    acks: Any,
+    directory: str | os.PathLike[str],
+    *,
+    now: float | None = None,
+    svg: str | None = None,
+) -> list[Path]:
     report = build(state, acks, now=now if now is not None else time.time())
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)

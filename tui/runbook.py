@@ -42,8 +42,13 @@ class StepState(StrEnum):
     FAILED = "failed"
 
 
-SYMBOL = {StepState.NOT_RUN: "·", StepState.RUNNING: "…", StepState.DONE: "✓",
-          StepState.CANCELLED: "■", StepState.FAILED: "✗"}
+SYMBOL = {
+    StepState.NOT_RUN: "·",
+    StepState.RUNNING: "…",
+    StepState.DONE: "✓",
+    StepState.CANCELLED: "■",
+    StepState.FAILED: "✗",
+}
 
 
 @dataclass
@@ -68,8 +73,10 @@ class Step:
             full = int(n * self.done / max(self.total, 1))
             t.append(f" {'▰' * full}{'▱' * (n - full)} {self.done}/{self.total}")
         elif self.state in (StepState.DONE, StepState.CANCELLED):
-            t.append(f" · {self.findings} finding{'s' if self.findings != 1 else ''}"
-                     + (" so far" if self.state == StepState.CANCELLED else ""))
+            t.append(
+                f" · {self.findings} finding{'s' if self.findings != 1 else ''}"
+                + (" so far" if self.state == StepState.CANCELLED else "")
+            )
         elif self.state == StepState.FAILED:
             t.append(": ")
             t.append(self.reason)
@@ -91,17 +98,30 @@ def problems(state: State | None, areas: tuple[str, ...]) -> int:
     """Findings that are not a pass (or skip) in these areas (all areas when empty)."""
     if state is None:
         return 0
-    return sum(1 for f in state.findings
-               if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and (not areas or f.area in areas))
+    return sum(
+        1
+        for f in state.findings
+        if f.status in (Status.FAIL, Status.WARN, Status.ERROR) and (not areas or f.area in areas)
+    )
 
 
-SEVERITY_RANK = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
+SEVERITY_RANK = {
+    "emerg": 0,
+    "alert": 1,
+    "crit": 2,
+    "err": 3,
+    "warning": 4,
+    "notice": 5,
+    "info": 6,
+    "debug": 7,
+}
 
 
 def since_time(spec: str, now: float) -> float | str:
     """`-15m`, `-2h`, `-90s`, `HH:MM[:SS]` (UTC, on now's day) or "" (everything) to a time;
     a message when it is none of these."""
     import re
+
     spec = spec.strip()
     if not spec:
         return 0.0
@@ -180,8 +200,15 @@ class RunbookActions:
         """Asks since when (Enter: everything kept), then shows the warnings and worse and the
         isolation signals (tagged lines) since then."""
         from tui.screens.replay_jump import JumpTo
-        self.push_screen(JumpTo("Review logs since: HH:MM[:SS] (UTC), or -15m / -2h / -90s; "  # type: ignore[attr-defined]
-                                "Enter alone: everything kept. Esc cancels", "-15m"), self._rb_logs_since)
+
+        self.push_screen(
+            JumpTo(
+                "Review logs since: HH:MM[:SS] (UTC), or -15m / -2h / -90s; "  # type: ignore[attr-defined]
+                "Enter alone: everything kept. Esc cancels",
+                "-15m",
+            ),
+            self._rb_logs_since,
+        )
 
     def _rb_logs_since(self, spec: str | None) -> None:
         if spec is None:
@@ -195,11 +222,16 @@ class RunbookActions:
         self._rb_show_panel()
         self.action_focus_pane("logs")  # type: ignore[attr-defined]
         pane = self.pane("logs")  # type: ignore[attr-defined]
-        events = [e for h in (state.hosts if state else ()) if h.logs is not None for e in h.logs.events
-                  if e.at >= since and (SEVERITY_RANK.get(e.severity, 9) <= SEVERITY_RANK["warning"] or e.tags)]
+        events = [
+            e
+            for h in (state.hosts if state else ())
+            if h.logs is not None
+            for e in h.logs.events
+            if e.at >= since and (SEVERITY_RANK.get(e.severity, 9) <= SEVERITY_RANK["warning"] or e.tags)
+        ]
         try:
             shown = pane.show_entries(events)
-        except Exception as e:  # noqa: BLE001 - the pane changed: say so, keep going
+        except Exception as e:
             self._rb_set("logs", state=StepState.FAILED, reason=f"logs pane: {e}")
             return
         self.runbook_log_lines = shown
@@ -215,11 +247,10 @@ class RunbookActions:
             if state is not None:
                 pane.expanded.update(f"t:{t.name}" for t in state.tenants)
             pane._rerender()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             self._rb_set("resources", state=StepState.FAILED, reason=f"resources pane: {e}")
             return
-        self._rb_set("resources", state=StepState.DONE,
-                     findings=problems(self._rb_state(), ("resources",)))
+        self._rb_set("resources", state=StepState.DONE, findings=problems(self._rb_state(), ("resources",)))
 
     # -- network: the Reachability pane's own confirmation, worker and progress
 
@@ -239,6 +270,7 @@ class RunbookActions:
     def _rb_watch_network(self) -> None:
         from textual.screen import ModalScreen
         from textual.widgets import ProgressBar
+
         pane = self.pane("reachability")  # type: ignore[attr-defined]
         running = [w for w in pane.workers if w.group == "reach-probe" and w.is_running]
         step = self.runbook_steps["network"]
@@ -250,14 +282,20 @@ class RunbookActions:
             self._rb_set("network", done=int(bar.progress), total=int(bar.total or 0))
         elif isinstance(self.screen, ModalScreen):  # type: ignore[attr-defined]
             pass  # the confirmation is open
-        elif not self._rb_network_seen and self._rb_reach() == self._rb_network_before \
-                and "cancelled" not in getattr(pane, "_rnote", ""):
+        elif (
+            not self._rb_network_seen
+            and self._rb_reach() == self._rb_network_before
+            and "cancelled" not in getattr(pane, "_rnote", "")
+        ):
             self._rb_set("network", state=StepState.FAILED, reason="not started (declined or not possible)")
             return
         else:
             cancelled = "cancelled" in getattr(pane, "_rnote", "")
-            self._rb_set("network", state=StepState.CANCELLED if cancelled else StepState.DONE,
-                         findings=problems(self._rb_state(), ("network",)))
+            self._rb_set(
+                "network",
+                state=StepState.CANCELLED if cancelled else StepState.DONE,
+                findings=problems(self._rb_state(), ("network",)),
+            )
             return
         self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
 
@@ -280,6 +318,7 @@ class RunbookActions:
 
     async def _rb_audit(self) -> None:
         from probes.checks.base import load_catalog, run_checks
+
         state = self._rb_state()
         if state is None:
             self._rb_set("audit", state=StepState.FAILED, reason="nothing observed yet")
@@ -292,8 +331,11 @@ class RunbookActions:
             if cancel.is_set():
                 break
             found += await asyncio.to_thread(run_checks, state, [cid])
-            self._rb_set("audit", done=i + 1, findings=sum(
-                f.status in (Status.FAIL, Status.WARN, Status.ERROR) for f in found))
+            self._rb_set(
+                "audit",
+                done=i + 1,
+                findings=sum(f.status in (Status.FAIL, Status.WARN, Status.ERROR) for f in found),
+            )
         self.runbook_audit = tuple(found)  # what was found, also after a cancel
         self._rb_set("audit", state=StepState.CANCELLED if cancel.is_set() else StepState.DONE)
 
@@ -314,10 +356,11 @@ class RunbookActions:
             return
         src = getattr(self, "_source", None)
         hosts = list(getattr(src, "hosts", ()) or ())
-        if not hosts or not hasattr(src, "update_host") or getattr(self, "opts", None) and self.opts.demo:  # type: ignore[attr-defined]
+        if not hosts or not hasattr(src, "update_host") or (getattr(self, "opts", None) and self.opts.demo):  # type: ignore[attr-defined]
             self._rb_set("updates", state=StepState.FAILED, reason="no live hosts (demo or replay)")
             return
         from probes.facts.probe import FactsProbe
+
         self._rb_set("updates", state=StepState.RUNNING, done=0, total=len(hosts), reason="")
         failed: list[str] = []
         try:
@@ -327,14 +370,15 @@ class RunbookActions:
                     result = await asyncio.wait_for(p.collect(t), p.timeout)
                 except asyncio.CancelledError:
                     raise
-                except Exception as e:  # noqa: BLE001 - one host failing: say which, go on
+                except Exception as e:
                     failed.append(f"{t.name}: {e}")
                 else:
                     src.update_host(t.name, lambda st, p=p, r=result: p.merge(st, r))  # type: ignore[union-attr]
                 self._rb_set("updates", done=i + 1)
         except asyncio.CancelledError:
-            self._rb_set("updates", state=StepState.CANCELLED,
-                         findings=problems(self._rb_state(), ("software",)))
+            self._rb_set(
+                "updates", state=StepState.CANCELLED, findings=problems(self._rb_state(), ("software",))
+            )
             raise
         if failed and len(failed) == len(hosts):
             self._rb_set("updates", state=StepState.FAILED, reason="; ".join(failed)[:120])
@@ -362,6 +406,7 @@ class RunbookActions:
 
     def action_report(self) -> None:
         from tui.report import save_from_app
+
         try:
             paths = save_from_app(self)
         except OSError as e:

@@ -53,8 +53,10 @@ def theme_style(variables: Mapping[str, str], name: str, bold: bool = False) -> 
 
 
 def status_text(status: Status, variables: Mapping[str, str]) -> Text:
-    return Text(STATUS_LABEL.get(status, status.value.upper()),
-                style=theme_style(variables, STATUS_VAR.get(status, "status-skip"), bold=status == Status.FAIL))
+    return Text(
+        STATUS_LABEL.get(status, status.value.upper()),
+        style=theme_style(variables, STATUS_VAR.get(status, "status-skip"), bold=status == Status.FAIL),
+    )
 
 
 def severity_text(severity: Severity, variables: Mapping[str, str]) -> Text:
@@ -63,5 +65,10 @@ def severity_text(severity: Severity, variables: Mapping[str, str]) -> Text:
 
 def finding_sort_key(f: Finding) -> tuple[int, int, tuple[str, ...], str, str]:
     """fail, warn, error, skipped, pass; then the most severe first; then tenant, id, host."""
-    return (STATUS_ORDER.get(f.status, 99), -SEVERITY_ORDER.get(f.severity, 0), f.tenants,
-            f.check_id, f.summary)
+    return (
+        STATUS_ORDER.get(f.status, 99),
+        -SEVERITY_ORDER.get(f.severity, 0),
+        f.tenants,
+        f.check_id,
+        f.summary,
+    )

@@ -22,9 +22,24 @@ from typing import Any
 
 import themes
 
-THEME_FIELDS = {"name", "primary", "secondary", "warning", "error", "success", "accent", "foreground",
-                "background", "surface", "panel", "boost", "dark", "luminosity_spread", "text_alpha",
-                "variables"}
+THEME_FIELDS = {
+    "name",
+    "primary",
+    "secondary",
+    "warning",
+    "error",
+    "success",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+    "dark",
+    "luminosity_spread",
+    "text_alpha",
+    "variables",
+}
 COLOUR_FIELDS = THEME_FIELDS - {"name", "dark", "luminosity_spread", "text_alpha", "variables"}
 SHORT = "tenantscope-"
 
@@ -46,18 +61,19 @@ def state_path() -> Path:
 def validate(data: dict[str, Any], where: str) -> dict[str, Any]:
     """A theme dict checked field by field; ThemeError names the file and the key."""
     from textual.color import Color, ColorParseError
+
     unknown = sorted(set(data) - THEME_FIELDS)
     if unknown:
         raise ThemeError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(THEME_FIELDS))})")
     if not isinstance(data.get("name"), str) or not data["name"].strip():
-        raise ThemeError(f"{where}: missing `name = \"...\"`")
+        raise ThemeError(f'{where}: missing `name = "..."`')
     if "primary" not in data:
         raise ThemeError(f"{where}: missing `primary` (a colour)")
     for k in COLOUR_FIELDS & set(data):
         try:
             Color.parse(data[k])
         except (ColorParseError, TypeError, ValueError):
-            raise ThemeError(f"{where}: {k} = {data[k]!r} is not a colour (e.g. \"#5fafd7\")") from None
+            raise ThemeError(f'{where}: {k} = {data[k]!r} is not a colour (e.g. "#5fafd7")') from None
     if "dark" in data and not isinstance(data["dark"], bool):
         raise ThemeError(f"{where}: dark must be true or false")
     for k in ("luminosity_spread", "text_alpha"):
@@ -116,8 +132,10 @@ def remember(name: str) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text("# tenantscope's remembered choices (written by tenantscope)\n" + "\n".join(lines) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(
+            "# tenantscope's remembered choices (written by tenantscope)\n" + "\n".join(lines) + "\n",
+            encoding="utf-8",
+        )
         tmp.replace(p)
     except OSError:
         pass  # a read-only home: the choice is simply not remembered
@@ -135,10 +153,13 @@ def resolve(name: str, available: list[str]) -> str | None:
     return None
 
 
-def choose(app: Any, *, cli: str | None, config_theme: str = "", environ: dict[str, str] | None = None) -> str:
+def choose(
+    app: Any, *, cli: str | None, config_theme: str = "", environ: dict[str, str] | None = None
+) -> str:
     """Register user themes and pick the theme to open with (see the module docstring).
     Raises ThemeError for an unknown --theme (the user asked for it by name)."""
     from textual.theme import Theme
+
     env = os.environ if environ is None else environ
     good, problems = load_user_themes()
     for data in good:
@@ -150,16 +171,22 @@ def choose(app: Any, *, cli: str | None, config_theme: str = "", environ: dict[s
     if cli:
         got = resolve(cli, available)
         if got is None:
-            raise ThemeError(f"--theme {cli}: unknown theme (built in: {', '.join(short)}; "
-                             f"also Textual's themes and yours in {user_dir()})")
+            raise ThemeError(
+                f"--theme {cli}: unknown theme (built in: {', '.join(short)}; "
+                f"also Textual's themes and yours in {user_dir()})"
+            )
         return got
     for name, origin in ((remembered(), "remembered"), (config_theme, "config")):
         if name:
             got = resolve(name, available)
             if got is not None:
                 return got
-            app.call_later(app.notify, f"theme {name!r} ({origin}) not found; using the default",
-                           title="theme", severity="warning")
+            app.call_later(
+                app.notify,
+                f"theme {name!r} ({origin}) not found; using the default",
+                title="theme",
+                severity="warning",
+            )
     if "NO_COLOR" in env:
         return SHORT + "monochrome"
     return themes.DEFAULT

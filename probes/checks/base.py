@@ -42,27 +42,45 @@ class Check:
 REGISTRY: dict[str, Check] = {}
 
 
-def check(id: str, area: str, title: str, why: str, severity: Severity = Severity.MEDIUM,
-          fix: str = "") -> Callable[[CheckFn], CheckFn]:
+def check(
+    id: str, area: str, title: str, why: str, severity: Severity = Severity.MEDIUM, fix: str = ""
+) -> Callable[[CheckFn], CheckFn]:
     def register(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
         REGISTRY[id] = Check(CheckSpec(id, area, title, why, severity, fix), fn)
         return fn
+
     return register
 
 
-def finding(spec: CheckSpec, status: Status, summary: str, *, host: str = "",
-            tenants: Sequence[str] = (), workloads: Sequence[str] = (),
-            evidence: Sequence[Evidence] = (), fix: str | None = None,
-            severity: Severity | None = None) -> Finding:
+def finding(
+    spec: CheckSpec,
+    status: Status,
+    summary: str,
+    *,
+    host: str = "",
+    tenants: Sequence[str] = (),
+    workloads: Sequence[str] = (),
+    evidence: Sequence[Evidence] = (),
+    fix: str | None = None,
+    severity: Severity | None = None,
+) -> Finding:
     """A Finding for `spec`, filling title, why, area and defaults from the spec."""
     return Finding(
-        check_id=spec.id, area=spec.area, title=spec.title, status=status,
+        check_id=spec.id,
+        area=spec.area,
+        title=spec.title,
+        status=status,
         severity=severity or (spec.severity if status in (Status.FAIL, Status.WARN) else Severity.INFO),
-        host=host, summary=summary, why=spec.why, tenants=tuple(sorted(set(tenants))),
-        workloads=tuple(workloads), evidence=tuple(evidence),
-        fix=spec.fix if fix is None else fix)
+        host=host,
+        summary=summary,
+        why=spec.why,
+        tenants=tuple(sorted(set(tenants))),
+        workloads=tuple(workloads),
+        evidence=tuple(evidence),
+        fix=spec.fix if fix is None else fix,
+    )
 
 
 def load_catalog() -> dict[str, Check]:
@@ -71,6 +89,7 @@ def load_catalog() -> dict[str, Check]:
     import pkgutil
 
     import probes.checks as pkg
+
     for m in pkgutil.iter_modules(pkg.__path__):
         if m.name not in ("base", "report"):
             importlib.import_module(f"probes.checks.{m.name}")
@@ -86,8 +105,12 @@ _LAST: list[tuple[object, dict[str, tuple[CheckFn, list[Finding]]]]] = []  # (in
 
 
 def _key_without_samples(state: State, ids: Sequence[str] | None) -> object:
-    return (tuple(replace(h, samples=None, refreshed_at=0.0) for h in state.hosts),
-            state.tenants, state.source, tuple(ids) if ids else None)
+    return (
+        tuple(replace(h, samples=None, refreshed_at=0.0) for h in state.hosts),
+        state.tenants,
+        state.source,
+        tuple(ids) if ids else None,
+    )
 
 
 def run_checks(state: State, ids: Sequence[str] | None = None) -> tuple[Finding, ...]:

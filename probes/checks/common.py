@@ -60,8 +60,14 @@ def facts_gap(hs: HostState, source: str = "live") -> tuple[Status, str] | None:
     return Status.SKIPPED, "host facts not collected on this host"
 
 
-def per_host(state: State, spec: CheckSpec, body: Callable[..., Iterable[Finding]], *,
-             libvirt: bool = False, facts: bool = False) -> Iterator[Finding]:
+def per_host(
+    state: State,
+    spec: CheckSpec,
+    body: Callable[..., Iterable[Finding]],
+    *,
+    libvirt: bool = False,
+    facts: bool = False,
+) -> Iterator[Finding]:
     """Run `body(hs)` (or `body(hs, facts)` when facts=True) on every host that has what the
     check needs; other hosts get one SKIPPED or ERROR result with the reason."""
     if not state.hosts:

@@ -10,7 +10,7 @@ conclusion does not depend on which probe answered first.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.logs import classify
@@ -36,7 +36,7 @@ def _signals(state: State, tags: Iterable[str]) -> Iterator[LogEvent]:
 _LAST: list[tuple[State, tuple[LogEvent, ...]]] = []
 
 
-def _attributed(state: State, hosts: list) -> tuple[LogEvent, ...]:  # noqa: ANN001
+def _attributed(state: State, hosts: list) -> tuple[LogEvent, ...]:
     if _LAST and _LAST[0][0] is state:
         return _LAST[0][1]
     out: list[LogEvent] = []
@@ -62,34 +62,41 @@ def _tenant_of(state: State, wl: dict[str, str], key: str, fallback: str) -> str
 def _when(e: LogEvent) -> str:
     if not e.at:
         return "?"
-    return datetime.fromtimestamp(e.at, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(e.at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _evidence(events: list[LogEvent]) -> tuple[Evidence, ...]:
     # raw host text (cut): made safe where it is shown, like every other model string
-    return tuple(Evidence(evidence_ref(e), f"{_when(e)} {e.source}: {e.message[:300]}")
-                 for e in events[-MAX_EVIDENCE:])
+    return tuple(
+        Evidence(evidence_ref(e), f"{_when(e)} {e.source}: {e.message[:300]}") for e in events[-MAX_EVIDENCE:]
+    )
 
 
-def _group(state: State, events: Iterable[LogEvent], with_target: bool = False):  # noqa: ANN202
+def _group(state: State, events: Iterable[LogEvent], with_target: bool = False):
     wl = {w.key: w.tenant for w in state.workloads()}
     groups: dict[tuple[str, str, str], list[LogEvent]] = {}
     tenants: dict[tuple[str, str, str], tuple[str, str]] = {}
     for e in events:
         k = (e.host, e.workload, e.target_workload if with_target else "")
         groups.setdefault(k, []).append(e)
-        tenants[k] = (_tenant_of(state, wl, e.workload, e.tenant),
-                      _tenant_of(state, wl, e.target_workload, e.target_tenant))
+        tenants[k] = (
+            _tenant_of(state, wl, e.workload, e.tenant),
+            _tenant_of(state, wl, e.target_workload, e.target_tenant),
+        )
     return groups, tenants
 
 
-@check("LOG-01", "logs", "MAC denials involving tenant workloads",
-       why="An SELinux (svirt) or AppArmor denial means a confined process tried something its "
-           "policy forbids: a qemu of one tenant opening another tenant's disk is a breakout "
-           "attempt, stopped only by that policy.",
-       severity=Severity.HIGH,
-       fix="Find the process and the object in the evidence (ausearch -m AVC,APPARMOR -i); check "
-           "the domains' <seclabel> and disk paths; never relabel a disk shared between tenants.")
+@check(
+    "LOG-01",
+    "logs",
+    "MAC denials involving tenant workloads",
+    why="An SELinux (svirt) or AppArmor denial means a confined process tried something its "
+    "policy forbids: a qemu of one tenant opening another tenant's disk is a breakout "
+    "attempt, stopped only by that policy.",
+    severity=Severity.HIGH,
+    fix="Find the process and the object in the evidence (ausearch -m AVC,APPARMOR -i); check "
+    "the domains' <seclabel> and disk paths; never relabel a disk shared between tenants.",
+)
 def mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.MAC_DENIAL]), with_target=True)
     for (host, wk, tk), evs in groups.items():
@@ -98,72 +105,126 @@ def mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
         what = last.field("comm") or last.program or "a process"
         obj = last.field("path") or last.field("name") or last.field("tcontext") or "an object"
         if st and tt and st != tt:
-            yield finding(spec, Status.FAIL,
-                          f"{len(evs)} denial(s): tenant {st}'s {what} ({wk}) touched tenant {tt}'s "
-                          f"{obj} ({tk})", host=host, tenants=(st, tt),
-                          workloads=tuple(x for x in (wk, tk) if x), evidence=_evidence(evs),
-                          severity=Severity.CRITICAL)
+            yield finding(
+                spec,
+                Status.FAIL,
+                f"{len(evs)} denial(s): tenant {st}'s {what} ({wk}) touched tenant {tt}'s {obj} ({tk})",
+                host=host,
+                tenants=(st, tt),
+                workloads=tuple(x for x in (wk, tk) if x),
+                evidence=_evidence(evs),
+                severity=Severity.CRITICAL,
+            )
         elif st or tt:
             t = st or tt
-            yield finding(spec, Status.FAIL,
-                          f"{len(evs)} denial(s) for tenant {t}: {what} on {obj}", host=host,
-                          tenants=(t,), workloads=tuple(x for x in (wk, tk) if x),
-                          evidence=_evidence(evs))
+            yield finding(
+                spec,
+                Status.FAIL,
+                f"{len(evs)} denial(s) for tenant {t}: {what} on {obj}",
+                host=host,
+                tenants=(t,),
+                workloads=tuple(x for x in (wk, tk) if x),
+                evidence=_evidence(evs),
+            )
         elif wk or tk:
-            yield finding(spec, Status.WARN,
-                          f"{len(evs)} denial(s) for an unplaced workload: {what} on {obj}",
-                          host=host, workloads=tuple(x for x in (wk, tk) if x),
-                          evidence=_evidence(evs), severity=Severity.MEDIUM)
+            yield finding(
+                spec,
+                Status.WARN,
+                f"{len(evs)} denial(s) for an unplaced workload: {what} on {obj}",
+                host=host,
+                workloads=tuple(x for x in (wk, tk) if x),
+                evidence=_evidence(evs),
+                severity=Severity.MEDIUM,
+            )
         else:
-            yield finding(spec, Status.WARN,
-                          f"{len(evs)} denial(s) not linked to a workload: {what} on {obj}",
-                          host=host, evidence=_evidence(evs), severity=Severity.LOW)
+            yield finding(
+                spec,
+                Status.WARN,
+                f"{len(evs)} denial(s) not linked to a workload: {what} on {obj}",
+                host=host,
+                evidence=_evidence(evs),
+                severity=Severity.LOW,
+            )
 
 
-@check("LOG-02", "logs", "qemu/KVM errors and guest crashes",
-       why="Emulation failures, KVM internal errors and crashed guests are how hypervisor bugs "
-           "and escape attempts show up first; a crash loop also denies service to the tenant.",
-       severity=Severity.HIGH,
-       fix="Read /var/log/libvirt/qemu/NAME.log around the time shown; check the host kernel, "
-           "qemu and firmware versions against security advisories; keep a crashed domain's core.")
+@check(
+    "LOG-02",
+    "logs",
+    "qemu/KVM errors and guest crashes",
+    why="Emulation failures, KVM internal errors and crashed guests are how hypervisor bugs "
+    "and escape attempts show up first; a crash loop also denies service to the tenant.",
+    severity=Severity.HIGH,
+    fix="Read /var/log/libvirt/qemu/NAME.log around the time shown; check the host kernel, "
+    "qemu and firmware versions against security advisories; keep a crashed domain's core.",
+)
 def qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.QEMU_ERROR, classify.GUEST_CRASH]))
     for (host, wk, _), evs in groups.items():
         t = tenants[(host, wk, "")][0]
-        kinds = sorted({tag for e in evs for tag in e.tags if tag in (classify.QEMU_ERROR, classify.GUEST_CRASH)})
-        summary = f"{len(evs)} {' and '.join(kinds)} line(s)" + (f" for {wk}" if wk else " not linked to a workload")
-        yield finding(spec, Status.FAIL if wk else Status.WARN, summary, host=host,
-                      tenants=(t,) if t else (), workloads=(wk,) if wk else (),
-                      evidence=_evidence(evs), severity=None if wk else Severity.MEDIUM)
+        kinds = sorted(
+            {tag for e in evs for tag in e.tags if tag in (classify.QEMU_ERROR, classify.GUEST_CRASH)}
+        )
+        summary = f"{len(evs)} {' and '.join(kinds)} line(s)" + (
+            f" for {wk}" if wk else " not linked to a workload"
+        )
+        yield finding(
+            spec,
+            Status.FAIL if wk else Status.WARN,
+            summary,
+            host=host,
+            tenants=(t,) if t else (),
+            workloads=(wk,) if wk else (),
+            evidence=_evidence(evs),
+            severity=None if wk else Severity.MEDIUM,
+        )
 
 
-@check("LOG-03", "logs", "OOM kills of tenant workloads",
-       why="The kernel killed a tenant's process for memory: a neighbour without a memory limit "
-           "or an overcommitted host takes down other tenants.",
-       severity=Severity.HIGH,
-       fix="Give every domain a memory limit (virsh memtune NAME --hard-limit ...) and every "
-           "container a memory.max; check host overcommit (RES checks).")
+@check(
+    "LOG-03",
+    "logs",
+    "OOM kills of tenant workloads",
+    why="The kernel killed a tenant's process for memory: a neighbour without a memory limit "
+    "or an overcommitted host takes down other tenants.",
+    severity=Severity.HIGH,
+    fix="Give every domain a memory limit (virsh memtune NAME --hard-limit ...) and every "
+    "container a memory.max; check host overcommit (RES checks).",
+)
 def oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.OOM_KILL]))
     for (host, wk, _), evs in groups.items():
         t = tenants[(host, wk, "")][0]
         victim = evs[-1].field("comm") or "a process"
         if wk:
-            yield finding(spec, Status.FAIL, f"{len(evs)} OOM kill(s) of {victim} in {wk}",
-                          host=host, tenants=(t,) if t else (), workloads=(wk,),
-                          evidence=_evidence(evs))
+            yield finding(
+                spec,
+                Status.FAIL,
+                f"{len(evs)} OOM kill(s) of {victim} in {wk}",
+                host=host,
+                tenants=(t,) if t else (),
+                workloads=(wk,),
+                evidence=_evidence(evs),
+            )
         else:
-            yield finding(spec, Status.WARN,
-                          f"{len(evs)} OOM kill(s) of {victim}, not linked to a workload",
-                          host=host, evidence=_evidence(evs), severity=Severity.MEDIUM)
+            yield finding(
+                spec,
+                Status.WARN,
+                f"{len(evs)} OOM kill(s) of {victim}, not linked to a workload",
+                host=host,
+                evidence=_evidence(evs),
+                severity=Severity.MEDIUM,
+            )
 
 
-@check("LOG-04", "logs", "Insufficient logging",
-       why="Without a persistent journal, an audit log and readable log sources, the evidence of "
-           "an isolation failure is gone after a reboot or was never written.",
-       severity=Severity.MEDIUM,
-       fix="mkdir -p /var/log/journal && systemctl restart systemd-journald (or Storage=persistent "
-           "in journald.conf); apt install auditd; run tenantscope as root or in group adm.")
+@check(
+    "LOG-04",
+    "logs",
+    "Insufficient logging",
+    why="Without a persistent journal, an audit log and readable log sources, the evidence of "
+    "an isolation failure is gone after a reboot or was never written.",
+    severity=Severity.MEDIUM,
+    fix="mkdir -p /var/log/journal && systemctl restart systemd-journald (or Storage=persistent "
+    "in journald.conf); apt install auditd; run tenantscope as root or in group adm.",
+)
 def insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [hs for hs in state.hosts if hs.logs is not None]
     if not hosts:
@@ -175,20 +236,44 @@ def insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
         s = v.setup
         if s is not None:
             if s.journald and s.journal_persistent is False:
-                yield finding(spec, Status.WARN,
-                              "the journal is not persistent (lost at reboot)", host=host,
-                              evidence=(Evidence("/var/log/journal", "missing" if not s.journald_storage
-                                                 else f"Storage={s.journald_storage}"),))
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    "the journal is not persistent (lost at reboot)",
+                    host=host,
+                    evidence=(
+                        Evidence(
+                            "/var/log/journal",
+                            "missing" if not s.journald_storage else f"Storage={s.journald_storage}",
+                        ),
+                    ),
+                )
             if not s.audit_log and not s.auditd:
-                yield finding(spec, Status.WARN, "no audit log (no auditd, no /var/log/audit/audit.log)",
-                              host=host, evidence=(Evidence("/var/log/audit/audit.log", "missing"),))
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    "no audit log (no auditd, no /var/log/audit/audit.log)",
+                    host=host,
+                    evidence=(Evidence("/var/log/audit/audit.log", "missing"),),
+                )
         bad = [src for src in v.sources if src.state == SourceState.UNREADABLE]
         for src in bad:
-            yield finding(spec, Status.WARN, f"log source unreadable: {src.name}", host=host,
-                          evidence=(Evidence(src.name, src.detail),))
+            yield finding(
+                spec,
+                Status.WARN,
+                f"log source unreadable: {src.name}",
+                host=host,
+                evidence=(Evidence(src.name, src.detail),),
+            )
         following = [src for src in v.sources if src.state in (SourceState.FOLLOWING, SourceState.DONE)]
         if v.sources and not following:
-            yield finding(spec, Status.FAIL, "no log source can be read", host=host,
-                          evidence=tuple(Evidence(src.name, f"{src.state}: {src.detail}")
-                                         for src in v.sources[:MAX_EVIDENCE]),
-                          severity=Severity.HIGH)
+            yield finding(
+                spec,
+                Status.FAIL,
+                "no log source can be read",
+                host=host,
+                evidence=tuple(
+                    Evidence(src.name, f"{src.state}: {src.detail}") for src in v.sources[:MAX_EVIDENCE]
+                ),
+                severity=Severity.HIGH,
+            )

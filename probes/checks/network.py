@@ -11,8 +11,15 @@ from probes.model import Evidence, Finding, HostState, Severity, State, Status, 
 from probes.network.predict import matrix
 from probes.network.segments import HOST_TENANT, UNPLACED, endpoints, segment_label
 
-ANTI_SPOOF = {"clean-traffic", "clean-traffic-gateway", "no-ip-spoofing", "no-mac-spoofing",
-              "no-arp-spoofing", "no-arp-mac-spoofing", "no-arp-ip-spoofing"}
+ANTI_SPOOF = {
+    "clean-traffic",
+    "clean-traffic-gateway",
+    "no-ip-spoofing",
+    "no-mac-spoofing",
+    "no-arp-spoofing",
+    "no-arp-mac-spoofing",
+    "no-arp-ip-spoofing",
+}
 
 
 def _with_topology(state: State) -> list[HostState]:
@@ -26,10 +33,15 @@ def _q(s: str) -> str:
     return shlex.quote(s)
 
 
-@check("NET-01", "network", "VM NIC without an anti-spoofing nwfilter",
-       "Without a filter like clean-traffic a guest can send with any MAC or IP address and "
-       "take over another tenant's address on a shared segment.", Severity.HIGH,
-       "virsh edit DOMAIN: add <filterref filter='clean-traffic'/> to each <interface>")
+@check(
+    "NET-01",
+    "network",
+    "VM NIC without an anti-spoofing nwfilter",
+    "Without a filter like clean-traffic a guest can send with any MAC or IP address and "
+    "take over another tenant's address on a shared segment.",
+    Severity.HIGH,
+    "virsh edit DOMAIN: add <filterref filter='clean-traffic'/> to each <interface>",
+)
 def net01(state: State, spec: CheckSpec) -> Iterator[Finding]:
     vms = [w for w in state.workloads() if w.kind == WorkloadKind.VM and w.vm]
     if not vms:
@@ -40,14 +52,27 @@ def net01(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 continue
             where = f"{w.name} interface {nic.mac or nic.target_dev}"
             if not nic.filterref:
-                yield finding(spec, Status.FAIL, f"{where} has no nwfilter", host=w.host, tenants=[w.tenant] if w.tenant else [],
-                              workloads=[w.key], evidence=[Evidence(f"domain XML of {w.name}", "<interface> without <filterref>")],
-                              fix=f"virsh edit {_q(w.name)}  # in <interface> with mac {nic.mac}: <filterref filter='clean-traffic'/>")
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"{where} has no nwfilter",
+                    host=w.host,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=[Evidence(f"domain XML of {w.name}", "<interface> without <filterref>")],
+                    fix=f"virsh edit {_q(w.name)}  # in <interface> with mac {nic.mac}: <filterref filter='clean-traffic'/>",
+                )
             elif nic.filterref not in ANTI_SPOOF:
-                yield finding(spec, Status.WARN, f"{where} uses nwfilter {nic.filterref}, not a known anti-spoofing filter",
-                              host=w.host, workloads=[w.key], tenants=[w.tenant] if w.tenant else [],
-                              evidence=[Evidence(f"domain XML of {w.name}", f"filterref {nic.filterref}")],
-                              fix=f"virsh nwfilter-dumpxml {_q(nic.filterref)}  # check it references clean-traffic")
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{where} uses nwfilter {nic.filterref}, not a known anti-spoofing filter",
+                    host=w.host,
+                    workloads=[w.key],
+                    tenants=[w.tenant] if w.tenant else [],
+                    evidence=[Evidence(f"domain XML of {w.name}", f"filterref {nic.filterref}")],
+                    fix=f"virsh nwfilter-dumpxml {_q(nic.filterref)}  # check it references clean-traffic",
+                )
 
 
 def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]]]:
@@ -63,27 +88,43 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     return out
 
 
-@check("NET-02", "network", "A segment shared by tenants",
-       "Workloads of different tenants on one L2 segment can see each other's broadcasts, "
-       "ARP-spoof each other and talk directly: nothing between them filters.", Severity.HIGH,
-       "move each tenant to its own bridge or VLAN")
+@check(
+    "NET-02",
+    "network",
+    "A segment shared by tenants",
+    "Workloads of different tenants on one L2 segment can see each other's broadcasts, "
+    "ARP-spoof each other and talk directly: nothing between them filters.",
+    Severity.HIGH,
+    "move each tenant to its own bridge or VLAN",
+)
 def net02(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         for seg, tenants in sorted(_segment_tenants(hs).items()):
             if len(tenants) < 2:
                 continue
             members = [(t, w, p) for t, ws in sorted(tenants.items()) for w, p in ws]
-            yield finding(spec, Status.FAIL, f"{segment_label(seg)} is shared by tenants {', '.join(sorted(tenants))}",
-                          host=hs.host.name, tenants=list(tenants), workloads=[w for _, w, _ in members],
-                          evidence=[Evidence(f"port {p}", f"{w} (tenant {t})") for t, w, p in members],
-                          fix=f"re-plug the ports of all but one tenant off {segment_label(seg)}, e.g. "
-                              f"ip link set PORT master OTHER-BRIDGE, or give each tenant its own VLAN tag")
+            yield finding(
+                spec,
+                Status.FAIL,
+                f"{segment_label(seg)} is shared by tenants {', '.join(sorted(tenants))}",
+                host=hs.host.name,
+                tenants=list(tenants),
+                workloads=[w for _, w, _ in members],
+                evidence=[Evidence(f"port {p}", f"{w} (tenant {t})") for t, w, p in members],
+                fix=f"re-plug the ports of all but one tenant off {segment_label(seg)}, e.g. "
+                f"ip link set PORT master OTHER-BRIDGE, or give each tenant its own VLAN tag",
+            )
 
 
-@check("NET-03", "network", "An OVS port trunking all VLANs",
-       "A port with no tag and no trunk list carries every VLAN of the bridge: whoever is "
-       "behind it can tag frames into any tenant's VLAN.", Severity.HIGH,
-       "ovs-vsctl set port PORT tag=TENANT-VLAN  (or trunks=ONLY-THE-NEEDED-VLANS)")
+@check(
+    "NET-03",
+    "network",
+    "An OVS port trunking all VLANs",
+    "A port with no tag and no trunk list carries every VLAN of the bridge: whoever is "
+    "behind it can tag frames into any tenant's VLAN.",
+    Severity.HIGH,
+    "ovs-vsctl set port PORT tag=TENANT-VLAN  (or trunks=ONLY-THE-NEEDED-VLANS)",
+)
 def net03(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [h for h in _with_topology(state) if h.topology and h.topology.ovs]
     if not hosts:
@@ -93,28 +134,46 @@ def net03(state: State, spec: CheckSpec) -> Iterator[Finding]:
         for br in hs.topology.ovs:  # type: ignore[union-attr]
             tags = sorted({p.tag for p in br.ports if p.tag is not None})
             for p in br.ports:
-                if not p.trunks_all or p.name == br.name or any(i.type in ("patch", "internal") and p.name == br.name
-                                                                for i in p.interfaces):
+                if (
+                    not p.trunks_all
+                    or p.name == br.name
+                    or any(i.type in ("patch", "internal") and p.name == br.name for i in p.interfaces)
+                ):
                     continue
                 if any(i.type == "patch" for i in p.interfaces):
                     continue
                 e = owner.get(f"ovs:{br.name}/{p.name}")
                 who = f" ({e.name}, tenant {e.tenant})" if e else ""
                 status = Status.FAIL if tags else Status.WARN
-                yield finding(spec, status,
-                              f"OVS port {p.name} on {br.name} has no tag and no trunks: it carries every VLAN"
-                              + (f" ({', '.join(map(str, tags))})" if tags else "") + who,
-                              host=hs.host.name, tenants=[e.tenant] if e else [], workloads=[e.workload] if e else [],
-                              evidence=[Evidence(f"ovs-vsctl list Port {p.name}",
-                                                 f"tag=[] trunks=[] vlan_mode={p.vlan_mode or 'default'}"
-                                                 + ("" if p.attached else "; no ofport: not really attached"))],
-                              fix=f"ovs-vsctl set port {_q(p.name)} tag=VLAN  # the VLAN of its tenant")
+                yield finding(
+                    spec,
+                    status,
+                    f"OVS port {p.name} on {br.name} has no tag and no trunks: it carries every VLAN"
+                    + (f" ({', '.join(map(str, tags))})" if tags else "")
+                    + who,
+                    host=hs.host.name,
+                    tenants=[e.tenant] if e else [],
+                    workloads=[e.workload] if e else [],
+                    evidence=[
+                        Evidence(
+                            f"ovs-vsctl list Port {p.name}",
+                            f"tag=[] trunks=[] vlan_mode={p.vlan_mode or 'default'}"
+                            + ("" if p.attached else "; no ofport: not really attached"),
+                        )
+                    ],
+                    fix=f"ovs-vsctl set port {_q(p.name)} tag=VLAN  # the VLAN of its tenant",
+                )
 
 
-@check("NET-04", "network", "Tenants on one Linux bridge without VLAN separation or port isolation",
-       "A Linux bridge forwards between all its ports unless VLAN filtering or port isolation "
-       "separates them; tenants on one bridge are separated only by their IP addressing.", Severity.MEDIUM,
-       "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant")
+@check(
+    "NET-04",
+    "network",
+    "Tenants on one Linux bridge without VLAN separation or port isolation",
+    "A Linux bridge forwards between all its ports unless VLAN filtering or port isolation "
+    "separates them; tenants on one bridge are separated only by their IP addressing.",
+    Severity.MEDIUM,
+    "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant",
+)
 def net04(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         topo = hs.topology
@@ -134,100 +193,185 @@ def net04(state: State, spec: CheckSpec) -> Iterator[Finding]:
                     open_ports.append(p)
             if len(open_ports) < 2:
                 continue
-            yield finding(spec, Status.FAIL,
-                          f"bridge {name} joins tenants {', '.join(sorted(tenants))} with no VLAN filtering and "
-                          f"{len(open_ports)} non-isolated ports", host=hs.host.name, tenants=list(tenants),
-                          workloads=[w for ws in tenants.values() for w, _ in ws],
-                          evidence=[Evidence(f"bridge {name}", "vlan_filtering 0")]
-                          + [Evidence(f"port {p}", "isolated off") for p in open_ports],
-                          fix="\n".join(f"bridge link set dev {_q(p.rpartition('/')[2])} isolated on" for p in open_ports))
+            yield finding(
+                spec,
+                Status.FAIL,
+                f"bridge {name} joins tenants {', '.join(sorted(tenants))} with no VLAN filtering and "
+                f"{len(open_ports)} non-isolated ports",
+                host=hs.host.name,
+                tenants=list(tenants),
+                workloads=[w for ws in tenants.values() for w, _ in ws],
+                evidence=[Evidence(f"bridge {name}", "vlan_filtering 0")]
+                + [Evidence(f"port {p}", "isolated off") for p in open_ports],
+                fix="\n".join(
+                    f"bridge link set dev {_q(p.rpartition('/')[2])} isolated on" for p in open_ports
+                ),
+            )
 
 
 def _cells(hs: HostState):
     return matrix(hs).cells
 
 
-@check("NET-05", "network", "Observed reach where policy denies",
-       "One tenant's workload answered another tenant's probe although policy says they are "
-       "isolated: the headline isolation failure.", Severity.CRITICAL,
-       "find the shared segment or forwarding gateway on the path shown, and separate it")
+@check(
+    "NET-05",
+    "network",
+    "Observed reach where policy denies",
+    "One tenant's workload answered another tenant's probe although policy says they are "
+    "isolated: the headline isolation failure.",
+    Severity.CRITICAL,
+    "find the shared segment or forwarding gateway on the path shown, and separate it",
+)
 def net05(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         topo = hs.topology
         for p in topo.problems:  # type: ignore[union-attr]
-            yield finding(spec, Status.WARN, p, host=hs.host.name, severity=Severity.MEDIUM,
-                          evidence=[Evidence("config / netns list", p)], fix="correct the namespace name in the config")
+            yield finding(
+                spec,
+                Status.WARN,
+                p,
+                host=hs.host.name,
+                severity=Severity.MEDIUM,
+                evidence=[Evidence("config / netns list", p)],
+                fix="correct the namespace name in the config",
+            )
         for c in _cells(hs):
-            if c.dst == HOST_TENANT or c.expected or c.src == c.dst and not c.src.startswith("("):
+            if c.dst == HOST_TENANT or c.expected or (c.src == c.dst and not c.src.startswith("(")):
                 continue
             if c.violations:
                 reached = list(c.violations)
-                ev = [Evidence(f"{r.method} {r.src} -> {r.dst} {r.address}",
-                               f"{r.outcome}" + (f", {r.rtt_ms:.2f} ms" if r.rtt_ms is not None else "")
-                               + (f", via {' > '.join(h.where or h.address for h in r.hops)}" if r.hops else ", direct (same segment)"))
-                      for r in reached[:6]]
+                ev = [
+                    Evidence(
+                        f"{r.method} {r.src} -> {r.dst} {r.address}",
+                        f"{r.outcome}"
+                        + (f", {r.rtt_ms:.2f} ms" if r.rtt_ms is not None else "")
+                        + (
+                            f", via {' > '.join(h.where or h.address for h in r.hops)}"
+                            if r.hops
+                            else ", direct (same segment)"
+                        ),
+                    )
+                    for r in reached[:6]
+                ]
                 ev += [Evidence("topology path", p.path) for p in c.pairs if p.reachable][:3]
                 unplaced = UNPLACED in (c.src, c.dst)
-                yield finding(spec, Status.WARN if unplaced else Status.FAIL,
-                              f"{c.src} reaches {c.dst} ({len(reached)} probe(s) answered"
-                              + (f"; policy allows only TCP {', '.join(map(str, c.allowed_ports))})" if c.allowed_ports else ")")
-                              + (": place these workloads in a tenant to know whether that is allowed" if unplaced else ""),
-                              severity=Severity.HIGH if unplaced else None,
-                              host=hs.host.name, tenants=[c.src, c.dst],
-                              workloads=sorted({r.src for r in reached} | {r.dst for r in reached}), evidence=ev)
+                yield finding(
+                    spec,
+                    Status.WARN if unplaced else Status.FAIL,
+                    f"{c.src} reaches {c.dst} ({len(reached)} probe(s) answered"
+                    + (
+                        f"; policy allows only TCP {', '.join(map(str, c.allowed_ports))})"
+                        if c.allowed_ports
+                        else ")"
+                    )
+                    + (
+                        ": place these workloads in a tenant to know whether that is allowed"
+                        if unplaced
+                        else ""
+                    ),
+                    severity=Severity.HIGH if unplaced else None,
+                    host=hs.host.name,
+                    tenants=[c.src, c.dst],
+                    workloads=sorted({r.src for r in reached} | {r.dst for r in reached}),
+                    evidence=ev,
+                )
             elif c.observed is None and c.predicted and c.status == "wrong":
                 paths = [p for p in c.pairs if p.reachable]
-                yield finding(spec, Status.WARN, f"{c.src} is predicted to reach {c.dst} (not probed yet)",
-                              host=hs.host.name, tenants=[c.src, c.dst], severity=Severity.HIGH,
-                              workloads=sorted({p.src for p in paths} | {p.dst for p in paths}),
-                              evidence=[Evidence("topology path", p.path) for p in paths[:4]],
-                              fix="run the active probes (Reachability pane, key p; or `tenantscope check --probe`)")
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{c.src} is predicted to reach {c.dst} (not probed yet)",
+                    host=hs.host.name,
+                    tenants=[c.src, c.dst],
+                    severity=Severity.HIGH,
+                    workloads=sorted({p.src for p in paths} | {p.dst for p in paths}),
+                    evidence=[Evidence("topology path", p.path) for p in paths[:4]],
+                    fix="run the active probes (Reachability pane, key p; or `tenantscope check --probe`)",
+                )
 
 
-@check("NET-06", "network", "A tenant reaches a host address",
-       "A tenant that can reach the hypervisor's own addresses can attack its services "
-       "(libvirt, sshd, metadata) from inside.", Severity.HIGH,
-       "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges")
+@check(
+    "NET-06",
+    "network",
+    "A tenant reaches a host address",
+    "A tenant that can reach the hypervisor's own addresses can attack its services "
+    "(libvirt, sshd, metadata) from inside.",
+    Severity.HIGH,
+    "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges",
+)
 def net06(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         for c in _cells(hs):
-            if c.dst != HOST_TENANT or c.src.startswith("(") and c.src != "(unplaced)":
+            if c.dst != HOST_TENANT or (c.src.startswith("(") and c.src != "(unplaced)"):
                 continue
             if c.observed:
                 rr = [r for r in c.results if r.reached]
-                yield finding(spec, Status.FAIL, f"{c.src} reaches the host at {', '.join(sorted({r.address for r in rr}))}",
-                              host=hs.host.name, tenants=[c.src], workloads=sorted({r.src for r in rr}),
-                              evidence=[Evidence(f"{r.method} {r.src} -> {r.address}", r.outcome) for r in rr[:6]])
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"{c.src} reaches the host at {', '.join(sorted({r.address for r in rr}))}",
+                    host=hs.host.name,
+                    tenants=[c.src],
+                    workloads=sorted({r.src for r in rr}),
+                    evidence=[Evidence(f"{r.method} {r.src} -> {r.address}", r.outcome) for r in rr[:6]],
+                )
             elif c.observed is None and c.predicted:
                 pp = [p for p in c.pairs if p.reachable]
-                yield finding(spec, Status.WARN, f"{c.src} is predicted to reach the host (not probed yet)",
-                              host=hs.host.name, tenants=[c.src], workloads=sorted({p.src for p in pp}),
-                              evidence=[Evidence("topology path", p.path) for p in pp[:4]])
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{c.src} is predicted to reach the host (not probed yet)",
+                    host=hs.host.name,
+                    tenants=[c.src],
+                    workloads=sorted({p.src for p in pp}),
+                    evidence=[Evidence("topology path", p.path) for p in pp[:4]],
+                )
 
 
-@check("NET-07", "network", "Forwarding between tenant segments without a filter",
-       "A namespace (or the host) with IP forwarding on and legs on segments of different "
-       "tenants routes between them unless a filter stops it.", Severity.HIGH,
-       "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs")
+@check(
+    "NET-07",
+    "network",
+    "Forwarding between tenant segments without a filter",
+    "A namespace (or the host) with IP forwarding on and legs on segments of different "
+    "tenants routes between them unless a filter stops it.",
+    Severity.HIGH,
+    "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs",
+)
 def net07(state: State, spec: CheckSpec) -> Iterator[Finding]:
     from probes.network.segments import attach
+
     for hs in _with_topology(state):
         topo = hs.topology
         seg_tenants = {s: set(t) for s, t in _segment_tenants(hs).items()}
         for ns in topo.namespaces:  # type: ignore[union-attr]
-            legs = [(lk, attach(topo, lk)) for lk in topo.links_in(ns.name)  # type: ignore[union-attr]
-                    if lk.forwarding and lk.addresses and lk.name != "lo"]
+            legs = [
+                (lk, attach(topo, lk))
+                for lk in topo.links_in(ns.name)  # type: ignore[union-attr]
+                if lk.forwarding and lk.addresses and lk.name != "lo"
+            ]
             legs = [(lk, a) for lk, a in legs if a is not None and seg_tenants.get(a.segment)]
             tenants = set().union(*(seg_tenants[a.segment] for _, a in legs)) if legs else set()
             segs = {a.segment for _, a in legs}
             if len(segs) < 2 or len(tenants) < 2:
                 continue
             where = ns.name or "the host"
-            yield finding(spec, Status.FAIL,
-                          f"{where} forwards between {', '.join(segment_label(s) for s in sorted(segs))} "
-                          f"(tenants {', '.join(sorted(tenants))}); no filter was checked",
-                          host=hs.host.name, tenants=sorted(tenants),
-                          evidence=[Evidence(f"{lk.where} {', '.join(lk.addresses)}", f"forwarding on, on {segment_label(a.segment)}")
-                                    for lk, a in legs],
-                          fix=(f"ip netns exec {_q(ns.name)} sysctl -w net.ipv4.ip_forward=0" if ns.name
-                               else "sysctl -w net.ipv4.ip_forward=0  # or nft: drop forwarding between these bridges"))
+            yield finding(
+                spec,
+                Status.FAIL,
+                f"{where} forwards between {', '.join(segment_label(s) for s in sorted(segs))} "
+                f"(tenants {', '.join(sorted(tenants))}); no filter was checked",
+                host=hs.host.name,
+                tenants=sorted(tenants),
+                evidence=[
+                    Evidence(
+                        f"{lk.where} {', '.join(lk.addresses)}",
+                        f"forwarding on, on {segment_label(a.segment)}",
+                    )
+                    for lk, a in legs
+                ],
+                fix=(
+                    f"ip netns exec {_q(ns.name)} sysctl -w net.ipv4.ip_forward=0"
+                    if ns.name
+                    else "sysctl -w net.ipv4.ip_forward=0  # or nft: drop forwarding between these bridges"
+                ),
+            )

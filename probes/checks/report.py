@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from probes.checks.base import Check
 from probes.model import SEVERITY_ORDER, Finding, HostKind, ProbeError, Severity, State, Status
@@ -21,10 +21,22 @@ JSON_SCHEMA_VERSION = 1
 JSON_SCHEMA_ID = "https://tenantscope.invalid/schema/check-report-v1.json"
 
 AREA_ORDER = ("host", "vm", "network", "container", "resources", "logs", "software")
-AREA_TITLE = {"host": "Host", "vm": "VMs", "network": "Network", "container": "Containers",
-              "resources": "Resources", "logs": "Logs", "software": "Software"}
-STATUS_WORD = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR",
-               Status.SKIPPED: "SKIP"}
+AREA_TITLE = {
+    "host": "Host",
+    "vm": "VMs",
+    "network": "Network",
+    "container": "Containers",
+    "resources": "Resources",
+    "logs": "Logs",
+    "software": "Software",
+}
+STATUS_WORD = {
+    Status.PASS: "PASS",
+    Status.WARN: "WARN",
+    Status.FAIL: "FAIL",
+    Status.ERROR: "ERROR",
+    Status.SKIPPED: "SKIP",
+}
 # Worst first: the status a check shows when its results on one host differ.
 STATUS_RANK = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2, Status.SKIPPED: 3, Status.PASS: 4}
 MAX_EVIDENCE_LINES = 6
@@ -38,16 +50,25 @@ def _area_key(area: str) -> tuple[int, str]:
 
 
 def catalog_text(catalog: dict[str, Check]) -> str:
-    lines = [f"{c.spec.id:8} {c.spec.area:10} {c.spec.severity:8} {c.spec.title}" for c in
-             sorted(catalog.values(), key=lambda c: (_area_key(c.spec.area), c.spec.id))]
+    lines = [
+        f"{c.spec.id:8} {c.spec.area:10} {c.spec.severity:8} {c.spec.title}"
+        for c in sorted(catalog.values(), key=lambda c: (_area_key(c.spec.area), c.spec.id))
+    ]
     return "\n".join(lines) + "\n"
 
 
 def catalog_markdown(catalog: dict[str, Check]) -> str:
     """The README's catalog table (between the catalog markers), generated from the registry."""
+
     def cell(s: str) -> str:
-        return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                .replace("|", "\\|").replace("\n", " "))
+        return (
+            s.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace("|", "\\|")
+            .replace("\n", " ")
+        )
+
     rows = ["| id | area | severity | check | why it matters |", "|---|---|---|---|---|"]
     for c in sorted(catalog.values(), key=lambda c: (_area_key(c.spec.area), _id_key(c.spec.id))):
         s = c.spec
@@ -69,28 +90,34 @@ def normalized(state: State) -> State:
     if len(state.hosts) != 1 or all(f.host for f in state.findings):
         return state
     from dataclasses import replace
+
     name = state.hosts[0].host.name
     return replace(state, findings=tuple(f if f.host else replace(f, host=name) for f in state.findings))
 
 
 def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (_area_key(f.area), _id_key(f.check_id), f.host,
-                                           STATUS_RANK.get(f.status, 9)))
+    return sorted(
+        findings, key=lambda f: (_area_key(f.area), _id_key(f.check_id), f.host, STATUS_RANK.get(f.status, 9))
+    )
 
 
 def summary_counts(state: State) -> dict[str, int]:
     c = Counter(f.status for f in state.findings)
-    return {s.value: c.get(s, 0) for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIPPED, Status.PASS)}
+    return {
+        s.value: c.get(s, 0) for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIPPED, Status.PASS)
+    }
 
 
 def as_text(state: State, *, verbose: bool = False) -> str:
     """Grouped by area; each result one line; FAIL/WARN/ERROR also get evidence and the fix."""
     v = visible
     state = normalized(state)
-    when = datetime.fromtimestamp(state.taken_at or time.time(), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    when = datetime.fromtimestamp(state.taken_at or time.time(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     hosts = ", ".join(v(h.host.name) for h in state.hosts) or "(none)"
-    out = [f"tenantscope check: {hosts} at {when}"
-           + (" (demo fleet: libvirt test driver, simulated hypervisor)" if state.source == "demo" else "")]
+    out = [
+        f"tenantscope check: {hosts} at {when}"
+        + (" (demo fleet: libvirt test driver, simulated hypervisor)" if state.source == "demo" else "")
+    ]
     multi = len(state.hosts) > 1
     area = None
     for f in _sorted(state.findings):
@@ -109,7 +136,9 @@ def as_text(state: State, *, verbose: bool = False) -> str:
             for e in f.evidence[:MAX_EVIDENCE_LINES]:
                 out.append(f"      evidence: {v(e.where)}" + (f": {v(e.detail)}" if e.detail else ""))
             if len(f.evidence) > MAX_EVIDENCE_LINES:
-                out.append(f"      evidence: ... {len(f.evidence) - MAX_EVIDENCE_LINES} more (see --format json)")
+                out.append(
+                    f"      evidence: ... {len(f.evidence) - MAX_EVIDENCE_LINES} more (see --format json)"
+                )
             if f.fix and f.status != Status.ERROR:
                 out.append(f"      fix: {v(f.fix)}")
     errors = [(h.host.name, e) for h in state.hosts for e in h.probe_errors]
@@ -164,15 +193,18 @@ def report_of(state: State) -> CheckReport:
     c = summary_counts(state)
     return CheckReport(
         schema_version=JSON_SCHEMA_VERSION,
-        generated_at=datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        generated_at_unix=round(at, 3), source=state.source,
+        generated_at=datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        generated_at_unix=round(at, 3),
+        source=state.source,
         hosts=tuple(HostEntry(h.host.name, h.host.kind, h.host.address, h.probe_errors) for h in state.hosts),
         summary=Summary(c["fail"], c["error"], c["warn"], c["skipped"], c["pass"]),
-        results=tuple(_sorted(state.findings)))
+        results=tuple(_sorted(state.findings)),
+    )
 
 
 def as_json(state: State) -> str:
     import msgspec
+
     data = msgspec.json.encode(report_of(state))
     return msgspec.json.format(data, indent=1).decode() + "\n"
 
@@ -180,6 +212,7 @@ def as_json(state: State) -> str:
 def json_schema() -> dict:
     """JSON Schema (2020-12) of as_json()'s document, generated from the types by msgspec."""
     import msgspec
+
     schema = msgspec.json.schema(CheckReport)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = JSON_SCHEMA_ID
@@ -190,6 +223,7 @@ def json_schema() -> dict:
 def load_report(text: str | bytes) -> CheckReport:
     """Read a JSON report back (typed); raises msgspec.ValidationError on a bad document."""
     import msgspec
+
     return msgspec.json.decode(text, type=CheckReport)
 
 
@@ -215,26 +249,42 @@ def as_prometheus(state: State) -> str:
     per: dict[tuple[str, str], list[Finding]] = {}
     for f in state.findings:
         per.setdefault((f.host, f.check_id), []).append(f)
-    out = ["# HELP tenantscope_check_status Worst result of a tenantscope isolation check on a host "
-           "(1; status and severity are labels).",
-           "# TYPE tenantscope_check_status gauge"]
+    out = [
+        "# HELP tenantscope_check_status Worst result of a tenantscope isolation check on a host "
+        "(1; status and severity are labels).",
+        "# TYPE tenantscope_check_status gauge",
+    ]
     counts: list[str] = []
     for (host, cid), fs in sorted(per.items(), key=lambda kv: (kv[0][0], _id_key(kv[0][1]))):
         worst = min(fs, key=lambda f: STATUS_RANK.get(f.status, 9)).status
-        sev = max((f.severity for f in fs if f.status == worst), key=lambda s: SEVERITY_ORDER[s],
-                  default=Severity.INFO)
-        out.append(f"tenantscope_check_status{_labels(host=host, check=cid, area=fs[0].area, status=worst, severity=sev)} 1")
+        sev = max(
+            (f.severity for f in fs if f.status == worst),
+            key=lambda s: SEVERITY_ORDER[s],
+            default=Severity.INFO,
+        )
+        out.append(
+            f"tenantscope_check_status{_labels(host=host, check=cid, area=fs[0].area, status=worst, severity=sev)} 1"
+        )
         c = Counter(f.status for f in fs)
         for st in (Status.FAIL, Status.WARN, Status.ERROR):
-            counts.append(f"tenantscope_check_results{_labels(host=host, check=cid, status=st)} {c.get(st, 0)}")
-    out += ["# HELP tenantscope_check_results Number of results of a check on a host with this status.",
-            "# TYPE tenantscope_check_results gauge", *counts]
-    out += ["# HELP tenantscope_probe_errors Probes that failed on a host in this run.",
-            "# TYPE tenantscope_probe_errors gauge"]
+            counts.append(
+                f"tenantscope_check_results{_labels(host=host, check=cid, status=st)} {c.get(st, 0)}"
+            )
+    out += [
+        "# HELP tenantscope_check_results Number of results of a check on a host with this status.",
+        "# TYPE tenantscope_check_results gauge",
+        *counts,
+    ]
+    out += [
+        "# HELP tenantscope_probe_errors Probes that failed on a host in this run.",
+        "# TYPE tenantscope_probe_errors gauge",
+    ]
     out += [f"tenantscope_probe_errors{_labels(host=h.host.name)} {len(h.probe_errors)}" for h in state.hosts]
-    out += ["# HELP tenantscope_check_run_timestamp_seconds When the checks ran (unix time).",
-            "# TYPE tenantscope_check_run_timestamp_seconds gauge",
-            f"tenantscope_check_run_timestamp_seconds {state.taken_at or time.time():.3f}"]
+    out += [
+        "# HELP tenantscope_check_run_timestamp_seconds When the checks ran (unix time).",
+        "# TYPE tenantscope_check_run_timestamp_seconds gauge",
+        f"tenantscope_check_run_timestamp_seconds {state.taken_at or time.time():.3f}",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -264,6 +314,7 @@ def update_readme(path: str) -> bool:
     """Rewrite the table between the markers of README.md (markers appended when absent);
     True when the file changed. Nothing outside the markers is touched."""
     from probes.checks.base import load_catalog
+
     with open(path, encoding="utf-8") as f:
         text = f.read()
     block = readme_block(load_catalog())
@@ -281,5 +332,6 @@ def update_readme(path: str) -> bool:
 
 if __name__ == "__main__":  # python -m probes.checks.report README.md
     import sys
+
     changed = update_readme(sys.argv[1] if len(sys.argv) > 1 else "README.md")
     print("README.md catalog table " + ("updated" if changed else "already up to date"))

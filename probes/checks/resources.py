@@ -58,12 +58,16 @@ def _wl_name(w: Workload | None, key: str) -> str:
     return w.name if w is not None else key.rsplit("/", 1)[-1]
 
 
-@check("RES-01", "resources", "Resource spike",
-       "A sudden jump in CPU, memory, disk or network use far above a workload's own baseline "
-       "can be a breach (a cryptominer, exfiltration, a fork bomb) or a tenant starving others.",
-       Severity.MEDIUM,
-       "Look at the workload's processes and connections at the time of the peak (Logs pane, "
-       "`virsh domstats NAME`, `top` inside the guest); if it is legitimate, cap it.")
+@check(
+    "RES-01",
+    "resources",
+    "Resource spike",
+    "A sudden jump in CPU, memory, disk or network use far above a workload's own baseline "
+    "can be a breach (a cryptominer, exfiltration, a fork bomb) or a tenant starving others.",
+    Severity.MEDIUM,
+    "Look at the workload's processes and connections at the time of the peak (Logs pane, "
+    "`virsh domstats NAME`, `top` inside the guest); if it is legitimate, cap it.",
+)
 def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _hosts_with_samples(state):
         wl = {w.key: w for w in hs.workloads}
@@ -74,31 +78,42 @@ def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
             # which the Logs timeline uses to report "raised" once); the evolving peak and the
             # end are in the evidence.
             yield finding(
-                spec, Status.WARN,
+                spec,
+                Status.WARN,
                 f"{_wl_name(w, sp.workload)}: {sp.metric} spike from {_when(sp.started_at)}: "
                 f"{fmt_value(sp.metric, sp.first or sp.peak)} against a baseline of "
                 f"{fmt_value(sp.metric, sp.baseline)}",
-                host=hs.host.name, tenants=[tenant_of(w)] if w and w.tenant else [],
+                host=hs.host.name,
+                tenants=[tenant_of(w)] if w and w.tenant else [],
                 workloads=[sp.workload],
-                evidence=[Evidence(f"resources: {sp.metric} of {sp.workload}",
-                                   f"peak {fmt_value(sp.metric, sp.peak)} at {_when(sp.peak_at)}"
-                                   + (f", ended {_when(sp.ended_at)}" if sp.ended_at else ", still above")
-                                   + f"; metric={sp.metric} baseline={sp.baseline:.4g} "
-                                   f"deviation={sp.deviation:.4g} threshold={sp.threshold:.4g} "
-                                   f"peak={sp.peak:.4g} peak_at={sp.peak_at:.0f} "
-                                   f"started_at={sp.started_at:.0f} "
-                                   f"ended_at={'' if sp.ended_at is None else f'{sp.ended_at:.0f}'}")],
-                severity=Severity.MEDIUM if sp.active else Severity.LOW)
+                evidence=[
+                    Evidence(
+                        f"resources: {sp.metric} of {sp.workload}",
+                        f"peak {fmt_value(sp.metric, sp.peak)} at {_when(sp.peak_at)}"
+                        + (f", ended {_when(sp.ended_at)}" if sp.ended_at else ", still above")
+                        + f"; metric={sp.metric} baseline={sp.baseline:.4g} "
+                        f"deviation={sp.deviation:.4g} threshold={sp.threshold:.4g} "
+                        f"peak={sp.peak:.4g} peak_at={sp.peak_at:.0f} "
+                        f"started_at={sp.started_at:.0f} "
+                        f"ended_at={'' if sp.ended_at is None else f'{sp.ended_at:.0f}'}",
+                    )
+                ],
+                severity=Severity.MEDIUM if sp.active else Severity.LOW,
+            )
 
 
-@check("RES-02", "resources", "Noisy neighbour",
-       "One tenant using far more CPU than its configured share, or driving up the vCPU delay "
-       "(steal) of other tenants' VMs, breaks performance isolation: the others slow down "
-       "for reasons they cannot see or fix.",
-       Severity.HIGH,
-       "Cap the noisy tenant's workloads (`virsh schedinfo NAME --live --config vcpu_quota=Q "
-       "vcpu_period=100000`, cgroup cpu.max / cpu.cfs_quota_us) or give the victims more "
-       "weight; pin tenants to separate cores with <vcpupin>.")
+@check(
+    "RES-02",
+    "resources",
+    "Noisy neighbour",
+    "One tenant using far more CPU than its configured share, or driving up the vCPU delay "
+    "(steal) of other tenants' VMs, breaks performance isolation: the others slow down "
+    "for reasons they cannot see or fix.",
+    Severity.HIGH,
+    "Cap the noisy tenant's workloads (`virsh schedinfo NAME --live --config vcpu_quota=Q "
+    "vcpu_period=100000`, cgroup cpu.max / cpu.cfs_quota_us) or give the victims more "
+    "weight; pin tenants to separate cores with <vcpupin>.",
+)
 def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = {h.host.name: h for h in _hosts_with_samples(state)}
     for hu in by_tenant(state, history=False):
@@ -118,23 +133,35 @@ def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 continue
             use_share = 100.0 * (t.cpu_pct or 0.0) / total_cpu
             reasons = []
-            ev = [Evidence(f"resources: tenant {t.name} on {hu.host}",
-                           f"cpu={t.cpu_pct:.0f}% of a core, {use_share:.0f}% of all tenants' CPU, "
-                           f"host busy {busy:.0f}%")]
+            ev = [
+                Evidence(
+                    f"resources: tenant {t.name} on {hu.host}",
+                    f"cpu={t.cpu_pct:.0f}% of a core, {use_share:.0f}% of all tenants' CPU, "
+                    f"host busy {busy:.0f}%",
+                )
+            ]
             if busy >= BUSY_HOST_PCT and total_w and t.name in weights:
                 conf_share = 100.0 * weights[t.name] / total_w
                 if use_share >= SHARE_FACTOR * conf_share and use_share - conf_share >= SHARE_MARGIN:
-                    reasons.append(f"uses {use_share:.0f}% of the tenants' CPU against a "
-                                   f"configured share of {conf_share:.0f}%")
+                    reasons.append(
+                        f"uses {use_share:.0f}% of the tenants' CPU against a "
+                        f"configured share of {conf_share:.0f}%"
+                    )
             others = [(v, s) for vt, vs in victims.items() if vt != t.name for v, s in vs]
             if others and use_share >= 50.0:
                 names = ", ".join(f"{_wl_name(wl.get(v), v)} ({s:.0f}% delay)" for v, s in others)
                 reasons.append(f"while other tenants' VMs wait for CPU: {names}")
                 ev += [Evidence(f"libvirt: vcpu.*.delay of {v}", f"{s:.1f}% of a core") for v, s in others]
             if reasons:
-                yield finding(spec, Status.FAIL, f"tenant {t.name} " + "; ".join(reasons),
-                              host=hu.host, tenants=[t.name] + [tenant_of(wl.get(v)) for v, _ in others],
-                              workloads=t.workloads, evidence=ev)
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"tenant {t.name} " + "; ".join(reasons),
+                    host=hu.host,
+                    tenants=[t.name] + [tenant_of(wl.get(v)) for v, _ in others],
+                    workloads=t.workloads,
+                    evidence=ev,
+                )
 
 
 def _vms(hs: HostState) -> Iterable[Workload]:
@@ -154,11 +181,15 @@ def _virsh(*argv: str) -> str:
     return shlex.join(["virsh", *argv])
 
 
-@check("VM-04", "vm", "VM without a CPU limit",
-       "A VM without a CPU quota can use every host core it has vCPUs for; shares only weigh "
-       "tenants against each other when the host is full, they never cap anyone.",
-       Severity.MEDIUM,
-       "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000")
+@check(
+    "VM-04",
+    "vm",
+    "VM without a CPU limit",
+    "A VM without a CPU quota can use every host core it has vCPUs for; shares only weigh "
+    "tenants against each other when the host is full, they never cap anyone.",
+    Severity.MEDIUM,
+    "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000",
+)
 def vm04_cpu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in state.hosts:
         for w in _vms(hs):
@@ -178,20 +209,29 @@ def vm04_cpu(state: State, spec: CheckSpec) -> Iterator[Finding]:
             weight = f"; only a relative weight (shares {ct.shares})" if ct.shares else ""
             drifted = " (the XML has a quota, the live cgroup does not)" if xml_cap else ""
             yield finding(
-                spec, Status.WARN if ct.shares else Status.FAIL,
+                spec,
+                Status.WARN if ct.shares else Status.FAIL,
                 f"{w.name}: no CPU quota{drifted}{weight}; it can use {w.vm.vcpus or '?'} full core(s)",
-                host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
+                host=hs.host.name,
+                tenants=[w.tenant] if w.tenant else [],
+                workloads=[w.key],
                 evidence=[Evidence(where, f"quota={ct.quota} period={ct.period} shares={shares}")],
-                fix=_virsh("schedinfo", w.name, "--live", "--config", "vcpu_quota=50000",
-                           "vcpu_period=100000"))
+                fix=_virsh(
+                    "schedinfo", w.name, "--live", "--config", "vcpu_quota=50000", "vcpu_period=100000"
+                ),
+            )
 
 
-@check("VM-05", "vm", "VM without a memory limit",
-       "<memory> sizes the guest, but QEMU's own allocations on the host are unbounded without "
-       "memtune hard_limit: a runaway VM can push the host into swap or the OOM killer, which "
-       "then kills other tenants' VMs.",
-       Severity.MEDIUM,
-       "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)")
+@check(
+    "VM-05",
+    "vm",
+    "VM without a memory limit",
+    "<memory> sizes the guest, but QEMU's own allocations on the host are unbounded without "
+    "memtune hard_limit: a runaway VM can push the host into swap or the OOM killer, which "
+    "then kills other tenants' VMs.",
+    Severity.MEDIUM,
+    "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)",
+)
 def vm05_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in state.hosts:
         for w in _vms(hs):
@@ -208,20 +248,29 @@ def vm05_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 continue
             suggest = (w.vm.memory_kib or 0) + 256 * 1024
             yield finding(
-                spec, Status.WARN, f"{w.name}: no memory hard limit (guest memory "
+                spec,
+                Status.WARN,
+                f"{w.name}: no memory hard limit (guest memory "
                 f"{(w.vm.memory_kib or 0) // 1024} MiB, QEMU overhead unbounded)",
-                host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
+                host=hs.host.name,
+                tenants=[w.tenant] if w.tenant else [],
+                workloads=[w.key],
                 evidence=[Evidence(where, f"hard_limit_kib={xml}")],
-                fix=_virsh("memtune", w.name, "--hard-limit", str(suggest), "--live", "--config"))
+                fix=_virsh("memtune", w.name, "--hard-limit", str(suggest), "--live", "--config"),
+            )
 
 
-@check("VM-12", "vm", "Limits in the XML differ from the live cgroup",
-       "What libvirt's XML promises and what the kernel enforces have drifted apart (someone "
-       "wrote the cgroup directly, or a change was applied --config only): the reviewed "
-       "configuration is not the one in force.",
-       Severity.MEDIUM,
-       "Re-apply the XML values live (`virsh schedinfo` / `virsh memtune` with --live), or "
-       "update the XML to what is intended.")
+@check(
+    "VM-12",
+    "vm",
+    "Limits in the XML differ from the live cgroup",
+    "What libvirt's XML promises and what the kernel enforces have drifted apart (someone "
+    "wrote the cgroup directly, or a change was applied --config only): the reviewed "
+    "configuration is not the one in force.",
+    Severity.MEDIUM,
+    "Re-apply the XML values live (`virsh schedinfo` / `virsh memtune` with --live), or "
+    "update the XML to what is intended.",
+)
 def vm12_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
     seen = False
     for hs in state.hosts:
@@ -245,15 +294,25 @@ def vm12_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 diffs.append(("memory hard limit", _b(xml_mem), _b(live.mem_limit_bytes)))
             if diffs:
                 yield finding(
-                    spec, Status.WARN,
+                    spec,
+                    Status.WARN,
                     f"{w.name}: " + "; ".join(f"{what} XML {x} vs live {lv}" for what, x, lv in diffs),
-                    host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                    evidence=[Evidence("XML /domain/cputune, /domain/memtune",
-                                       f"quota={ct.quota} period={ct.period} shares={ct.shares} "
-                                       f"hard_limit_kib={mt.hard_limit_kib}"),
-                              Evidence(f"live: {live.where}",
-                                       f"cpu_quota_cores={live.cpu_quota_cores} "
-                                       f"shares={live.cpu_shares} mem_limit={live.mem_limit_bytes}")])
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=[
+                        Evidence(
+                            "XML /domain/cputune, /domain/memtune",
+                            f"quota={ct.quota} period={ct.period} shares={ct.shares} "
+                            f"hard_limit_kib={mt.hard_limit_kib}",
+                        ),
+                        Evidence(
+                            f"live: {live.where}",
+                            f"cpu_quota_cores={live.cpu_quota_cores} "
+                            f"shares={live.cpu_shares} mem_limit={live.mem_limit_bytes}",
+                        ),
+                    ],
+                )
     if not seen and not any(True for hs in state.hosts for _ in _vms(hs)):
         return
     if not seen:
@@ -274,17 +333,20 @@ def _b(v: float | None) -> str:
     return "none" if v is None else fmt_bytes(v)
 
 
-@check("CTR-07", "container", "Container without pids, memory or CPU limits",
-       "A container without a pids limit can fork-bomb the host, without a memory limit it "
-       "can push the host into the OOM killer, and without a CPU cap it can take every core: "
-       "each starves the other tenants.",
-       Severity.MEDIUM,
-       "Set limits in the runtime (e.g. `docker update --pids-limit 512 --memory 1g --cpus 1 "
-       "NAME`) or on the cgroup (pids.max, memory.max / memory.limit_in_bytes, cpu.max / "
-       "cpu.cfs_quota_us).")
+@check(
+    "CTR-07",
+    "container",
+    "Container without pids, memory or CPU limits",
+    "A container without a pids limit can fork-bomb the host, without a memory limit it "
+    "can push the host into the OOM killer, and without a CPU cap it can take every core: "
+    "each starves the other tenants.",
+    Severity.MEDIUM,
+    "Set limits in the runtime (e.g. `docker update --pids-limit 512 --memory 1g --cpus 1 "
+    "NAME`) or on the cgroup (pids.max, memory.max / memory.limit_in_bytes, cpu.max / "
+    "cpu.cfs_quota_us).",
+)
 def ctr07_limits(state: State, spec: CheckSpec) -> Iterator[Finding]:
-    containers = [(hs, w) for hs in state.hosts for w in hs.workloads
-                  if w.kind == WorkloadKind.CONTAINER]
+    containers = [(hs, w) for hs in state.hosts for w in hs.workloads if w.kind == WorkloadKind.CONTAINER]
     if not containers:
         return
     read = 0
@@ -293,20 +355,34 @@ def ctr07_limits(state: State, spec: CheckSpec) -> Iterator[Finding]:
         if live is None:
             continue
         read += 1
-        missing = [what for what, v, known in (
-            ("pids", live.pids_limit, live.pids_known), ("memory", live.mem_limit_bytes, live.mem_known),
-            ("cpu", live.cpu_quota_cores, live.cpu_known)) if known and v is None]
+        missing = [
+            what
+            for what, v, known in (
+                ("pids", live.pids_limit, live.pids_known),
+                ("memory", live.mem_limit_bytes, live.mem_known),
+                ("cpu", live.cpu_quota_cores, live.cpu_known),
+            )
+            if known and v is None
+        ]
         if not missing:
             continue
         sev = Severity.MEDIUM if "memory" in missing or "pids" in missing else Severity.LOW
         yield finding(
-            spec, Status.FAIL if ("memory" in missing and "pids" in missing) else Status.WARN,
+            spec,
+            Status.FAIL if ("memory" in missing and "pids" in missing) else Status.WARN,
             f"{w.name}: no {', '.join(missing)} limit",
-            host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-            evidence=[Evidence(f"{live.source}: {live.where}",
-                               f"pids.max={live.pids_limit or 'max'} "
-                               f"memory={live.mem_limit_bytes or 'max'} "
-                               f"cpu quota={live.cpu_quota_cores or 'max'} cores")],
-            severity=sev)
+            host=hs.host.name,
+            tenants=[w.tenant] if w.tenant else [],
+            workloads=[w.key],
+            evidence=[
+                Evidence(
+                    f"{live.source}: {live.where}",
+                    f"pids.max={live.pids_limit or 'max'} "
+                    f"memory={live.mem_limit_bytes or 'max'} "
+                    f"cpu quota={live.cpu_quota_cores or 'max'} cores",
+                )
+            ],
+            severity=sev,
+        )
     if read == 0:
         raise Skip("no cgroup limits read yet for any container")

@@ -41,8 +41,9 @@ def silences_from(config: Any, catalog_ids: Sequence[str] | None = None) -> Sile
     out = []
     for cid, tenants in raw.items():
         if catalog_ids is not None and cid not in catalog_ids:
-            raise SilenceError(f"{where}: checks.silence.{cid}: unknown check id "
-                               "(see tenantscope check --list)")
+            raise SilenceError(
+                f"{where}: checks.silence.{cid}: unknown check id (see tenantscope check --list)"
+            )
         if isinstance(tenants, str) or not all(isinstance(t, str) for t in tenants):
             raise SilenceError(f"{where}: checks.silence.{cid}: must be a list of tenant names")
         out.append((cid, frozenset(tenants)))
@@ -57,7 +58,11 @@ def apply(findings: Sequence[Finding], silences: Silences, source: str = "config
     for f in findings:
         ts = by_id.get(f.check_id)
         if ts and f.status == Status.WARN and f.tenants and set(f.tenants) <= ts:
-            f = replace(f, status=Status.PASS, severity=Severity.INFO,
-                        summary=f"silenced by [checks] silence in {source}: {f.summary}")
+            f = replace(
+                f,
+                status=Status.PASS,
+                severity=Severity.INFO,
+                summary=f"silenced by [checks] silence in {source}: {f.summary}",
+            )
         out.append(f)
     return tuple(out)

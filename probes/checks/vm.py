@@ -15,8 +15,17 @@ from collections.abc import Iterator
 
 from probes.checks.base import CheckSpec, check, finding
 from probes.checks.common import (
-    cpulist, cross_tenant, dom, is_loopback, keys, parse_cpuset, passed, per_host, tenants_of,
-    vms, who,
+    cpulist,
+    cross_tenant,
+    dom,
+    is_loopback,
+    keys,
+    parse_cpuset,
+    passed,
+    per_host,
+    tenants_of,
+    vms,
+    who,
 )
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload
@@ -34,13 +43,17 @@ def _running(w: Workload) -> bool:
 # ---------------------------------------------------------------- VM-01
 
 
-@check("VM-01", "vm", "Domain is confined by sVirt (SELinux/AppArmor)",
-       "An unconfined QEMU that a guest breaks out of can read every other tenant's disk images "
-       "and memory on this host: sVirt confinement is what separates one QEMU from the next.",
-       Severity.HIGH,
-       fix="Remove <seclabel type='none'/> from the domain (virsh edit NAME) so libvirt applies "
-           "a dynamic label, set security_driver to \"selinux\" or \"apparmor\" in "
-           "/etc/libvirt/qemu.conf, and restart the domain.")
+@check(
+    "VM-01",
+    "vm",
+    "Domain is confined by sVirt (SELinux/AppArmor)",
+    "An unconfined QEMU that a guest breaks out of can read every other tenant's disk images "
+    "and memory on this host: sVirt confinement is what separates one QEMU from the next.",
+    Severity.HIGH,
+    fix="Remove <seclabel type='none'/> from the domain (virsh edit NAME) so libvirt applies "
+    'a dynamic label, set security_driver to "selinux" or "apparmor" in '
+    "/etc/libvirt/qemu.conf, and restart the domain.",
+)
 def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         qconf = hs.facts.qemu_conf if hs.facts else None
@@ -48,9 +61,14 @@ def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
         bad = 0
         for w in hs.workloads:
             if w.vm and w.vm.parse_error:
-                yield finding(spec, Status.ERROR, f"{dom(w)}: XML unreadable, not checked: {w.vm.parse_error}",
-                              host=hs.host.name, tenants=[w.tenant] if w.tenant else [],
-                              workloads=[w.key])
+                yield finding(
+                    spec,
+                    Status.ERROR,
+                    f"{dom(w)}: XML unreadable, not checked: {w.vm.parse_error}",
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                )
         for w in vms(hs):
             assert w.vm
             labels = w.vm.seclabels
@@ -60,37 +78,64 @@ def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
             if none:
                 for i in none:
                     s = labels[i]
-                    ev.append(Evidence(f"{dom(w)}: /domain/seclabel[{i + 1}]",
-                                       f"type='none'" + (f" model='{s.model}'" if s.model else "")))
-                yield finding(spec, Status.FAIL, f"{who(w)} runs unconfined (seclabel type none)",
-                              host=hs.host.name, tenants=[w.tenant] if w.tenant else [],
-                              workloads=[w.key], evidence=ev,
-                              fix=f"virsh edit {w.name}: delete the <seclabel type='none'/> element "
-                                  "(libvirt then applies a dynamic sVirt label); restart the domain")
+                    ev.append(
+                        Evidence(
+                            f"{dom(w)}: /domain/seclabel[{i + 1}]",
+                            "type='none'" + (f" model='{s.model}'" if s.model else ""),
+                        )
+                    )
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"{who(w)} runs unconfined (seclabel type none)",
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=ev,
+                    fix=f"virsh edit {w.name}: delete the <seclabel type='none'/> element "
+                    "(libvirt then applies a dynamic sVirt label); restart the domain",
+                )
                 bad += 1
                 continue
             if driver_none and _running(w) and not any(s.model in MAC_MODELS for s in labels):
-                yield finding(spec, Status.FAIL, f"{who(w)} runs unconfined: qemu.conf security_driver = \"none\"",
-                              host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                              evidence=[Evidence(qconf.where("security_driver"), "security_driver = \"none\"")]
-                              if qconf else [],
-                              fix="In /etc/libvirt/qemu.conf set security_driver = [ \"selinux\" ] or "
-                                  "[ \"apparmor\" ], restart libvirtd, then restart the domains")
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f'{who(w)} runs unconfined: qemu.conf security_driver = "none"',
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=[Evidence(qconf.where("security_driver"), 'security_driver = "none"')]
+                    if qconf
+                    else [],
+                    fix='In /etc/libvirt/qemu.conf set security_driver = [ "selinux" ] or '
+                    '[ "apparmor" ], restart libvirtd, then restart the domains',
+                )
                 bad += 1
                 continue
             models = {s.model for s in labels if s.type != "none"}
             if w.state == "running" and labels and models and not (models & set(MAC_MODELS)):
-                yield finding(spec, Status.WARN,
-                              f"{who(w)} is separated by DAC only (uid/gid), no SELinux/AppArmor label",
-                              host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                              severity=Severity.MEDIUM,
-                              evidence=[Evidence(f"{dom(w)}: /domain/seclabel",
-                                                 "models: " + ", ".join(sorted(m or "default" for m in models)))],
-                              fix="Enable SELinux or AppArmor on the host (see HOST-02) and let libvirt's "
-                                  "security_driver use it; restart the domain")
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{who(w)} is separated by DAC only (uid/gid), no SELinux/AppArmor label",
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    severity=Severity.MEDIUM,
+                    evidence=[
+                        Evidence(
+                            f"{dom(w)}: /domain/seclabel",
+                            "models: " + ", ".join(sorted(m or "default" for m in models)),
+                        )
+                    ],
+                    fix="Enable SELinux or AppArmor on the host (see HOST-02) and let libvirt's "
+                    "security_driver use it; restart the domain",
+                )
                 bad += 1
         if not bad:
             yield passed(spec, hs, f"{len(vms(hs))} domain(s): none unconfined")
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
@@ -104,12 +149,16 @@ def _label_key(model: str, label: str) -> str:
     return label
 
 
-@check("VM-02", "vm", "Security labels are unique across tenants",
-       "sVirt keeps QEMUs apart by giving each a unique MCS category pair or profile; two domains "
-       "of different tenants with the same label can read each other's images and memory.",
-       Severity.HIGH,
-       fix="Use dynamic labels (<seclabel type='dynamic' model='selinux'/>) or give each domain "
-           "its own static label (a unique category pair, e.g. s0:c101,c202).")
+@check(
+    "VM-02",
+    "vm",
+    "Security labels are unique across tenants",
+    "sVirt keeps QEMUs apart by giving each a unique MCS category pair or profile; two domains "
+    "of different tenants with the same label can read each other's images and memory.",
+    Severity.HIGH,
+    fix="Use dynamic labels (<seclabel type='dynamic' model='selinux'/>) or give each domain "
+    "its own static label (a unique category pair, e.g. s0:c101,c202).",
+)
 def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         by_label: dict[tuple[str, str], list[tuple[Workload, int]]] = defaultdict(list)
@@ -127,28 +176,45 @@ def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 continue
             bad += 1
             what = "MCS level" if model == "selinux" else "label"
-            yield finding(spec, status,
-                          f"{len(ws)} domains share {model or 'default'} {what} {key}: "
-                          + ", ".join(who(w) for w in ws),
-                          host=hs.host.name, tenants=tenants_of(ws), workloads=keys(ws),
-                          evidence=[Evidence(f"{dom(w)}: /domain/seclabel[{i + 1}]",
-                                             f"model='{model}' label='{w.vm.seclabels[i].label}'")  # type: ignore[union-attr]
-                                    for w, i in users])
+            yield finding(
+                spec,
+                status,
+                f"{len(ws)} domains share {model or 'default'} {what} {key}: "
+                + ", ".join(who(w) for w in ws),
+                host=hs.host.name,
+                tenants=tenants_of(ws),
+                workloads=keys(ws),
+                evidence=[
+                    Evidence(
+                        f"{dom(w)}: /domain/seclabel[{i + 1}]",
+                        f"model='{model}' label='{w.vm.seclabels[i].label}'",
+                    )  # type: ignore[union-attr]
+                    for w, i in users
+                ],
+            )
         if not bad:
-            yield passed(spec, hs, f"{sum(len(v) for v in by_label.values())} label(s) seen, "
-                                   "none shared across tenants")
+            yield passed(
+                spec,
+                hs,
+                f"{sum(len(v) for v in by_label.values())} label(s) seen, none shared across tenants",
+            )
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
 # ---------------------------------------------------------------- VM-03
 
 
-@check("VM-03", "vm", "Static labels let libvirt relabel the images",
-       "A static seclabel with relabel='no' leaves the disk images with whatever label they had: "
-       "images copied or shared from another domain stay readable by it.",
-       Severity.MEDIUM,
-       fix="Set relabel='yes' on the static <seclabel> (or use type='dynamic'), or label the "
-           "images by hand with the domain's imagelabel (chcon).")
+@check(
+    "VM-03",
+    "vm",
+    "Static labels let libvirt relabel the images",
+    "A static seclabel with relabel='no' leaves the disk images with whatever label they had: "
+    "images copied or shared from another domain stay readable by it.",
+    Severity.MEDIUM,
+    fix="Set relabel='yes' on the static <seclabel> (or use type='dynamic'), or label the "
+    "images by hand with the domain's imagelabel (chcon).",
+)
 def vm03_static_norelabel(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         bad = 0
@@ -157,15 +223,25 @@ def vm03_static_norelabel(state: State, spec: CheckSpec) -> Iterator[Finding]:
             for i, s in enumerate(w.vm.seclabels):
                 if s.type == "static" and not s.relabel and s.model != "dac":
                     bad += 1
-                    yield finding(spec, Status.WARN,
-                                  f"{who(w)} has a static {s.model or 'default'} label without relabel",
-                                  host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                                  evidence=[Evidence(f"{dom(w)}: /domain/seclabel[{i + 1}]",
-                                                     f"type='static' relabel='no' label='{s.label}'")],
-                                  fix=f"virsh edit {w.name}: <seclabel type='static' model='{s.model or 'selinux'}' "
-                                      f"relabel='yes'><label>{s.label or '...'}</label></seclabel>")
+                    yield finding(
+                        spec,
+                        Status.WARN,
+                        f"{who(w)} has a static {s.model or 'default'} label without relabel",
+                        host=hs.host.name,
+                        tenants=[w.tenant] if w.tenant else [],
+                        workloads=[w.key],
+                        evidence=[
+                            Evidence(
+                                f"{dom(w)}: /domain/seclabel[{i + 1}]",
+                                f"type='static' relabel='no' label='{s.label}'",
+                            )
+                        ],
+                        fix=f"virsh edit {w.name}: <seclabel type='static' model='{s.model or 'selinux'}' "
+                        f"relabel='yes'><label>{s.label or '...'}</label></seclabel>",
+                    )
         if not bad:
             yield passed(spec, hs, "no static label without relabel")
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
@@ -187,13 +263,17 @@ def _pins(w: Workload) -> tuple[frozenset[int], frozenset[int], str]:
     return frozenset(vcpu), frozenset(emu), ""
 
 
-@check("VM-06", "vm", "No host CPU or SMT sibling shared across tenants",
-       "vCPUs of different tenants on the same host CPU or on SMT siblings of one core share "
-       "caches and execution units: the path of L1TF, MDS and other side channels.",
-       Severity.HIGH,
-       fix="Pin each tenant's vCPUs and emulator threads to whole cores of its own "
-           "(<cputune><vcpupin vcpu='0' cpuset='4'/><emulatorpin cpuset='5'/></cputune>), and "
-           "pin every domain on a host where some are pinned.")
+@check(
+    "VM-06",
+    "vm",
+    "No host CPU or SMT sibling shared across tenants",
+    "vCPUs of different tenants on the same host CPU or on SMT siblings of one core share "
+    "caches and execution units: the path of L1TF, MDS and other side channels.",
+    Severity.HIGH,
+    fix="Pin each tenant's vCPUs and emulator threads to whole cores of its own "
+    "(<cputune><vcpupin vcpu='0' cpuset='4'/><emulatorpin cpuset='5'/></cputune>), and "
+    "pin every domain on a host where some are pinned.",
+)
 def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         siblings: dict[int, frozenset[int]] = {}
@@ -211,14 +291,20 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 vcpu, emu, _ = _pins(w)
             except ValueError as e:
                 errors += 1
-                yield finding(spec, Status.ERROR, f"{dom(w)}: unreadable cpuset: {e}",
-                              host=hs.host.name, workloads=[w.key])
+                yield finding(
+                    spec,
+                    Status.ERROR,
+                    f"{dom(w)}: unreadable cpuset: {e}",
+                    host=hs.host.name,
+                    workloads=[w.key],
+                )
                 continue
             cpus = vcpu | emu
             if cpus:
                 pins[w.key] = (w, cpus)
             else:
                 unpinned.append(w)
+
         # Work per CPU and per owner (tenant, or the domain itself when unplaced), not per
         # domain pair: a fleet of 1,000 pinned domains stays linear in CPUs x owners.
         def owner(w: Workload) -> str:
@@ -236,7 +322,7 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
         for c, owners in by_cpu.items():
             names = sorted(owners)
             for i, oa in enumerate(names):
-                for ob in names[i + 1:]:
+                for ob in names[i + 1 :]:
                     same[(oa, ob)].add(c)
             for sib in siblings.get(c, frozenset()):
                 if sib <= c or sib not in by_cpu:
@@ -260,40 +346,67 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 examples: list[tuple[Workload, Workload]] = []
                 for x, xs in wa:
                     near = xs | {n for c in xs for n in siblings.get(c, ())} if kind == "smt" else xs
-                    examples += [(x, y) for y, ys in wb if ys & near][:5 - len(examples)]
+                    examples += [(x, y) for y, ys in wb if ys & near][: 5 - len(examples)]
                     if len(examples) >= 5:
                         break
-                pairs_txt = ", ".join(f"{who(x)} + {who(y)}" for x, y in examples) + \
-                    (f" (and more: {len(ws)} domains)" if len(ws) > 2 * len(examples) else "")
+                pairs_txt = ", ".join(f"{who(x)} + {who(y)}" for x, y in examples) + (
+                    f" (and more: {len(ws)} domains)" if len(ws) > 2 * len(examples) else ""
+                )
                 ev = [e for x, y in examples for e in (_pin_evidence(x), _pin_evidence(y))]
                 if kind == "same":
                     summary = f"{pairs_txt} are pinned to the same host CPUs {cpulist(cpuset)}"
                 else:
                     summary = f"{pairs_txt} run on SMT siblings of one core (CPUs {cpulist(cpuset)})"
-                    ev.append(Evidence("/sys/devices/system/cpu/cpu*/topology/thread_siblings_list",
-                                       ", ".join(f"cpu{c}: siblings {cpulist(siblings[c])}"
-                                                 for c in sorted(cpuset) if c in siblings)))
+                    ev.append(
+                        Evidence(
+                            "/sys/devices/system/cpu/cpu*/topology/thread_siblings_list",
+                            ", ".join(
+                                f"cpu{c}: siblings {cpulist(siblings[c])}"
+                                for c in sorted(cpuset)
+                                if c in siblings
+                            ),
+                        )
+                    )
                 bad += 1
-                yield finding(spec, status, summary, host=hs.host.name, tenants=tenants_of(ws),
-                              workloads=keys(ws), evidence=ev)
+                yield finding(
+                    spec,
+                    status,
+                    summary,
+                    host=hs.host.name,
+                    tenants=tenants_of(ws),
+                    workloads=keys(ws),
+                    evidence=ev,
+                )
         if pins and unpinned:
             pinned_ws = [w for w, _ in pins.values()]
             status = cross_tenant(pinned_ws + unpinned)
             if status is not None:
                 bad += 1
-                yield finding(spec, Status.WARN,
-                              f"{len(unpinned)} domain(s) float over all host CPUs while {len(pins)} are pinned: "
-                              + ", ".join(who(w) for w in unpinned[:10]) + (" ..." if len(unpinned) > 10 else ""),
-                              host=hs.host.name, tenants=tenants_of(pinned_ws + unpinned),
-                              workloads=keys(unpinned), severity=Severity.MEDIUM,
-                              evidence=[Evidence(f"{dom(w)}: /domain/cputune", "no vcpupin, emulatorpin or vcpu cpuset")
-                                        for w in unpinned[:10]],
-                              fix="Pin the unpinned domains to CPUs no other tenant uses "
-                                  "(virsh vcpupin NAME VCPU CPULIST --live --config; virsh emulatorpin NAME CPULIST "
-                                  "--live --config)")
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{len(unpinned)} domain(s) float over all host CPUs while {len(pins)} are pinned: "
+                    + ", ".join(who(w) for w in unpinned[:10])
+                    + (" ..." if len(unpinned) > 10 else ""),
+                    host=hs.host.name,
+                    tenants=tenants_of(pinned_ws + unpinned),
+                    workloads=keys(unpinned),
+                    severity=Severity.MEDIUM,
+                    evidence=[
+                        Evidence(f"{dom(w)}: /domain/cputune", "no vcpupin, emulatorpin or vcpu cpuset")
+                        for w in unpinned[:10]
+                    ],
+                    fix="Pin the unpinned domains to CPUs no other tenant uses "
+                    "(virsh vcpupin NAME VCPU CPULIST --live --config; virsh emulatorpin NAME CPULIST "
+                    "--live --config)",
+                )
         if not bad and not errors:
-            yield passed(spec, hs, f"{len(pins)} pinned and {len(unpinned)} unpinned domain(s): "
-                                   "no CPU shared across tenants")
+            yield passed(
+                spec,
+                hs,
+                f"{len(pins)} pinned and {len(unpinned)} unpinned domain(s): no CPU shared across tenants",
+            )
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
@@ -311,12 +424,15 @@ def _pin_evidence(w: Workload) -> Evidence:
 # ---------------------------------------------------------------- VM-07
 
 
-@check("VM-07", "vm", "Paravirtual (virtio) disks and NICs",
-       "Emulated IDE/SATA/floppy controllers and e1000/rtl8139 NICs are large, old device models "
-       "in QEMU: the attack surface guests have used to escape (VENOM was the floppy controller).",
-       Severity.MEDIUM,
-       fix="Use bus='virtio' for disks and <model type='virtio'/> for NICs (the guest needs virtio "
-           "drivers).")
+@check(
+    "VM-07",
+    "vm",
+    "Paravirtual (virtio) disks and NICs",
+    "Emulated IDE/SATA/floppy controllers and e1000/rtl8139 NICs are large, old device models "
+    "in QEMU: the attack surface guests have used to escape (VENOM was the floppy controller).",
+    Severity.MEDIUM,
+    fix="Use bus='virtio' for disks and <model type='virtio'/> for NICs (the guest needs virtio drivers).",
+)
 def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         bad = 0
@@ -325,34 +441,51 @@ def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
             ev: list[Evidence] = []
             for d in w.vm.disks:
                 if (d.device == "disk" and d.bus in EMULATED_BUSES) or d.device == "floppy":
-                    ev.append(Evidence(f"{dom(w)}: /domain/devices/disk[target='{d.target}']/target",
-                                       f"device='{d.device}' bus='{d.bus}'"))
+                    ev.append(
+                        Evidence(
+                            f"{dom(w)}: /domain/devices/disk[target='{d.target}']/target",
+                            f"device='{d.device}' bus='{d.bus}'",
+                        )
+                    )
             for n in w.vm.nics:
                 if n.model and n.model not in VIRTIO_NICS and n.type not in ("hostdev", "vhostuser"):
-                    ev.append(Evidence(f"{dom(w)}: /domain/devices/interface[mac='{n.mac}']/model",
-                                       f"type='{n.model}'"))
+                    ev.append(
+                        Evidence(
+                            f"{dom(w)}: /domain/devices/interface[mac='{n.mac}']/model", f"type='{n.model}'"
+                        )
+                    )
             if ev:
                 bad += 1
-                yield finding(spec, Status.WARN, f"{who(w)} uses emulated devices: "
-                              + ", ".join(e.detail for e in ev),
-                              host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                              evidence=ev,
-                              fix=f"virsh edit {w.name}: <target dev='vda' bus='virtio'/> for disks, "
-                                  "<model type='virtio'/> for interfaces")
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{who(w)} uses emulated devices: " + ", ".join(e.detail for e in ev),
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=ev,
+                    fix=f"virsh edit {w.name}: <target dev='vda' bus='virtio'/> for disks, "
+                    "<model type='virtio'/> for interfaces",
+                )
         if not bad:
             yield passed(spec, hs, "all disks and NICs are virtio (or unspecified)")
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
 # ---------------------------------------------------------------- VM-08
 
 
-@check("VM-08", "vm", "Graphics consoles: loopback only, with a password",
-       "A VNC/SPICE console is the guest's keyboard and screen: listening beyond loopback without "
-       "a password hands any tenant on the network (or any local user) another tenant's VM.",
-       Severity.HIGH,
-       fix="<graphics type='vnc' listen='127.0.0.1' autoport='yes' passwd='A-SECRET'/> and reach it "
-           "through an SSH tunnel; or <listen type='socket'/>.")
+@check(
+    "VM-08",
+    "vm",
+    "Graphics consoles: loopback only, with a password",
+    "A VNC/SPICE console is the guest's keyboard and screen: listening beyond loopback without "
+    "a password hands any tenant on the network (or any local user) another tenant's VM.",
+    Severity.HIGH,
+    fix="<graphics type='vnc' listen='127.0.0.1' autoport='yes' passwd='A-SECRET'/> and reach it "
+    "through an SSH tunnel; or <listen type='socket'/>.",
+)
 def vm08_graphics(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         q = hs.facts.qemu_conf if hs.facts and hs.facts.qemu_conf and hs.facts.qemu_conf.present else None
@@ -375,30 +508,61 @@ def vm08_graphics(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 pw_known = pw or g.passwd_known
                 beyond = g.listen_type == "network" or not is_loopback(listen)
                 where_txt = f"network {g.listen or '?'}" if g.listen_type == "network" else listen
-                ev = [Evidence(f"{dom(w)}: /domain/devices/graphics[{i + 1}]",
-                               f"type='{g.type}' listen='{where_txt}' port={g.port} passwd="
-                               + ("set" if pw else "none" if pw_known else "not visible (read-only connection)"))]
+                ev = [
+                    Evidence(
+                        f"{dom(w)}: /domain/devices/graphics[{i + 1}]",
+                        f"type='{g.type}' listen='{where_txt}' port={g.port} passwd="
+                        + ("set" if pw else "none" if pw_known else "not visible (read-only connection)"),
+                    )
+                ]
                 if listen_from != ev[0].where:
-                    ev.append(Evidence(listen_from, f"{g.type}_listen = \"{listen}\""))
-                fix = (f"virsh edit {w.name}: <graphics type='{g.type}' autoport='yes' listen='127.0.0.1' "
-                       "passwd='A-SECRET'/>; reach it with ssh -L")
+                    ev.append(Evidence(listen_from, f'{g.type}_listen = "{listen}"'))
+                fix = (
+                    f"virsh edit {w.name}: <graphics type='{g.type}' autoport='yes' listen='127.0.0.1' "
+                    "passwd='A-SECRET'/>; reach it with ssh -L"
+                )
                 if beyond and not pw and not pw_known:
-                    status, sev, what = (Status.WARN, Severity.HIGH, f"listens on {where_txt}; whether it has "
-                                         "a password is not visible read-only (virsh dumpxml --security-info)")
+                    status, sev, what = (
+                        Status.WARN,
+                        Severity.HIGH,
+                        f"listens on {where_txt}; whether it has "
+                        "a password is not visible read-only (virsh dumpxml --security-info)",
+                    )
                 elif beyond and not pw:
-                    status, sev, what = Status.FAIL, Severity.HIGH, f"listens on {where_txt} without a password"
+                    status, sev, what = (
+                        Status.FAIL,
+                        Severity.HIGH,
+                        f"listens on {where_txt} without a password",
+                    )
                 elif beyond:
-                    status, sev, what = Status.WARN, Severity.MEDIUM, f"listens on {where_txt} (password set; VNC passwords are weak)"
+                    status, sev, what = (
+                        Status.WARN,
+                        Severity.MEDIUM,
+                        f"listens on {where_txt} (password set; VNC passwords are weak)",
+                    )
                 elif not pw and pw_known:
-                    status, sev, what = Status.WARN, Severity.LOW, f"on {listen} without a password: any local user can attach"
+                    status, sev, what = (
+                        Status.WARN,
+                        Severity.LOW,
+                        f"on {listen} without a password: any local user can attach",
+                    )
                 else:
                     continue
                 bad += 1
-                yield finding(spec, status, f"{who(w)}: {g.type.upper()} console {what}", host=hs.host.name,
-                              tenants=[w.tenant] if w.tenant else [], workloads=[w.key], evidence=ev,
-                              fix=fix, severity=sev)
+                yield finding(
+                    spec,
+                    status,
+                    f"{who(w)}: {g.type.upper()} console {what}",
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=ev,
+                    fix=fix,
+                    severity=sev,
+                )
         if not bad:
             yield passed(spec, hs, "no console beyond loopback or without a password")
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
@@ -409,12 +573,16 @@ def _disk_key(source: str, dtype: str) -> str:
     return os.path.normpath(source) if source.startswith("/") else source
 
 
-@check("VM-09", "vm", "No disk attached to domains of more than one tenant",
-       "A disk image or volume attached to two tenants' domains is a direct channel between them: "
-       "one writes, the other reads, and a writable shared disk can be corrupted by either.",
-       Severity.CRITICAL,
-       fix="Give each tenant its own copy (qemu-img create -f qcow2 -b BASE -F qcow2 COPY) and detach "
-           "the shared disk (virsh detach-disk NAME TARGET --config).")
+@check(
+    "VM-09",
+    "vm",
+    "No disk attached to domains of more than one tenant",
+    "A disk image or volume attached to two tenants' domains is a direct channel between them: "
+    "one writes, the other reads, and a writable shared disk can be corrupted by either.",
+    Severity.CRITICAL,
+    fix="Give each tenant its own copy (qemu-img create -f qcow2 -b BASE -F qcow2 COPY) and detach "
+    "the shared disk (virsh detach-disk NAME TARGET --config).",
+)
 def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         users: dict[str, list[tuple[Workload, str, bool, bool]]] = defaultdict(list)
@@ -435,30 +603,44 @@ def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 status = Status.WARN
             marks = " (marked shareable)" if any(u[3] for u in us) else ""
             bad += 1
-            yield finding(spec, status,
-                          f"{src} is attached to {len({w.key for w in ws})} domains{marks}: "
-                          + ", ".join(who(w) for w in dict.fromkeys(ws))
-                          + ("" if writable else " (read-only everywhere)"),
-                          host=hs.host.name, tenants=tenants_of(ws), workloads=keys(ws), severity=sev,
-                          evidence=[Evidence(f"{dom(w)}: /domain/devices/disk[target='{t}']/source",
-                                             f"{src}" + (" readonly" if ro else "") + (" shareable" if sh else ""))
-                                    for w, t, ro, sh in us],
-                          fix="Detach it from all but one tenant: "
-                              + "; ".join(f"virsh detach-disk {w.name} {t} --config" for w, t, _, _ in us[1:]))
+            yield finding(
+                spec,
+                status,
+                f"{src} is attached to {len({w.key for w in ws})} domains{marks}: "
+                + ", ".join(who(w) for w in dict.fromkeys(ws))
+                + ("" if writable else " (read-only everywhere)"),
+                host=hs.host.name,
+                tenants=tenants_of(ws),
+                workloads=keys(ws),
+                severity=sev,
+                evidence=[
+                    Evidence(
+                        f"{dom(w)}: /domain/devices/disk[target='{t}']/source",
+                        f"{src}" + (" readonly" if ro else "") + (" shareable" if sh else ""),
+                    )
+                    for w, t, ro, sh in us
+                ],
+                fix="Detach it from all but one tenant: "
+                + "; ".join(f"virsh detach-disk {w.name} {t} --config" for w, t, _, _ in us[1:]),
+            )
         if not bad:
             yield passed(spec, hs, f"{len(users)} disk source(s), none attached across tenants")
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
 # ---------------------------------------------------------------- VM-10
 
 
-@check("VM-10", "vm", "Disk images are not readable or writable by other users",
-       "An image file with world (or foreign group) read or write bits exposes a tenant's disk to "
-       "every local account and to any process that escaped its confinement.",
-       Severity.HIGH,
-       fix="chmod 0600 IMAGE (libvirt's dynamic_ownership gives it to the QEMU user while the "
-           "domain runs).")
+@check(
+    "VM-10",
+    "vm",
+    "Disk images are not readable or writable by other users",
+    "An image file with world (or foreign group) read or write bits exposes a tenant's disk to "
+    "every local account and to any process that escaped its confinement.",
+    Severity.HIGH,
+    fix="chmod 0600 IMAGE (libvirt's dynamic_ownership gives it to the QEMU user while the domain runs).",
+)
 def vm10_image_modes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
         bad = checked = unknown = 0
@@ -474,27 +656,50 @@ def vm10_image_modes(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 if not st.exists:
                     continue
                 checked += 1
-                ev = [Evidence(f"stat {d.source}", f"mode {st.mode:04o} owner {st.user or st.uid}:"
-                               f"{st.group or st.gid} ({st.kind})"),
-                      Evidence(f"{dom(w)}: /domain/devices/disk[target='{d.target}']/source", d.source)]
+                ev = [
+                    Evidence(
+                        f"stat {d.source}",
+                        f"mode {st.mode:04o} owner {st.user or st.uid}:{st.group or st.gid} ({st.kind})",
+                    ),
+                    Evidence(f"{dom(w)}: /domain/devices/disk[target='{d.target}']/source", d.source),
+                ]
                 if st.mode & 0o006:
                     rw = "writable" if st.mode & 0o002 else "readable"
                     bad += 1
-                    yield finding(spec, Status.FAIL, f"{d.source} of {who(w)} is world-{rw} ({st.mode:04o})",
-                                  host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                                  evidence=ev, fix=f"chmod o-rwx {d.source}")
+                    yield finding(
+                        spec,
+                        Status.FAIL,
+                        f"{d.source} of {who(w)} is world-{rw} ({st.mode:04o})",
+                        host=hs.host.name,
+                        tenants=[w.tenant] if w.tenant else [],
+                        workloads=[w.key],
+                        evidence=ev,
+                        fix=f"chmod o-rwx {d.source}",
+                    )
                 elif st.mode & 0o060 and st.group not in TRUSTED_IMAGE_GROUPS:
                     bad += 1
-                    yield finding(spec, Status.WARN,
-                                  f"{d.source} of {who(w)} is open to group {st.group or st.gid} ({st.mode:04o})",
-                                  host=hs.host.name, tenants=[w.tenant] if w.tenant else [], workloads=[w.key],
-                                  evidence=ev, severity=Severity.MEDIUM, fix=f"chmod g-rwx {d.source}")
+                    yield finding(
+                        spec,
+                        Status.WARN,
+                        f"{d.source} of {who(w)} is open to group {st.group or st.gid} ({st.mode:04o})",
+                        host=hs.host.name,
+                        tenants=[w.tenant] if w.tenant else [],
+                        workloads=[w.key],
+                        evidence=ev,
+                        severity=Severity.MEDIUM,
+                        fix=f"chmod g-rwx {d.source}",
+                    )
         if not bad:
             if unknown and not checked:
                 yield finding(spec, Status.SKIPPED, f"{unknown} image(s) not stat'ed yet", host=hs.host.name)
             else:
-                yield passed(spec, hs, f"{checked} image file(s) checked, none open to other users"
-                             + (f" ({unknown} not stat'ed yet)" if unknown else ""))
+                yield passed(
+                    spec,
+                    hs,
+                    f"{checked} image file(s) checked, none open to other users"
+                    + (f" ({unknown} not stat'ed yet)" if unknown else ""),
+                )
+
     yield from per_host(state, spec, body, libvirt=True, facts=True)
 
 
@@ -506,12 +711,16 @@ def _pci_hostdevs(w: Workload) -> list[str]:
     return [h.address for h in w.vm.hostdevs if h.type == "pci" and h.address]
 
 
-@check("VM-11", "vm", "PCI passthrough only with the IOMMU on",
-       "Without an IOMMU a passed-through device can DMA anywhere in host memory: the guest that "
-       "owns it can read and write every other tenant and the host.",
-       Severity.CRITICAL,
-       fix="Enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on) "
-           "iommu=pt; until then detach the device (virsh detach-device NAME FILE --config).")
+@check(
+    "VM-11",
+    "vm",
+    "PCI passthrough only with the IOMMU on",
+    "Without an IOMMU a passed-through device can DMA anywhere in host memory: the guest that "
+    "owns it can read and write every other tenant and the host.",
+    Severity.CRITICAL,
+    fix="Enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on) "
+    "iommu=pt; until then detach the device (virsh detach-device NAME FILE --config).",
+)
 def vm11_passthrough_without_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         users = [(w, a) for w in vms(hs) for a in _pci_hostdevs(w)]
@@ -519,28 +728,46 @@ def vm11_passthrough_without_iommu(state: State, spec: CheckSpec) -> Iterator[Fi
             yield passed(spec, hs, "no PCI passthrough")
             return
         if hs.facts is None:
-            yield finding(spec, Status.SKIPPED, "IOMMU state unknown: host facts not collected", host=hs.host.name)
+            yield finding(
+                spec, Status.SKIPPED, "IOMMU state unknown: host facts not collected", host=hs.host.name
+            )
             return
         if hs.facts.iommu_groups:
-            yield passed(spec, hs, f"{len(users)} passed-through device(s), IOMMU on "
-                                   f"({len(hs.facts.iommu_groups)} groups)")
+            yield passed(
+                spec,
+                hs,
+                f"{len(users)} passed-through device(s), IOMMU on ({len(hs.facts.iommu_groups)} groups)",
+            )
             return
         ws = [w for w, _ in users]
-        yield finding(spec, Status.FAIL, f"{len(users)} PCI device(s) passed through with no IOMMU: "
-                      + ", ".join(f"{a} to {who(w)}" for w, a in users),
-                      host=hs.host.name, tenants=tenants_of(ws), workloads=keys(ws),
-                      evidence=[Evidence("/sys/kernel/iommu_groups", "empty (IOMMU off)"),
-                                Evidence("/proc/cmdline", hs.facts.cmdline[:300])]
-                      + [Evidence(f"{dom(w)}: /domain/devices/hostdev/source/address", a) for w, a in users])
+        yield finding(
+            spec,
+            Status.FAIL,
+            f"{len(users)} PCI device(s) passed through with no IOMMU: "
+            + ", ".join(f"{a} to {who(w)}" for w, a in users),
+            host=hs.host.name,
+            tenants=tenants_of(ws),
+            workloads=keys(ws),
+            evidence=[
+                Evidence("/sys/kernel/iommu_groups", "empty (IOMMU off)"),
+                Evidence("/proc/cmdline", hs.facts.cmdline[:300]),
+            ]
+            + [Evidence(f"{dom(w)}: /domain/devices/hostdev/source/address", a) for w, a in users],
+        )
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
-@check("VM-14", "vm", "Passthrough devices of different tenants are in different IOMMU groups",
-       "Devices in one IOMMU group can reach each other by peer-to-peer DMA: splitting a group "
-       "between tenants lets one tenant's device touch the other's.",
-       Severity.HIGH,
-       fix="Give a whole IOMMU group to one tenant (see /sys/kernel/iommu_groups/N/devices), or move "
-           "the card to a slot with its own group; avoid pcie_acs_override.")
+@check(
+    "VM-14",
+    "vm",
+    "Passthrough devices of different tenants are in different IOMMU groups",
+    "Devices in one IOMMU group can reach each other by peer-to-peer DMA: splitting a group "
+    "between tenants lets one tenant's device touch the other's.",
+    Severity.HIGH,
+    fix="Give a whole IOMMU group to one tenant (see /sys/kernel/iommu_groups/N/devices), or move "
+    "the card to a slot with its own group; avoid pcie_acs_override.",
+)
 def vm14_iommu_group_split(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
         group_of = {d: g.group for g in facts.iommu_groups for d in g.devices}
@@ -557,28 +784,46 @@ def vm14_iommu_group_split(state: State, spec: CheckSpec) -> Iterator[Finding]:
             if status is None:
                 continue
             bad += 1
-            yield finding(spec, status, f"IOMMU group {g} is split between "
-                          + ", ".join(f"{a} ({who(w)})" for w, a in us),
-                          host=hs.host.name, tenants=tenants_of(ws), workloads=keys(ws),
-                          evidence=[Evidence(f"/sys/kernel/iommu_groups/{g}/devices",
-                                             " ".join(next(x.devices for x in facts.iommu_groups if x.group == g)))]
-                          + [Evidence(f"{dom(w)}: /domain/devices/hostdev/source/address", a) for w, a in us])
+            yield finding(
+                spec,
+                status,
+                f"IOMMU group {g} is split between " + ", ".join(f"{a} ({who(w)})" for w, a in us),
+                host=hs.host.name,
+                tenants=tenants_of(ws),
+                workloads=keys(ws),
+                evidence=[
+                    Evidence(
+                        f"/sys/kernel/iommu_groups/{g}/devices",
+                        " ".join(next(x.devices for x in facts.iommu_groups if x.group == g)),
+                    )
+                ]
+                + [Evidence(f"{dom(w)}: /domain/devices/hostdev/source/address", a) for w, a in us],
+            )
         if not bad:
-            yield passed(spec, hs, f"{sum(len(v) for v in by_group.values())} passed-through device(s), "
-                                   "no IOMMU group split across tenants")
+            yield passed(
+                spec,
+                hs,
+                f"{sum(len(v) for v in by_group.values())} passed-through device(s), "
+                "no IOMMU group split across tenants",
+            )
+
     yield from per_host(state, spec, body, libvirt=True, facts=True)
 
 
 # ---------------------------------------------------------------- VM-13
 
 
-@check("VM-13", "vm", "Tenant disks are encrypted at rest",
-       "A disk without LUKS encryption is readable by whoever gets the image file or the storage "
-       "under it: a copied image, a shared pool, a decommissioned drive.",
-       Severity.LOW,
-       fix="Use LUKS volumes: qemu-img create --object secret,id=s0,file=KEYFILE -f luks "
-           "-o key-secret=s0 IMAGE SIZE and <encryption format='luks'><secret type='passphrase' "
-           "uuid='...'/></encryption> in the disk's <source>.")
+@check(
+    "VM-13",
+    "vm",
+    "Tenant disks are encrypted at rest",
+    "A disk without LUKS encryption is readable by whoever gets the image file or the storage "
+    "under it: a copied image, a shared pool, a decommissioned drive.",
+    Severity.LOW,
+    fix="Use LUKS volumes: qemu-img create --object secret,id=s0,file=KEYFILE -f luks "
+    "-o key-secret=s0 IMAGE SIZE and <encryption format='luks'><secret type='passphrase' "
+    "uuid='...'/></encryption> in the disk's <source>.",
+)
 def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         # one warning per tenant (what the config silences), unplaced domains one each
@@ -594,26 +839,41 @@ def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
             names = ", ".join(f"{w.name} ({', '.join(d.target for d in p)})" for w, p in items[:10])
             more = f" and {len(items) - 10} more domain(s)" if len(items) > 10 else ""
             label = ws[0].tenant or "unplaced"
-            yield finding(spec, Status.WARN, f"{label}: {n} disk(s) not encrypted at rest in {len(ws)} "
-                          f"domain(s): {names}{more}",
-                          host=hs.host.name, tenants=tenants_of(ws), workloads=keys(ws),
-                          evidence=[Evidence(f"{dom(w)}: /domain/devices/disk[target='{d.target}']",
-                                             f"{d.source or d.type}: no <encryption>")
-                                    for w, p in items[:10] for d in p][:20])
+            yield finding(
+                spec,
+                Status.WARN,
+                f"{label}: {n} disk(s) not encrypted at rest in {len(ws)} domain(s): {names}{more}",
+                host=hs.host.name,
+                tenants=tenants_of(ws),
+                workloads=keys(ws),
+                evidence=[
+                    Evidence(
+                        f"{dom(w)}: /domain/devices/disk[target='{d.target}']",
+                        f"{d.source or d.type}: no <encryption>",
+                    )
+                    for w, p in items[:10]
+                    for d in p
+                ][:20],
+            )
         if not by_owner:
             yield passed(spec, hs, "all writable disks encrypted")
+
     yield from per_host(state, spec, body, libvirt=True)
 
 
 # ---------------------------------------------------------------- NET-08
 
 
-@check("NET-08", "network", "SR-IOV VFs given to tenants keep spoof checking on and trust off",
-       "A VF with spoofchk off can send frames with any MAC (and VLAN) onto the wire; trust on lets "
-       "it turn on promiscuous mode and change its MAC: both cross tenant boundaries on the NIC.",
-       Severity.HIGH,
-       fix="ip link set dev PF vf N spoofchk on trust off (and in the libvirt network or hostdev "
-           "interface: no trust='yes').")
+@check(
+    "NET-08",
+    "network",
+    "SR-IOV VFs given to tenants keep spoof checking on and trust off",
+    "A VF with spoofchk off can send frames with any MAC (and VLAN) onto the wire; trust on lets "
+    "it turn on promiscuous mode and change its MAC: both cross tenant boundaries on the NIC.",
+    Severity.HIGH,
+    fix="ip link set dev PF vf N spoofchk on trust off (and in the libvirt network or hostdev "
+    "interface: no trust='yes').",
+)
 def net08_sriov(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
         if not facts.sriov_vfs:
@@ -636,17 +896,36 @@ def net08_sriov(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 continue
             ws = by_mac.get(vf.mac, [])
             bad += 1
-            ev = [Evidence(f"ip -j link show {vf.pf}: vfinfo_list[vf={vf.vf}]",
-                           f"mac {vf.mac} vlan {vf.vlan} " + ", ".join(problems))]
+            ev = [
+                Evidence(
+                    f"ip -j link show {vf.pf}: vfinfo_list[vf={vf.vf}]",
+                    f"mac {vf.mac} vlan {vf.vlan} " + ", ".join(problems),
+                )
+            ]
             ev += [Evidence(f"{dom(w)}: /domain/devices/interface[mac='{vf.mac}']", "this VF") for w in ws]
             fix = f"ip link set dev {vf.pf} vf {vf.vf} spoofchk on trust off"
             if ws:
-                yield finding(spec, Status.FAIL, f"VF {vf.pf}/{vf.vf} of " + ", ".join(who(w) for w in ws)
-                              + ": " + ", ".join(problems), host=hs.host.name, tenants=tenants_of(ws),
-                              workloads=keys(ws), evidence=ev, fix=fix)
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"VF {vf.pf}/{vf.vf} of " + ", ".join(who(w) for w in ws) + ": " + ", ".join(problems),
+                    host=hs.host.name,
+                    tenants=tenants_of(ws),
+                    workloads=keys(ws),
+                    evidence=ev,
+                    fix=fix,
+                )
             else:
-                yield finding(spec, Status.WARN, f"VF {vf.pf}/{vf.vf} (no known domain): " + ", ".join(problems),
-                              host=hs.host.name, evidence=ev, fix=fix, severity=Severity.LOW)
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"VF {vf.pf}/{vf.vf} (no known domain): " + ", ".join(problems),
+                    host=hs.host.name,
+                    evidence=ev,
+                    fix=fix,
+                    severity=Severity.LOW,
+                )
         if not bad:
             yield passed(spec, hs, f"{len(facts.sriov_vfs)} VF(s): spoof checking on, trust off")
+
     yield from per_host(state, spec, body, facts=True)

@@ -30,8 +30,17 @@ from pathlib import Path
 
 from probes.engine import Probe
 from probes.facts.model import (
-    ConfFile, ConfSetting, CpuSiblings, FileFact, HostFacts, HypervisorProcess, IommuGroup,
-    PathStat, PendingUpdates, SriovVf, Vulnerability,
+    ConfFile,
+    ConfSetting,
+    CpuSiblings,
+    FileFact,
+    HostFacts,
+    HypervisorProcess,
+    IommuGroup,
+    PathStat,
+    PendingUpdates,
+    SriovVf,
+    Vulnerability,
 )
 from probes.hosts.base import CommandResult, HostError, HostTransport
 from probes.model import HostState, WorkloadKind
@@ -46,8 +55,10 @@ UPDATES_TIMEOUT = 90.0
 # Unquoted $* is what expands the globs; patterns come from this module, never from a host.
 _GREP_SCRIPT = 'cd -- "$1" || exit 3; shift; grep -sHa -m 64 "" $*; exit 0'
 _LIST_SCRIPT = 'cd -- "$1" || exit 3; shift; for f in $*; do [ -e "$f" ] && printf "%s\\n" "$f"; done; exit 0'
-_STAT_SCRIPT = ('cd -- "$1" || exit 3; shift; for f in $*; do [ -e "$f" ] && '
-                'stat --printf "%a\\t%u\\t%g\\t%U\\t%G\\t%F\\t%n\\0" -- "$f"; done; exit 0')
+_STAT_SCRIPT = (
+    'cd -- "$1" || exit 3; shift; for f in $*; do [ -e "$f" ] && '
+    'stat --printf "%a\\t%u\\t%g\\t%U\\t%G\\t%F\\t%n\\0" -- "$f"; done; exit 0'
+)
 _STAT_FMT = "%a\\t%u\\t%g\\t%U\\t%G\\t%F\\t%n\\0"  # stat interprets the escapes
 
 SMALL_FILES = (
@@ -70,9 +81,16 @@ SMALL_FILES = (
     "proc/1/status",
 )
 SOCKETS = ("run/libvirt/*sock*", "var/run/libvirt/*sock*")
-RUNTIME_SOCKETS = ("run/docker.sock", "run/containerd/containerd.sock", "run/podman/podman.sock",
-                   "run/crio/crio.sock", "var/lib/lxd/unix.socket", "var/snap/lxd/common/lxd/unix.socket",
-                   "run/incus/unix.socket", "var/lib/incus/unix.socket")
+RUNTIME_SOCKETS = (
+    "run/docker.sock",
+    "run/containerd/containerd.sock",
+    "run/podman/podman.sock",
+    "run/crio/crio.sock",
+    "var/lib/lxd/unix.socket",
+    "var/snap/lxd/common/lxd/unix.socket",
+    "run/incus/unix.socket",
+    "var/lib/incus/unix.socket",
+)
 HYPERVISOR_COMMS = ("qemu-system-", "qemu-kvm", "firecracker", "cloud-hyperviso", "kvm")
 LIBVIRT_PORTS = (16509, 16514)
 
@@ -89,7 +107,8 @@ _VERSION_SCRIPT = (
     'PATH="$PATH:/usr/sbin:/sbin:/usr/libexec"; '
     'for spec in "$@"; do comp=${spec%%=*}; for c in $(echo "${spec#*=}" | tr , " "); do '
     'if command -v "$c" >/dev/null 2>&1; then '
-    'printf "%s\\t%s\\n" "$comp" "$("$c" --version 2>&1 | head -n 1)"; break; fi; done; done; exit 0')
+    'printf "%s\\t%s\\n" "$comp" "$("$c" --version 2>&1 | head -n 1)"; break; fi; done; done; exit 0'
+)
 _VERSION_RE = re.compile(r"(\d+\.\d+(?:\.\d+)?[^\s,)]*)")
 _SECRET_RE = re.compile(r"((?:password|passwd|data|secret|key)=)[^,\s]*", re.I)
 
@@ -97,8 +116,9 @@ _SECRET_RE = re.compile(r"((?:password|passwd|data|secret|key)=)[^,\s]*", re.I)
 class FactsProbe(Probe[HostFacts]):
     name = "facts"
 
-    def __init__(self, *, interval: float = 60.0, updates: bool = False,
-                 cache_dir: str | None = None) -> None:
+    def __init__(
+        self, *, interval: float = 60.0, updates: bool = False, cache_dir: str | None = None
+    ) -> None:
         self._interval = interval
         self._pending = False  # disk images known but not stat'ed yet: come back soon
         self.updates = updates
@@ -116,8 +136,14 @@ class FactsProbe(Probe[HostFacts]):
     async def collect(self, host: HostTransport) -> HostFacts:
         root = host.root
         rootdir = root or "/"
-        files = ("/proc/cpuinfo", "/etc/libvirt/qemu.conf", "/etc/libvirt/libvirtd.conf",
-                 "/proc/cgroups", "/proc/net/tcp", "/proc/net/tcp6")
+        files = (
+            "/proc/cpuinfo",
+            "/etc/libvirt/qemu.conf",
+            "/etc/libvirt/libvirtd.conf",
+            "/proc/cgroups",
+            "/proc/net/tcp",
+            "/proc/net/tcp6",
+        )
         reads = await asyncio.gather(*(_read(host, p) for p in files))
         text = dict(zip(files, reads))
         grep, iommu, socks, versions, vfs = await asyncio.gather(
@@ -143,8 +169,11 @@ class FactsProbe(Probe[HostFacts]):
         kvm = next((s for s in stats if s.path == "/dev/kvm"), PathStat("/dev/kvm", False))
         if not kvm.exists:
             missing.append("/dev/kvm")
-        comms = {int(m.group(1)): lines[0] for path, lines in small.items()
-                 if (m := re.fullmatch(r"/proc/(\d+)/comm", path)) and lines}
+        comms = {
+            int(m.group(1)): lines[0]
+            for path, lines in small.items()
+            if (m := re.fullmatch(r"/proc/(\d+)/comm", path)) and lines
+        }
         procs = await _hypervisors(host, comms)
         disks = await _stat_disks(host, self._disk_paths)
         updates = await self._updates(host)
@@ -156,23 +185,28 @@ class FactsProbe(Probe[HostFacts]):
             versions=tuple([("kernel", _first(small, "/proc/sys/kernel/osrelease"))] + versions),
             collected_at=time.time(),
             kvm_device=kvm,
-            cpu_flags=flags, cpu_vendor=vendor,
+            cpu_flags=flags,
+            cpu_vendor=vendor,
             selinux={"1": "enforcing", "0": "permissive"}.get(_first(small, "/sys/fs/selinux/enforce"), ""),
             apparmor={"Y": "enabled", "N": "disabled"}.get(
-                _first(small, "/sys/module/apparmor/parameters/enabled"), ""),
+                _first(small, "/sys/module/apparmor/parameters/enabled"), ""
+            ),
             qemu_conf=_conf("/etc/libvirt/qemu.conf", text["/etc/libvirt/qemu.conf"]),
             libvirtd_conf=_conf("/etc/libvirt/libvirtd.conf", text["/etc/libvirt/libvirtd.conf"]),
             vulnerabilities=tuple(
                 Vulnerability(p.rsplit("/", 1)[1], " ".join(lines).strip())
                 for p, lines in sorted(small.items())
-                if p.startswith("/sys/devices/system/cpu/vulnerabilities/")),
+                if p.startswith("/sys/devices/system/cpu/vulnerabilities/")
+            ),
             smt_control=_first(small, "/sys/devices/system/cpu/smt/control"),
             ksm_run=_int(_first(small, "/sys/kernel/mm/ksm/run")),
             ksm_pages_sharing=_int(_first(small, "/sys/kernel/mm/ksm/pages_sharing")),
             ksm_pages_shared=_int(_first(small, "/sys/kernel/mm/ksm/pages_shared")),
-            kvm_nested=tuple((m, _first(small, f"/sys/module/{m}/parameters/nested"))
-                             for m in ("kvm_intel", "kvm_amd")
-                             if f"/sys/module/{m}/parameters/nested" in small),
+            kvm_nested=tuple(
+                (m, _first(small, f"/sys/module/{m}/parameters/nested"))
+                for m in ("kvm_intel", "kvm_amd")
+                if f"/sys/module/{m}/parameters/nested" in small
+            ),
             iommu_groups=parse_iommu(iommu.stdout),
             cmdline=cmdline,
             cgroup_controllers=parse_cgroups(_ok(text["/proc/cgroups"]), small),
@@ -182,10 +216,21 @@ class FactsProbe(Probe[HostFacts]):
             runtime_sockets=tuple(s for s in stats if s.path != "/dev/kvm" and "/libvirt/" not in s.path),
             tcp_listen_ports=parse_listen_ports(_ok(text["/proc/net/tcp"]) + _ok(text["/proc/net/tcp6"])),
             hypervisor_processes=procs,
-            cpu_siblings=tuple(sorted(
-                (CpuSiblings(int(m.group(1)), lines[0]) for p, lines in small.items()
-                 if (m := re.fullmatch(r"/sys/devices/system/cpu/cpu(\d+)/topology/thread_siblings_list", p))
-                 and lines), key=lambda c: c.cpu)),
+            cpu_siblings=tuple(
+                sorted(
+                    (
+                        CpuSiblings(int(m.group(1)), lines[0])
+                        for p, lines in small.items()
+                        if (
+                            m := re.fullmatch(
+                                r"/sys/devices/system/cpu/cpu(\d+)/topology/thread_siblings_list", p
+                            )
+                        )
+                        and lines
+                    ),
+                    key=lambda c: c.cpu,
+                )
+            ),
             disk_stats=disks,
             sriov_vfs=vfs,
             updates=updates,
@@ -212,7 +257,8 @@ class FactsProbe(Probe[HostFacts]):
 
     def _cache_file(self, host: HostTransport) -> Path:
         base = self.cache_dir or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tenantscope")
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tenantscope"
+        )
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", host.name)[:100]
         return Path(base) / f"updates-{safe}.json"
 
@@ -236,7 +282,7 @@ async def _none() -> tuple[()]:
 async def _read(host: HostTransport, path: str) -> str | Exception:
     try:
         return await host.read_text(path, limit=FILE_LIMIT)
-    except (OSError, HostError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError, HostError) as e:
         return e
 
 
@@ -299,9 +345,18 @@ def parse_stat(out: str) -> tuple[PathStat, ...]:
             continue
         mode, uid, gid, user, group, kind, name = parts
         try:
-            stats.append(PathStat(path="/" + name.lstrip("/") if not name.startswith("/") else name,
-                                  exists=True, mode=int(mode, 8), uid=int(uid), gid=int(gid),
-                                  user=user, group=group, kind=kind))
+            stats.append(
+                PathStat(
+                    path="/" + name.lstrip("/") if not name.startswith("/") else name,
+                    exists=True,
+                    mode=int(mode, 8),
+                    uid=int(uid),
+                    gid=int(gid),
+                    user=user,
+                    group=group,
+                    kind=kind,
+                )
+            )
         except ValueError:
             continue
     return tuple(stats)
@@ -377,8 +432,9 @@ def parse_iommu(out: str) -> tuple[IommuGroup, ...]:
         # sys/kernel/iommu_groups/G/devices/ADDR
         if len(parts) == 6 and parts[:3] == ["sys", "kernel", "iommu_groups"] and parts[4] == "devices":
             groups.setdefault(parts[3], []).append(parts[5])
-    return tuple(IommuGroup(g, tuple(sorted(d))) for g, d in
-                 sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0])))
+    return tuple(
+        IommuGroup(g, tuple(sorted(d))) for g, d in sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0]))
+    )
 
 
 def parse_cgroups(proc_cgroups: str, small: dict[str, list[str]]) -> tuple[str, ...]:
@@ -425,8 +481,9 @@ async def _hypervisors(host: HostTransport, comms: dict[int, str]) -> tuple[Hype
     pids = sorted(p for p, c in comms.items() if c.startswith(HYPERVISOR_COMMS))[:MAX_PROCS]
 
     async def one(pid: int) -> HypervisorProcess | None:
-        cmd, status = await asyncio.gather(_read(host, f"/proc/{pid}/cmdline"),
-                                           _read(host, f"/proc/{pid}/status"))
+        cmd, status = await asyncio.gather(
+            _read(host, f"/proc/{pid}/cmdline"), _read(host, f"/proc/{pid}/status")
+        )
         if isinstance(cmd, Exception) and isinstance(status, Exception):
             return None  # gone
         argv = [a for a in _ok(cmd).split("\0") if a]
@@ -446,8 +503,13 @@ async def _hypervisors(host: HostTransport, comms: dict[int, str]) -> tuple[Hype
 
 
 def disk_paths(state: HostState) -> tuple[str, ...]:
-    paths = {d.source for w in state.workloads if w.kind == WorkloadKind.VM and w.vm
-             for d in w.vm.disks if d.type in ("file", "block") and d.source.startswith("/")}
+    paths = {
+        d.source
+        for w in state.workloads
+        if w.kind == WorkloadKind.VM and w.vm
+        for d in w.vm.disks
+        if d.type in ("file", "block") and d.source.startswith("/")
+    }
     return tuple(sorted(paths))[:MAX_DISKS]
 
 
@@ -460,8 +522,9 @@ async def _stat_disks(host: HostTransport, paths: Iterable[str]) -> tuple[PathSt
         r = await host.run(["stat", "--printf", _STAT_FMT, "--", *(root + p for p in paths)], timeout=10)
     except HostError as e:
         return tuple(PathStat(p, False, error=str(e)) for p in paths)
-    seen = {s.path[len(root):] if root and s.path.startswith(root) else s.path: s
-            for s in parse_stat(r.stdout)}
+    seen = {
+        s.path[len(root) :] if root and s.path.startswith(root) else s.path: s for s in parse_stat(r.stdout)
+    }
     out = []
     for p in paths:
         s = seen.get(p)
@@ -486,7 +549,7 @@ async def _versions(host: HostTransport) -> list[tuple[str, str]]:
 
 
 def parse_versions(out: str) -> list[tuple[str, str]]:
-    """"component<TAB>first line of --version" lines -> (component, version number)."""
+    """ "component<TAB>first line of --version" lines -> (component, version number)."""
     found = []
     for line in out.splitlines():
         comp, _, text = line.partition("\t")
@@ -506,11 +569,16 @@ def parse_vfinfo(text: str) -> tuple[SriovVf, ...]:
     for link in links if isinstance(links, list) else ():
         for vf in link.get("vfinfo_list") or ():
             vlans = vf.get("vlan_list") or ()
-            out.append(SriovVf(
-                pf=str(link.get("ifname", "")), vf=int(vf.get("vf", -1)),
-                mac=str(vf.get("address") or vf.get("mac") or "").lower(),
-                spoofchk=vf.get("spoofchk"), trust=vf.get("trust"),
-                vlan=int(vlans[0].get("vlan", 0)) if vlans else int(vf.get("vlan", 0) or 0)))
+            out.append(
+                SriovVf(
+                    pf=str(link.get("ifname", "")),
+                    vf=int(vf.get("vf", -1)),
+                    mac=str(vf.get("address") or vf.get("mac") or "").lower(),
+                    spoofchk=vf.get("spoofchk"),
+                    trust=vf.get("trust"),
+                    vlan=int(vlans[0].get("vlan", 0)) if vlans else int(vf.get("vlan", 0) or 0),
+                )
+            )
     return tuple(out)
 
 
@@ -547,8 +615,9 @@ def parse_dnf_security(out: str) -> tuple[str, ...]:
 async def pending_updates(host: HostTransport) -> PendingUpdates:
     now = time.time()
     try:
-        r = await host.run(["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"],
-                           timeout=UPDATES_TIMEOUT)
+        r = await host.run(
+            ["apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"], timeout=UPDATES_TIMEOUT
+        )
         if r.ok:
             sec, total = parse_apt_simulation(r.stdout)
             return PendingUpdates("apt", now, sec, total)
@@ -557,8 +626,9 @@ async def pending_updates(host: HostTransport) -> PendingUpdates:
         if "not found" not in str(e):
             return PendingUpdates("apt", now, error=str(e))
     try:
-        r = await host.run(["dnf", "-q", "--cacheonly", "updateinfo", "list", "--security"],
-                           timeout=UPDATES_TIMEOUT)
+        r = await host.run(
+            ["dnf", "-q", "--cacheonly", "updateinfo", "list", "--security"], timeout=UPDATES_TIMEOUT
+        )
         if r.ok:
             sec = parse_dnf_security(r.stdout)
             return PendingUpdates("dnf", now, sec, len(sec))
@@ -571,6 +641,7 @@ async def pending_updates(host: HostTransport) -> PendingUpdates:
 
 def _load_cache(path: Path) -> PendingUpdates | None:
     import msgspec
+
     try:
         return replace(msgspec.json.decode(path.read_bytes(), type=PendingUpdates), from_cache=True)
     except (OSError, msgspec.DecodeError):
@@ -579,6 +650,7 @@ def _load_cache(path: Path) -> PendingUpdates | None:
 
 def _save_cache(path: Path, result: PendingUpdates) -> None:
     import msgspec
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

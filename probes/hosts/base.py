@@ -53,8 +53,9 @@ class HostTransport(abc.ABC):
         return ""
 
     @abc.abstractmethod
-    async def run(self, argv: Sequence[str], *, timeout: float = 10.0,
-                  input: str | None = None) -> CommandResult:
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, input: str | None = None
+    ) -> CommandResult:
         """Run argv on the host; raises CommandTimeout past `timeout` seconds."""
 
     @abc.abstractmethod

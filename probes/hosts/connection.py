@@ -17,8 +17,14 @@ from probes.hosts.base import HostTransport
 from probes.model import Connection, ConnState, HostState, State
 from probes.untrusted import visible
 
-SYMBOL = {ConnState.CONNECTING: "…", ConnState.UP: "●", ConnState.UNREACHABLE: "✖",
-          ConnState.AUTH_FAILED: "✖", ConnState.HOST_KEY_REFUSED: "✖", ConnState.ABSENT: "○"}
+SYMBOL = {
+    ConnState.CONNECTING: "…",
+    ConnState.UP: "●",
+    ConnState.UNREACHABLE: "✖",
+    ConnState.AUTH_FAILED: "✖",
+    ConnState.HOST_KEY_REFUSED: "✖",
+    ConnState.ABSENT: "○",
+}
 
 
 def with_connection(state: HostState, conn: Connection) -> HostState:

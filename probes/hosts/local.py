@@ -12,10 +12,10 @@ from probes.model import Host, HostKind
 
 
 class LocalHost(HostTransport):
-    def __init__(self, name: str | None = None, *, libvirt_uri: str | None = "qemu:///system",
-                 root: str = "") -> None:
-        self.host = Host(name=name or os.uname().nodename, kind=HostKind.LOCAL,
-                         libvirt_uri=libvirt_uri)
+    def __init__(
+        self, name: str | None = None, *, libvirt_uri: str | None = "qemu:///system", root: str = ""
+    ) -> None:
+        self.host = Host(name=name or os.uname().nodename, kind=HostKind.LOCAL, libvirt_uri=libvirt_uri)
         self._root = root.rstrip("/")
 
     @property
@@ -26,28 +26,33 @@ class LocalHost(HostTransport):
     def root(self) -> str:
         return self._root
 
-    async def run(self, argv: Sequence[str], *, timeout: float = 10.0,
-                  input: str | None = None) -> CommandResult:
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, input: str | None = None
+    ) -> CommandResult:
         argv = tuple(argv)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True)
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
         except FileNotFoundError as e:
             raise HostError(f"{argv[0]}: command not found") from e
         try:
             out, err = await asyncio.wait_for(
-                proc.communicate(input.encode() if input is not None else None), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as e:
+                proc.communicate(input.encode() if input is not None else None), timeout
+            )
+        except (TimeoutError, asyncio.CancelledError) as e:
             _kill_group(proc.pid)
             await proc.wait()
             if isinstance(e, asyncio.CancelledError):
                 raise
             raise CommandTimeout(f"{argv[0]}: no answer within {timeout:g} s") from None
-        return CommandResult(argv, proc.returncode or 0,
-                             out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        return CommandResult(
+            argv, proc.returncode or 0, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        )
 
     async def read_text(self, path: str, *, timeout: float = 5.0, limit: int = 4 << 20) -> str:
         full = self._root + path
@@ -60,8 +65,13 @@ class LocalHost(HostTransport):
 
     async def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, limit=1 << 20)
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+            limit=1 << 20,
+        )
         assert proc.stdout is not None
         try:
             while True:

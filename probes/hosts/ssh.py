@@ -53,18 +53,22 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 # `read` is a builtin, so killing the watcher leaves no child behind. POSIX sh only.
 # The command gets a session (process group) of its own where `setsid` exists, so that the
 # kill reaches what it started too.
-WRAPPER = ('S=; command -v setsid >/dev/null 2>&1 && S=setsid; '
-           'exec 3<&0; $S "$@" </dev/null 3<&- & p=$!; '
-           '{ while read -r _; do :; done; kill -9 "-$p" || kill -9 "$p"; } <&3 >/dev/null 2>&1 & w=$!; '
-           'exec 3<&-; wait "$p"; r=$?; kill "$w" 2>/dev/null; exit "$r"')
+WRAPPER = (
+    "S=; command -v setsid >/dev/null 2>&1 && S=setsid; "
+    'exec 3<&0; $S "$@" </dev/null 3<&- & p=$!; '
+    '{ while read -r _; do :; done; kill -9 "-$p" || kill -9 "$p"; } <&3 >/dev/null 2>&1 & w=$!; '
+    'exec 3<&-; wait "$p"; r=$?; kill "$w" 2>/dev/null; exit "$r"'
+)
 
 
 # Reads many files in one command: each file's bytes (at most LIMIT), then a line with a random
 # marker and the outcome. Checks are builtins; `head` is the only process per file.
-READ_SCRIPT = ('m=$1; shift; while [ $# -ge 2 ]; do l=$1; f=$2; shift 2; '
-               'if [ -d "$f" ]; then r=EISDIR; elif [ ! -e "$f" ]; then r=ENOENT; '
-               'elif [ ! -r "$f" ]; then r=EACCES; elif head -c "$l" -- "$f" 2>/dev/null; then r=0; '
-               'else r=EIO; fi; printf \'\\n%s %s\\n\' "$m" "$r"; done')
+READ_SCRIPT = (
+    "m=$1; shift; while [ $# -ge 2 ]; do l=$1; f=$2; shift 2; "
+    'if [ -d "$f" ]; then r=EISDIR; elif [ ! -e "$f" ]; then r=ENOENT; '
+    'elif [ ! -r "$f" ]; then r=EACCES; elif head -c "$l" -- "$f" 2>/dev/null; then r=0; '
+    'else r=EIO; fi; printf \'\\n%s %s\\n\' "$m" "$r"; done'
+)
 READ_BATCH = 64
 # A batch answers when its last file is read, so files that can block for long stay out of it:
 # those of a process (/proc/PID/cmdline waits on a process stuck in D state).
@@ -115,7 +119,8 @@ class _Client(asyncssh.SSHClient):
             self.refusal = (
                 f"host key CHANGED for {name}: it offered {alg} {fp}, but {self._path} holds a "
                 f"different key; refusing (possible man-in-the-middle). If the host was reinstalled, "
-                f"check the new key, then remove the old one: ssh-keygen -R '{name}' -f {self._path}")
+                f"check the new key, then remove the old one: ssh-keygen -R '{name}' -f {self._path}"
+            )
             return False
         if self._owner.accept_new_host_keys:
             try:
@@ -128,7 +133,8 @@ class _Client(asyncssh.SSHClient):
             return True
         self.refusal = (
             f"unknown host key for {name}: {alg} {fp} is not in {self._path}; check the "
-            f"fingerprint, then run with --accept-new-host-keys to trust and record it")
+            f"fingerprint, then run with --accept-new-host-keys to trust and record it"
+        )
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -149,17 +155,30 @@ def _record_host_key(path: str, name: str, key: asyncssh.SSHKey) -> None:
 
 
 class SSHHost(HostTransport):
-    def __init__(self, target: Target, *, known_hosts: str | None = None,
-                 accept_new_host_keys: bool = False, client_keys: Sequence[str] | None = None,
-                 agent_path: str | None | tuple[()] = (), config: Sequence[str] | None = None,
-                 libvirt_uri: str | None = None, connect_timeout: float = 10.0,
-                 keepalive_interval: float = 10.0, keepalive_count_max: int = 3,
-                 max_sessions: int = 10, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 connect_limit: asyncio.Semaphore | None = None, use_mux: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        known_hosts: str | None = None,
+        accept_new_host_keys: bool = False,
+        client_keys: Sequence[str] | None = None,
+        agent_path: str | tuple[()] | None = (),
+        config: Sequence[str] | None = None,
+        libvirt_uri: str | None = None,
+        connect_timeout: float = 10.0,
+        keepalive_interval: float = 10.0,
+        keepalive_count_max: int = 3,
+        max_sessions: int = 10,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        connect_limit: asyncio.Semaphore | None = None,
+        use_mux: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.target = target
-        self.host = Host(name=target.name, kind=HostKind.SSH, address=target.ssh_address,
-                         libvirt_uri=libvirt_uri)
+        self.host = Host(
+            name=target.name, kind=HostKind.SSH, address=target.ssh_address, libvirt_uri=libvirt_uri
+        )
         self.known_hosts = os.path.expanduser(known_hosts or DEFAULT_KNOWN_HOSTS)
         self.accept_new_host_keys = accept_new_host_keys
         self.accepted_key: str | None = None
@@ -227,10 +246,13 @@ class SSHHost(HostTransport):
         t = self.target
         known = self._load_known_hosts()
         client = _Client(self, known, self.known_hosts)
-        kw: dict[str, Any] = dict(known_hosts=known, client_factory=lambda: client,
-                                  connect_timeout=self._connect_timeout,
-                                  keepalive_interval=self._keepalive[0],
-                                  keepalive_count_max=self._keepalive[1])
+        kw: dict[str, Any] = dict(
+            known_hosts=known,
+            client_factory=lambda: client,
+            connect_timeout=self._connect_timeout,
+            keepalive_interval=self._keepalive[0],
+            keepalive_count_max=self._keepalive[1],
+        )
         if t.port:
             kw["port"] = t.port
         if t.user:
@@ -281,12 +303,17 @@ class SSHHost(HostTransport):
         if isinstance(e, asyncssh.HostKeyNotVerifiable):
             return HostKeyRefused(f"{who}: {client.refusal or _first_line(e)}")
         if isinstance(e, asyncssh.PermissionDenied):
-            how = ("key files " + ", ".join(self._client_keys)) if self._client_keys else \
-                  "agent and default key files"
+            how = (
+                ("key files " + ", ".join(self._client_keys))
+                if self._client_keys
+                else "agent and default key files"
+            )
             return AuthFailed(f"{who}: authentication failed (tried {how}): {_first_line(e)}")
         if isinstance(e, asyncssh.KeyExchangeFailed) and self._host_is_known():
-            return HostKeyRefused(f"{who}: host key refused: {self.known_hosts} has a key of "
-                                  f"another type for this host ({_first_line(e)})")
+            return HostKeyRefused(
+                f"{who}: host key refused: {self.known_hosts} has a key of "
+                f"another type for this host ({_first_line(e)})"
+            )
         if isinstance(e, (asyncssh.KeyImportError, asyncssh.KeyEncryptionError)):
             return AuthFailed(f"{who}: cannot load the client key: {_first_line(e)}")
         if isinstance(e, asyncssh.ConfigParseError):
@@ -305,14 +332,17 @@ class SSHHost(HostTransport):
         """The error without the address and state the UI shows next to it anyway."""
         text = str(err)
         who = self.target.ssh_address + ": "
-        text = text[len(who):] if text.startswith(who) else text
+        text = text[len(who) :] if text.startswith(who) else text
         state = str(getattr(err, "state", "")) + ": "
-        return text[len(state):] if text.startswith(state) else text
+        return text[len(state) :] if text.startswith(state) else text
 
     def _host_is_known(self) -> bool:
         try:
-            return bool(asyncssh.match_known_hosts(self._load_known_hosts(), self.target.address, "",
-                                                   self.target.port)[0])
+            return bool(
+                asyncssh.match_known_hosts(
+                    self._load_known_hosts(), self.target.address, "", self.target.port
+                )[0]
+            )
         except (HostError, ValueError):
             return False
 
@@ -344,8 +374,9 @@ class SSHHost(HostTransport):
 
     # -- HostTransport
 
-    async def run(self, argv: Sequence[str], *, timeout: float = 10.0,
-                  input: str | None = None) -> CommandResult:
+    async def run(
+        self, argv: Sequence[str], *, timeout: float = 10.0, input: str | None = None
+    ) -> CommandResult:
         argv = tuple(str(a) for a in argv)
         try:
             async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel (3.11)
@@ -362,8 +393,9 @@ class SSHHost(HostTransport):
                     rc, out_b, err_b = await mux.run(argv)
                 except MuxClosed as e:
                     raise HostUnreachable(f"{self.target.ssh_address}: {e}") from None
-                return self._result(argv, rc, out_b.decode("utf-8", "replace"),
-                                    err_b.decode("utf-8", "replace"))
+                return self._result(
+                    argv, rc, out_b.decode("utf-8", "replace"), err_b.decode("utf-8", "replace")
+                )
         cmd = remote_command(argv, wrap=input is None)
         async with self._runs, self._sessions:
             proc = await self._open(conn, cmd, input=input, encoding="utf-8", errors="replace")
@@ -387,8 +419,9 @@ class SSHHost(HostTransport):
                 return await conn.create_process(cmd, **kw)
             except asyncssh.ChannelOpenError as e:
                 if attempt == 3 or self._conn is not conn:
-                    raise HostUnreachable(f"{self.target.ssh_address}: cannot open a session: "
-                                          f"{_first_line(e)}") from None
+                    raise HostUnreachable(
+                        f"{self.target.ssh_address}: cannot open a session: {_first_line(e)}"
+                    ) from None
                 await asyncio.sleep(0.05 * (attempt + 1))
             except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as e:
                 raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
@@ -410,9 +443,11 @@ class SSHHost(HostTransport):
                 log.warning("ssh %s: no command server (%s); one session per command", self.name, e)
                 self._use_mux = False
                 return None
-            except asyncio.TimeoutError:
-                raise HostError(f"{self.target.ssh_address}: the remote shell did not start "
-                                "within 10 s (a slow login script?)") from None
+            except TimeoutError:
+                raise HostError(
+                    f"{self.target.ssh_address}: the remote shell did not start "
+                    "within 10 s (a slow login script?)"
+                ) from None
             except (asyncssh.Error, OSError) as e:
                 raise HostUnreachable(f"{self.target.ssh_address}: {_first_line(e)}") from None
             self._mux = mux
@@ -434,8 +469,9 @@ class SSHHost(HostTransport):
                 raise CommandTimeout(f"{self.name}: reading {path}: no answer within {timeout:g} s") from None
             if rc == "0":
                 return text
-            err = {"ENOENT": "No such file", "EACCES": "Permission denied",
-                   "EISDIR": "Is a directory"}.get(rc, f"read error ({rc})")
+            err = {"ENOENT": "No such file", "EACCES": "Permission denied", "EISDIR": "Is a directory"}.get(
+                rc, f"read error ({rc})"
+            )
         else:
             r = await self.run(["head", "-c", str(int(limit)), "--", full], timeout=timeout)
             if r.ok:
@@ -460,7 +496,7 @@ class SSHHost(HostTransport):
         self._reads_scheduled = False
         batch, self._reads = self._reads, []
         for i in range(0, len(batch), READ_BATCH):
-            task = asyncio.ensure_future(self._read_batch(batch[i:i + READ_BATCH]))
+            task = asyncio.ensure_future(self._read_batch(batch[i : i + READ_BATCH]))
             self._read_tasks.add(task)
             task.add_done_callback(self._read_tasks.discard)
 
@@ -468,8 +504,9 @@ class SSHHost(HostTransport):
         marker = secrets.token_hex(16)
         args = [a for full, limit, _, _ in batch for a in (str(limit), full)]
         try:
-            r = await self.run(["sh", "-c", READ_SCRIPT, "sh", marker, *args],
-                               timeout=max(t for _, _, t, _ in batch) + 1)
+            r = await self.run(
+                ["sh", "-c", READ_SCRIPT, "sh", marker, *args], timeout=max(t for _, _, t, _ in batch) + 1
+            )
             parts = r.stdout.split(f"\n{marker} ")
             if len(parts) != len(batch) + 1:
                 raise HostError(f"{self.name}: reading {len(batch)} files: garbled answer")
@@ -498,12 +535,15 @@ class SSHHost(HostTransport):
     async def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
         conn = await self.ensure_connected()
         if self._streams.locked():  # each stream holds a session for its whole life
-            raise HostError(f"{self.name}: no SSH session left for another stream: sshd allows "
-                            f"{self._max_sessions} per connection and {self._max_sessions - 3} "
-                            f"streams are open (follow several files with one command)")
+            raise HostError(
+                f"{self.name}: no SSH session left for another stream: sshd allows "
+                f"{self._max_sessions} per connection and {self._max_sessions - 3} "
+                f"streams are open (follow several files with one command)"
+            )
         async with self._streams, self._sessions:
-            proc = await self._open(conn, remote_command(argv), encoding="utf-8",
-                                    errors="replace", stderr=asyncssh.DEVNULL)
+            proc = await self._open(
+                conn, remote_command(argv), encoding="utf-8", errors="replace", stderr=asyncssh.DEVNULL
+            )
             try:
                 async for line in proc.stdout:
                     yield line.rstrip("\n")
@@ -524,6 +564,7 @@ def _first_line(e: object) -> str:
 def hosts_from_targets(opts: Any) -> list[HostTransport]:
     """The hosts of `--host`, `--hosts-file` and `--inventory` (probes.session.Options)."""
     from probes.hosts.local import LocalHost
+
     targets = targets_from_options(opts)
     limit = asyncio.Semaphore(int(getattr(opts, "max_connects", 8) or 8))
     user_uri = getattr(opts, "libvirt_uri", None)
@@ -531,15 +572,19 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
     for t in targets:
         uri = t.libvirt_uri or (user_uri if len(targets) == 1 else None)
         if t.local:
-            out.append(LocalHost(t.name, libvirt_uri=uri or "qemu:///system",
-                                 root=getattr(opts, "root", "")))
+            out.append(LocalHost(t.name, libvirt_uri=uri or "qemu:///system", root=getattr(opts, "root", "")))
             continue
         keys = tuple(getattr(opts, "identity", ()) or ()) + ((t.identity,) if t.identity else ())
         ssh_config = getattr(opts, "ssh_config", None)
-        out.append(SSHHost(t, known_hosts=getattr(opts, "known_hosts", None),
-                           accept_new_host_keys=bool(getattr(opts, "accept_new_host_keys", False)),
-                           client_keys=keys or None,
-                           config=[ssh_config] if ssh_config else None,
-                           libvirt_uri=uri or t.default_libvirt_uri(keys[0] if keys else None),
-                           connect_limit=limit))
+        out.append(
+            SSHHost(
+                t,
+                known_hosts=getattr(opts, "known_hosts", None),
+                accept_new_host_keys=bool(getattr(opts, "accept_new_host_keys", False)),
+                client_keys=keys or None,
+                config=[ssh_config] if ssh_config else None,
+                libvirt_uri=uri or t.default_libvirt_uri(keys[0] if keys else None),
+                connect_limit=limit,
+            )
+        )
     return out

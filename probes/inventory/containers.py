@@ -54,8 +54,12 @@ class _Proc:
         return dict(self.ns).get("pid", 0)
 
 
-async def container_processes(host: HostTransport, table: Mapping[int, Mapping[str, int]],
-                              host_ns: Mapping[str, int], batch: bool | None = None) -> list[_Proc]:
+async def container_processes(
+    host: HostTransport,
+    table: Mapping[int, Mapping[str, int]],
+    host_ns: Mapping[str, int],
+    batch: bool | None = None,
+) -> list[_Proc]:
     """Every process that classifies as part of a container."""
     cands = {pid: procfs.differing(ns, host_ns) for pid, ns in table.items()}
     cands = {pid: d for pid, d in cands.items() if d}
@@ -69,8 +73,16 @@ async def container_processes(host: HostTransport, table: Mapping[int, Mapping[s
         rt = procfs.recognise(cg)
         if procfs.classify(diff, rt) == "container":
             ns = table[pid]
-            out.append(_Proc(pid, tuple((t, ns[t]) for t in NS_TYPES if t in ns), diff, cg, rt,
-                             ns.get("pid_for_children", 0)))
+            out.append(
+                _Proc(
+                    pid,
+                    tuple((t, ns[t]) for t in NS_TYPES if t in ns),
+                    diff,
+                    cg,
+                    rt,
+                    ns.get("pid_for_children", 0),
+                )
+            )
     return out
 
 
@@ -91,14 +103,20 @@ async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[W
         groups.setdefault(_group_key(p), []).append(p)
     launchers = _fold_launchers(groups)
     got = await procfs.read_many(host, [f"/proc/{p.pid}/status" for p in procs], batch=batch)
-    status = {p.pid: procfs.parse_status(t) for p in procs
-              if (t := got[f"/proc/{p.pid}/status"]) is not None}
+    status = {p.pid: procfs.parse_status(t) for p in procs if (t := got[f"/proc/{p.pid}/status"]) is not None}
     inits = [(members, _init(members, status, launchers)) for members in groups.values()]
-    files = [f"/proc/{init.pid}/{f}" for _, init in inits if init is not None
-             for f in ("attr/current", "mountinfo", "cmdline", "uid_map")]
+    files = [
+        f"/proc/{init.pid}/{f}"
+        for _, init in inits
+        if init is not None
+        for f in ("attr/current", "mountinfo", "cmdline", "uid_map")
+    ]
     texts = await procfs.read_many(host, files, batch=batch)
-    built = await gather_limited(_build(host, members, init, status, host_ns, launchers, texts)
-                                 for members, init in inits if init is not None)
+    built = await gather_limited(
+        _build(host, members, init, status, host_ns, launchers, texts)
+        for members, init in inits
+        if init is not None
+    )
     seen: set[str] = set()
     out: list[Workload] = []
     for w in sorted(built, key=lambda w: w.name):
@@ -137,8 +155,7 @@ def _fold_launchers(groups: dict[tuple[str, ...], list[_Proc]]) -> set[int]:
     return launchers
 
 
-def _init(members: list[_Proc], status: Mapping[int, procfs.ProcStatus],
-          launchers: set[int]) -> _Proc | None:
+def _init(members: list[_Proc], status: Mapping[int, procfs.ProcStatus], launchers: set[int]) -> _Proc | None:
     """The container's init: the member whose parent is outside the group (lowest PID)."""
     inner = [p for p in members if p.pid in status and p.pid not in launchers]
     if not inner:
@@ -148,15 +165,22 @@ def _init(members: list[_Proc], status: Mapping[int, procfs.ProcStatus],
     return min(roots or inner, key=lambda p: p.pid)
 
 
-async def _build(host: HostTransport, members: list[_Proc], init: _Proc,
-                 status: Mapping[int, procfs.ProcStatus], host_ns: Mapping[str, int],
-                 launchers: set[int], texts: Mapping[str, str | None]) -> Workload:
+async def _build(
+    host: HostTransport,
+    members: list[_Proc],
+    init: _Proc,
+    status: Mapping[int, procfs.ProcStatus],
+    host_ns: Mapping[str, int],
+    launchers: set[int],
+    texts: Mapping[str, str | None],
+) -> Workload:
     pids = {p.pid for p in members if p.pid in status}
     st = status[init.pid]
     ns = dict(init.ns)
     own_user = "user" in init.diff
-    label, mountinfo, cmdline, uid_map = (texts.get(f"/proc/{init.pid}/{f}") for f in
-                                          ("attr/current", "mountinfo", "cmdline", "uid_map"))
+    label, mountinfo, cmdline, uid_map = (
+        texts.get(f"/proc/{init.pid}/{f}") for f in ("attr/current", "mountinfo", "cmdline", "uid_map")
+    )
     if not own_user:
         uid_map = None
     name, source, labels = await _identity(host, init.runtime, st.name, init.pid)
@@ -179,28 +203,42 @@ async def _build(host: HostTransport, members: list[_Proc], init: _Proc,
         name_source=source,
         labels=labels,
     )
-    return Workload(kind=WorkloadKind.CONTAINER, name=name, host=host.name,
-                    uuid=details.container_id, state="running", container=details)
+    return Workload(
+        kind=WorkloadKind.CONTAINER,
+        name=name,
+        host=host.name,
+        uuid=details.container_id,
+        state="running",
+        container=details,
+    )
 
 
 # ------------------------------------------------------------------ names and labels
 
 _OCI_BUNDLES = {
     "cri-o": ("/run/containers/storage/overlay-containers/{id}/userdata/config.json",),
-    "podman": ("/var/lib/containers/storage/overlay-containers/{id}/userdata/config.json",
-               "/run/containers/storage/overlay-containers/{id}/userdata/config.json"),
-    "containerd": tuple(f"/run/containerd/io.containerd.runtime.v2.task/{ns}/{{id}}/config.json"
-                        for ns in ("k8s.io", "default", "moby")),
+    "podman": (
+        "/var/lib/containers/storage/overlay-containers/{id}/userdata/config.json",
+        "/run/containers/storage/overlay-containers/{id}/userdata/config.json",
+    ),
+    "containerd": tuple(
+        f"/run/containerd/io.containerd.runtime.v2.task/{ns}/{{id}}/config.json"
+        for ns in ("k8s.io", "default", "moby")
+    ),
 }
 _K8S_NAME_KEYS = (
     ("io.kubernetes.pod.namespace", "io.kubernetes.pod.name", "io.kubernetes.container.name"),
-    ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name",
-     "io.kubernetes.cri.container-name"),
+    (
+        "io.kubernetes.cri.sandbox-namespace",
+        "io.kubernetes.cri.sandbox-name",
+        "io.kubernetes.cri.container-name",
+    ),
 )
 
 
-async def _identity(host: HostTransport, rt: Runtime | None, comm: str,
-                    pid: int) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+async def _identity(
+    host: HostTransport, rt: Runtime | None, comm: str, pid: int
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     """(name, where the name came from, labels) from what the runtime left on disk.
 
     Best effort, read-only: docker's config.v2.json, the OCI bundle's annotations (cri-o,

@@ -27,8 +27,17 @@ except ImportError:  # a stale venv: keep the inventory working with the stdlib 
     class DefusedXmlException(ValueError):  # type: ignore[no-redef]
         pass
 
+
 from probes.model import (
-    CpuTune, Disk, Graphics, Hostdev, MemTune, MetadataItem, Nic, SecLabel, VmDetails,
+    CpuTune,
+    Disk,
+    Graphics,
+    Hostdev,
+    MemTune,
+    MetadataItem,
+    Nic,
+    SecLabel,
+    VmDetails,
 )
 
 MAX_XML = 8 << 20  # bytes; a real domain is a few KiB
@@ -39,13 +48,26 @@ UNLIMITED_KIB = 9007199254740991
 GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 _UNITS = {
-    "b": 1, "bytes": 1,
-    "k": 1024, "kib": 1024, "kb": 1000,
-    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
-    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
-    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
-    "p": 1024**5, "pib": 1024**5, "pb": 1000**5,
-    "e": 1024**6, "eib": 1024**6, "eb": 1000**6,
+    "b": 1,
+    "bytes": 1,
+    "k": 1024,
+    "kib": 1024,
+    "kb": 1000,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "mb": 1000**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "gb": 1000**3,
+    "t": 1024**4,
+    "tib": 1024**4,
+    "tb": 1000**4,
+    "p": 1024**5,
+    "pib": 1024**5,
+    "pb": 1000**5,
+    "e": 1024**6,
+    "eib": 1024**6,
+    "eb": 1000**6,
 }
 
 
@@ -74,8 +96,10 @@ def parse_domain(xml: str | bytes, *, name_hint: str = "", secure: bool = False)
     except ParseError as e:
         raise DomainXmlError(f"domain {label}: malformed XML: {e}") from None
     except DefusedXmlException as e:
-        raise DomainXmlError(f"domain {label}: XML refused ({type(e).__name__}: "
-                             f"DTDs and entities are not allowed in domain XML)") from None
+        raise DomainXmlError(
+            f"domain {label}: XML refused ({type(e).__name__}: "
+            f"DTDs and entities are not allowed in domain XML)"
+        ) from None
     if root.tag != "domain":
         raise DomainXmlError(f"domain {label}: root element is <{root.tag}>, not <domain>")
     name = _text(root, "name") or name_hint
@@ -167,14 +191,23 @@ def _details(root: Element, secure: bool) -> VmDetails:
         memory_kib=_kib(root.find("memory")) or 0,
         current_memory_kib=_kib(root.find("currentMemory")) or 0,
         cpu_mode=(cpu.get("mode", "custom") if cpu is not None else ""),
-        cpu_features=tuple((f.get("name", ""), f.get("policy", "require"))
-                           for f in (cpu.findall("feature") if cpu is not None else ())),
+        cpu_features=tuple(
+            (f.get("name", ""), f.get("policy", "require"))
+            for f in (cpu.findall("feature") if cpu is not None else ())
+        ),
         memtune=_memtune(root.find("memtune")),
         cputune=_cputune(root.find("cputune")),
         numatune_mode=(numa_mem.get("mode", "strict") if numa_mem is not None else ""),
-        numatune_nodeset=(numa_mem.get("nodeset", "") or
-                          (f"placement={numa_mem.get('placement')}" if numa_mem is not None
-                           and numa_mem.get("placement") else "")) if numa_mem is not None else "",
+        numatune_nodeset=(
+            numa_mem.get("nodeset", "")
+            or (
+                f"placement={numa_mem.get('placement')}"
+                if numa_mem is not None and numa_mem.get("placement")
+                else ""
+            )
+        )
+        if numa_mem is not None
+        else "",
         disks=tuple(_disk(d) for d in _children(devices, "disk")),
         nics=tuple(_nic(n) for n in _children(devices, "interface")),
         graphics=tuple(_graphics(g, secure) for g in _children(devices, "graphics")),
@@ -183,7 +216,8 @@ def _details(root: Element, secure: bool) -> VmDetails:
         metadata=_metadata(root.find("metadata")),
         has_guest_agent=any(
             (c.find("target") is not None and c.find("target").get("name") == GUEST_AGENT_CHANNEL)  # type: ignore[union-attr]
-            for c in _children(devices, "channel")),
+            for c in _children(devices, "channel")
+        ),
         emulator=_text(devices, "emulator"),
         nosharepages=mb is not None and mb.find("nosharepages") is not None,
         hugepages=mb is not None and mb.find("hugepages") is not None,
@@ -243,7 +277,8 @@ def _disk(d: Element) -> Disk:
         source=_disk_source(d.get("type", "file"), src),
         shareable=d.find("shareable") is not None,
         readonly=d.find("readonly") is not None,
-        encrypted=d.find("encryption") is not None or (src is not None and src.find("encryption") is not None),
+        encrypted=d.find("encryption") is not None
+        or (src is not None and src.find("encryption") is not None),
         driver_type=(drv.get("type", "") if drv is not None else ""),
     )
 
@@ -277,8 +312,11 @@ def _nic(n: Element) -> Nic:
     model = n.find("model")
     mac = n.find("mac")
     vlan = n.find("vlan")
-    tags = tuple(t for t in (_int(tag.get("id")) for tag in (vlan.findall("tag") if vlan is not None else ()))
-                 if t is not None)
+    tags = tuple(
+        t
+        for t in (_int(tag.get("id")) for tag in (vlan.findall("tag") if vlan is not None else ()))
+        if t is not None
+    )
     vp = n.find("virtualport")
     vp_params = vp.find("parameters") if vp is not None else None
     fr = n.find("filterref")
@@ -314,12 +352,18 @@ def _nic(n: Element) -> Nic:
         virtualport_type=(vp.get("type", "") if vp is not None else ""),
         virtualport_interfaceid=(vp_params.get("interfaceid", "") if vp_params is not None else ""),
         filterref=(fr.get("filter", "") if fr is not None else ""),
-        filter_params=tuple((p.get("name", ""), p.get("value", "")) for p in
-                            (fr.findall("parameter") if fr is not None else ())),
+        filter_params=tuple(
+            (p.get("name", ""), p.get("value", ""))
+            for p in (fr.findall("parameter") if fr is not None else ())
+        ),
         port_isolated=port is not None and _yes(port.get("isolated")),
         portgroup=(src.get("portgroup", "") if src is not None else ""),
-        bandwidth_in_kbps=_int(bw.find("inbound").get("average")) if bw is not None and bw.find("inbound") is not None else None,  # type: ignore[union-attr]
-        bandwidth_out_kbps=_int(bw.find("outbound").get("average")) if bw is not None and bw.find("outbound") is not None else None,  # type: ignore[union-attr]
+        bandwidth_in_kbps=_int(bw.find("inbound").get("average"))
+        if bw is not None and bw.find("inbound") is not None
+        else None,  # type: ignore[union-attr]
+        bandwidth_out_kbps=_int(bw.find("outbound").get("average"))
+        if bw is not None and bw.find("outbound") is not None
+        else None,  # type: ignore[union-attr]
     )
 
 
@@ -340,8 +384,7 @@ def _graphics(g: Element, secure: bool) -> Graphics:
         elif t == "socket":
             listen = child.get("socket", "")
         break
-    tls = g.get("defaultMode") == "secure" or any(
-        c.get("mode") == "secure" for c in g.findall("channel"))
+    tls = g.get("defaultMode") == "secure" or any(c.get("mode") == "secure" for c in g.findall("channel"))
     return Graphics(
         type=g.get("type", ""),
         listen=listen,
@@ -358,6 +401,7 @@ def _pci_address(a: Element) -> str:
     def h(attr: str, width: int) -> str:
         v = _int(a.get(attr))
         return f"{v:0{width}x}" if v is not None else "?" * width
+
     return f"{h('domain', 4)}:{h('bus', 2)}:{h('slot', 2)}.{h('function', 1)}"
 
 
@@ -387,16 +431,20 @@ def _hostdev(h: Element) -> Hostdev:
             addr = f"{src.get('protocol', '')}:{src.get('wwpn', '')}"
         elif a is not None:
             addr = " ".join(f"{k}={v}" for k, v in sorted(a.attrib.items()))
-    return Hostdev(type=htype, mode=h.get("mode", "subsystem"), address=addr,
-                   managed=_yes(h.get("managed")))
+    return Hostdev(type=htype, mode=h.get("mode", "subsystem"), address=addr, managed=_yes(h.get("managed")))
 
 
 def _seclabel(s: Element) -> SecLabel:
     stype = s.get("type", "dynamic")
     # libvirt: relabel defaults to yes, except for type none (nothing to relabel)
     relabel = _yes(s.get("relabel"), default=stype != "none")
-    return SecLabel(type=stype, model=s.get("model", ""), relabel=relabel,
-                    label=_text(s, "label"), imagelabel=_text(s, "imagelabel"))
+    return SecLabel(
+        type=stype,
+        model=s.get("model", ""),
+        relabel=relabel,
+        label=_text(s, "label"),
+        imagelabel=_text(s, "imagelabel"),
+    )
 
 
 # ------------------------------------------------------------------ metadata

@@ -30,7 +30,13 @@ from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 from probes.model import (
-    Connection, ConnState, HostState, ProbeError, VmDetails, Workload, WorkloadKind,
+    Connection,
+    ConnState,
+    HostState,
+    ProbeError,
+    VmDetails,
+    Workload,
+    WorkloadKind,
 )
 
 log = logging.getLogger(__name__)
@@ -39,8 +45,14 @@ XML_ERRORS_PROBE = "libvirt-xml"  # probe name of per-domain XML errors (ProbeEr
 
 # virsh's words for virDomainState
 STATE_NAMES = {
-    0: "no state", 1: "running", 2: "idle", 3: "paused", 4: "in shutdown", 5: "shut off",
-    6: "crashed", 7: "pmsuspended",
+    0: "no state",
+    1: "running",
+    2: "idle",
+    3: "paused",
+    4: "in shutdown",
+    5: "shut off",
+    6: "crashed",
+    7: "pmsuspended",
 }
 
 
@@ -85,6 +97,7 @@ class _EventThread:
                 return self.ok
             self.started = True
             import libvirt
+
             try:
                 libvirt.virEventRegisterDefaultImpl()
             except (RuntimeError, libvirt.libvirtError) as e:
@@ -128,6 +141,7 @@ def quiet_libvirt() -> None:
     global _quiet_done
     if not _quiet_done:
         import libvirt
+
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         _quiet_done = True
 
@@ -147,9 +161,15 @@ class _Cached:
 class LibvirtProbe(Probe[LibvirtResult]):
     name = "libvirt"
 
-    def __init__(self, interval: float = 2.0, timeout: float = 15.0, *,
-                 resync: float = 300.0, resync_without_events: float = 30.0,
-                 events: bool = True) -> None:
+    def __init__(
+        self,
+        interval: float = 2.0,
+        timeout: float = 15.0,
+        *,
+        resync: float = 300.0,
+        resync_without_events: float = 30.0,
+        events: bool = True,
+    ) -> None:
         self.interval = interval
         self.timeout = timeout
         self.resync = resync
@@ -203,10 +223,14 @@ class LibvirtProbe(Probe[LibvirtResult]):
         old = {e.message: e for e in state.probe_errors if e.probe == XML_ERRORS_PROBE}
         errors = tuple(e for e in state.probe_errors if e.probe != XML_ERRORS_PROBE) + tuple(
             old.get(msg) or ProbeError(XML_ERRORS_PROBE, state.host.name, msg, now, now)
-            for msg in result.xml_errors)
-        return replace(state, workloads=others + result.vms,
-                       connections=_set_connection(state.connections, conn),
-                       probe_errors=errors)
+            for msg in result.xml_errors
+        )
+        return replace(
+            state,
+            workloads=others + result.vms,
+            connections=_set_connection(state.connections, conn),
+            probe_errors=errors,
+        )
 
     def failed(self, state: HostState, error: str, now: float) -> HostState:
         prev = state.connection("libvirt")
@@ -221,11 +245,12 @@ class LibvirtProbe(Probe[LibvirtResult]):
             detail = f"unreachable since {time.strftime('%H:%M', time.localtime(since))}, retrying: {error}"
         conn = Connection("libvirt", cstate, detail, since)
         workloads = tuple(
-            replace(w, vm=replace(w.vm, stale=True)) if w.kind == WorkloadKind.VM and w.vm is not None
-            and not w.vm.stale else w
-            for w in state.workloads)
-        return replace(state, workloads=workloads,
-                       connections=_set_connection(state.connections, conn))
+            replace(w, vm=replace(w.vm, stale=True))
+            if w.kind == WorkloadKind.VM and w.vm is not None and not w.vm.stale
+            else w
+            for w in state.workloads
+        )
+        return replace(state, workloads=workloads, connections=_set_connection(state.connections, conn))
 
     async def close(self) -> None:
         await asyncio.to_thread(self._disconnect)
@@ -268,8 +293,15 @@ class LibvirtProbe(Probe[LibvirtResult]):
             vm = w.vm
             assert vm is not None
             if flags is not None and len(flags) == len(vm.graphics):
-                nw = replace(w, vm=replace(vm, graphics=tuple(
-                    replace(g, passwd_set=f, passwd_known=True) for g, f in zip(vm.graphics, flags))))
+                nw = replace(
+                    w,
+                    vm=replace(
+                        vm,
+                        graphics=tuple(
+                            replace(g, passwd_set=f, passwd_known=True) for g, f in zip(vm.graphics, flags)
+                        ),
+                    ),
+                )
             self._pw[w.uuid] = (w, nw)
             out[i] = nw
 
@@ -293,6 +325,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     def _collect_locked(self, uri: str, host_name: str) -> LibvirtResult:
         import libvirt
+
         if uri != self._uri or self._broken:
             self._disconnect()
         if self._conn is None:
@@ -325,8 +358,14 @@ class LibvirtProbe(Probe[LibvirtResult]):
                 continue
             seen.add(uuid)
             c = self._cache.get(uuid)
-            if full or c is None or c.sig != sig or uuid in dirty or c.name != name \
-                    or host_name != self._last_host:
+            if (
+                full
+                or c is None
+                or c.sig != sig
+                or uuid in dirty
+                or c.name != name
+                or host_name != self._last_host
+            ):
                 try:
                     xml = dom.XMLDesc(flags)
                 except libvirt.libvirtError as e:
@@ -335,8 +374,12 @@ class LibvirtProbe(Probe[LibvirtResult]):
                     if _is_connection_error(e):
                         self._disconnect()
                         raise LibvirtUnavailable(f"{uri}: {_msg(e)}") from None
-                    c = _Cached(name, sig, error_details(f"domain {name!r}: XMLDesc failed: {_msg(e)}"),
-                                f"domain {name!r}: XMLDesc failed: {_msg(e)}")
+                    c = _Cached(
+                        name,
+                        sig,
+                        error_details(f"domain {name!r}: XMLDesc failed: {_msg(e)}"),
+                        f"domain {name!r}: XMLDesc failed: {_msg(e)}",
+                    )
                 else:
                     parsed += 1
                     try:
@@ -346,8 +389,14 @@ class LibvirtProbe(Probe[LibvirtResult]):
                         c = _Cached(name, sig, error_details(str(e)), str(e))
                 self._cache[uuid] = c
             if c.workload is None:
-                c.workload = Workload(kind=WorkloadKind.VM, name=name, host=host_name, uuid=uuid,
-                                      state=STATE_NAMES.get(st, f"state {st}"), vm=c.vm)
+                c.workload = Workload(
+                    kind=WorkloadKind.VM,
+                    name=name,
+                    host=host_name,
+                    uuid=uuid,
+                    state=STATE_NAMES.get(st, f"state {st}"),
+                    vm=c.vm,
+                )
             vms.append(c.workload)
         for gone in set(self._cache) - seen:
             del self._cache[gone]
@@ -359,12 +408,12 @@ class LibvirtProbe(Probe[LibvirtResult]):
             out = tuple(vms)
         self._last_vms, self._last_keys, self._last_host = out, keys, host_name
         errors = tuple(self._cache[w.uuid].error for w in out if self._cache[w.uuid].error)
-        return LibvirtResult(uri=uri, vms=out, xml_errors=errors,
-                             events=self._events_on, parsed=parsed)
+        return LibvirtResult(uri=uri, vms=out, xml_errors=errors, events=self._events_on, parsed=parsed)
 
     def _list(self, conn: Any) -> list[tuple[Any, int]]:
         """Every domain with its state, in one call where the daemon can."""
         import libvirt
+
         try:
             stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, 0)
             return [(dom, int(s.get("state.state", 0))) for dom, s in stats]
@@ -382,6 +431,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     def _connect(self, uri: str) -> None:
         import libvirt
+
         quiet_libvirt()
         events = self.use_events and ensure_libvirt_events()
         self._secure = uri.startswith("test:")
@@ -389,6 +439,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
             # the test driver reads a local file; libxml2 would print its own I/O warning
             # about a missing one on fd 2, past libvirt's error handler
             from urllib.parse import urlsplit
+
             path = urlsplit(uri).path
             if path != "/default" and not os.path.isfile(path):
                 raise LibvirtUnavailable(f"cannot connect to {uri}: no such file {path}")
@@ -409,9 +460,14 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     def _register_events(self, conn: Any) -> bool:
         import libvirt
-        ids = [libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
-               libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE,
-               libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE]
+
+        ids = [
+            libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+            libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+            libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+            libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE,
+            libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+        ]
         for ev in ids:
             try:
                 self._callback_ids.append(conn.domainEventRegisterAny(None, ev, self._on_event, None))
@@ -460,6 +516,7 @@ CONFIG_DIR = "/etc/libvirt/qemu"  # persistent definitions
 def _reads_own_files(uri: str, host: HostTransport) -> bool:
     """True when `uri` is the system QEMU driver of the very host the transport reaches."""
     from urllib.parse import urlsplit
+
     u = urlsplit(uri)
     if not u.scheme.startswith("qemu") or u.path.rstrip("/") != "/system":
         return False
@@ -471,6 +528,7 @@ async def _passwd_flags(host: HostTransport, w: Workload) -> tuple[bool, ...] | 
     from xml.etree.ElementTree import ParseError
 
     from probes.inventory.domxml import DefusedXmlException, safe_fromstring
+
     name = w.name
     if not name or "/" in name or name.startswith(".") or "\x00" in name:
         return None
@@ -495,6 +553,7 @@ def _batch_uri(uri: str) -> str:
     """`qemu+ssh://` without a terminal: never let ssh sit waiting for a password prompt
     in a worker thread (`no_tty=1`; host keys are still verified)."""
     from urllib.parse import parse_qsl, urlsplit
+
     u = urlsplit(uri)
     if u.scheme.endswith("+ssh") and "no_tty" not in dict(parse_qsl(u.query)):
         return uri + ("&" if u.query else "?") + "no_tty=1"
@@ -512,13 +571,21 @@ def _msg(e: Exception) -> str:
 
 def _is_connection_error(e: Any) -> bool:
     import libvirt
-    return e.get_error_domain() in (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE) or \
-        e.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC,
-                               libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN)
+
+    return e.get_error_domain() in (libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE) or e.get_error_code() in (
+        libvirt.VIR_ERR_SYSTEM_ERROR,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_INVALID_CONN,
+    )
 
 
 def _looks_absent(error: str) -> bool:
     """No libvirt on this host at all (as opposed to one that stopped answering)."""
     e = error.lower()
-    return ("no such file or directory" in e and "sock" in e) or "no connection driver" in e \
-        or "libvirt uri" in e or "not installed" in e
+    return (
+        ("no such file or directory" in e and "sock" in e)
+        or "no connection driver" in e
+        or "libvirt uri" in e
+        or "not installed" in e
+    )

@@ -24,11 +24,14 @@ from probes.model import NetnsDetails, Workload, WorkloadKind
 
 # Constant scripts; data only as positional arguments.
 # stat, not find's %i: find reports the tmpfs file under the mount, not the namespace.
-_LIST_SCRIPT = ('[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 '
-                "-exec stat -L --printf '%i %n\\0' -- {} + 2>/dev/null")
+_LIST_SCRIPT = (
+    '[ -d "$1" ] || exit 0; exec find "$1" -mindepth 1 -maxdepth 1 '
+    "-exec stat -L --printf '%i %n\\0' -- {} + 2>/dev/null"
+)
 _ADDR_NAMED = "for n; do ip -j -n \"$n\" addr 2>/dev/null; printf '\\0'; done"
-_ADDR_PIDS = ('r=$1; shift; for p; do nsenter --net="$r/proc/$p/ns/net" ip -j addr 2>/dev/null; '
-              "printf '\\0'; done")
+_ADDR_PIDS = (
+    "r=$1; shift; for p; do nsenter --net=\"$r/proc/$p/ns/net\" ip -j addr 2>/dev/null; printf '\\0'; done"
+)
 
 
 class NetnsProbe(KindProbe):
@@ -47,7 +50,7 @@ async def named_namespaces(host: HostTransport) -> list[tuple[str, int]]:
     for rec in res.stdout.split("\0"):
         ino, sep, path = rec.partition(" ")
         if sep and ino.isdigit() and path.startswith(base + "/"):
-            out.append((path[len(base) + 1:], int(ino)))
+            out.append((path[len(base) + 1 :], int(ino)))
     return sorted(out)
 
 
@@ -96,38 +99,73 @@ async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[W
     names = [n for n, _ in named]
     first_pids = [str(pids[0]) for _, pids in unnamed]
     named_out = await _addr_batch(host, ["sh", "-c", _ADDR_NAMED, "sh", *names], len(names))
-    unnamed_out = await _addr_batch(host, ["sh", "-c", _ADDR_PIDS, "sh", host.root, *first_pids],
-                                    len(first_pids))
+    unnamed_out = await _addr_batch(
+        host, ["sh", "-c", _ADDR_PIDS, "sh", host.root, *first_pids], len(first_pids)
+    )
 
     out: list[Workload] = []
     for (name, ino), text in zip(named, named_out):
         ifs, addrs = parse_ip_addr(text)
         pids = tuple(sorted(by_inode.get(ino, ())))
-        out.append(Workload(
-            kind=WorkloadKind.NETNS, name=name, host=host.name, uuid=str(ino),
-            state="active" if pids else "idle",
-            netns=NetnsDetails(path=f"/run/netns/{name}", inode=ino, pids=pids,
-                               interfaces=ifs, addresses=addrs, named=True)))
+        out.append(
+            Workload(
+                kind=WorkloadKind.NETNS,
+                name=name,
+                host=host.name,
+                uuid=str(ino),
+                state="active" if pids else "idle",
+                netns=NetnsDetails(
+                    path=f"/run/netns/{name}",
+                    inode=ino,
+                    pids=pids,
+                    interfaces=ifs,
+                    addresses=addrs,
+                    named=True,
+                ),
+            )
+        )
     for (ino, pids), text in zip(unnamed, unnamed_out):
         ifs, addrs = parse_ip_addr(text)
-        out.append(Workload(
-            kind=WorkloadKind.NETNS, name=f"net:[{ino}]", host=host.name, uuid=str(ino),
-            state="active",
-            netns=NetnsDetails(path=f"/proc/{pids[0]}/ns/net", inode=ino, pids=tuple(pids),
-                               interfaces=ifs, addresses=addrs, named=False)))
+        out.append(
+            Workload(
+                kind=WorkloadKind.NETNS,
+                name=f"net:[{ino}]",
+                host=host.name,
+                uuid=str(ino),
+                state="active",
+                netns=NetnsDetails(
+                    path=f"/proc/{pids[0]}/ns/net",
+                    inode=ino,
+                    pids=tuple(pids),
+                    interfaces=ifs,
+                    addresses=addrs,
+                    named=False,
+                ),
+            )
+        )
     return tuple(out)
 
 
-async def _unnamed(host: HostTransport, table: Mapping[int, Mapping[str, int]],
-                   host_ns: Mapping[str, int], by_inode: Mapping[int, list[int]],
-                   named_inodes: set[int], batch: bool | None) -> list[tuple[int, list[int]]]:
+async def _unnamed(
+    host: HostTransport,
+    table: Mapping[int, Mapping[str, int]],
+    host_ns: Mapping[str, int],
+    by_inode: Mapping[int, list[int]],
+    named_inodes: set[int],
+    batch: bool | None,
+) -> list[tuple[int, list[int]]]:
     """Namespaces held only by processes, minus those of containers and VMs."""
-    cands = {ino: sorted(pids) for ino, pids in by_inode.items()
-             if ino != host_ns.get("net") and ino not in named_inodes}
+    cands = {
+        ino: sorted(pids)
+        for ino, pids in by_inode.items()
+        if ino != host_ns.get("net") and ino not in named_inodes
+    }
     # Processes whose namespaces alone make them containers need no file read.
-    owned = {ino for ino, pids in cands.items()
-             if any(procfs.classify(procfs.differing(table[p], host_ns), None) == "container"
-                    for p in pids)}
+    owned = {
+        ino
+        for ino, pids in cands.items()
+        if any(procfs.classify(procfs.differing(table[p], host_ns), None) == "container" for p in pids)
+    }
     rest = [(ino, p) for ino, pids in cands.items() if ino not in owned for p in pids]
     texts = await procfs.read_many(host, [f"/proc/{p}/cgroup" for _, p in rest], batch=batch)
     for ino, p in rest:

@@ -26,8 +26,9 @@ from probes.model import Mount
 NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 
 # A constant script: the only data it gets is the /proc directory as $1 (argv, never spliced).
-_NS_SCRIPT = ('cd -- "$1" || exit 1; '
-              "exec find [0-9]*/ns -mindepth 1 -maxdepth 1 -printf '%h %f %l\\n' 2>/dev/null")
+_NS_SCRIPT = (
+    "cd -- \"$1\" || exit 1; exec find [0-9]*/ns -mindepth 1 -maxdepth 1 -printf '%h %f %l\\n' 2>/dev/null"
+)
 _NS_LINE = re.compile(r"^(\d+)/ns (\w+) (\w+):\[(\d+)\]$")
 
 NsSet = Mapping[str, int]
@@ -49,8 +50,10 @@ async def ns_table(host: HostTransport, *, timeout: float = 10.0) -> dict[int, d
         if m and (m.group(2) in NS_TYPES or m.group(2) == "pid_for_children"):
             table.setdefault(int(m.group(1)), {})[m.group(2)] = int(m.group(4))
     if not table and not res.ok:
-        raise HostError(f"cannot list namespaces under {host.root}/proc: "
-                        f"{(res.stderr or 'find failed').strip().splitlines()[0][:200]}")
+        raise HostError(
+            f"cannot list namespaces under {host.root}/proc: "
+            f"{(res.stderr or 'find failed').strip().splitlines()[0][:200]}"
+        )
     return table
 
 
@@ -98,8 +101,9 @@ _READ_MANY = 'for f; do base64 -w0 -- "$f" 2>/dev/null; printf \'\\n%s\\n\' "$?"
 BATCH = 200
 
 
-async def read_many(host: HostTransport, paths: Sequence[str], *,
-                    batch: bool | None = None) -> dict[str, str | None]:
+async def read_many(
+    host: HostTransport, paths: Sequence[str], *, batch: bool | None = None
+) -> dict[str, str | None]:
     """{path: text, or None when gone or unreadable} for host paths (`host.root` applies).
 
     Locally each file is read directly (cheapest there); elsewhere, or with batch=True, all
@@ -114,15 +118,15 @@ async def read_many(host: HostTransport, paths: Sequence[str], *,
         return dict(zip(paths, texts))
     out: dict[str, str | None] = {}
     for i in range(0, len(paths), BATCH):
-        chunk = list(paths[i:i + BATCH])
-        res = await host.run(["sh", "-c", _READ_MANY, "sh", *(host.root + p for p in chunk)],
-                             timeout=30.0)
+        chunk = list(paths[i : i + BATCH])
+        res = await host.run(["sh", "-c", _READ_MANY, "sh", *(host.root + p for p in chunk)], timeout=30.0)
         lines = res.stdout.split("\n")
         for n, p in enumerate(chunk):
             data, rc = (lines[2 * n], lines[2 * n + 1]) if 2 * n + 1 < len(lines) else ("", "1")
             try:
-                out[p] = base64.b64decode(data, validate=True).decode("utf-8", "replace") \
-                    if rc == "0" else None
+                out[p] = (
+                    base64.b64decode(data, validate=True).decode("utf-8", "replace") if rc == "0" else None
+                )
             except ValueError:
                 out[p] = None
     return out
@@ -162,9 +166,16 @@ def parse_status(text: str) -> ProcStatus:
         except (ValueError, IndexError):
             return default
 
-    return ProcStatus(name=f.get("Name", ""), ppid=dec("PPid"), uid=dec("Uid", -1),
-                      cap_eff=hexint("CapEff"), cap_prm=hexint("CapPrm"), cap_bnd=hexint("CapBnd"),
-                      seccomp=dec("Seccomp"), no_new_privs=dec("NoNewPrivs") == 1)
+    return ProcStatus(
+        name=f.get("Name", ""),
+        ppid=dec("PPid"),
+        uid=dec("Uid", -1),
+        cap_eff=hexint("CapEff"),
+        cap_prm=hexint("CapPrm"),
+        cap_bnd=hexint("CapBnd"),
+        seccomp=dec("Seccomp"),
+        no_new_privs=dec("NoNewPrivs") == 1,
+    )
 
 
 # ------------------------------------------------------------------ cgroup
@@ -242,8 +253,7 @@ def recognise(lines: Sequence[tuple[str, str]]) -> Runtime | None:
 
 # ------------------------------------------------------------------ classification
 
-CONTAINER_RUNTIMES = frozenset({"docker", "containerd", "cri-o", "podman", "lxc", "libvirt-lxc",
-                                "nspawn"})
+CONTAINER_RUNTIMES = frozenset({"docker", "containerd", "cri-o", "podman", "lxc", "libvirt-lxc", "nspawn"})
 # Namespaces beyond net and mnt mark an isolated process tree ("a container"); net (+ the
 # private mount namespace that `ip netns exec` makes) alone is a plain network namespace;
 # mnt alone is service sandboxing (systemd PrivateTmp, QEMU's private /dev) and is ignored.
@@ -283,13 +293,21 @@ def parse_mountinfo(text: str) -> tuple[Mount, ...]:
         rf = right.split(" ")
         if len(lf) < 6 or len(rf) < 2:
             continue
-        out.append(Mount(source=_unoctal(rf[1]), target=_unoctal(lf[4]), fstype=rf[0],
-                         options=lf[5], root=_unoctal(lf[3])))
+        out.append(
+            Mount(
+                source=_unoctal(rf[1]),
+                target=_unoctal(lf[4]),
+                fstype=rf[0],
+                options=lf[5],
+                root=_unoctal(lf[3]),
+            )
+        )
     return tuple(out)
 
 
-_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|credential|private[-_]?key|auth)",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[-_]?key|credential|private[-_]?key|auth)", re.IGNORECASE
+)
 
 
 def command_line(raw: str, limit: int = 512) -> str:

@@ -15,9 +15,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from probes.lab import cgroup, ovs as labovs
-from probes.lab.plan import (CPU_PERIOD_US, CPU_QUOTA_US, CPU_SHARES, MEM_LIMIT, PIDS_MAX, SERVICE_PORT,
-                             LabPlan, make_plan)
+from probes.lab import cgroup
+from probes.lab import ovs as labovs
+from probes.lab.plan import (
+    CPU_PERIOD_US,
+    CPU_QUOTA_US,
+    CPU_SHARES,
+    MEM_LIMIT,
+    PIDS_MAX,
+    SERVICE_PORT,
+    LabPlan,
+    make_plan,
+)
 from probes.lab.proc import alive, kill_all, spawn_services, start_time
 from probes.lab.record import LabError, LabRecord, Proc, Store
 
@@ -46,6 +55,7 @@ def collisions(plan: LabPlan, store: Store, m: cgroup.Mounts, with_vms: bool = F
     links, nss = existing_links(), existing_netns()
     if with_vms:
         from probes.lab import vms
+
         for name, _, tap in vms.vm_names(plan):
             if vms.domain_exists(name):
                 out.append(f"libvirt domain {name}")
@@ -90,6 +100,7 @@ def vms_wanted(mode: str) -> bool:
     if mode == "no":
         return False
     from probes.lab import vms
+
     why = vms.available()
     if why and mode == "yes":
         raise LabError(f"--vms yes: VMs cannot run here: {why}")
@@ -110,12 +121,17 @@ def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-
             raise LabError(str(e)) from None
         m = cgroup.mounts()
         if not m.roots():
-            raise LabError("no cgroup hierarchy is mounted (/proc/mounts): the lab needs cgroups for its limits")
+            raise LabError(
+                "no cgroup hierarchy is mounted (/proc/mounts): the lab needs cgroups for its limits"
+            )
         want_vms = vms_wanted(vms)
         clash = collisions(plan, store, m, want_vms)
         if clash:
-            raise LabError("these names exist already and the lab will not touch what it did not create: "
-                           + ", ".join(clash[:8]) + (f" (and {len(clash) - 8} more)" if len(clash) > 8 else ""))
+            raise LabError(
+                "these names exist already and the lab will not touch what it did not create: "
+                + ", ".join(clash[:8])
+                + (f" (and {len(clash) - 8} more)" if len(clash) > 8 else "")
+            )
         rec = LabRecord(prefix=prefix, tenants=tenants, ovs=bool(plan.ovs_bridge), created_at=time.time())
         store.save(rec)
         try:
@@ -156,6 +172,7 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
             def on_daemon(p: Proc) -> None:
                 rec.ovs_daemons.append(p)
                 store.save(rec)
+
             labovs.start(store.ovs, on_daemon)
             rec.ovs_bridges.append(plan.ovs_bridge)
             store.save(rec)
@@ -170,7 +187,9 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
             br_idx = ipr.link_lookup(ifname=t.bridge)[0] if t.ovs_tag is None else None
             for w in t.workloads:
                 netns.create(w.name)
-                ipr.link("add", ifname=w.host_if, kind="veth", peer={"ifname": "tslpeer", "net_ns_fd": w.name})
+                ipr.link(
+                    "add", ifname=w.host_if, kind="veth", peer={"ifname": "tslpeer", "net_ns_fd": w.name}
+                )
                 idx = ipr.link_lookup(ifname=w.host_if)[0]
                 if br_idx is not None:
                     ipr.link("set", index=idx, master=br_idx)
@@ -196,10 +215,19 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
     store.save(rec)
     for d in rec.cgroups:
         os.makedirs(d, exist_ok=True)
-    cgroup.enable_v2_controllers(m, [plan.cgroup_root] + [f"{plan.cgroup_root}/{t.name}" for t in plan.tenants])
+    cgroup.enable_v2_controllers(
+        m, [plan.cgroup_root] + [f"{plan.cgroup_root}/{t.name}" for t in plan.tenants]
+    )
     for w in plan.workloads():
-        cgroup.set_limits(m, w.cgroup, quota_us=CPU_QUOTA_US, period_us=CPU_PERIOD_US, shares=CPU_SHARES,
-                          mem=MEM_LIMIT, pids=PIDS_MAX)
+        cgroup.set_limits(
+            m,
+            w.cgroup,
+            quota_us=CPU_QUOTA_US,
+            period_us=CPU_PERIOD_US,
+            shares=CPU_SHARES,
+            mem=MEM_LIMIT,
+            pids=PIDS_MAX,
+        )
 
     # 4. files: the config that maps the lab, the lab's own log
     rec.files += [str(store.config), str(store.log)]
@@ -211,8 +239,14 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
     def on_start(p: Proc) -> None:
         rec.procs.append(p)
         store.save(rec)
-    spawn_services([(w.name, f"/run/netns/{w.name}", cgroup.leaves(m, w.cgroup), SERVICE_PORT)
-                    for w in plan.workloads()], on_start)
+
+    spawn_services(
+        [
+            (w.name, f"/run/netns/{w.name}", cgroup.leaves(m, w.cgroup), SERVICE_PORT)
+            for w in plan.workloads()
+        ],
+        on_start,
+    )
 
 
 def _build_vms(store: Store, rec: LabRecord, plan: LabPlan) -> None:
@@ -220,6 +254,7 @@ def _build_vms(store: Store, rec: LabRecord, plan: LabPlan) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from probes.lab import vms
+
     todo = []
     for i, (name, bridge, tap) in enumerate(vms.vm_names(plan)):
         uid = vms.new_uuid()
@@ -239,6 +274,7 @@ def _destroy_vms(rec: LabRecord) -> list[str]:
     from concurrent.futures import ThreadPoolExecutor
 
     from probes.lab import vms
+
     if not rec.vms:
         return []
     with ThreadPoolExecutor(len(rec.vms)) as pool:
@@ -258,16 +294,32 @@ def config_text(plan: LabPlan, store: Store) -> str:
     """The config that maps the lab's workloads to their tenants (by namespace name and by
     cgroup path) and says no tenant may reach another."""
     q = _toml_str
-    lines = ["# Generated by `tenantscope lab up`; removed by `tenantscope lab down`.",
-             f"# Use: tenantscope --config {store.config}", ""]
+    lines = [
+        "# Generated by `tenantscope lab up`; removed by `tenantscope lab down`.",
+        f"# Use: tenantscope --config {store.config}",
+        "",
+    ]
     for t in plan.tenants:
-        lines += ["[[tenant]]", f"name = {q(t.name)}",
-                  f"netns = [{q(plan.prefix + t.name + '-*')}]",
-                  f"cgroups = [{q('/' + plan.cgroup_root + '/' + t.name + '/*')}]",
-                  f"domains = [{q(plan.prefix + t.name + '-*')}]", ""]
-    lines += ["[prefix]", "enabled = false  # everything the lab does not map stays unplaced", "",
-              "[policy]", "allow = []  # full isolation: no tenant may reach another", "",
-              "[logs]", f"files = [{q(str(store.log))}]", "journal = false", ""]
+        lines += [
+            "[[tenant]]",
+            f"name = {q(t.name)}",
+            f"netns = [{q(plan.prefix + t.name + '-*')}]",
+            f"cgroups = [{q('/' + plan.cgroup_root + '/' + t.name + '/*')}]",
+            f"domains = [{q(plan.prefix + t.name + '-*')}]",
+            "",
+        ]
+    lines += [
+        "[prefix]",
+        "enabled = false  # everything the lab does not map stays unplaced",
+        "",
+        "[policy]",
+        "allow = []  # full isolation: no tenant may reach another",
+        "",
+        "[logs]",
+        f"files = [{q(str(store.log))}]",
+        "journal = false",
+        "",
+    ]
     if plan.ovs_bridge:
         lines += ["[network]", f"ovsdb = {q(labovs.db(store.ovs))}", f"probe_ports = [{SERVICE_PORT}]", ""]
     else:
@@ -330,6 +382,7 @@ def lab_pids(rec: LabRecord) -> list[Proc]:
 
 def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
     from pyroute2 import IPRoute, netns
+
     removed = 0
     left: list[str] = []
     # VMs through libvirt (a QEMU that libvirt cannot stop is killed below by its recorded PID)
@@ -362,7 +415,7 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
             try:
                 ipr.link("del", index=idx[0])
                 removed += 1
-            except Exception as e:  # noqa: BLE001 (pyroute2 raises NetlinkError)
+            except Exception as e:
                 if ipr.link_lookup(ifname=name):
                     left.append(f"link {name} ({e})")
     nss = existing_netns()
@@ -382,7 +435,9 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
         else:
             left.append(f"cgroup {d}")
     for name, uid in rec.vms:  # libvirt could not destroy it, but its QEMU is gone: forget it
-        if any(name in v for v in vm_problems) and not any(p.what == f"qemu {name}" and alive(p) for p in rec.procs):
+        if any(name in v for v in vm_problems) and not any(
+            p.what == f"qemu {name}" and alive(p) for p in rec.procs
+        ):
             vm_problems = [v for v in vm_problems if name not in v]
     left += vm_problems
     for f in rec.files:

@@ -47,6 +47,7 @@ class Mounts:
 def mounts(proc_mounts: str = "/proc/mounts") -> Mounts:
     """The hierarchies the lab writes to, from the same mount parsing the resources probe uses."""
     from probes.resources.cgroups import parse_mounts
+
     with open(proc_mounts) as f:
         layout = parse_mounts(f.read())
     return Mounts(tuple((c, m) for c, m in layout.v1 if c in V1_WANTED), layout.v2)
@@ -73,11 +74,19 @@ def write(path: str, value: str) -> None:
         f.write(value)
 
 
-def set_limits(m: Mounts, rel: str, *, quota_us: int | None, period_us: int, shares: int | None,
-               mem: int | None, pids: int | None) -> None:
+def set_limits(
+    m: Mounts,
+    rel: str,
+    *,
+    quota_us: int | None,
+    period_us: int,
+    shares: int | None,
+    mem: int | None,
+    pids: int | None,
+) -> None:
     """Write the limits (None: no limit) into the hierarchy that has each controller."""
     rel = rel.strip("/")
-    if (cpu := m.v1_mount("cpu")):
+    if cpu := m.v1_mount("cpu"):
         d = os.path.join(cpu, rel)
         write(f"{d}/cpu.cfs_period_us", str(period_us))
         write(f"{d}/cpu.cfs_quota_us", str(quota_us if quota_us is not None else -1))
@@ -88,11 +97,11 @@ def set_limits(m: Mounts, rel: str, *, quota_us: int | None, period_us: int, sha
         write(f"{d}/cpu.max", f"{quota_us if quota_us is not None else 'max'} {period_us}")
         if shares is not None:
             write(f"{d}/cpu.weight", str(max(1, min(10000, shares * 100 // 1024))))
-    if (mm := m.v1_mount("memory")):
+    if mm := m.v1_mount("memory"):
         write(f"{os.path.join(mm, rel)}/memory.limit_in_bytes", str(mem if mem is not None else -1))
     elif m.v2_has("memory"):
         write(f"{os.path.join(m.v2, rel)}/memory.max", str(mem) if mem is not None else "max")
-    if (pm := m.v1_mount("pids")):
+    if pm := m.v1_mount("pids"):
         write(f"{os.path.join(pm, rel)}/pids.max", str(pids) if pids is not None else "max")
     elif m.v2_has("pids"):
         write(f"{os.path.join(m.v2, rel)}/pids.max", str(pids) if pids is not None else "max")

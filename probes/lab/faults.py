@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes.lab import cgroup, ovs as labovs
+from probes.lab import cgroup
+from probes.lab import ovs as labovs
 from probes.lab.plan import CPU_PERIOD_US, CPU_QUOTA_US, CPU_SHARES, MEM_LIMIT, PIDS_MAX, LabPlan, make_plan
 from probes.lab.proc import signal_proc
 from probes.lab.record import LabError, LabRecord, Store
@@ -47,14 +48,16 @@ def _sysctl(path: str, value: str) -> None:
     cgroup.write(path, value)
 
 
-def _ipr(ns: str | None = None):  # noqa: ANN202
+def _ipr(ns: str | None = None):
     from pyroute2 import IPRoute
+
     return IPRoute(netns=ns, flags=0) if ns else IPRoute()
 
 
 # ---------------------------------------------------------------- shared-bridge
 
-def _victim(p: LabPlan):  # noqa: ANN202
+
+def _victim(p: LabPlan):
     t = p.tenants[1]
     return t, t.workloads[0], p.tenants[0]
 
@@ -62,22 +65,25 @@ def _victim(p: LabPlan):  # noqa: ANN202
 def shared_break(c: Ctx) -> str:
     t, w, other = _victim(c.plan)
     with _ipr() as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname=w.host_if)[0],
-                 master=ipr.link_lookup(ifname=other.bridge)[0])
+        ipr.link(
+            "set", index=ipr.link_lookup(ifname=w.host_if)[0], master=ipr.link_lookup(ifname=other.bridge)[0]
+        )
     return f"{w.name} (tenant {t.name}) now plugged into {other.bridge}, tenant {other.name}'s bridge"
 
 
 def shared_fix(c: Ctx) -> str:
     t, w, _ = _victim(c.plan)
     with _ipr() as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname=w.host_if)[0],
-                 master=ipr.link_lookup(ifname=t.bridge)[0])
+        ipr.link(
+            "set", index=ipr.link_lookup(ifname=w.host_if)[0], master=ipr.link_lookup(ifname=t.bridge)[0]
+        )
     return f"{w.name} back on {t.bridge}"
 
 
 # ---------------------------------------------------------------- vlan-leak
 
-def _ovs_tenant(p: LabPlan):  # noqa: ANN202
+
+def _ovs_tenant(p: LabPlan):
     t = next((t for t in p.tenants if t.ovs_tag is not None), None)
     if t is None:
         raise LabError("this lab has no tenant on Open vSwitch (built without OVS)")
@@ -92,13 +98,16 @@ def vlan_break(c: Ctx) -> str:
 
 def vlan_fix(c: Ctx) -> str:
     t, w = _ovs_tenant(c.plan)
-    labovs.vsctl(c.store.ovs, "set", "Port", w.host_if, f"tag={t.ovs_tag}", "--", "clear", "Port", w.host_if, "trunks")
+    labovs.vsctl(
+        c.store.ovs, "set", "Port", w.host_if, f"tag={t.ovs_tag}", "--", "clear", "Port", w.host_if, "trunks"
+    )
     return f"OVS port {w.host_if} tagged {t.ovs_tag} again"
 
 
 # ---------------------------------------------------------------- forwarding
 
-def _pair(p: LabPlan):  # noqa: ANN202
+
+def _pair(p: LabPlan):
     a, b = p.tenants[0], p.tenants[1]
     return a, b
 
@@ -113,8 +122,10 @@ def fwd_break(c: Ctx) -> str:
     for src, dst in ((a, b), (b, a)):
         with _ipr(src.workloads[0].name) as n:
             n.route("add", dst=dst.subnet, gateway=src.gateway)
-    return (f"the host routes between {a.bridge} ({a.gateway}) and {b.bridge} ({b.gateway}) with "
-            f"forwarding on and no filter; {a.workloads[0].name} and {b.workloads[0].name} route via it")
+    return (
+        f"the host routes between {a.bridge} ({a.gateway}) and {b.bridge} ({b.gateway}) with "
+        f"forwarding on and no filter; {a.workloads[0].name} and {b.workloads[0].name} route via it"
+    )
 
 
 def fwd_fix(c: Ctx) -> str:
@@ -123,7 +134,7 @@ def fwd_fix(c: Ctx) -> str:
         try:
             with _ipr(src.workloads[0].name) as n:
                 n.route("del", dst=dst.subnet, gateway=src.gateway)
-        except Exception:  # noqa: BLE001 (already gone)
+        except Exception:
             pass
     for t in (a, b):
         try:
@@ -134,27 +145,37 @@ def fwd_fix(c: Ctx) -> str:
         for t in (a, b):
             try:
                 ipr.addr("del", index=ipr.link_lookup(ifname=t.bridge)[0], address=t.gateway, prefixlen=24)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
     return f"no host addresses or forwarding on {a.bridge}, {b.bridge}"
 
 
 # ---------------------------------------------------------------- no-limits
 
-def _unlimited(p: LabPlan):  # noqa: ANN202
+
+def _unlimited(p: LabPlan):
     return p.tenants[0].workloads[1]
 
 
 def nolimits_break(c: Ctx) -> str:
     w = _unlimited(c.plan)
-    cgroup.set_limits(c.mounts, w.cgroup, quota_us=None, period_us=CPU_PERIOD_US, shares=None, mem=None, pids=None)
+    cgroup.set_limits(
+        c.mounts, w.cgroup, quota_us=None, period_us=CPU_PERIOD_US, shares=None, mem=None, pids=None
+    )
     return f"{w.name}: CPU quota, memory limit and pids limit removed from cgroup /{w.cgroup}"
 
 
 def nolimits_fix(c: Ctx) -> str:
     w = _unlimited(c.plan)
-    cgroup.set_limits(c.mounts, w.cgroup, quota_us=CPU_QUOTA_US, period_us=CPU_PERIOD_US, shares=CPU_SHARES,
-                      mem=MEM_LIMIT, pids=PIDS_MAX)
+    cgroup.set_limits(
+        c.mounts,
+        w.cgroup,
+        quota_us=CPU_QUOTA_US,
+        period_us=CPU_PERIOD_US,
+        shares=CPU_SHARES,
+        mem=MEM_LIMIT,
+        pids=PIDS_MAX,
+    )
     return f"{w.name}: limits restored"
 
 
@@ -175,11 +196,11 @@ def _weights(c: Ctx, rel: str, shares: int) -> None:
         cgroup.write(os.path.join(cpu, *parts[:i], "cpu.shares"), str(shares))
 
 
-def _noisy(p: LabPlan):  # noqa: ANN202
+def _noisy(p: LabPlan):
     return p.tenants[1], p.tenants[1].workloads[1]
 
 
-def _service(c: Ctx, name: str):  # noqa: ANN202
+def _service(c: Ctx, name: str):
     p = next((p for p in c.rec.procs if p.what == f"service {name}"), None)
     if p is None:
         raise LabError(f"no service recorded for {name}")
@@ -189,21 +210,34 @@ def _service(c: Ctx, name: str):  # noqa: ANN202
 def noisy_break(c: Ctx) -> str:
     t, w = _noisy(c.plan)
     ncpu = os.cpu_count() or 1
-    cgroup.set_limits(c.mounts, w.cgroup, quota_us=ncpu * CPU_PERIOD_US, period_us=CPU_PERIOD_US,
-                      shares=CPU_SHARES, mem=MEM_LIMIT, pids=PIDS_MAX)
+    cgroup.set_limits(
+        c.mounts,
+        w.cgroup,
+        quota_us=ncpu * CPU_PERIOD_US,
+        period_us=CPU_PERIOD_US,
+        shares=CPU_SHARES,
+        mem=MEM_LIMIT,
+        pids=PIDS_MAX,
+    )
     _weights(c, w.cgroup, NOISY_SHARES)
     if not signal_proc(_service(c, w.name), signal.SIGUSR1):
         raise LabError(f"{w.name}: its service is not running (lab status)")
-    return (f"{w.name} (tenant {t.name}): CPU quota raised to {ncpu} core(s) and two CPU burners "
-            f"started")
+    return f"{w.name} (tenant {t.name}): CPU quota raised to {ncpu} core(s) and two CPU burners started"
 
 
 def noisy_fix(c: Ctx) -> str:
     t, w = _noisy(c.plan)
     signal_proc(_service(c, w.name), signal.SIGUSR2)
     _weights(c, w.cgroup, CPU_SHARES)
-    cgroup.set_limits(c.mounts, w.cgroup, quota_us=CPU_QUOTA_US, period_us=CPU_PERIOD_US, shares=CPU_SHARES,
-                      mem=MEM_LIMIT, pids=PIDS_MAX)
+    cgroup.set_limits(
+        c.mounts,
+        w.cgroup,
+        quota_us=CPU_QUOTA_US,
+        period_us=CPU_PERIOD_US,
+        shares=CPU_SHARES,
+        mem=MEM_LIMIT,
+        pids=PIDS_MAX,
+    )
     return f"{w.name}: burners stopped, quota back to {CPU_QUOTA_US / CPU_PERIOD_US:.2f} core"
 
 
@@ -219,14 +253,20 @@ def denial_lines(c: Ctx, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     host = socket.gethostname()
     out = []
-    for i, (op, obj, mask) in enumerate((("open", f"/run/netns/{dst.name}", "r"),
-                                         ("open", f"/sys/fs/cgroup/memory/{dst.cgroup}/memory.limit_in_bytes", "w"),
-                                         ("connect", f"/run/{dst.name}.sock", "w"))):
+    for i, (op, obj, mask) in enumerate(
+        (
+            ("open", f"/run/netns/{dst.name}", "r"),
+            ("open", f"/sys/fs/cgroup/memory/{dst.cgroup}/memory.limit_in_bytes", "w"),
+            ("connect", f"/run/{dst.name}.sock", "w"),
+        )
+    ):
         t = now + i * 0.001
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+00:00"
-        out.append(f'{stamp} {host} kernel: audit: type=1400 audit({t:.3f}:{9000 + i}): apparmor="DENIED" '
-                   f'operation="{op}" profile="{src.name}" name="{obj}" pid={pid} comm="{src.name}" '
-                   f'requested_mask="{mask}" denied_mask="{mask}" fsuid=65534 ouid=0 {MARK}')
+        out.append(
+            f'{stamp} {host} kernel: audit: type=1400 audit({t:.3f}:{9000 + i}): apparmor="DENIED" '
+            f'operation="{op}" profile="{src.name}" name="{obj}" pid={pid} comm="{src.name}" '
+            f'requested_mask="{mask}" denied_mask="{mask}" fsuid=65534 ouid=0 {MARK}'
+        )
     return out
 
 
@@ -235,8 +275,10 @@ def denial_break(c: Ctx) -> str:
     with open(c.store.log, "a") as f:
         f.write("".join(line + "\n" for line in lines))
     a, b = c.plan.tenants[0], c.plan.tenants[1]
-    return f"{len(lines)} simulated AppArmor denials appended to {c.store.log}: tenant {a.name}'s " \
-           f"{a.workloads[0].name} touching tenant {b.name}'s {b.workloads[-1].name}"
+    return (
+        f"{len(lines)} simulated AppArmor denials appended to {c.store.log}: tenant {a.name}'s "
+        f"{a.workloads[0].name} touching tenant {b.name}'s {b.workloads[-1].name}"
+    )
 
 
 def denial_fix(c: Ctx) -> str:
@@ -247,14 +289,18 @@ def denial_fix(c: Ctx) -> str:
         keep = []
     with open(c.store.log, "w") as f:
         f.writelines(keep)
-    return f"the simulated denials were removed from {c.store.log} (a console already running keeps them " \
-           f"in its history until restarted)"
+    return (
+        f"the simulated denials were removed from {c.store.log} (a console already running keeps them "
+        f"in its history until restarted)"
+    )
 
 
 # ---------------------------------------------------------------- unconfined-vm
 
+
 def _vm(c: Ctx) -> tuple[str, str, int]:
     from probes.lab import vms
+
     if not c.rec.vms:
         raise LabError("this lab has no VMs (built where libvirtd + QEMU did not run, or with --vms no)")
     name, uid = c.rec.vms[0]
@@ -265,6 +311,7 @@ def _vm(c: Ctx) -> tuple[str, str, int]:
 def _restart_vm(c: Ctx, unconfined: bool) -> str:
     from probes.lab import vms
     from probes.lab.proc import start_time
+
     name, uid, i = _vm(c)
     _, bridge, tap = vms.vm_names(c.plan)[i]
     why = vms.destroy(uid)
@@ -274,6 +321,7 @@ def _restart_vm(c: Ctx, unconfined: bool) -> str:
     c.rec.procs = [p for p in c.rec.procs if p.what != f"qemu {name}"]
     if pid:
         from probes.lab.record import Proc
+
         c.rec.procs.append(Proc(pid, start_time(pid) or 0, f"qemu {name}"))
     c.save()
     return name
@@ -289,23 +337,74 @@ def unconfined_fix(c: Ctx) -> str:
     return f"{name} restarted with libvirt's default labelling"
 
 
-FAULTS: dict[str, Fault] = {f.name: f for f in (
-    Fault("shared-bridge", "a workload of globex is re-plugged into acme's bridge", ("NET-02", "NET-04"),
-          "", "", shared_break, shared_fix),
-    Fault("vlan-leak", "initech's OVS port loses its VLAN tag and trunks every VLAN", ("NET-03",),
-          "", "ovs", vlan_break, vlan_fix),
-    Fault("forwarding", "the host gets addresses on acme's and globex's bridges and forwards between them",
-          ("NET-07",), "NET-06 (tenants reach a host address), NET-05 (predicted, or observed with --probe)",
-          "", fwd_break, fwd_fix),
-    Fault("no-limits", "acme's db loses its CPU quota, memory limit and pids limit", ("CTR-07",), "", "",
-          nolimits_break, nolimits_fix),
-    Fault("noisy-neighbour", "a CPU burner runs in globex's db, its quota raised to every core", ("RES-02",),
-          "RES-01 (the spike against the workload's own baseline)", "", noisy_break, noisy_fix),
-    Fault("mac-denial", "simulated AppArmor denials: acme's web touching globex's files, in the lab's log",
-          ("LOG-01",), "", "", denial_break, denial_fix),
-    Fault("unconfined-vm", "acme's VM is restarted with <seclabel type='none'/> (needs VMs)", ("VM-01",), "",
-          "vms", unconfined_break, unconfined_fix),
-)}
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault(
+            "shared-bridge",
+            "a workload of globex is re-plugged into acme's bridge",
+            ("NET-02", "NET-04"),
+            "",
+            "",
+            shared_break,
+            shared_fix,
+        ),
+        Fault(
+            "vlan-leak",
+            "initech's OVS port loses its VLAN tag and trunks every VLAN",
+            ("NET-03",),
+            "",
+            "ovs",
+            vlan_break,
+            vlan_fix,
+        ),
+        Fault(
+            "forwarding",
+            "the host gets addresses on acme's and globex's bridges and forwards between them",
+            ("NET-07",),
+            "NET-06 (tenants reach a host address), NET-05 (predicted, or observed with --probe)",
+            "",
+            fwd_break,
+            fwd_fix,
+        ),
+        Fault(
+            "no-limits",
+            "acme's db loses its CPU quota, memory limit and pids limit",
+            ("CTR-07",),
+            "",
+            "",
+            nolimits_break,
+            nolimits_fix,
+        ),
+        Fault(
+            "noisy-neighbour",
+            "a CPU burner runs in globex's db, its quota raised to every core",
+            ("RES-02",),
+            "RES-01 (the spike against the workload's own baseline)",
+            "",
+            noisy_break,
+            noisy_fix,
+        ),
+        Fault(
+            "mac-denial",
+            "simulated AppArmor denials: acme's web touching globex's files, in the lab's log",
+            ("LOG-01",),
+            "",
+            "",
+            denial_break,
+            denial_fix,
+        ),
+        Fault(
+            "unconfined-vm",
+            "acme's VM is restarted with <seclabel type='none'/> (needs VMs)",
+            ("VM-01",),
+            "",
+            "vms",
+            unconfined_break,
+            unconfined_fix,
+        ),
+    )
+}
 
 
 def available(f: Fault, rec: LabRecord | None) -> str:

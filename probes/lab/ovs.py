@@ -37,8 +37,9 @@ def db(d: Path) -> str:
 
 
 def vsctl(d: Path, *args: str, check: bool = True) -> str:
-    r = subprocess.run(["ovs-vsctl", f"--db={db(d)}", "--timeout=10", *args], env=env(d),
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["ovs-vsctl", f"--db={db(d)}", "--timeout=10", *args], env=env(d), capture_output=True, text=True
+    )
     if r.returncode and check:
         raise LabError(f"ovs-vsctl {' '.join(args)}: {r.stderr.strip()}")
     return r.stdout
@@ -51,9 +52,10 @@ def _pid(d: Path, name: str) -> int | None:
         return None
 
 
-def start(d: Path, on_daemon) -> None:  # noqa: ANN001
+def start(d: Path, on_daemon) -> None:
     """Start both daemons in `d`; `on_daemon(Proc)` records each."""
     from probes.lab.proc import start_time
+
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     e = env(d)
     conf = d / "conf.db"
@@ -66,10 +68,22 @@ def start(d: Path, on_daemon) -> None:  # noqa: ANN001
     if not conf.exists():
         run(["ovsdb-tool", "create", str(conf), SCHEMA])
     for name, argv in (
-            ("ovsdb-server", ["ovsdb-server", str(conf), f"--remote=punix:{d}/db.sock", "--pidfile",
-                              "--detach", f"--log-file={d}/ovsdb-server.log"]),
-            ("ovs-vswitchd", ["ovs-vswitchd", db(d), "--pidfile", "--detach",
-                              f"--log-file={d}/ovs-vswitchd.log"])):
+        (
+            "ovsdb-server",
+            [
+                "ovsdb-server",
+                str(conf),
+                f"--remote=punix:{d}/db.sock",
+                "--pidfile",
+                "--detach",
+                f"--log-file={d}/ovsdb-server.log",
+            ],
+        ),
+        (
+            "ovs-vswitchd",
+            ["ovs-vswitchd", db(d), "--pidfile", "--detach", f"--log-file={d}/ovs-vswitchd.log"],
+        ),
+    ):
         run(argv)
         pid = _pid(d, name)
         if pid is None:
@@ -85,6 +99,7 @@ def add_bridge(d: Path, name: str) -> None:
 
 def stop(daemons: list[Proc], d: Path | None) -> list[Proc]:
     from probes.lab.proc import kill_all
+
     left = kill_all(list(reversed(daemons)), timeout=3.0)
     if d is not None and d.exists() and not left:
         shutil.rmtree(d, ignore_errors=True)

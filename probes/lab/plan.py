@@ -87,11 +87,16 @@ def make_plan(tenants: int = 3, *, ovs: bool = False, prefix: str = PREFIX) -> L
     out = []
     for i, t in enumerate(tenant_names(tenants), start=1):
         n = 3 if i % 2 else 2
-        wls = tuple(WorkloadPlan(t, s, f"{prefix}{t}-{s}", f"{SUBNET}.{i}.{j}", f"{root}/{t}/{s}")
-                    for j, s in enumerate(WORKLOADS[:n], start=1))
+        wls = tuple(
+            WorkloadPlan(t, s, f"{prefix}{t}-{s}", f"{SUBNET}.{i}.{j}", f"{root}/{t}/{s}")
+            for j, s in enumerate(WORKLOADS[:n], start=1)
+        )
         on_ovs = bool(ovs_bridge) and i == 3
-        out.append(TenantPlan(t, i, ovs_bridge if on_ovs else f"{prefix}b-{t}",
-                              OVS_VLAN_BASE + i if on_ovs else None, wls))
+        out.append(
+            TenantPlan(
+                t, i, ovs_bridge if on_ovs else f"{prefix}b-{t}", OVS_VLAN_BASE + i if on_ovs else None, wls
+            )
+        )
     for t in out:
         for name in (t.bridge, *(w.name for w in t.workloads)):
             if len(name.encode()) > 15:

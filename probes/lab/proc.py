@@ -22,8 +22,30 @@ from collections.abc import Sequence
 from probes.lab.record import LabError, Proc
 
 # x86_64 syscall numbers refused with EPERM by the service's seccomp filter.
-DENIED_X86_64 = (101, 155, 163, 165, 166, 167, 168, 169, 175, 176, 246, 248, 249, 250, 272,
-                 298, 304, 308, 313, 320, 321, 323)
+DENIED_X86_64 = (
+    101,
+    155,
+    163,
+    165,
+    166,
+    167,
+    168,
+    169,
+    175,
+    176,
+    246,
+    248,
+    249,
+    250,
+    272,
+    298,
+    304,
+    308,
+    313,
+    320,
+    321,
+    323,
+)
 
 SERVICE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "service.py")
 
@@ -34,7 +56,7 @@ def start_time(pid: int) -> int | None:
         raw = open(f"/proc/{pid}/stat").read()
     except OSError:
         return None
-    return int(raw[raw.rindex(")") + 2:].split()[19])
+    return int(raw[raw.rindex(")") + 2 :].split()[19])
 
 
 def alive(p: Proc) -> bool:
@@ -52,17 +74,24 @@ def signal_proc(p: Proc, sig: int) -> bool:
         return False
 
 
-def spawn_services(items: Sequence[tuple[str, str, list[str], int]],
-                   on_start, timeout: float = 15.0) -> list[Proc]:  # noqa: ANN001
+def spawn_services(
+    items: Sequence[tuple[str, str, list[str], int]], on_start, timeout: float = 15.0
+) -> list[Proc]:
     """Start one service per (name, netns path, cgroup dirs, port) concurrently; `on_start`
     records each Proc as soon as its PID is known; wait until every one says it listens."""
     deny = list(DENIED_X86_64) if platform.machine() == "x86_64" else []
     started: list[tuple[subprocess.Popen[bytes], Proc]] = []
     for name, netns, cgroups, port in items:
         arg = json.dumps({"name": name, "netns": netns, "cgroups": cgroups, "port": port, "deny": deny})
-        p = subprocess.Popen([sys.executable, "-I", "-S", SERVICE, arg], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
-                             start_new_session=True, close_fds=True)
+        p = subprocess.Popen(
+            [sys.executable, "-I", "-S", SERVICE, arg],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
         rec = Proc(p.pid, start_time(p.pid) or 0, f"service {name}")
         on_start(rec)
         started.append((p, rec))
@@ -80,7 +109,9 @@ def spawn_services(items: Sequence[tuple[str, str, list[str], int]],
             err = b""
             if p.poll() is not None:
                 err = p.stderr.read()
-            problems.append(f"{name}: the service did not start ({err.decode(errors='replace').strip() or 'no answer'})")
+            problems.append(
+                f"{name}: the service did not start ({err.decode(errors='replace').strip() or 'no answer'})"
+            )
         p.stdout.close()
         p.stderr.close()
         p.returncode = 0  # not our child to wait for after this: init reaps it (Popen's __del__ quiet)

@@ -9,6 +9,7 @@ forwards signals and exits with its init; the init dies with the launcher (PR_SE
 
 SIGUSR1 starts two CPU burners at nice 19 (the noisy-neighbour fault), SIGUSR2 stops them.
 """
+
 import ctypes
 import json
 import os
@@ -87,6 +88,7 @@ if deny:
 
     class Prog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
     prog = Prog(len(ins), ctypes.addressof(buf))
     ck(libc.prctl(22, 2, ctypes.byref(prog), 0, 0), "seccomp")
 

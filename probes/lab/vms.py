@@ -90,12 +90,13 @@ def domain_xml(name: str, uid: str, bridge: str, tap: str, mac: str, *, kind: st
 
 
 def _mac(i: int) -> str:
-    return f"52:54:00:7a:{(i >> 8) & 0xff:02x}:{i & 0xff:02x}"
+    return f"52:54:00:7a:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}"
 
 
 def create(name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined: bool = False) -> int:
     """Start the domain; returns its QEMU PID (0 when unknown)."""
     import libvirt
+
     try:
         conn = _open()
     except _Unavailable as e:
@@ -104,8 +105,9 @@ def create(name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined
         last: Exception | None = None
         for kind in ("kvm", "qemu"):
             try:
-                dom = conn.createXML(domain_xml(name, uid, bridge, tap, _mac(index), kind=kind,
-                                                unconfined=unconfined), 0)
+                dom = conn.createXML(
+                    domain_xml(name, uid, bridge, tap, _mac(index), kind=kind, unconfined=unconfined), 0
+                )
                 break
             except libvirt.libvirtError as e:
                 last = e
@@ -130,6 +132,7 @@ def destroy(uid: str) -> str:
     try:
         with closing(_open()) as conn:
             import libvirt
+
             try:
                 dom = conn.lookupByUUIDString(uid)
             except libvirt.libvirtError:
@@ -152,6 +155,7 @@ def domain_exists(name: str) -> bool:
     try:
         with closing(_open(read_only=True)) as conn:
             import libvirt
+
             try:
                 conn.lookupByName(name)
                 return True

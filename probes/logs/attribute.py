@@ -29,8 +29,18 @@ from probes.logs import classify
 from probes.logs.model import LogEvent
 from probes.model import State, Workload, WorkloadKind
 
-RANK = {"file": 0, "uuid": 1, "profile": 1, "mcs": 2, "cgroup": 2, "name": 3, "tap": 4,
-        "mac": 5, "ip": 6, "pid": 7}
+RANK = {
+    "file": 0,
+    "uuid": 1,
+    "profile": 1,
+    "mcs": 2,
+    "cgroup": 2,
+    "name": 3,
+    "tap": 4,
+    "mac": 5,
+    "ip": 6,
+    "pid": 7,
+}
 
 _TOKEN = re.compile(r"[A-Za-z0-9_\\-]+(?:[.:][A-Za-z0-9_\\-]+)*")
 _MCS = re.compile(r":(c\d+(?:[.,]c\d+)*)$")
@@ -163,7 +173,7 @@ class Index:
                 for p in n.pids:
                     self._put(self.pids.setdefault(w.host, {}), p, Hit(w.key, t, "pid"))  # type: ignore[arg-type]
 
-    def _add_topology(self, host: str, topo, workloads) -> None:  # noqa: ANN001
+    def _add_topology(self, host: str, topo, workloads) -> None:
         """Host-side veths whose peer is in a workload's namespace belong to that workload."""
         by_ns = {w.name: w for w in workloads if w.kind == WorkloadKind.NETNS}
         d = self.by_host.setdefault(host, {})
@@ -317,7 +327,7 @@ class Attributor:
                     self.learn_pid(host, int(pid), hit)
             elif tag == classify.OOM_KILL:
                 hit = self._pid(host, e.pid)
-            elif tag == classify.LIFECYCLE or tag == classify.GUEST_CRASH and e.kind == "lifecycle":
+            elif tag == classify.LIFECYCLE or (tag == classify.GUEST_CRASH and e.kind == "lifecycle"):
                 hit = self.index.get(host, e.field("domain"))
         if hit is None and "/qemu/" in e.source:  # a domain's own log file
             hit = self._file(host, e.source)
@@ -337,7 +347,21 @@ class Attributor:
         if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu"):
             self.learn_pid(host, e.pid, hit)
         # a new entry built directly (dataclasses.replace costs twice as much)
-        return LogEvent(e.at, e.host, e.source, e.severity, e.message,
-                        hit.tenant if hit else "", hit.workload if hit else "", e.tags, e.seq,
-                        e.kind, e.program, e.pid, e.fields, hit.how if hit else "",
-                        target.tenant if target else "", target.workload if target else "")
+        return LogEvent(
+            e.at,
+            e.host,
+            e.source,
+            e.severity,
+            e.message,
+            hit.tenant if hit else "",
+            hit.workload if hit else "",
+            e.tags,
+            e.seq,
+            e.kind,
+            e.program,
+            e.pid,
+            e.fields,
+            hit.how if hit else "",
+            target.tenant if target else "",
+            target.workload if target else "",
+        )

@@ -51,10 +51,19 @@ SIGNAL_PATTERNS: tuple[tuple[str, str, str], ...] = (
 )
 
 # literal needles that every pattern contains, for the substring pre-test
-_NEEDLES = ("denied", "DENIED", "Killed process", "oom-kill:", "KVM", "emulation failure",
-            "reason=crashed", "guest-panicked", "martian source", ") entered ")
-_COMPILED = tuple((tag, sev or None, re.compile(p.replace(r"\"", '"')))
-                  for tag, sev, p in SIGNAL_PATTERNS)
+_NEEDLES = (
+    "denied",
+    "DENIED",
+    "Killed process",
+    "oom-kill:",
+    "KVM",
+    "emulation failure",
+    "reason=crashed",
+    "guest-panicked",
+    "martian source",
+    ") entered ",
+)
+_COMPILED = tuple((tag, sev or None, re.compile(p.replace(r"\"", '"'))) for tag, sev, p in SIGNAL_PATTERNS)
 
 
 def classify(msg: str, kind: str = "", program: str = "") -> tuple[str | None, str | None]:

@@ -22,29 +22,40 @@ from probes.logs.model import SEVERITIES, LogEvent
 MAX_MESSAGE = 64 * 1024
 _classify = classify.classify  # stored; the display cuts at 16 KiB with a marker
 
-_MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 # "Nov 27 10:00:00 hv1 prog[123]: msg" and "2026-11-27T10:00:00.123+00:00 hv1 prog[123]: msg"
 _SYSLOG = re.compile(
     r"(?P<ts>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)"
-    r" (?P<host>\S+) (?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)", re.S)
+    r" (?P<host>\S+) (?P<prog>[^\s:\[]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*)",
+    re.S,
+)
 # libvirtd.log: "2026-11-27 10:31:20.675+0000: 5461: error : func:673 : msg"
 _LIBVIRTD = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}): (?P<tid>\d+): (?P<lvl>\w+) : "
-    r"(?:(?P<func>[\w.]+):\d+ : )?(?P<msg>.*)", re.S)
+    r"(?:(?P<func>[\w.]+):\d+ : )?(?P<msg>.*)",
+    re.S,
+)
 # qemu log: "2026-11-27 10:33:57.701+0000: msg" (libvirt) or "2026-11-27T10:33:59.045615Z qemu: msg"
 _QEMU = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?):? (?P<msg>.*)", re.S)
+    r"(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?):? (?P<msg>.*)", re.S
+)
 _AUDIT = re.compile(r"type=(?P<type>\S+) msg=audit\((?P<ts>\d+(?:\.\d+)?):\d+\): ?(?P<msg>.*)", re.S)
-_KERNEL_AUDIT = re.compile(r"audit: type=(?P<type>\d+) audit\((?P<ts>\d+(?:\.\d+)?):\d+\): ?(?P<msg>.*)", re.S)
+_KERNEL_AUDIT = re.compile(
+    r"audit: type=(?P<type>\d+) audit\((?P<ts>\d+(?:\.\d+)?):\d+\): ?(?P<msg>.*)", re.S
+)
 
 _LIBVIRT_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "error": "err"}
 
 _ts_cache: dict[str, float] = {}
 
 
-def _cached(key: str, fn) -> float:  # noqa: ANN001
+def _cached(key: str, fn) -> float:
     v = _ts_cache.get(key)
     if v is None:
         if len(_ts_cache) > 4096:
@@ -68,8 +79,11 @@ def _bsd_base(s: str) -> float:
 
 def _iso_base(s: str) -> float:
     """'2026-11-27T10:00:00' or with a space: seconds since the epoch, as UTC."""
-    return float(calendar.timegm((int(s[0:4]), int(s[5:7]), int(s[8:10]),
-                                  int(s[11:13]), int(s[14:16]), int(s[17:19]), 0, 0, 0)))
+    return float(
+        calendar.timegm(
+            (int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), int(s[17:19]), 0, 0, 0)
+        )
+    )
 
 
 def _iso_minute(s: str) -> float:
@@ -139,8 +153,22 @@ def _unquote(k: str, v: str) -> str:
     return v
 
 
-_AUDIT_KEYS = ("scontext", "tcontext", "tclass", "comm", "path", "name", "pid", "profile",
-               "operation", "requested_mask", "denied_mask", "apparmor", "exe", "permissive")
+_AUDIT_KEYS = (
+    "scontext",
+    "tcontext",
+    "tclass",
+    "comm",
+    "path",
+    "name",
+    "pid",
+    "profile",
+    "operation",
+    "requested_mask",
+    "denied_mask",
+    "apparmor",
+    "exe",
+    "permissive",
+)
 
 
 def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
@@ -185,8 +213,17 @@ def signal_fields(tag: str, msg: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def _event(at: float, host: str, source: str, severity: str, msg: str, kind: str,
-           program: str = "", pid: int = 0, extra: tuple[tuple[str, str], ...] = ()) -> LogEvent:
+def _event(
+    at: float,
+    host: str,
+    source: str,
+    severity: str,
+    msg: str,
+    kind: str,
+    program: str = "",
+    pid: int = 0,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> LogEvent:
     if len(msg) > MAX_MESSAGE:
         msg = msg[:MAX_MESSAGE]
     tag, sev = _classify(msg, kind, program)
@@ -201,12 +238,14 @@ def _event(at: float, host: str, source: str, severity: str, msg: str, kind: str
                 if k == "pid" and v.isdigit():
                     pid = int(v)
                     break
-        return LogEvent(at, host, source, severity, msg, tags=(tag,), kind=kind,
-                        program=program, pid=pid, fields=fields)
+        return LogEvent(
+            at, host, source, severity, msg, tags=(tag,), kind=kind, program=program, pid=pid, fields=fields
+        )
     if severity == "err" and kind in ("qemu", "libvirtd"):
         tag = classify.QEMU_ERROR if kind == "qemu" else classify.LIBVIRT_ERROR
-        return LogEvent(at, host, source, severity, msg, tags=(tag,), kind=kind,
-                        program=program, pid=pid, fields=extra)
+        return LogEvent(
+            at, host, source, severity, msg, tags=(tag,), kind=kind, program=program, pid=pid, fields=extra
+        )
     # positional: the common case, a million times a second's worth (keywords cost more)
     return LogEvent(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra)
 
@@ -225,20 +264,38 @@ def parse_syslog(line: str, host: str, source: str) -> LogEvent:
     if prog == "audit" or msg.startswith("type="):
         am = _AUDIT.match(msg)
         if am:
-            return _event(at, host, source, "notice", am.group("msg"), "audit", prog,
-                          int(pid) if pid else 0, (("type", am.group("type")),))
+            return _event(
+                at,
+                host,
+                source,
+                "notice",
+                am.group("msg"),
+                "audit",
+                prog,
+                int(pid) if pid else 0,
+                (("type", am.group("type")),),
+            )
     return _event(at, host, source, "info", msg, "syslog", prog, int(pid) if pid else 0)
 
 
 def parse_kernel(msg: str, at: float, host: str, source: str, severity: str = "info") -> LogEvent:
     # "[12345.678901] " uptime prefix of dmesg-style lines
     if msg.startswith("[") and "] " in msg[:20]:
-        msg = msg[msg.index("] ") + 2:]
+        msg = msg[msg.index("] ") + 2 :]
     if msg.startswith("audit: "):
         am = _KERNEL_AUDIT.match(msg)
         if am:
-            return _event(float(am.group("ts")), host, source, "notice", am.group("msg"),
-                          "audit", "kernel", 0, (("type", am.group("type")),))
+            return _event(
+                float(am.group("ts")),
+                host,
+                source,
+                "notice",
+                am.group("msg"),
+                "audit",
+                "kernel",
+                0,
+                (("type", am.group("type")),),
+            )
     return _event(at, host, source, severity, msg, "kernel", "kernel")
 
 
@@ -249,8 +306,17 @@ def parse_audit(line: str, host: str, source: str) -> LogEvent:
     m = _AUDIT.match(line)
     if not m:
         return parse_plain(line, host, source)
-    return _event(float(m.group("ts")), host, source, "notice", m.group("msg"), "audit", "audit",
-                  0, (("type", m.group("type")),))
+    return _event(
+        float(m.group("ts")),
+        host,
+        source,
+        "notice",
+        m.group("msg"),
+        "audit",
+        "audit",
+        0,
+        (("type", m.group("type")),),
+    )
 
 
 def parse_libvirtd(line: str, host: str, source: str) -> LogEvent:
@@ -259,8 +325,9 @@ def parse_libvirtd(line: str, host: str, source: str) -> LogEvent:
         return parse_plain(line, host, source, kind="libvirtd")
     sev = _LIBVIRT_LEVELS.get(m.group("lvl"), "info")
     extra = (("func", m.group("func")),) if m.group("func") else ()
-    return _event(iso_time(m.group("ts")), host, source, sev, m.group("msg"), "libvirtd",
-                  "libvirtd", 0, extra)
+    return _event(
+        iso_time(m.group("ts")), host, source, sev, m.group("msg"), "libvirtd", "libvirtd", 0, extra
+    )
 
 
 def parse_qemu(line: str, host: str, source: str, *, last_at: float = 0.0) -> LogEvent:
@@ -270,7 +337,7 @@ def parse_qemu(line: str, host: str, source: str, *, last_at: float = 0.0) -> Lo
         return _event(last_at, host, source, "info", line, "qemu", "qemu")
     msg = m.group("msg")
     sev = "info"
-    if "error" in msg.lower() or msg.startswith("qemu-system") and ": " in msg and "terminating" not in msg:
+    if "error" in msg.lower() or (msg.startswith("qemu-system") and ": " in msg and "terminating" not in msg):
         sev = "err" if "error" in msg.lower() else "warning"
     return _event(iso_time(m.group("ts")), host, source, sev, msg, "qemu", "qemu")
 
@@ -279,7 +346,7 @@ def parse_plain(line: str, host: str, source: str, kind: str = "text") -> LogEve
     return _event(0.0, host, source, "info", line, kind)
 
 
-def parser_for(source: str):  # noqa: ANN201
+def parser_for(source: str):
     """The line parser for a file source (by its path), syslog for anything unknown."""
     path = source[5:] if source.startswith("file:") else source
     if "/audit/" in path or path.endswith("audit.log"):
@@ -349,13 +416,29 @@ def parse_journal_obj(obj: Mapping[str, Any], host: str, source: str = "journal"
         e = parse_kernel(msg, at, host, source, sev)
     elif transport == "audit" or msg.startswith("type="):
         am = _AUDIT.match(msg)
-        e = _event(at, host, source, sev, am.group("msg") if am else msg, "audit", prog or "audit",
-                   pid, (("type", am.group("type")),) if am else ())
+        e = _event(
+            at,
+            host,
+            source,
+            sev,
+            am.group("msg") if am else msg,
+            "audit",
+            prog or "audit",
+            pid,
+            (("type", am.group("type")),) if am else (),
+        )
     else:
-        kind = "qemu" if prog.startswith("qemu") else "libvirtd" if prog in ("libvirtd", "virtqemud") else "journal"
+        kind = (
+            "qemu"
+            if prog.startswith("qemu")
+            else "libvirtd"
+            if prog in ("libvirtd", "virtqemud")
+            else "journal"
+        )
         e = _event(at, host, source, sev, msg, kind, prog, pid)
     if extra:
         from dataclasses import replace
+
         e = replace(e, fields=e.fields + tuple(extra), pid=e.pid or pid)
     return e
 
@@ -376,7 +459,8 @@ def parse_journal_line(line: str, host: str, source: str = "journal") -> tuple[L
 # virsh event --timestamp: "2026-11-27 10:33:58.028+0000: event 'lifecycle' for domain 'NAME': Started Booted"
 _VIRSH_EVENT = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+[+-]\d{4}): event '(?P<ev>[\w-]+)' for domain '(?P<dom>.*)': ?(?P<detail>.*)",
-    re.S)
+    re.S,
+)
 _NOISY_EVENTS = frozenset({"balloon-change", "rtc-change", "metadata-change", "memory-device-size-change"})
 
 
@@ -393,15 +477,30 @@ def parse_virsh_event(line: str, host: str, source: str = "libvirt-events") -> L
     first = detail.split(" ", 1)[0] if detail else ""
     sev = "info"
     tags: tuple[str, ...] = (classify.LIFECYCLE,)
-    if ev == "lifecycle" and first == "Crashed" or ev in ("watchdog", "io-error", "io-error-reason") \
-            or ev == "lifecycle" and "Crashed" in detail or ev == "control-error":
+    if (
+        (ev == "lifecycle" and first == "Crashed")
+        or ev in ("watchdog", "io-error", "io-error-reason")
+        or (ev == "lifecycle" and "Crashed" in detail)
+        or ev == "control-error"
+    ):
         sev = "err"
         tags = (classify.GUEST_CRASH,)
-    return LogEvent(iso_time(m.group("ts")), host, source, sev, msg, tags=tags, kind="lifecycle",
-                    program="libvirt", fields=(("domain", dom), ("event", ev), ("detail", detail)))
+    return LogEvent(
+        iso_time(m.group("ts")),
+        host,
+        source,
+        sev,
+        msg,
+        tags=tags,
+        kind="lifecycle",
+        program="libvirt",
+        fields=(("domain", dom), ("event", ev), ("detail", detail)),
+    )
 
 
-def tenantscope_event(at: float, host: str, severity: str, msg: str,
-                      fields: tuple[tuple[str, str], ...] = ()) -> LogEvent:
-    return LogEvent(at, host, "tenantscope", severity, msg, kind="tenantscope",
-                    program="tenantscope", fields=fields)
+def tenantscope_event(
+    at: float, host: str, severity: str, msg: str, fields: tuple[tuple[str, str], ...] = ()
+) -> LogEvent:
+    return LogEvent(
+        at, host, "tenantscope", severity, msg, kind="tenantscope", program="tenantscope", fields=fields
+    )

@@ -39,15 +39,20 @@ class Query:
     def matches(self, e: LogEvent) -> bool:
         if self.seqs is not None:
             return (e.host, e.seq) in self.seqs
-        if self.tenant is not None and e.tenant != self.tenant and not (
-                self.tenant and e.target_tenant == self.tenant):
+        if (
+            self.tenant is not None
+            and e.tenant != self.tenant
+            and not (self.tenant and e.target_tenant == self.tenant)
+        ):
             return False
         if self.host is not None and e.host != self.host:
             return False
         if self.source is not None and not e.source.startswith(self.source):
             return False
-        if self.min_severity is not None and \
-                SEVERITY_RANK.get(e.severity, 6) > SEVERITY_RANK[self.min_severity]:
+        if (
+            self.min_severity is not None
+            and SEVERITY_RANK.get(e.severity, 6) > SEVERITY_RANK[self.min_severity]
+        ):
             return False
         if self.tag is not None and self.tag not in e.tags:
             return False
@@ -67,8 +72,9 @@ class Query:
         checks: list[Callable[[LogEvent], bool]] = []
         if self.tenant is not None:
             t = self.tenant
-            checks.append((lambda e: e.tenant == t or e.target_tenant == t) if t else
-                          (lambda e: e.tenant == ""))
+            checks.append(
+                (lambda e: e.tenant == t or e.target_tenant == t) if t else (lambda e: e.tenant == "")
+            )
         if self.host is not None:
             h = self.host
             checks.append(lambda e: e.host == h)
@@ -76,8 +82,7 @@ class Query:
             src = self.source
             checks.append(lambda e: e.source.startswith(src))
         if self.min_severity is not None:
-            allowed = frozenset(s for s in SEVERITIES
-                                if SEVERITY_RANK[s] <= SEVERITY_RANK[self.min_severity])
+            allowed = frozenset(s for s in SEVERITIES if SEVERITY_RANK[s] <= SEVERITY_RANK[self.min_severity])
             checks.append(lambda e: e.severity in allowed)
         if self.tag is not None:
             tag = self.tag
@@ -98,16 +103,21 @@ class Query:
         if self.seqs is not None:
             return f"{len(self.seqs)} evidence line(s)"
         parts = []
-        for k, v in (("tenant", self.tenant), ("host", self.host), ("source", self.source),
-                     ("sev", self.min_severity), ("tag", self.tag), ("workload", self.workload)):
+        for k, v in (
+            ("tenant", self.tenant),
+            ("host", self.host),
+            ("source", self.source),
+            ("sev", self.min_severity),
+            ("tag", self.tag),
+            ("workload", self.workload),
+        ):
             if v is not None:
                 parts.append(f"{k}:{v or '-'}")
         parts += list(self.words)
         return " ".join(parts)
 
 
-_SEV_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "emergency": "emerg",
-                "panic": "emerg"}
+_SEV_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "emergency": "emerg", "panic": "emerg"}
 
 
 def parse_query(text: str) -> Query:

@@ -45,14 +45,17 @@ log = logging.getLogger(__name__)
 TAIL_MAX = 4  # tail -F sessions per host without python3 (7 stream sessions, 2 kept for journal + events)
 NEW_FILE = 1 << 30  # start_lines for a file found later: from its start (bounded to 16 MiB)
 
-_PRELUDE = """from __future__ import annotations
+_PRELUDE = (
+    """from __future__ import annotations
 import enum, glob, json, os, sys, time
 class SourceState(str, enum.Enum):
     STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
 MAX_LINE_BYTES = %d
 START_LINES = 1000
 MAX_READ = 4 << 20
-""" % sources.MAX_LINE_BYTES
+"""
+    % sources.MAX_LINE_BYTES
+)
 
 _LOOP = r'''
 class Resumable(FileFollower):
@@ -178,20 +181,39 @@ PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
 
 # exit 0: a python3 that runs PROGRAM; 1: too old; 127: none (no "command not found" error
 # from the transport: a missing python3 is an answer here, not a failure)
-_PYTHON_CHECK = ('command -v "$1" >/dev/null 2>&1 || exit 127; '
-                 'exec "$1" -c "import sys; sys.exit(sys.version_info < (3, 7))"')
+_PYTHON_CHECK = (
+    'command -v "$1" >/dev/null 2>&1 || exit 127; '
+    'exec "$1" -c "import sys; sys.exit(sys.version_info < (3, 7))"'
+)
 
 
-def config_arg(patterns: Sequence[str], *, root: str = "", start_lines: int = sources.START_LINES,
-               interval: float = 0.25, rescan: float = 5.0, gone: float = 2.0,
-               resume: Sequence[tuple[str, int, int, int, str]] = (), max_files: int = 500,
-               budget: int = 256 * 1024) -> str:
+def config_arg(
+    patterns: Sequence[str],
+    *,
+    root: str = "",
+    start_lines: int = sources.START_LINES,
+    interval: float = 0.25,
+    rescan: float = 5.0,
+    gone: float = 2.0,
+    resume: Sequence[tuple[str, int, int, int, str]] = (),
+    max_files: int = 500,
+    budget: int = 256 * 1024,
+) -> str:
     """CONFIG for PROGRAM: one JSON argv element (resume entries: path as hex, dev, ino, offset,
     the bytes before the offset as hex)."""
-    return json.dumps({"root": root, "patterns": list(patterns), "start_lines": start_lines,
-                       "interval": interval, "rescan": rescan, "gone": gone,
-                       "resume": [list(r) for r in resume], "max_files": max_files,
-                       "budget": budget})
+    return json.dumps(
+        {
+            "root": root,
+            "patterns": list(patterns),
+            "start_lines": start_lines,
+            "interval": interval,
+            "rescan": rescan,
+            "gone": gone,
+            "resume": [list(r) for r in resume],
+            "max_files": max_files,
+            "budget": budget,
+        }
+    )
 
 
 def follower_argv(python: str, config: str) -> list[str]:
@@ -238,9 +260,18 @@ class _Run:
 class RemoteFiles:
     """Follows `patterns` (paths and globs) on one host through one stream (see module doc)."""
 
-    def __init__(self, patterns: Sequence[str], host: HostTransport, sink: sources.Sink, *,
-                 start_lines: int = sources.START_LINES, interval: float = 0.25,
-                 rescan: float = 5.0, gone: float = 2.0, python: str = "python3") -> None:
+    def __init__(
+        self,
+        patterns: Sequence[str],
+        host: HostTransport,
+        sink: sources.Sink,
+        *,
+        start_lines: int = sources.START_LINES,
+        interval: float = 0.25,
+        rescan: float = 5.0,
+        gone: float = 2.0,
+        python: str = "python3",
+    ) -> None:
         self.patterns = tuple(patterns)
         self.host, self.sink = host, sink
         self.start_lines, self.interval, self.rescan, self.gone = start_lines, interval, rescan, gone
@@ -279,10 +310,15 @@ class RemoteFiles:
             delay = min(delay * 2, 60.0)
 
     def config(self) -> str:
-        return config_arg(self.patterns, root=self.host.root,
-                          start_lines=self.start_lines if not self.started else NEW_FILE,
-                          interval=self.interval, rescan=self.rescan, gone=self.gone,
-                          resume=[(h, *r) for h, r in self.resume.items()])
+        return config_arg(
+            self.patterns,
+            root=self.host.root,
+            start_lines=self.start_lines if not self.started else NEW_FILE,
+            interval=self.interval,
+            rescan=self.rescan,
+            gone=self.gone,
+            resume=[(h, *r) for h, r in self.resume.items()],
+        )
 
     async def run(self) -> None:
         for pat in self.patterns:  # until the first frames say more
@@ -299,14 +335,17 @@ class RemoteFiles:
                     r.frame(line)
                     if r.frames and not self.started:
                         self.started = True
-            except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
+            except Exception as e:
                 why = str(e)[:200]
             for name, _ in r.ids.values():
                 self.sink.state(name, "file", SourceState.FAILED, why)
             if not r.frames:  # it could not even start (a python3 older than 3.7?): say so
                 for pat in self.patterns:
-                    self.file_state("file:" + pat, "failed", "the remote follower ended at "
-                                    f"once ({why}); retrying in {delay:.0f} s")
+                    self.file_state(
+                        "file:" + pat,
+                        "failed",
+                        f"the remote follower ended at once ({why}); retrying in {delay:.0f} s",
+                    )
             await asyncio.sleep(delay)
             delay = 1.0 if r.frames else min(delay * 2, 60.0)
 
@@ -320,17 +359,24 @@ class RemoteFiles:
             elif found != [pat]:
                 self.sink.forget("file:" + pat)
             paths += [p for p in found if p not in paths]
-        why = (f"not followed: the host has no {self.python}, and `tail -F` needs an SSH session "
-               f"per file (at most {TAIL_MAX})")
+        why = (
+            f"not followed: the host has no {self.python}, and `tail -F` needs an SSH session "
+            f"per file (at most {TAIL_MAX})"
+        )
         for p in paths[TAIL_MAX:]:
             self.sink.state("file:" + p, "file", SourceState.ABSENT, why)
-        await asyncio.gather(*(sources.follow_file_stream(p, self.host, self.sink,
-                                                          start_lines=self.start_lines,
-                                                          use_python=False)
-                               for p in paths[:TAIL_MAX]))
+        await asyncio.gather(
+            *(
+                sources.follow_file_stream(
+                    p, self.host, self.sink, start_lines=self.start_lines, use_python=False
+                )
+                for p in paths[:TAIL_MAX]
+            )
+        )
 
 
-async def follow_files(patterns: Sequence[str], host: HostTransport, sink: sources.Sink,
-                       **kw: object) -> None:
+async def follow_files(
+    patterns: Sequence[str], host: HostTransport, sink: sources.Sink, **kw: object
+) -> None:
     """Follow every path and glob of `patterns` on `host` with one remote process."""
     await RemoteFiles(patterns, host, sink, **kw).run()  # type: ignore[arg-type]

@@ -81,7 +81,7 @@ class Ring:
             return None
         return self._d[i]
 
-    def update(self, fn) -> int:  # noqa: ANN001 - fn(LogEvent) -> LogEvent | None
+    def update(self, fn) -> int:
         """Replace entries in place where fn returns a new entry (re-attribution)."""
         changed = 0
         out: deque[LogEvent] = deque(maxlen=self.capacity)

@@ -32,9 +32,10 @@ from typing import Any
 
 from probes.engine import Engine, Probe
 from probes.hosts.base import HostError, HostTransport
-from probes.logs import classify, parsers, remote_follow, ring as ringmod, sources
+from probes.logs import classify, parsers, remote_follow, sources
+from probes.logs import ring as ringmod
 from probes.logs.attribute import Attributor, Index
-from probes.logs.model import LoggingSetup, LogEvent, LogSource, LogView, SourceState
+from probes.logs.model import LogEvent, LoggingSetup, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
 from probes.model import HostState, Severity, State, Status
 
@@ -49,8 +50,13 @@ SETTLE = 0.3  # the initial backlog is read when no entry came for this long
 SETTLE_MAX = 5.0
 MAX_OWN = 10  # more findings raised or cleared at once than this: one summary line
 
-_SEV_OF_FINDING = {Severity.CRITICAL: "crit", Severity.HIGH: "err", Severity.MEDIUM: "warning",
-                   Severity.LOW: "notice", Severity.INFO: "info"}
+_SEV_OF_FINDING = {
+    Severity.CRITICAL: "crit",
+    Severity.HIGH: "err",
+    Severity.MEDIUM: "warning",
+    Severity.LOW: "notice",
+    Severity.INFO: "info",
+}
 
 
 class HostLogs(sources.Sink):
@@ -83,7 +89,7 @@ class HostLogs(sources.Sink):
             del self.pending[:over]
             self.ring.total += over
 
-    def put_lines(self, parse, lines) -> None:  # noqa: ANN001
+    def put_lines(self, parse, lines) -> None:
         """Raw lines are parsed in the flush worker, with attribution (off the event loop)."""
         self.put([(parse, line) for line in lines])  # type: ignore[misc]
 
@@ -91,14 +97,20 @@ class HostLogs(sources.Sink):
         old = self.sources.get(name)
         if old is not None and old.state == state and old.detail == detail:
             return
-        self.sources[name] = LogSource(name, kind, state, detail, self.counts.get(name, 0),
-                                       time.time())
+        self.sources[name] = LogSource(name, kind, state, detail, self.counts.get(name, 0), time.time())
         self.dirty = True
-        if state in (SourceState.UNREADABLE, SourceState.FAILED) and (
-                old is None or old.state != state):
-            self.put([parsers.tenantscope_event(time.time(), self.name, "warning",
-                                                f"log source {name}: {state.value}: {detail}",
-                                                (("source", name),))])
+        if state in (SourceState.UNREADABLE, SourceState.FAILED) and (old is None or old.state != state):
+            self.put(
+                [
+                    parsers.tenantscope_event(
+                        time.time(),
+                        self.name,
+                        "warning",
+                        f"log source {name}: {state.value}: {detail}",
+                        (("source", name),),
+                    )
+                ]
+            )
 
     def forget(self, name: str) -> None:
         if self.sources.pop(name, None) is not None:
@@ -143,11 +155,18 @@ class HostLogs(sources.Sink):
         return out
 
     def view(self, prev: LogView | None) -> LogView:
-        srcs = tuple(replace(s, entries=self.counts.get(s.name, 0))
-                     for s in sorted(self.sources.values(), key=lambda s: s.name))
-        return LogView(events=self.ring.newest(self.cfg.view), dropped=self.ring.dropped,
-                       total=self.ring.total, signals=tuple(self.signals), sources=srcs,
-                       setup=self.setup if self.setup is not None else (prev.setup if prev else None))
+        srcs = tuple(
+            replace(s, entries=self.counts.get(s.name, 0))
+            for s in sorted(self.sources.values(), key=lambda s: s.name)
+        )
+        return LogView(
+            events=self.ring.newest(self.cfg.view),
+            dropped=self.ring.dropped,
+            total=self.ring.total,
+            signals=tuple(self.signals),
+            sources=srcs,
+            setup=self.setup if self.setup is not None else (prev.setup if prev else None),
+        )
 
 
 class LogService:
@@ -193,12 +212,12 @@ class LogService:
         cfg, t = self.cfg, hl.transport
         out: list[tuple[str, Any]] = []
         if cfg.journal or cfg.journal_files or cfg.journal_directory:
-            spec = sources.JournalSpec(cfg.journal_files, cfg.journal_directory, cfg.since,
-                                       lines=cfg.start_lines)
+            spec = sources.JournalSpec(
+                cfg.journal_files, cfg.journal_directory, cfg.since, lines=cfg.start_lines
+            )
             out.append((spec.name, sources.follow_journal(spec, t, hl)))
         if not t.is_local and cfg.files:  # one remote process follows them all (one session)
-            out.append(("files", remote_follow.follow_files(cfg.files, t, hl,
-                                                            start_lines=cfg.start_lines)))
+            out.append(("files", remote_follow.follow_files(cfg.files, t, hl, start_lines=cfg.start_lines)))
         for pat in cfg.files if t.is_local else ():
             paths = await sources.expand(pat, t)
             if not paths:
@@ -220,8 +239,9 @@ class LogService:
             for p in await sources.expand(pat, hl.transport):
                 name = "file:" + p
                 if name not in hl.tasks:
-                    self._start(hl, name, sources.file_coroutine(p, self.cfg, hl.transport, hl,
-                                                                 start_lines=1 << 30))
+                    self._start(
+                        hl, name, sources.file_coroutine(p, self.cfg, hl.transport, hl, start_lines=1 << 30)
+                    )
                     hl.sources.pop("file:" + pat, None)
 
     def _start(self, hl: HostLogs, name: str, coro: Any) -> None:
@@ -291,7 +311,7 @@ class LogService:
             return
         hl.take(self.attributor)
         hl.dirty = False
-        if self.engine is None or hl.name not in self.engine._states:  # noqa: SLF001
+        if self.engine is None or hl.name not in self.engine._states:
             return
         self.engine.update_host(hl.name, lambda hs: replace(hs, logs=hl.view(hs.logs)))
 
@@ -306,7 +326,8 @@ class LogService:
 
     def _index(self, state: State) -> None:
         key = tuple((w.key, w.tenant, w.uuid) for w in state.workloads()) + tuple(
-            (hs.host.name, len(hs.topology.links) if hs.topology else -1) for hs in state.hosts)
+            (hs.host.name, len(hs.topology.links) if hs.topology else -1) for hs in state.hosts
+        )
         if key == self._index_key:
             return
         self._index_key = key
@@ -314,9 +335,8 @@ class LogService:
         fix = self.attributor.attribute
         for hl in self.hosts.values():
             start = hl.ring.total - REATTRIBUTE
-            hl.ring.update(lambda e: fix(e) if not e.workload and e.seq > start else None)
-            hl.signals = deque((fix(e) if not e.workload else e for e in hl.signals),
-                               maxlen=MAX_SIGNALS)
+            hl.ring.update(lambda e, start=start: fix(e) if not e.workload and e.seq > start else None)
+            hl.signals = deque((fix(e) if not e.workload else e for e in hl.signals), maxlen=MAX_SIGNALS)
             hl.dirty = True
 
     def _own_events(self, state: State) -> None:
@@ -339,20 +359,23 @@ class LogService:
                 if len(hfs) > MAX_OWN:
                     fails = sum(1 for f in hfs if f.status == Status.FAIL)
                     ids = ", ".join(sorted({f.check_id for f in hfs})[:12])
-                    hl.own("notice", f"{len(hfs)} findings {what} ({fails} failing): {ids}",
-                           (("finding", what),))
+                    hl.own(
+                        "notice", f"{len(hfs)} findings {what} ({fails} failing): {ids}", (("finding", what),)
+                    )
                     continue
                 for f in hfs:
                     sev = _SEV_OF_FINDING.get(f.severity, "warning") if what == "raised" else "info"
-                    hl.own(sev, f"finding {what}: {f.check_id} {f.title}: {f.summary}",
-                           (("check", f.check_id), ("finding", what)))
+                    hl.own(
+                        sev,
+                        f"finding {what}: {f.check_id} {f.title}: {f.summary}",
+                        (("check", f.check_id), ("finding", what)),
+                    )
         self._findings = raised
         self._own_spikes(state)
         errs = {(e.host, e.probe): e for hs in state.hosts for e in hs.probe_errors}
         for k, e in errs.items():
             if k not in self._errors and e.host in self.hosts:
-                self.hosts[e.host].own("err", f"probe {e.probe} failed: {e.message}",
-                                       (("probe", e.probe),))
+                self.hosts[e.host].own("err", f"probe {e.probe} failed: {e.message}", (("probe", e.probe),))
         for k in self._errors - set(errs):
             if k[0] in self.hosts:
                 self.hosts[k[0]].own("info", f"probe {k[1]} recovered", (("probe", k[1]),))
@@ -372,19 +395,41 @@ class LogService:
                     seen.add(key)
                 if sp.active and key not in self._spikes:
                     e = parsers.tenantscope_event(
-                        time.time(), hl.name, "warning",
+                        time.time(),
+                        hl.name,
+                        "warning",
                         f"spike: {sp.workload} {sp.metric} {sp.first or sp.peak:.1f} "
                         f"(baseline {sp.baseline:.1f}, threshold {sp.threshold:.1f})",
-                        (("spike", str(sp.metric)),))
-                    hl.put([replace(e, workload=sp.workload, tenant=tenants.get(sp.workload, ""),
-                                    attributed_by="name")])
+                        (("spike", str(sp.metric)),),
+                    )
+                    hl.put(
+                        [
+                            replace(
+                                e,
+                                workload=sp.workload,
+                                tenant=tenants.get(sp.workload, ""),
+                                attributed_by="name",
+                            )
+                        ]
+                    )
                 elif not sp.active and key in self._spikes:
                     e = parsers.tenantscope_event(
-                        time.time(), hl.name, "info",
+                        time.time(),
+                        hl.name,
+                        "info",
                         f"spike ended: {sp.workload} {sp.metric} (peak {sp.peak:.1f})",
-                        (("spike", str(sp.metric)),))
-                    hl.put([replace(e, workload=sp.workload, tenant=tenants.get(sp.workload, ""),
-                                    attributed_by="name")])
+                        (("spike", str(sp.metric)),),
+                    )
+                    hl.put(
+                        [
+                            replace(
+                                e,
+                                workload=sp.workload,
+                                tenant=tenants.get(sp.workload, ""),
+                                attributed_by="name",
+                            )
+                        ]
+                    )
         self._spikes = seen
 
     async def stop(self) -> None:
@@ -436,15 +481,20 @@ class LogsProbe(Probe[LogsResult]):
 async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> LoggingSetup:
     """Is the host keeping the logs an investigation needs (persistent journal, audit)?"""
     root = host.root
-    paths = ("/var/log/journal", "/run/log/journal", "/run/systemd/journal/socket",
-             "/var/log/audit/audit.log", "/var/log/audit")
+    paths = (
+        "/var/log/journal",
+        "/run/log/journal",
+        "/run/systemd/journal/socket",
+        "/var/log/audit/audit.log",
+        "/var/log/audit",
+    )
     problems: list[str] = []
     kinds: dict[str, str] = {}
     try:
         r = await host.run(["stat", "-c", "%F|%n", *(root + p for p in paths)], timeout=10)
         for line in r.stdout.splitlines():
             kind, _, name = line.partition("|")
-            kinds[name[len(root):]] = kind
+            kinds[name[len(root) :]] = kind
         for line in r.stderr.splitlines():
             if "ermission denied" in line:
                 problems.append(line.strip()[:200])
@@ -463,8 +513,9 @@ async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> Logg
             line = line.strip()
             if line.startswith("Storage="):
                 storage = line.split("=", 1)[1].strip()
-    journald = any(p in kinds for p in ("/var/log/journal", "/run/log/journal",
-                                        "/run/systemd/journal/socket"))
+    journald = any(
+        p in kinds for p in ("/var/log/journal", "/run/log/journal", "/run/systemd/journal/socket")
+    )
     persistent_dir = kinds.get("/var/log/journal") == "directory"
     if storage in ("volatile", "none"):
         persistent = False
@@ -482,10 +533,15 @@ async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> Logg
         for s in hl.sources.values():
             if s.state == SourceState.UNREADABLE:
                 problems.append(f"{s.name}: {s.detail}")
-    return LoggingSetup(journald=journald, journal_persistent=persistent if journald else False,
-                        journald_storage=storage,
-                        audit_log=kinds.get("/var/log/audit/audit.log", "").startswith("regular"),
-                        auditd=auditd, checked_at=time.time(), problems=tuple(problems))
+    return LoggingSetup(
+        journald=journald,
+        journal_persistent=persistent if journald else False,
+        journald_storage=storage,
+        audit_log=kinds.get("/var/log/audit/audit.log", "").startswith("regular"),
+        auditd=auditd,
+        checked_at=time.time(),
+        problems=tuple(problems),
+    )
 
 
 # ---------------------------------------------------------------- session hooks
@@ -511,13 +567,17 @@ def config_of(opts: Any) -> sources.LogsConfig:
     files = tuple(v for k, v in extra if k == "journal-file")
     dirs = [v for k, v in extra if k == "journal-dir"]
     if files or dirs:
-        cfg = replace(cfg, journal_files=files or cfg.journal_files,
-                      journal_directory=dirs[0] if dirs else cfg.journal_directory)
+        cfg = replace(
+            cfg,
+            journal_files=files or cfg.journal_files,
+            journal_directory=dirs[0] if dirs else cfg.journal_directory,
+        )
     return cfg
 
 
-def logs_extra(config: Any, journal_files: Sequence[str], journal_dir: str | None, *,
-               local: bool = True) -> tuple[tuple[str, str], ...]:
+def logs_extra(
+    config: Any, journal_files: Sequence[str], journal_dir: str | None, *, local: bool = True
+) -> tuple[tuple[str, str], ...]:
     """For the CLI: check the `[logs]` table and the --journal-* options (ValueError with a
     message naming the file or key) and return them as Options.extra pairs."""
     _, problems = sources.config_from(_table(config))
@@ -525,6 +585,7 @@ def logs_extra(config: Any, journal_files: Sequence[str], journal_dir: str | Non
         where = getattr(config, "path", None) or "config"
         raise ValueError(f"{where}: {problems[0]}")
     import os
+
     out: list[tuple[str, str]] = []
     for f in journal_files:
         if local and not os.path.isfile(f):

@@ -30,9 +30,14 @@ from probes.logs.model import LogEvent, SourceState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FILES = ("/var/log/libvirt/libvirtd.log", "/var/log/libvirt/qemu/*.log",
-                 "/var/log/audit/audit.log", "/var/log/syslog", "/var/log/kern.log",
-                 "/var/log/messages")
+DEFAULT_FILES = (
+    "/var/log/libvirt/libvirtd.log",
+    "/var/log/libvirt/qemu/*.log",
+    "/var/log/audit/audit.log",
+    "/var/log/syslog",
+    "/var/log/kern.log",
+    "/var/log/messages",
+)
 START_LINES = 1000
 MAX_LINE_BYTES = 64 * 1024  # longer lines are cut here (the display cuts at 16 KiB)
 MAX_READ = 4 << 20  # per poll: a burst is read over several polls (backpressure)
@@ -74,8 +79,7 @@ class FileFollower:
 
     TAIL_CHECK = 64
 
-    def __init__(self, path: str, *, start_lines: int = START_LINES,
-                 max_line: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, path: str, *, start_lines: int = START_LINES, max_line: int = MAX_LINE_BYTES) -> None:
         self.path = path
         self.start_lines = start_lines
         self.max_line = max_line
@@ -114,7 +118,9 @@ class FileFollower:
         if self._first:
             self._pos = self._start_offset(fd, st.st_size)
             if self._pos:
-                self._tail = os.pread(fd, min(self.TAIL_CHECK, self._pos), self._pos - min(self.TAIL_CHECK, self._pos))
+                self._tail = os.pread(
+                    fd, min(self.TAIL_CHECK, self._pos), self._pos - min(self.TAIL_CHECK, self._pos)
+                )
         self._first = False
         self.state, self.detail = SourceState.FOLLOWING, ""
         return True
@@ -156,7 +162,7 @@ class FileFollower:
                 break
             self._pos += len(chunk)
             got += len(chunk)
-            self._tail = (self._tail + chunk)[-self.TAIL_CHECK:]
+            self._tail = (self._tail + chunk)[-self.TAIL_CHECK :]
             self._split(chunk, out)
         return got
 
@@ -177,7 +183,7 @@ class FileFollower:
         if self._skipping:
             rest = b""
         elif len(rest) > self.max_line:
-            out.append(rest[:self.max_line].decode("utf-8", "replace"))
+            out.append(rest[: self.max_line].decode("utf-8", "replace"))
             rest, self._skipping = b"", True
         self._partial = rest
 
@@ -206,8 +212,10 @@ class FileFollower:
             return out
         st = os.fstat(self._fd)
         if st.st_size < self._pos or (
-                self._tail and st.st_size >= self._pos
-                and os.pread(self._fd, len(self._tail), self._pos - len(self._tail)) != self._tail):
+            self._tail
+            and st.st_size >= self._pos
+            and os.pread(self._fd, len(self._tail), self._pos - len(self._tail)) != self._tail
+        ):
             # truncated (copytruncate), maybe already written again: read from the start
             self._flush_partial(out)
             self._pos, self._tail = 0, b""
@@ -230,17 +238,24 @@ class FileFollower:
 
 def glob_paths(pattern: str, root: str = "") -> list[str]:
     import glob
+
     if any(c in pattern for c in "*?["):
-        return sorted(p[len(root):] for p in glob.glob(root + pattern))
+        return sorted(p[len(root) :] for p in glob.glob(root + pattern))
     return [pattern]
 
 
 FULL_POLL_EVERY = 8  # polls: a full read even when the cheap stat saw no change
 
 
-async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
-                            start_lines: int = START_LINES, interval: float = 0.25,
-                            stop: asyncio.Event | None = None) -> None:
+async def follow_file_local(
+    path: str,
+    host: HostTransport,
+    sink: Sink,
+    *,
+    start_lines: int = START_LINES,
+    interval: float = 0.25,
+    stop: asyncio.Event | None = None,
+) -> None:
     """Follow `path` on the local host (its `root` prefix applied) until cancelled."""
     name = "file:" + path
     parse = parsers.parser_for(name)
@@ -287,9 +302,11 @@ async def follow_file_local(path: str, host: HostTransport, sink: Sink, *,
             # a quiet file (the log of a domain that stopped) is looked at less often
             await asyncio.sleep(interval if idle < 20 else min(1.0, interval * 4))
     finally:
+
         def close() -> None:
             with lock:
                 f.close()
+
         threading.Thread(target=close, name="close " + path, daemon=True).start()
 
 
@@ -306,11 +323,13 @@ def line_parser(source: str, host: str) -> Callable[[str], LogEvent]:
         elif last[0]:
             e = _retime(e, last[0])
         return e
+
     return p
 
 
 def _retime(e: LogEvent, at: float) -> LogEvent:
     from dataclasses import replace
+
     return replace(e, at=at)
 
 
@@ -341,13 +360,19 @@ def remote_follower_script(interval: float = 0.25) -> str:
     """FileFollower as a `python3 -c` program for hosts reached over SSH: a constant program,
     the path is an argument. Output lines: `L<line>` or `S<state> <detail>`."""
     import inspect
-    return (_REMOTE_PRELUDE % MAX_LINE_BYTES + inspect.getsource(FileFollower)
-            + _REMOTE_LOOP % interval)
+
+    return _REMOTE_PRELUDE % MAX_LINE_BYTES + inspect.getsource(FileFollower) + _REMOTE_LOOP % interval
 
 
-async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
-                             start_lines: int = START_LINES, interval: float = 0.25,
-                             use_python: bool | None = None) -> None:
+async def follow_file_stream(
+    path: str,
+    host: HostTransport,
+    sink: Sink,
+    *,
+    start_lines: int = START_LINES,
+    interval: float = 0.25,
+    use_python: bool | None = None,
+) -> None:
     """Follow `path` through the transport: with FileFollower run by the host's python3 when
     it has one (loses nothing on rename), else with `tail -F` (which loses what is written to
     a renamed file after it switched). One SSH session per file: remote hosts use
@@ -358,8 +383,9 @@ async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
     delay = 1.0
     if use_python is None:
         try:
-            r = await host.run(["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 7))"],
-                               timeout=15)
+            r = await host.run(
+                ["python3", "-c", "import sys; sys.exit(sys.version_info < (3, 7))"], timeout=15
+            )
             use_python = r.ok
         except HostError:
             use_python = False
@@ -385,7 +411,7 @@ async def follow_file_stream(path: str, host: HostTransport, sink: Sink, *,
                 sink.put_lines(parse, (line,))
                 got += 1
             sink.state(name, "file", SourceState.FAILED, "follower ended; restarting")
-        except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
+        except Exception as e:
             sink.state(name, "file", SourceState.FAILED, str(e)[:200])
         n = 0  # a restart reads only what is new (what came in between the two is lost)
         await asyncio.sleep(delay)
@@ -433,8 +459,9 @@ def journal_argv(spec: JournalSpec, cursor: str = "", root: str = "") -> list[st
 async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> None:
     name = spec.name
     try:
-        probe = journal_argv(JournalSpec(spec.files, spec.directory, lines=0, follow=False),
-                             root=host.root) + ["-q"]
+        probe = journal_argv(
+            JournalSpec(spec.files, spec.directory, lines=0, follow=False), root=host.root
+        ) + ["-q"]
         r = await host.run(probe, timeout=20)
     except HostError as e:
         sink.state(name, "journal", SourceState.ABSENT, str(e)[:200])
@@ -461,13 +488,15 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
                 sink.put_lines(parse, (line,))
                 last = line
                 got += 1
-        except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
+        except Exception as e:
             sink.state(name, "journal", SourceState.FAILED, str(e)[:200])
         else:
             if not spec.follow:
                 sink.state(name, "journal", SourceState.DONE, f"{got} entries")
                 return
-            sink.state(name, "journal", SourceState.FAILED, "journalctl ended; resuming after the last cursor")
+            sink.state(
+                name, "journal", SourceState.FAILED, "journalctl ended; resuming after the last cursor"
+            )
         if last:  # resume after the last entry seen: nothing lost, nothing repeated
             cursor = parsers.parse_journal_line(last, host.name, name)[1] or cursor
         await asyncio.sleep(delay)
@@ -495,8 +524,7 @@ async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
     name = "libvirt-events"
     uri = events_uri(host)
     if uri is None:
-        sink.state(name, "libvirt-events", SourceState.ABSENT,
-                   "no lifecycle events from this libvirt URI")
+        sink.state(name, "libvirt-events", SourceState.ABSENT, "no lifecycle events from this libvirt URI")
         return
     delay = 1.0
     while True:
@@ -506,18 +534,23 @@ async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
             sink.state(name, "libvirt-events", SourceState.ABSENT, str(e)[:200])
             return
         if not r.ok:
-            sink.state(name, "libvirt-events", SourceState.FAILED,
-                       (r.stderr.strip() or "virsh failed").splitlines()[-1][:200])
+            sink.state(
+                name,
+                "libvirt-events",
+                SourceState.FAILED,
+                (r.stderr.strip() or "virsh failed").splitlines()[-1][:200],
+            )
         else:
             sink.state(name, "libvirt-events", SourceState.FOLLOWING, uri)
             try:
-                async for line in host.stream(["virsh", "-r", "-c", uri, "event", "--all",
-                                               "--loop", "--timestamp"]):
+                async for line in host.stream(
+                    ["virsh", "-r", "-c", uri, "event", "--all", "--loop", "--timestamp"]
+                ):
                     e = parsers.parse_virsh_event(line, host.name, name)
                     if e is not None:
                         sink.put([e])
                         delay = 1.0
-            except Exception as e:  # noqa: BLE001 - also asyncssh.ConnectionLost: retried
+            except Exception as e:
                 sink.state(name, "libvirt-events", SourceState.FAILED, str(e)[:200])
             else:
                 sink.state(name, "libvirt-events", SourceState.FAILED, "virsh event ended; restarting")
@@ -552,7 +585,7 @@ def config_from(table: object) -> tuple[LogsConfig, list[str]]:
     if table is None:
         return cfg, problems
 
-    def get(k: str):  # noqa: ANN202
+    def get(k: str):
         if isinstance(table, dict):
             return table.get(k)
         return getattr(table, k, None)
@@ -589,6 +622,7 @@ def config_from(table: object) -> tuple[LogsConfig, list[str]]:
                 problems.append(f"[logs] {key}: a whole number >= {lo}")
     if kw:
         from dataclasses import replace
+
         cfg = replace(cfg, **kw)  # type: ignore[arg-type]
     return cfg, problems
 
@@ -603,16 +637,18 @@ async def expand(pattern: str, host: HostTransport) -> list[str]:
     if any(c in d for c in "*?["):
         return []
     try:
-        r = await host.run(["find", host.root + (d or "/"), "-maxdepth", "1", "-type", "f",
-                            "-name", base], timeout=15)
+        r = await host.run(
+            ["find", host.root + (d or "/"), "-maxdepth", "1", "-type", "f", "-name", base], timeout=15
+        )
     except HostError:
         return []
     n = len(host.root)
     return sorted(p[n:] for p in r.stdout.splitlines() if p.startswith(host.root + d + "/"))
 
 
-def file_coroutine(path: str, cfg: LogsConfig, host: HostTransport, sink: Sink, *,
-                   start_lines: int | None = None):  # noqa: ANN201
+def file_coroutine(
+    path: str, cfg: LogsConfig, host: HostTransport, sink: Sink, *, start_lines: int | None = None
+):
     n = cfg.start_lines if start_lines is None else start_lines
     if host.is_local and cfg.native_files:
         return follow_file_local(path, host, sink, start_lines=n)

@@ -60,16 +60,16 @@ def parse_icmp(packet: bytes) -> Icmp | None:
     src = socket.inet_ntoa(packet[12:16])
     typ, code = packet[ihl], packet[ihl + 1]
     if typ in (ICMP_ECHO_REPLY, ICMP_ECHO):
-        ident, seq = struct.unpack("!HH", packet[ihl + 4:ihl + 8])
+        ident, seq = struct.unpack("!HH", packet[ihl + 4 : ihl + 8])
         return Icmp(src, ttl, typ, code, ident, seq)
     if typ in (ICMP_UNREACH, ICMP_TIME_EXCEEDED):
-        inner = packet[ihl + 8:]
+        inner = packet[ihl + 8 :]
         if len(inner) < 28 or inner[0] >> 4 != 4:
             return None
         iihl = (inner[0] & 0x0F) * 4
         if inner[9] != socket.IPPROTO_ICMP or len(inner) < iihl + 8 or inner[iihl] != ICMP_ECHO:
             return None
-        ident, seq = struct.unpack("!HH", inner[iihl + 4:iihl + 8])
+        ident, seq = struct.unpack("!HH", inner[iihl + 4 : iihl + 8])
         return Icmp(src, ttl, typ, code, ident, seq, socket.inet_ntoa(inner[16:20]))
     return None
 

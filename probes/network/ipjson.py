@@ -47,8 +47,9 @@ async def list_namespaces(host: HostTransport) -> list[str]:
 async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topology:
     pids = {n: p for n, p in unnamed if p}
     names = [""] + await list_namespaces(host) + list(pids)
-    parts = await asyncio.gather(*(_read_ns(host, ns, pids[ns][0] if ns in pids else 0) for ns in names),
-                                 return_exceptions=True)
+    parts = await asyncio.gather(
+        *(_read_ns(host, ns, pids[ns][0] if ns in pids else 0) for ns in names), return_exceptions=True
+    )
     links: list[Link] = []
     routes: list[Route] = []
     spaces: list[Namespace] = []
@@ -63,21 +64,33 @@ async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[
         links += lk
         routes += rt
         spaces.append(Namespace(ns, ip_forward=fw, pids=pids.get(ns, ())))
-    return Topology(links=resolve_peers(links), ip_forward=any(n.ip_forward for n in spaces if not n.name),
-                    namespaces=tuple(spaces), routes=tuple(routes), source="ip-json",
-                    problems=tuple(problems))
+    return Topology(
+        links=resolve_peers(links),
+        ip_forward=any(n.ip_forward for n in spaces if not n.name),
+        namespaces=tuple(spaces),
+        routes=tuple(routes),
+        source="ip-json",
+        problems=tuple(problems),
+    )
 
 
 async def _read_ns(host: HostTransport, ns: str, pid: int = 0) -> tuple[list[Link], list[Route], bool]:
     raw_links, raw_addrs, raw_routes, netconf = await asyncio.gather(
-        _ip(host, ns, "-d", "link", "show", pid=pid), _ip(host, ns, "addr", "show", pid=pid),
-        _ip(host, ns, "-4", "route", "show", "table", "main", pid=pid), _ip(host, ns, "netconf", "show", pid=pid))
+        _ip(host, ns, "-d", "link", "show", pid=pid),
+        _ip(host, ns, "addr", "show", pid=pid),
+        _ip(host, ns, "-4", "route", "show", "table", "main", pid=pid),
+        _ip(host, ns, "netconf", "show", pid=pid),
+    )
     links = parse_links(ns, raw_links, raw_addrs, netconf)
     return links, parse_routes(ns, raw_routes), any(lk.forwarding for lk in links if lk.name != "lo")
 
 
-def parse_links(ns: str, raw_links: list[dict[str, Any]], raw_addrs: list[dict[str, Any]],
-                netconf: list[dict[str, Any]] = ()) -> list[Link]:  # type: ignore[assignment]
+def parse_links(
+    ns: str,
+    raw_links: list[dict[str, Any]],
+    raw_addrs: list[dict[str, Any]],
+    netconf: list[dict[str, Any]] = (),
+) -> list[Link]:  # type: ignore[assignment]
     addrs: dict[str, list[str]] = {}
     for a in raw_addrs:
         for ai in a.get("addr_info") or ():
@@ -94,17 +107,27 @@ def parse_links(ns: str, raw_links: list[dict[str, Any]], raw_addrs: list[dict[s
         sd = info.get("info_slave_data") or {} if info.get("info_slave_kind") == "bridge" else {}
         peer_idx = lk.get("link_index") or (index.get(str(lk.get("link")), 0) if lk.get("link") else 0)
         c = conf.get(name, {})
-        out.append(Link(
-            name=name, ifindex=int(lk.get("ifindex") or 0), kind=kind, netns=ns,
-            master=str(lk.get("master") or ""), mac=str(lk.get("address") or ""),
-            state=str(lk.get("operstate") or ""), addresses=tuple(addrs.get(name, ())),
-            mtu=int(lk.get("mtu") or 0), link_ifindex=int(peer_idx or 0),
-            vlan_id=data.get("id") if kind == "vlan" else None,
-            port_isolated=bool(sd.get("isolated")) if sd else None,
-            port_learning=sd.get("learning") if sd else None,
-            port_flood=sd.get("flood") if sd else None,
-            vlan_filtering=bool(data.get("vlan_filtering")) if kind == "bridge" else None,
-            proxy_arp=bool(c.get("proxy_neigh")), forwarding=c.get("forwarding") if c else None))
+        out.append(
+            Link(
+                name=name,
+                ifindex=int(lk.get("ifindex") or 0),
+                kind=kind,
+                netns=ns,
+                master=str(lk.get("master") or ""),
+                mac=str(lk.get("address") or ""),
+                state=str(lk.get("operstate") or ""),
+                addresses=tuple(addrs.get(name, ())),
+                mtu=int(lk.get("mtu") or 0),
+                link_ifindex=int(peer_idx or 0),
+                vlan_id=data.get("id") if kind == "vlan" else None,
+                port_isolated=bool(sd.get("isolated")) if sd else None,
+                port_learning=sd.get("learning") if sd else None,
+                port_flood=sd.get("flood") if sd else None,
+                vlan_filtering=bool(data.get("vlan_filtering")) if kind == "bridge" else None,
+                proxy_arp=bool(c.get("proxy_neigh")),
+                forwarding=c.get("forwarding") if c else None,
+            )
+        )
     return out
 
 

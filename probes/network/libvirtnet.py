@@ -33,14 +33,19 @@ def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
             except ValueError:
                 pass
     vp = root.find("virtualport")
-    return LibvirtNetwork(name=root.findtext("name") or "", bridge=br.get("name", "") if br is not None else "",
-                          forward_mode=(fwd.get("mode") or "nat") if fwd is not None else "",
-                          active=active, addresses=tuple(addrs),
-                          virtualport=vp.get("type", "") if vp is not None else "")
+    return LibvirtNetwork(
+        name=root.findtext("name") or "",
+        bridge=br.get("name", "") if br is not None else "",
+        forward_mode=(fwd.get("mode") or "nat") if fwd is not None else "",
+        active=active,
+        addresses=tuple(addrs),
+        virtualport=vp.get("type", "") if vp is not None else "",
+    )
 
 
 def _read(uri: str) -> tuple[LibvirtNetwork, ...]:
     import libvirt
+
     conn = libvirt.openReadOnly(uri)
     try:
         out = []
@@ -61,7 +66,7 @@ async def read_networks(uri: str | None) -> tuple[LibvirtNetwork, ...]:
         return ()
     try:
         return await asyncio.to_thread(_read, uri)
-    except Exception:  # noqa: BLE001 - libvirt absent or refusing: no networks known
+    except Exception:
         return ()
 
 
@@ -85,14 +90,30 @@ def from_libvirt(workloads: Sequence[Workload], networks: Sequence[LibvirtNetwor
             if nic.virtualport_type == "openvswitch" or (net and net.virtualport == "openvswitch"):
                 tag = nic.vlan_tags[0] if len(nic.vlan_tags) == 1 and not nic.vlan_trunk else None
                 trunks = tuple(nic.vlan_tags) if nic.vlan_trunk else ()
-                ovs.setdefault(bridge, []).append(OvsPort(tap, bridge, tag=tag, trunks=trunks, interfaces=(
-                    OvsInterface(tap, ofport=1, external_ids=(("iface-id", nic.virtualport_interfaceid),)),)))
+                ovs.setdefault(bridge, []).append(
+                    OvsPort(
+                        tap,
+                        bridge,
+                        tag=tag,
+                        trunks=trunks,
+                        interfaces=(
+                            OvsInterface(
+                                tap, ofport=1, external_ids=(("iface-id", nic.virtualport_interfaceid),)
+                            ),
+                        ),
+                    )
+                )
                 links[tap] = Link(tap, 0, kind="tun", mac=mac, state="UP")
             else:
                 links.setdefault(bridge, Link(bridge, 0, kind="bridge", state="UP"))
-                links[tap] = Link(tap, 0, kind="tun", master=bridge, mac=mac, state="UP",
-                                  port_isolated=nic.port_isolated)
-    return Topology(links=tuple(links.values()),
-                    ovs=tuple(OvsBridge(b, ports=tuple(sorted(p, key=lambda x: x.name))) for b, p in sorted(ovs.items())),
-                    ovs_state="ok" if ovs else "absent", libvirt_networks=tuple(networks), source="libvirt",
-                    ip_forward=any(n.forward_mode in ("nat", "route", "open") for n in networks))
+                links[tap] = Link(
+                    tap, 0, kind="tun", master=bridge, mac=mac, state="UP", port_isolated=nic.port_isolated
+                )
+    return Topology(
+        links=tuple(links.values()),
+        ovs=tuple(OvsBridge(b, ports=tuple(sorted(p, key=lambda x: x.name))) for b, p in sorted(ovs.items())),
+        ovs_state="ok" if ovs else "absent",
+        libvirt_networks=tuple(networks),
+        source="libvirt",
+        ip_forward=any(n.forward_mode in ("nat", "route", "open") for n in networks),
+    )

@@ -39,7 +39,7 @@ def parse_neigh(data: bytes, out: dict[str, int]) -> bool:
                 if alen < 4:
                     break
                 if atype == NDA_DST and alen == 8:
-                    out[socket.inet_ntoa(data[a + 4:a + 8])] = state
+                    out[socket.inet_ntoa(data[a + 4 : a + 8])] = state
                 a += (alen + 3) & ~3
         off += (length + 3) & ~3
     return False
@@ -73,6 +73,8 @@ def neigh_table_note(n: int) -> str:
             limit = f.read().strip()
     except OSError:
         limit = "?"
-    return (f"{n} probe(s) got no answer and left no neighbour entry: the host's neighbour table "
-            f"(net.ipv4.neigh.default.gc_thresh3 = {limit}, shared by all namespaces) may be full; "
-            f"those cells are unreliable")
+    return (
+        f"{n} probe(s) got no answer and left no neighbour entry: the host's neighbour table "
+        f"(net.ipv4.neigh.default.gc_thresh3 = {limit}, shared by all namespaces) may be full; "
+        f"those cells are unreliable"
+    )

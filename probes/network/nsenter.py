@@ -62,7 +62,7 @@ async def run_in_netns(path: str, fn: Callable[[], T], inode: int = 0) -> T:
     def target() -> None:
         try:
             r = in_netns(path, fn, inode)
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+        except BaseException as e:
             loop.call_soon_threadsafe(done, False, e)
         else:
             loop.call_soon_threadsafe(done, True, r)

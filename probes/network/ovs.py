@@ -65,11 +65,13 @@ def build(bridges: list[dict], ports: list[dict], ifaces: list[dict]) -> tuple[O
     for i in ifaces:
         ofport = _one(i.get("ofport"))
         iface_by[_atom(i["_uuid"])] = OvsInterface(
-            name=str(i.get("name", "")), type=str(_one(i.get("type")) or ""),
+            name=str(i.get("name", "")),
+            type=str(_one(i.get("type")) or ""),
             ofport=int(ofport) if isinstance(ofport, int) else None,
             mac=str(_one(i.get("mac_in_use")) or ""),
             external_ids=tuple(sorted(_atom(i.get("external_ids")) or ())),
-            error=str(_one(i.get("error")) or ""))
+            error=str(_one(i.get("error")) or ""),
+        )
     port_rows = {_atom(p["_uuid"]): p for p in ports}
     out = []
     for b in sorted(bridges, key=lambda b: str(b.get("name"))):
@@ -79,13 +81,23 @@ def build(bridges: list[dict], ports: list[dict], ifaces: list[dict]) -> tuple[O
             if p is None:
                 continue
             tag = _one(p.get("tag"))
-            bports.append(OvsPort(
-                name=str(p.get("name", "")), bridge=str(b.get("name", "")),
-                tag=int(tag) if isinstance(tag, int) else None, trunks=_ints(p.get("trunks")),
-                vlan_mode=str(_one(p.get("vlan_mode")) or ""),
-                interfaces=tuple(iface_by[u] for u in _uuids(p.get("interfaces")) if u in iface_by)))
-        out.append(OvsBridge(name=str(b.get("name", "")), datapath_type=str(_one(b.get("datapath_type")) or ""),
-                             ports=tuple(sorted(bports, key=lambda p: p.name))))
+            bports.append(
+                OvsPort(
+                    name=str(p.get("name", "")),
+                    bridge=str(b.get("name", "")),
+                    tag=int(tag) if isinstance(tag, int) else None,
+                    trunks=_ints(p.get("trunks")),
+                    vlan_mode=str(_one(p.get("vlan_mode")) or ""),
+                    interfaces=tuple(iface_by[u] for u in _uuids(p.get("interfaces")) if u in iface_by),
+                )
+            )
+        out.append(
+            OvsBridge(
+                name=str(b.get("name", "")),
+                datapath_type=str(_one(b.get("datapath_type")) or ""),
+                ports=tuple(sorted(bports, key=lambda p: p.name)),
+            )
+        )
     return tuple(out)
 
 

@@ -26,10 +26,7 @@ def allows(policy: Policy | None, src: str, dst: str, port: int | None = None) -
     policy = policy or Policy()
     if src == dst and policy.self_reach and not src.startswith("("):
         return True
-    for r in _rules(policy, src, dst):
-        if not r.ports or (port is not None and port in r.ports):
-            return True
-    return False
+    return any(not r.ports or (port is not None and port in r.ports) for r in _rules(policy, src, dst))
 
 
 def allowed_ports(policy: Policy | None, src: str, dst: str) -> tuple[int, ...]:
@@ -55,9 +52,15 @@ def from_config(cfg: Any) -> Policy:
     if cfg is None:
         return Policy()
     rules = tuple(AllowRule(r.a, r.b, tuple(r.ports)) for r in getattr(cfg.policy, "allow", ()))
-    names = {n for t in getattr(cfg, "tenants", ()) for n in getattr(t, "netns", ())
-             if n and not any(c in n for c in "*?[")}
-    return Policy(allow=rules, netns_named=tuple(sorted(names)), source=str(getattr(cfg, "path", "") or "config"))
+    names = {
+        n
+        for t in getattr(cfg, "tenants", ())
+        for n in getattr(t, "netns", ())
+        if n and not any(c in n for c in "*?[")
+    }
+    return Policy(
+        allow=rules, netns_named=tuple(sorted(names)), source=str(getattr(cfg, "path", "") or "config")
+    )
 
 
 def network_options(cfg: Any) -> tuple[tuple[int, ...], float]:
@@ -67,7 +70,9 @@ def network_options(cfg: Any) -> tuple[tuple[int, ...], float]:
     table = cfg.table("network") if cfg is not None and hasattr(cfg, "table") else {}
     where = f"{getattr(cfg, 'path', '') or 'config'}: network"
     p = table.get("probe_ports", [])
-    if not isinstance(p, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) and 0 < x < 65536 for x in p):
+    if not isinstance(p, (list, tuple)) or not all(
+        isinstance(x, int) and not isinstance(x, bool) and 0 < x < 65536 for x in p
+    ):
         raise ValueError(f"{where}.probe_ports: expected a list of port numbers 1-65535")
     ports = tuple(p)
     t = table.get("probe_timeout", 0.5)

@@ -132,7 +132,9 @@ class _Index:
         return any(lk.netns == ns for lk, _ in self.owners.get(ip, ()))
 
 
-def walk(idx: _Index, ns: str, dst_ip: str, depth: int = 0) -> tuple[bool, str, tuple[str, ...], tuple[str, ...]]:
+def walk(
+    idx: _Index, ns: str, dst_ip: str, depth: int = 0
+) -> tuple[bool, str, tuple[str, ...], tuple[str, ...]]:
     """(reached, why, hops, segments) for a packet from namespace `ns` to `dst_ip`."""
     if idx.ns_owns(ns, dst_ip):
         return True, "local address", (), ()
@@ -152,7 +154,12 @@ def walk(idx: _Index, ns: str, dst_ip: str, depth: int = 0) -> tuple[bool, str, 
         return False, f"no one on {segment_label(out.segment)} has {nh}", (), (out.segment,)
     lk, a = owners[0]
     if out.isolated and a.isolated:
-        return False, f"{out.port} and {a.port} are isolated ports of {segment_label(out.segment)}", (), (out.segment,)
+        return (
+            False,
+            f"{out.port} and {a.port} are isolated ports of {segment_label(out.segment)}",
+            (),
+            (out.segment,),
+        )
     if idx.ns_owns(lk.netns, dst_ip):
         return True, f"{out.iface} and {lk.where} share {segment_label(out.segment)}", (), (out.segment,)
     if not lk.forwarding:
@@ -175,8 +182,9 @@ def predict_pair(idx: _Index, a: Endpoint, b: Endpoint) -> PairPrediction:
                 back_why = backs[0][1]
                 if not back_ok:
                     ok, why = False, f"{why}; but no way back: {back_why}"
-            p = PairPrediction(**base, reachable=ok, address=ip, path=why, hops=hops, segments=segs,
-                               exposed=exposed)
+            p = PairPrediction(
+                **base, reachable=ok, address=ip, path=why, hops=hops, segments=segs, exposed=exposed
+            )
             if ok:
                 return p
             best = best or p
@@ -184,11 +192,19 @@ def predict_pair(idx: _Index, a: Endpoint, b: Endpoint) -> PairPrediction:
         return best
     shared = sorted({x.segment for x in a.attachments} & {y.segment for y in b.attachments})
     if shared:
-        return PairPrediction(**base, reachable=True, path=f"share {segment_label(shared[0])} (addresses unknown)",
-                              segments=tuple(shared), exposed=exposed)
-    return PairPrediction(**base, reachable=False,
-                          path="no shared segment" if a.attachments and b.attachments else "not attached anywhere known",
-                          exposed=exposed)
+        return PairPrediction(
+            **base,
+            reachable=True,
+            path=f"share {segment_label(shared[0])} (addresses unknown)",
+            segments=tuple(shared),
+            exposed=exposed,
+        )
+    return PairPrediction(
+        **base,
+        reachable=False,
+        path="no shared segment" if a.attachments and b.attachments else "not attached anywhere known",
+        exposed=exposed,
+    )
 
 
 MAX_BLOCKED_SAMPLES = 20  # blocked pairs kept per cell (all reachable pairs are kept)
@@ -244,7 +260,9 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                         continue
                     if verdict is None:
                         verdict = predict_pair(idx, a, b)
-                    elif not verdict.reachable and blocked.get((a.tenant, b.tenant), 0) >= MAX_BLOCKED_SAMPLES:
+                    elif (
+                        not verdict.reachable and blocked.get((a.tenant, b.tenant), 0) >= MAX_BLOCKED_SAMPLES
+                    ):
                         break
                     add(replace(verdict, src=a.workload, dst=b.workload))
     return out
@@ -273,7 +291,7 @@ def matrix(hs: HostState, policy: Policy | None = None) -> Matrix:
 def _matrix(hs: HostState, policy: Policy | None) -> Matrix:
     preds = predict_cells(hs)
     by_cell: dict[tuple[str, str], list[ReachResult]] = {}
-    for r in (hs.reach.results if hs.reach else ()):
+    for r in hs.reach.results if hs.reach else ():
         by_cell.setdefault((r.src_tenant, r.dst_tenant), []).append(r)
     tenants = sorted({w.tenant or "(unplaced)" for w in hs.workloads})
     dsts = tenants + ([HOST_TENANT] if hs.topology else [])
@@ -283,13 +301,22 @@ def _matrix(hs: HostState, policy: Policy | None) -> Matrix:
             pp = tuple(preds.get((s, d), ()))
             rr = tuple(by_cell.get((s, d), ()))
             tested = [r for r in rr if r.outcome not in ("not-testable", "error")]
-            cells.append(Cell(
-                src=s, dst=d, expected=allows(policy, s, d),
-                predicted=any(p.reachable for p in pp) if pp else None,
-                observed=any(r.reached for r in tested) if tested else None,
-                exposed=any(p.exposed for p in pp), pairs=pp, results=rr,
-                allowed_ports=allowed_ports(policy, s, d),
-                violations=tuple(r for r in tested if r.reached and not allows(policy, s, d, _port(r.method)))))
+            cells.append(
+                Cell(
+                    src=s,
+                    dst=d,
+                    expected=allows(policy, s, d),
+                    predicted=any(p.reachable for p in pp) if pp else None,
+                    observed=any(r.reached for r in tested) if tested else None,
+                    exposed=any(p.exposed for p in pp),
+                    pairs=pp,
+                    results=rr,
+                    allowed_ports=allowed_ports(policy, s, d),
+                    violations=tuple(
+                        r for r in tested if r.reached and not allows(policy, s, d, _port(r.method))
+                    ),
+                )
+            )
     return Matrix(tuple(tenants), tuple(dsts), tuple(cells))
 
 

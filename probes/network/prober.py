@@ -26,13 +26,23 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass, replace
+from typing import Any
 
 from probes.model import HostState, WorkloadKind
+from probes.network.icmp import (
+    ICMP_ECHO_REPLY,
+    ICMP_TIME_EXCEEDED,
+    ICMP_UNREACH,
+    INITIAL_TTLS,
+    MAX_TRACE_TTL,
+    TRACE_SEQ,
+    Matcher,
+    _Target,
+    echo_request,
+    parse_icmp,
+)
 from probes.network.model import Hop, ReachMatrix, ReachResult, Route, Topology
-from probes.network.icmp import (ICMP_ECHO_REPLY, ICMP_TIME_EXCEEDED, ICMP_UNREACH, INITIAL_TTLS, MAX_TRACE_TTL,
-                                 TRACE_SEQ, Matcher, _Target, echo_request, parse_icmp)
 from probes.network.neigh import NO_NEIGH, NUD_FAILED, NUD_INCOMPLETE, neigh_table_note, neighbours
 from probes.network.nsenter import netns_path, run_in_netns
 from probes.network.segments import Endpoint, endpoints, netns_of
@@ -70,25 +80,44 @@ def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]
             ino = e.netns[5:-1] if e.netns.startswith("net:[") else ""
             sources.append(Source(e, path, int(ino) if ino.isdigit() else 0))
             continue
-        why = ("not testable from inside: predicted only (VM: probing through the guest agent is not "
-               "enabled)" if w is not None and w.kind == WorkloadKind.VM
-               else "not testable from inside: predicted only (no network namespace to enter)")
+        why = (
+            "not testable from inside: predicted only (VM: probing through the guest agent is not enabled)"
+            if w is not None and w.kind == WorkloadKind.VM
+            else "not testable from inside: predicted only (no network namespace to enter)"
+        )
         for d in dests:
             if d.workload != e.workload:
-                untestable.append(ReachResult(e.tenant, d.tenant, e.workload, d.workload, "", "predicted",
-                                              "not-testable", detail=why))
+                untestable.append(
+                    ReachResult(
+                        e.tenant,
+                        d.tenant,
+                        e.workload,
+                        d.workload,
+                        "",
+                        "predicted",
+                        "not-testable",
+                        detail=why,
+                    )
+                )
     return sources, dests, untestable
 
 
-async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[int] = (),
-                       concurrency: int = 256, trace: bool = True,
-                       progress: Progress | None = None) -> ReachMatrix:
+async def probe_matrix(
+    hs: HostState,
+    *,
+    timeout: float = 0.5,
+    ports: Sequence[int] = (),
+    concurrency: int = 256,
+    trace: bool = True,
+    progress: Progress | None = None,
+) -> ReachMatrix:
     """Probe every destination address from every source namespace of `hs`. Cancellable."""
     started = time.time()
     sources, dests, results = plan(hs)
     topo = hs.topology or Topology()
-    total = sum(len([1 for d in dests if d.workload != s.endpoint.workload for _ in d.addresses])
-                for s in sources) * (1 + len(ports))
+    total = sum(
+        len([1 for d in dests if d.workload != s.endpoint.workload for _ in d.addresses]) for s in sources
+    ) * (1 + len(ports))
     done = 0
     sem = asyncio.Semaphore(max(1, concurrency))
     owners = {a.split("/")[0]: lk.where for lk in topo.links for a in lk.addresses}
@@ -98,8 +127,9 @@ async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[i
     async def one(src: Source) -> list[ReachResult]:
         nonlocal done
         async with sem:
-            out = await _probe_source(src, dests, topo, timeout=timeout, ports=ports, trace=trace, owners=owners,
-                                      tcp_budget=budget)
+            out = await _probe_source(
+                src, dests, topo, timeout=timeout, ports=ports, trace=trace, owners=owners, tcp_budget=budget
+            )
         done += sum(1 for r in out if r.method != "predicted")
         if progress is not None:
             progress(done, total)
@@ -118,8 +148,14 @@ async def probe_matrix(hs: HostState, *, timeout: float = 0.5, ports: Sequence[i
     no_entry = sum(1 for r in results if r.outcome == "timeout" and NO_NEIGH in r.detail)
     if no_entry:
         errors.append(neigh_table_note(no_entry))
-    return ReachMatrix(results=tuple(results), started_at=started, finished_at=time.time(),
-                       timeout_s=timeout, ports=tuple(ports), errors=tuple(errors))
+    return ReachMatrix(
+        results=tuple(results),
+        started_at=started,
+        finished_at=time.time(),
+        timeout_s=timeout,
+        ports=tuple(ports),
+        errors=tuple(errors),
+    )
 
 
 def merged(hs: HostState, matrix: ReachMatrix) -> HostState:
@@ -127,9 +163,17 @@ def merged(hs: HostState, matrix: ReachMatrix) -> HostState:
     return replace(hs, reach=matrix)
 
 
-async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, *, timeout: float,
-                        ports: Sequence[int], trace: bool, owners: dict[str, str],
-                        tcp_budget: int = 64) -> list[ReachResult]:
+async def _probe_source(
+    src: Source,
+    dests: Sequence[Endpoint],
+    topo: Topology,
+    *,
+    timeout: float,
+    ports: Sequence[int],
+    trace: bool,
+    owners: dict[str, str],
+    tcp_budget: int = 64,
+) -> list[ReachResult]:
     me = src.endpoint
     targets = [_Target(d, a, 0) for d in dests if d.workload != me.workload for a in d.addresses]
     for i, t in enumerate(targets):
@@ -165,7 +209,8 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
     except (OSError, RuntimeError) as e:
         why = "namespace gone" if isinstance(e, FileNotFoundError) else f"cannot enter namespace: {e}"
         return [_result(me, t, "icmp", "error", f"{src.path}: {why}") for t in targets] + [
-            _result(me, t, f"tcp:{p}", "error", f"{src.path}: {why}") for t in targets for p in ports]
+            _result(me, t, f"tcp:{p}", "error", f"{src.path}: {why}") for t in targets for p in ports
+        ]
     icmp, nl, tcp = socks[0], socks[1], socks[2:]
     loop = asyncio.get_running_loop()
     ident = random.randrange(1, 0xFFFF)
@@ -214,7 +259,9 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
     out = []
     for t in targets:
         detail = "; ".join([t.detail] + t.ignored[:2]).strip("; ")
-        out.append(_result(me, t, "icmp", t.outcome, detail, rtt=t.rtt_ms, hops=_hops(owners, t), ttl=t.reply_ttl))
+        out.append(
+            _result(me, t, "icmp", t.outcome, detail, rtt=t.rtt_ms, hops=_hops(owners, t), ttl=t.reply_ttl)
+        )
     for t, port, outcome, rtt, detail in tcp_results:
         if outcome == "timeout":
             outcome, detail = _classify_silence(routes, t.address, neigh)
@@ -222,10 +269,30 @@ async def _probe_source(src: Source, dests: Sequence[Endpoint], topo: Topology, 
     return out
 
 
-def _result(me: Endpoint, t: _Target, method: str, outcome: str, detail: str = "", *,
-            rtt: float | None = None, hops: tuple[Hop, ...] = (), ttl: int | None = None) -> ReachResult:
-    return ReachResult(me.tenant, t.dst.tenant, me.workload, t.dst.workload, t.address, method, outcome,
-                       rtt_ms=None if rtt is None else round(rtt, 3), detail=detail, hops=hops, reply_ttl=ttl)
+def _result(
+    me: Endpoint,
+    t: _Target,
+    method: str,
+    outcome: str,
+    detail: str = "",
+    *,
+    rtt: float | None = None,
+    hops: tuple[Hop, ...] = (),
+    ttl: int | None = None,
+) -> ReachResult:
+    return ReachResult(
+        me.tenant,
+        t.dst.tenant,
+        me.workload,
+        t.dst.workload,
+        t.address,
+        method,
+        outcome,
+        rtt_ms=None if rtt is None else round(rtt, 3),
+        detail=detail,
+        hops=hops,
+        reply_ttl=ttl,
+    )
 
 
 def _send_error(e: OSError) -> tuple[str, str]:
@@ -247,12 +314,18 @@ async def _wait(m: Matcher, finished: Callable[[], bool], timeout: float) -> Non
         m.changed.clear()
         try:
             await asyncio.wait_for(m.changed.wait(), left)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
 
 
-async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], ports: Sequence[int],
-                   timeout: float, path: str, inode: int = 0) -> list[tuple[_Target, int, str, float | None, str]]:
+async def _tcp_all(
+    socks: Sequence[socket.socket],
+    targets: Sequence[_Target],
+    ports: Sequence[int],
+    timeout: float,
+    path: str,
+    inode: int = 0,
+) -> list[tuple[_Target, int, str, float | None, str]]:
     """TCP connects, at most len(socks) at a time (file descriptors are bounded): the first
     round uses the sockets opened with the ICMP one, later rounds open more in the namespace."""
     loop = asyncio.get_running_loop()
@@ -265,7 +338,7 @@ async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], p
             return t, port, "reply", (time.monotonic() - t0) * 1000, "connected (port open)"
         except ConnectionRefusedError:
             return t, port, "refused", (time.monotonic() - t0) * 1000, "RST: reachable, port closed"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return t, port, "timeout", None, ""
         except OSError as e:
             o, d = _send_error(e)
@@ -279,11 +352,13 @@ async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], p
     while jobs:
         now, jobs = jobs[:width], jobs[width:]
         if not batch:
+
             def make(k: int = len(now)) -> list[socket.socket]:
                 made = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(k)]
                 for x in made:
                     x.setblocking(False)
                 return made
+
             try:
                 batch = await run_in_netns(path, make, inode)
             except (OSError, RuntimeError) as e:
@@ -297,6 +372,7 @@ async def _tcp_all(socks: Sequence[socket.socket], targets: Sequence[_Target], p
 def _fd_budget(sources: int) -> int:
     """TCP sockets one source may hold at once, within the process's open-file limit."""
     import resource
+
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     soft = 65536 if soft == resource.RLIM_INFINITY else soft
     return max(8, (soft - 128 - 3 * sources) // max(1, sources))
@@ -336,8 +412,10 @@ class Routes:
                 ip = ipaddress.ip_address(address)
             except ValueError:
                 ip = None
-            self._cache[address] = next((r for net, r in self.table if ip is not None
-                                         and net.version == ip.version and ip in net), None)
+            self._cache[address] = next(
+                (r for net, r in self.table if ip is not None and net.version == ip.version and ip in net),
+                None,
+            )
         return self._cache[address]
 
 
@@ -388,8 +466,9 @@ class Tracer:
             for t in members[1:]:
                 t.hops, t.hop_done = dict(rep.hops), rep.hop_done
                 if rep.hops:
-                    t.detail = (t.detail + "; " if t.detail else "") + \
-                        f"hops as traced to {rep.address} (same first hop and distance)"
+                    t.detail = (
+                        t.detail + "; " if t.detail else ""
+                    ) + f"hops as traced to {rep.address} (same first hop and distance)"
 
 
 def _hops(owners: dict[str, str], t: _Target) -> tuple[Hop, ...]:
@@ -410,9 +489,9 @@ def valid_ports(ports: Sequence[int]) -> tuple[int, ...]:
     return tuple(ports)
 
 
-
-async def probe_engine(engine: Any, *, ports: Sequence[int] = (), timeout: float | None = None,
-                       progress: Progress | None = None) -> None:
+async def probe_engine(
+    engine: Any, *, ports: Sequence[int] = (), timeout: float | None = None, progress: Progress | None = None
+) -> None:
     """Probe every host of a running Engine and merge the results into its State (the action
     behind `tenantscope check --probe` and the TUI's probe key)."""
     for t in engine.hosts:
@@ -423,10 +502,14 @@ async def probe_engine(engine: Any, *, ports: Sequence[int] = (), timeout: float
             rm = await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
         elif not t.is_local:
             from probes.network.remote import probe_remote
+
             rm = await probe_remote(t, hs, timeout=max(1.0, timeout or 1.0), progress=progress)
         else:
-            rm = ReachMatrix(started_at=time.time(), finished_at=time.time(),
-                             errors=("active probes need root (raw sockets and entering namespaces)",))
+            rm = ReachMatrix(
+                started_at=time.time(),
+                finished_at=time.time(),
+                errors=("active probes need root (raw sockets and entering namespaces)",),
+            )
         engine.update_host(t.name, lambda st, rm=rm: merged(st, rm))
 
 
@@ -436,6 +519,7 @@ async def probe_engine_for(engine: Any, opts: Any) -> None:
 
     from probes.network.policy import network_options
     from probes.tenancy import config_for
+
     cfg_ports, timeout = network_options(config_for(opts))
     given = dict(opts.extra).get("probe", "")
     ports = valid_ports([int(p) for p in given.split(",") if p]) if given else cfg_ports
@@ -444,5 +528,5 @@ async def probe_engine_for(engine: Any, opts: Any) -> None:
     n = sum(len(h.reach.results) for h in engine.state.hosts if h.reach)
     print(f"tenantscope: probed {n} pair(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
     for h in engine.state.hosts:
-        for e in (h.reach.errors if h.reach else ()):
+        for e in h.reach.errors if h.reach else ():
             print(f"tenantscope: {h.host.name}: {visible(e)}", file=sys.stderr)

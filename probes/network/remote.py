@@ -16,8 +16,14 @@ from probes.network.model import ReachMatrix, ReachResult
 from probes.network.prober import Progress, Source, plan
 
 
-async def probe_remote(host: HostTransport, hs: HostState, *, timeout: float = 1.0,
-                       concurrency: int = 8, progress: Progress | None = None) -> ReachMatrix:
+async def probe_remote(
+    host: HostTransport,
+    hs: HostState,
+    *,
+    timeout: float = 1.0,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> ReachMatrix:
     """Over SSH: `ip netns exec NS ping -c1 -W1` for every address, one command per source
     (pings run in parallel inside it), at most `concurrency` sources at a time. Only reply or
     timeout can be told apart this way."""
@@ -32,12 +38,16 @@ async def probe_remote(host: HostTransport, hs: HostState, *, timeout: float = 1
         nonlocal done
         ns = netns_of_path(src.path)
         pid = src.path.split("/")[2] if src.path.startswith("/proc/") else ""
-        targets = [(d, a) for d in dests if d.workload != src.endpoint.workload for a in d.addresses
-                   if _is_ip(a)]
+        targets = [
+            (d, a) for d in dests if d.workload != src.endpoint.workload for a in d.addresses if _is_ip(a)
+        ]
         if (ns is None and not pid.isdigit()) or not targets:
             return []
-        script = ('for a in "$@"; do (ping -n -c1 -W' + wait +
-                  ' "$a" >/dev/null 2>&1 && echo "$a reply" || echo "$a timeout") & done; wait')
+        script = (
+            'for a in "$@"; do (ping -n -c1 -W'
+            + wait
+            + ' "$a" >/dev/null 2>&1 && echo "$a reply" || echo "$a timeout") & done; wait'
+        )
         enter = ["ip", "netns", "exec", ns] if ns else ["nsenter", "-t", pid, "-n"]
         argv = [*enter, "sh", "-c", script, "sh", *sorted({a for _, a in targets})]
         async with sem:
@@ -45,14 +55,24 @@ async def probe_remote(host: HostTransport, hs: HostState, *, timeout: float = 1
                 res = await host.run(argv, timeout=float(wait) + 10)
                 seen = dict(line.split(" ", 1) for line in res.stdout.splitlines() if " " in line)
                 err = "" if res.ok else res.stderr.strip()[:200]
-            except Exception as e:  # noqa: BLE001 - reported per pair
+            except Exception as e:
                 seen, err = {}, str(e)
         done += len(targets)
         if progress is not None:
             progress(done, total)
-        return [ReachResult(src.endpoint.tenant, d.tenant, src.endpoint.workload, d.workload, a, "icmp",
-                            seen.get(a, "error"), detail=("ip netns exec ping" if a in seen else err or "no output"))
-                for d, a in targets]
+        return [
+            ReachResult(
+                src.endpoint.tenant,
+                d.tenant,
+                src.endpoint.workload,
+                d.workload,
+                a,
+                "icmp",
+                seen.get(a, "error"),
+                detail=("ip netns exec ping" if a in seen else err or "no output"),
+            )
+            for d, a in targets
+        ]
 
     for part in await asyncio.gather(*(one(s) for s in sources)):
         results += part

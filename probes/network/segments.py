@@ -83,23 +83,32 @@ def attach(topo: Topology, link: Link, ovs_ports: dict[str, OvsPort] | None = No
         if cand.master:
             master = topo.link(cand.netns, cand.master)
             if master is not None and master.kind == "bridge":
-                return Attachment(f"br:{cand.netns}/{cand.master}", cand.where, link.where,
-                                  isolated=bool(cand.port_isolated))
+                return Attachment(
+                    f"br:{cand.netns}/{cand.master}",
+                    cand.where,
+                    link.where,
+                    isolated=bool(cand.port_isolated),
+                )
         if cand.kind == "bridge":
             return Attachment(f"br:{cand.netns}/{cand.name}", cand.where, link.where)
         port = ovs_ports.get(cand.name) if (cand.netns == "" or cand is link) else None
         if port is not None:
             missing = not port.attached
             if port.tag is not None:
-                return Attachment(f"ovs:{port.bridge}#{port.tag}", f"ovs:{port.bridge}/{port.name}",
-                                  link.where, ofport_missing=missing)
+                return Attachment(
+                    f"ovs:{port.bridge}#{port.tag}",
+                    f"ovs:{port.bridge}/{port.name}",
+                    link.where,
+                    ofport_missing=missing,
+                )
             tags = _ovs_tags(topo, port.bridge)
             carried = sorted(tags) if port.trunks_all else sorted(port.trunks)
             exposed = tuple(f"ovs:{port.bridge}#{t}" for t in carried if t != 0)
             native = 0 in carried or port.trunks_all or port.vlan_mode in ("native-untagged", "native-tagged")
             seg = f"ovs:{port.bridge}#0" if native else f"ovs:{port.bridge}#none"
-            return Attachment(seg, f"ovs:{port.bridge}/{port.name}", link.where,
-                              exposed=exposed, ofport_missing=missing)
+            return Attachment(
+                seg, f"ovs:{port.bridge}/{port.name}", link.where, exposed=exposed, ofport_missing=missing
+            )
     peer = _peer(topo, link)
     if link.kind == "veth" and peer is not None:
         a, b = sorted((link.where, peer.where))
@@ -161,8 +170,11 @@ def endpoints(hs: HostState) -> list[Endpoint]:
             out.append(Endpoint(w.key, tenant, w.name, None, (), tuple(atts)))
     host_links = [lk for lk in topo.links_in("") if lk.addresses and lk.name != "lo"]
     host_atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in host_links) if a)
-    out.append(Endpoint("host", HOST_TENANT, "host", "", _ips(a for lk in host_links for a in lk.addresses),
-                        host_atts))
+    out.append(
+        Endpoint(
+            "host", HOST_TENANT, "host", "", _ips(a for lk in host_links for a in lk.addresses), host_atts
+        )
+    )
     return out
 
 

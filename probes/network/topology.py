@@ -31,9 +31,15 @@ class TopologyProbe(Probe[Topology]):
     interval = 10.0
     timeout = 20.0
 
-    def __init__(self, *, interval: float = 10.0, policy: Policy | None = None,
-                 ovs_db: str | None = None, use_netlink: bool | None = None,
-                 libvirt_only: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float = 10.0,
+        policy: Policy | None = None,
+        ovs_db: str | None = None,
+        use_netlink: bool | None = None,
+        libvirt_only: bool = False,
+    ) -> None:
         self.interval = interval if libvirt_only else max(interval, 5.0)
         self.policy = policy
         self.ovs_db = ovs_db
@@ -42,6 +48,7 @@ class TopologyProbe(Probe[Topology]):
 
     async def collect(self, host: HostTransport) -> Topology:
         from probes.network.libvirtnet import read_networks
+
         nets = await read_networks(host.host.libvirt_uri) if host.is_local else ()
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
@@ -51,6 +58,7 @@ class TopologyProbe(Probe[Topology]):
             topo = await asyncio.to_thread(read_netlink, unnamed)
         else:
             from probes.network import ipjson  # imports this module
+
             topo = await ipjson.read_topology(host, unnamed)
         bridges, state = await ovs.read_ovs(host, db=self.ovs_db)
         problems = list(topo.problems)
@@ -59,14 +67,24 @@ class TopologyProbe(Probe[Topology]):
             known = {n.name for n in topo.namespaces}
             for name in policy.netns_named:
                 if name not in known:
-                    problems.append(f"namespace {name!r} named in config does not exist on this host "
-                                    f"(not created; its workloads are not tested)")
-        return replace(topo, ovs=bridges, ovs_state=state, problems=tuple(problems),
-                       policy=policy, libvirt_networks=nets, taken_at=time.time())
+                    problems.append(
+                        f"namespace {name!r} named in config does not exist on this host "
+                        f"(not created; its workloads are not tested)"
+                    )
+        return replace(
+            topo,
+            ovs=bridges,
+            ovs_state=state,
+            problems=tuple(problems),
+            policy=policy,
+            libvirt_networks=nets,
+            taken_at=time.time(),
+        )
 
     def merge(self, state: HostState, result: Topology) -> HostState:
         if self.libvirt_only:
             from probes.network.libvirtnet import from_libvirt
+
             built = from_libvirt(state.workloads, result.libvirt_networks)
             result = replace(built, policy=result.policy, taken_at=result.taken_at)
         old = state.topology
@@ -89,12 +107,21 @@ async def unnamed_namespaces(host: HostTransport) -> list[tuple[str, tuple[int, 
     """(net:[INODE], pids) of network namespaces only processes hold (containers, sandboxes),
     read from /proc through the transport; [] when /proc cannot be read."""
     from probes.inventory import procfs
+
     try:
         table = await procfs.ns_table(host)
         host_net = procfs.host_namespaces(table).get("net")
-        res = await host.run(["sh", "-c", 'for f in "$1"/*; do [ -e "$f" ] && stat -L -c %i "$f"; done', "sh",
-                              f"{host.root}{NETNS_DIR}"], timeout=5.0)
-    except Exception:  # noqa: BLE001 - no unnamed namespaces known, named ones still read
+        res = await host.run(
+            [
+                "sh",
+                "-c",
+                'for f in "$1"/*; do [ -e "$f" ] && stat -L -c %i "$f"; done',
+                "sh",
+                f"{host.root}{NETNS_DIR}",
+            ],
+            timeout=5.0,
+        )
+    except Exception:
         return []
     named = {int(x) for x in res.stdout.split() if x.isdigit()}
     by_ino: dict[int, list[int]] = {}
@@ -128,21 +155,29 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
         try:
             ns_links, forward = _links_from_netlink(ns, ipr.get_links(), ipr.get_addr(family=socket.AF_INET))
             links.extend(ns_links)
-            routes.extend(_routes_from_netlink(ns, ipr.get_routes(family=socket.AF_INET, table=254), ns_links))
+            routes.extend(
+                _routes_from_netlink(ns, ipr.get_routes(family=socket.AF_INET, table=254), ns_links)
+            )
             spaces.append(Namespace(ns, ip_forward=forward, pids=pids.get(ns, ())))
         except Exception as e:  # one broken namespace must not hide the others
             spaces.append(Namespace(ns, error=str(e) or type(e).__name__))
             problems.append(f"namespace {ns or 'host'}: {e}")
         finally:
             ipr.close()
-    return Topology(links=resolve_peers(links), ip_forward=any(n.ip_forward for n in spaces if n.name == ""),
-                    namespaces=tuple(spaces), routes=tuple(routes), source="netlink",
-                    problems=tuple(problems))
+    return Topology(
+        links=resolve_peers(links),
+        ip_forward=any(n.ip_forward for n in spaces if n.name == ""),
+        namespaces=tuple(spaces),
+        routes=tuple(routes),
+        source="netlink",
+        problems=tuple(problems),
+    )
 
 
 def _open_pid_netns(pids: Sequence[int]):  # type: ignore[no-untyped-def]
     """IPRoute in the namespace of the first holder still alive (flags=0: never create)."""
     from pyroute2 import IPRoute
+
     err: OSError = FileNotFoundError("no process holds it any more")
     for pid in pids[:5]:
         try:
@@ -156,7 +191,9 @@ def _flag(v: object) -> bool | None:
     return None if v is None else bool(v)
 
 
-def _links_from_netlink(ns: str, raw_links: Iterable[dict], raw_addrs: Iterable[dict]) -> tuple[list[Link], bool]:
+def _links_from_netlink(
+    ns: str, raw_links: Iterable[dict], raw_addrs: Iterable[dict]
+) -> tuple[list[Link], bool]:
     addrs: dict[int, list[str]] = {}
     for a in raw_addrs:
         ip = a.get("IFA_LOCAL") or a.get("IFA_ADDRESS")
@@ -194,14 +231,27 @@ def _links_from_netlink(ns: str, raw_links: Iterable[dict], raw_addrs: Iterable[
         if fw and name != "lo":
             forward = True
         master_idx = lk.get("IFLA_MASTER")
-        out.append(Link(
-            name=name, ifindex=lk["index"], kind=kind, netns=ns,
-            master=by_index.get(master_idx, "") if master_idx else "",
-            mac=lk.get("IFLA_ADDRESS") or "", state=lk.get("IFLA_OPERSTATE") or "",
-            addresses=tuple(addrs.get(lk["index"], ())), mtu=lk.get("IFLA_MTU") or 0,
-            link_ifindex=lk.get("IFLA_LINK") or 0, vlan_id=vlan_id,
-            port_isolated=iso, port_learning=learn, port_flood=flood, vlan_filtering=vf,
-            proxy_arp=bool(proxy), forwarding=fw))
+        out.append(
+            Link(
+                name=name,
+                ifindex=lk["index"],
+                kind=kind,
+                netns=ns,
+                master=by_index.get(master_idx, "") if master_idx else "",
+                mac=lk.get("IFLA_ADDRESS") or "",
+                state=lk.get("IFLA_OPERSTATE") or "",
+                addresses=tuple(addrs.get(lk["index"], ())),
+                mtu=lk.get("IFLA_MTU") or 0,
+                link_ifindex=lk.get("IFLA_LINK") or 0,
+                vlan_id=vlan_id,
+                port_isolated=iso,
+                port_learning=learn,
+                port_flood=flood,
+                vlan_filtering=vf,
+                proxy_arp=bool(proxy),
+                forwarding=fw,
+            )
+        )
     return out, forward
 
 
@@ -212,8 +262,15 @@ def _routes_from_netlink(ns: str, raw: Iterable[dict], links: Sequence[Link]) ->
         if r.get("type", 1) != 1:  # unicast only
             continue
         dst = r.get("RTA_DST") or "0.0.0.0"
-        out.append(Route(ns, f"{dst}/{r.get('dst_len', 0)}", gateway=r.get("RTA_GATEWAY") or "",
-                         dev=names.get(r.get("RTA_OIF") or 0, ""), table=r.get("RTA_TABLE") or 254))
+        out.append(
+            Route(
+                ns,
+                f"{dst}/{r.get('dst_len', 0)}",
+                gateway=r.get("RTA_GATEWAY") or "",
+                dev=names.get(r.get("RTA_OIF") or 0, ""),
+                table=r.get("RTA_TABLE") or 254,
+            )
+        )
     return out
 
 
@@ -226,8 +283,9 @@ def resolve_peers(links: Sequence[Link]) -> tuple[Link, ...]:
     out = []
     for lk in links:
         if lk.kind == "veth" and lk.link_ifindex and not lk.peer:
-            cands = [c for c in by_ifindex.get(lk.link_ifindex, ())
-                     if c.link_ifindex == lk.ifindex and c is not lk]
+            cands = [
+                c for c in by_ifindex.get(lk.link_ifindex, ()) if c.link_ifindex == lk.ifindex and c is not lk
+            ]
             # several candidates only when ifindexes collide across namespaces; prefer another ns
             cands.sort(key=lambda c: c.netns == lk.netns)
             if cands:

@@ -128,11 +128,18 @@ def _matrices(state: State) -> tuple[RMatrix, ...]:
             continue
         try:
             m = matrix(hs)
-        except Exception:  # noqa: BLE001 - a report without a matrix is still a report
+        except Exception:
             continue
-        cells = tuple(RCell(c.src, c.dst, _sym(c.expected), _sym(c.actual)
-                            + ("" if c.observed is not None or c.predicted is None else " (predicted)"),
-                            c.status) for c in m.cells)
+        cells = tuple(
+            RCell(
+                c.src,
+                c.dst,
+                _sym(c.expected),
+                _sym(c.actual) + ("" if c.observed is not None or c.predicted is None else " (predicted)"),
+                c.status,
+            )
+            for c in m.cells
+        )
         out.append(RMatrix(hs.host.name, m.sources, m.destinations, cells, m.summary()))
     return tuple(out)
 
@@ -170,17 +177,31 @@ def _logs(state: State, findings: Iterable[Finding]) -> tuple[RLog, ...]:
         for ev in hs.logs.signals:  # the newest isolation signals, even without a finding
             picked.setdefault((ev.host, ev.seq), ev)
     evs = sorted(picked.values(), key=lambda e: (e.at, e.host, e.seq))[-MAX_LOG_LINES:]
-    return tuple(RLog(f"log:{e.host}#{e.seq}", e.at, e.host, e.tenant, e.severity, e.tags, e.message)
-                 for e in evs)
+    return tuple(
+        RLog(f"log:{e.host}#{e.seq}", e.at, e.host, e.tenant, e.severity, e.tags, e.message) for e in evs
+    )
 
 
 def build(state: State, acks: Mapping[str, Ack] | Iterable[Ack] = (), *, now: float | None = None) -> Report:
     ack_by = dict(acks) if isinstance(acks, Mapping) else {a.finding_key: a for a in acks}
     shown = sorted((f for f in state.findings if f.status != Status.PASS), key=_order)
-    rf = tuple(RFinding(f.check_id, f.title, f.status.value, f.severity.value, f.host, f.tenants, f.summary,
-                        f.why, tuple((e.where, e.detail) for e in f.evidence), f.fix,
-                        f.key in ack_by, ack_by[f.key].note if f.key in ack_by else "")
-               for f in shown)
+    rf = tuple(
+        RFinding(
+            f.check_id,
+            f.title,
+            f.status.value,
+            f.severity.value,
+            f.host,
+            f.tenants,
+            f.summary,
+            f.why,
+            tuple((e.where, e.detail) for e in f.evidence),
+            f.fix,
+            f.key in ack_by,
+            ack_by[f.key].note if f.key in ack_by else "",
+        )
+        for f in shown
+    )
     involved = sorted({t for f in shown if f.status in (Status.FAIL, Status.WARN) for t in f.tenants})
     times = [t for t in [state.taken_at, *(h.refreshed_at for h in state.hosts)] if t]
     for hs in state.hosts:
@@ -190,17 +211,28 @@ def build(state: State, acks: Mapping[str, Ack] | Iterable[Ack] = (), *, now: fl
     for f in state.findings:
         counts[f.status.value] = counts.get(f.status.value, 0) + 1
     return Report(
-        schema=SCHEMA, generated_at=now if now is not None else time.time(), source=state.source,
-        hosts=tuple(h.host.name for h in state.hosts), time_from=min(times, default=0.0),
-        time_to=max(times, default=0.0), tenants_involved=tuple(involved),
+        schema=SCHEMA,
+        generated_at=now if now is not None else time.time(),
+        source=state.source,
+        hosts=tuple(h.host.name for h in state.hosts),
+        time_from=min(times, default=0.0),
+        time_to=max(times, default=0.0),
+        tenants_involved=tuple(involved),
         counts=tuple(sorted(counts.items(), key=lambda kv: STATUS_ORDER.get(Status(kv[0]), 9))),
-        findings=rf, matrices=_matrices(state), peaks=_peaks(state), logs=_logs(state, shown),
-        acknowledgements=tuple(RAck(a.check_id, a.note, a.at) for a in sorted(ack_by.values(), key=lambda a: a.at)),
-        passed=tuple(sorted({f.check_id for f in state.findings if f.status == Status.PASS})))
+        findings=rf,
+        matrices=_matrices(state),
+        peaks=_peaks(state),
+        logs=_logs(state, shown),
+        acknowledgements=tuple(
+            RAck(a.check_id, a.note, a.at) for a in sorted(ack_by.values(), key=lambda a: a.at)
+        ),
+        passed=tuple(sorted({f.check_id for f in state.findings if f.status == Status.PASS})),
+    )
 
 
 def _clean(report: Report) -> dict:
     """The report as JSON-ready data with every string visible() and scrubbed."""
+
     def vis(v):  # type: ignore[no-untyped-def]
         if isinstance(v, str):
             return visible(v)
@@ -209,6 +241,7 @@ def _clean(report: Report) -> dict:
         if isinstance(v, list):
             return [vis(x) for x in v]
         return v
+
     return scrub_all(vis(msgspec.to_builtins(report)))
 
 
@@ -252,8 +285,10 @@ def as_markdown(report: Report) -> str:
         add("| Status | Severity | Check | Host | Tenants | Summary | Ack |")
         add("|---|---|---|---|---|---|---|")
         for f in r["findings"]:
-            add(f"| {f['status'].upper()} | {f['severity']} | {_cell(f['check_id'])} | {_cell(f['host'])} | "
-                f"{_cell(', '.join(f['tenants']))} | {_cell(f['summary'])} | {'yes' if f['acknowledged'] else ''} |")
+            add(
+                f"| {f['status'].upper()} | {f['severity']} | {_cell(f['check_id'])} | {_cell(f['host'])} | "
+                f"{_cell(', '.join(f['tenants']))} | {_cell(f['summary'])} | {'yes' if f['acknowledged'] else ''} |"
+            )
         for f in r["findings"]:
             add("")
             add(f"### {f['check_id']}: {_cell(f['title'])} ({f['status'].upper()}, {f['severity']})")
@@ -265,8 +300,10 @@ def as_markdown(report: Report) -> str:
             add("**Evidence.**")
             add("")
             for where, detail in f["evidence"] or [["—", ""]]:
-                add(f"- {_cell(where)}" + (f": `{_cell(detail)}`" if detail and "`" not in detail and "\n" not in detail
-                                          else ""))
+                add(
+                    f"- {_cell(where)}"
+                    + (f": `{_cell(detail)}`" if detail and "`" not in detail and "\n" not in detail else "")
+                )
                 if detail and ("`" in detail or "\n" in detail):
                     add("")
                     add(_fence(detail))
@@ -290,7 +327,11 @@ def as_markdown(report: Report) -> str:
             row = []
             for d in m["destinations"]:
                 c = cells.get((s, d))
-                row.append("" if c is None else f"{c['expected']} / {c['actual']}" + (" **WRONG**" if c["status"] == "wrong" else ""))
+                row.append(
+                    ""
+                    if c is None
+                    else f"{c['expected']} / {c['actual']}" + (" **WRONG**" if c["status"] == "wrong" else "")
+                )
             add(f"| {_cell(s)} | " + " | ".join(row) + " |")
     if not r["matrices"]:
         add("")
@@ -302,17 +343,26 @@ def as_markdown(report: Report) -> str:
         add("| Host | Workload | Metric | Peak | Baseline | At |")
         add("|---|---|---|---|---|---|")
         for p in r["peaks"]:
-            add(f"| {_cell(p['host'])} | {_cell(p['workload'])} | {p['metric']} | {p['peak']:.1f} | "
-                f"{p['baseline']:.1f} | {_ts(p['at'])} |")
+            add(
+                f"| {_cell(p['host'])} | {_cell(p['workload'])} | {p['metric']} | {p['peak']:.1f} | "
+                f"{p['baseline']:.1f} | {_ts(p['at'])} |"
+            )
     else:
         add("No resource samples.")
     add("")
     add("## Log lines")
     add("")
     if r["logs"]:
-        add(_fence("\n".join(f"{_ts(e['at'])} {e['host']} {e['severity']:<7} {e['ref']}"
-                             + (f" [{e['tenant']}]" if e['tenant'] else "") + f" {e['message']}"
-                             for e in r["logs"])))
+        add(
+            _fence(
+                "\n".join(
+                    f"{_ts(e['at'])} {e['host']} {e['severity']:<7} {e['ref']}"
+                    + (f" [{e['tenant']}]" if e["tenant"] else "")
+                    + f" {e['message']}"
+                    for e in r["logs"]
+                )
+            )
+        )
     else:
         add("No log line behind a finding.")
     add("")
@@ -333,5 +383,7 @@ def as_markdown(report: Report) -> str:
 def file_stem(report: Report) -> str:
     """tenantscope-report-HOST-YYYYmmdd-HHMMSS (the first host; "+N" for a fleet)."""
     host = report.hosts[0] if report.hosts else "nohost"
-    host = re.sub(r"[^A-Za-z0-9_.-]+", "_", host) + (f"+{len(report.hosts) - 1}" if len(report.hosts) > 1 else "")
+    host = re.sub(r"[^A-Za-z0-9_.-]+", "_", host) + (
+        f"+{len(report.hosts) - 1}" if len(report.hosts) > 1 else ""
+    )
     return f"tenantscope-report-{host}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(report.generated_at))}"

@@ -17,8 +17,12 @@ REDACTED = "[redacted]"
 _SECRET_WORDS = r"(?:passwd|password|passphrase|secret|token|api[-_]?key|access[-_]?key|auth[-_]?token|private[-_]?key|client[-_]?secret)"
 
 _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
-     "[private key redacted]"),
+    (
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S
+        ),
+        "[private key redacted]",
+    ),
     # XML / key=value attributes: passwd='x', password="x", token=x
     (re.compile(rf"(\b{_SECRET_WORDS}\s*=\s*)(['\"])(.*?)\2", re.I), rf"\1\2{REDACTED}\2"),
     (re.compile(rf"(\b{_SECRET_WORDS}\s*[=:]\s*)(?!['\"])[^\s,;&'\"<>]+", re.I), rf"\1{REDACTED}"),
@@ -30,8 +34,13 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(--(?:key|identity|ssh-key|key-file|identity-file)[\s=]+)(\S+)", re.I), rf"\1{REDACTED}"),
     (re.compile(r"(Authorization:\s*(?:Bearer|Basic)\s+)\S+", re.I), rf"\1{REDACTED}"),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I), rf"\1{REDACTED}@"),
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
-                r"|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"), REDACTED),
+    (
+        re.compile(
+            r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
+            r"|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"
+        ),
+        REDACTED,
+    ),
     # private key files by their usual names, wherever they appear
     (re.compile(r"\S*/\.ssh/(?:id_[A-Za-z0-9_.-]+|[A-Za-z0-9_.-]*\.(?:pem|key))\b"), REDACTED),
 )

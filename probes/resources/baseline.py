@@ -134,8 +134,9 @@ class SpikeDetector:
                 self._spikes[key] = _ended(s, now)
 
     def spikes(self, now: float) -> tuple[Spike, ...]:
-        for key in [k for k, s in self._spikes.items()
-                    if s.ended_at is not None and now - s.ended_at > self.hold]:
+        for key in [
+            k for k, s in self._spikes.items() if s.ended_at is not None and now - s.ended_at > self.hold
+        ]:
             del self._spikes[key]
         return tuple(sorted(self._spikes.values(), key=lambda s: (s.started_at, s.workload)))
 

@@ -26,12 +26,23 @@ from probes.resources.model import Limits
 UNLIMITED_V1 = 1 << 62  # memory.limit_in_bytes at or above this means "no limit" (PAGE_COUNTER_MAX)
 
 # v1 controller -> files; v2 files. Counters are read every refresh, limits less often.
-V1_COUNTERS = {"cpuacct": ("cpuacct.usage",), "memory": ("memory.usage_in_bytes",),
-               "blkio": ("blkio.throttle.io_service_bytes_recursive",), "pids": ("pids.current",)}
-V1_LIMITS = {"cpu": ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"),
-             "memory": ("memory.limit_in_bytes",), "pids": ("pids.max",)}
-V2_COUNTERS = {"cpu": ("cpu.stat",), "memory": ("memory.current",), "io": ("io.stat",),
-               "pids": ("pids.current",)}
+V1_COUNTERS = {
+    "cpuacct": ("cpuacct.usage",),
+    "memory": ("memory.usage_in_bytes",),
+    "blkio": ("blkio.throttle.io_service_bytes_recursive",),
+    "pids": ("pids.current",),
+}
+V1_LIMITS = {
+    "cpu": ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares"),
+    "memory": ("memory.limit_in_bytes",),
+    "pids": ("pids.max",),
+}
+V2_COUNTERS = {
+    "cpu": ("cpu.stat",),
+    "memory": ("memory.current",),
+    "io": ("io.stat",),
+    "pids": ("pids.current",),
+}
 V2_LIMITS = {"cpu": ("cpu.max", "cpu.weight"), "memory": ("memory.max",), "pids": ("pids.max",)}
 
 
@@ -79,7 +90,7 @@ async def detect_layout(host: HostTransport) -> Layout:
     if lay.v2:
         try:
             ctl = await host.read_text(f"{lay.v2}/cgroup.controllers")
-        except (OSError, Exception):  # noqa: BLE001 - an unreadable root means no controllers
+        except (OSError, Exception):
             ctl = ""
         lay = Layout(lay.v1, lay.v2, tuple(ctl.split()))
     return lay
@@ -159,9 +170,11 @@ def _plan(lay: Layout, ref: GroupRef, limits: bool) -> list[tuple[str, str, str]
         plan.append(("cpu", "v1", v1("cpuacct", "cpuacct.usage") or ""))
     elif v2ok and ref.path("") != "/":
         plan.append(("cpu", "v2", v2("cpu.stat") or ""))
-    for what, ctrl, f1, f2 in (("mem", "memory", "memory.usage_in_bytes", "memory.current"),
-                               ("blk", "blkio", "blkio.throttle.io_service_bytes_recursive", None),
-                               ("pids", "pids", "pids.current", "pids.current")):
+    for what, ctrl, f1, f2 in (
+        ("mem", "memory", "memory.usage_in_bytes", "memory.current"),
+        ("blk", "blkio", "blkio.throttle.io_service_bytes_recursive", None),
+        ("pids", "pids", "pids.current", "pids.current"),
+    ):
         v2ctrl = "io" if ctrl == "blkio" else ctrl
         if specific(ctrl):  # a v1 group at "/" would report the whole host: not this workload's
             plan.append((what, "v1", v1(ctrl, f1) or ""))
@@ -249,8 +262,9 @@ def _v2_max(text: str | None) -> int | None:
     return None if not t or t == "max" else _int(t)
 
 
-def interpret(owner: str, plan: Sequence[tuple[str, str, str]],
-              files: Mapping[str, str | None], limits: bool) -> GroupReading:
+def interpret(
+    owner: str, plan: Sequence[tuple[str, str, str]], files: Mapping[str, str | None], limits: bool
+) -> GroupReading:
     g = GroupReading(owner)
     got: dict[str, str] = {}
     planned = {what for what, _, _ in plan}
@@ -267,8 +281,7 @@ def interpret(owner: str, plan: Sequence[tuple[str, str, str]],
         elif what == "mem":
             g.mem_bytes = _int(text)
         elif what == "blk":
-            g.blk_read, g.blk_write = (parse_blkio_v1(text) if ver == "v1"
-                                       else parse_io_stat_v2(text))
+            g.blk_read, g.blk_write = parse_blkio_v1(text) if ver == "v1" else parse_io_stat_v2(text)
         elif what == "pids":
             g.pids = _int(text)
     g.version = "cgroup " + "+".join(sorted(g.sources)) if g.sources else ""
@@ -277,8 +290,9 @@ def interpret(owner: str, plan: Sequence[tuple[str, str, str]],
     return g
 
 
-def _limits(g: GroupReading, got: dict[str, str], planned: set[str],
-            plan: Sequence[tuple[str, str, str]]) -> Limits:
+def _limits(
+    g: GroupReading, got: dict[str, str], planned: set[str], plan: Sequence[tuple[str, str, str]]
+) -> Limits:
     """Effective limits: the tightest over the group and its ancestors (`NAME@DEPTH`)."""
     levels: dict[int, dict[str, str]] = {}
     where_of: dict[tuple[str, int], str] = {}
@@ -323,12 +337,18 @@ def _limits(g: GroupReading, got: dict[str, str], planned: set[str],
             notes.append(f"{what} limit from {where_of.get((what, best[1]), 'a parent')}")
     quota, mem, npids = chosen
     where = g.where + (" (" + "; ".join(notes) + ")" if notes else "")
-    return Limits(source=g.version, cpu_quota_cores=quota, cpu_shares=shares,
-                  mem_limit_bytes=int(mem) if mem is not None else None,
-                  pids_limit=int(npids) if npids is not None else None, where=where,
-                  # a limit file planned but absent is the root group: no limit there
-                  cpu_known=bool(planned & {"cpu.cfs_quota_us", "cpu.max"}),
-                  mem_known="memory.limit" in planned, pids_known="pids.max" in planned)
+    return Limits(
+        source=g.version,
+        cpu_quota_cores=quota,
+        cpu_shares=shares,
+        mem_limit_bytes=int(mem) if mem is not None else None,
+        pids_limit=int(npids) if npids is not None else None,
+        where=where,
+        # a limit file planned but absent is the root group: no limit there
+        cpu_known=bool(planned & {"cpu.cfs_quota_us", "cpu.max"}),
+        mem_known="memory.limit" in planned,
+        pids_known="pids.max" in planned,
+    )
 
 
 def _scale(v: int | None, k: int) -> int | None:
@@ -365,7 +385,7 @@ def parse_grep_h(text: str, wanted: Iterable[str]) -> dict[str, str | None]:
         while i != -1:
             name = line[:i]
             if name in want:
-                out.setdefault(name, []).append(line[i + 1:])
+                out.setdefault(name, []).append(line[i + 1 :])
                 break
             i = line.find(":", i + 1)
     return {p: ("\n".join(out[p]) + "\n" if p in out else None) for p in want}
@@ -422,6 +442,7 @@ class OpenFiles:
 
 def _fd_budget(want: int = 16384) -> int:
     import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < want + 1024:
         target = want + 1024 if hard == resource.RLIM_INFINITY else min(hard, want + 1024)
@@ -434,8 +455,9 @@ def _fd_budget(want: int = 16384) -> int:
     return max(0, min(want, soft - 1024)) if soft != resource.RLIM_INFINITY else want
 
 
-def _read_counters(paths: Iterable[str], root: str, keep: OpenFiles | None,
-                   once: set[str]) -> dict[str, str | None]:
+def _read_counters(
+    paths: Iterable[str], root: str, keep: OpenFiles | None, once: set[str]
+) -> dict[str, str | None]:
     if keep is None:
         return _read_local(paths, root)
     out: dict[str, str | None] = {}
@@ -449,8 +471,14 @@ def _read_counters(paths: Iterable[str], root: str, keep: OpenFiles | None,
     return out
 
 
-async def read_files(host: HostTransport, paths: Sequence[str], *, chunk: int = 400,
-                     keep: OpenFiles | None = None, once: set[str] | None = None) -> dict[str, str | None]:
+async def read_files(
+    host: HostTransport,
+    paths: Sequence[str],
+    *,
+    chunk: int = 400,
+    keep: OpenFiles | None = None,
+    once: set[str] | None = None,
+) -> dict[str, str | None]:
     """Contents of many small files; None for each one missing or unreadable. Locally, files
     not in `once` are kept open in `keep` for the next refresh."""
     if not paths:
@@ -461,7 +489,7 @@ async def read_files(host: HostTransport, paths: Sequence[str], *, chunk: int = 
         return await asyncio.to_thread(_read_local, paths, host.root)
     out: dict[str, str | None] = {}
     for i in range(0, len(paths), chunk):
-        part = list(paths[i:i + chunk])
+        part = list(paths[i : i + chunk])
         r = await host.run(["grep", "-s", "-H", "", "--", *part], timeout=10.0)
         out.update(parse_grep_h(r.stdout, part))
     return out
@@ -471,9 +499,15 @@ _COUNTERS = frozenset({"cpu", "mem", "blk", "pids"})
 PlanCache = dict[tuple[GroupRef, bool], list[tuple[str, str, str]]]
 
 
-async def read_groups(host: HostTransport, lay: Layout, refs: Sequence[GroupRef], *,
-                      limits: bool, cache: PlanCache | None = None,
-                      keep: OpenFiles | None = None) -> list[GroupReading]:
+async def read_groups(
+    host: HostTransport,
+    lay: Layout,
+    refs: Sequence[GroupRef],
+    *,
+    limits: bool,
+    cache: PlanCache | None = None,
+    keep: OpenFiles | None = None,
+) -> list[GroupReading]:
     """One refresh of counters (and limits, if asked) of many groups. `cache` keeps the file
     lists between refreshes (the caller clears it when the layout changes)."""
     if cache is None:

@@ -64,15 +64,17 @@ def parse_stats(name: str, uuid: str, dom_id: int, s: Mapping[str, Any]) -> Doma
     n = s.get("vcpu.current")
     if n is not None:
         r.vcpus = int(n)
-        delays = [s[f"vcpu.{i}.delay"] for i in range(int(s.get("vcpu.maximum", n)))
-                  if f"vcpu.{i}.delay" in s]
+        delays = [
+            s[f"vcpu.{i}.delay"] for i in range(int(s.get("vcpu.maximum", n))) if f"vcpu.{i}.delay" in s
+        ]
         r.vcpu_delay_ns = sum(delays) if delays else None
     nets = int(s.get("net.count", 0))
     if "net.count" in s:
         r.net_rx = sum(int(s.get(f"net.{i}.rx.bytes", 0)) for i in range(nets))
         r.net_tx = sum(int(s.get(f"net.{i}.tx.bytes", 0)) for i in range(nets))
-        r.net_drops = sum(int(s.get(f"net.{i}.rx.drop", 0)) + int(s.get(f"net.{i}.tx.drop", 0))
-                          for i in range(nets))
+        r.net_drops = sum(
+            int(s.get(f"net.{i}.rx.drop", 0)) + int(s.get(f"net.{i}.tx.drop", 0)) for i in range(nets)
+        )
         r.taps = tuple(str(s.get(f"net.{i}.name", "")) for i in range(nets))
     if "block.count" in s:
         blocks = int(s["block.count"])
@@ -81,8 +83,7 @@ def parse_stats(name: str, uuid: str, dom_id: int, s: Mapping[str, Any]) -> Doma
     return r
 
 
-def live_limits(sched: Mapping[str, Any] | None, mem: Mapping[str, Any] | None,
-                vcpus: int | None) -> Limits:
+def live_limits(sched: Mapping[str, Any] | None, mem: Mapping[str, Any] | None, vcpus: int | None) -> Limits:
     """Scheduler + memory parameters (live) -> Limits. libvirt's `vcpu_quota` applies to each
     vCPU, `global_quota` to the whole domain; the tighter one (in cores) is the cap."""
     quota: float | None = None
@@ -104,11 +105,16 @@ def live_limits(sched: Mapping[str, Any] | None, mem: Mapping[str, Any] | None,
         h = mem.get("hard_limit")
         hard = h * 1024 if h is not None and 0 < h < MEMORY_UNLIMITED_KIB else None
     cpu_known = bool(sched) and ("vcpu_quota" in sched or "global_quota" in sched)
-    return Limits(source="libvirt live", cpu_quota_cores=quota,
-                  cpu_shares=int(shares) if shares is not None else None,
-                  mem_limit_bytes=hard, where="schedinfo/memtune --live",
-                  cpu_known=cpu_known, mem_known=bool(mem) and "hard_limit" in mem,
-                  pids_known=False)
+    return Limits(
+        source="libvirt live",
+        cpu_quota_cores=quota,
+        cpu_shares=int(shares) if shares is not None else None,
+        mem_limit_bytes=hard,
+        where="schedinfo/memtune --live",
+        cpu_known=cpu_known,
+        mem_known=bool(mem) and "hard_limit" in mem,
+        pids_known=False,
+    )
 
 
 class DomainStats:
@@ -122,6 +128,7 @@ class DomainStats:
 
     def _connect(self) -> Any:
         import libvirt
+
         # libvirt's default error handler prints every error to stderr, where the TUI draws
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         if self._conn is None or not self._alive():
@@ -131,26 +138,37 @@ class DomainStats:
     def _alive(self) -> bool:
         try:
             return bool(self._conn.isAlive())
-        except Exception:  # noqa: BLE001 - any failure means reconnect
+        except Exception:
             return False
 
     def collect(self, with_limits: bool) -> list[DomainReading]:
         """Blocking: one bulk stats call (+ per-domain live limits when asked)."""
         import libvirt
+
         with self._lock:
             conn = self._connect()
-            stats = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
-                     | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
-                     | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+            stats = (
+                libvirt.VIR_DOMAIN_STATS_STATE
+                | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+                | libvirt.VIR_DOMAIN_STATS_BALLOON
+                | libvirt.VIR_DOMAIN_STATS_VCPU
+                | libvirt.VIR_DOMAIN_STATS_INTERFACE
+                | libvirt.VIR_DOMAIN_STATS_BLOCK
+            )
             nowait = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
             try:
                 result = conn.getAllDomainStats(stats, nowait if self._flags_ok else 0)
             except libvirt.libvirtError as e:
-                if e.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT,
-                                              libvirt.VIR_ERR_INVALID_ARG) or not self._flags_ok:
-                    self._conn = None if e.get_error_code() in (
-                        libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC,
-                        libvirt.VIR_ERR_INTERNAL_ERROR) else self._conn
+                if (
+                    e.get_error_code() not in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG)
+                    or not self._flags_ok
+                ):
+                    self._conn = (
+                        None
+                        if e.get_error_code()
+                        in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_INTERNAL_ERROR)
+                        else self._conn
+                    )
                     raise
                 log.debug("getAllDomainStats flags refused (%s): retrying without", e)
                 self._flags_ok = False
@@ -168,9 +186,12 @@ class DomainStats:
 
     def _limits(self, dom: Any, vcpus: int | None) -> Limits | None:
         import libvirt
+
         sched = mem = None
-        calls = (lambda: dom.schedulerParametersFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE),
-                 dom.schedulerParameters)  # some drivers (the test driver) refuse every flag
+        calls = (
+            lambda: dom.schedulerParametersFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE),
+            dom.schedulerParameters,
+        )  # some drivers (the test driver) refuse every flag
         for call in calls:
             try:
                 sched = call()
@@ -192,6 +213,6 @@ class DomainStats:
             if self._conn is not None:
                 try:
                     self._conn.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
                 self._conn = None

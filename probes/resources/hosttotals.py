@@ -36,6 +36,7 @@ class RawTotals:
 
 def _psutil_totals() -> RawTotals:
     import psutil
+
     t = psutil.cpu_times()
     total = sum(t)
     # guest time is already counted in user on Linux (psutil reports it separately)
@@ -45,9 +46,19 @@ def _psutil_totals() -> RawTotals:
     nics = psutil.net_io_counters(pernic=True)
     rx = sum(v.bytes_recv for k, v in nics.items() if k != "lo")
     tx = sum(v.bytes_sent for k, v in nics.items() if k != "lo")
-    return RawTotals(psutil.cpu_count() or 1, total, t.idle + getattr(t, "iowait", 0.0),
-                     getattr(t, "steal", 0.0), vm.total, vm.total - vm.available,
-                     d.read_bytes if d else 0, d.write_bytes if d else 0, rx, tx, "psutil")
+    return RawTotals(
+        psutil.cpu_count() or 1,
+        total,
+        t.idle + getattr(t, "iowait", 0.0),
+        getattr(t, "steal", 0.0),
+        vm.total,
+        vm.total - vm.available,
+        d.read_bytes if d else 0,
+        d.write_bytes if d else 0,
+        rx,
+        tx,
+        "psutil",
+    )
 
 
 def parse_proc_stat(text: str) -> tuple[int, float, float, float]:
@@ -99,6 +110,7 @@ async def read_totals(host: HostTransport) -> RawTotals:
     if host.is_local and not host.root:
         return await asyncio.to_thread(_psutil_totals)
     from probes.resources.cgroups import read_files
+
     files = await read_files(host, ["/proc/stat", "/proc/meminfo", "/proc/diskstats", "/proc/net/dev"])
     cpus, total, idle, steal = parse_proc_stat(files.get("/proc/stat") or "")
     mt, mu = parse_meminfo(files.get("/proc/meminfo") or "")

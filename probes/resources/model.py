@@ -24,8 +24,13 @@ class Metric(StrEnum):
     STEAL = "steal"  # VMs: vCPU run delay, % of one core
 
 
-METRIC_UNITS = {Metric.CPU: "% of a core", Metric.MEM: "bytes", Metric.DISK: "B/s",
-                Metric.NET: "B/s", Metric.STEAL: "% of a core"}
+METRIC_UNITS = {
+    Metric.CPU: "% of a core",
+    Metric.MEM: "bytes",
+    Metric.DISK: "B/s",
+    Metric.NET: "B/s",
+    Metric.STEAL: "% of a core",
+}
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,9 @@ class History:
     net: tuple[float, ...] = ()
 
     def series(self, metric: Metric) -> tuple[float, ...]:
-        return {Metric.CPU: self.cpu, Metric.MEM: self.mem, Metric.DISK: self.disk,
-                Metric.NET: self.net}.get(metric, ())
+        return {Metric.CPU: self.cpu, Metric.MEM: self.mem, Metric.DISK: self.disk, Metric.NET: self.net}.get(
+            metric, ()
+        )
 
 
 @dataclass(frozen=True)

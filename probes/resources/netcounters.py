@@ -11,11 +11,11 @@ Loopback is left out: traffic a tenant sends to itself is not traffic between te
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import ctypes
 import ctypes.util
 import os
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -119,9 +119,11 @@ class NetnsReader:
     def __init__(self) -> None:
         self._setns: _Setns | None = None
 
-    async def read(self, host: HostTransport,
-                   targets: Sequence[tuple[str, str, int]]) -> dict[str, NetCounters | None]:
+    async def read(
+        self, host: HostTransport, targets: Sequence[tuple[str, str, int]]
+    ) -> dict[str, NetCounters | None]:
         from probes.resources.cgroups import read_files
+
         by_pid = {key: f"/proc/{pid}/net/dev" for key, _, pid in targets if pid > 0}
         out: dict[str, NetCounters | None] = {}
         if by_pid:
@@ -129,8 +131,11 @@ class NetnsReader:
             for key, path in by_pid.items():
                 text = files.get(path)
                 out[key] = parse_net_dev(text) if text is not None else None
-        named = [(key, ns if ns.startswith("/") else f"/run/netns/{ns}")
-                 for key, ns, pid in targets if pid <= 0 or out.get(key) is None]
+        named = [
+            (key, ns if ns.startswith("/") else f"/run/netns/{ns}")
+            for key, ns, pid in targets
+            if pid <= 0 or out.get(key) is None
+        ]
         if not named:
             return out
         if host.is_local and not host.root and os.geteuid() == 0:

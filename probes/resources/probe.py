@@ -30,8 +30,7 @@ from probes.resources import cgroups
 from probes.resources.baseline import SpikeDetector, Tuning
 from probes.resources.domstats import DomainReading, DomainStats
 from probes.resources.hosttotals import RawTotals, read_totals
-from probes.resources.model import (HISTORY_LEN, History, HostTotals, Limits, Metric,
-                                    ResourceSnapshot, Sample)
+from probes.resources.model import HISTORY_LEN, History, HostTotals, Limits, Metric, ResourceSnapshot, Sample
 from probes.resources.netcounters import NetCounters, NetnsReader
 from probes.resources.rates import RateTracker, cpu_percent
 
@@ -39,16 +38,30 @@ log = logging.getLogger(__name__)
 
 _HIST_METRICS = (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET)
 _ALL_METRICS = _HIST_METRICS + (Metric.STEAL,)
-_RUNNING = {1: "running", 2: "blocked", 3: "paused", 4: "shutting down", 5: "shut off",
-            6: "crashed", 7: "suspended"}
+_RUNNING = {
+    1: "running",
+    2: "blocked",
+    3: "paused",
+    4: "shutting down",
+    5: "shut off",
+    6: "crashed",
+    7: "suspended",
+}
 
 
 class ResourcesProbe(Probe[ResourceSnapshot]):
     name = "resources"
 
-    def __init__(self, interval: float = 2.0, *, limits_every: int = 5,
-                 libvirt: bool = True, host_totals: bool = True,
-                 tuning: dict[Metric, Tuning] | None = None, clock=time.time) -> None:
+    def __init__(
+        self,
+        interval: float = 2.0,
+        *,
+        limits_every: int = 5,
+        libvirt: bool = True,
+        host_totals: bool = True,
+        tuning: dict[Metric, Tuning] | None = None,
+        clock=time.time,
+    ) -> None:
         self.interval = interval
         self.timeout = max(10.0, 3 * interval)
         self.limits_every = max(1, limits_every)
@@ -98,8 +111,9 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         for mod in ("probes.inventory.containers", "probes.inventory.netns"):
             try:
                 import importlib
+
                 found += await importlib.import_module(mod).discover(host)
-            except Exception as e:  # noqa: BLE001 - discovery is a bonus here, never fatal
+            except Exception as e:
                 log.debug("resources: %s discovery failed: %s", mod, e)
         return tuple(found)
 
@@ -167,13 +181,18 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
 
     # ------------------------------------------------------------------ sources
 
-    async def _read_containers(self, host: HostTransport, containers: Sequence[Workload],
-                               with_limits: bool) -> list[cgroups.GroupReading]:
+    async def _read_containers(
+        self, host: HostTransport, containers: Sequence[Workload], with_limits: bool
+    ) -> list[cgroups.GroupReading]:
         if self._layout is None:
             self._layout = await cgroups.detect_layout(host)
-        pids = [w.container.init_pid for w in containers
-                if w.container and w.container.init_pid > 0
-                and (with_limits or w.container.init_pid not in self._cg_paths)]
+        pids = [
+            w.container.init_pid
+            for w in containers
+            if w.container
+            and w.container.init_pid > 0
+            and (with_limits or w.container.init_pid not in self._cg_paths)
+        ]
         if pids:
             files = await cgroups.read_files(host, [f"/proc/{p}/cgroup" for p in pids])
             for p in pids:
@@ -195,13 +214,15 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             self._plans.clear()
         if self._open is None and host.is_local:
             self._open = cgroups.OpenFiles()
-        return await cgroups.read_groups(host, self._layout, refs, limits=with_limits,
-                                         cache=self._plans, keep=self._open)
+        return await cgroups.read_groups(
+            host, self._layout, refs, limits=with_limits, cache=self._plans, keep=self._open
+        )
 
     # ------------------------------------------------------------------ samples
 
-    def _vm_samples(self, host: str, workloads: Sequence[Workload],
-                    readings: Sequence[DomainReading], now: float) -> list[Sample]:
+    def _vm_samples(
+        self, host: str, workloads: Sequence[Workload], readings: Sequence[DomainReading], now: float
+    ) -> list[Sample]:
         by_uuid = {w.uuid: w.key for w in workloads if w.kind == WorkloadKind.VM and w.uuid}
         by_name = {w.name: w.key for w in workloads if w.kind == WorkloadKind.VM}
         out = []
@@ -211,30 +232,43 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 self._limits[key] = r.live
             live = self._limits.get(key)
             if r.state not in (1, 2, 3):
-                out.append(Sample(key, now, "vm", "libvirt", note=_RUNNING.get(r.state, "not running"),
-                                  live=live))
+                out.append(
+                    Sample(key, now, "vm", "libvirt", note=_RUNNING.get(r.state, "not running"), live=live)
+                )
                 continue
             own = f"{key}#{r.dom_id}"  # a restarted domain gets a new id: its counters start over
             rt = self._rates.rate
             rx, tx = rt(own, "net_rx", r.net_rx, now), rt(own, "net_tx", r.net_tx, now)
-            mem = (r.rss_kib or r.balloon_kib)
-            out.append(Sample(
-                key, now, "vm", "libvirt",
-                cpu_pct=cpu_percent(rt(own, "cpu", r.cpu_ns, now)),
-                steal_pct=cpu_percent(rt(own, "delay", r.vcpu_delay_ns, now)),
-                vcpus=r.vcpus,
-                mem_bytes=mem * 1024 if mem is not None else None,
-                mem_limit_bytes=live.mem_limit_bytes if live else None,
-                blk_read_bps=rt(own, "blk_r", r.blk_read, now),
-                blk_write_bps=rt(own, "blk_w", r.blk_write, now),
-                net_rx_bps=rx, net_tx_bps=tx,
-                net_drops_ps=rt(own, "drops", r.net_drops, now),
-                live=live, note="" if r.cpu_ns is not None else "no counters from libvirt"))
+            mem = r.rss_kib or r.balloon_kib
+            out.append(
+                Sample(
+                    key,
+                    now,
+                    "vm",
+                    "libvirt",
+                    cpu_pct=cpu_percent(rt(own, "cpu", r.cpu_ns, now)),
+                    steal_pct=cpu_percent(rt(own, "delay", r.vcpu_delay_ns, now)),
+                    vcpus=r.vcpus,
+                    mem_bytes=mem * 1024 if mem is not None else None,
+                    mem_limit_bytes=live.mem_limit_bytes if live else None,
+                    blk_read_bps=rt(own, "blk_r", r.blk_read, now),
+                    blk_write_bps=rt(own, "blk_w", r.blk_write, now),
+                    net_rx_bps=rx,
+                    net_tx_bps=tx,
+                    net_drops_ps=rt(own, "drops", r.net_drops, now),
+                    live=live,
+                    note="" if r.cpu_ns is not None else "no counters from libvirt",
+                )
+            )
         return out
 
-    def _container_samples(self, containers: Sequence[Workload],
-                           readings: Sequence[cgroups.GroupReading],
-                           nets: dict[str, NetCounters | None], now: float) -> list[Sample]:
+    def _container_samples(
+        self,
+        containers: Sequence[Workload],
+        readings: Sequence[cgroups.GroupReading],
+        nets: dict[str, NetCounters | None],
+        now: float,
+    ) -> list[Sample]:
         out = []
         rt = self._rates.rate
         for w, g in zip(containers, readings):
@@ -244,23 +278,29 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             live = self._limits.get(key)
             if not g.exists:
                 self._limits.pop(key, None)
-                out.append(Sample(key, now, "container", "", note="cgroup not found",
-                                  pids=None))
+                out.append(Sample(key, now, "container", "", note="cgroup not found", pids=None))
                 for c in ("cpu", "blk_r", "blk_w"):
                     rt(key, c, None, now)
                 continue
             n = nets.get(key)
-            out.append(Sample(
-                key, now, "container", g.version,
-                cpu_pct=cpu_percent(rt(key, "cpu", g.cpu_ns, now)),
-                mem_bytes=g.mem_bytes,
-                mem_limit_bytes=live.mem_limit_bytes if live else None,
-                blk_read_bps=rt(key, "blk_r", g.blk_read, now),
-                blk_write_bps=rt(key, "blk_w", g.blk_write, now),
-                net_rx_bps=rt(key, "net_rx", n.rx_bytes if n else None, now),
-                net_tx_bps=rt(key, "net_tx", n.tx_bytes if n else None, now),
-                net_drops_ps=rt(key, "drops", n.drops if n else None, now),
-                pids=g.pids, live=live))
+            out.append(
+                Sample(
+                    key,
+                    now,
+                    "container",
+                    g.version,
+                    cpu_pct=cpu_percent(rt(key, "cpu", g.cpu_ns, now)),
+                    mem_bytes=g.mem_bytes,
+                    mem_limit_bytes=live.mem_limit_bytes if live else None,
+                    blk_read_bps=rt(key, "blk_r", g.blk_read, now),
+                    blk_write_bps=rt(key, "blk_w", g.blk_write, now),
+                    net_rx_bps=rt(key, "net_rx", n.rx_bytes if n else None, now),
+                    net_tx_bps=rt(key, "net_tx", n.tx_bytes if n else None, now),
+                    net_drops_ps=rt(key, "drops", n.drops if n else None, now),
+                    pids=g.pids,
+                    live=live,
+                )
+            )
         return out
 
     def _netns_sample(self, w: Workload, n: NetCounters | None, now: float) -> Sample:
@@ -269,10 +309,15 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             for c in ("net_rx", "net_tx", "drops"):
                 rt(w.key, c, None, now)
             return Sample(w.key, now, "netns", "netns", note="namespace not readable")
-        return Sample(w.key, now, "netns", "netns",
-                      net_rx_bps=rt(w.key, "net_rx", n.rx_bytes, now),
-                      net_tx_bps=rt(w.key, "net_tx", n.tx_bytes, now),
-                      net_drops_ps=rt(w.key, "drops", n.drops, now))
+        return Sample(
+            w.key,
+            now,
+            "netns",
+            "netns",
+            net_rx_bps=rt(w.key, "net_rx", n.rx_bytes, now),
+            net_tx_bps=rt(w.key, "net_tx", n.tx_bytes, now),
+            net_drops_ps=rt(w.key, "drops", n.drops, now),
+        )
 
     def _totals(self, raw: RawTotals | None, now: float) -> HostTotals:
         if raw is None:
@@ -285,15 +330,22 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         if total and idle is not None:
             busy = max(0.0, min(100.0, 100.0 * (total - idle) / total))
             steal_pct = 100.0 * (steal or 0.0) / total
-        return HostTotals(cpus=raw.cpus, cpu_pct=busy, steal_pct=steal_pct,
-                          mem_total=raw.mem_total, mem_used=raw.mem_used,
-                          blk_read_bps=rt("@host", "blk_r", raw.blk_read, now),
-                          blk_write_bps=rt("@host", "blk_w", raw.blk_write, now),
-                          net_rx_bps=rt("@host", "net_rx", raw.net_rx, now),
-                          net_tx_bps=rt("@host", "net_tx", raw.net_tx, now), source=raw.source)
+        return HostTotals(
+            cpus=raw.cpus,
+            cpu_pct=busy,
+            steal_pct=steal_pct,
+            mem_total=raw.mem_total,
+            mem_used=raw.mem_used,
+            blk_read_bps=rt("@host", "blk_r", raw.blk_read, now),
+            blk_write_bps=rt("@host", "blk_w", raw.blk_write, now),
+            net_rx_bps=rt("@host", "net_rx", raw.net_rx, now),
+            net_tx_bps=rt("@host", "net_tx", raw.net_tx, now),
+            source=raw.source,
+        )
 
-    def _finish(self, samples: list[Sample], totals: HostTotals, problems: tuple[str, ...],
-                now: float) -> ResourceSnapshot:
+    def _finish(
+        self, samples: list[Sample], totals: HostTotals, problems: tuple[str, ...], now: float
+    ) -> ResourceSnapshot:
         keys = {s.workload for s in samples}
         self._hist_at.append(now)
         update = self.detector.update
@@ -316,13 +368,22 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 del self._limits[k]
             self._tried &= keys
         self.detector.forget_missing(keys, now)
-        history = tuple(History(k, tuple(h[Metric.CPU]), tuple(h[Metric.MEM]),
-                                tuple(h[Metric.DISK]), tuple(h[Metric.NET]))
-                        for k, h in sorted(self._hist.items()))
-        return ResourceSnapshot(samples=tuple(sorted(samples, key=lambda s: s.workload)), at=now,
-                                interval=self.interval, totals=totals, history=history,
-                                history_at=tuple(self._hist_at),
-                                spikes=self.detector.spikes(now), problems=problems)
+        history = tuple(
+            History(
+                k, tuple(h[Metric.CPU]), tuple(h[Metric.MEM]), tuple(h[Metric.DISK]), tuple(h[Metric.NET])
+            )
+            for k, h in sorted(self._hist.items())
+        )
+        return ResourceSnapshot(
+            samples=tuple(sorted(samples, key=lambda s: s.workload)),
+            at=now,
+            interval=self.interval,
+            totals=totals,
+            history=history,
+            history_at=tuple(self._hist_at),
+            spikes=self.detector.spikes(now),
+            problems=problems,
+        )
 
 
 def _net_targets(containers: Sequence[Workload], netns: Sequence[Workload]) -> list[tuple[str, str, int]]:

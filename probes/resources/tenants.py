@@ -58,8 +58,7 @@ def _sum_series(series: Iterable[tuple[float, ...]]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def usage_of(name: str, samples: list[Sample], hist: list[History], cpus: int,
-             mem_total: int) -> Usage:
+def usage_of(name: str, samples: list[Sample], hist: list[History], cpus: int, mem_total: int) -> Usage:
     cpu = _sum(s.cpu_pct for s in samples)
     mem = _sum(s.mem_bytes for s in samples)
     # only limits the source actually reported count: unknown is neither capped nor "no limit"
@@ -72,23 +71,29 @@ def usage_of(name: str, samples: list[Sample], hist: list[History], cpus: int,
     weights = [s.live.cpu_shares for s in samples if s.live and s.live.cpu_shares]
     steals = [s.steal_pct for s in samples if s.steal_pct is not None]
     return Usage(
-        name=name, workloads=tuple(s.workload for s in samples), cpu_pct=cpu,
+        name=name,
+        workloads=tuple(s.workload for s in samples),
+        cpu_pct=cpu,
         cpu_share=cpu / cpus if cpu is not None and cpus else None,
         steal_pct=max(steals) if steals else None,
         mem_bytes=int(mem) if mem is not None else None,
-        mem_limit_bytes=(int(sum(x for x in limits if x is not None))
-                         if limits and mem_unl == 0 else None),
-        mem_unlimited=mem_unl, cpu_unlimited=cpu_unl,
+        mem_limit_bytes=(int(sum(x for x in limits if x is not None)) if limits and mem_unl == 0 else None),
+        mem_unlimited=mem_unl,
+        cpu_unlimited=cpu_unl,
         mem_share=100.0 * mem / mem_total if mem is not None and mem_total else None,
-        disk_bps=_sum(s.disk_bps for s in samples), net_bps=_sum(s.net_bps for s in samples),
+        disk_bps=_sum(s.disk_bps for s in samples),
+        net_bps=_sum(s.net_bps for s in samples),
         cpu_quota_cores=sum(q for q in quotas if q is not None) if quotas and cpu_unl == 0 else None,
         cpu_weight=sum(weights) if weights else None,
-        cpu_hist=_sum_series(h.cpu for h in hist), mem_hist=_sum_series(h.mem for h in hist),
-        disk_hist=_sum_series(h.disk for h in hist), net_hist=_sum_series(h.net for h in hist))
+        cpu_hist=_sum_series(h.cpu for h in hist),
+        mem_hist=_sum_series(h.mem for h in hist),
+        disk_hist=_sum_series(h.disk for h in hist),
+        net_hist=_sum_series(h.net for h in hist),
+    )
 
 
 def tenant_of(w: Workload | None) -> str:
-    return (w.tenant if w is not None and w.tenant else UNPLACED)
+    return w.tenant if w is not None and w.tenant else UNPLACED
 
 
 @dataclass(frozen=True)

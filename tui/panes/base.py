@@ -63,6 +63,7 @@ class Pane(Vertical, can_focus=True):
         """Read-only sessions: actions that change something are removed (tui/readonly.py);
         the action methods refuse them too."""
         from tui.readonly import hidden
+
         return None if hidden(self.app, action) else True
 
     def focus_target(self) -> Widget:

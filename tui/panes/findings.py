@@ -101,8 +101,11 @@ class FindingsPane(Pane):
             if key in self._rows:  # two identical results: keep one row
                 continue
             self._rows[key] = f
-            cells = [status_text(f.status, variables), severity_text(f.severity, variables),
-                     untrusted(f.check_id)]
+            cells = [
+                status_text(f.status, variables),
+                severity_text(f.severity, variables),
+                untrusted(f.check_id),
+            ]
             if self._multi_host:
                 cells.append(untrusted(f.host or "—"))
             summary = untrusted(f.summary or f.title)
@@ -114,7 +117,8 @@ class FindingsPane(Pane):
             table.move_cursor(row=table.get_row_index(current.key), animate=False)
         counts = Counter(f.status for f in self._rows.values())
         self.border_subtitle = " · ".join(
-            f"{STATUS_LABEL[s]} {counts[s]}" for s in STATUS_LABEL if counts.get(s))
+            f"{STATUS_LABEL[s]} {counts[s]}" for s in STATUS_LABEL if counts.get(s)
+        )
         shown = [f"{k} {v or '(none)'}" for k, v in self.filters.items() if v is not None]
         if shown:  # filters are visible; c clears them
             self.border_subtitle = f"filter {', '.join(shown)} · " + (self.border_subtitle or "nothing")
@@ -139,13 +143,18 @@ class FindingsPane(Pane):
 
     def _passes(self, f: Finding) -> bool:
         t, a, s = self.filters["tenant"], self.filters["area"], self.filters["status"]
-        return ((t is None or (t in f.tenants if t else not f.tenants))
-                and (a is None or f.area == a) and (s is None or f.status.value == s))
+        return (
+            (t is None or (t in f.tenants if t else not f.tenants))
+            and (a is None or f.area == a)
+            and (s is None or f.status.value == s)
+        )
 
     def filter_values(self, what: str) -> list[str]:
         fs = self._findings or ()
         if what == "tenant":
-            return sorted({t for f in fs for t in f.tenants}) + ([""] if any(not f.tenants for f in fs) else [])
+            return sorted({t for f in fs for t in f.tenants}) + (
+                [""] if any(not f.tenants for f in fs) else []
+            )
         if what == "area":
             return sorted({f.area for f in fs})
         return [s.value for s in STATUS_LABEL if any(f.status == s for f in fs)]
@@ -168,4 +177,3 @@ class FindingsPane(Pane):
         f = self.selected()
         if f is not None:
             self.post_message(FindingSelected(f))
-

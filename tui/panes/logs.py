@@ -45,8 +45,16 @@ from probes.model import Finding, State
 from probes.untrusted import visible
 from tui.panes.base import Pane
 
-_SEV_CLASS = {"emerg": "crit", "alert": "crit", "crit": "crit", "err": "err",
-              "warning": "warning", "notice": "notice", "info": "info", "debug": "info"}
+_SEV_CLASS = {
+    "emerg": "crit",
+    "alert": "crit",
+    "crit": "crit",
+    "err": "err",
+    "warning": "warning",
+    "notice": "notice",
+    "info": "info",
+    "debug": "info",
+}
 _SEV_CYCLE = (None, "warning", "err", "crit")
 _SOURCE_CYCLE = (None, "journal", "file:", "libvirt-events", "tenantscope")
 _MSG_LIMIT = 16 * 1024
@@ -64,9 +72,16 @@ class LogLines(ScrollView, can_focus=True):
     """One row per entry; renders only the rows on screen (Line API)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
-        "loglines--crit", "loglines--err", "loglines--warning", "loglines--notice",
-        "loglines--info", "loglines--cursor", "loglines--match", "loglines--tenant",
-        "loglines--muted", "loglines--tag",
+        "loglines--crit",
+        "loglines--err",
+        "loglines--warning",
+        "loglines--notice",
+        "loglines--info",
+        "loglines--cursor",
+        "loglines--match",
+        "loglines--tenant",
+        "loglines--muted",
+        "loglines--tag",
     }
     DEFAULT_CSS = """
     LogLines { height: 1fr; }
@@ -147,8 +162,7 @@ class LogLines(ScrollView, can_focus=True):
     def _to_end(self) -> None:
         if self.lines:
             self.cursor = len(self.lines) - 1
-        self.scroll_to(y=max(0, len(self.lines) - self.size.height), animate=False,
-                       immediate=True)
+        self.scroll_to(y=max(0, len(self.lines) - self.size.height), animate=False, immediate=True)
 
     def reveal(self, index: int) -> None:
         h = max(1, self.size.height)
@@ -169,7 +183,9 @@ class LogLines(ScrollView, can_focus=True):
             return
         if delta < 0:
             self.pause()
-        self.cursor = max(0, min(len(self.lines) - 1, (self.cursor if self.cursor >= 0 else len(self.lines) - 1) + delta))
+        self.cursor = max(
+            0, min(len(self.lines) - 1, (self.cursor if self.cursor >= 0 else len(self.lines) - 1) + delta)
+        )
         self.reveal(self.cursor)
 
     def action_page(self, direction: int) -> None:
@@ -303,8 +319,9 @@ class LogsPane(Pane):
     LogsPane > #logs-input.-shown { display: block; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None,
-                 capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self, *, id: str | None = None, classes: str | None = None, capacity: int = DEFAULT_CAPACITY
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.capacity = capacity
         self.store: deque[LogEvent] = deque(maxlen=capacity)
@@ -392,8 +409,11 @@ class LogsPane(Pane):
             self._last[n] = r.total
             self._dropped[n] = r.dropped
             self._total[n] = r.total
-        merged = heapq.merge(*(list(r) for _, r in rings), key=lambda e: e.at) if len(rings) > 1 \
+        merged = (
+            heapq.merge(*(list(r) for _, r in rings), key=lambda e: e.at)
+            if len(rings) > 1
             else list(rings[0][1])
+        )
         self.store = deque(merged, maxlen=self.capacity)
         self._rebuild()
         self.update_status()
@@ -489,8 +509,11 @@ class LogsPane(Pane):
     def _open_input(self, mode: str, value: str) -> None:
         self._input_mode = mode
         inp = self.query_one("#logs-input", Input)
-        inp.placeholder = ("search: text, or a regex with R (Enter)" if mode == "search" else
-                           "filter: tenant:NAME host:NAME source:journal|file|events sev:warning tag:TAG words (Enter)")
+        inp.placeholder = (
+            "search: text, or a regex with R (Enter)"
+            if mode == "search"
+            else "filter: tenant:NAME host:NAME source:journal|file|events sev:warning tag:TAG words (Enter)"
+        )
         inp.value = value
         inp.add_class("-shown")
         inp.focus()
@@ -591,13 +614,18 @@ class LogsPane(Pane):
                 t.append(f" ({self._missing} no longer in the ring)")
         if self.search is not None:
             t.append("  search: ")
-            t.append(("re " if self.search.regex else "") + "/" + visible(self.search.pattern, limit=100) + "/")
+            t.append(
+                ("re " if self.search.regex else "") + "/" + visible(self.search.pattern, limit=100) + "/"
+            )
         elif self.regex:
             t.append("  regex on")
         if self._message:
             t.append("  " + visible(self._message, limit=200), "bold")
-        bad = [(h, s) for h, s in self._sources
-               if s.state not in (SourceState.FOLLOWING, SourceState.DONE, SourceState.STARTING)]
+        bad = [
+            (h, s)
+            for h, s in self._sources
+            if s.state not in (SourceState.FOLLOWING, SourceState.DONE, SourceState.STARTING)
+        ]
         ok = len(self._sources) - len(bad)
         if self._sources:
             t.append(f"  sources: {ok} ok")
@@ -612,8 +640,10 @@ class LogsPane(Pane):
 
 
 def _fields(q: Query) -> dict[str, Any]:
-    return {k: getattr(q, k) for k in ("tenant", "host", "source", "min_severity", "tag",
-                                        "workload", "words", "seqs")}
+    return {
+        k: getattr(q, k)
+        for k in ("tenant", "host", "source", "min_severity", "tag", "workload", "words", "seqs")
+    }
 
 
-__all__ = ["LogsPane", "LogLines", "SEVERITIES", "SEVERITY_RANK", "Segment"]
+__all__ = ["SEVERITIES", "SEVERITY_RANK", "LogLines", "LogsPane", "Segment"]

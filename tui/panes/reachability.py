@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.coordinate import Coordinate
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
@@ -127,8 +127,13 @@ class ReachabilityPane(Pane):
         # Workloads and topology change on most polls while what the pane shows (matrices,
         # probe results, problems) does not: then keep the table (a refill is a layout pass)
         # and only point the cells at the new host states.
-        shown = (self._rnote, tuple((h.host.name, m, h.reach, h.topology.problems if h.topology else ())
-                                    for h, m in self._rmatrices))
+        shown = (
+            self._rnote,
+            tuple(
+                (h.host.name, m, h.reach, h.topology.problems if h.topology else ())
+                for h, m in self._rmatrices
+            ),
+        )
         if shown == self._rshown and self._rcells:
             hosts = {h.host.name: h for h, _ in self._rmatrices}
             self._rcells = {k: (hosts.get(hs.host.name, hs), c) for k, (hs, c) in self._rcells.items()}
@@ -165,8 +170,13 @@ class ReachabilityPane(Pane):
                         row.append(Text(""))
                         continue
                     self._rcells[f"{hs.host.name}|{s}|{d}"] = (hs, cell)
-                    style = (theme_style(variables, "status-fail", bold=True) + _reverse()) if cell.status == "wrong" \
-                        else theme_style(variables, "status-skip") if cell.status == "ignored" else ""
+                    style = (
+                        (theme_style(variables, "status-fail", bold=True) + _reverse())
+                        if cell.status == "wrong"
+                        else theme_style(variables, "status-skip")
+                        if cell.status == "ignored"
+                        else ""
+                    )
                     row.append(Text(cell_label(cell), style=style))
                 table.add_row(*row, key=f"{hs.host.name}|{s}")
         probed = [h.reach for h, _ in self._rmatrices if h.reach]
@@ -174,10 +184,14 @@ class ReachabilityPane(Pane):
         if probed:
             r = probed[0]
             from datetime import datetime
+
             at = datetime.fromtimestamp(r.finished_at, tz=getattr(self.app, "_tz", None))
-            when = (f" · probed {at:%H:%M:%S}"
-                    f" ({r.finished_at - r.started_at:.2f} s, {len(r.results)} results"
-                    + (", cancelled" if r.cancelled else "") + ")")
+            when = (
+                f" · probed {at:%H:%M:%S}"
+                f" ({r.finished_at - r.started_at:.2f} s, {len(r.results)} results"
+                + (", cancelled" if r.cancelled else "")
+                + ")"
+            )
         else:
             when = " · not probed yet (p to probe)"
         problems = [p for h, _ in self._rmatrices for p in (h.topology.problems if h.topology else ())]
@@ -188,8 +202,9 @@ class ReachabilityPane(Pane):
             summary.append_text(untrusted(p))
         self.query_one("#reach-summary", Static).update(summary)
         if table.row_count:
-            table.cursor_coordinate = Coordinate(min(cursor.row, table.row_count - 1),
-                                                 min(max(cursor.column, 1), len(table.columns) - 1))
+            table.cursor_coordinate = Coordinate(
+                min(cursor.row, table.row_count - 1), min(max(cursor.column, 1), len(table.columns) - 1)
+            )
             self._show_detail()
 
     def select_cell(self, src: str, dst: str, host: str | None = None) -> bool:
@@ -232,6 +247,7 @@ class ReachabilityPane(Pane):
 
     def action_probe(self) -> None:
         from tui.readonly import refuse
+
         if refuse(self, "sending active network probes"):
             return
         state = self._rstate
@@ -253,7 +269,9 @@ class ReachabilityPane(Pane):
             sources, dests, rest = plan(h)
             n_src += len(sources)
             n_addr += sum(len(d.addresses) for d in dests)
-            n_pairs += sum(len(d.addresses) for s in sources for d in dests if d.workload != s.endpoint.workload)
+            n_pairs += sum(
+                len(d.addresses) for s in sources for d in dests if d.workload != s.endpoint.workload
+            )
             untestable += len({r.src for r in rest})
         ports = self._ports()
         lines = [
@@ -261,16 +279,23 @@ class ReachabilityPane(Pane):
             f"  • {n_pairs} ICMP echo request(s), one per pair, timeout {self._timeout():g} s",
         ]
         if ports:
-            lines.append(f"  • {n_pairs * len(ports)} TCP connect(s) to port(s) {', '.join(map(str, ports))} (closed at once)")
-        lines += ["  • for pairs that answer through a router: a few TTL-limited echoes (traceroute)",
-                  "Nothing else is sent, and no setting in any tenant's namespace is changed.",
-                  "Over SSH: `ip netns exec NS ping -c1 -W1` for each pair instead."]
+            lines.append(
+                f"  • {n_pairs * len(ports)} TCP connect(s) to port(s) {', '.join(map(str, ports))} (closed at once)"
+            )
+        lines += [
+            "  • for pairs that answer through a router: a few TTL-limited echoes (traceroute)",
+            "Nothing else is sent, and no setting in any tenant's namespace is changed.",
+            "Over SSH: `ip netns exec NS ping -c1 -W1` for each pair instead.",
+        ]
         if untestable:
-            lines.append(f"{untestable} workload(s) (VMs) cannot be entered: their cells stay predicted only.")
+            lines.append(
+                f"{untestable} workload(s) (VMs) cannot be entered: their cells stay predicted only."
+            )
         return "\n".join(lines)
 
     def _confirmed(self, yes: bool | None) -> None:
         from tui.readonly import refuse
+
         if yes and not refuse(self, "sending active network probes"):
             self.run_worker(self._probe(), exclusive=True, group="reach-probe", name="reachability probes")
 
@@ -297,12 +322,14 @@ class ReachabilityPane(Pane):
     def _config(self) -> Any:
         try:
             from probes.tenancy import config_for
+
             return config_for(getattr(self.app, "opts", None))
-        except Exception:  # noqa: BLE001 - defaults then
+        except Exception:
             return None
 
     def _ports(self) -> tuple[int, ...]:
         from probes.network.policy import network_options
+
         try:
             return network_options(self._config())[0]
         except ValueError:
@@ -310,6 +337,7 @@ class ReachabilityPane(Pane):
 
     def _timeout(self) -> float:
         from probes.network.policy import network_options
+
         try:
             return network_options(self._config())[1]
         except ValueError:
@@ -317,6 +345,7 @@ class ReachabilityPane(Pane):
 
     async def _probe(self) -> None:
         from probes.network import prober
+
         bar = self.query_one("#reach-progress", ProgressBar)
         bar.update(total=None, progress=0)
         self.add_class("-probing")
@@ -329,15 +358,18 @@ class ReachabilityPane(Pane):
         src = self._state_source()
         try:
             if src is not None and hasattr(src, "update_host") and hasattr(src, "hosts"):
-                await prober.probe_engine(src, ports=self._ports(), timeout=self._timeout(), progress=progress)
+                await prober.probe_engine(
+                    src, ports=self._ports(), timeout=self._timeout(), progress=progress
+                )
             else:  # a fixed State (tests, replay of a live lab): probe locally, push the result
                 state = self._rstate
                 assert state is not None
                 hosts = []
                 for h in state.hosts:
                     if h.topology is not None:
-                        rm = await prober.probe_matrix(h, ports=self._ports(), timeout=self._timeout(),
-                                                       progress=progress)
+                        rm = await prober.probe_matrix(
+                            h, ports=self._ports(), timeout=self._timeout(), progress=progress
+                        )
                         h = prober.merged(h, rm)
                     hosts.append(h)
                 new = replace(state, hosts=tuple(hosts))
@@ -357,6 +389,7 @@ class ReachabilityPane(Pane):
 
 def _reverse():  # type: ignore[no-untyped-def]
     from rich.style import Style
+
     return Style(reverse=True)
 
 
@@ -371,8 +404,10 @@ def describe(hs: HostState, c: Cell) -> Text:
         t.append(f"expected: {'reach (allowed by policy)' if c.expected else 'blocked (policy: isolated)'}\n")
     if c.violations:
         t.append(f"{len(c.violations)} answered probe(s) the policy does not allow\n", style="bold")
-    t.append(f"predicted: {_word(c.predicted)}   observed: {_word(c.observed)}   → {c.status.upper()}\n",
-             style="bold" if c.status == "wrong" else "")
+    t.append(
+        f"predicted: {_word(c.predicted)}   observed: {_word(c.observed)}   → {c.status.upper()}\n",
+        style="bold" if c.status == "wrong" else "",
+    )
     if c.exposed:
         t.append("⇅ a trunk port lets a workload tag frames into the other tenant's VLAN (NET-03)\n")
     if c.pairs:

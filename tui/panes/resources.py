@@ -35,8 +35,12 @@ COLUMNS = ("Tenant", "CPU", "Mem used/limit", "Limits", "Host cpu·mem", "Disk",
 COL_KEYS = ("name", "cpu", "mem", "limits", "host", "disk", "net", "steal")
 INTERVALS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CHART_METRICS = ("cpu", "mem", "disk", "net")
-CHART_TITLES = {"cpu": "CPU, % of one core", "mem": "memory", "disk": "disk read+write",
-                "net": "network rx+tx"}
+CHART_TITLES = {
+    "cpu": "CPU, % of one core",
+    "mem": "memory",
+    "disk": "disk read+write",
+    "net": "network rx+tx",
+}
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 6
 CHART_ROWS = 4
@@ -99,8 +103,9 @@ class Cell:
     value: float = 0.0  # what sorting uses
 
 
-def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False,
-                spark: int = SPARK_POINTS) -> tuple[Cell, ...]:
+def usage_cells(
+    u: Usage, label: str, indent: bool, bold: bool = False, spark: int = SPARK_POINTS
+) -> tuple[Cell, ...]:
     mem_txt = fmt_bytes(u.mem_bytes)
     mem_style = ""
     if u.mem_limit_bytes is not None:
@@ -110,26 +115,39 @@ def usage_cells(u: Usage, label: str, indent: bool, bold: bool = False,
         mem_style = "warn"
     missing = [w for w, n in (("cpu", u.cpu_unlimited), ("mem", u.mem_unlimited)) if n]
     if missing:
-        limits = Cell("⚠ no " + "/".join(missing) + " cap", "warn", 2 * bool(u.cpu_unlimited) + bool(u.mem_unlimited))
+        limits = Cell(
+            "⚠ no " + "/".join(missing) + " cap", "warn", 2 * bool(u.cpu_unlimited) + bool(u.mem_unlimited)
+        )
     elif u.cpu_quota_cores is not None or u.mem_limit_bytes is not None:
         limits = Cell("✓ capped", "", 0)
     else:
         limits = Cell("—", "dim", 0)
+
     def sl(values: Sequence[float], floor: float) -> str:
         return " " + sparkline(values, floor, spark) if spark else ""
 
     return (
         Cell(("  └ " if indent else "") + label, "bold" if bold else ""),
         Cell(f"{fmt_pct(u.cpu_pct)}{sl(u.cpu_hist, _FLOORS['cpu'])}", value=u.cpu_pct or 0.0),
-        Cell(f"{mem_txt}{sl(u.mem_hist, max(_FLOORS['mem'], float(u.mem_limit_bytes or 0)))}",
-             mem_style, float(u.mem_bytes or 0)),
+        Cell(
+            f"{mem_txt}{sl(u.mem_hist, max(_FLOORS['mem'], float(u.mem_limit_bytes or 0)))}",
+            mem_style,
+            float(u.mem_bytes or 0),
+        ),
         limits,
-        Cell(f"{fmt_pct(u.cpu_share)}·{fmt_pct(u.mem_share)}" if u.mem_share is not None
-             else fmt_pct(u.cpu_share), value=u.cpu_share or 0.0),
+        Cell(
+            f"{fmt_pct(u.cpu_share)}·{fmt_pct(u.mem_share)}"
+            if u.mem_share is not None
+            else fmt_pct(u.cpu_share),
+            value=u.cpu_share or 0.0,
+        ),
         Cell(f"{fmt_bytes(u.disk_bps, True)}{sl(u.disk_hist, _FLOORS['disk'])}", value=u.disk_bps or 0.0),
         Cell(f"{fmt_bytes(u.net_bps, True)}{sl(u.net_hist, _FLOORS['net'])}", value=u.net_bps or 0.0),
-        Cell(fmt_pct(u.steal_pct) if u.steal_pct is not None else "", "warn" if (u.steal_pct or 0) >= 10 else "",
-             u.steal_pct or 0.0),
+        Cell(
+            fmt_pct(u.steal_pct) if u.steal_pct is not None else "",
+            "warn" if (u.steal_pct or 0) >= 10 else "",
+            u.steal_pct or 0.0,
+        ),
     )
 
 
@@ -149,8 +167,14 @@ class Row:
     tenant_key: str
 
 
-def build_rows(state: State, expanded: frozenset[str], sort_col: int, reverse: bool,
-               names: dict[str, str] | None = None, spark: int = SPARK_POINTS) -> list[Row]:
+def build_rows(
+    state: State,
+    expanded: frozenset[str],
+    sort_col: int,
+    reverse: bool,
+    names: dict[str, str] | None = None,
+    spark: int = SPARK_POINTS,
+) -> list[Row]:
     """The table as plain data: tenants sorted by the sort column, expanded ones followed by
     their workloads (sorted the same way)."""
     hosts = by_tenant(state)
@@ -170,11 +194,24 @@ def build_rows(state: State, expanded: frozenset[str], sort_col: int, reverse: b
     for hu in hosts:
         for t in hu.tenants:
             tkey = f"t:{hu.host}:{t.name}"
-            label = f"{'▾' if tkey in expanded else '▸'} {t.name} ({len(t.workloads)})" + (f" @{hu.host}" if multi else "")
+            label = f"{'▾' if tkey in expanded else '▸'} {t.name} ({len(t.workloads)})" + (
+                f" @{hu.host}" if multi else ""
+            )
             trow = Row(tkey, usage_cells(t, label, False, True, spark), t, tkey)
-            kids = [Row(f"w:{u.name}", usage_cells(u, wl_names.get(u.name, u.name.rsplit('/', 1)[-1]), True,
-                                                    spark=spark), u, tkey)
-                    for tn, u in hu.workloads if tn == t.name] if tkey in expanded else []
+            kids = (
+                [
+                    Row(
+                        f"w:{u.name}",
+                        usage_cells(u, wl_names.get(u.name, u.name.rsplit("/", 1)[-1]), True, spark=spark),
+                        u,
+                        tkey,
+                    )
+                    for tn, u in hu.workloads
+                    if tn == t.name
+                ]
+                if tkey in expanded
+                else []
+            )
             tenants.append((trow, kids))
     out: list[Row] = []
     by_key = {r.key: (r, kids) for r, kids in tenants}
@@ -261,11 +298,15 @@ class ResourcesPane(Pane):
         if not self.display:  # another tab is shown (compact layout): catch up when shown
             self._hidden_state = state
             return
-        seen = (tuple(h.samples for h in state.hosts), state.tenants,
-                tuple(h.workloads for h in state.hosts))
+        seen = (tuple(h.samples for h in state.hosts), state.tenants, tuple(h.workloads for h in state.hosts))
         prev = self._seen
-        if prev is not None and len(seen[0]) == len(prev[0]) and all(
-                a is b for a, b in zip(seen[0], prev[0])) and seen[1] == prev[1] and seen[2] == prev[2]:
+        if (
+            prev is not None
+            and len(seen[0]) == len(prev[0])
+            and all(a is b for a, b in zip(seen[0], prev[0]))
+            and seen[1] == prev[1]
+            and seen[2] == prev[2]
+        ):
             return  # nothing this pane shows has changed (other probes' news)
         self._seen = seen
         self._state = state
@@ -276,8 +317,9 @@ class ResourcesPane(Pane):
         if state is None:
             return
         self._draw_summary(state)
-        rows = build_rows(state, frozenset(self.expanded), self.sort_col, self.reverse,
-                          spark=self._spark_points())
+        rows = build_rows(
+            state, frozenset(self.expanded), self.sort_col, self.reverse, spark=self._spark_points()
+        )
         self._sync(rows)
         self._draw_chart()
 
@@ -340,8 +382,10 @@ class ResourcesPane(Pane):
             if not t.cpus:
                 txt = f"{host}{len(s.samples)} workload(s)"
             else:
-                txt = (f"{host}CPU {fmt_pct(t.cpu_pct)} of {t.cpus} · steal {fmt_pct(t.steal_pct)} · "
-                       f"mem {fmt_bytes(t.mem_used)}/{fmt_bytes(t.mem_total)}")
+                txt = (
+                    f"{host}CPU {fmt_pct(t.cpu_pct)} of {t.cpus} · steal {fmt_pct(t.steal_pct)} · "
+                    f"mem {fmt_bytes(t.mem_used)}/{fmt_bytes(t.mem_total)}"
+                )
             if t.net_rx_bps is not None:
                 txt += f" · net {fmt_bytes((t.net_rx_bps or 0) + (t.net_tx_bps or 0), True)}"
             if s.spikes:
@@ -364,17 +408,25 @@ class ResourcesPane(Pane):
         if row is None or not w.display:
             text = ""
         else:
-            series = {"cpu": row.usage.cpu_hist, "mem": row.usage.mem_hist,
-                      "disk": row.usage.disk_hist, "net": row.usage.net_hist}[self.chart_metric]
+            series = {
+                "cpu": row.usage.cpu_hist,
+                "mem": row.usage.mem_hist,
+                "disk": row.usage.disk_hist,
+                "net": row.usage.net_hist,
+            }[self.chart_metric]
             width = max(10, (self.size.width or 80) - 14)
-            lines = chart(series, width, rows=self._chart_rows or CHART_ROWS,
-                          floor=_FLOORS[self.chart_metric])
+            lines = chart(
+                series, width, rows=self._chart_rows or CHART_ROWS, floor=_FLOORS[self.chart_metric]
+            )
             top = max(max(series, default=0.0), _FLOORS[self.chart_metric])
             top_s = fmt_pct(top) if self.chart_metric == "cpu" else fmt_bytes(top, self.chart_metric != "mem")
             name = row.cells[0].text.strip().lstrip("└▸▾ ").strip()
             head = f"{name} — {CHART_TITLES[self.chart_metric]}, last {len(series)} refreshes (m: metric)"
-            body = [f"{top_s:>8} ┤{lines[0]}"] + [f"{'':>8} │{ln}" for ln in lines[1:-1]] + \
-                   [f"{'0':>8} ┼{lines[-1]}"]
+            body = (
+                [f"{top_s:>8} ┤{lines[0]}"]
+                + [f"{'':>8} │{ln}" for ln in lines[1:-1]]
+                + [f"{'0':>8} ┼{lines[-1]}"]
+            )
             text = "\n".join([head] + body)
         if text != self._chart:
             same_height = text.count("\n") == self._chart.count("\n") and bool(text) == bool(self._chart)
@@ -391,8 +443,11 @@ class ResourcesPane(Pane):
         return SPARK_POINTS if (self.size.width or 120) >= 100 else 3
 
     def on_resize(self) -> None:
-        if self._state is not None and self._rows and \
-                len(self._rows[0].cells[1].text.split(" ")[-1]) != self._spark_points():
+        if (
+            self._state is not None
+            and self._rows
+            and len(self._rows[0].cells[1].text.split(" ")[-1]) != self._spark_points()
+        ):
             self._redraw()
         # the chart only where there is room for it next to a useful table
         h = self.size.height
@@ -481,8 +536,12 @@ class ResourcesPane(Pane):
         src = getattr(self.app, "_source", None)
         if src is None or not hasattr(src, "probes_of"):
             return []
-        return [p for h in getattr(src, "hosts", []) for p in src.probes_of(h.name)
-                if getattr(p, "name", "") == "resources" and hasattr(p, "set_interval")]
+        return [
+            p
+            for h in getattr(src, "hosts", [])
+            for p in src.probes_of(h.name)
+            if getattr(p, "name", "") == "resources" and hasattr(p, "set_interval")
+        ]
 
 
 def untrusted_lines(text: str) -> Text:

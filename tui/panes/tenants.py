@@ -52,10 +52,14 @@ def _placement(w: Workload) -> Text:
 
 def workload_label(w: Workload) -> Text:
     return Text.assemble(
-        untrusted(w.name, style="bold"), "  ",
-        (w.kind.value, "italic"), " · ",
-        untrusted(w.state or "?"), " · ",
-        untrusted(w.host), " · ",
+        untrusted(w.name, style="bold"),
+        "  ",
+        (w.kind.value, "italic"),
+        " · ",
+        untrusted(w.state or "?"),
+        " · ",
+        untrusted(w.host),
+        " · ",
         _placement(w),
     )
 
@@ -106,12 +110,22 @@ def build_groups(state: State, cache: LabelCache | None = None) -> tuple[_Group,
     for name in sorted(by_tenant):
         ws = by_tenant[name]
         hosts = {w.host for w in ws}
-        label = Text.assemble(untrusted(name, style="bold"), "  ",
-                              (f"{_plural(len(ws), 'workload')} · {_plural(len(hosts), 'host')}", "dim"))
+        label = Text.assemble(
+            untrusted(name, style="bold"),
+            "  ",
+            (f"{_plural(len(ws), 'workload')} · {_plural(len(hosts), 'host')}", "dim"),
+        )
         groups.append(_Group(f"t:{name}", label, rows(ws)))
-    label = Text.assemble(("⊘ unplaced", "bold italic"), "  ",
-                          (f"{_plural(len(unplaced), 'workload')} no rule matched" if unplaced
-                           else "none: every workload has a tenant", "dim"))
+    label = Text.assemble(
+        ("⊘ unplaced", "bold italic"),
+        "  ",
+        (
+            f"{_plural(len(unplaced), 'workload')} no rule matched"
+            if unplaced
+            else "none: every workload has a tenant",
+            "dim",
+        ),
+    )
     groups.append(_Group(UNPLACED, label, rows(unplaced)))
     return tuple(groups)
 
@@ -161,8 +175,9 @@ class TenantsPane(Pane):
             return
         self._seen = seen
         groups = build_groups(state, self._labels)
-        self.border_subtitle = (f"{_plural(len(groups) - 1, 'tenant')} · "
-                                f"{_plural(len(state.workloads()), 'workload')}")
+        self.border_subtitle = (
+            f"{_plural(len(groups) - 1, 'tenant')} · {_plural(len(state.workloads()), 'workload')}"
+        )
         if _shape(groups) == _shape(self._groups):
             self._relabel(groups)
         else:
@@ -182,8 +197,11 @@ class TenantsPane(Pane):
     def _rebuild(self, groups: tuple[_Group, ...]) -> None:
         tree = self.tenant_tree
         cursor = tree.cursor_node.data if tree.cursor_node is not None else None
-        cursor_parent = (tree.cursor_node.parent.data
-                         if tree.cursor_node is not None and tree.cursor_node.parent is not None else None)
+        cursor_parent = (
+            tree.cursor_node.parent.data
+            if tree.cursor_node is not None and tree.cursor_node.parent is not None
+            else None
+        )
         scroll_y = tree.scroll_y
         if self._groups:  # remember what the user collapsed; new groups start expanded
             for n in tree.root.children:
@@ -204,6 +222,7 @@ class TenantsPane(Pane):
             tree.scroll_to(y=scroll_y, animate=False, immediate=True)
             if target is not None:
                 tree.move_cursor(target, animate=False)
+
         self.call_after_refresh(restore)
 
     # -- actions

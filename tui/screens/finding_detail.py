@@ -58,9 +58,14 @@ class AckNote(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text("Acknowledge ") + untrusted(self.finding.check_id, style="bold")
-                         + Text(": a note for the session (Enter saves, Esc cancels)"))
-            yield Input(value=self.note, placeholder="e.g. known, ticket INC-123, fixed at 14:05", id="ack-note")
+            yield Static(
+                Text("Acknowledge ")
+                + untrusted(self.finding.check_id, style="bold")
+                + Text(": a note for the session (Enter saves, Esc cancels)")
+            )
+            yield Input(
+                value=self.note, placeholder="e.g. known, ticket INC-123, fixed at 14:05", id="ack-note"
+            )
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip())
@@ -139,7 +144,7 @@ def acknowledge(app, f: Finding, note: str) -> Ack:  # type: ignore[no-untyped-d
     app.acks[f.key] = ack
     try:
         app.pane("findings").refresh_acks()
-    except Exception:  # noqa: BLE001 - no findings pane (a test app)
+    except Exception:
         pass
     return ack
 
@@ -163,6 +168,7 @@ def jump(app, f: Finding, where: str) -> bool:  # type: ignore[no-untyped-def]
         return False
     if where == "tenants":
         from tui.panes.tenants import _walk
+
         tree = pane.tenant_tree
         wanted = [f"w:{k}" for k in f.workloads] + [f"t:{t}" for t in f.tenants]
         nodes = {n.data: n for n in _walk(tree.root)}

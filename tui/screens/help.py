@@ -13,8 +13,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui.bindings import key_entries
 
-NAVIGATION = ("In lists and trees: ↑ ↓ PgUp PgDn Home End move · Enter opens · Space expands "
-              "or collapses · Tab / Shift+Tab move between panes · mouse optional")
+NAVIGATION = (
+    "In lists and trees: ↑ ↓ PgUp PgDn Home End move · Enter opens · Space expands "
+    "or collapses · Tab / Shift+Tab move between panes · mouse optional"
+)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -30,8 +32,9 @@ class HelpScreen(ModalScreen[None]):
             table: DataTable[Text] = DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
             table.add_columns("Key", "Action", "Where", "Id")
             for e in key_entries(self.app):
-                table.add_row(Text(e.key, style="bold"), Text(e.description), Text(e.scope),
-                              Text(e.id, style="dim"))
+                table.add_row(
+                    Text(e.key, style="bold"), Text(e.description), Text(e.scope), Text(e.id, style="dim")
+                )
             yield table
             yield Static(Text(NAVIGATION, style="dim"), id="help-nav")
         yield Footer()

@@ -61,16 +61,21 @@ class ProbeErrorsScreen(ModalScreen[None]):
         errors = all_errors(state)
         self._errors = errors
         for e in errors:
-            table.add_row(untrusted(e.probe), untrusted(e.host),
-                          Text(hhmmss(e.since or e.at, self._tz)), Text(hhmmss(e.at, self._tz)),
-                          untrusted(e.message))
+            table.add_row(
+                untrusted(e.probe),
+                untrusted(e.host),
+                Text(hhmmss(e.since or e.at, self._tz)),
+                Text(hhmmss(e.at, self._tz)),
+                untrusted(e.message),
+            )
         if errors:
             table.move_cursor(row=min(max(row, 0), len(errors) - 1), animate=False)
         self._show_message(table.cursor_row)
         self.query_one("#probe-errors-empty", Static).update(
             Text("No probe is failing: every probe's last run succeeded.", style="italic")
-            if not errors else Text(f"{len(errors)} probe(s) failing; each retries with back-off.",
-                                    style="dim"))
+            if not errors
+            else Text(f"{len(errors)} probe(s) failing; each retries with back-off.", style="dim")
+        )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_message(event.cursor_row)
@@ -81,8 +86,7 @@ class ProbeErrorsScreen(ModalScreen[None]):
         text = Text()
         if 0 <= row < len(errors):
             e = errors[row]
-            text = Text.assemble(untrusted(f"{e.probe} on {e.host}: ", style="bold"),
-                                 untrusted(e.message))
+            text = Text.assemble(untrusted(f"{e.probe} on {e.host}: ", style="bold"), untrusted(e.message))
         self.query_one("#probe-error-message", Static).update(text)
 
     async def action_dismiss(self, result: None = None) -> None:

@@ -19,8 +19,11 @@ class JumpTo(ModalScreen[str | None]):
     JumpTo > Vertical { width: 60; height: auto; border: round $accent; padding: 1 2; background: $surface; }
     """
 
-    def __init__(self, prompt: str = "Jump to HH:MM:SS (UTC) or +SECONDS / -SECONDS; Enter jumps, Esc cancels",
-                 placeholder: str = "14:05:00") -> None:
+    def __init__(
+        self,
+        prompt: str = "Jump to HH:MM:SS (UTC) or +SECONDS / -SECONDS; Enter jumps, Esc cancels",
+        placeholder: str = "14:05:00",
+    ) -> None:
         super().__init__()
         self.prompt = prompt
         self.placeholder = placeholder

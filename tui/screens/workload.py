@@ -60,8 +60,9 @@ def _fields(out: Text, obj: object, indent: int, inline_first: bool = False) -> 
     first = True
     for f in dataclasses.fields(obj):  # type: ignore[arg-type]
         v = getattr(obj, f.name)
-        if _empty(v) or (dataclasses.is_dataclass(v) and all(
-                _empty(getattr(v, g.name)) for g in dataclasses.fields(v))):
+        if _empty(v) or (
+            dataclasses.is_dataclass(v) and all(_empty(getattr(v, g.name)) for g in dataclasses.fields(v))
+        ):
             continue
         label = f.name.replace("_", " ")
         out.append(f" {label}:" if inline_first and first else f"\n{pad}{label}:", style="bold")
@@ -102,8 +103,11 @@ def workload_text(w: Workload, findings: tuple[Finding, ...], variables: dict[st
         out.append("  ")
         out.append_text(untrusted(f.summary or f.title))
 
-    for title, details in (("Virtual machine", w.vm), ("Container", w.container),
-                           ("Network namespace", w.netns)):
+    for title, details in (
+        ("Virtual machine", w.vm),
+        ("Container", w.container),
+        ("Network namespace", w.netns),
+    ):
         if details is not None:
             out.append(f"\n\n{title}", style="bold underline")
             _fields(out, details, 0)
@@ -124,8 +128,9 @@ class WorkloadScreen(ModalScreen[None]):
         with VerticalScroll(id="workload-detail", classes="dialog") as box:
             box.border_title = "Workload"
             box.border_subtitle = "Esc closes"
-            yield Static(workload_text(self.workload, self.findings, self.app.theme_variables),
-                         id="workload-body")
+            yield Static(
+                workload_text(self.workload, self.findings, self.app.theme_variables), id="workload-body"
+            )
         yield Footer()
 
     async def action_dismiss(self, result: None = None) -> None:

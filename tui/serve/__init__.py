@@ -9,4 +9,5 @@ class ServeError(Exception):
 
 def serve_main(args) -> int:  # type: ignore[no-untyped-def]
     from tui.serve.server import main
+
     return main(args)

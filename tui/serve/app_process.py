@@ -21,14 +21,27 @@ import sys
 import termios
 from collections.abc import Callable, Sequence
 
-ENV_PASS = ("PATH", "HOME", "USER", "LOGNAME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "TZ",
-            "TENANTSCOPE_LAB_DIR", "SSH_AUTH_SOCK")
+ENV_PASS = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "XDG_CONFIG_HOME",
+    "XDG_RUNTIME_DIR",
+    "TZ",
+    "TENANTSCOPE_LAB_DIR",
+    "SSH_AUTH_SOCK",
+)
 
 
 def child_env(term: str, extra: dict[str, str]) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENV_PASS if k in os.environ}
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    safe_term = term if term and all(c.isalnum() or c in "-._+" for c in term) and len(term) < 64 else "xterm-256color"
+    safe_term = (
+        term
+        if term and all(c.isalnum() or c in "-._+" for c in term) and len(term) < 64
+        else "xterm-256color"
+    )
     env.update(TERM=safe_term, LANG="C.UTF-8", LC_ALL="C.UTF-8", COLORTERM="truecolor", **extra)
     return env
 
@@ -47,8 +60,15 @@ def _preexec() -> None:
 class AppProcess:
     """The console child and its PTY master; `on_output(bytes)` gets everything it draws."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str], cols: int, rows: int,
-                 on_output: Callable[[bytes], None], on_exit: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        cols: int,
+        rows: int,
+        on_output: Callable[[bytes], None],
+        on_exit: Callable[[int], None],
+    ) -> None:
         self.argv = list(argv)
         self.env = env
         self.size = (cols, rows)
@@ -64,12 +84,21 @@ class AppProcess:
 
     async def start(self) -> None:
         import pty
+
         master, slave = pty.openpty()
         try:
             set_size(slave, *self.size)
             self.proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=slave, stdout=slave, stderr=slave, env=self.env, cwd="/",
-                start_new_session=True, preexec_fn=_preexec, close_fds=True)
+                *self.argv,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=self.env,
+                cwd="/",
+                start_new_session=True,
+                preexec_fn=_preexec,
+                close_fds=True,
+            )
         except BaseException:
             os.close(master)
             raise
@@ -78,7 +107,7 @@ class AppProcess:
         self.master = master
         os.set_blocking(master, False)
         asyncio.get_running_loop().add_reader(master, self._readable)
-        asyncio.ensure_future(self._wait())
+        self._waiter = asyncio.ensure_future(self._wait())
 
     def _readable(self) -> None:
         try:
@@ -150,7 +179,7 @@ class AppProcess:
             try:
                 await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, sig)
         with contextlib.suppress(asyncio.TimeoutError):
@@ -160,13 +189,23 @@ class AppProcess:
 def app_argv(args) -> list[str]:  # type: ignore[no-untyped-def]
     """The command each session runs: this tenantscope with the server's app options."""
     argv = [sys.executable, "-m", "tui.cli"]
-    for opt, attr in (("--libvirt", "libvirt"), ("--config", "config"), ("--hosts-file", "hosts_file"),
-                      ("--inventory", "inventory"), ("--limit", "limit"), ("--known-hosts", "known_hosts"),
-                      ("--ssh-config", "ssh_config")):
+    for opt, attr in (
+        ("--libvirt", "libvirt"),
+        ("--config", "config"),
+        ("--hosts-file", "hosts_file"),
+        ("--inventory", "inventory"),
+        ("--limit", "limit"),
+        ("--known-hosts", "known_hosts"),
+        ("--ssh-config", "ssh_config"),
+    ):
         v = getattr(args, attr, None)
         if v:
-            argv += [opt, os.path.abspath(v) if attr in ("config", "hosts_file", "inventory", "known_hosts",
-                                                          "ssh_config") else v]
+            argv += [
+                opt,
+                os.path.abspath(v)
+                if attr in ("config", "hosts_file", "inventory", "known_hosts", "ssh_config")
+                else v,
+            ]
     for h in getattr(args, "host", None) or ():
         argv += ["--host", h]
     for i in getattr(args, "identity", None) or ():

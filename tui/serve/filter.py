@@ -14,8 +14,9 @@ import re
 
 # DEC private modes a follower must not turn on: mouse (9, 1000-1006, 1015, 1016), focus
 # (1004), bracketed paste (2004), synchronized-output query is harmless, in-band resize (2048).
-BLOCKED_MODES = frozenset({"9", "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1015", "1016",
-                           "2004", "2048"})
+BLOCKED_MODES = frozenset(
+    {"9", "1000", "1001", "1002", "1003", "1004", "1005", "1006", "1015", "1016", "2004", "2048"}
+)
 
 _CSI = re.compile(rb"\x1b\[([\x30-\x3f]*)([\x20-\x2f]*)([\x40-\x7e])")
 _INCOMPLETE = re.compile(rb"\x1b(\[[\x30-\x3f]*[\x20-\x2f]*)?$")

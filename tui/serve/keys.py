@@ -20,8 +20,9 @@ import asyncssh
 log = logging.getLogger(__name__)
 
 WRITE = "tenantscope-write"
-HARMLESS = frozenset({"restrict", "no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding",
-                      "no-user-rc", "pty"})
+HARMLESS = frozenset(
+    {"restrict", "no-port-forwarding", "no-agent-forwarding", "no-x11-forwarding", "no-user-rc", "pty"}
+)
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,21 @@ def parse(text: str, where: str = "authorized_keys") -> list[Grant]:
             continue
         bad = [o for o in opts if o.lower() != WRITE and o.lower().split("=", 1)[0] not in HARMLESS]
         if bad:
-            log.warning("%s:%d: option(s) %s not supported by tenantscope serve: key skipped", where, n, ", ".join(bad))
+            log.warning(
+                "%s:%d: option(s) %s not supported by tenantscope serve: key skipped",
+                where,
+                n,
+                ", ".join(bad),
+            )
             continue
         try:
             key = asyncssh.import_public_key(f"{parts[0]} {parts[1]}")
         except (asyncssh.KeyImportError, ValueError) as e:
             log.warning("%s:%d: bad key (%s), skipped", where, n, e)
             continue
-        grants.append(Grant(key.public_data, any(o.lower() == WRITE for o in opts),
-                            parts[2] if len(parts) > 2 else ""))
+        grants.append(
+            Grant(key.public_data, any(o.lower() == WRITE for o in opts), parts[2] if len(parts) > 2 else "")
+        )
     return grants
 
 

@@ -61,8 +61,9 @@ class _Server(asyncssh.SSHServer):
         # connections that have not authenticated yet are bounded too: a flood of idle TCP
         # connects must not hold the server's memory until each one's login timeout
         if self.hub.unauthenticated >= self.hub.max_unauthenticated:
-            log.warning("refusing %s: %d connections are still authenticating", self.peer,
-                        self.hub.unauthenticated)
+            log.warning(
+                "refusing %s: %d connections are still authenticating", self.peer, self.hub.unauthenticated
+            )
             conn.abort()
             return
         self.hub.unauthenticated += 1
@@ -163,8 +164,10 @@ class Hub:
             process.exit(1)
             return
         if self.sessions >= self.max_sessions:
-            process.stdout.write(f"tenantscope serve: {self.sessions} sessions already, the limit "
-                                 f"(--max-sessions {self.max_sessions}): try again later\r\n".encode())
+            process.stdout.write(
+                f"tenantscope serve: {self.sessions} sessions already, the limit "
+                f"(--max-sessions {self.max_sessions}): try again later\r\n".encode()
+            )
             process.exit(1)
             return
         self.sessions += 1
@@ -192,8 +195,14 @@ class Hub:
             if not done.done():
                 done.set_result(code)
 
-        app = AppProcess(self.argv, child_env(process.get_terminal_type() or "", self.env(write)),
-                         size[0], size[1], out, exited)
+        app = AppProcess(
+            self.argv,
+            child_env(process.get_terminal_type() or "", self.env(write)),
+            size[0],
+            size[1],
+            out,
+            exited,
+        )
         await app.start()
         self.children.add(app)
         pump = asyncio.ensure_future(self._input(process, app.write, app.resize))
@@ -207,7 +216,7 @@ class Hub:
         with contextlib.suppress(Exception):
             process.exit(code if 0 <= code < 256 else 1)
 
-    async def _input(self, process: asyncssh.SSHServerProcess, write, resize) -> None:  # noqa: ANN001
+    async def _input(self, process: asyncssh.SSHServerProcess, write, resize) -> None:
         """Keys and window size changes from the client, until it goes away."""
         while True:
             try:
@@ -244,6 +253,7 @@ class Hub:
             if self.shared is app:
                 self._broadcast(b"\x1b[2J")
                 app.repaint()
+
         asyncio.get_running_loop().call_later(0.4, clear_and_repaint)
 
     def _broadcast(self, data: bytes) -> None:
@@ -264,8 +274,13 @@ class Hub:
             if not done.done():
                 done.set_result(code)
 
-        app = AppProcess(self.argv, child_env(process.get_terminal_type() or "", self.env(True)),
-                         *self._shared_size(), self._broadcast, exited)
+        app = AppProcess(
+            self.argv,
+            child_env(process.get_terminal_type() or "", self.env(True)),
+            *self._shared_size(),
+            self._broadcast,
+            exited,
+        )
         await app.start()
         self.shared = app
         self.children.add(app)
@@ -338,7 +353,7 @@ class Hub:
                 continue
             except (asyncssh.DisconnectError, asyncssh.ConnectionLost, BrokenPipeError, ConnectionError):
                 return
-            if not data or any(k in data for k in LEAVE_KEYS) and not data.startswith(b"\x1b"):
+            if not data or (any(k in data for k in LEAVE_KEYS) and not data.startswith(b"\x1b")):
                 return
 
 
@@ -364,10 +379,20 @@ async def start(args) -> tuple[asyncssh.SSHAcceptor, Hub]:  # type: ignore[no-un
     hub = Hub(args)
     try:
         acceptor = await asyncssh.listen(
-            host, port, server_host_keys=[host_key], server_factory=lambda: _Server(hub),
-            process_factory=hub.handle, encoding=None, line_editor=False, allow_scp=False,
-            agent_forwarding=False, x11_forwarding=False, sftp_factory=None, keepalive_interval=15,
-            login_timeout=LOGIN_TIMEOUT)
+            host,
+            port,
+            server_host_keys=[host_key],
+            server_factory=lambda: _Server(hub),
+            process_factory=hub.handle,
+            encoding=None,
+            line_editor=False,
+            allow_scp=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            sftp_factory=None,
+            keepalive_interval=15,
+            login_timeout=LOGIN_TIMEOUT,
+        )
     except OSError as e:
         await hub.close()
         raise ServeError(f"--listen {args.listen}: {e.strerror or e}") from None
@@ -383,10 +408,14 @@ def main(args) -> int:  # type: ignore[no-untyped-def]
             loop.add_signal_handler(sig, stop.set)
         addr = acceptor.sockets[0].getsockname() if acceptor.sockets else args.listen
         mode = "presenter mode" if args.presenter else "one console per client"
-        print(f"tenantscope serve: listening on {addr[0]}:{addr[1]} ({mode}, at most {args.max_sessions} "
-              f"sessions); Ctrl-C stops", flush=True)
+        print(
+            f"tenantscope serve: listening on {addr[0]}:{addr[1]} ({mode}, at most {args.max_sessions} "
+            f"sessions); Ctrl-C stops",
+            flush=True,
+        )
         await stop.wait()
         acceptor.close()
         await hub.close()
         return 0
+
     return asyncio.run(run())

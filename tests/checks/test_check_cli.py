@@ -1,0 +1,152 @@
+"""`tenantscope check` end to end: the demo fleet (real libvirt test driver) with its planted
+faults, exit codes, formats, bad arguments; the local host when libvirtd + QEMU are here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from probes.checks import report
+from tui.cli import main
+
+# The demo fleet's planted isolation faults (probes/demo/fleet.xml): check id -> tenants of a
+# non-passing result that must be there.
+PLANTED = {
+    "VM-01": {("initech",)},  # an unconfined domain
+    "VM-06": {("acme", "globex")},  # overlapping vcpupin across tenants
+    "VM-07": {("acme",), ("initech",)},  # emulated disk bus / NIC model
+    "VM-08": {("globex",)},  # VNC on 0.0.0.0 without a password
+    "VM-09": {("acme", "globex")},  # a disk image attached to two tenants
+}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(["check", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def demo_json():
+    """One JSON run over the demo fleet (a subprocess: the real console script path)."""
+    p = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "check", "--demo", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return p.returncode, json.loads(p.stdout), p.stderr
+
+
+def test_demo_finds_the_planted_faults_with_ids_tenants_and_fixes(demo_json):
+    rc, doc, _ = demo_json
+    assert rc == 1  # there are FAILs
+    jsonschema.validate(doc, report.json_schema(), cls=jsonschema.Draft202012Validator)
+    assert doc["source"] == "demo" and doc["hosts"][0]["name"] == "demo-hv1"
+    for cid, want in PLANTED.items():
+        found = {
+            tuple(r["tenants"])
+            for r in doc["results"]
+            if r["check_id"] == cid and r["status"] in ("fail", "warn")
+        }
+        assert want <= found, (cid, found)
+        for r in doc["results"]:
+            if r["check_id"] == cid and r["status"] in ("fail", "warn"):
+                assert r["fix"] and r["evidence"] and r["workloads"], r
+    vm01 = next(r for r in doc["results"] if r["check_id"] == "VM-01" and r["status"] == "fail")
+    assert "seclabel" in vm01["evidence"][0]["where"]
+
+
+def test_demo_host_checks_are_skipped_with_the_reason(demo_json):
+    _, doc, _ = demo_json
+    h = [r for r in doc["results"] if r["check_id"] == "HOST-02"]
+    assert [r["status"] for r in h] == ["skipped"] and "demo" in h[0]["summary"]
+
+
+def test_text_and_prometheus_on_the_demo(capsys):
+    rc, out, _ = run(capsys, "--demo", "--check", "VM-08", "--check", "vm-09")
+    assert rc == 1
+    assert "== VMs ==" in out and "FAIL  VM-08" in out and "fix:" in out
+    assert "VM-01" not in out  # only the checks asked for
+    rc, out, _ = run(capsys, "--demo", "--format", "prometheus", "--check", "VM-09")
+    fams = {f.name: f for f in text_string_to_metric_families(out)}
+    (s,) = fams["tenantscope_check_status"].samples
+    assert s.labels["check"] == "VM-09" and s.labels["status"] == "fail" and s.labels["host"] == "demo-hv1"
+
+
+def test_exit_zero_when_everything_passes(capsys):
+    rc, out, _ = run(capsys, "--demo", "--check", "VM-03")  # no static label without relabel
+    assert rc == 0 and "PASS  VM-03" in out
+
+
+def test_list_and_markdown_and_schema(capsys):
+    rc, out, _ = run(capsys, "--list")
+    assert rc == 0 and "HOST-01" in out and "CTR-09" in out and "NET-08" in out
+    rc, out, _ = run(capsys, "--list", "--format", "markdown")
+    assert rc == 0 and out.startswith("| id | area |")
+    rc, out, _ = run(capsys, "--schema")
+    assert rc == 0 and json.loads(out)["title"] == "tenantscope check report"
+
+
+def test_bad_arguments_exit_2(capsys):
+    rc, _, err = run(capsys, "--demo", "--check", "NOPE-1")
+    assert rc == 2 and "unknown check id NOPE-1" in err
+    rc, _, err = run(capsys, "--demo", "--format", "markdown")
+    assert rc == 2 and "--list" in err
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--format", "yaml"])
+    assert e.value.code == 2
+
+
+def test_bad_silence_config_exit_2(capsys, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[checks]\nsilence = { "VM-99" = ["acme"] }\n')
+    rc, _, err = run(capsys, "--demo", "--config", str(cfg))
+    assert rc == 2 and str(cfg) in err and "VM-99" in err
+
+
+def test_silence_config_turns_a_warning_into_a_visible_pass(capsys, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[checks]\nsilence = { "VM-13" = ["acme", "globex"] }\n')
+    rc, out, _ = run(capsys, "--demo", "--config", str(cfg), "--check", "VM-13", "--format", "json")
+    doc = json.loads(out)
+    assert not [r for r in doc["results"] if r["status"] == "warn"]
+    assert any("silenced" in r["summary"] and str(cfg) in r["summary"] for r in doc["results"])
+
+
+def test_unreachable_host_exits_2(capsys):
+    rc, _, err = run(capsys, "--host", "ssh://root@127.0.0.1:1", "--check", "VM-01")
+    assert rc == 2 and "unreachable" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (reads libvirt's config and sockets)")
+def test_local_host_runs_every_check_without_crashing(capsys):
+    """`tenantscope check` on this machine: every check gives a result; none crashes."""
+    rc, out, _ = run(capsys, "--format", "json")
+    doc = json.loads(out)
+    assert rc in (0, 1)
+    ids = {r["check_id"] for r in doc["results"]}
+    assert {"HOST-01", "VM-01", "CTR-01", "SW-01"} <= ids
+    crashed = [r for r in doc["results"] if r["summary"].startswith("check failed")]
+    assert not crashed, crashed
+    sw01 = next(r for r in doc["results"] if r["check_id"] == "SW-01")
+    assert sw01["status"] == "pass" and os.uname().release in sw01["summary"]
+
+
+def test_session_registers_the_facts_probe():
+    from probes.hosts.local import LocalHost
+    from probes.session import Options, make_probes
+
+    live = [p for p in make_probes(Options())(LocalHost("hv1")) if p.name == "facts"]
+    assert len(live) == 1 and not live[0].updates
+    asked = [
+        p for p in make_probes(Options(extra=(("updates", "1"),)))(LocalHost("hv1")) if p.name == "facts"
+    ]
+    assert asked[0].updates and asked[0].timeout > live[0].timeout
+    assert not [p for p in make_probes(Options(demo=True))(LocalHost("demo")) if p.name == "facts"]

@@ -1,0 +1,223 @@
+"""The logs service end to end: sources -> batches -> engine State -> checks; lifecycle events
+from a real libvirtd + QEMU domain; tenantscope's own events; backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from probes.engine import Engine
+from probes.hosts.local import LocalHost
+from probes.logs import service as svcmod
+from probes.logs.model import SourceState
+from probes.logs.ring import live_ring
+from probes.logs.service import LogService
+from probes.logs.sources import LogsConfig, follow_libvirt_events
+from probes.model import Status
+from probes.session import Options, make_deriver
+from tests.fixtures.journal import DATA, fleet_state, local_host
+from tests.fixtures.libvirtd import libvirtd, qemu_domain  # noqa: F401 - fixtures
+from tests.test_logs_sources import CollectSink, wait_for
+
+
+class FleetProbe:
+    """A probe answering the fixture fleet's workloads (stands in for inventory probes)."""
+
+    name = "fleet"
+    interval = 3600.0
+    timeout = 5.0
+
+    async def collect(self, host):
+        return fleet_state().hosts[0]
+
+    def merge(self, state, result):
+        return replace(state, workloads=result.workloads, topology=result.topology)
+
+    def failed(self, state, error, now):
+        return state
+
+    async def close(self) -> None:
+        return None
+
+
+def _fleet_derive(state):
+    """Keep the fixture's tenants (the real deriver would place by its own rules)."""
+    from probes.checks.base import run_checks
+
+    st = replace(state, tenants=fleet_state().tenants)
+    return replace(st, findings=run_checks(st))
+
+
+async def test_service_feeds_the_engine_and_the_checks(tmp_path):
+    root = tmp_path
+    (root / "var/log/libvirt/qemu").mkdir(parents=True)
+    syslog = root / "var/log/syslog"
+    corpus = (DATA / "corpus.log").read_text().splitlines()
+    syslog.write_text("\n".join(corpus[:12]) + "\n")
+    (root / "var/log/libvirt/qemu/acme-web.log").write_text("\n".join(corpus[13:]) + "\n")
+    cfg = LogsConfig(
+        files=("/var/log/syslog", "/var/log/libvirt/qemu/*.log", "/var/log/audit/audit.log"),
+        journal=False,
+        libvirt_events=False,
+    )
+    svc = LogService(cfg)
+    host = local_host(root)
+    engine = Engine([host], lambda h: [FleetProbe(), svc.probe()], _fleet_derive)
+    svc.bind(engine)
+    try:
+        st = await engine.refresh_once()  # the headless path: backlog read within the first run
+        lv = st.hosts[0].logs
+        assert lv is not None and lv.total >= 14
+        srcs = {s.name: s.state for s in lv.sources}
+        assert srcs["file:/var/log/syslog"] == SourceState.FOLLOWING
+        assert srcs["file:/var/log/libvirt/qemu/acme-web.log"] == SourceState.FOLLOWING
+        assert srcs["file:/var/log/audit/audit.log"] == SourceState.WAITING
+        by = {
+            c: [f for f in st.findings if f.check_id == c] for c in ("LOG-01", "LOG-02", "LOG-03", "LOG-04")
+        }
+        assert any(f.status == Status.FAIL and f.severity == "critical" for f in by["LOG-01"])
+        assert any(f.status == Status.FAIL and f.tenants == ("acme",) for f in by["LOG-02"])
+        assert any(f.status == Status.FAIL and f.tenants == ("globex",) for f in by["LOG-03"])
+        # the entries themselves are attributed (the fleet was known when they were flushed,
+        # or they were re-attributed when it became known)
+        engine.start()
+        await wait_for(lambda: any(e.tenant == "initech" for e in live_ring("hv1")), "re-attribution")
+        # live: a new file line and a new qemu log file (found by the rescan)
+        with open(syslog, "a") as f:
+            f.write("Nov 27 10:10:00 hv1 kernel: br0: port 3(tapglobex1) entered disabled state\n")
+        await wait_for(
+            lambda: any("tapglobex1" in e.message for e in engine.state.hosts[0].logs.events),
+            "the appended line in the State",
+        )
+        e = next(e for e in engine.state.hosts[0].logs.events if "tapglobex1" in e.message)
+        assert e.tenant == "globex" and e.tags == ("bridge-port",)
+        # tenantscope's own events: the findings raised appear as log entries
+        own = [x.message for x in live_ring("hv1") if x.source == "tenantscope"]
+        assert any(
+            "finding raised: LOG-01" in m or ("findings raised" in m and "LOG-01" in m) for m in own
+        ), own
+        (root / "var/log/libvirt/qemu/globex-db.log").write_text(
+            "2026-11-27 10:11:00.000+0000: shutting down, reason=crashed\n"
+        )
+        svc_probe = engine.probes_of("hv1")[1]
+        await svc.ensure(host)  # what the probe's next run does: rescan the globs
+        await wait_for(lambda: any("reason=crashed" in x.message for x in live_ring("hv1")), "new qemu log")
+        crash = next(x for x in live_ring("hv1") if "reason=crashed" in x.message)
+        assert crash.tenant == "globex" and crash.attributed_by == "file" and crash.tags == ("guest-crash",)
+        assert svc_probe.name == "logs"
+    finally:
+        await engine.stop()
+    assert live_ring("hv1") is None
+
+
+async def test_backpressure_drops_oldest_pending_and_counts_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(svcmod, "MAX_PENDING", 100)
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False, ring=1000))
+    hl = svcmod.HostLogs(local_host(tmp_path), svc.cfg)
+    from probes.logs import parsers
+
+    hl.put([parsers.parse_plain(f"l{i}", "hv1", "x") for i in range(250)])
+    out = hl.take(svc.attributor)
+    assert [e.message for e in out] == [f"l{i}" for i in range(150, 250)]
+    assert hl.ring.dropped == 150 and hl.ring.total == 250 and out[0].seq == 151
+    v = hl.view(None)
+    assert v.dropped == 150 and v.total == 250
+
+
+async def test_lifecycle_events_from_a_real_qemu_domain(libvirtd, qemu_domain):
+    host = LocalHost("hv1", libvirt_uri=libvirtd)
+    sink = CollectSink()
+    task = asyncio.create_task(follow_libvirt_events(host, sink))
+    try:
+        await wait_for(lambda: any(s[1] == SourceState.FOLLOWING for s in sink.states), "virsh event")
+        await asyncio.sleep(1.0)  # let virsh register its callbacks
+        d = await asyncio.to_thread(qemu_domain)
+        await wait_for(
+            lambda: any(e.field("domain") == d.name and "Started" in e.message for e in sink.events),
+            "the Started event",
+        )
+        await asyncio.to_thread(qemu_domain.destroy, d.name)
+        await wait_for(
+            lambda: any(e.field("domain") == d.name and "Stopped" in e.message for e in sink.events),
+            "the Stopped event",
+        )
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    mine = [e for e in sink.events if e.field("domain") == d.name]
+    details = [e.field("detail").split()[0] for e in mine]
+    assert details.index("Started") < details.index("Stopped")
+    assert all(e.kind == "lifecycle" and e.source == "libvirt-events" and e.at > 0 for e in mine)
+    # attributed to the domain once the inventory knows it
+    from probes.logs.attribute import Attributor, Index
+    from probes.model import Host, HostState, State, Workload, WorkloadKind
+
+    st = State(
+        hosts=(
+            HostState(
+                Host("hv1"), workloads=(Workload(WorkloadKind.VM, d.name, "hv1", uuid=d.uuid, tenant="tsa"),)
+            ),
+        )
+    )
+    att = Attributor(Index(st))
+    assert {att.attribute(e).workload for e in mine} == {f"hv1/vm/{d.name}"}
+
+
+def test_session_registers_the_logs_probe():
+    from probes.session import make_probes
+
+    opts = Options()
+    probes = make_probes(opts)(LocalHost("hv1", libvirt_uri=None))
+    assert any(p.name == "logs" for p in probes)
+    demo = make_probes(Options(demo=True))(LocalHost("demo", libvirt_uri=None))
+    assert not any(p.name == "logs" for p in demo)
+    assert make_deriver  # the real deriver is used by the app; the tests use the fixture tenants
+
+
+def test_own_events_findings_and_probe_errors(tmp_path):
+    from probes.model import Finding, ProbeError, Severity, State
+
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
+    hl = svc.hosts["hv1"] = svcmod.HostLogs(local_host(tmp_path), svc.cfg)
+    base = fleet_state()
+
+    def f(i, status=Status.FAIL):
+        return Finding(f"X-{i:02d}", "vm", "t", status, Severity.HIGH, "hv1", summary=f"s{i}")
+
+    def msgs():
+        out = [e.message for e in hl.pending]
+        hl.pending.clear()
+        return out
+
+    svc._own_events(replace(base, findings=(f(1), f(2, Status.PASS))))
+    assert msgs() == ["finding raised: X-01 t: s1"]
+    svc._own_events(replace(base, findings=tuple(f(i) for i in range(1, 16))))
+    assert msgs() == ["14 findings raised (14 failing): " + ", ".join(f"X-{i:02d}" for i in range(2, 14))]
+    svc._own_events(replace(base, findings=tuple(f(i) for i in range(2, 16))))
+    assert msgs() == ["finding cleared: X-01 t: s1"]
+    hs = replace(base.hosts[0], probe_errors=(ProbeError("libvirt", "hv1", "no answer", 1.0),))
+    svc._own_events(replace(base, hosts=(hs,), findings=tuple(f(i) for i in range(2, 16))))
+    assert msgs() == ["probe libvirt failed: no answer"]
+    svc._own_events(replace(base, findings=tuple(f(i) for i in range(2, 16))))
+    assert msgs() == ["probe libvirt recovered"]
+    assert isinstance(State(), State)
+
+
+def test_own_events_resource_spikes(tmp_path):
+    from probes.resources.model import Metric, ResourceSnapshot, Spike
+
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
+    hl = svc.hosts["hv1"] = svcmod.HostLogs(local_host(tmp_path), svc.cfg)
+    base = fleet_state()
+    sp = Spike("hv1/vm/acme-web", Metric.CPU, 10.0, 2.0, 20.0, 95.0, 100.0, 101.0, first=90.0)
+
+    def with_spikes(*spikes):
+        return replace(base, hosts=(replace(base.hosts[0], samples=ResourceSnapshot(spikes=spikes)),))
+
+    svc._own_spikes(with_spikes(sp))
+    svc._own_spikes(with_spikes(sp))  # the same spike again: one entry only
+    e = hl.pending[-1]
+    assert len(hl.pending) == 1 and e.tenant == "acme" and e.workload == "hv1/vm/acme-web"
+    assert e.message.startswith("spike: hv1/vm/acme-web cpu 90.0")
+    svc._own_spikes(with_spikes(replace(sp, ended_at=130.0)))
+    assert len(hl.pending) == 2 and hl.pending[-1].message.startswith("spike ended:")

@@ -1,0 +1,199 @@
+"""Resources probe against real cgroups with real CPU-burning and memory-allocating processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from probes.checks.base import run_checks
+from probes.hosts.local import LocalHost
+from probes.model import ContainerDetails, HostState, State, Status, Workload, WorkloadKind
+from probes.resources.model import Metric
+from probes.resources.probe import ResourcesProbe
+from tests.fixtures.cgroups import BURN, IDLE, alloc_argv, cgroup_factory  # noqa: F401
+
+STEP = 0.25  # seconds between refreshes in these tests
+
+
+def container(host: LocalHost, name: str, cgroup: str, init_pid: int = 0) -> Workload:
+    return Workload(
+        WorkloadKind.CONTAINER,
+        name,
+        host.name,
+        tenant="acme",
+        container=ContainerDetails(runtime="test", cgroup=cgroup, init_pid=init_pid),
+    )
+
+
+class Rig:
+    """A probe plus the host state it feeds, refreshed by hand like the engine would."""
+
+    def __init__(self, workloads: list[Workload], **kw) -> None:
+        self.host = LocalHost(libvirt_uri=None)
+        self.probe = ResourcesProbe(interval=STEP, libvirt=False, **kw)
+        self.hs = HostState(host=self.host.host, workloads=tuple(workloads))
+        self.hs = self.probe.merge(self.hs, ResourceSnapshot_empty())
+
+    async def refresh(self, n: int = 1) -> State:
+        for _ in range(n):
+            await asyncio.sleep(STEP)
+            self.hs = self.probe.merge(self.hs, await self.probe.collect(self.host))
+        return State(hosts=(self.hs,))
+
+    def sample(self, key: str):
+        assert self.hs.samples is not None
+        return self.hs.samples.sample(key)
+
+
+def ResourceSnapshot_empty():
+    from probes.resources.model import ResourceSnapshot
+
+    return ResourceSnapshot()
+
+
+def ids(state: State, check: str, status=(Status.WARN, Status.FAIL)) -> list:
+    return [f for f in run_checks(state, [check]) if f.status in status]
+
+
+async def test_burn_and_alloc_show_as_load_and_spike(cgroup_factory):
+    cg = cgroup_factory()
+    init = cg.spawn(IDLE)
+    w = container(LocalHost(libvirt_uri=None), cg.name, cg.path, init)
+    rig = Rig([w])
+    state = await rig.refresh(7)  # warm-up: an idle group
+    s = rig.sample(w.key)
+    assert s.source.startswith("cgroup v1")
+    assert s.cpu_pct is not None and s.cpu_pct < 20
+    assert s.pids == 1
+    assert ids(state, "RES-01") == [], "no spike before the burn"
+
+    cg.spawn(BURN)
+    cg.spawn(BURN)  # two burners: the shared test machine may give one only part of a core
+    cg.spawn(alloc_argv(200))
+    for _ in range(12):
+        state = await rig.refresh()
+        if ids(state, "RES-01"):
+            break
+    s = rig.sample(w.key)
+    assert s.cpu_pct is not None and s.cpu_pct > 40, s
+    assert s.pids == 4
+    spikes = ids(state, "RES-01")
+    assert spikes, "the burn must raise RES-01"
+    cpu = [f for f in spikes if "cpu spike from" in f.summary]
+    assert cpu and cpu[0].workloads == (w.key,)
+    ev = cpu[0].evidence[0].detail
+    assert "metric=cpu" in ev and "baseline=" in ev and "peak=" in ev and "started_at=" in ev
+    # the memory allocation shows up within a few more refreshes
+    for _ in range(8):
+        if (rig.sample(w.key).mem_bytes or 0) >= 200 << 20:
+            break
+        await rig.refresh()
+    assert rig.sample(w.key).mem_bytes >= 200 << 20
+    hist = rig.hs.samples.history_of(w.key)
+    assert hist is not None and max(hist.cpu) > 40 and len(hist.cpu) >= 8
+    spk = [sp for sp in rig.hs.samples.spikes if sp.metric is Metric.CPU]
+    assert spk and spk[0].active and spk[0].peak > spk[0].threshold > spk[0].baseline
+
+
+async def test_missing_limits_until_the_fixture_sets_them(cgroup_factory):
+    cg = cgroup_factory()
+    init = cg.spawn(IDLE)
+    w = container(LocalHost(libvirt_uri=None), cg.name, cg.path, init)
+    rig = Rig([w])
+    state = await rig.refresh(2)
+    found = ids(state, "CTR-07")
+    assert len(found) == 1 and found[0].workloads == (w.key,)
+    assert "pids" in found[0].summary and "memory" in found[0].summary and "cpu" in found[0].summary
+    assert found[0].status is Status.FAIL
+
+    cg.set_limits(mem_bytes=256 << 20, quota_us=50000, pids=32)
+    for _ in range(rig.probe.limits_every + 1):
+        state = await rig.refresh()
+    assert ids(state, "CTR-07") == []
+    live = rig.sample(w.key).live
+    assert live.mem_limit_bytes == 256 << 20 and live.pids_limit == 32
+    assert live.cpu_quota_cores == pytest.approx(0.5)
+    assert rig.sample(w.key).mem_limit_bytes == 256 << 20
+
+
+async def test_v2_group_cpu_from_cpu_stat(cgroup_factory):
+    """On this hybrid host a group only in the v2 hierarchy still reports CPU (cpu.stat)."""
+    cg = cgroup_factory(v1=False, v2=True)
+    init = cg.spawn(BURN)
+    w = container(LocalHost(libvirt_uri=None), cg.name, cg.path, init)
+    rig = Rig([w])
+    await rig.refresh(3)
+    s = rig.sample(w.key)
+    assert "v2" in s.source
+    assert s.cpu_pct is not None and s.cpu_pct > 20  # idle is < 5; a loaded machine shares the core
+
+
+async def test_missing_and_vanishing_groups(cgroup_factory):
+    cg = cgroup_factory()
+    init = cg.spawn(IDLE)
+    host = LocalHost(libvirt_uri=None)
+    gone = container(host, "tsh-never-made", "/tsh-never-made-xyz")
+    w = container(host, cg.name, cg.path, init)
+    rig = Rig([gone, w])
+    await rig.refresh(2)
+    assert rig.sample(gone.key).note == "cgroup not found"
+    assert rig.sample(gone.key).cpu_pct is None
+    assert rig.sample(w.key).cpu_pct is not None
+    cg.cleanup()  # processes killed by PID, groups removed by name
+    state = await rig.refresh(2)
+    s = rig.sample(w.key)
+    assert s.cpu_pct is None and s.note == "cgroup not found"
+    assert all(f.status is not Status.ERROR for f in run_checks(state, ["CTR-07", "RES-01"]))
+
+
+async def test_noisy_neighbour_real_groups(cgroup_factory):
+    """Tenant 'hog' (cpu.shares 256) burns both cores while tenant 'meek' (shares 1024) idles:
+    hog uses far more than its configured fifth of the CPU -> RES-02 names it."""
+    hog, meek = cgroup_factory(), cgroup_factory()
+    hog.write("cpu", "cpu.shares", "256")
+    host = LocalHost(libvirt_uri=None)
+    wh = container(host, hog.name, hog.path, hog.spawn(IDLE))
+    wm = container(host, meek.name, meek.path, meek.spawn(IDLE))
+    wh = Workload(wh.kind, wh.name, wh.host, tenant="hog", container=wh.container)
+    wm = Workload(wm.kind, wm.name, wm.host, tenant="meek", container=wm.container)
+    rig = Rig([wh, wm])
+    state = await rig.refresh(2)
+    assert ids(state, "RES-02") == []
+    hog.spawn(BURN)
+    hog.spawn(BURN)
+    for _ in range(10):
+        state = await rig.refresh()
+        found = ids(state, "RES-02")
+        if found:
+            break
+    assert found and found[0].tenants == ("hog",), [f.summary for f in run_checks(state, ["RES-02"])]
+    assert "configured share of 20%" in found[0].summary
+
+
+async def test_limit_set_on_a_parent_group_counts(cgroup_factory):
+    """Kubernetes pods, systemd slices and docker's parent group limit their children: a
+    container whose own files say 'max' under a limited parent is limited."""
+    import os
+
+    from tests.fixtures.cgroups import TestCgroup
+
+    parent = cgroup_factory()
+    child = TestCgroup(
+        f"{parent.name}/tsh-inner", {c: os.path.join(d, "tsh-inner") for c, d in parent.dirs.items()}
+    )
+    for d in child.dirs.values():
+        os.mkdir(d)
+    try:
+        parent.set_limits(mem_bytes=300 << 20, quota_us=20000, pids=50)
+        init = child.spawn(IDLE)
+        w = container(LocalHost(libvirt_uri=None), "tsh-inner", child.path, init)
+        rig = Rig([w])
+        state = await rig.refresh(2)
+        live = rig.sample(w.key).live
+        assert live.mem_limit_bytes == 300 << 20 and live.pids_limit == 50
+        assert live.cpu_quota_cores == pytest.approx(0.2)
+        assert f"memory limit from /sys/fs/cgroup/memory/{parent.name}" in live.where
+        assert ids(state, "CTR-07") == []
+    finally:
+        child.cleanup()

@@ -1,0 +1,335 @@
+"""The Logs pane through the Pilot: hostile text stays inert; follow, pause, filter, search,
+jump-to-evidence and the dropped count work on a live ring; and in a real terminal (tmux) the
+hostile lines leave the title and the clipboard alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import replace
+from datetime import UTC
+
+from textual.app import App
+from textual.geometry import Region
+
+from probes.logs import parsers
+from probes.logs.model import LogView
+from probes.logs.ring import Ring, register, unregister
+from tests.fixtures.journal import fleet_state, hostile_state
+from tests.fixtures.tui import make_app
+from tests.helpers import REPO, needs_tool
+from tui.panes.logs import LogLines, LogsPane
+
+ROOT = REPO
+
+
+def pane_segments(app):
+    for w in app.screen.query("LogsPane, LogsPane *"):
+        if not w.display or w.size.area == 0:
+            continue
+        for strip in w.render_lines(Region(0, 0, w.size.width, w.size.height)):
+            yield from strip
+
+
+def assert_inert(app) -> str:
+    text = []
+    for seg in pane_segments(app):
+        for bad in ("\x1b", "\x07", "\x9b", "\x9d", "\x00", "\r", "\u202e", "\u2066", "\u200b", "\ufeff"):
+            assert bad not in seg.text, repr(seg.text)
+        if seg.style is not None:
+            meta = seg.style.meta or {}
+            assert not any("@click" in str(k) or "quit" in str(v) for k, v in meta.items()), meta
+            assert not seg.style.link
+        text.append(seg.text)
+    return "".join(text)
+
+
+async def test_hostile_corpus_is_shown_inert():
+    app, _ = make_app(hostile_state())
+    async with app.run_test(size=(220, 60)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        pane = app.query_one(LogsPane)
+        ll = pane.query_one(LogLines)
+        assert len(ll.lines) == 14
+        ll.action_home()
+        await pilot.pause()
+        shown = assert_inert(app)
+        for _ in range(len(ll.lines)):  # page through: every line is drawn and checked
+            await pilot.press("pagedown")
+            await pilot.pause()
+            shown += assert_inert(app)
+            if ll.cursor == len(ll.lines) - 1:
+                break
+        assert "\t" not in shown  # tabs are expanded: a raw tab would shift the columns
+        for literal in (
+            "\\x1b]0;PWNED-TITLE\\x07",
+            "\\x1b[2J\\x1b[H",
+            "\\x9b31m",
+            "\\x07\\x07",
+            "carriage\\x0dreturn",
+            "\\x1b]52;c;ZXZpbA==",
+            "[@click=app.quit]click me[/]",
+            "[bold red]loud[/]",
+            "\\u202eevil",
+            "\\u2066iso",
+            "zero\\u200bwidth",
+            "\ufffd\ufffd\ufffd(",
+            "\\x00",
+            "\\u2028",
+        ):
+            assert literal in shown, literal
+        # a hostile tenant and source name are shown as text too (cut to their column)
+        row = ll.line_text(ll.lines[-1]).plain
+        assert " [@click=app.qu " in row and "mac-denial" in row and not row.count("\x1b")
+        # the long line is cut at 16 KiB with a marker (scroll right to its end)
+        long = next(e for e in ll.lines if e.message.startswith("long "))
+        text = ll.line_text(long).plain
+        assert "…[cut]" in text and "TAIL-NOT-SHOWN" not in text
+        # clicking around must not run an action hidden in a line
+        await pilot.click(LogLines, offset=(60, 6))
+        await pilot.pause()
+        assert app.is_running
+
+
+def live_events(n: int, start: int = 0) -> list:
+    out = []
+    for i in range(start, start + n):
+        tenant = ("acme", "globex", "")[i % 3]
+        sev = "err" if i % 10 == 0 else "info"
+        e = parsers.parse_syslog(
+            f"Nov 27 10:00:00 hv1 app[1]: entry {i} {'needle' if i % 7 == 0 else 'hay'}",
+            "hv1",
+            "file:/var/log/syslog",
+        )
+        out.append(replace(e, tenant=tenant, severity=sev))
+    return out
+
+
+def with_ring(st, ring: Ring):
+    hs = st.hosts[0]
+    view = LogView(events=ring.newest(10), dropped=ring.dropped, total=ring.total)
+    return replace(st, hosts=(replace(hs, logs=view),))
+
+
+async def test_follow_pause_filter_search_jump_and_dropped():
+    ring = Ring(capacity=80)
+    ring.append_many(live_events(50))
+    register("hv1", ring)
+    try:
+        st = with_ring(fleet_state(), ring)
+        app, source = make_app(st)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("4")
+            await pilot.pause()
+            pane = app.query_one(LogsPane)
+            ll = pane.query_one(LogLines)
+            assert len(ll.lines) == 50 and ll.follow and ll.cursor == 49
+            # moving up pauses; what arrives meanwhile is kept, the view does not move
+            await pilot.press("up", "up")
+            assert not ll.follow and ll.cursor == 47
+            y = ll.scroll_offset.y
+            ring.append_many(live_events(20, 50))
+            source.push(with_ring(fleet_state(), ring))
+            await pilot.pause(0.3)
+            assert len(ll.lines) == 70 and ll.scroll_offset.y == y and ll.cursor == 47
+            assert "paused" in str(pane.query_one("#logs-status").render())
+            await pilot.press("end")
+            assert ll.follow and ll.cursor == 69
+            # the ring drops the oldest: counted and shown
+            ring.append_many(live_events(30, 70))
+            source.push(with_ring(fleet_state(), ring))
+            await pilot.pause(0.3)
+            assert ring.dropped == 20
+            status = str(pane.query_one("#logs-status").render())
+            assert "20 dropped" in status and "100 received" in status
+            assert len(ll.lines) == 80 and ll.lines[0].seq == 21
+            # filter by tenant and severity
+            await pilot.press("colon")
+            await pilot.press(*"tenant:acme sev:err")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert ll.lines and all(e.tenant == "acme" and e.severity == "err" for e in ll.lines)
+            assert [int(e.message.split()[1]) for e in ll.lines] == [
+                i for i in range(20, 100) if i % 3 == 0 and i % 10 == 0
+            ]
+            await pilot.press("escape")
+            await pilot.pause()
+            assert len(ll.lines) == 80  # the pane holds what the ring holds
+            # `t` cycles the tenant filter, `o` the source
+            await pilot.press("t")
+            assert {e.tenant for e in ll.lines} == {"acme"}
+            await pilot.press("escape", "o")
+            assert ll.lines == []  # journal: none here
+            await pilot.press("o")
+            assert len(ll.lines) == 80 and all(e.source.startswith("file:") for e in ll.lines)
+            await pilot.press("escape")
+            # search forward and back
+            await pilot.press("slash", *"needle", "enter")
+            await pilot.pause()
+            first = ll.cursor
+            assert "needle" in ll.lines[first].message and not ll.follow
+            await pilot.press("n")
+            assert ll.cursor != first and "needle" in ll.lines[ll.cursor].message
+            second = ll.cursor
+            await pilot.press("N")
+            assert ll.cursor == first
+            # a regex search
+            await pilot.press("R", "slash", *["ctrl+u"], *r"entry 9\d ", "enter")
+            await pilot.pause()
+            assert ll.lines[ll.cursor].message.startswith("entry 9")
+            assert second != first
+            # a bad regex is a message, not a crash
+            await pilot.press("slash", "ctrl+u", *"(", "enter")
+            await pilot.pause()
+            assert "search /(/" in str(pane.query_one("#logs-status").render())
+            # jump from a finding's evidence
+            found = pane.show_entries(["log:hv1#25", "log:hv1#40", ("hv1", 3), "/etc/passwd"])
+            await pilot.pause()
+            assert found == 2  # seq 3 was dropped from the ring
+            assert [e.seq for e in ll.lines] == [25, 40] and ll.cursor == 0
+            assert "no longer in the ring" in str(pane.query_one("#logs-status").render())
+            await pilot.press("escape")
+            await pilot.pause()
+            assert len(ll.lines) == 80
+    finally:
+        unregister("hv1", ring)
+
+
+async def test_snapshot_without_live_ring_shows_the_view():
+    st = hostile_state()
+    app, source = make_app(st)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        ll = app.query_one(LogLines)
+        assert [e.seq for e in ll.lines] == list(range(1, 15))
+        source.push(st)  # the same view again: nothing is added twice
+        await pilot.pause(0.3)
+        assert len(ll.lines) == 14
+
+
+@needs_tool("tmux")
+def test_hostile_lines_leave_the_terminal_title_and_clipboard_alone(tmp_path):
+    sock = f"tsg-{os.getpid()}"
+    tmux = ["tmux", "-L", sock, "-f", "/dev/null"]
+    py = str(ROOT / ".venv/bin/python") if (ROOT / ".venv/bin/python").exists() else "python3"
+    cmd = f"cd {ROOT} && exec {py} -c 'from tests.fixtures.journal import run_hostile_app; run_hostile_app()'"
+    subprocess.run(
+        tmux + ["new-session", "-d", "-x", "200", "-y", "50", "-s", "logs", cmd],
+        check=True,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    try:
+        subprocess.run(tmux + ["set-option", "-g", "set-clipboard", "on"], check=True)
+        before = subprocess.run(
+            tmux + ["display", "-p", "-t", "logs", "#{pane_title}"], capture_output=True, text=True
+        ).stdout.strip()
+
+        def wait_screen(text: str) -> str:
+            end = time.monotonic() + 30
+            screen = ""
+            while time.monotonic() < end:
+                screen = subprocess.run(
+                    tmux + ["capture-pane", "-p", "-t", "logs"], capture_output=True, text=True
+                ).stdout
+                if text in screen:
+                    break
+                time.sleep(0.2)
+            return screen
+
+        wait_screen("hostile.log")  # the newest lines are drawn (the pane follows)
+        subprocess.run(tmux + ["send-keys", "-t", "logs", "Home"], check=True)  # and the oldest
+        screen = wait_screen("PWNED-TITLE")
+        assert "\\x1b]0;PWNED-TITLE\\x07" in screen
+        time.sleep(0.5)
+        after = subprocess.run(
+            tmux + ["display", "-p", "-t", "logs", "#{pane_title}"], capture_output=True, text=True
+        ).stdout.strip()
+        assert "PWNED" not in after and after == before
+        buffers = subprocess.run(tmux + ["list-buffers"], capture_output=True, text=True).stdout
+        assert "evil" not in buffers and buffers.strip() == ""
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+
+
+def snapshot_state():
+    """The hostile corpus and the real-format corpus, attributed, at fixed times."""
+    from probes.logs.attribute import Attributor, Index
+    from probes.logs.model import LogSource, SourceState
+    from tests.fixtures.journal import corpus_lines
+    from tests.fixtures.tui import T0
+
+    st = hostile_state()
+    att = Attributor(Index(st))
+    hostile = [e for e in st.hosts[0].logs.events][:6]
+    corpus = [
+        att.attribute(parsers.parse_auto(line, "hv1", "file:/var/log/syslog")) for line in corpus_lines()[:12]
+    ]
+    ring = Ring(100)
+    evs = ring.append_many([replace(e, at=T0 + i, seq=0) for i, e in enumerate(hostile + corpus)])
+    view = LogView(
+        events=tuple(evs),
+        total=ring.total,
+        sources=(
+            LogSource("file:/var/log/syslog", "file", SourceState.FOLLOWING),
+            LogSource("file:/var/log/audit/audit.log", "file", SourceState.UNREADABLE, "permission denied"),
+        ),
+    )
+    return replace(st, hosts=(replace(st.hosts[0], logs=view),))
+
+
+class LogsOnly(App):
+    """Only the Logs pane (so that other panes' changes do not move this snapshot)."""
+
+    def __init__(self, state) -> None:
+        super().__init__()
+        self.state = state
+        self._tz = UTC
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        from tui.status import THEME_DEFAULTS
+
+        return dict(THEME_DEFAULTS)
+
+    def compose(self):
+        yield LogsPane()
+
+    def on_mount(self) -> None:
+        pane = self.query_one(LogsPane)
+        pane.show(self.state)
+        pane.focus_target().focus()
+
+
+def test_logs_pane_snapshot_120x30(snap_compare):
+    async def pause_two_up(pilot) -> None:
+        await pilot.pause()
+        await pilot.press("up", "up")  # paused, the cursor two rows up
+        await pilot.pause()
+
+    assert snap_compare(LogsOnly(snapshot_state()), terminal_size=(120, 30), run_before=pause_two_up)
+
+
+async def test_pane_reloads_when_the_ring_is_reattributed():
+    ring = Ring(capacity=100)
+    ring.append_many(live_events(10))
+    register("hv1", ring)
+    try:
+        st = with_ring(fleet_state(), ring)
+        app, source = make_app(st)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("4")
+            await pilot.pause()
+            ll = app.query_one(LogLines)
+            assert sum(e.tenant == "acme" for e in ll.lines) == 4
+            # the inventory arrived: the service re-attributes what the ring holds
+            assert ring.update(lambda e: replace(e, tenant="initech") if not e.tenant else None) == 3
+            ring.append_many(live_events(1, 10))
+            source.push(with_ring(fleet_state(), ring))
+            await pilot.pause(0.3)
+            assert [e.tenant for e in ll.lines] == [
+                ("acme", "globex", "initech")[i % 3] for i in range(10)
+            ] + ["globex"]
+            assert [e.seq for e in ll.lines] == list(range(1, 12))
+    finally:
+        unregister("hv1", ring)

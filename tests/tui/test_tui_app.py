@@ -1,0 +1,582 @@
+"""The TUI shell with the Pilot: keys, screens, the palette, refresh behaviour, engine wiring.
+
+The app is fed a fixed State (tests/fixtures/tui.py) except in the engine tests, which run the
+real Engine: with a probe defined here, and with the libvirt test driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+from rich.text import Text
+from textual.command import CommandList, CommandPalette
+from textual.widgets import DataTable
+
+from probes.engine import Engine, Probe
+from probes.hosts.local import LocalHost
+from probes.model import Connection, ConnState, HostState, Status, Workload, WorkloadKind
+from probes.session import Options
+from tests.fixtures.tui import T0, make_app, sample_state, vm
+from tests.helpers import REPO
+from tui.app import TenantScopeApp
+from tui.bindings import APP_BINDINGS, PANE_ORDER
+from tui.header import AppHeader
+from tui.panes.base import Pane
+from tui.panes.findings import FindingsPane
+from tui.panes.tenants import TenantTree
+from tui.screens.finding import FindingScreen
+from tui.screens.help import HelpScreen
+from tui.screens.probe_errors import ProbeErrorsScreen
+
+SIZES = [(160, 48), (80, 24)]
+
+
+def plain(widget) -> str:  # type: ignore[no-untyped-def]
+    """What a Static-like widget shows, as plain text."""
+    r = widget.render()
+    return r.plain if isinstance(r, Text) else str(r)
+
+
+def focused_pane(app: TenantScopeApp) -> str | None:
+    for node in app.focused.ancestors_with_self if app.focused else ():
+        if isinstance(node, Pane):
+            return node.pane_id
+    return None
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_number_keys_focus_each_pane(size):
+    app, _ = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        for i in (5, 2, 3, 4, 1):
+            await pilot.press(str(i))
+            await pilot.pause()
+            want = PANE_ORDER[i - 1]
+            assert focused_pane(app) == want
+            pane = app.pane(want)
+            assert pane.display and pane.region.height > 2, f"{want} not visible at {size}"
+            if size == (80, 24):  # compact: one pane at a time, the tab follows
+                shown = [p.pane_id for p in app.query(Pane) if p.region.height > 0]
+                assert shown == [want]
+                assert app.query_one("#pane-tabs").active == f"tab-{want}"
+
+
+async def test_wide_layout_shows_every_pane_at_once():
+    app, _ = make_app()
+    async with app.run_test(size=(200, 60)) as pilot:
+        await pilot.pause()
+        assert all(p.region.height >= 5 and p.region.width >= 40 for p in app.query(Pane))
+        assert not app.query_one("#pane-tabs").display
+
+
+async def test_tab_click_shows_that_pane_in_compact_layout():
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.click("#tab-findings")
+        await pilot.pause()
+        assert focused_pane(app) == "findings"
+
+
+def test_every_binding_has_an_id_and_a_description():
+    pane_bindings = [b for cls in Pane.__subclasses__() for b in cls.pane_bindings()]
+    for b in [*APP_BINDINGS, *pane_bindings]:
+        assert b.id and b.description, b
+    ids = [b.id for b in [*APP_BINDINGS, *pane_bindings]]
+    assert len(ids) == len(set(ids)), "binding ids must be unique (they key the keymap)"
+
+
+async def test_help_lists_every_binding_and_follows_the_keymap():
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.update_keymap({"tenants-expand-all": "e"})
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        rows = app.screen.rows()
+        by_id = {r[3]: r for r in rows}
+        for b in APP_BINDINGS:
+            assert b.id in by_id, f"help misses {b.id}"
+            assert by_id[b.id][1] == b.description
+        for p in app.query(Pane):
+            for b in p.pane_bindings():
+                assert by_id[b.id][2] == p.title
+        assert by_id["focus-findings"][0] == "5"
+        assert by_id["help"][0] == "?"
+        assert by_id["tenants-expand-all"][0] == "e"  # remapped key shown as remapped
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_palette_lists_every_action_and_runs_it():
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, CommandPalette)
+        options = app.screen.query_one(CommandList)
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        text = "\n".join(prompts)
+        for want in (
+            "Help",
+            "Quit",
+            "Probe errors",
+            "Tenants pane",
+            "Findings pane",
+            "Tenants: Expand all",
+            "Findings: Detail",
+        ):
+            assert want in text, f"palette misses {want!r}: {prompts}"
+        # run one: type, pick, and the screen opens
+        await pilot.press(*"help")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_q_quits_and_stops_the_source():
+    app, source = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert source.started
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert source.stopped
+
+
+async def test_findings_sorted_and_status_is_symbol_and_word():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#findings-table", DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[0] for r in rows] == ["✗ FAIL", "✗ FAIL", "! WARN", "? ERROR", "- SKIP", "✓ PASS"]
+        assert [r[2] for r in rows[:2]] == ["VM-09", "VM-01"]  # critical before high
+        assert rows[0][3] == "acme, globex"
+        assert "✗ FAIL 2" in app.pane("findings").border_subtitle
+
+
+async def test_enter_opens_finding_detail_with_why_evidence_fix():
+    app, _ = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("5", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FindingScreen)
+        assert app.screen.finding.check_id == "VM-01"
+        body = plain(app.screen.query_one("#finding-body"))
+        for want in (
+            "✗ FAIL",
+            "VM-01",
+            "Why it matters",
+            "why VM-01 matters",
+            "Evidence",
+            "<seclabel type='none'/>",
+            "  line 2",
+            "Fix",
+            "virsh edit acme-web-1",
+        ):
+            assert want in body
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, FindingScreen)
+
+
+async def test_findings_cursor_follows_its_finding_across_refresh():
+    app, source = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("5", "down", "down")
+        pane = app.query_one(FindingsPane)
+        assert pane.selected().check_id == "VM-07"
+        st = source.state
+        new = replace(st.findings[0], check_id="VM-99", status=Status.FAIL, summary="new fail")
+        source.push(replace(st, findings=st.findings + (new,)))
+        await pilot.pause(0.3)
+        assert app.query_one("#findings-table", DataTable).row_count == 7
+        assert pane.selected().check_id == "VM-07"
+
+
+async def test_tenant_tree_groups_and_labels():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        tree = app.query_one(TenantTree)
+        groups = [str(n.label) for n in tree.root.children]
+        assert [g.split()[0] for g in groups] == ["acme", "globex", "initech", "⊘"]
+        assert "unplaced" in groups[-1] and "1 workload no rule matched" in groups[-1]
+        acme = [str(n.label) for n in tree.root.children[0].children]
+        assert acme[0].startswith("acme-db-1  vm · shut off · hv1 · prefix: name prefix before '-'")
+        ns = str(tree.root.children[2].children[0].label)
+        assert "netns · active · hv1 · config: netns 'initech-*'" in ns
+        assert "no rule matched" in str(tree.root.children[3].children[0].label)
+
+
+async def test_tenant_tree_keeps_cursor_and_collapse_across_refresh():
+    app, source = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        tree = app.query_one(TenantTree)
+        tree.root.children[1].collapse()  # globex
+        await pilot.press("1", "down", "down")  # acme > acme-web-1
+        assert tree.cursor_node.data == "w:hv1/vm/acme-web-1"
+        nodes_before = list(tree.root.children)
+        # labels change only: nodes are updated in place
+        st = source.state
+        h = st.hosts[0]
+        ws = tuple(replace(w, state="paused") if w.name == "acme-web-1" else w for w in h.workloads)
+        source.push(replace(st, hosts=(replace(h, workloads=ws),)))
+        await pilot.pause(0.3)
+        assert list(tree.root.children) == nodes_before
+        assert "paused" in str(tree.cursor_node.label)
+        # a workload and a tenant appear: rebuilt, view kept
+        st = source.state
+        h = st.hosts[0]
+        more = h.workloads + (vm("acme-new", "acme"), vm("zeta-1", "zeta"))
+        source.push(replace(st, hosts=(replace(h, workloads=more),)))
+        await pilot.pause(0.3)
+        assert tree.cursor_node.data == "w:hv1/vm/acme-web-1"
+        by = {n.data: n for n in tree.root.children}
+        assert not by["t:globex"].is_expanded
+        assert by["t:acme"].is_expanded and by["t:zeta"].is_expanded
+        assert len(by["t:acme"].children) == 3
+
+
+async def test_updates_are_coalesced_and_unchanged_state_does_no_work():
+    app, source = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        renders = app.renders
+        base = source.state
+        for i in range(50):  # a burst of probe results within one tick
+            source.push(replace(base, taken_at=T0 + i))
+        await pilot.pause(0.5)
+        assert app.renders == renders + 1
+        assert app.state.taken_at == T0 + 49
+        tree = app.query_one(TenantTree)
+        first = tree.root.children[0]
+        source.push(replace(base, taken_at=T0 + 100))  # same workloads, new object
+        await pilot.pause(0.5)
+        assert tree.root.children[0] is first
+
+
+async def test_header_connection_states_errors_and_staleness():
+    st = sample_state(errors=True)
+    h = st.hosts[0]
+    down = replace(h, connections=(Connection("libvirt", ConnState.UNREACHABLE, "x", T0 - 70),))
+    st = replace(st, hosts=(down,), source="demo")
+    now = [T0 + 5]
+    app, source = make_app(st, clock=lambda: now[0])
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        header = app.query_one(AppHeader)
+        main = plain(header.query_one("#header-main"))
+        assert "hv1" in main
+        assert "✗ libvirt: unreachable since 14:12:10, retrying" in main
+        assert "refreshed 14:13:20" in main and "stale" not in main
+        assert "demo fleet (libvirt test driver: simulated hypervisor)" in main
+        assert plain(header.query_one("#header-errors")) == "⚠ 2 probe errors (!)"
+        now[0] = T0 + 75  # nothing arrived for 75 s
+        await pilot.pause(1.3)
+        assert "(stale: 1 min 15 s ago)" in plain(header.query_one("#header-main"))
+        source.push(replace(sample_state(), source="live"))
+        await pilot.pause(0.3)
+        main = plain(header.query_one("#header-main"))
+        assert "✓ libvirt: up" in main and "demo fleet" not in main
+        assert plain(header.query_one("#header-errors")) == "✓ no probe errors"
+
+
+async def test_probe_errors_view_from_key_and_from_header_click():
+    app, _ = make_app(sample_state(errors=True))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("exclamation_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, ProbeErrorsScreen)
+        table = app.screen.query_one(DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert rows == [
+            ["netns", "hv1", "14:13:15", "14:13:15", "permission denied: /run/netns"],
+            ["resources", "hv1", "14:11:50", "14:12:50", "no answer within 10 s"],
+        ]
+        message = app.screen.query_one("#probe-error-message")
+        assert plain(message) == "netns on hv1: permission denied: /run/netns"
+        await pilot.press("down")
+        await pilot.pause()
+        assert plain(message) == "resources on hv1: no answer within 10 s"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.click("#header-errors")
+        await pilot.pause()
+        assert isinstance(app.screen, ProbeErrorsScreen)
+
+
+# ------------------------------------------------------------------ the real Engine
+
+
+class CountingProbe(Probe[int]):
+    """A real probe for the real Engine: each run adds a workload, many runs per second."""
+
+    name = "counting"
+    interval = 0.005
+    timeout = 1.0
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    async def collect(self, host) -> int:  # type: ignore[no-untyped-def]
+        self.n += 1
+        return self.n
+
+    def merge(self, state: HostState, result: int) -> HostState:
+        ws = tuple(Workload(WorkloadKind.NETNS, f"ns-{i:03d}", state.host.name) for i in range(result))
+        return replace(state, workloads=ws, connections=(Connection("libvirt", ConnState.UP, "", 1.0),))
+
+
+async def test_engine_is_started_coalesced_and_stopped():
+    probe = CountingProbe()
+    engine = Engine([LocalHost("hvx")], lambda h: [probe], source="live")
+    app = TenantScopeApp(Options(), source=engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        while probe.n < 60:
+            await asyncio.sleep(0.02)
+        await pilot.pause(0.3)
+        shown = app.state.workloads()
+        assert len(shown) >= 60
+        # far fewer renders than probe results
+        assert app.renders < probe.n / 2
+        tree = app.query_one(TenantTree)
+        assert "workloads no rule matched" in str(tree.root.children[-1].label)
+        tasks = list(engine._tasks)
+        assert tasks and not any(t.done() for t in tasks)
+    assert all(t.done() for t in tasks)  # the engine was stopped on exit
+
+
+async def test_header_summarises_a_large_fleet():
+    base = sample_state()
+    h = base.hosts[0]
+    hosts = tuple(
+        replace(
+            h,
+            host=replace(h.host, name=f"hv{i}"),
+            connections=(
+                Connection("ssh", ConnState.UNREACHABLE if i in (3, 7) else ConnState.UP, "", T0 - 60),
+            ),
+        )
+        for i in range(12)
+    )
+    app, _ = make_app(replace(base, hosts=hosts))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        main = plain(app.query_one("#header-main"))
+        assert "12 hosts: ✓ 10 up · ✗ 2 down (hv3, hv7)" in main
+        assert "hv0" not in main
+
+
+def test_styles_use_theme_variables_only():
+    """No colour literal in .tcss files or in any widget's DEFAULT_CSS (themes decide)."""
+    import ast
+    import re
+
+    root = REPO / "tui"
+    literal = re.compile(
+        r"#[0-9a-fA-F]{3,8}\b|\b(?:rgb|rgba|hsl|hsla)\(|"
+        r":\s*(?:red|green|blue|yellow|white|black|magenta|cyan|grey|gray)\b"
+    )
+    sources = [(p, p.read_text()) for p in root.rglob("*.tcss")]
+    for p in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Assign) and any(
+                getattr(t, "id", "") == "DEFAULT_CSS" for t in node.targets
+            ):
+                if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                    sources.append((p, node.value.value))
+    assert len(sources) >= 2
+    bad = [
+        f"{p.relative_to(root.parent)}: {m.group()}"
+        for p, css in sources
+        for m in literal.finditer(re.sub(r"/\*.*?\*/", "", css, flags=re.S))
+    ]
+    assert bad == []
+
+
+@pytest.mark.parametrize("theme", ["tenantscope-dark", "textual-light", "nord", "solarized-light"])
+async def test_every_theme_renders_with_our_variables(theme):
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.theme = theme
+        await pilot.pause()
+        assert app.theme == theme
+        assert app.theme_variables["status-fail"]
+        table = app.query_one("#findings-table", DataTable)
+        assert str(table.get_row_at(0)[0]) == "✗ FAIL"  # the word stays whatever the colours
+
+
+def test_no_accidental_override_of_textual_internals():
+    """A pane that defines `_render` or an app that defines `_flush` silently breaks Textual
+    (both happened): our classes must not reuse the private names of their Textual bases.
+    Event handlers (`_on_*`, `_watch_*`) are meant to be overridden and are allowed."""
+    import inspect
+
+    import textual
+
+    from tui import app as app_module
+    from tui import header
+    from tui.screens import finding, help, probe_errors
+
+    def ours(cls: type) -> bool:
+        return not cls.__module__.startswith(("textual", "rich", "builtins"))
+
+    classes = {
+        app_module.TenantScopeApp,
+        header.AppHeader,
+        header.ErrorCount,
+        help.HelpScreen,
+        finding.FindingScreen,
+        probe_errors.ProbeErrorsScreen,
+    }
+    todo = [Pane]
+    while todo:
+        c = todo.pop()
+        classes.add(c)
+        todo.extend(c.__subclasses__())
+    for mod in {inspect.getmodule(c) for c in list(classes)}:
+        for _, obj in inspect.getmembers(mod, inspect.isclass):
+            if ours(obj) and issubclass(obj, textual.dom.DOMNode):
+                classes.add(obj)
+    clashes = []
+    for cls in classes:
+        textual_bases = [b for b in cls.__mro__ if not ours(b)]
+        auto = set(vars(type("Empty", (textual_bases[0],), {})))  # what Textual adds to any class
+        for name in vars(cls):
+            if name.startswith("_") and not name.startswith(("__", "_on_", "_watch_")) and name not in auto:
+                if any(name in vars(b) for b in textual_bases):
+                    clashes.append(f"{cls.__module__}.{cls.__name__}.{name}")
+    assert clashes == []
+
+
+async def test_enter_on_a_workload_shows_its_details_and_findings():
+    pytest.importorskip("libvirt")
+    from tests.fixtures.tui import observe_demo
+    from tui.screens.workload import WorkloadScreen
+
+    app, _ = make_app(await observe_demo())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("1", "down", "enter")  # acme > acme-db-1
+        await pilot.pause()
+        assert isinstance(app.screen, WorkloadScreen)
+        assert app.screen.workload.name == "acme-db-1"
+        body = plain(app.screen.query_one("#workload-body"))
+        for want in (
+            "acme-db-1  vm · running · host demo-hv1",
+            "tenant acme  placed by prefix",
+            "Findings",
+            "VM-09",
+            "Virtual machine",
+            "disks:",
+            "shared-scratch.qcow2",
+            "shareable: yes",
+            "nics:",
+        ):
+            assert want in body, want
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("up", "enter")  # a tenant node: toggles, opens nothing
+        await pilot.pause()
+        assert not isinstance(app.screen, WorkloadScreen)
+        assert not app.query_one(TenantTree).root.children[0].is_expanded
+
+
+async def test_findings_show_the_host_column_for_a_fleet():
+    st = sample_state()
+    h2 = replace(st.hosts[0], host=replace(st.hosts[0].host, name="hv2"))
+    app, source = make_app(st)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        table = app.query_one("#findings-table", DataTable)
+        assert [str(c.label) for c in table.columns.values()][3] == "Tenants"
+        source.push(replace(st, hosts=st.hosts + (h2,)))
+        await pilot.pause(0.3)
+        assert [str(c.label) for c in table.columns.values()][3] == "Host"
+        assert [str(c) for c in table.get_row_at(0)][3] == "hv1"
+
+
+class FailingProbe(Probe[None]):
+    """A real probe that fails, as a probe does when its host misbehaves."""
+
+    name = "flaky"
+    interval = 0.05
+    timeout = 1.0
+
+    async def collect(self, host) -> None:  # type: ignore[no-untyped-def]
+        raise OSError("permission denied: /run/netns")
+
+    def merge(self, state: HostState, result: None) -> HostState:
+        return state
+
+
+async def test_a_failing_probe_shows_in_the_header_and_its_list():
+    engine = Engine([LocalHost("hvx")], lambda h: [CountingProbe(), FailingProbe()], source="live")
+    app = TenantScopeApp(Options(), source=engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            if app.state and any(h.probe_errors for h in app.state.hosts):
+                break
+            await asyncio.sleep(0.02)
+        await pilot.pause(0.3)
+        assert plain(app.query_one("#header-errors")) == "⚠ 1 probe error (!)"
+        assert len(app.state.workloads()) > 0  # the other probe carried on
+        await pilot.click("#header-errors")
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[:2] == ["flaky", "hvx"] and row[4] == "permission denied: /run/netns"
+
+
+async def test_a_source_publishing_from_another_thread_is_rendered():
+    app, source = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        new = replace(source.state, taken_at=T0 + 7)
+        await asyncio.to_thread(source.push, new)
+        await pilot.pause(0.4)
+        assert app.state is new
+
+
+async def test_palette_runs_a_pane_action_on_that_pane():
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("5", "ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"collapse all")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        tree = app.query_one(TenantTree)
+        assert not any(n.is_expanded for n in tree.root.children)
+        assert focused_pane(app) == "tenants"
+
+
+async def test_sigusr1_repaints_instead_of_killing_the_app():
+    import os
+    import signal
+
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app._repaint_signal  # else the signal below would kill the test run
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await pilot.pause(0.2)
+        assert app.is_running
+    # the handler is gone with the app: the default action would be restored
+    assert asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1) is False
