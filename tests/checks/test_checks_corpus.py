@@ -11,8 +11,8 @@ import pytest
 from probes.checks.base import load_catalog, run_checks
 from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 from probes.model import Status, Workload, WorkloadKind
-from tests.fixtures.checks import CORPUS, FACTS_DIR, HOST, collect_facts, make_tree, xml_state
-from tests.helpers import REPO
+from tests.fixtures.checks import FACTS_DIR, HOST, collect_facts, make_tree, xml_state
+from tests.helpers import CORPUS, REPO
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus absent: {CORPUS}")
 

@@ -17,7 +17,7 @@ from probes.logs import remote_follow, sources
 from probes.logs.model import SourceState
 from probes.logs.remote_follow import follow_files
 from tests.fixtures.sshd import ssh_host, sshd, sshd_factory  # noqa: F401 - fixtures
-from tests.test_logs_sources import CollectSink, lines, msgs, run_scenario, wait_for, write
+from tests.logs.test_logs_sources import CollectSink, lines, msgs, run_scenario, wait_for, write
 
 
 class Sink(CollectSink):

@@ -17,7 +17,7 @@ from probes.model import Status
 from probes.session import Options, make_deriver
 from tests.fixtures.journal import DATA, fleet_state, local_host
 from tests.fixtures.libvirtd import libvirtd, qemu_domain  # noqa: F401 - fixtures
-from tests.test_logs_sources import CollectSink, wait_for
+from tests.logs.test_logs_sources import CollectSink, wait_for
 
 
 class FleetProbe:

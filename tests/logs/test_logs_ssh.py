@@ -9,7 +9,7 @@ from probes.logs import sources
 from probes.logs.sources import JournalSpec
 from tests.fixtures.journal import journal_remote, write_journal
 from tests.fixtures.sshd import ssh_host, sshd  # noqa: F401 - fixture
-from tests.test_logs_sources import CollectSink, run_scenario, wait_for
+from tests.logs.test_logs_sources import CollectSink, run_scenario, wait_for
 
 
 async def test_file_followed_over_ssh_loses_and_repeats_nothing(tmp_path, sshd):

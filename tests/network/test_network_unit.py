@@ -322,7 +322,7 @@ def test_port_limited_policy_counts_only_other_traffic_as_violation() -> None:
     from probes.model import Status
     from probes.network.model import AllowRule
     from probes.network.predict import matrix
-    from tests.test_network_pane import shared_bridge_state
+    from tests.tui.test_network_pane import shared_bridge_state
 
     policy = Policy(allow=(AllowRule("acme", "globex", (443,)),))
 
