@@ -22,6 +22,7 @@ allow = [["acme", "globex"], ["acme", "initech", [443, 8443]]]
 [prefix]
 separator = "-"    # tenant = the part of a name before the first separator
 enabled = true
+generated = ["instance-*"]  # names never read as tenant-prefix (default: probes/generated_names.py)
 ```
 
 Tables other areas own (`[keymap]`, `theme`, `[logs]`, ...) are accepted as opaque data here
@@ -105,6 +106,7 @@ class Policy:
 class PrefixRule:
     separator: str = "-"
     enabled: bool = True
+    generated: tuple[str, ...] | None = None  # globs of made-up names; None: the built-in rules
 
 
 @dataclass(frozen=True)
@@ -305,10 +307,11 @@ class _Reader:
         return Policy(tuple(rules))
 
     def prefix(self, v: Any) -> PrefixRule:
-        self.table(v, ("prefix",), {"separator", "enabled"})
+        self.table(v, ("prefix",), {"separator", "enabled", "generated"})
         return PrefixRule(
             separator=self.string(v.get("separator", "-"), ("prefix", "separator")),
             enabled=self.boolean(v.get("enabled", True), ("prefix", "enabled")),
+            generated=self.strings(v["generated"], ("prefix", "generated")) if "generated" in v else None,
         )
 
 

@@ -8,7 +8,8 @@ Rules, first match wins:
    its uuid);
 3. the name prefix: the part of the name before the first separator ("-" unless configured),
    only when the name has one and was given by someone (not for made-up names such as an
-   unnamed namespace's `net:[4026532…]` or a container's `sleep[1234]`).
+   unnamed namespace's `net:[4026532…]` or a container's `sleep[1234]`, nor for names a tool
+   generated: `instance-0000abcd`, `vm-3`, UUIDs; probes/generated_names.py).
 Every workload records `placed_by` and `placed_rule`; unplaced ones keep tenant "" and stay
 in the state. Tenants spanning hosts are one tenant.
 
@@ -28,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 from probes.config import Config, ConfigError, MetadataSelector, TenantRule, load
+from probes.generated_names import generated_why
 from probes.model import MetadataItem, Placement, State, Tenant, Workload, WorkloadKind
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,9 @@ class _Placer:
         if p.enabled and p.separator and _named(w):
             head, sep, _ = w.name.partition(p.separator)
             if sep and head:
+                why = generated_why(w.name, p.separator, p.generated)
+                if why:  # a tool's name (instance-0000abcd, vm-3, a UUID) names no tenant
+                    return "", Placement.UNPLACED, f"generated name ({why}): no prefix tenant"
                 return head, Placement.PREFIX, f"name prefix before {p.separator!r}"
         return UNPLACED
 

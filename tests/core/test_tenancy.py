@@ -232,3 +232,62 @@ def test_first_tenant_in_the_file_wins_across_selector_kinds():
     assert placed(got["h1/container/web2"]) == ("second", Placement.CONFIG, "containers 'web*'")
     assert placed(got["h1/vm/vm1"]) == ("first", Placement.CONFIG, "metadata t = '*'")
     assert placed(got["h1/vm/vm2"]) == ("second", Placement.CONFIG, "domains 'vm*'")
+
+
+def test_generated_names_make_no_tenant():
+    """Issue 14 item 3: tools' names (Nova, libvirt/virt-install defaults, counters, UUIDs)
+    are unplaced and listed with the reason, not made into tenants "instance", "vm", ..."""
+    gen = [
+        "instance-0000abcd",  # Nova's instance_name_template instance-%08x, no Nova metadata
+        "vm-3",
+        "guest-12",
+        "debian12-2",  # virt-install: the osinfo short id, then -N
+        "ubuntu22.04-1",
+        "generic-3",
+        "6f1c2a3e-8d4b-4c1f-9a2e-0123456789ab",  # a UUID as the name
+        "cni-6f1c2a3e-8d4b-4c1f-9a2e-0123456789ab",  # CNI / podman namespace
+        "3f2a9c1e77d0-web",  # starts with a container id
+    ]
+    people = [
+        "acme-web-1",
+        "globex-db",
+        "vmware-1",
+        "instance-web",
+        "acme-6f1c2a3e-8d4b-4c1f-9a2e-0123456789ab",
+    ]
+    got = place([vm(n, md=()) for n in gen + people], Config())
+    for n in gen:
+        w = got[f"h1/vm/{n}"]
+        assert (w.tenant, w.placed_by) == ("", Placement.UNPLACED), n
+        assert w.placed_rule.startswith("generated name"), n
+    assert {got[f"h1/vm/{n}"].tenant for n in people} == {"acme", "globex", "vmware", "instance"}
+    st = got["__state__"]
+    assert {t.name for t in st.tenants} == {"acme", "globex", "vmware", "instance"}
+    assert len(st.workloads()) == len(gen) + len(people)  # unplaced ones stay listed
+    # a namespace named by CNI: also unplaced
+    n = place([ns("cni-6f1c2a3e-8d4b-4c1f-9a2e-0123456789ab")], Config())
+    assert n["h1/netns/cni-6f1c2a3e-8d4b-4c1f-9a2e-0123456789ab"].tenant == ""
+    # Nova metadata still places an instance-N domain
+    got = place([vm("instance-0000abcd", md=(nova("demo"),))], Config())
+    assert got["h1/vm/instance-0000abcd"].tenant == "demo"
+
+
+def test_generated_names_can_be_replaced_in_the_config():
+    cfg = parse('[prefix]\ngenerated = ["build-*"]\n', "t.toml")
+    got = place([vm("build-7"), vm("vm-3")], cfg)
+    assert got["h1/vm/build-7"].tenant == "" and "build-*" in got["h1/vm/build-7"].placed_rule
+    assert got["h1/vm/vm-3"].tenant == "vm"  # the user's list replaces the built-in one
+    got = place([vm("vm-3")], parse("[prefix]\ngenerated = []\n", "t.toml"))
+    assert got["h1/vm/vm-3"].tenant == "vm"
+
+
+def test_the_tenants_pane_lists_a_generated_name_as_unplaced():
+    from tui.panes.tenants import build_groups
+
+    st = place([vm("instance-0000abcd"), vm("acme-1")], Config())["__state__"]
+    groups = build_groups(st)
+    assert [g.label.plain.split()[0] for g in groups][:1] == ["acme"]
+    unplaced = groups[-1]
+    assert any(
+        "instance-0000abcd" in r.label.plain and "generated name" in r.label.plain for r in unplaced.rows
+    )

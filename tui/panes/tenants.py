@@ -42,6 +42,8 @@ class _Group:
 
 def _placement(w: Workload) -> Text:
     if w.placed_by == Placement.UNPLACED or not w.tenant:
+        if w.placed_rule:  # e.g. a generated name the prefix rule does not read
+            return Text.assemble(("unplaced: ", "italic"), untrusted(w.placed_rule))
         return Text("no rule matched", style="italic")
     out = Text(f"{w.placed_by.value}")
     if w.placed_rule:
