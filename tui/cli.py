@@ -128,12 +128,22 @@ def _common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tenantscope")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tenantscope",
         description="Find out whether tenants on Linux virtualization hosts are still isolated.",
     )
     _common(p, sub=False)
+    p.add_argument("--version", action="version", version=f"tenantscope {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="open the console (the default)")
@@ -262,7 +272,11 @@ def _serve_parser(sub) -> None:  # type: ignore[no-untyped-def]
     _common(v)
     v.add_argument("--listen", default="127.0.0.1:2222", metavar="ADDR:PORT", help="default 127.0.0.1:2222")
     v.add_argument(
-        "--host-key", required=True, metavar="FILE", help="the server's SSH host key (private key file)"
+        "--host-key",
+        default=None,
+        metavar="FILE",
+        help="the server's SSH host key (default: $XDG_STATE_HOME/tenantscope/ssh_host_ed25519_key, "
+        "created on first use)",
     )
     v.add_argument(
         "--authorized-keys",

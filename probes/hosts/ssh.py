@@ -37,10 +37,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import asyncssh
-
 from probes.fleet import Target, targets_from_options
 from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport
+from probes.hosts.quiet_asyncssh import asyncssh
 from probes.hosts.sshmux import Mux, MuxClosed, muxable
 from probes.model import Connection, ConnState, Host, HostKind
 

@@ -27,7 +27,7 @@ import logging
 import shlex
 from collections.abc import Sequence
 
-import asyncssh
+from probes.hosts.quiet_asyncssh import asyncssh
 
 log = logging.getLogger(__name__)
 

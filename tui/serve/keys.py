@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import asyncssh
+from probes.hosts.quiet_asyncssh import asyncssh
 
 log = logging.getLogger(__name__)
 

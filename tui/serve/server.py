@@ -32,8 +32,7 @@ import signal
 import tempfile
 from dataclasses import dataclass, field
 
-import asyncssh
-
+from probes.hosts.quiet_asyncssh import asyncssh
 from tui.serve import ServeError, keys
 from tui.serve.app_process import AppProcess, app_argv, child_env
 from tui.serve.filter import JOIN, LEAVE, FollowerFilter
@@ -364,14 +363,52 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def default_host_key_path() -> str:
+    """Where serve keeps the host key it made itself: the state directory, as sshd keeps its
+    own in /etc/ssh."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "tenantscope", "ssh_host_ed25519_key")
+
+
+def load_host_key(args) -> asyncssh.SSHKey:  # type: ignore[no-untyped-def]
+    """--host-key FILE, or the state directory's key, created (ed25519, mode 0600) on first use.
+
+    Sets args.host_key to the file used and args.host_key_created when it was made now, so
+    the start-up line can print its fingerprint for clients to verify."""
+    path = getattr(args, "host_key", None)
+    args.host_key_created = False
+    if not path:
+        path = args.host_key = default_host_key_path()
+        if not os.path.exists(path):
+            key = asyncssh.generate_private_key("ssh-ed25519", comment="tenantscope serve")
+            try:
+                os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(key.export_private_key())
+                key.write_public_key(path + ".pub")
+            except FileExistsError:
+                pass  # another serve made it at the same moment: read theirs
+            except OSError as e:
+                raise ServeError(f"cannot create a host key at {path}: {e.strerror or e}") from None
+            else:
+                args.host_key_created = True
+    try:
+        return asyncssh.read_private_key(path)
+    except (OSError, asyncssh.KeyImportError) as e:
+        raise ServeError(f"--host-key {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def host_key_fingerprint(path: str) -> str:
+    """SHA256:... of the host key at `path`, as `ssh-keygen -lf` prints it."""
+    return str(asyncssh.read_private_key(path).get_fingerprint("sha256"))
+
+
 async def start(args) -> tuple[asyncssh.SSHAcceptor, Hub]:  # type: ignore[no-untyped-def]
     host, port = parse_listen(args.listen)
     if args.max_sessions < 1:
         raise ServeError("--max-sessions: at least 1")
-    try:
-        host_key = asyncssh.read_private_key(args.host_key)
-    except (OSError, asyncssh.KeyImportError) as e:
-        raise ServeError(f"--host-key {args.host_key}: {getattr(e, 'strerror', None) or e}") from None
+    host_key = load_host_key(args)
     if not os.path.isfile(args.authorized_keys):
         raise ServeError(f"--authorized-keys {args.authorized_keys}: no such file")
     if not keys.load(args.authorized_keys):
@@ -408,9 +445,12 @@ def main(args) -> int:  # type: ignore[no-untyped-def]
             loop.add_signal_handler(sig, stop.set)
         addr = acceptor.sockets[0].getsockname() if acceptor.sockets else args.listen
         mode = "presenter mode" if args.presenter else "one console per client"
+        made = "created now" if args.host_key_created else "from"
         print(
             f"tenantscope serve: listening on {addr[0]}:{addr[1]} ({mode}, at most {args.max_sessions} "
-            f"sessions); Ctrl-C stops",
+            f"sessions); Ctrl-C stops\n"
+            f"host key {host_key_fingerprint(args.host_key)} ({made} {args.host_key}): clients "
+            f"verify it with `ssh-keygen -lf` on their known_hosts entry",
             flush=True,
         )
         await stop.wait()
