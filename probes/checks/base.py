@@ -100,7 +100,7 @@ def load_catalog() -> dict[str, Check]:
 # every poll while nothing else changed; then only these checks run again and the others'
 # last results are reused (a check must be a pure function of State; one that reads
 # samples outside these modules must be listed here).
-READS_SAMPLES = frozenset({"probes.checks.resources"})
+READS_SAMPLES = frozenset({"probes.checks.resources", "probes.checks.vm", "probes.checks.container"})
 _LAST: list[tuple[object, dict[str, tuple[CheckFn, list[Finding]]]]] = []  # (inputs but samples, per check)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from probes.checks.base import CheckSpec, Skip, finding
 from probes.facts.model import HostFacts
 from probes.model import ConnState, Finding, HostState, State, Status, Workload, WorkloadKind
+from probes.resources.model import Limits
 
 Body = Callable[[HostState], Iterable[Finding]]
 
@@ -22,8 +23,28 @@ def host_label(hs: HostState) -> str:
 
 
 def vms(hs: HostState) -> list[Workload]:
-    """The host's VMs whose XML could be read (parse errors are reported by VM-01)."""
+    """The host's VMs whose XML could be read: the one VM iterator of the catalog. A domain
+    whose XML could not be read has no details to judge (VM-01 reports it as an ERROR); a
+    check that judged its empty details would report limits or labels it never saw."""
     return [w for w in hs.workloads if w.kind == WorkloadKind.VM and w.vm and not w.vm.parse_error]
+
+
+# libvirt's states (probes/inventory/libvirt.py STATE_NAMES, and the older "blocked") in which
+# the domain's QEMU process exists: its cgroup and live limits are real, and it runs under
+# whatever confinement it got. "" and "no state": not known, taken as running (the safe side).
+QEMU_ALIVE = frozenset({"running", "idle", "blocked", "paused", "in shutdown", "pmsuspended", "no state", ""})
+
+
+def qemu_running(w: Workload) -> bool:
+    """The one "is running" predicate: the domain's QEMU process exists (a guest suspended to
+    RAM, pmsuspended, still has its QEMU, its memory and its cgroup)."""
+    return w.state in QEMU_ALIVE
+
+
+def live_limits(hs: HostState, key: str) -> Limits | None:
+    """The limits in force for a workload, as the resources probe read them (None: not read)."""
+    s = hs.samples.sample(key) if hs.samples else None
+    return s.live if s else None
 
 
 def containers(hs: HostState) -> list[Workload]:

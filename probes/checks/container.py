@@ -1,4 +1,4 @@
-"""Container checks (CTR-01..06, 08, 09): what a container's init process really has.
+"""Container checks: what a container's init process really has, and the limits on its cgroup.
 
 The container inventory (probes/inventory/containers.py) reads each container's init process
 from /proc: CapEff, Seccomp, NoNewPrivs, the LSM label, the namespaces it shares with the host,
@@ -10,9 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from probes.checks.base import CheckSpec, check, finding
-from probes.checks.common import containers, passed
-from probes.model import ConnState, Evidence, Finding, HostState, Mount, Severity, State, Status, Workload
+from probes.checks.base import CheckSpec, Skip, check, finding
+from probes.checks.common import containers, live_limits, passed
+from probes.model import (
+    ConnState,
+    Evidence,
+    Finding,
+    HostState,
+    Mount,
+    Severity,
+    State,
+    Status,
+    Workload,
+    WorkloadKind,
+)
 
 CAP_NAMES = (
     "CHOWN",
@@ -402,6 +413,61 @@ def ctr06_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
             )
 
     yield from _each(state, spec, judge)
+
+
+@check(
+    "CTR-07",
+    "container",
+    "Container without pids, memory or CPU limits",
+    "A container without a pids limit can fork-bomb the host, without a memory limit it "
+    "can push the host into the OOM killer, and without a CPU cap it can take every core: "
+    "each starves the other tenants.",
+    Severity.MEDIUM,
+    "Set limits in the runtime (e.g. `docker update --pids-limit 512 --memory 1g --cpus 1 "
+    "NAME`) or on the cgroup (pids.max, memory.max / memory.limit_in_bytes, cpu.max / "
+    "cpu.cfs_quota_us).",
+)
+def ctr07_no_limits(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    containers = [(hs, w) for hs in state.hosts for w in hs.workloads if w.kind == WorkloadKind.CONTAINER]
+    if not containers:
+        return
+    read = 0
+    for hs, w in containers:
+        live = live_limits(hs, w.key)
+        if live is None:
+            continue
+        read += 1
+        missing = [
+            what
+            for what, v, known in (
+                ("pids", live.pids_limit, live.pids_known),
+                ("memory", live.mem_limit_bytes, live.mem_known),
+                ("cpu", live.cpu_quota_cores, live.cpu_known),
+            )
+            if known and v is None
+        ]
+        if not missing:
+            continue
+        sev = Severity.MEDIUM if "memory" in missing or "pids" in missing else Severity.LOW
+        yield finding(
+            spec,
+            Status.FAIL if ("memory" in missing and "pids" in missing) else Status.WARN,
+            f"{w.name}: no {', '.join(missing)} limit",
+            host=hs.host.name,
+            tenants=[w.tenant] if w.tenant else [],
+            workloads=[w.key],
+            evidence=[
+                Evidence(
+                    f"{live.source}: {live.where}",
+                    f"pids.max={live.pids_limit or 'max'} "
+                    f"memory={live.mem_limit_bytes or 'max'} "
+                    f"cpu quota={live.cpu_quota_cores or 'max'} cores",
+                )
+            ],
+            severity=sev,
+        )
+    if read == 0:
+        raise Skip("no cgroup limits read yet for any container")
 
 
 def _mount_problem(m: Mount) -> tuple[Status, Severity, str] | None:

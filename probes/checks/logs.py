@@ -97,7 +97,7 @@ def _group(state: State, events: Iterable[LogEvent], with_target: bool = False):
     fix="Find the process and the object in the evidence (ausearch -m AVC,APPARMOR -i); check "
     "the domains' <seclabel> and disk paths; never relabel a disk shared between tenants.",
 )
-def mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def log01_mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.MAC_DENIAL]), with_target=True)
     for (host, wk, tk), evs in groups.items():
         st, tt = tenants[(host, wk, tk)]
@@ -157,7 +157,7 @@ def mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Read /var/log/libvirt/qemu/NAME.log around the time shown; check the host kernel, "
     "qemu and firmware versions against security advisories; keep a crashed domain's core.",
 )
-def qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def log02_qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.QEMU_ERROR, classify.GUEST_CRASH]))
     for (host, wk, _), evs in groups.items():
         t = tenants[(host, wk, "")][0]
@@ -189,7 +189,7 @@ def qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Give every domain a memory limit (virsh memtune NAME --hard-limit ...) and every "
     "container a memory.max; check host overcommit (RES checks).",
 )
-def oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def log03_oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.OOM_KILL]))
     for (host, wk, _), evs in groups.items():
         t = tenants[(host, wk, "")][0]
@@ -225,7 +225,7 @@ def oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="mkdir -p /var/log/journal && systemctl restart systemd-journald (or Storage=persistent "
     "in journald.conf); apt install auditd; run tenantscope as root or in group adm.",
 )
-def insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def log04_insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [hs for hs in state.hosts if hs.logs is not None]
     if not hosts:
         raise Skip("no logs collected (no log source ran on any host)")

@@ -1,13 +1,16 @@
-"""Network isolation checks (NET-01..NET-07): pure functions of the observed topology,
-the workloads, the policy and the last active probe run."""
+"""Network isolation checks: pure functions of the observed topology, the workloads, the
+policy, the last active probe run, and (NET-08) the host's SR-IOV virtual functions."""
 
 from __future__ import annotations
 
 import shlex
+from collections import defaultdict
 from collections.abc import Iterator
 
 from probes.checks.base import CheckSpec, Skip, check, finding
-from probes.model import Evidence, Finding, HostState, Severity, State, Status, WorkloadKind
+from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, who
+from probes.facts.model import HostFacts
+from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
 from probes.network.predict import matrix
 from probes.network.segments import HOST_TENANT, UNPLACED, endpoints, segment_label
 
@@ -42,7 +45,7 @@ def _q(s: str) -> str:
     Severity.HIGH,
     "virsh edit DOMAIN: add <filterref filter='clean-traffic'/> to each <interface>",
 )
-def net01(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net01_no_antispoof_filter(state: State, spec: CheckSpec) -> Iterator[Finding]:
     vms = [w for w in state.workloads() if w.kind == WorkloadKind.VM and w.vm]
     if not vms:
         raise Skip("no VMs")
@@ -97,7 +100,7 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     Severity.HIGH,
     "move each tenant to its own bridge or VLAN",
 )
-def net02(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         for seg, tenants in sorted(_segment_tenants(hs).items()):
             if len(tenants) < 2:
@@ -125,7 +128,7 @@ def net02(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     "ovs-vsctl set port PORT tag=TENANT-VLAN  (or trunks=ONLY-THE-NEEDED-VLANS)",
 )
-def net03(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [h for h in _with_topology(state) if h.topology and h.topology.ovs]
     if not hosts:
         raise Skip("no Open vSwitch bridges observed")
@@ -174,7 +177,7 @@ def net03(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant",
 )
-def net04(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         topo = hs.topology
         for seg, tenants in sorted(_segment_tenants(hs).items()):
@@ -222,7 +225,7 @@ def _cells(hs: HostState):
     Severity.CRITICAL,
     "find the shared segment or forwarding gateway on the path shown, and separate it",
 )
-def net05(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         topo = hs.topology
         for p in topo.problems:  # type: ignore[union-attr]
@@ -299,7 +302,7 @@ def net05(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges",
 )
-def net06(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         for c in _cells(hs):
             if c.dst != HOST_TENANT or (c.src.startswith("(") and c.src != "(unplaced)"):
@@ -337,7 +340,7 @@ def net06(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs",
 )
-def net07(state: State, spec: CheckSpec) -> Iterator[Finding]:
+def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[Finding]:
     from probes.network.segments import attach
 
     for hs in _with_topology(state):
@@ -375,3 +378,73 @@ def net07(state: State, spec: CheckSpec) -> Iterator[Finding]:
                     else "sysctl -w net.ipv4.ip_forward=0  # or nft: drop forwarding between these bridges"
                 ),
             )
+
+
+# ---------------------------------------------------------------- NET-08
+
+
+@check(
+    "NET-08",
+    "network",
+    "SR-IOV VFs given to tenants keep spoof checking on and trust off",
+    "A VF with spoofchk off can send frames with any MAC (and VLAN) onto the wire; trust on lets "
+    "it turn on promiscuous mode and change its MAC: both cross tenant boundaries on the NIC.",
+    Severity.HIGH,
+    fix="ip link set dev PF vf N spoofchk on trust off (and in the libvirt network or hostdev "
+    "interface: no trust='yes').",
+)
+def net08_sriov(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
+        if not facts.sriov_vfs:
+            yield passed(spec, hs, "no SR-IOV virtual functions on this host")
+            return
+        by_mac: dict[str, list[Workload]] = defaultdict(list)
+        for w in vms(hs):
+            assert w.vm
+            for n in w.vm.nics:
+                if n.mac:
+                    by_mac[n.mac.lower()].append(w)
+        bad = 0
+        for vf in facts.sriov_vfs:
+            problems = []
+            if vf.spoofchk is False:
+                problems.append("spoofchk off")
+            if vf.trust is True:
+                problems.append("trust on")
+            if not problems:
+                continue
+            ws = by_mac.get(vf.mac, [])
+            bad += 1
+            ev = [
+                Evidence(
+                    f"ip -j link show {vf.pf}: vfinfo_list[vf={vf.vf}]",
+                    f"mac {vf.mac} vlan {vf.vlan} " + ", ".join(problems),
+                )
+            ]
+            ev += [Evidence(f"{dom(w)}: /domain/devices/interface[mac='{vf.mac}']", "this VF") for w in ws]
+            fix = f"ip link set dev {vf.pf} vf {vf.vf} spoofchk on trust off"
+            if ws:
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"VF {vf.pf}/{vf.vf} of " + ", ".join(who(w) for w in ws) + ": " + ", ".join(problems),
+                    host=hs.host.name,
+                    tenants=tenants_of(ws),
+                    workloads=keys(ws),
+                    evidence=ev,
+                    fix=fix,
+                )
+            else:
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"VF {vf.pf}/{vf.vf} (no known domain): " + ", ".join(problems),
+                    host=hs.host.name,
+                    evidence=ev,
+                    fix=fix,
+                    severity=Severity.LOW,
+                )
+        if not bad:
+            yield passed(spec, hs, f"{len(facts.sriov_vfs)} VF(s): spoof checking on, trust off")
+
+    yield from per_host(state, spec, body, facts=True)

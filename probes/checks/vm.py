@@ -1,43 +1,44 @@
-"""VM checks (libvirt domains): confinement, labels, pinning, devices, graphics, disks,
-passthrough, SR-IOV.
+"""VM checks (libvirt domains): confinement, labels, limits, pinning, devices, graphics,
+disks, passthrough, encryption.
 
 Each check is a pure function of State: the domain XML parsed into VmDetails (probes/inventory/
 domxml.py), the tenant of each workload, and host facts where a check needs the host's side
-(qemu.conf defaults, IOMMU groups, SMT siblings, image file modes, VFs). Evidence names the
+(qemu.conf defaults, IOMMU groups, SMT siblings, image file modes), and the live limits the
+resources probe read (HostState.samples) for VM-04, VM-05 and VM-12. Evidence names the
 domain and the XML element; fixes are the XML to put in `virsh edit NAME` or the command.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections import defaultdict
 from collections.abc import Iterator
 
-from probes.checks.base import CheckSpec, check, finding
+from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.checks.common import (
     cpulist,
     cross_tenant,
     dom,
     is_loopback,
     keys,
+    live_limits,
     parse_cpuset,
     passed,
     per_host,
+    qemu_running,
     tenants_of,
     vms,
     who,
 )
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload
+from probes.units import fmt_bytes
 
 MAC_MODELS = ("selinux", "apparmor")
 TRUSTED_IMAGE_GROUPS = ("kvm", "qemu", "libvirt-qemu", "disk", "libvirt")
 VIRTIO_NICS = ("virtio", "virtio-transitional", "virtio-non-transitional", "virtio-net")
 EMULATED_BUSES = ("ide", "sata", "fdc", "usb", "sd")
-
-
-def _running(w: Workload) -> bool:
-    return w.state in ("running", "paused", "blocked", "pmsuspended", "")
 
 
 # ---------------------------------------------------------------- VM-01
@@ -97,7 +98,7 @@ def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 )
                 bad += 1
                 continue
-            if driver_none and _running(w) and not any(s.model in MAC_MODELS for s in labels):
+            if driver_none and qemu_running(w) and not any(s.model in MAC_MODELS for s in labels):
                 yield finding(
                     spec,
                     Status.FAIL,
@@ -243,6 +244,92 @@ def vm03_static_norelabel(state: State, spec: CheckSpec) -> Iterator[Finding]:
             yield passed(spec, hs, "no static label without relabel")
 
     yield from per_host(state, spec, body, libvirt=True)
+
+
+# ---------------------------------------------------------------- VM-04, VM-05 (limits; the live values come from the resources probe)
+
+
+def _virsh(*argv: str) -> str:
+    return shlex.join(["virsh", *argv])
+
+
+@check(
+    "VM-04",
+    "vm",
+    "VM without a CPU limit",
+    "A VM without a CPU quota can use every host core it has vCPUs for; shares only weigh "
+    "tenants against each other when the host is full, they never cap anyone.",
+    Severity.MEDIUM,
+    "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000",
+)
+def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    for hs in state.hosts:
+        for w in vms(hs):
+            assert w.vm is not None
+            ct = w.vm.cputune
+            xml_cap = bool((ct.quota and ct.quota > 0) or (ct.emulator_quota and ct.emulator_quota > 0))
+            live = live_limits(hs, w.key)
+            if live is not None and qemu_running(w) and live.cpu_known:
+                capped = live.cpu_quota_cores is not None
+                where = f"live: {live.where}"
+            else:
+                capped = bool(ct.quota and ct.quota > 0)
+                where = "XML /domain/cputune/quota"
+            if capped:
+                continue
+            shares = ct.shares or (live.cpu_shares if live else None)
+            weight = f"; only a relative weight (shares {ct.shares})" if ct.shares else ""
+            drifted = " (the XML has a quota, the live cgroup does not)" if xml_cap else ""
+            yield finding(
+                spec,
+                Status.WARN if ct.shares else Status.FAIL,
+                f"{w.name}: no CPU quota{drifted}{weight}; it can use {w.vm.vcpus or '?'} full core(s)",
+                host=hs.host.name,
+                tenants=[w.tenant] if w.tenant else [],
+                workloads=[w.key],
+                evidence=[Evidence(where, f"quota={ct.quota} period={ct.period} shares={shares}")],
+                fix=_virsh(
+                    "schedinfo", w.name, "--live", "--config", "vcpu_quota=50000", "vcpu_period=100000"
+                ),
+            )
+
+
+@check(
+    "VM-05",
+    "vm",
+    "VM without a memory limit",
+    "<memory> sizes the guest, but QEMU's own allocations on the host are unbounded without "
+    "memtune hard_limit: a runaway VM can push the host into swap or the OOM killer, which "
+    "then kills other tenants' VMs.",
+    Severity.MEDIUM,
+    "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)",
+)
+def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    for hs in state.hosts:
+        for w in vms(hs):
+            assert w.vm is not None
+            xml = w.vm.memtune.hard_limit_kib
+            live = live_limits(hs, w.key)
+            if live is not None and qemu_running(w) and live.mem_known:
+                limited = live.mem_limit_bytes is not None
+                where = f"live: {live.where}"
+            else:
+                limited = xml is not None
+                where = "XML /domain/memtune/hard_limit"
+            if limited:
+                continue
+            suggest = (w.vm.memory_kib or 0) + 256 * 1024
+            yield finding(
+                spec,
+                Status.WARN,
+                f"{w.name}: no memory hard limit (guest memory "
+                f"{(w.vm.memory_kib or 0) // 1024} MiB, QEMU overhead unbounded)",
+                host=hs.host.name,
+                tenants=[w.tenant] if w.tenant else [],
+                workloads=[w.key],
+                evidence=[Evidence(where, f"hard_limit_kib={xml}")],
+                fix=_virsh("memtune", w.name, "--hard-limit", str(suggest), "--live", "--config"),
+            )
 
 
 # ---------------------------------------------------------------- VM-06
@@ -810,6 +897,87 @@ def vm14_iommu_group_split(state: State, spec: CheckSpec) -> Iterator[Finding]:
     yield from per_host(state, spec, body, libvirt=True, facts=True)
 
 
+# ---------------------------------------------------------------- VM-12
+
+
+DRIFT_TOLERANCE = 0.01
+
+
+@check(
+    "VM-12",
+    "vm",
+    "Limits in the XML differ from the live cgroup",
+    "What libvirt's XML promises and what the kernel enforces have drifted apart (someone "
+    "wrote the cgroup directly, or a change was applied --config only): the reviewed "
+    "configuration is not the one in force.",
+    Severity.MEDIUM,
+    "Re-apply the XML values live (`virsh schedinfo` / `virsh memtune` with --live), or "
+    "update the XML to what is intended.",
+)
+def vm12_limits_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    seen = False
+    for hs in state.hosts:
+        for w in vms(hs):
+            assert w.vm is not None
+            live = live_limits(hs, w.key)
+            if live is None or not qemu_running(w) or live.source != "libvirt live":
+                continue
+            seen = True
+            ct, mt = w.vm.cputune, w.vm.memtune
+            diffs: list[tuple[str, str, str]] = []
+            xml_cores = None
+            if ct.quota and ct.quota > 0:
+                xml_cores = ct.quota / (ct.period or 100000) * max(1, w.vm.vcpus or 1)
+            if live.cpu_known and not _close(xml_cores, live.cpu_quota_cores):
+                diffs.append(("CPU quota (cores)", _cores(xml_cores), _cores(live.cpu_quota_cores)))
+            if ct.shares is not None and live.cpu_shares is not None and ct.shares != live.cpu_shares:
+                diffs.append(("cpu shares", str(ct.shares), str(live.cpu_shares)))
+            xml_mem = mt.hard_limit_kib * 1024 if mt.hard_limit_kib else None
+            if live.mem_known and not _close(xml_mem, live.mem_limit_bytes):
+                diffs.append(
+                    ("memory hard limit", _bytes_or_none(xml_mem), _bytes_or_none(live.mem_limit_bytes))
+                )
+            if diffs:
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{w.name}: " + "; ".join(f"{what} XML {x} vs live {lv}" for what, x, lv in diffs),
+                    host=hs.host.name,
+                    tenants=[w.tenant] if w.tenant else [],
+                    workloads=[w.key],
+                    evidence=[
+                        Evidence(
+                            "XML /domain/cputune, /domain/memtune",
+                            f"quota={ct.quota} period={ct.period} shares={ct.shares} "
+                            f"hard_limit_kib={mt.hard_limit_kib}",
+                        ),
+                        Evidence(
+                            f"live: {live.where}",
+                            f"cpu_quota_cores={live.cpu_quota_cores} "
+                            f"shares={live.cpu_shares} mem_limit={live.mem_limit_bytes}",
+                        ),
+                    ],
+                )
+    if not seen and not any(True for hs in state.hosts for _ in vms(hs)):
+        return
+    if not seen:
+        raise Skip("no live limits read yet for any running VM")
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= DRIFT_TOLERANCE * max(abs(a), abs(b), 1e-9)
+
+
+def _cores(v: float | None) -> str:
+    return "none" if v is None else f"{v:.2f}"
+
+
+def _bytes_or_none(v: float | None) -> str:
+    return "none" if v is None else fmt_bytes(v)
+
+
 # ---------------------------------------------------------------- VM-13
 
 
@@ -859,73 +1027,3 @@ def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
             yield passed(spec, hs, "all writable disks encrypted")
 
     yield from per_host(state, spec, body, libvirt=True)
-
-
-# ---------------------------------------------------------------- NET-08
-
-
-@check(
-    "NET-08",
-    "network",
-    "SR-IOV VFs given to tenants keep spoof checking on and trust off",
-    "A VF with spoofchk off can send frames with any MAC (and VLAN) onto the wire; trust on lets "
-    "it turn on promiscuous mode and change its MAC: both cross tenant boundaries on the NIC.",
-    Severity.HIGH,
-    fix="ip link set dev PF vf N spoofchk on trust off (and in the libvirt network or hostdev "
-    "interface: no trust='yes').",
-)
-def net08_sriov(state: State, spec: CheckSpec) -> Iterator[Finding]:
-    def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
-        if not facts.sriov_vfs:
-            yield passed(spec, hs, "no SR-IOV virtual functions on this host")
-            return
-        by_mac: dict[str, list[Workload]] = defaultdict(list)
-        for w in vms(hs):
-            assert w.vm
-            for n in w.vm.nics:
-                if n.mac:
-                    by_mac[n.mac.lower()].append(w)
-        bad = 0
-        for vf in facts.sriov_vfs:
-            problems = []
-            if vf.spoofchk is False:
-                problems.append("spoofchk off")
-            if vf.trust is True:
-                problems.append("trust on")
-            if not problems:
-                continue
-            ws = by_mac.get(vf.mac, [])
-            bad += 1
-            ev = [
-                Evidence(
-                    f"ip -j link show {vf.pf}: vfinfo_list[vf={vf.vf}]",
-                    f"mac {vf.mac} vlan {vf.vlan} " + ", ".join(problems),
-                )
-            ]
-            ev += [Evidence(f"{dom(w)}: /domain/devices/interface[mac='{vf.mac}']", "this VF") for w in ws]
-            fix = f"ip link set dev {vf.pf} vf {vf.vf} spoofchk on trust off"
-            if ws:
-                yield finding(
-                    spec,
-                    Status.FAIL,
-                    f"VF {vf.pf}/{vf.vf} of " + ", ".join(who(w) for w in ws) + ": " + ", ".join(problems),
-                    host=hs.host.name,
-                    tenants=tenants_of(ws),
-                    workloads=keys(ws),
-                    evidence=ev,
-                    fix=fix,
-                )
-            else:
-                yield finding(
-                    spec,
-                    Status.WARN,
-                    f"VF {vf.pf}/{vf.vf} (no known domain): " + ", ".join(problems),
-                    host=hs.host.name,
-                    evidence=ev,
-                    fix=fix,
-                    severity=Severity.LOW,
-                )
-        if not bad:
-            yield passed(spec, hs, f"{len(facts.sriov_vfs)} VF(s): spoof checking on, trust off")
-
-    yield from per_host(state, spec, body, facts=True)

@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Static
 
 from probes.model import State
 from probes.resources.tenants import Usage, by_tenant
+from probes.units import fmt_bytes
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
@@ -47,18 +48,6 @@ CHART_ROWS = 4
 
 
 # ------------------------------------------------------------------ formatting (pure)
-
-
-def fmt_bytes(v: float | None, rate: bool = False) -> str:
-    if v is None:
-        return "—"
-    units = ("B", "K", "M", "G", "T")
-    i = 0
-    while abs(v) >= 1024 and i < len(units) - 1:
-        v /= 1024
-        i += 1
-    s = f"{v:.0f}{units[i]}" if i == 0 or v >= 100 else f"{v:.1f}{units[i]}"
-    return s + ("/s" if rate else "")
 
 
 def fmt_pct(v: float | None) -> str:
@@ -106,10 +95,10 @@ class Cell:
 def usage_cells(
     u: Usage, label: str, indent: bool, bold: bool = False, spark: int = SPARK_POINTS
 ) -> tuple[Cell, ...]:
-    mem_txt = fmt_bytes(u.mem_bytes)
+    mem_txt = fmt_bytes(u.mem_bytes, compact=True)
     mem_style = ""
     if u.mem_limit_bytes is not None:
-        mem_txt += "/" + fmt_bytes(u.mem_limit_bytes)
+        mem_txt += "/" + fmt_bytes(u.mem_limit_bytes, compact=True)
     elif u.mem_unlimited:
         mem_txt += "/∞ no limit"
         mem_style = "warn"
@@ -141,8 +130,14 @@ def usage_cells(
             else fmt_pct(u.cpu_share),
             value=u.cpu_share or 0.0,
         ),
-        Cell(f"{fmt_bytes(u.disk_bps, True)}{sl(u.disk_hist, _FLOORS['disk'])}", value=u.disk_bps or 0.0),
-        Cell(f"{fmt_bytes(u.net_bps, True)}{sl(u.net_hist, _FLOORS['net'])}", value=u.net_bps or 0.0),
+        Cell(
+            f"{fmt_bytes(u.disk_bps, rate=True, compact=True)}{sl(u.disk_hist, _FLOORS['disk'])}",
+            value=u.disk_bps or 0.0,
+        ),
+        Cell(
+            f"{fmt_bytes(u.net_bps, rate=True, compact=True)}{sl(u.net_hist, _FLOORS['net'])}",
+            value=u.net_bps or 0.0,
+        ),
         Cell(
             fmt_pct(u.steal_pct) if u.steal_pct is not None else "",
             "warn" if (u.steal_pct or 0) >= 10 else "",
@@ -384,10 +379,12 @@ class ResourcesPane(Pane):
             else:
                 txt = (
                     f"{host}CPU {fmt_pct(t.cpu_pct)} of {t.cpus} · steal {fmt_pct(t.steal_pct)} · "
-                    f"mem {fmt_bytes(t.mem_used)}/{fmt_bytes(t.mem_total)}"
+                    f"mem {fmt_bytes(t.mem_used, compact=True)}/{fmt_bytes(t.mem_total, compact=True)}"
                 )
             if t.net_rx_bps is not None:
-                txt += f" · net {fmt_bytes((t.net_rx_bps or 0) + (t.net_tx_bps or 0), True)}"
+                txt += (
+                    f" · net {fmt_bytes((t.net_rx_bps or 0) + (t.net_tx_bps or 0), rate=True, compact=True)}"
+                )
             if s.spikes:
                 txt += f" · ⚡{sum(1 for x in s.spikes if x.active)} spiking"
             if s.problems:
@@ -419,7 +416,11 @@ class ResourcesPane(Pane):
                 series, width, rows=self._chart_rows or CHART_ROWS, floor=_FLOORS[self.chart_metric]
             )
             top = max(max(series, default=0.0), _FLOORS[self.chart_metric])
-            top_s = fmt_pct(top) if self.chart_metric == "cpu" else fmt_bytes(top, self.chart_metric != "mem")
+            top_s = (
+                fmt_pct(top)
+                if self.chart_metric == "cpu"
+                else fmt_bytes(top, rate=self.chart_metric != "mem", compact=True)
+            )
             name = row.cells[0].text.strip().lstrip("└▸▾ ").strip()
             head = f"{name} — {CHART_TITLES[self.chart_metric]}, last {len(series)} refreshes (m: metric)"
             body = (
