@@ -20,6 +20,7 @@ and later runs without `updates` report the cached answer and its age.
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import os
 import re
@@ -91,6 +92,7 @@ RUNTIME_SOCKETS = (
     "run/incus/unix.socket",
     "var/lib/incus/unix.socket",
 )
+IOMMU_DEVICES = "sys/kernel/iommu_groups/*/devices/*"
 HYPERVISOR_COMMS = ("qemu-system-", "qemu-kvm", "firecracker", "cloud-hyperviso", "kvm")
 LIBVIRT_PORTS = (16509, 16514)
 
@@ -125,6 +127,8 @@ class FactsProbe(Probe[HostFacts]):
         self.timeout = UPDATES_TIMEOUT + 30 if updates else 30.0
         self.cache_dir = cache_dir
         self._disk_paths: tuple[str, ...] = ()
+        self.native = True  # local hosts: os calls instead of the scripts (tests compare both)
+        self._version_cache: VersionCache = {}
 
     @property  # type: ignore[override]
     def interval(self) -> float:
@@ -146,13 +150,19 @@ class FactsProbe(Probe[HostFacts]):
         )
         reads = await asyncio.gather(*(_read(host, p) for p in files))
         text = dict(zip(files, reads))
-        grep, iommu, socks, versions, vfs = await asyncio.gather(
-            host.run(["sh", "-c", _GREP_SCRIPT, "sh", rootdir, *SMALL_FILES]),
-            host.run(["sh", "-c", _LIST_SCRIPT, "sh", rootdir, "sys/kernel/iommu_groups/*/devices/*"]),
-            host.run(["sh", "-c", _STAT_SCRIPT, "sh", rootdir, "dev/kvm", *SOCKETS, *RUNTIME_SOCKETS]),
-            _versions(host),
-            _sriov(host) if not root else _none(),
-        )
+        if host.is_local and self.native:  # os calls, same output: nothing spawned
+            grep, iommu, socks = await asyncio.to_thread(_local_scripts, rootdir)
+            versions, vfs = await asyncio.gather(
+                _versions(host, self._version_cache), _sriov(host) if not root else _none()
+            )
+        else:
+            grep, iommu, socks, versions, vfs = await asyncio.gather(
+                host.run(["sh", "-c", _GREP_SCRIPT, "sh", rootdir, *SMALL_FILES]),
+                host.run(["sh", "-c", _LIST_SCRIPT, "sh", rootdir, IOMMU_DEVICES]),
+                host.run(["sh", "-c", _STAT_SCRIPT, "sh", rootdir, "dev/kvm", *SOCKETS, *RUNTIME_SOCKETS]),
+                _versions(host),
+                _sriov(host) if not root else _none(),
+            )
         small = parse_grep(grep.stdout)
         missing: list[str] = []
         errors: list[tuple[str, str]] = []
@@ -513,13 +523,35 @@ def disk_paths(state: HostState) -> tuple[str, ...]:
     return tuple(sorted(paths))[:MAX_DISKS]
 
 
+def _local_scripts(rootdir: str) -> tuple[CommandResult, CommandResult, CommandResult]:
+    """Blocking: the three scripts' answers from os calls (probes/hosts/localfs.py)."""
+    from probes.hosts import localfs
+
+    if not os.path.isdir(rootdir):
+        fail = CommandResult(("sh",), 3, "", "")
+        return fail, fail, fail
+    return (
+        CommandResult(("grep",), 0, localfs.grep_first_lines(rootdir, SMALL_FILES), ""),
+        CommandResult(("ls",), 0, localfs.existing(rootdir, [IOMMU_DEVICES]), ""),
+        CommandResult(
+            ("stat",), 0, localfs.stat_existing(rootdir, ["dev/kvm", *SOCKETS, *RUNTIME_SOCKETS]), ""
+        ),
+    )
+
+
 async def _stat_disks(host: HostTransport, paths: Iterable[str]) -> tuple[PathStat, ...]:
     paths = list(paths)
     if not paths:
         return ()
     root = host.root
     try:
-        r = await host.run(["stat", "--printf", _STAT_FMT, "--", *(root + p for p in paths)], timeout=10)
+        if host.is_local:
+            from probes.hosts import localfs
+
+            out, err = await asyncio.to_thread(localfs.stat_paths, [root + p for p in paths])
+            r = CommandResult(("stat",), 1 if err else 0, out, err)
+        else:
+            r = await host.run(["stat", "--printf", _STAT_FMT, "--", *(root + p for p in paths)], timeout=10)
     except HostError as e:
         return tuple(PathStat(p, False, error=str(e)) for p in paths)
     seen = {
@@ -539,8 +571,22 @@ def _stat_error(r: CommandResult, path: str) -> str:
     return "not found"
 
 
-async def _versions(host: HostTransport) -> list[tuple[str, str]]:
+VersionCache = dict[str, tuple[tuple[str, int, int], list[tuple[str, str]]]]
+
+
+async def _versions(host: HostTransport, cache: VersionCache | None = None) -> list[tuple[str, str]]:
+    """(component, version) of the first executable found per component. With a `cache`
+    (local hosts), `--version` runs again only when an executable changed (path, mtime,
+    size): at idle nothing is spawned."""
     args = [f"{comp}={','.join(cands)}" for comp, cands in _VERSION_CANDIDATES]
+    if cache is not None and host.is_local:
+        key = await asyncio.to_thread(_executables)
+        hit = cache.get("")
+        if hit is not None and hit[0] == key:
+            return list(hit[1])
+        got = await _versions(host)
+        cache[""] = (key, got)
+        return got
     try:
         r = await host.run(["sh", "-c", _VERSION_SCRIPT, "sh", *args], timeout=10)
     except HostError:
@@ -582,7 +628,43 @@ def parse_vfinfo(text: str) -> tuple[SriovVf, ...]:
     return tuple(out)
 
 
+def _executables() -> tuple[str, int, int]:
+    """Blocking: a fingerprint of the executables _VERSION_SCRIPT would run (which, and
+    their mtime and size), to know when their versions must be asked again."""
+    import shutil
+
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/libexec"
+    found: list[str] = []
+    mtime = size = 0
+    for _, cands in _VERSION_CANDIDATES:
+        for c in cands:
+            p = shutil.which(c, path=path)
+            if p:
+                found.append(p)
+                try:
+                    s = os.stat(p)
+                    mtime, size = mtime ^ int(s.st_mtime_ns), size + s.st_size
+                except OSError:
+                    pass
+                break
+    return ("\0".join(found), mtime, size)
+
+
+def _has_vfs(root: str = "") -> bool:
+    """Blocking: does any network device here have SR-IOV virtual functions enabled?"""
+    for p in glob.glob(f"{root}/sys/class/net/*/device/sriov_numvfs"):
+        try:
+            with open(p) as f:
+                if int(f.read().strip() or "0") > 0:
+                    return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
 async def _sriov(host: HostTransport) -> tuple[SriovVf, ...]:
+    if host.is_local and not await asyncio.to_thread(_has_vfs, host.root):
+        return ()  # no VF anywhere: nothing to ask `ip` about (and nothing spawned)
     try:
         r = await host.run(["ip", "-j", "link", "show"], timeout=5)
     except HostError:

@@ -95,7 +95,7 @@ def _group_key(p: _Proc) -> tuple[str, ...]:
 async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[Workload, ...]:
     """The containers on `host`. `batch`: read /proc files in one command per step (default:
     on remote hosts only; see procfs.read_many)."""
-    table = await procfs.ns_table(host)
+    table = await procfs.ns_table(host, native=host.is_local and not batch)
     host_ns = procfs.host_namespaces(table)
     procs = await container_processes(host, table, host_ns, batch)
     groups: dict[tuple[str, ...], list[_Proc]] = {}

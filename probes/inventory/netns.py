@@ -14,7 +14,9 @@ and `nsenter` only open existing ones (unlike pyroute2's `IPRoute(netns=...)`).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Mapping, Sequence
 
 from probes.hosts.base import HostTransport
@@ -42,9 +44,26 @@ class NetnsProbe(KindProbe):
         return await discover(host)
 
 
-async def named_namespaces(host: HostTransport) -> list[tuple[str, int]]:
+def named_namespaces_local(base: str) -> list[tuple[str, int]]:
+    """Blocking: (name, inode) of the entries of a local /run/netns, as `stat -L` gives them."""
+    out: list[tuple[str, int]] = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return out
+    for n in names:
+        try:
+            out.append((n, os.stat(f"{base}/{n}").st_ino))
+        except OSError:
+            continue
+    return sorted(out)
+
+
+async def named_namespaces(host: HostTransport, *, native: bool | None = None) -> list[tuple[str, int]]:
     """(name, inode) of every entry in /run/netns (the inode of the mounted nsfs file)."""
     base = f"{host.root}/run/netns"
+    if host.is_local if native is None else native:
+        return await asyncio.to_thread(named_namespaces_local, base)
     res = await host.run(["sh", "-c", _LIST_SCRIPT, "sh", base])
     out: list[tuple[str, int]] = []
     for rec in res.stdout.split("\0"):
@@ -83,10 +102,28 @@ async def _addr_batch(host: HostTransport, argv: Sequence[str], n: int) -> list[
     return (parts + [""] * n)[:n]
 
 
+def _native_addresses(paths: Sequence[tuple[str, int]]) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Blocking (in a fresh thread: it enters namespaces): (interfaces, addresses) per path."""
+    from probes.network.rtnl import namespace_addresses
+
+    out: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+    for path, ino in paths:
+        try:
+            a = namespace_addresses(path, ino)
+            out.append((a.interfaces, a.addresses))
+        except (OSError, RuntimeError):  # gone meanwhile
+            out.append(((), ()))
+    return out
+
+
 async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[Workload, ...]:
-    table = await procfs.ns_table(host)
+    """The network namespaces of `host`. `batch`: True reads through commands (the remote
+    path, also on a local host: tests compare both), False or None locally with os calls and
+    netlink, spawning nothing."""
+    native = host.is_local and not batch
+    table = await procfs.ns_table(host, native=native)
     host_ns = procfs.host_namespaces(table)
-    named = await named_namespaces(host)
+    named = await named_namespaces(host, native=native)
     named_inodes = {ino for _, ino in named}
 
     by_inode: dict[int, list[int]] = {}
@@ -98,14 +135,27 @@ async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[W
 
     names = [n for n, _ in named]
     first_pids = [str(pids[0]) for _, pids in unnamed]
-    named_out = await _addr_batch(host, ["sh", "-c", _ADDR_NAMED, "sh", *names], len(names))
-    unnamed_out = await _addr_batch(
-        host, ["sh", "-c", _ADDR_PIDS, "sh", host.root, *first_pids], len(first_pids)
-    )
+    if native and host.root:  # a test tree: no namespace to look into
+        named_ips = [((), ())] * len(named)
+        unnamed_ips: list[tuple[tuple[str, ...], tuple[str, ...]]] = [((), ())] * len(unnamed)
+    elif native:
+        from probes.network.nsenter import in_fresh_thread
+
+        paths = [(f"/run/netns/{n}", ino) for n, ino in named] + [
+            (f"/proc/{pids[0]}/ns/net", ino) for ino, pids in unnamed
+        ]
+        got = await in_fresh_thread(lambda: _native_addresses(paths))
+        named_ips, unnamed_ips = got[: len(named)], got[len(named) :]
+    else:
+        named_out = await _addr_batch(host, ["sh", "-c", _ADDR_NAMED, "sh", *names], len(names))
+        unnamed_out = await _addr_batch(
+            host, ["sh", "-c", _ADDR_PIDS, "sh", host.root, *first_pids], len(first_pids)
+        )
+        named_ips = [parse_ip_addr(t) for t in named_out]
+        unnamed_ips = [parse_ip_addr(t) for t in unnamed_out]
 
     out: list[Workload] = []
-    for (name, ino), text in zip(named, named_out):
-        ifs, addrs = parse_ip_addr(text)
+    for (name, ino), (ifs, addrs) in zip(named, named_ips):
         pids = tuple(sorted(by_inode.get(ino, ())))
         out.append(
             Workload(
@@ -124,8 +174,7 @@ async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[W
                 ),
             )
         )
-    for (ino, pids), text in zip(unnamed, unnamed_out):
-        ifs, addrs = parse_ip_addr(text)
+    for (ino, pids), (ifs, addrs) in zip(unnamed, unnamed_ips):
         out.append(
             Workload(
                 kind=WorkloadKind.NETNS,

@@ -2,9 +2,10 @@
 
 Everything here works over `HostTransport.run` / `read_text` only (and `host.root` for test
 trees), so the same code reads the local /proc, a remote one over SSH, or a directory in a
-test. Namespace links are read for all processes with ONE command (`find ... -printf %l`, about
-10 ms locally, one round trip over SSH); files are then read only for the few processes whose
-namespaces differ from the host's.
+test. Namespace links are read for all processes with ONE command over SSH (`find ... -printf
+%l`, one round trip); on the local host with os calls in one worker-thread hop (no process is
+spawned for reading). Files are then read only for the few processes whose namespaces differ
+from the host's.
 
 The host's namespace set is PID 1's. Where PID 1's links cannot be read (a PID 1 holding
 capabilities the reader lacks, as in some micro-VMs), kthreadd's (PID 2) are used: kernel
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,13 +38,57 @@ T = TypeVar("T")
 READ_CONCURRENCY = 32  # reads in flight: threads locally, channels over SSH
 
 
-async def ns_table(host: HostTransport, *, timeout: float = 10.0) -> dict[int, dict[str, int]]:
+_NS_LINK = re.compile(r"^(\w+):\[(\d+)\]$")
+_NS_WANTED = frozenset(NS_TYPES) | {"pid_for_children"}
+
+
+def ns_table_local(proc: str) -> dict[int, dict[str, int]]:
+    """Blocking: ns_table of a local /proc (or a test tree) with os calls; the same answers
+    as the `find` script (unreadable links left out)."""
+    try:
+        entries = os.listdir(proc)
+    except OSError as e:
+        raise HostError(f"cannot list namespaces under {proc}: {e.strerror or e}") from None
+    table: dict[int, dict[str, int]] = {}
+    readlink = os.readlink
+    match = _NS_LINK.match
+    for d in entries:
+        if not d.isdigit():
+            continue
+        base = f"{proc}/{d}/ns/"
+        try:
+            names = os.listdir(base)
+        except OSError:
+            continue
+        ns: dict[str, int] = {}
+        for t in names:
+            if t not in _NS_WANTED:
+                continue
+            try:
+                m = match(readlink(base + t))
+            except OSError:
+                continue
+            if m:
+                ns[t] = int(m.group(2))
+        if ns:
+            table[int(d)] = ns
+    return table
+
+
+async def ns_table(
+    host: HostTransport, *, timeout: float = 10.0, native: bool | None = None
+) -> dict[int, dict[str, int]]:
     """{pid: {ns type: inode}} for every process the reader may inspect (NS_TYPES, plus
     pid_for_children: the pid namespace a process's children will be born in).
 
     Processes whose links are unreadable appear without those types; processes that exit
-    while being listed are simply missing.
+    while being listed are simply missing. `native` (default: local hosts) reads with os
+    calls in one worker-thread hop; otherwise one command lists them all.
     """
+    if native is None:
+        native = host.is_local
+    if native:
+        return await asyncio.wait_for(asyncio.to_thread(ns_table_local, f"{host.root}/proc"), timeout)
     res = await host.run(["sh", "-c", _NS_SCRIPT, "sh", f"{host.root}/proc"], timeout=timeout)
     table: dict[int, dict[str, int]] = {}
     for line in res.stdout.splitlines():
@@ -101,19 +147,34 @@ _READ_MANY = 'for f; do base64 -w0 -- "$f" 2>/dev/null; printf \'\\n%s\\n\' "$?"
 BATCH = 200
 
 
+def read_many_local(root: str, paths: Sequence[str], limit: int = 4 << 20) -> dict[str, str | None]:
+    """Blocking: local files as text, None for each one gone or unreadable (EINVAL included)."""
+    out: dict[str, str | None] = {}
+    for p in paths:
+        try:
+            with open(root + p, "rb") as f:
+                out[p] = f.read(limit).decode("utf-8", "replace")
+        except (OSError, ValueError):
+            out[p] = None
+    return out
+
+
 async def read_many(
     host: HostTransport, paths: Sequence[str], *, batch: bool | None = None
 ) -> dict[str, str | None]:
     """{path: text, or None when gone or unreadable} for host paths (`host.root` applies).
 
-    Locally each file is read directly (cheapest there); elsewhere, or with batch=True, all
-    of them go through one command per BATCH files. Both give the same answers.
+    Locally all files are read directly in ONE worker-thread hop (cheapest there); elsewhere,
+    or with batch=True, all of them go through one command per BATCH files. Both give the same
+    answers.
     """
     if not paths:
         return {}
     if batch is None:
         batch = not host.is_local
     if not batch:
+        if host.is_local:
+            return await asyncio.to_thread(read_many_local, host.root, list(paths))
         texts = await gather_limited(read_file(host, p) for p in paths)
         return dict(zip(paths, texts))
     out: dict[str, str | None] = {}

@@ -490,16 +490,20 @@ async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> Logg
     )
     problems: list[str] = []
     kinds: dict[str, str] = {}
-    try:
-        r = await host.run(["stat", "-c", "%F|%n", *(root + p for p in paths)], timeout=10)
-        for line in r.stdout.splitlines():
-            kind, _, name = line.partition("|")
-            kinds[name[len(root) :]] = kind
-        for line in r.stderr.splitlines():
-            if "ermission denied" in line:
-                problems.append(line.strip()[:200])
-    except HostError as e:
-        problems.append(f"stat: {e}"[:200])
+    auditd_local: bool | None = None
+    if host.is_local:  # os calls: nothing spawned
+        kinds, problems, auditd_local = await asyncio.to_thread(_setup_local, root, paths)
+    else:
+        try:
+            r = await host.run(["stat", "-c", "%F|%n", *(root + p for p in paths)], timeout=10)
+            for line in r.stdout.splitlines():
+                kind, _, name = line.partition("|")
+                kinds[name[len(root) :]] = kind
+            for line in r.stderr.splitlines():
+                if "ermission denied" in line:
+                    problems.append(line.strip()[:200])
+        except HostError as e:
+            problems.append(f"stat: {e}"[:200])
     storage = ""
     for conf in ("/etc/systemd/journald.conf",):
         try:
@@ -524,11 +528,14 @@ async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> Logg
     else:
         persistent = persistent_dir
     auditd: bool | None = None
-    try:
-        r = await host.run(["pgrep", "-x", "auditd"], timeout=10)
-        auditd = r.returncode == 0 if r.returncode in (0, 1) else None
-    except HostError:
-        auditd = None
+    if host.is_local:
+        auditd = auditd_local
+    else:
+        try:
+            r = await host.run(["pgrep", "-x", "auditd"], timeout=10)
+            auditd = r.returncode == 0 if r.returncode in (0, 1) else None
+        except HostError:
+            auditd = None
     if hl is not None:
         for s in hl.sources.values():
             if s.state == SourceState.UNREADABLE:
@@ -542,6 +549,37 @@ async def collect_setup(host: HostTransport, hl: HostLogs | None = None) -> Logg
         checked_at=time.time(),
         problems=tuple(problems),
     )
+
+
+def _setup_local(root: str, paths: Sequence[str]) -> tuple[dict[str, str], list[str], bool | None]:
+    """Blocking: what `stat -c %F` and `pgrep -x auditd` answer, with os calls."""
+    import os
+
+    from probes.hosts.localfs import file_kind
+
+    kinds: dict[str, str] = {}
+    problems: list[str] = []
+    for p in paths:
+        try:
+            kinds[p] = file_kind(os.lstat(root + p))
+        except PermissionError as e:
+            problems.append(f"stat: cannot statx '{root + p}': {e.strerror}"[:200])
+        except OSError:
+            continue
+    auditd: bool | None = False
+    try:
+        pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return kinds, problems, None
+    for d in pids:
+        try:
+            with open(f"/proc/{d}/comm", "rb") as f:
+                if f.read().rstrip(b"\n") == b"auditd":
+                    auditd = True
+                    break
+        except OSError:
+            continue
+    return kinds, problems, auditd
 
 
 # ---------------------------------------------------------------- session hooks

@@ -49,6 +49,12 @@ def in_netns(path: str, fn: Callable[[], T], inode: int = 0) -> T:
 
 
 async def run_in_netns(path: str, fn: Callable[[], T], inode: int = 0) -> T:
+    return await in_fresh_thread(lambda: in_netns(path, fn, inode))
+
+
+async def in_fresh_thread(fn: Callable[[], T]) -> T:
+    """Run blocking `fn` (which may enter namespaces) in a new thread that then ends; what
+    it returns after the caller was cancelled is closed (sockets)."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[T] = loop.create_future()
 
@@ -61,7 +67,7 @@ async def run_in_netns(path: str, fn: Callable[[], T], inode: int = 0) -> T:
 
     def target() -> None:
         try:
-            r = in_netns(path, fn, inode)
+            r = fn()
         except BaseException as e:
             loop.call_soon_threadsafe(done, False, e)
         else:

@@ -9,6 +9,7 @@ ofport says whether the port carries traffic.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from typing import Any
 
@@ -101,11 +102,27 @@ def build(bridges: list[dict], ports: list[dict], ifaces: list[dict]) -> tuple[O
     return tuple(out)
 
 
+def db_socket(db: str | None) -> str | None:
+    """The local path of the OVSDB unix socket `db` names (default: ovs-vsctl's), None for a
+    remote (tcp:, ssl:) database."""
+    if db is None:
+        rundir = os.environ.get("OVS_RUNDIR") or "/var/run/openvswitch"
+        return os.path.join(rundir, "db.sock")
+    if db.startswith("unix:"):
+        return db[5:]
+    return None
+
+
+def _db_present(db: str | None) -> bool:
+    path = db_socket(db)
+    return path is None or os.path.exists(path)
+
+
 async def read_ovs(host: HostTransport, *, db: str | None = None) -> tuple[tuple[OvsBridge, ...], str]:
     """(bridges, state): state is `absent` when there is no ovs-vsctl or no database, `ok`, or
     `error: ...`."""
-    if host.is_local and shutil.which("ovs-vsctl") is None:
-        return (), "absent"
+    if host.is_local and (shutil.which("ovs-vsctl") is None or not _db_present(db)):
+        return (), "absent"  # known without running ovs-vsctl
     base = ["ovs-vsctl", "--timeout=3", *([f"--db={db}"] if db else []), "--format=json"]
     rows = []
     for table in TABLES:

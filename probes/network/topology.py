@@ -1,15 +1,15 @@
 """The topology probe: links, bridges, veth peers, addresses, routes and forwarding, in the root
 namespace and in every named network namespace, plus Open vSwitch when present.
 
-Locally it reads netlink with pyroute2 in a worker thread (the sync API fails inside a running
-event loop), opening each namespace with `flags=0` so that a mistyped name is an error and
-never a new, empty namespace. Over SSH it runs `ip -j -d` (probes/network/ipjson.py), which
+Locally it reads netlink with pyroute2 in a fresh thread (the sync API fails inside a running
+event loop), on sockets that thread opened inside each namespace with setns (pyroute2's own
+`IPRoute(netns=...)` forks a helper process per socket: nothing is spawned here), opening each
+namespace by path, so that a mistyped name is an error and never a new, empty namespace. Over SSH it runs `ip -j -d` (probes/network/ipjson.py), which
 never creates namespaces either. Both paths give the same Topology.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import socket
@@ -55,7 +55,9 @@ class TopologyProbe(Probe[Topology]):
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
         unnamed = await unnamed_namespaces(host)
         if netlink:
-            topo = await asyncio.to_thread(read_netlink, unnamed)
+            from probes.network.nsenter import in_fresh_thread
+
+            topo = await in_fresh_thread(lambda: read_netlink(unnamed))
         else:
             from probes.network import ipjson  # imports this module
 
@@ -111,6 +113,11 @@ async def unnamed_namespaces(host: HostTransport) -> list[tuple[str, tuple[int, 
     try:
         table = await procfs.ns_table(host)
         host_net = procfs.host_namespaces(table).get("net")
+        if host.is_local:
+            from probes.inventory.netns import named_namespaces
+
+            named = {ino for _, ino in await named_namespaces(host)}
+            return _unnamed_from(table, host_net, named)
         res = await host.run(
             [
                 "sh",
@@ -123,7 +130,12 @@ async def unnamed_namespaces(host: HostTransport) -> list[tuple[str, tuple[int, 
         )
     except Exception:
         return []
-    named = {int(x) for x in res.stdout.split() if x.isdigit()}
+    return _unnamed_from(table, host_net, {int(x) for x in res.stdout.split() if x.isdigit()})
+
+
+def _unnamed_from(
+    table: dict[int, dict[str, int]], host_net: int | None, named: set[int]
+) -> list[tuple[str, tuple[int, ...]]]:
     by_ino: dict[int, list[int]] = {}
     for pid, ns in table.items():
         ino = ns.get("net")
@@ -148,7 +160,7 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
             elif ns in pids:  # by a holder's /proc path, never by name
                 ipr = _open_pid_netns(pids[ns])
             else:
-                ipr = IPRoute(netns=ns, flags=0)
+                ipr = _iproute_in(f"{NETNS_DIR}/{ns}")
         except OSError as e:  # vanished between listdir and open: never created
             spaces.append(Namespace(ns, error=f"cannot open: {e.strerror or e}"))
             continue
@@ -174,14 +186,22 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
     )
 
 
-def _open_pid_netns(pids: Sequence[int]):  # type: ignore[no-untyped-def]
-    """IPRoute in the namespace of the first holder still alive (flags=0: never create)."""
+def _iproute_in(path: str):  # type: ignore[no-untyped-def]
+    """Blocking: pyroute2's IPRoute on a socket this thread opened inside the namespace at
+    `path` (setns; never created, nothing forked). Call from a thread of its own."""
     from pyroute2 import IPRoute
 
+    from probes.network.rtnl import route_socket
+
+    return IPRoute(fileno=route_socket(path).detach())
+
+
+def _open_pid_netns(pids: Sequence[int]):  # type: ignore[no-untyped-def]
+    """IPRoute in the namespace of the first holder still alive (never created)."""
     err: OSError = FileNotFoundError("no process holds it any more")
     for pid in pids[:5]:
         try:
-            return IPRoute(netns=f"/proc/{pid}/ns/net", flags=0)
+            return _iproute_in(f"/proc/{pid}/ns/net")
         except OSError as e:
             err = e
     raise err
