@@ -217,8 +217,82 @@ class ContainerDetails:
     no_new_privs: bool = False
     lsm_label: str = ""  # /proc/PID/attr/current ("unconfined" or "" when none)
     mounts: tuple[Mount, ...] = ()
-    name_source: str = ""  # where the name came from: docker, oci, cgroup; "" = made up (pid)
+    name_source: str = ""  # where the name came from: api, docker, oci, cgroup; "" = made up (pid)
     labels: tuple[tuple[str, str], ...] = ()  # runtime labels/annotations, where readable
+    # from the runtime's API (Docker, Podman), where its socket was readable:
+    image: str = ""
+    networks: tuple[ContainerNetwork, ...] = ()
+    ports: tuple[PublishedPort, ...] = ()
+    restart_policy: str = ""  # no, always, unless-stopped, on-failure[:N]
+    network_mode: str = ""  # bridge/default, host, none, container:ID, a network name
+    daemon: str = ""  # the API socket of the runtime that runs it
+
+
+@dataclass(frozen=True)
+class ContainerNetwork:
+    """One network a container is attached to, as its runtime names it."""
+
+    name: str  # bridge, host, a user network's name
+    network_id: str = ""
+    address: str = ""  # CIDR ("" on host/none networks)
+    mac: str = ""
+    gateway: str = ""
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""  # "" or 0.0.0.0: every host address
+    host_port: int = 0
+
+
+@dataclass(frozen=True)
+class RuntimeNetwork:
+    """A network of a container runtime (docker network ls), with what isolates it."""
+
+    name: str
+    network_id: str = ""
+    driver: str = ""  # bridge, macvlan, ipvlan, host, null, overlay
+    bridge: str = ""  # the Linux bridge of a bridge network: docker0, br-<id12>, cni-podman0
+    parent: str = ""  # the host interface under a macvlan/ipvlan network
+    icc: bool | None = None  # com.docker.network.bridge.enable_icc (None: not a bridge / unknown)
+    internal: bool = False
+    subnets: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DaemonSetting:
+    """One effective daemon setting and where it was read (a flag, daemon.json, the API)."""
+
+    key: str  # daemon.json's spelling: icc, live-restore, userns-remap, ...
+    value: str
+    source: str  # "dockerd --icc=false", "/etc/docker/daemon.json", "API /info"
+
+
+@dataclass(frozen=True)
+class RuntimeDaemon:
+    """A container runtime daemon (dockerd, `podman system service`) and its configuration."""
+
+    runtime: str  # docker, podman
+    socket: str = ""  # its API socket on the host ("" when it serves none we know)
+    pid: int = 0
+    uid: int = 0  # the daemon process's user on the host: not 0 means rootless
+    version: str = ""
+    api: str = ""  # "ok", or why the API was not read (no socket, permission denied, ...)
+    rootless: bool = False
+    hosts: tuple[str, ...] = ()  # every endpoint it listens on: unix://..., tcp://..., fd://
+    settings: tuple[DaemonSetting, ...] = ()
+    security_options: tuple[str, ...] = ()  # API /info SecurityOptions: name=seccomp, name=userns
+    socket_owner: str = ""
+    socket_group: str = ""
+    socket_mode: int | None = None  # permission bits of the socket
+    networks: tuple[RuntimeNetwork, ...] = ()
+    containers: int = 0  # running containers the API listed
+
+    def setting(self, key: str) -> DaemonSetting | None:
+        return next((s for s in self.settings if s.key == key), None)
 
 
 # ---------------------------------------------------------------- network namespaces
@@ -347,6 +421,7 @@ class HostState:
     samples: ResourceSnapshot | None = None
     logs: LogView | None = None
     reach: ReachMatrix | None = None
+    runtimes: tuple[RuntimeDaemon, ...] = ()  # container runtime daemons (Docker, Podman)
 
     def connection(self, what: str) -> Connection | None:
         return next((c for c in self.connections if c.what == what), None)
@@ -379,7 +454,9 @@ __all__ = [
     "ConnState",
     "Connection",
     "ContainerDetails",
+    "ContainerNetwork",
     "CpuTune",
+    "DaemonSetting",
     "Disk",
     "Evidence",
     "Finding",
@@ -397,8 +474,11 @@ __all__ = [
     "Nic",
     "Placement",
     "ProbeError",
+    "PublishedPort",
     "ReachMatrix",
     "ResourceSnapshot",
+    "RuntimeDaemon",
+    "RuntimeNetwork",
     "SecLabel",
     "Severity",
     "State",

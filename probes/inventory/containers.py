@@ -16,25 +16,52 @@ read through the host transport, so it works the same locally, over SSH and on a
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.inventory import procfs
-from probes.inventory.kind import KindProbe
 from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
-from probes.model import ContainerDetails, Workload, WorkloadKind
+from probes.inventory.runtimes import ApiContainer, RuntimeView, observe
+from probes.model import ContainerDetails, HostState, RuntimeDaemon, Workload, WorkloadKind
+
+log = logging.getLogger(__name__)
 
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 256
 
 
-class ContainerProbe(KindProbe):
+@dataclass(frozen=True)
+class ContainerScan:
+    """The containers of a host and the runtime daemons (Docker, Podman) that were found."""
+
+    workloads: tuple[Workload, ...] = ()
+    runtimes: tuple[RuntimeDaemon, ...] = ()
+
+
+class ContainerProbe(Probe[ContainerScan]):
+    """Containers from /proc, named and labelled by their runtime's API where it answers."""
+
     name = "containers"
     kind = WorkloadKind.CONTAINER
 
-    async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
-        return await discover(host)
+    def __init__(self, interval: float = 5.0, timeout: float = 20.0) -> None:
+        self.interval = interval
+        self.timeout = timeout
+
+    async def collect(self, host: HostTransport) -> ContainerScan:
+        try:
+            view = await observe(host)
+        except Exception as e:  # the API is an extra: /proc and the files still name containers
+            log.debug("runtime daemons on %s: %s", host.name, e, exc_info=True)
+            view = RuntimeView()
+        return ContainerScan(await discover(host, api=view), view.daemons)
+
+    def merge(self, state: HostState, result: ContainerScan) -> HostState:
+        keep = tuple(w for w in state.workloads if w.kind != self.kind)
+        return replace(state, workloads=keep + result.workloads, runtimes=result.runtimes)
 
 
 @dataclass(frozen=True)
@@ -92,9 +119,13 @@ def _group_key(p: _Proc) -> tuple[str, ...]:
     return ("ns", repr(p.ns), procfs.main_cgroup(p.cgroups))
 
 
-async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[Workload, ...]:
+async def discover(
+    host: HostTransport, *, batch: bool | None = None, api: RuntimeView | None = None
+) -> tuple[Workload, ...]:
     """The containers on `host`. `batch`: read /proc files in one command per step (default:
-    on remote hosts only; see procfs.read_many)."""
+    on remote hosts only; see procfs.read_many). `api`: what the runtimes' APIs said (names,
+    labels, image, networks, ports, restart policy), matched by container id or init PID."""
+    api = api or RuntimeView()
     table = await procfs.ns_table(host, native=host.is_local and not batch)
     host_ns = procfs.host_namespaces(table)
     procs = await container_processes(host, table, host_ns, batch)
@@ -113,7 +144,7 @@ async def discover(host: HostTransport, *, batch: bool | None = None) -> tuple[W
     ]
     texts = await procfs.read_many(host, files, batch=batch)
     built = await gather_limited(
-        _build(host, members, init, status, host_ns, launchers, texts)
+        _build(host, members, init, status, host_ns, launchers, texts, api)
         for members, init in inits
         if init is not None
     )
@@ -173,6 +204,7 @@ async def _build(
     host_ns: Mapping[str, int],
     launchers: set[int],
     texts: Mapping[str, str | None],
+    api: RuntimeView,
 ) -> Workload:
     pids = {p.pid for p in members if p.pid in status}
     st = status[init.pid]
@@ -183,8 +215,12 @@ async def _build(
     )
     if not own_user:
         uid_map = None
-    name, source, labels = await _identity(host, init.runtime, st.name, init.pid)
     rt = init.runtime
+    found = _from_api(api, rt, init.pid)
+    if found is not None:
+        name, source, labels = found.name, "api", found.labels
+    else:
+        name, source, labels = await _identity(host, rt, st.name, init.pid, api.data_roots)
     details = ContainerDetails(
         runtime=rt.runtime if rt else "",
         container_id=rt.id if rt else "",
@@ -202,6 +238,12 @@ async def _build(
         mounts=procfs.parse_mountinfo(mountinfo or ""),
         name_source=source,
         labels=labels,
+        image=found.image if found else "",
+        networks=found.networks if found else (),
+        ports=found.ports if found else (),
+        restart_policy=found.restart_policy if found else "",
+        network_mode=found.network_mode if found else "",
+        daemon=found.daemon if found else "",
     )
     return Workload(
         kind=WorkloadKind.CONTAINER,
@@ -214,6 +256,16 @@ async def _build(
 
 
 # ------------------------------------------------------------------ names and labels
+
+
+def _from_api(api: RuntimeView, rt: Runtime | None, pid: int) -> ApiContainer | None:
+    """The API's record of this container: by the id its cgroup shows, else by init PID (a
+    rootless or systemd-managed runtime whose cgroup paths name no id)."""
+    c = api.containers.get(rt.id) if rt is not None and rt.id else None
+    if c is None:
+        c = api.by_pid().get(pid)
+    return c if c is not None and c.name else None
+
 
 _OCI_BUNDLES = {
     "cri-o": ("/run/containers/storage/overlay-containers/{id}/userdata/config.json",),
@@ -237,13 +289,18 @@ _K8S_NAME_KEYS = (
 
 
 async def _identity(
-    host: HostTransport, rt: Runtime | None, comm: str, pid: int
+    host: HostTransport,
+    rt: Runtime | None,
+    comm: str,
+    pid: int,
+    docker_roots: tuple[str, ...] = (),
 ) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     """(name, where the name came from, labels) from what the runtime left on disk.
 
-    Best effort, read-only: docker's config.v2.json, the OCI bundle's annotations (cri-o,
-    containerd, podman) and podman's containers.json. A name nobody gave is made up from the
-    runtime and short id, or the init's command and PID, and marked as such (name_source "").
+    Best effort, read-only: docker's config.v2.json (under each running dockerd's data-root,
+    then the default one), the OCI bundle's annotations (cri-o, containerd, podman) and
+    podman's containers.json. A name nobody gave is made up from the runtime and short id, or
+    the init's command and PID, and marked as such (name_source "").
     """
     if rt is None:
         return f"{comm or 'pid'}[{pid}]", "", ()
@@ -251,23 +308,25 @@ async def _identity(
         return rt.name, "cgroup", ()
     fallback = f"{rt.runtime}:{rt.id[:12]}"
     if rt.runtime == "docker":
-        doc = await _read_json(host, f"/var/lib/docker/containers/{rt.id}/config.v2.json")
-        if isinstance(doc, dict):
-            cfg = doc.get("Config") if isinstance(doc.get("Config"), dict) else {}
-            labels = _labels(cfg.get("Labels"))
-            name = str(doc.get("Name") or "").lstrip("/")
-            return (name, "docker", labels) if name else (fallback, "", labels)
+        for root in dict.fromkeys((*docker_roots, "/var/lib/docker")):
+            doc = await _read_json(host, f"{root}/containers/{rt.id}/config.v2.json")
+            if isinstance(doc, dict):
+                cfg = doc.get("Config")
+                labels = _labels(cfg.get("Labels") if isinstance(cfg, dict) else None)
+                name = str(doc.get("Name") or "").lstrip("/")
+                return (name, "docker", labels) if name else (fallback, "", labels)
         return fallback, "", ()
     for path in _OCI_BUNDLES.get(rt.runtime, ()):
         doc = await _read_json(host, path.format(id=rt.id))
         if not isinstance(doc, dict):
             continue
-        ann = doc.get("annotations") if isinstance(doc.get("annotations"), dict) else {}
-        labels = dict(_labels(ann))
+        raw_ann = doc.get("annotations")
+        ann: dict[str, object] = raw_ann if isinstance(raw_ann, dict) else {}
+        found = dict(_labels(ann))
         crio_labels = ann.get("io.kubernetes.cri-o.Labels")
         if isinstance(crio_labels, str):
             try:
-                labels.update(_labels(json.loads(crio_labels)))
+                found.update(_labels(json.loads(crio_labels)))
             except ValueError:
                 pass
         name = ""
@@ -277,7 +336,7 @@ async def _identity(
                 break
         if not name and rt.runtime == "podman":
             name = await _podman_name(host, rt.id)
-        lab = tuple(sorted(labels.items()))[:MAX_LABELS]
+        lab = tuple(sorted(found.items()))[:MAX_LABELS]
         return (name, "oci", lab) if name else (fallback, "", lab)
     if rt.runtime == "podman":
         name = await _podman_name(host, rt.id)

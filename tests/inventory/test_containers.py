@@ -10,7 +10,7 @@ import pytest
 
 from probes.hosts.local import LocalHost
 from probes.inventory import procfs
-from probes.inventory.containers import ContainerProbe, discover
+from probes.inventory.containers import ContainerProbe, ContainerScan, discover
 from probes.model import Host, HostState, Workload, WorkloadKind
 from tests.fixtures.procs import HOST_NS, Procs, SyntheticProc, procs, seccomp_argv, synthetic_proc  # noqa: F401
 from tests.helpers import needs_root, needs_tool
@@ -136,7 +136,7 @@ def test_merge_replaces_only_containers():
     ns = Workload(WorkloadKind.NETNS, "acme-ns", "h")
     old = Workload(WorkloadKind.CONTAINER, "gone", "h")
     new = Workload(WorkloadKind.CONTAINER, "new", "h")
-    st = ContainerProbe().merge(HostState(host, workloads=(vm, ns, old)), (new,))
+    st = ContainerProbe().merge(HostState(host, workloads=(vm, ns, old)), ContainerScan((new,)))
     assert st.workloads == (vm, ns, new)
 
 

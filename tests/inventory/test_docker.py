@@ -1,0 +1,178 @@
+"""Containers, networks and daemon settings from a real dockerd (tests/fixtures/dockerd.py).
+
+One daemon serves the whole module (started once, removed with everything it added at the
+end); the containers below are started once and each test reads what it needs. The daemon's
+data-root is not /var/lib/docker, so names and labels come only from its API (issue 14 item
+5: before the API path they were `docker:<id>` with no labels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+
+import pytest
+
+from probes.config import parse
+from probes.hosts.local import LocalHost
+from probes.inventory.containers import ContainerProbe, discover
+from probes.inventory.runtimes import RuntimeView
+from probes.model import Host, HostState, Placement, PublishedPort, State, Workload
+from probes.network.topology import TopologyProbe
+from probes.session import Options
+from probes.tenancy import assign
+from tests.fixtures.dockerd import IMAGE, DockerEnv, dockerd_env  # noqa: F401
+
+
+@dataclass(frozen=True)
+class Scene:
+    env: DockerEnv
+    ids: dict[str, str]  # short name -> container id
+    shared: str  # network ids
+    quiet: str
+    hs: HostState  # one observation of the host, containers and topology
+
+    def name(self, short: str) -> str:
+        return f"{self.env.prefix}-{short}"
+
+    def workload(self, short: str) -> Workload:
+        w = next((w for w in self.hs.workloads if w.name == self.name(short)), None)
+        assert w is not None, f"{self.name(short)} not in {[w.name for w in self.hs.workloads]}"
+        return w
+
+
+def observe() -> HostState:
+    async def go() -> HostState:
+        host = LocalHost(libvirt_uri=None)
+        scan = await ContainerProbe().collect(host)
+        topo = await TopologyProbe().collect(host)
+        hs = ContainerProbe().merge(HostState(Host(host.name)), scan)
+        return replace(hs, topology=topo)
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def scene(dockerd_env: DockerEnv) -> Scene:
+    env = dockerd_env
+    p = env.prefix
+    shared = env.network("shared")
+    quiet = env.network("quiet", "-o", "com.docker.network.bridge.enable_icc=false")
+    t = "com.example.tenant"
+    ids = {
+        "acme-web": env.run(
+            "acme-web",
+            *("--label", f"{t}=acme", "--network", f"{p}-shared"),
+            *("--restart", "unless-stopped", "-p", "127.0.0.1::80"),
+        ),
+        "globex-web": env.run("globex-web", "--label", f"{t}=globex", "--network", f"{p}-shared"),
+        "acme-q": env.run("acme-q", "--label", f"{t}=acme", "--network", f"{p}-quiet"),
+        "globex-q": env.run("globex-q", "--label", f"{t}=globex", "--network", f"{p}-quiet"),
+        "risky": env.run(
+            "risky",
+            *("--label", f"{t}=initech", "--cap-add", "SYS_ADMIN", "--pid", "host"),
+            *("-v", f"{env.socket}:/var/run/docker.sock"),
+        ),
+        "hostnet": env.run("hostnet", "--network", "host"),
+        "hardened": env.run(
+            "hardened",
+            *("--label", f"{t}=acme", "--cap-drop", "ALL"),
+            *("--memory", "64m", "--pids-limit", "64", "--cpus", "0.5"),
+        ),
+    }
+    return Scene(env, ids, shared, quiet, observe())
+
+
+CONFIG = parse(
+    """
+[[tenant]]
+name = "acme"
+containers = ["com.example.tenant=acme"]
+
+[[tenant]]
+name = "globex"
+containers = ["com.example.tenant=globex"]
+
+[[tenant]]
+name = "initech"
+containers = ["com.example.tenant=initech", "tsd*-hostnet"]
+""",
+    "docker-test.toml",
+)
+
+
+def placed(scene: Scene) -> HostState:
+    st = assign(State(hosts=(scene.hs,)), Options(config=CONFIG))
+    return st.hosts[0]
+
+
+# ------------------------------------------------------------------ issue 14 item 5, issue 17.1
+
+
+def test_names_and_labels_come_from_the_api_outside_the_default_data_root(scene: Scene):
+    w = scene.workload("acme-web")
+    c = w.container
+    assert c is not None
+    assert c.runtime == "docker" and c.container_id == scene.ids["acme-web"]
+    assert c.name_source == "api"
+    assert ("com.example.tenant", "acme") in c.labels
+    assert c.image == IMAGE
+    assert c.daemon == scene.env.socket
+
+
+def test_networks_ports_and_restart_policy_as_docker_names_them(scene: Scene):
+    c = scene.workload("acme-web").container
+    assert c is not None
+    (net,) = c.networks
+    assert net.name == scene.name("shared") and net.network_id == scene.shared
+    assert net.address.count(".") == 3 and net.address.endswith("/16") and net.gateway
+    (port,) = c.ports
+    assert port.container_port == 80 and port.protocol == "tcp" and port.host_ip == "127.0.0.1"
+    assert port.host_port > 0 and port == PublishedPort(80, "tcp", "127.0.0.1", port.host_port)
+    assert c.restart_policy == "unless-stopped"
+    assert scene.workload("globex-web").container.restart_policy == "no"  # type: ignore[union-attr]
+    assert scene.workload("hostnet").container.network_mode == "host"  # type: ignore[union-attr]
+
+
+def test_label_selectors_and_name_globs_place_docker_containers(scene: Scene):
+    hs = placed(scene)
+    by = {w.name: w for w in hs.workloads}
+    for short, tenant in [("acme-web", "acme"), ("globex-q", "globex"), ("risky", "initech")]:
+        w = by[scene.name(short)]
+        assert (w.tenant, w.placed_by) == (tenant, Placement.CONFIG), w
+        assert "com.example.tenant" in w.placed_rule
+    w = by[scene.name("hostnet")]
+    assert (w.tenant, w.placed_by) == ("initech", Placement.CONFIG) and "hostnet" in w.placed_rule
+
+
+async def test_without_the_api_the_daemons_data_root_files_name_containers(scene: Scene):
+    """The fallback: the socket unreadable, dockerd's --data-root (from its command line)
+    still leads to config.v2.json; with neither, the name is made up and says so."""
+    host = LocalHost(libvirt_uri=None)
+    data_root = str(scene.env.dir / "data")
+    ws = await discover(host, api=RuntimeView(data_roots=(data_root,)))
+    w = next(w for w in ws if w.container and w.container.container_id == scene.ids["acme-web"])
+    assert w.name == scene.name("acme-web") and w.container.name_source == "docker"  # type: ignore[union-attr]
+    assert ("com.example.tenant", "acme") in w.container.labels  # type: ignore[union-attr]
+    ws = await discover(host, api=RuntimeView())
+    w = next(w for w in ws if w.container and w.container.container_id == scene.ids["acme-web"])
+    assert w.name == f"docker:{scene.ids['acme-web'][:12]}" and w.container.name_source == ""  # type: ignore[union-attr]
+
+
+def test_the_daemon_its_settings_and_networks(scene: Scene):
+    (d,) = [d for d in scene.hs.runtimes if d.socket == scene.env.socket]
+    assert d.runtime == "docker" and d.api == "ok" and d.pid == scene.env.pid and not d.rootless
+    assert d.version.startswith("20.") or d.version[:2].isdigit()
+    icc = d.setting("icc")
+    assert icc is not None and (icc.value, icc.source) == ("false", "dockerd --icc=false")
+    lr = d.setting("live-restore")
+    assert lr is not None and lr.value == "true" and lr.source.endswith("daemon.json")
+    assert d.setting("data-root").value == str(scene.env.dir / "data")  # type: ignore[union-attr]
+    assert (d.socket_owner, d.socket_mode) == ("root", 0o660)
+    assert any(o.startswith("name=seccomp") for o in d.security_options)
+    nets = {n.name: n for n in d.networks}
+    assert nets["bridge"].bridge == "docker0" and nets["bridge"].icc is False
+    assert nets[scene.name("shared")].bridge == f"br-{scene.shared[:12]}"
+    assert nets[scene.name("shared")].icc is True and nets[scene.name("quiet")].icc is False
+    assert nets["host"].driver == "host" and nets["host"].icc is None
+    assert d.containers >= len(scene.ids)
