@@ -111,15 +111,18 @@ _FIND = (
 
 async def find_daemons(host: HostTransport) -> list[_Found]:
     """dockerd processes and `podman system service` processes, with their argv and user."""
-    try:
-        res = await host.run(["sh", "-c", _FIND, "sh", f"{host.root}/proc"], timeout=10.0)
-    except HostError:
-        return []
     pids: list[tuple[int, str]] = []
-    for line in res.stdout.splitlines():
-        num, _, comm = line.partition(" ")
-        if num.isdigit():
-            pids.append((int(num), comm.strip()))
+    if host.is_local:  # locally: os calls, no process spawned per poll
+        pids = await asyncio.to_thread(_scan_local, f"{host.root}/proc")
+    else:
+        try:
+            res = await host.run(["sh", "-c", _FIND, "sh", f"{host.root}/proc"], timeout=10.0)
+        except HostError:
+            return []
+        for line in res.stdout.splitlines():
+            num, _, comm = line.partition(" ")
+            if num.isdigit():
+                pids.append((int(num), comm.strip()))
     files = [f"/proc/{p}/{f}" for p, _ in pids for f in ("cmdline", "status")]
     texts = await procfs.read_many(host, files)
     out = []
@@ -133,6 +136,25 @@ async def find_daemons(host: HostTransport) -> list[_Found]:
             out.append(_Found("docker", pid, uid, argv))
         elif comm == "podman" and _is_podman_service(argv):
             out.append(_Found("podman", pid, uid, argv))
+    return out
+
+
+def _scan_local(proc: str) -> list[tuple[int, str]]:
+    out = []
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return []
+    for n in names:
+        if not n.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{n}/comm", "rb") as f:
+                comm = f.read(64).decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        if comm in ("dockerd", "podman"):
+            out.append((int(n), comm))
     return out
 
 
