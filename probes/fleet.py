@@ -48,14 +48,11 @@ class Target:
         port = f":{self.port}" if self.port else ""
         return f"{user}{host}{port}"
 
-    def default_libvirt_uri(self, keyfile: str | None = None) -> str:
-        """libvirt over SSH for this host. libvirt runs the system `ssh`, which reads
-        ~/.ssh/config (so an alias works there too) and ~/.ssh/known_hosts; `no_tty=1` stops it
-        from prompting on the terminal the console is drawn on (it fails instead)."""
-        from urllib.parse import quote
-
-        key = f"&keyfile={quote(keyfile, safe='/')}" if keyfile else ""
-        return f"qemu+ssh://{self.ssh_address}/system?no_tty=1{key}"
+    def default_libvirt_uri(self) -> str:
+        """The host's system libvirt as shown. tenantscope does not open it with libvirt's
+        ssh transport (that runs the system `ssh`): the SSH host forwards the remote socket
+        over its own connection (probes/hosts/libvirt_forward.py)."""
+        return f"qemu+ssh://{self.ssh_address}/system"
 
 
 # ---------------------------------------------------------------- single targets

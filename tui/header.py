@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from probes.model import Connection, ConnState, State
+from probes.model import Connection, ConnState, HostState, State
 from tui.safe import untrusted
 from tui.status import theme_style
 
@@ -46,11 +46,18 @@ def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str])
     out.append(f"{symbol} ", style=colour)
     out.append_text(untrusted(c.what))
     out.append(": ")
-    out.append(c.state.value, style=colour)
-    if c.state in (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED):
+    down = c.state in (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED)
+    # the host's connection is "unreachable"; an area behind it (libvirt) is "unavailable"
+    out.append("unavailable" if down and c.what != "ssh" else c.state.value, style=colour)
+    if down:
         if c.since:
             out.append(f" since {hhmmss(c.since, tz)}")
         out.append(", retrying")
+        if c.what != "ssh" and c.detail:
+            why = c.detail.split("retrying: ", 1)[-1]
+            out.append(" (")
+            out.append_text(untrusted(why if len(why) <= 80 else why[:79] + "…"))
+            out.append(")")
     return out
 
 
@@ -58,25 +65,56 @@ MAX_HOSTS_LISTED = 3  # beyond this the header summarises the fleet and names th
 _DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED)
 
 
+def _host_conn(h: HostState) -> ConnState:
+    """A host's state by its connection: SSH's for a remote host; a local host is up."""
+    c = h.connection("ssh")
+    if c is not None:
+        return c.state
+    if not h.connections and not h.refreshed_at:
+        return ConnState.CONNECTING
+    return ConnState.UP
+
+
+def area_trouble(state: State) -> dict[str, list[HostState]]:
+    """{area: hosts} of hosts that are UP whose area connection (libvirt, ...) is down: a host
+    that is unreachable is counted once, as unreachable, not again per area."""
+    out: dict[str, list[HostState]] = {}
+    for h in state.hosts:
+        if _host_conn(h) != ConnState.UP:
+            continue
+        for c in h.connections:
+            if c.what != "ssh" and c.state in _DOWN:
+                out.setdefault(c.what, []).append(h)
+    return out
+
+
+def _names(hosts: list[HostState]) -> Text:
+    out = Text(" (")
+    out.append_text(Text(", ").join(untrusted(h.host.name) for h in hosts[:3]))
+    out.append(f", +{len(hosts) - 3} more)" if len(hosts) > 3 else ")")
+    return out
+
+
 def fleet_text(state: State, variables: dict[str, str]) -> Text:
-    """'12 hosts: ✓ 10 up · ✗ 2 down (hv3, hv7)': one line however large the fleet."""
-    down = [h for h in state.hosts if any(c.state in _DOWN for c in h.connections)]
-    waiting = [
-        h
-        for h in state.hosts
-        if h not in down
-        and (not h.connections or any(c.state == ConnState.CONNECTING for c in h.connections))
-    ]
+    """'12 hosts: ✓ 10 up · ✗ 2 unreachable (hv3, hv7) · libvirt ✗ on 1 (hv5)': hosts counted
+    by their connection, then the areas in trouble on hosts that are up; one line however
+    large the fleet."""
+    by = {h.host.name: _host_conn(h) for h in state.hosts}
+    down = [h for h in state.hosts if by[h.host.name] in _DOWN]
+    waiting = [h for h in state.hosts if by[h.host.name] == ConnState.CONNECTING]
     up = len(state.hosts) - len(down) - len(waiting)
     out = Text(f"{len(state.hosts)} hosts: ", style="bold")
     out.append(f"✓ {up} up", style=theme_style(variables, "status-pass"))
     if waiting:
         out.append(f" · … {len(waiting)} connecting", style=theme_style(variables, "status-warn"))
     if down:
-        out.append(f" · ✗ {len(down)} down", style=theme_style(variables, "status-fail", bold=True))
-        out.append(" (")
-        out.append_text(Text(", ").join(untrusted(h.host.name) for h in down[:3]))
-        out.append(f", +{len(down) - 3} more)" if len(down) > 3 else ")")
+        out.append(f" · ✗ {len(down)} unreachable", style=theme_style(variables, "status-fail", bold=True))
+        out.append_text(_names(down))
+    for area, hosts in sorted(area_trouble(state).items()):
+        out.append(" · ")
+        out.append_text(untrusted(area))
+        out.append(f" ✗ on {len(hosts)}", style=theme_style(variables, "status-fail", bold=True))
+        out.append_text(_names(hosts))
     return out
 
 

@@ -22,6 +22,10 @@ class CommandTimeout(HostError):
     pass
 
 
+class LibvirtAbsent(HostError):
+    """The host has no libvirt at all (a container host): a state, not an error."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     argv: tuple[str, ...]
@@ -66,6 +70,12 @@ class HostTransport(abc.ABC):
     @abc.abstractmethod
     def stream(self, argv: Sequence[str]) -> AsyncIterator[str]:
         """Lines of a long-running command's stdout; closing the iterator ends the command."""
+
+    async def open_libvirt_uri(self) -> str | None:
+        """The URI this process opens to reach the host's libvirt (`host.libvirt_uri` is what
+        is shown); an SSH host answers with its forwarded socket (probes/hosts/libvirt_forward).
+        Raises HostError when the host cannot be reached, LibvirtAbsent when it has no libvirt."""
+        return self.host.libvirt_uri
 
     async def close(self) -> None:
         return None

@@ -67,14 +67,19 @@ def stale_age(hs: HostState, now: float | None = None) -> float | None:
 
 
 def status_line(hs: HostState, now: float | None = None) -> str:
-    """`hv1 ● up` / `hv2 ✖ unreachable since 12:03:04, data stale 45 s: <why>` (safe text)."""
+    """`hv1 ● up` / `hv3 ● up, libvirt unavailable (<why>)` / `hv2 ✖ unreachable since
+    12:03:04, data stale 45 s: <why>` (safe text)."""
     now = time.time() if now is None else now
     c = hs.connection("ssh")
     name = visible(hs.host.name)
     if c is None:
         return f"{name} ● {'local' if hs.host.kind == 'local' else 'up'}"
     text = f"{name} {SYMBOL.get(c.state, '?')} {c.state}"
-    if c.state != ConnState.UP:
+    if c.state == ConnState.UP:  # up; an area behind the connection may still be down
+        for a in hs.connections:
+            if a.what != "ssh" and a.state not in (ConnState.UP, ConnState.ABSENT, ConnState.CONNECTING):
+                text += f", {visible(a.what)} unavailable ({visible(a.detail.split('retrying: ', 1)[-1])})"
+    else:
         text += " since " + time.strftime("%H:%M:%S", time.localtime(c.since))
         age = stale_age(hs, now)
         if age is not None:

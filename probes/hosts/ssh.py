@@ -39,6 +39,7 @@ from typing import Any
 
 from probes.fleet import Target, targets_from_options
 from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport
+from probes.hosts.libvirt_forward import LibvirtForward
 from probes.hosts.quiet_asyncssh import asyncssh
 from probes.hosts.sshmux import Mux, MuxClosed, muxable
 from probes.model import Connection, ConnState, Host, HostKind
@@ -164,6 +165,7 @@ class SSHHost(HostTransport):
         agent_path: str | tuple[()] | None = (),
         config: Sequence[str] | None = None,
         libvirt_uri: str | None = None,
+        forward_libvirt: bool = False,
         connect_timeout: float = 10.0,
         keepalive_interval: float = 10.0,
         keepalive_count_max: int = 3,
@@ -209,6 +211,8 @@ class SSHHost(HostTransport):
         self._reads_scheduled = False
         self._read_tasks: set[asyncio.Task[None]] = set()
         self.connection = Connection("ssh", ConnState.CONNECTING, target.ssh_address, clock())
+        # libvirt through this connection (a forwarded socket), unless the user gave a URI
+        self._libvirt: LibvirtForward | None = LibvirtForward(self) if forward_libvirt else None
 
     # -- connection
 
@@ -350,6 +354,8 @@ class SSHHost(HostTransport):
             return
         self._conn = self._client = None
         self._mux = None
+        if self._libvirt is not None:
+            self._libvirt.connection_lost()
         if self._closed:
             return
         why = _first_line(exc) if exc else "closed by the remote side"
@@ -366,12 +372,23 @@ class SSHHost(HostTransport):
             self._connecting.cancel()
         if mux is not None:
             await mux.close()
+        if self._libvirt is not None:
+            await self._libvirt.close()
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.wait_closed(), 2)
 
     # -- HostTransport
+
+    async def open_libvirt_uri(self) -> str | None:
+        if self._libvirt is not None:
+            return await self._libvirt.uri()
+        return self.host.libvirt_uri
+
+    @property
+    def libvirt_forward(self) -> LibvirtForward | None:
+        return self._libvirt
 
     async def run(
         self, argv: Sequence[str], *, timeout: float = 10.0, input: str | None = None
@@ -575,6 +592,7 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
             continue
         keys = tuple(getattr(opts, "identity", ()) or ()) + ((t.identity,) if t.identity else ())
         ssh_config = getattr(opts, "ssh_config", None)
+        # an explicit URI is the user's (opened as given); else libvirt goes through our connection
         out.append(
             SSHHost(
                 t,
@@ -582,7 +600,8 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
                 accept_new_host_keys=bool(getattr(opts, "accept_new_host_keys", False)),
                 client_keys=keys or None,
                 config=[ssh_config] if ssh_config else None,
-                libvirt_uri=uri or t.default_libvirt_uri(keys[0] if keys else None),
+                libvirt_uri=uri or t.default_libvirt_uri(),
+                forward_libvirt=not uri,
                 connect_limit=limit,
             )
         )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from probes.engine import Probe
-from probes.hosts.base import HostTransport
+from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
 from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 from probes.model import (
     Connection,
@@ -67,6 +67,7 @@ class LibvirtResult:
     xml_errors: tuple[str, ...] = ()  # one message per domain whose XML failed
     events: bool = False  # change detection by events (else by state and resync only)
     parsed: int = 0  # domains whose XML was (re)parsed in this run
+    absent: str = ""  # the host has no libvirt at all (why): a state, not an error
 
 
 # ------------------------------------------------------------------ libvirt events
@@ -209,7 +210,16 @@ class LibvirtProbe(Probe[LibvirtResult]):
             import libvirt  # noqa: F401
         except ImportError:
             raise LibvirtUnavailable("libvirt-python is not installed here") from None
-        r = await asyncio.to_thread(self._collect_sync, uri, host.name)
+        try:
+            # an SSH host forwards its libvirt socket over its own connection
+            open_uri = await host.open_libvirt_uri() or uri
+        except LibvirtAbsent as e:
+            return LibvirtResult(uri=uri, vms=(), absent=str(e))
+        except HostError as e:
+            raise LibvirtUnavailable(f"SSH connection down: {e}") from None
+        r = await asyncio.to_thread(self._collect_sync, open_uri, host.name)
+        if open_uri != uri:
+            r = replace(r, uri=f"{uri} (over tenantscope's SSH connection)")
         if self.read_status_files and not self._secure and _reads_own_files(uri, host):
             r = await self._with_passwords(host, r)
         return r
@@ -217,6 +227,11 @@ class LibvirtProbe(Probe[LibvirtResult]):
     def merge(self, state: HostState, result: LibvirtResult) -> HostState:
         now = time.time()
         others = tuple(w for w in state.workloads if w.kind != WorkloadKind.VM)
+        if result.absent:
+            prev = state.connection("libvirt")
+            since = prev.since if prev is not None and prev.state == ConnState.ABSENT and prev.since else now
+            conn = Connection("libvirt", ConnState.ABSENT, result.absent, since)
+            return replace(state, workloads=others, connections=_set_connection(state.connections, conn))
         prev = state.connection("libvirt")
         since = prev.since if prev is not None and prev.state == ConnState.UP and prev.since else now
         conn = Connection("libvirt", ConnState.UP, result.uri, since)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from probes.engine import Probe
-from probes.hosts.base import HostTransport
+from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
 from probes.model import HostState, Workload, WorkloadKind
 from probes.resources import cgroups
 from probes.resources.baseline import SpikeDetector, Tuning
@@ -141,6 +141,14 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
 
         jobs: dict[str, asyncio.Future] = {}
         uri = host.host.libvirt_uri
+        if self._use_libvirt and uri:
+            try:  # an SSH host's libvirt: its socket forwarded over the same connection
+                uri = await host.open_libvirt_uri()
+            except LibvirtAbsent:
+                uri = None
+            except HostError as e:
+                jobs["libvirt"] = asyncio.ensure_future(_raise(e))
+                uri = None
         if self._use_libvirt and uri:
             if self._dom is None or self._dom.uri != uri:
                 self._dom = DomainStats(uri)
@@ -398,6 +406,10 @@ def _net_targets(containers: Sequence[Workload], netns: Sequence[Workload]) -> l
         pid = n.pids[0] if n.pids else 0
         out.append((w.key, n.path or w.name, pid))
     return out
+
+
+async def _raise(e: BaseException) -> None:
+    raise e
 
 
 def _first_line(e: BaseException) -> str:

@@ -280,7 +280,7 @@ async def test_header_connection_states_errors_and_staleness():
         header = app.query_one(AppHeader)
         main = plain(header.query_one("#header-main"))
         assert "hv1" in main
-        assert "✗ libvirt: unreachable since 14:12:10, retrying" in main
+        assert "✗ libvirt: unavailable since 14:12:10, retrying (x)" in main
         assert "refreshed 14:13:20" in main and "stale" not in main
         assert "demo fleet (libvirt test driver: simulated hypervisor)" in main
         assert plain(header.query_one("#header-errors")) == "⚠ 2 probe errors (!)"
@@ -377,7 +377,7 @@ async def test_header_summarises_a_large_fleet():
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         main = plain(app.query_one("#header-main"))
-        assert "12 hosts: ✓ 10 up · ✗ 2 down (hv3, hv7)" in main
+        assert "12 hosts: ✓ 10 up · ✗ 2 unreachable (hv3, hv7)" in main
         assert "hv0" not in main
 
 

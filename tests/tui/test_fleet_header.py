@@ -1,0 +1,46 @@
+"""The header counts hosts by their connection and shows per-area trouble apart (pure text)."""
+
+from __future__ import annotations
+
+from probes.model import Connection, ConnState, Host, HostKind, HostState, State
+from tui.header import connection_text, fleet_text
+
+T0 = 1_800_000_000.0
+
+
+def _host(
+    i: int, ssh: ConnState | None, libvirt: ConnState | None = ConnState.UP, why: str = ""
+) -> HostState:
+    conns = []
+    if ssh is not None:
+        conns.append(Connection("ssh", ssh, "", T0))
+    if libvirt is not None:
+        conns.append(Connection("libvirt", libvirt, why, T0))
+    return HostState(host=Host(f"hv{i}", kind=HostKind.SSH), connections=tuple(conns), refreshed_at=T0)
+
+
+def test_hosts_are_counted_by_connection_and_libvirt_trouble_apart():
+    hosts = (
+        [_host(i, ConnState.UP) for i in range(25)]
+        + [
+            _host(25 + i, ConnState.UP, ConnState.UNREACHABLE, "unreachable since 12:00, retrying: gone")
+            for i in range(3)
+        ]
+        + [_host(28, ConnState.UP, ConnState.ABSENT, "no libvirt on this host")]  # a container host
+        + [_host(29, ConnState.UNREACHABLE, ConnState.UNREACHABLE)]  # counted once: unreachable
+        + [_host(30, ConnState.CONNECTING, None)]
+    )
+    text = fleet_text(State(hosts=tuple(hosts)), {}).plain
+    assert text == (
+        "31 hosts: ✓ 29 up · … 1 connecting · ✗ 1 unreachable (hv29) · libvirt ✗ on 3 (hv25, hv26, hv27)"
+    )
+
+
+def test_a_host_up_with_libvirt_down_says_why():
+    c = Connection(
+        "libvirt", ConnState.UNREACHABLE, "unreachable since 12:00, retrying: SSH connection down", T0
+    )
+    assert connection_text(c, None, {}).plain.startswith("✗ libvirt: unavailable since ")
+    assert connection_text(c, None, {}).plain.endswith(", retrying (SSH connection down)")
+    absent = Connection("libvirt", ConnState.ABSENT, "no libvirt on this host", T0)
+    assert connection_text(absent, None, {}).plain == "- libvirt: absent"
