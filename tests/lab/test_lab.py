@@ -5,7 +5,9 @@ names already taken make `up` refuse and stay untouched."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -25,10 +27,11 @@ from tests.fixtures.lab import (
     observe,
     tenantscope,
 )
-from tests.fixtures.libvirtd import libvirtd  # noqa: F401  (the lab fixture asks for it)
 from tests.helpers import needs_root, needs_tool
 
-pytestmark = [needs_root, needs_tool("ip")]
+# the lab's names are held by one test session at a time (lab_lock waits up to 4 minutes for
+# another session's lab tests): the bound covers that wait
+pytestmark = [needs_root, needs_tool("ip"), pytest.mark.timeout(300)]
 
 
 def test_up_shows_tenants_and_services(lab: Lab) -> None:
@@ -130,10 +133,8 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     assert again.returncode == 0 and "nothing to remove" in again.stdout
 
 
-def test_down_after_killed_up(tmp_path) -> None:
-    why = lab_taken()
-    if why:
-        pytest.skip(why)
+def test_down_after_killed_up(lab_lock, tmp_path) -> None:
+    assert not lab_taken(), lab_taken()  # the lab tests before this one removed theirs
     d = str(tmp_path / "lab")
     before = listing(d)
     p = subprocess.Popen(
@@ -167,10 +168,8 @@ def test_down_after_killed_up(tmp_path) -> None:
     assert tenantscope("lab", "--dir", d, "down").returncode == 0
 
 
-def test_up_refuses_taken_names_and_leaves_them(tmp_path) -> None:
-    why = lab_taken()
-    if why:
-        pytest.skip(why)
+def test_up_refuses_taken_names_and_leaves_them(lab_lock, tmp_path) -> None:
+    assert not lab_taken(), lab_taken()  # the lab tests before this one removed theirs
     subprocess.run(["ip", "netns", "add", "tsl-globex-db"], check=True)  # not the lab's
     try:
         r = tenantscope("lab", "--dir", str(tmp_path / "lab"), "up")
@@ -184,27 +183,46 @@ def test_up_refuses_taken_names_and_leaves_them(tmp_path) -> None:
 
 
 def test_needs_root() -> None:
-    r = subprocess.run(
-        [
-            "setpriv",
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            sys.executable,
-            "-m",
-            "tui.cli",
-            "lab",
-            "--dir",
-            "/tmp/tsi-nobody",
-            "up",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=30,
-    )
-    if "Permission denied" in r.stderr and "python" in r.stderr.lower():
-        pytest.skip("the venv is not readable by nobody")
-    assert r.returncode == 2 and "run it as root" in r.stderr, r.stderr
+    """`lab up` as a non-root user refuses on one line. The user is really `nobody`: a forked
+    child of this test drops to uid/gid 65534 and runs the CLI's main() on modules imported
+    before the drop. A new interpreter would have to read the checkout and its venv, which
+    `nobody` cannot do in a private directory (a clone under /root or `mktemp -d`: "No module
+    named 'tui'"); the refusal under test does not depend on where the code lives."""
+    from tui import cli
+
+    importlib.import_module("probes.lab.command")  # now: the child cannot read the checkout
+
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 99
+        try:
+            os.close(rfd)
+            os.dup2(wfd, 1)
+            os.dup2(wfd, 2)
+            sys.stdout = sys.stderr = open(wfd, "w", closefd=False)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            code = cli.main(["lab", "--dir", "/tmp/tsi-nobody", "up"])
+        except BaseException as e:  # reported to the parent, which asserts
+            os.write(wfd, f"child: {type(e).__name__}: {e}".encode())
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(wfd)
+    out = b""
+    end = time.monotonic() + 30
+    with os.fdopen(rfd, "rb") as r:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([r], [], [], 0.5)
+            chunk = r.read1(65536) if ready else b""
+            if ready and not chunk:
+                break
+            out += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 2, text
+    assert "run it as root" in text and "tenantscope: lab:" in text, text
