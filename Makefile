@@ -9,8 +9,12 @@ STAMP  := $(VENV)/.installed
 demo: system-demo $(STAMP)
 	$(BIN)/tenantscope demo
 
+# As root every tool is installed, so a skip means something did not run: the run fails
+# (tests/skip_policy.py). `make test FORBID_SKIPS=0` allows skips explicitly.
+FORBID_SKIPS ?= 1
+
 test: system-test $(STAMP) lint
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	TENANTSCOPE_FORBID_SKIPS=$(FORBID_SKIPS) $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
 # ruff (lint + format) and mypy (strict on probes/): part of `make test`, so of CI
 lint: $(STAMP)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from probes.hosts.local import LocalHost
+from probes.inventory import netns
+from probes.network import topology
 from tests.fixtures.sshd import ssh_host, sshd  # noqa: F401
 from tests.helpers import needs_root, needs_tool
 
@@ -93,7 +95,6 @@ def _normalise(obj, host: str):
 
 
 async def test_netns_inventory_is_equal_through_both_transports(lab, sshd):
-    netns = pytest.importorskip("probes.inventory.netns")
     local, remote = LocalHost("tse-local", libvirt_uri=None), ssh_host(sshd)
     try:
         lw = [_normalise(w, local.name) for w in await netns.discover(local) if _ours(w.name)]
@@ -109,7 +110,6 @@ async def test_netns_inventory_is_equal_through_both_transports(lab, sshd):
 
 
 async def test_topology_is_equal_netlink_locally_and_ip_json_over_ssh(lab, sshd):
-    topology = pytest.importorskip("probes.network.topology")
     local, remote = LocalHost("tse-local", libvirt_uri=None), ssh_host(sshd)
     probe = topology.TopologyProbe()
     try:

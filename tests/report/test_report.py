@@ -105,7 +105,6 @@ async def test_e_in_the_tui_writes_md_json_svg_without_secrets(tmp_path):
 
 
 def test_report_command_on_the_demo_fleet(tmp_path, capsys):
-    pytest.importorskip("libvirt")
     assert main(["report", "--demo", "-o", str(tmp_path)]) == 0
     md = next(tmp_path.glob("tenantscope-report-demo-hv1-*.md")).read_text()
     assert md.startswith("# Incident report: demo-hv1")

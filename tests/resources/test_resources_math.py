@@ -404,7 +404,8 @@ def test_snapshot_round_trip_of_resource_samples():
 def test_bulk_stats_retry_without_nowait_on_an_older_daemon():
     """FAKE connection (an old daemon cannot be run here): NOWAIT refused with
     VIR_ERR_INVALID_ARG -> the same call again without flags, remembered for next time."""
-    libvirt = pytest.importorskip("libvirt")
+    import libvirt
+
     from probes.resources.domstats import DomainStats
 
     class Dom:

@@ -113,7 +113,6 @@ def test_no_color_and_config_theme(monkeypatch):
 
 @pytest.fixture(scope="module")
 def demo():
-    pytest.importorskip("libvirt")
     return demo_state()
 
 

@@ -464,7 +464,6 @@ def test_no_accidental_override_of_textual_internals():
 
 
 async def test_enter_on_a_workload_shows_its_details_and_findings():
-    pytest.importorskip("libvirt")
     from tests.fixtures.tui import observe_demo
     from tui.screens.workload import WorkloadScreen
 

@@ -14,7 +14,6 @@ from tests.fixtures.tui import demo_state, make_app
 
 @pytest.fixture(scope="module")
 def demo():
-    pytest.importorskip("libvirt")
     return demo_state()
 
 

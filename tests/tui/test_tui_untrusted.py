@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-import pytest
 from textual.geometry import Region
 from textual.widgets import DataTable
 
@@ -145,7 +144,8 @@ async def test_markup_in_a_real_libvirt_domain_name_stays_text():
     """The real path, app -> Engine -> libvirt probe -> test driver: a domain defined on the
     libvirt test driver (libvirt's XML refuses control characters in names, so this one
     carries markup and a bidi override)."""
-    libvirt = pytest.importorskip("libvirt")
+    import libvirt
+
     name = "[@click=app.quit]x[b]bold\u202eevil"
     rw = libvirt.open("test:///default")  # read-write only here, on the test driver's private state
     dom = rw.defineXML(
