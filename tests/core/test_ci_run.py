@@ -1,6 +1,6 @@
 """`.ci/run` runs `make test` in a fresh clone of the committed tree, inside a private directory
-(0700: the `nobody` user cannot traverse it, as with /root or `mktemp -d`), with ../shared
-beside it when the checkout has one, and removes the clone afterwards.
+(0700: the `nobody` user cannot traverse it, as with /root or `mktemp -d`), with the
+shared/ folder tests/helpers.py finds linked beside it, and removes the clone afterwards.
 
 Stand-in: `make` is replaced by a script on PATH that reports where it ran and what it saw
 (the real `make test` is the whole suite, which is this run). git, the clone and .ci/run are
@@ -13,7 +13,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.helpers import REPO, needs_tool
+from tests.helpers import REPO, SHARED, needs_tool
 
 MAKE = """#!/bin/sh
 {
@@ -44,6 +44,5 @@ def test_ci_run_tests_a_clone_in_a_private_directory(tmp_path: Path) -> None:
     clone = Path(got["pwd"])
     assert clone != REPO and not clone.is_relative_to(REPO)
     assert got["mode"] == "700"  # a directory `nobody` cannot traverse
-    shared = REPO.parent / "shared"
-    assert got["shared"] == (str(shared.resolve()) if shared.is_dir() else "")
+    assert got["shared"] == (str(SHARED) if (SHARED / "corpus").is_dir() else "")
     assert not clone.parent.exists(), "the clone is removed afterwards"
