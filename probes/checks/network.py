@@ -12,7 +12,14 @@ from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, w
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
 from probes.network.predict import matrix
-from probes.network.segments import HOST_TENANT, UNPLACED, endpoints, segment_label
+from probes.network.segments import (
+    HOST_TENANT,
+    UNPLACED,
+    endpoints,
+    runtime_networks,
+    segment_label,
+    segment_name,
+)
 
 ANTI_SPOOF = {
     "clean-traffic",
@@ -102,20 +109,53 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
 )
 def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
+        nets = runtime_networks(hs)
         for seg, tenants in sorted(_segment_tenants(hs).items()):
             if len(tenants) < 2:
                 continue
             members = [(t, w, p) for t, ws in sorted(tenants.items()) for w, p in ws]
+            evidence = [Evidence(f"port {p}", f"{w} (tenant {t})") for t, w, p in members]
+            status = Status.FAIL
+            summary = f"{segment_name(seg, nets)} is shared by tenants {', '.join(sorted(tenants))}"
+            fix = (
+                f"re-plug the ports of all but one tenant off {segment_label(seg)}, e.g. "
+                f"ip link set PORT master OTHER-BRIDGE, or give each tenant its own VLAN tag"
+            )
+            if seg in nets:  # a container runtime's network: say it in the runtime's words
+                runtime, net = nets[seg]
+                icc = net.icc
+                evidence.insert(
+                    0,
+                    Evidence(
+                        f"{runtime} network inspect {net.name}",
+                        f"driver {net.driver}"
+                        + (f", bridge {net.bridge}" if net.bridge else "")
+                        + (f", parent {net.parent}" if net.parent else "")
+                        + (
+                            ""
+                            if icc is None
+                            else f", com.docker.network.bridge.enable_icc={str(icc).lower()}"
+                        ),
+                    ),
+                )
+                fix = (
+                    f"{runtime} network create TENANT-net  # one network per tenant, then per container of "
+                    f"the other tenants:\n{runtime} network connect TENANT-net CONTAINER && "
+                    f"{runtime} network disconnect {_q(net.name)} CONTAINER"
+                )
+                if icc is False:  # IPv4 between containers is dropped; L2 (ARP, IPv6) is still shared
+                    status = Status.WARN
+                    summary += " (inter-container communication off: IPv4 between them is dropped, L2 is still shared)"
             yield finding(
                 spec,
-                Status.FAIL,
-                f"{segment_label(seg)} is shared by tenants {', '.join(sorted(tenants))}",
+                status,
+                summary,
                 host=hs.host.name,
                 tenants=list(tenants),
                 workloads=[w for _, w, _ in members],
-                evidence=[Evidence(f"port {p}", f"{w} (tenant {t})") for t, w, p in members],
-                fix=f"re-plug the ports of all but one tenant off {segment_label(seg)}, e.g. "
-                f"ip link set PORT master OTHER-BRIDGE, or give each tenant its own VLAN tag",
+                evidence=evidence,
+                fix=fix,
+                severity=Severity.MEDIUM if status == Status.WARN else None,
             )
 
 

@@ -4,7 +4,9 @@ For a pair of workloads, the source namespace's routes are followed: the next ho
 on the segment the outgoing interface attaches to; when it is a gateway, the gateway's
 namespace must forward (per-interface IPv4 forwarding) and the walk continues from there (at
 most MAX_HOPS). The reply must find its way back the same way. Bridge port isolation
-(both ports isolated) blocks a segment. Filters (nftables/iptables) are not read, so a routed
+(both ports isolated) blocks a segment, and so does a container runtime's network with
+inter-container communication off between two of its containers (not between a container
+and the host). Filters (nftables/iptables) are not read, so a routed
 path is "possible, no filter seen" and active probes settle it.
 
 The matrix puts three things in each tenant x tenant cell: expected (policy), predicted
@@ -24,7 +26,15 @@ from dataclasses import dataclass, replace
 from probes.model import HostState
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
 from probes.network.policy import allowed_ports, allows
-from probes.network.segments import HOST_TENANT, Attachment, Endpoint, attach, endpoints, segment_label
+from probes.network.segments import (
+    HOST_TENANT,
+    Attachment,
+    Endpoint,
+    attach,
+    endpoints,
+    no_icc_segments,
+    segment_label,
+)
 
 MAX_HOPS = 4
 
@@ -98,8 +108,9 @@ class Matrix:
 class _Index:
     """Addresses to the links that own them, with each link's attachment."""
 
-    def __init__(self, topo: Topology) -> None:
+    def __init__(self, topo: Topology, no_icc: frozenset[str] = frozenset()) -> None:
         self.topo = topo
+        self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.owners: dict[str, list[tuple[Link, Attachment | None]]] = {}
         self.att: dict[tuple[str, str], Attachment | None] = {}
         for lk in topo.links:
@@ -160,6 +171,16 @@ def walk(
             (),
             (out.segment,),
         )
+    if out.segment in idx.no_icc:
+        ns_, _, br = out.segment[3:].rpartition("/")
+        bridge_port = f"{ns_ or 'host'}/{br}"
+        if out.port != bridge_port and a.port != bridge_port:
+            return (
+                False,
+                f"{segment_label(out.segment)}: inter-container communication is off (the runtime's iptables drop it)",
+                (),
+                (out.segment,),
+            )
     if idx.ns_owns(lk.netns, dst_ip):
         return True, f"{out.iface} and {lk.where} share {segment_label(out.segment)}", (), (out.segment,)
     if not lk.forwarding:
@@ -236,7 +257,7 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
             blocked[k] = blocked.get(k, 0) + 1
         out.setdefault(k, []).append(p)
 
-    idx = _Index(hs.topology)
+    idx = _Index(hs.topology, no_icc_segments(hs))
     eps = endpoints(hs)
     classes: dict[tuple[object, ...], list[Endpoint]] = {}
     for e in eps:
@@ -278,7 +299,7 @@ _CACHE: list[tuple[tuple[object, ...], Matrix]] = []
 def matrix(hs: HostState, policy: Policy | None = None) -> Matrix:
     """The tenant x tenant matrix of one host (cached: checks and the pane ask often)."""
     policy = policy or (hs.topology.policy if hs.topology else None)
-    key = (hs.topology, hs.workloads, hs.reach, policy)
+    key = (hs.topology, hs.workloads, hs.reach, policy, hs.runtimes)
     for k, m in _CACHE:
         if all(a is b or a == b for a, b in zip(k, key)):
             return m

@@ -1,7 +1,12 @@
 """L2 segments and where workloads attach to them.
 
 A segment is a Linux bridge (with its VLAN when the bridge filters VLANs), an Open vSwitch
-bridge with one VLAN tag (0 = untagged), or a bare veth pair between two namespaces. A
+bridge with one VLAN tag (0 = untagged), a host interface with macvlan/ipvlan children (their
+parent: Docker's macvlan/ipvlan networks), or a bare veth pair between two namespaces.
+Container runtimes' networks (docker0, user bridges, macvlan parents) are these same
+segments; `runtime_networks` names them as the runtime does. A container on the host's
+network (`--network host`) is an endpoint in the root namespace: it shares the host's
+segments and addresses. A
 workload attaches through the switch-side port of each of its interfaces: the interface itself
 when it is a bridge/OVS port, else its veth peer, else (VMs) its tap. A trunk port is *exposed*
 to the VLANs it carries: the tenant can tag frames into them even when untagged traffic does
@@ -14,7 +19,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.model import HostState, Workload, WorkloadKind
+from probes.model import HostState, RuntimeNetwork, Workload, WorkloadKind
 from probes.network.model import Link, OvsPort, Topology
 
 HOST_TENANT = "(host)"
@@ -51,7 +56,41 @@ def segment_label(seg: str) -> str:
     if kind == "ovs":
         br, _, tag = rest.partition("#")
         return f"OVS {br} " + ("untagged" if tag == "0" else f"VLAN {tag}")
+    if kind == "mv":
+        ns, _, name = rest.rpartition("/")
+        return f"macvlan/ipvlan parent {name}" + (f" (netns {ns})" if ns else "")
     return f"veth pair {rest}"
+
+
+def runtime_networks(hs: HostState) -> dict[str, tuple[str, RuntimeNetwork]]:
+    """segment id -> (runtime, network) for the container runtimes' networks on the host:
+    bridge networks by their Linux bridge, macvlan/ipvlan networks by their parent."""
+    out: dict[str, tuple[str, RuntimeNetwork]] = {}
+    for d in hs.runtimes:
+        for n in d.networks:
+            if n.bridge:
+                out.setdefault(f"br:/{n.bridge}", (d.runtime, n))
+            elif n.driver in ("macvlan", "ipvlan") and n.parent:
+                out.setdefault(f"mv:/{n.parent}", (d.runtime, n))
+    return out
+
+
+def segment_name(seg: str, nets: dict[str, tuple[str, RuntimeNetwork]] | None = None) -> str:
+    """segment_label, with the runtime's network name where the segment is one (docker0 is
+    Docker's network `bridge`)."""
+    label = segment_label(seg)
+    if nets and seg in nets:
+        runtime, n = nets[seg]
+        return f"{label} ({runtime} network {n.name})"
+    return label
+
+
+def no_icc_segments(hs: HostState) -> frozenset[str]:
+    """Bridge segments of runtime networks with inter-container communication off: the
+    runtime's iptables rules drop traffic between two of its containers there."""
+    return frozenset(
+        seg for seg, (_, n) in runtime_networks(hs).items() if n.icc is False and seg.startswith("br:")
+    )
 
 
 def _ovs_ports(topo: Topology) -> dict[str, OvsPort]:
@@ -109,11 +148,25 @@ def attach(topo: Topology, link: Link, ovs_ports: dict[str, OvsPort] | None = No
             return Attachment(
                 seg, f"ovs:{port.bridge}/{port.name}", link.where, exposed=exposed, ofport_missing=missing
             )
+    if link.kind in ("macvlan", "ipvlan", "macvtap", "ipvtap") and link.link_ifindex:
+        parent = _parent(topo, link)
+        if parent is not None:
+            return Attachment(f"mv:{parent.netns}/{parent.name}", parent.where, link.where)
     peer = _peer(topo, link)
     if link.kind == "veth" and peer is not None:
         a, b = sorted((link.where, peer.where))
         return Attachment(f"veth:{a}|{b}", peer.where, link.where)
     return None
+
+
+def _parent(topo: Topology, link: Link) -> Link | None:
+    """The lower device of a macvlan/ipvlan link: in its own namespace when it was created
+    there, else (moved into a container) in the root namespace."""
+    same = [lk for lk in topo.links_in(link.netns) if lk.ifindex == link.link_ifindex and lk is not link]
+    if same and link.netns == "":
+        return same[0]
+    root = [lk for lk in topo.links_in("") if lk.ifindex == link.link_ifindex]
+    return root[0] if root else (same[0] if same else None)
 
 
 def _peer(topo: Topology, link: Link) -> Link | None:
@@ -152,10 +205,16 @@ def endpoints(hs: HostState) -> list[Endpoint]:
         return []
     ovs_ports = _ovs_ports(topo)
     out: list[Endpoint] = []
+    host_links = [lk for lk in topo.links_in("") if lk.addresses and lk.name != "lo"]
+    host_atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in host_links) if a)
+    host_ips = _ips(a for lk in host_links for a in lk.addresses)
     for w in hs.workloads:
         tenant = w.tenant or UNPLACED
         ns = netns_of(w, topo)
-        if ns is not None:
+        if w.kind == WorkloadKind.CONTAINER and w.container and "net" in w.container.shared_namespaces:
+            # --network host: the host's interfaces, addresses and segments are the container's
+            out.append(Endpoint(w.key, tenant, w.name, "", host_ips, host_atts))
+        elif ns is not None:
             links = [lk for lk in topo.links_in(ns) if lk.name != "lo"]
             atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in links) if a)
             addrs = _ips(a for lk in links for a in lk.addresses)
@@ -168,13 +227,7 @@ def endpoints(hs: HostState) -> list[Endpoint]:
                 if a:
                     atts.append(a)
             out.append(Endpoint(w.key, tenant, w.name, None, (), tuple(atts)))
-    host_links = [lk for lk in topo.links_in("") if lk.addresses and lk.name != "lo"]
-    host_atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in host_links) if a)
-    out.append(
-        Endpoint(
-            "host", HOST_TENANT, "host", "", _ips(a for lk in host_links for a in lk.addresses), host_atts
-        )
-    )
+    out.append(Endpoint("host", HOST_TENANT, "host", "", host_ips, host_atts))
     return out
 
 

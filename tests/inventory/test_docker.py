@@ -9,19 +9,24 @@ data-root is not /var/lib/docker, so names and labels come only from its API (is
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, replace
 
 import pytest
 
+from probes.checks.base import run_checks
 from probes.config import parse
 from probes.hosts.local import LocalHost
 from probes.inventory.containers import ContainerProbe, discover
 from probes.inventory.runtimes import RuntimeView
-from probes.model import Host, HostState, Placement, PublishedPort, State, Workload
+from probes.model import Finding, Host, HostState, Placement, PublishedPort, State, Status, Workload
+from probes.network.predict import predict
+from probes.network.prober import probe_matrix
+from probes.network.segments import endpoints, runtime_networks
 from probes.network.topology import TopologyProbe
 from probes.session import Options
 from probes.tenancy import assign
-from tests.fixtures.dockerd import IMAGE, DockerEnv, dockerd_env  # noqa: F401
+from tests.fixtures.dockerd import ICC_SYSCTL, IMAGE, DockerEnv, dockerd_env  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -176,3 +181,63 @@ def test_the_daemon_its_settings_and_networks(scene: Scene):
     assert nets[scene.name("shared")].icc is True and nets[scene.name("quiet")].icc is False
     assert nets["host"].driver == "host" and nets["host"].icc is None
     assert d.containers >= len(scene.ids)
+
+
+# ------------------------------------------------------------------ docker networks in the topology (17.2)
+
+
+def _findings(hs: HostState, *ids: str) -> list[Finding]:
+    st = assign(State(hosts=(hs,)), Options(config=CONFIG))
+    return list(run_checks(st, list(ids)))
+
+
+def test_docker_networks_are_segments_and_net02_names_the_network(scene: Scene):
+    hs = placed(scene)
+    eps = {e.name: e for e in endpoints(hs)}
+    shared_seg = f"br:/br-{scene.shared[:12]}"
+    for short in ("acme-web", "globex-web"):
+        assert shared_seg in [a.segment for a in eps[scene.name(short)].attachments]
+    nets = runtime_networks(hs)
+    assert nets[shared_seg][1].name == scene.name("shared") and nets["br:/docker0"][1].name == "bridge"
+    got = {f.summary: f for f in _findings(hs, "NET-02")}
+    shared = next(f for s, f in got.items() if f"docker network {scene.name('shared')})" in s)
+    assert shared.status == Status.FAIL and {"acme", "globex"} <= set(shared.tenants)
+    assert "enable_icc=true" in shared.evidence[0].detail and "docker network connect" in shared.fix
+    quiet = next(f for s, f in got.items() if f"docker network {scene.name('quiet')})" in s)
+    assert quiet.status == Status.WARN and "inter-container communication off" in quiet.summary
+    assert {"acme", "globex"} <= set(quiet.tenants)
+
+
+def test_a_host_network_container_shares_the_hosts_segments(scene: Scene):
+    hs = placed(scene)
+    eps = {e.name: e for e in endpoints(hs)}
+    hostnet, host = eps[scene.name("hostnet")], eps["host"]
+    assert hostnet.netns == "" and hostnet.attachments == host.attachments
+    assert "br:/docker0" in [a.segment for a in hostnet.attachments]
+    assert set(hostnet.addresses) == set(host.addresses)
+
+
+def test_prediction_follows_inter_container_communication(scene: Scene):
+    hs = placed(scene)
+    pairs = {(p.src, p.dst): p for p in predict(hs)}
+    key = {s: scene.workload(s).key for s in ("acme-web", "globex-web", "acme-q", "globex-q")}
+    assert pairs[(key["acme-web"], key["globex-web"])].reachable
+    blocked = pairs[(key["acme-q"], key["globex-q"])]
+    assert not blocked.reachable and "inter-container communication is off" in blocked.path
+
+
+@pytest.mark.skipif(
+    not os.path.exists(ICC_SYSCTL) or open(ICC_SYSCTL).read().strip() != "1",
+    reason="needs br_netfilter with bridge-nf-call-iptables=1 (docker's ICC rules act on bridged traffic only then)",
+)
+async def test_the_prober_probes_to_and_from_containers_on_docker_networks(scene: Scene):
+    hs = placed(scene)
+    mine = {scene.workload(s).key for s in ("acme-web", "globex-web", "acme-q", "globex-q")}
+    hs = replace(hs, workloads=tuple(w for w in hs.workloads if w.key in mine))
+    m = await probe_matrix(hs, timeout=0.5, trace=False)
+    res = {(r.src, r.dst): r for r in m.results if r.method == "icmp"}
+    k = {s: scene.workload(s).key for s in ("acme-web", "globex-web", "acme-q", "globex-q")}
+    assert res[(k["acme-web"], k["globex-web"])].outcome == "reply"
+    assert res[(k["globex-web"], k["acme-web"])].outcome == "reply"
+    assert not res[(k["acme-q"], k["globex-q"])].reached  # ICC off: docker's DROP rule
+    assert res[(k["acme-q"], k["globex-q"])].outcome == "timeout"
