@@ -43,6 +43,7 @@ class HostKind(StrEnum):
     SSH = "ssh"
     REPLAY = "replay"
     DEMO = "demo"
+    LIBVIRT = "libvirt"  # libvirt's view only: a remote or simulated hypervisor's API, no kernel/files/logs
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from probes.config import Config
 from probes.engine import Engine, Probe
 from probes.hosts.base import HostTransport
 from probes.hosts.local import LocalHost
-from probes.model import State
+from probes.model import HostKind, State
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,40 @@ def demo_uri() -> str:
 def make_hosts(opts: Options) -> list[HostTransport]:
     if opts.demo:
         return [LocalHost("demo-hv1", libvirt_uri=demo_uri(), root=opts.root)]
+    from probes.hosts.libvirt_uri import seen_only_through_libvirt
+
+    uri = opts.libvirt_uri
     if opts.hosts or opts.hosts_file or opts.inventory:
         from probes.hosts.ssh import hosts_from_targets  # type: ignore[import-not-found]
 
-        return list(hosts_from_targets(opts))
-    return [LocalHost(libvirt_uri=opts.libvirt_uri or "qemu:///system", root=opts.root)]
+        if not seen_only_through_libvirt(uri):
+            return list(hosts_from_targets(opts))
+        return _pair_with_targets(list(hosts_from_targets(replace(opts, libvirt_uri=None))), uri or "")
+    if seen_only_through_libvirt(uri):  # another host's (or a simulated) hypervisor: its own host
+        from probes.hosts.libvirt_view import LibvirtViewHost
+
+        return [LibvirtViewHost(uri or "")]
+    return [LocalHost(libvirt_uri=uri or "qemu:///system", root=opts.root)]
+
+
+def _pair_with_targets(hosts: list[HostTransport], uri: str) -> list[HostTransport]:
+    """`--host hv2 --libvirt qemu+tcp://hv2/system`: that target's libvirt is the URI (both
+    views merge); a URI naming no target is a host of its own, seen only through libvirt."""
+    from probes.hosts.libvirt_uri import same_host
+    from probes.hosts.libvirt_view import LibvirtViewHost
+
+    for h in hosts:
+        addr = getattr(getattr(h, "target", None), "address", None)
+        if same_host(uri, h.host.name) or (addr and same_host(uri, addr)):
+            h.host = replace(h.host, libvirt_uri=uri)
+            return hosts
+    return [*hosts, LibvirtViewHost(uri)]
 
 
 def make_probes(opts: Options) -> Any:
     def for_host(host: HostTransport) -> Sequence[Probe[Any]]:
+        if host.host.kind == HostKind.LIBVIRT:
+            return _libvirt_view_probes(opts)
         probes: list[Probe[Any]] = []
         if host.host.kind == "ssh":  # first: the others share its connection
             from probes.hosts.connection import ConnectionProbe
@@ -103,6 +128,23 @@ def make_probes(opts: Options) -> Any:
         return probes
 
     return for_host
+
+
+def _libvirt_view_probes(opts: Options) -> list[Probe[Any]]:
+    """A host seen only through libvirt: its domains, their live figures, and the topology of
+    libvirt's view (domain interfaces, libvirt networks and bridges, OVS virtualport, nwfilter).
+    This machine's namespaces, containers, facts and logs are not that host's: not read."""
+    from probes.inventory.libvirt import LibvirtProbe
+    from probes.network.policy import from_config
+    from probes.network.topology import TopologyProbe
+    from probes.resources.probe import ResourcesProbe
+    from probes.tenancy import config_for
+
+    return [
+        LibvirtProbe(interval=opts.interval),
+        ResourcesProbe(interval=opts.interval, host_totals=False),
+        TopologyProbe(interval=opts.interval, policy=from_config(config_for(opts)), libvirt_only=True),
+    ]
 
 
 def _ovs_db(opts: Options) -> str | None:

@@ -18,11 +18,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from probes.model import Connection, ConnState, HostState, State
+from probes.model import Connection, ConnState, HostKind, HostState, State
 from tui.safe import untrusted
 from tui.status import theme_style
 
 DEMO_NOTE = "demo fleet (libvirt test driver: simulated hypervisor)"
+LIBVIRT_VIEW_NOTE = "(libvirt's view: no kernel, files or logs read)"
 
 
 def hhmmss(t: float, tz: tzinfo | None = None) -> str:
@@ -147,6 +148,8 @@ def header_parts(
         parts.append(fleet_text(state, variables))
     for h in state.hosts if len(state.hosts) <= MAX_HOSTS_LISTED else ():
         part = untrusted(h.host.name, style="bold")
+        if h.host.kind == HostKind.LIBVIRT:  # a remote or simulated hypervisor's API only
+            part.append(f" {LIBVIRT_VIEW_NOTE}", style="italic")
         if not h.connections and not h.refreshed_at:
             part.append(" waiting for the first observation", style="italic")
         for c in h.connections:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from probes.checks.base import CheckSpec, Skip, finding
 from probes.facts.model import HostFacts
-from probes.model import ConnState, Finding, HostState, State, Status, Workload, WorkloadKind
+from probes.hosts.libvirt_uri import why_not_read
+from probes.model import ConnState, Finding, HostKind, HostState, State, Status, Workload, WorkloadKind
 from probes.resources.model import Limits
 
 Body = Callable[[HostState], Iterable[Finding]]
@@ -78,6 +79,8 @@ def facts_gap(hs: HostState, source: str = "live") -> tuple[Status, str] | None:
         return Status.ERROR, f"host facts could not be read: {err.message}"
     if source == "demo":
         return Status.SKIPPED, "demo fleet: a simulated hypervisor has no host files to read"
+    if hs.host.kind == HostKind.LIBVIRT:  # a remote or simulated hypervisor seen through libvirt
+        return Status.SKIPPED, why_not_read(hs.host.name, hs.host.libvirt_uri, "host facts")
     return Status.SKIPPED, "host facts not collected on this host"
 
 

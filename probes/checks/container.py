@@ -12,10 +12,12 @@ from collections.abc import Iterator
 
 from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.checks.common import containers, live_limits, passed
+from probes.hosts.libvirt_uri import why_not_read
 from probes.model import (
     ConnState,
     Evidence,
     Finding,
+    HostKind,
     HostState,
     Mount,
     Severity,
@@ -155,6 +157,8 @@ def _gap(hs: HostState, source: str) -> tuple[Status, str] | None:
         return Status.ERROR, f"host {c.state}"
     if source == "demo":
         return Status.SKIPPED, "demo fleet: no containers"
+    if hs.host.kind == HostKind.LIBVIRT:
+        return Status.SKIPPED, why_not_read(hs.host.name, hs.host.libvirt_uri, "containers")
     return Status.SKIPPED, "no containers on this host"
 
 

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from probes.checks.base import CheckSpec, Skip, check, finding
+from probes.hosts.libvirt_uri import why_not_read
 from probes.logs import classify
 from probes.logs.attribute import Attributor, Index
 from probes.logs.model import LogEvent, SourceState, evidence_ref
-from probes.model import Evidence, Finding, Severity, State, Status
+from probes.model import Evidence, Finding, HostKind, Severity, State, Status
 
 MAX_EVIDENCE = 8
 
@@ -25,10 +26,17 @@ def _signals(state: State, tags: Iterable[str]) -> Iterator[LogEvent]:
     want = set(tags)
     hosts = [hs for hs in state.hosts if hs.logs is not None]
     if not hosts:
-        raise Skip("no logs collected (no log source ran on any host)")
+        raise Skip(_no_logs(state))
     for e in _attributed(state, hosts):
         if want.intersection(e.tags):
             yield e
+
+
+def _no_logs(state: State) -> str:
+    views = [hs.host for hs in state.hosts if hs.host.kind == HostKind.LIBVIRT]
+    if views and len(views) == len(state.hosts):  # only hosts seen through libvirt: say why
+        return why_not_read(views[0].name, views[0].libvirt_uri, "logs")
+    return "no logs collected (no log source ran on any host)"
 
 
 # The last State's attributed signals: every LOG check of one derive asks for them, and
@@ -228,7 +236,7 @@ def log03_oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
 def log04_insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [hs for hs in state.hosts if hs.logs is not None]
     if not hosts:
-        raise Skip("no logs collected (no log source ran on any host)")
+        raise Skip(_no_logs(state))
     for hs in hosts:
         host = hs.host.name
         v = hs.logs

@@ -113,7 +113,14 @@ def as_text(state: State, *, verbose: bool = False) -> str:
     v = visible
     state = normalized(state)
     when = datetime.fromtimestamp(state.taken_at or time.time(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    hosts = ", ".join(v(h.host.name) for h in state.hosts) or "(none)"
+    hosts = (
+        ", ".join(
+            v(h.host.name)
+            + (f" (libvirt's view: {v(h.host.libvirt_uri or '')})" if h.host.kind == "libvirt" else "")
+            for h in state.hosts
+        )
+        or "(none)"
+    )
     out = [
         f"tenantscope check: {hosts} at {when}"
         + (" (demo fleet: libvirt test driver, simulated hypervisor)" if state.source == "demo" else "")

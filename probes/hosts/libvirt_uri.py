@@ -72,3 +72,25 @@ def _is_this_machine(host: str) -> bool:
     except OSError:
         pass
     return h in names
+
+
+def seen_only_through_libvirt(uri: str | None) -> bool:
+    """Whether `--libvirt URI` names a hypervisor that is not this machine: another host, or a
+    test driver fleet file. Its domains must not be combined with this machine's kernel,
+    files and logs. (`test:///default`, libvirt's built-in test host with no fleet, stays a
+    stand-in on this machine, as tests and users use it for "no real hypervisor here".)"""
+    if not uri:
+        return False
+    if is_simulated(uri):
+        return urlsplit(uri).path not in ("", "/", "/default")
+    return bool(place(uri).remote_host)
+
+
+VIEW = "libvirt's view"
+
+
+def why_not_read(host: str, uri: str | None, what: str) -> str:
+    """Why `what` ("host facts", "logs", ...) of a host seen only through libvirt is unknown."""
+    if is_simulated(uri):
+        return f"{VIEW} only ({uri}): a simulated hypervisor has no {what} to read"
+    return f"{VIEW} only ({uri}): {what} of {host} are not read from here (add --host {host} to read them over SSH)"

@@ -46,7 +46,9 @@ def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
 def _read(uri: str) -> tuple[LibvirtNetwork, ...]:
     import libvirt
 
-    conn = libvirt.openReadOnly(uri)
+    from probes.inventory.libvirt import _batch_uri  # qemu+ssh: never prompt on the terminal
+
+    conn = libvirt.openReadOnly(_batch_uri(uri))
     try:
         out = []
         for net in conn.listAllNetworks():

@@ -49,7 +49,8 @@ class TopologyProbe(Probe[Topology]):
     async def collect(self, host: HostTransport) -> Topology:
         from probes.network.libvirtnet import read_networks
 
-        nets = await read_networks(host.host.libvirt_uri) if host.is_local else ()
+        # libvirt's networks: locally, and for a host seen only through its libvirt URI
+        nets = await read_networks(host.host.libvirt_uri) if host.is_local or self.libvirt_only else ()
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink

@@ -161,7 +161,12 @@ class ReachabilityPane(Pane):
         parts = []
         for hs, m in self._rmatrices:
             w, i, c = m.counts()
-            parts.append((f"{hs.host.name}: " if multi else "") + m.summary())
+            view = (
+                " (libvirt's view: predicted from domain XML and libvirt networks)"
+                if hs.host.kind == "libvirt"
+                else ""
+            )
+            parts.append((f"{hs.host.name}: " if multi else "") + m.summary() + view)
             for s in m.sources:
                 row = [untrusted(f"{hs.host.name}: {s}" if multi else s)]
                 for d in dsts:
@@ -398,6 +403,10 @@ def describe(hs: HostState, c: Cell) -> Text:
     t = Text()
     t.append_text(untrusted(f"{c.src} → {c.dst}"))
     t.append(f"   on {hs.host.name}\n", style="dim")
+    if hs.host.kind == "libvirt":
+        t.append(
+            "libvirt's view: predicted from domain XML and libvirt networks; the host's kernel was not read\n"
+        )
     if c.allowed_ports:
         t.append(f"expected: blocked except TCP {', '.join(map(str, c.allowed_ports))} (policy)\n")
     else:
