@@ -33,7 +33,13 @@ def test_uri_places():
     assert place("test:///default").simulated
     for remote in ("qemu+ssh://hv2/system", "qemu+tcp://hv2/system", "qemu+tls://hv2/system", URI):
         assert seen_only_through_libvirt(remote), remote
-    for local in (None, "qemu:///system", "qemu+unix:///system", "test:///default", "qemu+ssh://127.0.0.1/system"):
+    for local in (
+        None,
+        "qemu:///system",
+        "qemu+unix:///system",
+        "test:///default",
+        "qemu+ssh://127.0.0.1/system",
+    ):
         assert not seen_only_through_libvirt(local), local
 
 
@@ -62,7 +68,7 @@ def test_make_hosts_separates_or_merges_by_the_host_a_uri_names():
 
 async def test_the_view_host_refuses_this_machines_files():
     h = LibvirtViewHost("qemu+ssh://hv2/system")
-    with pytest.raises(Exception, match="libvirt's view only .*add --host hv2"):
+    with pytest.raises(Exception, match=r"libvirt.s view only .*add --host hv2"):
         await h.read_text("/etc/os-release")
     with pytest.raises(Exception, match="libvirt's view only"):
         await h.run(["ip", "-j", "link"])
