@@ -469,8 +469,16 @@ async def observe(host: HostTransport) -> RuntimeView:
             )
         else:
             sock = _podman_socket(f.argv, f.uid)
+            tcp = tuple(a for a in f.argv if a.startswith("tcp://"))
             daemons.append(
-                RuntimeDaemon("podman", sock, f.pid, f.uid, rootless=f.uid != 0, hosts=(f"unix://{sock}",))
+                RuntimeDaemon(
+                    "podman",
+                    sock if not tcp else "",
+                    f.pid,
+                    f.uid,
+                    rootless=f.uid != 0,
+                    hosts=tcp or (f"unix://{sock}",),
+                )
             )
     known = {_norm(d.socket) for d in daemons}
     for runtime, sock in DEFAULT_SOCKETS:  # a socket-activated daemon has no process yet

@@ -24,6 +24,8 @@ from probes.network.predict import predict
 from probes.network.prober import probe_matrix
 from probes.network.segments import endpoints, runtime_networks
 from probes.network.topology import TopologyProbe
+from probes.resources.model import ResourceSnapshot
+from probes.resources.probe import ResourcesProbe
 from probes.session import Options
 from probes.tenancy import assign
 from tests.fixtures.dockerd import ICC_SYSCTL, IMAGE, DockerEnv, dockerd_env  # noqa: F401
@@ -52,6 +54,9 @@ def observe() -> HostState:
         scan = await ContainerProbe().collect(host)
         topo = await TopologyProbe().collect(host)
         hs = ContainerProbe().merge(HostState(Host(host.name)), scan)
+        res = ResourcesProbe(libvirt=False, host_totals=False)  # live cgroup limits for CTR-07
+        hs = res.merge(hs, ResourceSnapshot())
+        hs = res.merge(hs, await res.collect(host))
         return replace(hs, topology=topo)
 
     return asyncio.run(go())
@@ -241,3 +246,42 @@ async def test_the_prober_probes_to_and_from_containers_on_docker_networks(scene
     assert res[(k["globex-web"], k["acme-web"])].outcome == "reply"
     assert not res[(k["acme-q"], k["globex-q"])].reached  # ICC off: docker's DROP rule
     assert res[(k["acme-q"], k["globex-q"])].outcome == "timeout"
+
+
+# ------------------------------------------------------------------ checks on the real daemon (17.3, 17.4)
+
+
+def test_daemon_checks_on_a_real_dockerd(scene: Scene):
+    """The fixture's daemon: --icc=false as a flag, live-restore and no-new-privileges in its
+    daemon.json, the rest at Docker's defaults."""
+    hs = replace(scene.hs, runtimes=tuple(d for d in scene.hs.runtimes if d.socket == scene.env.socket))
+    got = {f.check_id: f for f in _findings(hs, *(f"RT-0{i}" for i in range(1, 10)))}
+    want = {
+        "RT-01": Status.FAIL,  # no userns-remap
+        "RT-02": Status.PASS,  # --icc=false
+        "RT-03": Status.PASS,  # unix socket only
+        "RT-04": Status.PASS,  # daemon.json live-restore
+        "RT-05": Status.PASS,  # daemon.json no-new-privileges
+        "RT-06": Status.WARN,  # no default ulimits
+        "RT-07": Status.WARN,  # userland proxy on (the default)
+        "RT-08": Status.PASS,  # root:docker 660
+        "RT-09": Status.WARN,  # runs as root
+    }
+    assert {k: f.status for k, f in got.items()} == want
+    assert got["RT-02"].evidence[0].where == "dockerd --icc=false"
+    assert got["RT-04"].evidence[0].where.endswith("daemon.json")
+    assert scene.workload("acme-web").key in got["RT-01"].workloads and "acme" in got["RT-01"].tenants
+
+
+def test_container_checks_on_real_docker_containers(scene: Scene):
+    hs = placed(scene)
+    fs = _findings(hs, "CTR-02", "CTR-03", "CTR-07", "CTR-08")
+    bad = {(f.check_id, w) for f in fs if f.status in (Status.FAIL, Status.WARN) for w in f.workloads}
+    k = {s: scene.workload(s).key for s in scene.ids}
+    assert ("CTR-02", k["risky"]) in bad  # --cap-add SYS_ADMIN
+    assert ("CTR-08", k["risky"]) in bad  # the docker socket mounted
+    assert ("CTR-03", k["risky"]) in bad  # --pid host
+    assert ("CTR-03", k["hostnet"]) in bad  # --network host
+    assert ("CTR-07", k["risky"]) in bad  # no limits
+    for cid in ("CTR-02", "CTR-03", "CTR-07", "CTR-08"):
+        assert (cid, k["hardened"]) not in bad, cid
