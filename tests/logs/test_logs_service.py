@@ -1,5 +1,6 @@
 """The logs service end to end: sources -> batches -> engine State -> checks; lifecycle events
-from a real libvirtd + QEMU domain; tenantscope's own events; backpressure."""
+from a real libvirtd + QEMU domain; tenantscope's own events; backpressure. The inventory is a
+stand-in (FleetProbe: the fixture fleet instead of this machine's VMs); the rest is real."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from tests.logs.test_logs_sources import CollectSink, wait_for
 
 
 class FleetProbe:
-    """A probe answering the fixture fleet's workloads (stands in for inventory probes)."""
+    """Stand-in for the inventory and topology probes (libvirt, netns): answers the fixture
+    fleet's workloads and links instead of observing this machine, so the log lines of the
+    corpus have known VMs and namespaces to be attributed to. The log service, its sources
+    (real files), the engine, the tenancy rules and the checks are the real ones."""
 
     name = "fleet"
     interval = 3600.0
@@ -40,14 +44,6 @@ class FleetProbe:
         return None
 
 
-def _fleet_derive(state):
-    """Keep the fixture's tenants (the real deriver would place by its own rules)."""
-    from probes.checks.base import run_checks
-
-    st = replace(state, tenants=fleet_state().tenants)
-    return replace(st, findings=run_checks(st))
-
-
 async def test_service_feeds_the_engine_and_the_checks(tmp_path):
     root = tmp_path
     (root / "var/log/libvirt/qemu").mkdir(parents=True)
@@ -62,7 +58,7 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
     )
     svc = LogService(cfg)
     host = local_host(root)
-    engine = Engine([host], lambda h: [FleetProbe(), svc.probe()], _fleet_derive)
+    engine = Engine([host], lambda h: [FleetProbe(), svc.probe()], make_deriver(Options()))
     svc.bind(engine)
     try:
         st = await engine.refresh_once()  # the headless path: backlog read within the first run
@@ -171,11 +167,10 @@ def test_session_registers_the_logs_probe():
     assert any(p.name == "logs" for p in probes)
     demo = make_probes(Options(demo=True))(LocalHost("demo", libvirt_uri=None))
     assert not any(p.name == "logs" for p in demo)
-    assert make_deriver  # the real deriver is used by the app; the tests use the fixture tenants
 
 
 def test_own_events_findings_and_probe_errors(tmp_path):
-    from probes.model import Finding, ProbeError, Severity, State
+    from probes.model import Finding, ProbeError, Severity
 
     svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
     hl = svc.hosts["hv1"] = svcmod.HostLogs(local_host(tmp_path), svc.cfg)
@@ -200,7 +195,6 @@ def test_own_events_findings_and_probe_errors(tmp_path):
     assert msgs() == ["probe libvirt failed: no answer"]
     svc._own_events(replace(base, findings=tuple(f(i) for i in range(2, 16))))
     assert msgs() == ["probe libvirt recovered"]
-    assert isinstance(State(), State)
 
 
 def test_own_events_resource_spikes(tmp_path):

@@ -170,8 +170,11 @@ async def test_real_recording_with_fault_replays_the_same_findings(tmp_path, tsj
 
     rep = build(replayed[-1])
     assert {"acme", "globex"} <= set(rep.tenants_involved)
-    assert any(c.status == "wrong" for m in rep.matrices for c in m.cells)
-    assert "tsj-a1" in as_markdown(rep) or "acme" in as_markdown(rep)
+    wrong = {(c.src, c.dst) for m in rep.matrices for c in m.cells if c.status == "wrong"}
+    assert {("acme", "globex"), ("globex", "acme")} <= wrong
+    md = as_markdown(rep)  # the evidence names the bridge and the workload behind each port
+    assert "bridge tsj-bra is shared by tenants acme, globex" in md
+    assert "`vm/netns/tsj-a1 (tenant acme)`" in md and "`vm/netns/tsj-b1 (tenant globex)`" in md
 
     # cut mid-stream after the fault: opens up to the cut, the fault still there if before it
     data = path.read_bytes()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from probes.checks.base import run_checks
@@ -366,7 +364,13 @@ def test_container_check_skips_until_limits_are_read():
     st = _state([c], [Sample(c.key, 0, "container", note="cgroup not found")])
     [f] = run_checks(st, ["CTR-07"])
     assert f.status is Status.SKIPPED
-    assert os.path.basename(__file__).startswith("test_resources")
+    # once the cgroup is read, the same container is judged: no pids and no memory limit fail
+    unlimited = _state([c], [Sample(c.key, 0, "container", live=Limits(source="cgroup v2"))])
+    [f] = [f for f in run_checks(unlimited, ["CTR-07"]) if f.status is not Status.PASS]
+    assert f.status is Status.FAIL and "no pids, memory, cpu limit" in f.summary
+    limited = Limits(source="cgroup v2", cpu_quota_cores=1.0, mem_limit_bytes=1 << 30, pids_limit=512)
+    ok = _state([c], [Sample(c.key, 0, "container", live=limited)])
+    assert [f.status for f in run_checks(ok, ["CTR-07"])] == [Status.PASS]
 
 
 def test_snapshot_round_trip_of_resource_samples():

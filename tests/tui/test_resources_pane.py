@@ -64,8 +64,12 @@ def cell_texts(pane: ResourcesPane) -> list[list[str]]:
 def test_sparkline_and_chart_maths():
     assert sparkline([0.0, 0.5, 1.0], floor=100.0) == "▁▁▁"  # idle noise stays flat
     assert sparkline([0.0, 50.0, 100.0], floor=1.0) == "▁▄█"
-    c = chart([0.0, 4.0, 8.0], width=3, rows=2, floor=8.0)
-    assert c == [" ▁█", " ██"] or c[1][2] == "█"
+    assert chart([0.0, 4.0, 8.0], width=3, rows=2, floor=8.0) == ["  █", " ██"]  # half: bottom row full
+    assert chart([0.0, 2.0, 8.0], width=3, rows=2, floor=8.0) == ["  █", " ▄█"]  # a quarter: half a block
+    assert chart([8.0, 0.0, 8.0], width=2, rows=2, floor=16.0) == [
+        "  ",
+        " █",
+    ]  # last `width`; the floor scales
     rows = build_rows(make_state({"acme-a": 90.0}), frozenset(), 1, False)
     assert [r.key.split(":")[-1] for r in rows][0] == "acme"
 

@@ -96,26 +96,31 @@ def test_presenter_followers(served: Served) -> None:
     assert served.apps() == [app]  # no console of its own
     assert wait_until(lambda: open(followers_file).read().strip() == "1")
     # the shared terminal takes the smallest size: the presenter's app is drawn 100 wide
-    ps = p.wait_for(lambda s: max(len(x.rstrip()) for x in s.splitlines()) <= 100)
+    ps = p.wait_for(lambda s: _rendered(s) and max(len(x.rstrip()) for x in s.splitlines()) <= 100)
+    assert max(len(x.rstrip()) for x in ps.splitlines()) == 100  # drawn to the full 100, not less
     assert max(len(x.rstrip()) for x in fs.splitlines()) <= 100
-    # a follower's keys change nothing
-    f.keys("?")
-    time.sleep(1.5)
-    assert not _help(p.screen()) and _rendered(p.screen())
-    # the presenter's do, and the follower sees it
+    # the presenter's keys act, and the follower sees it
     p.keys("?")
     p.wait_for(_help)
     f.wait_for(_help)
     p.keys("Escape")
+    p.wait_for(lambda s: _rendered(s) and not _help(s))
+    f.wait_for(lambda s: _rendered(s) and not _help(s))
     # no mouse/focus/paste mode reached the follower's terminal
     modes = f.tmux(
         "display-message", "-p", "#{mouse_any_flag}#{mouse_sgr_flag}#{mouse_button_flag}"
     ).stdout.strip()
     assert modes == "000", modes
+    # a follower's keys change nothing: it types `?` then `q`; once it has left, the server has
+    # read the `?` (one ordered stream), and anything it passed on precedes the presenter's next
+    # key in the app's input: when the presenter's `5` has moved the focus, help would show too
+    f.keys("?")
     f.keys("q")
     assert wait_until(lambda: open(followers_file).read().strip() == "0")
     f.wait_for(lambda s: "ssh-exit=0" in s, 30)
-    assert ps
+    p.keys("5")
+    focused = p.wait_for(lambda s: "Status filter" in s)  # the Findings pane's keys in the footer
+    assert not _help(focused) and _rendered(focused)
     # another follower; when the presenter quits, the console ends and the follower is told
     g = served.connect("reader", 100, 30)
     g.wait_for(_rendered)
