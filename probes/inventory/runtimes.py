@@ -344,6 +344,25 @@ def parse_network(doc: Mapping[str, object]) -> RuntimeNetwork:
     )
 
 
+def parse_libpod_network(doc: Mapping[str, object]) -> RuntimeNetwork:
+    """One element of Podman's GET /libpod/networks/json: its own names (the compat API calls
+    the default network `bridge` and does not say which interface it is)."""
+    driver = str(doc.get("driver") or "")
+    iface = str(doc.get("network_interface") or "")
+    opts = {str(k): str(v) for k, v in _d(doc.get("options")).items()}
+    return RuntimeNetwork(
+        name=str(doc.get("name") or "")[:MAX_TEXT],
+        network_id=str(doc.get("id") or ""),
+        driver=driver,
+        bridge=iface if driver == "bridge" else "",
+        parent=(opts.get("parent") or iface) if driver in ("macvlan", "ipvlan") else "",
+        icc=True if driver == "bridge" else None,  # Podman has no switch for it
+        internal=bool(doc.get("internal")),
+        subnets=tuple(str(_d(x).get("subnet")) for x in _l(doc.get("subnets")) if _d(x).get("subnet")),
+        labels=_labels(doc.get("labels")),
+    )
+
+
 def parse_container(doc: Mapping[str, object], daemon: str, runtime: str) -> ApiContainer:
     """GET /containers/{id}/json (inspect), or an element of GET /containers/json."""
     cfg = _d(doc.get("Config"))
@@ -396,7 +415,7 @@ def parse_container(doc: Mapping[str, object], daemon: str, runtime: str) -> Api
         daemon=daemon,
         runtime=runtime,
         image=str(cfg.get("Image") or doc.get("Image") or "")[:MAX_TEXT],
-        labels=_labels(cfg.get("Labels") if "Config" in doc else doc.get("Labels")),
+        labels=_labels(cfg.get("Labels") if cfg else doc.get("Labels")),
         networks=tuple(nets),
         ports=tuple(sorted(set(ports), key=lambda p: (p.container_port, p.protocol, p.host_ip, p.host_port))),
         restart_policy=restart,
@@ -422,9 +441,15 @@ async def _read_api(host: HostTransport, d: RuntimeDaemon) -> tuple[RuntimeDaemo
     secopts = tuple(str(x)[:MAX_TEXT] for x in _l(inf.get("SecurityOptions")))
     settings = list(d.settings)
     have = {s.key for s in settings}
-    if "LiveRestoreEnabled" in inf and "live-restore" not in have:
+    if runtime == "docker" and "LiveRestoreEnabled" in inf and "live-restore" not in have:
         settings.append(DaemonSetting("live-restore", _json_value(inf["LiveRestoreEnabled"]), "API /info"))
     networks = tuple(sorted((parse_network(_d(n)) for n in _l(nets.json())), key=lambda n: n.name))
+    if runtime == "podman":
+        (libpod,) = await get_many(host, d.socket, ["/v4.0.0/libpod/networks/json"])
+        if libpod.ok and isinstance(libpod.json(), list):
+            networks = tuple(
+                sorted((parse_libpod_network(_d(n)) for n in _l(libpod.json())), key=lambda n: n.name)
+            )
     ids = [str(_d(c).get("Id")) for c in _l(listed.json()) if _d(c).get("Id")]
     brief = {str(_d(c).get("Id")): _d(c) for c in _l(listed.json())}
     inspected = await get_many(host, d.socket, [f"/containers/{i}/json" for i in ids[:MAX_CONTAINERS]])
