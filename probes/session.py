@@ -167,6 +167,9 @@ def make_deriver(opts: Options):
             state = assign(state, opts)
         except ImportError:
             pass
+        from probes.network.libvirtnet import current_views  # libvirt's view follows its domains
+
+        state = current_views(state)
         from probes.checks import silence  # the config's [checks] silence: accepted warnings
 
         findings = silence.apply(

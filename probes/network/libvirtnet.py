@@ -14,8 +14,9 @@ import asyncio
 import ipaddress
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from dataclasses import replace
 
-from probes.model import Workload, WorkloadKind
+from probes.model import HostState, State, Workload, WorkloadKind
 from probes.network.model import LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
 
 
@@ -119,3 +120,21 @@ def from_libvirt(workloads: Sequence[Workload], networks: Sequence[LibvirtNetwor
         source="libvirt",
         ip_forward=any(n.forward_mode in ("nat", "route", "open") for n in networks),
     )
+
+
+def current_views(state: State) -> State:
+    """Rebuild each libvirt-view topology from the host's workloads now: it is derived from the
+    domains' interfaces, so a domain published after the topology probe merged (both run at
+    once) must not leave it stale. Hosts whose view already matches are kept as they are."""
+    hosts: list[HostState] = []
+    changed = False
+    for hs in state.hosts:
+        t = hs.topology
+        if t is not None and t.source == "libvirt":
+            built = from_libvirt(hs.workloads, t.libvirt_networks)
+            built = replace(built, policy=t.policy, taken_at=t.taken_at, problems=t.problems)
+            if built != t:
+                hs = replace(hs, topology=built)
+                changed = True
+        hosts.append(hs)
+    return replace(state, hosts=tuple(hosts)) if changed else state
