@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -247,11 +248,12 @@ def _labels(**kv: str) -> str:
     return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in kv.items()) + "}"
 
 
-def as_prometheus(state: State) -> str:
+def as_prometheus(state: State, new: Sequence[Finding] | None = None, baseline_at: float = 0.0) -> str:
     """node_exporter textfile format: per check and host one `tenantscope_check_status` series
-    (value 1) carrying the worst status and its severity as labels, plus result counts.
+    (value 1) carrying the worst status and its severity as labels, plus result counts. With a
+    baseline (`new`: the findings new since it), `tenantscope_check_new` counts them per check.
 
-    Alert with e.g. `tenantscope_check_status{status="fail"} == 1`.
+    Alert with e.g. `tenantscope_check_status{status="fail"} == 1` (probes/alerting has rules).
     """
     state = normalized(state)
     per: dict[tuple[str, str], list[Finding]] = {}
@@ -293,6 +295,21 @@ def as_prometheus(state: State) -> str:
         "# TYPE tenantscope_check_run_timestamp_seconds gauge",
         f"tenantscope_check_run_timestamp_seconds {state.taken_at or time.time():.3f}",
     ]
+    if new is not None:
+        per_new = Counter((f.host, f.check_id, str(f.severity)) for f in new)
+        out += [
+            "# HELP tenantscope_check_new Findings of a check on a host that are new since the baseline.",
+            "# TYPE tenantscope_check_new gauge",
+        ]
+        out += [
+            f"tenantscope_check_new{_labels(host=h, check=cid, severity=sev)} {n}"
+            for (h, cid, sev), n in sorted(per_new.items(), key=lambda kv: (kv[0][0], _id_key(kv[0][1])))
+        ]
+        out += [
+            "# HELP tenantscope_baseline_timestamp_seconds When the baseline was observed (unix time).",
+            "# TYPE tenantscope_baseline_timestamp_seconds gauge",
+            f"tenantscope_baseline_timestamp_seconds {baseline_at:.3f}",
+        ]
     return "\n".join(out) + "\n"
 
 
