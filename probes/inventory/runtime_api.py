@@ -183,6 +183,7 @@ async def _get_curl(host: HostTransport, socket_path: str, path: str, timeout: f
             "curl",
             "-s",
             "-i",
+            "--raw",
             "--max-time",
             f"{timeout:g}",
             "--unix-socket",

@@ -17,8 +17,10 @@ import pytest
 from probes.checks.base import run_checks
 from probes.config import parse
 from probes.hosts.local import LocalHost
+from probes.inventory import runtime_api
 from probes.inventory.containers import ContainerProbe, discover
 from probes.inventory.runtimes import RuntimeView
+from probes.inventory.runtimes import observe as observe_runtimes
 from probes.model import Finding, Host, HostState, Placement, PublishedPort, State, Status, Workload
 from probes.network.predict import predict
 from probes.network.prober import probe_matrix
@@ -29,6 +31,7 @@ from probes.resources.probe import ResourcesProbe
 from probes.session import Options
 from probes.tenancy import assign
 from tests.fixtures.dockerd import ICC_SYSCTL, IMAGE, DockerEnv, dockerd_env  # noqa: F401
+from tests.fixtures.sshd import Sshd, ssh_host, sshd  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -285,3 +288,33 @@ def test_container_checks_on_real_docker_containers(scene: Scene):
     assert ("CTR-07", k["risky"]) in bad  # no limits
     for cid in ("CTR-02", "CTR-03", "CTR-07", "CTR-08"):
         assert (cid, k["hardened"]) not in bad, cid
+
+
+# ------------------------------------------------------------------ the same over SSH
+
+
+async def test_over_ssh_the_api_gives_the_same_containers_and_daemon(scene: Scene, sshd: Sshd):
+    """A real sshd on loopback: the API is read by one remote python3 program per request
+    batch (and by curl where there is no python3); the answers equal the local ones."""
+    remote = ssh_host(sshd)
+    try:
+        view = await observe_runtimes(remote)
+        local = await observe_runtimes(LocalHost(libvirt_uri=None))
+
+        def mine(v: RuntimeView) -> list[object]:
+            return sorted(
+                (c.id, c.name, c.labels, c.networks, c.ports)
+                for c in v.containers.values()
+                if c.daemon == scene.env.socket
+            )
+
+        assert mine(view) == mine(local) and len(mine(view)) >= len(scene.ids)
+        (rd,) = [d for d in view.daemons if d.socket == scene.env.socket]
+        (ld,) = [d for d in local.daemons if d.socket == scene.env.socket]
+        assert rd == ld
+        via_curl = await runtime_api._get_curl(remote, scene.env.socket, "/containers/json", 10.0)
+        assert via_curl.ok and scene.ids["acme-web"] in via_curl.body
+        with pytest.raises(runtime_api.ApiError):
+            await runtime_api.get_many(remote, str(scene.env.dir / "absent.sock"), ["/version"])
+    finally:
+        await remote.close()
