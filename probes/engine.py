@@ -13,13 +13,14 @@ import abc
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from probes.hosts.base import HostTransport
-from probes.model import HostState, ProbeError, State
+from probes.model import Feed, HostState, ProbeError, State
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -32,6 +33,7 @@ LEAD_WAIT = 3.0  # seconds: at most this long the other probes of a host wait fo
 # a large fleet gets time to be drawn, a small one (tests, a laptop) loses nothing.
 LEAD_SETTLE = 1.0
 SETTLE_FACTOR = 5.0
+EVENT_SETTLE = 0.03  # seconds: after a wake-up, events of the same burst join this run
 
 
 class Probe(abc.ABC, Generic[R]):
@@ -52,6 +54,21 @@ class Probe(abc.ABC, Generic[R]):
     def failed(self, state: HostState, error: str, now: float) -> HostState:
         """Pure: the host's state after a failed run (e.g. mark a connection unreachable)."""
         return state
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        """Called once by the engine on start: `wake()` (safe from any thread) runs the probe
+        soon. Event-driven probes keep it and call it when their events say something
+        changed; their `interval` is then the slow safety poll."""
+        self._wake = wake
+
+    def wake(self) -> None:
+        fn = getattr(self, "_wake", None)
+        if fn is not None:
+            fn()
+
+    def feed(self) -> Feed:
+        """How this probe learns of changes now (shown in the UI); default: polled."""
+        return Feed(self.name, "polled", "no event source for this area", self.interval)
 
     async def close(self) -> None:
         return None
@@ -129,6 +146,7 @@ class Engine:
                 self._leads_pending[t.name] = leads
             for p in self._probes[t.name]:
                 ev = self._wake[(t.name, p.name)] = asyncio.Event()
+                p.attach(_threadsafe_setter(asyncio.get_running_loop(), ev))
                 self._tasks.append(asyncio.create_task(self._loop(t, p, ev), name=f"probe {p.name}@{t.name}"))
 
     def poke(self, probe: str | None = None, host: str | None = None) -> None:
@@ -173,6 +191,7 @@ class Engine:
                 pass
         first = True
         while True:
+            wake.clear()  # a wake-up during the run (an event) runs it again at once
             ok = await self._run_one(t, p)
             if first and p.name in self._lead:
                 first = False
@@ -183,12 +202,12 @@ class Engine:
             n = 0 if ok else self._failures.get((t.name, p.name), 0)
             delay = p.interval if ok else min(MAX_BACKOFF, p.interval * 2 ** min(n, 6))
             delay *= random.uniform(0.9, 1.1) if not ok else 1.0
-            wake.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives as
             # the awaited thing completes, and stop() then waits for this loop forever
             try:
                 async with asyncio.timeout(delay):
                     await wake.wait()
+                await asyncio.sleep(EVENT_SETTLE)  # a burst of events makes one run
             except TimeoutError:
                 pass
 
@@ -230,6 +249,7 @@ class Engine:
             self._publish()
             return False
         errors = tuple(e for e in st.probe_errors if e.probe != p.name)
+        st = _with_feed(st, p)
         self._states[t.name] = replace(st, probe_errors=errors, refreshed_at=self._clock())
         self._publish()
         return True
@@ -293,6 +313,33 @@ class Engine:
             for host in self._leads_done:
                 loop.call_later(settle, self._led[host].set)
             self._leads_done.clear()
+
+
+def _threadsafe_setter(loop: asyncio.AbstractEventLoop, ev: asyncio.Event) -> Callable[[], None]:
+    loop_thread = threading.get_ident()
+
+    def wake() -> None:
+        try:
+            if threading.get_ident() == loop_thread:
+                ev.set()
+            else:
+                loop.call_soon_threadsafe(ev.set)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    return wake
+
+
+def _with_feed(st: HostState, p: Probe[Any]) -> HostState:
+    try:
+        feed = p.feed()
+    except Exception:
+        log.exception("probe %s feed()", p.name)
+        return st
+    old = next((f for f in st.feeds if f.probe == p.name), None)
+    if old == feed:
+        return st
+    return replace(st, feeds=tuple(f for f in st.feeds if f.probe != p.name) + (feed,))
 
 
 def _describe(e: BaseException, timeout: float) -> str:

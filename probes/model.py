@@ -409,6 +409,18 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """How one area (a probe) learns of changes on a host, shown in the UI: from events
+    (netlink, inotify, OVSDB, libvirt), with a slow safety poll for what events can miss, or
+    by polling, and why (e.g. no event source over SSH)."""
+
+    probe: str
+    mode: str  # "events" or "polled"
+    detail: str = ""  # which events, or why polled
+    every: float = 0.0  # seconds between (safety) polls
+
+
+@dataclass(frozen=True)
 class HostState:
     """Everything observed on one host. Each probe owns some fields (see engine.Probe)."""
 
@@ -423,6 +435,7 @@ class HostState:
     logs: LogView | None = None
     reach: ReachMatrix | None = None
     runtimes: tuple[RuntimeDaemon, ...] = ()  # container runtime daemons (Docker, Podman)
+    feeds: tuple[Feed, ...] = ()  # per probe: event-driven or polled, and why
 
     def connection(self, what: str) -> Connection | None:
         return next((c for c in self.connections if c.what == what), None)

@@ -93,12 +93,19 @@ def make_probes(opts: Options) -> Any:
                 probes.append(LibvirtProbe(interval=opts.interval))
         except ImportError:
             pass
+        # local hosts: netlink + inotify notifications drive the netns and topology probes
+        # (probes/network/events.py); their polls become a slow safety net
+        events = None
+        if host.is_local and not host.root and not opts.demo:
+            from probes.network.events import LocalNetEvents
+
+            events = LocalNetEvents()
         if not opts.demo:  # the demo shows only the bundled libvirt fleet
             from probes.inventory.containers import ContainerProbe
             from probes.inventory.netns import NetnsProbe
 
             every = max(opts.interval, 5.0)
-            probes += [NetnsProbe(interval=every), ContainerProbe(interval=every)]
+            probes += [NetnsProbe(interval=every, events=events), ContainerProbe(interval=every)]
         from probes.resources.probe import ResourcesProbe
 
         probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo))
@@ -119,6 +126,7 @@ def make_probes(opts: Options) -> Any:
                 policy=from_config(config_for(opts)),
                 libvirt_only=opts.demo,
                 ovs_db=_ovs_db(opts),
+                events=events,
             )
         )
         if not opts.demo:  # logs: journal, files, libvirt events (probes/logs/service.py)

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from probes.hosts.base import HostTransport
 from probes.inventory import procfs
 from probes.inventory.kind import KindProbe
-from probes.model import NetnsDetails, Workload, WorkloadKind
+from probes.model import Feed, NetnsDetails, Workload, WorkloadKind
+from probes.network.events import LocalNetEvents
 
 # Constant scripts; data only as positional arguments.
 # stat, not find's %i: find reports the tmpfs file under the mount, not the namespace.
@@ -36,12 +37,57 @@ _ADDR_PIDS = (
 )
 
 
+SAFETY_POLL = 30.0  # seconds, with events: catches namespaces only processes hold
+
+
 class NetnsProbe(KindProbe):
+    """With `events` (local hosts): re-read when /run/netns or a namespace's links or
+    addresses change; `interval` is then the slow safety poll."""
+
     name = "netns"
     kind = WorkloadKind.NETNS
 
+    def __init__(
+        self,
+        interval: float = 5.0,
+        timeout: float = 20.0,
+        *,
+        events: LocalNetEvents | None = None,
+        safety: float = SAFETY_POLL,
+    ) -> None:
+        super().__init__(interval, timeout)
+        self.poll_interval = interval
+        self.events = events
+        self.safety = safety
+        self._live = False
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        super().attach(wake)
+        if self.events is not None:
+            self.events.subscribe(lambda _ns: self.wake())
+
+    def feed(self) -> Feed:
+        if self._live:
+            return Feed(
+                self.name,
+                "events",
+                "inotify on /run/netns, netlink address changes; namespaces only processes hold: safety poll",
+                self.interval,
+            )
+        return Feed(
+            self.name, "polled", "over SSH: one command per step" if not self.events else "", self.interval
+        )
+
     async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
+        if self.events is not None and host.is_local and not host.root:
+            await self.events.start()
+            self._live = self.events.live
+            self.interval = self.safety if self._live else self.poll_interval
         return await discover(host)
+
+    async def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
 
 def named_namespaces_local(base: str) -> list[tuple[str, int]]:

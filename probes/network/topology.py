@@ -10,20 +10,24 @@ never creates namespaces either. Both paths give the same Topology.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from probes.engine import Probe
 from probes.hosts.base import HostTransport
-from probes.model import HostState
+from probes.model import Feed, HostState
 from probes.network import ovs
-from probes.network.model import Link, Namespace, Policy, Route, Topology
+from probes.network.events import LocalNetEvents
+from probes.network.model import Link, Namespace, OvsBridge, Policy, Route, Topology
+from probes.network.ovsdb import OvsMonitor
 
 NETNS_DIR = "/run/netns"
+SAFETY_POLL = 30.0  # seconds: with events, a full read this often catches what they missed
 
 
 class TopologyProbe(Probe[Topology]):
@@ -39,12 +43,40 @@ class TopologyProbe(Probe[Topology]):
         ovs_db: str | None = None,
         use_netlink: bool | None = None,
         libvirt_only: bool = False,
+        events: LocalNetEvents | None = None,
+        safety: float = SAFETY_POLL,
     ) -> None:
         self.interval = interval if libvirt_only else max(interval, 5.0)
+        self.poll_interval = self.interval
         self.policy = policy
         self.ovs_db = ovs_db
         self.use_netlink = use_netlink
         self.libvirt_only = libvirt_only  # the demo: no kernel to read, only libvirt's view
+        # local hosts: netlink + inotify (events) and an OVSDB monitor; `interval` is then
+        # the safety poll for what events miss
+        self.events = events
+        self.safety = safety
+        self._ovs: OvsMonitor | None = None
+        self._local = False
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        super().attach(wake)
+        if self.events is not None:
+            self.events.subscribe(lambda _ns: self.wake())
+
+    def feed(self) -> Feed:
+        if self.libvirt_only:
+            return Feed(self.name, "polled", "the demo's simulated libvirt", self.interval)
+        ev = self.events
+        if self._local and ev is not None and ev.live:
+            what = f"netlink (links, addresses, routes) in the host and {len(ev.namespaces)} named namespaces"
+            what += ", inotify on /run/netns"
+            if self._ovs is not None:
+                what += ", an OVSDB monitor" + ("" if self._ovs.connected else " (reconnecting)")
+            what += "; namespaces only processes hold: safety poll"
+            return Feed(self.name, "events", what, self.interval)
+        why = "over SSH: `ip -j` and `ovs-vsctl` per poll" if not self._local else (ev.error if ev else "")
+        return Feed(self.name, "polled", why or "no event source", self.interval)
 
     async def collect(self, host: HostTransport) -> Topology:
         from probes.network.libvirtnet import read_networks
@@ -54,16 +86,22 @@ class TopologyProbe(Probe[Topology]):
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
+        self._local = bool(netlink)
+        if netlink and self.events is not None:
+            await self.events.start()
+            self.interval = self.safety if self.events.live else self.poll_interval
         unnamed = await unnamed_namespaces(host)
         if netlink:
             from probes.network.nsenter import in_fresh_thread
 
             topo = await in_fresh_thread(lambda: read_netlink(unnamed))
+            if self.events is not None:
+                await self.events.sync(n.name for n in topo.namespaces if n.name and n.name in list_netns())
         else:
             from probes.network import ipjson  # imports this module
 
             topo = await ipjson.read_topology(host, unnamed)
-        bridges, state = await ovs.read_ovs(host, db=self.ovs_db)
+        bridges, state = await self._read_ovs(host, bool(netlink))
         problems = list(topo.problems)
         policy = self.policy
         if policy is not None:
@@ -83,6 +121,28 @@ class TopologyProbe(Probe[Topology]):
             libvirt_networks=nets,
             taken_at=time.time(),
         )
+
+    async def _read_ovs(self, host: HostTransport, local: bool) -> tuple[tuple[OvsBridge, ...], str]:
+        """Locally (with events): the OVSDB monitor's replica, started when a database is
+        there; otherwise `ovs-vsctl` (over SSH, or when events are off)."""
+        if not (local and self.events is not None):
+            return await ovs.read_ovs(host, db=self.ovs_db)
+        if self._ovs is None:
+            bridges, state = await ovs.read_ovs(host, db=self.ovs_db)  # answers `absent` without a process
+            if state == "absent":
+                return bridges, state
+            remote = self.ovs_db or f"unix:{ovs.db_socket(None)}"
+            self._ovs = OvsMonitor(remote, self.wake)
+            self._ovs.start(asyncio.get_running_loop())
+            return bridges, state
+        return self._ovs.snapshot
+
+    async def close(self) -> None:
+        if self._ovs is not None:
+            self._ovs.close()
+            self._ovs = None
+        if self.events is not None:
+            self.events.close()
 
     def merge(self, state: HostState, result: Topology) -> HostState:
         if self.libvirt_only:

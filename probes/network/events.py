@@ -1,0 +1,221 @@
+"""Network change notifications on the local host: netlink in each namespace, inotify on
+/run/netns. The topology and netns probes re-read when told, instead of every few seconds.
+
+- One NETLINK_ROUTE socket per namespace (the host's and each named one), bound to the link,
+  address and route multicast groups, opened inside the namespace by a thread that entered
+  it with setns (probes/network/rtnl.py; nothing forked). The messages are only a trigger:
+  which namespace changed; the probes then read it (the decoding is theirs).
+- inotify on /run/netns (or on /run until it exists): a namespace added, deleted or renamed.
+  A deleted namespace's socket is closed at once, on that event: an open socket keeps a
+  namespace alive, and a tenant's deleted namespace must go (with its veths) as it would
+  without tenantscope.
+
+Not followed by events (the probes' slow safety poll catches them): namespaces only
+processes hold (a socket there would keep the namespace of an exited container alive),
+neighbour tables (no probe keeps them: the prober reads them on demand), and anything whose
+notification was lost (ENOBUFS: then every namespace counts as changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+
+from probes.hosts.inotify import (
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    Inotify,
+)
+from probes.network.rtnl import TOPOLOGY_GROUPS, route_socket
+
+log = logging.getLogger(__name__)
+
+NETNS_DIR = "/run/netns"
+ALL = "*"  # what subscribers get when every namespace may have changed (lost events)
+LIST = "/"  # what they get when the set of named namespaces changed
+
+
+class LocalNetEvents:
+    """Owned by the session, one per local host, shared by the probes that subscribe."""
+
+    def __init__(self, netns_dir: str = NETNS_DIR) -> None:
+        self.netns_dir = netns_dir
+        self._subs: list[Callable[[str], None]] = []
+        self._socks: dict[str, socket.socket] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ino: Inotify | None = None
+        self._dir_wd = -1
+        self._parent_wd = -1
+        self.error = ""  # why events are not (all) available
+        self.received: dict[str, int] = {}  # messages per namespace ('' the host's): tests, bench
+        self._syncing = asyncio.Lock()
+        self._retries: dict[str, int] = {}
+
+    # -- for probes
+
+    def subscribe(self, fn: Callable[[str], None]) -> None:
+        """`fn(namespace)` on the loop: '' the host's, a name, ALL or LIST."""
+        if fn not in self._subs:
+            self._subs.append(fn)
+
+    @property
+    def live(self) -> bool:
+        return "" in self._socks and self._ino is not None
+
+    @property
+    def notifications(self) -> int:
+        return sum(self.received.values())
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(sorted(n for n in self._socks if n))
+
+    async def start(self) -> None:
+        """Open the host's socket and the inotify watch (once; errors kept in `error`)."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._ino = Inotify(self._on_inotify)
+            self._ino.start(self._loop)
+            self._watch_dir()
+        except OSError as e:
+            self.error = f"inotify: {e.strerror or e}"
+            self._ino = None
+        try:
+            self._add("", route_socket("", groups=TOPOLOGY_GROUPS))
+        except OSError as e:
+            self.error = f"netlink: {e.strerror or e}"
+
+    async def sync(self, named: Iterable[str]) -> None:
+        """Follow exactly these named namespaces (called after each read of /run/netns)."""
+        if self._loop is None:
+            return
+        async with self._syncing:
+            want = set(named)
+            for gone in [n for n in self._socks if n and n not in want]:
+                self._drop(gone)
+            new = sorted(n for n in want if n not in self._socks)
+            if not new:
+                return
+            from probes.network.nsenter import in_fresh_thread
+
+            def open_all() -> list[tuple[str, socket.socket | OSError]]:
+                out: list[tuple[str, socket.socket | OSError]] = []
+                for n in new:
+                    try:
+                        out.append((n, route_socket(f"{self.netns_dir}/{n}", groups=TOPOLOGY_GROUPS)))
+                    except (OSError, RuntimeError) as e:  # gone meanwhile
+                        out.append((n, OSError(str(e))))
+                return out
+
+            retry = False
+            for n, s in await in_fresh_thread(open_all):
+                if isinstance(s, OSError):
+                    # `ip netns add` creates the file, then mounts the namespace on it: an
+                    # event can come in between. Look again shortly (a few times).
+                    self._retries[n] = self._retries.get(n, 0) + 1
+                    retry = retry or self._retries[n] <= 3
+                    continue
+                self._retries.pop(n, None)
+                if n in self._socks or not os.path.exists(f"{self.netns_dir}/{n}"):
+                    s.close()  # deleted while we opened it: do not keep it alive
+                    continue
+                self._add(n, s)
+            if retry:
+                self._loop.call_later(0.2, self._fire, LIST)
+
+    def close(self) -> None:
+        for n in list(self._socks):
+            self._drop(n)
+        if self._ino is not None:
+            self._ino.close()
+            self._ino = None
+        self._subs.clear()
+
+    # -- internals
+
+    def _add(self, name: str, s: socket.socket) -> None:
+        assert self._loop is not None
+        s.setblocking(False)
+        with contextlib.suppress(OSError):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self._socks[name] = s
+        self._loop.add_reader(s.fileno(), self._readable, name, s)
+
+    def _drop(self, name: str) -> None:
+        s = self._socks.pop(name, None)
+        if s is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(s.fileno())
+        s.close()
+
+    def _readable(self, name: str, s: socket.socket) -> None:
+        lost = False
+        while True:
+            try:
+                if not s.recv(1 << 16):
+                    break
+                self.received[name] = self.received.get(name, 0) + 1
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:  # the kernel dropped notifications
+                    lost = True
+                    continue
+                self._drop(name)
+                break
+        self._fire(ALL if lost else name)
+
+    def _fire(self, what: str) -> None:
+        for fn in list(self._subs):
+            try:
+                fn(what)
+            except Exception:
+                log.exception("network event subscriber")
+
+    def _watch_dir(self) -> None:
+        assert self._ino is not None
+        mask = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
+        try:
+            self._dir_wd = self._ino.add(self.netns_dir, mask | IN_ONLYDIR)
+        except FileNotFoundError:  # no namespace was ever named: wait for the directory
+            self._dir_wd = -1
+            parent = os.path.dirname(self.netns_dir)
+            if self._parent_wd < 0:
+                self._parent_wd = self._ino.add(parent, IN_CREATE | IN_MOVED_TO | IN_ONLYDIR)
+
+    def _on_inotify(self, wd: int, mask: int, name: str) -> None:
+        if mask & IN_Q_OVERFLOW:
+            self._fire(ALL)
+            return
+        if wd == self._parent_wd and wd >= 0:
+            if name == os.path.basename(self.netns_dir) and self._dir_wd < 0 and self._ino is not None:
+                with contextlib.suppress(OSError):
+                    self._watch_dir()
+                    self._fire(LIST)
+            return
+        if wd != self._dir_wd:
+            return
+        if mask & (IN_DELETE | IN_MOVED_FROM) and name:
+            self._drop(name)  # at once: our socket must not keep a deleted namespace alive
+        if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+            for n in [n for n in self._socks if n]:
+                self._drop(n)
+            self._dir_wd = -1
+            if self._ino is not None:
+                with contextlib.suppress(OSError):
+                    self._watch_dir()
+        self._fire(LIST)

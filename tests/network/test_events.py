@@ -1,0 +1,189 @@
+"""Event sources react to real changes (a veth moved between real bridges, a namespace added
+under /run/netns, a port retagged on the private OVS) and show in the published State within
+0.5 s without waiting for a poll; the slow safety poll still catches a change whose event was
+missed. Every test runs a real Engine whose polls are far apart (60 s), so only an event can
+explain a change seen sooner."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from probes.engine import Engine
+from probes.hosts.local import LocalHost
+from probes.inventory.netns import NetnsProbe
+from probes.model import State
+from probes.network.events import LocalNetEvents
+from probes.network.topology import TopologyProbe
+from tests.fixtures.netlab import cleanup, sh
+from tests.fixtures.ovs import OvsLab, ovslab  # noqa: F401
+from tests.helpers import needs_root, needs_tool
+
+pytestmark = [needs_root, needs_tool("ip")]
+
+PREFIX = "tsev-"
+SLOW = 60.0  # the polls: far beyond what any assertion waits
+BUDGET = 0.5  # seconds from a change to the published State (the issue's target)
+
+
+@pytest.fixture
+def links() -> Iterator[None]:
+    cleanup(PREFIX)
+    try:
+        yield
+    finally:
+        cleanup(PREFIX)
+
+
+async def _until(engine: Engine, pred: Callable[[State], bool], timeout: float) -> float:
+    """Seconds until a published State satisfies `pred` (raises TimeoutError)."""
+    t0 = time.monotonic()
+    seen = asyncio.Event()
+
+    def sub(st: State) -> None:
+        if pred(st):
+            seen.set()
+
+    engine.subscribe(sub)
+    if pred(engine.state):
+        return 0.0
+    async with asyncio.timeout(timeout):
+        await seen.wait()
+    return time.monotonic() - t0
+
+
+async def _started(probes: list, settle: Callable[[State], bool]) -> Engine:  # type: ignore[type-arg]
+    engine = Engine([LocalHost(libvirt_uri=None)], lambda h: probes)
+    engine.start()
+    await _until(engine, settle, 20.0)
+    await asyncio.sleep(0.2)  # the first run's own wake-ups are over
+    return engine
+
+
+def _master(st: State, link: str) -> str | None:
+    topo = st.hosts[0].topology
+    if topo is None:
+        return None
+    return next((lk.master for lk in topo.links if lk.name == link and not lk.netns), None)
+
+
+async def test_netlink_a_veth_moved_to_another_bridge_shows_at_once(links):
+    for br in ("tsev-br1", "tsev-br2"):
+        sh("ip", "link", "add", br, "type", "bridge")
+    sh("ip", "link", "add", "tsev-v0", "type", "veth", "peer", "name", "tsev-v1")
+    sh("ip", "link", "set", "tsev-v0", "master", "tsev-br1")
+    events = LocalNetEvents()
+    probe = TopologyProbe(interval=SLOW, events=events, safety=SLOW)
+    engine = await _started([probe], lambda st: _master(st, "tsev-v0") == "tsev-br1")
+    try:
+        assert probe.interval == SLOW and probe.feed().mode == "events"
+        assert engine.state.hosts[0].feeds[0].mode == "events"
+        t0 = time.monotonic()
+        sh("ip", "link", "set", "tsev-v0", "master", "tsev-br2")
+        await _until(engine, lambda st: _master(st, "tsev-v0") == "tsev-br2", 5.0)
+        took = time.monotonic() - t0  # includes running `ip` itself
+        assert took <= BUDGET, f"the move showed after {took:.2f} s"
+        assert events.received.get("", 0) > 0  # the host's namespace told us
+    finally:
+        await engine.stop()
+
+
+async def test_inotify_a_named_namespace_shows_and_goes_at_once(links):
+    events = LocalNetEvents()
+    probe = NetnsProbe(interval=SLOW, events=events, safety=SLOW)
+    engine = await _started([probe], lambda st: st.hosts[0].refreshed_at > 0)
+
+    def has(st: State) -> bool:
+        return any(w.name == "tsev-ns1" for w in st.hosts[0].workloads)
+
+    try:
+        assert probe.feed().mode == "events"
+        t0 = time.monotonic()
+        sh("ip", "netns", "add", "tsev-ns1")
+        await _until(engine, has, 5.0)
+        assert time.monotonic() - t0 <= BUDGET + 0.1  # `ip` itself takes some of it
+        t0 = time.monotonic()
+        sh("ip", "netns", "del", "tsev-ns1")
+        await _until(engine, lambda st: not has(st), 5.0)
+        assert time.monotonic() - t0 <= BUDGET + 0.1
+    finally:
+        await engine.stop()
+
+
+async def test_a_deleted_namespace_is_not_kept_alive_by_our_socket(links):
+    """The veth inside a deleted namespace goes with it, as without tenantscope: the
+    namespace's netlink socket is closed on the inotify event."""
+    sh("ip", "netns", "add", "tsev-ns2")
+    sh("ip", "link", "add", "tsev-h2", "type", "veth", "peer", "name", "eth0", "netns", "tsev-ns2")
+    events = LocalNetEvents()
+    probe = TopologyProbe(interval=SLOW, events=events, safety=SLOW)
+    engine = await _started([probe], lambda st: _master(st, "tsev-h2") is not None)
+    try:
+        assert "tsev-ns2" in events.namespaces
+        sh("ip", "netns", "del", "tsev-ns2")
+        for _ in range(50):  # the host side of the pair goes when its peer's namespace does
+            if sh("ip", "link", "show", "tsev-h2", check=False).returncode != 0:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("tsev-h2 still exists: the deleted namespace was kept alive")
+        assert "tsev-ns2" not in events.namespaces
+    finally:
+        await engine.stop()
+
+
+async def test_safety_poll_catches_a_change_whose_event_was_missed(links):
+    sh("ip", "link", "add", "tsev-br3", "type", "bridge")
+    sh("ip", "link", "add", "tsev-br4", "type", "bridge")
+    sh("ip", "link", "add", "tsev-v2", "type", "veth", "peer", "name", "tsev-v3")
+    sh("ip", "link", "set", "tsev-v2", "master", "tsev-br3")
+    events = LocalNetEvents()
+    probe = TopologyProbe(interval=SLOW, events=events, safety=1.0)
+    engine = await _started([probe], lambda st: _master(st, "tsev-v2") == "tsev-br3")
+    try:
+        # every notification is lost from now on (other tests' namespaces could otherwise
+        # wake the probe too): only the 1 s safety poll can bring the change
+        events._drop("")
+        events._subs.clear()
+        before = events.received.get("", 0)
+        t0 = time.monotonic()
+        sh("ip", "link", "set", "tsev-v2", "master", "tsev-br4")
+        await _until(engine, lambda st: _master(st, "tsev-v2") == "tsev-br4", 5.0)
+        assert events.received.get("", 0) == before  # no event from the host's namespace
+        assert time.monotonic() - t0 <= 1.0 + 1.0  # one safety period, and a margin for a loaded machine
+    finally:
+        await engine.stop()
+
+
+@needs_tool("ovs-vsctl", "ovsdb-server", "ovs-vswitchd")
+async def test_ovsdb_monitor_sees_a_retag_at_once(ovslab: OvsLab):
+    events = LocalNetEvents()
+    probe = TopologyProbe(interval=SLOW, events=events, safety=SLOW, ovs_db=ovslab.db)
+
+    def tag(st: State, port: str) -> int | None:
+        topo = st.hosts[0].topology
+        if topo is None:
+            return -1
+        return next((p.tag for b in topo.ovs for p in b.ports if p.name == port), -1)
+
+    engine = await _started([probe], lambda st: tag(st, "tsf-o-pa1") == 100)
+    try:
+        for _ in range(100):  # the monitor connects right after the first read
+            if probe._ovs is not None and probe._ovs.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert "OVSDB monitor" in probe.feed().detail
+        t0 = time.monotonic()
+        ovslab.set_tag("tsf-o-pa1", 300)
+        await _until(engine, lambda st: tag(st, "tsf-o-pa1") == 300, 5.0)
+        assert time.monotonic() - t0 <= BUDGET
+        # the monitor's replica equals what ovs-vsctl reads
+        from probes.network import ovs
+
+        bridges, state = await ovs.read_ovs(LocalHost(), db=ovslab.db)
+        assert state == "ok" and engine.state.hosts[0].topology.ovs == bridges
+    finally:
+        await engine.stop()
