@@ -371,6 +371,7 @@ class Finding:
     workloads: tuple[str, ...] = ()  # Workload.key
     evidence: tuple[Evidence, ...] = ()
     fix: str = ""
+    related: tuple[str, ...] = ()  # ids of checks whose findings corroborate this one (LOG-02 <-> VM-09)
 
     @property
     def key(self) -> str:

@@ -65,6 +65,7 @@ def finding(
     evidence: Sequence[Evidence] = (),
     fix: str | None = None,
     severity: Severity | None = None,
+    related: Sequence[str] = (),
 ) -> Finding:
     """A Finding for `spec`, filling title, why, area and defaults from the spec."""
     return Finding(
@@ -80,6 +81,7 @@ def finding(
         workloads=tuple(workloads),
         evidence=tuple(evidence),
         fix=spec.fix if fix is None else fix,
+        related=tuple(related),
     )
 
 

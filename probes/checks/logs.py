@@ -166,25 +166,61 @@ def log01_mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "qemu and firmware versions against security advisories; keep a crashed domain's core.",
 )
 def log02_qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
-    groups, tenants = _group(state, _signals(state, [classify.QEMU_ERROR, classify.GUEST_CRASH]))
+    tags = (classify.QEMU_ERROR, classify.GUEST_CRASH, classify.DISK_LOCK)
+    groups, tenants = _group(state, _signals(state, tags))
+    shared = _shared_disks(state)
     for (host, wk, _), evs in groups.items():
         t = tenants[(host, wk, "")][0]
-        kinds = sorted(
-            {tag for e in evs for tag in e.tags if tag in (classify.QEMU_ERROR, classify.GUEST_CRASH)}
-        )
+        kinds = sorted({tag for e in evs for tag in e.tags if tag in tags})
         summary = f"{len(evs)} {' and '.join(kinds)} line(s)" + (
             f" for {wk}" if wk else " not linked to a workload"
         )
+        # a lock failure on a disk attached to two tenants' domains: VM-09's sharing is live
+        live = sorted(
+            {(d, shared[(host, d)]) for e in evs for d in [_norm(e.field("disk"))] if (host, d) in shared}
+        )
+        link = [
+            Evidence(
+                "VM-09",
+                f"{d} is attached to domains of {', '.join(ts)}: qemu could not lock it, "
+                "so another domain has it open now (the sharing is live)",
+            )
+            for d, ts in live
+        ]
         yield finding(
             spec,
             Status.FAIL if wk else Status.WARN,
-            summary,
+            summary + (f"; {live[0][0]} is shared with another tenant (VM-09)" if live else ""),
             host=host,
             tenants=(t,) if t else (),
             workloads=(wk,) if wk else (),
-            evidence=_evidence(evs),
+            evidence=(*link, *_evidence(evs)),
             severity=None if wk else Severity.MEDIUM,
+            related=("VM-09",) if live else (),
         )
+
+
+def _norm(path: str) -> str:
+    import os
+
+    return os.path.normpath(path) if path.startswith("/") else path
+
+
+def _shared_disks(state: State) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(host, disk source) -> tenants, for disks attached to domains of two or more tenants."""
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for hs in state.hosts:
+        by_disk: dict[str, set[str]] = {}
+        for w in hs.workloads:
+            if w.vm is None:
+                continue
+            for d in w.vm.disks:
+                if d.source:
+                    by_disk.setdefault(_norm(d.source), set()).add(w.tenant or f"unplaced:{w.name}")
+        for src, ts in by_disk.items():
+            if len(ts) > 1:
+                out[(hs.host.name, src)] = tuple(sorted(ts))
+    return out
 
 
 @check(

@@ -33,6 +33,8 @@ from probes.checks.common import (
 )
 from probes.facts.model import HostFacts
 from probes.hosts.libvirt_uri import is_simulated
+from probes.logs.classify import DISK_LOCK
+from probes.logs.model import LogEvent, evidence_ref
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload
 from probes.units import fmt_bytes
 
@@ -661,6 +663,17 @@ def _disk_key(source: str, dtype: str) -> str:
     return os.path.normpath(source) if source.startswith("/") else source
 
 
+def _lock_failures(hs: HostState, src: str) -> list[LogEvent]:
+    """The host's qemu image-lock failures naming disk `src` (logs area, tag disk-lock)."""
+    if hs.logs is None:
+        return []
+    return [
+        e
+        for e in hs.logs.signals
+        if DISK_LOCK in e.tags and e.field("disk") and _disk_key(e.field("disk"), "file") == src
+    ]
+
+
 @check(
     "VM-09",
     "vm",
@@ -690,6 +703,7 @@ def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
             if not writable:
                 status = Status.WARN
             marks = " (marked shareable)" if any(u[3] for u in us) else ""
+            locks = _lock_failures(hs, src)  # qemu refused to lock it: the sharing is live
             bad += 1
             yield finding(
                 spec,
@@ -707,9 +721,17 @@ def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
                         f"{src}" + (" readonly" if ro else "") + (" shareable" if sh else ""),
                     )
                     for w, t, ro, sh in us
+                ]
+                + [
+                    Evidence(
+                        evidence_ref(e),  # the log line itself (the finding jumps to it)
+                        f"LOG-02: qemu could not lock it, another domain has it open now: {e.message[:200]}",
+                    )
+                    for e in locks[-3:]
                 ],
                 fix="Detach it from all but one tenant: "
                 + "; ".join(f"virsh detach-disk {w.name} {t} --config" for w, t, _, _ in us[1:]),
+                related=("LOG-02",) if locks else (),
             )
         if not bad:
             yield passed(spec, hs, f"{len(users)} disk source(s), none attached across tenants")

@@ -2,7 +2,11 @@
 
 Tags and the check they raise:
   mac-denial   SELinux AVC `denied` or AppArmor `DENIED`          -> LOG-01
-  qemu-error   KVM internal error, emulation failure, entry failed -> LOG-02
+  qemu-error   KVM internal error, emulation failure, entry failed,
+               libvirtd's "process exited while connecting to monitor" -> LOG-02
+  disk-lock    qemu could not lock a disk image (`Failed to get "write" lock`,
+               `Is another process using the image [PATH]?`): another
+               process has it open; with VM-09, live sharing     -> LOG-02
   guest-crash  a guest crashed or panicked (event, qemu log)       -> LOG-02
   oom-kill     the kernel's OOM killer killed a process            -> LOG-03
   oom-context  the `oom-kill:` line naming the victim's cgroup     (attribution)
@@ -30,9 +34,16 @@ BRIDGE_PORT = "bridge-port"
 MARTIAN = "martian"
 LIBVIRT_ERROR = "libvirt-error"
 LIFECYCLE = "lifecycle"
+DISK_LOCK = "disk-lock"
 
 # tag -> check id (tags without a check are context for the engineer)
-CHECK_OF = {MAC_DENIAL: "LOG-01", QEMU_ERROR: "LOG-02", GUEST_CRASH: "LOG-02", OOM_KILL: "LOG-03"}
+CHECK_OF = {
+    MAC_DENIAL: "LOG-01",
+    QEMU_ERROR: "LOG-02",
+    GUEST_CRASH: "LOG-02",
+    DISK_LOCK: "LOG-02",
+    OOM_KILL: "LOG-03",
+}
 SIGNAL_TAGS = frozenset(CHECK_OF) | {OOM_CONTEXT, MARTIAN, BRIDGE_PORT, LIBVIRT_ERROR}
 
 # (tag, severity it implies, ERE) in the order they are tried
@@ -41,6 +52,12 @@ SIGNAL_PATTERNS: tuple[tuple[str, str, str], ...] = (
     (MAC_DENIAL, "warning", r"apparmor=\"DENIED\""),
     (OOM_KILL, "err", r"Killed process [0-9]+"),
     (OOM_CONTEXT, "", r"oom-kill:"),
+    # qemu block/file-posix.c: raw_check_lock_bytes and its hint (before the libvirtd line
+    # below, which quotes qemu's log: the disk is the more useful tag)
+    (DISK_LOCK, "err", r'Failed to get (shared )?"[a-z ]+" lock'),
+    (DISK_LOCK, "err", r"Is another process using the image \[[^]]*\]\?"),
+    # libvirt src/qemu/qemu_process.c: QEMU died before libvirt reached its monitor
+    (QEMU_ERROR, "err", r"process exited while connecting to monitor"),
     (QEMU_ERROR, "err", r"KVM internal error"),
     (QEMU_ERROR, "err", r"emulation failure"),
     (QEMU_ERROR, "err", r"KVM: entry failed"),
@@ -56,6 +73,9 @@ _NEEDLES = (
     "DENIED",
     "Killed process",
     "oom-kill:",
+    "Failed to get ",
+    "Is another process using",
+    "process exited while",
     "KVM",
     "emulation failure",
     "reason=crashed",

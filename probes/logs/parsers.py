@@ -210,7 +210,33 @@ def signal_fields(tag: str, msg: str) -> tuple[tuple[str, str], ...]:
     if tag == classify.QEMU_ERROR:
         m = _KVM_PID.search(msg)
         return (("pid", m.group(1)),) if m else ()
+    if tag == classify.DISK_LOCK:
+        return disk_lock_fields(msg)
     return ()
+
+
+_LOCK_PERM = re.compile(r'Failed to get (shared )?"([a-z ]+)" lock')
+# where qemu's message names the image: its hint, a -blockdev JSON, a -drive option
+_LOCK_DISK = (
+    re.compile(r"Is another process using the image \[([^\]]+)\]\?"),
+    re.compile(r'"filename":"((?:[^"\\]|\\.)+)"'),
+    re.compile(r"-drive (?:[^ ]*,)?file=([^,: ]+)"),
+    re.compile(r"Could not open '([^']+)'"),
+)
+
+
+def disk_lock_fields(msg: str) -> tuple[tuple[str, str], ...]:
+    """("lock", "write" / "shared write"), ("disk", PATH) of a qemu image-lock failure."""
+    out: list[tuple[str, str]] = []
+    m = _LOCK_PERM.search(msg)
+    if m:
+        out.append(("lock", (m.group(1) or "") + m.group(2)))
+    for rx in _LOCK_DISK:
+        d = rx.search(msg)
+        if d:
+            out.append(("disk", d.group(1)))
+            break
+    return tuple(out)
 
 
 def _event(

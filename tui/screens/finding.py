@@ -64,6 +64,9 @@ def detail_text(f: Finding, variables: dict[str, str]) -> Text:
         if e.detail:
             out.append("\n")
             out.append_text(Text("\n").join(Text("  ") + untrusted(line) for line in e.detail.split("\n")))
+    if f.related:
+        section("See also")
+        out.append_text(untrusted(", ".join(f.related)))
     section("Fix")
     out.append_text(lines(f.fix or "—"))
     return out
