@@ -27,9 +27,19 @@ SYMBOL = {
 }
 
 
+def set_connection(conns: tuple[Connection, ...], conn: Connection) -> tuple[Connection, ...]:
+    """`conns` with `conn` in the place of the one of its kind (appended when new); the same
+    tuple when nothing changed. Probes set their connections every poll: a reordered tuple is
+    a changed HostState, which made every idle poll re-derive tenants and findings."""
+    for i, c in enumerate(conns):
+        if c.what == conn.what:
+            return conns if c == conn else conns[:i] + (conn,) + conns[i + 1 :]
+    return conns + (conn,)
+
+
 def with_connection(state: HostState, conn: Connection) -> HostState:
-    others = tuple(c for c in state.connections if c.what != conn.what)
-    return replace(state, connections=others + (conn,))
+    conns = set_connection(state.connections, conn)
+    return state if conns is state.connections else replace(state, connections=conns)
 
 
 class ConnectionProbe(Probe[Connection]):

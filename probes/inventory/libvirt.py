@@ -576,7 +576,9 @@ def _batch_uri(uri: str) -> str:
 
 
 def _set_connection(conns: tuple[Connection, ...], c: Connection) -> tuple[Connection, ...]:
-    return tuple(x for x in conns if x.what != c.what) + (c,)
+    from probes.hosts.connection import set_connection
+
+    return set_connection(conns, c)
 
 
 def _msg(e: Exception) -> str:

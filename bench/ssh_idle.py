@@ -1,0 +1,251 @@
+"""Idle cost of the console per SSH host: CPU and memory for 1, 10 and 30 hosts on one sshd.
+
+The real console (`tenantscope --hosts-file F run`, the Textual app on a pseudo-terminal,
+default interval) watches N host aliases of ONE real OpenSSH sshd on 127.0.0.1 (the test
+fixture's, throwaway keys; an ssh_config names h1..hN), with the real libvirtd behind it when
+one answers (libvirt goes through each host's own SSH connection). After a warm-up, the
+console's CPU time is measured over a window, and its memory (RSS and USS) at the end.
+Baseline in the same run: the same console on the local host only (`--libvirt
+test:///default`); per host = (cost with N hosts - baseline) / N. Target: at most 0.2% of one
+core and 3 MiB per idle host.
+
+Also checked at the end of each run: one SSH connection per host (sshd's children), no `ssh`
+process anywhere below the console, the header's "N hosts: ✓ N up", one forwarded libvirt
+socket per host.
+
+    .venv/bin/python -m bench.ssh_idle [--sizes 1 10 30] [--window 30] [--warmup 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pty
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from tests.fixtures.sshd import Sshd, make_sshd, sshd_missing_reason
+
+TENANTSCOPE = os.path.join(os.path.dirname(sys.executable), "tenantscope")
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
+
+
+@dataclass
+class Run:
+    label: str
+    hosts: int
+    cpu_pct: float  # of one core, over the window
+    rss_mib: float
+    uss_mib: float
+    ssh_conns: int = 0
+    ssh_children: int = 0
+    sockets: int = 0
+    header: str = ""
+
+
+class Console:
+    """The console on a pty; its output is drained (and kept) by a thread."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # child
+            os.execve(argv[0], argv, env)
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 48, 160, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        self.pid, self.fd = pid, fd
+        self.out = bytearray()
+        self._t = threading.Thread(target=self._drain, daemon=True)
+        self._t.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                b = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not b:
+                return
+            self.out += b
+            if len(self.out) > 4 << 20:
+                del self.out[: 2 << 20]
+
+    def text(self) -> str:
+        return ANSI.sub(b"", bytes(self.out[-(1 << 20) :])).decode("utf-8", "replace")
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        for _ in range(50):
+            if os.waitpid(self.pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _env(home: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
+    env.update(
+        TERM="xterm-256color",
+        HOME=home,
+        XDG_CONFIG_HOME=os.path.join(home, "config"),
+        XDG_STATE_HOME=os.path.join(home, "state"),
+        XDG_CACHE_HOME=os.path.join(home, "cache"),
+        LANG=env.get("LANG", "C.UTF-8"),
+    )
+    return env
+
+
+# sshd in a mount + PID namespace of its own whose view of the machine is quiet: no network
+# namespaces (/run/netns empty), no libvirt guest logs, only its own processes in /proc. This
+# machine is shared by tests that create namespaces, containers and guests all the time; the
+# target is about an idle host. libvirt is the real daemon's (its guests are others').
+QUIET = (
+    "/usr/bin/unshare",
+    "--mount",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "sh",
+    "-c",
+    'mount -t tmpfs tsb-quiet /run/netns && mount -t tmpfs tsb-quiet /var/log/libvirt/qemu && exec "$@"',
+    "sh",
+)
+
+
+def write_fleet(s: Sshd, n: int, d: str) -> list[str]:
+    """ssh_config with aliases h1..hN for the one server, and a hosts file naming them."""
+    import getpass
+
+    cfg = os.path.join(d, f"ssh_config.{n}")
+    with open(cfg, "w") as f:
+        for i in range(1, n + 1):
+            f.write(
+                f"Host h{i}\n  HostName 127.0.0.1\n  Port {s.port}\n  User {getpass.getuser()}\n"
+                f"  IdentityFile {s.client_key}\n"
+            )
+    hosts = os.path.join(d, f"hosts.{n}")
+    with open(hosts, "w") as f:
+        f.write("".join(f"h{i}\n" for i in range(1, n + 1)))
+    return ["--hosts-file", hosts, "--ssh-config", cfg, "--known-hosts", s.known_hosts]
+
+
+def measure(
+    label: str, n: int, args: list[str], home: str, warmup: float, window: float, s: Sshd | None
+) -> Run:
+    c = Console([TENANTSCOPE, *args, "run"], _env(home))
+    try:
+        p = psutil.Process(c.pid)
+        time.sleep(warmup)
+        t0, cpu0 = time.monotonic(), p.cpu_times()
+        time.sleep(window)
+        t1, cpu1 = time.monotonic(), p.cpu_times()
+        used = (cpu1.user + cpu1.system + cpu1.children_user + cpu1.children_system) - (
+            cpu0.user + cpu0.system + cpu0.children_user + cpu0.children_system
+        )
+        mem = p.memory_full_info()
+        r = Run(label, n, 100 * used / (t1 - t0), mem.rss / 2**20, mem.uss / 2**20)
+        kids = p.children(recursive=True)
+        r.ssh_children = sum(1 for k in kids if k.name() == "ssh")
+        if s is not None:  # established TCP connections to the server: one per host
+            r.ssh_conns = len(
+                {
+                    c.raddr.port
+                    for c in psutil.net_connections("tcp")
+                    if c.laddr and c.laddr.port == s.port and c.raddr and c.status == psutil.CONN_ESTABLISHED
+                }
+            )
+        base = f"/tmp/tenantscope-{os.getuid()}"
+        rd = os.environ.get("XDG_RUNTIME_DIR")
+        for b in ([os.path.join(rd, "tenantscope")] if rd else []) + [base]:
+            with contextlib.suppress(OSError):
+                for e in os.listdir(b):
+                    if e.startswith(f"fwd-{c.pid}-"):
+                        r.sockets = len([x for x in os.listdir(os.path.join(b, e)) if x.endswith(".sock")])
+        m = re.findall(r"\d+ hosts: [^│\n]*", c.text())
+        r.header = m[-1].strip() if m else ""
+        return r
+    finally:
+        c.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 30])
+    ap.add_argument("--window", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=20.0)
+    ap.add_argument(
+        "--busy", action="store_true", help="the hosts see this machine as it is (not a quiet view)"
+    )
+    args = ap.parse_args()
+    reason = sshd_missing_reason()
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
+    sizes = sorted(set(args.sizes) | {1})
+    tmp = tempfile.mkdtemp(prefix="tse-bench-idle-")
+    s = make_sshd(tmp, wrapper=() if args.busy else QUIET)
+    runs: list[Run] = []
+    try:
+        view = "this machine as it is (busy)" if args.busy else "a quiet view (own mount + PID namespace)"
+        print(f"sshd on 127.0.0.1:{s.port}, hosts see {view}; window {args.window:g} s after warm-up")
+        for n in sizes:
+            runs.append(
+                measure(
+                    f"{n} SSH host(s)", n, write_fleet(s, n, tmp), tmp, args.warmup + n * 0.5, args.window, s
+                )
+            )
+    finally:
+        s.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    base = runs[0]  # the console with one host: its fixed cost
+    print(
+        f"{'console':16} {'CPU % of a core':>16} {'RSS MiB':>8} {'USS MiB':>8}   per host: average | added per host beyond the first"
+    )
+    for r in runs:
+        avg = f"{r.cpu_pct / r.hosts:5.2f}% CPU, {r.uss_mib / r.hosts:6.2f} MiB USS"
+        add = ""
+        if r.hosts > 1:
+            k = r.hosts - 1
+            add = (
+                f" | {(r.cpu_pct - base.cpu_pct) / k:5.2f}% CPU, {(r.uss_mib - base.uss_mib) / k:5.2f} MiB USS"
+                f" ({(r.rss_mib - base.rss_mib) / k:5.2f} RSS)"
+            )
+        print(f"{r.label:16} {r.cpu_pct:16.2f} {r.rss_mib:8.1f} {r.uss_mib:8.1f}   {avg}{add}")
+    for r in runs:
+        print(
+            f"  {r.hosts} host(s): {r.ssh_conns} SSH connection(s) at sshd, {r.ssh_children} `ssh` process(es) "
+            f"below the console, {r.sockets} forwarded libvirt socket(s); header: {r.header or '(per host)'}"
+        )
+    last = runs[-1]
+    if last.hosts > 1:
+        k = last.hosts - 1
+        cpu = (last.cpu_pct - base.cpu_pct) / k
+        mem = (last.uss_mib - base.uss_mib) / k
+        print(
+            f"per added idle host at {last.hosts} hosts (baseline: the console with 1 host): {cpu:.2f}% of a core "
+            f"(target <= 0.2%: {'met' if cpu <= 0.2 else 'MISSED'}), {mem:.2f} MiB USS "
+            f"(target <= 3 MiB: {'met' if mem <= 3 else 'MISSED'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
