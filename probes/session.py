@@ -163,10 +163,11 @@ def _ovs_db(opts: Options) -> str | None:
 
 
 def make_deriver(opts: Options):
-    from probes.checks.base import run_checks
+    from probes.checks.base import CheckRunner
     from probes.checks.silence import silences_from
 
     silences = silences_from(opts.config)  # validated by cmd_check / the app before this
+    checks = CheckRunner()  # this session's: reuses a check's result while its inputs stay the same
 
     def derive(state: State) -> State:
         try:
@@ -181,7 +182,7 @@ def make_deriver(opts: Options):
         from probes.checks import silence  # the config's [checks] silence: accepted warnings
 
         findings = silence.apply(
-            run_checks(state, opts.checks or None),
+            checks.run(state, opts.checks or None),
             silences,
             opts.config.path if opts.config and opts.config.path else "config",
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from probes.checks.base import CheckSpec, Skip, finding
+from probes.checks.base import CheckSpec, Skip, finding, memo
 from probes.facts.model import HostFacts
 from probes.hosts.libvirt_uri import why_not_read
 from probes.model import ConnState, Finding, HostKind, HostState, State, Status, Workload, WorkloadKind
@@ -44,7 +44,12 @@ def qemu_running(w: Workload) -> bool:
 
 def live_limits(hs: HostState, key: str) -> Limits | None:
     """The limits in force for a workload, as the resources probe read them (None: not read)."""
-    s = hs.samples.sample(key) if hs.samples else None
+    snap = hs.samples
+    if snap is None:
+        return None
+    # indexed once per run: a scan per workload was quadratic in a fleet of 1,000 domains
+    by_key = memo(hs, "samples.by_workload", lambda: {s.workload: s for s in reversed(snap.samples)})
+    s = by_key.get(key)
     return s.live if s else None
 
 
@@ -91,15 +96,21 @@ def per_host(
     *,
     libvirt: bool = False,
     facts: bool = False,
+    gap: Callable[[HostState], tuple[Status, str] | None] | None = None,
 ) -> Iterator[Finding]:
     """Run `body(hs)` (or `body(hs, facts)` when facts=True) on every host that has what the
-    check needs; other hosts get one SKIPPED or ERROR result with the reason."""
+    check needs; other hosts get one SKIPPED or ERROR result with the reason (libvirt_gap,
+    facts_gap, or the area's own `gap`, e.g. the container inventory's)."""
     if not state.hosts:
         raise Skip("no host observed")
     for hs in state.hosts:
-        gap = (libvirt_gap(hs) if libvirt else None) or (facts_gap(hs, state.source) if facts else None)
-        if gap:
-            yield finding(spec, gap[0], gap[1], host=hs.host.name)
+        why = (
+            (libvirt_gap(hs) if libvirt else None)
+            or (facts_gap(hs, state.source) if facts else None)
+            or (gap(hs) if gap else None)
+        )
+        if why:
+            yield finding(spec, why[0], why[1], host=hs.host.name)
             continue
         if libvirt and not any(w.kind == WorkloadKind.VM for w in hs.workloads):
             yield finding(spec, Status.PASS, "no libvirt domains on this host", host=hs.host.name)

@@ -8,10 +8,10 @@ spirit of amicontained and docker-bench-security; evidence names the /proc field
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from probes.checks.base import CheckSpec, Skip, check, finding
-from probes.checks.common import containers, live_limits, passed
+from probes.checks.common import containers, live_limits, passed, per_host
 from probes.hosts.libvirt_uri import why_not_read
 from probes.model import (
     ConnState,
@@ -140,6 +140,9 @@ PSEUDO_FS = (
 )
 
 
+Judge = Callable[[HostState, Workload], Iterable[Finding]]
+
+
 def caps(mask: int) -> list[str]:
     return [n for i, n in enumerate(CAP_NAMES) if mask >> i & 1] + [
         f"cap{i}" for i in range(len(CAP_NAMES), 64) if mask >> i & 1
@@ -162,17 +165,11 @@ def _gap(hs: HostState, source: str) -> tuple[Status, str] | None:
     return Status.SKIPPED, "no containers on this host"
 
 
-def _each(state: State, spec: CheckSpec, judge) -> Iterator[Finding]:  # type: ignore[no-untyped-def]
-    """Run `judge(hs, w)` -> findings for every container; a host with none is skipped."""
-    if not state.hosts:
-        from probes.checks.base import Skip
+def _each(state: State, spec: CheckSpec, judge: Judge) -> Iterator[Finding]:
+    """Run `judge(hs, w)` -> findings for every container (per_host; a host without
+    containers gets the reason); PASS for a host where no container was judged bad."""
 
-        raise Skip("no host observed")
-    for hs in state.hosts:
-        gap = _gap(hs, state.source)
-        if gap:
-            yield finding(spec, gap[0], gap[1], host=hs.host.name)
-            continue
+    def body(hs: HostState) -> Iterator[Finding]:
         cs = containers(hs)
         bad = 0
         for w in cs:
@@ -181,6 +178,8 @@ def _each(state: State, spec: CheckSpec, judge) -> Iterator[Finding]:  # type: i
                 yield f
         if not bad:
             yield passed(spec, hs, f"{len(cs)} container(s) checked")
+
+    yield from per_host(state, spec, body, gap=lambda hs: _gap(hs, state.source))
 
 
 def _f(
@@ -243,6 +242,7 @@ def _privileged(hs: HostState, cap_eff: int) -> bool:
     Severity.CRITICAL,
     fix="Run it without --privileged; drop all capabilities and add back only what it needs "
     "(docker run --cap-drop ALL --cap-add NET_BIND_SERVICE ...).",
+    reads=("workloads", "connections", "probe_errors", "facts", "source"),
 )
 def ctr01_privileged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -276,6 +276,7 @@ def ctr01_privileged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="docker run --cap-drop ALL --cap-add ONLY_WHAT_IT_NEEDS (never SYS_ADMIN); in Kubernetes "
     "securityContext.capabilities.drop: [ALL].",
+    reads=("workloads", "connections", "probe_errors", "source"),
 )
 def ctr02_dangerous_caps(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -307,6 +308,7 @@ def ctr02_dangerous_caps(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="Do not run with --net=host, --pid=host, --ipc=host, --uts=host (hostNetwork/hostPID/"
     "hostIPC in Kubernetes).",
+    reads=("workloads", "connections", "probe_errors", "source"),
 )
 def ctr03_host_namespaces(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -342,6 +344,7 @@ def ctr03_host_namespaces(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     fix="Enable user namespace remapping (dockerd --userns-remap=default; podman --userns=auto; "
     "Kubernetes hostUsers: false).",
+    reads=("workloads", "connections", "probe_errors", "source"),
 )
 def ctr04_no_userns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -369,6 +372,7 @@ def ctr04_no_userns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="Run with the runtime's default seccomp profile (do not pass --security-opt "
     "seccomp=unconfined; Kubernetes seccompProfile: RuntimeDefault).",
+    reads=("workloads", "connections", "probe_errors", "source"),
 )
 def ctr05_seccomp(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -400,6 +404,7 @@ def _unconfined(label: str) -> bool:
     Severity.MEDIUM,
     fix="Keep the runtime's default profile (no --security-opt apparmor=unconfined or "
     "label=disable); enable AppArmor/SELinux on the host (HOST-02).",
+    reads=("workloads", "connections", "probe_errors", "facts", "source"),
 )
 def ctr06_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -430,6 +435,7 @@ def ctr06_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "Set limits in the runtime (e.g. `docker update --pids-limit 512 --memory 1g --cpus 1 "
     "NAME`) or on the cgroup (pids.max, memory.max / memory.limit_in_bytes, cpu.max / "
     "cpu.cfs_quota_us).",
+    reads=("workloads", "samples"),
 )
 def ctr07_no_limits(state: State, spec: CheckSpec) -> Iterator[Finding]:
     containers = [(hs, w) for hs in state.hosts for w in hs.workloads if w.kind == WorkloadKind.CONTAINER]
@@ -514,6 +520,7 @@ def _mount_problem(m: Mount) -> tuple[Status, Severity, str] | None:
     Severity.CRITICAL,
     fix="Remove the bind mount (-v /var/run/docker.sock:... and the like); mount only the "
     "directories the workload owns, read-only where possible.",
+    reads=("workloads", "connections", "probe_errors", "source"),
 )
 def ctr08_mounts(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -551,6 +558,7 @@ def ctr08_mounts(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "binaries or file capabilities, undoing the capabilities the runtime dropped.",
     Severity.LOW,
     fix="docker run --security-opt no-new-privileges (Kubernetes allowPrivilegeEscalation: false).",
+    reads=("workloads", "connections", "probe_errors", "source"),
 )
 def ctr09_no_new_privs(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:

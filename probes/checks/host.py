@@ -39,6 +39,7 @@ def _truthy(v: str) -> bool:
     Severity.MEDIUM,
     fix="Enable VT-x/AMD-V in the firmware, load the module (modprobe kvm_intel or kvm_amd), "
     "and use <domain type='kvm'>.",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def host01_kvm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -117,6 +118,7 @@ def host01_kvm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="Debian/Ubuntu: apt-get install apparmor apparmor-utils and boot with apparmor=1 "
     "security=apparmor; RHEL: set SELINUX=enforcing in /etc/selinux/config and reboot.",
+    reads=("probe_errors", "facts", "source"),
 )
 def host02_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -162,6 +164,7 @@ def host02_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix='In /etc/libvirt/qemu.conf: security_driver = [ "selinux" ] (or "apparmor"), '
     'security_require_confined = 1, user = "libvirt-qemu" (or "qemu"), group = "kvm"; '
     "restart libvirtd.",
+    reads=("probe_errors", "facts", "source"),
 )
 def host03_qemu_conf(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -254,6 +257,7 @@ REQUIRED_CGROUPS = (
     Severity.HIGH,
     fix="Remove cgroup_disable=... from the kernel command line; on cgroup v2 enable the "
     "controller: echo +memory > /sys/fs/cgroup/cgroup.subtree_control.",
+    reads=("probe_errors", "facts", "source"),
 )
 def host04_cgroups(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -308,6 +312,7 @@ def host04_cgroups(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.CRITICAL,
     fix="Enable VT-d/AMD-Vi in the firmware and add intel_iommu=on (or amd_iommu=on) iommu=pt "
     "to the kernel command line.",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def host05_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -350,6 +355,7 @@ def host05_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="Update the kernel and CPU microcode; do not boot with mitigations=off; consider "
     "mitigations=auto,nosmt or echo off > /sys/devices/system/cpu/smt/control.",
+    reads=("probe_errors", "facts", "source"),
 )
 def host06_cpu_vulns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -417,6 +423,7 @@ def host06_cpu_vulns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.CRITICAL,
     fix='In /etc/libvirt/libvirtd.conf: unix_sock_rw_perms = "0770", unix_sock_group = "libvirt" '
     '(or auth_unix_rw = "polkit"), listen_tcp = 0, auth_tcp = "sasl"; restart libvirtd.',
+    reads=("probe_errors", "facts", "source"),
 )
 def host07_libvirt_access(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -479,6 +486,7 @@ def host07_libvirt_access(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     fix="libvirtd.conf: listen_tcp = 0, listen_tls = 1; qemu.conf: migrate_tls_force = 1, "
     "vnc_tls = 1, spice_tls = 1 (with certificates under /etc/pki/libvirt-*).",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def host08_transit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -584,6 +592,7 @@ def host08_transit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     fix="echo 2 > /sys/kernel/mm/ksm/run (unmerge and stop), disable ksmtuned, or add "
     "<memoryBacking><nosharepages/></memoryBacking> to each domain.",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def host09_ksm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -644,6 +653,7 @@ def host09_ksm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="echo 'options kvm_intel nested=0' > /etc/modprobe.d/kvm-nested.conf (kvm_amd for AMD) "
     "and reload the module, or give guests <feature policy='disable' name='vmx'/> "
     "(svm on AMD) instead of host-passthrough.",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def host10_nested(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -699,6 +709,7 @@ def host10_nested(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "nobody audits: no labels, no limits, no tenant, invisible to every other check.",
     Severity.MEDIUM,
     fix="Identify it (ps -o user,lstart,args -p PID), then define it in libvirt or stop it.",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def host11_unmanaged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -744,6 +755,7 @@ def host11_unmanaged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.CRITICAL,
     fix="chmod 0660 SOCKET and keep its group (docker, lxd) empty of tenant accounts; prefer "
     "rootless runtimes for tenants.",
+    reads=("probe_errors", "facts", "source"),
 )
 def host12_runtime_sockets(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:

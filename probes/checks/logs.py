@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
-from probes.checks.base import CheckSpec, Skip, check, finding
+from probes.checks.base import CheckSpec, Skip, check, finding, memo
 from probes.hosts.libvirt_uri import why_not_read
 from probes.logs import classify
 from probes.logs.attribute import Attributor, Index
 from probes.logs.model import LogEvent, SourceState, evidence_ref
-from probes.model import Evidence, Finding, HostKind, Severity, State, Status
+from probes.model import Evidence, Finding, HostKind, HostState, Severity, State, Status
 
 MAX_EVIDENCE = 8
 
@@ -39,17 +39,17 @@ def _no_logs(state: State) -> str:
     return "no logs collected (no log source ran on any host)"
 
 
-# The last State's attributed signals: every LOG check of one derive asks for them, and
-# building the attribution index is the expensive part (States are immutable: `is` is enough).
-_LAST: list[tuple[State, tuple[LogEvent, ...]]] = []
+def _attributed(state: State, hosts: list[HostState]) -> tuple[LogEvent, ...]:
+    # every LOG check of one run asks for these, and building the attribution index is the
+    # expensive part: made once per run (memo() keeps it on the run's view of the State)
+    return memo(state, "logs.attributed", lambda: _attribute(state, hosts))
 
 
-def _attributed(state: State, hosts: list) -> tuple[LogEvent, ...]:
-    if _LAST and _LAST[0][0] is state:
-        return _LAST[0][1]
+def _attribute(state: State, hosts: list[HostState]) -> tuple[LogEvent, ...]:
     out: list[LogEvent] = []
     attributor: Attributor | None = None
     for hs in hosts:
+        assert hs.logs is not None
         for e in hs.logs.signals:
             # every signal goes through the attributor in order: an `oom-kill:` line teaches
             # it the pid that the next `Killed process` line names
@@ -58,9 +58,7 @@ def _attributed(state: State, hosts: list) -> tuple[LogEvent, ...]:
                     attributor = Attributor(Index(state))
                 e = attributor.attribute(e)
             out.append(e)
-    result = tuple(out)
-    _LAST[:] = [(state, result)]
-    return result
+    return tuple(out)
 
 
 def _tenant_of(state: State, wl: dict[str, str], key: str, fallback: str) -> str:
@@ -104,6 +102,7 @@ def _group(state: State, events: Iterable[LogEvent], with_target: bool = False):
     severity=Severity.HIGH,
     fix="Find the process and the object in the evidence (ausearch -m AVC,APPARMOR -i); check "
     "the domains' <seclabel> and disk paths; never relabel a disk shared between tenants.",
+    reads=("workloads", "topology", "logs"),
 )
 def log01_mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.MAC_DENIAL]), with_target=True)
@@ -164,6 +163,7 @@ def log01_mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
     severity=Severity.HIGH,
     fix="Read /var/log/libvirt/qemu/NAME.log around the time shown; check the host kernel, "
     "qemu and firmware versions against security advisories; keep a crashed domain's core.",
+    reads=("workloads", "topology", "logs"),
 )
 def log02_qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
     tags = (classify.QEMU_ERROR, classify.GUEST_CRASH, classify.DISK_LOCK)
@@ -232,6 +232,7 @@ def _shared_disks(state: State) -> dict[tuple[str, str], tuple[str, ...]]:
     severity=Severity.HIGH,
     fix="Give every domain a memory limit (virsh memtune NAME --hard-limit ...) and every "
     "container a memory.max; check host overcommit (RES checks).",
+    reads=("workloads", "topology", "logs"),
 )
 def log03_oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
     groups, tenants = _group(state, _signals(state, [classify.OOM_KILL]))
@@ -268,6 +269,7 @@ def log03_oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
     severity=Severity.MEDIUM,
     fix="mkdir -p /var/log/journal && systemctl restart systemd-journald (or Storage=persistent "
     "in journald.conf); apt install auditd; run tenantscope as root or in group adm.",
+    reads=("logs",),
 )
 def log04_insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [hs for hs in state.hosts if hs.logs is not None]

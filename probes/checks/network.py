@@ -51,6 +51,7 @@ def _q(s: str) -> str:
     "take over another tenant's address on a shared segment.",
     Severity.HIGH,
     "virsh edit DOMAIN: add <filterref filter='clean-traffic'/> to each <interface>",
+    reads=("workloads",),
 )
 def net01_no_antispoof_filter(state: State, spec: CheckSpec) -> Iterator[Finding]:
     vms = [w for w in state.workloads() if w.kind == WorkloadKind.VM and w.vm]
@@ -106,6 +107,7 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     "ARP-spoof each other and talk directly: nothing between them filters.",
     Severity.HIGH,
     "move each tenant to its own bridge or VLAN",
+    reads=("workloads", "topology"),
 )
 def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -167,6 +169,7 @@ def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "behind it can tag frames into any tenant's VLAN.",
     Severity.HIGH,
     "ovs-vsctl set port PORT tag=TENANT-VLAN  (or trunks=ONLY-THE-NEEDED-VLANS)",
+    reads=("workloads", "topology"),
 )
 def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [h for h in _with_topology(state) if h.topology and h.topology.ovs]
@@ -216,6 +219,7 @@ def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "separates them; tenants on one bridge are separated only by their IP addressing.",
     Severity.MEDIUM,
     "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant",
+    reads=("workloads", "topology"),
 )
 def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -264,6 +268,7 @@ def _cells(hs: HostState):
     "isolated: the headline isolation failure.",
     Severity.CRITICAL,
     "find the shared segment or forwarding gateway on the path shown, and separate it",
+    reads=("workloads", "topology", "reach"),
 )
 def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -341,6 +346,7 @@ def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding
     "(libvirt, sshd, metadata) from inside.",
     Severity.HIGH,
     "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges",
+    reads=("workloads", "topology", "reach"),
 )
 def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -379,6 +385,7 @@ def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding
     "tenants routes between them unless a filter stops it.",
     Severity.HIGH,
     "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs",
+    reads=("workloads", "topology"),
 )
 def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[Finding]:
     from probes.network.segments import attach
@@ -432,6 +439,7 @@ def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[
     Severity.HIGH,
     fix="ip link set dev PF vf N spoofchk on trust off (and in the libvirt network or hostdev "
     "interface: no trust='yes').",
+    reads=("workloads", "probe_errors", "facts", "source"),
 )
 def net08_sriov(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:

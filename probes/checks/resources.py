@@ -57,6 +57,7 @@ def _wl_name(w: Workload | None, key: str) -> str:
     Severity.MEDIUM,
     "Look at the workload's processes and connections at the time of the peak (Logs pane, "
     "`virsh domstats NAME`, `top` inside the guest); if it is legitimate, cap it.",
+    reads=("workloads", "samples"),
 )
 def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _hosts_with_samples(state):
@@ -103,6 +104,7 @@ def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "Cap the noisy tenant's workloads (`virsh schedinfo NAME --live --config vcpu_quota=Q "
     "vcpu_period=100000`, cgroup cpu.max / cpu.cfs_quota_us) or give the victims more "
     "weight; pin tenants to separate cores with <vcpupin>.",
+    reads=("workloads", "samples"),
 )
 def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = {h.host.name: h for h in _hosts_with_samples(state)}

@@ -87,6 +87,7 @@ def _json_fix(key: str, value: str) -> str:
     "one breakout (a kernel bug, a bad mount) lands with full privileges over every other tenant.",
     Severity.MEDIUM,
     _json_fix("userns-remap", '"default"'),
+    reads=("workloads", "runtimes"),
 )
 def rt01_userns_remap(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):
@@ -123,6 +124,7 @@ def rt01_userns_remap(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "every port, whoever's tenant it is: the default network is one flat segment.",
     Severity.MEDIUM,
     _json_fix("icc", "false") + "; give each tenant a user-defined network",
+    reads=("workloads", "runtimes"),
 )
 def rt02_icc_default_bridge(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -153,6 +155,7 @@ def rt02_icc_default_bridge(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.CRITICAL,
     "listen on the unix socket only, or add tlsverify with tlscacert/tlscert/tlskey (dockerd "
     "--tlsverify); Podman's service has no TLS: keep it on a unix socket",
+    reads=("workloads", "runtimes"),
 )
 def rt03_tcp_without_tls(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):
@@ -189,6 +192,7 @@ def rt03_tcp_without_tls(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "patching the runtime becomes an outage, so it is put off.",
     Severity.LOW,
     _json_fix("live-restore", "true"),
+    reads=("workloads", "runtimes"),
 )
 def rt04_live_restore(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -209,6 +213,7 @@ def rt04_live_restore(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "through setuid binaries or file capabilities, whatever image a tenant brings.",
     Severity.MEDIUM,
     _json_fix("no-new-privileges", "true"),
+    reads=("workloads", "runtimes"),
 )
 def rt05_no_new_privileges(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -235,6 +240,7 @@ def rt05_no_new_privileges(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.LOW,
     'add "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 4096}, '
     '"nproc": {"Name": "nproc", "Soft": 1024, "Hard": 2048}} to ' + DAEMON_JSON,
+    reads=("workloads", "runtimes"),
 )
 def rt06_default_ulimits(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -255,6 +261,7 @@ def rt06_default_ulimits(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "address instead of the client's.",
     Severity.LOW,
     _json_fix("userland-proxy", "false"),
+    reads=("workloads", "runtimes"),
 )
 def rt07_userland_proxy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -275,6 +282,7 @@ def rt07_userland_proxy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "it must belong to root (or the rootless daemon's user) and be closed to others.",
     Severity.HIGH,
     "chown root:docker SOCKET && chmod 660 SOCKET (and keep the docker group to administrators)",
+    reads=("workloads", "runtimes"),
 )
 def rt08_socket_owner_mode(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):
@@ -307,6 +315,7 @@ def rt08_socket_owner_mode(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "breakout from any container lands as an unprivileged user, not as root over every tenant.",
     Severity.INFO,
     "dockerd-rootless-setuptool.sh install (per service user), or run Podman as that user",
+    reads=("workloads", "runtimes"),
 )
 def rt09_rootless(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):

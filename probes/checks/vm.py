@@ -57,6 +57,7 @@ EMULATED_BUSES = ("ide", "sata", "fdc", "usb", "sd")
     fix="Remove <seclabel type='none'/> from the domain (virsh edit NAME) so libvirt applies "
     'a dynamic label, set security_driver to "selinux" or "apparmor" in '
     "/etc/libvirt/qemu.conf, and restart the domain.",
+    reads=("workloads", "connections", "probe_errors", "facts"),
 )
 def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -162,6 +163,7 @@ def _label_key(model: str, label: str) -> str:
     Severity.HIGH,
     fix="Use dynamic labels (<seclabel type='dynamic' model='selinux'/>) or give each domain "
     "its own static label (a unique category pair, e.g. s0:c101,c202).",
+    reads=("workloads", "connections", "probe_errors"),
 )
 def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -218,6 +220,7 @@ def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     fix="Set relabel='yes' on the static <seclabel> (or use type='dynamic'), or label the "
     "images by hand with the domain's imagelabel (chcon).",
+    reads=("workloads", "connections", "probe_errors"),
 )
 def vm03_static_norelabel(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -264,6 +267,7 @@ def _virsh(*argv: str) -> str:
     "tenants against each other when the host is full, they never cap anyone.",
     Severity.MEDIUM,
     "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000",
+    reads=("workloads", "samples"),
 )
 def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in state.hosts:
@@ -306,6 +310,7 @@ def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "then kills other tenants' VMs.",
     Severity.MEDIUM,
     "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)",
+    reads=("workloads", "samples"),
 )
 def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in state.hosts:
@@ -363,6 +368,7 @@ def _pins(w: Workload) -> tuple[frozenset[int], frozenset[int], str]:
     fix="Pin each tenant's vCPUs and emulator threads to whole cores of its own "
     "(<cputune><vcpupin vcpu='0' cpuset='4'/><emulatorpin cpuset='5'/></cputune>), and "
     "pin every domain on a host where some are pinned.",
+    reads=("workloads", "connections", "probe_errors", "facts"),
 )
 def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -522,6 +528,7 @@ def _pin_evidence(w: Workload) -> Evidence:
     "in QEMU: the attack surface guests have used to escape (VENOM was the floppy controller).",
     Severity.MEDIUM,
     fix="Use bus='virtio' for disks and <model type='virtio'/> for NICs (the guest needs virtio drivers).",
+    reads=("workloads", "connections", "probe_errors"),
 )
 def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -575,6 +582,7 @@ def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="<graphics type='vnc' listen='127.0.0.1' autoport='yes' passwd='A-SECRET'/> and reach it "
     "through an SSH tunnel; or <listen type='socket'/>.",
+    reads=("workloads", "connections", "probe_errors", "facts"),
 )
 def vm08_graphics(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -683,6 +691,7 @@ def _lock_failures(hs: HostState, src: str) -> list[LogEvent]:
     Severity.CRITICAL,
     fix="Give each tenant its own copy (qemu-img create -f qcow2 -b BASE -F qcow2 COPY) and detach "
     "the shared disk (virsh detach-disk NAME TARGET --config).",
+    reads=("workloads", "connections", "probe_errors"),
 )
 def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -750,6 +759,7 @@ def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "every local account and to any process that escaped its confinement.",
     Severity.HIGH,
     fix="chmod 0600 IMAGE (libvirt's dynamic_ownership gives it to the QEMU user while the domain runs).",
+    reads=("workloads", "connections", "probe_errors", "facts", "source"),
 )
 def vm10_image_modes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
@@ -830,6 +840,7 @@ def _pci_hostdevs(w: Workload) -> list[str]:
     Severity.CRITICAL,
     fix="Enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on) "
     "iommu=pt; until then detach the device (virsh detach-device NAME FILE --config).",
+    reads=("workloads", "connections", "probe_errors", "facts"),
 )
 def vm11_passthrough_without_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -877,6 +888,7 @@ def vm11_passthrough_without_iommu(state: State, spec: CheckSpec) -> Iterator[Fi
     Severity.HIGH,
     fix="Give a whole IOMMU group to one tenant (see /sys/kernel/iommu_groups/N/devices), or move "
     "the card to a slot with its own group; avoid pcie_acs_override.",
+    reads=("workloads", "connections", "probe_errors", "facts", "source"),
 )
 def vm14_iommu_group_split(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
@@ -936,6 +948,7 @@ DRIFT_TOLERANCE = 0.01
     Severity.MEDIUM,
     "Re-apply the XML values live (`virsh schedinfo` / `virsh memtune` with --live), or "
     "update the XML to what is intended.",
+    reads=("workloads", "samples"),
 )
 def vm12_limits_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
     seen = False
@@ -1023,6 +1036,7 @@ def _bytes_or_none(v: float | None) -> str:
     fix="Use LUKS volumes: qemu-img create --object secret,id=s0,file=KEYFILE -f luks "
     "-o key-secret=s0 IMAGE SIZE and <encryption format='luks'><secret type='passphrase' "
     "uuid='...'/></encryption> in the disk's <source>.",
+    reads=("workloads", "connections", "probe_errors"),
 )
 def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
