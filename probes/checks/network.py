@@ -107,7 +107,7 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     "ARP-spoof each other and talk directly: nothing between them filters.",
     Severity.HIGH,
     "move each tenant to its own bridge or VLAN",
-    reads=("workloads", "topology"),
+    reads=("workloads", "topology", "runtimes"),
 )
 def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -268,7 +268,7 @@ def _cells(hs: HostState):
     "isolated: the headline isolation failure.",
     Severity.CRITICAL,
     "find the shared segment or forwarding gateway on the path shown, and separate it",
-    reads=("workloads", "topology", "reach"),
+    reads=("workloads", "topology", "runtimes", "reach"),
 )
 def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -346,7 +346,7 @@ def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding
     "(libvirt, sshd, metadata) from inside.",
     Severity.HIGH,
     "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges",
-    reads=("workloads", "topology", "reach"),
+    reads=("workloads", "topology", "runtimes", "reach"),
 )
 def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
