@@ -180,6 +180,8 @@ class VmDetails:
     locked_memory: bool = False
     launch_security: str = ""  # sev, sev-snp, s390-pv: memory encrypted from the host
     blkio_weight: int | None = None
+    os_type: str = ""  # <os><type>: hvm, linux/xen (Xen PV), xenpvh, exe (LXC)
+    xen_guest: str = ""  # Xen domains: pv, pvh or hvm (the isolation model); "" for others
     parse_error: str = ""  # the XML could not be read: the rest is empty, not "healthy"
     stale: bool = False  # libvirt unreachable: this is the last picture seen
 
@@ -437,6 +439,7 @@ class HostState:
     reach: ReachMatrix | None = None
     runtimes: tuple[RuntimeDaemon, ...] = ()  # container runtime daemons (Docker, Podman)
     feeds: tuple[Feed, ...] = ()  # per probe: event-driven or polled, and why
+    xen: XenHost | None = None  # the Xen toolstack's view, where this host is a Xen dom0
 
     def connection(self, what: str) -> Connection | None:
         return next((c for c in self.connections if c.what == what), None)
@@ -463,6 +466,7 @@ from probes.facts.model import HostFacts  # noqa: E402
 from probes.logs.model import LogView  # noqa: E402
 from probes.network.model import ReachMatrix, Topology  # noqa: E402
 from probes.resources.model import ResourceSnapshot  # noqa: E402
+from probes.xen.model import XenHost  # noqa: E402
 
 __all__ = [
     "SEVERITY_ORDER",
@@ -503,4 +507,5 @@ __all__ = [
     "VmDetails",
     "Workload",
     "WorkloadKind",
+    "XenHost",
 ]

@@ -115,6 +115,9 @@ def make_probes(opts: Options) -> Any:
             probes.append(
                 FactsProbe(interval=max(opts.interval, 60.0), updates=("updates", "1") in opts.extra)
             )
+            from probes.xen.probe import XenProbe  # a Xen dom0's toolstack; nothing elsewhere
+
+            probes.append(XenProbe(interval=max(opts.interval, 60.0)))
         # network topology (probes/network; the demo: libvirt's view only); active probes only on request
         from probes.network.policy import from_config
         from probes.network.topology import TopologyProbe

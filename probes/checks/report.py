@@ -21,10 +21,11 @@ from probes.untrusted import visible
 JSON_SCHEMA_VERSION = 1
 JSON_SCHEMA_ID = "https://tenantscope.invalid/schema/check-report-v1.json"
 
-AREA_ORDER = ("host", "vm", "network", "container", "runtime", "resources", "logs", "software")
+AREA_ORDER = ("host", "vm", "xen", "network", "container", "runtime", "resources", "logs", "software")
 AREA_TITLE = {
     "host": "Host",
     "vm": "VMs",
+    "xen": "Xen",
     "network": "Network",
     "container": "Containers",
     "runtime": "Container runtimes",

@@ -224,7 +224,24 @@ def _details(root: Element, secure: bool) -> VmDetails:
         locked_memory=mb is not None and mb.find("locked") is not None,
         launch_security=(ls.get("type", "") if ls is not None else ""),
         blkio_weight=_int(_text(root, "blkiotune/weight") or None),
+        os_type=_text(root, "os/type"),
+        xen_guest=_xen_guest(root),
     )
+
+
+def _xen_guest(root: Element) -> str:
+    """pv, pvh or hvm for a Xen domain (libvirt's libxl/xen XML), "" for any other."""
+    if root.get("type", "") != "xen":
+        return ""
+    t = root.find("os/type")
+    if t is None:
+        return "pv"  # libvirt's default for a Xen domain without <os><type>
+    kind, machine = (t.text or "").strip().lower(), t.get("machine", "").lower()
+    if kind == "hvm":
+        return "hvm"
+    if kind == "xenpvh" or machine == "xenpvh":
+        return "pvh"
+    return "pv"  # linux, xen (libvirt's names for PV)
 
 
 def _children(parent: Element | None, tag: str) -> list[Element]:
