@@ -30,7 +30,7 @@ def test_markdown_sections_and_no_secrets():
         "## Log lines",
         "## Acknowledgements",
     ]
-    assert "### NET-02: tenants share a bridge (FAIL, high)" in heads
+    assert "### NET-02: A segment shared by tenants (FAIL, high)" in heads  # the catalog's title
     assert "Tenants involved: acme, globex" in md
     assert "**WRONG**" in md  # the matrix cell behind NET-02
     assert 'apparmor="DENIED"' in md  # the log line behind LOG-01
@@ -62,7 +62,7 @@ def test_json_schema_and_no_secrets():
     assert doc["hosts"] == ["hv1"] and doc["time_from"] <= doc["time_to"]
     f = doc["findings"][0]
     assert set(f) >= {"check_id", "status", "severity", "evidence", "fix", "why", "acknowledged"}
-    assert [x["check_id"] for x in doc["findings"]] == ["NET-02", "VM-04", "LOG-01"]  # fail, then warn
+    assert [x["check_id"] for x in doc["findings"]] == ["NET-02", "VM-08", "LOG-01"]  # fail, then warn
     assert doc["matrices"][0]["host"] == "hv1"
     assert {c["status"] for c in doc["matrices"][0]["cells"]} >= {"wrong"}
 

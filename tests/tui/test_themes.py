@@ -147,10 +147,10 @@ def test_finding_detail_with_ack_200x60(snap_compare):
         from tui.screens.finding_detail import acknowledge
 
         st = app.state
-        acknowledge(app, next(f for f in st.findings if f.check_id == "VM-04"), "INC-9 password rotated")
+        acknowledge(app, next(f for f in st.findings if f.check_id == "VM-08"), "INC-9 password rotated")
         await pilot.press("5")
         pane = app.pane("findings")
-        pane.table.move_cursor(row=[f.check_id for f in pane.ordered].index("VM-04"))
+        pane.table.move_cursor(row=[f.check_id for f in pane.ordered].index("VM-08"))
         await pilot.press("enter")
         await settle(pilot)
 

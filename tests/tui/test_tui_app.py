@@ -176,8 +176,9 @@ async def test_enter_opens_finding_detail_with_why_evidence_fix():
         for want in (
             "✗ FAIL",
             "VM-01",
+            "Domain is confined by sVirt",  # the catalog's title and why
             "Why it matters",
-            "why VM-01 matters",
+            "sVirt confinement is what separates",
             "Evidence",
             "<seclabel type='none'/>",
             "  line 2",
