@@ -50,6 +50,7 @@ def _unmanaged(hs: HostState, xen: XenHost) -> list[XenDomain]:
     "better (XSA history, XPTI/L1TF costs), so PV suits only trusted guests, not a multi-tenant host.",
     Severity.HIGH,
     'convert the guest to PVH (type = "pvh" in xl.cfg, <os><type>xenpvh</type> in libvirt), or HVM',
+    reads=("workloads", "xen"),
 )
 def xen01_pv_guests_shared_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _xen_hosts(state):
@@ -92,6 +93,7 @@ def xen01_pv_guests_shared_host(state: State, spec: CheckSpec) -> Iterator[Findi
     Severity.MEDIUM,
     "boot Xen with flask=enforcing and a policy (xsm_policy in the bootloader, or the built-in "
     "one); check with `xl getenforce`",
+    reads=("xen",),
 )
 def xen02_flask_enforcing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -124,6 +126,7 @@ def xen02_flask_enforcing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     "device_model_stubdomain_override = 1 in the guest's xl.cfg (or dm_restrict = 1 with a "
     "device_model_user); libvirt's libxl driver has no stub domains: prefer PVH guests there",
+    reads=("workloads", "xen"),
 )
 def xen03_device_model_in_dom0(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _xen_hosts(state):
@@ -199,6 +202,7 @@ def _dm_finding(
     "labels or limits from libvirt, invisible to every VM check (as HOST-11 is for stray QEMU).",
     Severity.MEDIUM,
     "virsh -c xen:///system domxml-from-native xen-xl /etc/xen/DOMAIN.cfg > DOMAIN.xml && virsh define DOMAIN.xml, or shut the domain down",
+    reads=("workloads", "xen", "connections"),
 )
 def xen04_unmanaged_domains(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -247,6 +251,7 @@ _OFF = ("no", "0", "false", "off", "disable")
     Severity.HIGH,
     "remove spec-ctrl=no / xpti=false / pv-l1tf=false from Xen's command line (GRUB_CMDLINE_XEN); "
     "consider smt=0 on hosts with untrusted guests",
+    reads=("xen",),
 )
 def xen05_mitigations(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -291,6 +296,7 @@ def xen05_mitigations(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "which stalls every tenant's I/O.",
     Severity.LOW,
     "boot Xen with dom0_mem=4G,max:4G (sized for dom0) and autoballoon=0 in /etc/xen/xl.conf",
+    reads=("xen",),
 )
 def xen06_dom0_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -319,6 +325,7 @@ def xen06_dom0_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "domain) may write lets one tenant rewire, stall or spoof another's devices.",
     Severity.HIGH,
     "xenstore-chmod PATH n0  (owner dom0, no access for others), then give each guest only its own home",
+    reads=("xen",),
 )
 def xen07_xenstore_writable(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
