@@ -34,7 +34,8 @@ class UptimeProbe(Probe[str]):
         return replace(state, facts=HostFacts(kernel=result))
 
 
-async def _until(cond, within: float = 15.0, what: str = "") -> None:
+async def _until(cond, within: float = 60.0, what: str = "") -> None:
+    """Wait for the event `cond`; the bound only stops a hung test (it is not the verdict)."""
     for _ in range(int(within / 0.05)):
         if cond():
             return
@@ -93,14 +94,21 @@ async def test_killed_host_goes_unreachable_others_keep_updating_then_it_reconne
 
 
 class HangProbe(Probe[None]):
-    interval = 0.1
-    timeout = 30.0
+    """A probe of a hung host: never answers within the test (its deadline is an hour)."""
 
-    def __init__(self, name: str) -> None:
+    interval = 0.1
+    timeout = 3600.0
+
+    def __init__(self, name: str, hanging: set[str]) -> None:
         self.name = name
+        self.hanging = hanging
 
     async def collect(self, host: HostTransport) -> None:
-        await asyncio.sleep(3600)
+        self.hanging.add(self.name)
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            self.hanging.discard(self.name)
 
     def merge(self, state: HostState, result: None) -> HostState:
         return state
@@ -108,19 +116,21 @@ class HangProbe(Probe[None]):
 
 async def test_a_hung_host_never_starves_the_others():
     merges: dict[str, int] = {}
+    hanging: set[str] = set()
     slow, ok = LocalHost("tse-slow"), LocalHost("tse-ok")
     engine = Engine(
         [slow, ok],
-        lambda h: [HangProbe(f"hang{i}") for i in range(4)] if h is slow else [UptimeProbe(merges)],
+        lambda h: [HangProbe(f"hang{i}", hanging) for i in range(4)] if h is slow else [UptimeProbe(merges)],
         max_concurrency=2,
     )
     engine.start()
     try:
-        # the hung probes hold every slot of their host for 30 s; the other host goes on
+        # the hung probes hold every slot of their host (they never return here); the other
+        # host goes on: it refreshes again and again while they are still hanging
+        await _until(lambda: len(hanging) >= 2, what="the slow host's probes started")
         await _until(
-            lambda: merges.get("tse-ok", 0) >= 3,
-            within=10.0,
-            what="the healthy host refreshed while the other hung",
+            lambda: merges.get("tse-ok", 0) >= 3, what="the healthy host refreshed while the other hung"
         )
+        assert len(hanging) >= 2, "the slow host's probes are still in flight"
     finally:
         await engine.stop()

@@ -21,8 +21,9 @@ def _fingerprint(pub_line: str) -> str:
     return asyncssh.import_public_key(pub_line).get_fingerprint("sha256")
 
 
-async def _gone(marker: str, within: float = 5.0) -> bool:
-    """True once no process has `marker` in its command line (polled, bounded)."""
+async def _gone(marker: str, within: float = 60.0) -> bool:
+    """True once no process has `marker` in its command line (waits for that event; the bound
+    only stops a hung test)."""
     for _ in range(int(within / 0.05)):
         if not any(marker in " ".join(p.info["cmdline"] or ()) for p in psutil.process_iter(["cmdline"])):
             return True
@@ -295,7 +296,7 @@ async def test_command_server_cleans_up_when_closed(sshd_factory):
         assert len(dirs) == 1 and os.path.isdir(next(iter(dirs)))
     finally:
         await h.close()
-    for _ in range(100):
+    for _ in range(1200):  # wait for the removal (the bound, 60 s, only stops a hung test)
         if not _mux_dirs(s) and not any(os.path.exists(d) for d in dirs):
             break
         await asyncio.sleep(0.05)
@@ -308,8 +309,12 @@ async def test_pending_commands_fail_fast_when_the_connection_drops(sshd_factory
     h = ssh_host(s, use_mux=use_mux)
     try:
         assert (await h.run(["true"])).ok
-        pending = asyncio.ensure_future(h.run(["sleep", "30"], timeout=60))
-        await asyncio.sleep(0.3)
+        marker = f"{30 + int(uuid.uuid4().int % 1000) / 1000:.3f}"  # a unique sleep argument
+        pending = asyncio.ensure_future(h.run(["sleep", marker], timeout=60))
+        for _ in range(1200):  # the command runs on the host (bound: 60 s)
+            if any(p.info["cmdline"] == ["sleep", marker] for p in psutil.process_iter(["cmdline"])):
+                break
+            await asyncio.sleep(0.05)
         s.kill()
         with pytest.raises(HostError) as ei:
             await asyncio.wait_for(pending, 20)  # not the 60 s deadline

@@ -304,6 +304,10 @@ async def test_check_probe_entry_merges_into_the_engine(netlab: NetLab, capsys) 
     from probes.session import Options
 
     class LabWorkloads(Probe):
+        """Stand-in for the netns and container inventory: answers the lab's workloads as
+        built by the fixture (real namespaces, veths and bridges), so the engine sees only this
+        lab. The topology probe, the engine and the prober sending the traffic are real."""
+
         name = "lab"
 
         async def collect(self, host):  # type: ignore[no-untyped-def]

@@ -135,7 +135,11 @@ async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cg
     )
     probe = ResourcesProbe(interval=0.3, libvirt=False)
 
-    class Inventory(ResourcesProbe):  # a stand-in inventory: reports the fixture's group
+    class Inventory(ResourcesProbe):
+        """Stand-in for the container inventory: reports the test's own cgroup as a container
+        (a real cgroup with a real CPU burner in it) instead of discovering runtimes. The
+        resources probe that samples it, the engine and the app are real."""
+
         name = "tsh-inventory"
 
         async def collect(self, host):  # type: ignore[no-untyped-def]
@@ -144,7 +148,7 @@ async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cg
         def merge(self, state, result):  # type: ignore[no-untyped-def]
             return replace(state, workloads=result)
 
-    def derive(s: State) -> State:
+    def derive(s: State) -> State:  # stand-in for tenancy: the one workload is tenant tshburn's
         return replace(s, tenants=(Tenant("tshburn", (w.key,)),))
 
     engine = Engine([host], lambda h: [Inventory(interval=60), probe], derive)

@@ -324,7 +324,8 @@ async def test_probe_errors_view_from_key_and_from_header_click():
 
 
 class CountingProbe(Probe[int]):
-    """A real probe for the real Engine: each run adds a workload, many runs per second."""
+    """Stand-in for an inventory probe, run by the real Engine: each run adds a (made-up)
+    workload, many runs per second, to drive the engine's coalescing and the app's renders."""
 
     name = "counting"
     interval = 0.005
@@ -511,7 +512,8 @@ async def test_findings_show_the_host_column_for_a_fleet():
 
 
 class FailingProbe(Probe[None]):
-    """A real probe that fails, as a probe does when its host misbehaves."""
+    """Stand-in for a probe whose host misbehaves: it raises the OSError such a probe would
+    (it reads nothing). The Engine that records the error and the app that shows it are real."""
 
     name = "flaky"
     interval = 0.05
@@ -528,11 +530,11 @@ async def test_a_failing_probe_shows_in_the_header_and_its_list():
     engine = Engine([LocalHost("hvx")], lambda h: [CountingProbe(), FailingProbe()], source="live")
     app = TenantScopeApp(Options(), source=engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        for _ in range(100):
+        for _ in range(200):  # the event: the header shows the error (bound: 10 s)
             if app.state and any(h.probe_errors for h in app.state.hosts):
-                break
-            await asyncio.sleep(0.02)
-        await pilot.pause(0.3)
+                if plain(app.query_one("#header-errors")) != "✓ no probe errors":
+                    break
+            await asyncio.sleep(0.05)
         assert plain(app.query_one("#header-errors")) == "⚠ 1 probe error (!)"
         assert len(app.state.workloads()) > 0  # the other probe carried on
         await pilot.click("#header-errors")
