@@ -691,7 +691,7 @@ def _lock_failures(hs: HostState, src: str) -> list[LogEvent]:
     Severity.CRITICAL,
     fix="Give each tenant its own copy (qemu-img create -f qcow2 -b BASE -F qcow2 COPY) and detach "
     "the shared disk (virsh detach-disk NAME TARGET --config).",
-    reads=("workloads", "connections", "probe_errors"),
+    reads=("workloads", "connections", "probe_errors", "logs"),
 )
 def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
