@@ -15,12 +15,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from probes.hosts.base import HostTransport
-from probes.model import Feed, HostState, ProbeError, State
+from probes.model import Feed, HostState, ProbeError, RequestStatus, State
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -34,6 +34,7 @@ LEAD_WAIT = 3.0  # seconds: at most this long the other probes of a host wait fo
 LEAD_SETTLE = 1.0
 SETTLE_FACTOR = 5.0
 EVENT_SETTLE = 0.03  # seconds: after a wake-up, events of the same burst join this run
+KEEP_REQUESTS = 16  # finished requests kept in State.requests (the newest)
 
 
 class Probe(abc.ABC, Generic[R]):
@@ -76,6 +77,8 @@ class Probe(abc.ABC, Generic[R]):
 
 Deriver = Callable[[State], State]
 Subscriber = Callable[[State], Any]
+# Requested work on one host: observe, then return the pure change to that host's state.
+Work = Callable[[HostTransport], Awaitable[Callable[[HostState], HostState]]]
 
 
 class Engine:
@@ -105,6 +108,8 @@ class Engine:
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
         self._failures: dict[tuple[str, str], int] = {}
         self._derived_from: tuple[HostState, ...] | None = None  # hosts (times zeroed) of the last derive
+        self._requests: dict[int, RequestStatus] = {}  # State.requests (probes/requests.py)
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}  # a probe never overlaps itself
         self._state = self._build()
         self._dirty = False
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -179,6 +184,54 @@ class Engine:
         self._states[host] = fn(self._states[host])
         self._publish()
 
+    def seed(self, hs: HostState) -> None:
+        """Start a host from a state observed elsewhere (Session.over_state), before anyone
+        subscribed: nothing is published."""
+        self._states[hs.host.name] = hs
+        self._dirty = True
+
+    # -- requested work (probes/session.py runs the requests through these)
+
+    def set_request(self, status: RequestStatus) -> None:
+        """Record a request's progress or outcome in State.requests and publish."""
+        self._requests[status.id] = status
+        done = [k for k, v in self._requests.items() if v.finished]
+        for k in done[: max(0, len(done) - KEEP_REQUESTS)]:
+            del self._requests[k]
+        self._publish()
+
+    async def run_probe_now(self, host: str, probe: Probe[Any]) -> bool:
+        """One run of a registered probe now (not overlapping its own loop); False when it failed
+        (recorded as its probe error, as in a poll)."""
+        t = next(h for h in self.hosts if h.name == host)
+        return await self._run_one(t, probe)
+
+    async def run_on_host(self, host: str, name: str, work: Work, timeout: float) -> str | None:
+        """Requested work under the rules of a probe: the host's concurrency bound, a deadline,
+        a failure recorded as the host's probe error `name` (cleared by its next success) and
+        never raised. Returns None on success, else the message."""
+        t = next(h for h in self.hosts if h.name == host)
+        try:
+            async with self._sems[host], asyncio.timeout(timeout):
+                change = await work(t)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            msg = _describe(e, timeout)
+            log.debug("%s on %s failed: %s", name, host, msg, exc_info=True)
+            now = self._clock()
+            st = self._states[host]
+            prev = next((x for x in st.probe_errors if x.probe == name), None)
+            err = ProbeError(name, host, msg, now, prev.since if prev else now)
+            errors = tuple(x for x in st.probe_errors if x.probe != name) + (err,)
+            self._states[host] = replace(st, probe_errors=errors)
+            self._publish()
+            return msg
+        st = change(self._states[host])
+        self._states[host] = replace(st, probe_errors=tuple(x for x in st.probe_errors if x.probe != name))
+        self._publish()
+        return None
+
     # -- internals
 
     async def _loop(self, t: HostTransport, p: Probe[Any], wake: asyncio.Event) -> None:
@@ -213,6 +266,11 @@ class Engine:
 
     async def _run_one(self, t: HostTransport, p: Probe[Any]) -> bool:
         key = (t.name, p.name)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            return await self._run_locked(t, p, key)
+
+    async def _run_locked(self, t: HostTransport, p: Probe[Any], key: tuple[str, str]) -> bool:
         try:
             async with self._sems[t.name], asyncio.timeout(p.timeout):
                 result = await p.collect(t)
@@ -266,6 +324,7 @@ class Engine:
     def _build(self) -> State:
         hosts = tuple(self._states[t.name] for t in self.hosts)
         raw = State(hosts=hosts, taken_at=self._clock(), source=self._source)
+        requests = tuple(self._requests.values())
         # Most polls observe nothing new: then tenants and findings stay as they were and only
         # the refresh times move (the checks are the expensive part of a publish).
         key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
@@ -275,14 +334,15 @@ class Engine:
                 prev,
                 taken_at=raw.taken_at,
                 hosts=tuple(replace(d, refreshed_at=h.refreshed_at) for d, h in zip(prev.hosts, hosts)),
+                requests=requests,
             )
         try:
             derived = self._derive(raw)
         except Exception:
             log.exception("deriving state failed")
-            return raw
+            return replace(raw, requests=requests)
         self._derived_from = key
-        return derived
+        return replace(derived, requests=requests)
 
     def _publish(self) -> None:
         """Note a change; subscribers hear of it once per burst (COALESCE seconds)."""

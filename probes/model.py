@@ -445,6 +445,35 @@ class HostState:
         return next((c for c in self.connections if c.what == what), None)
 
 
+class RequestState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # it ran and every host failed (the reason says which and why)
+    REFUSED = "refused"  # the session's policy (read-only)
+    UNAVAILABLE = "unavailable"  # this source cannot run it (replay, a static State)
+
+
+REQUEST_FINISHED = frozenset(RequestState) - {RequestState.RUNNING}
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    id: int
+    kind: str  # probes.requests.kind_of(request)
+    state: RequestState
+    done: int = 0
+    total: int = 0  # 0: not known yet
+    message: str = ""  # why it failed, was refused or is unavailable; per-host problems
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    findings: tuple[Finding, ...] = ()  # Audit: what the checks found (also when cancelled)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in REQUEST_FINISHED
+
+
 @dataclass(frozen=True)
 class State:
     hosts: tuple[HostState, ...] = ()
@@ -452,6 +481,7 @@ class State:
     findings: tuple[Finding, ...] = ()
     taken_at: float = 0.0
     source: str = "live"  # live, demo, replay of FILE
+    requests: tuple[RequestStatus, ...] = ()  # what was asked of the session (probes/requests.py)
 
     def workloads(self) -> tuple[Workload, ...]:
         return tuple(w for h in self.hosts for w in h.workloads)
@@ -495,6 +525,8 @@ __all__ = [
     "ProbeError",
     "PublishedPort",
     "ReachMatrix",
+    "RequestState",
+    "RequestStatus",
     "ResourceSnapshot",
     "RuntimeDaemon",
     "RuntimeNetwork",

@@ -6,15 +6,34 @@ they observe and conclude is one code path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from probes.config import Config
-from probes.engine import Engine, Probe
+from probes.engine import Engine, Probe, Subscriber
 from probes.hosts.base import HostTransport
 from probes.hosts.local import LocalHost
-from probes.model import HostKind, State
+from probes.model import Finding, HostKind, HostState, RequestState, RequestStatus, State
+from probes.requests import (
+    CHANGING,
+    ActiveProbe,
+    Audit,
+    FactsRefresh,
+    PollSchedule,
+    Request,
+    RequestHandle,
+    UpdatesLookup,
+    answered,
+    kind_of,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,17 +187,13 @@ def _ovs_db(opts: Options) -> str | None:
 def make_deriver(opts: Options):
     from probes.checks.base import CheckRunner
     from probes.checks.silence import silences_from
+    from probes.tenancy import assign
 
     silences = silences_from(opts.config)  # validated by cmd_check / the app before this
     checks = CheckRunner()  # this session's: reuses a check's result while its inputs stay the same
 
     def derive(state: State) -> State:
-        try:
-            from probes.tenancy import assign  # type: ignore[import-not-found]
-
-            state = assign(state, opts)
-        except ImportError:
-            pass
+        state = assign(state, opts)
         from probes.network.libvirtnet import current_views  # libvirt's view follows its domains
 
         state = current_views(state)
@@ -207,3 +222,332 @@ def make_engine(opts: Options) -> Engine:
 
     bind_engine(engine)  # the logs service publishes batches through engine.update_host
     return engine
+
+
+# ---------------------------------------------------------------- the request path
+
+
+class Session:
+    """One console's (or command's) observation: its engine, and the one way to ask it for
+    more than a poll (probes/requests.py). It is a StateSource (tui/source.py)."""
+
+    def __init__(self, opts: Options, *, read_only: bool = False, engine: Engine | None = None) -> None:
+        self.opts = opts
+        self.read_only = read_only
+        self.engine = engine if engine is not None else make_engine(opts)
+        self._ids = itertools.count(1)
+        self._tasks: dict[int, asyncio.Task[RequestStatus]] = {}
+        self._stop_flags: dict[int, threading.Event] = {}  # requests that stop between steps
+
+    @classmethod
+    def over_state(cls, state: State, opts: Options | None = None, *, read_only: bool = False) -> Session:
+        """A session whose hosts are this machine, starting from a State observed elsewhere
+        (tests of the request path against a lab): no polls; requests run for real."""
+        given = state
+
+        def keep(s: State) -> State:
+            return replace(s, tenants=given.tenants, findings=given.findings)
+
+        engine = Engine([LocalHost(h.host.name, libvirt_uri=None) for h in state.hosts], lambda h: [], keep)
+        for hs in state.hosts:
+            engine.seed(hs)
+        return cls(opts or Options(), read_only=read_only, engine=engine)
+
+    # -- StateSource
+
+    @property
+    def state(self) -> State:
+        return self.engine.state
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self.engine.subscribe(fn)
+
+    def start(self) -> None:
+        self.engine.start()
+
+    async def stop(self) -> None:
+        for t in list(self._tasks.values()):
+            t.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.engine.stop()
+
+    async def refresh_once(self) -> State:
+        return await self.engine.refresh_once()
+
+    # -- requests
+
+    def request(self, req: Request) -> RequestHandle:
+        """Start `req`; its progress and outcome show in State.requests, and the handle's
+        `result()` gives its final status."""
+        rid = next(self._ids)
+        now = time.time()
+        kind = kind_of(req)
+        if self.read_only and isinstance(req, CHANGING):
+            return self._answer(req, rid, RequestState.REFUSED, "read-only session")
+        if self.opts.demo and isinstance(req, UpdatesLookup):
+            return self._answer(
+                req, rid, RequestState.UNAVAILABLE, "no live hosts (the demo fleet is simulated)"
+            )
+        if isinstance(req, PollSchedule):  # instant: done before the key's next render
+            err = self._interval(req)
+            return self._answer(req, rid, RequestState.FAILED if err else RequestState.DONE, err or "")
+        status = RequestStatus(rid, kind, RequestState.RUNNING, started_at=now)
+        self.engine.set_request(status)
+        if isinstance(req, Audit):
+            self._stop_flags[rid] = threading.Event()
+        task = asyncio.get_running_loop().create_task(self._run(req, status), name=f"request {kind} #{rid}")
+        self._tasks[rid] = task
+        task.add_done_callback(lambda _: (self._tasks.pop(rid, None), self._stop_flags.pop(rid, None)))
+        return RequestHandle(status, task)
+
+    def cancel(self, rid: int) -> bool:
+        """Stop a running request (an audit after the check it is in); False if none runs."""
+        flag = self._stop_flags.get(rid)
+        if flag is not None:
+            flag.set()
+            return True
+        task = self._tasks.get(rid)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    def _answer(self, req: Request, rid: int, state: RequestState, message: str) -> RequestHandle:
+        h = answered(req, rid, state, message, time.time())
+        self.engine.set_request(h.first)
+        return h
+
+    def _set(self, status: RequestStatus, **kw: Any) -> RequestStatus:
+        status = replace(status, **kw)
+        self.engine.set_request(status)
+        return status
+
+    async def _run(self, req: Request, status: RequestStatus) -> RequestStatus:
+        cur = [status]
+
+        def update(**kw: Any) -> None:
+            cur[0] = self._set(cur[0], **kw)
+
+        try:
+            match req:
+                case ActiveProbe():
+                    failed = await self._active_probe(req, update)
+                case UpdatesLookup():
+                    failed = await self._updates(req, update)
+                case FactsRefresh():
+                    failed = await self._facts(req, update)
+                case Audit():
+                    failed = await self._audit(req, update, self._stop_flags[status.id])
+                case PollSchedule():
+                    failed = self._interval(req)  # (answered at once by request())
+        except asyncio.CancelledError:
+            return self._set(cur[0], state=RequestState.CANCELLED, finished_at=time.time())
+        except Exception as e:  # a bug in a request must not reach the UI as a traceback
+            log.exception("request %s failed", status.kind)
+            return self._set(cur[0], state=RequestState.FAILED, message=str(e)[:300], finished_at=time.time())
+        flag = self._stop_flags.get(status.id)
+        if flag is not None and flag.is_set():
+            final = RequestState.CANCELLED
+        elif failed is not None:
+            final = RequestState.FAILED
+        else:
+            final = RequestState.DONE
+        return self._set(cur[0], state=final, message=failed or cur[0].message, finished_at=time.time())
+
+    def _hosts(self, names: tuple[str, ...]) -> list[HostTransport]:
+        return [t for t in self.engine.hosts if not names or t.name in names]
+
+    def _host_state(self, name: str) -> HostState | None:
+        return next((h for h in self.engine.state.hosts if h.host.name == name), None)
+
+    async def _active_probe(self, req: ActiveProbe, update: Callable[..., None]) -> str | None:
+        from probes.network import prober
+        from probes.network.policy import network_options
+        from probes.tenancy import config_for
+
+        try:
+            cfg_ports, cfg_timeout = network_options(config_for(self.opts))
+            ports = prober.valid_ports(req.ports if req.ports is not None else cfg_ports)
+        except ValueError as e:
+            return str(e)
+        timeout = req.timeout or cfg_timeout
+        targets = [
+            (t, hs) for t in self._hosts(req.hosts) if (hs := self._host_state(t.name)) and hs.topology
+        ]
+        if not targets:
+            return "no topology observed yet: nothing to probe"
+        errors: list[str] = []
+        base = 0  # pairs of the hosts already done
+        for t, hs in targets:
+            last = [0]
+
+            def progress(done: int, total: int, base: int = base, last: list[int] = last) -> None:
+                last[0] = total
+                update(done=base + done, total=max(base + total, 1))
+
+            async def work(
+                t: HostTransport, hs: HostState = hs, progress: Callable[[int, int], None] = progress
+            ) -> Callable[[HostState], HostState]:
+                rm = await prober.probe_host(t, hs, ports=ports, timeout=timeout, progress=progress)
+                return lambda st: prober.merged(st, rm)
+
+            err = await self.engine.run_on_host(t.name, "active-probe", work, ACTIVE_PROBE_DEADLINE)
+            if err is not None:
+                errors.append(f"{t.name}: {err}")
+            base += last[0]
+        if errors:
+            update(message="; ".join(errors)[:300])
+        return "; ".join(errors)[:300] if len(errors) == len(targets) else None
+
+    async def _updates(self, req: UpdatesLookup, update: Callable[..., None]) -> str | None:
+        from probes.facts.probe import FactsProbe
+
+        hosts = self._hosts(req.hosts)
+        update(total=len(hosts))
+        failed: list[str] = []
+        for i, t in enumerate(hosts):
+            p = FactsProbe(updates=True)
+
+            async def work(t: HostTransport, p: FactsProbe = p) -> Callable[[HostState], HostState]:
+                result = await p.collect(t)
+                return lambda st: p.merge(st, result)
+
+            err = await self.engine.run_on_host(t.name, "updates", work, p.timeout)
+            if err is not None:
+                failed.append(f"{t.name}: {err}")
+            update(done=i + 1)
+        if failed:
+            update(message="; ".join(failed)[:300])
+        return "; ".join(failed)[:120] if failed and len(failed) == len(hosts) else None
+
+    async def _facts(self, req: FactsRefresh, update: Callable[..., None]) -> str | None:
+        todo = []
+        for t in self._hosts(req.hosts):
+            hs = self._host_state(t.name)
+            for p in self.engine.probes_of(t.name):
+                if p.name != "facts" or hs is None:
+                    continue
+                rerun = getattr(p, "wants_rerun", None)
+                if req.stale_only and not (rerun is not None and rerun(hs)):
+                    continue
+                todo.append((t.name, p))
+        update(total=len(todo))
+        for i, (host, p) in enumerate(todo):
+            await self.engine.run_probe_now(host, p)
+            update(done=i + 1)
+        return None
+
+    async def _audit(self, req: Audit, update: Callable[..., None], stop: threading.Event) -> str | None:
+        found = await run_audit(self.engine.state, req.checks, update, stop)
+        return None if found is not None else "nothing observed yet"
+
+    def _interval(self, req: PollSchedule) -> str | None:
+        hit = False
+        for t in self.engine.hosts:
+            for p in self.engine.probes_of(t.name):
+                if p.name != req.probe:
+                    continue
+                setter = getattr(p, "set_interval", None)
+                if req.seconds is not None and setter is not None:
+                    setter(req.seconds)
+                    hit = True
+                if req.paused is not None and hasattr(p, "paused"):
+                    p.paused = req.paused
+                    hit = True
+        if not hit:
+            return f"no {req.probe} probe here takes a schedule"
+        self.engine.poke(req.probe)
+        return None
+
+
+ACTIVE_PROBE_DEADLINE = 600.0  # seconds for one host's whole probe run (each probe has its own timeout)
+
+
+async def run_audit(
+    state: State | None, ids: Sequence[str], update: Callable[..., None], stop: threading.Event
+) -> tuple[Finding, ...] | None:
+    """The catalog (or `ids`) check by check in a worker thread, with progress; stops between
+    checks when `stop` is set, keeping what was found. None when there is no State yet."""
+    from probes.checks import base  # looked up at each call: tests count the checks run
+
+    if state is None or not state.hosts:
+        return None
+    todo = list(ids) or sorted(base.load_catalog())
+    update(done=0, total=len(todo), findings=())
+    found: list[Finding] = []
+    for i, cid in enumerate(todo):
+        if stop.is_set():
+            break
+        found += await asyncio.to_thread(base.run_checks, state, [cid])
+        update(done=i + 1, findings=tuple(found))
+    return tuple(found)
+
+
+class FixedRequests:
+    """Requests against a State that does not change by itself (a saved State, tests, replay):
+    the audit runs (checks need only the State); whatever needs a live host is answered at
+    once as UNAVAILABLE, saying so."""
+
+    def __init__(self, get: Callable[[], State], put: Callable[[State], None], what: str) -> None:
+        self._get = get
+        self._put = put
+        self.what = what  # "replay", "a saved State"
+        self._ids = itertools.count(1)
+        self._statuses: dict[int, RequestStatus] = {}
+        self._tasks: dict[int, asyncio.Task[RequestStatus]] = {}
+        self._stops: dict[int, threading.Event] = {}
+
+    def with_requests(self, state: State) -> State:
+        requests = tuple(self._statuses.values())
+        return state if state.requests == requests else replace(state, requests=requests)
+
+    def _set(self, status: RequestStatus) -> RequestStatus:
+        self._statuses[status.id] = status
+        self._put(self.with_requests(self._get()))
+        return status
+
+    def request(self, req: Request) -> RequestHandle:
+        rid = next(self._ids)
+        if not isinstance(req, Audit):
+            h = answered(
+                req,
+                rid,
+                RequestState.UNAVAILABLE,
+                f"not available in {self.what}: no live hosts to ask",
+                time.time(),
+            )
+            self._set(h.first)
+            return h
+        stop = self._stops[rid] = threading.Event()
+        cur = [self._set(RequestStatus(rid, kind_of(req), RequestState.RUNNING, started_at=time.time()))]
+
+        def update(**kw: Any) -> None:
+            cur[0] = self._set(replace(cur[0], **kw))
+
+        async def run() -> RequestStatus:
+            try:
+                found = await run_audit(self._get(), req.checks, update, stop)
+            except asyncio.CancelledError:
+                return self._set(replace(cur[0], state=RequestState.CANCELLED, finished_at=time.time()))
+            if found is None:
+                end, msg = RequestState.FAILED, "nothing observed yet"
+            else:
+                end, msg = (RequestState.CANCELLED if stop.is_set() else RequestState.DONE), ""
+            return self._set(replace(cur[0], state=end, message=msg, finished_at=time.time()))
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"request audit #{rid}")
+        self._tasks[rid] = task
+        return RequestHandle(cur[0], task)
+
+    def cancel(self, rid: int) -> bool:
+        stop = self._stops.get(rid)
+        task = self._tasks.get(rid)
+        if stop is None or task is None or task.done():
+            return False
+        stop.set()
+        return True
+
+    async def stop(self) -> None:
+        for t in self._tasks.values():
+            t.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)

@@ -2,8 +2,9 @@
 
 Each file holds the fields of `textual.theme.Theme` plus a `[variables]` table for
 tenantscope's own variables (status and severity colours). The TUI turns them into Textual
-themes (tui/app.py); a light, high-contrast, colour-blind safe and monochrome theme come later
-as more files here, and user themes from `$XDG_CONFIG_HOME/tenantscope/themes/*.toml`.
+themes (tui/app.py): dark (the default), light, high-contrast, colour-blind safe and
+monochrome are bundled here; user themes come from `$XDG_CONFIG_HOME/tenantscope/themes/*.toml`
+(tui/theming.py).
 """
 
 from __future__ import annotations

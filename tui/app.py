@@ -13,6 +13,7 @@ shown. Number keys 1-5 focus (and show) a pane in both layouts.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import threading
@@ -33,7 +34,8 @@ from textual.widgets import Footer, Tab, Tabs
 import themes
 from probes.model import State
 from probes.report.model import Ack
-from probes.session import Options, make_engine
+from probes.requests import Request, RequestHandle
+from probes.session import Options, Session
 from tui.bindings import APP_BINDINGS, PANE_ORDER, PANE_TITLES, BindingCommands
 from tui.header import AppHeader
 from tui.hostfilter import next_host, only_host
@@ -61,7 +63,7 @@ PANE_CLASSES: dict[str, type[Pane]] = {
 
 
 # Where panes sit in the large layout (row by row; Logs spans the last row). Number keys and
-# tabs follow PANE_ORDER (DESIGN.md's order); Tab moves through the grid as it is seen.
+# tabs follow PANE_ORDER (the order of the panes table in README.md); Tab moves through the grid as it is seen.
 GRID_ORDER = ("tenants", "findings", "resources", "reachability", "logs")
 
 
@@ -92,7 +94,9 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         # read-only: no action that changes anything (tui/readonly.py); env set by `serve`
         self.read_only = env_read_only() if read_only is None else read_only
         self.acks: dict[str, Ack] = {}  # acknowledged findings (Finding.key), this session only
-        self._source: StateSource = source if source is not None else make_engine(self.opts)
+        self._source: StateSource = (
+            source if source is not None else Session(self.opts, read_only=self.read_only)
+        )
         self._clock = clock
         self._tz = tz
         self._pending: State | None = None
@@ -102,6 +106,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self.host_filter: str | None = None  # one host of the fleet, or None for all (key h)
         self._active = PANE_ORDER[0]
         self._loop_thread = threading.get_ident()
+        self._app_context: contextvars.Context | None = None
         self.renders = 0  # StateChanged messages handled (tests and bench read it)
         for data in themes.builtin():
             self.register_theme(Theme(**data))
@@ -131,10 +136,29 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     def pane(self, pane_id: str) -> Pane:
         return self.query_one(f"#pane-{pane_id}", Pane)
 
+    # -- the request path: what panes and steps ask beyond rendering (probes/requests.py)
+
+    @property
+    def source(self) -> StateSource:
+        """Where the State comes from (the live session, a fixed State, a replay)."""
+        return self._source
+
+    def request(self, req: Request) -> RequestHandle:
+        """Hand a typed request to the source; progress and outcome come back in the State."""
+        return self._source.request(req)
+
+    def cancel_request(self, rid: int) -> bool:
+        return self._source.cancel(rid)
+
+    def add_state_listener(self, fn: Callable[[State], object]) -> None:
+        """Hear every State the source publishes (a recorder), not only the rendered ones."""
+        self._source.subscribe(fn)
+
     # -- the source of State
 
     def on_mount(self) -> None:
         self._loop_thread = threading.get_ident()
+        self._app_context = contextvars.copy_context()
         self._source.subscribe(self._on_source_state)
         self._render(self._source.state)
         self._source.start()
@@ -167,6 +191,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         if threading.get_ident() != self._loop_thread:  # a source publishing from a thread
             self.call_from_thread(self._on_source_state, state)
             return
+        if self._app_context is not None:
+            # a source's callback may have been scheduled outside the app (a source created
+            # before the app ran): Textual's timers need the app's context
+            self._app_context.copy().run(self._queue_state, state)
+        else:
+            self._queue_state(state)
+
+    def _queue_state(self, state: State) -> None:
         self._pending = state
         if self._flush_timer is None:
             delay = max(0.01, self._last_flush + self.COALESCE - time.monotonic())
@@ -186,12 +218,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._state = state
         self.renders += 1
         shown = only_host(state, self.host_filter)  # the header always shows the whole fleet
-        targets: list[Pane | AppHeader] = [self.query_one(AppHeader), *self.query(Pane)]
+        # query, not query_one: a State can arrive while the screen is torn down (exit)
+        targets: list[Pane | AppHeader] = [*self.query(AppHeader), *self.query(Pane)]
         for t in targets:
             try:
                 t.show(state if isinstance(t, AppHeader) else shown)
             except Exception:  # one broken pane must not blank the others
                 log.exception("%s failed to render", type(t).__name__)
+        self.runbook_progress(state)  # the running steps' progress (State.requests)
         from tui.screens.probe_errors import ProbeErrorsScreen
 
         if isinstance(self.screen, ProbeErrorsScreen):

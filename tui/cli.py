@@ -11,9 +11,12 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
+from probes.model import RequestState
 from probes.session import Options, make_engine
+from probes.untrusted import visible
 
 log = logging.getLogger("tenantscope")
 
@@ -456,31 +459,32 @@ def _all_probes_failed(hs) -> bool:  # type: ignore[no-untyped-def]
 
 
 async def _observe_for_check(opts: Options):
-    """One observation of every probe; then the facts probe once more where it learned of disk
-    images it has not stat'ed yet (VM-10 needs the domains the first pass found)."""
-    engine = make_engine(opts)
-    try:
-        state = await engine.refresh_once()
-        again = []
-        for hs in state.hosts:
-            for p in engine.probes_of(hs.host.name):
-                if getattr(p, "wants_rerun", None) and p.wants_rerun(hs):
-                    again.append((hs.host.name, p))
-        for host, p in again:
-            t = next(h for h in engine.hosts if h.name == host)
-            try:
-                result = await asyncio.wait_for(p.collect(t), p.timeout)
-            except Exception as e:  # the first pass's facts stay; VM-10 then says "not stat'ed"
-                log.debug("second facts pass on %s failed: %s", host, e)
-                continue
-            engine.update_host(host, lambda st, p=p, result=result: p.merge(st, result))
-        if "probe" in dict(opts.extra):  # active reachability probes, only when asked
-            from probes.network.prober import probe_engine_for
+    """One observation of every probe; then, as requests to the session: the facts probe once
+    more where it learned of disk images it has not stat'ed yet (VM-10 needs the domains the
+    first pass found), and the active probes when asked."""
+    from probes.requests import ActiveProbe, FactsRefresh
+    from probes.session import Session
 
-            await probe_engine_for(engine, opts)
-        return engine.state
+    session = Session(opts)
+    try:
+        await session.refresh_once()
+        await session.request(FactsRefresh(stale_only=True)).result()
+        if "probe" in dict(opts.extra):  # active reachability probes, only when asked
+            given = dict(opts.extra)["probe"]
+            ports = tuple(int(p) for p in given.split(",") if p) or None
+            t0 = time.monotonic()
+            st = await session.request(ActiveProbe(ports=ports)).result()
+            state = session.state
+            if st.state != RequestState.DONE:
+                raise UserError(f"active probes {st.state.value}: {st.message}")
+            n = sum(len(h.reach.results) for h in state.hosts if h.reach)
+            print(f"tenantscope: probed {n} pair(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
+            for h in state.hosts:
+                for e in h.reach.errors if h.reach else ():
+                    print(f"tenantscope: {h.host.name}: {visible(e)}", file=sys.stderr)
+        return session.state
     finally:
-        await engine.stop()
+        await session.stop()
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:

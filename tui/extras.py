@@ -40,6 +40,6 @@ def start_recording(app: Any, path: str) -> Any:
                     app.notify, f"recording {path}: size limit reached, recording stopped", severity="warning"
                 )
 
-    app._source.subscribe(on_state)
+    app.add_state_listener(on_state)
     app.recorder = rec
     return rec

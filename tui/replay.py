@@ -20,7 +20,8 @@ from typing import Any
 
 from probes.model import State
 from probes.record import Recording
-from probes.session import Options, make_deriver
+from probes.requests import Request, RequestHandle
+from probes.session import FixedRequests, Options, make_deriver
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 
@@ -38,7 +39,6 @@ class ReplaySource:
         if not rec.states:
             raise ValueError(f"{rec.path}: no observation to replay")
         self.rec = rec
-        self.hosts: tuple[Any, ...] = ()  # no transports: nothing to probe
         self._derive = derive or make_deriver(opts or Options())
         self._cache: dict[int, State] = {}
         self._subs: list[Callable[[State], Any]] = []
@@ -47,6 +47,8 @@ class ReplaySource:
         self.playing = autoplay
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # the request path: an audit runs on the recorded State; the rest is "not available in replay"
+        self._requests = FixedRequests(lambda: self.state, self._put, "replay")
         self.state = self._at(0)
 
     # -- what the app needs
@@ -57,7 +59,19 @@ class ReplaySource:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._play())
 
+    def request(self, req: Request) -> RequestHandle:
+        return self._requests.request(req)
+
+    def cancel(self, rid: int) -> bool:
+        return self._requests.cancel(rid)
+
+    def _put(self, state: State) -> None:
+        self.state = state
+        for fn in list(self._subs):
+            fn(state)
+
     async def stop(self) -> None:
+        await self._requests.stop()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -87,7 +101,7 @@ class ReplaySource:
         )
 
     def _at(self, i: int) -> State:
-        return replace(self.derived(i), source=self.label())
+        return self._requests.with_requests(replace(self.derived(i), source=self.label()))
 
     def seek(self, i: int) -> State:
         self.index = max(0, min(i, len(self.rec.states) - 1))
@@ -210,7 +224,7 @@ class ReplayActions:
     """The replay keys act on the app's ReplaySource."""
 
     def _replay(self) -> ReplaySource | None:
-        src = getattr(self, "_source", None)
+        src = getattr(self, "source", None)
         return src if isinstance(src, ReplaySource) else None
 
     def action_replay_toggle(self) -> None:

@@ -16,13 +16,13 @@ cancelled (keeping what was found so far) or failed (with the reason). X cancels
 long step. b shows or hides the panel; every step is also in the command palette.
 
 `RunbookActions` is mixed into the App: its actions are app actions, bound in
-tui/bindings.py (RUNBOOK_BINDINGS), so the keys work from every pane.
+tui/bindings.py (APP_BINDINGS), so the keys work from every pane. The long steps are typed
+requests to the session (probes/requests.py: ActiveProbe through the Reachability pane,
+Audit, UpdatesLookup); the panel shows their progress from State.requests.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.widgets import Static
 
-from probes.model import State, Status
+from probes.model import RequestState, State, Status
+from probes.requests import Audit, Request, UpdatesLookup
 from tui.readonly import refuse
 
 
@@ -164,8 +165,14 @@ class RunbookActions:
     def runbook_steps(self) -> dict[str, Step]:
         if not hasattr(self, "_runbook_steps"):
             self._runbook_steps = default_steps()
-            self._runbook_cancel = threading.Event()
         return self._runbook_steps
+
+    @property
+    def _runbook_requests(self) -> dict[str, int]:
+        """The running steps' request ids."""
+        if not hasattr(self, "_rb_ids"):
+            self._rb_ids: dict[str, int] = {}
+        return self._rb_ids
 
     def _rb_set(self, step_id: str, **kw: Any) -> None:
         step = self.runbook_steps[step_id]
@@ -301,11 +308,11 @@ class RunbookActions:
 
     def _rb_reach(self) -> tuple[object, ...]:
         """The probe results on screen (a fast run can start and end between two polls)."""
-        src = getattr(self, "_source", None)  # the source's State: the screen's lags by a render
+        src = getattr(self, "source", None)  # the source's State: the screen's lags by a render
         st = getattr(src, "state", None) or self._rb_state()
         return tuple(id(h.reach) for h in st.hosts) if st is not None else ()
 
-    # -- audit: the catalog check by check in a thread
+    # -- audit: the catalog check by check (a request: the session runs it in a thread)
 
     def action_runbook_audit(self) -> None:
         if self.runbook_steps["audit"].state == StepState.RUNNING:
@@ -313,33 +320,9 @@ class RunbookActions:
             return
         self._rb_show_panel()
         self.action_focus_pane("findings")  # type: ignore[attr-defined]
-        self._runbook_cancel.clear()
-        self.run_worker(self._rb_audit(), group="runbook-audit", name="audit configuration")  # type: ignore[attr-defined]
+        self.run_worker(self._rb_request("audit", Audit()), group="runbook-audit", name="audit configuration")  # type: ignore[attr-defined]
 
-    async def _rb_audit(self) -> None:
-        from probes.checks.base import load_catalog, run_checks
-
-        state = self._rb_state()
-        if state is None:
-            self._rb_set("audit", state=StepState.FAILED, reason="nothing observed yet")
-            return
-        ids = sorted(load_catalog())
-        self._rb_set("audit", state=StepState.RUNNING, done=0, total=len(ids), findings=0)
-        found: list[Any] = []
-        cancel = self._runbook_cancel
-        for i, cid in enumerate(ids):
-            if cancel.is_set():
-                break
-            found += await asyncio.to_thread(run_checks, state, [cid])
-            self._rb_set(
-                "audit",
-                done=i + 1,
-                findings=sum(f.status in (Status.FAIL, Status.WARN, Status.ERROR) for f in found),
-            )
-        self.runbook_audit = tuple(found)  # what was found, also after a cancel
-        self._rb_set("audit", state=StepState.CANCELLED if cancel.is_set() else StepState.DONE)
-
-    # -- software updates: the facts probe with updates, on demand, per host
+    # -- software updates: the package manager of every host, on demand (a request)
 
     def action_runbook_updates(self) -> None:
         if refuse(self, "looking up software updates (it runs the package manager)"):
@@ -348,54 +331,52 @@ class RunbookActions:
         if self.runbook_steps["updates"].state == StepState.RUNNING:
             return
         self._rb_show_panel()
-        self._runbook_cancel.clear()
-        self.run_worker(self._rb_updates(), group="runbook-updates", name="software updates")  # type: ignore[attr-defined]
+        self.run_worker(
+            self._rb_request("updates", UpdatesLookup()), group="runbook-updates", name="software updates"
+        )  # type: ignore[attr-defined]
 
-    async def _rb_updates(self) -> None:
-        if refuse(self, "looking up software updates"):  # enforced where the work runs, too
-            return
-        src = getattr(self, "_source", None)
-        hosts = list(getattr(src, "hosts", ()) or ())
-        if not hosts or not hasattr(src, "update_host") or (getattr(self, "opts", None) and self.opts.demo):  # type: ignore[attr-defined]
-            self._rb_set("updates", state=StepState.FAILED, reason="no live hosts (demo or replay)")
-            return
-        from probes.facts.probe import FactsProbe
-
-        self._rb_set("updates", state=StepState.RUNNING, done=0, total=len(hosts), reason="")
-        failed: list[str] = []
-        try:
-            for i, t in enumerate(hosts):
-                p = FactsProbe(updates=True)
-                try:
-                    result = await asyncio.wait_for(p.collect(t), p.timeout)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:
-                    failed.append(f"{t.name}: {e}")
-                else:
-                    src.update_host(t.name, lambda st, p=p, r=result: p.merge(st, r))  # type: ignore[union-attr]
-                self._rb_set("updates", done=i + 1)
-        except asyncio.CancelledError:
-            self._rb_set(
-                "updates", state=StepState.CANCELLED, findings=problems(self._rb_state(), ("software",))
-            )
-            raise
-        if failed and len(failed) == len(hosts):
-            self._rb_set("updates", state=StepState.FAILED, reason="; ".join(failed)[:120])
+    async def _rb_request(self, step_id: str, req: Request) -> None:
+        """Run a step as a request to the session; its progress comes back in State.requests
+        (shown by `_rb_progress`), its outcome from the handle."""
+        step = self.runbook_steps[step_id]
+        self._rb_set(step_id, state=StepState.RUNNING, done=0, total=0, findings=0, reason="")
+        handle = self.request(req)  # type: ignore[attr-defined]
+        self._runbook_requests[step_id] = handle.id
+        st = await handle.result()
+        self._runbook_requests.pop(step_id, None)
+        if step_id == "audit":
+            self.runbook_audit = st.findings  # what was found, also after a cancel
+            found = sum(f.status in (Status.FAIL, Status.WARN, Status.ERROR) for f in st.findings)
         else:
-            self._rb_set("updates", state=StepState.DONE, findings=problems(self._rb_state(), ("software",)))
+            found = problems(self._rb_state(), step.areas)
+        end = {
+            RequestState.DONE: StepState.DONE,
+            RequestState.CANCELLED: StepState.CANCELLED,
+        }.get(st.state, StepState.FAILED)
+        self._rb_set(step_id, state=end, done=st.done, total=st.total, findings=found, reason=st.message)
+
+    def runbook_progress(self, state: State) -> None:
+        """The running steps' progress, from the requests in `state` (the app calls this on
+        every render)."""
+        ids = getattr(self, "_runbook_requests", {})
+        for step_id, rid in ids.items():
+            st = next((r for r in state.requests if r.id == rid), None)
+            if st is None or st.finished:
+                continue
+            kw: dict[str, Any] = {"done": st.done, "total": st.total}
+            if step_id == "audit":
+                kw["findings"] = sum(
+                    f.status in (Status.FAIL, Status.WARN, Status.ERROR) for f in st.findings
+                )
+            if any(getattr(self.runbook_steps[step_id], k) != v for k, v in kw.items()):
+                self._rb_set(step_id, **kw)
 
     # -- cancel whatever long step runs
 
     def action_runbook_cancel(self) -> None:
-        self._runbook_cancel.set() if hasattr(self, "_runbook_cancel") else None
         cancelled = False
-        for w in list(self.workers):  # type: ignore[attr-defined]
-            if w.group in ("runbook-updates",) and w.is_running:
-                w.cancel()
-                cancelled = True
-        if self.runbook_steps["audit"].state == StepState.RUNNING:
-            cancelled = True  # the thread stops after the check it is in
+        for rid in list(self._runbook_requests.values()):
+            cancelled = self.cancel_request(rid) or cancelled  # type: ignore[attr-defined]
         if self.runbook_steps["network"].state == StepState.RUNNING:
             self.pane("reachability").action_cancel_probe()  # type: ignore[attr-defined]
             cancelled = True

@@ -1,8 +1,10 @@
-"""Where the app's State comes from: the live Engine, or a fixed State.
+"""Where the app's State comes from: the live session, a fixed State, or a replay.
 
-The app needs only `state`, `subscribe`, `start` and `stop`, which `probes.engine.Engine`
-provides. `StaticSource` serves a State built elsewhere (a test, a loaded snapshot, a replay
-step) through the same interface, so the TUI has one code path whatever feeds it.
+The app needs `state`, `subscribe`, `start`, `stop`, and the request path: `request` (a typed
+request from probes/requests.py, answered in State.requests) and `cancel`. The live
+`probes.session.Session` runs requests on its engine. `StaticSource` serves a State built
+elsewhere (a test, a loaded snapshot) through the same interface: it runs an audit (the
+checks need only the State) and answers what needs a live host as unavailable.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from probes.model import State
+from probes.requests import Request, RequestHandle
+from probes.session import FixedRequests
 
 
 class StateSource(Protocol):
-    state: State
+    @property
+    def state(self) -> State: ...
 
     def subscribe(self, fn: Callable[[State], Any]) -> None: ...
 
@@ -22,15 +27,20 @@ class StateSource(Protocol):
 
     async def stop(self) -> None: ...
 
+    def request(self, req: Request) -> RequestHandle: ...
+
+    def cancel(self, rid: int) -> bool: ...
+
 
 class StaticSource:
-    """A State that changes only when `push` is called (tests, snapshots, replay)."""
+    """A State that changes only when `push` is called (tests, snapshots)."""
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, *, what: str = "a saved State") -> None:
         self.state = state
         self._subscribers: list[Callable[[State], Any]] = []
         self.started = False
         self.stopped = False
+        self._requests = FixedRequests(lambda: self.state, self._publish, what)
 
     def subscribe(self, fn: Callable[[State], Any]) -> None:
         self._subscribers.append(fn)
@@ -40,8 +50,18 @@ class StaticSource:
 
     async def stop(self) -> None:
         self.stopped = True
+        await self._requests.stop()
 
     def push(self, state: State) -> None:
+        self._publish(self._requests.with_requests(state))
+
+    def _publish(self, state: State) -> None:
         self.state = state
         for fn in list(self._subscribers):
             fn(state)
+
+    def request(self, req: Request) -> RequestHandle:
+        return self._requests.request(req)
+
+    def cancel(self, rid: int) -> bool:
+        return self._requests.cancel(rid)

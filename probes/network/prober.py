@@ -26,10 +26,10 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from probes.model import HostState, WorkloadKind
+from probes.hosts.base import HostTransport
+from probes.model import HostState
 from probes.network.icmp import (
     ICMP_ECHO_REPLY,
     ICMP_TIME_EXCEEDED,
@@ -44,62 +44,15 @@ from probes.network.icmp import (
 )
 from probes.network.model import Hop, ReachMatrix, ReachResult, Route, Topology
 from probes.network.neigh import NO_NEIGH, NUD_FAILED, NUD_INCOMPLETE, neigh_table_note, neighbours
-from probes.network.nsenter import netns_path, run_in_netns
-from probes.network.segments import Endpoint, endpoints, netns_of
-from probes.untrusted import visible
+from probes.network.nsenter import run_in_netns
+from probes.network.plan import Source, plan
+from probes.network.segments import Endpoint
 
 SOL_RAW, ICMP_FILTER, SO_RCVBUFFORCE = 255, 1, 33
 WANTED_ICMP = (1 << ICMP_ECHO_REPLY) | (1 << ICMP_UNREACH) | (1 << ICMP_TIME_EXCEEDED)
 
 
 Progress = Callable[[int, int], object]  # (pairs done, pairs total)
-
-
-@dataclass(frozen=True)
-class Source:
-    endpoint: Endpoint
-    path: str
-    inode: int = 0  # for /proc/PID/ns/net paths: the namespace it must still be
-
-
-def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]]:
-    """Sources we can enter, destinations with addresses, and results for what cannot be tested."""
-    eps = endpoints(hs)
-    by_key = {w.key: w for w in hs.workloads}
-    sources, untestable = [], []
-    dests = [e for e in eps if e.addresses]
-    for e in eps:
-        if e.workload == "host":
-            continue
-        w = by_key.get(e.workload)
-        if e.netns is not None and w is not None:
-            if w.kind == WorkloadKind.CONTAINER and w.container:
-                path = f"/proc/{w.container.init_pid}/ns/net"
-            else:
-                path = w.netns.path if (w.netns and w.netns.path) else netns_path(netns_of(w) or w.name)
-            ino = e.netns[5:-1] if e.netns.startswith("net:[") else ""
-            sources.append(Source(e, path, int(ino) if ino.isdigit() else 0))
-            continue
-        why = (
-            "not testable from inside: predicted only (VM: probing through the guest agent is not enabled)"
-            if w is not None and w.kind == WorkloadKind.VM
-            else "not testable from inside: predicted only (no network namespace to enter)"
-        )
-        for d in dests:
-            if d.workload != e.workload:
-                untestable.append(
-                    ReachResult(
-                        e.tenant,
-                        d.tenant,
-                        e.workload,
-                        d.workload,
-                        "",
-                        "predicted",
-                        "not-testable",
-                        detail=why,
-                    )
-                )
-    return sources, dests, untestable
 
 
 async def probe_matrix(
@@ -489,44 +442,24 @@ def valid_ports(ports: Sequence[int]) -> tuple[int, ...]:
     return tuple(ports)
 
 
-async def probe_engine(
-    engine: Any, *, ports: Sequence[int] = (), timeout: float | None = None, progress: Progress | None = None
-) -> None:
-    """Probe every host of a running Engine and merge the results into its State (the action
-    behind `tenantscope check --probe` and the TUI's probe key)."""
-    for t in engine.hosts:
-        hs = next((h for h in engine.state.hosts if h.host.name == t.name), None)
-        if hs is None or hs.topology is None:
-            continue
-        if t.is_local and os.geteuid() == 0:
-            rm = await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
-        elif not t.is_local:
-            from probes.network.remote import probe_remote
+async def probe_host(
+    t: HostTransport,
+    hs: HostState,
+    *,
+    ports: Sequence[int] = (),
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> ReachMatrix:
+    """One host's probe run: locally from inside its namespaces (root), remotely through its
+    transport; a local run without root is a matrix that says why nothing was sent."""
+    if t.is_local and os.geteuid() == 0:
+        return await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
+    if not t.is_local:
+        from probes.network.remote import probe_remote
 
-            rm = await probe_remote(t, hs, timeout=max(1.0, timeout or 1.0), progress=progress)
-        else:
-            rm = ReachMatrix(
-                started_at=time.time(),
-                finished_at=time.time(),
-                errors=("active probes need root (raw sockets and entering namespaces)",),
-            )
-        engine.update_host(t.name, lambda st, rm=rm: merged(st, rm))
-
-
-async def probe_engine_for(engine: Any, opts: Any) -> None:
-    """`check --probe`: ports from the command line, else from the config's `[network]` table."""
-    import sys
-
-    from probes.network.policy import network_options
-    from probes.tenancy import config_for
-
-    cfg_ports, timeout = network_options(config_for(opts))
-    given = dict(opts.extra).get("probe", "")
-    ports = valid_ports([int(p) for p in given.split(",") if p]) if given else cfg_ports
-    t0 = time.monotonic()
-    await probe_engine(engine, ports=ports, timeout=timeout)
-    n = sum(len(h.reach.results) for h in engine.state.hosts if h.reach)
-    print(f"tenantscope: probed {n} pair(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
-    for h in engine.state.hosts:
-        for e in h.reach.errors if h.reach else ():
-            print(f"tenantscope: {h.host.name}: {visible(e)}", file=sys.stderr)
+        return await probe_remote(t, hs, timeout=max(1.0, timeout or 1.0), progress=progress)
+    return ReachMatrix(
+        started_at=time.time(),
+        finished_at=time.time(),
+        errors=("active probes need root (raw sockets and entering namespaces)",),
+    )

@@ -13,7 +13,8 @@ import time
 from probes.hosts.base import HostTransport
 from probes.model import HostState
 from probes.network.model import ReachMatrix, ReachResult
-from probes.network.prober import Progress, Source, plan
+from probes.network.plan import Source, plan
+from probes.network.prober import Progress
 
 
 async def probe_remote(

@@ -71,3 +71,110 @@ def test_no_tracked_file_names_a_path_of_this_machine():
             f"{name}:{i}" for i, line in enumerate(text.splitlines(), 1) if any(n in line for n in needles)
         ]
     assert bad == [], "absolute paths of this machine in tracked files: " + ", ".join(bad)
+
+
+# The request path (probes/requests.py): tui/ renders the State and hands typed requests to its
+# source; it never runs a probe, a check pass or a log source itself, and never reaches into
+# the source's internals. The modules and names below are the runners.
+RUNNER_MODULES = (
+    "probes.engine",
+    "probes.network.prober",
+    "probes.network.remote",
+    "probes.network.topology",
+    "probes.facts.probe",
+    "probes.resources.probe",
+    "probes.inventory",
+    "probes.logs.sources",
+    "probes.logs.service",
+    "probes.logs.remote_follow",
+    "probes.logs.ring",
+    "probes.hosts.local",
+    "probes.hosts.ssh",
+    "probes.hosts.sshmux",
+)
+RUNNER_NAMES = ("run_checks", "FactsProbe", "probe_matrix", "probe_host", "LogService", "live_ring")
+ENGINE_ATTRS = ("engine", "update_host", "probes_of", "poke", "set_request", "run_on_host", "run_probe_now")
+
+
+def tui_violations(root) -> list[str]:  # type: ignore[no-untyped-def]
+    import ast
+
+    bad: list[str] = []
+    for path in sorted((root / "tui").rglob("*.py")):
+        rel = path.relative_to(root)
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mod = node.module
+                if any(mod == m or mod.startswith(m + ".") for m in RUNNER_MODULES):
+                    bad.append(f"{where} imports the runner module {mod}")
+                bad += [f"{where} imports {a.name}" for a in node.names if a.name in RUNNER_NAMES]
+                if mod in ("probes", "probes.network", "probes.facts", "probes.logs"):
+                    bad += [
+                        f"{where} imports the runner module {mod}.{a.name}"
+                        for a in node.names
+                        if f"{mod}.{a.name}" in RUNNER_MODULES
+                    ]
+            elif isinstance(node, ast.Import):
+                bad += [
+                    f"{where} imports the runner module {a.name}"
+                    for a in node.names
+                    if any(a.name == m or a.name.startswith(m + ".") for m in RUNNER_MODULES)
+                ]
+            elif isinstance(node, ast.Attribute):
+                if node.attr in ENGINE_ATTRS:
+                    bad.append(f"{where} reaches the engine: .{node.attr}")
+                if node.attr == "_source" and not (
+                    str(rel) == "tui/app.py" and isinstance(node.value, ast.Name) and node.value.id == "self"
+                ):
+                    bad.append(f"{where} touches the app's private _source")
+                inner = node.value
+                if (
+                    node.attr.startswith("_")
+                    and not node.attr.startswith("__")
+                    and isinstance(inner, ast.Attribute)
+                    and inner.attr in ("source", "_source")
+                ):
+                    bad.append(f"{where} touches a private attribute of the source: .{node.attr}")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if node.func.id in ("getattr", "hasattr", "setattr") and len(node.args) >= 2:
+                    arg = node.args[1]
+                    if isinstance(arg, ast.Constant) and arg.value in ("_source", *ENGINE_ATTRS):
+                        bad.append(f"{where} {node.func.id}(..., {arg.value!r})")
+    return bad
+
+
+# Being moved onto the request path (issue 12 items 2 and 7); this list only shrinks.
+PENDING = ("tui/cli.py imports the runner module probes.logs.service", "tui/panes/logs.py imports")
+
+
+def test_tui_only_renders_and_posts_requests():
+    import re
+
+    left = [v for v in tui_violations(ROOT) if not re.sub(r":\d+", "", v).startswith(PENDING)]
+    assert left == []
+
+
+def test_the_contract_catches_a_pane_that_runs_a_probe(tmp_path):
+    """The scan above is not vacuous: a pane written the old way fails it."""
+    (tmp_path / "tui" / "panes").mkdir(parents=True)
+    (tmp_path / "tui" / "panes" / "old.py").write_text(
+        "from probes.network import prober\n"
+        "from probes.checks.base import run_checks\n"
+        "from probes.facts.probe import FactsProbe\n"
+        "def probe(self):\n"
+        "    src = getattr(self.app, '_source')\n"
+        "    src.update_host('h', lambda s: s)\n"
+        "    return self.app.source._states\n"
+    )
+    found = " | ".join(tui_violations(tmp_path))
+    for what in (
+        "probes.network.prober",
+        "run_checks",
+        "FactsProbe",
+        "'_source'",
+        ".update_host",
+        "._states",
+    ):
+        assert what in found, what

@@ -297,11 +297,13 @@ async def test_container_namespace_held_only_by_a_process(netlab: NetLab) -> Non
         sh("ip", "link", "del", "tsf-h-ct", check=False)
 
 
-async def test_check_probe_entry_merges_into_the_engine(netlab: NetLab, capsys) -> None:
-    """`check --probe` runs prober.probe_engine_for on the engine; here an engine that sees only
-    this lab (so no traffic reaches anybody else's namespaces)."""
+async def test_check_probe_request_merges_into_the_engine(netlab: NetLab) -> None:
+    """`check --probe` asks its session for an ActiveProbe (the request path); here a session
+    whose engine sees only this lab (so no traffic reaches anybody else's namespaces)."""
     from probes.engine import Engine, Probe
-    from probes.session import Options
+    from probes.model import RequestState
+    from probes.requests import ActiveProbe
+    from probes.session import Options, Session
 
     class LabWorkloads(Probe):
         """Stand-in for the netns and container inventory: answers the lab's workloads as
@@ -319,18 +321,20 @@ async def test_check_probe_entry_merges_into_the_engine(netlab: NetLab, capsys) 
             return replace(state, workloads=result)
 
     engine = Engine([LocalHost(netlab.host, libvirt_uri=None)], lambda h: [LabWorkloads(), TopologyProbe()])
+    session = Session(Options(), engine=engine)
     try:
-        await engine.refresh_once()
-        await prober.probe_engine_for(engine, Options(extra=(("probe", "9"),)))
+        await session.refresh_once()
+        status = await session.request(ActiveProbe(ports=(9,))).result()
     finally:
-        await engine.stop()
+        await session.stop()
+    assert status.state == RequestState.DONE and status.done == status.total > 0
+    assert engine.state.requests[-1] == status  # the outcome is in the State
     reach = engine.state.hosts[0].reach
     assert reach is not None and reach.ports == (9,)
     methods = {r.method for r in reach.results}
     assert methods == {"icmp", "tcp:9"}
     own = [r for r in reach.results if r.method == "tcp:9" and r.src_tenant == r.dst_tenant == "globex"]
     assert own and all(r.outcome == "refused" for r in own)
-    assert "probed" in capsys.readouterr().err
 
 
 def test_probe_port_needs_probe() -> None:

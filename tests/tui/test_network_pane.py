@@ -47,6 +47,13 @@ async def _pane_app(state: State, opts: Options | None = None):
     return app
 
 
+async def _live_app(state: State, opts: Options) -> TenantScopeApp:
+    """The pane on a session over `state` whose host is this machine: probes run for real."""
+    from probes.session import Session
+
+    return TenantScopeApp(opts, source=Session.over_state(state, opts))
+
+
 async def test_matrix_symbols_summary_and_detail() -> None:
     reach = ReachMatrix(
         results=(
@@ -125,7 +132,7 @@ async def test_probe_action_on_real_lab(netlab: NetLab, tmp_path) -> None:
     state = State(hosts=(netlab.state(topo),))
     cfg = tmp_path / "c.toml"
     cfg.write_text("[network]\nprobe_timeout = 3.0\n")
-    app = await _pane_app(state, Options(config_path=str(cfg)))
+    app = await _live_app(state, Options(config_path=str(cfg)))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("3")
         await pilot.pause()
@@ -144,7 +151,7 @@ async def test_probe_action_on_real_lab(netlab: NetLab, tmp_path) -> None:
         assert app.state.hosts[0].reach is None
         assert "cancelled" in str(pane.query_one("#reach-summary").render())
     cfg.write_text("[network]\nprobe_timeout = 0.3\n")
-    app = await _pane_app(state, Options(config_path=str(cfg) + ""))
+    app = await _live_app(state, Options(config_path=str(cfg)))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("3")
         await pilot.pause()
@@ -156,6 +163,7 @@ async def test_probe_action_on_real_lab(netlab: NetLab, tmp_path) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause(0.3)
         reach = app.state.hosts[0].reach
+        assert [r.state for r in app.state.requests] == ["done"], app.state.requests
         assert reach is not None and any(r.reached and r.src_tenant != r.dst_tenant for r in reach.results)
         summary = str(pane.query_one("#reach-summary").render())
         assert "probed" in summary and "wrong" in summary

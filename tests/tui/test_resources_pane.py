@@ -152,7 +152,9 @@ async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cg
         return replace(s, tenants=(Tenant("tshburn", (w.key,)),))
 
     engine = Engine([host], lambda h: [Inventory(interval=60), probe], derive)
-    app = TenantScopeApp(source=engine)
+    from probes.session import Options, Session
+
+    app = TenantScopeApp(source=Session(Options(), engine=engine))  # the keys reach it as requests
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         pane = app.pane("resources")

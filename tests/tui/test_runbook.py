@@ -7,7 +7,7 @@ from textual.screen import ModalScreen
 
 from tests.fixtures.recording import tsj_net  # noqa: F401
 from tests.fixtures.runbook import incident_state
-from tests.fixtures.tui import make_app
+from tests.fixtures.tui import make_app, make_live_app
 from tests.helpers import needs_root, needs_tool
 from tui.runbook import RunbookPanel, StepState
 
@@ -181,7 +181,7 @@ async def test_network_step_on_real_namespaces_cancel_then_run(tmp_path, tsj_net
     cfg = tmp_path / "c.toml"
     cfg.write_text("[network]\nprobe_timeout = 5.0\n")
     # isolated tenants: the echo requests wait for their timeout, long enough to cancel
-    app, _ = make_app(await _lab_state(fault=False), opts=Options(config_path=str(cfg)))
+    app = make_live_app(await _lab_state(fault=False), opts=Options(config_path=str(cfg)))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("I")
         await pilot.pause()
@@ -193,7 +193,7 @@ async def test_network_step_on_real_namespaces_cancel_then_run(tmp_path, tsj_net
         await _wait_step(app, pilot)
         assert app.runbook_steps["network"].state == StepState.CANCELLED
     cfg.write_text("[network]\nprobe_timeout = 0.5\n")
-    app, _ = make_app(await _lab_state(fault=True), opts=Options(config_path=str(cfg)))
+    app = make_live_app(await _lab_state(fault=True), opts=Options(config_path=str(cfg)))
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("I")
         await pilot.pause()

@@ -3,7 +3,9 @@
 A pane is a focusable widget with a title and a `show(state)` method. The app calls `show`
 on every coalesced State change (at most a few times a second), so a pane must return at
 once when the part of the State it renders did not change, and must never block or call a
-host itself: it renders what the probes already observed.
+host itself: it renders what the probes already observed. Whatever a pane needs beyond
+rendering (active probes, a poll interval) it asks for with `request` (a typed request of
+probes/requests.py, run by the session); the outcome comes back in the State.
 
 Panes declare their keys in `BINDINGS` as `Binding(key, action, description, id=...)`;
 the help screen, the footer and the command palette are generated from them, and the ids
@@ -12,13 +14,15 @@ let users remap keys (Textual's keymap). Actions are methods `action_*` of the p
 
 from __future__ import annotations
 
+import time
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widget import Widget
 
-from probes.model import State
+from probes.model import RequestState, State
+from probes.requests import Request, RequestHandle, answered
 
 
 class Pane(Vertical, can_focus=True):
@@ -58,6 +62,19 @@ class Pane(Vertical, can_focus=True):
     def show(self, state: State) -> None:
         """Render `state`. Called on every coalesced change: return at once if nothing
         this pane shows has changed."""
+
+    def request(self, req: Request) -> RequestHandle:
+        """Hand `req` to the app's source (the request path); an app without one (a pane
+        shown alone) answers it as unavailable."""
+        ask = getattr(self.app, "request", None)
+        if ask is None:
+            return answered(req, 0, RequestState.UNAVAILABLE, "no source to ask", time.time())
+        handle: RequestHandle = ask(req)
+        return handle
+
+    def cancel_request(self, rid: int) -> bool:
+        cancel = getattr(self.app, "cancel_request", None)
+        return bool(cancel(rid)) if cancel is not None else False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Read-only sessions: actions that change something are removed (tui/readonly.py);

@@ -14,7 +14,6 @@ they run in a worker with a progress bar and can be cancelled (key x).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -25,9 +24,10 @@ from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
-from probes.model import HostState, State
+from probes.model import HostKind, HostState, State
+from probes.network.plan import plan
 from probes.network.predict import Cell, Matrix, matrix
-from probes.network.prober import plan
+from probes.requests import ActiveProbe, RequestState
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
@@ -103,6 +103,7 @@ class ReachabilityPane(Pane):
         self._rstate: State | None = None
         self._rnote = ""
         self._rdetail: object = None  # the detail Static's content
+        self._rid: int | None = None  # the active-probe request this pane started
 
     def compose(self) -> ComposeResult:
         yield Static(Text("no topology observed yet"), id="reach-summary")
@@ -119,6 +120,7 @@ class ReachabilityPane(Pane):
 
     def show(self, state: State) -> None:
         self._rstate = state
+        self._show_progress(state)
         key = tuple((h.host.name, h.topology, h.workloads, h.reach) for h in state.hosts)
         if key == self._rkey:
             return
@@ -305,8 +307,8 @@ class ReachabilityPane(Pane):
             self.run_worker(self._probe(), exclusive=True, group="reach-probe", name="reachability probes")
 
     def action_cancel_probe(self) -> None:
-        if self._probing_now():
-            self.workers.cancel_group(self, "reach-probe")
+        if self._probing_now() and self._rid is not None:
+            self.cancel_request(self._rid)
             self._rnote = " · probe run cancelled"
             self.remove_class("-probing")
             self._refill()
@@ -314,15 +316,9 @@ class ReachabilityPane(Pane):
     def _probing_now(self) -> bool:
         return any(w.group == "reach-probe" and w.is_running for w in self.workers)
 
-    def _state_source(self) -> Any:
-        return getattr(self.app, "_source", None)
-
     def _is_local(self, host: str) -> bool:
-        src = self._state_source()
-        for t in getattr(src, "hosts", ()) or ():
-            if t.name == host:
-                return bool(t.is_local)
-        return True
+        hs = next((h for h, _ in self._rmatrices if h.host.name == host), None)
+        return hs is None or hs.host.kind == HostKind.LOCAL
 
     def _config(self) -> Any:
         try:
@@ -348,41 +344,31 @@ class ReachabilityPane(Pane):
         except ValueError:
             return 0.5
 
-    async def _probe(self) -> None:
-        from probes.network import prober
+    def _show_progress(self, state: State) -> None:
+        """The progress of this pane's probe run, from State.requests."""
+        st = next((r for r in state.requests if r.id == self._rid and r.kind == "active-probe"), None)
+        if st is not None and st.state == RequestState.RUNNING and st.total:
+            self.query_one("#reach-progress", ProgressBar).update(total=st.total, progress=st.done)
 
+    async def _probe(self) -> None:
+        """Ask the session for a probe run (probes/requests.py) and wait for its outcome; the
+        results arrive in the State (HostState.reach), the progress in State.requests."""
         bar = self.query_one("#reach-progress", ProgressBar)
         bar.update(total=None, progress=0)
         self.add_class("-probing")
         self._rnote = " · probing…"
         self._refill()
-
-        def progress(done: int, total: int) -> None:
-            bar.update(total=max(total, 1), progress=done)
-
-        src = self._state_source()
+        handle = self.request(ActiveProbe())
+        self._rid = handle.id
         try:
-            if src is not None and hasattr(src, "update_host") and hasattr(src, "hosts"):
-                await prober.probe_engine(
-                    src, ports=self._ports(), timeout=self._timeout(), progress=progress
-                )
-            else:  # a fixed State (tests, replay of a live lab): probe locally, push the result
-                state = self._rstate
-                assert state is not None
-                hosts = []
-                for h in state.hosts:
-                    if h.topology is not None:
-                        rm = await prober.probe_matrix(
-                            h, ports=self._ports(), timeout=self._timeout(), progress=progress
-                        )
-                        h = prober.merged(h, rm)
-                    hosts.append(h)
-                new = replace(state, hosts=tuple(hosts))
-                if src is not None and hasattr(src, "push"):
-                    src.push(new)
-                else:
-                    self.show(new)
-            self._rnote = ""
+            st = await handle.result()
+            if st.state == RequestState.DONE:
+                self._rnote = ""
+            elif st.state == RequestState.CANCELLED:
+                self._rnote = " · probe run cancelled"
+            else:
+                self._rnote = f" · probes {st.state.value}: {st.message}"
+                self.notify(f"Probes {st.state.value}: {st.message}", severity="warning")
         finally:
             self.remove_class("-probing")
             if self._rnote == " · probing…":

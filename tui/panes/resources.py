@@ -24,6 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from probes.model import State
+from probes.requests import PollSchedule
 from probes.resources.tenants import Usage, by_tenant
 from probes.units import fmt_bytes
 from tui.panes.base import Pane
@@ -504,8 +505,7 @@ class ResourcesPane(Pane):
 
     def action_pause(self) -> None:
         self.paused = not self.paused
-        for p in self._probes():
-            p.paused = self.paused
+        self.request(PollSchedule("resources", paused=self.paused))
         if not self.paused and self._state is not None:
             self._seen = None
             self.show(self._state)
@@ -523,26 +523,10 @@ class ResourcesPane(Pane):
         i = min(range(len(INTERVALS)), key=lambda j: abs(INTERVALS[j] - cur))
         new = INTERVALS[max(0, min(len(INTERVALS) - 1, i + step))]
         self.interval = new
-        for p in self._probes():
-            p.set_interval(new)
-        src = getattr(self.app, "_source", None)
-        if src is not None and hasattr(src, "poke"):
-            src.poke("resources")
+        self.request(PollSchedule("resources", seconds=new))
         self.notify(f"resources refresh every {new:g} s", timeout=1.5)
         if self._state is not None:
             self._draw_summary(self._state)
-
-    def _probes(self) -> list[Any]:
-        """The resources probes of the live engine (none for a fixed State)."""
-        src = getattr(self.app, "_source", None)
-        if src is None or not hasattr(src, "probes_of"):
-            return []
-        return [
-            p
-            for h in getattr(src, "hosts", [])
-            for p in src.probes_of(h.name)
-            if getattr(p, "name", "") == "resources" and hasattr(p, "set_interval")
-        ]
 
 
 def untrusted_lines(text: str) -> Text:
