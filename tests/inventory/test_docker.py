@@ -71,6 +71,8 @@ def scene(dockerd_env: DockerEnv) -> Scene:
     p = env.prefix
     shared = env.network("shared")
     quiet = env.network("quiet", "-o", "com.docker.network.bridge.enable_icc=false")
+    parent = env.parent_link(f"tsdmv{os.getpid() % 100000}")
+    env.network("lan", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.231.0.0/24")
     t = "com.example.tenant"
     ids = {
         "acme-web": env.run(
@@ -81,6 +83,8 @@ def scene(dockerd_env: DockerEnv) -> Scene:
         "globex-web": env.run("globex-web", "--label", f"{t}=globex", "--network", f"{p}-shared"),
         "acme-q": env.run("acme-q", "--label", f"{t}=acme", "--network", f"{p}-quiet"),
         "globex-q": env.run("globex-q", "--label", f"{t}=globex", "--network", f"{p}-quiet"),
+        "acme-lan": env.run("acme-lan", "--label", f"{t}=acme", "--network", f"{p}-lan"),
+        "globex-lan": env.run("globex-lan", "--label", f"{t}=globex", "--network", f"{p}-lan"),
         "risky": env.run(
             "risky",
             *("--label", f"{t}=initech", "--cap-add", "SYS_ADMIN", "--pid", "host"),
@@ -214,6 +218,19 @@ def test_docker_networks_are_segments_and_net02_names_the_network(scene: Scene):
     quiet = next(f for s, f in got.items() if f"docker network {scene.name('quiet')})" in s)
     assert quiet.status == Status.WARN and "inter-container communication off" in quiet.summary
     assert {"acme", "globex"} <= set(quiet.tenants)
+
+
+def test_a_macvlan_network_is_a_segment_of_its_parent(scene: Scene):
+    hs = placed(scene)
+    eps = {e.name: e for e in endpoints(hs)}
+    parent = next(n.parent for d in hs.runtimes for n in d.networks if n.name == scene.name("lan"))
+    seg = f"mv:/{parent}"
+    for short in ("acme-lan", "globex-lan"):
+        assert [a.segment for a in eps[scene.name(short)].attachments] == [seg]
+    got = [f for f in _findings(hs, "NET-02") if seg.split("/")[1] in f.summary]
+    assert len(got) == 1 and got[0].status == Status.FAIL
+    assert f"macvlan/ipvlan parent {parent} (docker network {scene.name('lan')})" in got[0].summary
+    assert "driver macvlan" in got[0].evidence[0].detail and f"parent {parent}" in got[0].evidence[0].detail
 
 
 def test_a_host_network_container_shares_the_hosts_segments(scene: Scene):

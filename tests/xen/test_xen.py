@@ -264,3 +264,12 @@ def test_probe_registered_for_real_hosts_only():
     assert [p for p in make_probes(Options())(LocalHost("hv1", libvirt_uri=None)) if p.name == "xen"]
     assert not [p for p in make_probes(Options(demo=True))(LocalHost("demo")) if p.name == "xen"]
     assert asyncio.iscoroutinefunction(XenProbe().collect)
+
+
+def test_xen_uris_are_placed_like_qemu_ones():
+    """xen:///system is this machine (its toolstack is read here); xen+ssh://hv2/system is
+    another host, seen through libvirt unless --host hv2 names it too."""
+    from probes.hosts.libvirt_uri import place
+
+    assert place("xen:///system").this_machine
+    assert place("xen+ssh://hv2.example/system").remote_host == "hv2.example"
