@@ -151,7 +151,9 @@ class Engine:
                 self._leads_pending[t.name] = leads
             for p in self._probes[t.name]:
                 ev = self._wake[(t.name, p.name)] = asyncio.Event()
-                p.attach(_threadsafe_setter(asyncio.get_running_loop(), ev))
+                attach = getattr(p, "attach", None)  # duck-typed probes (tests) may lack it
+                if attach is not None:
+                    attach(_threadsafe_setter(asyncio.get_running_loop(), ev))
                 self._tasks.append(asyncio.create_task(self._loop(t, p, ev), name=f"probe {p.name}@{t.name}"))
 
     def poke(self, probe: str | None = None, host: str | None = None) -> None:
@@ -391,8 +393,11 @@ def _threadsafe_setter(loop: asyncio.AbstractEventLoop, ev: asyncio.Event) -> Ca
 
 
 def _with_feed(st: HostState, p: Probe[Any]) -> HostState:
+    fn = getattr(p, "feed", None)
+    if fn is None:
+        return st
     try:
-        feed = p.feed()
+        feed = fn()
     except Exception:
         log.exception("probe %s feed()", p.name)
         return st

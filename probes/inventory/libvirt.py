@@ -32,6 +32,7 @@ from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 from probes.model import (
     Connection,
     ConnState,
+    Feed,
     HostState,
     ProbeError,
     VmDetails,
@@ -170,8 +171,11 @@ class LibvirtProbe(Probe[LibvirtResult]):
         resync: float = 300.0,
         resync_without_events: float = 30.0,
         events: bool = True,
+        safety: float = 30.0,
     ) -> None:
         self.interval = interval
+        self.poll_interval = interval
+        self.safety = safety
         self.timeout = timeout
         self.resync = resync
         self.resync_without_events = resync_without_events
@@ -218,6 +222,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         except HostError as e:
             raise LibvirtUnavailable(f"SSH connection down: {e}") from None
         r = await asyncio.to_thread(self._collect_sync, open_uri, host.name)
+        # with events, a domain's change wakes this probe at once: the poll is a safety net
+        self.interval = max(self.poll_interval, self.safety) if r.events else self.poll_interval
         if open_uri != uri:
             r = replace(r, uri=f"{uri} (over tenantscope's SSH connection)")
         if self.read_status_files and not self._secure and _reads_own_files(uri, host):
@@ -269,6 +275,17 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     async def close(self) -> None:
         await asyncio.to_thread(self._disconnect)
+
+    def feed(self) -> Feed:
+        if self._events_on:
+            return Feed(
+                self.name,
+                "events",
+                "libvirt domain events (lifecycle, devices, tunables, metadata)",
+                self.interval,
+            )
+        why = "this libvirt gives no domain events" if self._conn is not None else "not connected"
+        return Feed(self.name, "polled", why, self.interval)
 
     # -- graphics passwords
 
@@ -498,9 +515,11 @@ class LibvirtProbe(Probe[LibvirtResult]):
         except Exception:  # never raise into libvirt's dispatcher
             with self._dirty_lock:
                 self._all_dirty = True
+            self.wake()
             return
         with self._dirty_lock:
             self._dirty.add(uuid)
+        self.wake()  # re-read now (thread-safe), not at the next poll
 
     def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
         self._broken = True

@@ -520,6 +520,17 @@ def events_uri(host: HostTransport) -> str | None:
     return f"{driver}:///{path.split('?', 1)[0]}"
 
 
+_SYSTEM_SOCKETS = ("libvirt-sock-ro", "libvirt-sock", "virtqemud-sock-ro", "virtqemud-sock")
+
+
+def _daemon_socket_present(uri: str, root: str = "") -> bool:
+    """For a local `DRIVER:///system` URI: is one of the daemon's sockets there? (Other URIs:
+    assume yes and let virsh answer.)"""
+    if not uri.endswith(":///system"):
+        return True
+    return any(os.path.exists(f"{root}/run/libvirt/{s}") for s in _SYSTEM_SOCKETS)
+
+
 async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
     name = "libvirt-events"
     uri = events_uri(host)
@@ -528,6 +539,12 @@ async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
         return
     delay = 1.0
     while True:
+        if host.is_local and not _daemon_socket_present(uri, host.root):
+            # no daemon to ask: wait without starting a process each time (idle cost)
+            sink.state(name, "libvirt-events", SourceState.WAITING, f"no libvirt daemon socket for {uri}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+            continue
         try:
             r = await host.run(["virsh", "-r", "-c", uri, "uri"], timeout=15)
         except HostError as e:

@@ -257,3 +257,34 @@ async def test_bench_fleet_generator_stays_loadable(tmp_path) -> None:
     assert len(r.vms) == 40 and not r.xml_errors
     assert len({w.name.split("-")[0] for w in r.vms}) == 4
     assert sum(w.state == "shut off" for w in r.vms) == 8
+
+
+async def test_a_domain_event_shows_at_once_without_a_poll() -> None:
+    """A lifecycle event wakes the probe: the paused domain is published within 0.5 s while
+    the poll (the safety net) is a minute away."""
+    p = LibvirtProbe(interval=60.0, safety=60.0)
+    engine = Engine([demo_host()], lambda h: [p])
+    seen: dict[str, float] = {}
+
+    def paused(st) -> bool:  # type: ignore[no-untyped-def]
+        return any(w.name == "acme-web-1" and w.state == "paused" for w in st.workloads())
+
+    engine.subscribe(lambda st: seen.setdefault("paused", time.monotonic()) if paused(st) else None)
+    engine.start()
+    try:
+        for _ in range(200):
+            if engine.state.workloads():
+                break
+            await asyncio.sleep(0.02)
+        assert p.feed().mode == "events" and p.interval == 60.0
+        await asyncio.sleep(0.1)
+        t0 = time.monotonic()
+        p._conn.lookupByName("acme-web-1").suspend()
+        for _ in range(100):
+            if "paused" in seen:
+                break
+            await asyncio.sleep(0.02)
+        assert "paused" in seen and seen["paused"] - t0 <= 0.5
+        assert engine.state.hosts[0].feeds[0].mode == "events"
+    finally:
+        await engine.stop()
