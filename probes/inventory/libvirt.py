@@ -207,6 +207,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
     # -- engine interface
 
     async def collect(self, host: HostTransport) -> LibvirtResult:
+        self.interval = self.poll_interval  # until this run says events are live
         uri = host.host.libvirt_uri
         if not uri:
             raise LibvirtUnavailable("no libvirt URI for this host")
@@ -523,6 +524,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     def _on_close(self, _conn: Any, _reason: int, _opaque: Any) -> None:
         self._broken = True
+        self.wake()  # say so now, and reconnect on the poll's back-off from here
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
