@@ -15,19 +15,26 @@ read through the host transport, so it works the same locally, over SSH and on a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import quote
 
 from probes.engine import Probe
-from probes.hosts.base import HostTransport
+from probes.hosts.base import HostError, HostTransport
 from probes.inventory import procfs
 from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
-from probes.inventory.runtimes import ApiContainer, RuntimeView, observe
-from probes.model import ContainerDetails, HostState, RuntimeDaemon, Workload, WorkloadKind
+from probes.inventory.runtime_api import follow
+from probes.inventory.runtimes import ApiContainer, InspectCache, RuntimeView, observe
+from probes.model import ContainerDetails, Feed, HostState, RuntimeDaemon, Workload, WorkloadKind
 
 log = logging.getLogger(__name__)
+# container and network events only (start, die, connect, ...), the filter URL-encoded
+EVENTS_PATH = "/events?filters=" + quote(
+    json.dumps({"type": ["container", "network"]}, separators=(",", ":"))
+)
 
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 256
@@ -42,22 +49,63 @@ class ContainerScan:
 
 
 class ContainerProbe(Probe[ContainerScan]):
-    """Containers from /proc, named and labelled by their runtime's API where it answers."""
+    """Containers from /proc, named and labelled by their runtime's API where it answers.
+
+    Locally, each daemon's /events stream wakes the probe when a container or network changes
+    (a `docker run` shows at once); containers outside a runtime (unshare, lxc) are polled."""
 
     name = "containers"
     kind = WorkloadKind.CONTAINER
 
-    def __init__(self, interval: float = 5.0, timeout: float = 20.0) -> None:
+    def __init__(self, interval: float = 5.0, timeout: float = 20.0, *, events: bool = True) -> None:
         self.interval = interval
         self.timeout = timeout
+        self.events = events
+        self._inspected: InspectCache = {}  # reused inspects (runtimes.observe)
+        self._followers: dict[str, asyncio.Task[None]] = {}  # socket -> its /events reader
+
+    def feed(self) -> Feed:
+        live = sorted(s for s, t in self._followers.items() if not t.done())
+        if live:
+            return Feed(
+                self.name,
+                "events",
+                f"runtime /events on {', '.join(live)}; processes outside a runtime: polled",
+                self.interval,
+            )
+        return super().feed()
 
     async def collect(self, host: HostTransport) -> ContainerScan:
         try:
-            view = await observe(host)
+            view = await observe(host, self._inspected)
         except Exception as e:  # the API is an extra: /proc and the files still name containers
             log.debug("runtime daemons on %s: %s", host.name, e, exc_info=True)
             view = RuntimeView()
+        if self.events and host.is_local and not host.root:
+            self._follow(d.socket for d in view.daemons if d.api == "ok" and d.socket)
         return ContainerScan(await discover(host, api=view), view.daemons)
+
+    def _follow(self, sockets: Iterable[str]) -> None:
+        for sock in sockets:
+            t = self._followers.get(sock)
+            if t is None or t.done():
+                self._followers[sock] = asyncio.create_task(self._events(sock))
+
+    async def _events(self, sock: str) -> None:
+        try:
+            await follow(sock, EVENTS_PATH, self.wake)
+        except (OSError, HostError) as e:  # the daemon went away: polls go on, the next collect retries
+            log.debug("events on %s: %s", sock, e)
+
+    async def close(self) -> None:
+        for t in self._followers.values():
+            t.cancel()
+        for t in self._followers.values():
+            try:
+                await t
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._followers.clear()
 
     def merge(self, state: HostState, result: ContainerScan) -> HostState:
         keep = tuple(w for w in state.workloads if w.kind != self.kind)

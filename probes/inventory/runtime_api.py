@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from probes.hosts.base import HostError, HostTransport
@@ -219,3 +219,32 @@ async def get_many(
             return await _get_local(full, p, timeout)
 
     return list(await asyncio.gather(*(one(p) for p in paths)))
+
+
+async def follow(socket_path: str, path: str, on_data: Callable[[], object]) -> None:
+    """GET a streaming endpoint (Docker's and Podman's /events) on a local socket and call
+    `on_data()` for every chunk of the body that arrives, until the server closes or the task
+    is cancelled. Read-only like every request here; what the events say is not parsed: any
+    event means "look again"."""
+    reader, writer = await asyncio.open_unix_connection(socket_path)
+    try:
+        writer.write(_request(path))
+        await writer.drain()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await reader.read(4096)
+            if not chunk:
+                return
+            head += chunk
+            if len(head) > 65536:
+                raise ApiError(f"{socket_path}: no end of HTTP headers")
+        first = head.split(b"\r\n", 1)[0]
+        status = first.split(b" ")
+        if len(status) < 2 or not status[1].startswith(b"2"):
+            raise ApiError(f"{socket_path}: GET {path}: {first.decode('latin-1')[:80]}")
+        if head.partition(b"\r\n\r\n")[2].strip():
+            on_data()
+        while await reader.read(65536):
+            on_data()
+    finally:
+        writer.close()

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import stat
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +32,7 @@ from probes.model import (
 )
 
 MAX_CONTAINERS = 2000  # inspected per daemon and poll; the rest keep the list's fields
+INSPECT_EVERY = 60.0  # seconds an unchanged container's inspect is reused
 MAX_LABELS = 64
 MAX_TEXT = 256
 DEFAULT_SOCKETS = (("docker", "/run/docker.sock"), ("podman", "/run/podman/podman.sock"))
@@ -424,7 +426,23 @@ def parse_container(doc: Mapping[str, object], daemon: str, runtime: str) -> Api
     )
 
 
-async def _read_api(host: HostTransport, d: RuntimeDaemon) -> tuple[RuntimeDaemon, list[ApiContainer]]:
+def _signature(listed: Mapping[str, object]) -> str:
+    """What the list says of a container that an inspect would change (not its Status text,
+    which ticks every second): a different one means inspect again."""
+    keep = {
+        k: listed.get(k) for k in ("Created", "State", "Image", "Labels", "Ports", "NetworkSettings", "Names")
+    }
+    return json.dumps(keep, sort_keys=True, default=str)
+
+
+InspectCache = dict[
+    tuple[str, str], tuple[str, float, "ApiContainer"]
+]  # (socket, id) -> (signature, when, record)
+
+
+async def _read_api(
+    host: HostTransport, d: RuntimeDaemon, cache: InspectCache | None = None
+) -> tuple[RuntimeDaemon, list[ApiContainer]]:
     try:
         version, info, nets, listed = await get_many(
             host, d.socket, ["/version", "/info", "/networks", "/containers/json"]
@@ -452,12 +470,28 @@ async def _read_api(host: HostTransport, d: RuntimeDaemon) -> tuple[RuntimeDaemo
             )
     ids = [str(_d(c).get("Id")) for c in _l(listed.json()) if _d(c).get("Id")]
     brief = {str(_d(c).get("Id")): _d(c) for c in _l(listed.json())}
-    inspected = await get_many(host, d.socket, [f"/containers/{i}/json" for i in ids[:MAX_CONTAINERS]])
+    now = time.monotonic()
+    sig = {i: _signature(brief[i]) for i in ids}
+    cached = cache if cache is not None else {}
+    todo = [
+        i
+        for i in ids
+        if (hit := cached.get((d.socket, i))) is None or hit[0] != sig[i] or now - hit[1] > INSPECT_EVERY
+    ][:MAX_CONTAINERS]
+    inspected = {r.path: r for r in await get_many(host, d.socket, [f"/containers/{i}/json" for i in todo])}
     containers = []
     for i in ids:
-        full = next((r.json() for r in inspected if r.path == f"/containers/{i}/json" and r.ok), None)
-        doc = _d(full) or brief[i]
-        containers.append(parse_container(doc, d.socket, runtime))
+        r = inspected.get(f"/containers/{i}/json")
+        if r is None and (d.socket, i) in cached:
+            containers.append(cached[(d.socket, i)][2])
+            continue
+        full = _d(r.json()) if r is not None and r.ok else {}
+        c = parse_container(full or brief[i], d.socket, runtime)
+        if full:
+            cached[(d.socket, i)] = (sig[i], now, c)
+        containers.append(c)
+    for key in [k for k in cached if k[0] == d.socket and k[1] not in brief]:
+        del cached[key]  # gone: forget it
     return (
         replace(
             d,
@@ -474,8 +508,12 @@ async def _read_api(host: HostTransport, d: RuntimeDaemon) -> tuple[RuntimeDaemo
     )
 
 
-async def observe(host: HostTransport) -> RuntimeView:
-    """Every runtime daemon on `host`, its configuration and its running containers."""
+async def observe(host: HostTransport, cache: InspectCache | None = None) -> RuntimeView:
+    """Every runtime daemon on `host`, its configuration and its running containers.
+
+    `cache` (owned by the caller, e.g. the container probe): inspect results reused while a
+    container's list entry is unchanged, for at most INSPECT_EVERY seconds (a `docker update`
+    of the restart policy shows within that time)."""
     found = await find_daemons(host)
     daemons: list[RuntimeDaemon] = []
     roots: list[str] = []
@@ -516,7 +554,7 @@ async def observe(host: HostTransport) -> RuntimeView:
         if d.socket:
             owner, group, mode = await _socket_owner(host, d.socket)
             d = replace(d, socket_owner=owner, socket_group=group, socket_mode=mode)
-            d, cs = await _read_api(host, d)
+            d, cs = await _read_api(host, d, cache)
             for c in cs:
                 containers.setdefault(c.id, c)
         else:

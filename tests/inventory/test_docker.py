@@ -335,3 +335,32 @@ async def test_over_ssh_the_api_gives_the_same_containers_and_daemon(scene: Scen
             await runtime_api.get_many(remote, str(scene.env.dir / "absent.sock"), ["/version"])
     finally:
         await remote.close()
+
+
+# ------------------------------------------------------------------ events before polls
+
+
+async def test_docker_events_wake_the_probe_and_unchanged_containers_are_not_inspected_again(scene: Scene):
+    probe = ContainerProbe()
+    woke = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    probe.attach(lambda: loop.call_soon_threadsafe(woke.set))
+    host = LocalHost(libvirt_uri=None)
+    sock = scene.env.socket
+    try:
+        await probe.collect(host)
+        feed = probe.feed()
+        assert feed.mode == "events" and sock in feed.detail
+        first = {i: v[1] for (s, i), v in probe._inspected.items() if s == sock}
+        assert set(first) >= set(scene.ids.values())
+        woke.clear()
+        late = await asyncio.to_thread(scene.env.run, "late", "--label", "com.example.tenant=acme")
+        await asyncio.wait_for(woke.wait(), 10)  # the `docker run` itself woke the probe
+        scan = await probe.collect(host)
+        assert scene.name("late") in {w.name for w in scan.workloads}
+        again = {i: v[1] for (s, i), v in probe._inspected.items() if s == sock}
+        assert all(again[i] == first[i] for i in scene.ids.values())  # reused, not inspected again
+        assert late in again and late not in first
+    finally:
+        await probe.close()
+    assert probe._followers == {} and probe.feed().mode == "polled"
