@@ -193,6 +193,9 @@ def make_deriver(opts: Options):
     checks = CheckRunner()  # this session's: reuses a check's result while its inputs stay the same
 
     def derive(state: State) -> State:
+        from probes.inventory.fold import fold_container_namespaces  # one service, one workload
+
+        state = fold_container_namespaces(state)
         state = assign(state, opts)
         from probes.network.libvirtnet import current_views  # libvirt's view follows its domains
 

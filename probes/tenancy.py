@@ -30,6 +30,7 @@ from typing import Any
 
 from probes.config import Config, ConfigError, MetadataSelector, TenantRule, load
 from probes.generated_names import generated_why
+from probes.inventory.fold import namespace_name
 from probes.model import MetadataItem, Placement, State, Tenant, Workload, WorkloadKind
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,10 @@ class _Placer:
                 g = self.cgroups.first(c.cgroup) if c.cgroup else None
                 if g is not None:
                     found.append((g[0], f"cgroups {g[1]!r}"))
+            ns = namespace_name(w)  # a container inside a named namespace: netns selectors too
+            g = self.netns.first(ns) if ns else None
+            if g is not None:
+                found.append((g[0], f"netns {g[1]!r}"))
         return min(found, key=lambda f: f[0]) if found else None
 
 
@@ -249,7 +254,7 @@ def _memo_key(w: Workload) -> tuple[Any, ...]:
         return ("vm", w.name, w.vm.metadata if w.vm is not None else ())
     if w.kind == WorkloadKind.CONTAINER and w.container is not None:
         c = w.container
-        return ("ct", w.name, c.cgroup, c.labels, c.name_source)
+        return ("ct", w.name, c.cgroup, c.labels, c.name_source, namespace_name(w))
     if w.kind == WorkloadKind.NETNS:
         return ("ns", w.name, w.netns.named if w.netns is not None else True)
     return (str(w.kind), w.name)

@@ -182,6 +182,8 @@ def netns_of(w: Workload, topo: Topology | None = None) -> str | None:
     if w.kind == WorkloadKind.CONTAINER and w.container and topo is not None:
         if "net" in w.container.shared_namespaces or not w.container.init_pid:
             return None
+        if w.netns is not None and w.netns.path.startswith("/run/netns/"):  # folded: its named namespace
+            return os.path.basename(w.netns.path)
         return next((n.name for n in topo.namespaces if w.container.init_pid in n.pids), None)
     if w.kind != WorkloadKind.NETNS:
         return None

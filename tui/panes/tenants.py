@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from probes.inventory.fold import namespace_name
 from probes.model import Placement, State, Workload
 from tui.messages import WorkloadSelected
 from tui.panes.base import Pane
@@ -31,6 +32,7 @@ UNPLACED = "u:"  # node data of the unplaced group; tenants are "t:NAME", worklo
 class _Row:
     data: str
     label: Text
+    children: tuple[_Row, ...] = ()  # a network namespace's containers (two or more)
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,12 @@ def _placement(w: Workload) -> Text:
 
 
 def workload_label(w: Workload) -> Text:
+    ns = namespace_name(w)
     return Text.assemble(
         untrusted(w.name, style="bold"),
         "  ",
         (w.kind.value, "italic"),
+        *((" in netns ", untrusted(ns)) if ns else ()),
         " · ",
         untrusted(w.state or "?"),
         " · ",
@@ -106,7 +110,30 @@ def build_groups(state: State, cache: LabelCache | None = None) -> tuple[_Group,
 
     def rows(ws: Sequence[Workload]) -> tuple[_Row, ...]:
         order = sorted(ws, key=lambda w: (w.host, w.kind.value, w.name))
-        return tuple(_Row(f"w:{w.key}", row_label(w)) for w in order)
+        # containers sharing one named namespace: listed under it (one row per container)
+        shared: dict[tuple[str, str], list[Workload]] = {}
+        for w in order:
+            ns = namespace_name(w)
+            if ns:
+                shared.setdefault((w.host, ns), []).append(w)
+        out: list[_Row] = []
+        done: set[tuple[str, str]] = set()
+        for w in order:
+            k = (w.host, namespace_name(w))
+            if k[1] and len(shared[k]) > 1:
+                if k not in done:
+                    done.add(k)
+                    kids = tuple(_Row(f"w:{c.key}", row_label(c)) for c in shared[k])
+                    label = Text.assemble(
+                        ("netns ", "italic"),
+                        untrusted(k[1], style="bold"),
+                        (f"  {len(kids)} containers · ", "dim"),
+                        untrusted(k[0], style="dim"),
+                    )
+                    out.append(_Row(f"n:{k[0]}/{k[1]}", label, kids))
+                continue
+            out.append(_Row(f"w:{w.key}", row_label(w)))
+        return tuple(out)
 
     groups = []
     for name in sorted(by_tenant):
@@ -192,7 +219,7 @@ class TenantsPane(Pane):
         for g in groups:
             if old[g.data].label != g.label:
                 nodes[g.data].set_label(g.label)
-            for r_old, r in zip(old[g.data].rows, g.rows):
+            for r_old, r in zip(_flat(old[g.data].rows), _flat(g.rows)):
                 if r_old.label is not r.label and r_old.label != r.label:
                     nodes[r.data].set_label(r.label)
 
@@ -215,7 +242,12 @@ class TenantsPane(Pane):
             node = tree.root.add(g.label, data=g.data, expand=g.data not in self._collapsed)
             by_data[g.data] = node
             for r in g.rows:
-                by_data[r.data] = node.add_leaf(r.label, data=r.data)
+                if r.children:
+                    sub = by_data[r.data] = node.add(r.label, data=r.data, expand=True)
+                    for c in r.children:
+                        by_data[c.data] = sub.add_leaf(c.label, data=c.data)
+                else:
+                    by_data[r.data] = node.add_leaf(r.label, data=r.data)
         target = by_data.get(cursor or "") or by_data.get(cursor_parent or "")
         if target is None and groups:
             target = tree.root.children[0]  # start on the first tenant, not nowhere
@@ -258,7 +290,12 @@ class TenantsPane(Pane):
 
 
 def _shape(groups: tuple[_Group, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    return tuple((g.data, tuple(r.data for r in g.rows)) for g in groups)
+    return tuple((g.data, tuple(r.data for r in _flat(g.rows))) for g in groups)
+
+
+def _flat(rows: tuple[_Row, ...]) -> list[_Row]:
+    """Rows and, after each, its children (a namespace's containers)."""
+    return [x for r in rows for x in (r, *r.children)]
 
 
 def _walk(node: TreeNode[str]):  # type: ignore[no-untyped-def]
