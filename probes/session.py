@@ -193,7 +193,7 @@ def make_deriver(opts: Options):
     checks = CheckRunner()  # this session's: reuses a check's result while its inputs stay the same
 
     def derive(state: State) -> State:
-        from probes.inventory.fold import fold_container_namespaces  # one service, one workload
+        from probes.netns_fold import fold_container_namespaces  # one service, one workload
 
         state = fold_container_namespaces(state)
         state = assign(state, opts)

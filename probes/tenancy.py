@@ -30,8 +30,8 @@ from typing import Any
 
 from probes.config import Config, ConfigError, MetadataSelector, TenantRule, load
 from probes.generated_names import generated_why
-from probes.inventory.fold import namespace_name
 from probes.model import MetadataItem, Placement, State, Tenant, Workload, WorkloadKind
+from probes.netns_fold import namespace_name
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from probes.inventory.fold import namespace_name
 from probes.model import Placement, State, Workload
+from probes.netns_fold import namespace_name
 from tui.messages import WorkloadSelected
 from tui.panes.base import Pane
 from tui.safe import untrusted
