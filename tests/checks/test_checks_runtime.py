@@ -158,3 +158,13 @@ def test_a_macvlan_network_names_its_parent_and_a_user_bridge_its_bridge():
     assert (mv.driver, mv.parent, mv.bridge, mv.icc) == ("macvlan", "eth0", "", None)
     br = parse_network({"Name": "t1", "Id": "a" * 64, "Driver": "bridge", "Options": {}})
     assert (br.bridge, br.icc) == ("br-" + "a" * 12, True)
+
+
+def test_daemons_survive_a_snapshot_and_judge_the_same_in_replay():
+    from probes import snapshot
+
+    st = _state(HARDENED, _docker(hosts=("tcp://0.0.0.0:2375",), socket="/srv/d.sock"))
+    back = snapshot.loads(snapshot.dumps(st))
+    assert back.hosts[0].runtimes == st.hosts[0].runtimes
+    ids = [f"RT-0{i}" for i in range(1, 10)]
+    assert run_checks(back, ids) == run_checks(st, ids)

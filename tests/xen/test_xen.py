@@ -273,3 +273,12 @@ def test_xen_uris_are_placed_like_qemu_ones():
 
     assert place("xen:///system").this_machine
     assert place("xen+ssh://hv2.example/system").remote_host == "hv2.example"
+
+
+async def test_xen_facts_survive_a_snapshot():
+    from probes import snapshot
+
+    xen = await XenProbe().collect(FakeXlHost(answers(store=XENSTORE)))
+    st = State(hosts=(HostState(Host("xen-hv1"), xen=xen),))
+    back = snapshot.loads(snapshot.dumps(st))
+    assert back.hosts[0].xen == xen
