@@ -129,7 +129,9 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         if self.paused and self._last is not None:
             return self._last
         with_limits = self._n % self.limits_every == 0
-        if self._n == 0 and self._merges == 0 and not self._workloads:
+        if self._n == 0 and self._merges == 0 and not self._workloads and self._host_totals:
+            # not when this machine is not the host (the demo fleet, libvirt's view of another
+            # host): its containers and namespaces are not that host's either
             self._workloads = await self._discover(host)
         self._n += 1
         workloads = list(self._workloads)  # this host's (merge sees one HostState)

@@ -30,3 +30,21 @@ def test_readme_gives_the_two_setup_commands_and_every_subcommand():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     missing = [c for c in sub.choices if f"tenantscope {c}" not in README]
     assert missing == [], f"README.md does not show: {missing}"
+
+
+async def test_the_screenshot_counts_are_the_demos():
+    """The screenshot's status counts are what `make demo` shows now (observed as the demo
+    observes, tests/fixtures/tui.observe_demo). After a change to the catalog or the demo,
+    take the screenshot again (the app at 120x36 on the demo fleet)."""
+    import re
+    from collections import Counter
+
+    from probes.model import Status
+    from tests.fixtures.tui import observe_demo
+
+    shot = README.split("```", 2)[1]
+    m = re.search(r"✗ FAIL (\d+) · ! WARN (\d+) · - SKIP (\d+) · ✓ PASS (\d+)", shot)
+    assert m, "the README's screenshot shows no Findings status line"
+    got = Counter(f.status for f in (await observe_demo()).findings)
+    demo = (got[Status.FAIL], got[Status.WARN], got[Status.SKIPPED], got[Status.PASS])
+    assert tuple(int(x) for x in m.groups()) == demo, f"README screenshot vs demo: {m.group(0)} vs {demo}"

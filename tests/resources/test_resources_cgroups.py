@@ -12,6 +12,7 @@ from probes.model import ContainerDetails, HostState, State, Status, Workload, W
 from probes.resources.model import Metric
 from probes.resources.probe import ResourcesProbe
 from tests.fixtures.cgroups import BURN, IDLE, alloc_argv, cgroup_factory  # noqa: F401
+from tests.helpers import needs_root, needs_tool
 
 STEP = 0.25  # seconds between refreshes in these tests
 
@@ -197,3 +198,29 @@ async def test_limit_set_on_a_parent_group_counts(cgroup_factory):
         assert ids(state, "CTR-07") == []
     finally:
         child.cleanup()
+
+
+@needs_root
+@needs_tool("ip")
+async def test_a_host_that_is_not_this_machine_gets_none_of_its_namespaces():
+    """The first refresh discovers this machine's containers and namespaces itself, but not
+    when this machine is not the host (the demo fleet, libvirt's view of another host:
+    host_totals=False): there they would be shown as that host's."""
+    import os
+    import subprocess
+
+    name = f"tsh-notmine-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        mine = ResourcesProbe(libvirt=False)
+        other = ResourcesProbe(libvirt=False, host_totals=False)
+        try:
+            seen = await mine.collect(LocalHost("tsh-local", libvirt_uri=None))
+            not_seen = await other.collect(LocalHost("tsh-other", libvirt_uri=None))
+        finally:
+            await mine.close()
+            await other.close()
+        assert any(s.workload.endswith(f"/netns/{name}") for s in seen.samples)
+        assert not_seen.samples == ()
+    finally:
+        subprocess.run(["ip", "netns", "del", name])

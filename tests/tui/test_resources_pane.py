@@ -11,7 +11,7 @@ from probes.model import ContainerDetails, Host, HostState, Placement, State, Te
 from probes.resources.model import History, HostTotals, Limits, ResourceSnapshot, Sample
 from probes.resources.probe import ResourcesProbe
 from tests.fixtures.cgroups import BURN, IDLE, cgroup_factory  # noqa: F401
-from tests.fixtures.tui import EVIL, make_app
+from tests.fixtures.tui import EVIL, T0, make_app
 from tui.app import TenantScopeApp
 from tui.panes.resources import ResourcesPane, build_rows, chart, sparkline
 
@@ -49,11 +49,15 @@ def make_state(cpu: dict[str, float], limited: set[str] = frozenset()) -> State:
         )
         hist.append(History(w.key, cpu=(0.0,) * 7 + (v,), mem=(float(100 << 20),) * 8))
     snap = ResourceSnapshot(
-        tuple(samples), 1.0, 2.0, HostTotals(cpus=2, cpu_pct=10.0, mem_total=8 << 30), tuple(hist)
+        tuple(samples),
+        T0,
+        2.0,
+        HostTotals(cpus=2, cpu_pct=10.0, steal_pct=0.5, mem_total=8 << 30, mem_used=5 << 29),
+        tuple(hist),
     )
-    hs = HostState(Host("hv1"), workloads=tuple(ws), samples=snap)
+    hs = HostState(Host("hv1"), workloads=tuple(ws), samples=snap, refreshed_at=T0)
     tenants = tuple(Tenant(t, tuple(w.key for w in ws if w.tenant == t)) for t in ("acme", EVIL, "globex"))
-    return State(hosts=(hs,), tenants=tenants)
+    return State(hosts=(hs,), tenants=tenants, taken_at=T0, source="live")
 
 
 def cell_texts(pane: ResourcesPane) -> list[list[str]]:

@@ -1,20 +1,47 @@
 """Snapshot tests of the main screen and the dialogs (pytest-textual-snapshot).
 
-Deterministic: the State is fixed (the demo fleet is observed once through the real Engine and
-the libvirt test driver, then its times are frozen), the clock and time zone are injected.
+Deterministic: the State is fixed (the demo fleet is observed once through the real Engine with
+every probe the demo runs, on the libvirt test driver, then its times are frozen), the clock and
+time zone are injected.
 Update after an intended change with `--snapshot-update`, then look at the SVGs.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import pytest
 
+from probes.model import Status
 from tests.fixtures.tui import demo_state, make_app
+from tui.cli import main
 
 
 @pytest.fixture(scope="module")
 def demo():
     return demo_state()
+
+
+def test_the_demo_state_is_what_the_demo_shows(demo, capsys):
+    """What the pictures are taken of: the topology (libvirt's view), the planted shared-bridge
+    fault, nothing of the machine the tests run on, and the counts of `check --demo`."""
+    hs = demo.hosts[0]
+    assert hs.topology is not None and any(lk.name == "br-shared" for lk in hs.topology.links)
+    shared = [f for f in demo.findings if f.check_id == "NET-02" and f.status is Status.FAIL]
+    assert any("bridge br-shared is shared by tenants acme, initech" in f.summary for f in shared)
+    assert hs.samples is not None and {s.workload.split("/")[1] for s in hs.samples.samples} == {"vm"}
+    assert main(["check", "--demo", "--format", "json"]) in (0, 1)
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    got = Counter(f.status for f in demo.findings)
+    assert summary == {
+        "fail": got[Status.FAIL],
+        "error": got[Status.ERROR],
+        "warn": got[Status.WARN],
+        "skipped": got[Status.SKIPPED],
+        "passed": got[Status.PASS],
+    }
+    assert got[Status.ERROR] == 0, [f.summary for f in demo.findings if f.status is Status.ERROR]
 
 
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
