@@ -76,7 +76,7 @@ def parse_icmp(packet: bytes) -> Icmp | None:
 
 @dataclass
 class _Target:
-    dst: Endpoint
+    dst: Endpoint | None  # the local prober's destination; None in measure.py (addresses only)
     address: str
     seq: int
     sent_at: float = 0.0

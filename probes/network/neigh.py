@@ -15,6 +15,8 @@ NUD_INCOMPLETE, NUD_FAILED = 0x01, 0x20
 RTM_NEWNEIGH, RTM_GETNEIGH, NLMSG_DONE, NLMSG_ERROR = 28, 30, 3, 2
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NDA_DST = 1
+# what asyncio.wait_for raises: not the builtin TimeoutError before Python 3.11 (remote hosts)
+WAIT_TIMEOUT = asyncio.TimeoutError
 
 
 def neigh_request(seq: int = 1) -> bytes:
@@ -52,12 +54,16 @@ async def neighbours(nl: socket.socket | None, timeout: float = 1.0) -> dict[str
         return {}
     loop = asyncio.get_running_loop()
     out: dict[str, int] = {}
+
+    async def dump() -> None:
+        while not parse_neigh(await loop.sock_recv(nl, 1 << 16), out):
+            pass
+
     try:
         nl.send(neigh_request())
-        async with asyncio.timeout(timeout):
-            while not parse_neigh(await loop.sock_recv(nl, 1 << 16), out):
-                pass
-    except (OSError, TimeoutError):
+        # wait_for, not asyncio.timeout: this also runs in the remote helper (Python >= 3.8)
+        await asyncio.wait_for(dump(), timeout)
+    except (OSError, WAIT_TIMEOUT):
         pass
     return out
 

@@ -18,41 +18,24 @@ Nothing in a tenant's namespace is changed: no sysctls, no addresses, only these
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import os
-import random
-import socket
-import struct
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from probes.hosts.base import HostTransport
 from probes.model import HostState
-from probes.network.icmp import (
-    ICMP_ECHO_REPLY,
-    ICMP_TIME_EXCEEDED,
-    ICMP_UNREACH,
-    INITIAL_TTLS,
-    MAX_TRACE_TTL,
-    TRACE_SEQ,
-    Matcher,
-    _Target,
-    echo_request,
-    parse_icmp,
-)
+from probes.network.icmp import _Target
+from probes.network.measure import EchoOutcome, SourceMeasurement, SourceProbe, measure_source
 from probes.network.model import Hop, ReachMatrix, ReachResult, Route, Topology
-from probes.network.neigh import NO_NEIGH, NUD_FAILED, NUD_INCOMPLETE, neigh_table_note, neighbours
-from probes.network.nsenter import run_in_netns
+from probes.network.neigh import NO_NEIGH, NUD_FAILED, NUD_INCOMPLETE, neigh_table_note
 from probes.network.plan import Source, plan
 from probes.network.segments import Endpoint
 
-SOL_RAW, ICMP_FILTER, SO_RCVBUFFORCE = 255, 1, 33
-WANTED_ICMP = (1 << ICMP_ECHO_REPLY) | (1 << ICMP_UNREACH) | (1 << ICMP_TIME_EXCEEDED)
-
-
 Progress = Callable[[int, int], object]  # (pairs done, pairs total)
+# Measures many sources at once (the remote helper): yields (index of the request, its answer)
+MeasureAll = Callable[[Sequence[SourceProbe]], AsyncIterator[tuple[int, SourceMeasurement]]]
 
 
 async def probe_matrix(
@@ -63,8 +46,11 @@ async def probe_matrix(
     concurrency: int = 256,
     trace: bool = True,
     progress: Progress | None = None,
+    measure: MeasureAll | None = None,
 ) -> ReachMatrix:
-    """Probe every destination address from every source namespace of `hs`. Cancellable."""
+    """Probe every destination address from every source namespace of `hs`. Cancellable.
+    Here (raw sockets in this process), or through `measure` (the remote helper on an SSH
+    host: probes/network/remote_prober.py), which gets every source's request at once."""
     started = time.time()
     sources, dests, results = plan(hs)
     topo = hs.topology or Topology()
@@ -76,27 +62,46 @@ async def probe_matrix(
     owners = {a.split("/")[0]: lk.where for lk in topo.links for a in lk.addresses}
     budget = _fd_budget(min(len(sources), concurrency))
     errors: list[str] = []
+    planned = [
+        p
+        for s in sources
+        if (p := _plan_source(s, dests, topo, timeout=timeout, ports=ports, trace=trace, tcp_budget=budget))
+        is not None
+    ]
 
-    async def one(src: Source) -> list[ReachResult]:
+    def got(p: _Planned, m: SourceMeasurement) -> list[ReachResult]:
         nonlocal done
-        async with sem:
-            out = await _probe_source(
-                src, dests, topo, timeout=timeout, ports=ports, trace=trace, owners=owners, tcp_budget=budget
-            )
+        out = p.results(m, owners)
         done += sum(1 for r in out if r.method != "predicted")
         if progress is not None:
             progress(done, total)
         return out
 
-    tasks = [asyncio.ensure_future(one(s)) for s in sources]
-    try:
-        for part in await asyncio.gather(*tasks):
-            results += part
-    except asyncio.CancelledError:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    if measure is not None:
+        seen: set[int] = set()
+        async for i, m in measure([p.req for p in planned]):
+            if 0 <= i < len(planned) and i not in seen:
+                seen.add(i)
+                results += got(planned[i], m)
+        for i, p in enumerate(planned):
+            if i not in seen:
+                results += got(p, SourceMeasurement(error=f"{p.req.path}: no answer from the remote prober"))
+    else:
+
+        async def one(p: _Planned) -> list[ReachResult]:
+            async with sem:
+                m = await measure_source(p.req)
+            return got(p, m)
+
+        tasks = [asyncio.ensure_future(one(p)) for p in planned]
+        try:
+            for part in await asyncio.gather(*tasks):
+                results += part
+        except asyncio.CancelledError:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
     errors += sorted({r.detail for r in results if r.outcome == "error" and r.detail})
     no_entry = sum(1 for r in results if r.outcome == "timeout" and NO_NEIGH in r.detail)
     if no_entry:
@@ -127,104 +132,90 @@ async def _probe_source(
     owners: dict[str, str],
     tcp_budget: int = 64,
 ) -> list[ReachResult]:
-    me = src.endpoint
-    targets = [_Target(d, a, 0) for d in dests if d.workload != me.workload for a in d.addresses]
-    for i, t in enumerate(targets):
-        t.seq = i
-    if not targets:
+    """Probe `dests` from one source namespace, here (probes/network/measure.py does the work)."""
+    p = _plan_source(src, dests, topo, timeout=timeout, ports=ports, trace=trace, tcp_budget=tcp_budget)
+    if p is None:
         return []
-    n_tcp = min(len(targets) * len(ports), tcp_budget)
+    return p.results(await measure_source(p.req), owners)
 
-    def make() -> list[socket.socket]:
-        made = []
-        try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-            made.append(s)
-            # see only what can answer a probe (not the echo requests other sources send here)
-            s.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("=I", ~WANTED_ICMP & 0xFFFFFFFF))
-            try:  # a socket option, not a sysctl: nothing of the namespace changes
-                s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 20)
-            except OSError:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            made.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE))
-            for _ in range(n_tcp):
-                made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            for s in made:
-                s.setblocking(False)
-        except BaseException:
-            for s in made:
-                s.close()
-            raise
-        return made
 
-    try:
-        socks = await run_in_netns(src.path, make, src.inode)
-    except (OSError, RuntimeError) as e:
-        why = "namespace gone" if isinstance(e, FileNotFoundError) else f"cannot enter namespace: {e}"
-        return [_result(me, t, "icmp", "error", f"{src.path}: {why}") for t in targets] + [
-            _result(me, t, f"tcp:{p}", "error", f"{src.path}: {why}") for t in targets for p in ports
-        ]
-    icmp, nl, tcp = socks[0], socks[1], socks[2:]
-    loop = asyncio.get_running_loop()
-    ident = random.randrange(1, 0xFFFF)
-    m = Matcher(ident, targets)
+@dataclass
+class _Planned:
+    """One source's request and what is needed to read its answer (local, not sent)."""
 
-    def readable() -> None:
-        now = time.monotonic()
-        for _ in range(256):
-            try:
-                data = icmp.recv(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            pkt = parse_icmp(data)
-            if pkt is not None:
-                m.feed(pkt, now)
+    src: Source
+    pairs: list[tuple[Endpoint, str]]  # (destination, address), in the order of req.addresses
+    routes: Routes
+    req: SourceProbe
 
+    def results(self, m: SourceMeasurement, owners: dict[str, str]) -> list[ReachResult]:
+        """The measurement as ReachResults: silences classified by the source's routes and
+        neighbour states, hops named by the owners of their addresses."""
+        me, ports = self.src.endpoint, self.req.ports
+        if m.error:
+            return [_result(me, d, a, "icmp", "error", m.error) for d, a in self.pairs] + [
+                _result(me, d, a, f"tcp:{p}", "error", m.error) for d, a in self.pairs for p in ports
+            ]
+        if len(m.echoes) != len(self.pairs) or len(m.tcp) != len(self.pairs) * len(ports):
+            why = f"{self.req.path}: malformed measurement ({len(m.echoes)} echoes for {len(self.pairs)} probes)"
+            return [_result(me, d, a, "icmp", "error", why) for d, a in self.pairs]
+        neigh = dict(m.neighbours)
+        out = []
+        for (d, a), e in zip(self.pairs, m.echoes):
+            outcome, detail = e.outcome, e.detail
+            if not outcome:
+                outcome, why = _classify_silence(self.routes, a, neigh)
+                detail = "; ".join([why, detail]).strip("; ")
+            out.append(
+                _result(
+                    me, d, a, "icmp", outcome, detail, rtt=e.rtt_ms, hops=_hops(owners, e), ttl=e.reply_ttl
+                )
+            )
+        pairs_ports = [(d, a) for d, a in self.pairs for _ in ports]
+        for (d, a), t in zip(pairs_ports, m.tcp):
+            outcome, detail = t.outcome, t.detail
+            if outcome == "timeout":
+                outcome, detail = _classify_silence(self.routes, a, neigh)
+            out.append(_result(me, d, a, f"tcp:{t.port}", outcome, detail, rtt=t.rtt_ms))
+        return out
+
+
+def _plan_source(
+    src: Source,
+    dests: Sequence[Endpoint],
+    topo: Topology,
+    *,
+    timeout: float,
+    ports: Sequence[int],
+    trace: bool,
+    tcp_budget: int,
+) -> _Planned | None:
+    me = src.endpoint
+    pairs = [(d, a) for d in dests if d.workload != me.workload for a in d.addresses]
+    if not pairs:
+        return None
     routes = Routes(topo, me.netns or "")
-    tracer = Tracer(icmp, m, routes, timeout)
-    if trace:
-        m.on_reply = tracer.reply
-    loop.add_reader(icmp.fileno(), readable)
-    try:
-        for t in targets:
-            t.sent_at = time.monotonic()
-            try:
-                icmp.sendto(echo_request(ident, t.seq), (t.address, 0))
-            except OSError as e:
-                t.outcome, t.detail = _send_error(e)
-                m.pending.discard(t.seq)
-        tcp_task = asyncio.ensure_future(_tcp_all(tcp, targets, ports, timeout, src.path, src.inode))
-        await _wait(m, lambda: not m.pending, timeout)
-        tcp_results = await tcp_task
-        unresolved = [t for t in targets if not t.outcome] + [x[0] for x in tcp_results if x[2] == "timeout"]
-        neigh = await neighbours(nl) if unresolved else {}
-        for t in targets:
-            if not t.outcome:
-                t.outcome, t.detail = _classify_silence(routes, t.address, neigh)
-        if trace:
-            await tracer.finish()
-    finally:
-        loop.remove_reader(icmp.fileno())
-        for s in socks:
-            s.close()
-    out = []
-    for t in targets:
-        detail = "; ".join([t.detail] + t.ignored[:2]).strip("; ")
-        out.append(
-            _result(me, t, "icmp", t.outcome, detail, rtt=t.rtt_ms, hops=_hops(owners, t), ttl=t.reply_ttl)
-        )
-    for t, port, outcome, rtt, detail in tcp_results:
-        if outcome == "timeout":
-            outcome, detail = _classify_silence(routes, t.address, neigh)
-        out.append(_result(me, t, f"tcp:{port}", outcome, detail, rtt=rtt))
-    return out
+    hops = []
+    for _, a in pairs:
+        r = routes.lookup(a)
+        hops.append(r.gateway if r is not None and r.gateway else "")
+    req = SourceProbe(
+        src.path,
+        src.inode,
+        tuple(a for _, a in pairs),
+        tuple(ports),
+        timeout,
+        trace,
+        tuple(hops),
+        min(len(pairs) * len(ports), tcp_budget),
+    )
+    return _Planned(src, pairs, routes, req)
 
 
 def _result(
     me: Endpoint,
-    t: _Target,
+    dst: Endpoint,
+    address: str,
     method: str,
     outcome: str,
     detail: str = "",
@@ -235,10 +226,10 @@ def _result(
 ) -> ReachResult:
     return ReachResult(
         me.tenant,
-        t.dst.tenant,
+        dst.tenant,
         me.workload,
-        t.dst.workload,
-        t.address,
+        dst.workload,
+        address,
         method,
         outcome,
         rtt_ms=None if rtt is None else round(rtt, 3),
@@ -246,80 +237,6 @@ def _result(
         hops=hops,
         reply_ttl=ttl,
     )
-
-
-def _send_error(e: OSError) -> tuple[str, str]:
-    if e.errno == errno.EHOSTUNREACH:
-        return "no-arp", "host unreachable (neighbour resolution failed)"
-    if e.errno == errno.ENETUNREACH:
-        return "no-route", "network unreachable from the source"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return "timeout", f"refused locally: {e.strerror} (a filter in the source namespace)"
-    return "error", f"send failed: {e.strerror or e}"
-
-
-async def _wait(m: Matcher, finished: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not finished():
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        m.changed.clear()
-        try:
-            await asyncio.wait_for(m.changed.wait(), left)
-        except TimeoutError:
-            return
-
-
-async def _tcp_all(
-    socks: Sequence[socket.socket],
-    targets: Sequence[_Target],
-    ports: Sequence[int],
-    timeout: float,
-    path: str,
-    inode: int = 0,
-) -> list[tuple[_Target, int, str, float | None, str]]:
-    """TCP connects, at most len(socks) at a time (file descriptors are bounded): the first
-    round uses the sockets opened with the ICMP one, later rounds open more in the namespace."""
-    loop = asyncio.get_running_loop()
-    jobs = [(t, p) for t in targets for p in ports]
-
-    async def one(s: socket.socket, t: _Target, port: int) -> tuple[_Target, int, str, float | None, str]:
-        t0 = time.monotonic()
-        try:
-            await asyncio.wait_for(loop.sock_connect(s, (t.address, port)), timeout)
-            return t, port, "reply", (time.monotonic() - t0) * 1000, "connected (port open)"
-        except ConnectionRefusedError:
-            return t, port, "refused", (time.monotonic() - t0) * 1000, "RST: reachable, port closed"
-        except TimeoutError:
-            return t, port, "timeout", None, ""
-        except OSError as e:
-            o, d = _send_error(e)
-            return t, port, o, None, d
-        finally:
-            s.close()
-
-    out: list[tuple[_Target, int, str, float | None, str]] = []
-    batch = list(socks)
-    width = max(1, len(socks))
-    while jobs:
-        now, jobs = jobs[:width], jobs[width:]
-        if not batch:
-
-            def make(k: int = len(now)) -> list[socket.socket]:
-                made = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(k)]
-                for x in made:
-                    x.setblocking(False)
-                return made
-
-            try:
-                batch = await run_in_netns(path, make, inode)
-            except (OSError, RuntimeError) as e:
-                out += [(t, p, "error", None, f"{path}: {e}") for t, p in now + jobs]
-                break
-        out += await asyncio.gather(*(one(s, t, p) for s, (t, p) in zip(batch, now)))
-        batch = []
-    return out
 
 
 def _fd_budget(sources: int) -> int:
@@ -372,65 +289,14 @@ class Routes:
         return self._cache[address]
 
 
-class Tracer:
-    """TTL-limited echoes for pairs whose reply TTL says routers are in between.
-
-    Started as soon as such a reply arrives, so it overlaps the main wait. Bounded: one
-    destination is traced per (first hop, distance) group of a source, and the others of its
-    group get its hops with a note; routers rate-limit "time exceeded", so tracing every pair
-    would mostly wait for silence."""
-
-    def __init__(self, icmp: socket.socket, m: Matcher, routes: Routes, timeout: float) -> None:
-        self.icmp, self.m, self.routes, self.timeout = icmp, m, routes, timeout
-        self.groups: dict[tuple[str, int], list[_Target]] = {}
-        self.last_sent = 0.0
-
-    def reply(self, t: _Target) -> None:
-        ttl_seen = t.reply_ttl or 0
-        if not ttl_seen or ttl_seen in INITIAL_TTLS:
-            return
-        r = self.routes.lookup(t.address)
-        members = self.groups.setdefault((r.gateway if r else "", ttl_seen), [])
-        members.append(t)
-        if len(members) > 1:
-            return
-        initial = min((x for x in INITIAL_TTLS if x >= ttl_seen), default=255)
-        try:
-            for ttl in range(1, min(MAX_TRACE_TTL, initial - ttl_seen + 1) + 1):
-                seq = TRACE_SEQ + t.seq * 16 + ttl
-                if seq > 0xFFFF:
-                    continue
-                self.m.trace_pending.add(seq)
-                self.icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-                try:
-                    self.icmp.sendto(echo_request(self.m.ident, seq), (t.address, 0))
-                except OSError:
-                    self.m.trace_pending.discard(seq)
-        finally:
-            self.icmp.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
-        self.last_sent = time.monotonic()
-
-    async def finish(self) -> None:
-        left = self.last_sent + self.timeout - time.monotonic()
-        if self.m.trace_pending and left > 0:
-            await _wait(self.m, lambda: not self.m.trace_pending, left)
-        for members in self.groups.values():
-            rep = members[0]
-            for t in members[1:]:
-                t.hops, t.hop_done = dict(rep.hops), rep.hop_done
-                if rep.hops:
-                    t.detail = (
-                        t.detail + "; " if t.detail else ""
-                    ) + f"hops as traced to {rep.address} (same first hop and distance)"
-
-
-def _hops(owners: dict[str, str], t: _Target) -> tuple[Hop, ...]:
-    if not t.hops:
+def _hops(owners: dict[str, str], t: _Target | EchoOutcome) -> tuple[Hop, ...]:
+    hops = dict(t.hops)
+    if not hops:
         return ()
-    last = t.hop_done or (max(t.hops) + 1)
+    last = t.hop_done or (max(hops) + 1)
     out = []
     for ttl in range(1, last):
-        addr = t.hops.get(ttl, "")
+        addr = hops.get(ttl, "")
         out.append(Hop(ttl, addr or "*", owners.get(addr, "")))
     return tuple(out)
 
@@ -457,7 +323,7 @@ async def probe_host(
     if not t.is_local:
         from probes.network.remote import probe_remote
 
-        return await probe_remote(t, hs, timeout=max(1.0, timeout or 1.0), progress=progress)
+        return await probe_remote(t, hs, timeout=timeout or 0.5, ports=ports, progress=progress)
     return ReachMatrix(
         started_at=time.time(),
         finished_at=time.time(),

@@ -1,7 +1,7 @@
-"""Active probes over SSH: `ip netns exec NS ping -c1 -W1`, batched per source namespace.
-
-No raw sockets or setns on a remote host: one command per source runs its pings in parallel
-inside the namespace; only "reply" and "timeout" can be told apart this way.
+"""Active probes over SSH: the local prober's measurement run by a remote python3 helper
+(probes/network/remote_prober.py), or, on hosts without python3, `ip netns exec NS ping -c1
+-W1` batched per source namespace (only "reply" and "timeout" can be told apart that way, and
+the reason for the fallback is in the matrix's errors).
 """
 
 from __future__ import annotations
@@ -9,15 +9,40 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 
 from probes.hosts.base import HostTransport
 from probes.model import HostState
 from probes.network.model import ReachMatrix, ReachResult
 from probes.network.plan import Source, plan
-from probes.network.prober import Progress
+from probes.network.prober import Progress, probe_matrix
 
 
 async def probe_remote(
+    host: HostTransport,
+    hs: HostState,
+    *,
+    timeout: float = 0.5,
+    ports: Sequence[int] = (),
+    progress: Progress | None = None,
+    exec_ping: bool = False,
+    python: str = "python3",
+) -> ReachMatrix:
+    """Probe the matrix of an SSH host as the local prober does, through one remote python3
+    helper; `ip netns exec ... ping` where the helper cannot run (or when `exec_ping`)."""
+    from probes.network.remote_prober import RemoteProber
+
+    rp = RemoteProber(host, python)
+    why = "exec-ping asked for" if exec_ping else await rp.unavailable()
+    if not why:
+        return await probe_matrix(hs, timeout=timeout, ports=ports, progress=progress, measure=rp.measure_all)
+    rm = await probe_exec_ping(host, hs, timeout=max(1.0, timeout), progress=progress)
+    note = f"{why}: probed with `ip netns exec ... ping` (ICMP only, reply or timeout; slower)"
+    return replace(rm, errors=(note, *rm.errors), ports=())
+
+
+async def probe_exec_ping(
     host: HostTransport,
     hs: HostState,
     *,

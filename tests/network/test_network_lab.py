@@ -245,10 +245,12 @@ async def test_tenant_reaching_a_host_address_is_net06(netlab: NetLab) -> None:
 
 
 async def test_remote_style_probe_with_ip_netns_exec_ping(netlab: NetLab) -> None:
-    """The SSH path (argv run through the transport); here through LocalHost."""
+    """The SSH fallback for hosts without python3 (argv run through the transport); here
+    through LocalHost."""
     await asyncio.to_thread(netlab.move, "tsf-acme-db", "tsf-brg")
     hs = await observe(netlab, probe=False)
-    rm = await remote.probe_remote(LocalHost(netlab.host, libvirt_uri=None), hs, timeout=1.0)
+    rm = await remote.probe_remote(LocalHost(netlab.host, libvirt_uri=None), hs, timeout=1.0, exec_ping=True)
+    assert rm.errors[0].startswith("exec-ping asked for: probed with `ip netns exec ... ping`")
     got = {(r.src.rsplit("/", 1)[1], r.address): r.outcome for r in rm.results}
     assert got[("tsf-acme-db", "10.71.2.1")] == "reply" and got[("tsf-acme-web", "10.71.2.1")] == "timeout"
     assert got[("tsf-glx-web", "10.71.2.2")] == "reply"
