@@ -73,7 +73,10 @@ def make_hosts(opts: Options) -> list[HostTransport]:
 
         if not seen_only_through_libvirt(uri):
             return list(hosts_from_targets(opts))
-        return _pair_with_targets(list(hosts_from_targets(replace(opts, libvirt_uri=None))), uri or "")
+        hosts = list(hosts_from_targets(replace(opts, libvirt_uri=None)))
+        if len(hosts) == 1 and _names(uri or "", hosts[0]):  # the one target's libvirt, as given
+            return list(hosts_from_targets(opts))
+        return _pair_with_targets(hosts, uri or "")
     if seen_only_through_libvirt(uri):  # another host's (or a simulated) hypervisor: its own host
         from probes.hosts.libvirt_view import LibvirtViewHost
 
@@ -84,15 +87,25 @@ def make_hosts(opts: Options) -> list[HostTransport]:
 def _pair_with_targets(hosts: list[HostTransport], uri: str) -> list[HostTransport]:
     """`--host hv2 --libvirt qemu+tcp://hv2/system`: that target's libvirt is the URI (both
     views merge); a URI naming no target is a host of its own, seen only through libvirt."""
-    from probes.hosts.libvirt_uri import same_host
     from probes.hosts.libvirt_view import LibvirtViewHost
 
     for h in hosts:
-        addr = getattr(getattr(h, "target", None), "address", None)
-        if same_host(uri, h.host.name) or (addr and same_host(uri, addr)):
-            h.host = replace(h.host, libvirt_uri=uri)
+        if _names(uri, h):
+            use = getattr(h, "use_libvirt_uri", None)
+            if use is not None:
+                use(uri)
+            else:
+                h.host = replace(h.host, libvirt_uri=uri)
             return hosts
     return [*hosts, LibvirtViewHost(uri)]
+
+
+def _names(uri: str, h: HostTransport) -> bool:
+    """Whether `uri` names the machine `h` reaches (by its name or its SSH address)."""
+    from probes.hosts.libvirt_uri import same_host
+
+    addr = getattr(getattr(h, "target", None), "address", None)
+    return same_host(uri, h.host.name) or bool(addr and same_host(uri, addr))
 
 
 def make_probes(opts: Options) -> Any:

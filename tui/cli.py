@@ -360,7 +360,12 @@ def _fleet_options(args: argparse.Namespace) -> dict:
     )
     try:
         if args.host or kw["hosts_file"] or kw["inventory"]:
-            load_targets(tuple(args.host), kw["hosts_file"], kw["inventory"], kw["limit"])
+            targets = load_targets(tuple(args.host), kw["hosts_file"], kw["inventory"], kw["limit"])
+            from probes.hosts.libvirt_uri import hostless_for_remote_targets
+
+            problem = hostless_for_remote_targets(getattr(args, "libvirt", None))
+            if problem and not any(t.local for t in targets):
+                raise UserError(problem)
     except FleetError as e:
         raise UserError(str(e)) from None
     for f in kw["identity"] + ((kw["ssh_config"],) if kw["ssh_config"] else ()):

@@ -94,3 +94,16 @@ def why_not_read(host: str, uri: str | None, what: str) -> str:
     if is_simulated(uri):
         return f"{VIEW} only ({uri}): a simulated hypervisor has no {what} to read"
     return f"{VIEW} only ({uri}): {what} of {host} are not read from here (add --host {host} to read them over SSH)"
+
+
+def hostless_for_remote_targets(uri: str | None) -> str:
+    """The problem with `--libvirt URI` next to SSH targets when the URI names no host
+    (`qemu:///system`): libvirt would open THIS machine's hypervisor and show its domains as
+    the remote host's. '' when there is none."""
+    if not uri or is_simulated(uri) or uri_host(uri):
+        return ""
+    return (
+        f"--libvirt {uri}: that is this machine's libvirt, but --host/--hosts-file/--inventory "
+        "watch other hosts: drop --libvirt (each host's libvirt goes through its SSH connection) "
+        "or name the host (qemu+ssh://HOST/system)"
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -389,6 +390,12 @@ class SSHHost(HostTransport):
     @property
     def libvirt_forward(self) -> LibvirtForward | None:
         return self._libvirt
+
+    def use_libvirt_uri(self, uri: str) -> None:
+        """Open libvirt at the user's URI for this host (`--libvirt qemu+tls://HOST/system` with
+        several targets), not through the forwarded socket; before the first use only."""
+        self.host = dataclasses.replace(self.host, libvirt_uri=uri)
+        self._libvirt = None
 
     async def run(
         self, argv: Sequence[str], *, timeout: float = 10.0, input: str | None = None

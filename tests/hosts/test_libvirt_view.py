@@ -54,12 +54,14 @@ def test_make_hosts_separates_or_merges_by_the_host_a_uri_names():
     # this machine's libvirt: the local host as before
     (h,) = make_hosts(Options(libvirt_uri="qemu:///system"))
     assert h.host.kind == HostKind.LOCAL
-    # --host hv2 with a URI for hv2: one host, both views
+    # --host hv2 with a URI for hv2: one host, both views; the URI opened as given (no forwarding)
     (h,) = make_hosts(Options(hosts=("root@hv2",), libvirt_uri="qemu+tcp://hv2/system"))
     assert h.host.kind == HostKind.SSH and h.host.libvirt_uri == "qemu+tcp://hv2/system"
+    assert h.libvirt_forward is None
     two = make_hosts(Options(hosts=("hv1", "hv2"), libvirt_uri="qemu+tls://hv2/system"))
     assert [(x.host.name, x.host.kind) for x in two] == [("hv1", HostKind.SSH), ("hv2", HostKind.SSH)]
     assert two[1].host.libvirt_uri == "qemu+tls://hv2/system" and "hv1" in (two[0].host.libvirt_uri or "")
+    assert two[1].libvirt_forward is None and two[0].libvirt_forward is not None
     # --host hv3 with a URI for hv2: hv3 keeps its own libvirt, hv2 is a host of its own
     hv3, hv2 = make_hosts(Options(hosts=("hv3",), libvirt_uri="qemu+ssh://hv2/system"))
     assert hv3.host.kind == HostKind.SSH and "hv3" in (hv3.host.libvirt_uri or "")
@@ -135,3 +137,12 @@ def test_marked_in_the_header_the_matrix_and_the_report(view_state, capsys):
     out = json.loads(capsys.readouterr().out)
     assert rc == 1
     assert any(f["check_id"] == "NET-02" and f["status"] == "fail" for f in out["results"])
+
+
+def test_a_hostless_uri_with_ssh_targets_is_refused(capsys):
+    # qemu:///system next to --host would open THIS machine's libvirt as hv2's: one clear line
+    rc = main(["check", "--host", "hv2", "--libvirt", "qemu:///system"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().startswith("tenantscope: --libvirt qemu:///system: that is this machine's libvirt")
+    assert "qemu+ssh://HOST/system" in err
