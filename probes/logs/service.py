@@ -35,9 +35,10 @@ from probes.hosts.base import HostError, HostTransport
 from probes.logs import classify, parsers, remote_follow, sources
 from probes.logs import ring as ringmod
 from probes.logs.attribute import Attributor, Index
+from probes.logs.filewatch import FileWatch
 from probes.logs.model import LogEvent, LoggingSetup, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
-from probes.model import HostState, Severity, State, Status
+from probes.model import Feed, HostState, Severity, State, Status
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class HostLogs(sources.Sink):
         self.dirty = False
         self.last_put = 0.0
         self.setup: LoggingSetup | None = None
+        # local files are read when inotify says they changed (probes/logs/filewatch.py)
+        self.watch = FileWatch() if transport.is_local else None
 
     @property
     def name(self) -> str:
@@ -223,7 +226,7 @@ class LogService:
             if not paths:
                 hl.state("file:" + pat, "file", SourceState.WAITING, "no file matches (yet)")
             for p in paths:
-                out.append(("file:" + p, sources.file_coroutine(p, cfg, t, hl)))
+                out.append(("file:" + p, sources.file_coroutine(p, cfg, t, hl, watch=hl.watch)))
         if cfg.libvirt_events:
             out.append(("libvirt-events", sources.follow_libvirt_events(t, hl)))
         return out
@@ -240,7 +243,11 @@ class LogService:
                 name = "file:" + p
                 if name not in hl.tasks:
                     self._start(
-                        hl, name, sources.file_coroutine(p, self.cfg, hl.transport, hl, start_lines=1 << 30)
+                        hl,
+                        name,
+                        sources.file_coroutine(
+                            p, self.cfg, hl.transport, hl, start_lines=1 << 30, watch=hl.watch
+                        ),
                     )
                     hl.sources.pop("file:" + pat, None)
 
@@ -280,6 +287,8 @@ class LogService:
             t.cancel()
         await asyncio.gather(*hl.tasks.values(), return_exceptions=True)
         hl.tasks.clear()
+        if hl.watch is not None:
+            hl.watch.close()
         ringmod.unregister(name, hl.ring)
         if not self.hosts and self._flusher is not None:
             self._flusher.cancel()
@@ -466,6 +475,24 @@ class LogsProbe(Probe[LogsResult]):
         setup = await collect_setup(host, hl)
         hl.setup = setup
         return LogsResult(setup, None if self.service.engine is not None else hl.view(None))
+
+    def feed(self) -> Feed:
+        hl = self.service.hosts.get(self._host or "")
+        if hl is not None and hl.watch is not None and hl.watch.live:
+            return Feed(
+                self.name,
+                "events",
+                f"inotify on {sum(1 for n in hl.tasks if n.startswith('file:'))} local files "
+                "(read at least every 10 s); journal and libvirt events streamed; "
+                "new qemu logs found on this probe's poll",
+                self.interval,
+            )
+        why = (
+            "one remote follower reads every file each 0.25 s (no inotify over SSH yet)"
+            if hl is not None and not hl.transport.is_local
+            else "files looked at every 0.25 s"
+        )
+        return Feed(self.name, "polled", why, self.interval)
 
     def merge(self, state: HostState, result: LogsResult) -> HostState:
         if result.view is not None:

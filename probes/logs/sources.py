@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from probes.hosts.base import HostError, HostTransport
 from probes.logs import parsers
+from probes.logs.filewatch import SAFETY, FileWatch
 from probes.logs.model import LogEvent, SourceState
 
 log = logging.getLogger(__name__)
@@ -255,8 +256,12 @@ async def follow_file_local(
     start_lines: int = START_LINES,
     interval: float = 0.25,
     stop: asyncio.Event | None = None,
+    watch: FileWatch | None = None,
+    safety: float = SAFETY,
 ) -> None:
-    """Follow `path` on the local host (its `root` prefix applied) until cancelled."""
+    """Follow `path` on the local host (its `root` prefix applied) until cancelled. With a
+    `watch` (inotify), the file is read when it changed, and at least every SAFETY seconds;
+    without, it is looked at every `interval` seconds."""
     name = "file:" + path
     parse = parsers.parser_for(name)
     f = FileFollower(host.root + path, start_lines=start_lines)
@@ -279,11 +284,14 @@ async def follow_file_local(
             evs.append(e)
         return evs, len(lines)
 
+    changed = watch.follow(f.path) if watch is not None else None
     idle = cycle = 0
     try:
         while True:
             cycle += 1
-            if cycle % FULL_POLL_EVERY and not f.maybe_changed():
+            if changed is not None:
+                evs, n = await asyncio.to_thread(poll_and_parse)  # told it changed, or safety
+            elif cycle % FULL_POLL_EVERY and not f.maybe_changed():
                 evs, n = [], 0  # nothing new: no trip to a worker thread (most polls)
             else:
                 evs, n = await asyncio.to_thread(poll_and_parse)
@@ -299,15 +307,32 @@ async def follow_file_local(
                 idle += 1
             if stop is not None and stop.is_set():
                 return
+            if changed is not None:
+                await _wait_change(changed, interval, safety)
+                continue
             # a quiet file (the log of a domain that stopped) is looked at less often
             await asyncio.sleep(interval if idle < 20 else min(1.0, interval * 4))
     finally:
+        if watch is not None:
+            watch.forget(f.path)
 
         def close() -> None:
             with lock:
                 f.close()
 
         threading.Thread(target=close, name="close " + path, daemon=True).start()
+
+
+async def _wait_change(changed: asyncio.Event, gap: float, safety: float) -> None:
+    """Until inotify says the file changed (or the safety period passed); then a short gap
+    (a fraction of the old poll interval) so a busy file is read in batches, not per write."""
+    try:
+        async with asyncio.timeout(safety):
+            await changed.wait()
+    except TimeoutError:
+        return
+    changed.clear()
+    await asyncio.sleep(min(gap, 0.05))
 
 
 def line_parser(source: str, host: str) -> Callable[[str], LogEvent]:
@@ -664,11 +689,17 @@ async def expand(pattern: str, host: HostTransport) -> list[str]:
 
 
 def file_coroutine(
-    path: str, cfg: LogsConfig, host: HostTransport, sink: Sink, *, start_lines: int | None = None
+    path: str,
+    cfg: LogsConfig,
+    host: HostTransport,
+    sink: Sink,
+    *,
+    start_lines: int | None = None,
+    watch: FileWatch | None = None,
 ):
     n = cfg.start_lines if start_lines is None else start_lines
     if host.is_local and cfg.native_files:
-        return follow_file_local(path, host, sink, start_lines=n)
+        return follow_file_local(path, host, sink, start_lines=n, watch=watch)
     return follow_file_stream(path, host, sink, start_lines=n)
 
 

@@ -66,12 +66,17 @@ async def in_fresh_thread(fn: Callable[[], T]) -> T:
         fut.set_result(value) if ok else fut.set_exception(value)  # type: ignore[arg-type]
 
     def target() -> None:
+        value: object
         try:
-            r = fn()
+            value = fn()
+            ok = True
         except BaseException as e:
-            loop.call_soon_threadsafe(done, False, e)
-        else:
-            loop.call_soon_threadsafe(done, True, r)
+            ok, value = False, e
+        try:
+            loop.call_soon_threadsafe(done, ok, value)
+        except RuntimeError:  # the loop closed meanwhile (shutdown): nobody waits for it
+            if ok:
+                _close_all(value)
 
     threading.Thread(target=target, name="tsf-netns", daemon=True).start()
     return await fut

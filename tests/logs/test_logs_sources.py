@@ -215,6 +215,52 @@ async def test_native_follower_loses_and_repeats_nothing(tmp_path):
     await run_scenario(tmp_path, follow)
 
 
+async def test_native_follower_driven_by_inotify_loses_and_repeats_nothing(tmp_path):
+    """The same life of a file (rotation, copytruncate, delete and re-create...) with reads
+    driven by inotify alone: the safety read is a minute away, so every step is an event."""
+    from probes.logs.filewatch import FileWatch
+
+    watch = FileWatch()
+
+    async def follow(path, host, sink):
+        await sources.follow_file_local(
+            path, host, sink, start_lines=3, interval=0.02, watch=watch, safety=60
+        )
+
+    try:
+        await run_scenario(tmp_path, follow)
+        assert watch.live and watch.received > 0
+    finally:
+        watch.close()
+
+
+async def test_native_follower_safety_read_catches_what_inotify_missed(tmp_path):
+    from probes.logs.filewatch import FileWatch
+
+    root = tmp_path / "root"
+    (root / "var/log").mkdir(parents=True)
+    path = root / "var/log/app.log"
+    path.write_bytes(b"Nov 27 10:00:00 h app: one\n")
+    watch = FileWatch()
+    sink = CollectSink()
+    task = asyncio.create_task(
+        sources.follow_file_local(
+            "/var/log/app.log", local_host(root), sink, start_lines=10, interval=0.02, watch=watch, safety=0.5
+        )
+    )
+    try:
+        await wait_for(lambda: sink.messages == ["one"], "the first line")
+        assert watch._ino is not None
+        watch._ino.close()  # inotify is gone: nothing will tell the follower any more
+        with open(path, "ab") as f:
+            f.write(b"Nov 27 10:00:01 h app: two\n")
+        await wait_for(lambda: sink.messages == ["one", "two"], "the line seen by the safety read", 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        watch.close()
+
+
 @needs_tool("python3")
 async def test_remote_follower_through_the_transport_loses_and_repeats_nothing(tmp_path):
     """What SSH hosts run: the same follower as a `python3 -c` program, read via stream()."""
