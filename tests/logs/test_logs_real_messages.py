@@ -3,13 +3,14 @@ lock failures are errors that raise LOG-02 (they read as "info" before), and a l
 on a disk attached to two tenants' domains links LOG-02 and VM-09 both ways, as evidence that
 the sharing is live.
 
-The lines are libvirt's and QEMU's own messages (tests/data/logs/real-messages.json names
+A real QEMU is refused a lock held by another real QEMU (the last test). The other lines are libvirt's and QEMU's own messages (tests/data/logs/real-messages.json names
 each one's origin: repository, path and the quoted format string or test output), written in
 the log formats tenantscope reads; they go through the real parsers, attribution and checks."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import pytest
@@ -20,7 +21,7 @@ from probes.logs.attribute import Attributor, Index
 from probes.logs.model import parse_ref
 from probes.model import Disk, Status
 from tests.fixtures.journal import fleet_state
-from tests.helpers import DATA
+from tests.helpers import DATA, needs_tool
 from tests.logs.test_logs_parse import view_of
 
 MESSAGES = json.loads((DATA / "logs" / "real-messages.json").read_text())["lines"]
@@ -102,3 +103,65 @@ def test_no_link_without_the_lock_line_or_without_sharing():
     plain = replace(plain, hosts=(replace(plain.hosts[0], logs=view_of(events)),))
     (log02,) = [f for f in run_checks(plain, ["LOG-02"]) if f.workloads == ("hv1/vm/globex-db",)]
     assert log02.status == Status.FAIL and log02.related == ()
+
+
+QEMU = "qemu-system-x86_64"
+
+
+def _qemu_argv(image: str, *extra: str) -> list[str]:
+    return [QEMU, "-machine", "pc,accel=tcg", "-nodefaults", "-display", "none", "-m", "32", "-S"] + [
+        "-drive",
+        f"file={image},format=raw,if=virtio",
+        *extra,
+    ]
+
+
+@needs_tool(QEMU)
+@pytest.mark.timeout(60)
+def test_a_real_qemu_lock_failure_is_an_error_linked_to_vm09(tmp_path):
+    """The real thing: one QEMU holds a disk image, a second one is refused the lock and writes
+    its messages as in a domain log (`-msg timestamp=on`, as libvirt starts it)."""
+    import subprocess
+    import time
+
+    image = tmp_path / "shared.raw"
+    image.write_bytes(b"\0" * (1 << 20))
+    holder = subprocess.Popen(_qemu_argv(str(image)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end and holder.poll() is None:  # until it has the image open
+            fds = os.listdir(f"/proc/{holder.pid}/fd")
+            if any(os.path.realpath(f"/proc/{holder.pid}/fd/{f}") == str(image) for f in fds):
+                break
+            time.sleep(0.05)
+        second = subprocess.run(
+            _qemu_argv(str(image), "-msg", "timestamp=on"), capture_output=True, text=True, timeout=30
+        )
+    finally:
+        holder.kill()  # by PID: the one this test started
+        holder.wait()
+    assert second.returncode != 0
+    lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+    src = "file:/var/log/libvirt/qemu/globex-db.log"
+    events = [parsers.parse_qemu(ln, "hv1", src) for ln in lines]
+    locks = [e for e in events if classify.DISK_LOCK in e.tags]
+    assert len(locks) == 2, lines  # the failure and qemu's hint
+    assert all(e.severity == "err" and classify.check_of(e.tags) == "LOG-02" for e in locks)
+    assert {e.field("disk") for e in locks} == {str(image)}
+    assert locks[0].field("lock") == "write"
+    # on a host where two tenants' domains have this image: LOG-02 <-> VM-09
+    st = fleet_state()
+    hs = st.hosts[0]
+    ws = tuple(
+        replace(w, vm=replace(w.vm, disks=(Disk("file", "disk", "virtio", "vda", str(image)),)))
+        if w.vm is not None
+        else w
+        for w in hs.workloads
+    )
+    att = Attributor(Index(replace(st, hosts=(replace(hs, workloads=ws),))))
+    view = view_of([att.attribute(e) for e in events])
+    st = replace(st, hosts=(replace(hs, workloads=ws, logs=view),))
+    (log02,) = [f for f in run_checks(st, ["LOG-02"]) if f.workloads == ("hv1/vm/globex-db",)]
+    assert log02.related == ("VM-09",)
+    (vm09,) = [f for f in run_checks(st, ["VM-09"]) if f.status == Status.FAIL]
+    assert vm09.related == ("LOG-02",)
