@@ -4,10 +4,12 @@ bad fleet files are one line naming the file and line."""
 
 from __future__ import annotations
 
+import json
+
 import asyncssh
 import pytest
 
-from tests.fixtures.sshd import free_port, sshd  # noqa: F401
+from tests.fixtures.sshd import accepted_logins, free_port, sshd  # noqa: F401
 from tui.cli import main
 
 
@@ -29,10 +31,20 @@ def base(sshd, tmp_path):
 
 
 def test_check_over_ssh_connects(sshd, base, capsys):
-    code, out, err = _check(capsys, "--host", sshd.target, "--known-hosts", sshd.known_hosts, *base)
+    """The report is of the SSH host, from data read over SSH: sshd accepted the login, the only
+    host is the SSH target, and its host checks judged facts (not skipped for want of them)."""
+    before = accepted_logins(sshd)
+    args = ("--host", sshd.target, "--known-hosts", sshd.known_hosts, "--format", "json")
+    code, out, err = _check(capsys, *args, *base)
     assert "Traceback" not in out + err
     assert "host key" not in err and "unreachable" not in err, err
     assert code in (0, 1)  # 1 when a check fails on this machine; 2 means we could not look
+    assert accepted_logins(sshd) > before
+    doc = json.loads(out)
+    name = f"127.0.0.1:{sshd.port}"
+    assert [(h["name"], h["kind"], h["probe_errors"]) for h in doc["hosts"]] == [(name, "ssh", [])]
+    host = {r["check_id"]: r for r in doc["results"] if r["check_id"] in ("HOST-01", "HOST-04", "HOST-07")}
+    assert len(host) == 3 and all(r["host"] == name and r["status"] != "skipped" for r in host.values()), host
 
 
 def test_unknown_host_is_refused_with_fingerprint(sshd, base, capsys, tmp_path):

@@ -1,5 +1,5 @@
 """LibvirtProbe against a real libvirtd + QEMU (root): a running domain with its NIC, its
-disappearance, and a private libvirtd stopped mid-run (unreachable, VMs kept stale) and
+disappearance, whether its consoles have passwords (never their text), and a private libvirtd stopped mid-run (unreachable, VMs kept stale) and
 started again (recovered)."""
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ async def test_a_running_qemu_domain_is_inventoried(qemu_domain: DomainFactory) 
         # the live XML of real libvirt carries the DAC label it gave the process
         assert vm.seclabels and vm.seclabels[0].model == "dac" and vm.seclabels[0].label
         assert any(m.path == "tenant" and ("name", "acme") in m.attrs for m in vm.metadata)
-        # read-only: a password could not be seen, and says so
-        assert r.events and not r.xml_errors
+        assert r.events and not r.xml_errors  # change detection by libvirt events
 
         # destroyed: gone at the next refresh
         qemu_domain.destroy(d.name)
@@ -46,6 +45,30 @@ async def test_a_running_qemu_domain_is_inventoried(qemu_domain: DomainFactory) 
         assert d.name not in [w.name for w in r.vms]
     finally:
         await p.close()
+
+
+async def test_graphics_passwords_known_without_their_text(qemu_domain: DomainFactory) -> None:
+    """The read-only connection never gets `passwd` (libvirt refuses secure XML to it); the probe
+    learns from libvirt's own status file whether each console has a password, and keeps only
+    that: a console with one and a console without are told apart, the text is nowhere."""
+    secret = "tsa-pw-1"  # VNC takes at most 8 characters
+    gfx = (
+        f"<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='{secret}'/>"
+        "<graphics type='spice' port='-1' autoport='yes' listen='127.0.0.1'/>"
+    )
+    d = qemu_domain(extra_devices=gfx, nic=False)
+    h = LocalHost("hv", libvirt_uri=qemu_domain.uri)
+    p = LibvirtProbe()
+    try:
+        r = await p.collect(h)
+    finally:
+        await p.close()
+    w = next(w for w in r.vms if w.name == d.name)
+    assert [(g.type, g.passwd_known, g.passwd_set) for g in w.vm.graphics] == [
+        ("vnc", True, True),
+        ("spice", True, False),
+    ]
+    assert secret not in repr(r)
 
 
 async def test_private_daemon_stopped_then_back(private_libvirtd: PrivateDaemon) -> None:

@@ -20,9 +20,10 @@ pytestmark = [needs_root, needs_tool("ovs-vsctl", "ovsdb-server", "ovs-vswitchd"
 async def observe(lab: OvsLab, probe: bool = True):
     topo = await TopologyProbe(ovs_db=lab.db).collect(LocalHost(lab.host, libvirt_uri=None))
     hs = lab.state(topo)
-    return lab.state(
-        topo, await prober.probe_matrix(hs, timeout=2.0)
-    )  # userspace switching on a loaded machine if probe else hs
+    if not probe:  # the topology alone: no traffic
+        return hs
+    # userspace switching on a loaded machine: a generous timeout per probe
+    return lab.state(topo, await prober.probe_matrix(hs, timeout=2.0))
 
 
 def failing(hs, cid):
@@ -74,6 +75,7 @@ async def test_db_row_without_ofport_is_not_attached(ovslab: OvsLab) -> None:
     # a port whose interface does not exist: the row is in the db, the switch has no ofport
     await asyncio.to_thread(ovslab.vsctl, "add-port", BRIDGE, "tsf-o-ghost", "tag=100")
     hs = await observe(ovslab, probe=False)
+    assert hs.reach is None  # nothing was probed
     ghost = next(p for b in hs.topology.ovs for p in b.ports if p.name == "tsf-o-ghost")
     assert not ghost.attached
     text = await asyncio.to_thread(ovslab.vsctl, "--format=json", "list", "Interface")

@@ -108,8 +108,10 @@ async def test_probe_key_asks_first_and_no_means_nothing_sent() -> None:
 
         from tui.panes.reachability import ConfirmProbe
 
-        if os.geteuid() != 0:
+        if os.geteuid() != 0:  # nothing can be sent: no confirmation, and the pane says why
             assert not isinstance(app.screen, ConfirmProbe)
+            assert any("Active probes need root" in n.message for n in app._notifications)
+            assert app.state.hosts[0].reach is None
             return
         assert isinstance(app.screen, ConfirmProbe)
         assert "1 ICMP echo" not in app.screen.text and "2 ICMP echo request(s)" in app.screen.text

@@ -110,6 +110,9 @@ async def test_network_step_asks_first_and_no_sends_nothing():
             text = " ".join(str(s.render()) for s in app.screen.query("Static"))
             assert "ICMP echo" in text and "Nothing else is sent" in text
             await pilot.press("n")
+        else:  # no confirmation: the pane says why nothing can be sent
+            assert not isinstance(app.screen, ModalScreen)
+            assert any("Active probes need root" in n.message for n in app._notifications)
         await pilot.pause(0.6)
         step = app.runbook_steps["network"]
         assert step.state == StepState.FAILED and "not started" in step.reason
