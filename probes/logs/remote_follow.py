@@ -53,6 +53,7 @@ class SourceState(str, enum.Enum):
 MAX_LINE_BYTES = %d
 START_LINES = 1000
 MAX_READ = 4 << 20
+HEARTBEAT = 5.0
 """
     % sources.MAX_LINE_BYTES
 )
@@ -124,6 +125,7 @@ expand(True)
 next_scan = time.monotonic() + cfg["rescan"]
 w = sys.stdout.write
 cycle = 0
+quiet = 0
 while True:
     busy = False
     now = time.monotonic()
@@ -169,9 +171,16 @@ while True:
     if out:
         w("\n".join(out) + "\n")
         out.clear()
+        quiet = 0
+        sys.stdout.flush()
+    elif quiet * cfg["interval"] >= HEARTBEAT:
+        # a heartbeat: a closed channel ends us here (EPIPE) even when all is quiet; not
+        # every cycle: each one is an SSH packet the console decrypts (idle cost per host)
+        w("\n")
+        sys.stdout.flush()
+        quiet = 0
     else:
-        w("\n")  # a heartbeat: a closed channel ends us here (EPIPE) even when all is quiet
-    sys.stdout.flush()
+        quiet += 1
     if not busy:
         time.sleep(cfg["interval"])
 '''
