@@ -3,7 +3,8 @@
 Tags and the check they raise:
   mac-denial   SELinux AVC `denied` or AppArmor `DENIED`          -> LOG-01
   qemu-error   KVM internal error, emulation failure, entry failed,
-               libvirtd's "process exited while connecting to monitor" -> LOG-02
+               libvirtd's "process exited while connecting to monitor" and
+               "qemu unexpectedly closed the monitor"             -> LOG-02
   disk-lock    qemu could not lock a disk image (`Failed to get "write" lock`,
                `Is another process using the image [PATH]?`): another
                process has it open; with VM-09, live sharing     -> LOG-02
@@ -56,8 +57,10 @@ SIGNAL_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # below, which quotes qemu's log: the disk is the more useful tag)
     (DISK_LOCK, "err", r'Failed to get (shared )?"[a-z ]+" lock'),
     (DISK_LOCK, "err", r"Is another process using the image \[[^]]*\]\?"),
-    # libvirt src/qemu/qemu_process.c: QEMU died before libvirt reached its monitor
+    # libvirt src/qemu/qemu_process.c / qemu_monitor.c: QEMU died before or while libvirt
+    # talked to its monitor (libvirtd 9.0 says "qemu unexpectedly closed the monitor: ...")
     (QEMU_ERROR, "err", r"process exited while connecting to monitor"),
+    (QEMU_ERROR, "err", r"[Qq][Ee][Mm][Uu] unexpectedly closed the monitor"),
     (QEMU_ERROR, "err", r"KVM internal error"),
     (QEMU_ERROR, "err", r"emulation failure"),
     (QEMU_ERROR, "err", r"KVM: entry failed"),
@@ -76,6 +79,7 @@ _NEEDLES = (
     "Failed to get ",
     "Is another process using",
     "process exited while",
+    "unexpectedly closed the monitor",
     "KVM",
     "emulation failure",
     "reason=crashed",

@@ -21,6 +21,7 @@ from probes.logs.attribute import Attributor, Index
 from probes.logs.model import parse_ref
 from probes.model import Disk, Status
 from tests.fixtures.journal import fleet_state
+from tests.fixtures.libvirtd import libvirtd, qemu_domain  # noqa: F401
 from tests.helpers import DATA, needs_tool
 from tests.logs.test_logs_parse import view_of
 
@@ -165,3 +166,41 @@ def test_a_real_qemu_lock_failure_is_an_error_linked_to_vm09(tmp_path):
     assert log02.related == ("VM-09",)
     (vm09,) = [f for f in run_checks(st, ["VM-09"]) if f.status == Status.FAIL]
     assert vm09.related == ("LOG-02",)
+
+
+IMAGES = "/var/lib/libvirt/images"  # qemu's user can reach it; /tmp/pytest-* is root-only
+
+
+@pytest.mark.libvirtd
+@pytest.mark.timeout(300)
+def test_a_real_libvirtd_refusing_a_second_domain_on_a_shared_disk(libvirtd, qemu_domain):
+    """The real thing: libvirtd starts one domain on a disk image, a second domain on the same
+    image fails; the error libvirtd reports (and logs, at error priority: in a syslog file
+    that priority is lost) is a LOG-02 error naming the disk."""
+    import libvirt
+
+    if not os.path.isdir(IMAGES):
+        pytest.skip(f"needs {IMAGES} (libvirt-daemon-system)")
+    image = os.path.join(IMAGES, f"tsa-lock-{os.getpid()}.img")
+    with open(image, "wb") as f:
+        f.write(b"\0" * (1 << 20))
+    disk = f"<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{image}'/><target dev='vda' bus='virtio'/></disk>"
+    try:
+        qemu_domain(extra_devices=disk, nic=False, domain_type="qemu", memory_mib=32)
+        with pytest.raises(libvirt.libvirtError) as err:
+            qemu_domain(extra_devices=disk, nic=False, domain_type="qemu", memory_mib=32)
+    finally:
+        os.unlink(image)
+    msg = str(err.value)
+    first = msg.splitlines()[0]
+    line = f"Dec  6 15:14:45 hv1 libvirtd[4242]: {first}"  # how a syslog file holds it
+    e = parsers.parse_syslog(line, "hv1", "file:/var/log/syslog")
+    assert classify.check_of(e.tags) == "LOG-02" and e.severity == "err", msg
+    if "lock" in first:  # libvirt 9.0 quotes qemu's lock failure on the first line
+        assert e.tags == (classify.DISK_LOCK,) and e.field("lock") == "write"
+    hint = [ln for ln in msg.splitlines() if ln.startswith("Is another process")]
+    if hint:  # the rest of qemu's message, as a following log line
+        h = parsers.parse_syslog(
+            f"Dec  6 15:14:45 hv1 libvirtd[4242]: {hint[0]}", "hv1", "file:/var/log/syslog"
+        )
+        assert h.tags == (classify.DISK_LOCK,) and h.field("disk") == image
