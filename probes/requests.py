@@ -19,11 +19,15 @@ from probes.model import RequestState, RequestStatus
 @dataclass(frozen=True)
 class ActiveProbe:
     """Send reachability probes from inside each tenant's namespace (changes nothing, but
-    sends traffic: refused in read-only sessions). None: from the config's `[network]` table."""
+    sends traffic: refused in read-only sessions). None: from the config's `[network]` table.
+    `sources` may add VM sources: "segment" (a temporary probe port on each VM's segment,
+    removed after the run: probes/network/probeport.py) and "guest" (commands through each
+    VM's guest agent: probes/network/guestprobe.py); the UI confirms them first."""
 
     hosts: tuple[str, ...] = ()  # empty: every host with a topology
     ports: tuple[int, ...] | None = None
     timeout: float | None = None
+    sources: tuple[str, ...] = ("namespace",)
 
 
 @dataclass(frozen=True)

@@ -387,6 +387,7 @@ class Session:
         except ValueError as e:
             return str(e)
         timeout = req.timeout or cfg_timeout
+        ovs_db = _ovs_db(self.opts)
         targets = [
             (t, hs) for t in self._hosts(req.hosts) if (hs := self._host_state(t.name)) and hs.topology
         ]
@@ -404,7 +405,9 @@ class Session:
             async def work(
                 t: HostTransport, hs: HostState = hs, progress: Callable[[int, int], None] = progress
             ) -> Callable[[HostState], HostState]:
-                rm = await prober.probe_host(t, hs, ports=ports, timeout=timeout, progress=progress)
+                rm = await prober.probe_host(
+                    t, hs, ports=ports, timeout=timeout, progress=progress, sources=req.sources, ovs_db=ovs_db
+                )
                 return lambda st: prober.merged(st, rm)
 
             err = await self.engine.run_on_host(t.name, "active-probe", work, ACTIVE_PROBE_DEADLINE)

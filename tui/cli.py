@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="with --probe: also try a TCP connect to PORT (repeatable)",
     )
+    c.add_argument(
+        "--probe-from",
+        default=None,
+        metavar="SOURCES",
+        help="with --probe: VM sources besides the tenant namespaces, comma-separated: segment "
+        "(a temporary probe port on each VM's bridge, removed after the run), guest (commands "
+        "through each VM's guest agent), none (default: segment)",
+    )
 
     s = sub.add_parser("snapshot", help="write the observed state as JSON")
     _common(s)
@@ -426,10 +434,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         checks=tuple(wanted),
         extra=opts.extra
         + ((("updates", "1"),) if args.updates else ())
-        + ((("probe", ",".join(map(str, args.probe_port))),) if args.probe else ()),
+        + ((("probe", ",".join(map(str, args.probe_port))),) if args.probe else ())
+        + ((("probe_from", ",".join(_probe_from(args.probe_from))),) if args.probe else ()),
     )
     if args.probe_port and not args.probe:
         raise UserError("--probe-port goes with --probe")
+    if args.probe_from is not None and not args.probe:
+        raise UserError("--probe-from goes with --probe")
     from tui.readonly import env_read_only
 
     if (args.probe or args.updates) and (getattr(args, "read_only", False) or env_read_only()):
@@ -459,6 +470,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return max(report.exit_code(state), 2 if problems else 0)
 
 
+def _probe_from(given: str | None) -> list[str]:
+    """`--probe-from`: segment and/or guest, or none; default segment (--probe is refused in
+    read-only mode, so a probe run may add its temporary probe ports)."""
+    if given is None:
+        return ["segment"]
+    names = [x.strip() for x in given.split(",") if x.strip()]
+    bad = [x for x in names if x not in ("segment", "guest", "none")]
+    if bad or not names:
+        raise UserError(f"--probe-from: expected segment, guest or none (comma-separated), got {given!r}")
+    return [x for x in names if x != "none"]
+
+
 def _all_probes_failed(hs) -> bool:  # type: ignore[no-untyped-def]
     return bool(hs.probe_errors) and not hs.workloads and hs.facts is None and hs.topology is None
 
@@ -477,14 +500,19 @@ async def _observe_for_check(opts: Options):
         if "probe" in dict(opts.extra):  # active reachability probes, only when asked
             given = dict(opts.extra)["probe"]
             ports = tuple(int(p) for p in given.split(",") if p) or None
+            vm_sources = tuple(s for s in dict(opts.extra).get("probe_from", "").split(",") if s)
             t0 = time.monotonic()
-            st = await session.request(ActiveProbe(ports=ports)).result()
+            st = await session.request(ActiveProbe(ports=ports, sources=("namespace", *vm_sources))).result()
             state = session.state
             if st.state != RequestState.DONE:
                 raise UserError(f"active probes {st.state.value}: {st.message}")
             n = sum(len(h.reach.results) for h in state.hosts if h.reach)
             print(f"tenantscope: probed {n} pair(s) in {time.monotonic() - t0:.2f} s", file=sys.stderr)
             for h in state.hosts:
+                for c in h.reach.changes if h.reach else ():
+                    print(
+                        f"tenantscope: {h.host.name}: {visible(c)} (removed after the run)", file=sys.stderr
+                    )
                 for e in h.reach.errors if h.reach else ():
                     print(f"tenantscope: {h.host.name}: {visible(e)}", file=sys.stderr)
         return session.state

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from probes.hosts.base import HostError, HostTransport
-from probes.network.model import Link, Namespace, Route, Topology
+from probes.network.model import Link, Namespace, Neighbour, Route, Topology
 from probes.network.topology import resolve_peers
 
 
@@ -52,6 +52,7 @@ async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[
     )
     links: list[Link] = []
     routes: list[Route] = []
+    neigh: list[Neighbour] = []
     spaces: list[Namespace] = []
     problems: list[str] = []
     for ns, part in zip(names, parts):
@@ -60,29 +61,49 @@ async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[
             if ns not in pids:  # a process-held namespace may simply have ended
                 problems.append(f"namespace {ns or 'host'}: {part}")
             continue
-        lk, rt, fw = part
+        lk, rt, fw, nb = part
         links += lk
         routes += rt
+        neigh += nb
         spaces.append(Namespace(ns, ip_forward=fw, pids=pids.get(ns, ())))
     return Topology(
         links=resolve_peers(links),
         ip_forward=any(n.ip_forward for n in spaces if not n.name),
         namespaces=tuple(spaces),
         routes=tuple(routes),
+        neighbours=tuple(sorted(set(neigh), key=lambda n: (n.netns, n.dev, n.address))),
         source="ip-json",
         problems=tuple(problems),
     )
 
 
-async def _read_ns(host: HostTransport, ns: str, pid: int = 0) -> tuple[list[Link], list[Route], bool]:
-    raw_links, raw_addrs, raw_routes, netconf = await asyncio.gather(
+async def _read_ns(
+    host: HostTransport, ns: str, pid: int = 0
+) -> tuple[list[Link], list[Route], bool, list[Neighbour]]:
+    raw_links, raw_addrs, raw_routes, netconf, raw_neigh = await asyncio.gather(
         _ip(host, ns, "-d", "link", "show", pid=pid),
         _ip(host, ns, "addr", "show", pid=pid),
         _ip(host, ns, "-4", "route", "show", "table", "main", pid=pid),
         _ip(host, ns, "netconf", "show", pid=pid),
+        _ip(host, ns, "-4", "neigh", "show", pid=pid),
     )
     links = parse_links(ns, raw_links, raw_addrs, netconf)
-    return links, parse_routes(ns, raw_routes), any(lk.forwarding for lk in links if lk.name != "lo")
+    fw = any(lk.forwarding for lk in links if lk.name != "lo")
+    return links, parse_routes(ns, raw_routes), fw, parse_neighbours(ns, raw_neigh)
+
+
+BAD_NUD = {"INCOMPLETE", "FAILED", "NOARP", "NONE"}
+
+
+def parse_neighbours(ns: str, raw: list[dict[str, Any]]) -> list[Neighbour]:
+    """Complete entries of `ip -j -4 neigh show` (with a MAC, not failed or incomplete)."""
+    out = []
+    for n in raw:
+        states = {str(x).upper() for x in (n.get("state") or ())}
+        mac = str(n.get("lladdr") or "")
+        if mac and n.get("dst") and not states & BAD_NUD:
+            out.append(Neighbour(ns, str(n.get("dev") or ""), str(n["dst"]), mac.lower()))
+    return out
 
 
 def parse_links(

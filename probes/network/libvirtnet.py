@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from probes.model import HostState, State, Workload, WorkloadKind
-from probes.network.model import LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
+from probes.network.model import DhcpLease, LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
 
 
 def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
@@ -54,12 +54,28 @@ def _read(uri: str) -> tuple[LibvirtNetwork, ...]:
         out = []
         for net in conn.listAllNetworks():
             try:
-                out.append(parse_network(net.XMLDesc(0), bool(net.isActive())))
+                parsed = parse_network(net.XMLDesc(0), bool(net.isActive()))
             except (libvirt.libvirtError, ET.ParseError):
                 continue
+            if parsed.active:
+                try:  # works on a read-only connection
+                    parsed = replace(parsed, leases=leases(net.DHCPLeases()))
+                except libvirt.libvirtError:
+                    pass
+            out.append(parsed)
         return tuple(sorted(out, key=lambda n: n.name))
     finally:
         conn.close()
+
+
+def leases(raw: Sequence[dict[str, object]]) -> tuple[DhcpLease, ...]:
+    """IPv4 leases from virNetworkGetDHCPLeases (a list of dicts with mac, ipaddr, prefix, type)."""
+    out = []
+    for le in raw:
+        mac, ip, prefix = le.get("mac"), le.get("ipaddr"), le.get("prefix")
+        if isinstance(mac, str) and isinstance(ip, str) and le.get("type", 0) == 0:
+            out.append(DhcpLease(mac.lower(), ip, prefix if isinstance(prefix, int) else 0))
+    return tuple(sorted(out, key=lambda x: (x.mac, x.address)))
 
 
 async def read_networks(uri: str | None) -> tuple[LibvirtNetwork, ...]:

@@ -104,6 +104,46 @@ class LibvirtNetwork:
     active: bool = True
     addresses: tuple[str, ...] = ()  # CIDR of the host on the network's bridge
     virtualport: str = ""  # openvswitch when the network plugs into OVS
+    leases: tuple[DhcpLease, ...] = ()  # libvirt's DHCP leases on this network
+
+
+@dataclass(frozen=True)
+class DhcpLease:
+    mac: str
+    address: str  # plain IP
+    prefix: int = 0
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One resolved entry of a namespace's IPv4 neighbour (ARP) table: address -> MAC on dev.
+    Only complete entries are kept (their NUD state is left out: it changes every few seconds
+    and would make every poll a new topology)."""
+
+    netns: str  # "" for the root namespace
+    dev: str
+    address: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class VmAddress:
+    """One address of a VM NIC and where it was learned."""
+
+    address: str  # plain IP
+    source: str  # agent, lease, neighbour, config
+    detail: str = ""  # e.g. "ip neigh in tsv-a1 on eth0", "lease on network default"
+    prefix: int = 0  # where the source knows it (agent, lease)
+
+
+@dataclass(frozen=True)
+class NicAddresses:
+    """The addresses of one VM NIC (by MAC), or why none is known."""
+
+    workload: str  # Workload.key
+    mac: str
+    addresses: tuple[VmAddress, ...] = ()
+    unknown_why: str = ""  # when addresses is empty
 
 
 @dataclass(frozen=True)
@@ -115,6 +155,7 @@ class Topology:
     ovs: tuple[OvsBridge, ...] = ()
     ovs_state: str = "absent"  # absent (no ovs-vsctl / no db), ok, error: MESSAGE
     libvirt_networks: tuple[LibvirtNetwork, ...] = ()
+    neighbours: tuple[Neighbour, ...] = ()  # complete ARP entries of every namespace read
     source: str = ""  # netlink, ip-json
     problems: tuple[str, ...] = ()  # e.g. a namespace named in config that does not exist
     policy: Policy | None = None  # the expected reachability the topology was read with
@@ -145,6 +186,8 @@ class Policy:
     allow: tuple[AllowRule, ...] = ()
     self_reach: bool = True
     netns_named: tuple[str, ...] = ()  # namespaces config names (checked for existence)
+    # `[network.addresses]`: static VM addresses from the config, (domain name, addresses)
+    static_addresses: tuple[tuple[str, tuple[str, ...]], ...] = ()
     source: str = "default"  # default, or the config file path
 
 
@@ -168,6 +211,7 @@ class ReachResult:
     detail: str = ""  # error text, reply source when unexpected, ...
     hops: tuple[Hop, ...] = ()  # routers between src and dst (empty: same segment)
     reply_ttl: int | None = None
+    via: str = ""  # the probe's source kind: namespace, container, segment, guest ("" predicted)
 
     @property
     def reached(self) -> bool:
@@ -183,3 +227,6 @@ class ReachMatrix:
     timeout_s: float = 0.5
     ports: tuple[int, ...] = ()
     errors: tuple[str, ...] = field(default=())
+    sources: tuple[str, ...] = ()  # source kinds this run used: namespace, segment, guest
+    agent_addresses: tuple[NicAddresses, ...] = ()  # what guest agents said during the run
+    changes: tuple[str, ...] = ()  # what the run added to the host and removed again

@@ -19,6 +19,10 @@ class Source:
     endpoint: Endpoint
     path: str
     inode: int = 0  # for /proc/PID/ns/net paths: the namespace it must still be
+    via: str = "namespace"  # the source kind its results carry: namespace, container, segment
+
+
+SOURCE_KINDS = ("namespace", "segment", "guest")  # what a probe run may use (containers: namespace)
 
 
 def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]]:
@@ -37,10 +41,12 @@ def plan(hs: HostState) -> tuple[list[Source], list[Endpoint], list[ReachResult]
             else:
                 path = w.netns.path if (w.netns and w.netns.path) else netns_path(netns_of(w) or w.name)
             ino = e.netns[5:-1] if e.netns.startswith("net:[") else ""
-            sources.append(Source(e, path, int(ino) if ino.isdigit() else 0))
+            via = "container" if w.kind == WorkloadKind.CONTAINER else "namespace"
+            sources.append(Source(e, path, int(ino) if ino.isdigit() else 0, via))
             continue
         why = (
-            "not testable from inside: predicted only (VM: probing through the guest agent is not enabled)"
+            "not testable from inside: predicted only (VM: probe it from its segment or through its "
+            "guest agent: --probe-from segment,guest)"
             if w is not None and w.kind == WorkloadKind.VM
             else "not testable from inside: predicted only (no network namespace to enter)"
         )

@@ -10,7 +10,11 @@ pairs (optionally with ports) open a pair both ways:
 Namespace names given without glob characters in `[[tenant]] netns` are kept in the Policy,
 so the topology probe can report one that does not exist (a typo) instead of testing nothing.
 The network area's own options live in the opaque `[network]` table: `probe_ports = [22, 443]`
-and `probe_timeout = 0.5`.
+and `probe_timeout = 0.5`; static VM addresses (for guests with no agent, no DHCP lease and no
+neighbour entry yet) per domain name:
+
+    [network.addresses]
+    "acme-web-1" = ["10.0.1.5"]
 """
 
 from __future__ import annotations
@@ -59,8 +63,33 @@ def from_config(cfg: Any) -> Policy:
         if n and not any(c in n for c in "*?[")
     }
     return Policy(
-        allow=rules, netns_named=tuple(sorted(names)), source=str(getattr(cfg, "path", "") or "config")
+        allow=rules,
+        netns_named=tuple(sorted(names)),
+        source=str(getattr(cfg, "path", "") or "config"),
+        static_addresses=static_addresses(cfg),
     )
+
+
+def static_addresses(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`[network.addresses]`: domain name -> IPv4 addresses; a bad entry is a clear error."""
+    import ipaddress
+
+    table = cfg.table("network") if cfg is not None and hasattr(cfg, "table") else {}
+    raw = table.get("addresses", {})
+    where = f"{getattr(cfg, 'path', '') or 'config'}: network.addresses"
+    if not hasattr(raw, "items"):
+        raise ValueError(f"{where}: expected a table of domain name = [addresses]")
+    out = []
+    for name, addrs in sorted(raw.items()):
+        if not isinstance(addrs, (list, tuple)) or not all(isinstance(a, str) for a in addrs):
+            raise ValueError(f"{where}.{name}: expected a list of addresses")
+        for a in addrs:
+            try:
+                ipaddress.IPv4Address(a)
+            except ValueError:
+                raise ValueError(f"{where}.{name}: {a!r} is not an IPv4 address") from None
+        out.append((str(name), tuple(addrs)))
+    return tuple(out)
 
 
 def network_options(cfg: Any) -> tuple[tuple[int, ...], float]:

@@ -128,6 +128,15 @@ class _Index:
         for rs in self.routes.values():
             rs.sort(key=lambda x: -x[0].prefixlen)
 
+    def add_vm(self, e: Endpoint) -> None:
+        """A VM's addresses as owned by its NICs on their segments (a VM is no namespace we can
+        read: its addresses come from probes/network/vmaddr.py)."""
+        for a in e.attachments:
+            tap = a.iface.rpartition("/")[2]
+            for ip in e.addresses:
+                lk = Link(name=tap, ifindex=0, netns=f"vm:{e.name}", addresses=(f"{ip}/32",))
+                self.owners.setdefault(ip, []).append((lk, a))
+
     def route(self, ns: str, ip: str) -> Route | None:
         """Longest-prefix match in the main table of `ns`."""
         try:
@@ -259,6 +268,9 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
 
     idx = _Index(hs.topology, no_icc_segments(hs))
     eps = endpoints(hs)
+    for e in eps:
+        if e.netns is None and e.addresses:
+            idx.add_vm(e)
     classes: dict[tuple[object, ...], list[Endpoint]] = {}
     for e in eps:
         classes.setdefault((e.tenant, _l2_signature(e)), []).append(e)

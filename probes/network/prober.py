@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from probes.hosts.base import HostTransport
 from probes.model import HostState
@@ -30,7 +31,7 @@ from probes.network.icmp import _Target
 from probes.network.measure import EchoOutcome, SourceMeasurement, SourceProbe, measure_source
 from probes.network.model import Hop, ReachMatrix, ReachResult, Route, Topology
 from probes.network.neigh import NO_NEIGH, NUD_FAILED, NUD_INCOMPLETE, neigh_table_note
-from probes.network.plan import Source, plan
+from probes.network.plan import SOURCE_KINDS, Source, plan
 from probes.network.segments import Endpoint
 
 Progress = Callable[[int, int], object]  # (pairs done, pairs total)
@@ -113,6 +114,7 @@ async def probe_matrix(
         timeout_s=timeout,
         ports=tuple(ports),
         errors=tuple(errors),
+        sources=("namespace",),
     )
 
 
@@ -149,8 +151,11 @@ class _Planned:
     req: SourceProbe
 
     def results(self, m: SourceMeasurement, owners: dict[str, str]) -> list[ReachResult]:
-        """The measurement as ReachResults: silences classified by the source's routes and
-        neighbour states, hops named by the owners of their addresses."""
+        """The measurement as ReachResults (carrying the source's kind): silences classified by
+        the source's routes and neighbour states, hops named by the owners of their addresses."""
+        return [replace(r, via=self.src.via) for r in self._results(m, owners)]
+
+    def _results(self, m: SourceMeasurement, owners: dict[str, str]) -> list[ReachResult]:
         me, ports = self.src.endpoint, self.req.ports
         if m.error:
             return [_result(me, d, a, "icmp", "error", m.error) for d, a in self.pairs] + [
@@ -315,17 +320,64 @@ async def probe_host(
     ports: Sequence[int] = (),
     timeout: float | None = None,
     progress: Progress | None = None,
+    sources: Sequence[str] = ("namespace",),
+    ovs_db: str | None = None,
+    run_dir: Any = None,
+    agent_timeout: float = 5.0,
 ) -> ReachMatrix:
     """One host's probe run: locally from inside its namespaces (root), remotely through its
-    transport; a local run without root is a matrix that says why nothing was sent."""
+    transport; a local run without root is a matrix that says why nothing was sent.
+
+    `sources` adds VM sources (the caller checked they were asked for and are allowed, i.e.
+    not read-only): `segment`, a temporary probe port on each VM's segment (locally, as root:
+    the one source that adds objects to the host, removed after the run), and `guest`,
+    commands through each VM's guest agent (through the host's libvirt URI, so over
+    qemu+ssh too). Their rows replace the VM's "not testable" rows."""
+    bad = [s for s in sources if s not in SOURCE_KINDS]
+    if bad:
+        raise ValueError(f"unknown probe source: {', '.join(bad)} (known: {', '.join(SOURCE_KINDS)})")
     if t.is_local and os.geteuid() == 0:
-        return await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
-    if not t.is_local:
+        rm = await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
+    elif not t.is_local:
         from probes.network.remote import probe_remote
 
-        return await probe_remote(t, hs, timeout=timeout or 0.5, ports=ports, progress=progress)
-    return ReachMatrix(
-        started_at=time.time(),
-        finished_at=time.time(),
-        errors=("active probes need root (raw sockets and entering namespaces)",),
+        rm = await probe_remote(t, hs, timeout=timeout or 0.5, ports=ports, progress=progress)
+    else:
+        return ReachMatrix(
+            started_at=time.time(),
+            finished_at=time.time(),
+            errors=("active probes need root (raw sockets and entering namespaces)",),
+        )
+    if "segment" in sources:
+        if t.is_local:
+            from probes.network.probeport import probe_from_segments
+
+            seg = await probe_from_segments(
+                hs, timeout=timeout or 0.5, ports=ports, ovs_db=ovs_db, run_dir=run_dir
+            )
+            rm = _merge_vm_rows(rm, seg.results, "segment", seg.errors, seg.changes)
+        else:
+            rm = replace(rm, errors=rm.errors + ("probes from VM segments run only on the local host",))
+    if "guest" in sources and t.host.libvirt_uri:
+        from probes.network.guestprobe import probe_from_guests
+
+        g = await probe_from_guests(
+            hs, t.host.libvirt_uri, timeout=max(1.0, timeout or 1.0), ports=ports, agent_timeout=agent_timeout
+        )
+        rm = _merge_vm_rows(rm, g.results, "guest", g.errors, ())
+        rm = replace(rm, agent_addresses=rm.agent_addresses + g.addresses)
+    return replace(rm, finished_at=time.time())
+
+
+def _merge_vm_rows(
+    rm: ReachMatrix, rows: Sequence[ReachResult], kind: str, errors: Sequence[str], changes: Sequence[str]
+) -> ReachMatrix:
+    measured = {r.src for r in rows if r.outcome != "not-testable"}
+    kept = [r for r in rm.results if not (r.outcome == "not-testable" and r.src in measured)]
+    return replace(
+        rm,
+        results=tuple(kept) + tuple(rows),
+        sources=rm.sources + (kind,),
+        errors=rm.errors + tuple(errors),
+        changes=rm.changes + tuple(changes),
     )

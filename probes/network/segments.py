@@ -206,6 +206,9 @@ def endpoints(hs: HostState) -> list[Endpoint]:
     if topo is None:
         return []
     ovs_ports = _ovs_ports(topo)
+    from probes.network.vmaddr import addresses_of, vm_addresses
+
+    vm_addrs = vm_addresses(hs)
     out: list[Endpoint] = []
     host_links = [lk for lk in topo.links_in("") if lk.addresses and lk.name != "lo"]
     host_atts = tuple(a for a in (attach(topo, lk, ovs_ports) for lk in host_links) if a)
@@ -228,7 +231,8 @@ def endpoints(hs: HostState) -> list[Endpoint]:
                 a = attach(topo, lk, ovs_ports) if lk else None
                 if a:
                     atts.append(a)
-            out.append(Endpoint(w.key, tenant, w.name, None, (), tuple(atts)))
+            addrs = addresses_of(vm_addrs.get(w.key, ()))
+            out.append(Endpoint(w.key, tenant, w.name, None, addrs, tuple(atts)))
     out.append(Endpoint("host", HOST_TENANT, "host", "", host_ips, host_atts))
     return out
 

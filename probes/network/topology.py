@@ -23,7 +23,7 @@ from probes.hosts.base import HostTransport
 from probes.model import Feed, HostState
 from probes.network import ovs
 from probes.network.events import LocalNetEvents
-from probes.network.model import Link, Namespace, OvsBridge, Policy, Route, Topology
+from probes.network.model import Link, Namespace, Neighbour, OvsBridge, Policy, Route, Topology
 from probes.network.ovsdb import OvsMonitor
 
 NETNS_DIR = "/run/netns"
@@ -211,6 +211,7 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
 
     links: list[Link] = []
     routes: list[Route] = []
+    neigh: list[Neighbour] = []
     spaces: list[Namespace] = []
     problems: list[str] = []
     pids = dict(unnamed)
@@ -231,6 +232,7 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
             routes.extend(
                 _routes_from_netlink(ns, ipr.get_routes(family=socket.AF_INET, table=254), ns_links)
             )
+            neigh.extend(_neighbours_from_netlink(ns, ipr.get_neighbours(family=socket.AF_INET), ns_links))
             spaces.append(Namespace(ns, ip_forward=forward, pids=pids.get(ns, ())))
         except Exception as e:  # one broken namespace must not hide the others
             spaces.append(Namespace(ns, error=str(e) or type(e).__name__))
@@ -242,6 +244,7 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
         ip_forward=any(n.ip_forward for n in spaces if n.name == ""),
         namespaces=tuple(spaces),
         routes=tuple(routes),
+        neighbours=tuple(sorted(set(neigh), key=lambda n: (n.netns, n.dev, n.address))),
         source="netlink",
         problems=tuple(problems),
     )
@@ -266,6 +269,19 @@ def _open_pid_netns(pids: Sequence[int]):  # type: ignore[no-untyped-def]
         except OSError as e:
             err = e
     raise err
+
+
+NUD_BAD = 0x01 | 0x20 | 0x40  # INCOMPLETE, FAILED, NOARP
+
+
+def _neighbours_from_netlink(ns: str, raw: Iterable[dict], links: Sequence[Link]) -> list[Neighbour]:
+    names = {lk.ifindex: lk.name for lk in links}
+    out = []
+    for n in raw:
+        mac, dst = n.get("NDA_LLADDR"), n.get("NDA_DST")
+        if mac and dst and not (n.get("state") or 0) & NUD_BAD:
+            out.append(Neighbour(ns, names.get(n.get("ifindex") or 0, ""), str(dst), str(mac).lower()))
+    return out
 
 
 def _flag(v: object) -> bool | None:
