@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import shlex
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, who
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
+from probes.network.model import ReachResult
 from probes.network.predict import matrix
 from probes.network.segments import (
     HOST_TENANT,
@@ -256,6 +257,20 @@ def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[F
             )
 
 
+def _from(r: ReachResult) -> str:
+    """`from segment ` / `from guest ` for probes sent for a VM (namespaces need no label)."""
+    return f"from {r.via} " if r.via in ("segment", "guest") else ""
+
+
+def _by_source(rs: Sequence[ReachResult]) -> list[ReachResult]:
+    """One result of each source kind first, so the evidence shows every kind that saw it."""
+    firsts: dict[str, ReachResult] = {}
+    for r in rs:
+        firsts.setdefault(r.via, r)
+    head = list(firsts.values())
+    return head + [r for r in rs if r not in head]
+
+
 def _cells(hs: HostState):
     return matrix(hs).cells
 
@@ -287,10 +302,10 @@ def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding
             if c.dst == HOST_TENANT or c.expected or (c.src == c.dst and not c.src.startswith("(")):
                 continue
             if c.violations:
-                reached = list(c.violations)
+                reached = _by_source(c.violations)
                 ev = [
                     Evidence(
-                        f"{r.method} {r.src} -> {r.dst} {r.address}",
+                        f"{r.method} {_from(r)}{r.src} -> {r.dst} {r.address}",
                         f"{r.outcome}"
                         + (f", {r.rtt_ms:.2f} ms" if r.rtt_ms is not None else "")
                         + (
@@ -362,7 +377,10 @@ def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding
                     host=hs.host.name,
                     tenants=[c.src],
                     workloads=sorted({r.src for r in rr}),
-                    evidence=[Evidence(f"{r.method} {r.src} -> {r.address}", r.outcome) for r in rr[:6]],
+                    evidence=[
+                        Evidence(f"{r.method} {_from(r)}{r.src} -> {r.address}", r.outcome)
+                        for r in _by_source(rr)[:6]
+                    ],
                 )
             elif c.observed is None and c.predicted:
                 pp = [p for p in c.pairs if p.reachable]

@@ -33,7 +33,7 @@ from probes.untrusted import visible
 
 MAX_REPLY = 1 << 20  # bytes of one agent reply
 MAX_OUTPUT = 4096  # bytes of a command's captured output kept
-PER_GUEST = 16  # commands running at once in one guest
+PER_GUEST = 4  # commands at once in one guest (libvirt runs one agent call per domain at a time)
 POLL = 0.05
 
 
@@ -114,12 +114,15 @@ async def probe_from_guests(
     timeout: float = 1.0,
     ports: Sequence[int] = (),
     vms: Sequence[str] | None = None,
-    agent_timeout: float = 3.0,
+    agent_timeout: float = 5.0,
 ) -> GuestRun:
     """Probe every destination from inside every chosen guest. `agent_timeout` bounds each
     agent call; a command gets `timeout` plus that to finish."""
     import libvirt
 
+    from probes.inventory.libvirt import quiet_libvirt
+
+    quiet_libvirt()  # libvirt's errors are returned to us, not printed
     keys = guests(hs, vms)
     if not keys:
         return GuestRun((), (), ())

@@ -26,6 +26,7 @@ import secrets
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -217,12 +218,14 @@ class Recorder:
         self.dir = run_dir or RUN_DIR
         self.rec = Record(os.getpid(), _start_time(os.getpid()))
         self.path = self.dir / f"probe-ports-{os.getpid()}-{secrets.token_hex(2)}.json"
+        self._lock = threading.Lock()
 
     def save(self) -> None:
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self.rec)) + "\n")
-        os.replace(tmp, self.path)
+        with self._lock:  # ports are made in parallel threads
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(asdict(self.rec)) + "\n")
+            os.replace(tmp, self.path)
 
     def forget(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -296,10 +299,11 @@ class Made:
 def _make(plan: PortPlan, recorder: Recorder, ovs_db: str | None) -> Made:
     """Blocking: create the port, recorded first; choose a free address by ARP."""
     rec = recorder.rec
-    rec.netns.append(plan.netns)
-    rec.links.append(plan.host_if)
-    if plan.kind == "ovs":
-        rec.ovs_ports.append([ovs_db or "", plan.bridge, plan.host_if])
+    with recorder._lock:
+        rec.netns.append(plan.netns)
+        rec.links.append(plan.host_if)
+        if plan.kind == "ovs":
+            rec.ovs_ports.append([ovs_db or "", plan.bridge, plan.host_if])
     recorder.save()
     for argv in (
         ["ip", "netns", "add", plan.netns],

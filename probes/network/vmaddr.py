@@ -12,7 +12,8 @@ describes exactly):
 3. neighbour  an IPv4 neighbour (ARP) entry with the NIC's MAC in any namespace the topology
               read (through the host transport, so over SSH too; libvirt's own ARP source
               fails on some kernels)
-4. config     `[network.addresses]` in the config, for static set-ups
+4. config     `[network.addresses]` in the config, for static set-ups: the user said so, so
+              these are added to what an earlier source found (never replaced by it)
 
 When none knows an address, `unknown_why` says what was tried ("no agent, no lease, MAC not in
 any neighbour table").
@@ -67,18 +68,16 @@ def _one(
 ) -> NicAddresses:
     if w.state and w.state != "running":
         return NicAddresses(w.key, mac, unknown_why=f"not running ({w.state})")
+    conf = [VmAddress(a, "config", "[network.addresses] in the config") for a in static.get(w.name, ())]
+    conf = conf if index == 0 else []
     if agent is not None and agent.addresses:
-        return NicAddresses(w.key, mac, agent.addresses)
+        return NicAddresses(w.key, mac, _dedup([*agent.addresses, *conf]))
     if mac in leases:
-        return NicAddresses(w.key, mac, _dedup(leases[mac]))
+        return NicAddresses(w.key, mac, _dedup([*leases[mac], *conf]))
     if mac in neigh:
-        return NicAddresses(w.key, mac, _dedup(neigh[mac]))
-    if index == 0 and w.name in static:
-        return NicAddresses(
-            w.key,
-            mac,
-            tuple(VmAddress(a, "config", "[network.addresses] in the config") for a in static[w.name]),
-        )
+        return NicAddresses(w.key, mac, _dedup([*neigh[mac], *conf]))
+    if conf:
+        return NicAddresses(w.key, mac, tuple(conf))
     why = []
     has_agent = bool(w.vm and w.vm.has_guest_agent)
     if agent is not None and agent.unknown_why:
