@@ -108,7 +108,7 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     "ARP-spoof each other and talk directly: nothing between them filters.",
     Severity.HIGH,
     "move each tenant to its own bridge or VLAN",
-    reads=("workloads", "topology", "runtimes"),
+    reads=("workloads", "topology", "runtimes", "reach"),  # VM addresses: agents answer in probe runs
 )
 def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -170,7 +170,7 @@ def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "behind it can tag frames into any tenant's VLAN.",
     Severity.HIGH,
     "ovs-vsctl set port PORT tag=TENANT-VLAN  (or trunks=ONLY-THE-NEEDED-VLANS)",
-    reads=("workloads", "topology"),
+    reads=("workloads", "topology", "reach"),
 )
 def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [h for h in _with_topology(state) if h.topology and h.topology.ovs]
@@ -220,7 +220,7 @@ def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "separates them; tenants on one bridge are separated only by their IP addressing.",
     Severity.MEDIUM,
     "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant",
-    reads=("workloads", "topology"),
+    reads=("workloads", "topology", "reach"),
 )
 def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -403,7 +403,7 @@ def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding
     "tenants routes between them unless a filter stops it.",
     Severity.HIGH,
     "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs",
-    reads=("workloads", "topology"),
+    reads=("workloads", "topology", "reach"),
 )
 def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[Finding]:
     from probes.network.segments import attach
