@@ -320,6 +320,31 @@ async def test_probe_errors_view_from_key_and_from_header_click():
         assert isinstance(app.screen, ProbeErrorsScreen)
 
 
+async def test_probe_errors_view_says_how_each_probe_is_fed():
+    """Each area says whether it is event-driven or polled, and why, with a word (not colour)."""
+    from dataclasses import replace
+
+    from probes.model import Feed
+
+    st = sample_state(errors=True)
+    feeds = (
+        Feed("topology", "events", "netlink in the host and 3 named namespaces", 30.0),
+        Feed("resources", "polled", "no event source for this area", 2.0),
+    )
+    st = replace(st, hosts=(replace(st.hosts[0], feeds=feeds),) + st.hosts[1:])
+    app, _ = make_app(st)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("exclamation_mark")
+        await pilot.pause()
+        table = app.screen.query_one("#probe-feeds-table", DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert rows == [
+            ["resources", "hv1", "⟳ polled", "2 s", "no event source for this area"],
+            ["topology", "hv1", "⚡ events", "30 s", "netlink in the host and 3 named namespaces"],
+        ]
+
+
 # ------------------------------------------------------------------ the real Engine
 
 

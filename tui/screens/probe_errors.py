@@ -1,4 +1,5 @@
-"""Probe errors: which probe failed on which host, with what message, since when.
+"""Probe errors: which probe failed on which host, with what message, since when; and how
+each probe is fed (events with a slow safety poll, or polling, and why).
 
 Opened from the header's error count (click or `!`). A failing probe never stops the others;
 this list is where the user sees what is missing from the picture and why.
@@ -16,13 +17,21 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
-from probes.model import ProbeError, State
+from probes.model import Feed, ProbeError, State
 from tui.header import hhmmss
 from tui.safe import untrusted
 
 
 def all_errors(state: State) -> list[ProbeError]:
     return sorted((e for h in state.hosts for e in h.probe_errors), key=lambda e: (e.host, e.probe))
+
+
+def all_feeds(state: State) -> list[tuple[str, Feed]]:
+    return sorted(((h.host.name, f) for h in state.hosts for f in h.feeds), key=lambda x: (x[0], x[1].probe))
+
+
+# never colour alone: a symbol and a word
+MODES = {"events": ("⚡ events", "bold"), "polled": ("⟳ polled", "")}
 
 
 class ProbeErrorsScreen(ModalScreen[None]):
@@ -38,13 +47,16 @@ class ProbeErrorsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="probe-errors", classes="dialog") as box:
-            box.border_title = "Probe errors"
+            box.border_title = "Probe errors, and how each probe is fed"
             box.border_subtitle = "Esc closes"
             table: DataTable[Text] = DataTable(id="probe-errors-table", cursor_type="row")
             table.add_columns("Probe", "Host", "Failing since", "Last", "Message")
             yield table
             yield Static(id="probe-error-message")
             yield Static(id="probe-errors-empty")
+            feeds: DataTable[Text] = DataTable(id="probe-feeds-table", cursor_type="none")
+            feeds.add_columns("Probe", "Host", "Fed by", "Every", "How, or why polled")
+            yield feeds
         yield Footer()
 
     def on_mount(self) -> None:
@@ -76,6 +88,22 @@ class ProbeErrorsScreen(ModalScreen[None]):
             if not errors
             else Text(f"{len(errors)} probe(s) failing; each retries with back-off.", style="dim")
         )
+
+        self._show_feeds(state)
+
+    def _show_feeds(self, state: State) -> None:
+        """Per probe: event-driven (with the safety poll's period) or polled, and why."""
+        table = self.query_one("#probe-feeds-table", DataTable)
+        table.clear()
+        for host, f in all_feeds(state):
+            word, style = MODES.get(f.mode, (f.mode, ""))
+            table.add_row(
+                untrusted(f.probe),
+                untrusted(host),
+                Text(word, style=style),
+                Text(f"{f.every:g} s" if f.every else ""),
+                untrusted(f.detail),
+            )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_message(event.cursor_row)
