@@ -280,6 +280,30 @@ class Session:
 
     def start(self) -> None:
         self.engine.start()
+        self._sweep_probe_ports()
+
+    def _sweep_probe_ports(self) -> None:
+        """Remove the probe ports a killed tenantscope left (probes/network/probeport.py; each
+        run recorded them before creating them). Only our own leftovers, only when this session
+        may change the host; the next segment run sweeps too."""
+        import os
+
+        if self.read_only or os.geteuid() != 0 or not any(t.is_local for t in self.engine.hosts):
+            return
+        from probes.network.probeport import sweep
+
+        def run() -> None:
+            try:
+                removed, left = sweep()
+            except OSError as e:
+                log.warning("probe-port sweep failed: %s", e)
+                return
+            if removed:
+                log.warning("removed probe ports a killed run left: %s", ", ".join(removed))
+            for x in left:
+                log.warning("%s", x)
+
+        threading.Thread(target=run, name="tsf-sweep", daemon=True).start()
 
     async def stop(self) -> None:
         for t in list(self._tasks.values()):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -103,7 +104,8 @@ def plan_ports(hs: HostState, vms: Sequence[str] | None = None) -> tuple[list[Po
             skipped.append(Skipped(e.workload, e.tenant, "its address is unknown (no subnet to join)"))
             continue
         subnet = _subnet(hs, e, att, topo)
-        token = secrets.token_hex(3)
+        # the same names the confirmation listed: derived from the VM and this process
+        token = hashlib.sha256(f"{e.workload}|{os.getpid()}".encode()).hexdigest()[:6]
         cands = _candidates(subnet, taken | set(e.addresses))
         if not cands:
             skipped.append(Skipped(e.workload, e.tenant, f"no free address left in {subnet}"))
@@ -266,8 +268,8 @@ def sweep(run_dir: Path | None = None) -> tuple[list[str], list[str]]:
         except (OSError, ValueError, KeyError, TypeError):
             left.append(f"{path}: unreadable probe-port record (remove what it lists by hand)")
             continue
-        if rec.pid != os.getpid() and _start_time(rec.pid) == rec.start and rec.start:
-            continue  # its run is still going (another tenantscope)
+        if rec.start and _start_time(rec.pid) == rec.start:
+            continue  # its process lives: its run is going (here or in another tenantscope)
         problems = remove_recorded(rec)
         left += problems
         if not problems:

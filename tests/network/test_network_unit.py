@@ -361,3 +361,60 @@ def test_an_unchanged_topology_keeps_the_state_object():
         st, Topology(links=(Link("br0", 3, kind="bridge"), Link("v1", 4, master="br0")), taken_at=3.0)
     )
     assert moved is not st and len(moved.topology.links) == 2
+
+
+def test_probe_from_is_checked_before_anything_runs(capsys) -> None:
+    from tui.cli import main
+
+    assert main(["check", "--probe-from", "segment"]) == 2
+    assert "--probe-from goes with --probe" in capsys.readouterr().err
+    assert main(["check", "--probe", "--probe-from", "segment,guset"]) == 2
+    assert "expected segment, guest or none" in capsys.readouterr().err
+
+
+def test_vm_addresses_sources_in_order_and_why_unknown() -> None:
+    """Pure: agent beats lease beats neighbour; config adds; nothing known says why."""
+    from probes.model import Nic, VmDetails, Workload, WorkloadKind
+    from probes.network.model import (
+        DhcpLease,
+        LibvirtNetwork,
+        Neighbour,
+        NicAddresses,
+        Policy,
+        ReachMatrix,
+        Topology,
+        VmAddress,
+    )
+    from probes.network.vmaddr import vm_addresses
+
+    def vm(name: str, mac: str, agent: bool = False) -> Workload:
+        return Workload(
+            WorkloadKind.VM,
+            name,
+            "hv",
+            state="running",
+            vm=VmDetails(nics=(Nic("network", mac=mac, source="default"),), has_guest_agent=agent),
+        )
+
+    wl = (vm("a", "52:54:00:00:00:0a", True), vm("b", "52:54:00:00:00:0b"), vm("c", "52:54:00:00:00:0c"))
+    topo = Topology(
+        libvirt_networks=(
+            LibvirtNetwork("default", leases=(DhcpLease("52:54:00:00:00:0a", "10.1.0.5", 24),)),
+        ),
+        neighbours=(
+            Neighbour("", "virbr0", "10.1.0.6", "52:54:00:00:00:0b"),
+            Neighbour("", "virbr0", "10.1.0.99", "52:54:00:00:00:0a"),
+        ),
+        policy=Policy(static_addresses=(("b", ("10.9.9.9",)),)),
+    )
+    hs = HostState(Host("hv"), workloads=wl, topology=topo)
+    got = vm_addresses(hs)
+    a = got["hv/vm/a"][0]
+    assert [(x.address, x.source, x.prefix) for x in a.addresses] == [("10.1.0.5", "lease", 24)]
+    b = got["hv/vm/b"][0]
+    assert [(x.address, x.source) for x in b.addresses] == [("10.1.0.6", "neighbour"), ("10.9.9.9", "config")]
+    c = got["hv/vm/c"][0]
+    assert not c.addresses and c.unknown_why == "no agent, no lease, MAC not in any neighbour table"
+    agent = NicAddresses("hv/vm/a", "52:54:00:00:00:0a", (VmAddress("10.1.0.7", "agent", "guest agent", 24),))
+    hs2 = HostState(Host("hv"), workloads=wl, topology=topo, reach=ReachMatrix(agent_addresses=(agent,)))
+    assert [x.source for x in vm_addresses(hs2)["hv/vm/a"][0].addresses] == ["agent"]

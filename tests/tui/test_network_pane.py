@@ -212,3 +212,114 @@ def test_reachability_pane_snapshot_120x30(snap_compare) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 30), press=["right", "right"], run_before=settle)
+
+
+def vm_state() -> State:
+    """`shared_bridge_state` plus a globex VM whose tap is on br0 (address from the config)."""
+    from dataclasses import replace
+
+    from probes.model import Nic, VmDetails
+    from probes.network.model import Policy
+
+    st = shared_bridge_state()
+    hs = st.hosts[0]
+    topo = hs.topology
+    assert topo is not None
+    tap = Link("tapvm", 9, kind="tun", master="br0", mac="fe:54:00:00:00:09")
+    vm = Workload(
+        WorkloadKind.VM,
+        "glx-vm",
+        "hv",
+        state="running",
+        tenant="globex",
+        placed_by=Placement.CONFIG,
+        vm=VmDetails(
+            nics=(Nic("bridge", mac="52:54:00:00:00:09", source="br0", target_dev="tapvm"),),
+            has_guest_agent=True,
+        ),
+    )
+    topo = replace(
+        topo, links=topo.links + (tap,), policy=Policy(static_addresses=(("glx-vm", ("10.0.0.9",)),))
+    )
+    return State(hosts=(replace(hs, workloads=hs.workloads + (vm,), topology=topo),))
+
+
+async def test_confirmation_lists_the_probe_port_and_the_guests() -> None:
+    """Nothing is sent (the answer is no): the confirmation names the namespace and veth a
+    segment run would add to which bridge, its address, and the guest `g` would run commands in."""
+    import os
+
+    from tui.panes.reachability import ConfirmProbe
+
+    app = await _pane_app(vm_state())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        pane = app.query_one(ReachabilityPane)
+        cell = pane._rcells.get("hv|acme|globex")
+        assert cell is not None and cell[1].predicted  # the VM shares br0 with acme
+        if os.geteuid() != 0:
+            return
+        pane.action_probe()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmProbe)
+        text = app.screen.text
+        assert "Linux bridge br0" in text and "VM glx-vm" in text and "removed after the run" in text
+        assert "address 10.0.0.254" not in text and "10.0.0.253 from 10.0.0.0/24" in text
+        assert "inside 1 guest(s)" in text and "glx-vm" in text and app.screen.guests
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.state.hosts[0].reach is None
+
+
+def test_cell_detail_names_each_probe_source() -> None:
+    from probes.network.predict import matrix
+    from tui.panes.reachability import describe
+
+    rm = ReachMatrix(
+        results=(
+            ReachResult(
+                "acme",
+                "globex",
+                "hv/netns/a",
+                "hv/vm/glx-vm",
+                "10.0.0.9",
+                "icmp",
+                "reply",
+                0.4,
+                via="namespace",
+            ),
+            ReachResult(
+                "globex",
+                "acme",
+                "hv/vm/glx-vm",
+                "hv/netns/a",
+                "10.0.0.1",
+                "icmp",
+                "reply",
+                0.5,
+                "from segment (tsp1h on br0)",
+                via="segment",
+            ),
+            ReachResult(
+                "globex",
+                "acme",
+                "hv/vm/glx-vm",
+                "hv/netns/a",
+                "10.0.0.1",
+                "tcp:22",
+                "error",
+                None,
+                "from guest: agent did not answer",
+                via="guest",
+            ),
+        )
+    )
+    from dataclasses import replace
+
+    hs = replace(vm_state().hosts[0], reach=rm)
+    m = matrix(hs)
+    text = describe(hs, m.cell("globex", "acme")).plain
+    assert "from segment" in text and "from guest" in text and "agent did not answer" in text
+    assert "0.50 ms" in text
+    assert "from namespace" in describe(hs, m.cell("acme", "globex")).plain

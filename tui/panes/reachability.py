@@ -48,11 +48,14 @@ def cell_label(c: Cell) -> str:
     return f"{_sym(c.expected)} {actual}{mark}{' ⇅' if c.exposed else ''}"
 
 
-class ConfirmProbe(ModalScreen[bool]):
-    """Says exactly what will be sent before anything is."""
+class ConfirmProbe(ModalScreen[bool | str]):
+    """Says exactly what will be sent (and added to the host) before anything is. `y` sends
+    from the namespaces and the VMs' segments; `g` also from inside the guests it names (opt-in
+    per run); `n` cancels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Send", id="reachability-confirm-yes"),
+        Binding("g", "answer('guest')", "Send, and from guests", id="reachability-confirm-guests"),
         Binding("n,escape", "answer(False)", "Cancel", id="reachability-confirm-no"),
     ]
     DEFAULT_CSS = """
@@ -61,21 +64,26 @@ class ConfirmProbe(ModalScreen[bool]):
     ConfirmProbe Horizontal { height: auto; margin-top: 1; }
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, guests: bool = False) -> None:
         super().__init__()
         self.text = text
+        self.guests = guests
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(self.text))
             with Horizontal():
                 yield Button("Send probes (y)", id="yes", variant="warning")
+                if self.guests:
+                    yield Button("Also from guests (g)", id="guest", variant="warning")
                 yield Button("Cancel (n)", id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.dismiss("guest" if event.button.id == "guest" else event.button.id == "yes")
 
-    def action_answer(self, yes: bool) -> None:
+    def action_answer(self, yes: bool | str) -> None:
+        if yes == "guest" and not self.guests:
+            return
         self.dismiss(yes)
 
 
@@ -267,12 +275,27 @@ class ReachabilityPane(Pane):
         if os.geteuid() != 0 and any(self._is_local(h.host.name) for h, _ in self._rmatrices):
             self.notify("Active probes need root (raw sockets inside namespaces).", severity="error")
             return
-        self.app.push_screen(ConfirmProbe(self._what_will_be_sent()), self._confirmed)
+        text, guests = self._what_will_be_sent()
+        self.app.push_screen(ConfirmProbe(text, guests=bool(guests)), self._confirmed)
 
-    def _what_will_be_sent(self) -> str:
+    def _what_will_be_sent(self) -> tuple[str, list[str]]:
+        """The confirmation's text (every probe port it will add, by name and bridge) and the
+        guests `g` would run commands in."""
+        from probes.network.guestprobe import guests
+        from probes.network.probeport import describe as describe_ports
+        from probes.network.probeport import plan_ports
+
         n_src = n_addr = n_pairs = 0
         untestable = 0
+        ports_text: list[str] = []
+        guest_names: list[str] = []
+        skipped: list[str] = []
         for h, _ in self._rmatrices:
+            if self._is_local(h.host.name):
+                plans, skip = plan_ports(h)
+                ports_text += describe_ports(plans)
+                skipped += [f"{_short(x.vm)}: {x.why}" for x in skip]
+            guest_names += [_short(k) for k in guests(h)]
             sources, dests, rest = plan(h)
             n_src += len(sources)
             n_addr += sum(len(d.addresses) for d in dests)
@@ -294,17 +317,31 @@ class ReachabilityPane(Pane):
             "Nothing else is sent, and no setting in any tenant's namespace is changed.",
             "Over SSH: `ip netns exec NS ping -c1 -W1` for each pair instead.",
         ]
-        if untestable:
+        if ports_text:
+            lines.append("From each VM's segment, without touching the guest (this ADDS to the host):")
+            lines += [f"  • {x}" for x in ports_text]
+        if skipped:
+            lines.append(f"No probe port for {len(skipped)} VM(s): " + "; ".join(skipped[:4]))
+        if guest_names:
+            lines.append(
+                f"g: also run ping / nc inside {len(guest_names)} guest(s) through their guest agent "
+                f"(a read-write libvirt connection for this run): {', '.join(guest_names[:8])}"
+                + (" …" if len(guest_names) > 8 else "")
+            )
+        if untestable and not ports_text and not guest_names:
             lines.append(
                 f"{untestable} workload(s) (VMs) cannot be entered: their cells stay predicted only."
             )
-        return "\n".join(lines)
+        return "\n".join(lines), guest_names
 
-    def _confirmed(self, yes: bool | None) -> None:
+    def _confirmed(self, yes: bool | str | None) -> None:
         from tui.readonly import refuse
 
         if yes and not refuse(self, "sending active network probes"):
-            self.run_worker(self._probe(), exclusive=True, group="reach-probe", name="reachability probes")
+            sources = ("namespace", "segment") + (("guest",) if yes == "guest" else ())
+            self.run_worker(
+                self._probe(sources), exclusive=True, group="reach-probe", name="reachability probes"
+            )
 
     def action_cancel_probe(self) -> None:
         if self._probing_now() and self._rid is not None:
@@ -350,7 +387,7 @@ class ReachabilityPane(Pane):
         if st is not None and st.state == RequestState.RUNNING and st.total:
             self.query_one("#reach-progress", ProgressBar).update(total=st.total, progress=st.done)
 
-    async def _probe(self) -> None:
+    async def _probe(self, sources: tuple[str, ...] = ("namespace",)) -> None:
         """Ask the session for a probe run (probes/requests.py) and wait for its outcome; the
         results arrive in the State (HostState.reach), the progress in State.requests."""
         bar = self.query_one("#reach-progress", ProgressBar)
@@ -358,7 +395,7 @@ class ReachabilityPane(Pane):
         self.add_class("-probing")
         self._rnote = " · probing…"
         self._refill()
-        handle = self.request(ActiveProbe())
+        handle = self.request(ActiveProbe(sources=sources))
         self._rid = handle.id
         try:
             st = await handle.result()
@@ -416,7 +453,8 @@ def describe(hs: HostState, c: Cell) -> Text:
         for r in sorted(c.results, key=lambda r: (not r.reached, r.src, r.address))[:40]:
             rtt = f" {r.rtt_ms:.2f} ms" if r.rtt_ms is not None else ""
             via = (" via " + " > ".join(f"{h.where or '?'} ({h.address})" for h in r.hops)) if r.hops else ""
-            line = f"  {YES if r.reached else NO} {r.method:<7} {_short(r.src)} → {_short(r.dst)} {r.address}  {r.outcome}{rtt}{via}"
+            kind = f"from {r.via}" if r.via else ""
+            line = f"  {YES if r.reached else NO} {r.method:<7} {kind:<14} {_short(r.src)} → {_short(r.dst)} {r.address}  {r.outcome}{rtt}{via}"
             t.append_text(untrusted(line + (f"  [{r.detail}]" if r.detail else "")))
             t.append("\n")
     elif c.observed is None:
