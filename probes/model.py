@@ -481,6 +481,7 @@ class State:
     findings: tuple[Finding, ...] = ()
     taken_at: float = 0.0
     source: str = "live"  # live, demo, replay of FILE
+    drift: Drift | None = None  # what changed since the baseline (--baseline); derived, like findings
     requests: tuple[RequestStatus, ...] = ()  # what was asked of the session (probes/requests.py)
 
     def workloads(self) -> tuple[Workload, ...]:
@@ -492,6 +493,7 @@ class State:
 
 # Area models live in their own modules, owned by their areas; imported here so that
 # HostState's annotations resolve (for msgspec and typing.get_type_hints).
+from probes.drift.model import Drift  # noqa: E402
 from probes.facts.model import HostFacts  # noqa: E402
 from probes.logs.model import LogView  # noqa: E402
 from probes.network.model import ReachMatrix, Topology  # noqa: E402
@@ -507,6 +509,7 @@ __all__ = [
     "CpuTune",
     "DaemonSetting",
     "Disk",
+    "Drift",
     "Evidence",
     "Finding",
     "Graphics",

@@ -53,6 +53,10 @@ class Options:
     interval: float = 2.0
     root: str = ""  # prefix for host files (tests)
     checks: tuple[str, ...] = ()
+    # a derived State to compare every observation with (--baseline: probes/baseline.py loads
+    # it); its label names the file or recording instant in the Changes view and reports
+    baseline: State | None = None
+    baseline_label: str = ""
     extra: tuple[tuple[str, str], ...] = field(default=())
 
 
@@ -220,7 +224,12 @@ def make_deriver(opts: Options):
             silences,
             opts.config.path if opts.config and opts.config.path else "config",
         )
-        return replace(state, findings=findings)
+        state = replace(state, findings=findings)
+        if opts.baseline is not None:  # what changed since then (probes/drift)
+            from probes.drift import diff
+
+            state = replace(state, drift=diff(opts.baseline, state, opts.baseline_label))
+        return state
 
     return derive
 

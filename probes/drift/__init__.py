@@ -16,63 +16,13 @@ Identity rules (what counts as "the same" across the two States):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
 
+from probes.drift.model import Area, Change, Drift, Mark
 from probes.model import Finding, State, Status, Workload
 from probes.network.model import Topology
 
 ATTENTION = (Status.FAIL, Status.WARN, Status.ERROR)
-
-
-class Mark(StrEnum):
-    """A finding of the later State against the baseline."""
-
-    NEW = "new"
-    UNCHANGED = "unchanged"
-    CLEARED = "cleared"  # in the baseline, gone now
-
-
-class Area(StrEnum):
-    FINDINGS = "findings"
-    WORKLOADS = "workloads"
-    TOPOLOGY = "topology"
-    LIMITS = "limits"
-    LOGS = "logs"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One difference, with what to open to see it (`finding`, `workload` or `link`)."""
-
-    area: Area
-    kind: str  # finding-new, finding-cleared, workload-added, port-joined, vlan-changed, ...
-    host: str
-    summary: str  # one line, untrusted names inside: shown through probes.untrusted
-    before: str = ""
-    after: str = ""
-    at: float = 0.0  # when it was seen: the later State's time (a log line's own time)
-    finding: str = ""  # Finding.key of the later State (or of the baseline when cleared)
-    workload: str = ""  # Workload.key
-    link: str = ""  # netns/name of a link or an OVS port as bridge/port
-
-
-@dataclass(frozen=True)
-class Drift:
-    baseline_at: float
-    now_at: float
-    changes: tuple[Change, ...] = ()
-    marks: tuple[tuple[str, Mark], ...] = ()  # Finding.key of the later State -> new/unchanged
-    cleared: tuple[Finding, ...] = ()  # baseline findings that are gone
-
-    def mark(self, finding: Finding) -> Mark | None:
-        return next((m for k, m in self.marks if k == finding.key), None)
-
-    def new_findings(self) -> tuple[str, ...]:
-        return tuple(k for k, m in self.marks if m is Mark.NEW)
-
-    def newest_first(self) -> tuple[Change, ...]:
-        return tuple(sorted(self.changes, key=lambda c: -c.at))
+__all__ = ["ATTENTION", "Area", "Change", "Drift", "Mark", "counts", "diff", "finding_identity", "only"]
 
 
 def finding_identity(f: Finding) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
@@ -433,12 +383,15 @@ def _logs(before: State, after: State) -> list[Change]:
     return out
 
 
-def diff(before: State, after: State) -> Drift:
+def diff(before: State, after: State, baseline: str = "") -> Drift:
+    """`after` against `before`; `baseline` names where `before` came from (a file, an instant)."""
     at = after.taken_at
     finding_changes, marks, cleared = _findings(before, after, at)
     changes = finding_changes + _workloads(before, after, at) + _topology(before, after, at)
     changes += _limits(before, after, at) + _logs(before, after)
-    return Drift(before.taken_at, after.taken_at, tuple(changes), tuple(marks), tuple(cleared))
+    return Drift(
+        before.taken_at, after.taken_at, tuple(changes), tuple(marks), tuple(f.key for f in cleared), baseline
+    )
 
 
 def counts(drift: Drift) -> dict[str, int]:
