@@ -59,32 +59,46 @@ def test_up_shows_tenants_and_services(lab: Lab) -> None:
     import asyncio
 
     from probes.config import load
+    from probes.netns_fold import namespace_name
     from probes.session import Options, make_engine
 
-    async def placed() -> dict[str, str]:
+    async def placed() -> dict[str, tuple[str, str]]:
         eng = make_engine(Options(config=load(lab.config), config_path=lab.config))
         try:
             s = await eng.refresh_once()
-            return {w.name: w.tenant or "" for w in s.workloads() if w.name.startswith("tsl-")}
+            return {
+                w.name: (w.tenant or "", namespace_name(w))
+                for w in s.workloads()
+                if w.name.startswith("tsl-")
+            }
         finally:
             await eng.stop()
 
     got = asyncio.run(placed())
     for w in make_plan(3).workloads():
-        assert got.get(w.name) == w.tenant, (w.name, got)
-        assert any(n.startswith(w.name + "[") and t == w.tenant for n, t in got.items()), (
-            w.name
-        )  # its container
+        # one service, one workload: its container, placed in its tenant, its namespace named on it
+        assert w.name not in got, f"{w.name}: the namespace is shown beside its container"
+        assert any(n.startswith(w.name + "[") and v == (w.tenant, w.name) for n, v in got.items()), (
+            w.name,
+            got,
+        )
 
 
-FAULTS = list(labfaults.FAULTS.values())
+# what a fault's part of the lab needs installed: missing, the fault's test skips (decided at
+# collection); installed, the lab must have built that part, or the test fails
+NEEDS = {
+    "ovs": ("ovs-vsctl", "ovsdb-server", "ovs-vswitchd", "ovsdb-tool"),
+    "vms": ("libvirtd", "virtlogd", "virsh", "qemu-system-x86_64"),
+}
+FAULTS = [
+    pytest.param(f, marks=needs_tool(*NEEDS.get(f.needs, ())), id=f.name) for f in labfaults.FAULTS.values()
+]
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_fault_break_and_fix(lab: Lab, fault: labfaults.Fault) -> None:
     why = labfaults.available(fault, labfaults.context(labfaults.Store(lab.dir)).rec)
-    if why:
-        pytest.skip(f"{fault.name}: {why}")
+    assert not why, f"{fault.name}: {why} (its tools are installed: the lab should have built it)"
     want = set(fault.findings)
     # the fault's findings are the ones that were not there before (VM-01 warns about DAC-only
     # confinement on a host without SELinux/AppArmor before any fault)
