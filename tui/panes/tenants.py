@@ -54,12 +54,23 @@ def _placement(w: Workload) -> Text:
     return out
 
 
+def _kind_detail(w: Workload) -> str:
+    """What kind of VM or container, where that is known: "xen pv", "docker tsbusy:1"."""
+    if w.vm is not None and w.vm.xen_guest:
+        return f"xen {w.vm.xen_guest}"
+    if w.container is not None and w.container.image:
+        return f"{w.container.runtime or 'container'} {w.container.image}"
+    return ""
+
+
 def workload_label(w: Workload) -> Text:
     ns = namespace_name(w)
+    detail = _kind_detail(w)
     return Text.assemble(
         untrusted(w.name, style="bold"),
         "  ",
         (w.kind.value, "italic"),
+        *((" (", untrusted(detail), ")") if detail else ()),
         *((" in netns ", untrusted(ns)) if ns else ()),
         " · ",
         untrusted(w.state or "?"),
@@ -78,7 +89,7 @@ LabelCache = dict[tuple[object, ...], Text]
 
 
 def _label_key(w: Workload) -> tuple[object, ...]:
-    return (w.key, w.name, w.kind, w.host, w.state, w.tenant, w.placed_by, w.placed_rule)
+    return (w.key, w.name, w.kind, w.host, w.state, w.tenant, w.placed_by, w.placed_rule, _kind_detail(w))
 
 
 def build_groups(state: State, cache: LabelCache | None = None) -> tuple[_Group, ...]:
