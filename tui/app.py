@@ -230,6 +230,13 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
         if isinstance(self.screen, ProbeErrorsScreen):
             self.screen.show(state)
+        from tui.screens.changes import ChangesScreen
+        from tui.screens.fleet import FleetScreen
+
+        if isinstance(self.screen, FleetScreen):
+            self.screen.show(state)
+        elif isinstance(self.screen, ChangesScreen):
+            self.screen.show(state.drift)
 
     # -- panes and focus
 
@@ -297,6 +304,48 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
         if self._state is not None and not isinstance(self.screen, ProbeErrorsScreen):
             self.push_screen(ProbeErrorsScreen(self._state, self._tz))
+
+    def action_fleet(self) -> None:
+        """Every host, worst status per area, most urgent first; Enter narrows to a host."""
+        from tui.screens.fleet import FleetScreen
+
+        if self._state is None or isinstance(self.screen, FleetScreen):
+            return
+
+        def opened(host: str | None) -> None:
+            if host is not None:
+                self.host_filter = host
+                self.notify(f"showing host {host} (h: next host / all)", timeout=3)
+                if self._state is not None:
+                    self._render(self._state)
+
+        self.push_screen(FleetScreen(self._state, self._clock), opened)
+
+    def action_changes(self) -> None:
+        """What changed since the baseline (--baseline), newest first; Enter jumps to it."""
+        from probes.drift import Change
+        from tui.screens.changes import ChangesScreen
+
+        if self._state is None or isinstance(self.screen, ChangesScreen):
+            return
+        drift = self._state.drift
+
+        def opened(change: Change | None) -> None:
+            state = self._state
+            if change is None or state is None:
+                return
+            finding = next((f for f in state.findings if f.key == change.finding), None)
+            workload = state.workload(change.workload) if change.workload else None
+            if finding is not None:
+                self.post_message(FindingSelected(finding))
+            elif workload is not None:
+                self.post_message(WorkloadSelected(workload))
+            elif change.link:
+                self.action_focus_pane("reachability")
+            elif change.finding:  # cleared: only the baseline had it
+                self.notify("that finding is cleared: it is only in the baseline", timeout=4)
+
+        self.push_screen(ChangesScreen(drift, drift.baseline if drift else ""), opened)
 
     def on_finding_selected(self, message: FindingSelected) -> None:
         from tui.screens.finding_detail import FindingDetailScreen  # copy/save fix, ack, jumps

@@ -34,6 +34,8 @@ APP_BINDINGS: list[BindingType] = [
     Binding("ctrl+p", "command_palette", "Commands", id="command-palette", priority=True, show=False),
     Binding("q", "quit", "Quit", id="quit"),
     Binding("h", "pick_host", "Next host / all", id="pick-host", show=False),
+    Binding("H", "fleet", "Fleet view", id="fleet", key_display="H", show=False),
+    Binding("C", "changes", "Changes since baseline", id="changes", key_display="C", show=False),
     # the diagnostic runbook (tui/runbook.py) and the incident report (tui/report.py)
     Binding("b", "runbook_toggle", "Runbook", id="runbook"),
     Binding("L", "runbook_logs", "Review logs", id="run-review-logs", key_display="L", show=False),

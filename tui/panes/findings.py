@@ -48,6 +48,7 @@ class FindingsPane(Pane):
         self._rows: dict[str, Finding] = {}
         self._columns: tuple[str, ...] = ()
         self._multi_host = False
+        self._new: frozenset[str] = frozenset()  # keys of findings new since the baseline
         self.filters: dict[str, str | None] = {"tenant": None, "area": None, "status": None}
 
     def compose(self) -> ComposeResult:
@@ -76,9 +77,11 @@ class FindingsPane(Pane):
 
     def show(self, state: State) -> None:
         multi_host = len(state.hosts) > 1
-        if state.findings == self._findings and multi_host == self._multi_host:
+        new = frozenset(state.drift.new_findings() if state.drift else ())
+        if state.findings == self._findings and multi_host == self._multi_host and new == self._new:
             return
         self._findings = state.findings
+        self._new = new
         self._multi_host = multi_host
         self._refill()
 
@@ -111,6 +114,8 @@ class FindingsPane(Pane):
             summary = untrusted(f.summary or f.title)
             if key in acks:  # acknowledged: listed, marked, never hidden
                 summary = Text("✔ ack ", style="italic") + summary
+            if key in self._new:  # new since the baseline (--baseline): C lists every change
+                summary = Text("★ new ", style="bold") + summary
             cells += [untrusted(", ".join(f.tenants) or "—"), summary]
             table.add_row(*cells, key=key)
         if current is not None and current.key in self._rows:

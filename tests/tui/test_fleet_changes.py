@@ -1,0 +1,75 @@
+"""The fleet view (H) and the Changes view (C) on a static State: keys, rows and jumps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from probes.drift import diff
+from probes.model import Connection, ConnState, Host, HostKind, HostState, State
+from tests.fixtures.tui import T0, make_app, sample_state
+from tui.screens.changes import ChangesScreen
+from tui.screens.finding_detail import FindingDetailScreen
+from tui.screens.fleet import FleetScreen
+
+
+def _fleet() -> State:
+    s = sample_state()
+    down = HostState(Host("hv9", HostKind.SSH), connections=(Connection("ssh", ConnState.UNREACHABLE),))
+    quiet = HostState(
+        Host("hv2", HostKind.SSH), connections=(Connection("ssh", ConnState.UP),), refreshed_at=T0
+    )
+    return replace(s, hosts=(*s.hosts, quiet, down))
+
+
+async def test_fleet_view_lists_hosts_most_urgent_first_and_opens_one():
+    app, _ = make_app(_fleet())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("H")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        assert [r.host for r in screen._rows] == ["hv9", "hv1", "hv2"]  # down, failing, clean
+        summary = str(screen.query_one("#fleet-summary").render())
+        assert "3 hosts · 1 down · 1 with failing checks · sorted by urgency" in summary
+        await pilot.press("s")  # by host name
+        assert [r.host for r in screen._rows] == ["hv1", "hv2", "hv9"]
+        screen.query_one("#fleet-table").move_cursor(row=1)  # the cursor followed hv9 to the end
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, FleetScreen)
+        assert app.host_filter == "hv2"
+
+
+async def test_changes_view_lists_new_findings_and_jumps_to_one():
+    base = sample_state()
+    now = replace(base, findings=base.findings[:3], taken_at=T0 + 60)  # VM-09 fail, VM-05 error gone
+    extra = replace(base.findings[2], check_id="NET-02", summary="br0 shared by acme and globex")
+    now = replace(now, findings=(*now.findings, extra))
+    now = replace(now, drift=diff(base, now, baseline="good.json"))
+    app, _ = make_app(now)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        findings = app.query_one("#findings-table")
+        cells = [str(findings.get_row_at(i)[-1]) for i in range(findings.row_count)]
+        assert any(c.startswith("★ new ") and "br0 shared" in c for c in cells), cells
+        assert sum(c.startswith("★ new ") for c in cells) == 1
+        await pilot.press("C")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ChangesScreen)
+        kinds = sorted(c.kind for c in screen._changes)
+        assert kinds == ["finding-cleared", "finding-cleared", "finding-new"]
+        assert "good.json" in str(screen.query_one("#changes-summary").render())
+        row = next(i for i, c in enumerate(screen._changes) if c.kind == "finding-new")
+        screen.query_one("#changes-table").move_cursor(row=row)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FindingDetailScreen)
+
+
+async def test_changes_view_without_a_baseline_says_how_to_get_one():
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("C")
+        await pilot.pause()
+        assert "--baseline FILE" in str(app.screen.query_one("#changes-summary").render())
