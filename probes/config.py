@@ -35,9 +35,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# the one Policy/AllowRule: the network area's (what the checks and the prober judge by)
+from probes.network.model import AllowRule, Policy
 
 # Top-level tables owned by other areas: accepted here, read with Config.table().
 OPAQUE_TABLES = frozenset(
@@ -83,26 +86,6 @@ class TenantRule:
 
 
 @dataclass(frozen=True)
-class AllowRule:
-    """Tenants `a` and `b` may reach each other (on `ports` only, when given)."""
-
-    a: str
-    b: str
-    ports: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class Policy:
-    allow: tuple[AllowRule, ...] = ()
-
-    def allows(self, a: str, b: str, port: int | None = None) -> bool:
-        for r in self.allow:
-            if {r.a, r.b} == {a, b} and (not r.ports or port is None or port in r.ports):
-                return True
-        return False
-
-
-@dataclass(frozen=True)
 class PrefixRule:
     separator: str = "-"
     enabled: bool = True
@@ -113,7 +96,7 @@ class PrefixRule:
 class Config:
     path: str = ""  # the file it came from; "" when none
     tenants: tuple[TenantRule, ...] = ()
-    policy: Policy = Policy()
+    policy: Policy = field(default_factory=Policy)
     prefix: PrefixRule = PrefixRule()
     theme: str = ""
     opaque: tuple[tuple[str, Any], ...] = ()  # (table name, read-only data) for other areas
@@ -304,7 +287,7 @@ class _Reader:
                     raise self.fail(w, "ports must be a list of numbers 1-65535")
                 ports = tuple(r[2])
             rules.append(AllowRule(r[0], r[1], ports))
-        return Policy(tuple(rules))
+        return Policy(allow=tuple(rules))
 
     def prefix(self, v: Any) -> PrefixRule:
         self.table(v, ("prefix",), {"separator", "enabled", "generated"})

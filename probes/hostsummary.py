@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from probes.checks.report import STATUS_RANK as _RANK
-from probes.model import ConnState, HostState, State, Status
+from probes.model import STATUS_ORDER, ConnState, HostState, State, Status
 
 AREAS = ("host", "vm", "container", "runtime", "network", "resources", "logs", "software", "xen")
 DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED)
@@ -48,7 +47,7 @@ class HostRow:
     @property
     def urgency(self) -> tuple[int, int, int, int, str]:
         """Sort key, most urgent first: down, then failing, then erroring/warning hosts."""
-        best = min((_RANK[s] for _, s in self.worst if s is not None), default=9)
+        best = min((STATUS_ORDER[s] for _, s in self.worst if s is not None), default=9)
         return (0 if self.down else 1, best, -self.fails, -self.warns, self.host)
 
 
@@ -58,7 +57,7 @@ def rows(state: State, now: float) -> tuple[HostRow, ...]:
     for f in state.findings:
         by_host.setdefault(f.host, []).append(f.status)
         k = (f.host, f.area)
-        if k not in worst or _RANK[f.status] < _RANK[worst[k]]:
+        if k not in worst or STATUS_ORDER[f.status] < STATUS_ORDER[worst[k]]:
             worst[k] = f.status
     out = []
     for h in state.hosts:

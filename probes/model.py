@@ -35,7 +35,13 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-SEVERITY_ORDER = {s: i for i, s in enumerate(Severity)}
+SEVERITY_ORDER = {s: i for i, s in enumerate(Severity)}  # the one severity rank: higher is worse
+
+# The one status order, worst first: how findings are sorted (panes, reports, `check`), which
+# status a check shows when its results differ, and the fleet's worst status per area. ERROR
+# before WARN: an error means a check could not answer, and the unanswered question may hide a
+# FAIL, while a WARN is a known, bounded weakness (monitoring systems rank UNKNOWN the same way).
+STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2, Status.SKIPPED: 3, Status.PASS: 4}
 
 
 class HostKind(StrEnum):
@@ -502,6 +508,7 @@ from probes.xen.model import XenHost  # noqa: E402
 
 __all__ = [
     "SEVERITY_ORDER",
+    "STATUS_ORDER",
     "ConnState",
     "Connection",
     "ContainerDetails",

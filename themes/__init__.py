@@ -23,3 +23,10 @@ def builtin() -> list[dict[str, Any]]:
         if entry.name.endswith(".toml"):
             out.append(tomllib.loads(entry.read_text(encoding="utf-8")))
     return out
+
+
+def default_variables() -> dict[str, str]:
+    """The default theme's [variables] (status and severity colours): the fallback for any
+    theme that lacks one, read from its file so there is no second copy to keep in step."""
+    dark = next(t for t in builtin() if t.get("name") == DEFAULT)
+    return {str(k): str(v) for k, v in dark.get("variables", {}).items()}

@@ -1,6 +1,6 @@
 """How a status and a severity look: always a symbol and a word, colour only on top.
 
-Colours come from the theme's variables (`status-fail`, ...; defaults in the app), so a theme
+Colours come from the theme's variables (`status-fail`, ...; defaults: themes/dark.toml), so a theme
 change or NO_COLOR never leaves a status readable only by its colour.
 """
 
@@ -11,37 +11,27 @@ from collections.abc import Mapping
 from rich.style import Style
 from rich.text import Text
 
-from probes.model import SEVERITY_ORDER, Finding, Severity, Status
+import themes
+from probes.model import SEVERITY_ORDER, STATUS_ORDER, Finding, Severity, Status
 
 STATUS_LABEL: dict[Status, str] = {
     Status.FAIL: "✗ FAIL",
-    Status.WARN: "! WARN",
     Status.ERROR: "? ERROR",
+    Status.WARN: "! WARN",
     Status.SKIPPED: "- SKIP",
     Status.PASS: "✓ PASS",
 }
 STATUS_VAR: dict[Status, str] = {
     Status.FAIL: "status-fail",
-    Status.WARN: "status-warn",
     Status.ERROR: "status-error",
+    Status.WARN: "status-warn",
     Status.SKIPPED: "status-skip",
     Status.PASS: "status-pass",
 }
-STATUS_ORDER: dict[Status, int] = {s: i for i, s in enumerate(STATUS_LABEL)}
 
-# Theme variables with their defaults, so that every Textual theme renders our styles.
-THEME_DEFAULTS: dict[str, str] = {
-    "status-fail": "#ff5f5f",
-    "status-warn": "#ffd75f",
-    "status-error": "#d787ff",
-    "status-skip": "#8a8a8a",
-    "status-pass": "#87d787",
-    "severity-critical": "#ff5f5f",
-    "severity-high": "#ff875f",
-    "severity-medium": "#ffd75f",
-    "severity-low": "#87afd7",
-    "severity-info": "#8a8a8a",
-}
+# Theme variables with their defaults (themes/dark.toml's [variables]), so that every Textual
+# theme renders our styles.
+THEME_DEFAULTS: dict[str, str] = themes.default_variables()
 
 
 def theme_style(variables: Mapping[str, str], name: str, bold: bool = False) -> Style:
@@ -64,7 +54,8 @@ def severity_text(severity: Severity, variables: Mapping[str, str]) -> Text:
 
 
 def finding_sort_key(f: Finding) -> tuple[int, int, tuple[str, ...], str, str]:
-    """fail, warn, error, skipped, pass; then the most severe first; then tenant, id, host."""
+    """probes.model.STATUS_ORDER (fail, error, warn, skipped, pass); then the most severe
+    first; then tenant, id, summary."""
     return (
         STATUS_ORDER.get(f.status, 99),
         -SEVERITY_ORDER.get(f.severity, 0),

@@ -14,6 +14,7 @@ from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.checks.common import containers, live_limits, passed, per_host
 from probes.hosts.libvirt_uri import why_not_read
 from probes.model import (
+    SEVERITY_ORDER,
     ConnState,
     Evidence,
     Finding,
@@ -316,7 +317,7 @@ def ctr03_host_namespaces(state: State, spec: CheckSpec) -> Iterator[Finding]:
         assert c
         shared = [n for n in HOST_NS if n in c.shared_namespaces]
         if shared:
-            sev = max((NS_SEVERITY[n] for n in shared), key=list(Severity).index)
+            sev = max((NS_SEVERITY[n] for n in shared), key=SEVERITY_ORDER.__getitem__)
             status = Status.WARN if sev == Severity.LOW else Status.FAIL
             yield _f(
                 spec,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from probes.checks.base import Check
-from probes.model import SEVERITY_ORDER, Finding, HostKind, ProbeError, Severity, State, Status
+from probes.model import SEVERITY_ORDER, STATUS_ORDER, Finding, HostKind, ProbeError, Severity, State, Status
 from probes.untrusted import visible
 
 JSON_SCHEMA_VERSION = 1
@@ -40,8 +40,6 @@ STATUS_WORD = {
     Status.ERROR: "ERROR",
     Status.SKIPPED: "SKIP",
 }
-# Worst first: the status a check shows when its results on one host differ.
-STATUS_RANK = {Status.FAIL: 0, Status.ERROR: 1, Status.WARN: 2, Status.SKIPPED: 3, Status.PASS: 4}
 MAX_EVIDENCE_LINES = 6
 
 
@@ -100,15 +98,14 @@ def normalized(state: State) -> State:
 
 def _sorted(findings: tuple[Finding, ...]) -> list[Finding]:
     return sorted(
-        findings, key=lambda f: (_area_key(f.area), _id_key(f.check_id), f.host, STATUS_RANK.get(f.status, 9))
+        findings,
+        key=lambda f: (_area_key(f.area), _id_key(f.check_id), f.host, STATUS_ORDER.get(f.status, 9)),
     )
 
 
 def summary_counts(state: State) -> dict[str, int]:
     c = Counter(f.status for f in state.findings)
-    return {
-        s.value: c.get(s, 0) for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIPPED, Status.PASS)
-    }
+    return {s.value: c.get(s, 0) for s in STATUS_ORDER}
 
 
 def as_text(state: State, *, verbose: bool = False) -> str:
@@ -267,7 +264,7 @@ def as_prometheus(state: State, new: Sequence[Finding] | None = None, baseline_a
     ]
     counts: list[str] = []
     for (host, cid), fs in sorted(per.items(), key=lambda kv: (kv[0][0], _id_key(kv[0][1]))):
-        worst = min(fs, key=lambda f: STATUS_RANK.get(f.status, 9)).status
+        worst = min(fs, key=lambda f: STATUS_ORDER.get(f.status, 9)).status
         sev = max(
             (f.severity for f in fs if f.status == worst),
             key=lambda s: SEVERITY_ORDER[s],

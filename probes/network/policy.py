@@ -25,8 +25,10 @@ from probes.network.model import AllowRule, Policy
 
 
 def allows(policy: Policy | None, src: str, dst: str, port: int | None = None) -> bool:
-    """Whether `src` may reach `dst`: with `port`, on that TCP port; without, with any traffic
-    (ICMP included), which a rule limited to ports does not allow."""
+    """Whether `src` may reach `dst`: with `port`, on that TCP port; without (port None), with
+    any traffic, ICMP included. The one rule for both: a rule limited to ports allows those
+    ports and nothing else, so port None is not allowed by it (the safe side: a reach that no
+    rule clearly allows is reported, never taken as expected)."""
     policy = policy or Policy()
     if src == dst and policy.self_reach and not src.startswith("("):
         return True
@@ -55,7 +57,7 @@ def from_config(cfg: Any) -> Policy:
     """Policy from a probes.config.Config (duck-typed: probes/config.py owns the parsing)."""
     if cfg is None:
         return Policy()
-    rules = tuple(AllowRule(r.a, r.b, tuple(r.ports)) for r in getattr(cfg.policy, "allow", ()))
+    rules = tuple(getattr(cfg.policy, "allow", ()))  # the config parses into this module's AllowRule
     names = {
         n
         for t in getattr(cfg, "tenants", ())

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 import msgspec
 
 from probes.logs.model import LogEvent, parse_ref
-from probes.model import SEVERITY_ORDER, Finding, State, Status
+from probes.model import SEVERITY_ORDER, STATUS_ORDER, Finding, State, Status
 from probes.report.model import Ack
 from probes.report.scrub import scrub_all
 from probes.untrusted import visible
 
 SCHEMA = 1
 MAX_LOG_LINES = 200
-STATUS_ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.ERROR: 2, Status.SKIPPED: 3, Status.PASS: 4}
 
 
 @dataclass(frozen=True)

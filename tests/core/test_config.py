@@ -8,6 +8,7 @@ import pytest
 
 from probes import config
 from probes.config import AllowRule, ConfigError, MetadataSelector, load, parse
+from probes.network.policy import allows
 from tests.helpers import DATA as TEST_DATA
 from tui import cli
 
@@ -28,8 +29,10 @@ def test_good_file_is_read_completely():
     )
     assert globex.metadata[0].attr == "id" and globex.metadata[0].element == "tenant"
     assert c.policy.allow == (AllowRule("acme", "globex"), AllowRule("acme", "initech", (443, 8443)))
-    assert c.policy.allows("globex", "acme") and c.policy.allows("initech", "acme", 443)
-    assert not c.policy.allows("initech", "acme", 22) and not c.policy.allows("globex", "initech")
+    assert allows(c.policy, "globex", "acme") and allows(c.policy, "initech", "acme", 443)
+    assert not allows(c.policy, "initech", "acme", 22) and not allows(c.policy, "globex", "initech")
+    # a port-limited rule allows its ports only: not "any traffic" (port None, ICMP)
+    assert not allows(c.policy, "initech", "acme") and not allows(c.policy, "acme", "initech", None)
     assert (c.prefix.separator, c.prefix.enabled) == ("_", True)
     assert c.theme == "high-contrast"
     assert c.table("keymap")["quit"] == "ctrl+q"

@@ -158,7 +158,7 @@ async def test_findings_sorted_and_status_is_symbol_and_word():
         await pilot.pause()
         table = app.query_one("#findings-table", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        assert [r[0] for r in rows] == ["✗ FAIL", "✗ FAIL", "! WARN", "? ERROR", "- SKIP", "✓ PASS"]
+        assert [r[0] for r in rows] == ["✗ FAIL", "✗ FAIL", "? ERROR", "! WARN", "- SKIP", "✓ PASS"]
         assert [r[2] for r in rows[:2]] == ["VM-09", "VM-01"]  # critical before high
         assert rows[0][3] == "acme, globex"
         assert "✗ FAIL 2" in app.pane("findings").border_subtitle
@@ -195,7 +195,7 @@ async def test_findings_cursor_follows_its_finding_across_refresh():
     app, source = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
-        await pilot.press("5", "down", "down")
+        await pilot.press("5", "down", "down", "down")  # fail, fail, error, then the warning
         pane = app.query_one(FindingsPane)
         assert pane.selected().check_id == "VM-07"
         st = source.state
