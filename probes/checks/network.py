@@ -72,7 +72,13 @@ def net01_no_antispoof_filter(state: State, spec: CheckSpec) -> Iterator[Finding
                     tenants=[w.tenant] if w.tenant else [],
                     workloads=[w.key],
                     evidence=[Evidence(f"domain XML of {w.name}", "<interface> without <filterref>")],
-                    fix=f"virsh edit {_q(w.name)}  # in <interface> with mac {nic.mac}: <filterref filter='clean-traffic'/>",
+                    fix=(
+                        # libvirt's libxl driver has no nwfilter: Xen's vif scripts filter by ip=
+                        f"xl.cfg of {w.name}: vif = ['mac={nic.mac},ip=GUEST-IP,...'] (vif-bridge then drops "
+                        f"frames from other addresses); in libvirt: <ip address='GUEST-IP'/> in the <interface>"
+                        if w.vm and w.vm.domain_type == "xen"
+                        else f"virsh edit {_q(w.name)}  # in <interface> with mac {nic.mac}: <filterref filter='clean-traffic'/>"
+                    ),
                 )
             elif nic.filterref not in ANTI_SPOOF:
                 yield finding(

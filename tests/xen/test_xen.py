@@ -282,3 +282,14 @@ async def test_xen_facts_survive_a_snapshot():
     st = State(hosts=(HostState(Host("xen-hv1"), xen=xen),))
     back = snapshot.loads(snapshot.dumps(st))
     assert back.hosts[0].xen == xen
+
+
+async def test_kvm_only_advice_is_not_given_for_xen_domains(tmp_path: Path):
+    """VM-05's memtune limit is a QEMU process limit (Xen caps a domain at its maximum memory
+    itself); NET-01's nwfilter does not exist in libvirt's libxl driver (Xen filters with the
+    vif script's ip=)."""
+    st = await libvirt_state(tmp_path)
+    vm05 = [f for f in run_checks(st, ["VM-05"]) if f.status != Status.PASS]
+    assert vm05 == [] or all(f.status == Status.SKIPPED for f in vm05)
+    net01 = [f for f in run_checks(st, ["NET-01"]) if f.status == Status.FAIL]
+    assert net01 and all("ip=GUEST-IP" in f.fix and "filterref" not in f.fix for f in net01)
