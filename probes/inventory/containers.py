@@ -26,7 +26,7 @@ from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport
 from probes.inventory import procfs
 from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
-from probes.inventory.runtime_api import follow
+from probes.inventory.runtime_api import follow, remote_events_argv
 from probes.inventory.runtimes import ApiContainer, InspectCache, RuntimeView, observe
 from probes.model import ContainerDetails, Feed, HostState, RuntimeDaemon, Workload, WorkloadKind
 
@@ -65,7 +65,7 @@ class ContainerProbe(Probe[ContainerScan]):
         self._followers: dict[str, asyncio.Task[None]] = {}  # socket -> its /events reader
 
     def feed(self) -> Feed:
-        live = sorted(s for s, t in self._followers.items() if not t.done())
+        live = sorted(s.removeprefix("remote:") for s, t in self._followers.items() if not t.done())
         if live:
             return Feed(
                 self.name,
@@ -81,9 +81,30 @@ class ContainerProbe(Probe[ContainerScan]):
         except Exception as e:  # the API is an extra: /proc and the files still name containers
             log.debug("runtime daemons on %s: %s", host.name, e, exc_info=True)
             view = RuntimeView()
+        live = sorted(d.socket for d in view.daemons if d.api == "ok" and d.socket)
         if self.events and host.is_local and not host.root:
-            self._follow(d.socket for d in view.daemons if d.api == "ok" and d.socket)
+            self._follow(live)
+        elif self.events and not host.is_local and live:
+            self._follow_remote(host, live)
         return ContainerScan(await discover(host, api=view), view.daemons)
+
+    def _follow_remote(self, host: HostTransport, sockets: list[str]) -> None:
+        """Over SSH: one remote command follows every daemon's /events (one stream per host)."""
+        key = "remote:" + ",".join(sockets)
+        t = self._followers.get(key)
+        if t is not None and not t.done():
+            return
+        for k in [k for k in self._followers if k.startswith("remote:")]:
+            self._followers.pop(k).cancel()  # the set of daemons changed
+        self._followers[key] = asyncio.create_task(self._remote_events(host, sockets))
+
+    async def _remote_events(self, host: HostTransport, sockets: list[str]) -> None:
+        try:
+            async for line in host.stream(remote_events_argv(EVENTS_PATH, sockets)):
+                if line.startswith("event "):
+                    self.wake()
+        except (OSError, HostError) as e:  # no python3, no session left, connection lost: polled
+            log.debug("remote events on %s: %s", host.name, e)
 
     def _follow(self, sockets: Iterable[str]) -> None:
         for sock in sockets:

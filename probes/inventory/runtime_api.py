@@ -248,3 +248,46 @@ async def follow(socket_path: str, path: str, on_data: Callable[[], object]) -> 
             on_data()
     finally:
         writer.close()
+
+
+# Follows /events of several sockets on another host in ONE command (one SSH stream): a thread
+# per socket sends the GET and prints "event N" (N: the socket's index in argv) for each chunk
+# of the answer. The sockets and the path arrive as argv; nothing from the answers is printed.
+_REMOTE_EVENTS = r"""
+import socket, sys, threading
+path, socks = sys.argv[1], sys.argv[2:]
+lock = threading.Lock()
+def say(s):
+    with lock:
+        sys.stdout.write(s + "\n")
+        sys.stdout.flush()
+def follow(i, sock):
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: runtime\r\nUser-Agent: tenantscope\r\nConnection: close\r\n\r\n" % path).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = s.recv(4096)
+            if not b:
+                return
+            head += b
+        say("ready %d" % i)
+        if head.partition(b"\r\n\r\n")[2].strip():
+            say("event %d" % i)
+        while s.recv(65536):
+            say("event %d" % i)
+    except OSError as e:
+        say("error %d %s" % (i, e.strerror or e))
+ts = [threading.Thread(target=follow, args=(i, s), daemon=True) for i, s in enumerate(socks)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+"""
+
+
+def remote_events_argv(path: str, sockets: Sequence[str]) -> list[str]:
+    """The one command that follows `path` (/events) on every socket of another host."""
+    _request(path)  # validates
+    return ["python3", "-c", _REMOTE_EVENTS, path, *sockets]

@@ -364,3 +364,24 @@ async def test_docker_events_wake_the_probe_and_unchanged_containers_are_not_ins
     finally:
         await probe.close()
     assert probe._followers == {} and probe.feed().mode == "polled"
+
+
+async def test_over_ssh_one_remote_command_follows_the_daemons_events(scene: Scene, sshd: Sshd):
+    probe = ContainerProbe()
+    woke = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    probe.attach(lambda: loop.call_soon_threadsafe(woke.set))
+    remote = ssh_host(sshd)
+    try:
+        await probe.collect(remote)
+        assert probe.feed().mode == "events" and scene.env.socket in probe.feed().detail
+        await asyncio.sleep(0.5)  # the remote program connects to the socket
+        woke.clear()
+        await asyncio.to_thread(scene.env.run, "late-ssh")
+        await asyncio.wait_for(woke.wait(), 10)
+        scan = await probe.collect(remote)
+        assert scene.name("late-ssh") in {w.name for w in scan.workloads}
+    finally:
+        await probe.close()
+        await remote.close()
+    assert probe.feed().mode == "polled"
