@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from probes.network.filtermodel import NsFilters
+
 
 @dataclass(frozen=True)
 class Link:
@@ -159,7 +161,11 @@ class Topology:
     source: str = ""  # netlink, ip-json
     problems: tuple[str, ...] = ()  # e.g. a namespace named in config that does not exist
     policy: Policy | None = None  # the expected reachability the topology was read with
+    filters: tuple[NsFilters, ...] = ()  # of the namespaces that forward (probes/network/filterread.py)
     taken_at: float = 0.0
+
+    def filters_of(self, netns: str) -> NsFilters | None:
+        return next((f for f in self.filters if f.netns == netns), None)
 
     def namespace(self, name: str) -> Namespace | None:
         return next((n for n in self.namespaces if n.name == name), None)

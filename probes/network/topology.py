@@ -102,6 +102,9 @@ class TopologyProbe(Probe[Topology]):
 
             topo = await ipjson.read_topology(host, unnamed)
         bridges, state = await self._read_ovs(host, bool(netlink))
+        from probes.network.filterread import read_filters
+
+        filters = await read_filters(host, topo)
         problems = list(topo.problems)
         policy = self.policy
         if policy is not None:
@@ -119,6 +122,7 @@ class TopologyProbe(Probe[Topology]):
             problems=tuple(problems),
             policy=policy,
             libvirt_networks=nets,
+            filters=filters,
             taken_at=time.time(),
         )
 

@@ -1,0 +1,296 @@
+"""Decide what the filters of one namespace do to one concrete packet.
+
+The packet is the first of a new connection (or an ICMP echo request) from one tenant address
+to another; it passes every base chain on its hook in priority order (nftables tables,
+iptables-nft and iptables-legacy alike), following jumps, gotos, returns, verdict maps and
+sets, and stops at the deciding rule. A match the evaluator cannot decide for this packet (a
+mark, a source port, a bitmask, an extension) stops the walk as "undecided" naming the rule,
+never a guess. `ct state` is decided: the packet opens a connection, so its state is `new`.
+Pure functions of the filter model (probes/network/filtermodel.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from probes.network.filtermodel import Atom, Chain, NsFilters, Part, Rule, Ruleset, Verdict
+
+MAX_DEPTH = 16
+PROTO_NUMBERS = {"icmp": "1", "tcp": "6", "udp": "17", "icmpv6": "58"}
+ICMP_ECHO = ("echo-request", "8")
+
+
+@dataclass(frozen=True)
+class Packet:
+    src: str
+    dst: str
+    proto: str = "icmp"  # icmp (an echo request), tcp, udp
+    dport: int | None = None
+    iif: str = ""  # as the hook sees them: the legs of a router, the bridge with br_netfilter
+    oif: str = ""
+
+    @property
+    def method(self) -> str:
+        return f"{self.proto}:{self.dport}" if self.dport is not None else self.proto
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """What one base chain did: the deciding rule (or its policy) and the chains walked."""
+
+    where: str  # "nft inet filter forward", "iptables filter FORWARD"
+    verdict: str  # accept, drop, undecided
+    rule: str = ""  # the deciding rule as "WHERE, handle N: TEXT"; "" when the policy decided
+    path: tuple[str, ...] = ()  # chain names from the base chain to the deciding rule's chain
+
+    @property
+    def by_policy(self) -> bool:
+        return not self.rule
+
+    @property
+    def text(self) -> str:
+        via = f" (via {' > '.join(self.path)})" if len(self.path) > 1 else ""
+        if self.by_policy:
+            return f"{self.where}: policy {self.verdict}{via}"
+        return f"{self.rule}{via}"
+
+
+@dataclass(frozen=True)
+class FilterDecision:
+    netns: str  # "" = the host
+    hook: str  # forward, bridge forward, forward (br_netfilter)
+    packet: Packet
+    verdict: str  # accept, drop, undecided; "none" when no base chain is on the hook
+    steps: tuple[ChainStep, ...] = ()
+    errors: tuple[str, ...] = ()  # a reader that failed: its rules were not evaluated
+
+    @property
+    def deciding(self) -> ChainStep | None:
+        if not self.steps:
+            return None
+        if self.verdict == "accept":
+            return next((s for s in self.steps if not s.by_policy), self.steps[0])
+        return self.steps[-1]
+
+    @property
+    def by_policy(self) -> bool:
+        """Accepted, and only because every chain's default policy is accept."""
+        return self.verdict == "accept" and all(s.by_policy for s in self.steps)
+
+    @property
+    def where(self) -> str:
+        return f"{self.netns or 'host'} {self.hook}"
+
+    @property
+    def text(self) -> str:
+        if self.verdict == "none":
+            return f"{self.where}: no filter on this hook"
+        d = self.deciding
+        word = "undecided" if self.verdict == "undecided" else self.verdict
+        return f"{self.where} {self.packet.method}: {word} by {d.text if d else '?'}"
+
+
+class _Undecided(Exception):
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _label(rs: Ruleset, c: Chain) -> str:
+    if rs.source == "nft":
+        return f"nft {c.family} {c.table} {c.name}"
+    return f"{rs.source.removesuffix('-nft')} {c.table} {c.name}"
+
+
+def _rule_label(rs: Ruleset, c: Chain, r: Rule) -> str:
+    if rs.source == "nft":
+        return f"{_label(rs, c)}, handle {r.handle}: {r.text}"
+    return f"{_label(rs, c)}: {r.text}"
+
+
+def _pkt_value(key: str, p: Packet) -> str | None:
+    """The packet's value for a match key; None: this packet has no such field (the match
+    fails, as nft's implied protocol dependency would); raises _Undecided when unknown."""
+    if key in ("meta iifname", "meta oifname"):
+        v = p.iif if key == "meta iifname" else p.oif
+        if not v:
+            raise _Undecided(f"{key}: interface not known")
+        return v
+    if key in ("meta l4proto", "ip protocol"):
+        return p.proto
+    if key == "meta nfproto":
+        return "ipv4"
+    if key in ("meta protocol", "ether type"):
+        return "ip"
+    if key in ("ip saddr", "ip daddr"):
+        return p.src if key == "ip saddr" else p.dst
+    if key.startswith("ip6 ") or key.startswith("icmpv6 "):
+        return None
+    if key in ("tcp dport", "udp dport", "th dport", "sctp dport"):
+        proto = key.split()[0]
+        if (proto == "th" and p.proto in ("tcp", "udp")) or proto == p.proto:
+            return str(p.dport) if p.dport is not None else None
+        return None
+    if key in ("tcp sport", "udp sport", "th sport"):
+        proto = key.split()[0]
+        if (proto == "th" and p.proto in ("tcp", "udp")) or proto == p.proto:
+            raise _Undecided(f"{key}: the source port is the sender's choice")
+        return None
+    if key in ("icmp type",):
+        return "echo-request" if p.proto == "icmp" else None
+    if key == "ct state":
+        return "new"
+    raise _Undecided(f"{key} is beyond the evaluator")
+
+
+def _atom_has(atom: Atom, key: str, v: str) -> bool:
+    if key in ("meta iifname", "meta oifname"):
+        if atom.kind != "value":
+            raise _Undecided(f"{key} {atom.text}")
+        return v.startswith(atom.a[:-1]) if atom.a.endswith("*") else v == atom.a
+    if key in ("ip saddr", "ip daddr"):
+        try:
+            ip = ipaddress.ip_address(v)
+            if atom.kind == "value":
+                return ip == ipaddress.ip_address(atom.a)
+            if atom.kind == "prefix":
+                return ip in ipaddress.ip_network(f"{atom.a}/{atom.b}", strict=False)
+            if atom.kind == "range":
+                return int(ipaddress.ip_address(atom.a)) <= int(ip) <= int(ipaddress.ip_address(atom.b))
+        except (ValueError, TypeError):
+            raise _Undecided(f"{key} {atom.text}: not an address") from None
+    if key.endswith("port"):
+        if not all(x.isdigit() for x in (atom.a, atom.b or "0")):
+            raise _Undecided(f"{key} {atom.text}: a service name")
+        if atom.kind == "value":
+            return int(v) == int(atom.a)
+        if atom.kind == "range":
+            return int(atom.a) <= int(v) <= int(atom.b)
+    if key in ("meta l4proto", "ip protocol"):
+        return atom.kind == "value" and PROTO_NUMBERS.get(v, v) == PROTO_NUMBERS.get(atom.a.lower(), atom.a)
+    if key == "icmp type":
+        return atom.kind == "value" and atom.a in ICMP_ECHO
+    if key == "ether type":
+        return atom.kind == "value" and atom.a in ("ip", "0x0800", "2048")
+    if atom.kind == "value":
+        return atom.a.lower() == v
+    raise _Undecided(f"{key} {atom.text}")
+
+
+def _expand(rs: Ruleset, c: Chain, atoms: Sequence[Atom]) -> list[Atom]:
+    out: list[Atom] = []
+    for a in atoms:
+        if a.kind == "set":
+            s = rs.named_set(c.family, c.table, a.a)
+            if s is None or s.undecidable:
+                raise _Undecided(f"set @{a.a}: " + (s.undecidable if s else "not found"))
+            out.extend(s.elements)
+        else:
+            out.append(a)
+    return out
+
+
+def _matches(rs: Ruleset, c: Chain, m: Part, p: Packet) -> bool:
+    v = _pkt_value(m.key, p)
+    if v is None:
+        return False  # the packet is not of the protocol the match implies
+    hit = any(_atom_has(a, m.key, v) for a in _expand(rs, c, m.values))
+    return hit if m.op == "==" else not hit
+
+
+def _vmap(rs: Ruleset, c: Chain, vm: Part, p: Packet) -> Verdict | None:
+    v = _pkt_value(vm.key, p)
+    if v is None:
+        return None
+    entries = vm.entries
+    if vm.ref:
+        s = rs.named_set(c.family, c.table, vm.ref)
+        if s is None or s.undecidable:
+            raise _Undecided(f"map @{vm.ref}: " + (s.undecidable if s else "not found"))
+        entries = s.verdicts
+    for a, verdict in entries:
+        if _atom_has(a, vm.key, v):
+            return verdict
+    return None
+
+
+def _run(
+    rs: Ruleset, c: Chain, p: Packet, path: tuple[str, ...], depth: int
+) -> tuple[str, str, tuple[str, ...]]:
+    """(outcome, deciding rule label, path): outcome accept, drop, undecided or return."""
+    path = path + (c.name,)
+    if depth > MAX_DEPTH:
+        return "undecided", f"{_label(rs, c)}: more than {MAX_DEPTH} nested jumps", path
+    for r in c.rules:
+        verdict = r.verdict
+        try:
+            hit = True
+            for part in r.parts:
+                if part.kind == "unknown":
+                    raise _Undecided(part.text)
+                if part.kind == "match":
+                    if not _matches(rs, c, part, p):
+                        hit = False
+                        break
+                elif part.kind == "vmap":
+                    verdict = _vmap(rs, c, part, p)
+                    if verdict is None:
+                        hit = False
+                        break
+        except _Undecided as u:
+            return "undecided", f"{_rule_label(rs, c, r)} [{u.why}]", path
+        if not hit or verdict is None or verdict.kind == "continue":
+            continue
+        if verdict.kind in ("accept", "drop"):
+            return verdict.kind, _rule_label(rs, c, r), path
+        if verdict.kind == "reject":
+            return "drop", _rule_label(rs, c, r), path
+        if verdict.kind == "return":
+            return "return", _rule_label(rs, c, r), path
+        target = rs.chain(c.family, c.table, verdict.target)
+        if target is None:
+            return "undecided", f"{_rule_label(rs, c, r)} [no chain {verdict.target}]", path
+        out, rule, sub = _run(rs, target, p, path, depth + 1)
+        if verdict.kind == "goto" or out != "return":
+            return out, rule, sub
+    return "return", "", path
+
+
+def _base_chains(f: NsFilters, hook: str, families: tuple[str, ...]) -> list[tuple[Ruleset, Chain]]:
+    out = [
+        (rs, c)
+        for rs in f.rulesets
+        if not rs.source.startswith("ip6")
+        for c in rs.chains
+        if c.hook == hook and c.family in families
+    ]
+    out.sort(key=lambda x: x[1].priority)
+    return out
+
+
+def decide(f: NsFilters, p: Packet, *, bridged: bool = False) -> FilterDecision:
+    """What the forward hook of `f`'s namespace does to `p`: the routed forward hook, or for
+    a bridged packet the bridge family's forward hook and, with br_netfilter, the IP one."""
+    if bridged:
+        chains = _base_chains(f, "forward", ("bridge",))
+        hook = "bridge forward"
+        if f.bridge_nf_iptables:
+            chains += _base_chains(f, "forward", ("ip", "inet"))
+            hook = "bridge forward + br_netfilter"
+    else:
+        chains = _base_chains(f, "forward", ("ip", "inet"))
+        hook = "forward"
+    steps: list[ChainStep] = []
+    for rs, c in chains:
+        bp = p
+        if bridged and c.family != "bridge":
+            pass  # br_netfilter: the IP hooks see the bridge as both interfaces (set by the caller)
+        out, rule, path = _run(rs, c, bp, (), 0)
+        if out == "return":
+            out = "drop" if c.policy == "drop" else "accept"
+            rule = ""
+        steps.append(ChainStep(_label(rs, c), out, rule, path))
+        if out != "accept":
+            return FilterDecision(f.netns, hook, p, out, tuple(steps), f.errors)
+    return FilterDecision(f.netns, hook, p, "accept" if steps else "none", tuple(steps), f.errors)

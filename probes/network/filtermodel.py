@@ -1,0 +1,159 @@
+"""Packet filters as read from a host: nftables, iptables (nft and legacy back ends) and the
+br_netfilter switches, per network namespace. Owned by the network area.
+
+nftables JSON and iptables-save text are translated into one small language (chains of rules,
+each rule a list of matches and one verdict) so one evaluator (probes/network/filtereval.py)
+decides both. What the translation does not understand is kept as an `Unknown` part that
+names itself: the evaluator answers "undecided" there, never a guess.
+
+Must not import probes.model (probes/network/model.py imports this module).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One value a match compares with: a plain value, a prefix, a range, or a named set."""
+
+    kind: str  # value, prefix, range, set (a named set: `a` is its name)
+    a: str
+    b: str = ""  # prefix length or range end
+
+    @property
+    def text(self) -> str:
+        if self.kind == "prefix":
+            return f"{self.a}/{self.b}"
+        if self.kind == "range":
+            return f"{self.a}-{self.b}"
+        if self.kind == "set":
+            return f"@{self.a}"
+        return self.a
+
+
+SHORT_META = ("meta iifname", "meta oifname", "meta iif", "meta oif")  # nft prints these bare
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # accept, drop, reject, jump, goto, return, continue
+    target: str = ""  # chain of a jump or goto
+
+    @property
+    def text(self) -> str:
+        return f"{self.kind} {self.target}" if self.target else self.kind
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a rule (one type, so snapshots decode it):
+
+    - `match`: `key op values`; key is what nft prints (`ip saddr`, `meta iifname`,
+      `tcp dport`, `ct state`); with several values one must match (a set);
+    - `vmap`: `key vmap { value : verdict, ... }`, or a named map `ref`;
+    - `unknown`: what the evaluator does not understand (a mark, a bitmask, an extension),
+      its text in `key`.
+    """
+
+    kind: str
+    key: str
+    op: str = "=="  # ==, !=
+    values: tuple[Atom, ...] = ()
+    entries: tuple[tuple[Atom, Verdict], ...] = ()
+    ref: str = ""
+
+    @property
+    def text(self) -> str:
+        if self.kind == "unknown":
+            return self.key
+        key = self.key[5:] if self.key in SHORT_META else self.key
+        if self.kind == "vmap":
+            if self.ref:
+                return f"{key} vmap @{self.ref}"
+            return f"{key} vmap {{ " + ", ".join(f"{a.text} : {v.text}" for a, v in self.entries) + " }"
+        vals = (
+            self.values[0].text
+            if len(self.values) == 1
+            else "{ " + ", ".join(v.text for v in self.values) + " }"
+        )
+        return f"{key} {'!= ' if self.op == '!=' else ''}{vals}"
+
+
+def Match(key: str, op: str, values: tuple[Atom, ...]) -> Part:
+    return Part("match", key, op, values)
+
+
+def VerdictMap(key: str, entries: tuple[tuple[Atom, Verdict], ...] = (), ref: str = "") -> Part:
+    return Part("vmap", key, entries=entries, ref=ref)
+
+
+def Unknown(text: str) -> Part:
+    return Part("unknown", text)
+
+
+@dataclass(frozen=True)
+class Rule:
+    parts: tuple[Part, ...]
+    verdict: Verdict | None = None  # None: the rule only counts or logs
+    handle: int = 0  # nft handle; iptables: the rule's line number in its chain
+    text: str = ""  # as the user would write it (nft syntax, or the iptables-save line)
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Chain:
+    family: str  # ip, ip6, inet, bridge, arp, netdev
+    table: str
+    name: str
+    rules: tuple[Rule, ...] = ()
+    hook: str = ""  # base chains: forward, input, ...
+    priority: int = 0
+    policy: str = ""  # base chains: accept or drop
+
+    @property
+    def base(self) -> bool:
+        return bool(self.hook)
+
+
+@dataclass(frozen=True)
+class NamedSet:
+    family: str
+    table: str
+    name: str
+    elements: tuple[Atom, ...] = ()
+    verdicts: tuple[tuple[Atom, Verdict], ...] = ()  # a verdict map
+    undecidable: str = ""  # why its elements are not known (e.g. concatenations)
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """One reader's view: `nft` (nftables, minus the tables iptables-nft shows), or an
+    iptables back end (`iptables-nft`, `iptables-legacy`, `ip6tables-nft`, `ip6tables-legacy`)."""
+
+    source: str
+    chains: tuple[Chain, ...] = ()
+    sets: tuple[NamedSet, ...] = ()
+
+    def chain(self, family: str, table: str, name: str) -> Chain | None:
+        return next(
+            (c for c in self.chains if c.family == family and c.table == table and c.name == name), None
+        )
+
+    def named_set(self, family: str, table: str, name: str) -> NamedSet | None:
+        return next(
+            (s for s in self.sets if s.family == family and s.table == table and s.name == name), None
+        )
+
+
+@dataclass(frozen=True)
+class NsFilters:
+    """The filters of one network namespace ("" = the host)."""
+
+    netns: str
+    rulesets: tuple[Ruleset, ...] = ()
+    bridge_nf_iptables: bool | None = None  # /proc/sys/net/bridge/bridge-nf-call-iptables
+    bridge_nf_ip6tables: bool | None = None
+    why: str = ""  # why it was read: forwarding, br_netfilter
+    errors: tuple[str, ...] = ()  # a reader that failed (its rules are unknown)

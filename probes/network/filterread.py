@@ -1,0 +1,151 @@
+"""Read the filters of the namespaces whose filters decide tenant traffic, through the host
+transport (locally and over SSH alike), on the topology probe's schedule.
+
+Only namespaces that forward (IPv4 forwarding on) or hold a Linux bridge while br_netfilter
+sends bridged traffic through iptables are read; when none does, nothing is spawned. All of
+them are read by one constant `sh` program (the namespaces are its arguments), whose sections
+are fenced by a marker with a fresh random nonce, so no rule text can fake a section.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from probes.hosts.base import HostTransport
+from probes.network.filtermodel import NsFilters, Ruleset
+from probes.network.filterparse import FilterParseError, nft_claimed_tables, parse_iptables_save, parse_nft
+from probes.network.model import Topology
+
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+READERS = ("nft", "iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save")
+
+SCRIPT = r"""
+n=$1; shift
+x() { if [ -z "$ns" ]; then "$@"; else ip netns exec "$ns" "$@"; fi; }
+for ns in "$@"; do
+  printf '@@%s nft %s\n' "$n" "$ns"; x nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+  for t in iptables-nft-save iptables-legacy-save ip6tables-nft-save ip6tables-legacy-save; do
+    printf '@@%s %s %s\n' "$n" "$t" "$ns"; x "$t" -t filter 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+  done
+  printf '@@%s sysctl %s\n' "$n" "$ns"
+  x cat /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables 2>/dev/null
+  printf '\n@@%s rc %s\n' "$n" $?
+done
+"""
+
+
+async def bridge_nf_on(host: HostTransport) -> bool:
+    """br_netfilter's switch in the host's namespace (a file read: no process)."""
+    try:
+        return (await host.read_text(host.root + BRIDGE_NF)).strip() == "1"
+    except (OSError, Exception):
+        return False
+
+
+def namespaces_to_read(topo: Topology, bridge_nf_host: bool) -> list[tuple[str, str]]:
+    """(namespace, why) whose filters decide tenant traffic: it forwards, or (the host) it has
+    bridges and br_netfilter is on. Namespaces only processes hold are not read (yet)."""
+    out = []
+    for ns in topo.namespaces:
+        if ns.error or ns.name.startswith("net:["):
+            continue
+        legs = [lk for lk in topo.links_in(ns.name) if lk.forwarding and lk.name != "lo"]
+        bridges = any(lk.kind == "bridge" for lk in topo.links_in(ns.name))
+        if ns.ip_forward or legs:
+            out.append((ns.name, "forwarding"))
+        elif ns.name == "" and bridges and bridge_nf_host:
+            out.append((ns.name, "br_netfilter"))
+    return out
+
+
+async def read_filters(host: HostTransport, topo: Topology, timeout: float = 15.0) -> tuple[NsFilters, ...]:
+    which = namespaces_to_read(topo, await bridge_nf_on(host))
+    if not which:
+        return ()
+    nonce = secrets.token_hex(8)
+    try:
+        res = await host.run(["sh", "-c", SCRIPT, "sh", nonce] + [n for n, _ in which], timeout=timeout)
+    except Exception as e:
+        return tuple(NsFilters(n, why=w, errors=(f"cannot run the filter readers: {e}",)) for n, w in which)
+    sections = split_sections(res.stdout, nonce)
+    why = dict(which)
+    return tuple(build(n, why[n], sections.get(n, {})) for n, _ in which)
+
+
+def split_sections(out: str, nonce: str) -> dict[str, dict[str, tuple[int, str]]]:
+    """namespace -> reader -> (exit code, output)."""
+    mark = f"@@{nonce} "
+    res: dict[str, dict[str, tuple[int, str]]] = {}
+    cur: tuple[str, str] | None = None
+    buf: list[str] = []
+    for ln in out.split("\n"):
+        if ln.startswith(mark):
+            kind, _, rest = ln[len(mark) :].partition(" ")
+            if kind == "rc" and cur is not None:
+                rc = int(rest) if rest.strip().isdigit() else -1
+                res.setdefault(cur[1], {})[cur[0]] = (rc, "\n".join(buf))
+                cur = None
+            elif kind != "rc":
+                cur, buf = (kind, rest), []
+        elif cur is not None:
+            buf.append(ln)
+    return res
+
+
+def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
+    """One namespace's filters from its readers' outputs; a reader that is missing (exit 127)
+    is absent, one that failed is an error (its rules are unknown)."""
+    errors: list[str] = []
+    rulesets: list[Ruleset] = []
+    claimed: set[tuple[str, str]] = set()
+    ok: dict[str, str] = {}
+    for reader in READERS:
+        rc, text = sec.get(reader, (127, ""))
+        if rc == 0:
+            ok[reader] = text
+        elif rc != 127 and not _absent(text):
+            errors.append(f"{reader} in {ns or 'host'}: exit {rc}: {_first(text)}")
+    for reader, fam in (("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")):
+        if reader in ok:
+            claimed |= nft_claimed_tables(ok[reader], fam)
+    try:
+        if "nft" in ok:
+            rulesets.append(parse_nft(ok["nft"], frozenset(claimed)))
+        for reader in READERS[1:]:
+            if reader in ok:
+                fam = "ip6" if reader.startswith("ip6") else "ip"
+                rs = parse_iptables_save(ok[reader], reader.removesuffix("-save"), fam)
+                if rs.chains:
+                    rulesets.append(rs)
+    except FilterParseError as e:
+        errors.append(f"{ns or 'host'}: {e}")
+    bnf = sec.get("sysctl", (1, ""))[1].split()
+    return NsFilters(
+        ns,
+        tuple(rulesets),
+        bridge_nf_iptables=(bnf[0] == "1") if len(bnf) > 0 else None,
+        bridge_nf_ip6tables=(bnf[1] == "1") if len(bnf) > 1 else None,
+        why=why,
+        errors=tuple(errors),
+    )
+
+
+def _absent(text: str) -> bool:
+    """A back end with nothing to show (legacy tables not loaded, nft not in the kernel)."""
+    t = text.lower()
+    return any(s in t for s in ("not found", "no such file", "table does not exist", "can't initialize"))
+
+
+def _first(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "no output")[:200]
+
+
+def summary(filters: Iterable[NsFilters]) -> str:
+    parts = []
+    for f in filters:
+        n = sum(len(c.rules) for rs in f.rulesets for c in rs.chains)
+        parts.append(
+            f"{f.netns or 'host'}: {n} rules ({', '.join(rs.source for rs in f.rulesets) or 'none'})"
+        )
+    return "; ".join(parts)

@@ -1,0 +1,164 @@
+"""The filter readers and evaluator on real rule sets: each test loads rules into a test
+namespace of its own (tsq-u-*), reads them back as the probe does (`nft -j list ruleset`,
+iptables-nft-save, iptables-legacy-save through the host transport) and decides packets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from probes.hosts.local import LocalHost
+from probes.model import Host
+from probes.network.filtereval import Packet, decide
+from probes.network.filtermodel import NsFilters
+from probes.network.filterread import read_filters
+from probes.network.model import Namespace, Topology
+from tests.helpers import needs_root, needs_tool
+
+pytestmark = [needs_root, needs_tool("ip", "nft", "iptables-nft-save", "iptables-legacy")]
+
+
+def sh(*argv: str, input: str | None = None) -> str:
+    return subprocess.run(list(argv), check=True, capture_output=True, text=True, input=input).stdout
+
+
+@pytest.fixture
+def ns() -> Iterator[str]:
+    name = f"tsq-u-{os.getpid()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    sh("ip", "netns", "add", name)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+async def read(ns: str) -> NsFilters:
+    """Through the transport, as the topology probe does (the namespace forwards)."""
+    topo = Topology(namespaces=(Namespace(ns, ip_forward=True),))
+    (f,) = await read_filters(LocalHost(Host("t"), libvirt_uri=None), topo)
+    assert f.netns == ns and not f.errors, f.errors
+    return f
+
+
+RULESET = """
+table inet tsqf {
+  set tenants { type ipv4_addr; flags interval; elements = { 10.1.0.0/16, 10.3.0.1-10.3.0.9 } }
+  chain fw { type filter hook forward priority 0; policy accept;
+    ct state established,related accept
+    iifname "br-a" oifname "br-b" drop
+    ip saddr @tenants tcp dport { 22, 80-90 } accept
+    meta l4proto icmp ip daddr 10.2.0.0/16 jump sub
+    ip daddr vmap { 10.9.0.1 : drop, 10.9.0.2 : accept }
+    meta mark 0x1 drop
+    ip protocol tcp counter reject
+  }
+  chain sub {
+    tcp dport != 443 return
+    icmp type echo-request goto deny
+  }
+  chain deny {
+    drop comment "no ping"
+  }
+}
+"""
+
+
+def P(src: str, dst: str, proto: str = "icmp", port: int | None = None, i: str = "x", o: str = "y") -> Packet:
+    return Packet(src, dst, proto, port, i, o)
+
+
+async def test_nft_jumps_gotos_sets_vmaps_and_undecided(ns: str) -> None:
+    sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=RULESET)
+    f = await read(ns)
+    d = decide(f, P("10.1.0.5", "10.2.0.1", i="br-a", o="br-b"))
+    assert d.verdict == "drop" and d.deciding and "handle" in d.deciding.rule
+    assert d.deciding.rule.startswith("nft inet tsqf fw, handle ") and d.deciding.rule.endswith(
+        ": iifname br-a oifname br-b drop"
+    )
+    # jump, a return that does not apply to ICMP (tcp dport implies TCP), goto: the deny chain
+    d = decide(f, P("10.1.0.5", "10.2.0.1"))
+    assert d.verdict == "drop" and d.deciding.path == ("fw", "sub", "deny") and "no ping" in d.text
+    # a named interval set and an anonymous port set with a range
+    assert decide(f, P("10.3.0.4", "10.7.0.1", "tcp", 85)).verdict == "accept"
+    assert decide(f, P("10.3.0.4", "10.7.0.1", "tcp", 85)).deciding.rule.endswith(
+        "tcp dport { 22, 80-90 } accept"
+    )
+    # outside the set: falls to the vmap (no entry), then the mark rule: undecided, named
+    d = decide(f, P("10.4.0.1", "10.9.0.3", "tcp", 85))
+    assert d.verdict == "undecided" and "meta mark" in d.text
+    # the verdict map decides before the mark rule
+    assert decide(f, P("10.4.0.1", "10.9.0.1", "udp", 53)).verdict == "drop"
+    d = decide(f, P("10.4.0.1", "10.9.0.2", "udp", 53))
+    assert d.verdict == "accept" and "vmap" in d.deciding.rule and not d.by_policy
+
+
+async def test_iptables_nft_and_legacy_back_ends(ns: str) -> None:
+    run = ["ip", "netns", "exec", ns]
+    sh(*run, "iptables-nft", "-N", "TSQ-ISO")
+    sh(
+        *run,
+        "iptables-nft",
+        "-A",
+        "FORWARD",
+        "-i",
+        "tsq-a",
+        "-o",
+        "tsq-b",
+        "-p",
+        "tcp",
+        "--dport",
+        "22",
+        "-j",
+        "ACCEPT",
+    )
+    sh(*run, "iptables-nft", "-A", "FORWARD", "-j", "TSQ-ISO")
+    sh(
+        *run,
+        "iptables-nft",
+        "-A",
+        "TSQ-ISO",
+        "-o",
+        "tsq-b",
+        "-m",
+        "comment",
+        "--comment",
+        "iso",
+        "-j",
+        "DROP",
+    )
+    sh(*run, "iptables-nft", "-A", "TSQ-ISO", "-j", "RETURN")
+    f = await read(ns)
+    assert "iptables-nft" in [rs.source for rs in f.rulesets]
+    nft = next(rs for rs in f.rulesets if rs.source == "nft")
+    assert not nft.chains, "iptables-nft's tables are read from iptables-save, not twice"
+    ok = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 22, "tsq-a", "tsq-b"))
+    assert ok.verdict == "accept" and ok.deciding.rule == (
+        "iptables filter FORWARD: -i tsq-a -o tsq-b -p tcp -m tcp --dport 22 -j ACCEPT"
+    )
+    no = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 23, "tsq-a", "tsq-b"))
+    assert no.verdict == "drop" and no.deciding.path == ("FORWARD", "TSQ-ISO")
+    assert no.deciding.rule.startswith("iptables filter TSQ-ISO: -o tsq-b")
+    # RETURN falls back to FORWARD's policy (accept): accepted by the default policy only
+    other = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 23, "tsq-a", "tsq-c"))
+    assert other.verdict == "accept" and other.by_policy
+
+    # the legacy back end hooks in beside nftables: its DROP policy decides too
+    sh(*run, "iptables-legacy", "-P", "FORWARD", "DROP")
+    sh(*run, "iptables-legacy", "-A", "FORWARD", "-s", "10.0.0.1", "-j", "ACCEPT")
+    f = await read(ns)
+    assert "iptables-legacy" in [rs.source for rs in f.rulesets]
+    assert decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 22, "tsq-a", "tsq-b")).verdict == "accept"
+    d = decide(f, P("10.0.0.2", "10.0.1.1", "tcp", 22, "tsq-a", "tsq-b"))
+    assert (
+        d.verdict == "drop" and d.deciding.by_policy and d.deciding.where == "iptables-legacy filter FORWARD"
+    )
+
+
+async def test_nothing_read_when_nothing_forwards() -> None:
+    topo = Topology(namespaces=(Namespace("tsq-u-none"),))
+    host = LocalHost(Host("t"), root="/nonexistent-root", libvirt_uri=None)
+    assert await read_filters(host, topo) == ()
