@@ -33,6 +33,7 @@ from probes.model import (
 
 MAX_CONTAINERS = 2000  # inspected per daemon and poll; the rest keep the list's fields
 INSPECT_EVERY = 60.0  # seconds an unchanged container's inspect is reused
+API_DEADLINE = 6.0  # seconds for one daemon's API per poll (the container probe's timeout is 20 s)
 MAX_LABELS = 64
 MAX_TEXT = 256
 DEFAULT_SOCKETS = (("docker", "/run/docker.sock"), ("podman", "/run/podman/podman.sock"))
@@ -508,6 +509,18 @@ async def _read_api(
     )
 
 
+async def read_api_bounded(
+    host: HostTransport, d: RuntimeDaemon, cache: InspectCache | None = None, deadline: float | None = None
+) -> tuple[RuntimeDaemon, list[ApiContainer]]:
+    """`d` as its API describes it, within `deadline` seconds: a daemon that accepts but does
+    not answer (hung, overloaded) is listed with why, and the inventory goes on from files."""
+    limit = API_DEADLINE if deadline is None else deadline
+    try:
+        return await asyncio.wait_for(_read_api(host, d, cache), limit)
+    except TimeoutError:
+        return replace(d, api=f"no answer within {limit:g} s"), []
+
+
 async def observe(host: HostTransport, cache: InspectCache | None = None) -> RuntimeView:
     """Every runtime daemon on `host`, its configuration and its running containers.
 
@@ -554,7 +567,7 @@ async def observe(host: HostTransport, cache: InspectCache | None = None) -> Run
         if d.socket:
             owner, group, mode = await _socket_owner(host, d.socket)
             d = replace(d, socket_owner=owner, socket_group=group, socket_mode=mode)
-            d, cs = await _read_api(host, d, cache)
+            d, cs = await read_api_bounded(host, d, cache)
             for c in cs:
                 containers.setdefault(c.id, c)
         else:

@@ -385,3 +385,27 @@ async def test_over_ssh_one_remote_command_follows_the_daemons_events(scene: Sce
         await probe.close()
         await remote.close()
     assert probe.feed().mode == "polled"
+
+
+async def test_a_daemon_that_accepts_but_never_answers_is_listed_with_why(tmp_path):
+    """A real unix socket that accepts and stays silent stands in for a hung daemon: its API is
+    given up after the deadline, the daemon is still listed, the inventory is not held up."""
+    import socket as socketlib
+    import time
+
+    from probes.inventory.runtimes import read_api_bounded
+    from probes.model import RuntimeDaemon
+
+    path = str(tmp_path / "hung.sock")
+    srv = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(16)
+    try:
+        t0 = time.monotonic()
+        d, cs = await read_api_bounded(
+            LocalHost(libvirt_uri=None), RuntimeDaemon("docker", path), deadline=0.5
+        )
+        assert time.monotonic() - t0 < 3
+        assert cs == [] and d.api == "no answer within 0.5 s" and d.socket == path
+    finally:
+        srv.close()
