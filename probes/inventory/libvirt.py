@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -183,6 +184,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
         with contextlib.suppress(ImportError):
             quiet_libvirt()  # before any probe of any area opens a libvirt connection
         self._conn: Any = None
+        # this probe's libvirt calls run one at a time anyway (_call_lock): a thread of its own
+        # keeps a libvirtd that stalls for seconds (busy QEMU monitors) from holding the shared
+        # worker threads that every other probe and host needs (seen with 30 SSH hosts)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="libvirt-inventory")
         self._uri = ""
         self._secure = False
         self._events_on = False
@@ -222,7 +227,9 @@ class LibvirtProbe(Probe[LibvirtResult]):
             return LibvirtResult(uri=uri, vms=(), absent=str(e))
         except HostError as e:
             raise LibvirtUnavailable(f"SSH connection down: {e}") from None
-        r = await asyncio.to_thread(self._collect_sync, open_uri, host.name)
+        r = await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._collect_sync, open_uri, host.name
+        )
         # with events, a domain's change wakes this probe at once: the poll is a safety net
         self.interval = max(self.poll_interval, self.safety) if r.events else self.poll_interval
         if open_uri != uri:
@@ -275,7 +282,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         return replace(state, workloads=workloads, connections=_set_connection(state.connections, conn))
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._disconnect)
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
+        self._thread.shutdown(wait=False)
 
     def feed(self) -> Feed:
         if self._events_on:

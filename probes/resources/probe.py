@@ -21,6 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from probes.engine import Probe
@@ -81,6 +82,8 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._plans: cgroups.PlanCache = {}
         self._open: cgroups.OpenFiles | None = None
         self._dom: DomainStats | None = None
+        # libvirt calls of this host on a thread of their own (see LibvirtProbe._thread)
+        self._dom_thread = ThreadPoolExecutor(1, thread_name_prefix="libvirt-stats")
         self._netns = NetnsReader()
         self._n = 0
         self._merges = 0
@@ -122,7 +125,8 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             self._open.close()
             self._open = None
         if self._dom is not None:
-            await asyncio.to_thread(self._dom.close)
+            await asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.close)
+        self._dom_thread.shutdown(wait=False)
         self._netns.close()
 
     async def collect(self, host: HostTransport) -> ResourceSnapshot:
@@ -154,7 +158,9 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         if self._use_libvirt and uri:
             if self._dom is None or self._dom.uri != uri:
                 self._dom = DomainStats(uri)
-            jobs["libvirt"] = asyncio.ensure_future(asyncio.to_thread(self._dom.collect, with_limits))
+            jobs["libvirt"] = asyncio.ensure_future(
+                asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.collect, with_limits)
+            )
         if containers:
             jobs["cgroups"] = asyncio.ensure_future(self._read_containers(host, containers, cg_limits))
         net_targets = _net_targets(containers, netns)
