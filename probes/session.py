@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probes.config import Config
 from probes.engine import Engine, Probe, Subscriber
 from probes.hosts.base import HostTransport
 from probes.hosts.local import LocalHost
+from probes.logs.model import LogSlice
 from probes.model import Finding, HostKind, HostState, RequestState, RequestStatus, State
 from probes.requests import (
     CHANGING,
@@ -32,6 +33,9 @@ from probes.requests import (
     answered,
     kind_of,
 )
+
+if TYPE_CHECKING:
+    from probes.logs.service import LogService
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,11 @@ def _names(uri: str, h: HostTransport) -> bool:
     return same_host(uri, h.host.name) or bool(addr and same_host(uri, addr))
 
 
-def make_probes(opts: Options) -> Any:
+def make_probes(opts: Options, logs: LogService | None = None) -> Any:
+    """The probes of each host. `logs`: the session's logs service (else one for these probes)."""
+    if logs is None and not opts.demo:
+        logs = make_log_service(opts)
+
     def for_host(host: HostTransport) -> Sequence[Probe[Any]]:
         if host.host.kind == HostKind.LIBVIRT:
             return _libvirt_view_probes(opts)
@@ -168,10 +176,10 @@ def make_probes(opts: Options) -> Any:
                 events=events,
             )
         )
-        if not opts.demo:  # logs: journal, files, libvirt events (probes/logs/service.py)
+        if logs is not None:  # logs: journal, files, libvirt events (probes/logs/service.py)
             from probes.logs.service import log_probes
 
-            probes += log_probes(host, opts)
+            probes += log_probes(host, logs)
         return probes
 
     return for_host
@@ -201,19 +209,26 @@ def _ovs_db(opts: Options) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
+def make_log_service(opts: Options) -> LogService:
+    from probes.logs.service import LogService, config_of
+
+    return LogService(config_of(opts))
+
+
 def make_deriver(opts: Options):
     from probes.checks.base import CheckRunner
     from probes.checks.silence import silences_from
-    from probes.tenancy import assign
+    from probes.tenancy import Placer, assign, config_for
 
     silences = silences_from(opts.config)  # validated by cmd_check / the app before this
     checks = CheckRunner()  # this session's: reuses a check's result while its inputs stay the same
+    placer = Placer(config_for(opts))  # this session's: the rules compiled, placements remembered
 
     def derive(state: State) -> State:
         from probes.netns_fold import fold_container_namespaces  # one service, one workload
 
         state = fold_container_namespaces(state)
-        state = assign(state, opts)
+        state = assign(state, opts, placer)
         from probes.network.libvirtnet import current_views  # libvirt's view follows its domains
 
         state = current_views(state)
@@ -234,18 +249,21 @@ def make_deriver(opts: Options):
     return derive
 
 
-def make_engine(opts: Options) -> Engine:
+def make_engine(opts: Options, logs: LogService | None = None) -> Engine:
+    """The engine of one session; `logs`: the session's logs service (made here if None and
+    the session follows logs). Nothing in it is shared with another engine."""
+    if logs is None and not opts.demo:
+        logs = make_log_service(opts)
     # lead: the inventory shows first; the other probes start once it was published
     engine = Engine(
         make_hosts(opts),
-        make_probes(opts),
+        make_probes(opts, logs),
         make_deriver(opts),
         source="demo" if opts.demo else "live",
         lead=("libvirt",),
     )
-    from probes.logs.service import bind_engine
-
-    bind_engine(engine)  # the logs service publishes batches through engine.update_host
+    if logs is not None:
+        engine.subscribe(logs.observe)  # the logs service is handed every State (own events, index)
     return engine
 
 
@@ -259,7 +277,13 @@ class Session:
     def __init__(self, opts: Options, *, read_only: bool = False, engine: Engine | None = None) -> None:
         self.opts = opts
         self.read_only = read_only
-        self.engine = engine if engine is not None else make_engine(opts)
+        # what this session owns and no other shares: the logs service (its rings); the
+        # deriver's check runner and tenancy placer live in make_deriver's closure
+        self.logs: LogService | None = None
+        if engine is None:
+            self.logs = None if opts.demo else make_log_service(opts)
+            engine = make_engine(opts, self.logs)
+        self.engine = engine
         self._ids = itertools.count(1)
         self._tasks: dict[int, asyncio.Task[RequestStatus]] = {}
         self._stop_flags: dict[int, threading.Event] = {}  # requests that stop between steps
@@ -322,6 +346,11 @@ class Session:
 
     async def refresh_once(self) -> State:
         return await self.engine.refresh_once()
+
+    def log_entries(self, host: str, after: int | None) -> LogSlice | None:
+        """A host's log ring after the reader's cursor (None: counters only); None when this
+        session follows no logs there."""
+        return self.logs.entries(host, after) if self.logs is not None else None
 
     # -- requests
 

@@ -25,7 +25,6 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 from probes.config import Config, ConfigError, MetadataSelector, TenantRule, load
@@ -43,9 +42,10 @@ Placed = tuple[str, Placement, str]
 UNPLACED: Placed = ("", Placement.UNPLACED, "")
 
 
-def assign(state: State, opts: Any) -> State:
-    """`state` with every workload's tenant, placed_by and placed_rule set, and State.tenants."""
-    placer = _placer(config_for(opts))
+def assign(state: State, opts: Any, placer: Placer | None = None) -> State:
+    """`state` with every workload's tenant, placed_by and placed_rule set, and State.tenants.
+    `placer`: the session's (it remembers the workloads it placed); else one for this call."""
+    placer = placer if placer is not None else Placer(config_for(opts))
     hosts = []
     members: dict[str, tuple[list[str], set[str]]] = {t.name: ([], set()) for t in placer.config.tenants}
     for hs in state.hosts:
@@ -73,7 +73,7 @@ def assign(state: State, opts: Any) -> State:
 
 
 def config_for(opts: Any) -> Config:
-    """Options.config when the CLI loaded it; else the file Options names (cached).
+    """Options.config when the CLI (or the session) loaded it; else the file Options names.
 
     In demo mode only an explicit --config applies: the user's own config describes their
     fleet, not the bundled one.
@@ -84,14 +84,13 @@ def config_for(opts: Any) -> Config:
     path = getattr(opts, "config_path", None)
     if getattr(opts, "demo", False) and path is None:
         return _EMPTY
-    return _load_cached(path)
+    return _load(path)
 
 
 _EMPTY = Config()
 
 
-@lru_cache(maxsize=8)
-def _load_cached(path: str | None) -> Config:
+def _load(path: str | None) -> Config:
     try:
         return load(path)
     except ConfigError as e:  # the CLI refuses bad configs up front; here: log, place by rules 2-3
@@ -150,7 +149,10 @@ def _metadata_match(
     return None
 
 
-class _Placer:
+class Placer:
+    """The config's tenant rules compiled, and where it placed each workload (bounded memo).
+    One per session (probes/session.py make_deriver): two sessions share nothing."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         ts = config.tenants
@@ -279,18 +281,3 @@ def nova_project(items: tuple[MetadataItem, ...]) -> str:
             if name:
                 return name
     return ""
-
-
-_PLACERS: dict[int, tuple[Config, _Placer]] = {}
-
-
-def _placer(config: Config) -> _Placer:
-    """One compiled placer per config object (configs are immutable, so identity is enough)."""
-    hit = _PLACERS.get(id(config))
-    if hit is not None and hit[0] is config:
-        return hit[1]
-    if len(_PLACERS) > 16:
-        _PLACERS.clear()
-    p = _Placer(config)
-    _PLACERS[id(config)] = (config, p)
-    return p

@@ -32,6 +32,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Tab, Tabs
 
 import themes
+from probes.logs.model import LogSlice
 from probes.model import State
 from probes.report.model import Ack
 from probes.requests import Request, RequestHandle
@@ -149,6 +150,10 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
     def cancel_request(self, rid: int) -> bool:
         return self._source.cancel(rid)
+
+    def log_entries(self, host: str, after: int | None) -> LogSlice | None:
+        """A host's log ring after the Logs pane's cursor (None where the source has no ring)."""
+        return self._source.log_entries(host, after)
 
     def add_state_listener(self, fn: Callable[[State], object]) -> None:
         """Hear every State the source publishes (a recorder), not only the rendered ones."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from probes.logs.model import LogSlice
 from probes.model import State
 from probes.record import Recording
 from probes.requests import Request, RequestHandle
@@ -64,6 +65,9 @@ class ReplaySource:
 
     def cancel(self, rid: int) -> bool:
         return self._requests.cancel(rid)
+
+    def log_entries(self, host: str, after: int | None) -> LogSlice | None:
+        return None  # a recording holds each host's newest entries (LogView), not a ring
 
     def _put(self, state: State) -> None:
         self.state = state

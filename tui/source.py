@@ -4,7 +4,8 @@ The app needs `state`, `subscribe`, `start`, `stop`, and the request path: `requ
 request from probes/requests.py, answered in State.requests) and `cancel`. The live
 `probes.session.Session` runs requests on its engine. `StaticSource` serves a State built
 elsewhere (a test, a loaded snapshot) through the same interface: it runs an audit (the
-checks need only the State) and answers what needs a live host as unavailable.
+checks need only the State) and answers what needs a live host as unavailable. The Logs pane
+reads a host's whole log ring with `log_entries` (None: only the State's newest entries).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from probes.logs.model import LogSlice
 from probes.model import State
 from probes.requests import Request, RequestHandle
 from probes.session import FixedRequests
@@ -31,12 +33,23 @@ class StateSource(Protocol):
 
     def cancel(self, rid: int) -> bool: ...
 
+    def log_entries(self, host: str, after: int | None) -> LogSlice | None: ...
+
+
+class RingLike(Protocol):
+    """A host's log ring as a source hands it out (probes/logs/ring.py Ring)."""
+
+    def slice(self, after: int | None) -> LogSlice: ...
+
 
 class StaticSource:
     """A State that changes only when `push` is called (tests, snapshots)."""
 
-    def __init__(self, state: State, *, what: str = "a saved State") -> None:
+    def __init__(
+        self, state: State, *, what: str = "a saved State", rings: dict[str, RingLike] | None = None
+    ) -> None:
         self.state = state
+        self.rings = rings or {}  # tests: rings that stand for a session's
         self._subscribers: list[Callable[[State], Any]] = []
         self.started = False
         self.stopped = False
@@ -65,3 +78,7 @@ class StaticSource:
 
     def cancel(self, rid: int) -> bool:
         return self._requests.cancel(rid)
+
+    def log_entries(self, host: str, after: int | None) -> LogSlice | None:
+        ring = self.rings.get(host)
+        return ring.slice(after) if ring is not None else None

@@ -7,7 +7,7 @@ import shlex
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
-from probes.checks.base import CheckSpec, Skip, check, finding
+from probes.checks.base import CheckSpec, Skip, check, finding, memo
 from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, who
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
@@ -278,7 +278,7 @@ def _by_source(rs: Sequence[ReachResult]) -> list[ReachResult]:
 
 
 def _cells(hs: HostState):
-    return matrix(hs).cells
+    return memo(hs, "matrix", lambda: matrix(hs)).cells  # NET-05 and NET-06 of one run share it
 
 
 @check(

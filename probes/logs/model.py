@@ -92,6 +92,21 @@ class LoggingSetup:
     problems: tuple[str, ...] = ()  # e.g. "cannot read /var/log/audit: permission denied"
 
 
+DEFAULT_CAPACITY = 100_000  # entries a host's ring keeps (probes/logs/ring.py)
+
+
+@dataclass(frozen=True)
+class LogSlice:
+    """One host's ring after a cursor: what the Logs pane reads (the ring is the session's;
+    the State carries only the newest entries)."""
+
+    entries: tuple[LogEvent, ...]  # newer than the cursor, oldest first
+    total: int  # seq of the newest entry
+    dropped: int
+    generation: int  # bumped when kept entries were re-attributed: reload everything
+    capacity: int
+
+
 @dataclass(frozen=True)
 class LogView:
     """The newest entries kept in State (the full ring lives in the logs area)."""

@@ -5,8 +5,9 @@ says how many. Entries carry a per-host sequence number (1, 2, ...), so a reader
 remembers the last seq it saw gets exactly the new ones (`since`), and a finding can point at
 an entry by (host, seq).
 
-Live rings are registered by host name (`live_ring`) so that the Logs pane can read the whole
-ring without it travelling through every State (the State carries only the newest entries).
+A ring belongs to the logs service of one session (probes/logs/service.py); the Logs pane
+reads it through its source (`Session.log_entries` -> `Ring.slice`) with its own cursor, so
+the whole ring never travels through every State (the State carries only the newest entries).
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from probes.logs.model import LogEvent
-
-DEFAULT_CAPACITY = 100_000
+from probes.logs.model import DEFAULT_CAPACITY, LogEvent, LogSlice
 
 
 class Ring:
@@ -72,6 +71,11 @@ class Ring:
         out.reverse()
         return out
 
+    def slice(self, after: int | None) -> LogSlice:
+        """The entries newer than seq `after` with the ring's counters (None: counters only)."""
+        got = tuple(self.since(after)) if after is not None and self.total > after else ()
+        return LogSlice(got, self.total, self.dropped, self.generation, self.capacity)
+
     def newest(self, n: int) -> tuple[LogEvent, ...]:
         return tuple(self.since(self.total - n)) if n > 0 else ()
 
@@ -95,20 +99,3 @@ class Ring:
         if changed:
             self.generation += 1
         return changed
-
-
-_LIVE: dict[str, Ring] = {}
-
-
-def register(host: str, ring: Ring) -> None:
-    _LIVE[host] = ring
-
-
-def unregister(host: str, ring: Ring) -> None:
-    if _LIVE.get(host) is ring:
-        del _LIVE[host]
-
-
-def live_ring(host: str) -> Ring | None:
-    """The running ring of `host`, or None (replay, snapshot, no logs service)."""
-    return _LIVE.get(host)

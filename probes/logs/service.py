@@ -1,22 +1,25 @@
-"""The logs service: runs the sources of every host and feeds the engine in batches.
+"""The logs service: runs the sources of every host; its entries reach the State through the
+host's logs probe, like any observation.
 
-Integration (kept small): session.make_probes adds one `LogsProbe` per host and
-session.make_engine calls `bind_engine(engine)`. The probe's first `collect` starts that
-host's sources (journal, files, libvirt events) as tasks and waits, at most a few seconds, for
-the initial backlog (so `tenantscope check` sees the last N lines too); later runs re-read
-the logging set-up for LOG-04 and pick up new files (a new /var/log/libvirt/qemu/NAME.log).
+One service per session (probes/session.py make_engine owns it; two sessions share nothing).
+Each host has one `LogsProbe`: its first `collect` starts that host's sources (journal,
+files, libvirt events) as tasks and waits, at most a few seconds, for the initial backlog (so
+`tenantscope check` sees the last N lines too); every SETUP_EVERY seconds it re-reads the
+logging set-up for LOG-04 and picks up new files (a new /var/log/libvirt/qemu/NAME.log).
 `close()` (engine.stop) cancels the host's sources.
 
 Sources push parsed entries into a per-host pending list (HostLogs, the Sink). A flusher
 task wakes every FLUSH seconds and, per host with news, takes at most BATCH entries,
-attributes them with the current index, appends them to the ring and publishes ONE State
-change (`engine.update_host`) carrying the newest `view` entries, the newest signals and the
-source states. Backpressure: a host whose pending list passes MAX_PENDING drops its oldest
-pending entries (counted in the ring's dropped count) rather than grow without bound.
+attributes them with the current index, appends them to the host's ring and wakes that
+host's logs probe (an event-driven probe, Probe.wake): its `collect` returns the view (the
+newest entries, signals, source states) and the engine merges and publishes it.
+Backpressure: a host whose pending list passes MAX_PENDING drops its oldest pending entries
+(counted in the ring's dropped count) rather than grow without bound.
 
-The service also subscribes to the engine: on each State it rebuilds the attribution index
-when workloads or tenants changed (and re-attributes recent unattributed entries), and turns
-findings raised or cleared and probe errors into tenantscope's own log entries.
+The session hands the service every State it publishes (`observe`): it rebuilds the
+attribution index when workloads or tenants changed (and re-attributes recent unattributed
+entries), and turns findings raised or cleared and probe errors into tenantscope's own log
+entries. The Logs pane reads a host's ring through the session (`entries`).
 """
 
 from __future__ import annotations
@@ -30,13 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from probes.engine import Engine, Probe
+from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport
 from probes.logs import classify, parsers, remote_follow, sources
-from probes.logs import ring as ringmod
 from probes.logs.attribute import Attributor, Index
 from probes.logs.filewatch import FileWatch
-from probes.logs.model import LogEvent, LoggingSetup, LogSource, LogView, SourceState
+from probes.logs.model import LogEvent, LoggingSetup, LogSlice, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
 from probes.model import Feed, HostState, Severity, State, Status
 
@@ -50,6 +52,7 @@ REATTRIBUTE = 10_000  # newest entries re-attributed when the inventory changes
 SETTLE = 0.3  # the initial backlog is read when no entry came for this long
 SETTLE_MAX = 5.0
 MAX_OWN = 10  # more findings raised or cleared at once than this: one summary line
+SETUP_EVERY = 30.0  # seconds between re-reads of the logging set-up (and new files)
 
 _SEV_OF_FINDING = {
     Severity.CRITICAL: "crit",
@@ -77,6 +80,7 @@ class HostLogs(sources.Sink):
         self.setup: LoggingSetup | None = None
         # local files are read when inotify says they changed (probes/logs/filewatch.py)
         self.watch = FileWatch() if transport.is_local else None
+        self.wake: Any = None  # the host's logs probe's wake (set by its collect)
 
     @property
     def name(self) -> str:
@@ -173,12 +177,11 @@ class HostLogs(sources.Sink):
 
 
 class LogService:
-    """All hosts' logs for one engine (see the module docstring)."""
+    """All hosts' logs of one session (see the module docstring)."""
 
     def __init__(self, cfg: sources.LogsConfig | None = None) -> None:
         self.cfg = cfg or sources.LogsConfig()
         self.hosts: dict[str, HostLogs] = {}
-        self.engine: Engine | None = None
         self.attributor = Attributor()
         self._index_key: object = None
         self._flusher: asyncio.Task[None] | None = None
@@ -189,26 +192,27 @@ class LogService:
 
     # -- wiring
 
-    def bind(self, engine: Engine) -> None:
-        self.engine = engine
-        engine.subscribe(self._on_state)
-
     def probe(self) -> LogsProbe:
         return LogsProbe(self)
+
+    def entries(self, host: str, after: int | None) -> LogSlice | None:
+        """A host's ring after the reader's cursor (None: counters only); None when this
+        service does not follow that host."""
+        hl = self.hosts.get(host)
+        return hl.ring.slice(after) if hl is not None else None
 
     async def ensure(self, transport: HostTransport) -> HostLogs:
         async with self._lock:
             hl = self.hosts.get(transport.name)
             if hl is None:
                 hl = self.hosts[transport.name] = HostLogs(transport, self.cfg)
-                ringmod.register(transport.name, hl.ring)
                 for name, coro in await self._coroutines(hl):
                     self._start(hl, name, coro)
                 if self._flusher is None or self._flusher.done():
                     self._flusher = asyncio.create_task(self._flush_loop(), name="logs flusher")
                 hl.own("info", f"tenantscope started following logs on {transport.name}")
             else:
-                await self._rescan(hl)
+                await self.rescan(hl)
         return hl
 
     async def _coroutines(self, hl: HostLogs) -> list[tuple[str, Any]]:
@@ -231,7 +235,7 @@ class LogService:
             out.append(("libvirt-events", sources.follow_libvirt_events(t, hl)))
         return out
 
-    async def _rescan(self, hl: HostLogs) -> None:
+    async def rescan(self, hl: HostLogs) -> None:
         """Start followers for files that appeared since (new qemu logs): from their start.
         (The remote follower re-expands the globs itself.)"""
         if not hl.transport.is_local:
@@ -289,7 +293,6 @@ class LogService:
         hl.tasks.clear()
         if hl.watch is not None:
             hl.watch.close()
-        ringmod.unregister(name, hl.ring)
         if not self.hosts and self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -309,24 +312,25 @@ class LogService:
                         batch = await asyncio.to_thread(hl.attribute, hl.pop(), self.attributor)
                         hl.keep(batch)
                         hl.dirty = True
-                    self.flush(hl)
+                    if self.flush(hl) and hl.wake is not None:
+                        hl.wake()  # its logs probe returns the new view to the engine
                 except Exception:
                     log.exception("flushing logs of %s", hl.name)
                 more = more or bool(hl.pending)
             await asyncio.sleep(0.01 if more else FLUSH)
 
-    def flush(self, hl: HostLogs) -> None:
+    def flush(self, hl: HostLogs) -> bool:
+        """Take what is pending into the ring; True when the host's view changed."""
         if not hl.pending and not hl.dirty:
-            return
+            return False
         hl.take(self.attributor)
         hl.dirty = False
-        if self.engine is None or hl.name not in self.engine._states:
-            return
-        self.engine.update_host(hl.name, lambda hs: replace(hs, logs=hl.view(hs.logs)))
+        return True
 
-    # -- engine subscriber
+    # -- the State the session hands it
 
-    def _on_state(self, state: State) -> None:
+    def observe(self, state: State) -> None:
+        """Called by the session with every State it publishes."""
         try:
             self._index(state)
             self._own_events(state)
@@ -451,30 +455,37 @@ class LogService:
 
 @dataclass(frozen=True)
 class LogsResult:
-    setup: LoggingSetup
-    view: LogView | None = None  # set when the service is not bound to an engine
+    view: LogView
 
 
 class LogsProbe(Probe[LogsResult]):
-    """Starts the host's log sources and re-reads the logging set-up (LOG-04)."""
+    """Starts the host's log sources; returns the host's view whenever the service has news
+    (it wakes this probe) and re-reads the logging set-up (LOG-04) every SETUP_EVERY s."""
 
     name = "logs"
-    interval = 30.0
+    interval = SETUP_EVERY  # the safety poll; news wake it
     timeout = 30.0
 
     def __init__(self, service: LogService) -> None:
         self.service = service
         self._host: str | None = None
+        self._setup_at = -SETUP_EVERY
 
     async def collect(self, host: HostTransport) -> LogsResult:
-        first = host.name not in self.service.hosts
         self._host = host.name
-        hl = await self.service.ensure(host)
-        if first:
+        hl = self.service.hosts.get(host.name)
+        if hl is None:
+            hl = await self.service.ensure(host)
+            hl.wake = self.wake
             await self.service.settle(hl)
-        setup = await collect_setup(host, hl)
-        hl.setup = setup
-        return LogsResult(setup, None if self.service.engine is not None else hl.view(None))
+        now = time.monotonic()
+        if now - self._setup_at >= SETUP_EVERY:
+            self._setup_at = now
+            if hl.setup is not None:
+                await self.service.rescan(hl)
+            hl.setup = await collect_setup(host, hl)
+        self.service.flush(hl)
+        return LogsResult(hl.view(None))
 
     def feed(self) -> Feed:
         hl = self.service.hosts.get(self._host or "")
@@ -495,10 +506,7 @@ class LogsProbe(Probe[LogsResult]):
         return Feed(self.name, "polled", why, self.interval)
 
     def merge(self, state: HostState, result: LogsResult) -> HostState:
-        if result.view is not None:
-            return replace(state, logs=result.view)
-        logs = state.logs or LogView()
-        return replace(state, logs=replace(logs, setup=result.setup))
+        return replace(state, logs=result.view)
 
     async def close(self) -> None:
         if self._host is not None:
@@ -663,26 +671,6 @@ def logs_extra(
     return tuple(out)
 
 
-_SERVICES: dict[int, LogService] = {}
-
-
-def log_probes(host: HostTransport, opts: Any) -> list[Probe[Any]]:
-    """For session.make_probes: the logs probe of `host` (one service per Options object)."""
-    svc = _SERVICES.get(id(opts))
-    if svc is None:
-        svc = _SERVICES[id(opts)] = LogService(config_of(opts))
-    return [svc.probe()]
-
-
-def bind_engine(engine: Engine) -> LogService | None:
-    """For session.make_engine: bind the logs service whose probes this engine runs."""
-    for h in engine.hosts:
-        for p in engine.probes_of(h.name):
-            if isinstance(p, LogsProbe):
-                svc = p.service
-                for k, v in list(_SERVICES.items()):
-                    if v is svc:
-                        del _SERVICES[k]
-                svc.bind(engine)
-                return svc
-    return None
+def log_probes(host: HostTransport, service: LogService) -> list[Probe[Any]]:
+    """For session.make_probes: the logs probe of `host`, fed by the session's service."""
+    return [service.probe()]

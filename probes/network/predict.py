@@ -305,20 +305,11 @@ def predict(hs: HostState) -> list[PairPrediction]:
     return [p for ps in predict_cells(hs).values() for p in ps]
 
 
-_CACHE: list[tuple[tuple[object, ...], Matrix]] = []
-
-
 def matrix(hs: HostState, policy: Policy | None = None) -> Matrix:
-    """The tenant x tenant matrix of one host (cached: checks and the pane ask often)."""
+    """The tenant x tenant matrix of one host. Not cached here (no module-level state): the
+    checks memoize it per run (checks/base.py memo), the Reachability pane per change."""
     policy = policy or (hs.topology.policy if hs.topology else None)
-    key = (hs.topology, hs.workloads, hs.reach, policy, hs.runtimes)
-    for k, m in _CACHE:
-        if all(a is b or a == b for a, b in zip(k, key)):
-            return m
-    m = _matrix(hs, policy)
-    _CACHE.insert(0, (key, m))
-    del _CACHE[4:]
-    return m
+    return _matrix(hs, policy)
 
 
 def _matrix(hs: HostState, policy: Policy | None) -> Matrix:

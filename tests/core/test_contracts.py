@@ -146,7 +146,7 @@ def tui_violations(root) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 # Being moved onto the request path (issue 12 items 2 and 7); this list only shrinks.
-PENDING = ("tui/cli.py imports the runner module probes.logs.service", "tui/panes/logs.py imports")
+PENDING = ("tui/cli.py imports the runner module probes.logs.service",)
 
 
 def test_tui_only_renders_and_posts_requests():
@@ -178,3 +178,114 @@ def test_the_contract_catches_a_pane_that_runs_a_probe(tmp_path):
         "._states",
     ):
         assert what in found, what
+
+
+# No module-level mutable state in probes/: caches, rings and registries of observations belong
+# to objects a session owns (two sessions in one process, as `serve` and the tests run them,
+# share nothing). These are process-wide by nature, each with the reason.
+PROCESS_WIDE = {
+    "probes/checks/base.py REGISTRY": "the check catalog, registered at import (code, not observations)",
+    "probes/inventory/libvirt.py _quiet_done": "libvirt's error handler is process-wide (libvirt's own)",
+    "probes/logs/parsers.py _ts_cache": "a bounded memo of a pure parse of timestamp text",
+}
+_MUTATORS = {
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "popitem",
+    "clear",
+    "update",
+    "setdefault",
+    "add",
+    "discard",
+    "remove",
+    "appendleft",
+    "extendleft",
+}
+_CONTAINERS = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "WeakKeyDictionary"}
+
+
+def module_state(root) -> list[str]:  # type: ignore[no-untyped-def]
+    """Module-level containers that a function of the module changes, `global` rebinding, and
+    functools caches on module-level functions, under root/probes (standalone programs aside)."""
+    import ast
+
+    found = []
+    for path in sorted((root / "probes").rglob("*.py")):
+        rel = str(path.relative_to(root))
+        if rel == "probes/lab/service.py":  # a program run inside lab namespaces, not a module
+            continue
+        tree = ast.parse(path.read_text(), rel)
+        names = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for d in node.decorator_list:
+                    f = d.func if isinstance(d, ast.Call) else d
+                    n = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                    if n in ("lru_cache", "cache"):
+                        found.append(f"{rel} {node.name} (@{n})")
+                continue
+            targets, value = (
+                (node.targets, node.value)
+                if isinstance(node, ast.Assign)
+                else ([node.target], node.value)
+                if isinstance(node, ast.AnnAssign) and node.value is not None
+                else ([], None)
+            )
+            call = value.func if isinstance(value, ast.Call) else None
+            if isinstance(value, (ast.Dict, ast.List, ast.Set)) or (
+                call is not None and getattr(call, "id", getattr(call, "attr", "")) in _CONTAINERS
+            ):
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for n in ast.walk(fn):
+                hit = ""
+                if isinstance(n, ast.Global):
+                    hit = ",".join(n.names)
+                elif isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete)):
+                    ts = n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]
+                    hit = next(
+                        (
+                            t.value.id
+                            for t in ts
+                            if isinstance(t, ast.Subscript)
+                            and isinstance(t.value, ast.Name)
+                            and t.value.id in names
+                        ),
+                        "",
+                    )
+                elif (
+                    isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Attribute)
+                    and isinstance(n.func.value, ast.Name)
+                    and n.func.value.id in names
+                    and n.func.attr in _MUTATORS
+                ):
+                    hit = n.func.value.id
+                if hit:
+                    found.append(f"{rel} {hit}")
+    return sorted(set(found))
+
+
+def test_no_module_level_mutable_state_in_probes():
+    assert [s for s in module_state(ROOT) if s not in PROCESS_WIDE] == []
+
+
+def test_the_module_state_scan_finds_a_registry(tmp_path):
+    (tmp_path / "probes" / "logs").mkdir(parents=True)
+    (tmp_path / "probes" / "logs" / "ring.py").write_text(
+        "_LIVE: dict[str, object] = {}\n"
+        "_CACHE = []\n"
+        "def register(host, ring):\n    _LIVE[host] = ring\n"
+        "def remember(x):\n    _CACHE.insert(0, x)\n"
+        "from functools import lru_cache\n"
+        "@lru_cache(maxsize=8)\ndef load(path):\n    return path\n"
+    )
+    assert module_state(tmp_path) == [
+        "probes/logs/ring.py _CACHE",
+        "probes/logs/ring.py _LIVE",
+        "probes/logs/ring.py load (@lru_cache)",
+    ]

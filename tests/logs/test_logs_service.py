@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from probes.engine import Engine
+from probes.engine import Engine, Probe
 from probes.hosts.local import LocalHost
 from probes.logs import service as svcmod
 from probes.logs.model import SourceState
-from probes.logs.ring import live_ring
 from probes.logs.service import LogService
 from probes.logs.sources import LogsConfig, follow_libvirt_events
 from probes.model import Status
@@ -21,7 +20,7 @@ from tests.fixtures.libvirtd import libvirtd, qemu_domain  # noqa: F401 - fixtur
 from tests.logs.test_logs_sources import CollectSink, wait_for
 
 
-class FleetProbe:
+class FleetProbe(Probe):
     """Stand-in for the inventory and topology probes (libvirt, netns): answers the fixture
     fleet's workloads and links instead of observing this machine, so the log lines of the
     corpus have known VMs and namespaces to be attributed to. The log service, its sources
@@ -59,7 +58,12 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
     svc = LogService(cfg)
     host = local_host(root)
     engine = Engine([host], lambda h: [FleetProbe(), svc.probe()], make_deriver(Options()))
-    svc.bind(engine)
+    engine.subscribe(svc.observe)  # as the session wires it (probes/session.py make_engine)
+
+    def ring() -> tuple:  # the session's ring of hv1, as the Logs pane reads it
+        got = svc.entries("hv1", 0)
+        return got.entries if got is not None else ()
+
     try:
         st = await engine.refresh_once()  # the headless path: backlog read within the first run
         lv = st.hosts[0].logs
@@ -77,7 +81,7 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
         # the entries themselves are attributed (the fleet was known when they were flushed,
         # or they were re-attributed when it became known)
         engine.start()
-        await wait_for(lambda: any(e.tenant == "initech" for e in live_ring("hv1")), "re-attribution")
+        await wait_for(lambda: any(e.tenant == "initech" for e in ring()), "re-attribution")
         # live: a new file line and a new qemu log file (found by the rescan)
         with open(syslog, "a") as f:
             f.write("Nov 27 10:10:00 hv1 kernel: br0: port 3(tapglobex1) entered disabled state\n")
@@ -88,7 +92,7 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
         e = next(e for e in engine.state.hosts[0].logs.events if "tapglobex1" in e.message)
         assert e.tenant == "globex" and e.tags == ("bridge-port",)
         # tenantscope's own events: the findings raised appear as log entries
-        own = [x.message for x in live_ring("hv1") if x.source == "tenantscope"]
+        own = [x.message for x in ring() if x.source == "tenantscope"]
         assert any(
             "finding raised: LOG-01" in m or ("findings raised" in m and "LOG-01" in m) for m in own
         ), own
@@ -96,14 +100,14 @@ async def test_service_feeds_the_engine_and_the_checks(tmp_path):
             "2026-11-27 10:11:00.000+0000: shutting down, reason=crashed\n"
         )
         svc_probe = engine.probes_of("hv1")[1]
-        await svc.ensure(host)  # what the probe's next run does: rescan the globs
-        await wait_for(lambda: any("reason=crashed" in x.message for x in live_ring("hv1")), "new qemu log")
-        crash = next(x for x in live_ring("hv1") if "reason=crashed" in x.message)
+        await svc.ensure(host)  # what the probe's run every SETUP_EVERY s does: rescan the globs
+        await wait_for(lambda: any("reason=crashed" in x.message for x in ring()), "new qemu log")
+        crash = next(x for x in ring() if "reason=crashed" in x.message)
         assert crash.tenant == "globex" and crash.attributed_by == "file" and crash.tags == ("guest-crash",)
         assert svc_probe.name == "logs"
     finally:
         await engine.stop()
-    assert live_ring("hv1") is None
+    assert svc.entries("hv1", 0) is None  # stopped: its sources and ring are gone
 
 
 async def test_backpressure_drops_oldest_pending_and_counts_them(tmp_path, monkeypatch):
@@ -165,6 +169,9 @@ def test_session_registers_the_logs_probe():
     opts = Options()
     probes = make_probes(opts)(LocalHost("hv1", libvirt_uri=None))
     assert any(p.name == "logs" for p in probes)
+    svc = LogService()
+    mine = make_probes(opts, svc)(LocalHost("hv1", libvirt_uri=None))
+    assert [p.service for p in mine if p.name == "logs"] == [svc]  # the session's service
     demo = make_probes(Options(demo=True))(LocalHost("demo", libvirt_uri=None))
     assert not any(p.name == "logs" for p in demo)
 

@@ -48,7 +48,6 @@ async def test_logs_service_over_ssh(tmp_path, sshd):
     """The whole service on an SSH host: globs expanded remotely (find), files followed by
     the remote follower, entries in the engine's State."""
     from probes.engine import Engine
-    from probes.logs.ring import live_ring
     from probes.logs.service import LogService
     from probes.logs.sources import LogsConfig
 
@@ -69,7 +68,7 @@ async def test_logs_service_over_ssh(tmp_path, sshd):
         )
     )
     engine = Engine([host], lambda h: [svc.probe()])
-    svc.bind(engine)
+    engine.subscribe(svc.observe)  # as the session wires it
     try:
         st = await engine.refresh_once()
         lv = st.hosts[0].logs
@@ -80,7 +79,8 @@ async def test_logs_service_over_ssh(tmp_path, sshd):
             f.write("Nov 27 10:00:01 hv1 app[1]: live over ssh\n")
         engine.start()
         await wait_for(
-            lambda: any(e.message == "live over ssh" for e in live_ring(host.name)), "a live line over ssh"
+            lambda: any(e.message == "live over ssh" for e in svc.entries(host.name, 0).entries),
+            "a live line over ssh",
         )
     finally:
         await engine.stop()

@@ -15,7 +15,7 @@ from textual.geometry import Region
 
 from probes.logs import parsers
 from probes.logs.model import LogView
-from probes.logs.ring import Ring, register, unregister
+from probes.logs.ring import Ring
 from tests.fixtures.journal import fleet_state, hostile_state
 from tests.fixtures.tui import make_app
 from tests.helpers import REPO, needs_tool
@@ -116,85 +116,82 @@ def with_ring(st, ring: Ring):
 async def test_follow_pause_filter_search_jump_and_dropped():
     ring = Ring(capacity=80)
     ring.append_many(live_events(50))
-    register("hv1", ring)
-    try:
-        st = with_ring(fleet_state(), ring)
-        app, source = make_app(st)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.press("4")
-            await pilot.pause()
-            pane = app.query_one(LogsPane)
-            ll = pane.query_one(LogLines)
-            assert len(ll.lines) == 50 and ll.follow and ll.cursor == 49
-            # moving up pauses; what arrives meanwhile is kept, the view does not move
-            await pilot.press("up", "up")
-            assert not ll.follow and ll.cursor == 47
-            y = ll.scroll_offset.y
-            ring.append_many(live_events(20, 50))
-            source.push(with_ring(fleet_state(), ring))
-            await pilot.pause(0.3)
-            assert len(ll.lines) == 70 and ll.scroll_offset.y == y and ll.cursor == 47
-            assert "paused" in str(pane.query_one("#logs-status").render())
-            await pilot.press("end")
-            assert ll.follow and ll.cursor == 69
-            # the ring drops the oldest: counted and shown
-            ring.append_many(live_events(30, 70))
-            source.push(with_ring(fleet_state(), ring))
-            await pilot.pause(0.3)
-            assert ring.dropped == 20
-            status = str(pane.query_one("#logs-status").render())
-            assert "20 dropped" in status and "100 received" in status
-            assert len(ll.lines) == 80 and ll.lines[0].seq == 21
-            # filter by tenant and severity
-            await pilot.press("colon")
-            await pilot.press(*"tenant:acme sev:err")
-            await pilot.press("enter")
-            await pilot.pause()
-            assert ll.lines and all(e.tenant == "acme" and e.severity == "err" for e in ll.lines)
-            assert [int(e.message.split()[1]) for e in ll.lines] == [
-                i for i in range(20, 100) if i % 3 == 0 and i % 10 == 0
-            ]
-            await pilot.press("escape")
-            await pilot.pause()
-            assert len(ll.lines) == 80  # the pane holds what the ring holds
-            # `t` cycles the tenant filter, `o` the source
-            await pilot.press("t")
-            assert {e.tenant for e in ll.lines} == {"acme"}
-            await pilot.press("escape", "o")
-            assert ll.lines == []  # journal: none here
-            await pilot.press("o")
-            assert len(ll.lines) == 80 and all(e.source.startswith("file:") for e in ll.lines)
-            await pilot.press("escape")
-            # search forward and back
-            await pilot.press("slash", *"needle", "enter")
-            await pilot.pause()
-            first = ll.cursor
-            assert "needle" in ll.lines[first].message and not ll.follow
-            await pilot.press("n")
-            assert ll.cursor != first and "needle" in ll.lines[ll.cursor].message
-            second = ll.cursor
-            await pilot.press("N")
-            assert ll.cursor == first
-            # a regex search
-            await pilot.press("R", "slash", *["ctrl+u"], *r"entry 9\d ", "enter")
-            await pilot.pause()
-            assert ll.lines[ll.cursor].message.startswith("entry 9")
-            assert second != first
-            # a bad regex is a message, not a crash
-            await pilot.press("slash", "ctrl+u", *"(", "enter")
-            await pilot.pause()
-            assert "search /(/" in str(pane.query_one("#logs-status").render())
-            # jump from a finding's evidence
-            found = pane.show_entries(["log:hv1#25", "log:hv1#40", ("hv1", 3), "/etc/passwd"])
-            await pilot.pause()
-            assert found == 2  # seq 3 was dropped from the ring
-            assert [e.seq for e in ll.lines] == [25, 40] and ll.cursor == 0
-            assert "no longer in the ring" in str(pane.query_one("#logs-status").render())
-            await pilot.press("escape")
-            await pilot.pause()
-            assert len(ll.lines) == 80
-    finally:
-        unregister("hv1", ring)
+    # the ring stands for the session's: the source hands it to the pane (log_entries)
+    st = with_ring(fleet_state(), ring)
+    app, source = make_app(st, rings={"hv1": ring})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        pane = app.query_one(LogsPane)
+        ll = pane.query_one(LogLines)
+        assert len(ll.lines) == 50 and ll.follow and ll.cursor == 49
+        # moving up pauses; what arrives meanwhile is kept, the view does not move
+        await pilot.press("up", "up")
+        assert not ll.follow and ll.cursor == 47
+        y = ll.scroll_offset.y
+        ring.append_many(live_events(20, 50))
+        source.push(with_ring(fleet_state(), ring))
+        await pilot.pause(0.3)
+        assert len(ll.lines) == 70 and ll.scroll_offset.y == y and ll.cursor == 47
+        assert "paused" in str(pane.query_one("#logs-status").render())
+        await pilot.press("end")
+        assert ll.follow and ll.cursor == 69
+        # the ring drops the oldest: counted and shown
+        ring.append_many(live_events(30, 70))
+        source.push(with_ring(fleet_state(), ring))
+        await pilot.pause(0.3)
+        assert ring.dropped == 20
+        status = str(pane.query_one("#logs-status").render())
+        assert "20 dropped" in status and "100 received" in status
+        assert len(ll.lines) == 80 and ll.lines[0].seq == 21
+        # filter by tenant and severity
+        await pilot.press("colon")
+        await pilot.press(*"tenant:acme sev:err")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert ll.lines and all(e.tenant == "acme" and e.severity == "err" for e in ll.lines)
+        assert [int(e.message.split()[1]) for e in ll.lines] == [
+            i for i in range(20, 100) if i % 3 == 0 and i % 10 == 0
+        ]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(ll.lines) == 80  # the pane holds what the ring holds
+        # `t` cycles the tenant filter, `o` the source
+        await pilot.press("t")
+        assert {e.tenant for e in ll.lines} == {"acme"}
+        await pilot.press("escape", "o")
+        assert ll.lines == []  # journal: none here
+        await pilot.press("o")
+        assert len(ll.lines) == 80 and all(e.source.startswith("file:") for e in ll.lines)
+        await pilot.press("escape")
+        # search forward and back
+        await pilot.press("slash", *"needle", "enter")
+        await pilot.pause()
+        first = ll.cursor
+        assert "needle" in ll.lines[first].message and not ll.follow
+        await pilot.press("n")
+        assert ll.cursor != first and "needle" in ll.lines[ll.cursor].message
+        second = ll.cursor
+        await pilot.press("N")
+        assert ll.cursor == first
+        # a regex search
+        await pilot.press("R", "slash", *["ctrl+u"], *r"entry 9\d ", "enter")
+        await pilot.pause()
+        assert ll.lines[ll.cursor].message.startswith("entry 9")
+        assert second != first
+        # a bad regex is a message, not a crash
+        await pilot.press("slash", "ctrl+u", *"(", "enter")
+        await pilot.pause()
+        assert "search /(/" in str(pane.query_one("#logs-status").render())
+        # jump from a finding's evidence
+        found = pane.show_entries(["log:hv1#25", "log:hv1#40", ("hv1", 3), "/etc/passwd"])
+        await pilot.pause()
+        assert found == 2  # seq 3 was dropped from the ring
+        assert [e.seq for e in ll.lines] == [25, 40] and ll.cursor == 0
+        assert "no longer in the ring" in str(pane.query_one("#logs-status").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(ll.lines) == 80
 
 
 async def test_snapshot_without_live_ring_shows_the_view():
@@ -313,23 +310,20 @@ def test_logs_pane_snapshot_120x30(snap_compare):
 async def test_pane_reloads_when_the_ring_is_reattributed():
     ring = Ring(capacity=100)
     ring.append_many(live_events(10))
-    register("hv1", ring)
-    try:
-        st = with_ring(fleet_state(), ring)
-        app, source = make_app(st)
-        async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.press("4")
-            await pilot.pause()
-            ll = app.query_one(LogLines)
-            assert sum(e.tenant == "acme" for e in ll.lines) == 4
-            # the inventory arrived: the service re-attributes what the ring holds
-            assert ring.update(lambda e: replace(e, tenant="initech") if not e.tenant else None) == 3
-            ring.append_many(live_events(1, 10))
-            source.push(with_ring(fleet_state(), ring))
-            await pilot.pause(0.3)
-            assert [e.tenant for e in ll.lines] == [
-                ("acme", "globex", "initech")[i % 3] for i in range(10)
-            ] + ["globex"]
-            assert [e.seq for e in ll.lines] == list(range(1, 12))
-    finally:
-        unregister("hv1", ring)
+    # the ring stands for the session's: the source hands it to the pane (log_entries)
+    st = with_ring(fleet_state(), ring)
+    app, source = make_app(st, rings={"hv1": ring})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        ll = app.query_one(LogLines)
+        assert sum(e.tenant == "acme" for e in ll.lines) == 4
+        # the inventory arrived: the service re-attributes what the ring holds
+        assert ring.update(lambda e: replace(e, tenant="initech") if not e.tenant else None) == 3
+        ring.append_many(live_events(1, 10))
+        source.push(with_ring(fleet_state(), ring))
+        await pilot.pause(0.3)
+        assert [e.tenant for e in ll.lines] == [("acme", "globex", "initech")[i % 3] for i in range(10)] + [
+            "globex"
+        ]
+        assert [e.seq for e in ll.lines] == list(range(1, 12))

@@ -17,7 +17,7 @@ from textual.widgets import DataTable
 from probes.engine import Engine, Probe
 from probes.hosts.local import LocalHost
 from probes.model import Connection, ConnState, HostState, Status, Workload, WorkloadKind
-from probes.session import Options
+from probes.session import Options, Session
 from tests.fixtures.tui import T0, make_app, sample_state, vm
 from tests.helpers import REPO
 from tui.app import TenantScopeApp
@@ -371,7 +371,7 @@ class CountingProbe(Probe[int]):
 async def test_engine_is_started_coalesced_and_stopped():
     probe = CountingProbe()
     engine = Engine([LocalHost("hvx")], lambda h: [probe], source="live")
-    app = TenantScopeApp(Options(), source=engine)
+    app = TenantScopeApp(Options(), source=Session(Options(), engine=engine))
     async with app.run_test(size=(120, 40)) as pilot:
         while probe.n < 60:
             await asyncio.sleep(0.02)
@@ -553,7 +553,7 @@ class FailingProbe(Probe[None]):
 
 async def test_a_failing_probe_shows_in_the_header_and_its_list():
     engine = Engine([LocalHost("hvx")], lambda h: [CountingProbe(), FailingProbe()], source="live")
-    app = TenantScopeApp(Options(), source=engine)
+    app = TenantScopeApp(Options(), source=Session(Options(), engine=engine))
     async with app.run_test(size=(120, 40)) as pilot:
         for _ in range(200):  # the event: the header shows the error (bound: 10 s)
             if app.state and any(h.probe_errors for h in app.state.hosts):

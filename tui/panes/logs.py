@@ -38,9 +38,16 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEvent, SourceState, parse_ref
+from probes.logs.model import (
+    DEFAULT_CAPACITY,
+    SEVERITIES,
+    SEVERITY_RANK,
+    LogEvent,
+    LogSlice,
+    SourceState,
+    parse_ref,
+)
 from probes.logs.query import Query, QueryError, Search, parse_query
-from probes.logs.ring import DEFAULT_CAPACITY, live_ring
 from probes.model import Finding, State
 from probes.untrusted import visible
 from tui.panes.base import Pane
@@ -363,13 +370,13 @@ class LogsPane(Pane):
         for hs in hosts:
             name = hs.host.name
             last = self._last.get(name, 0)
-            ring = live_ring(name)
+            ring = self._ring(name, last)  # the session's ring after this pane's cursor
             if ring is not None and ring.capacity < self.capacity:
                 # hold no more than the ring does: what it dropped, the pane drops too
                 self.capacity = ring.capacity
                 self.store = deque(self.store, maxlen=ring.capacity)
             if ring is not None:
-                got = ring.since(last) if ring.total > last else []
+                got = list(ring.entries)
                 self._dropped[name] = ring.dropped
                 self._total[name] = ring.total
             elif hs.logs is not None:
@@ -397,22 +404,30 @@ class LogsPane(Pane):
                 self.lines.append(shown, self.capacity)
         self.update_status()
 
+    def _ring(self, host: str, after: int | None) -> LogSlice | None:
+        """The host's log ring after `after` (None: counters only), from the app's source; None
+        where there is none (a recording, a saved State: the State's newest entries then)."""
+        read = getattr(self.app, "log_entries", None)
+        got: LogSlice | None = read(host, after) if read is not None else None
+        return got
+
     def _reattributed(self, hosts: list[Any]) -> bool:
         """When a ring's entries were re-attributed (the inventory arrived after the logs),
         reload the pane from the rings so that tenants and filters see the new attribution."""
-        rings = [(hs.host.name, live_ring(hs.host.name)) for hs in hosts]
-        rings = [(n, r) for n, r in rings if r is not None]
-        if not rings or all(self._gens.get(n, 0) == r.generation for n, r in rings):
+        heads = [(hs.host.name, self._ring(hs.host.name, None)) for hs in hosts]
+        changed = [(n, r) for n, r in heads if r is not None and self._gens.get(n, 0) != r.generation]
+        if not changed:
             return False
+        rings = [(n, r) for n, r in ((n, self._ring(n, 0)) for n, _ in heads) if r is not None]
         for n, r in rings:
             self._gens[n] = r.generation
             self._last[n] = r.total
             self._dropped[n] = r.dropped
             self._total[n] = r.total
         merged = (
-            heapq.merge(*(list(r) for _, r in rings), key=lambda e: e.at)
+            heapq.merge(*(r.entries for _, r in rings), key=lambda e: e.at)
             if len(rings) > 1
-            else list(rings[0][1])
+            else list(rings[0][1].entries)
         )
         self.store = deque(merged, maxlen=self.capacity)
         self._rebuild()
