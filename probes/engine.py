@@ -34,6 +34,7 @@ LEAD_WAIT = 3.0  # seconds: at most this long the other probes of a host wait fo
 LEAD_SETTLE = 1.0
 SETTLE_FACTOR = 5.0
 EVENT_SETTLE = 0.03  # seconds: after a wake-up, events of the same burst join this run
+EVENT_MIN_GAP = 0.4  # seconds: event-driven runs of one probe start at least this far apart
 KEEP_REQUESTS = 16  # finished requests kept in State.requests (the newest)
 
 
@@ -247,6 +248,7 @@ class Engine:
         first = True
         while True:
             wake.clear()  # a wake-up during the run (an event) runs it again at once
+            started = asyncio.get_running_loop().time()
             ok = await self._run_one(t, p)
             if first and p.name in self._lead:
                 first = False
@@ -262,7 +264,10 @@ class Engine:
             try:
                 async with asyncio.timeout(delay):
                     await wake.wait()
-                await asyncio.sleep(EVENT_SETTLE)  # a burst of events makes one run
+                # a burst of events makes one run, and a storm (another tool rebuilding a
+                # network) at most one run per EVENT_MIN_GAP
+                gap = started + EVENT_MIN_GAP - asyncio.get_running_loop().time()
+                await asyncio.sleep(max(EVENT_SETTLE, gap))
             except TimeoutError:
                 pass
 

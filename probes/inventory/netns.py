@@ -64,7 +64,13 @@ class NetnsProbe(KindProbe):
     def attach(self, wake: Callable[[], None]) -> None:
         super().attach(wake)
         if self.events is not None:
-            self.events.subscribe(lambda _ns: self.wake())
+            self.events.subscribe(self._changed)
+
+    def _changed(self, ns: str) -> None:
+        """Only what this inventory shows: the set of named namespaces, their addresses
+        (the host namespace's own changes are the topology's business)."""
+        if ns != "":
+            self.wake()
 
     def feed(self) -> Feed:
         if self._live:

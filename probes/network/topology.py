@@ -58,11 +58,19 @@ class TopologyProbe(Probe[Topology]):
         self.safety = safety
         self._ovs: OvsMonitor | None = None
         self._local = False
+        self._dirty: set[str] = set()  # namespaces events said changed since the last read
+        self._last_full = 0.0
+        self._prev: Topology | None = None
 
     def attach(self, wake: Callable[[], None]) -> None:
         super().attach(wake)
         if self.events is not None:
-            self.events.subscribe(lambda _ns: self.wake())
+            self.events.subscribe(self._changed)
+
+    def _changed(self, ns: str) -> None:
+        """An event: re-read that namespace (or all of them) at the next run, which is now."""
+        self._dirty.add(ns)
+        self.wake()
 
     def feed(self) -> Feed:
         if self.libvirt_only:
@@ -92,9 +100,25 @@ class TopologyProbe(Probe[Topology]):
             self.interval = self.safety if self.events.live else self.poll_interval
         unnamed = await unnamed_namespaces(host)
         if netlink:
+            from probes.network.events import ALL
             from probes.network.nsenter import in_fresh_thread
 
-            topo = await in_fresh_thread(lambda: read_netlink(unnamed))
+            # an event-driven run reads only the namespaces that changed (and new ones);
+            # the safety poll (and any run without live events) reads them all
+            dirty, self._dirty = self._dirty, set()
+            now = time.monotonic()
+            full = (
+                self._prev is None
+                or ALL in dirty
+                or not (self.events is not None and self.events.live)
+                or now - self._last_full >= self.safety * 0.9
+            )
+            if full:
+                self._last_full = now
+            only = None if full else frozenset(dirty)
+            prev = self._prev
+            topo = await in_fresh_thread(lambda: read_netlink(unnamed, only=only, prev=prev))
+            self._prev = topo
             if self.events is not None:
                 await self.events.sync(n.name for n in topo.namespaces if n.name and n.name in list_netns())
         else:
@@ -209,8 +233,15 @@ def _unnamed_from(
     return [(f"net:[{ino}]", tuple(sorted(p))) for ino, p in sorted(by_ino.items())]
 
 
-def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topology:
-    """Blocking: read every namespace with pyroute2 (call from a worker thread)."""
+def read_netlink(
+    unnamed: Sequence[tuple[str, tuple[int, ...]]] = (),
+    *,
+    only: frozenset[str] | None = None,
+    prev: Topology | None = None,
+) -> Topology:
+    """Blocking: read every namespace with pyroute2 (call from a fresh thread). With `only`
+    and `prev` (an event said which namespaces changed), the others are taken from `prev`
+    as they were; a namespace `prev` does not have, or had an error in, is read."""
     from pyroute2 import IPRoute
 
     links: list[Link] = []
@@ -219,7 +250,15 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
     spaces: list[Namespace] = []
     problems: list[str] = []
     pids = dict(unnamed)
+    kept = _by_namespace(prev) if only is not None and prev is not None else {}
     for ns in [""] + list_netns() + [n for n, _ in unnamed]:
+        old = kept.get(ns)
+        if old is not None and ns not in only and old[0].pids == pids.get(ns, ()):  # type: ignore[operator]
+            spaces.append(old[0])
+            links.extend(replace(lk, peer="") for lk in old[1])
+            routes.extend(old[2])
+            neigh.extend(old[3])
+            continue
         try:
             if not ns:
                 ipr = IPRoute()
@@ -252,6 +291,25 @@ def read_netlink(unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topolog
         source="netlink",
         problems=tuple(problems),
     )
+
+
+def _by_namespace(
+    topo: Topology,
+) -> dict[str, tuple[Namespace, list[Link], list[Route], list[Neighbour]]]:
+    """What `topo` holds per namespace (error-free namespaces only)."""
+    out: dict[str, tuple[Namespace, list[Link], list[Route], list[Neighbour]]] = {
+        n.name: (n, [], [], []) for n in topo.namespaces if not n.error
+    }
+    for lk in topo.links:
+        if lk.netns in out:
+            out[lk.netns][1].append(lk)
+    for r in topo.routes:
+        if r.netns in out:
+            out[r.netns][2].append(r)
+    for nb in topo.neighbours:
+        if nb.netns in out:
+            out[nb.netns][3].append(nb)
+    return out
 
 
 def _iproute_in(path: str):  # type: ignore[no-untyped-def]
