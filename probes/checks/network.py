@@ -416,38 +416,186 @@ def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[
 
     for hs in _with_topology(state):
         topo = hs.topology
+        assert topo is not None
         seg_tenants = {s: set(t) for s, t in _segment_tenants(hs).items()}
-        for ns in topo.namespaces:  # type: ignore[union-attr]
+        seg_addrs = _segment_addresses(hs)
+        for ns in topo.namespaces:
             legs = [
                 (lk, attach(topo, lk))
-                for lk in topo.links_in(ns.name)  # type: ignore[union-attr]
+                for lk in topo.links_in(ns.name)
                 if lk.forwarding and lk.addresses and lk.name != "lo"
             ]
             legs = [(lk, a) for lk, a in legs if a is not None and seg_tenants.get(a.segment)]
-            tenants = set().union(*(seg_tenants[a.segment] for _, a in legs)) if legs else set()
-            segs = {a.segment for _, a in legs}
+            tenants = set().union(*(seg_tenants[a.segment] for _, a in legs)) if legs else set()  # type: ignore[index]
+            segs = {a.segment for _, a in legs}  # type: ignore[union-attr]
             if len(segs) < 2 or len(tenants) < 2:
                 continue
             where = ns.name or "the host"
+            between = f"{where} forwards between {', '.join(segment_label(s) for s in sorted(segs))}"
+            leg_ev = [
+                Evidence(
+                    f"{lk.where} {', '.join(lk.addresses)}", f"forwarding on, on {segment_label(a.segment)}"
+                )  # type: ignore[union-attr]
+                for lk, a in legs
+            ]
+            f = topo.filters_of(ns.name)
+            if f is None or f.errors:
+                why = "its filters were not read" if f is None else "its filters could not all be read"
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"{between} (tenants {', '.join(sorted(tenants))}); {why}",
+                    host=hs.host.name,
+                    tenants=sorted(tenants),
+                    evidence=leg_ev + [Evidence("filter reader", e) for e in (f.errors if f else ())],
+                    fix=(
+                        f"ip netns exec {_q(ns.name)} sysctl -w net.ipv4.ip_forward=0"
+                        if ns.name
+                        else "sysctl -w net.ipv4.ip_forward=0  # or nft: drop forwarding between these bridges"
+                    ),
+                )
+                continue
+            decisions = _leg_decisions(f, legs, seg_tenants, seg_addrs, hs.reach.ports if hs.reach else ())  # type: ignore[arg-type]
+            accepted = [d for d in decisions if d.verdict in ("accept", "none")]
+            undecided = [d for d in decisions if d.verdict == "undecided"]
+            ev = leg_ev + [
+                Evidence(f"{d.packet.src} -> {d.packet.dst} {d.packet.method}", d.text)
+                for d in (accepted or undecided or decisions)[:6]
+            ]
+            if accepted:
+                rules = sorted({d.deciding.text if d.deciding else d.text for d in accepted})
+                yield finding(
+                    spec,
+                    Status.FAIL,
+                    f"{between} (tenants {', '.join(sorted(tenants))}); "
+                    + (
+                        "no filter on its forward hook"
+                        if all(d.verdict == "none" for d in accepted)
+                        else f"its filter accepts it: {rules[0]}"
+                    ),
+                    host=hs.host.name,
+                    tenants=sorted(tenants),
+                    evidence=ev,
+                    fix=f"ip netns exec {_q(ns.name)} nft add rule ... drop  # before: {rules[0]}"
+                    if ns.name
+                    else f"nft: drop forwarding between these legs before {rules[0]}",
+                )
+            elif undecided:
+                yield finding(
+                    spec,
+                    Status.WARN,
+                    f"{between}; its filter could not be decided: {undecided[0].text}",
+                    host=hs.host.name,
+                    tenants=sorted(tenants),
+                    severity=Severity.MEDIUM,
+                    evidence=ev,
+                    fix="run the active probes (Reachability pane, key p) to settle it",
+                )
+            else:
+                rules = sorted({d.deciding.text for d in decisions if d.deciding})
+                yield finding(
+                    spec,
+                    Status.PASS,
+                    f"{between}, and its filter drops tenant traffic between the legs: {'; '.join(rules[:2])}",
+                    host=hs.host.name,
+                    tenants=sorted(tenants),
+                    evidence=ev,
+                )
+
+
+def _segment_addresses(hs: HostState) -> dict[str, list[str]]:
+    """segment -> the workloads' addresses on it (the host's are left out)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for e in endpoints(hs):
+        if e.workload == "host":
+            continue
+        for a in e.attachments:
+            out[a.segment].extend(e.addresses)
+    return out
+
+
+def _leg_decisions(f, legs, seg_tenants, seg_addrs, ports):  # type: ignore[no-untyped-def]
+    """What the filter does to tenant packets from each leg to each other leg of other tenants."""
+    import ipaddress
+
+    from probes.network.filtereval import Packet, decide
+
+    def addrs(lk, seg: str) -> list[str]:  # type: ignore[no-untyped-def]
+        nets = [ipaddress.ip_interface(a).network for a in lk.addresses if ":" not in a]
+        mine = [x for x in seg_addrs.get(seg, ()) if any(ipaddress.ip_address(x) in n for n in nets)]
+        if mine:
+            return mine[:4]
+        own = {a.split("/")[0] for a in lk.addresses}
+        return [str(h) for n in nets[:1] for h in list(n.hosts())[:3] if str(h) not in own][:1]
+
+    out = []
+    for lk_a, a in legs:
+        for lk_b, b in legs:
+            if a.segment == b.segment or seg_tenants[a.segment] == seg_tenants[b.segment]:
+                continue
+            for src in addrs(lk_a, a.segment):
+                for dst in addrs(lk_b, b.segment):
+                    for method in ("icmp",) + tuple(f"tcp:{p}" for p in ports):
+                        proto, _, port = method.partition(":")
+                        out.append(
+                            decide(
+                                f, Packet(src, dst, proto, int(port) if port else None, lk_a.name, lk_b.name)
+                            )
+                        )
+    return out
+
+
+@check(
+    "NET-09",
+    "network",
+    "Tenant traffic accepted only by a default-accept policy",
+    "A filter is on the path between two tenants, but no rule decides their traffic: it gets "
+    "through because the chain's policy is accept. One rule added above it, or a flushed "
+    "table, silently changes isolation; a default-drop policy with explicit accepts does not.",
+    Severity.MEDIUM,
+    "set the forward chain's policy to drop (nft: `policy drop;`; iptables -P FORWARD DROP) and "
+    "accept the allowed tenant traffic explicitly",
+    reads=("workloads", "topology", "runtimes", "reach"),
+)
+def net09_default_accept(state: State, spec: CheckSpec) -> Iterator[Finding]:
+    for hs in _with_topology(state):
+        topo = hs.topology
+        if not topo or not topo.filters:
+            yield passed(spec, hs, "no filter read on this host (nothing forwards)")
+            continue
+        bad = 0
+        for c in _cells(hs):
+            if c.src == c.dst or c.dst == HOST_TENANT or c.expected:
+                continue
+            pp = [
+                p
+                for p in c.pairs
+                if p.reachable and p.filters and all(d.by_policy for d in p.filters if d.verdict != "none")
+            ]
+            pp = [p for p in pp if any(d.by_policy for d in p.filters)]
+            if not pp:
+                continue
+            bad += 1
             yield finding(
                 spec,
                 Status.FAIL,
-                f"{where} forwards between {', '.join(segment_label(s) for s in sorted(segs))} "
-                f"(tenants {', '.join(sorted(tenants))}); no filter was checked",
+                f"{c.src} reaches {c.dst} through {', '.join(sorted({d.where for p in pp for d in p.filters}))} "
+                "only by the default accept policy",
                 host=hs.host.name,
-                tenants=sorted(tenants),
+                tenants=[c.src, c.dst],
+                workloads=sorted({p.src for p in pp} | {p.dst for p in pp}),
                 evidence=[
                     Evidence(
-                        f"{lk.where} {', '.join(lk.addresses)}",
-                        f"forwarding on, on {segment_label(a.segment)}",
+                        f"{p.src} -> {p.dst} {p.address} {p.method}", "; ".join(d.text for d in p.filters)
                     )
-                    for lk, a in legs
+                    for p in pp[:4]
                 ],
-                fix=(
-                    f"ip netns exec {_q(ns.name)} sysctl -w net.ipv4.ip_forward=0"
-                    if ns.name
-                    else "sysctl -w net.ipv4.ip_forward=0  # or nft: drop forwarding between these bridges"
-                ),
+            )
+        if not bad:
+            yield passed(
+                spec,
+                hs,
+                f"no tenant pair is accepted only by a default policy ({len(topo.filters)} filter set(s) read)",
             )
 
 

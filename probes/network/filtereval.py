@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from probes.network.filtermodel import Atom, Chain, NsFilters, Part, Rule, Ruleset, Verdict
 
 MAX_DEPTH = 16
 PROTO_NUMBERS = {"icmp": "1", "tcp": "6", "udp": "17", "icmpv6": "58"}
-ICMP_ECHO = ("echo-request", "8")
+ICMP_TYPES = {"echo-request": "8", "echo-reply": "0"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class Packet:
     dport: int | None = None
     iif: str = ""  # as the hook sees them: the legs of a router, the bridge with br_netfilter
     oif: str = ""
+    state: str = "new"  # conntrack's view: new (the first packet), established (a reply)
+    sport: int | None = None  # known for replies (the service's port); else the sender's choice
 
     @property
     def method(self) -> str:
@@ -130,17 +132,23 @@ def _pkt_value(key: str, p: Packet) -> str | None:
     if key in ("tcp dport", "udp dport", "th dport", "sctp dport"):
         proto = key.split()[0]
         if (proto == "th" and p.proto in ("tcp", "udp")) or proto == p.proto:
-            return str(p.dport) if p.dport is not None else None
+            if p.dport is None:
+                raise _Undecided(f"{key}: a reply goes to the client's ephemeral port")
+            return str(p.dport)
         return None
     if key in ("tcp sport", "udp sport", "th sport"):
         proto = key.split()[0]
         if (proto == "th" and p.proto in ("tcp", "udp")) or proto == p.proto:
-            raise _Undecided(f"{key}: the source port is the sender's choice")
+            if p.sport is None:
+                raise _Undecided(f"{key}: the source port is the sender's choice")
+            return str(p.sport)
         return None
     if key in ("icmp type",):
-        return "echo-request" if p.proto == "icmp" else None
+        if p.proto != "icmp":
+            return None
+        return "echo-reply" if p.state == "established" else "echo-request"
     if key == "ct state":
-        return "new"
+        return p.state
     raise _Undecided(f"{key} is beyond the evaluator")
 
 
@@ -170,7 +178,7 @@ def _atom_has(atom: Atom, key: str, v: str) -> bool:
     if key in ("meta l4proto", "ip protocol"):
         return atom.kind == "value" and PROTO_NUMBERS.get(v, v) == PROTO_NUMBERS.get(atom.a.lower(), atom.a)
     if key == "icmp type":
-        return atom.kind == "value" and atom.a in ICMP_ECHO
+        return atom.kind == "value" and ICMP_TYPES.get(atom.a, atom.a) == ICMP_TYPES[v]
     if key == "ether type":
         return atom.kind == "value" and atom.a in ("ip", "0x0800", "2048")
     if atom.kind == "value":
@@ -263,30 +271,31 @@ def _base_chains(f: NsFilters, hook: str, families: tuple[str, ...]) -> list[tup
         for rs in f.rulesets
         if not rs.source.startswith("ip6")
         for c in rs.chains
-        if c.hook == hook and c.family in families
-    ]
+        if c.hook == hook and c.family in families and (c.rules or c.policy == "drop")
+    ]  # an empty chain whose policy is accept decides nothing (iptables-save prints its built-ins)
     out.sort(key=lambda x: x[1].priority)
     return out
 
 
-def decide(f: NsFilters, p: Packet, *, bridged: bool = False) -> FilterDecision:
-    """What the forward hook of `f`'s namespace does to `p`: the routed forward hook, or for
-    a bridged packet the bridge family's forward hook and, with br_netfilter, the IP one."""
-    if bridged:
-        chains = _base_chains(f, "forward", ("bridge",))
-        hook = "bridge forward"
+def decide(f: NsFilters, p: Packet, *, bridge: str = "") -> FilterDecision:
+    """What the forward hook of `f`'s namespace does to `p`: the routed forward hook, or for a
+    packet bridged by `bridge` (p's interfaces are then its ports) the bridge family's
+    forward hook and, with br_netfilter, the IP forward hook (which sees the bridge as both
+    interfaces)."""
+    if bridge:
+        chains = [(rs, c, p) for rs, c in _base_chains(f, "forward", ("bridge",))]
+        hook = f"bridge {bridge} forward"
         if f.bridge_nf_iptables:
-            chains += _base_chains(f, "forward", ("ip", "inet"))
-            hook = "bridge forward + br_netfilter"
+            ip_pkt = replace(p, iif=bridge, oif=bridge)
+            chains += [(rs, c, ip_pkt) for rs, c in _base_chains(f, "forward", ("ip", "inet"))]
+            hook += " (br_netfilter)"
+        chains.sort(key=lambda x: x[1].priority)
     else:
-        chains = _base_chains(f, "forward", ("ip", "inet"))
+        chains = [(rs, c, p) for rs, c in _base_chains(f, "forward", ("ip", "inet"))]
         hook = "forward"
     steps: list[ChainStep] = []
-    for rs, c in chains:
-        bp = p
-        if bridged and c.family != "bridge":
-            pass  # br_netfilter: the IP hooks see the bridge as both interfaces (set by the caller)
-        out, rule, path = _run(rs, c, bp, (), 0)
+    for rs, c, pkt in chains:
+        out, rule, path = _run(rs, c, pkt, (), 0)
         if out == "return":
             out = "drop" if c.policy == "drop" else "accept"
             rule = ""

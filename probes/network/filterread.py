@@ -18,6 +18,7 @@ from probes.network.filterparse import FilterParseError, nft_claimed_tables, par
 from probes.network.model import Topology
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+# plain `*-save` (never `-t filter`: the legacy back end would create the table, with its hooks)
 READERS = ("nft", "iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save")
 
 SCRIPT = r"""
@@ -26,7 +27,7 @@ x() { if [ -z "$ns" ]; then "$@"; else ip netns exec "$ns" "$@"; fi; }
 for ns in "$@"; do
   printf '@@%s nft %s\n' "$n" "$ns"; x nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
   for t in iptables-nft-save iptables-legacy-save ip6tables-nft-save ip6tables-legacy-save; do
-    printf '@@%s %s %s\n' "$n" "$t" "$ns"; x "$t" -t filter 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+    printf '@@%s %s %s\n' "$n" "$t" "$ns"; x "$t" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
   done
   printf '@@%s sysctl %s\n' "$n" "$ns"
   x cat /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables 2>/dev/null
@@ -44,8 +45,9 @@ async def bridge_nf_on(host: HostTransport) -> bool:
 
 
 def namespaces_to_read(topo: Topology, bridge_nf_host: bool) -> list[tuple[str, str]]:
-    """(namespace, why) whose filters decide tenant traffic: it forwards, or (the host) it has
-    bridges and br_netfilter is on. Namespaces only processes hold are not read (yet)."""
+    """(namespace, why) whose filters decide tenant traffic: it forwards, or it has bridges
+    (whose bridge-family chains, and with br_netfilter its IP chains, see bridged frames; for
+    the host only when br_netfilter is on). Namespaces only processes hold are not read yet."""
     out = []
     for ns in topo.namespaces:
         if ns.error or ns.name.startswith("net:["):
@@ -54,8 +56,9 @@ def namespaces_to_read(topo: Topology, bridge_nf_host: bool) -> list[tuple[str, 
         bridges = any(lk.kind == "bridge" for lk in topo.links_in(ns.name))
         if ns.ip_forward or legs:
             out.append((ns.name, "forwarding"))
-        elif ns.name == "" and bridges and bridge_nf_host:
-            out.append((ns.name, "br_netfilter"))
+        elif bridges and (ns.name or bridge_nf_host):
+            # the host: its switch is a file read; a namespace's is read with its rules
+            out.append((ns.name, "bridge"))
     return out
 
 

@@ -6,8 +6,13 @@ namespace must forward (per-interface IPv4 forwarding) and the walk continues fr
 most MAX_HOPS). The reply must find its way back the same way. Bridge port isolation
 (both ports isolated) blocks a segment, and so does a container runtime's network with
 inter-container communication off between two of its containers (not between a container
-and the host). Filters (nftables/iptables) are not read, so a routed
-path is "possible, no filter seen" and active probes settle it.
+and the host). Filters are evaluated for a concrete packet (probes/network/filtereval.py):
+the forward hook of every routing namespace on the path, and the bridge's forward hook (with
+br_netfilter, the IP one too) of every bridge crossed in a namespace whose filters were read.
+The packet is an ICMP echo request, and where a filter was on the path, also a TCP SYN to
+each port the policy allows for the pair or the last probe run used; a pair is reachable when
+one of them gets through. A filter the evaluator cannot decide leaves the path possible and
+says "filter: undecided" with the rule.
 
 The matrix puts three things in each tenant x tenant cell: expected (policy), predicted
 (topology) and observed (the last active probe run); `actual` is observed when there is an
@@ -24,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from probes.model import HostState
+from probes.network.filtereval import FilterDecision, Packet, decide
+from probes.network.filtermodel import NsFilters
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
 from probes.network.policy import allowed_ports, allows
 from probes.network.segments import (
@@ -51,6 +58,28 @@ class PairPrediction:
     hops: tuple[str, ...] = ()  # routers on the way, as netns/iface address
     segments: tuple[str, ...] = ()  # segment ids crossed
     exposed: bool = False  # reachable by tagging frames into a VLAN the port trunks
+    filters: tuple[FilterDecision, ...] = ()  # the filters met on the path, for `method`
+    method: str = "icmp"  # the packet the path and filters were decided for
+    methods: tuple[tuple[str, bool], ...] = ()  # where filters were met: each packet tried, reached
+
+    @property
+    def filter_state(self) -> str:
+        """blocked-by-filter, reach-through-filter, filter-undecided, or "" (no filter decided)."""
+        if any(d.verdict == "undecided" for d in self.filters):
+            return "filter-undecided"
+        if not self.reachable and any(d.verdict == "drop" for d in self.filters):
+            return "blocked-by-filter"
+        if self.reachable and any(d.verdict == "accept" for d in self.filters):
+            return "reach-through-filter"
+        return ""
+
+    @property
+    def deciding_rule(self) -> str:
+        """The rule the prediction relied on (the dropping one, or the accepting ones)."""
+        ds = [d for d in self.filters if d.verdict in ("drop", "undecided")] or [
+            d for d in self.filters if d.verdict == "accept"
+        ]
+        return "; ".join(d.text for d in ds)
 
 
 @dataclass(frozen=True)
@@ -69,6 +98,20 @@ class Cell:
     @property
     def actual(self) -> bool | None:
         return self.observed if self.observed is not None else self.predicted
+
+    @property
+    def filter_state(self) -> str:
+        """blocked-by-filter (predicted blocked, a filter dropped a pair that the topology lets
+        through), reach-through-filter (a reachable pair passes a filter that accepts it),
+        filter-undecided, or "" (no filter on the predicted paths)."""
+        states = {p.filter_state for p in self.pairs}
+        if self.predicted and "reach-through-filter" in states:
+            return "reach-through-filter"
+        if "filter-undecided" in states:
+            return "filter-undecided"
+        if self.predicted is False and "blocked-by-filter" in states:
+            return "blocked-by-filter"
+        return ""
 
     @property
     def status(self) -> str:
@@ -110,6 +153,7 @@ class _Index:
 
     def __init__(self, topo: Topology, no_icc: frozenset[str] = frozenset()) -> None:
         self.topo = topo
+        self.filters: dict[str, NsFilters] = {f.netns: f for f in topo.filters}
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.owners: dict[str, list[tuple[Link, Attachment | None]]] = {}
         self.att: dict[tuple[str, str], Attachment | None] = {}
@@ -152,10 +196,47 @@ class _Index:
         return any(lk.netns == ns for lk, _ in self.owners.get(ip, ()))
 
 
+def _filter_verdict(
+    idx: _Index, f: NsFilters | None, pkt: Packet, decisions: list[FilterDecision] | None, bridge: str = ""
+) -> FilterDecision | None:
+    if f is None:
+        return None
+    d = decide(f, pkt, bridge=bridge)
+    if d.verdict == "none":
+        return None
+    if decisions is not None:
+        decisions.append(d)
+    return d
+
+
+def _bridged(
+    idx: _Index, seg: str, a: Attachment, b: Attachment, pkt: Packet, decisions: list[FilterDecision] | None
+) -> FilterDecision | None:
+    """The bridge's filters for a frame from port `a` to port `b` of bridge segment `seg`."""
+    if not seg.startswith("br:"):
+        return None
+    ns, _, br = seg[3:].rpartition("/")
+    f = idx.filters.get(ns)
+    bridge_port = f"{ns or 'host'}/{br}"
+    if f is None or bridge_port in (a.port, b.port):  # to or from the bridge itself: not bridged
+        return None
+    ports = replace(pkt, iif=a.port.rpartition("/")[2], oif=b.port.rpartition("/")[2])
+    return _filter_verdict(idx, f, ports, decisions, bridge=br)
+
+
 def walk(
-    idx: _Index, ns: str, dst_ip: str, depth: int = 0
+    idx: _Index,
+    ns: str,
+    dst_ip: str,
+    depth: int = 0,
+    *,
+    src_ip: str = "",
+    method: str = "icmp",
+    decisions: list[FilterDecision] | None = None,
+    state: str = "new",
 ) -> tuple[bool, str, tuple[str, ...], tuple[str, ...]]:
-    """(reached, why, hops, segments) for a packet from namespace `ns` to `dst_ip`."""
+    """(reached, why, hops, segments) for a packet from namespace `ns` to `dst_ip` (`method`:
+    icmp or tcp:PORT; the filters met are appended to `decisions`)."""
     if idx.ns_owns(ns, dst_ip):
         return True, "local address", (), ()
     if depth > MAX_HOPS:
@@ -168,6 +249,15 @@ def walk(
         return False, f"{ns or 'host'}/{r.dev} is on no bridge or switch", (), ()
     if out.segment.endswith("#none"):
         return False, f"{out.port} drops untagged frames", (), ()
+    if not src_ip:
+        lk_out = idx.topo.link(ns, r.dev)
+        src_ip = lk_out.addresses[0].split("/")[0] if lk_out and lk_out.addresses else ""
+    proto, _, port = method.partition(":")
+    num = int(port) if port.isdigit() else None
+    if state == "established" and num is not None:  # a reply: from the service's port
+        pkt = Packet(src_ip, dst_ip, proto, None, state=state, sport=num)
+    else:
+        pkt = Packet(src_ip, dst_ip, proto, num, state=state)
     nh = r.gateway or dst_ip
     owners = [(lk, a) for lk, a in idx.owners.get(nh, ()) if a and a.segment == out.segment]
     if not owners:
@@ -190,30 +280,87 @@ def walk(
                 (),
                 (out.segment,),
             )
+    bd = _bridged(idx, out.segment, out, a, pkt, decisions)
+    if bd is not None and bd.verdict == "drop":
+        return False, f"{segment_label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
+    bnote = f" ({bd.text})" if bd is not None else ""
     if idx.ns_owns(lk.netns, dst_ip):
-        return True, f"{out.iface} and {lk.where} share {segment_label(out.segment)}", (), (out.segment,)
+        return (
+            True,
+            f"{out.iface} and {lk.where} share {segment_label(out.segment)}{bnote}",
+            (),
+            (out.segment,),
+        )
     if not lk.forwarding:
         return False, f"gateway {lk.where} ({nh}) does not forward", (), (out.segment,)
-    ok, why, hops, segs = walk(idx, lk.netns, dst_ip, depth + 1)
     hop = f"{lk.where} {nh}"
-    return ok, f"via {hop} (forwarding on, no filter seen); " + why, (hop,) + hops, (out.segment,) + segs
+    r2 = idx.route(lk.netns, dst_ip)
+    fd = None
+    if r2 is not None:
+        fd = _filter_verdict(idx, idx.filters.get(lk.netns), replace(pkt, iif=lk.name, oif=r2.dev), decisions)
+    if fd is not None and fd.verdict == "drop":
+        return False, f"via {hop}: blocked by filter {fd.text}", (hop,), (out.segment,)
+    ok, why, hops, segs = walk(
+        idx, lk.netns, dst_ip, depth + 1, src_ip=src_ip, method=method, decisions=decisions
+    )
+    if fd is None:
+        seen = "forwarding on, " + (
+            "filters not read" if lk.netns not in idx.filters else "no filter on its forward hook"
+        )
+    elif fd.verdict == "undecided":
+        seen = f"forwarding on, filter: undecided at {fd.text}"
+    else:
+        seen = f"forwarding on, filter accepts: {fd.text}"
+    return ok, f"via {hop} ({seen}){bnote}; " + why, (hop,) + hops, (out.segment,) + segs
 
 
-def predict_pair(idx: _Index, a: Endpoint, b: Endpoint) -> PairPrediction:
+def _walk_methods(
+    idx: _Index, a: Endpoint, b: Endpoint, ip: str, ports: tuple[int, ...]
+) -> tuple[
+    bool, str, tuple[str, ...], tuple[str, ...], tuple[FilterDecision, ...], str, tuple[tuple[str, bool], ...]
+]:
+    """The walk there (and back) for ICMP and, where a filter was met, for each TCP port."""
+    assert a.netns is not None
+    tried: list[tuple[str, bool]] = []
+    first: tuple[bool, str, tuple[str, ...], tuple[str, ...], tuple[FilterDecision, ...], str] | None = None
+    for method in ("icmp",) + tuple(f"tcp:{p}" for p in ports):
+        decisions: list[FilterDecision] = []
+        ok, why, hops, segs = walk(idx, a.netns, ip, method=method, decisions=decisions)
+        if ok and b.netns is not None and a.addresses:
+            # the replies: conntrack sees them as established
+            backs = [walk(idx, b.netns, x, method=method, state="established") for x in a.addresses]
+            if not any(x[0] for x in backs):
+                ok, why = False, f"{why}; but no way back: {backs[0][1]}"
+        res = (ok, why, hops, segs, tuple(decisions), method)
+        tried.append((method, ok))
+        if first is None:
+            first = res
+            if not decisions:  # no filter on the path: the port cannot change the answer
+                break
+        elif ok and not first[0]:
+            first = res
+    assert first is not None
+    return (*first, tuple(tried) if len(tried) > 1 else ())
+
+
+def predict_pair(idx: _Index, a: Endpoint, b: Endpoint, ports: tuple[int, ...] = ()) -> PairPrediction:
     base = dict(src=a.workload, dst=b.workload, src_tenant=a.tenant, dst_tenant=b.tenant)
     exposed = any(bs.segment in x.exposed for x in a.attachments for bs in b.attachments)
     if a.netns is not None and b.addresses:
         best: PairPrediction | None = None
         for ip in b.addresses:
-            ok, why, hops, segs = walk(idx, a.netns, ip)
-            if ok and b.netns is not None and a.addresses:
-                backs = [walk(idx, b.netns, x) for x in a.addresses]
-                back_ok = any(x[0] for x in backs)
-                back_why = backs[0][1]
-                if not back_ok:
-                    ok, why = False, f"{why}; but no way back: {back_why}"
+            ok, why, hops, segs, decisions, method, methods = _walk_methods(idx, a, b, ip, ports)
             p = PairPrediction(
-                **base, reachable=ok, address=ip, path=why, hops=hops, segments=segs, exposed=exposed
+                **base,
+                reachable=ok,
+                address=ip,
+                path=why if method == "icmp" else f"{method}: {why}",
+                hops=hops,
+                segments=segs,
+                exposed=exposed,
+                filters=decisions,
+                method=method,
+                methods=methods,
             )
             if ok:
                 return p
@@ -267,6 +414,16 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
         out.setdefault(k, []).append(p)
 
     idx = _Index(hs.topology, no_icc_segments(hs))
+    policy = hs.topology.policy
+    probe_ports = hs.reach.ports if hs.reach else ()
+    port_cache: dict[tuple[str, str], tuple[int, ...]] = {}
+
+    def ports(src: str, dst: str) -> tuple[int, ...]:
+        k = (src, dst)
+        if k not in port_cache:
+            port_cache[k] = tuple(sorted(set(allowed_ports(policy, src, dst)) | set(probe_ports)))
+        return port_cache[k]
+
     eps = endpoints(hs)
     for e in eps:
         if e.netns is None and e.addresses:
@@ -280,7 +437,7 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
     for a in walkers:
         for b in with_addr:
             if b.workload != a.workload:
-                add(predict_pair(idx, a, b))
+                add(predict_pair(idx, a, b, ports(a.tenant, b.tenant) if idx.filters else ()))
     # the rest is L2 only: one verdict per pair of classes
     for ka, aa in classes.items():
         for kb, bb in classes.items():

@@ -1,0 +1,260 @@
+"""Filters in the prediction, on real rules with real traffic (root): a router namespace
+between two tenants, and a bridge (in a namespace of its own) with br_netfilter between two
+more. Everything is named tsq-* (this file's own prefix) and removed by name.
+
+    tsq-a (acme)   eth0 10.81.1.1/24 == tsq-gwa 10.81.1.254  [tsq-gw, forwarding]
+    tsq-b (globex) eth0 10.81.2.1/24 == tsq-gwb 10.81.2.254  [tsq-gw]
+    tsq-c (initech)  eth0 10.82.0.1/24 -- tsq-pc  [bridge tsq-br in tsq-sw]
+    tsq-d (umbrella) eth0 10.82.0.2/24 -- tsq-pd  [bridge tsq-br in tsq-sw]
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from probes.checks.base import run_checks
+from probes.hosts.local import LocalHost
+from probes.model import Host, HostState, NetnsDetails, Placement, State, Status, Workload, WorkloadKind
+from probes.network import predict, prober
+from probes.network.topology import TopologyProbe
+from tests.helpers import needs_root, needs_tool
+
+pytestmark = [needs_root, needs_tool("ip", "nft", "iptables-legacy")]
+PREFIX = "tsq-"
+NS = ("tsq-a", "tsq-b", "tsq-c", "tsq-d", "tsq-gw", "tsq-sw")
+TENANT = {"tsq-a": "acme", "tsq-b": "globex", "tsq-c": "initech", "tsq-d": "umbrella"}
+T = 1.0
+
+
+def sh(*argv: str, input: str | None = None, check: bool = True) -> str:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, input=input).stdout
+
+
+def cleanup() -> None:
+    for ns in NS:
+        if os.path.exists(f"/run/netns/{ns}"):
+            sh("ip", "netns", "del", ns, check=False)
+
+
+def build() -> None:
+    cleanup()
+    for ns in NS:
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    # veths are made in the host and moved: their ifindexes stay unique, so peers resolve
+    for ns, leg, addr, gw in (
+        ("tsq-a", "tsq-gwa", "10.81.1.1/24", "10.81.1.254/24"),
+        ("tsq-b", "tsq-gwb", "10.81.2.1/24", "10.81.2.254/24"),
+    ):
+        veth(f"{ns}-e", ns, leg, "tsq-gw")
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", "tsq-gw", "addr", "add", gw, "dev", leg)
+        sh("ip", "-n", "tsq-gw", "link", "set", leg, "up")
+        sh("ip", "-n", ns, "route", "add", "default", "via", gw.split("/")[0])
+    sh("ip", "netns", "exec", "tsq-gw", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    sh("ip", "-n", "tsq-sw", "link", "add", "tsq-br", "type", "bridge")
+    sh("ip", "-n", "tsq-sw", "link", "set", "tsq-br", "up")
+    for ns, port, addr in (("tsq-c", "tsq-pc", "10.82.0.1/24"), ("tsq-d", "tsq-pd", "10.82.0.2/24")):
+        veth(f"{ns}-e", ns, port, "tsq-sw")
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", "tsq-sw", "link", "set", port, "master", "tsq-br", "up")
+
+
+def veth(tmp: str, ns: str, peer: str, peer_ns: str) -> None:
+    """eth0 in `ns`, `peer` in `peer_ns`: made in the host (under tsq-* names), then moved."""
+    sh("ip", "link", "add", tmp, "type", "veth", "peer", "name", peer)
+    sh("ip", "link", "set", peer, "netns", peer_ns)
+    sh("ip", "link", "set", tmp, "netns", ns)
+    sh("ip", "-n", ns, "link", "set", tmp, "name", "eth0")
+
+
+@pytest.fixture
+def lab() -> Iterator[None]:
+    build()
+    try:
+        yield
+    finally:
+        cleanup()
+
+
+def nft(ns: str, rules: str) -> None:
+    r = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def state(topo, reach=None) -> HostState:  # type: ignore[no-untyped-def]
+    ws = tuple(
+        Workload(
+            kind=WorkloadKind.NETNS,
+            name=ns,
+            host="fl",
+            tenant=t,
+            placed_by=Placement.CONFIG,
+            placed_rule=f"netns {ns}",
+            netns=NetnsDetails(path=f"/run/netns/{ns}"),
+        )
+        for ns, t in TENANT.items()
+    )
+    return HostState(host=Host("fl"), workloads=ws, topology=topo, reach=reach)
+
+
+async def observe(ports: tuple[int, ...] = ()) -> HostState:
+    topo = await TopologyProbe().collect(LocalHost("fl", libvirt_uri=None))
+    hs = state(topo)
+    return state(topo, await prober.probe_matrix(hs, timeout=T, ports=ports, trace=False))
+
+
+def check(hs: HostState, cid: str):  # type: ignore[no-untyped-def]
+    return [f for f in run_checks(State(hosts=(hs,)), [cid]) if f.check_id == cid]
+
+
+def pair(hs: HostState, src: str, dst: str):  # type: ignore[no-untyped-def]
+    cell = predict.matrix(hs).cell(TENANT[src], TENANT[dst])
+    assert cell is not None
+    return cell, [p for p in cell.pairs if p.src.endswith(f"/{src}") and p.dst.endswith(f"/{dst}")]
+
+
+async def test_router_without_filter_then_drop_rule(lab: None) -> None:
+    hs = await observe()
+    gw = hs.topology.filters_of("tsq-gw")
+    assert gw is not None and gw.why == "forwarding" and not gw.errors
+    assert hs.topology.filters_of("tsq-a") is None  # does not forward: not read
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.predicted and cell.observed  # no filter: it leaks, and the probe agrees
+    (net07,) = check(hs, "NET-07")
+    assert net07.status == Status.FAIL and "tsq-gw" in net07.summary
+
+    nft(
+        "tsq-gw",
+        "table inet tsqf { chain fw { type filter hook forward priority 0; policy accept;\n"
+        'iifname "tsq-gwa" oifname "tsq-gwb" drop\niifname "tsq-gwb" oifname "tsq-gwa" drop\n}\n}\n',
+    )
+    hs = await observe()
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.predicted is False and cell.observed is False and cell.filter_state == "blocked-by-filter"
+    assert pp and "nft inet tsqf fw, handle" in pp[0].deciding_rule
+    assert pp[0].deciding_rule.endswith("iifname tsq-gwa oifname tsq-gwb drop")
+    assert "blocked by filter" in pp[0].path
+    (net07,) = check(hs, "NET-07")
+    assert net07.status == Status.PASS and "iifname tsq-gwa oifname tsq-gwb drop" in net07.summary
+
+
+async def test_one_port_accepted_through_jump_chain_and_vmap(lab: None) -> None:
+    nft(
+        "tsq-gw",
+        "table inet tsqf {\n"
+        " chain fw { type filter hook forward priority 0; policy drop;\n"
+        "  ct state established,related accept\n"
+        '  iifname vmap { "tsq-gwa" : jump from_a, "tsq-gwb" : jump from_b }\n }\n'
+        " chain from_a { tcp dport 8080 accept\n }\n"
+        " chain from_b { accept\n }\n"
+        "}\n",
+    )
+    hs = await observe(ports=(8080, 9090))
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.predicted and cell.filter_state == "reach-through-filter"
+    (p,) = pp
+    assert (
+        p.reachable
+        and p.method == "tcp:8080"
+        and dict(p.methods)
+        == {
+            "icmp": False,
+            "tcp:8080": True,
+            "tcp:9090": False,
+        }
+    )
+    assert "from_a" in p.deciding_rule and "tcp dport 8080 accept" in p.deciding_rule
+    seen = {
+        r.method: r.reached for r in hs.reach.results if r.src.endswith("/tsq-a") and r.address == "10.81.2.1"
+    }
+    assert seen == {"icmp": False, "tcp:8080": True, "tcp:9090": False}  # the probes agree, per port
+    (net07,) = check(hs, "NET-07")
+    assert net07.status == Status.FAIL and "tcp dport 8080 accept" in net07.summary
+    # globex -> acme is accepted by a rule (from_b: accept), not by a policy: NET-09 stays quiet
+    assert all(f.status == Status.PASS for f in check(hs, "NET-09"))
+
+
+async def test_iptables_legacy_default_accept_is_flagged(lab: None) -> None:
+    run = ("ip", "netns", "exec", "tsq-gw")
+    sh(*run, "iptables-legacy", "-N", "TSQ-LOG")
+    sh(*run, "iptables-legacy", "-A", "FORWARD", "-j", "TSQ-LOG")
+    sh(*run, "iptables-legacy", "-A", "TSQ-LOG", "-s", "10.99.0.0/16", "-j", "DROP")
+    hs = await observe()
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.predicted and cell.observed
+    assert pp and all(d.by_policy for d in pp[0].filters) and pp[0].filters
+    net09 = [f for f in check(hs, "NET-09") if f.status == Status.FAIL]
+    assert {f.tenants for f in net09} >= {("acme", "globex")}
+    assert any("default accept policy" in f.summary for f in net09)
+    # a DROP policy closes it, and the legacy back end is what decides
+    sh(*run, "iptables-legacy", "-P", "FORWARD", "DROP")
+    hs = await observe()
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.predicted is False and cell.observed is False
+    assert "iptables-legacy filter FORWARD: policy drop" in pp[0].deciding_rule
+    assert check(hs, "NET-07")[0].status == Status.PASS
+
+
+async def test_br_netfilter_filters_a_bridged_pair(lab: None) -> None:
+    if (
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            "tsq-sw",
+            "cat",
+            "/proc/sys/net/bridge/bridge-nf-call-iptables",
+            check=False,
+        ).strip()
+        != "1"
+    ):
+        pytest.skip("br_netfilter is not on in new namespaces here")
+    hs = await observe()
+    assert hs.topology.filters_of("tsq-sw") is not None  # a bridge with br_netfilter: read
+    cell, _ = pair(hs, "tsq-c", "tsq-d")
+    assert cell.observed
+    sh(
+        "ip",
+        "netns",
+        "exec",
+        "tsq-sw",
+        "iptables-nft",
+        "-A",
+        "FORWARD",
+        "-s",
+        "10.82.0.1",
+        "-d",
+        "10.82.0.2",
+        "-j",
+        "DROP",
+    )
+    hs = await observe()
+    cell, pp = pair(hs, "tsq-c", "tsq-d")
+    assert cell.observed is False  # real traffic: the bridged frame went through iptables
+    assert pp and not pp[0].reachable and pp[0].filter_state == "blocked-by-filter"
+    assert "iptables filter FORWARD: -s 10.82.0.1/32 -d 10.82.0.2/32 -j DROP" in pp[0].deciding_rule
+    assert "br_netfilter" in pp[0].deciding_rule
+    # the rule is stateless: it drops the replies of umbrella's pings too, as predicted
+    back = predict.matrix(hs).cell("umbrella", "initech")
+    assert back.predicted is False and back.observed is False
+    assert any("no way back" in p.path and "10.82.0.2" in p.path for p in back.pairs)
+
+
+def test_nothing_spawned_for_a_lab_that_does_not_forward() -> None:
+    from probes.network.filterread import namespaces_to_read
+    from probes.network.model import Link, Namespace, Topology
+
+    topo = Topology(
+        namespaces=(Namespace(""), Namespace("tsq-x")),
+        links=(Link("eth0", 2, netns="tsq-x", forwarding=False),),
+    )
+    assert namespaces_to_read(topo, bridge_nf_host=True) == []
