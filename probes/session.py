@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from probes.config import Config
@@ -61,7 +61,9 @@ class Options:
     # it); its label names the file or recording instant in the Changes view and reports
     baseline: State | None = None
     baseline_label: str = ""
-    extra: tuple[tuple[str, str], ...] = field(default=())
+    updates: bool = False  # the facts probe also asks the package manager (check --updates)
+    journal_files: tuple[str, ...] = ()  # --journal-file: saved journals instead of the host's
+    journal_dir: str | None = None  # --journal-dir
 
 
 def demo_uri() -> str:
@@ -156,9 +158,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
         if not opts.demo:  # host files of this machine say nothing about the simulated demo host
             from probes.facts.probe import FactsProbe
 
-            probes.append(
-                FactsProbe(interval=max(opts.interval, 60.0), updates=("updates", "1") in opts.extra)
-            )
+            probes.append(FactsProbe(interval=max(opts.interval, 60.0), updates=opts.updates))
             from probes.xen.probe import XenProbe  # a Xen dom0's toolstack; nothing elsewhere
 
             probes.append(XenProbe(interval=max(opts.interval, 60.0)))

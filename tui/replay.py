@@ -181,7 +181,7 @@ class ReplaySource:
                 await self._wake.wait()
 
 
-def replay_app_class():  # type: ignore[no-untyped-def]
+def replay_app_class() -> type[Any]:
     """TenantScopeApp with the replay keys (a subclass: the live console has none of them)."""
     from textual.binding import Binding
 

@@ -37,6 +37,7 @@ from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport
 from probes.logs import classify, parsers, remote_follow, sources
 from probes.logs.attribute import Attributor, Index
+from probes.logs.config import logs_table
 from probes.logs.filewatch import FileWatch
 from probes.logs.model import LogEvent, LoggingSetup, LogSlice, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
@@ -620,55 +621,21 @@ def _setup_local(root: str, paths: Sequence[str]) -> tuple[dict[str, str], list[
 # ---------------------------------------------------------------- session hooks
 
 
-def _table(cfg_obj: Any) -> dict[str, Any] | None:
-    if cfg_obj is None:
-        return None
-    try:
-        table = cfg_obj.table("logs")
-    except Exception:
-        return None
-    return dict(table) if table else None
-
-
 def config_of(opts: Any) -> sources.LogsConfig:
-    """The LogsConfig of the session: the config's `[logs]` table, then the CLI's
-    `--journal-file` / `--journal-dir` (carried in Options.extra)."""
-    cfg, problems = sources.config_from(_table(getattr(opts, "config", None)))
+    """The LogsConfig of the session: the config's `[logs]` table, then the command line's
+    `--journal-file` / `--journal-dir` (Options.journal_files, Options.journal_dir)."""
+    cfg, problems = sources.config_from(logs_table(getattr(opts, "config", None)))
     for p in problems:
         log.warning("config: %s", p)
-    extra = tuple(getattr(opts, "extra", ()) or ())
-    files = tuple(v for k, v in extra if k == "journal-file")
-    dirs = [v for k, v in extra if k == "journal-dir"]
-    if files or dirs:
+    files = tuple(getattr(opts, "journal_files", ()) or ())
+    directory = getattr(opts, "journal_dir", None)
+    if files or directory:
         cfg = replace(
             cfg,
             journal_files=files or cfg.journal_files,
-            journal_directory=dirs[0] if dirs else cfg.journal_directory,
+            journal_directory=directory or cfg.journal_directory,
         )
     return cfg
-
-
-def logs_extra(
-    config: Any, journal_files: Sequence[str], journal_dir: str | None, *, local: bool = True
-) -> tuple[tuple[str, str], ...]:
-    """For the CLI: check the `[logs]` table and the --journal-* options (ValueError with a
-    message naming the file or key) and return them as Options.extra pairs."""
-    _, problems = sources.config_from(_table(config))
-    if problems:
-        where = getattr(config, "path", None) or "config"
-        raise ValueError(f"{where}: {problems[0]}")
-    import os
-
-    out: list[tuple[str, str]] = []
-    for f in journal_files:
-        if local and not os.path.isfile(f):
-            raise ValueError(f"--journal-file {f}: no such file")
-        out.append(("journal-file", os.path.abspath(f) if local else f))
-    if journal_dir:
-        if local and not os.path.isdir(journal_dir):
-            raise ValueError(f"--journal-dir {journal_dir}: no such directory")
-        out.append(("journal-dir", os.path.abspath(journal_dir) if local else journal_dir))
-    return tuple(out)
 
 
 def log_probes(host: HostTransport, service: LogService) -> list[Probe[Any]]:

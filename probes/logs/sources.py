@@ -26,20 +26,15 @@ from dataclasses import dataclass
 
 from probes.hosts.base import HostError, HostTransport
 from probes.logs import parsers
+from probes.logs.config import DEFAULT_FILES as DEFAULT_FILES
+from probes.logs.config import START_LINES as START_LINES
+from probes.logs.config import LogsConfig as LogsConfig
+from probes.logs.config import config_from as config_from
 from probes.logs.filewatch import SAFETY, FileWatch
 from probes.logs.model import LogEvent, SourceState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FILES = (
-    "/var/log/libvirt/libvirtd.log",
-    "/var/log/libvirt/qemu/*.log",
-    "/var/log/audit/audit.log",
-    "/var/log/syslog",
-    "/var/log/kern.log",
-    "/var/log/messages",
-)
-START_LINES = 1000
 MAX_LINE_BYTES = 64 * 1024  # longer lines are cut here (the display cuts at 16 KiB)
 MAX_READ = 4 << 20  # per poll: a burst is read over several polls (backpressure)
 
@@ -363,7 +358,6 @@ import enum, os, sys, time
 class SourceState(str, enum.Enum):
     STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
 MAX_LINE_BYTES = %d
-START_LINES = 1000
 MAX_READ = 4 << 20
 """
 _REMOTE_LOOP = """
@@ -601,72 +595,6 @@ async def follow_libvirt_events(host: HostTransport, sink: Sink) -> None:
 
 
 # ---------------------------------------------------------------- what to start
-
-
-@dataclass(frozen=True)
-class LogsConfig:
-    """The `[logs]` table of the config file."""
-
-    files: tuple[str, ...] = DEFAULT_FILES
-    journal: bool = True
-    journal_files: tuple[str, ...] = ()
-    journal_directory: str = ""
-    since: str = ""
-    libvirt_events: bool = True
-    start_lines: int = START_LINES
-    ring: int = 100_000
-    view: int = 500  # newest entries kept in the State (snapshots, replay)
-    native_files: bool = True  # follow local files natively (else `tail -F` as remotely)
-
-
-def config_from(table: object) -> tuple[LogsConfig, list[str]]:
-    """LogsConfig from a parsed `[logs]` table (a mapping or an object with attributes);
-    returns the problems found, each naming the key."""
-    cfg = LogsConfig()
-    problems: list[str] = []
-    if table is None:
-        return cfg, problems
-
-    def get(k: str):
-        if isinstance(table, dict):
-            return table.get(k)
-        return getattr(table, k, None)
-
-    kw: dict[str, object] = {}
-    for key, typ in (("files", tuple), ("journal_files", tuple)):
-        v = get(key)
-        if v is None:
-            continue
-        if isinstance(v, (list, tuple)) and all(isinstance(x, str) and x.startswith("/") for x in v):
-            kw[key] = tuple(v)
-        else:
-            problems.append(f"[logs] {key}: a list of absolute paths")
-    for key, t in (("journal", bool), ("libvirt_events", bool), ("native_files", bool)):
-        v = get(key)
-        if v is not None:
-            if isinstance(v, bool):
-                kw[key] = v
-            else:
-                problems.append(f"[logs] {key}: true or false")
-    for key in ("journal_directory", "since"):
-        v = get(key)
-        if v is not None:
-            if isinstance(v, str):
-                kw[key] = v
-            else:
-                problems.append(f"[logs] {key}: a string")
-    for key, lo in (("start_lines", 0), ("ring", 1), ("view", 0)):
-        v = get(key)
-        if v is not None:
-            if isinstance(v, int) and not isinstance(v, bool) and v >= lo:
-                kw[key] = v
-            else:
-                problems.append(f"[logs] {key}: a whole number >= {lo}")
-    if kw:
-        from dataclasses import replace
-
-        cfg = replace(cfg, **kw)  # type: ignore[arg-type]
-    return cfg, problems
 
 
 async def expand(pattern: str, host: HostTransport) -> list[str]:

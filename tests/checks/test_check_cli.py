@@ -145,8 +145,6 @@ def test_session_registers_the_facts_probe():
 
     live = [p for p in make_probes(Options())(LocalHost("hv1")) if p.name == "facts"]
     assert len(live) == 1 and not live[0].updates
-    asked = [
-        p for p in make_probes(Options(extra=(("updates", "1"),)))(LocalHost("hv1")) if p.name == "facts"
-    ]
+    asked = [p for p in make_probes(Options(updates=True))(LocalHost("hv1")) if p.name == "facts"]
     assert asked[0].updates and asked[0].timeout > live[0].timeout
     assert not [p for p in make_probes(Options(demo=True))(LocalHost("demo")) if p.name == "facts"]

@@ -1,0 +1,35 @@
+"""`tenantscope replay`: the console on a recording (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tui.commands.common import UserError, console_extras, options_from
+
+NAME = "replay"
+HELP = "open the console on a recording (read-only)"
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a recording made by `tenantscope record` or --record")
+    p.add_argument("--speed", type=float, default=1.0, metavar="X", help="playback speed (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from probes import record
+    from tui.replay import ReplaySource, replay_app_class
+
+    try:
+        rec = record.load(args.file)
+    except record.RecordError as e:
+        raise UserError(str(e)) from None
+    if not rec.states:
+        raise UserError(f"{args.file}: {rec.problem or 'the recording holds no observation'}")
+    opts = options_from(args, demo=False)
+    source = ReplaySource(rec, opts, speed=args.speed)
+    app = replay_app_class()(opts, source=source, read_only=True)  # replay: never changes anything
+    console_extras(app, args, opts)
+    if rec.problem:
+        app.call_later(app.notify, rec.problem, title="recording", severity="warning", timeout=15)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,25 @@
+"""`tenantscope run` (the default) and `tenantscope demo`: open the console."""
+
+from __future__ import annotations
+
+import argparse
+
+from tui.commands.common import console_extras, options_from
+
+NAME = "run"
+HELP = "open the console (the default)"
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    return None
+
+
+def run(args: argparse.Namespace, *, demo: bool = False) -> int:
+    from tui.app import TenantScopeApp
+    from tui.readonly import env_read_only
+
+    opts = options_from(args, demo=demo)
+    app = TenantScopeApp(opts, read_only=bool(getattr(args, "read_only", False)) or env_read_only())
+    console_extras(app, args, opts)
+    app.run()
+    return app.return_code or 0
