@@ -28,7 +28,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from probes.model import HostState
+from probes.model import HostState, RuntimeNetwork
 from probes.network.filtereval import FilterDecision, Packet, decide
 from probes.network.filtermodel import NsFilters
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
@@ -40,7 +40,8 @@ from probes.network.segments import (
     attach,
     endpoints,
     no_icc_segments,
-    segment_label,
+    runtime_networks,
+    segment_name,
 )
 
 MAX_HOPS = 4
@@ -151,10 +152,17 @@ class Matrix:
 class _Index:
     """Addresses to the links that own them, with each link's attachment."""
 
-    def __init__(self, topo: Topology, no_icc: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        topo: Topology,
+        no_icc: frozenset[str] = frozenset(),
+        names: dict[str, tuple[str, RuntimeNetwork]] | None = None,
+    ) -> None:
         self.topo = topo
         self.filters: dict[str, NsFilters] = {f.netns: f for f in topo.filters}
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
+        self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
+
         self.owners: dict[str, list[tuple[Link, Attachment | None]]] = {}
         self.att: dict[tuple[str, str], Attachment | None] = {}
         for lk in topo.links:
@@ -180,6 +188,9 @@ class _Index:
             for ip in e.addresses:
                 lk = Link(name=tap, ifindex=0, netns=f"vm:{e.name}", addresses=(f"{ip}/32",))
                 self.owners.setdefault(ip, []).append((lk, a))
+
+    def label(self, seg: str) -> str:
+        return segment_name(seg, self.names)
 
     def route(self, ns: str, ip: str) -> Route | None:
         """Longest-prefix match in the main table of `ns`."""
@@ -261,12 +272,12 @@ def walk(
     nh = r.gateway or dst_ip
     owners = [(lk, a) for lk, a in idx.owners.get(nh, ()) if a and a.segment == out.segment]
     if not owners:
-        return False, f"no one on {segment_label(out.segment)} has {nh}", (), (out.segment,)
+        return False, f"no one on {idx.label(out.segment)} has {nh}", (), (out.segment,)
     lk, a = owners[0]
     if out.isolated and a.isolated:
         return (
             False,
-            f"{out.port} and {a.port} are isolated ports of {segment_label(out.segment)}",
+            f"{out.port} and {a.port} are isolated ports of {idx.label(out.segment)}",
             (),
             (out.segment,),
         )
@@ -276,18 +287,18 @@ def walk(
         if out.port != bridge_port and a.port != bridge_port:
             return (
                 False,
-                f"{segment_label(out.segment)}: inter-container communication is off (the runtime's iptables drop it)",
+                f"{idx.label(out.segment)}: inter-container communication is off (the runtime's iptables drop it)",
                 (),
                 (out.segment,),
             )
     bd = _bridged(idx, out.segment, out, a, pkt, decisions)
     if bd is not None and bd.verdict == "drop":
-        return False, f"{segment_label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
+        return False, f"{idx.label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
     bnote = f" ({bd.text})" if bd is not None else ""
     if idx.ns_owns(lk.netns, dst_ip):
         return (
             True,
-            f"{out.iface} and {lk.where} share {segment_label(out.segment)}{bnote}",
+            f"{out.iface} and {lk.where} share {idx.label(out.segment)}{bnote}",
             (),
             (out.segment,),
         )
@@ -372,7 +383,7 @@ def predict_pair(idx: _Index, a: Endpoint, b: Endpoint, ports: tuple[int, ...] =
         return PairPrediction(
             **base,
             reachable=True,
-            path=f"share {segment_label(shared[0])} (addresses unknown)",
+            path=f"share {idx.label(shared[0])} (addresses unknown)",
             segments=tuple(shared),
             exposed=exposed,
         )
@@ -413,7 +424,7 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
             blocked[k] = blocked.get(k, 0) + 1
         out.setdefault(k, []).append(p)
 
-    idx = _Index(hs.topology, no_icc_segments(hs))
+    idx = _Index(hs.topology, no_icc_segments(hs), runtime_networks(hs))
     policy = hs.topology.policy
     probe_ports = hs.reach.ports if hs.reach else ()
     port_cache: dict[tuple[str, str], tuple[int, ...]] = {}

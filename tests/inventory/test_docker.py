@@ -246,9 +246,11 @@ def test_prediction_follows_inter_container_communication(scene: Scene):
     hs = placed(scene)
     pairs = {(p.src, p.dst): p for p in predict(hs)}
     key = {s: scene.workload(s).key for s in ("acme-web", "globex-web", "acme-q", "globex-q")}
-    assert pairs[(key["acme-web"], key["globex-web"])].reachable
+    open_pair = pairs[(key["acme-web"], key["globex-web"])]
+    assert open_pair.reachable and f"(docker network {scene.name('shared')})" in open_pair.path
     blocked = pairs[(key["acme-q"], key["globex-q"])]
     assert not blocked.reachable and "inter-container communication is off" in blocked.path
+    assert f"(docker network {scene.name('quiet')})" in blocked.path
 
 
 @pytest.mark.skipif(
