@@ -12,7 +12,7 @@ from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, w
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
 from probes.network.model import ReachResult
-from probes.network.predict import matrix
+from probes.network.predict import contradictions, matrix
 from probes.network.segments import (
     HOST_TENANT,
     UNPLACED,
@@ -323,6 +323,7 @@ def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding
                     for r in reached[:6]
                 ]
                 ev += [Evidence("topology path", p.path) for p in c.pairs if p.reachable][:3]
+                ev += [Evidence("the prediction said otherwise", x.text) for x in contradictions(c)[:3]]
                 unplaced = UNPLACED in (c.src, c.dst)
                 yield finding(
                     spec,

@@ -512,6 +512,45 @@ def _matrix(hs: HostState, policy: Policy | None) -> Matrix:
     return Matrix(tuple(tenants), tuple(dsts), tuple(cells))
 
 
+@dataclass(frozen=True)
+class Contradiction:
+    """A probe result that says otherwise than the prediction for its pair and packet."""
+
+    result: ReachResult
+    pair: PairPrediction
+    predicted: bool  # for the result's method
+
+    @property
+    def text(self) -> str:
+        r, p = self.result, self.pair
+        said = "reach" if self.predicted else "blocked"
+        saw = f"{r.outcome} ({'reached' if r.reached else 'not reached'})"
+        rule = p.deciding_rule or p.path
+        return f"{r.method} {r.src.rsplit('/', 1)[-1]} → {r.address}: predicted {said}, observed {saw}; the prediction relied on: {rule}"
+
+
+def contradictions(c: Cell) -> list[Contradiction]:
+    """Probe results of the cell that contradict the prediction for the same pair, address and
+    packet (the prediction for a port is known where filters were met; else one answer for all)."""
+    by_pair = {(p.src, p.dst, p.address): p for p in c.pairs if p.address}
+    out = []
+    for r in c.results:
+        if r.outcome in ("not-testable", "error"):
+            continue
+        p = by_pair.get((r.src, r.dst, r.address))
+        if p is None:
+            continue
+        if p.methods:
+            pred = dict(p.methods).get(r.method)
+            if pred is None:
+                continue
+        else:
+            pred = p.reachable
+        if pred != r.reached:
+            out.append(Contradiction(r, p, pred))
+    return out
+
+
 def _port(method: str) -> int | None:
     return int(method[4:]) if method.startswith("tcp:") and method[4:].isdigit() else None
 

@@ -258,3 +258,32 @@ def test_nothing_spawned_for_a_lab_that_does_not_forward() -> None:
         links=(Link("eth0", 2, netns="tsq-x", forwarding=False),),
     )
     assert namespaces_to_read(topo, bridge_nf_host=True) == []
+
+
+async def test_probe_contradicting_the_prediction_names_the_rule(lab: None) -> None:
+    from tui.panes.reachability import describe
+
+    nft(
+        "tsq-gw",
+        "table inet tsqf { chain fw { type filter hook forward priority 0; policy accept;\n"
+        'iifname "tsq-gwa" oifname "tsq-gwb" drop\n}\n}\n',
+    )
+    topo = await TopologyProbe().collect(LocalHost("fl", libvirt_uri=None))
+    sh(
+        "ip", "netns", "exec", "tsq-gw", "nft", "delete", "table", "inet", "tsqf"
+    )  # behind the prediction's back
+    hs = state(topo)
+    hs = state(topo, await prober.probe_matrix(hs, timeout=T, trace=False))
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.predicted is False and cell.observed is True
+    against = predict.contradictions(cell)
+    assert against and against[0].predicted is False and against[0].result.reached
+    assert "iifname tsq-gwa oifname tsq-gwb drop" in against[0].text
+    text = describe(hs, cell).plain
+    assert (
+        "contradict the prediction" in text
+        and "the prediction relied on: tsq-gw forward icmp: drop by nft inet tsqf fw" in text
+    )
+    assert "filter: blocked-by-filter" in text
+    net05 = [f for f in check(hs, "NET-05") if f.status == Status.FAIL and f.tenants == ("acme", "globex")]
+    assert net05 and any(e.where == "the prediction said otherwise" for e in net05[0].evidence)

@@ -26,7 +26,7 @@ from textual.widgets import Button, DataTable, ProgressBar, Static
 
 from probes.model import HostKind, HostState, State
 from probes.network.plan import plan
-from probes.network.predict import Cell, Matrix, matrix
+from probes.network.predict import Cell, Matrix, contradictions, matrix
 from probes.requests import ActiveProbe, RequestState
 from tui.panes.base import Pane
 from tui.safe import untrusted
@@ -440,6 +440,8 @@ def describe(hs: HostState, c: Cell) -> Text:
         f"predicted: {_word(c.predicted)}   observed: {_word(c.observed)}   → {c.status.upper()}\n",
         style="bold" if c.status == "wrong" else "",
     )
+    if c.filter_state:
+        t.append(f"filter: {c.filter_state}\n", style="bold")
     if c.exposed:
         t.append("⇅ a trunk port lets a workload tag frames into the other tenant's VLAN (NET-03)\n")
     if c.pairs:
@@ -448,6 +450,14 @@ def describe(hs: HostState, c: Cell) -> Text:
             t.append(f"  {YES if p.reachable else NO} ")
             t.append_text(untrusted(f"{_short(p.src)} → {_short(p.dst)} {p.address}: {p.path}"))
             t.append("\n")
+            for d in p.filters:
+                t.append("      filter: ", style="dim")
+                t.append_text(untrusted(d.text))
+                t.append("\n")
+            if p.methods:
+                t.append(
+                    "      per packet: " + ", ".join(f"{m} {YES if ok else NO}" for m, ok in p.methods) + "\n"
+                )
     if c.results:
         t.append("\nprobe results:\n", style="bold")
         for r in sorted(c.results, key=lambda r: (not r.reached, r.src, r.address))[:40]:
@@ -459,6 +469,13 @@ def describe(hs: HostState, c: Cell) -> Text:
             t.append("\n")
     elif c.observed is None:
         t.append("\nnot probed: press p to send probes\n", style="dim")
+    against = contradictions(c)
+    if against:
+        t.append(f"\n‼ {len(against)} probe result(s) contradict the prediction:\n", style="bold")
+        for x in against[:10]:
+            t.append("  ")
+            t.append_text(untrusted(x.text))
+            t.append("\n")
     return t
 
 
