@@ -411,3 +411,30 @@ async def test_a_daemon_that_accepts_but_never_answers_is_listed_with_why(tmp_pa
         assert cs == [] and d.api == "no answer within 0.5 s" and d.socket == path
     finally:
         srv.close()
+
+
+def test_tenantscope_check_on_this_host_sees_the_docker_tenants(scene: Scene, tmp_path, capsys):
+    """The whole composition, as a user runs it: `tenantscope check --format json --config F`
+    on this machine while the module's dockerd runs (the session registers the probes)."""
+    import json
+
+    from tui.cli import main
+
+    cfg = tmp_path / "tenants.toml"
+    cfg.write_text(
+        '[[tenant]]\nname = "acme"\ncontainers = ["com.example.tenant=acme"]\n\n'
+        '[[tenant]]\nname = "globex"\ncontainers = ["com.example.tenant=globex"]\n'
+    )
+    rc = main(["check", "--format", "json", "--config", str(cfg)])
+    doc = json.loads(capsys.readouterr().out)
+    assert rc in (0, 1)
+    res = doc["results"]
+    net02 = [
+        r
+        for r in res
+        if r["check_id"] == "NET-02" and f"docker network {scene.name('shared')})" in r["summary"]
+    ]
+    assert len(net02) == 1 and net02[0]["status"] == "fail" and {"acme", "globex"} <= set(net02[0]["tenants"])
+    rt = [r for r in res if r["check_id"] == "RT-02" and scene.env.socket in r["summary"]]
+    assert [r["status"] for r in rt] == ["pass"]
+    assert not [r for r in res if r["summary"].startswith("check failed")]
