@@ -39,7 +39,7 @@ def split_spec(spec: str) -> tuple[str, str]:
     return path, when
 
 
-def _when(when: str, first: float, tz: tzinfo | None) -> float:
+def _when(when: str, first: float, last: float, tz: tzinfo | None) -> float:
     m = _CLOCK.match(when)
     if m:
         h, mi, s = int(m[1]), int(m[2]), int(m[3] or 0)
@@ -47,8 +47,8 @@ def _when(when: str, first: float, tz: tzinfo | None) -> float:
             raise ValueError(f"{when!r} is not a time of day")
         start = datetime.fromtimestamp(first, tz)
         t = start.replace(hour=h, minute=mi, second=s, microsecond=0)
-        if t.timestamp() < first - 1:  # ran past midnight: the next day's clock
-            t += timedelta(days=1)
+        if t.timestamp() < first - 1 and (t + timedelta(days=1)).timestamp() <= last + 1:
+            t += timedelta(days=1)  # the recording ran past midnight: the next day's clock
         return t.timestamp()
     try:
         return float(when)
@@ -73,10 +73,10 @@ def load(spec: str, *, tz: tzinfo | None = None) -> Instant:
         i = len(rec.states) - 1
         if when:
             try:
-                t = _when(when, rec.times[0], tz)
+                t = _when(when, rec.times[0], rec.times[-1], tz)
             except ValueError as e:
                 raise BaselineError(f"{spec}: {e}") from None
-            earlier = [k for k, at in enumerate(rec.times) if at <= t + 0.5]
+            earlier = [k for k, at in enumerate(rec.times) if at <= t + 0.001]
             if not earlier:
                 first = datetime.fromtimestamp(rec.times[0], tz).strftime("%Y-%m-%d %H:%M:%S")
                 raise BaselineError(f"{spec}: the recording starts later, at {first}")

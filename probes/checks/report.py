@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from probes.checks.base import Check
+from probes.drift.model import Drift
 from probes.model import SEVERITY_ORDER, STATUS_ORDER, Finding, HostKind, ProbeError, Severity, State, Status
 from probes.untrusted import visible
 
@@ -127,6 +127,7 @@ def as_text(state: State, *, verbose: bool = False) -> str:
     ]
     multi = len(state.hosts) > 1
     area = None
+    new = set(state.drift.new_findings()) if state.drift is not None else set()
     for f in _sorted(state.findings):
         if f.area != area:
             area = f.area
@@ -135,7 +136,8 @@ def as_text(state: State, *, verbose: bool = False) -> str:
         tenants = f"  [{', '.join(v(t) for t in f.tenants)}]" if f.tenants else ""
         on = f" @{v(f.host)}" if multi and f.host else ""
         sev = f" ({f.severity})" if f.status in (Status.FAIL, Status.WARN) else ""
-        out.append(f"{STATUS_WORD[f.status]:5} {f.check_id:8}{on} {v(f.summary)}{sev}{tenants}")
+        mark = " NEW" if f.key in new else ""  # new since the baseline
+        out.append(f"{STATUS_WORD[f.status]:5} {f.check_id:8}{on}{mark} {v(f.summary)}{sev}{tenants}")
         if f.status in (Status.FAIL, Status.WARN, Status.ERROR) or verbose:
             if verbose:
                 out.append(f"      check: {v(f.title)}")
@@ -154,6 +156,11 @@ def as_text(state: State, *, verbose: bool = False) -> str:
         out.append("== Probe errors ==")
         for host, e in errors:
             out.append(f"ERROR probe {v(e.probe)} on {v(host)}: {v(e.message)}")
+    if state.drift is not None:  # --baseline: what changed since it
+        from probes.drift.text import drift_text
+
+        out.append("")
+        out.append("== " + drift_text(state.drift).rstrip())
     c = summary_counts(state)
     out.append("")
     out.append("summary: " + ", ".join(f"{n} {k}" for k, n in c.items()))
@@ -192,6 +199,7 @@ class CheckReport:
     hosts: tuple[HostEntry, ...]
     summary: Summary
     results: tuple[Finding, ...]
+    drift: Drift | None = None  # with --baseline: what changed since it (probes/drift)
 
 
 def report_of(state: State) -> CheckReport:
@@ -206,6 +214,7 @@ def report_of(state: State) -> CheckReport:
         hosts=tuple(HostEntry(h.host.name, h.host.kind, h.host.address, h.probe_errors) for h in state.hosts),
         summary=Summary(c["fail"], c["error"], c["warn"], c["skipped"], c["pass"]),
         results=tuple(_sorted(state.findings)),
+        drift=state.drift,
     )
 
 
@@ -246,10 +255,10 @@ def _labels(**kv: str) -> str:
     return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in kv.items()) + "}"
 
 
-def as_prometheus(state: State, new: Sequence[Finding] | None = None, baseline_at: float = 0.0) -> str:
+def as_prometheus(state: State) -> str:
     """node_exporter textfile format: per check and host one `tenantscope_check_status` series
     (value 1) carrying the worst status and its severity as labels, plus result counts. With a
-    baseline (`new`: the findings new since it), `tenantscope_check_new` counts them per check.
+    baseline (State.drift), `tenantscope_check_new` counts the findings new since it per check.
 
     Alert with e.g. `tenantscope_check_status{status="fail"} == 1` (probes/alerting has rules).
     """
@@ -293,7 +302,10 @@ def as_prometheus(state: State, new: Sequence[Finding] | None = None, baseline_a
         "# TYPE tenantscope_check_run_timestamp_seconds gauge",
         f"tenantscope_check_run_timestamp_seconds {state.taken_at or time.time():.3f}",
     ]
-    if new is not None:
+    if state.drift is not None:
+        new_keys = set(state.drift.new_findings())
+        new = [f for f in state.findings if f.key in new_keys]
+        baseline_at = state.drift.baseline_at
         per_new = Counter((f.host, f.check_id, str(f.severity)) for f in new)
         out += [
             "# HELP tenantscope_check_new Findings of a check on a host that are new since the baseline.",
@@ -314,12 +326,16 @@ def as_prometheus(state: State, new: Sequence[Finding] | None = None, baseline_a
 # ---------------------------------------------------------------- exit code
 
 
-def exit_code(state: State) -> int:
-    """0 all pass (warnings and skips included), 1 any fail. The caller returns 2 when the run
-    itself failed (no host reachable, bad arguments)."""
-    if any(f.status == Status.FAIL for f in state.findings):
-        return 1
-    return 0
+def exit_code(state: State, fail_on: str = "any") -> int:
+    """0 all pass (warnings and skips included), 1 any fail. With `fail_on="new"` (and a
+    baseline), 1 only for a fail that is new since the baseline: a cron job alerts on drift,
+    not on accepted debt. The caller returns 2 when the run itself failed (no host reachable,
+    bad arguments)."""
+    fails = [f for f in state.findings if f.status == Status.FAIL]
+    if fail_on == "new" and state.drift is not None:
+        new = set(state.drift.new_findings())
+        fails = [f for f in fails if f.key in new]
+    return 1 if fails else 0
 
 
 # ---------------------------------------------------------------- the README's table

@@ -171,3 +171,35 @@ def test_a_drift_survives_a_snapshot_round_trip():
     state = replace(after, drift=diff(before, after, baseline="good.json"))
     assert snapshot.loads(snapshot.dumps(state)) == state
     assert state.drift is not None and state.drift.baseline == "good.json" and len(state.drift.cleared) == 1
+
+
+def test_baseline_specs_pick_the_instant_of_a_recording(tmp_path):
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from probes import record, snapshot
+    from probes.baseline import BaselineError, load
+
+    t0 = datetime(2026, 12, 6, 14, 0, 0, tzinfo=UTC).timestamp()
+    path = tmp_path / "r.tsr"
+    rec = record.Recorder(path, min_interval=0.0)
+    for i, minute in enumerate((0, 2, 10)):  # observations at 14:00, 14:02, 14:10
+        rec.add(_state((_vm(f"v{i}", "acme"),), at=t0 + 60 * minute), force=True)
+    rec.close()
+    assert load(f"{path}@14:05", tz=UTC).label == f"{path}@14:02:00"
+    assert load(f"{path}@14:10", tz=UTC).state.taken_at == t0 + 600
+    assert load(f"{path}@2026-12-06T14:01:30+00:00", tz=UTC).label.endswith("@14:00:00")
+    assert load(str(path), tz=UTC).label.endswith("@14:10:00")  # no time: the last one
+    assert load(str(path)).raw
+    with pytest.raises(BaselineError, match="the recording starts later, at 2026-12-06 14:00:00"):
+        load(f"{path}@13:59", tz=UTC)
+    with pytest.raises(BaselineError, match="25:00"):
+        load(f"{path}@25:00", tz=UTC)
+    snap = tmp_path / "s.json"
+    snapshot.save(_state(()), snap)
+    assert not load(str(snap)).raw
+    with pytest.raises(BaselineError, match="is not a recording"):
+        load(f"{snap}@14:00")
+    with pytest.raises(BaselineError, match="cannot read"):
+        load(str(tmp_path / "missing.json"))

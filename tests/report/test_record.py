@@ -97,7 +97,7 @@ def test_not_a_recording(tmp_path, capsys):
 
 @needs_root
 @needs_tool("ip")
-async def test_real_recording_with_fault_replays_the_same_findings(tmp_path, tsj_net):
+async def test_real_recording_with_fault_replays_the_same_findings(tmp_path, tsj_net, capsys):
     from probes.config import parse
     from probes.engine import Engine
     from probes.inventory.netns import NetnsProbe
@@ -175,6 +175,26 @@ async def test_real_recording_with_fault_replays_the_same_findings(tmp_path, tsj
     md = as_markdown(rep)  # the evidence names the bridge and the workload behind each port
     assert "bridge tsj-bra is shared by tenants acme, globex" in md
     assert "`vm/netns/tsj-a1 (tenant acme)`" in md and "`vm/netns/tsj-b1 (tenant globex)`" in md
+
+    # `tenantscope diff` between two instants of the real recording: the fault and nothing else
+    import json
+
+    from tui.cli import main
+
+    (tmp_path / "c.toml").write_text(CONFIG)
+    before, after = f"{path}@{loaded.times[first - 1]:.3f}", f"{path}@{loaded.times[-1]:.3f}"
+    common = ["--config", str(tmp_path / "c.toml"), "--libvirt", "test:///default"]
+    assert main(["diff", before, before, *common]) == 0  # an instant against itself: nothing
+    capsys.readouterr()
+    assert main(["diff", before, after, "--format", "json", *common]) == 1
+    d = json.loads(capsys.readouterr().out)
+    # (only the test's own objects: other namespaces may come and go on a shared machine)
+    others = [
+        (c["kind"], c["summary"]) for c in d["changes"] if c["area"] != "findings" and "tsj-" in c["summary"]
+    ]
+    assert others == [("port-joined", "host/tsj-hb joined bridge tsj-bra (left tsj-brb)")]
+    new = {c["summary"].split()[0] for c in d["changes"] if c["kind"] == "finding-new"}
+    assert "NET-02" in new and not [c for c in d["changes"] if c["kind"] == "finding-cleared"]
 
     # cut mid-stream after the fault: opens up to the cut, the fault still there if before it
     data = path.read_bytes()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from tui.commands import check, demo, lab, record, replay, report, run, serve, snapshot
+from tui.commands import alerting, check, demo, diff, lab, record, replay, report, run, serve, snapshot
 
 COMMANDS: dict[str, ModuleType] = {
-    m.NAME: m for m in (run, demo, check, snapshot, report, record, replay, lab, serve)
+    m.NAME: m for m in (run, demo, check, snapshot, diff, report, record, replay, lab, serve, alerting)
 }
 DEFAULT = "run"  # no command: the console

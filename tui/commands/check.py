@@ -11,6 +11,7 @@ from probes.model import HostState, RequestState, State
 from probes.requests import ActiveProbe, FactsRefresh
 from probes.session import Options, Session
 from probes.untrusted import visible
+from tui.commands.baseline import add_baseline_arg, with_baseline, write_atomically
 from tui.commands.common import UserError, options_from
 
 NAME = "check"
@@ -57,6 +58,20 @@ def arguments(p: argparse.ArgumentParser) -> None:
         help="with --probe: VM sources besides the tenant namespaces, comma-separated: segment "
         "(a temporary probe port on each VM's bridge, removed after the run), guest (commands "
         "through each VM's guest agent), none (default: segment)",
+    )
+    add_baseline_arg(p)
+    p.add_argument(
+        "--fail-on",
+        choices=("any", "new"),
+        default="any",
+        help="exit 1 on any fail (default), or only on a fail new since --baseline (alert on drift)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write the report to FILE atomically (temp file + rename), e.g. node_exporter's textfile dir",
     )
 
 
@@ -108,13 +123,19 @@ def run(args: argparse.Namespace) -> int:
         silences_from(opts.config, list(catalog))
     except SilenceError as e:
         raise UserError(str(e)) from None
+    if args.fail_on == "new" and not args.baseline:
+        raise UserError("--fail-on new goes with --baseline FILE")
+    opts = with_baseline(opts, args.baseline)
     state = asyncio.run(_observe(opts, probe))
     out = {
         "text": lambda s: report.as_text(s, verbose=args.verbose),
         "json": report.as_json,
         "prometheus": report.as_prometheus,
     }[args.format]
-    sys.stdout.write(out(state))
+    if args.output:
+        write_atomically(args.output, out(state))
+    else:
+        sys.stdout.write(out(state))
     from probes.hosts.connection import connection_problems
 
     problems = connection_problems(state)
@@ -123,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if not problems and state.hosts and all(_all_probes_failed(h) for h in state.hosts):
         problems = ["every probe failed on every host"]
         print("tenantscope: every probe failed on every host: nothing was observed", file=sys.stderr)
-    return max(report.exit_code(state), 2 if problems else 0)
+    return max(report.exit_code(state, args.fail_on), 2 if problems else 0)
 
 
 def _probe_from(given: str | None) -> list[str]:
