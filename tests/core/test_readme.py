@@ -48,3 +48,13 @@ async def test_the_screenshot_counts_are_the_demos():
     got = Counter(f.status for f in (await observe_demo()).findings)
     demo = (got[Status.FAIL], got[Status.WARN], got[Status.SKIPPED], got[Status.PASS])
     assert tuple(int(x) for x in m.groups()) == demo, f"README screenshot vs demo: {m.group(0)} vs {demo}"
+
+
+def test_every_file_the_readme_links_exists():
+    import re
+    from urllib.parse import unquote
+
+    links = re.findall(r"\]\(((?:tests|probes|tui|themes|bench)/[^)#\s]+)\)", README)
+    assert links, "the README links files of the repository"
+    missing = [link for link in links if not (REPO / unquote(link)).exists()]
+    assert missing == [], f"README.md links files that do not exist: {missing}"
