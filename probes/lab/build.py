@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,11 +98,14 @@ class Built:
 
 
 def vms_wanted(mode: str) -> bool:
+    """VMs when libvirt answers, or when libvirtd is installed and `up` may start it."""
     if mode == "no":
         return False
     from probes.lab import vms
 
     why = vms.available()
+    if why and not vms.startable():
+        return True  # installed, not running: up starts it
     if why and mode == "yes":
         raise LabError(f"--vms yes: VMs cannot run here: {why}")
     return not why
@@ -135,8 +139,9 @@ def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-
         rec = LabRecord(prefix=prefix, tenants=tenants, ovs=bool(plan.ovs_bridge), created_at=time.time())
         store.save(rec)
         try:
-            _build(store, rec, plan, m)
+            _build(store, rec, plan, m, want_vms)
             if want_vms:
+                _start_libvirtd(store, rec)
                 _build_vms(store, rec, plan)
         except BaseException as e:
             try:
@@ -153,7 +158,7 @@ def up(store: Store, *, tenants: int = 3, ovs: str = "auto", prefix: str = "tsl-
     return Built(rec, plan, time.monotonic() - t0)
 
 
-def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> None:
+def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts, with_vms: bool = False) -> None:
     from pyroute2 import IPRoute, netns
 
     # 1. bridges (and the private OVS)
@@ -233,7 +238,7 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
     rec.files += [str(store.config), str(store.log)]
     store.save(rec)
     store.log.touch(mode=0o600)
-    store.config.write_text(config_text(plan, store))
+    store.config.write_text(config_text(plan, store, with_vms))
 
     # 5. one service per workload
     def on_start(p: Proc) -> None:
@@ -249,21 +254,52 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts) -> Non
     )
 
 
+def _start_libvirtd(store: Store, rec: LabRecord) -> None:
+    """libvirtd installed but not running: start it (and virtlogd), recorded for `down`."""
+    from probes.lab import vms
+    from probes.lab.proc import start_time
+
+    if not vms.available():
+        return
+    kvm = vms.open_kvm()
+    if kvm is not None:
+        rec.set_note("kvm_mode", kvm)
+        store.save(rec)
+
+    def started(what: str, pid: int) -> None:
+        rec.procs.append(Proc(pid, start_time(pid) or 0, what))
+        store.save(rec)
+
+    why = vms.start_daemons(str(store.dir / "libvirt"), started)
+    if why:
+        raise LabError(f"libvirtd is installed but could not be started: {why}")
+
+
 def _build_vms(store: Store, rec: LabRecord, plan: LabPlan) -> None:
-    """The VMs, started in parallel (each takes about half a second)."""
+    """The VMs, started in parallel (each takes about half a second; the guest inside boots in
+    about 2 s more). The guest image is built first (once per machine: probes/lab/guestimage.py);
+    without it the VMs are diskless and the record notes why."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from probes.lab import vms
+    from probes.lab import guestimage, vms
 
+    why = guestimage.why_not()
+    if not why:
+        try:
+            guestimage.build_image()
+        except (OSError, RuntimeError, subprocess.SubprocessError, StopIteration) as e:
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    if why:
+        rec.set_note("guest_image", f"no guest OS in the lab's VMs: {why}")
     todo = []
     for i, (name, bridge, tap) in enumerate(vms.vm_names(plan)):
         uid = vms.new_uuid()
         rec.vms.append([name, uid])
         rec.links.append(tap)
-        todo.append((name, uid, bridge, tap, i))
+        todo.append((name, uid, bridge, tap, i, "" if why else vms.vm_address(plan, name)))
     store.save(rec)
     with ThreadPoolExecutor(max(1, len(todo))) as pool:
-        pids = list(pool.map(lambda a: vms.create(*a), todo))
+        pids = list(pool.map(lambda a: vms.create(*a[:5], address=a[5]), todo))
     for (name, *_), pid in zip(todo, pids):
         if pid:
             rec.procs.append(Proc(pid, start_time(pid) or 0, f"qemu {name}"))
@@ -290,7 +326,7 @@ def _quiet_bridge(br: str) -> None:
             cgroup.write(path, value)
 
 
-def config_text(plan: LabPlan, store: Store) -> str:
+def config_text(plan: LabPlan, store: Store, with_vms: bool = False) -> str:
     """The config that maps the lab's workloads to their tenants (by namespace name and by
     cgroup path) and says no tenant may reach another."""
     q = _toml_str
@@ -324,6 +360,12 @@ def config_text(plan: LabPlan, store: Store) -> str:
         lines += ["[network]", f"ovsdb = {q(labovs.db(store.ovs))}", f"probe_ports = [{SERVICE_PORT}]", ""]
     else:
         lines += ["[network]", f"probe_ports = [{SERVICE_PORT}]", ""]
+    if with_vms:
+        from probes.lab import vms
+
+        lines += ["[network.addresses]  # the VMs' static addresses (probe targets before any traffic)"]
+        lines += [f"{q(n)} = [{q(vms.vm_address(plan, n).split('/')[0])}]" for n, _, _ in vms.vm_names(plan)]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -444,6 +486,12 @@ def _teardown(store: Store, rec: LabRecord) -> tuple[int, list[str]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f)
             removed += 1
+    kvm = rec.note("kvm_mode")
+    if kvm:
+        from probes.lab import vms
+
+        vms.restore_kvm(kvm)
+        rec.set_note("kvm_mode", None)
     rec.faults = []
     return removed, left
 

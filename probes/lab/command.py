@@ -8,6 +8,7 @@ import sys
 from typing import TextIO
 
 from probes.lab import build, faults
+from probes.lab.plan import SERVICE_PORT
 from probes.lab.record import LabError, Store
 
 
@@ -45,10 +46,20 @@ def run(
             + (
                 f"; VMs {', '.join(n for n, _ in b.record.vms)}"
                 if b.record.vms
-                else "; no VMs (unconfined-vm unavailable)"
+                else "; no VMs (unconfined-vm, vm-wrong-bridge unavailable)"
             )
             + "\n"
         )
+        if b.record.vms and b.record.note("guest_image"):
+            out.write(f"{b.record.note('guest_image')}\n")
+        elif b.record.vms:
+            from probes.lab import vms as labvms
+
+            out.write(
+                "VMs boot a real Linux guest: "
+                + ", ".join(f"{n} at {labvms.vm_address(p, n).split('/')[0]}" for n, _ in b.record.vms)
+                + f" (HTTP on {SERVICE_PORT}, guest agent)\n"
+            )
         out.write(
             f"config: {store.config}\n"
             f"watch it:  tenantscope --config {store.config}\n"

@@ -337,6 +337,33 @@ def unconfined_fix(c: Ctx) -> str:
     return f"{name} restarted with libvirt's default labelling"
 
 
+# ---------------------------------------------------------------- vm-wrong-bridge
+
+
+def _moved_vm(c: Ctx) -> tuple[str, str, str, str]:
+    """(VM name, its tap, its own bridge, the other tenant's bridge)."""
+    from probes.lab import vms
+
+    name, _, i = _vm(c)
+    _, bridge, tap = vms.vm_names(c.plan)[i]
+    other = next(t.bridge for t in c.plan.tenants if t.ovs_tag is None and t.bridge != bridge)
+    return name, tap, bridge, other
+
+
+def vm_bridge_break(c: Ctx) -> str:
+    name, tap, _, other = _moved_vm(c)
+    with _ipr() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=tap)[0], master=ipr.link_lookup(ifname=other)[0])
+    return f"{name}'s NIC ({tap}) now plugged into {other}, another tenant's bridge"
+
+
+def vm_bridge_fix(c: Ctx) -> str:
+    name, tap, bridge, _ = _moved_vm(c)
+    with _ipr() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=tap)[0], master=ipr.link_lookup(ifname=bridge)[0])
+    return f"{name}'s NIC back on {bridge}"
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -393,6 +420,15 @@ FAULTS: dict[str, Fault] = {
             "",
             denial_break,
             denial_fix,
+        ),
+        Fault(
+            "vm-wrong-bridge",
+            "acme's VM is moved onto globex's bridge (needs VMs)",
+            ("NET-02", "NET-04"),
+            "NET-05 with --probe (from the VM's segment, or from inside it with --probe-from guest)",
+            "vms",
+            vm_bridge_break,
+            vm_bridge_fix,
         ),
         Fault(
             "unconfined-vm",

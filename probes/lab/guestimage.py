@@ -194,3 +194,34 @@ def why_not() -> str:
     """'' when an image can be built here (the tools exist), else why not."""
     missing = [n for n in ("apt-get", "apt-cache", "dpkg-deb", "cpio", "ldd") if shutil.which(n) is None]
     return f"needs {', '.join(missing)}" if missing else ""
+
+
+def cached(cache: Path = CACHE) -> GuestImage | None:
+    """The image already built (no package lookup), or None."""
+    kernel, initrd, stamp = cache / "vmlinuz", cache / "initrd.cpio.gz", cache / "stamp"
+    try:
+        return (
+            GuestImage(str(kernel), str(initrd), stamp.read_text())
+            if kernel.exists() and initrd.exists()
+            else None
+        )
+    except OSError:
+        return None
+
+
+def cmdline(
+    name: str,
+    *,
+    address: str = "",
+    address2: str = "",
+    gateway: str = "",
+    port: int = 8080,
+    agent: str = "real",
+    dhcp: bool = False,
+) -> str:
+    """The kernel command line that tells the guest's init what to run (see INIT)."""
+    if agent not in AGENT_MODES:
+        raise ValueError(f"agent: one of {', '.join(AGENT_MODES)}")
+    out = ["console=ttyS0", "quiet", "panic=-1", f"ts.name={name}", f"ts.agent={agent}", f"ts.port={port}"]
+    out += [f"ts.{k}={v}" for k, v in (("ip", address), ("ip2", address2), ("gw", gateway)) if v]
+    return " ".join(out + (["ts.dhcp=1"] if dhcp else []))

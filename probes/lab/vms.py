@@ -1,8 +1,15 @@
-"""Tiny diskless VMs for the lab, where libvirtd and QEMU run: one transient domain per tenant
-on a Linux bridge (the first two tenants), 64 MiB, no disk, no display, a virtio NIC on the
-tenant's bridge with the anti-spoofing nwfilter, a CPU quota in the XML and a memory hard limit
-set live after start (a hard_limit in the XML makes the start fail on some hosts). They exist so
-the VM checks have something real to judge and `unconfined-vm` has a VM to unconfine.
+"""Tiny VMs for the lab, where libvirtd and QEMU are installed: one transient domain per tenant
+on a Linux bridge (the first two tenants), no disk, no display, a virtio NIC on the tenant's
+bridge with the anti-spoofing nwfilter, a CPU quota in the XML and a memory hard limit set live
+after start (a hard_limit in the XML makes the start fail on some hosts).
+
+Each boots a real Linux guest (probes/lab/guestimage.py: Debian's cloud kernel, busybox and
+qemu-guest-agent, about 2 s under TCG) with the address TENANT-SUBNET.100, an HTTP service on
+the lab's service port and a guest agent, so the Reachability pane can probe it (from its
+segment, from inside it). Where the image cannot be built (no network for apt, no cpio) the VM
+is the old diskless one that idles in SeaBIOS (still good for the VM checks), and `up` says so.
+If libvirtd is installed but not running, `up` starts it (virtlogd + libvirtd, recorded like
+every process of the lab, so `down` stops exactly those).
 
 Each domain is recorded (name and UUID) before it is created and destroyed by UUID, so a
 domain of the same name that is not the lab's is never touched. Should libvirtd be gone at
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid as uuidlib
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
@@ -20,7 +28,8 @@ from probes.lab.plan import CPU_PERIOD_US, CPU_QUOTA_US, CPU_SHARES, LabPlan
 from probes.lab.record import LabError
 
 URI = "qemu:///system"
-MEM_KIB = 64 * 1024
+MEM_KIB = 96 * 1024  # the guest's initramfs (kernel modules, qemu-ga and its libraries) needs it
+GUEST_HOST = 100  # the VM's address in its tenant's /24
 HARD_LIMIT_KIB = MEM_KIB + 256 * 1024
 
 
@@ -64,8 +73,38 @@ def vm_names(plan: LabPlan) -> list[tuple[str, str, str]]:
     return out
 
 
-def domain_xml(name: str, uid: str, bridge: str, tap: str, mac: str, *, kind: str, unconfined: bool) -> str:
+def vm_address(plan: LabPlan, name: str) -> str:
+    """The VM's address (CIDR) in its tenant's subnet."""
+    t = next(t for t in plan.tenants if name == f"{plan.prefix}{t.name}-vm")
+    return f"{t.subnet.rsplit('.', 1)[0]}.{GUEST_HOST}/24"
+
+
+def domain_xml(
+    name: str,
+    uid: str,
+    bridge: str,
+    tap: str,
+    mac: str,
+    *,
+    kind: str,
+    unconfined: bool,
+    address: str = "",
+    port: int = 8080,
+) -> str:
+    """With a guest image and an address: a direct-kernel boot of the lab's guest (with a
+    guest-agent channel); otherwise a diskless domain."""
+    from probes.lab.guestimage import cached, cmdline
+
     sec = "<seclabel type='none' model='dac'/>" if unconfined else ""
+    image = cached() if address else None
+    boot = ""
+    agent = ""
+    if image is not None:
+        boot = (
+            f"<kernel>{image.kernel}</kernel><initrd>{image.initrd}</initrd>"
+            f"<cmdline>{cmdline(name, address=address, port=port)}</cmdline>"
+        )
+        agent = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
     return f"""<domain type='{kind}'>
   <name>{name}</name>
   <uuid>{uid}</uuid>
@@ -73,7 +112,7 @@ def domain_xml(name: str, uid: str, bridge: str, tap: str, mac: str, *, kind: st
   <memory unit='KiB'>{MEM_KIB}</memory>
   <vcpu>1</vcpu>
   <cputune><shares>{CPU_SHARES}</shares><period>{CPU_PERIOD_US}</period><quota>{CPU_QUOTA_US}</quota></cputune>
-  <os><type arch='x86_64'>hvm</type></os>
+  <os><type arch='x86_64'>hvm</type>{boot}</os>
   <on_reboot>destroy</on_reboot>
   <devices>
     <interface type='bridge'>
@@ -84,6 +123,7 @@ def domain_xml(name: str, uid: str, bridge: str, tap: str, mac: str, *, kind: st
       <filterref filter='clean-traffic'/>
     </interface>
     <memballoon model='none'/>
+    {agent}
   </devices>
   {sec}
 </domain>"""
@@ -93,9 +133,16 @@ def _mac(i: int) -> str:
     return f"52:54:00:7a:{(i >> 8) & 0xFF:02x}:{i & 0xFF:02x}"
 
 
-def create(name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined: bool = False) -> int:
-    """Start the domain; returns its QEMU PID (0 when unknown)."""
+def create(
+    name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined: bool = False, address: str = ""
+) -> int:
+    """Start the domain (a real guest when `address` is given and the image is built); returns
+    its QEMU PID (0 when unknown). A guest boots under TCG ('qemu'): nested KVM does not boot it
+    on some hosts, and TCG boots it in about 2 s anyway."""
     import libvirt
+
+    from probes.lab.guestimage import cached
+    from probes.lab.plan import SERVICE_PORT
 
     try:
         conn = _open()
@@ -103,11 +150,21 @@ def create(name: str, uid: str, bridge: str, tap: str, index: int, *, unconfined
         raise LabError(f"{name}: {e}") from None
     with closing(conn):
         last: Exception | None = None
-        for kind in ("kvm", "qemu"):
+        kinds = ("qemu",) if address and cached() is not None else ("kvm", "qemu")
+        for kind in kinds:
             try:
-                dom = conn.createXML(
-                    domain_xml(name, uid, bridge, tap, _mac(index), kind=kind, unconfined=unconfined), 0
+                xml = domain_xml(
+                    name,
+                    uid,
+                    bridge,
+                    tap,
+                    _mac(index),
+                    kind=kind,
+                    unconfined=unconfined,
+                    address=address,
+                    port=SERVICE_PORT,
                 )
+                dom = conn.createXML(xml, 0)
                 break
             except libvirt.libvirtError as e:
                 last = e
@@ -167,3 +224,84 @@ def domain_exists(name: str) -> bool:
 
 def kvm_usable() -> bool:
     return os.path.exists("/dev/kvm")
+
+
+def find_daemon(name: str) -> str:
+    import shutil
+
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.access(p, os.X_OK)), ""
+    )
+
+
+def startable() -> str:
+    """'' when libvirtd is installed (with QEMU) but not answering: `up` may start it."""
+    missing = [n for n in ("libvirtd", "virtlogd", "qemu-system-x86_64") if not find_daemon(n)]
+    if missing:
+        return f"not installed: {', '.join(missing)}"
+    return ""
+
+
+def start_daemons(run_dir: str, on_start: Callable[[str, int], None]) -> str:
+    """Start virtlogd (when its socket is missing) and libvirtd, each reported to `on_start`
+    (what, pid) as soon as its pidfile names it; '' when libvirtd then answers, else why not."""
+    import subprocess
+    import time
+
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    for what, pidfile, needed in (
+        ("virtlogd", os.path.join(run_dir, "virtlogd.pid"), not os.path.exists("/run/libvirt/virtlogd-sock")),
+        ("libvirtd", os.path.join(run_dir, "libvirtd.pid"), True),
+    ):
+        if not needed:
+            continue
+        r = subprocess.run(
+            [find_daemon(what), "-d", "-p", pidfile],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=20,
+        )
+        pid = 0
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not pid:
+            try:
+                pid = int(open(pidfile).read().strip() or 0)
+            except (OSError, ValueError):
+                time.sleep(0.05)
+        if not pid:
+            return f"{what} did not start ({r.stderr.strip()[:200] or f'exit {r.returncode}'})"
+        on_start(what, pid)
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        if not available():
+            return ""
+        time.sleep(0.1)
+    return f"libvirtd did not answer at {URI} within 20 s"
+
+
+def open_kvm() -> str | None:
+    """/dev/kvm for the kvm group (without udev it stays root-only and libvirtd re-probes QEMU
+    on every call: minutes per domain); returns "MODE UID GID" to restore, None if unchanged."""
+    import grp
+
+    try:
+        st = os.stat("/dev/kvm")
+        gid = grp.getgrnam("kvm").gr_gid
+    except (OSError, KeyError):
+        return None
+    mode = st.st_mode & 0o7777
+    if st.st_gid == gid and mode & 0o060 == 0o060:
+        return None
+    os.chown("/dev/kvm", -1, gid)
+    os.chmod("/dev/kvm", mode | 0o060)
+    return f"{mode} {st.st_uid} {st.st_gid}"
+
+
+def restore_kvm(saved: str) -> None:
+    mode, uid, gid = (int(x) for x in saved.split())
+    try:
+        os.chown("/dev/kvm", uid, gid)
+        os.chmod("/dev/kvm", mode)
+    except OSError:
+        pass
