@@ -336,28 +336,35 @@ async def probe_host(
     bad = [s for s in sources if s not in SOURCE_KINDS]
     if bad:
         raise ValueError(f"unknown probe source: {', '.join(bad)} (known: {', '.join(SOURCE_KINDS)})")
-    if t.is_local and os.geteuid() == 0:
-        rm = await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
-    elif not t.is_local:
-        from probes.network.remote import probe_remote
+    if not t.is_local or os.geteuid() == 0:
+        from probes.network.probeport import SegmentRun, probe_from_segments
 
-        rm = await probe_remote(t, hs, timeout=timeout or 0.5, ports=ports, progress=progress)
+        async def namespaces() -> ReachMatrix:
+            if t.is_local:
+                return await probe_matrix(hs, ports=ports, timeout=timeout or 0.5, progress=progress)
+            from probes.network.remote import probe_remote
+
+            return await probe_remote(t, hs, timeout=timeout or 0.5, ports=ports, progress=progress)
+
+        async def segments() -> SegmentRun | None:
+            if "segment" not in sources or not t.is_local:
+                return None
+            return await probe_from_segments(
+                hs, timeout=timeout or 0.5, ports=ports, ovs_db=ovs_db, run_dir=run_dir
+            )
+
+        # the probe ports' set-up overlaps the namespaces' probes: the run takes the longer one
+        rm, seg = await asyncio.gather(namespaces(), segments())
+        if seg is not None:
+            rm = _merge_vm_rows(rm, seg.results, "segment", seg.errors, seg.changes)
+        elif "segment" in sources:
+            rm = replace(rm, errors=rm.errors + ("probes from VM segments run only on the local host",))
     else:
         return ReachMatrix(
             started_at=time.time(),
             finished_at=time.time(),
             errors=("active probes need root (raw sockets and entering namespaces)",),
         )
-    if "segment" in sources:
-        if t.is_local:
-            from probes.network.probeport import probe_from_segments
-
-            seg = await probe_from_segments(
-                hs, timeout=timeout or 0.5, ports=ports, ovs_db=ovs_db, run_dir=run_dir
-            )
-            rm = _merge_vm_rows(rm, seg.results, "segment", seg.errors, seg.changes)
-        else:
-            rm = replace(rm, errors=rm.errors + ("probes from VM segments run only on the local host",))
     if "guest" in sources and t.host.libvirt_uri:
         from probes.network.guestprobe import probe_from_guests
 

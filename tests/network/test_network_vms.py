@@ -39,7 +39,8 @@ from tests.fixtures.libvirtd import libvirtd  # noqa: F401
 from tests.fixtures.netlab import cleanup, sh
 
 REASON = skip_reason()
-pytestmark = pytest.mark.skipif(bool(REASON), reason=REASON or "")
+# booting TCG guests on a loaded 2-core machine can take minutes: the bound covers it
+pytestmark = [pytest.mark.skipif(bool(REASON), reason=REASON or ""), pytest.mark.timeout(600)]
 HOST = "vmhost"
 LOCAL = LocalHost(HOST, libvirt_uri="qemu:///system")
 T = 1.0
@@ -110,15 +111,31 @@ def _ns(name: str, bridge: str, addr: str) -> None:
     sh("ip", "-n", name, "link", "set", "lo", "up")
 
 
-def _cleanup_all() -> None:
+def _cleanup_all(run_dir: Path | None = None) -> None:
     cleanup("tsv-")
-    cleanup("tsp")  # probe ports (tsp-XXXXXX namespaces, tspXXXXXXh links)
+    if run_dir is not None:  # probe ports this module's runs recorded (never another run's)
+        probeport.sweep(run_dir)
+
+
+_LOCK = "/run/tsv-tests.lock"  # one session at a time uses the tsv-* names (fixed bridge names)
 
 
 @pytest.fixture(scope="module")
 def vmlab(libvirtd: str) -> Iterator[VmLab]:
+    import fcntl
+
     import libvirt
 
+    lock = open(_LOCK, "a+")
+    end = time.monotonic() + 600
+    while True:  # another session (the lead's full run) may be using the names: wait for it
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > end:
+                pytest.fail(f"another test session held {_LOCK} for 10 minutes")
+            time.sleep(1)
     conn = libvirt.open(libvirtd)
     for name in leftover_domains():  # a killed session's guests
         try:
@@ -146,7 +163,7 @@ def vmlab(libvirtd: str) -> Iterator[VmLab]:
                     gateway="10.75.2.254",
                     agent="garbage",
                 ),
-                timeout=180,
+                timeout=400,
             )
             tenants = {
                 "acme": "acme",
@@ -158,8 +175,9 @@ def vmlab(libvirtd: str) -> Iterator[VmLab]:
             tenants |= {"tsv-oa": "acme", "tsv-og": "globex"}
             yield VmLab({g.spec.tag: g for g in gs}, tenants, run_dir)
     finally:
-        _cleanup_all()
+        _cleanup_all(run_dir)
         subprocess.run(["rm", "-rf", str(run_dir)], check=False)
+        lock.close()
 
 
 def fails(hs: HostState, cid: str, status: Status = Status.FAIL):
