@@ -11,6 +11,7 @@ Pure functions of the filter model (probes/network/filtermodel.py).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -152,6 +153,24 @@ def _pkt_value(key: str, p: Packet) -> str | None:
     raise _Undecided(f"{key} is beyond the evaluator")
 
 
+@functools.lru_cache(maxsize=8192)
+def _ip(s: str) -> int:
+    return int(ipaddress.ip_address(s))
+
+
+@functools.lru_cache(maxsize=8192)
+def _span(kind: str, a: str, b: str) -> tuple[int, int]:
+    """The addresses an atom covers, as integers (a pure function: memoized)."""
+    if kind == "value":
+        return _ip(a), _ip(a)
+    if kind == "prefix":
+        n = ipaddress.ip_network(f"{a}/{b}", strict=False)
+        return int(n.network_address), int(n.broadcast_address)
+    if kind == "range":
+        return _ip(a), _ip(b)
+    raise ValueError(kind)
+
+
 def _atom_has(atom: Atom, key: str, v: str) -> bool:
     if key in ("meta iifname", "meta oifname"):
         if atom.kind != "value":
@@ -159,15 +178,11 @@ def _atom_has(atom: Atom, key: str, v: str) -> bool:
         return v.startswith(atom.a[:-1]) if atom.a.endswith("*") else v == atom.a
     if key in ("ip saddr", "ip daddr"):
         try:
-            ip = ipaddress.ip_address(v)
-            if atom.kind == "value":
-                return ip == ipaddress.ip_address(atom.a)
-            if atom.kind == "prefix":
-                return ip in ipaddress.ip_network(f"{atom.a}/{atom.b}", strict=False)
-            if atom.kind == "range":
-                return int(ipaddress.ip_address(atom.a)) <= int(ip) <= int(ipaddress.ip_address(atom.b))
+            lo, hi = _span(atom.kind, atom.a, atom.b)
+            ip = _ip(v)
         except (ValueError, TypeError):
             raise _Undecided(f"{key} {atom.text}: not an address") from None
+        return lo <= ip <= hi
     if key.endswith("port"):
         if not all(x.isdigit() for x in (atom.a, atom.b or "0")):
             raise _Undecided(f"{key} {atom.text}: a service name")
@@ -231,6 +246,8 @@ def _run(
     if depth > MAX_DEPTH:
         return "undecided", f"{_label(rs, c)}: more than {MAX_DEPTH} nested jumps", path
     for r in c.rules:
+        if (r.iif and p.iif and r.iif != p.iif) or (r.oif and p.oif and r.oif != p.oif):
+            continue  # its leading literal interface match fails: the rule cannot apply
         verdict = r.verdict
         try:
             hit = True

@@ -100,6 +100,27 @@ class Rule:
     handle: int = 0  # nft handle; iptables: the rule's line number in its chain
     text: str = ""  # as the user would write it (nft syntax, or the iptables-save line)
     comment: str = ""
+    # literal interface names among the leading matches (before anything undecidable): a
+    # packet on other interfaces skips the rule with one comparison (see `make_rule`)
+    iif: str = ""
+    oif: str = ""
+
+
+def make_rule(
+    parts: tuple[Part, ...], verdict: Verdict | None, handle: int, text: str, comment: str = ""
+) -> Rule:
+    iif = oif = ""
+    for part in parts:
+        if part.kind != "match":
+            break
+        if part.key in ("meta iifname", "meta oifname") and part.op == "==" and len(part.values) == 1:
+            a = part.values[0]
+            if a.kind == "value" and not a.a.endswith("*"):
+                if part.key == "meta iifname":
+                    iif = a.a
+                else:
+                    oif = a.a
+    return Rule(parts, verdict, handle, text, comment, iif, oif)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from probes.network.filtermodel import (
     Unknown,
     Verdict,
     VerdictMap,
+    make_rule,
 )
 
 VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue")
@@ -141,7 +142,7 @@ def nft_rule(r: dict[str, Any]) -> Rule:
     comment = str(r.get("comment") or "")
     if comment:
         text += f' comment "{comment}"'
-    return Rule(tuple(parts), verdict, int(r.get("handle") or 0), text, comment)
+    return make_rule(tuple(parts), verdict, int(r.get("handle") or 0), text, comment)
 
 
 def parse_nft(text: str, skip_tables: frozenset[tuple[str, str]] = frozenset()) -> Ruleset:
@@ -351,7 +352,7 @@ def iptables_rule(args: list[str], handle: int, user_chains: set[str]) -> Rule:
             i += 2 if arg else 1
             continue
         i += 2
-    return Rule(tuple(parts), verdict, handle, " ".join(_q(a) for a in args), comment)
+    return make_rule(tuple(parts), verdict, handle, " ".join(_q(a) for a in args), comment)
 
 
 def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:

@@ -19,19 +19,25 @@ from probes.network.model import Topology
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 # plain `*-save` (never `-t filter`: the legacy back end would create the table, with its hooks)
-READERS = ("nft", "iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save")
+# IPv4 only, as the prediction (ip6tables would be read here when IPv6 paths are predicted)
+READERS = ("nft", "iptables-nft-save", "iptables-legacy-save")
 
+INNER = r"""
+n=$1
+printf '@@%s nft\n' "$n"; nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+for t in iptables-nft-save iptables-legacy-save; do
+  printf '@@%s %s\n' "$n" "$t"; "$t" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+done
+printf '@@%s sysctl\n' "$n"
+cat /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables 2>/dev/null
+printf '\n@@%s rc %s\n' "$n" $?
+"""
+# one `ip netns exec` per namespace (each costs a mount namespace and a fork or two)
 SCRIPT = r"""
-n=$1; shift
-x() { if [ -z "$ns" ]; then "$@"; else ip netns exec "$ns" "$@"; fi; }
+n=$1; inner=$2; shift 2
 for ns in "$@"; do
-  printf '@@%s nft %s\n' "$n" "$ns"; x nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
-  for t in iptables-nft-save iptables-legacy-save ip6tables-nft-save ip6tables-legacy-save; do
-    printf '@@%s %s %s\n' "$n" "$t" "$ns"; x "$t" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
-  done
-  printf '@@%s sysctl %s\n' "$n" "$ns"
-  x cat /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables 2>/dev/null
-  printf '\n@@%s rc %s\n' "$n" $?
+  printf '@@%s ns %s\n' "$n" "$ns"
+  if [ -z "$ns" ]; then sh -c "$inner" sh "$n"; else ip netns exec "$ns" sh -c "$inner" sh "$n"; fi
 done
 """
 
@@ -68,7 +74,9 @@ async def read_filters(host: HostTransport, topo: Topology, timeout: float = 15.
         return ()
     nonce = secrets.token_hex(8)
     try:
-        res = await host.run(["sh", "-c", SCRIPT, "sh", nonce] + [n for n, _ in which], timeout=timeout)
+        res = await host.run(
+            ["sh", "-c", SCRIPT, "sh", nonce, INNER] + [n for n, _ in which], timeout=timeout
+        )
     except Exception as e:
         return tuple(NsFilters(n, why=w, errors=(f"cannot run the filter readers: {e}",)) for n, w in which)
     sections = split_sections(res.stdout, nonce)
@@ -80,17 +88,20 @@ def split_sections(out: str, nonce: str) -> dict[str, dict[str, tuple[int, str]]
     """namespace -> reader -> (exit code, output)."""
     mark = f"@@{nonce} "
     res: dict[str, dict[str, tuple[int, str]]] = {}
-    cur: tuple[str, str] | None = None
+    ns: str | None = None
+    cur: str | None = None
     buf: list[str] = []
     for ln in out.split("\n"):
         if ln.startswith(mark):
             kind, _, rest = ln[len(mark) :].partition(" ")
-            if kind == "rc" and cur is not None:
+            if kind == "ns":
+                ns, cur = rest, None
+            elif kind == "rc" and cur is not None and ns is not None:
                 rc = int(rest) if rest.strip().isdigit() else -1
-                res.setdefault(cur[1], {})[cur[0]] = (rc, "\n".join(buf))
+                res.setdefault(ns, {})[cur] = (rc, "\n".join(buf))
                 cur = None
             elif kind != "rc":
-                cur, buf = (kind, rest), []
+                cur, buf = kind, []
         elif cur is not None:
             buf.append(ln)
     return res
@@ -109,9 +120,8 @@ def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
             ok[reader] = text
         elif rc != 127 and not _absent(text):
             errors.append(f"{reader} in {ns or 'host'}: exit {rc}: {_first(text)}")
-    for reader, fam in (("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")):
-        if reader in ok:
-            claimed |= nft_claimed_tables(ok[reader], fam)
+    if "iptables-nft-save" in ok:
+        claimed |= nft_claimed_tables(ok["iptables-nft-save"], "ip")
     try:
         if "nft" in ok:
             rulesets.append(parse_nft(ok["nft"], frozenset(claimed)))
