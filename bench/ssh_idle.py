@@ -114,7 +114,7 @@ def _env(home: str) -> dict[str, str]:
 
 
 # sshd in a mount + PID namespace of its own whose view of the machine is quiet: no network
-# namespaces (/run/netns empty), no libvirt guest logs, only its own processes in /proc. This
+# namespaces (/run/netns empty), no libvirt logs (others' guests write them all the time), only its own processes in /proc. This
 # machine is shared by tests that create namespaces, containers and guests all the time; the
 # target is about an idle host. libvirt is the real daemon's (its guests are others').
 QUIET = (
@@ -125,7 +125,7 @@ QUIET = (
     "--mount-proc",
     "sh",
     "-c",
-    'mount -t tmpfs tsb-quiet /run/netns && mount -t tmpfs tsb-quiet /var/log/libvirt/qemu && exec "$@"',
+    'mount -t tmpfs tsb-quiet /run/netns && mount -t tmpfs tsb-quiet /var/log/libvirt && exec "$@"',
     "sh",
 )
 
