@@ -287,3 +287,66 @@ async def test_probe_contradicting_the_prediction_names_the_rule(lab: None) -> N
     assert "filter: blocked-by-filter" in text
     net05 = [f for f in check(hs, "NET-05") if f.status == Status.FAIL and f.tenants == ("acme", "globex")]
     assert net05 and any(e.where == "the prediction said otherwise" for e in net05[0].evidence)
+
+
+DOCKER_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:DOCKER - [0:0]
+:DOCKER-ISOLATION-STAGE-1 - [0:0]
+:DOCKER-ISOLATION-STAGE-2 - [0:0]
+:DOCKER-USER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-ISOLATION-STAGE-1
+-A FORWARD -o tsq-gwb -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o tsq-gwb -j DOCKER
+-A FORWARD -i tsq-gwb ! -o tsq-gwb -j ACCEPT
+-A FORWARD -i tsq-gwb -o tsq-gwb -j ACCEPT
+-A FORWARD -o tsq-gwa -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o tsq-gwa -j DOCKER
+-A FORWARD -i tsq-gwa ! -o tsq-gwa -j ACCEPT
+-A FORWARD -i tsq-gwa -o tsq-gwa -j ACCEPT
+-A DOCKER-ISOLATION-STAGE-1 -i tsq-gwb ! -o tsq-gwb -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -i tsq-gwa ! -o tsq-gwa -j DOCKER-ISOLATION-STAGE-2
+-A DOCKER-ISOLATION-STAGE-1 -j RETURN
+-A DOCKER-ISOLATION-STAGE-2 -o tsq-gwb -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -o tsq-gwa -j DROP
+-A DOCKER-ISOLATION-STAGE-2 -j RETURN
+-A DOCKER-USER -j RETURN
+COMMIT
+"""
+
+
+async def test_docker_isolation_chains_between_two_legs(lab: None) -> None:
+    """Docker 20.10's filter-table layout for two bridge networks (its FORWARD rules and
+    DOCKER-ISOLATION chains, with the router's legs in place of the networks' bridges), loaded
+    with iptables-restore into the router namespace: not a dockerd (tests/fixtures/dockerd.py
+    keeps its daemon off ip forwarding, so it writes no isolation path to route through)."""
+    sh("ip", "netns", "exec", "tsq-gw", "iptables-restore", input=DOCKER_RULES)
+    hs = await observe()
+    for src, dst, leg in (("tsq-a", "tsq-b", "tsq-gwb"), ("tsq-b", "tsq-a", "tsq-gwa")):
+        cell, pp = pair(hs, src, dst)
+        assert cell.predicted is False and cell.observed is False and cell.filter_state == "blocked-by-filter"
+        (d,) = [d for d in pp[0].filters if d.verdict == "drop"]
+        assert d.deciding.rule == f"iptables filter DOCKER-ISOLATION-STAGE-2: -o {leg} -j DROP"
+        assert d.deciding.path == ("FORWARD", "DOCKER-ISOLATION-STAGE-1", "DOCKER-ISOLATION-STAGE-2")
+    (net07,) = check(hs, "NET-07")
+    assert net07.status == Status.PASS and "DOCKER-ISOLATION-STAGE-2" in net07.summary
+
+
+async def test_nft_bridge_family_drops_between_two_ports(lab: None) -> None:
+    nft(
+        "tsq-sw",
+        "table bridge tsqb {\n chain fw { type filter hook forward priority 0; policy accept;\n"
+        '  iifname "tsq-pc" oifname "tsq-pd" drop\n }\n}\n',
+    )
+    hs = await observe()
+    cell, pp = pair(hs, "tsq-c", "tsq-d")
+    assert cell.predicted is False and cell.observed is False and cell.filter_state == "blocked-by-filter"
+    assert "nft bridge tsqb fw, handle" in pp[0].deciding_rule
+    assert pp[0].deciding_rule.endswith("iifname tsq-pc oifname tsq-pd drop")
+    assert "bridge tsq-br forward" in pp[0].deciding_rule
+    # the other way is not filtered (the replies are: the rule is stateless, as the probe saw)
+    back, bp = pair(hs, "tsq-d", "tsq-c")
+    assert back.observed is False and back.predicted is False and "no way back" in bp[0].path
