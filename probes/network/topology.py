@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 from probes.engine import Probe
 from probes.hosts.base import HostTransport
@@ -59,6 +60,8 @@ class TopologyProbe(Probe[Topology]):
         self._ovs: OvsMonitor | None = None
         self._local = False
         self._dirty: set[str] = set()  # namespaces events said changed since the last read
+        self._nets: tuple[Any, ...] = ()
+        self._unnamed: list[tuple[str, tuple[int, ...]]] = []
         self._last_full = 0.0
         self._prev: Topology | None = None
 
@@ -87,34 +90,39 @@ class TopologyProbe(Probe[Topology]):
         return Feed(self.name, "polled", why or "no event source", self.interval)
 
     async def collect(self, host: HostTransport) -> Topology:
+        from probes.network.events import ALL
         from probes.network.libvirtnet import read_networks
 
-        # libvirt's networks: locally, and for a host seen only through its libvirt URI
-        nets = await read_networks(host.host.libvirt_uri) if host.is_local or self.libvirt_only else ()
-        if self.libvirt_only:
-            return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
         self._local = bool(netlink)
         if netlink and self.events is not None:
             await self.events.start()
             self.interval = self.safety if self.events.live else self.poll_interval
-        unnamed = await unnamed_namespaces(host)
+        # an event-driven run reads only the namespaces that changed (and new ones), and
+        # keeps what no event covers (libvirt's networks, namespaces only processes hold);
+        # the safety poll (and any run without live events) reads everything
+        dirty, self._dirty = self._dirty, set()
+        now = time.monotonic()
+        full = (
+            self._prev is None
+            or ALL in dirty
+            or not (netlink and self.events is not None and self.events.live)
+            or now - self._last_full >= self.safety * 0.9
+        )
+        if full:
+            self._last_full = now
+            # libvirt's networks: locally, and for a host seen only through its libvirt URI
+            local = host.is_local or self.libvirt_only
+            self._nets = await read_networks(host.host.libvirt_uri) if local else ()
+        nets = self._nets
+        if self.libvirt_only:
+            return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
+        if full:
+            self._unnamed = await unnamed_namespaces(host)
+        unnamed = self._unnamed
         if netlink:
-            from probes.network.events import ALL
             from probes.network.nsenter import in_fresh_thread
 
-            # an event-driven run reads only the namespaces that changed (and new ones);
-            # the safety poll (and any run without live events) reads them all
-            dirty, self._dirty = self._dirty, set()
-            now = time.monotonic()
-            full = (
-                self._prev is None
-                or ALL in dirty
-                or not (self.events is not None and self.events.live)
-                or now - self._last_full >= self.safety * 0.9
-            )
-            if full:
-                self._last_full = now
             only = None if full else frozenset(dirty)
             prev = self._prev
             topo = await in_fresh_thread(lambda: read_netlink(unnamed, only=only, prev=prev))
