@@ -180,6 +180,7 @@ class SpawnCounter:
     slowed down (strace would be). A thread reads the events during the window."""
 
     PROC_EVENT_FORK = 0x1
+    PROC_EVENT_EXEC = 0x2
 
     def __init__(self, roots: dict[str, int]) -> None:
         import socket
@@ -188,6 +189,8 @@ class SpawnCounter:
         self.roots = roots
         self.trees = {k: set(tree_pids(v)) for k, v in roots.items()}
         self.spawned = {k: 0 for k in roots}
+        self.commands: dict[str, dict[str, int]] = {}  # what the spawned processes ran
+        self._children: dict[int, str] = {}
         self.lost = False
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 11)  # NETLINK_CONNECTOR
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
@@ -222,12 +225,25 @@ class SpawnCounter:
                     off += max(length, 16)
                     continue
                 what = struct.unpack_from("=I", data, ev)[0]
+                if what == self.PROC_EVENT_EXEC:
+                    pid = struct.unpack_from("=I", data, ev + 16)[0]
+                    k = self._children.get(pid)
+                    if k is not None:
+                        try:
+                            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                                argv = f.read().split(b"\0")
+                            cmd = " ".join(a.decode(errors="replace") for a in argv[:3])[:60]
+                        except OSError:
+                            cmd = "?"
+                        self.commands.setdefault(k, {}).setdefault(cmd, 0)
+                        self.commands[k][cmd] += 1
                 if what == self.PROC_EVENT_FORK:
                     ppid, ptgid, cpid, ctgid = struct.unpack_from("=IIII", data, ev + 16)
                     k = by_pid.get(ptgid)
                     if k is not None and cpid == ctgid:  # a process, not a thread
                         self.spawned[k] += 1
                         by_pid[ctgid] = k  # its own children count too
+                        self._children[ctgid] = k
                 off += (length + 3) & ~3
 
     def stop(self) -> dict[str, int]:
@@ -435,6 +451,9 @@ def bench_idle(n: int, window: float, warmup: float) -> None:
                 f"  processes spawned by tenantscope in the window: {ts} (target 0: "
                 f"{'met' if ts == 0 else 'MISSED'})" + (" (some events were dropped)" if counter.lost else "")
             )
+            top = sorted(counter.commands.get("tenantscope", {}).items(), key=lambda x: -x[1])[:8]
+            for cmd, n in top:
+                print(f"    {n:5} x {cmd}")
         rss_ours = res["tenantscope"][1]
         print(f"  RSS target <= 60 MiB: {'met' if rss_ours <= 60 else 'MISSED'} ({rss_ours:.1f} MiB)")
         for anchor in ("glances -t 2", "btop", "htop -d 20"):
