@@ -530,6 +530,7 @@ def _leg_decisions(f, legs, seg_tenants, seg_addrs, ports):  # type: ignore[no-u
         return [str(h) for n in nets[:1] for h in list(n.hosts())[:3] if str(h) not in own][:1]
 
     out = []
+    memo: dict[tuple[str, str, str], tuple[int, int]] = {}
     for lk_a, a in legs:
         for lk_b, b in legs:
             if a.segment == b.segment or seg_tenants[a.segment] == seg_tenants[b.segment]:
@@ -540,7 +541,9 @@ def _leg_decisions(f, legs, seg_tenants, seg_addrs, ports):  # type: ignore[no-u
                         proto, _, port = method.partition(":")
                         out.append(
                             decide(
-                                f, Packet(src, dst, proto, int(port) if port else None, lk_a.name, lk_b.name)
+                                f,
+                                Packet(src, dst, proto, int(port) if port else None, lk_a.name, lk_b.name),
+                                memo=memo,
                             )
                         )
     return out

@@ -11,7 +11,6 @@ Pure functions of the filter model (probes/network/filtermodel.py).
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -153,33 +152,38 @@ def _pkt_value(key: str, p: Packet) -> str | None:
     raise _Undecided(f"{key} is beyond the evaluator")
 
 
-@functools.lru_cache(maxsize=8192)
-def _ip(s: str) -> int:
-    return int(ipaddress.ip_address(s))
+Memo = dict[tuple[str, str, str], tuple[int, int]]
 
 
-@functools.lru_cache(maxsize=8192)
-def _span(kind: str, a: str, b: str) -> tuple[int, int]:
-    """The addresses an atom covers, as integers (a pure function: memoized)."""
+def _span(memo: Memo, kind: str, a: str, b: str) -> tuple[int, int]:
+    """The addresses an atom (or a packet's address, kind value) covers, as integers; `memo` is
+    owned by the caller (one per prediction), so a large ruleset's addresses are parsed once."""
+    k = (kind, a, b)
+    got = memo.get(k)
+    if got is not None:
+        return got
     if kind == "value":
-        return _ip(a), _ip(a)
-    if kind == "prefix":
+        got = (int(ipaddress.ip_address(a)),) * 2
+    elif kind == "prefix":
         n = ipaddress.ip_network(f"{a}/{b}", strict=False)
-        return int(n.network_address), int(n.broadcast_address)
-    if kind == "range":
-        return _ip(a), _ip(b)
-    raise ValueError(kind)
+        got = int(n.network_address), int(n.broadcast_address)
+    elif kind == "range":
+        got = int(ipaddress.ip_address(a)), int(ipaddress.ip_address(b))
+    else:
+        raise ValueError(kind)
+    memo[k] = got
+    return got
 
 
-def _atom_has(atom: Atom, key: str, v: str) -> bool:
+def _atom_has(atom: Atom, key: str, v: str, memo: Memo) -> bool:
     if key in ("meta iifname", "meta oifname"):
         if atom.kind != "value":
             raise _Undecided(f"{key} {atom.text}")
         return v.startswith(atom.a[:-1]) if atom.a.endswith("*") else v == atom.a
     if key in ("ip saddr", "ip daddr"):
         try:
-            lo, hi = _span(atom.kind, atom.a, atom.b)
-            ip = _ip(v)
+            lo, hi = _span(memo, atom.kind, atom.a, atom.b)
+            ip = _span(memo, "value", v, "")[0]
         except (ValueError, TypeError):
             raise _Undecided(f"{key} {atom.text}: not an address") from None
         return lo <= ip <= hi
@@ -214,15 +218,15 @@ def _expand(rs: Ruleset, c: Chain, atoms: Sequence[Atom]) -> list[Atom]:
     return out
 
 
-def _matches(rs: Ruleset, c: Chain, m: Part, p: Packet) -> bool:
+def _matches(rs: Ruleset, c: Chain, m: Part, p: Packet, memo: Memo) -> bool:
     v = _pkt_value(m.key, p)
     if v is None:
         return False  # the packet is not of the protocol the match implies
-    hit = any(_atom_has(a, m.key, v) for a in _expand(rs, c, m.values))
+    hit = any(_atom_has(a, m.key, v, memo) for a in _expand(rs, c, m.values))
     return hit if m.op == "==" else not hit
 
 
-def _vmap(rs: Ruleset, c: Chain, vm: Part, p: Packet) -> Verdict | None:
+def _vmap(rs: Ruleset, c: Chain, vm: Part, p: Packet, memo: Memo) -> Verdict | None:
     v = _pkt_value(vm.key, p)
     if v is None:
         return None
@@ -233,13 +237,13 @@ def _vmap(rs: Ruleset, c: Chain, vm: Part, p: Packet) -> Verdict | None:
             raise _Undecided(f"map @{vm.ref}: " + (s.undecidable if s else "not found"))
         entries = s.verdicts
     for a, verdict in entries:
-        if _atom_has(a, vm.key, v):
+        if _atom_has(a, vm.key, v, memo):
             return verdict
     return None
 
 
 def _run(
-    rs: Ruleset, c: Chain, p: Packet, path: tuple[str, ...], depth: int
+    rs: Ruleset, c: Chain, p: Packet, path: tuple[str, ...], depth: int, memo: Memo
 ) -> tuple[str, str, tuple[str, ...]]:
     """(outcome, deciding rule label, path): outcome accept, drop, undecided or return."""
     path = path + (c.name,)
@@ -255,11 +259,11 @@ def _run(
                 if part.kind == "unknown":
                     raise _Undecided(part.text)
                 if part.kind == "match":
-                    if not _matches(rs, c, part, p):
+                    if not _matches(rs, c, part, p, memo):
                         hit = False
                         break
                 elif part.kind == "vmap":
-                    verdict = _vmap(rs, c, part, p)
+                    verdict = _vmap(rs, c, part, p, memo)
                     if verdict is None:
                         hit = False
                         break
@@ -276,7 +280,7 @@ def _run(
         target = rs.chain(c.family, c.table, verdict.target)
         if target is None:
             return "undecided", f"{_rule_label(rs, c, r)} [no chain {verdict.target}]", path
-        out, rule, sub = _run(rs, target, p, path, depth + 1)
+        out, rule, sub = _run(rs, target, p, path, depth + 1, memo)
         if verdict.kind == "goto" or out != "return":
             return out, rule, sub
     return "return", "", path
@@ -294,7 +298,7 @@ def _base_chains(f: NsFilters, hook: str, families: tuple[str, ...]) -> list[tup
     return out
 
 
-def decide(f: NsFilters, p: Packet, *, bridge: str = "") -> FilterDecision:
+def decide(f: NsFilters, p: Packet, *, bridge: str = "", memo: Memo | None = None) -> FilterDecision:
     """What the forward hook of `f`'s namespace does to `p`: the routed forward hook, or for a
     packet bridged by `bridge` (p's interfaces are then its ports) the bridge family's
     forward hook and, with br_netfilter, the IP forward hook (which sees the bridge as both
@@ -311,8 +315,9 @@ def decide(f: NsFilters, p: Packet, *, bridge: str = "") -> FilterDecision:
         chains = [(rs, c, p) for rs, c in _base_chains(f, "forward", ("ip", "inet"))]
         hook = "forward"
     steps: list[ChainStep] = []
+    memo = {} if memo is None else memo
     for rs, c, pkt in chains:
-        out, rule, path = _run(rs, c, pkt, (), 0)
+        out, rule, path = _run(rs, c, pkt, (), 0, memo)
         if out == "return":
             out = "drop" if c.policy == "drop" else "accept"
             rule = ""

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from probes.model import HostState, RuntimeNetwork
-from probes.network.filtereval import FilterDecision, Packet, decide
+from probes.network.filtereval import FilterDecision, Memo, Packet, decide
 from probes.network.filtermodel import NsFilters
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
 from probes.network.policy import allowed_ports, allows
@@ -160,6 +160,7 @@ class _Index:
     ) -> None:
         self.topo = topo
         self.filters: dict[str, NsFilters] = {f.netns: f for f in topo.filters}
+        self.memo: Memo = {}  # the filters' addresses, parsed once per prediction
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
 
@@ -212,7 +213,7 @@ def _filter_verdict(
 ) -> FilterDecision | None:
     if f is None:
         return None
-    d = decide(f, pkt, bridge=bridge)
+    d = decide(f, pkt, bridge=bridge, memo=idx.memo)
     if d.verdict == "none":
         return None
     if decisions is not None:
