@@ -5,9 +5,10 @@ probes/session.py, or a fixed State for tests and replay), listens to it, and po
 StateChanged message at most every COALESCE seconds however often probes finish. Panes decide
 themselves whether what they show changed. It never calls libvirt, SSH or netlink.
 
-Layout: on a large terminal (>= 120x34) the five panes share the screen (Tenants and Findings
-on top, Resources and Reachability, then Logs); below that they collapse to tabs with one pane
-shown. Number keys 1-5 focus (and show) a pane in both layouts.
+Layout: on a large terminal (>= 120x34) the panes share the screen in a grid, two a row in
+the order of their `position` (Tenants and Resources, Reachability and Logs, then Findings
+across the bottom); below that they collapse to tabs with one pane shown. The number key of a
+pane is its position, in both layouts: key N, tab N and grid slot N are the same pane.
 """
 
 from __future__ import annotations
@@ -37,16 +38,11 @@ from probes.model import State
 from probes.report.model import Ack
 from probes.requests import Request, RequestHandle
 from probes.session import Options, Session
-from tui.bindings import APP_BINDINGS, PANE_ORDER, PANE_TITLES, BindingCommands
+from tui.bindings import APP_BINDINGS, PANE_ORDER, PANES, BindingCommands
 from tui.header import AppHeader
 from tui.hostfilter import next_host, only_host
 from tui.messages import FindingSelected, StateChanged, WorkloadSelected
 from tui.panes.base import Pane
-from tui.panes.findings import FindingsPane
-from tui.panes.logs import LogsPane
-from tui.panes.reachability import ReachabilityPane
-from tui.panes.resources import ResourcesPane
-from tui.panes.tenants import TenantsPane
 from tui.readonly import env_read_only, hidden
 from tui.runbook import RunbookActions
 from tui.source import StateSource
@@ -54,18 +50,17 @@ from tui.status import THEME_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-PANE_CLASSES: dict[str, type[Pane]] = {
-    "tenants": TenantsPane,
-    "resources": ResourcesPane,
-    "reachability": ReachabilityPane,
-    "logs": LogsPane,
-    "findings": FindingsPane,
-}
+PANE_CLASSES: dict[str, type[Pane]] = {p.pane_id: p for p in PANES}
 
 
-# Where panes sit in the large layout (row by row; Logs spans the last row). Number keys and
-# tabs follow PANE_ORDER (the order of the panes table in README.md); Tab moves through the grid as it is seen.
-GRID_ORDER = ("tenants", "findings", "resources", "reachability", "logs")
+def grid_css(panes: tuple[type[Pane], ...]) -> str:
+    """The large layout's grid from the panes' positions: two a row in position order (so slot
+    N is what key N opens), the last one across the row when their number is odd."""
+    rows = (len(panes) + 1) // 2
+    css = f"#panes {{ grid-size: 2 {rows}; grid-columns: 1fr 1fr; grid-rows: {' '.join(['1fr'] * rows)}; }}\n"
+    if len(panes) % 2:
+        css += f"#pane-{panes[-1].pane_id} {{ column-span: 2; }}\n"
+    return css
 
 
 class PaneTabs(Tabs, can_focus=False):
@@ -75,6 +70,7 @@ class PaneTabs(Tabs, can_focus=False):
 class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     TITLE = "tenantscope"
     CSS_PATH = "app.tcss"
+    CSS = grid_css(PANES)  # the grid follows the panes' positions (app.tcss has the rest)
     BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
     COMMANDS = App.COMMANDS | {BindingCommands}
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
@@ -118,12 +114,12 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     def compose(self) -> ComposeResult:
         yield AppHeader(clock=self._clock, tz=self._tz, stale_after=max(10.0, 5 * self.opts.interval))
         yield PaneTabs(
-            *(Tab(f"{i} {PANE_TITLES[p]}", id=f"tab-{p}") for i, p in enumerate(PANE_ORDER, start=1)),
+            *(Tab(f"{p.position} {p.title}", id=f"tab-{p.pane_id}") for p in PANES),
             id="pane-tabs",
         )
         with Container(id="panes"):
-            for p in GRID_ORDER:
-                yield PANE_CLASSES[p](classes="-active" if p == self._active else None)
+            for p in PANES:
+                yield p(classes="-active" if p.pane_id == self._active else None)
         yield Footer()
 
     def get_theme_variable_defaults(self) -> dict[str, str]:

@@ -15,19 +15,23 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
-PANE_ORDER = ("tenants", "resources", "reachability", "logs", "findings")
-PANE_TITLES = {
-    "tenants": "Tenants",
-    "resources": "Resources",
-    "reachability": "Reachability",
-    "logs": "Logs",
-    "findings": "Findings",
-}
+from tui.panes import pane_classes
+
+# From the pane classes (their `position`): number keys, tabs and grid slots agree.
+PANES = pane_classes()
+PANE_ORDER = tuple(p.pane_id for p in PANES)
+PANE_TITLES = {p.pane_id: p.title for p in PANES}
 
 APP_BINDINGS: list[BindingType] = [
     *(
-        Binding(str(i), f"focus_pane('{p}')", f"{PANE_TITLES[p]} pane", id=f"focus-{p}", show=False)
-        for i, p in enumerate(PANE_ORDER, start=1)
+        Binding(
+            str(p.position),
+            f"focus_pane('{p.pane_id}')",
+            f"{p.title} pane",
+            id=f"focus-{p.pane_id}",
+            show=False,
+        )
+        for p in PANES
     ),
     Binding("question_mark", "help", "Help", id="help", key_display="?"),
     Binding("exclamation_mark", "probe_errors", "Probe errors", id="probe-errors", key_display="!"),

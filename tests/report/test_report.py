@@ -86,8 +86,10 @@ def test_scrub_rules(text, secret):
 async def test_e_in_the_tui_writes_md_json_svg_without_secrets(tmp_path):
     app, _ = make_app(incident_state())
     app.report_dir = str(tmp_path)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.press("4")  # the Logs pane shows the line with the token and key path
+    async with app.run_test(size=(300, 48)) as pilot:
+        await pilot.press(
+            "4"
+        )  # the Logs pane (half the width of 300 columns) shows the line with the token and key path
         await pilot.pause()
         svg_raw = app.export_screenshot()
         assert "ghp_plantedTOKEN" in svg_raw.replace("&#160;", " ")  # it is on screen...

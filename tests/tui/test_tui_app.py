@@ -607,3 +607,26 @@ async def test_sigusr1_repaints_instead_of_killing_the_app():
         assert app.is_running
     # the handler is gone with the app: the default action would be restored
     assert asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1) is False
+
+
+async def test_key_n_tab_n_and_grid_slot_n_are_the_same_pane():
+    """Pane order comes from the pane classes (`position`): the Nth pane on screen (row by
+    row), the Nth tab and number key N agree, and the README lists the keys in that order."""
+    from tests.helpers import REPO
+    from tui.bindings import PANES
+
+    assert [p.position for p in PANES] == list(range(1, len(PANES) + 1))
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        panes = sorted(app.query(Pane), key=lambda p: (p.region.y, p.region.x))
+        assert [p.pane_id for p in panes] == list(PANE_ORDER)
+        tabs = [t.id for t in app.query("#pane-tabs Tab")]
+        assert tabs == [f"tab-{p}" for p in PANE_ORDER]
+        for i, pid in enumerate(PANE_ORDER, start=1):
+            await pilot.press(str(i))
+            await pilot.pause()
+            assert focused_pane(app) == pid
+    readme = (REPO / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if "`focus-tenants`" in line)
+    assert row.index(PANES[0].title) < row.index(PANES[1].title) < row.index(PANES[-1].title)

@@ -26,14 +26,17 @@ from probes.requests import Request, RequestHandle, answered
 
 
 class Pane(Vertical, can_focus=True):
-    """Base for the five panes. Subclasses set `pane_id`, `title` and `BINDINGS`.
+    """Base for the main screen's panes. Subclasses set `pane_id`, `title`, `position` and
+    `BINDINGS` (tui/panes/__init__.py finds them).
 
     `pane_id` is the stable name used by the app (focus keys, tabs, CSS ids): tenants,
-    resources, reachability, logs, findings.
+    resources, reachability, logs, findings. `position` is the pane's number key, its tab and
+    its slot in the grid (row by row, two a row; 0: not a main-screen pane).
     """
 
     pane_id: ClassVar[str] = "pane"
     title: ClassVar[str] = "Pane"
+    position: ClassVar[int] = 0
     BINDINGS: ClassVar[list[BindingType]] = []
 
     DEFAULT_CSS = """

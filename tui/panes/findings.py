@@ -34,6 +34,7 @@ class FindingsTable(DataTable[Text]):
 class FindingsPane(Pane):
     pane_id: ClassVar[str] = "findings"
     title: ClassVar[str] = "Findings"
+    position: ClassVar[int] = 5
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_detail", "Detail", id="findings-detail"),
         Binding("t", "cycle_filter('tenant')", "Tenant filter", id="findings-filter-tenant"),

@@ -308,6 +308,7 @@ class LogLines(ScrollView, can_focus=True):
 class LogsPane(Pane):
     pane_id: ClassVar[str] = "logs"
     title: ClassVar[str] = "Logs"
+    position: ClassVar[int] = 4
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow", id="logs.follow"),
         Binding("slash", "search", "Search", id="logs.search", key_display="/"),

@@ -90,6 +90,7 @@ class ConfirmProbe(ModalScreen[bool | str]):
 class ReachabilityPane(Pane):
     pane_id: ClassVar[str] = "reachability"
     title: ClassVar[str] = "Reachability"
+    position: ClassVar[int] = 3
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "probe", "Probe now", id="reachability-probe"),
         Binding("x", "cancel_probe", "Cancel probes", id="reachability-cancel"),

@@ -227,6 +227,7 @@ class ResourcesTable(DataTable[Text]):
 class ResourcesPane(Pane):
     pane_id: ClassVar[str] = "resources"
     title: ClassVar[str] = "Resources"
+    position: ClassVar[int] = 2
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "toggle", "Expand", id="resources-expand"),
         Binding("s", "sort_next", "Sort", id="resources-sort"),

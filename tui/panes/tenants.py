@@ -182,6 +182,7 @@ class TenantTree(Tree[str]):
 class TenantsPane(Pane):
     pane_id: ClassVar[str] = "tenants"
     title: ClassVar[str] = "Tenants"
+    position: ClassVar[int] = 1
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("plus", "expand_all", "Expand all", id="tenants-expand-all"),
         Binding("minus", "collapse_all", "Collapse all", id="tenants-collapse-all"),
