@@ -107,8 +107,8 @@ def _label(rs: Ruleset, c: Chain) -> str:
 
 def _rule_label(rs: Ruleset, c: Chain, r: Rule) -> str:
     if rs.source == "nft":
-        return f"{_label(rs, c)}, handle {r.handle}: {r.text}"
-    return f"{_label(rs, c)}: {r.text}"
+        return f"{_label(rs, c)}, handle {r.handle}: {r.display}"
+    return f"{_label(rs, c)}: {r.display}"
 
 
 def _pkt_value(key: str, p: Packet) -> str | None:

@@ -98,12 +98,20 @@ class Rule:
     parts: tuple[Part, ...]
     verdict: Verdict | None = None  # None: the rule only counts or logs
     handle: int = 0  # nft handle; iptables: the rule's line number in its chain
-    text: str = ""  # as the user would write it (nft syntax, or the iptables-save line)
+    text: str = ""  # iptables: the iptables-save line; nft: "" (built from the parts: `display`)
     comment: str = ""
     # literal interface names among the leading matches (before anything undecidable): a
     # packet on other interfaces skips the rule with one comparison (see `make_rule`)
     iif: str = ""
     oif: str = ""
+
+    @property
+    def display(self) -> str:
+        """As the user would write it (nft syntax, or the iptables-save line)."""
+        if self.text:
+            return self.text
+        out = " ".join([p.text for p in self.parts] + ([self.verdict.text] if self.verdict else []))
+        return out + (f' comment "{self.comment}"' if self.comment else "")
 
 
 def make_rule(

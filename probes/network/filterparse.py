@@ -13,6 +13,8 @@ import json
 import shlex
 from typing import Any
 
+import msgspec
+
 from probes.network.filtermodel import (
     Atom,
     Chain,
@@ -138,19 +140,16 @@ def nft_rule(r: dict[str, Any]) -> Rule:
             verdict = p
         else:
             parts.append(p)
-    text = " ".join([p.text for p in parts] + ([verdict.text] if verdict else []))
     comment = str(r.get("comment") or "")
-    if comment:
-        text += f' comment "{comment}"'
-    return make_rule(tuple(parts), verdict, int(r.get("handle") or 0), text, comment)
+    return make_rule(tuple(parts), verdict, int(r.get("handle") or 0), "", comment)
 
 
 def parse_nft(text: str, skip_tables: frozenset[tuple[str, str]] = frozenset()) -> Ruleset:
     """`nft -j list ruleset` output; `skip_tables` are (family, table) read elsewhere."""
     line = next((ln for ln in text.splitlines() if ln.lstrip().startswith("{")), "")
     try:
-        doc = json.loads(line) if line else {"nftables": []}
-    except json.JSONDecodeError as e:
+        doc = msgspec.json.decode(line) if line else {"nftables": []}
+    except msgspec.DecodeError as e:
         raise FilterParseError(f"nft -j output is not JSON: {e}") from None
     items = doc.get("nftables") if isinstance(doc, dict) else None
     if not isinstance(items, list):
