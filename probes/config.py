@@ -25,27 +25,41 @@ enabled = true
 generated = ["instance-*"]  # names never read as tenant-prefix (default: probes/generated_names.py)
 ```
 
-Tables other areas own (`[keymap]`, `theme`, `[logs]`, ...) are accepted as opaque data here
-and validated by their owners (`Config.table(name)`).
+[network]
+probe_ports = [22, 443]   # active probes also try a TCP connect to these
+probe_timeout = 0.5       # seconds per probe (0.05-10)
+ovsdb = "unix:/run/x/db.sock"  # a private OVS database to read (the training lab runs its own)
+[network.addresses]
+acme-web-1 = ["10.0.0.5"] # addresses of domains the host cannot see (IPv4)
+
+[logs]                    # probes/logs/config.py LogsConfig: files, journal, journal_files,
+                          # journal_directory, since, libvirt_events, start_lines, ring, view,
+                          # native_files
+```
+
+`[network]` and `[logs]` are typed here (NetworkSettings, LogsConfig) with the same
+file:line:key errors. Tables other areas own (`[keymap]`, `[checks]`, ...) are accepted as
+opaque data here and validated by their owners (`Config.table(name)`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from probes.logs.config import LogsConfig
 
 # the one Policy/AllowRule: the network area's (what the checks and the prober judge by)
 from probes.network.model import AllowRule, Policy
 
 # Top-level tables owned by other areas: accepted here, read with Config.table().
-OPAQUE_TABLES = frozenset(
-    {"keymap", "logs", "ui", "hosts", "ssh", "resources", "network", "checks", "themes"}
-)
+OPAQUE_TABLES = frozenset({"keymap", "ui", "hosts", "ssh", "resources", "checks", "themes"})
 
 
 class ConfigError(Exception):
@@ -93,12 +107,24 @@ class PrefixRule:
 
 
 @dataclass(frozen=True)
+class NetworkSettings:
+    """The `[network]` table: active probes, a private OVS database, addresses libvirt lacks."""
+
+    probe_ports: tuple[int, ...] = ()
+    probe_timeout: float = 0.5
+    ovsdb: str = ""
+    addresses: tuple[tuple[str, tuple[str, ...]], ...] = ()  # domain name -> IPv4 addresses
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = ""  # the file it came from; "" when none
     tenants: tuple[TenantRule, ...] = ()
     policy: Policy = field(default_factory=Policy)
     prefix: PrefixRule = PrefixRule()
     theme: str = ""
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    logs: LogsConfig = field(default_factory=LogsConfig)
     opaque: tuple[tuple[str, Any], ...] = ()  # (table name, read-only data) for other areas
 
     def table(self, name: str) -> Mapping[str, Any]:
@@ -209,7 +235,7 @@ class _Reader:
     # -- the document
 
     def config(self, doc: dict[str, Any]) -> Config:
-        known = {"tenant", "policy", "prefix", "theme"} | OPAQUE_TABLES
+        known = {"tenant", "policy", "prefix", "theme", "network", "logs"} | OPAQUE_TABLES
         self.table(doc, (), known)
         tenants = self.tenants(doc.get("tenant", []))
         policy = self.policy(doc.get("policy", {}), {t.name for t in tenants})
@@ -220,8 +246,66 @@ class _Reader:
             if not isinstance(v, Mapping):
                 raise self.fail((k,), f"expected a table, got {_kind(doc[k])}")
         return Config(
-            path=self.file, tenants=tenants, policy=policy, prefix=prefix, theme=theme, opaque=opaque
+            path=self.file,
+            tenants=tenants,
+            policy=policy,
+            prefix=prefix,
+            theme=theme,
+            network=self.network(doc.get("network", {})),
+            logs=self.logs(doc.get("logs", {})),
+            opaque=opaque,
         )
+
+    def network(self, v: Any) -> NetworkSettings:
+        w: tuple[str | int, ...] = ("network",)
+        self.table(v, w, {"probe_ports", "probe_timeout", "ovsdb", "addresses"})
+        ports = v.get("probe_ports", [])
+        if not isinstance(ports, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
+        ):
+            raise self.fail(w + ("probe_ports",), "expected a list of port numbers 1-65535")
+        t = v.get("probe_timeout", 0.5)
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 10:
+            raise self.fail(w + ("probe_timeout",), "expected seconds between 0.05 and 10")
+        ovsdb = self.string(v.get("ovsdb", ""), w + ("ovsdb",), empty=True)
+        raw = v.get("addresses", {})
+        if not isinstance(raw, dict):
+            raise self.fail(w + ("addresses",), "expected a table of domain name = [addresses]")
+        addresses = []
+        for name, addrs in sorted(raw.items()):
+            aw = w + ("addresses", name)
+            for a in self.strings(addrs, aw):
+                try:
+                    ipaddress.IPv4Address(a)
+                except ValueError:
+                    raise self.fail(aw, f"{a!r} is not an IPv4 address") from None
+            addresses.append((str(name), tuple(addrs)))
+        return NetworkSettings(tuple(ports), float(t), ovsdb, tuple(addresses))
+
+    def logs(self, v: Any) -> LogsConfig:
+        w: tuple[str | int, ...] = ("logs",)
+        kinds = {f.name: type(getattr(LogsConfig(), f.name)) for f in fields(LogsConfig)}
+        self.table(v, w, set(kinds))
+        minimum = {"start_lines": 0, "ring": 1, "view": 0}
+        kw: dict[str, Any] = {}
+        for k, x in v.items():
+            kw_ = w + (k,)
+            kind = kinds[k]
+            if kind is tuple:
+                paths = self.strings(x, kw_)
+                bad = next((p for p in paths if not p.startswith("/")), None)
+                if bad is not None:
+                    raise self.fail(kw_, f"expected absolute paths, got {bad!r}")
+                kw[k] = paths
+            elif kind is bool:
+                kw[k] = self.boolean(x, kw_)
+            elif kind is int:
+                if not isinstance(x, int) or isinstance(x, bool) or x < minimum.get(k, 0):
+                    raise self.fail(kw_, f"expected a whole number >= {minimum.get(k, 0)}")
+                kw[k] = x
+            else:
+                kw[k] = self.string(x, kw_, empty=True)
+        return LogsConfig(**kw)
 
     def tenants(self, v: Any) -> tuple[TenantRule, ...]:
         if not isinstance(v, list):

@@ -204,9 +204,7 @@ def _libvirt_view_probes(opts: Options) -> list[Probe[Any]]:
 
 def _ovs_db(opts: Options) -> str | None:
     """`[network] ovsdb`: a private OVS database to read (the training lab runs its own)."""
-    cfg = opts.config
-    v = cfg.table("network").get("ovsdb") if cfg is not None else None
-    return v if isinstance(v, str) and v else None
+    return opts.config.network.ovsdb or None if opts.config is not None else None
 
 
 def make_log_service(opts: Options) -> LogService:

@@ -37,7 +37,6 @@ from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport
 from probes.logs import classify, parsers, remote_follow, sources
 from probes.logs.attribute import Attributor, Index
-from probes.logs.config import logs_table
 from probes.logs.filewatch import FileWatch
 from probes.logs.model import LogEvent, LoggingSetup, LogSlice, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
@@ -622,11 +621,11 @@ def _setup_local(root: str, paths: Sequence[str]) -> tuple[dict[str, str], list[
 
 
 def config_of(opts: Any) -> sources.LogsConfig:
-    """The LogsConfig of the session: the config's `[logs]` table, then the command line's
-    `--journal-file` / `--journal-dir` (Options.journal_files, Options.journal_dir)."""
-    cfg, problems = sources.config_from(logs_table(getattr(opts, "config", None)))
-    for p in problems:
-        log.warning("config: %s", p)
+    """The LogsConfig of the session: the config's `[logs]` table (typed by probes/config.py),
+    then the command line's --journal-file / --journal-dir (Options.journal_files, journal_dir)."""
+    cfg = getattr(getattr(opts, "config", None), "logs", None)
+    if not isinstance(cfg, sources.LogsConfig):
+        cfg = sources.LogsConfig()
     files = tuple(getattr(opts, "journal_files", ()) or ())
     directory = getattr(opts, "journal_dir", None)
     if files or directory:

@@ -29,7 +29,6 @@ from probes.logs import parsers
 from probes.logs.config import DEFAULT_FILES as DEFAULT_FILES
 from probes.logs.config import START_LINES as START_LINES
 from probes.logs.config import LogsConfig as LogsConfig
-from probes.logs.config import config_from as config_from
 from probes.logs.filewatch import SAFETY, FileWatch
 from probes.logs.model import LogEvent, SourceState
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from probes.config import NetworkSettings
 from probes.network.model import AllowRule, Policy
 
 
@@ -73,41 +74,16 @@ def from_config(cfg: Any) -> Policy:
 
 
 def static_addresses(cfg: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`[network.addresses]`: domain name -> IPv4 addresses; a bad entry is a clear error."""
-    import ipaddress
-
-    table = cfg.table("network") if cfg is not None and hasattr(cfg, "table") else {}
-    raw = table.get("addresses", {})
-    where = f"{getattr(cfg, 'path', '') or 'config'}: network.addresses"
-    if not hasattr(raw, "items"):
-        raise ValueError(f"{where}: expected a table of domain name = [addresses]")
-    out = []
-    for name, addrs in sorted(raw.items()):
-        if not isinstance(addrs, (list, tuple)) or not all(isinstance(a, str) for a in addrs):
-            raise ValueError(f"{where}.{name}: expected a list of addresses")
-        for a in addrs:
-            try:
-                ipaddress.IPv4Address(a)
-            except ValueError:
-                raise ValueError(f"{where}.{name}: {a!r} is not an IPv4 address") from None
-        out.append((str(name), tuple(addrs)))
-    return tuple(out)
+    """`[network.addresses]`: domain name -> IPv4 addresses (checked by probes/config.py)."""
+    return _settings(cfg).addresses
 
 
 def network_options(cfg: Any) -> tuple[tuple[int, ...], float]:
     """(probe_ports, probe_timeout) from the config's `[network]` table, with defaults."""
-    ports: tuple[int, ...] = ()
-    timeout = 0.5
-    table = cfg.table("network") if cfg is not None and hasattr(cfg, "table") else {}
-    where = f"{getattr(cfg, 'path', '') or 'config'}: network"
-    p = table.get("probe_ports", [])
-    if not isinstance(p, (list, tuple)) or not all(
-        isinstance(x, int) and not isinstance(x, bool) and 0 < x < 65536 for x in p
-    ):
-        raise ValueError(f"{where}.probe_ports: expected a list of port numbers 1-65535")
-    ports = tuple(p)
-    t = table.get("probe_timeout", 0.5)
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.05 <= t <= 10:
-        raise ValueError(f"{where}.probe_timeout: expected seconds between 0.05 and 10")
-    timeout = float(t)
-    return ports, timeout
+    n = _settings(cfg)
+    return n.probe_ports, n.probe_timeout
+
+
+def _settings(cfg: Any) -> NetworkSettings:
+    n = getattr(cfg, "network", None)
+    return n if isinstance(n, NetworkSettings) else NetworkSettings()

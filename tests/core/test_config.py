@@ -36,7 +36,7 @@ def test_good_file_is_read_completely():
     assert (c.prefix.separator, c.prefix.enabled) == ("_", True)
     assert c.theme == "high-contrast"
     assert c.table("keymap")["quit"] == "ctrl+q"
-    assert c.table("logs")["files"] == ("/var/log/libvirt/qemu/*.log",)
+    assert c.logs.files == ("/var/log/libvirt/qemu/*.log",)  # [logs] is typed (LogsConfig)
     assert dict(c.table("absent")) == {}
     hash(c)  # frozen all the way down: Options holding it stays hashable
 

@@ -67,4 +67,4 @@ def test_bad_logs_input_is_one_clear_line(tmp_path):
     cfg.write_text("[logs]\nstart_lines = -3\n")
     r = tenantscope("check", "--config", str(cfg), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == f"tenantscope: {cfg}: [logs] start_lines: a whole number >= 0"
+    assert r.stderr.strip() == f"tenantscope: {cfg}:2: logs.start_lines: expected a whole number >= 0"

@@ -351,13 +351,23 @@ def test_events_uri():
 
 
 def test_logs_config():
-    cfg, problems = sources.config_from(
-        {"files": ["/var/log/app.log"], "start_lines": 10, "journal": False, "ring": 0, "since": 3}
-    )
+    """The [logs] table is typed by the config parser, each bad key named with file and line."""
+    import pytest
+
+    from probes.config import ConfigError, parse
+
+    cfg = parse('[logs]\nfiles = ["/var/log/app.log"]\nstart_lines = 10\njournal = false\n', "c.toml").logs
     assert cfg.files == ("/var/log/app.log",) and cfg.start_lines == 10 and cfg.journal is False
-    assert problems == ["[logs] since: a string", "[logs] ring: a whole number >= 1"]
-    _, problems = sources.config_from({"files": "var/log"})
-    assert problems == ["[logs] files: a list of absolute paths"]
+    for text, line, key, what in (
+        ["[logs]\njournal = false\nsince = 3\n"] + ["3", "logs.since", "expected a string"],
+        ["[logs]\n\nring = 0\n"] + ["3", "logs.ring", "expected a whole number >= 1"],
+        ['[logs]\nfiles = "var/log"\n'] + ["2", "logs.files", "expected a list of strings"],
+        ['[logs]\nfiles = ["var/log"]\n'] + ["2", "logs.files", "expected absolute paths"],
+        ["[logs]\nflies = []\n"] + ["2", "logs.flies", "unknown key"],
+    ):
+        with pytest.raises(ConfigError) as e:
+            parse(text, "c.toml")
+        assert str(e.value).startswith(f"c.toml:{line}: {key}: {what}"), str(e.value)
 
 
 @journal_remote
