@@ -357,6 +357,7 @@ import enum, os, sys, time
 class SourceState(str, enum.Enum):
     STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
 MAX_LINE_BYTES = %d
+START_LINES = 1000
 MAX_READ = 4 << 20
 """
 _REMOTE_LOOP = """
