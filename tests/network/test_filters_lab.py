@@ -21,6 +21,7 @@ from probes.hosts.local import LocalHost
 from probes.model import Host, HostState, NetnsDetails, Placement, State, Status, Workload, WorkloadKind
 from probes.network import predict, prober
 from probes.network.topology import TopologyProbe
+from tests.fixtures.sshd import ssh_host, sshd  # noqa: F401
 from tests.helpers import needs_root, needs_tool
 
 pytestmark = [needs_root, needs_tool("ip", "nft", "iptables-legacy")]
@@ -350,3 +351,25 @@ async def test_nft_bridge_family_drops_between_two_ports(lab: None) -> None:
     # the other way is not filtered (the replies are: the rule is stateless, as the probe saw)
     back, bp = pair(hs, "tsq-d", "tsq-c")
     assert back.observed is False and back.predicted is False and "no way back" in bp[0].path
+
+
+@needs_tool("sshd")
+async def test_filters_read_over_ssh_give_the_local_prediction(lab: None, sshd) -> None:
+    """The topology probe over a real sshd on 127.0.0.1 (`ip -j` and the filter readers run
+    through the SSH transport) predicts the same blocked cell, naming the same rule."""
+    nft(
+        "tsq-gw",
+        "table inet tsqf { chain fw { type filter hook forward priority 0; policy accept;\n"
+        'iifname "tsq-gwa" oifname "tsq-gwb" drop\n}\n}\n',
+    )
+    host = ssh_host(sshd)
+    try:
+        remote_topo = await TopologyProbe().collect(host)
+    finally:
+        await host.close()
+    local_topo = await TopologyProbe().collect(LocalHost("fl", libvirt_uri=None))
+    assert remote_topo.filters_of("tsq-gw") == local_topo.filters_of("tsq-gw")
+    _, rp = pair(state(remote_topo), "tsq-a", "tsq-b")
+    _, lp = pair(state(local_topo), "tsq-a", "tsq-b")
+    assert not rp[0].reachable and rp[0].deciding_rule == lp[0].deciding_rule
+    assert rp[0].deciding_rule.endswith("iifname tsq-gwa oifname tsq-gwb drop")
