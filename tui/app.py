@@ -73,8 +73,8 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     CSS = grid_css(PANES)  # the grid follows the panes' positions (app.tcss has the rest)
     BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
     COMMANDS = App.COMMANDS | {BindingCommands}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
     COALESCE = 0.15  # at most one render per this many seconds, however often probes finish
 
     def __init__(

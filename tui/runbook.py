@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.widgets import Static
@@ -155,11 +155,29 @@ class RunbookPanel(Static):
         self.update(Text("\n").join(s.line() for s in steps.values()))
 
 
-class RunbookActions:
+if TYPE_CHECKING:  # what the mixin needs of the app it is mixed into (tui/app.py)
+    from collections.abc import Callable
+
+    from textual.app import App
+
+    from probes.requests import RequestHandle
+
+    _AppBase = App[int]
+else:
+    _AppBase = object
+
+
+class RunbookActions(_AppBase):
     """Mixed into TenantScopeApp: the runbook's state and actions."""
 
-    app: Any
     RUNBOOK_POLL: ClassVar[float] = 0.25
+    if TYPE_CHECKING:
+        _clock: Callable[[], float]
+
+        def pane(self, pane_id: str) -> Any: ...
+        def action_focus_pane(self, pane_id: str) -> None: ...
+        def request(self, req: Request) -> RequestHandle: ...
+        def cancel_request(self, rid: int) -> bool: ...
 
     @property
     def runbook_steps(self) -> dict[str, Step]:
@@ -178,7 +196,7 @@ class RunbookActions:
         step = self.runbook_steps[step_id]
         for k, v in kw.items():
             setattr(step, k, v)
-        for panel in self.query(RunbookPanel):  # type: ignore[attr-defined]
+        for panel in self.query(RunbookPanel):
             panel.redraw()
 
     def _rb_state(self) -> State | None:
@@ -187,17 +205,17 @@ class RunbookActions:
     # -- the panel
 
     def action_runbook_toggle(self) -> None:
-        panels = list(self.query(RunbookPanel))  # type: ignore[attr-defined]
+        panels = list(self.query(RunbookPanel))
         if panels:
             for p in panels:
                 p.display = not p.display
             return
-        self.screen.mount(RunbookPanel(id="runbook"))  # type: ignore[attr-defined]
+        self.screen.mount(RunbookPanel(id="runbook"))
 
     def _rb_show_panel(self) -> None:
-        panels = list(self.query(RunbookPanel))  # type: ignore[attr-defined]
+        panels = list(self.query(RunbookPanel))
         if not panels:
-            self.default_screen.mount(RunbookPanel(id="runbook"))  # type: ignore[attr-defined]
+            self.default_screen.mount(RunbookPanel(id="runbook"))
         else:
             panels[0].display = True
 
@@ -210,7 +228,7 @@ class RunbookActions:
 
         self.push_screen(
             JumpTo(
-                "Review logs since: HH:MM[:SS] (UTC), or -15m / -2h / -90s; "  # type: ignore[attr-defined]
+                "Review logs since: HH:MM[:SS] (UTC), or -15m / -2h / -90s; "
                 "Enter alone: everything kept. Esc cancels",
                 "-15m",
             ),
@@ -221,14 +239,14 @@ class RunbookActions:
         if spec is None:
             return
         state = self._rb_state()
-        now = state.taken_at if state is not None and state.taken_at else self._clock()  # type: ignore[attr-defined]
+        now = state.taken_at if state is not None and state.taken_at else self._clock()
         since = since_time(spec, now)
         if isinstance(since, str):
-            self.notify(since, severity="error")  # type: ignore[attr-defined]
+            self.notify(since, severity="error")
             return
         self._rb_show_panel()
-        self.action_focus_pane("logs")  # type: ignore[attr-defined]
-        pane = self.pane("logs")  # type: ignore[attr-defined]
+        self.action_focus_pane("logs")
+        pane = self.pane("logs")
         events = [
             e
             for h in (state.hosts if state else ())
@@ -246,8 +264,8 @@ class RunbookActions:
 
     def action_runbook_resources(self) -> None:
         self._rb_show_panel()
-        self.action_focus_pane("resources")  # type: ignore[attr-defined]
-        pane = self.pane("resources")  # type: ignore[attr-defined]
+        self.action_focus_pane("resources")
+        pane = self.pane("resources")
         try:
             pane.sort_col, pane.reverse = 1, False  # CPU, the biggest (the spike) first
             state = self._rb_state()
@@ -266,19 +284,19 @@ class RunbookActions:
             self._rb_set("network", state=StepState.FAILED, reason="read-only session")
             return
         self._rb_show_panel()
-        self.action_focus_pane("reachability")  # type: ignore[attr-defined]
-        pane = self.pane("reachability")  # type: ignore[attr-defined]
+        self.action_focus_pane("reachability")
+        pane = self.pane("reachability")
         pane.action_probe()  # asks first; says what will be sent
         self._rb_set("network", state=StepState.RUNNING, done=0, total=0, reason="")
         self._rb_network_seen = False
         self._rb_network_before = self._rb_reach()
-        self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
+        self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)
 
     def _rb_watch_network(self) -> None:
         from textual.screen import ModalScreen
         from textual.widgets import ProgressBar
 
-        pane = self.pane("reachability")  # type: ignore[attr-defined]
+        pane = self.pane("reachability")
         running = [w for w in pane.workers if w.group == "reach-probe" and w.is_running]
         step = self.runbook_steps["network"]
         if step.state != StepState.RUNNING:
@@ -287,7 +305,7 @@ class RunbookActions:
             self._rb_network_seen = True
             bar = pane.query_one("#reach-progress", ProgressBar)
             self._rb_set("network", done=int(bar.progress), total=int(bar.total or 0))
-        elif isinstance(self.screen, ModalScreen):  # type: ignore[attr-defined]
+        elif isinstance(self.screen, ModalScreen):
             pass  # the confirmation is open
         elif (
             not self._rb_network_seen
@@ -304,7 +322,7 @@ class RunbookActions:
                 findings=problems(self._rb_state(), ("network",)),
             )
             return
-        self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)  # type: ignore[attr-defined]
+        self.set_timer(self.RUNBOOK_POLL, self._rb_watch_network)
 
     def _rb_reach(self) -> tuple[object, ...]:
         """The probe results on screen (a fast run can start and end between two polls)."""
@@ -316,11 +334,11 @@ class RunbookActions:
 
     def action_runbook_audit(self) -> None:
         if self.runbook_steps["audit"].state == StepState.RUNNING:
-            self.notify("The audit is already running (X cancels).")  # type: ignore[attr-defined]
+            self.notify("The audit is already running (X cancels).")
             return
         self._rb_show_panel()
-        self.action_focus_pane("findings")  # type: ignore[attr-defined]
-        self.run_worker(self._rb_request("audit", Audit()), group="runbook-audit", name="audit configuration")  # type: ignore[attr-defined]
+        self.action_focus_pane("findings")
+        self.run_worker(self._rb_request("audit", Audit()), group="runbook-audit", name="audit configuration")
 
     # -- software updates: the package manager of every host, on demand (a request)
 
@@ -333,14 +351,14 @@ class RunbookActions:
         self._rb_show_panel()
         self.run_worker(
             self._rb_request("updates", UpdatesLookup()), group="runbook-updates", name="software updates"
-        )  # type: ignore[attr-defined]
+        )
 
     async def _rb_request(self, step_id: str, req: Request) -> None:
         """Run a step as a request to the session; its progress comes back in State.requests
         (shown by `_rb_progress`), its outcome from the handle."""
         step = self.runbook_steps[step_id]
         self._rb_set(step_id, state=StepState.RUNNING, done=0, total=0, findings=0, reason="")
-        handle = self.request(req)  # type: ignore[attr-defined]
+        handle = self.request(req)
         self._runbook_requests[step_id] = handle.id
         st = await handle.result()
         self._runbook_requests.pop(step_id, None)
@@ -376,12 +394,12 @@ class RunbookActions:
     def action_runbook_cancel(self) -> None:
         cancelled = False
         for rid in list(self._runbook_requests.values()):
-            cancelled = self.cancel_request(rid) or cancelled  # type: ignore[attr-defined]
+            cancelled = self.cancel_request(rid) or cancelled
         if self.runbook_steps["network"].state == StepState.RUNNING:
-            self.pane("reachability").action_cancel_probe()  # type: ignore[attr-defined]
+            self.pane("reachability").action_cancel_probe()
             cancelled = True
         if not cancelled:
-            self.notify("No runbook step is running.")  # type: ignore[attr-defined]
+            self.notify("No runbook step is running.")
 
     # -- the incident report (e): Markdown, JSON and an SVG screenshot (tui/report.py)
 
@@ -391,7 +409,7 @@ class RunbookActions:
         try:
             paths = save_from_app(self)
         except OSError as e:
-            self.notify(f"Cannot write the report: {e}", severity="error")  # type: ignore[attr-defined]
+            self.notify(f"Cannot write the report: {e}", severity="error")
             return
         self.last_report = paths
-        self.notify("Report saved: " + ", ".join(str(p) for p in paths), timeout=8)  # type: ignore[attr-defined]
+        self.notify("Report saved: " + ", ".join(str(p) for p in paths), timeout=8)

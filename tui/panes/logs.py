@@ -367,7 +367,7 @@ class LogsPane(Pane):
         if self._reattributed(hosts):
             return
         self.multi_host = len(hosts) > 1
-        srcs = []
+        srcs: list[tuple[str, Any]] = []
         for hs in hosts:
             name = hs.host.name
             last = self._last.get(name, 0)

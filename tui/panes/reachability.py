@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -122,7 +123,7 @@ class ReachabilityPane(Pane):
             yield Static(Text(LEGEND, style="dim"), id="reach-detail")
 
     @property
-    def table(self) -> DataTable:
+    def table(self) -> DataTable[Any]:
         return self.query_one("#reach-matrix", DataTable)
 
     # -- rendering
@@ -416,9 +417,7 @@ class ReachabilityPane(Pane):
                 self.show(self._rstate)
 
 
-def _reverse():  # type: ignore[no-untyped-def]
-    from rich.style import Style
-
+def _reverse() -> Style:
     return Style(reverse=True)
 
 

@@ -229,7 +229,7 @@ class ResourcesPane(Pane):
     title: ClassVar[str] = "Resources"
     position: ClassVar[int] = 2
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "toggle", "Expand", id="resources-expand"),
+        Binding("enter", "toggle_row", "Expand", id="resources-expand"),
         Binding("s", "sort_next", "Sort", id="resources-sort"),
         Binding("r", "sort_reverse", "Reverse", id="resources-reverse"),
         Binding("m", "chart_metric", "Chart", id="resources-chart"),
@@ -463,7 +463,7 @@ class ResourcesPane(Pane):
         self._draw_chart()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.action_toggle()
+        self.action_toggle_row()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         col = event.column_index
@@ -478,7 +478,7 @@ class ResourcesPane(Pane):
     def _rerender(self) -> None:
         self._redraw()
 
-    def action_toggle(self) -> None:
+    def action_toggle_row(self) -> None:
         row = self.selected()
         if row is None:
             return
