@@ -357,4 +357,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         from tui.screens.workload import WorkloadScreen
 
         findings = self._state.findings if self._state is not None else ()
-        self.push_screen(WorkloadScreen(message.workload, findings))
+        addresses = ()
+        hs = (
+            next((h for h in self._state.hosts if h.host.name == message.workload.host), None)
+            if self._state
+            else None
+        )
+        if hs is not None and message.workload.vm is not None:
+            from probes.network.vmaddr import vm_addresses  # pure: derived from the State
+
+            addresses = vm_addresses(hs).get(message.workload.key, ())
+        self.push_screen(WorkloadScreen(message.workload, findings, addresses))

@@ -35,7 +35,7 @@ MODULES = (  # load order (modinfo -F depends)
     "drivers/net/virtio_net",
     "drivers/char/virtio_console",
 )
-AGENT_MODES = ("real", "hang", "garbage", "none")
+AGENT_MODES = ("real", "hang", "garbage", "flood", "none")  # all but real: for tests
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -62,6 +62,10 @@ case "$ts_agent" in
   real) [ -n "$port" ] && (/usr/sbin/qemu-ga -m virtio-serial -p "$port" -f /tmp/qemu-ga.pid -t /tmp &) ;;
   hang) [ -n "$port" ] && (cat "$port" > /dev/null &) ;;
   garbage) [ -n "$port" ] && (exec 3<>"$port"; while true; do echo 'not json {{{ <garbage>' >&3; sleep 0.05; done &) ;;
+  flood) rm /bin/ping /bin/nc
+    printf '#!/bin/sh\nyes floodfloodfloodfloodfloodflood | head -c 4000000\n' > /bin/ping
+    cp /bin/ping /bin/nc; chmod 755 /bin/ping /bin/nc
+    [ -n "$port" ] && (/usr/sbin/qemu-ga -m virtio-serial -p "$port" -f /tmp/qemu-ga.pid -t /tmp &) ;;
 esac
 echo "TSV-READY $ts_name" > /dev/ttyS0
 while true; do sleep 3600; done

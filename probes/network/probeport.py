@@ -40,7 +40,7 @@ from probes.network.segments import Attachment, Endpoint, endpoints, segment_lab
 
 RUN_DIR = Path(os.environ.get("TENANTSCOPE_RUN_DIR", "/run/tenantscope"))
 NAME_PREFIX = "tsp"  # namespaces tsp-XXXXXX, host-side veths tspXXXXXXh
-ARP_WAIT = 0.3  # seconds an address must stay unanswered
+ARP_WAIT = 0.2  # seconds an address must stay unanswered (a neighbour on the same bridge answers in ms)
 MAX_TRIES = 6  # candidate addresses tried per port
 
 
@@ -235,23 +235,32 @@ class Recorder:
 
 
 def remove_recorded(rec: Record) -> list[str]:
-    """Blocking: remove everything a record names (OVS ports, links, namespaces); what could
-    not be removed, as text. Objects already gone are fine."""
-    left = []
-    for db, bridge, port in rec.ovs_ports:
+    """Blocking: remove everything a record names (OVS ports, links, namespaces), the ports in
+    parallel; what could not be removed, as text. Objects already gone are fine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ovs_port(item: list[str]) -> list[str]:
+        db, bridge, port = item
         r = _vsctl(db, "--if-exists", "del-port", bridge, port)
-        if r:
-            left.append(f"OVS port {port} on {bridge} ({r})")
-    for name in rec.links:
-        if os.path.exists(f"/sys/class/net/{name}"):
-            r = _run(["ip", "link", "del", name])
-            if r and os.path.exists(f"/sys/class/net/{name}"):
-                left.append(f"link {name} ({r})")
-    for ns in rec.netns:
-        if os.path.exists(f"/run/netns/{ns}"):
-            r = _run(["ip", "netns", "del", ns])
-            if r:
-                left.append(f"network namespace {ns} ({r})")
+        return [f"OVS port {port} on {bridge} ({r})"] if r else []
+
+    def link(name: str) -> list[str]:
+        if not os.path.exists(f"/sys/class/net/{name}"):
+            return []
+        r = _run(["ip", "link", "del", name])
+        return [f"link {name} ({r})"] if r and os.path.exists(f"/sys/class/net/{name}") else []
+
+    def netns(ns: str) -> list[str]:
+        if not os.path.exists(f"/run/netns/{ns}"):
+            return []
+        r = _run(["ip", "netns", "del", ns])
+        return [f"network namespace {ns} ({r})"] if r else []
+
+    left: list[str] = []
+    with ThreadPoolExecutor(max(1, min(16, len(rec.links) + len(rec.ovs_ports)))) as pool:
+        for step, items in ((ovs_port, rec.ovs_ports), (link, rec.links), (netns, rec.netns)):
+            for part in pool.map(step, items):
+                left += part
     return left
 
 

@@ -1,12 +1,13 @@
 """VMs in the reachability matrix, against real booted guests (libvirtd + QEMU/TCG, root).
 
-One module-scoped lab (guests take CPU under TCG: three guests serve every case):
+One module-scoped lab (guests take CPU under TCG: four guests serve every case):
 
     tsv-bra (acme):   tsv-a1 netns 10.74.1.1/16   guest `acme`  10.74.1.10/16 (real agent)
                       guest `leak` 10.74.1.20/16: tenant globex plugged into acme's bridge
                       (its agent hangs: opens the channel, never answers)
     tsv-brg (globex): tsv-g1 netns 10.74.2.1/16   guest `glx`   10.74.2.10/16 and 10.75.2.10/24,
                       default route via 10.75.2.254 (its "agent" writes garbage)
+                      guest `fld` 10.74.2.30/16 (a real agent whose commands print 4 MB)
 
 Everything is named tsv-* (guests tsv-g-*, probe ports tsp-*) and removed by name.
 """
@@ -163,12 +164,14 @@ def vmlab(libvirtd: str) -> Iterator[VmLab]:
                     gateway="10.75.2.254",
                     agent="garbage",
                 ),
+                GuestSpec("fld", bridge="tsv-brg", address="10.74.2.30/16", agent="flood"),
                 timeout=400,
             )
             tenants = {
                 "acme": "acme",
                 "leak": "globex",
                 "glx": "globex",
+                "fld": "globex",
                 "tsv-a1": "acme",
                 "tsv-g1": "globex",
             }
@@ -287,6 +290,12 @@ async def test_vm_on_another_tenants_bridge_is_net05_from_segment_and_guest(vmla
     assert all("did not answer" in r.detail or "not connected" in r.detail for r in hang)
     garbage = [r for r in rm.results if r.src == vmlab.key("glx") and r.via == "guest"]
     assert garbage and all(r.outcome == "error" and "garbage" in r.detail for r in garbage)
+    # a guest whose commands flood 4 MB of output: the reply is refused (over MAX_REPLY), or
+    # libvirt drops the agent; either way an error that says so, never a "blocked"
+    flood = [r for r in rm.results if r.src == vmlab.key("fld") and r.via == "guest"]
+    details = {r.detail for r in flood}
+    assert flood and all(r.outcome == "error" and r.detail.startswith("from guest: ") for r in flood)
+    assert any("flooded" in d or "disappeared" in d for d in details), details
     assert any(vmlab.guests["leak"].name in e for e in rm.errors)
 
 
@@ -349,6 +358,15 @@ async def test_vm_ovs_port_with_the_wrong_vlan_tag(vmlab: VmLab) -> None:
             # the globex guest's port is moved off its bridge onto OVS with acme's tag (the fault)
             sh("ip", "link", "set", leak.tap, "nomaster")
             lab.vsctl("add-port", "tsv-ovs", leak.tap, "tag=100")
+            for _ in range(100):  # vswitchd attaches the port a moment later
+                if (
+                    lab.vsctl("get", "Interface", leak.tap, "ofport").strip().lstrip("-").isdigit()
+                    and int(lab.vsctl("get", "Interface", leak.tap, "ofport")) > 0
+                ):
+                    break
+                time.sleep(0.05)
+            # the guest learns nothing by itself: a first ping from the right VLAN settles ARP
+            sh("ip", "netns", "exec", "tsv-oa", "ping", "-c1", "-W3", leak.ip, check=False)
             hs = await vmlab.observe(static(vmlab), ovs_db=lab.db)
             rm = await prober.probe_host(
                 LOCAL, hs, timeout=T, sources=("namespace", "segment"), ovs_db=lab.db, run_dir=vmlab.run_dir
@@ -408,7 +426,7 @@ async def test_bridge_disappearing_mid_run_is_an_error_and_leaves_nothing(vmlab:
 async def test_confirmation_lists_exactly_what_is_added(vmlab: VmLab) -> None:
     hs = await vmlab.observe(static(vmlab))
     plans, skipped = probeport.plan_ports(hs)
-    assert {p.vm for p in plans} == {vmlab.key(t) for t in ("acme", "leak", "glx")} and not skipped
+    assert {p.vm for p in plans} == {vmlab.key(t) for t in ("acme", "leak", "glx", "fld")} and not skipped
     text = probeport.describe(plans)
     acme = next(t for t, p in zip(text, plans) if p.vm == vmlab.key("acme"))
     assert "Linux bridge tsv-bra" in acme and "removed after the run" in acme

@@ -323,3 +323,19 @@ def test_cell_detail_names_each_probe_source() -> None:
     assert "from segment" in text and "from guest" in text and "agent did not answer" in text
     assert "0.50 ms" in text
     assert "from namespace" in describe(hs, m.cell("acme", "globex")).plain
+
+
+def test_workload_detail_shows_vm_addresses_with_their_source() -> None:
+    from dataclasses import replace
+
+    from probes.network.vmaddr import vm_addresses
+    from tui.screens.workload import workload_text
+
+    hs = vm_state().hosts[0]
+    vm = next(w for w in hs.workloads if w.vm is not None)
+    text = workload_text(vm, (), {}, vm_addresses(hs)[vm.key]).plain
+    assert "Addresses" in text and "52:54:00:00:00:09: 10.0.0.9 (config" in text
+    assert hs.topology is not None
+    bare = replace(hs, topology=replace(hs.topology, policy=None))
+    text = workload_text(vm, (), {}, vm_addresses(bare)[vm.key]).plain
+    assert "address unknown (agent not asked" in text and "MAC not in any neighbour table" in text

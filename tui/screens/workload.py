@@ -9,6 +9,7 @@ value is host text and goes through untrusted(); passwords are never in the mode
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from enum import Enum
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from probes.model import Finding, Workload
+from probes.network.model import NicAddresses
 from tui.safe import untrusted
 from tui.status import finding_sort_key, status_text
 
@@ -70,7 +72,12 @@ def _fields(out: Text, obj: object, indent: int, inline_first: bool = False) -> 
         _value(out, v, indent)
 
 
-def workload_text(w: Workload, findings: tuple[Finding, ...], variables: dict[str, str]) -> Text:
+def workload_text(
+    w: Workload,
+    findings: tuple[Finding, ...],
+    variables: dict[str, str],
+    addresses: Sequence[NicAddresses] = (),
+) -> Text:
     out = Text()
     out.append_text(untrusted(w.name, style="bold"))
     out.append(f"  {w.kind.value} · ")
@@ -103,6 +110,14 @@ def workload_text(w: Workload, findings: tuple[Finding, ...], variables: dict[st
         out.append("  ")
         out.append_text(untrusted(f.summary or f.title))
 
+    if addresses:  # a VM's addresses and where they came from (probes/network/vmaddr.py)
+        from probes.network.vmaddr import describe
+
+        out.append("\n\nAddresses", style="bold underline")
+        for line in describe(addresses):
+            out.append("\n")
+            out.append_text(untrusted(line))
+
     for title, details in (
         ("Virtual machine", w.vm),
         ("Container", w.container),
@@ -119,17 +134,21 @@ class WorkloadScreen(ModalScreen[None]):
         Binding("escape", "dismiss", "Close", id="workload-close"),
     ]
 
-    def __init__(self, workload: Workload, findings: tuple[Finding, ...]) -> None:
+    def __init__(
+        self, workload: Workload, findings: tuple[Finding, ...], addresses: Sequence[NicAddresses] = ()
+    ) -> None:
         super().__init__()
         self.workload = workload
         self.findings = findings
+        self.addresses = addresses
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="workload-detail", classes="dialog") as box:
             box.border_title = "Workload"
             box.border_subtitle = "Esc closes"
             yield Static(
-                workload_text(self.workload, self.findings, self.app.theme_variables), id="workload-body"
+                workload_text(self.workload, self.findings, self.app.theme_variables, self.addresses),
+                id="workload-body",
             )
         yield Footer()
 
