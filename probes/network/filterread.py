@@ -9,8 +9,12 @@ are fenced by a marker with a fresh random nonce, so no rule text can fake a sec
 
 from __future__ import annotations
 
+import functools
 import secrets
+import socket
+import struct
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from probes.hosts.base import HostTransport
 from probes.network.filtermodel import NsFilters, Ruleset
@@ -68,10 +72,103 @@ def namespaces_to_read(topo: Topology, bridge_nf_host: bool) -> list[tuple[str, 
     return out
 
 
-async def read_filters(host: HostTransport, topo: Topology, timeout: float = 15.0) -> tuple[NsFilters, ...]:
+NETLINK_NETFILTER = 12
+NFT_MSG_GETGEN = (10 << 8) | 16  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN
+
+
+def nft_generation() -> int | None:
+    """Blocking: nftables' ruleset generation in the calling thread's network namespace (it
+    changes with every nftables or iptables-nft change), by one netlink request: no process."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    try:
+        s.settimeout(1.0)
+        s.send(struct.pack("=LHHLL", 20, NFT_MSG_GETGEN, 1, 1, 0) + struct.pack("=BBH", 0, 0, 0))
+        data = s.recv(4096)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    if len(data) < 20:
+        return None
+    length, typ = struct.unpack_from("=LH", data)
+    off = 20
+    while typ != 2 and off + 4 <= min(length, len(data)):  # 2: NLMSG_ERROR
+        alen, atype = struct.unpack_from("=HH", data, off)
+        if alen < 4:
+            break
+        if atype & 0x7FFF == 1 and alen >= 8:  # NFTA_GEN_ID
+            return int(struct.unpack_from(">L", data, off + 4)[0])
+        off += (alen + 3) & ~3
+    return None
+
+
+def _fingerprint() -> tuple[int, str] | None:
+    """Blocking, in the namespace: (nft generation, legacy iptables tables) when both can be
+    watched: legacy iptables has no generation, so a namespace using it has none."""
+    gen = nft_generation()
+    try:
+        with open("/proc/thread-self/net/ip_tables_names") as f:
+            legacy = f.read().strip()
+    except OSError:
+        legacy = ""
+    return None if gen is None or legacy else (gen, legacy)
+
+
+@dataclass
+class FilterCache:
+    """The last filters read per namespace with their fingerprint (owned by the topology
+    probe): locally, a namespace whose fingerprint did not change is not read again, so an
+    idle console spawns nothing for filters."""
+
+    last: dict[str, tuple[tuple[int, str], NsFilters]] = field(default_factory=dict)
+    _prints: dict[str, tuple[int, str] | None] = field(default_factory=dict)
+
+    async def unchanged(self, which: list[tuple[str, str]]) -> dict[str, NsFilters]:
+        from probes.network.nsenter import in_fresh_thread, in_netns
+
+        def one(ns: str) -> tuple[int, str] | None:
+            return in_netns(f"/run/netns/{ns}", _fingerprint) if ns else _fingerprint()
+
+        prints: dict[str, tuple[int, str] | None] = {}
+        for ns, _ in which:
+            try:
+                prints[ns] = await in_fresh_thread(functools.partial(one, ns))
+            except OSError:
+                prints[ns] = None
+        self._prints = prints
+        out = {}
+        for ns, why in which:
+            fp, old = prints.get(ns), self.last.get(ns)
+            if fp is not None and old is not None and old[0] == fp and old[1].why == why:
+                out[ns] = old[1]
+        return out
+
+    def remember(self, filters: Iterable[NsFilters]) -> None:
+        prints = self._prints
+        self.last = {}
+        for f in filters:
+            fp = prints.get(f.netns)
+            if fp is not None and not f.errors:
+                self.last[f.netns] = (fp, f)
+
+
+async def read_filters(
+    host: HostTransport, topo: Topology, timeout: float = 15.0, cache: FilterCache | None = None
+) -> tuple[NsFilters, ...]:
     which = namespaces_to_read(topo, await bridge_nf_on(host))
     if not which:
         return ()
+    if cache is not None and host.is_local and not host.root:
+        kept = await cache.unchanged(which)
+        todo = [(n, w) for n, w in which if n not in kept]
+        fresh = {f.netns: f for f in await _read(host, todo, timeout)} if todo else {}
+        out = tuple(kept.get(n) or fresh[n] for n, _ in which)
+        cache.remember(out)
+        return out
+    return await _read(host, which, timeout)
+
+
+async def _read(host: HostTransport, which: list[tuple[str, str]], timeout: float) -> tuple[NsFilters, ...]:
     nonce = secrets.token_hex(8)
     try:
         res = await host.run(

@@ -59,6 +59,9 @@ class TopologyProbe(Probe[Topology]):
         self.safety = safety
         self._ovs: OvsMonitor | None = None
         self._local = False
+        from probes.network.filterread import FilterCache
+
+        self._filters = FilterCache()  # locally: filters re-read only when nftables' generation moved
         self._dirty: set[str] = set()  # namespaces events said changed since the last read
         self._nets: tuple[Any, ...] = ()
         self._unnamed: list[tuple[str, tuple[int, ...]]] = []
@@ -136,7 +139,7 @@ class TopologyProbe(Probe[Topology]):
         bridges, state = await self._read_ovs(host, bool(netlink))
         from probes.network.filterread import read_filters
 
-        filters = await read_filters(host, topo)
+        filters = await read_filters(host, topo, cache=self._filters)
         problems = list(topo.problems)
         policy = self.policy
         if policy is not None:

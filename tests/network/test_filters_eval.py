@@ -162,3 +162,35 @@ async def test_nothing_read_when_nothing_forwards() -> None:
     topo = Topology(namespaces=(Namespace("tsq-u-none"),))
     host = LocalHost(Host("t"), root="/nonexistent-root", libvirt_uri=None)
     assert await read_filters(host, topo) == ()
+
+
+class CountingHost(LocalHost):
+    """The real local transport, counting the commands it runs."""
+
+    runs = 0
+
+    async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
+        self.runs += 1
+        return await super().run(argv, **kw)
+
+
+async def test_unchanged_rules_are_not_read_again(ns: str) -> None:
+    from probes.network.filterread import FilterCache
+
+    sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=RULESET)
+    topo = Topology(namespaces=(Namespace(ns, ip_forward=True),))
+    host, cache = CountingHost(Host("t"), libvirt_uri=None), FilterCache()
+    (first,) = await read_filters(host, topo, cache=cache)
+    assert host.runs == 1 and first.rulesets
+    (again,) = await read_filters(host, topo, cache=cache)
+    assert host.runs == 1 and again is first  # nftables' generation did not move: nothing spawned
+    sh("ip", "netns", "exec", ns, "nft", "add", "rule", "inet", "tsqf", "deny", "accept")
+    (moved,) = await read_filters(host, topo, cache=cache)
+    assert host.runs == 2 and moved != first
+    deny = next(c for rs in moved.rulesets for c in rs.chains if c.name == "deny")
+    assert [r.display for r in deny.rules] == ['drop comment "no ping"', "accept"]
+    # legacy iptables has no generation: a namespace using it is read every time
+    sh("ip", "netns", "exec", ns, "iptables-legacy", "-A", "FORWARD", "-j", "ACCEPT")
+    await read_filters(host, topo, cache=cache)
+    await read_filters(host, topo, cache=cache)
+    assert host.runs == 4
