@@ -14,8 +14,6 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from probes.network.segments import Endpoint
-
 ICMP_ECHO_REPLY, ICMP_UNREACH, ICMP_ECHO, ICMP_TIME_EXCEEDED = 0, 3, 8, 11
 INITIAL_TTLS = (64, 128, 255)
 MAX_TRACE_TTL = 8
@@ -76,7 +74,7 @@ def parse_icmp(packet: bytes) -> Icmp | None:
 
 @dataclass
 class _Target:
-    dst: Endpoint | None  # the local prober's destination; None in measure.py (addresses only)
+    dst: object  # what the caller probes (unused here; measure.py: None); the module stays stdlib-only
     address: str
     seq: int
     sent_at: float = 0.0

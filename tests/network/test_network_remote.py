@@ -98,3 +98,36 @@ async def test_unavailable_says_why(python: str) -> None:
         f"no {python} on the host"
     )
     assert await RemoteProber(LocalHost("tse", libvirt_uri=None)).unavailable() == ""
+
+
+def test_the_shipped_program_is_stdlib_only_python38_and_runs() -> None:
+    """The remote helper is the source of nsenter.py, neigh.py, icmp.py and measure.py: an
+    import of another probes module there, or syntax or asyncio API newer than Python 3.8,
+    would break every remote probe run (hosts run older Pythons than this one)."""
+    import ast
+    import subprocess
+    import sys
+
+    from probes.network import icmp, measure, neigh, nsenter
+    from probes.network.remote_prober import PROGRAM
+
+    shipped = {"probes.network.icmp", "probes.network.neigh", "probes.network.nsenter"}
+    for mod in (nsenter, neigh, icmp, measure):
+        for node in ast.walk(ast.parse(open(mod.__file__).read())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("probes"):
+                assert node.module in shipped, f"{mod.__name__} imports {node.module}"
+            names = [a.name for a in node.names] if isinstance(node, (ast.Import, ast.ImportFrom)) else []
+            mods = names if isinstance(node, ast.Import) else [node.module or ""] if names else []
+            for m in mods:
+                top = m.split(".")[0]
+                assert top == "probes" or top in sys.stdlib_module_names, f"{mod.__name__} imports {m}"
+    ast.parse(PROGRAM, feature_version=(3, 8))
+    for newer in ("asyncio.timeout(", "TaskGroup", "except*"):
+        assert newer not in PROGRAM, newer
+    r = subprocess.run(
+        [sys.executable, "-c", PROGRAM, '{"table": [], "requests": [], "concurrency": 1}'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.stdout == '["D"]\n', r.stderr[-500:]
