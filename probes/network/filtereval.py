@@ -199,7 +199,7 @@ def _atom_has(atom: Atom, key: str, v: str, memo: Memo) -> bool:
     if key == "icmp type":
         return atom.kind == "value" and ICMP_TYPES.get(atom.a, atom.a) == ICMP_TYPES[v]
     if key == "ether type":
-        return atom.kind == "value" and atom.a in ("ip", "0x0800", "2048")
+        return atom.kind == "value" and atom.a.lower() in ("ip", "ipv4", "0x0800", "2048")
     if atom.kind == "value":
         return atom.a.lower() == v
     raise _Undecided(f"{key} {atom.text}")
@@ -283,6 +283,8 @@ def _run(
         out, rule, sub = _run(rs, target, p, path, depth + 1, memo)
         if verdict.kind == "goto" or out != "return":
             return out, rule, sub
+    if not c.hook and c.policy in ("accept", "drop"):  # an ebtables user chain's own policy
+        return c.policy, f"{_label(rs, c)}: policy {c.policy}", path
     return "return", "", path
 
 

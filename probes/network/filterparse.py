@@ -237,7 +237,13 @@ def nft_claimed_tables(save_text: str, family: str) -> frozenset[tuple[str, str]
 # ---------------------------------------------------------------- iptables-save
 
 BUILTIN_HOOKS = {"INPUT": "input", "FORWARD": "forward", "OUTPUT": "output"}
-TERMINAL = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return"}
+TERMINAL = {
+    "ACCEPT": "accept",
+    "DROP": "drop",
+    "REJECT": "reject",
+    "RETURN": "return",
+    "CONTINUE": "continue",
+}
 NON_TERMINAL = {"LOG", "NFLOG", "MARK", "CONNMARK", "TRACE", "AUDIT", "CLASSIFY", "TCPMSS"}
 ONE_ARG = {
     "--dport", "--sport", "--dports", "--sports", "--destination-port", "--source-port",
@@ -270,8 +276,17 @@ def _q(a: str) -> str:
     return f'"{a}"' if not a or any(c.isspace() or c in "'\"" for c in a) else a
 
 
-def iptables_rule(args: list[str], handle: int, user_chains: set[str]) -> Rule:
-    """The arguments of one `-A CHAIN ...` line (after CHAIN)."""
+EB_TYPES = {"ipv4": "ip", "arp": "arp", "ipv6": "ip6", "0x0800": "ip", "0x0806": "arp", "0x86dd": "ip6"}
+EB_OPTS = {
+    "--ip-src": "ip saddr", "--ip-source": "ip saddr", "--ip-dst": "ip daddr", "--ip-destination": "ip daddr",
+    "--ip-proto": "meta l4proto", "--ip-protocol": "meta l4proto",
+    "--ip-dport": "dport", "--ip-destination-port": "dport", "--ip-sport": "sport", "--ip-source-port": "sport",
+}  # fmt: skip
+
+
+def iptables_rule(args: list[str], handle: int, user_chains: set[str], eb: bool = False) -> Rule:
+    """The arguments of one `-A CHAIN ...` line (after CHAIN); `eb`: an ebtables line (-p is
+    the ethertype, --ip-* match the IPv4 header, `--opt ! value` negates)."""
     parts: list[Part] = []
     verdict: Verdict | None = None
     comment = ""
@@ -288,7 +303,25 @@ def iptables_rule(args: list[str], handle: int, user_chains: set[str]) -> Rule:
             neg = True
             i += 1
             continue
-        if t in ("-i", "--in-interface", "-o", "--out-interface"):
+        if eb and nxt == "!" and t.startswith("-"):  # ebtables' `--ip-src ! ADDR`
+            args = args[: i + 1] + args[i + 2 :]
+            nxt = args[i + 1] if i + 1 < len(args) else ""
+            op = "!="
+        if eb and t in ("-p", "--protocol"):
+            parts.append(Match("ether type", op, (Atom("value", EB_TYPES.get(nxt.lower(), nxt.lower())),)))
+        elif eb and t in EB_OPTS:
+            key = EB_OPTS[t]
+            if key == "meta l4proto":
+                proto = nxt.lower()
+            if key in ("dport", "sport"):
+                parts.append(Match(f"{proto or 'th'} {key}", op, _ipt_ports(nxt)))
+            else:
+                parts.append(
+                    Match(
+                        key, op, _ipt_addrs(nxt) if key.startswith("ip ") else (Atom("value", nxt.lower()),)
+                    )
+                )
+        elif t in ("-i", "--in-interface", "-o", "--out-interface"):
             parts.append(
                 Match(
                     "meta iifname" if t in ("-i", "--in-interface") else "meta oifname",
@@ -355,11 +388,14 @@ def iptables_rule(args: list[str], handle: int, user_chains: set[str]) -> Rule:
 
 
 def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
-    """The `filter` table of an iptables-save (or ip6tables-save) output."""
+    """The `filter` table of an iptables-save, ip6tables-save or (family bridge)
+    ebtables-save output. ebtables' user chains have a policy too (RETURN, ACCEPT, DROP)."""
+    eb = family == "bridge"
     chains: dict[str, list[Rule]] = {}
     policies: dict[str, str] = {}
     table = ""
     lines: list[tuple[str, list[str]]] = []
+    user_policy: dict[str, str] = {}
     for ln in text.splitlines():
         if ln.startswith("*"):
             table = ln[1:].strip()
@@ -369,7 +405,9 @@ def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
             name, _, rest = ln[1:].partition(" ")
             chains.setdefault(name, [])
             pol = rest.split()[0] if rest.split() else "-"
-            if pol != "-":
+            if eb and name not in BUILTIN_HOOKS:
+                user_policy[name] = "" if pol == "RETURN" else pol.lower()
+            elif pol != "-":
                 policies[name] = pol.lower()
         elif ln.startswith("-A "):
             try:
@@ -381,7 +419,7 @@ def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
     users = {c for c in chains if c not in policies}
     for chain, args in lines:
         rs = chains.setdefault(chain, [])
-        rs.append(iptables_rule(args, len(rs) + 1, users))
+        rs.append(iptables_rule(args, len(rs) + 1, users, eb))
     out = tuple(
         Chain(
             family,
@@ -389,8 +427,8 @@ def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
             name,
             tuple(rs),
             hook=BUILTIN_HOOKS.get(name, "") if name in policies else "",
-            priority=0,
-            policy=policies.get(name, ""),
+            priority=-200 if eb else 0,  # ebtables-nft's chains hook in at -200
+            policy=policies.get(name, user_policy.get(name, "")),
         )
         for name, rs in chains.items()
     )

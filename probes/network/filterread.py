@@ -24,12 +24,12 @@ from probes.network.model import Topology
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 # plain `*-save` (never `-t filter`: the legacy back end would create the table, with its hooks)
 # IPv4 only, as the prediction (ip6tables would be read here when IPv6 paths are predicted)
-READERS = ("nft", "iptables-nft-save", "iptables-legacy-save")
+READERS = ("nft", "iptables-nft-save", "iptables-legacy-save", "ebtables-nft-save")
 
 INNER = r"""
 n=$1
 printf '@@%s nft\n' "$n"; nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
-for t in iptables-nft-save iptables-legacy-save; do
+for t in iptables-nft-save iptables-legacy-save ebtables-nft-save; do
   printf '@@%s %s\n' "$n" "$t"; "$t" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
 done
 printf '@@%s sysctl\n' "$n"
@@ -219,12 +219,14 @@ def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
             errors.append(f"{reader} in {ns or 'host'}: exit {rc}: {_first(text)}")
     if "iptables-nft-save" in ok:
         claimed |= nft_claimed_tables(ok["iptables-nft-save"], "ip")
+    if "ebtables-nft-save" in ok:
+        claimed |= nft_claimed_tables(ok["ebtables-nft-save"], "bridge")
     try:
         if "nft" in ok:
             rulesets.append(parse_nft(ok["nft"], frozenset(claimed)))
         for reader in READERS[1:]:
             if reader in ok:
-                fam = "ip6" if reader.startswith("ip6") else "ip"
+                fam = "bridge" if reader.startswith("eb") else "ip6" if reader.startswith("ip6") else "ip"
                 rs = parse_iptables_save(ok[reader], reader.removesuffix("-save"), fam)
                 if rs.chains:
                     rulesets.append(rs)

@@ -373,3 +373,32 @@ async def test_filters_read_over_ssh_give_the_local_prediction(lab: None, sshd) 
     _, lp = pair(state(local_topo), "tsq-a", "tsq-b")
     assert not rp[0].reachable and rp[0].deciding_rule == lp[0].deciding_rule
     assert rp[0].deciding_rule.endswith("iifname tsq-gwa oifname tsq-gwb drop")
+
+
+async def test_ebtables_nft_rule_on_the_bridge(lab: None) -> None:
+    run = ("ip", "netns", "exec", "tsq-sw")
+    sh(*run, "ebtables-nft", "-N", "TSQ-EB", "-P", "RETURN")
+    sh(*run, "ebtables-nft", "-A", "FORWARD", "-i", "tsq-pc", "-j", "TSQ-EB")
+    sh(
+        *run,
+        "ebtables-nft",
+        "-A",
+        "TSQ-EB",
+        "-p",
+        "IPv4",
+        "--ip-src",
+        "10.82.0.1",
+        "--ip-dst",
+        "10.82.0.2",
+        "-j",
+        "DROP",
+    )
+    hs = await observe()
+    f = hs.topology.filters_of("tsq-sw")
+    assert "ebtables-nft" in [rs.source for rs in f.rulesets]
+    assert not [c for rs in f.rulesets if rs.source == "nft" for c in rs.chains if c.family == "bridge"]
+    cell, pp = pair(hs, "tsq-c", "tsq-d")
+    assert cell.predicted is False and cell.observed is False and cell.filter_state == "blocked-by-filter"
+    (d,) = [d for d in pp[0].filters if d.verdict == "drop"]
+    assert d.deciding.rule == "ebtables filter TSQ-EB: -p IPv4 --ip-src 10.82.0.1 --ip-dst 10.82.0.2 -j DROP"
+    assert d.deciding.path == ("FORWARD", "TSQ-EB")
