@@ -7,7 +7,7 @@ its panes (after any keymap), so what they list is what the keys do.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -120,8 +120,8 @@ def key_entries(app) -> Iterator[KeyEntry]:  # type: ignore[no-untyped-def]
 class BindingCommands(Provider):
     """Every bound action, by description, in the command palette."""
 
-    def _commands(self) -> list[tuple[str, str, object]]:
-        out = []
+    def _commands(self) -> list[tuple[str, str, Callable[[], None]]]:
+        out: list[tuple[str, str, Callable[[], None]]] = []
         for e in key_entries(self.app):
             if e.action in ("command_palette",):
                 continue
@@ -137,14 +137,14 @@ class BindingCommands(Provider):
 
     async def discover(self) -> Hits:
         for title, help_, cb in self._commands():
-            yield DiscoveryHit(title, cb, text=title, help=help_)  # type: ignore[arg-type]
+            yield DiscoveryHit(title, cb, text=title, help=help_)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_, cb in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), cb, text=title, help=help_)  # type: ignore[arg-type]
+                yield Hit(score, matcher.highlight(title), cb, text=title, help=help_)
 
 
 def _run(app, node: DOMNode, action: str) -> None:  # type: ignore[no-untyped-def]

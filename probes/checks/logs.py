@@ -78,7 +78,9 @@ def _evidence(events: list[LogEvent]) -> tuple[Evidence, ...]:
     )
 
 
-def _group(state: State, events: Iterable[LogEvent], with_target: bool = False):
+def _group(
+    state: State, events: Iterable[LogEvent], with_target: bool = False
+) -> tuple[dict[tuple[str, str, str], list[LogEvent]], dict[tuple[str, str, str], tuple[str, str]]]:
     wl = {w.key: w.tenant for w in state.workloads()}
     groups: dict[tuple[str, str, str], list[LogEvent]] = {}
     tenants: dict[tuple[str, str, str], tuple[str, str]] = {}

@@ -11,11 +11,14 @@ from probes.checks.base import CheckSpec, Skip, check, finding, memo
 from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, who
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
-from probes.network.model import ReachResult
-from probes.network.predict import contradictions, matrix
+from probes.network.filtereval import FilterDecision
+from probes.network.filtermodel import NsFilters
+from probes.network.model import Link, ReachResult
+from probes.network.predict import Cell, contradictions, matrix
 from probes.network.segments import (
     HOST_TENANT,
     UNPLACED,
+    Attachment,
     endpoints,
     runtime_networks,
     segment_label,
@@ -277,7 +280,7 @@ def _by_source(rs: Sequence[ReachResult]) -> list[ReachResult]:
     return head + [r for r in rs if r not in head]
 
 
-def _cells(hs: HostState):
+def _cells(hs: HostState) -> tuple[Cell, ...]:
     return memo(hs, "matrix", lambda: matrix(hs)).cells  # NET-05 and NET-06 of one run share it
 
 
@@ -421,14 +424,14 @@ def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[
         seg_tenants = {s: set(t) for s, t in _segment_tenants(hs).items()}
         seg_addrs = _segment_addresses(hs)
         for ns in topo.namespaces:
-            legs = [
-                (lk, attach(topo, lk))
-                for lk in topo.links_in(ns.name)
-                if lk.forwarding and lk.addresses and lk.name != "lo"
-            ]
-            legs = [(lk, a) for lk, a in legs if a is not None and seg_tenants.get(a.segment)]
-            tenants = set().union(*(seg_tenants[a.segment] for _, a in legs)) if legs else set()  # type: ignore[index]
-            segs = {a.segment for _, a in legs}  # type: ignore[union-attr]
+            legs: list[tuple[Link, Attachment]] = []
+            for lk in topo.links_in(ns.name):
+                if lk.forwarding and lk.addresses and lk.name != "lo":
+                    a = attach(topo, lk)
+                    if a is not None and seg_tenants.get(a.segment):
+                        legs.append((lk, a))
+            tenants: set[str] = set().union(*(seg_tenants[a.segment] for _, a in legs)) if legs else set()
+            segs = {a.segment for _, a in legs}
             if len(segs) < 2 or len(tenants) < 2:
                 continue
             where = ns.name or "the host"
@@ -436,7 +439,7 @@ def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[
             leg_ev = [
                 Evidence(
                     f"{lk.where} {', '.join(lk.addresses)}", f"forwarding on, on {segment_label(a.segment)}"
-                )  # type: ignore[union-attr]
+                )
                 for lk, a in legs
             ]
             f = topo.filters_of(ns.name)
@@ -456,7 +459,7 @@ def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[
                     ),
                 )
                 continue
-            decisions = _leg_decisions(f, legs, seg_tenants, seg_addrs, hs.reach.ports if hs.reach else ())  # type: ignore[arg-type]
+            decisions = _leg_decisions(f, legs, seg_tenants, seg_addrs, hs.reach.ports if hs.reach else ())
             accepted = [d for d in decisions if d.verdict in ("accept", "none")]
             undecided = [d for d in decisions if d.verdict == "undecided"]
             ev = leg_ev + [
@@ -515,13 +518,19 @@ def _segment_addresses(hs: HostState) -> dict[str, list[str]]:
     return out
 
 
-def _leg_decisions(f, legs, seg_tenants, seg_addrs, ports):  # type: ignore[no-untyped-def]
+def _leg_decisions(
+    f: NsFilters,
+    legs: Sequence[tuple[Link, Attachment]],
+    seg_tenants: dict[str, set[str]],
+    seg_addrs: dict[str, list[str]],
+    ports: Sequence[int],
+) -> list[FilterDecision]:
     """What the filter does to tenant packets from each leg to each other leg of other tenants."""
     import ipaddress
 
     from probes.network.filtereval import Packet, decide
 
-    def addrs(lk, seg: str) -> list[str]:  # type: ignore[no-untyped-def]
+    def addrs(lk: Link, seg: str) -> list[str]:
         nets = [ipaddress.ip_interface(a).network for a in lk.addresses if ":" not in a]
         mine = [x for x in seg_addrs.get(seg, ()) if any(ipaddress.ip_address(x) in n for n in nets)]
         if mine:
@@ -529,7 +538,7 @@ def _leg_decisions(f, legs, seg_tenants, seg_addrs, ports):  # type: ignore[no-u
         own = {a.split("/")[0] for a in lk.addresses}
         return [str(h) for n in nets[:1] for h in list(n.hosts())[:3] if str(h) not in own][:1]
 
-    out = []
+    out: list[FilterDecision] = []
     memo: dict[tuple[str, str, str], tuple[int, int]] = {}
     for lk_a, a in legs:
         for lk_b, b in legs:

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from probes.checks.base import Check
 from probes.drift.model import Drift
@@ -154,8 +155,8 @@ def as_text(state: State, *, verbose: bool = False) -> str:
     if errors:
         out.append("")
         out.append("== Probe errors ==")
-        for host, e in errors:
-            out.append(f"ERROR probe {v(e.probe)} on {v(host)}: {v(e.message)}")
+        for host, pe in errors:
+            out.append(f"ERROR probe {v(pe.probe)} on {v(host)}: {v(pe.message)}")
     if state.drift is not None:  # --baseline: what changed since it
         from probes.drift.text import drift_text
 
@@ -225,7 +226,7 @@ def as_json(state: State) -> str:
     return msgspec.json.format(data, indent=1).decode() + "\n"
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of as_json()'s document, generated from the types by msgspec."""
     import msgspec
 

@@ -117,9 +117,9 @@ def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
         total_w = sum(weights.values())
         wl = {w.key: w for w in hs.workloads}
         victims: dict[str, list[tuple[str, float]]] = {}
-        for t, u in hu.workloads:
+        for owner, u in hu.workloads:
             if u.steal_pct is not None and u.steal_pct >= VICTIM_STEAL_PCT:
-                victims.setdefault(t, []).append((u.name, u.steal_pct))
+                victims.setdefault(owner, []).append((u.name, u.steal_pct))
         for t in hu.tenants:
             if t.name == UNPLACED or (t.cpu_pct or 0.0) < MIN_TENANT_CPU or total_cpu <= 0:
                 continue

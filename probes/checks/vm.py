@@ -35,7 +35,7 @@ from probes.facts.model import HostFacts
 from probes.hosts.libvirt_uri import is_simulated
 from probes.logs.classify import DISK_LOCK
 from probes.logs.model import LogEvent, evidence_ref
-from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload
+from probes.model import Disk, Evidence, Finding, HostState, Severity, State, Status, Workload
 from probes.units import fmt_bytes
 
 MAC_MODELS = ("selinux", "apparmor")
@@ -167,16 +167,16 @@ def _label_key(model: str, label: str) -> str:
 )
 def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
-        by_label: dict[tuple[str, str], list[tuple[Workload, int]]] = defaultdict(list)
+        by_label: dict[tuple[str, str], list[tuple[Workload, int, str]]] = defaultdict(list)
         for w in vms(hs):
             assert w.vm
             for i, s in enumerate(w.vm.seclabels):
                 if s.type == "none" or s.model == "dac" or not s.label:
                     continue
-                by_label[(s.model, _label_key(s.model, s.label))].append((w, i))
+                by_label[(s.model, _label_key(s.model, s.label))].append((w, i, s.label))
         bad = 0
         for (model, key), users in sorted(by_label.items()):
-            ws = [w for w, _ in users]
+            ws = [w for w, _, _ in users]
             status = cross_tenant(ws)
             if status is None:
                 continue
@@ -191,11 +191,8 @@ def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 tenants=tenants_of(ws),
                 workloads=keys(ws),
                 evidence=[
-                    Evidence(
-                        f"{dom(w)}: /domain/seclabel[{i + 1}]",
-                        f"model='{model}' label='{w.vm.seclabels[i].label}'",
-                    )  # type: ignore[union-attr]
-                    for w, i in users
+                    Evidence(f"{dom(w)}: /domain/seclabel[{i + 1}]", f"model='{model}' label='{label}'")
+                    for w, i, label in users
                 ],
             )
         if not bad:
@@ -428,9 +425,9 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 for oa in owners:
                     for ob in by_cpu[sib]:
                         if oa != ob:
-                            cpus = smt[(oa, ob) if oa < ob else (ob, oa)]
-                            cpus.add(c)
-                            cpus.add(sib)
+                            pair = smt[(oa, ob) if oa < ob else (ob, oa)]
+                            pair.add(c)
+                            pair.add(sib)
         bad = 0
         for kind, found in (("same", same), ("smt", smt)):
             for (oa, ob), cpuset in sorted(found.items()):
@@ -477,8 +474,7 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 )
         if pins and unpinned:
             pinned_ws = [w for w, _ in pins.values()]
-            status = cross_tenant(pinned_ws + unpinned)
-            if status is not None:
+            if cross_tenant(pinned_ws + unpinned) is not None:
                 bad += 1
                 yield finding(
                     spec,
@@ -1043,7 +1039,7 @@ def _bytes_or_none(v: float | None) -> str:
 def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
         # one warning per tenant (what the config silences), unplaced domains one each
-        by_owner: dict[str, list[tuple[Workload, list]]] = defaultdict(list)
+        by_owner: dict[str, list[tuple[Workload, list[Disk]]]] = defaultdict(list)
         for w in vms(hs):
             assert w.vm
             plain = [d for d in w.vm.disks if d.device == "disk" and not d.readonly and not d.encrypted]

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -229,10 +230,10 @@ def build(state: State, acks: Mapping[str, Ack] | Iterable[Ack] = (), *, now: fl
     )
 
 
-def _clean(report: Report) -> dict:
+def _clean(report: Report) -> dict[str, Any]:
     """The report as JSON-ready data with every string visible() and scrubbed."""
 
-    def vis(v):  # type: ignore[no-untyped-def]
+    def vis(v: object) -> object:
         if isinstance(v, str):
             return visible(v)
         if isinstance(v, dict):
@@ -241,7 +242,9 @@ def _clean(report: Report) -> dict:
             return [vis(x) for x in v]
         return v
 
-    return scrub_all(vis(msgspec.to_builtins(report)))
+    data = scrub_all(vis(msgspec.to_builtins(report)))
+    assert isinstance(data, dict)
+    return data
 
 
 def as_json(report: Report) -> bytes:
