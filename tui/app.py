@@ -35,6 +35,7 @@ from textual.widgets import Footer, Tab, Tabs
 import themes
 from probes.logs.model import LogSlice
 from probes.model import State
+from probes.network.model import NicAddresses
 from probes.report.model import Ack
 from probes.requests import Request, RequestHandle
 from probes.session import Options, Session
@@ -357,7 +358,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         from tui.screens.workload import WorkloadScreen
 
         findings = self._state.findings if self._state is not None else ()
-        addresses = ()
+        addresses: tuple[NicAddresses, ...] = ()
         hs = (
             next((h for h in self._state.hosts if h.host.name == message.workload.host), None)
             if self._state
