@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from probes.hostsummary import DOWN, host_connection
 from probes.model import Connection, ConnState, HostKind, HostState, State
 from tui.safe import untrusted
 from tui.status import theme_style
@@ -63,17 +64,7 @@ def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str])
 
 
 MAX_HOSTS_LISTED = 3  # beyond this the header summarises the fleet and names the hosts in trouble
-_DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED)
-
-
-def _host_conn(h: HostState) -> ConnState:
-    """A host's state by its connection: SSH's for a remote host; a local host is up."""
-    c = h.connection("ssh")
-    if c is not None:
-        return c.state
-    if not h.connections and not h.refreshed_at:
-        return ConnState.CONNECTING
-    return ConnState.UP
+_DOWN = DOWN  # one definition with the fleet view (probes/hostsummary.py)
 
 
 def area_trouble(state: State) -> dict[str, list[HostState]]:
@@ -81,7 +72,7 @@ def area_trouble(state: State) -> dict[str, list[HostState]]:
     that is unreachable is counted once, as unreachable, not again per area."""
     out: dict[str, list[HostState]] = {}
     for h in state.hosts:
-        if _host_conn(h) != ConnState.UP:
+        if host_connection(h) != ConnState.UP:
             continue
         for c in h.connections:
             if c.what != "ssh" and c.state in _DOWN:
@@ -100,7 +91,7 @@ def fleet_text(state: State, variables: dict[str, str]) -> Text:
     """'12 hosts: ✓ 10 up · ✗ 2 unreachable (hv3, hv7) · libvirt ✗ on 1 (hv5)': hosts counted
     by their connection, then the areas in trouble on hosts that are up; one line however
     large the fleet."""
-    by = {h.host.name: _host_conn(h) for h in state.hosts}
+    by = {h.host.name: host_connection(h) for h in state.hosts}
     down = [h for h in state.hosts if by[h.host.name] in _DOWN]
     waiting = [h for h in state.hosts if by[h.host.name] == ConnState.CONNECTING]
     up = len(state.hosts) - len(down) - len(waiting)
