@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from probes.logs import classify
@@ -103,6 +104,20 @@ class Index:
     @property
     def empty(self) -> bool:
         return not self.by_host and not self.global_
+
+    def within(self, other: Index) -> bool:
+        """True when every key of this index is in `other` with the same answer: then an
+        entry `other` could not attribute, this one cannot either (re-attribution is moot)."""
+
+        def sub(a: Mapping[object, object], b: Mapping[object, object]) -> bool:
+            return all(k in b and b[k] == v for k, v in a.items())
+
+        return (
+            sub(self.global_, other.global_)
+            and all(sub(d, other.by_host.get(h, {})) for h, d in self.by_host.items())
+            and all(sub(d, other.short_names.get(h, {})) for h, d in self.short_names.items())
+            and all(sub(d, other.pids.get(h, {})) for h, d in self.pids.items())
+        )
 
     def _put(self, d: dict[str, object], key: str, hit: Hit) -> None:
         if not key:

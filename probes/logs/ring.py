@@ -85,17 +85,21 @@ class Ring:
             return None
         return self._d[i]
 
-    def update(self, fn) -> int:
-        """Replace entries in place where fn returns a new entry (re-attribution)."""
+    def update(self, fn, newest: int | None = None) -> int:
+        """Replace entries in place where fn returns a new entry (re-attribution); with
+        `newest`, only the newest that many entries are looked at (the rest stay untouched:
+        re-attributing the tail of a 100,000-entry ring need not walk all of it)."""
         changed = 0
-        out: deque[LogEvent] = deque(maxlen=self.capacity)
-        for e in self._d:
+        d = self._d
+        k = len(d) if newest is None else max(0, min(newest, len(d)))
+        tail = [d.pop() for _ in range(k)]
+        tail.reverse()
+        for e in tail:
             n = fn(e)
             if n is not None and n is not e:
                 changed += 1
                 e = n
-            out.append(e)
-        self._d = out
+            d.append(e)
         if changed:
             self.generation += 1
         return changed

@@ -344,11 +344,18 @@ class LogService:
         if key == self._index_key:
             return
         self._index_key = key
-        self.attributor.set_index(Index(state))
+        old, new = self.attributor.index, Index(state)
+        self.attributor.set_index(new)
+        if new.within(old):
+            # only workloads gone (another tool's namespaces come and go all day): nothing the
+            # old index could not attribute can be attributed now; skip the re-attribution
+            return
         fix = self.attributor.attribute
         for hl in self.hosts.values():
             start = hl.ring.total - REATTRIBUTE
-            hl.ring.update(lambda e, start=start: fix(e) if not e.workload and e.seq > start else None)
+            hl.ring.update(
+                lambda e, start=start: fix(e) if not e.workload and e.seq > start else None, REATTRIBUTE
+            )
             hl.signals = deque((fix(e) if not e.workload else e for e in hl.signals), maxlen=MAX_SIGNALS)
             hl.dirty = True
 

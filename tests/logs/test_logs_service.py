@@ -222,3 +222,33 @@ def test_own_events_resource_spikes(tmp_path):
     assert e.message.startswith("spike: hv1/vm/acme-web cpu 90.0")
     svc._own_spikes(with_spikes(replace(sp, ended_at=130.0)))
     assert len(hl.pending) == 2 and hl.pending[-1].message.startswith("spike ended:")
+
+
+def test_reattribution_is_skipped_when_the_index_only_lost_workloads():
+    """Namespaces of another tool come and go all day: an index that only lost entries
+    cannot attribute what the old one could not, so the ring is not walked again; a new
+    workload's name still re-attributes the newest entries that name it."""
+    from probes.logs.attribute import Index
+    from probes.logs.model import LogEvent
+    from probes.logs.ring import Ring
+    from probes.model import Host, HostState, NetnsDetails, State, Workload, WorkloadKind
+
+    def state(*names: str) -> State:
+        ws = tuple(
+            Workload(WorkloadKind.NETNS, n, "h", tenant="acme", netns=NetnsDetails(interfaces=(f"veth-{n}",)))
+            for n in names
+        )
+        return State(hosts=(HostState(Host("h"), workloads=ws),))
+
+    a, ab, abc = (
+        Index(state("tsl-a")),
+        Index(state("tsl-a", "tsl-b")),
+        Index(state("tsl-a", "tsl-b", "tsl-c")),
+    )
+    assert a.within(ab) and ab.within(abc) and not abc.within(ab) and not ab.within(a)
+    ring = Ring(100)
+    ring.append_many(LogEvent(0.0, "h", "journal", "info", f"line {i} veth-tsl-c up") for i in range(50))
+    seen: list[int] = []
+    ring.update(lambda e: seen.append(e.seq), 10)
+    assert seen == list(range(41, 51))  # only the newest 10 were looked at, oldest first
+    assert [e.seq for e in ring] == list(range(1, 51))  # and the order kept
