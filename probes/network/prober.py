@@ -365,7 +365,19 @@ async def probe_host(
             finished_at=time.time(),
             errors=("active probes need root (raw sockets and entering namespaces)",),
         )
-    if "guest" in sources and t.host.libvirt_uri:
+    if "guest" in sources and t.host.libvirt_uri and getattr(t, "libvirt_forward", None) is not None:
+        # an SSH host's libvirt is its read-only socket forwarded over our connection (its
+        # display URI, qemu+ssh://, would run the system ssh): guest-exec needs read-write
+        rm = replace(
+            rm,
+            errors=rm.errors
+            + (
+                "guest probes: this SSH host's libvirt is reached read-only through the SSH "
+                "connection; guest-exec needs its read-write socket (give the host a libvirt URI "
+                "to use it)",
+            ),
+        )
+    elif "guest" in sources and t.host.libvirt_uri:
         from probes.network.guestprobe import probe_from_guests
 
         g = await probe_from_guests(

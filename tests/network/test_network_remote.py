@@ -131,3 +131,26 @@ def test_the_shipped_program_is_stdlib_only_python38_and_runs() -> None:
         timeout=60,
     )
     assert r.stdout == '["D"]\n', r.stderr[-500:]
+
+
+@needs_root
+@needs_tool("ip")
+async def test_guest_probes_of_an_ssh_host_never_run_the_system_ssh(
+    netlab: NetLab, sshd, tmp_path, monkeypatch
+):
+    """An SSH host's libvirt URI (qemu+ssh://...) is for display: guest probes say why they
+    cannot run instead of opening it (which would start the system ssh)."""
+    trap, marker = tmp_path / "trap", tmp_path / "ssh-ran"
+    trap.mkdir()
+    (trap / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexit 255\n')
+    (trap / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{trap}:/usr/sbin:/usr/bin:/sbin:/bin")
+    topo = await TopologyProbe().collect(LocalHost(netlab.host, libvirt_uri=None))
+    hs = netlab.state(topo)
+    host = ssh_host(sshd, forward_libvirt=True, libvirt_uri=f"qemu+ssh://127.0.0.1:{sshd.port}/system")
+    try:
+        rm = await prober.probe_host(host, hs, timeout=T, sources=("namespace", "guest"))
+    finally:
+        await host.close()
+    assert any(e.startswith("guest probes: this SSH host's libvirt is reached read-only") for e in rm.errors)
+    assert rm.results and not marker.exists()
