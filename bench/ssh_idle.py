@@ -122,6 +122,7 @@ QUIET = (
     "--mount",
     "--pid",
     "--fork",
+    "--kill-child=SIGKILL",  # sshd (PID 1 there) dies with unshare, which dies with us
     "--mount-proc",
     "sh",
     "-c",
