@@ -164,7 +164,7 @@ async def bench_tui(rate: int = 20_000, seconds: float = 6.0) -> dict[str, list[
     from dataclasses import replace
 
     from probes.logs.model import LogView
-    from probes.logs.ring import Ring, register, unregister
+    from probes.logs.ring import Ring
     from tests.fixtures.tui import make_app
 
     # "handled" = the key's action has run (its effect is in the widget state; the paint
@@ -194,8 +194,7 @@ async def bench_tui(rate: int = 20_000, seconds: float = 6.0) -> dict[str, list[
     lines = make_lines(rate)
     att = Attributor(Index(st))
     ring = Ring()
-    register("hv1", ring)
-    app, source = make_app(st)
+    app, source = make_app(st, rings={"hv1": ring})  # the ring a session would own
     lat: dict[str, list[float]] = {}
     try:
         async with app.run_test(size=(160, 50)) as pilot:
@@ -268,7 +267,6 @@ async def bench_tui(rate: int = 20_000, seconds: float = 6.0) -> dict[str, list[
             await task
             lat["_received"] = [float(ring.total), float(len(ll.lines))]
     finally:
-        unregister("hv1", ring)
         for (cls, n), f in saved.items():
             setattr(cls, n, f)
     return lat
