@@ -59,7 +59,7 @@ from probes.logs.config import LogsConfig
 from probes.network.model import AllowRule, Policy
 
 # Top-level tables owned by other areas: accepted here, read with Config.table().
-OPAQUE_TABLES = frozenset({"keymap", "ui", "hosts", "ssh", "resources", "checks", "themes"})
+OPAQUE_TABLES = frozenset({"keymap", "ui", "hosts", "ssh", "resources", "themes"})
 
 
 class ConfigError(Exception):
@@ -117,6 +117,15 @@ class NetworkSettings:
 
 
 @dataclass(frozen=True)
+class Silence:
+    """`[checks] silence`: a check's warnings about only these tenants are accepted."""
+
+    check_id: str
+    tenants: tuple[str, ...]
+    line: int = 0  # where it is written (the catalog is checked later, by probes/checks/silence.py)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str = ""  # the file it came from; "" when none
     tenants: tuple[TenantRule, ...] = ()
@@ -125,6 +134,7 @@ class Config:
     theme: str = ""
     network: NetworkSettings = field(default_factory=NetworkSettings)
     logs: LogsConfig = field(default_factory=LogsConfig)
+    silences: tuple[Silence, ...] = ()  # [checks] silence
     opaque: tuple[tuple[str, Any], ...] = ()  # (table name, read-only data) for other areas
 
     def table(self, name: str) -> Mapping[str, Any]:
@@ -235,7 +245,7 @@ class _Reader:
     # -- the document
 
     def config(self, doc: dict[str, Any]) -> Config:
-        known = {"tenant", "policy", "prefix", "theme", "network", "logs"} | OPAQUE_TABLES
+        known = {"tenant", "policy", "prefix", "theme", "network", "logs", "checks"} | OPAQUE_TABLES
         self.table(doc, (), known)
         tenants = self.tenants(doc.get("tenant", []))
         policy = self.policy(doc.get("policy", {}), {t.name for t in tenants})
@@ -253,6 +263,7 @@ class _Reader:
             theme=theme,
             network=self.network(doc.get("network", {})),
             logs=self.logs(doc.get("logs", {})),
+            silences=self.silences(doc.get("checks", {})),
             opaque=opaque,
         )
 
@@ -281,6 +292,18 @@ class _Reader:
                     raise self.fail(aw, f"{a!r} is not an IPv4 address") from None
             addresses.append((str(name), tuple(addrs)))
         return NetworkSettings(tuple(ports), float(t), ovsdb, tuple(addresses))
+
+    def silences(self, v: Any) -> tuple[Silence, ...]:
+        w: tuple[str | int, ...] = ("checks",)
+        self.table(v, w, {"silence"})
+        raw = v.get("silence", {})
+        if not isinstance(raw, dict):
+            raise self.fail(w + ("silence",), "expected a table of check id = [tenants]")
+        out = []
+        for cid, tenants in raw.items():
+            sw = w + ("silence", cid)
+            out.append(Silence(cid, self.strings(tenants, sw), self.locate(sw)))
+        return tuple(out)
 
     def logs(self, v: Any) -> LogsConfig:
         w: tuple[str | int, ...] = ("logs",)

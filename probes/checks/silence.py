@@ -13,7 +13,7 @@ of State.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,26 +27,19 @@ class SilenceError(ValueError):
 
 
 def silences_from(config: Any, catalog_ids: Sequence[str] | None = None) -> Silences:
-    """Read and validate `[checks] silence` from a probes.config.Config (or None)."""
+    """`[checks] silence` of a probes.config.Config (or None), its check ids checked against
+    the catalog when given (the table's shape was checked when the file was read)."""
     if config is None:
         return ()
-    table: Mapping[str, Any] = config.table("checks")
     where = getattr(config, "path", "") or "config"
-    unknown = [k for k in table if k != "silence"]
-    if unknown:
-        raise SilenceError(f"{where}: checks.{unknown[0]}: unknown key (known: silence)")
-    raw = table.get("silence", {})
-    if not isinstance(raw, Mapping):
-        raise SilenceError(f"{where}: checks.silence: must be a table of check id = [tenants]")
     out = []
-    for cid, tenants in raw.items():
-        if catalog_ids is not None and cid not in catalog_ids:
+    for s in getattr(config, "silences", ()):
+        if catalog_ids is not None and s.check_id not in catalog_ids:
+            at = f"{where}:{s.line}" if s.line else where
             raise SilenceError(
-                f"{where}: checks.silence.{cid}: unknown check id (see tenantscope check --list)"
+                f"{at}: checks.silence.{s.check_id}: unknown check id (see tenantscope check --list)"
             )
-        if isinstance(tenants, str) or not all(isinstance(t, str) for t in tenants):
-            raise SilenceError(f"{where}: checks.silence.{cid}: must be a list of tenant names")
-        out.append((cid, frozenset(tenants)))
+        out.append((s.check_id, frozenset(s.tenants)))
     return tuple(out)
 
 

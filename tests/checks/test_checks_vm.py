@@ -212,9 +212,21 @@ def test_silence_config_validation():
     try:
         silence.silences_from(bad_id, ["VM-13"])
     except silence.SilenceError as e:
-        assert "c.toml" in str(e) and "VM-99" in str(e)
+        assert str(e).startswith("c.toml:2: checks.silence.VM-99: unknown check id"), str(e)
     else:
         raise AssertionError("unknown check id accepted")
+    from probes.config import ConfigError
+
+    for text, want in (  # the table's shape: refused when the file is read, with the line
+        ('[checks]\n\nsilence = { "VM-13" = "acme" }\n', "c.toml:3: checks.silence.VM-13: expected a list"),
+        ("[checks]\nsilense = {}\n", "c.toml:2: checks.silense: unknown key"),
+    ):
+        try:
+            parse(text, "c.toml")
+        except ConfigError as e:
+            assert str(e).startswith(want), str(e)
+        else:
+            raise AssertionError(f"accepted: {text!r}")
 
 
 def test_net08_sriov_vfs():
