@@ -59,7 +59,7 @@ from probes.logs.config import LogsConfig
 from probes.network.model import AllowRule, Policy
 
 # Top-level tables owned by other areas: accepted here, read with Config.table().
-OPAQUE_TABLES = frozenset({"keymap", "ui", "hosts", "ssh", "resources", "themes"})
+OPAQUE_TABLES = frozenset({"keymap"})  # tui/keymap.py checks it against the bindings
 
 
 class ConfigError(Exception):
@@ -195,6 +195,15 @@ class _Reader:
         parts = list(where)
         headers = [n for n, line in enumerate(self.lines) if re.match(r"\s*\[", line)]
         start, end, found = 0, (headers[0] if headers else len(self.lines)), -1
+        lead = 1  # a dotted header ([network.addresses]) names several parts at once
+        while lead < len(parts) and all(isinstance(x, str) for x in parts[: lead + 1]):
+            name = ".".join(str(x) for x in parts[: lead + 1])
+            if any(re.match(r"\s*\[\s*" + re.escape(name) + r"\s*\]", self.lines[n]) for n in headers):
+                lead += 1
+            else:
+                break
+        if lead > 1:
+            parts = [".".join(str(x) for x in parts[:lead]), *parts[lead:]]
         if parts and isinstance(parts[0], str):
             rx = re.compile(r"\s*\[\[?\s*" + re.escape(parts[0]) + r"\s*\]\]?\s*(#.*)?$")
             mine = [n for n in headers if rx.match(self.lines[n])]

@@ -78,6 +78,10 @@ def test_unknown_key_inside_an_inline_table_is_located():
         ('[policy]\nallow = [["a"]]\n', 2, "policy.allow[0]", "expected"),
         ("theme = 3\n", 1, "theme", "expected a string"),
         ("keymap = 3\n", 1, "keymap", "expected a table"),
+        ("[ssh]\nport = 22\n", 1, "ssh", "unknown key"),  # a table nothing reads is refused
+        ("[network]\nprobe_port = [22]\n", 2, "network.probe_port", "unknown key"),
+        ("[network]\nprobe_timeout = 60\n", 2, "network.probe_timeout", "between 0.05 and 10"),
+        ('[network.addresses]\nweb = ["10.0.0.300"]\n', 2, "network.addresses.web", "not an IPv4"),
         ('[prefix]\nseparator = ""\n', 2, "prefix.separator", "must not be empty"),
         ('[[tenant]]\nname = "a"\ndomains = [\n', 0, "", "not valid TOML"),
         ('[[tenant]]\nname = "a"\nname = "b"\n', 3, "", "not valid TOML"),
