@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
+from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
@@ -80,7 +82,7 @@ def _live(node: DOMNode, keymap: dict[str, str]) -> list[Binding]:
     return [b for _key, b in bindings]
 
 
-def key_entries(app) -> Iterator[KeyEntry]:  # type: ignore[no-untyped-def]
+def key_entries(app: App[Any]) -> Iterator[KeyEntry]:
     """The app's own keys, then each pane's, in pane order. Keys bound to one action are
     shown together ("q, ctrl+q")."""
     from tui.panes.base import Pane
@@ -147,10 +149,11 @@ class BindingCommands(Provider):
                 yield Hit(score, matcher.highlight(title), cb, text=title, help=help_)
 
 
-def _run(app, node: DOMNode, action: str) -> None:  # type: ignore[no-untyped-def]
+def _run(app: App[Any], node: DOMNode, action: str) -> None:
     """Run a pane's action with that pane focused, so it acts on what the user sees."""
+    from tui.app import TenantScopeApp
     from tui.panes.base import Pane
 
-    if isinstance(node, Pane):
+    if isinstance(node, Pane) and isinstance(app, TenantScopeApp):
         app.action_focus_pane(node.pane_id)
     app.call_after_refresh(app.run_action, action, node)

@@ -62,7 +62,8 @@ def net01_no_antispoof_filter(state: State, spec: CheckSpec) -> Iterator[Finding
     if not vms:
         raise Skip("no VMs")
     for w in vms:
-        for nic in w.vm.nics:  # type: ignore[union-attr]
+        assert w.vm is not None
+        for nic in w.vm.nics:
             if nic.type not in ("network", "bridge", "direct", "ethernet"):
                 continue
             where = f"{w.name} interface {nic.mac or nic.target_dev}"
@@ -187,7 +188,8 @@ def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
         raise Skip("no Open vSwitch bridges observed")
     for hs in hosts:
         owner = {a.port: e for e in endpoints(hs) for a in e.attachments}
-        for br in hs.topology.ovs:  # type: ignore[union-attr]
+        assert hs.topology is not None
+        for br in hs.topology.ovs:
             tags = sorted({p.tag for p in br.ports if p.tag is not None})
             for p in br.ports:
                 if (
@@ -234,18 +236,19 @@ def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
 def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         topo = hs.topology
+        assert topo is not None
         for seg, tenants in sorted(_segment_tenants(hs).items()):
             if not seg.startswith("br:") or len(tenants) < 2:
                 continue
             ns, _, name = seg[3:].rpartition("/")
-            br = topo.link(ns, name)  # type: ignore[union-attr]
+            br = topo.link(ns, name)
             if br is not None and br.vlan_filtering:
                 continue
             ports = [p for ws in tenants.values() for _, p in ws]
             open_ports = []
             for p in ports:
                 pns, _, pname = p.rpartition("/")
-                lk = topo.link("" if pns == "host" else pns, pname)  # type: ignore[union-attr]
+                lk = topo.link("" if pns == "host" else pns, pname)
                 if not (lk and lk.port_isolated):
                     open_ports.append(p)
             if len(open_ports) < 2:
@@ -297,7 +300,8 @@ def _cells(hs: HostState) -> tuple[Cell, ...]:
 def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
         topo = hs.topology
-        for p in topo.problems:  # type: ignore[union-attr]
+        assert topo is not None
+        for p in topo.problems:
             yield finding(
                 spec,
                 Status.WARN,
