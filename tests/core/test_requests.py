@@ -97,3 +97,34 @@ async def test_a_request_that_fails_on_a_host_is_a_probe_error_there_not_an_exce
     assert st.state == RequestState.FAILED and "prober exploded" in st.message
     errs = session.state.hosts[0].probe_errors
     assert [(e.probe, e.message) for e in errs] == [("active-probe", "prober exploded")]
+
+
+async def test_cancel_stops_a_long_active_probe_at_once():
+    """x in the Reachability pane, X in the runbook: a probe run that would take long is
+    cancelled at once, recorded as CANCELLED, and leaves no probe error. The slow prober is a
+    stand-in (a fake: a real probe run this long needs tenants that never answer)."""
+    import time
+    from dataclasses import replace
+
+    import probes.network.prober as prober
+    from probes.network.model import Topology
+
+    state = sample_state()
+    session = Session.over_state(replace(state, hosts=(replace(state.hosts[0], topology=Topology()),)))
+
+    async def slow(*a, **kw):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(60)
+
+    real, prober.probe_host = prober.probe_host, slow
+    try:
+        h = session.request(ActiveProbe())
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        assert session.cancel(h.id)
+        st = await asyncio.wait_for(h.result(), 5)
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        prober.probe_host = real
+        await session.stop()
+    assert st.state == RequestState.CANCELLED and st.finished_at >= st.started_at
+    assert session.state.hosts[0].probe_errors == () and session.state.hosts[0].reach is None
