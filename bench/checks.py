@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import msgspec
@@ -54,7 +55,7 @@ def fleet(worst: bool = False) -> State:
     for i in range(N_DOMAINS):
         t = f"t{i % N_TENANTS:02d}"
         cpu = i % 64 if worst else (0 if i % 97 == 0 else 2 * (i % N_TENANTS))
-        disks = (
+        disks: tuple[Disk, ...] = (
             Disk("file", "disk", "virtio", "vda", f"/var/lib/libvirt/images/{t}-{i}.qcow2"),
             Disk("file", "cdrom", "sata", "sdc", "/var/lib/libvirt/images/install.iso", readonly=True),
         )
@@ -98,13 +99,14 @@ def fleet(worst: bool = False) -> State:
     return State(hosts=(hs,), taken_at=time.time())
 
 
-def best(fn, n: int) -> float:  # type: ignore[no-untyped-def]
+def best(fn: Callable[[], object], n: int) -> tuple[float, float]:
+    """(min, median) in ms of n runs."""
     times = []
     for _ in range(n):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times) * 1000, statistics.median(times) * 1000  # type: ignore[return-value]
+    return min(times) * 1000, statistics.median(times) * 1000
 
 
 def with_samples(st: State, at: float) -> State:
@@ -128,16 +130,16 @@ def main() -> None:
     for label, st0 in (("realistic", fleet()), ("worst case", fleet(worst=True))):
         st = with_samples(st0, 1.0)
         polls = iter(with_samples(st0, 2.0 + i) for i in range(100))
-        base_min, base_med = best(lambda: enc.encode(st), 5)  # type: ignore[misc]
-        mine_min, mine_med = best(lambda: run_checks(st, mine), 5)  # type: ignore[misc]
-        all_min, all_med = best(lambda: run_checks(st), 3)  # type: ignore[misc]
+        base_min, base_med = best(lambda: enc.encode(st), 5)
+        mine_min, mine_med = best(lambda: run_checks(st, mine), 5)
+        all_min, all_med = best(lambda: run_checks(st), 3)
         runner = CheckRunner()
         runner.run(st)
-        poll_min, poll_med = best(lambda: runner.run(next(polls)), 5)  # type: ignore[misc]
+        poll_min, poll_med = best(lambda: runner.run(next(polls)), 5)
         ran = len(runner.ran)
         last = with_samples(st0, 999.0)
         runner.run(last)
-        same_min, same_med = best(lambda: runner.run(last), 5)  # type: ignore[misc]
+        same_min, same_med = best(lambda: runner.run(last), 5)
         out = run_checks(st, mine)
         print(
             f"{label} fleet: {N_DOMAINS} domains, {N_TENANTS} tenants; {len(mine)} checks of this area "
@@ -163,8 +165,8 @@ def main() -> None:
     async def facts() -> None:
         await FactsProbe().collect(host)
 
-    t_min, t_med = best(lambda: asyncio.run(one_true()), 5)  # type: ignore[misc]
-    f_min, f_med = best(lambda: asyncio.run(facts()), 5)  # type: ignore[misc]
+    t_min, t_med = best(lambda: asyncio.run(one_true()), 5)
+    f_min, f_med = best(lambda: asyncio.run(facts()), 5)
     print(f"baseline  one `true` via LocalHost.run  : min {t_min:7.1f} ms  median {t_med:7.1f} ms")
     print(
         f"facts     FactsProbe.collect (this host): min {f_min:7.1f} ms  median {f_med:7.1f} ms  "
