@@ -525,6 +525,8 @@ class Contradiction:
     def text(self) -> str:
         r, p = self.result, self.pair
         said = "reach" if self.predicted else "blocked"
+        if p.filter_state == "filter-undecided":
+            said = "possible (a filter it could not decide)"
         saw = f"{r.outcome} ({'reached' if r.reached else 'not reached'})"
         rule = p.deciding_rule or p.path
         return f"{r.method} {r.src.rsplit('/', 1)[-1]} → {r.address}: predicted {said}, observed {saw}; the prediction relied on: {rule}"

@@ -46,6 +46,8 @@ def build() -> None:
     for ns in NS:
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
+        # a new namespace may inherit the host's forwarding: only tsq-gw forwards here
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
     # veths are made in the host and moved: their ifindexes stay unique, so peers resolve
     for ns, leg, addr, gw in (
         ("tsq-a", "tsq-gwa", "10.81.1.1/24", "10.81.1.254/24"),
@@ -402,3 +404,27 @@ async def test_ebtables_nft_rule_on_the_bridge(lab: None) -> None:
     (d,) = [d for d in pp[0].filters if d.verdict == "drop"]
     assert d.deciding.rule == "ebtables filter TSQ-EB: -p IPv4 --ip-src 10.82.0.1 --ip-dst 10.82.0.2 -j DROP"
     assert d.deciding.path == ("FORWARD", "TSQ-EB")
+
+
+async def test_a_rule_beyond_the_evaluator_is_undecided_and_named(lab: None) -> None:
+    nft(
+        "tsq-gw",
+        "table inet tsqf {\n chain fw { type filter hook forward priority 0; policy drop;\n"
+        "  meta mark 0x2a accept\n }\n}\n",
+    )
+    hs = await observe()
+    cell, pp = pair(hs, "tsq-a", "tsq-b")
+    assert cell.filter_state == "filter-undecided" and cell.predicted  # possible, never a guess
+    assert cell.observed is False  # the probe settles it: the mark is not set, the policy drops
+    assert "undecided" in pp[
+        0
+    ].deciding_rule and "meta mark 42 accept [meta mark is beyond the evaluator]" in (pp[0].deciding_rule)
+    assert "filter: undecided at" in pp[0].path
+    (net07,) = check(hs, "NET-07")
+    assert net07.status == Status.WARN and "meta mark" in net07.summary
+    (x,) = [
+        x
+        for x in predict.contradictions(cell)
+        if x.result.method == "icmp" and x.result.src.endswith("/tsq-a")
+    ]
+    assert "predicted possible (a filter it could not decide)" in x.text and "meta mark" in x.text
