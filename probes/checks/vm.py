@@ -32,7 +32,7 @@ from probes.checks.common import (
     who,
 )
 from probes.facts.model import HostFacts
-from probes.hosts.libvirt_uri import is_simulated
+from probes.hosts.libvirt_uri import display_uri, is_simulated
 from probes.logs.classify import DISK_LOCK
 from probes.logs.model import LogEvent, evidence_ref
 from probes.model import Disk, Evidence, Finding, HostState, Severity, State, Status, Workload
@@ -998,7 +998,7 @@ def vm12_limits_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 )
     if not seen and simulated:
         raise Skip(
-            f"libvirt test driver ({simulated[0]}): a simulated hypervisor's live values are "
+            f"libvirt test driver ({display_uri(simulated[0])}): a simulated hypervisor's live values are "
             "made up, not evidence of drift"
         )
     if not seen and not any(True for hs in state.hosts for _ in vms(hs)):

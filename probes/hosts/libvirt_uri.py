@@ -35,6 +35,17 @@ def is_simulated(uri: str | None) -> bool:
     return scheme == "test" or scheme.startswith("test+")
 
 
+def display_uri(uri: str | None) -> str:
+    """A URI as findings and messages show it: a test driver fleet file by its name only
+    (`test:///…/fleet.xml`), so what is shown does not depend on where it is installed."""
+    if not uri:
+        return ""
+    parts = urlsplit(uri)
+    if is_simulated(uri) and parts.path not in ("", "/", "/default") and "/" in parts.path.strip("/"):
+        return f"{parts.scheme}:///…/{parts.path.rsplit('/', 1)[-1]}"
+    return uri
+
+
 def uri_host(uri: str) -> str:
     """The host name a URI connects to ('' when none: a local driver)."""
     try:
@@ -92,8 +103,11 @@ VIEW = "libvirt's view"
 def why_not_read(host: str, uri: str | None, what: str) -> str:
     """Why `what` ("host facts", "logs", ...) of a host seen only through libvirt is unknown."""
     if is_simulated(uri):
-        return f"{VIEW} only ({uri}): a simulated hypervisor has no {what} to read"
-    return f"{VIEW} only ({uri}): {what} of {host} are not read from here (add --host {host} to read them over SSH)"
+        return f"{VIEW} only ({display_uri(uri)}): a simulated hypervisor has no {what} to read"
+    return (
+        f"{VIEW} only ({display_uri(uri)}): {what} of {host} are not read from here "
+        f"(add --host {host} to read them over SSH)"
+    )
 
 
 def hostless_for_remote_targets(uri: str | None) -> str:

@@ -134,6 +134,60 @@ def test_fault_refusals(lab: Lab) -> None:
     assert lab.run("status").returncode == 0  # the first lab untouched
 
 
+def test_baseline_and_diff_report_the_fault_and_nothing_else(lab: Lab, tmp_path) -> None:
+    """A snapshot of the real lab, a real fault, then `check --baseline` and `diff` (issue 18)."""
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    r = tenantscope("snapshot", "--config", lab.config, "-o", str(good))
+    assert r.returncode == 0, r.stderr
+    r = lab.run("break", "shared-bridge")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = tenantscope(
+            "check", "--config", lab.config, "--baseline", str(good), "--fail-on", "new", "--format", "json"
+        )
+        assert r.returncode == 1, r.stderr  # a fail new since the baseline
+        drift = json.loads(r.stdout)["drift"]
+        assert tenantscope("snapshot", "--config", lab.config, "-o", str(bad)).returncode == 0
+        d = tenantscope("diff", str(good), str(bad), "--config", lab.config, "--format", "json")
+        assert d.returncode == 1, d.stderr
+        via_diff = json.loads(d.stdout)
+    finally:
+        assert lab.run("fix", "shared-bridge").returncode == 0
+    for got in (drift, via_diff):
+        # the lab's own objects (other namespaces may come and go on a shared machine)
+        others = [
+            (c["kind"], c["summary"])
+            for c in got["changes"]
+            if c["area"] != "findings" and "tsl-" in c["summary"]
+        ]
+        # the fault re-plugs globex's first workload's host-side veth into acme's bridge
+        assert [k for k, _ in others] == ["port-joined"], others
+        assert "joined bridge tsl-b-acme (left tsl-b-globex)" in others[0][1], others
+        new = {c["summary"].split()[0] for c in got["changes"] if c["kind"] == "finding-new"}
+        assert {"NET-02", "NET-04"} <= new, new
+        assert not [
+            c["summary"] for c in got["changes"] if c["kind"] == "finding-cleared" and "tsl-" in c["summary"]
+        ]
+    # the baseline itself is no drift: a check against it exits 0 with --fail-on new
+    r = tenantscope(
+        "check",
+        "--config",
+        lab.config,
+        "--baseline",
+        str(good),
+        "--fail-on",
+        "new",
+        "--check",
+        "NET-02",
+        "--check",
+        "NET-04",
+    )  # the fault's checks, fixed again
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert not [line for line in r.stdout.splitlines() if " NEW " in line and "tsl-" in line], r.stdout[
+        -2000:
+    ]
+
+
 def test_down_leaves_nothing(lab: Lab) -> None:
     pids = [p["pid"] for p in lab.record()["procs"] + lab.record()["ovs_daemons"]]
     r = lab.run("down")
@@ -241,57 +295,3 @@ def test_needs_root() -> None:
     text = out.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 2, text
     assert "run it as root" in text and "tenantscope: lab:" in text, text
-
-
-def test_baseline_and_diff_report_the_fault_and_nothing_else(lab: Lab, tmp_path) -> None:
-    """A snapshot of the real lab, a real fault, then `check --baseline` and `diff` (issue 18)."""
-    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    r = tenantscope("snapshot", "--config", lab.config, "-o", str(good))
-    assert r.returncode == 0, r.stderr
-    r = lab.run("break", "shared-bridge")
-    assert r.returncode == 0, r.stderr
-    try:
-        r = tenantscope(
-            "check", "--config", lab.config, "--baseline", str(good), "--fail-on", "new", "--format", "json"
-        )
-        assert r.returncode == 1, r.stderr  # a fail new since the baseline
-        drift = json.loads(r.stdout)["drift"]
-        assert tenantscope("snapshot", "--config", lab.config, "-o", str(bad)).returncode == 0
-        d = tenantscope("diff", str(good), str(bad), "--config", lab.config, "--format", "json")
-        assert d.returncode == 1, d.stderr
-        via_diff = json.loads(d.stdout)
-    finally:
-        assert lab.run("fix", "shared-bridge").returncode == 0
-    for got in (drift, via_diff):
-        # the lab's own objects (other namespaces may come and go on a shared machine)
-        others = [
-            (c["kind"], c["summary"])
-            for c in got["changes"]
-            if c["area"] != "findings" and "tsl-" in c["summary"]
-        ]
-        # the fault re-plugs globex's first workload's host-side veth into acme's bridge
-        assert [k for k, _ in others] == ["port-joined"], others
-        assert "joined bridge tsl-b-acme (left tsl-b-globex)" in others[0][1], others
-        new = {c["summary"].split()[0] for c in got["changes"] if c["kind"] == "finding-new"}
-        assert {"NET-02", "NET-04"} <= new, new
-        assert not [
-            c["summary"] for c in got["changes"] if c["kind"] == "finding-cleared" and "tsl-" in c["summary"]
-        ]
-    # the baseline itself is no drift: a check against it exits 0 with --fail-on new
-    r = tenantscope(
-        "check",
-        "--config",
-        lab.config,
-        "--baseline",
-        str(good),
-        "--fail-on",
-        "new",
-        "--check",
-        "NET-02",
-        "--check",
-        "NET-04",
-    )  # the fault's checks, fixed again
-    assert r.returncode == 0, r.stdout[-2000:]
-    assert not [line for line in r.stdout.splitlines() if " NEW " in line and "tsl-" in line], r.stdout[
-        -2000:
-    ]
