@@ -10,7 +10,8 @@ For each N (the anchor N=1 first, in the same run):
   view (H) lists N rows;
 - RSS after it (this process: the app, the engine, N libvirt connections);
 - idle CPU over a window at the default 2 s interval (process CPU time / wall time);
-- key latency: `s` (re-sort) in the fleet view, p50/p95 over 20 presses.
+- key latency: `s` (re-sort) in the fleet view, p50/p95 over 20 presses: from the press until
+  the table holds the new order (and, for comparison, until the app is idle).
 Targets at N=200: first view <= 10 s, RSS <= 400 MiB, idle CPU <= 5% of one core, key p95 <= 100 ms.
 
     .venv/bin/python -m bench.fleet [--sizes 1,50,200] [--idle 20]
@@ -29,6 +30,7 @@ import psutil
 from probes.engine import Engine
 from probes.hosts.libvirt_view import LibvirtViewHost
 from probes.session import Options, Session, demo_uri, make_deriver, make_probes
+from tui.screens.fleet import FleetScreen
 
 TARGETS = {"first_view_s": 10.0, "rss_mib": 400.0, "idle_cpu_pct": 5.0, "key_p95_ms": 100.0}
 
@@ -40,7 +42,6 @@ def _cpu() -> float:
 
 async def measure(n: int, idle_s: float) -> dict[str, float]:
     from tui.app import TenantScopeApp
-    from tui.screens.fleet import FleetScreen
 
     opts = Options(interval=2.0)
     hosts = [LibvirtViewHost(demo_uri(), name=f"hv{i:03d}") for i in range(n)]
@@ -66,16 +67,38 @@ async def measure(n: int, idle_s: float) -> dict[str, float]:
         c0, w0 = _cpu(), time.perf_counter()
         await asyncio.sleep(idle_s)
         out["idle_cpu_pct"] = 100.0 * (_cpu() - c0) / (time.perf_counter() - w0)
-        lat = []
+        # The key's own answer: from the press until the fleet view holds the new order (polled
+        # every millisecond on the loop, so it includes any work the key queued behind). Not
+        # until the app is idle (pilot.pause): States keep arriving from N hosts, and waiting
+        # for a quiet moment measures them, not the key; that figure is printed beside it.
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        lat, idle = [], []
         for _ in range(20):
+            before = screen.sort
             k0 = time.perf_counter()
-            await pilot.press("s")
-            await pilot.pause()
+            press = asyncio.ensure_future(pilot.press("s"))
+            while not (screen.sort != before and _shows_order(screen)):
+                await asyncio.sleep(0.001)
             lat.append((time.perf_counter() - k0) * 1000)
+            await press
+            await pilot.pause()
+            idle.append((time.perf_counter() - k0) * 1000)
+            await asyncio.sleep(0.1)
         out["key_p50_ms"] = statistics.median(lat)
         out["key_p95_ms"] = statistics.quantiles(lat, n=20)[18]
+        out["idle_p95_ms"] = statistics.quantiles(idle, n=20)[18]
     await session.stop()
     return out
+
+
+def _shows_order(screen: FleetScreen) -> bool:
+    """Whether the fleet table's rows are in the screen's current sort order."""
+    from textual.widgets import DataTable
+
+    table = screen.query_one("#fleet-table", DataTable)
+    want = [r.host for r in screen._rows]
+    return [k.value for k in table.rows] == want
 
 
 def main() -> None:
@@ -91,7 +114,7 @@ def main() -> None:
         print(
             f"N={n:4d}: first fleet view {r['first_view_s']:.2f} s · RSS {r['rss_mib']:.0f} MiB · "
             f"idle CPU {r['idle_cpu_pct']:.2f}% of a core · key p50 {r['key_p50_ms']:.0f} ms, "
-            f"p95 {r['key_p95_ms']:.0f} ms",
+            f"p95 {r['key_p95_ms']:.0f} ms (until idle p95 {r['idle_p95_ms']:.0f} ms)",
             flush=True,
         )
     anchor = results.get(sizes[0])

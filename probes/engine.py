@@ -27,6 +27,12 @@ R = TypeVar("R")
 
 MAX_BACKOFF = 60.0
 COALESCE = 0.05  # seconds: probe results arriving within this window make one publish
+# A large fleet publishes all the time (every host's figures every interval) and each publish
+# re-derives the whole State: the window grows to BUSY_FACTOR times what the last publish
+# cost (derive + subscribers), so deriving takes at most about a third of the loop however
+# many hosts there are, and the changes of many hosts make one derive.
+BUSY_FACTOR = 2.0
+MAX_COALESCE = 2.0
 LEAD_WAIT = 3.0  # seconds: at most this long the other probes of a host wait for its lead probes
 # After the leads' first publish, the others wait SETTLE_FACTOR times what that publish cost
 # (derive + subscribers; a subscriber draws at about the same cost), at most LEAD_SETTLE s:
@@ -122,6 +128,8 @@ class Engine:
         self._led: dict[str, asyncio.Event] = {}
         self._leads_pending: dict[str, set[str]] = {}
         self._leads_done: set[str] = set()  # hosts whose leads ran, awaiting their publish
+        self._stopped = False
+        self._notify_cost = 0.0  # seconds the last publish took (derive + subscribers)
 
     @property
     def state(self) -> State:
@@ -164,6 +172,12 @@ class Engine:
                 ev.set()
 
     async def stop(self) -> None:
+        """Stop every loop and close probes and hosts, once: the app stops its source on exit
+        and the owner (a bench, a command) may stop it again; closing twice scheduled work on
+        the probes' threads after they were shut down."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -360,7 +374,8 @@ class Engine:
             self._notify()
             return
         if self._flush_handle is None:
-            self._flush_handle = loop.call_later(COALESCE, self._notify)
+            delay = min(MAX_COALESCE, max(COALESCE, BUSY_FACTOR * self._notify_cost))
+            self._flush_handle = loop.call_later(delay, self._notify)
 
     def _notify(self) -> None:
         self._flush_handle = None
@@ -371,6 +386,7 @@ class Engine:
                 fn(state)
             except Exception:
                 log.exception("subscriber failed")
+        self._notify_cost = time.perf_counter() - t0
         if self._leads_done:
             try:
                 loop = asyncio.get_running_loop()

@@ -77,6 +77,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
     COALESCE = 0.15  # at most one render per this many seconds, however often probes finish
+    BUSY_FACTOR = 2.0
 
     def __init__(
         self,
@@ -100,12 +101,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._pending: State | None = None
         self._flush_timer: Timer | None = None
         self._last_flush = 0.0
+        self._render_cost = 0.0  # seconds the last State took to render (the panes' show())
         self._state: State | None = None
         self.host_filter: str | None = None  # one host of the fleet, or None for all (key h)
         self._active = PANE_ORDER[0]
         self._loop_thread = threading.get_ident()
         self._app_context: contextvars.Context | None = None
         self.renders = 0  # StateChanged messages handled (tests and bench read it)
+        self._behind: set[Pane | AppHeader] = set()  # not drawn while hidden or covered
         for data in themes.builtin():
             self.register_theme(Theme(**data))
         self.theme = themes.DEFAULT
@@ -162,6 +165,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._loop_thread = threading.get_ident()
         self._app_context = contextvars.copy_context()
         self._source.subscribe(self._on_source_state)
+        self.screen_change_signal.subscribe(self, self._catch_up)
         self._render(self._source.state)
         self._source.start()
         self.action_focus_pane(self._active)
@@ -203,7 +207,10 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     def _queue_state(self, state: State) -> None:
         self._pending = state
         if self._flush_timer is None:
-            delay = max(0.01, self._last_flush + self.COALESCE - time.monotonic())
+            # at least COALESCE apart, and BUSY_FACTOR times what the last render cost: a fleet
+            # whose States arrive all the time leaves the loop free for keys between renders
+            gap = max(self.COALESCE, self.BUSY_FACTOR * self._render_cost)
+            delay = max(0.01, self._last_flush + gap - time.monotonic())
             self._flush_timer = self.set_timer(delay, self._flush_pending)
 
     def _flush_pending(self) -> None:
@@ -214,15 +221,24 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self.post_message(StateChanged(state))
 
     def on_state_changed(self, message: StateChanged) -> None:
+        t0 = time.perf_counter()
         self._render(message.state)
+        self._render_cost = min(1.0, time.perf_counter() - t0)
 
     def _render(self, state: State) -> None:
         self._state = state
         self.renders += 1
         shown = only_host(state, self.host_filter)  # the header always shows the whole fleet
+        # A pane nobody can see costs nothing: behind another screen (the fleet view, a
+        # dialog) or on a hidden tab it is skipped and drawn when it shows again (_catch_up).
+        covered = self._covered()
         # query, not query_one: a State can arrive while the screen is torn down (exit)
         targets: list[Pane | AppHeader] = [*self.query(AppHeader), *self.query(Pane)]
         for t in targets:
+            if covered or not t.display:
+                self._behind.add(t)
+                continue
+            self._behind.discard(t)
             try:
                 t.show(state if isinstance(t, AppHeader) else shown)
             except Exception:  # one broken pane must not blank the others
@@ -239,6 +255,27 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self.screen.show(state)
         elif isinstance(self.screen, ChangesScreen):
             self.screen.show(state.drift)
+
+    def _covered(self) -> bool:
+        try:
+            return self.screen is not self.default_screen
+        except Exception:  # no screen (starting, exiting)
+            return False
+
+    def _catch_up(self, *_: object) -> None:
+        """Draw the panes skipped while they could not be seen, now that they can."""
+        state = self._state
+        if state is None or not self._behind or self._covered():
+            return
+        shown = only_host(state, self.host_filter)
+        for t in list(self._behind):
+            if not t.is_attached or not t.display:
+                continue
+            self._behind.discard(t)
+            try:
+                t.show(state if isinstance(t, AppHeader) else shown)
+            except Exception:
+                log.exception("%s failed to render", type(t).__name__)
 
     # -- panes and focus
 
@@ -266,6 +303,8 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         for tabs in self.query(PaneTabs):  # none while the app shuts down
             if tabs.active != f"tab-{pane_id}":
                 tabs.active = f"tab-{pane_id}"
+        if self._behind:  # the newly shown pane: once its CSS says it is displayed
+            self.call_after_refresh(self._catch_up)
 
     @on(DescendantFocus)
     def _focus_moved(self, event: DescendantFocus) -> None:

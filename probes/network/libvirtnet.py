@@ -1,7 +1,7 @@
 """libvirt networks (bridge, forward mode), and a topology built from libvirt alone.
 
-`read_networks` opens a read-only connection in a worker thread, lists the networks and reads
-each one's bridge and forward mode. `from_libvirt` builds a Topology out of the VMs' NICs and
+`NetworkReader` keeps one read-only connection per host, lists the networks and reads each
+one's bridge and forward mode. `from_libvirt` builds a Topology out of the VMs' NICs and
 those networks, for hosts where the kernel cannot be read (the bundled demo on libvirt's test
 driver, a replay): each NIC becomes a tap on its network's bridge (or on its source bridge,
 or a port of its OVS bridge with its VLAN tag). It is marked `source="libvirt"` so nobody
@@ -11,10 +11,13 @@ mistakes it for an observation of the kernel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from probes.model import HostState, State, Workload, WorkloadKind
 from probes.network.model import DhcpLease, LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
@@ -44,28 +47,81 @@ def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
     )
 
 
-def _read(uri: str) -> tuple[LibvirtNetwork, ...]:
+def _read_on(conn: Any) -> tuple[LibvirtNetwork, ...]:
     import libvirt
 
-    from probes.inventory.libvirt import _batch_uri  # qemu+ssh: never prompt on the terminal
+    out = []
+    for net in conn.listAllNetworks():
+        try:
+            parsed = parse_network(net.XMLDesc(0), bool(net.isActive()))
+        except (libvirt.libvirtError, ET.ParseError):
+            continue
+        if parsed.active:
+            try:  # works on a read-only connection
+                parsed = replace(parsed, leases=leases(net.DHCPLeases()))
+            except libvirt.libvirtError:
+                pass
+        out.append(parsed)
+    return tuple(sorted(out, key=lambda n: n.name))
 
-    conn = libvirt.openReadOnly(_batch_uri(uri))
-    try:
-        out = []
-        for net in conn.listAllNetworks():
-            try:
-                parsed = parse_network(net.XMLDesc(0), bool(net.isActive()))
-            except (libvirt.libvirtError, ET.ParseError):
-                continue
-            if parsed.active:
-                try:  # works on a read-only connection
-                    parsed = replace(parsed, leases=leases(net.DHCPLeases()))
-                except libvirt.libvirtError:
-                    pass
-            out.append(parsed)
-        return tuple(sorted(out, key=lambda n: n.name))
-    finally:
-        conn.close()
+
+class NetworkReader:
+    """One host's libvirt networks over one read-only connection, kept between polls (opening
+    one per poll cost most of a fleet's worker time: a test:// URI re-parses its whole file,
+    a remote one is a new TLS/SSH session). Its calls run on a thread of its own, so a stalled
+    libvirtd holds only this reader (as the inventory's). A failed call drops the connection;
+    the next read opens a new one."""
+
+    def __init__(self) -> None:
+        self._conn: Any = None
+        self._uri = ""
+        self._thread: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def _read(self, uri: str) -> tuple[LibvirtNetwork, ...]:
+        import libvirt
+
+        from probes.inventory.libvirt import _batch_uri  # qemu+ssh: never prompt on the terminal
+
+        if self._conn is not None and self._uri != uri:
+            self._drop()
+        if self._conn is None:
+            self._conn, self._uri = libvirt.openReadOnly(_batch_uri(uri)), uri
+        try:
+            return _read_on(self._conn)
+        except libvirt.libvirtError:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    async def read(self, uri: str | None) -> tuple[LibvirtNetwork, ...]:
+        """The host's libvirt networks; () when libvirt is not reachable (not an error here:
+        the inventory probe reports the connection)."""
+        if not uri or self._closed:
+            return ()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="libvirt-networks")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, uri)
+        except Exception:
+            return ()
+
+    async def close(self) -> None:
+        """Close the connection (on its thread); a second close does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the interpreter is shutting down
+            await asyncio.get_running_loop().run_in_executor(thread, self._drop)
+        thread.shutdown(wait=False)
 
 
 def leases(raw: Sequence[dict[str, object]]) -> tuple[DhcpLease, ...]:
@@ -76,17 +132,6 @@ def leases(raw: Sequence[dict[str, object]]) -> tuple[DhcpLease, ...]:
         if isinstance(mac, str) and isinstance(ip, str) and le.get("type", 0) == 0:
             out.append(DhcpLease(mac.lower(), ip, prefix if isinstance(prefix, int) else 0))
     return tuple(sorted(out, key=lambda x: (x.mac, x.address)))
-
-
-async def read_networks(uri: str | None) -> tuple[LibvirtNetwork, ...]:
-    """The host's libvirt networks; () when libvirt is not reachable (not an error here: the
-    inventory probe reports the connection)."""
-    if not uri:
-        return ()
-    try:
-        return await asyncio.to_thread(_read, uri)
-    except Exception:
-        return ()
 
 
 def from_libvirt(workloads: Sequence[Workload], networks: Sequence[LibvirtNetwork]) -> Topology:

@@ -24,6 +24,7 @@ from probes.hosts.base import HostTransport
 from probes.model import Feed, HostState
 from probes.network import ovs
 from probes.network.events import LocalNetEvents
+from probes.network.libvirtnet import NetworkReader
 from probes.network.model import Link, Namespace, Neighbour, OvsBridge, Policy, Route, Topology
 from probes.network.ovsdb import OvsMonitor
 
@@ -67,6 +68,7 @@ class TopologyProbe(Probe[Topology]):
         self._unnamed: list[tuple[str, tuple[int, ...]]] = []
         self._last_full = 0.0
         self._prev: Topology | None = None
+        self._networks = NetworkReader()  # one libvirt connection per host, kept
 
     def attach(self, wake: Callable[[], None]) -> None:
         super().attach(wake)
@@ -94,7 +96,6 @@ class TopologyProbe(Probe[Topology]):
 
     async def collect(self, host: HostTransport) -> Topology:
         from probes.network.events import ALL
-        from probes.network.libvirtnet import read_networks
 
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
         self._local = bool(netlink)
@@ -116,7 +117,7 @@ class TopologyProbe(Probe[Topology]):
             self._last_full = now
             # libvirt's networks: locally, and for a host seen only through its libvirt URI
             local = host.is_local or self.libvirt_only
-            self._nets = await read_networks(host.host.libvirt_uri) if local else ()
+            self._nets = await self._networks.read(host.host.libvirt_uri) if local else ()
         nets = self._nets
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
@@ -177,6 +178,7 @@ class TopologyProbe(Probe[Topology]):
         return self._ovs.snapshot
 
     async def close(self) -> None:
+        await self._networks.close()
         if self._ovs is not None:
             self._ovs.close()
             self._ovs = None

@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
+from textual.widgets.data_table import ColumnKey
 
 from probes.hostsummary import AREAS, SORTS, HostRow, rows, sorted_rows
 from probes.model import ConnState, State, Status
@@ -35,22 +37,38 @@ STALE_AFTER = 60.0  # seconds without an observation before a host's age is show
 
 
 def age(seconds: float | None) -> str:
+    """Coarse on purpose: a host polled every few seconds reads "<10s" all the time instead of
+    ticking 0s-1s-2s, which redrew the whole table every second for nothing."""
     if seconds is None:
         return "never"
+    if seconds < 10:
+        return "<10s"
     if seconds < 90:
-        return f"{seconds:.0f}s"
+        return f"{seconds // 10 * 10:.0f}s"
     if seconds < 5400:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.0f}h"
 
 
-def area_cell(status: Status | None, variables: Mapping[str, str]) -> Text:
+# A cell as its text and style (None: untrusted text from the host); compared between States
+# so that only changed cells are redrawn.
+Cell = tuple[str, Style | str | None]
+SEEN_COLUMN = 2
+AGE_REDRAW = 1.0  # seconds: a change of ages alone redraws the table at most this often
+
+
+def area_cell(status: Status | None, variables: Mapping[str, str]) -> Cell:
     if status is None:
-        return Text("·", style="dim")
-    return Text(
+        return ("·", "dim")
+    return (
         STATUS_LABEL[status].split()[0] + " " + status.value,
-        style=theme_style(variables, STATUS_VAR[status], bold=status == Status.FAIL),
+        theme_style(variables, STATUS_VAR[status], bold=status == Status.FAIL),
     )
+
+
+def _text(cell: Cell) -> Text:
+    text, style = cell
+    return untrusted(text) if style is None else Text(text, style=style)
 
 
 class FleetScreen(ModalScreen[str | None]):
@@ -68,13 +86,19 @@ class FleetScreen(ModalScreen[str | None]):
         self._clock = clock
         self.sort = SORTS[0]
         self._rows: list[HostRow] = []
+        self._cells_shown: list[tuple[Cell, ...]] = []
+        self._column_keys: list[ColumnKey] = []
+        self._aged_at = 0.0
+        self._summary = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="fleet", classes="dialog") as box:
             box.border_title = "Fleet"
             box.border_subtitle = "Enter opens · s sorts · Esc closes"
             table: DataTable[Text] = DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
-            table.add_columns("Host", "Connection", "Seen", *AREAS, "Fail", "Warn", "Probe errors")
+            self._column_keys = table.add_columns(
+                "Host", "Connection", "Seen", *AREAS, "Fail", "Warn", "Probe errors"
+            )
             yield Static(id="fleet-summary")
             yield table
         yield Footer()
@@ -83,40 +107,67 @@ class FleetScreen(ModalScreen[str | None]):
         self.show(self._state)
 
     def show(self, state: State) -> None:
+        """Rows that kept their place get only their changed cells updated; the table is rebuilt
+        only when hosts come, go or change order. Ages alone redraw at most once a second."""
         self._state = state
         found = self.query("#fleet-table")
         if not found:
             return
         table = found.first(DataTable)
         variables = self.app.theme_variables
-        current = self._rows[table.cursor_row].host if 0 <= table.cursor_row < len(self._rows) else None
-        self._rows = sorted_rows(rows(state, self._clock()), self.sort)
-        table.clear()
-        for r in self._rows:
-            label, var = _CONN.get(r.connection, (str(r.connection), "status-skip"))
-            stale = r.stale_s is None or r.stale_s > STALE_AFTER
-            table.add_row(
-                untrusted(r.host),
-                Text(label, style=theme_style(variables, var)),
-                Text(
-                    age(r.stale_s) + (" !" if stale else ""),
-                    style=theme_style(variables, "status-warn") if stale else "",
-                ),
-                *(area_cell(r.worst_of(a), variables) for a in AREAS),
-                Text(str(r.fails)),
-                Text(str(r.warns)),
-                Text(str(r.probe_errors)),
-                key=r.host,
-            )
-        if current is not None:
-            i = next((k for k, r in enumerate(self._rows) if r.host == current), 0)
-            table.move_cursor(row=i, animate=False)
+        new_rows = sorted_rows(rows(state, self._clock()), self.sort)
+        cells = [self._cells(r, variables) for r in new_rows]
+        order = [r.host for r in new_rows]
+        now = time.monotonic()
+        if order == [r.host for r in self._rows] and len(self._cells_shown) == len(cells):
+            changed = [
+                (r.host, i, c)
+                for r, old, new in zip(new_rows, self._cells_shown, cells)
+                for i, c in enumerate(new)
+                if c != old[i]
+            ]
+            if not changed or (
+                all(i == SEEN_COLUMN for _, i, _ in changed) and now - self._aged_at < AGE_REDRAW
+            ):
+                self._rows = list(new_rows)  # (cells not redrawn yet are redrawn next time)
+                return
+            for host, i, c in changed:
+                table.update_cell(host, self._column_keys[i], _text(c))
+        else:
+            current = self._rows[table.cursor_row].host if 0 <= table.cursor_row < len(self._rows) else None
+            table.clear()
+            for r, row in zip(new_rows, cells):
+                table.add_row(*(_text(c) for c in row), key=r.host)
+            if current is not None:
+                i = next((k for k, r in enumerate(new_rows) if r.host == current), 0)
+                table.move_cursor(row=i, animate=False)
+        self._rows = list(new_rows)
+        self._cells_shown = cells
+        self._aged_at = now
         down = sum(r.down for r in self._rows)
         failing = sum(r.fails > 0 for r in self._rows)
-        self.query_one("#fleet-summary", Static).update(
-            Text(
-                f"{len(self._rows)} hosts · {down} down · {failing} with failing checks · sorted by {self.sort}"
-            )
+        summary = (
+            f"{len(self._rows)} hosts · {down} down · {failing} with failing checks · sorted by {self.sort}"
+        )
+        if summary != self._summary:
+            self._summary = summary
+            self.query_one("#fleet-summary", Static).update(Text(summary))
+
+    @staticmethod
+    def _cells(r: HostRow, variables: Mapping[str, str]) -> tuple[Cell, ...]:
+        label, var = _CONN.get(r.connection, (str(r.connection), "status-skip"))
+        stale = r.stale_s is None or r.stale_s > STALE_AFTER
+        return (
+            (r.host, None),  # untrusted: sanitized when made Text
+            (label, theme_style(variables, var)),
+            (
+                age(r.stale_s) + (" !" if stale else ""),
+                theme_style(variables, "status-warn") if stale else "",
+            ),
+            *(area_cell(r.worst_of(a), variables) for a in AREAS),
+            (str(r.fails), ""),
+            (str(r.warns), ""),
+            (str(r.probe_errors), ""),
         )
 
     def action_cycle_sort(self) -> None:
