@@ -95,9 +95,11 @@ class VmLab:
         g = self.guests.get(tag)
         return f"{HOST}/vm/{g.name}" if g else f"{HOST}/netns/{tag}"
 
-    async def observe(self, policy: Policy | None = None, ovs_db: str | None = None) -> HostState:
+    async def observe(
+        self, policy: Policy | None = None, ovs_db: str | None = None, uri: str | None = None
+    ) -> HostState:
         topo = await TopologyProbe(policy=policy or Policy(), ovs_db=ovs_db).collect(
-            LocalHost(HOST, libvirt_uri=None)
+            LocalHost(HOST, libvirt_uri=uri)  # with a URI: libvirt's networks and leases too
         )
         return HostState(Host(HOST), workloads=self.workloads(), topology=topo)
 
@@ -474,3 +476,44 @@ asyncio.run(probeport.probe_from_segments(hs, run_dir=Path({str(tmp_path)!r}), a
     removed, left = probeport.sweep(tmp_path)
     assert not left and set(removed) >= set(made)
     assert not leftovers() and not list(tmp_path.glob("probe-ports-*.json"))
+
+
+# ---------------------------------------------------------------- a DHCP lease as the source
+
+
+async def test_dhcp_lease_on_a_libvirt_network_is_the_address_source(vmlab: VmLab, libvirtd: str) -> None:
+    """A guest on a libvirt-managed network takes a DHCP lease (dnsmasq, udhcpc in the guest);
+    the topology reads the lease over the read-only connection and it becomes the address."""
+    import shutil
+
+    import libvirt
+
+    if shutil.which("dnsmasq") is None:
+        pytest.skip("needs dnsmasq-base (libvirt's DHCP server; make test installs it)")
+    conn = libvirt.open(libvirtd)
+    net = conn.networkCreateXML(
+        "<network><name>tsv-net</name><bridge name='tsv-vbr0'/><forward mode='route'/>"
+        "<ip address='10.76.0.1' netmask='255.255.255.0'><dhcp><range start='10.76.0.100' "
+        "end='10.76.0.150'/></dhcp></ip></network>"
+    )
+    try:
+        with guest_factory(libvirtd) as f:
+            (g,) = await asyncio.to_thread(
+                f.boot, GuestSpec("dh", network="tsv-net", dhcp=True, agent="none"), timeout=400
+            )
+            lab = VmLab({"dh": g}, {**vmlab.tenants, "dh": "acme"}, vmlab.run_dir)
+            for _ in range(60):
+                hs = await lab.observe(uri=libvirtd)
+                nic = vmaddr.vm_addresses(
+                    replace(hs, workloads=tuple(w for w in hs.workloads if w.kind == WorkloadKind.VM))
+                )[lab.key("dh")][0]
+                if any(a.source == "lease" for a in nic.addresses):
+                    break  # (the host, DHCP server here, may know the MAC from ARP first)
+                await asyncio.sleep(0.5)
+            # the lease wins over the host's neighbour entry for the same MAC
+            assert [a.source for a in nic.addresses] == ["lease"], nic
+            assert nic.addresses[0].address.startswith("10.76.0.") and nic.addresses[0].prefix == 24
+            assert "tsv-net" in nic.addresses[0].detail
+    finally:
+        net.destroy()
+        conn.close()
