@@ -23,6 +23,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import socket
 import struct
@@ -40,6 +41,7 @@ from probes.network.segments import Attachment, Endpoint, endpoints, segment_lab
 
 RUN_DIR = Path(os.environ.get("TENANTSCOPE_RUN_DIR", "/run/tenantscope"))
 NAME_PREFIX = "tsp"  # namespaces tsp-XXXXXX, host-side veths tspXXXXXXh
+_IFNAME = re.compile(r"[A-Za-z0-9_.@+:-]{1,15}")
 ARP_WAIT = 0.2  # seconds an address must stay unanswered (a neighbour on the same bridge answers in ms)
 MAX_TRIES = 6  # candidate addresses tried per port
 
@@ -288,8 +290,15 @@ def sweep(run_dir: Path | None = None) -> tuple[list[str], list[str]]:
     return removed, left
 
 
-def _run(argv: list[str]) -> str:
-    r = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=20)
+def _run(argv: list[str], stdin: str | None = None) -> str:
+    r = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        timeout=20,
+    )
     return "" if r.returncode == 0 else (r.stderr.strip()[:200] or f"exit {r.returncode}")
 
 
@@ -316,31 +325,31 @@ def _make(plan: PortPlan, recorder: Recorder, ovs_db: str | None) -> Made:
         if plan.kind == "ovs":
             rec.ovs_ports.append([ovs_db or "", plan.bridge, plan.host_if])
     recorder.save()
-    for argv in (
-        ["ip", "netns", "add", plan.netns],
-        ["ip", "link", "add", plan.host_if, "type", "veth", "peer", "name", "eth0", "netns", plan.netns],
-    ):
-        err = _run(argv)
-        if err:
-            return Made(plan, error=f"{' '.join(argv[:3])}: {err}")
+    # `ip -batch`: one process for the host side and one inside the namespace (forks dominate
+    # the cost of a port). The bridge name is host text: a kernel link name has no blanks, but
+    # it is checked here anyway, so it can only ever be one word of one batch line.
+    if not _IFNAME.fullmatch(plan.bridge):
+        return Made(plan, error=f"bridge name {plan.bridge!r} is not a plain interface name: not joined")
+    host_side = [
+        f"netns add {plan.netns}",
+        f"link add {plan.host_if} type veth peer name eth0 netns {plan.netns}",
+    ]
     if plan.kind == "linux":
         if not os.path.exists(f"/sys/class/net/{plan.bridge}/bridge"):
             return Made(plan, error=f"bridge {plan.bridge} does not exist (any more)")
-        err = _run(["ip", "link", "set", plan.host_if, "master", plan.bridge])
-    else:
+        host_side.append(f"link set {plan.host_if} master {plan.bridge} up")
+    err = _run(["ip", "-batch", "-"], "\n".join(host_side) + "\n")
+    if err:
+        return Made(plan, error=f"making the port: {err}")
+    if plan.kind == "ovs":
         err = _vsctl(
             ovs_db or "", "add-port", plan.bridge, plan.host_if, *([f"tag={plan.tag}"] if plan.tag else [])
-        )
-    if err:
-        return Made(plan, error=f"joining {plan.bridge}: {err}")
-    for with_sysctl in (
-        ["ip", "link", "set", plan.host_if, "up"],
-        ["ip", "-n", plan.netns, "link", "set", "lo", "up"],
-        ["ip", "-n", plan.netns, "link", "set", "eth0", "up"],
-    ):
-        err = _run(with_sysctl)
+        ) or _run(["ip", "link", "set", plan.host_if, "up"])
         if err:
-            return Made(plan, error=f"{' '.join(with_sysctl)}: {err}")
+            return Made(plan, error=f"joining {plan.bridge}: {err}")
+    err = _run(["ip", "-n", plan.netns, "-batch", "-"], "link set lo up\nlink set eth0 up\n")
+    if err:
+        return Made(plan, error=f"in {plan.netns}: {err}")
     prefix = plan.subnet.split("/")[1]
     path = f"/run/netns/{plan.netns}"
     for cand in plan.candidates:
