@@ -425,7 +425,7 @@ FAULTS: dict[str, Fault] = {
             "vm-wrong-bridge",
             "acme's VM is moved onto globex's bridge (needs VMs)",
             ("NET-02", "NET-04"),
-            "NET-05 with --probe (from the VM's segment, or from inside it with --probe-from guest)",
+            "with --probe the VM's cells are observed from its segment (still blocked at L3: it keeps acme's subnet)",
             "vms",
             vm_bridge_break,
             vm_bridge_fix,
