@@ -198,8 +198,17 @@ def _libvirt_view_probes(opts: Options) -> list[Probe[Any]]:
     return [
         LibvirtProbe(interval=opts.interval),
         ResourcesProbe(interval=opts.interval, host_totals=False),
-        TopologyProbe(interval=opts.interval, policy=from_config(config_for(opts)), libvirt_only=True),
+        # its NICs follow the domains at every derive (libvirtnet.current_views): this poll
+        # only catches a libvirt network defined, changed or removed, so not every 2 s per host
+        TopologyProbe(
+            interval=max(opts.interval, NETWORKS_EVERY),
+            policy=from_config(config_for(opts)),
+            libvirt_only=True,
+        ),
     ]
+
+
+NETWORKS_EVERY = 10.0  # seconds: a libvirt view's networks are read at most this often
 
 
 def _ovs_db(opts: Options) -> str | None:
