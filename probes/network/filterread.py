@@ -13,7 +13,8 @@ import functools
 import secrets
 import socket
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from probes.hosts.base import HostTransport
@@ -102,16 +103,21 @@ def nft_generation() -> int | None:
     return None
 
 
+# Legacy iptables has no generation number: a namespace with legacy tables is read again at
+# most this often (the topology's safety period), not on every event-driven topology read.
+LEGACY_MAX_AGE = 30.0
+
+
 def _fingerprint() -> tuple[int, str] | None:
-    """Blocking, in the namespace: (nft generation, legacy iptables tables) when both can be
-    watched: legacy iptables has no generation, so a namespace using it has none."""
+    """Blocking, in the namespace: (nft generation, legacy iptables tables); None when nft's
+    generation cannot be read. Legacy tables' rules cannot be watched: see LEGACY_MAX_AGE."""
     gen = nft_generation()
     try:
         with open("/proc/thread-self/net/ip_tables_names") as f:
             legacy = f.read().strip()
     except OSError:
         legacy = ""
-    return None if gen is None or legacy else (gen, legacy)
+    return None if gen is None else (gen, legacy)
 
 
 @dataclass
@@ -122,6 +128,8 @@ class FilterCache:
 
     last: dict[str, tuple[tuple[int, str], NsFilters]] = field(default_factory=dict)
     _prints: dict[str, tuple[int, str] | None] = field(default_factory=dict)
+    read_at: dict[str, float] = field(default_factory=dict)  # when each namespace was last read
+    clock: Callable[[], float] = time.monotonic
 
     async def unchanged(self, which: list[tuple[str, str]]) -> dict[str, NsFilters]:
         from probes.network.nsenter import in_fresh_thread, in_netns
@@ -137,18 +145,25 @@ class FilterCache:
                 prints[ns] = None
         self._prints = prints
         out = {}
+        now = self.clock()
         for ns, why in which:
             fp, old = prints.get(ns), self.last.get(ns)
-            if fp is not None and old is not None and old[0] == fp and old[1].why == why:
-                out[ns] = old[1]
+            if fp is None or old is None or old[0] != fp or old[1].why != why:
+                continue
+            if fp[1] and now - self.read_at.get(ns, 0.0) >= LEGACY_MAX_AGE:
+                continue  # legacy tables: their rules may have changed unseen
+            out[ns] = old[1]
         return out
 
     def remember(self, filters: Iterable[NsFilters]) -> None:
         prints = self._prints
-        self.last = {}
+        now = self.clock()
+        last, self.last = self.last, {}
         for f in filters:
             fp = prints.get(f.netns)
             if fp is not None and not f.errors:
+                if f.netns not in last or last[f.netns][1] is not f:  # read now, not kept
+                    self.read_at[f.netns] = now
                 self.last[f.netns] = (fp, f)
 
 

@@ -175,7 +175,7 @@ class CountingHost(LocalHost):
 
 
 async def test_unchanged_rules_are_not_read_again(ns: str) -> None:
-    from probes.network.filterread import FilterCache
+    from probes.network.filterread import LEGACY_MAX_AGE, FilterCache
 
     sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=RULESET)
     topo = Topology(namespaces=(Namespace(ns, ip_forward=True),))
@@ -189,8 +189,16 @@ async def test_unchanged_rules_are_not_read_again(ns: str) -> None:
     assert host.runs == 2 and moved != first
     deny = next(c for rs in moved.rulesets for c in rs.chains if c.name == "deny")
     assert [r.display for r in deny.rules] == ['drop comment "no ping"', "accept"]
-    # legacy iptables has no generation: a namespace using it is read every time
+    # legacy iptables has no generation: a namespace using it is read again once its last read
+    # is older than the safety period, not on every (event-driven) topology read
+    now = [1000.0]
+    cache.clock = lambda: now[0]
     sh("ip", "netns", "exec", ns, "iptables-legacy", "-A", "FORWARD", "-j", "ACCEPT")
-    await read_filters(host, topo, cache=cache)
-    await read_filters(host, topo, cache=cache)
+    await read_filters(host, topo, cache=cache)  # the legacy table appeared: read
+    assert host.runs == 3
+    now[0] += 5.0
+    await read_filters(host, topo, cache=cache)  # 5 s later: kept
+    assert host.runs == 3
+    now[0] += LEGACY_MAX_AGE
+    await read_filters(host, topo, cache=cache)  # past the safety period: read again
     assert host.runs == 4
