@@ -33,6 +33,7 @@ COALESCE = 0.05  # seconds: probe results arriving within this window make one p
 # many hosts there are, and the changes of many hosts make one derive.
 BUSY_FACTOR = 2.0
 MAX_COALESCE = 2.0
+FIGURES_DERIVE = 5.0  # seconds: findings follow figures-only changes at most this often
 LEAD_WAIT = 3.0  # seconds: at most this long the other probes of a host wait for its lead probes
 # After the leads' first publish, the others wait SETTLE_FACTOR times what that publish cost
 # (derive + subscribers; a subscriber draws at about the same cost), at most LEAD_SETTLE s:
@@ -115,6 +116,8 @@ class Engine:
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
         self._failures: dict[tuple[str, str], int] = {}
         self._derived_from: tuple[HostState, ...] | None = None  # hosts (times zeroed) of the last derive
+        self._derived_at = 0.0  # monotonic time of the last derive
+        self._figures_behind = 0.0  # > 0: figures newer than the findings, derive in this many s
         self._requests: dict[int, RequestStatus] = {}  # State.requests (probes/requests.py)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}  # a probe never overlaps itself
         self._state = self._build()
@@ -349,21 +352,60 @@ class Engine:
         # Most polls observe nothing new: then tenants and findings stay as they were and only
         # the refresh times move (the checks are the expensive part of a publish).
         key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
-        if self._derived_from is not None and key == self._derived_from:
-            prev = self._state
-            return replace(
-                prev,
-                taken_at=raw.taken_at,
-                hosts=tuple(replace(d, refreshed_at=h.refreshed_at) for d, h in zip(prev.hosts, hosts)),
-                requests=requests,
+        prev_key = self._derived_from
+        if prev_key is not None and key == prev_key:
+            return self._rederived(hosts, raw.taken_at, requests, samples=False)
+        # Only the live figures moved (every host, every interval): the figures reach the State
+        # at once, the conclusions drawn from them (findings, drift) at most every
+        # FIGURES_DERIVE seconds; with hundreds of hosts re-deriving at each of them was most
+        # of the idle CPU. A host's first figures, and any other change, derive at once.
+        wait = self._derived_at + FIGURES_DERIVE - time.monotonic()
+        if (
+            prev_key is not None
+            and wait > 0
+            and len(key) == len(prev_key)
+            and all(
+                a == b
+                or (
+                    a.samples is not None
+                    and b.samples is not None
+                    and replace(a, samples=None) == replace(b, samples=None)
+                )
+                for a, b in zip(key, prev_key)
             )
+        ):
+            self._figures_behind = wait
+            return self._rederived(hosts, raw.taken_at, requests, samples=True)
         try:
             derived = self._derive(raw)
         except Exception:
             log.exception("deriving state failed")
             return replace(raw, requests=requests)
         self._derived_from = key
+        self._derived_at = time.monotonic()
         return replace(derived, requests=requests)
+
+    def _rederived(
+        self,
+        hosts: tuple[HostState, ...],
+        taken_at: float,
+        requests: tuple[RequestStatus, ...],
+        *,
+        samples: bool,
+    ) -> State:
+        """The last derived State with these hosts' refresh times (and figures)."""
+        prev = self._state
+        return replace(
+            prev,
+            taken_at=taken_at,
+            hosts=tuple(
+                replace(d, refreshed_at=h.refreshed_at, samples=h.samples)
+                if samples
+                else replace(d, refreshed_at=h.refreshed_at)
+                for d, h in zip(prev.hosts, hosts)
+            ),
+            requests=requests,
+        )
 
     def _publish(self) -> None:
         """Note a change; subscribers hear of it once per burst (COALESCE seconds)."""
@@ -387,6 +429,12 @@ class Engine:
             except Exception:
                 log.exception("subscriber failed")
         self._notify_cost = time.perf_counter() - t0
+        if self._figures_behind > 0:  # figures not derived yet: derive them when it is time
+            behind, self._figures_behind = self._figures_behind, 0.0
+            try:
+                asyncio.get_running_loop().call_later(behind, self._publish)
+            except RuntimeError:
+                pass
         if self._leads_done:
             try:
                 loop = asyncio.get_running_loop()
