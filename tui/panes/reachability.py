@@ -317,7 +317,7 @@ class ReachabilityPane(Pane):
         lines += [
             "  • for pairs that answer through a router: a few TTL-limited echoes (traceroute)",
             "Nothing else is sent, and no setting in any tenant's namespace is changed.",
-            "Over SSH: `ip netns exec NS ping -c1 -W1` for each pair instead.",
+            "Over SSH: the same probes, run by one python3 helper per host (`ip netns exec NS ping` where the host has no python3).",
         ]
         if ports_text:
             lines.append("From each VM's segment, without touching the guest (this ADDS to the host):")
