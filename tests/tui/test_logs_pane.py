@@ -223,10 +223,12 @@ def test_hostile_lines_leave_the_terminal_title_and_clipboard_alone(tmp_path):
             tmux + ["display", "-p", "-t", "logs", "#{pane_title}"], capture_output=True, text=True
         ).stdout.strip()
 
-        def wait_screen(text: str) -> str:
+        def wait_screen(text: str, key: str = "") -> str:
             end = time.monotonic() + 30
             screen = ""
             while time.monotonic() < end:
+                if key:  # again until it shows: the Logs pane takes the focus once the app is ready
+                    subprocess.run(tmux + ["send-keys", "-t", "logs", key], check=True)
                 screen = subprocess.run(
                     tmux + ["capture-pane", "-p", "-t", "logs"], capture_output=True, text=True
                 ).stdout
@@ -236,8 +238,7 @@ def test_hostile_lines_leave_the_terminal_title_and_clipboard_alone(tmp_path):
             return screen
 
         wait_screen("hostile.log")  # the newest lines are drawn (the pane follows)
-        subprocess.run(tmux + ["send-keys", "-t", "logs", "Home"], check=True)  # and the oldest
-        screen = wait_screen("PWNED-TITLE")
+        screen = wait_screen("\\x1b]0;PWNED-TITLE\\x07", key="Home")  # and the oldest, made visible
         assert "\\x1b]0;PWNED-TITLE\\x07" in screen
         time.sleep(0.5)
         after = subprocess.run(
