@@ -31,7 +31,7 @@ def hhmmss(t: float, tz: tzinfo | None = None) -> str:
     return datetime.fromtimestamp(t, tz).strftime("%H:%M:%S") if t else "never"
 
 
-_CONN_SYMBOL = {
+CONN_SYMBOL = {
     ConnState.UP: ("✓", "status-pass"),
     ConnState.CONNECTING: ("…", "status-warn"),
     ConnState.UNREACHABLE: ("✗", "status-fail"),
@@ -42,7 +42,7 @@ _CONN_SYMBOL = {
 
 
 def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str]) -> Text:
-    symbol, var = _CONN_SYMBOL.get(c.state, ("?", "status-warn"))
+    symbol, var = CONN_SYMBOL.get(c.state, ("?", "status-warn"))
     colour = theme_style(variables, var)
     out = Text()
     out.append(f"{symbol} ", style=colour)

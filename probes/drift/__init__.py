@@ -15,14 +15,14 @@ Identity rules (what counts as "the same" across the two States):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from probes.drift.model import Area, Change, Drift, Mark
 from probes.model import Finding, State, Status, Workload
 from probes.network.model import Topology
 
 ATTENTION = (Status.FAIL, Status.WARN, Status.ERROR)
-__all__ = ["ATTENTION", "Area", "Change", "Drift", "Mark", "counts", "diff", "finding_identity", "only"]
+__all__ = ["ATTENTION", "Area", "Change", "Drift", "Mark", "counts", "diff", "finding_identity"]
 
 
 def finding_identity(f: Finding) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
@@ -400,7 +400,3 @@ def counts(drift: Drift) -> dict[str, int]:
     for c in drift.changes:
         out[str(c.area)] = out.get(str(c.area), 0) + 1
     return out
-
-
-def only(changes: Iterable[Change], area: Area) -> tuple[Change, ...]:
-    return tuple(c for c in changes if c.area is area)

@@ -50,9 +50,6 @@ class Drift:
     cleared: tuple[str, ...] = ()  # Finding.key of baseline findings that are gone
     baseline: str = ""  # where the baseline came from: a file, or a recording@HH:MM:SS
 
-    def mark(self, finding_key: str) -> Mark | None:
-        return next((m for k, m in self.marks if k == finding_key), None)
-
     def new_findings(self) -> tuple[str, ...]:
         return tuple(k for k, m in self.marks if m is Mark.NEW)
 

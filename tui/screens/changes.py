@@ -7,7 +7,7 @@ workload, or the Reachability pane for a link or port.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import ClassVar
 
 from rich.text import Text
@@ -18,11 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from probes.drift import Change, Drift, counts
+from tui.header import hhmmss
 from tui.safe import untrusted
-
-
-def _hhmmss(at: float, tz: tzinfo | None) -> str:
-    return datetime.fromtimestamp(at, tz).strftime("%H:%M:%S") if at else "--:--:--"
 
 
 class ChangesScreen(ModalScreen[Change | None]):
@@ -61,7 +58,7 @@ class ChangesScreen(ModalScreen[Change | None]):
         self._changes = drift.newest_first() if drift else ()
         for c in self._changes:
             table.add_row(
-                Text(_hhmmss(c.at, self._tz)), Text(str(c.area)), untrusted(c.host), untrusted(c.summary)
+                Text(hhmmss(c.at, self._tz)), Text(str(c.area)), untrusted(c.host), untrusted(c.summary)
             )
         summary = self.query_one("#changes-summary", Static)
         if drift is None:
@@ -78,7 +75,7 @@ class ChangesScreen(ModalScreen[Change | None]):
             Text.assemble(
                 "Baseline ",
                 untrusted(self._baseline),
-                f" ({_hhmmss(drift.baseline_at, self._tz)}): ",
+                f" ({hhmmss(drift.baseline_at, self._tz)}): ",
                 f"{len(drift.new_findings())} new finding(s), {len(drift.cleared)} cleared · {per}",
             )
         )

@@ -21,18 +21,11 @@ from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import ColumnKey
 
 from probes.hostsummary import AREAS, SORTS, HostRow, rows, sorted_rows
-from probes.model import ConnState, State, Status
+from probes.model import State, Status
+from tui.header import CONN_SYMBOL
 from tui.safe import untrusted
 from tui.status import STATUS_LABEL, STATUS_VAR, theme_style
 
-_CONN = {
-    ConnState.UP: ("✓ up", "status-pass"),
-    ConnState.CONNECTING: ("… connecting", "status-warn"),
-    ConnState.UNREACHABLE: ("✗ unreachable", "status-fail"),
-    ConnState.AUTH_FAILED: ("✗ auth failed", "status-fail"),
-    ConnState.HOST_KEY_REFUSED: ("✗ host key", "status-fail"),
-    ConnState.ABSENT: ("- absent", "status-skip"),
-}
 STALE_AFTER = 60.0  # seconds without an observation before a host's age is shown as a warning
 
 
@@ -155,7 +148,8 @@ class FleetScreen(ModalScreen[str | None]):
 
     @staticmethod
     def _cells(r: HostRow, variables: Mapping[str, str]) -> tuple[Cell, ...]:
-        label, var = _CONN.get(r.connection, (str(r.connection), "status-skip"))
+        symbol, var = CONN_SYMBOL.get(r.connection, ("?", "status-warn"))  # as the header shows it
+        label = f"{symbol} {r.connection.value}"
         stale = r.stale_s is None or r.stale_s > STALE_AFTER
         return (
             (r.host, None),  # untrusted: sanitized when made Text
