@@ -9,7 +9,6 @@ are fenced by a marker with a fresh random nonce, so no rule text can fake a sec
 
 from __future__ import annotations
 
-import functools
 import secrets
 import socket
 import struct
@@ -135,14 +134,15 @@ class FilterCache:
         from probes.network.nsenter import in_fresh_thread, in_netns
 
         def one(ns: str) -> tuple[int, str] | None:
-            return in_netns(f"/run/netns/{ns}", _fingerprint) if ns else _fingerprint()
-
-        prints: dict[str, tuple[int, str] | None] = {}
-        for ns, _ in which:
             try:
-                prints[ns] = await in_fresh_thread(functools.partial(one, ns))
-            except OSError:
-                prints[ns] = None
+                return in_netns(f"/run/netns/{ns}", _fingerprint) if ns else _fingerprint()
+            except OSError:  # the namespace went away: read it (the readers say what happened)
+                return None
+
+        def every() -> dict[str, tuple[int, str] | None]:  # in_netns returns to the thread's own
+            return {ns: one(ns) for ns, _ in which}
+
+        prints = await in_fresh_thread(every)  # one thread for all namespaces, not one each
         self._prints = prints
         out = {}
         now = self.clock()
