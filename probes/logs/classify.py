@@ -61,6 +61,9 @@ SIGNAL_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # talked to its monitor (libvirtd 9.0 says "qemu unexpectedly closed the monitor: ...")
     (QEMU_ERROR, "err", r"process exited while connecting to monitor"),
     (QEMU_ERROR, "err", r"[Qq][Ee][Mm][Uu] unexpectedly closed the monitor"),
+    # qemuMonitorOpenUnix: QEMU died before its monitor socket took a connection (seen from a
+    # real libvirtd refusing a second domain on a locked disk, depending on timing)
+    (QEMU_ERROR, "err", r"failed to connect to monitor socket"),
     (QEMU_ERROR, "err", r"KVM internal error"),
     (QEMU_ERROR, "err", r"emulation failure"),
     (QEMU_ERROR, "err", r"KVM: entry failed"),
@@ -80,6 +83,7 @@ _NEEDLES = (
     "Is another process using",
     "process exited while",
     "unexpectedly closed the monitor",
+    "failed to connect to monitor socket",
     "KVM",
     "emulation failure",
     "reason=crashed",
