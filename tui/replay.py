@@ -7,7 +7,9 @@ position, speed and whether it plays. Replay sessions are always read-only.
 
 Keys (app bindings, shown only while replaying): space play/pause, . and , step one
 observation forward/back, ] and [ faster/slower, g jump to a time (HH:MM:SS, or +S/-S
-seconds from now), < and > to the start/end.
+seconds from now), < and > to the start/end, B "changes since": the replay's own baseline
+(an instant of the same recording; every later observation is compared with it, as `--baseline`
+does live: the Findings pane marks new findings, C lists the changes).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from probes.drift import diff
 from probes.logs.model import LogSlice
 from probes.model import State
 from probes.record import Recording
@@ -42,6 +45,8 @@ class ReplaySource:
         self.rec = rec
         self._derive = derive or make_deriver(opts or Options())
         self._cache: dict[int, State] = {}
+        # "changes since T" (b, --since): the derived State at T and its label; None = off
+        self._since: tuple[State, str] | None = None
         self._subs: list[Callable[[State], Any]] = []
         self.index = 0
         self.speed = speed
@@ -105,7 +110,11 @@ class ReplaySource:
         )
 
     def _at(self, i: int) -> State:
-        return self._requests.with_requests(replace(self.derived(i), source=self.label()))
+        st = self.derived(i)
+        if self._since is not None:
+            base, label = self._since
+            st = replace(st, drift=diff(base, st, label))
+        return self._requests.with_requests(replace(st, source=self.label()))
 
     def seek(self, i: int) -> State:
         self.index = max(0, min(i, len(self.rec.states) - 1))
@@ -143,25 +152,54 @@ class ReplaySource:
                 best = i
         return best
 
-    def jump(self, spec: str) -> str | None:
-        """`HH:MM[:SS]` (UTC, on the recording's day), `+S`/`-S` seconds from here; None if
-        understood, else the message saying what is wrong."""
+    def _time(self, spec: str) -> float:
+        """`HH:MM[:SS]` (UTC, on the recording's day) or `+S`/`-S` seconds from here, as a time;
+        ValueError with the message saying what is wrong."""
         spec = spec.strip()
         cur = self.rec.times[self.index]
         try:
             if spec[:1] in "+-":
-                t = cur + float(spec)
-            else:
-                parts = [int(p) for p in spec.split(":")]
-                if not 2 <= len(parts) <= 3 or not (0 <= parts[0] < 24 and 0 <= parts[1] < 60):
-                    raise ValueError
-                day = cur - cur % 86400
-                t = day + parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) == 3 else 0)
+                return cur + float(spec)
+            parts = [int(p) for p in spec.split(":")]
+            if not 2 <= len(parts) <= 3 or not (0 <= parts[0] < 24 and 0 <= parts[1] < 60):
+                raise ValueError
+            day = cur - cur % 86400
+            return day + parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) == 3 else 0)
         except (ValueError, IndexError):
-            return f"not a time: {spec!r} (use HH:MM:SS in UTC, or +SECONDS / -SECONDS)"
+            raise ValueError(f"not a time: {spec!r} (use HH:MM:SS in UTC, or +SECONDS / -SECONDS)") from None
+
+    def jump(self, spec: str) -> str | None:
+        """Go to a time (see _time); None if understood, else the message saying what is wrong."""
+        try:
+            t = self._time(spec)
+        except ValueError as e:
+            return str(e)
         self.playing = False
         self.seek(self.index_at(t))
         return None
+
+    def since(self, spec: str) -> str | None:
+        """Compare every observation with the one at `spec` (see _time; empty: this one), as a
+        live console does with `--baseline`. None if understood, else what is wrong."""
+        if spec.strip():
+            try:
+                t = self._time(spec)
+            except ValueError as e:
+                return str(e)
+            if t < self.rec.times[0] - 0.001:
+                first = time.strftime("%H:%M:%S", time.gmtime(self.rec.times[0]))
+                return f"{spec.strip()}: the recording starts later, at {first} UTC"
+            i = self.index_at(t)
+        else:
+            i = self.index
+        at = time.strftime("%H:%M:%S", time.gmtime(self.rec.times[i]))
+        self._since = (replace(self.derived(i), drift=None), f"{self.rec.path}@{at} UTC")
+        self._publish()
+        return None
+
+    @property
+    def since_label(self) -> str:
+        return self._since[1] if self._since is not None else ""
 
     async def _play(self) -> None:
         while True:
@@ -208,6 +246,7 @@ def replay_app_class() -> type[Any]:
                 show=False,
             ),
             Binding("g", "replay_jump", "Jump to time", id="replay-jump"),
+            Binding("B", "replay_since", "Changes since…", id="replay-since"),
             Binding(
                 "less_than_sign",
                 "replay_edge(False)",
@@ -261,3 +300,25 @@ class ReplayActions:
                     self.notify(msg, severity="error")  # type: ignore[attr-defined]
 
         self.push_screen(JumpTo(), done)  # type: ignore[attr-defined]
+
+    def action_replay_since(self) -> None:
+        """Set the replay's own baseline: an instant of this recording (C then lists the changes)."""
+        r = self._replay()
+        if r is None:
+            return
+        from tui.screens.replay_jump import JumpTo
+
+        def done(spec: str | None) -> None:
+            if spec is None:
+                return
+            msg = r.since(spec)
+            if msg:
+                self.notify(msg, severity="error")  # type: ignore[attr-defined]
+                return
+            n = len(r.state.drift.changes) if r.state.drift is not None else 0
+            self.notify(f"changes since {r.since_label}: {n} here (C lists them)", timeout=5)  # type: ignore[attr-defined]
+
+        prompt = (
+            "Changes since HH:MM:SS (UTC) or -SECONDS; empty: this observation. Enter sets it, Esc cancels"
+        )
+        self.push_screen(JumpTo(prompt, "14:02:00"), done)  # type: ignore[attr-defined]

@@ -258,3 +258,54 @@ async def test_record_flag_on_the_console(tmp_path):
     rec.close()
     loaded = record.load(p)
     assert loaded.problem == "" and len(loaded.states) == 3
+
+
+async def test_replay_changes_since_an_instant_of_the_recording(tmp_path):
+    """B / --since: the replay's own baseline; later observations mark the findings that
+    appeared after it as new, and C lists them (issue 18: "changes since T" in a replay)."""
+    from tests.fixtures.tui import T0
+    from tui.replay import ReplaySource, replay_app_class
+    from tui.screens.changes import ChangesScreen
+
+    p = tmp_path / "r.tsr"
+    write(p, [replace(s, findings=()) for s in states(4)])
+    rec = record.load(p)
+
+    def derive(st):  # the fault's findings from the third observation (14:13:22) on
+        return st if st.taken_at < T0 + 2 else replace(st, findings=incident_state().findings)
+
+    src = ReplaySource(rec, derive=derive, autoplay=False)
+    assert src.state.drift is None  # nothing set: no comparison
+    assert "not a time" in (src.since("14:99") or "")
+    assert "starts later, at 14:13:20" in (src.since("14:13:00") or "")
+    assert src.since("14:13:21") is None and src.since_label.endswith("@14:13:21 UTC")
+    assert src.state.drift is not None and src.state.drift.changes == ()  # index 0: nothing yet
+    src.seek(3)
+    drift = src.state.drift
+    keys = {f.key for f in incident_state().findings if f.status.value != "pass"}  # a pass is not news
+    assert keys and drift is not None and set(drift.new_findings()) == keys and drift.cleared == ()
+    src.seek(1)  # the baseline itself: nothing changed
+    assert src.state.drift is not None and src.state.drift.changes == ()
+
+    src2 = ReplaySource(rec, derive=derive, autoplay=False)
+    app = replay_app_class()(source=src2, read_only=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("full_stop", "B")  # at 14:13:21: empty answer = this observation
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert src2.since_label.endswith("@14:13:21 UTC")
+        await pilot.press("full_stop", "full_stop", "C")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ChangesScreen)
+        summary = str(app.screen.query_one("#changes-summary").render())
+        assert "r.tsr@14:13:21 UTC" in summary and f"{len(keys)} new finding(s), 0 cleared" in summary
+        assert app.screen.query_one("#changes-table").row_count == len(keys)
+
+
+def test_replay_since_on_the_command_line(tmp_path, capsys):
+    p = tmp_path / "r.tsr"
+    write(p, states(2))
+    assert main(["replay", str(p), "--since", "25:00"]) == 2
+    assert "--since: not a time: '25:00'" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from tui.commands.baseline import add_baseline_arg, with_baseline
 from tui.commands.common import UserError, console_extras, options_from
 
 NAME = "replay"
@@ -13,6 +14,14 @@ HELP = "open the console on a recording (read-only)"
 def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a recording made by `tenantscope record` or --record")
     p.add_argument("--speed", type=float, default=1.0, metavar="X", help="playback speed (default 1)")
+    p.add_argument(
+        "--since",
+        default=None,
+        metavar="HH:MM[:SS]",
+        help="changes since this instant of the recording (UTC): findings marked new, C lists the "
+        "changes; B in the console sets it too",
+    )
+    add_baseline_arg(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     if not rec.states:
         raise UserError(f"{args.file}: {rec.problem or 'the recording holds no observation'}")
-    opts = options_from(args, demo=False)
+    opts = with_baseline(options_from(args, demo=False), args.baseline)
     source = ReplaySource(rec, opts, speed=args.speed)
+    if args.since is not None and (msg := source.since(args.since)):
+        raise UserError(f"--since: {msg}")
     app = replay_app_class()(opts, source=source, read_only=True)  # replay: never changes anything
     console_extras(app, args, opts)
     if rec.problem:

@@ -64,7 +64,8 @@ class ChangesScreen(ModalScreen[Change | None]):
         if drift is None:
             summary.update(
                 Text(
-                    "No baseline: start with --baseline FILE (a snapshot or a recording@HH:MM).",
+                    "No baseline: start with --baseline FILE (a snapshot or a recording@HH:MM); "
+                    "in a replay, B sets one (an instant of the recording).",
                     style="italic",
                 )
             )
