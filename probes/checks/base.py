@@ -9,6 +9,12 @@ exception becomes ERROR with its message; one check never stops the others.
 of the State in which reading an undeclared field raises UndeclaredRead, and re-runs a check
 only when one of its declared fields changed since its last run. Most polls change only the
 resource samples, so most checks are not run again.
+
+`scope="host"` says a check judges each host on its own: its findings over a fleet are the
+findings over each single host, in host order. The runner then runs it per host, on a State
+holding only that host, and re-runs it only on the hosts whose declared fields changed: one
+host's change costs one host's checks, whatever the size of the fleet. Checks that compare
+hosts (tenants across hosts, fleet-wide totals) keep the default, scope="fleet".
 """
 
 from __future__ import annotations
@@ -58,11 +64,17 @@ class UndeclaredRead(RuntimeError):
     getattr(x, name, default) and hasattr would swallow it."""
 
 
+SCOPES = ("fleet", "host")
+
+
 @dataclass(frozen=True)
 class Check:
     spec: CheckSpec
     fn: CheckFn
     reads: frozenset[str] = READABLE
+    # "host": fn over a fleet == fn over each single host, concatenated in host order (a host
+    # where it raises Skip adds nothing); the runner runs it per host. "fleet": it compares hosts.
+    scope: str = "fleet"
 
 
 REGISTRY: dict[str, Check] = {}
@@ -77,21 +89,25 @@ def check(
     fix: str = "",
     *,
     reads: Sequence[str],
+    scope: str = "fleet",
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check. `reads`: the HostState fields (workloads, facts, samples, topology,
     logs, reach, connections, probe_errors) and State fields (tenants, source) it reads,
     directly or through helpers (per_host reads workloads/connections/probe_errors for
-    libvirt=True, facts/probe_errors/source for facts=True)."""
+    libvirt=True, facts/probe_errors/source for facts=True). `scope="host"`: it judges each
+    host on its own (see the module's docstring); tests/checks prove it for every such check."""
     unknown = sorted(set(reads) - READABLE)
     if unknown:
         raise ValueError(
             f"check {id}: reads={unknown} are not State fields a check may read ({sorted(READABLE)})"
         )
+    if scope not in SCOPES:
+        raise ValueError(f"check {id}: scope={scope!r} is not one of {SCOPES}")
 
     def register(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
-        REGISTRY[id] = Check(CheckSpec(id, area, title, why, severity, fix), fn, frozenset(reads))
+        REGISTRY[id] = Check(CheckSpec(id, area, title, why, severity, fix), fn, frozenset(reads), scope)
         return fn
 
     return register
@@ -164,17 +180,20 @@ class _StateView(State):
         return object.__getattribute__(self, name)
 
 
-def _view(state: State, reads: frozenset[str]) -> State:
-    hosts = []
-    for hs in state.hosts:
-        hv = object.__new__(_HostView)
-        hv.__dict__.update(hs.__dict__)
-        object.__setattr__(hv, "_reads", reads)
-        object.__setattr__(hv, "_memo", {})
-        hosts.append(hv)
+def _host_view(hs: HostState, reads: frozenset[str]) -> HostState:
+    hv = object.__new__(_HostView)
+    hv.__dict__.update(hs.__dict__)
+    object.__setattr__(hv, "_reads", reads)
+    object.__setattr__(hv, "_memo", {})
+    return hv
+
+
+def _view(state: State, reads: frozenset[str], hosts: Sequence[HostState] | None = None) -> State:
+    """A guarded view of `state` (of its `hosts`, already views, when given: one host's)."""
     sv = object.__new__(_StateView)
     sv.__dict__.update(state.__dict__)
-    object.__setattr__(sv, "hosts", tuple(hosts))
+    views = tuple(hosts) if hosts is not None else tuple(_host_view(hs, reads) for hs in state.hosts)
+    object.__setattr__(sv, "hosts", views)
     object.__setattr__(sv, "_reads", reads)
     object.__setattr__(sv, "_memo", {})
     return sv
@@ -198,8 +217,16 @@ def memo(view: State | HostState, key: str, make: Callable[[], T]) -> T:
 @dataclass(frozen=True)
 class _Last:
     fn: CheckFn
-    inputs: tuple[object, ...]  # the interned columns of its reads when it ran
+    inputs: tuple[object, ...]  # the interned columns (or one host's values) of its reads
     found: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class _HostLast:
+    fn: CheckFn
+    inputs: tuple[object, ...]  # the host's interned values of the check's reads
+    found: tuple[Finding, ...]  # what it yielded on this host alone (no PASS added)
+    raised: str = ""  # "skip": it raised Skip on this host (adds nothing); "error": anything else
 
 
 class CheckRunner:
@@ -207,54 +234,165 @@ class CheckRunner:
     of its declared fields changed. Owned by whoever derives findings (one per session, so
     two sessions in one process share nothing); a runner holds the last results only.
 
-    Change detection is per field: each run builds one column per field (the values of all
-    hosts) and compares it once with the previous run's; an equal column is replaced by the
-    previous object, so each check compares its inputs by identity."""
+    Change detection is per field, and per host: each run compares every host's value of a
+    field once with that host's previous value (an equal value is replaced by the previous
+    object), so a check compares its inputs by identity. A fleet-scope check is reused while
+    the whole column (every host's value) is the same; a host-scope check is run again only on
+    the hosts whose values changed, and its fleet result is the hosts' results in host order.
+    `by_host=False` runs every check fleet-wide (the reference the per-host results are
+    proved equal to)."""
 
-    def __init__(self, catalog: dict[str, Check] | None = None) -> None:
+    def __init__(self, catalog: dict[str, Check] | None = None, *, by_host: bool = True) -> None:
         self._catalog = catalog if catalog is not None else load_catalog()
+        self._by_host = by_host
+        self._cells: dict[tuple[str, str], object] = {}  # (host, field) -> its last value
         self._columns: dict[str, tuple[object, ...]] = {}
         self._last: dict[str, _Last] = {}
-        self.ran: tuple[str, ...] = ()  # ids run (not reused) by the last run()
+        self._host_last: dict[tuple[str, str], _HostLast] = {}  # (check id, host)
+        # (host, reads=) -> that host's interned values of those fields: one tuple object while
+        # they stay the same, so a host-scope check's reuse is one identity test
+        self._inputs: dict[tuple[str, frozenset[str]], tuple[object, ...]] = {}
+        self._hosts: frozenset[str] = frozenset()  # the host names of the last run
+        self.ran: tuple[str, ...] = ()  # ids run (not reused, on at least one host) by the last run()
 
-    def _column(self, state: State, name: str) -> tuple[object, ...]:
-        if name == "hosts":
-            col: tuple[object, ...] = tuple(hs.host for hs in state.hosts)
-        elif name in STATE_FIELDS:
-            col = (getattr(state, name),)
-        else:
-            col = tuple(getattr(hs, name) for hs in state.hosts)
-        old = self._columns.get(name)
-        if old is not None and (old is col or old == col):
+    def _cell(self, hs: HostState, name: str) -> object:
+        """The host's value of `name`, the previous object when it is equal to it."""
+        key = (hs.host.name, name)
+        new = hs.host if name == "hosts" else getattr(hs, name)
+        old = self._cells.get(key, _MISSING)
+        if old is new or (old is not _MISSING and old == new):
             return old
-        self._columns[name] = col
-        return col
+        self._cells[key] = new
+        return new
 
     def run(self, state: State, ids: Sequence[str] | None = None) -> tuple[Finding, ...]:
+        cells: dict[tuple[int, str], object] = {}
         cols: dict[str, tuple[object, ...]] = {}
-        views: dict[frozenset[str], State] = {}
+        views: dict[tuple[int, frozenset[str]], HostState] = {}
+        fleet_views: dict[frozenset[str], State] = {}
+        one_views: dict[tuple[int, frozenset[str]], State] = {}  # one host's State, per reads=
+        here = frozenset(hs.host.name for hs in state.hosts)
+        by_host = self._by_host and len(here) == len(state.hosts)  # (names are unique in a session)
+        if here != self._hosts:  # hosts came or went: forget what was kept of the others
+            self._cells = {k: v for k, v in self._cells.items() if k[0] in here}
+            self._host_last = {k: v for k, v in self._host_last.items() if k[1] in here}
+            self._inputs = {k: v for k, v in self._inputs.items() if k[0] in here}
+            self._hosts = here
         out: list[Finding] = []
         ran: list[str] = []
+
+        def cell(i: int, name: str) -> object:
+            v = cells.get((i, name), _MISSING)
+            if v is _MISSING:
+                v = cells[(i, name)] = self._cell(state.hosts[i], name)
+            return v
+
+        def column(name: str) -> tuple[object, ...]:
+            col = cols.get(name)
+            if col is None:
+                if name in STATE_FIELDS:
+                    new: tuple[object, ...] = (getattr(state, name),)
+                else:
+                    new = tuple(cell(i, name) for i in range(len(state.hosts)))
+                old = self._columns.get(name)
+                if old is not None and (old is new or old == new):
+                    new = old
+                col = cols[name] = self._columns[name] = new
+            return col
+
+        inputs_of: dict[tuple[int, frozenset[str]], tuple[object, ...]] = {}
+
+        def host_inputs(i: int, reads: frozenset[str]) -> tuple[object, ...]:
+            got = inputs_of.get((i, reads))
+            if got is None:
+                names = sorted(reads)
+                new = (
+                    cell(i, "hosts"),
+                    *(cell(i, n) for n in names if n not in STATE_FIELDS),
+                    *(column(n) for n in names if n in STATE_FIELDS),
+                )
+                key = (state.hosts[i].host.name, reads)
+                old = self._inputs.get(key)
+                if old is not None and len(old) == len(new) and all(a is b for a, b in zip(old, new)):
+                    new = old
+                else:
+                    self._inputs[key] = new
+                got = inputs_of[(i, reads)] = new
+            return got
+
+        def host_view(i: int, reads: frozenset[str]) -> HostState:
+            hv = views.get((i, reads))
+            if hv is None:
+                hv = views[(i, reads)] = _host_view(state.hosts[i], reads)
+            return hv
+
+        def fleet(c: Check) -> tuple[tuple[Finding, ...], bool]:
+            names = ("hosts", *sorted(c.reads))
+            inputs = tuple(column(n) for n in names)
+            last = self._last.get(c.spec.id)
+            if last is not None and last.fn is c.fn and all(a is b for a, b in zip(last.inputs, inputs)):
+                return last.found, False
+            view = fleet_views.get(c.reads)
+            if view is None:
+                view = fleet_views[c.reads] = _view(
+                    state, c.reads, [host_view(i, c.reads) for i in range(len(state.hosts))]
+                )
+            found = tuple(_run_one(c, view))
+            self._last[c.spec.id] = _Last(c.fn, inputs, found)
+            return found, True
+
+        def per_host(c: Check) -> tuple[tuple[Finding, ...], bool]:
+            did = False
+            results: list[_HostLast] = []
+            errors = skips = 0
+            for i, hs in enumerate(state.hosts):
+                inputs = host_inputs(i, c.reads)
+                key = (c.spec.id, hs.host.name)
+                last = self._host_last.get(key)
+                if last is None or last.fn is not c.fn or last.inputs is not inputs:
+                    view = one_views.get((i, c.reads))
+                    if view is None:
+                        view = one_views[(i, c.reads)] = _view(state, c.reads, [host_view(i, c.reads)])
+                    found, raised = _run_host(c, view)
+                    last = self._host_last[key] = _HostLast(c.fn, inputs, found, raised)
+                    did = True
+                if last.raised:
+                    errors += last.raised == "error"
+                    skips += last.raised == "skip"
+                results.append(last)
+            if errors or skips == len(results):
+                # a check that failed on a host fails fleet-wide too (one ERROR result), and
+                # one skipped on every host is skipped fleet-wide (one result, its fleet-wide
+                # reason): the fleet-wide run says both exactly as it would
+                found, fleet_ran = fleet(c)
+                return found, did or fleet_ran
+            found = tuple(f for r in results for f in r.found)
+            return found or (finding(c.spec, Status.PASS, "nothing found"),), did
+
         for cid in sorted(self._catalog) if not ids else ids:
             c = self._catalog[cid]
-            names = ("hosts", *sorted(c.reads))
-            for n in names:
-                if n not in cols:
-                    cols[n] = self._column(state, n)
-            inputs = tuple(cols[n] for n in names)
-            last = self._last.get(cid)
-            if last is not None and last.fn is c.fn and all(a is b for a, b in zip(last.inputs, inputs)):
-                out.extend(last.found)
-                continue
-            view = views.get(c.reads)
-            if view is None:
-                view = views[c.reads] = _view(state, c.reads)
-            found = tuple(_run_one(c, view))
-            self._last[cid] = _Last(c.fn, inputs, found)
-            ran.append(cid)
+            if by_host and c.scope == "host" and state.hosts:
+                found, did = per_host(c)
+            else:
+                found, did = fleet(c)
+            if did:
+                ran.append(cid)
             out.extend(found)
         self.ran = tuple(ran)
         return tuple(out)
+
+
+_MISSING = object()
+
+
+def _run_host(c: Check, view: State) -> tuple[tuple[Finding, ...], str]:
+    """A host-scope check on one host's view: what it yielded, and whether it raised."""
+    try:
+        return tuple(c.fn(view, c.spec)), ""
+    except Skip:
+        return (), "skip"
+    except Exception:
+        return (), "error"
 
 
 def _run_one(c: Check, view: State) -> list[Finding]:

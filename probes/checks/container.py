@@ -244,6 +244,7 @@ def _privileged(hs: HostState, cap_eff: int) -> bool:
     fix="Run it without --privileged; drop all capabilities and add back only what it needs "
     "(docker run --cap-drop ALL --cap-add NET_BIND_SERVICE ...).",
     reads=("workloads", "connections", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def ctr01_privileged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -278,6 +279,7 @@ def ctr01_privileged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="docker run --cap-drop ALL --cap-add ONLY_WHAT_IT_NEEDS (never SYS_ADMIN); in Kubernetes "
     "securityContext.capabilities.drop: [ALL].",
     reads=("workloads", "connections", "probe_errors", "source"),
+    scope="host",
 )
 def ctr02_dangerous_caps(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -310,6 +312,7 @@ def ctr02_dangerous_caps(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Do not run with --net=host, --pid=host, --ipc=host, --uts=host (hostNetwork/hostPID/"
     "hostIPC in Kubernetes).",
     reads=("workloads", "connections", "probe_errors", "source"),
+    scope="host",
 )
 def ctr03_host_namespaces(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -346,6 +349,7 @@ def ctr03_host_namespaces(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Enable user namespace remapping (dockerd --userns-remap=default; podman --userns=auto; "
     "Kubernetes hostUsers: false).",
     reads=("workloads", "connections", "probe_errors", "source"),
+    scope="host",
 )
 def ctr04_no_userns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -374,6 +378,7 @@ def ctr04_no_userns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Run with the runtime's default seccomp profile (do not pass --security-opt "
     "seccomp=unconfined; Kubernetes seccompProfile: RuntimeDefault).",
     reads=("workloads", "connections", "probe_errors", "source"),
+    scope="host",
 )
 def ctr05_seccomp(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -406,6 +411,7 @@ def _unconfined(label: str) -> bool:
     fix="Keep the runtime's default profile (no --security-opt apparmor=unconfined or "
     "label=disable); enable AppArmor/SELinux on the host (HOST-02).",
     reads=("workloads", "connections", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def ctr06_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -522,6 +528,7 @@ def _mount_problem(m: Mount) -> tuple[Status, Severity, str] | None:
     fix="Remove the bind mount (-v /var/run/docker.sock:... and the like); mount only the "
     "directories the workload owns, read-only where possible.",
     reads=("workloads", "connections", "probe_errors", "source"),
+    scope="host",
 )
 def ctr08_mounts(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:
@@ -560,6 +567,7 @@ def ctr08_mounts(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.LOW,
     fix="docker run --security-opt no-new-privileges (Kubernetes allowPrivilegeEscalation: false).",
     reads=("workloads", "connections", "probe_errors", "source"),
+    scope="host",
 )
 def ctr09_no_new_privs(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def judge(hs: HostState, w: Workload) -> Iterator[Finding]:

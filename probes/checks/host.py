@@ -40,6 +40,7 @@ def _truthy(v: str) -> bool:
     fix="Enable VT-x/AMD-V in the firmware, load the module (modprobe kvm_intel or kvm_amd), "
     "and use <domain type='kvm'>.",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def host01_kvm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -119,6 +120,7 @@ def host01_kvm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Debian/Ubuntu: apt-get install apparmor apparmor-utils and boot with apparmor=1 "
     "security=apparmor; RHEL: set SELINUX=enforcing in /etc/selinux/config and reboot.",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def host02_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -165,6 +167,7 @@ def host02_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     'security_require_confined = 1, user = "libvirt-qemu" (or "qemu"), group = "kvm"; '
     "restart libvirtd.",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def host03_qemu_conf(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -258,6 +261,7 @@ REQUIRED_CGROUPS = (
     fix="Remove cgroup_disable=... from the kernel command line; on cgroup v2 enable the "
     "controller: echo +memory > /sys/fs/cgroup/cgroup.subtree_control.",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def host04_cgroups(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -313,6 +317,7 @@ def host04_cgroups(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Enable VT-d/AMD-Vi in the firmware and add intel_iommu=on (or amd_iommu=on) iommu=pt "
     "to the kernel command line.",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def host05_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -356,6 +361,7 @@ def host05_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Update the kernel and CPU microcode; do not boot with mitigations=off; consider "
     "mitigations=auto,nosmt or echo off > /sys/devices/system/cpu/smt/control.",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def host06_cpu_vulns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -424,6 +430,7 @@ def host06_cpu_vulns(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix='In /etc/libvirt/libvirtd.conf: unix_sock_rw_perms = "0770", unix_sock_group = "libvirt" '
     '(or auth_unix_rw = "polkit"), listen_tcp = 0, auth_tcp = "sasl"; restart libvirtd.',
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def host07_libvirt_access(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -487,6 +494,7 @@ def host07_libvirt_access(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="libvirtd.conf: listen_tcp = 0, listen_tls = 1; qemu.conf: migrate_tls_force = 1, "
     "vnc_tls = 1, spice_tls = 1 (with certificates under /etc/pki/libvirt-*).",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def host08_transit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -593,6 +601,7 @@ def host08_transit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="echo 2 > /sys/kernel/mm/ksm/run (unmerge and stop), disable ksmtuned, or add "
     "<memoryBacking><nosharepages/></memoryBacking> to each domain.",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def host09_ksm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -654,6 +663,7 @@ def host09_ksm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "and reload the module, or give guests <feature policy='disable' name='vmx'/> "
     "(svm on AMD) instead of host-passthrough.",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def host10_nested(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -710,6 +720,7 @@ def host10_nested(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     fix="Identify it (ps -o user,lstart,args -p PID), then define it in libvirt or stop it.",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def host11_unmanaged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -756,6 +767,7 @@ def host11_unmanaged(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="chmod 0660 SOCKET and keep its group (docker, lxd) empty of tenant accounts; prefer "
     "rootless runtimes for tenants.",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def host12_runtime_sockets(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:

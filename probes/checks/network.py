@@ -56,6 +56,7 @@ def _q(s: str) -> str:
     Severity.HIGH,
     "virsh edit DOMAIN: add <filterref filter='clean-traffic'/> to each <interface>",
     reads=("workloads",),
+    scope="host",
 )
 def net01_no_antispoof_filter(state: State, spec: CheckSpec) -> Iterator[Finding]:
     vms = [w for w in state.workloads() if w.kind == WorkloadKind.VM and w.vm]
@@ -119,6 +120,7 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     Severity.HIGH,
     "move each tenant to its own bridge or VLAN",
     reads=("workloads", "topology", "runtimes", "reach"),  # VM addresses: agents answer in probe runs
+    scope="host",
 )
 def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -181,6 +183,7 @@ def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     "ovs-vsctl set port PORT tag=TENANT-VLAN  (or trunks=ONLY-THE-NEEDED-VLANS)",
     reads=("workloads", "topology", "reach"),
+    scope="host",
 )
 def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [h for h in _with_topology(state) if h.topology and h.topology.ovs]
@@ -232,6 +235,7 @@ def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant",
     reads=("workloads", "topology", "reach"),
+    scope="host",
 )
 def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -296,6 +300,7 @@ def _cells(hs: HostState) -> tuple[Cell, ...]:
     Severity.CRITICAL,
     "find the shared segment or forwarding gateway on the path shown, and separate it",
     reads=("workloads", "topology", "runtimes", "reach"),
+    scope="host",
 )
 def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -376,6 +381,7 @@ def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding
     Severity.HIGH,
     "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges",
     reads=("workloads", "topology", "runtimes", "reach"),
+    scope="host",
 )
 def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -418,6 +424,7 @@ def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding
     Severity.HIGH,
     "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs",
     reads=("workloads", "topology", "reach"),
+    scope="host",
 )
 def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[Finding]:
     from probes.network.segments import attach
@@ -573,6 +580,7 @@ def _leg_decisions(
     "set the forward chain's policy to drop (nft: `policy drop;`; iptables -P FORWARD DROP) and "
     "accept the allowed tenant traffic explicitly",
     reads=("workloads", "topology", "runtimes", "reach"),
+    scope="host",
 )
 def net09_default_accept(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
@@ -629,6 +637,7 @@ def net09_default_accept(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="ip link set dev PF vf N spoofchk on trust off (and in the libvirt network or hostdev "
     "interface: no trust='yes').",
     reads=("workloads", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def net08_sriov(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:

@@ -58,6 +58,7 @@ def _wl_name(w: Workload | None, key: str) -> str:
     "Look at the workload's processes and connections at the time of the peak (Logs pane, "
     "`virsh domstats NAME`, `top` inside the guest); if it is legitimate, cap it.",
     reads=("workloads", "samples"),
+    scope="host",
 )
 def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _hosts_with_samples(state):

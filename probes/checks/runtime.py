@@ -88,6 +88,7 @@ def _json_fix(key: str, value: str) -> str:
     Severity.MEDIUM,
     _json_fix("userns-remap", '"default"'),
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt01_userns_remap(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):
@@ -125,6 +126,7 @@ def rt01_userns_remap(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     _json_fix("icc", "false") + "; give each tenant a user-defined network",
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt02_icc_default_bridge(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -156,6 +158,7 @@ def rt02_icc_default_bridge(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "listen on the unix socket only, or add tlsverify with tlscacert/tlscert/tlskey (dockerd "
     "--tlsverify); Podman's service has no TLS: keep it on a unix socket",
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt03_tcp_without_tls(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):
@@ -193,6 +196,7 @@ def rt03_tcp_without_tls(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.LOW,
     _json_fix("live-restore", "true"),
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt04_live_restore(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -214,6 +218,7 @@ def rt04_live_restore(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     _json_fix("no-new-privileges", "true"),
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt05_no_new_privileges(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -241,6 +246,7 @@ def rt05_no_new_privileges(state: State, spec: CheckSpec) -> Iterator[Finding]:
     'add "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 4096}, '
     '"nproc": {"Name": "nproc", "Soft": 1024, "Hard": 2048}} to ' + DAEMON_JSON,
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt06_default_ulimits(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -262,6 +268,7 @@ def rt06_default_ulimits(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.LOW,
     _json_fix("userland-proxy", "false"),
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt07_userland_proxy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state, "docker"):
@@ -283,6 +290,7 @@ def rt07_userland_proxy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     "chown root:docker SOCKET && chmod 660 SOCKET (and keep the docker group to administrators)",
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt08_socket_owner_mode(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):
@@ -316,6 +324,7 @@ def rt08_socket_owner_mode(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.INFO,
     "dockerd-rootless-setuptool.sh install (per service user), or run Podman as that user",
     reads=("workloads", "runtimes"),
+    scope="host",
 )
 def rt09_rootless(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, d in _daemons(state):

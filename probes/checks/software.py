@@ -24,6 +24,7 @@ STALE_AFTER = 7 * 24 * 3600  # an updates answer older than this is flagged as o
     Severity.INFO,
     fix="Compare with your distribution's security tracker (e.g. security-tracker.debian.org).",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def sw01_versions(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:
@@ -67,6 +68,7 @@ def _age(seconds: float) -> str:
     fix="apt-get update && apt-get upgrade (or dnf upgrade --security), then restart QEMU "
     "processes (migrate or reboot guests) and reboot for a new kernel.",
     reads=("probe_errors", "facts", "source"),
+    scope="host",
 )
 def sw02_updates(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, f: HostFacts) -> Iterator[Finding]:

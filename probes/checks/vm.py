@@ -58,6 +58,7 @@ EMULATED_BUSES = ("ide", "sata", "fdc", "usb", "sd")
     'a dynamic label, set security_driver to "selinux" or "apparmor" in '
     "/etc/libvirt/qemu.conf, and restart the domain.",
     reads=("workloads", "connections", "probe_errors", "facts"),
+    scope="host",
 )
 def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -164,6 +165,7 @@ def _label_key(model: str, label: str) -> str:
     fix="Use dynamic labels (<seclabel type='dynamic' model='selinux'/>) or give each domain "
     "its own static label (a unique category pair, e.g. s0:c101,c202).",
     reads=("workloads", "connections", "probe_errors"),
+    scope="host",
 )
 def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -218,6 +220,7 @@ def vm02_shared_label(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="Set relabel='yes' on the static <seclabel> (or use type='dynamic'), or label the "
     "images by hand with the domain's imagelabel (chcon).",
     reads=("workloads", "connections", "probe_errors"),
+    scope="host",
 )
 def vm03_static_norelabel(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -265,6 +268,7 @@ def _virsh(*argv: str) -> str:
     Severity.MEDIUM,
     "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000",
     reads=("workloads", "samples"),
+    scope="host",
 )
 def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in state.hosts:
@@ -308,6 +312,7 @@ def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)",
     reads=("workloads", "samples"),
+    scope="host",
 )
 def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in state.hosts:
@@ -368,6 +373,7 @@ def _pins(w: Workload) -> tuple[frozenset[int], frozenset[int], str]:
     "(<cputune><vcpupin vcpu='0' cpuset='4'/><emulatorpin cpuset='5'/></cputune>), and "
     "pin every domain on a host where some are pinned.",
     reads=("workloads", "connections", "probe_errors", "facts"),
+    scope="host",
 )
 def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -527,6 +533,7 @@ def _pin_evidence(w: Workload) -> Evidence:
     Severity.MEDIUM,
     fix="Use bus='virtio' for disks and <model type='virtio'/> for NICs (the guest needs virtio drivers).",
     reads=("workloads", "connections", "probe_errors"),
+    scope="host",
 )
 def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -581,6 +588,7 @@ def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
     fix="<graphics type='vnc' listen='127.0.0.1' autoport='yes' passwd='A-SECRET'/> and reach it "
     "through an SSH tunnel; or <listen type='socket'/>.",
     reads=("workloads", "connections", "probe_errors", "facts"),
+    scope="host",
 )
 def vm08_graphics(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -690,6 +698,7 @@ def _lock_failures(hs: HostState, src: str) -> list[LogEvent]:
     fix="Give each tenant its own copy (qemu-img create -f qcow2 -b BASE -F qcow2 COPY) and detach "
     "the shared disk (virsh detach-disk NAME TARGET --config).",
     reads=("workloads", "connections", "probe_errors", "logs"),
+    scope="host",
 )
 def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -758,6 +767,7 @@ def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     fix="chmod 0600 IMAGE (libvirt's dynamic_ownership gives it to the QEMU user while the domain runs).",
     reads=("workloads", "connections", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def vm10_image_modes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
@@ -839,6 +849,7 @@ def _pci_hostdevs(w: Workload) -> list[str]:
     fix="Enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on) "
     "iommu=pt; until then detach the device (virsh detach-device NAME FILE --config).",
     reads=("workloads", "connections", "probe_errors", "facts"),
+    scope="host",
 )
 def vm11_passthrough_without_iommu(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:
@@ -887,6 +898,7 @@ def vm11_passthrough_without_iommu(state: State, spec: CheckSpec) -> Iterator[Fi
     fix="Give a whole IOMMU group to one tenant (see /sys/kernel/iommu_groups/N/devices), or move "
     "the card to a slot with its own group; avoid pcie_acs_override.",
     reads=("workloads", "connections", "probe_errors", "facts", "source"),
+    scope="host",
 )
 def vm14_iommu_group_split(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState, facts: HostFacts) -> Iterator[Finding]:
@@ -1035,6 +1047,7 @@ def _bytes_or_none(v: float | None) -> str:
     "-o key-secret=s0 IMAGE SIZE and <encryption format='luks'><secret type='passphrase' "
     "uuid='...'/></encryption> in the disk's <source>.",
     reads=("workloads", "connections", "probe_errors"),
+    scope="host",
 )
 def vm13_unencrypted(state: State, spec: CheckSpec) -> Iterator[Finding]:
     def body(hs: HostState) -> Iterator[Finding]:

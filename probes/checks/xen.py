@@ -51,6 +51,7 @@ def _unmanaged(hs: HostState, xen: XenHost) -> list[XenDomain]:
     Severity.HIGH,
     'convert the guest to PVH (type = "pvh" in xl.cfg, <os><type>xenpvh</type> in libvirt), or HVM',
     reads=("workloads", "xen"),
+    scope="host",
 )
 def xen01_pv_guests_shared_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _xen_hosts(state):
@@ -94,6 +95,7 @@ def xen01_pv_guests_shared_host(state: State, spec: CheckSpec) -> Iterator[Findi
     "boot Xen with flask=enforcing and a policy (xsm_policy in the bootloader, or the built-in "
     "one); check with `xl getenforce`",
     reads=("xen",),
+    scope="host",
 )
 def xen02_flask_enforcing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -127,6 +129,7 @@ def xen02_flask_enforcing(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "device_model_stubdomain_override = 1 in the guest's xl.cfg (or dm_restrict = 1 with a "
     "device_model_user); libvirt's libxl driver has no stub domains: prefer PVH guests there",
     reads=("workloads", "xen"),
+    scope="host",
 )
 def xen03_device_model_in_dom0(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _xen_hosts(state):
@@ -203,6 +206,7 @@ def _dm_finding(
     Severity.MEDIUM,
     "virsh -c xen:///system domxml-from-native xen-xl /etc/xen/DOMAIN.cfg > DOMAIN.xml && virsh define DOMAIN.xml, or shut the domain down",
     reads=("workloads", "xen", "connections"),
+    scope="host",
 )
 def xen04_unmanaged_domains(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -252,6 +256,7 @@ _OFF = ("no", "0", "false", "off", "disable")
     "remove spec-ctrl=no / xpti=false / pv-l1tf=false from Xen's command line (GRUB_CMDLINE_XEN); "
     "consider smt=0 on hosts with untrusted guests",
     reads=("xen",),
+    scope="host",
 )
 def xen05_mitigations(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -297,6 +302,7 @@ def xen05_mitigations(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.LOW,
     "boot Xen with dom0_mem=4G,max:4G (sized for dom0) and autoballoon=0 in /etc/xen/xl.conf",
     reads=("xen",),
+    scope="host",
 )
 def xen06_dom0_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
@@ -326,6 +332,7 @@ def xen06_dom0_memory(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.HIGH,
     "xenstore-chmod PATH n0  (owner dom0, no access for others), then give each guest only its own home",
     reads=("xen",),
+    scope="host",
 )
 def xen07_xenstore_writable(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs, xen in _toolstack(state):
