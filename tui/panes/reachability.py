@@ -34,7 +34,11 @@ from tui.safe import untrusted
 from tui.status import theme_style
 
 YES, NO, UNKNOWN = "✓", "✗", "?"
-LEGEND = "cell: expected then actual  ✓ reach  ✗ blocked  ~ predicted (not probed)  ? unknown  ‼ wrong  ⇅ exposed by a trunk port"
+LEGEND = (
+    "cell: expected then actual  ✓ reach  ✗ blocked  ~ predicted (not probed)  ? unknown  ‼ wrong"
+    "  ⇅ exposed by a trunk port\nfilters: ƒ✗ blocked by a filter  ƒ✓ through a filter  ƒ? undecided"
+)
+FILTER_MARK = {"blocked-by-filter": " ƒ✗", "reach-through-filter": " ƒ✓", "filter-undecided": " ƒ?"}
 
 
 def _sym(v: bool | None) -> str:
@@ -46,7 +50,8 @@ def cell_label(c: Cell) -> str:
     if c.observed is None and c.predicted is not None:
         actual = "~" + actual
     mark = " ‼" if c.status == "wrong" else ""
-    return f"{_sym(c.expected)} {actual}{mark}{' ⇅' if c.exposed else ''}"
+    filt = FILTER_MARK.get(c.filter_state, "")
+    return f"{_sym(c.expected)} {actual}{mark}{' ⇅' if c.exposed else ''}{filt}"
 
 
 class ConfirmProbe(ModalScreen[bool | str]):
