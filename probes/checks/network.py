@@ -473,10 +473,14 @@ def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[
             decisions = _leg_decisions(f, legs, seg_tenants, seg_addrs, hs.reach.ports if hs.reach else ())
             accepted = [d for d in decisions if d.verdict in ("accept", "none")]
             undecided = [d for d in decisions if d.verdict == "undecided"]
-            ev = leg_ev + [
-                Evidence(f"{d.packet.src} -> {d.packet.dst} {d.packet.method}", d.text)
-                for d in (accepted or undecided or decisions)[:6]
-            ]
+            ev = (
+                leg_ev
+                + [
+                    Evidence(f"{d.packet.src} -> {d.packet.dst} {d.packet.method}", d.text)
+                    for d in (accepted or undecided or decisions)[:6]
+                ]
+                + [Evidence("filter reader", n) for n in f.not_read]
+            )  # "tool missing": not evaluated
             if accepted:
                 rules = sorted({d.deciding.text if d.deciding else d.text for d in accepted})
                 yield finding(

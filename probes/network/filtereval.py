@@ -67,6 +67,7 @@ class FilterDecision:
     verdict: str  # accept, drop, undecided; "none" when no base chain is on the hook
     steps: tuple[ChainStep, ...] = ()
     errors: tuple[str, ...] = ()  # a reader that failed: its rules were not evaluated
+    not_read: tuple[str, ...] = ()  # back ends not read there ("tool missing"): not evaluated
 
     @property
     def deciding(self) -> ChainStep | None:
@@ -325,5 +326,5 @@ def decide(f: NsFilters, p: Packet, *, bridge: str = "", memo: Memo | None = Non
             rule = ""
         steps.append(ChainStep(_label(rs, c), out, rule, path))
         if out != "accept":
-            return FilterDecision(f.netns, hook, p, out, tuple(steps), f.errors)
-    return FilterDecision(f.netns, hook, p, "accept" if steps else "none", tuple(steps), f.errors)
+            return FilterDecision(f.netns, hook, p, out, tuple(steps), f.errors, f.not_read)
+    return FilterDecision(f.netns, hook, p, "accept" if steps else "none", tuple(steps), f.errors, f.not_read)

@@ -186,3 +186,4 @@ class NsFilters:
     bridge_nf_ip6tables: bool | None = None
     why: str = ""  # why it was read: forwarding, br_netfilter
     errors: tuple[str, ...] = ()  # a reader that failed (its rules are unknown)
+    not_read: tuple[str, ...] = ()  # a back end not read, and why ("tool missing")

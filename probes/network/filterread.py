@@ -22,16 +22,35 @@ from probes.network.filterparse import FilterParseError, nft_claimed_tables, par
 from probes.network.model import Topology
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
-# plain `*-save` (never `-t filter`: the legacy back end would create the table, with its hooks)
-# IPv4 only, as the prediction (ip6tables would be read here when IPv6 paths are predicted)
-READERS = ("nft", "iptables-nft-save", "iptables-legacy-save", "ebtables-nft-save")
+# plain `*-save` (never `-t filter`: the legacy back end would create the table, with its hooks);
+# the legacy ones only where the kernel lists legacy tables (ip*_tables_names) or has the legacy
+# ebtables filter (/sys/module/ebtable_filter), so reading them never creates a table or loads
+# a module. ip6tables is read (and
+# shown) but not evaluated: the prediction is IPv4.
+READERS = (
+    "nft",
+    "iptables-nft-save",
+    "iptables-legacy-save",
+    "ip6tables-nft-save",
+    "ip6tables-legacy-save",
+    "ebtables-nft-save",
+    "ebtables-legacy",
+)
 
 INNER = r"""
 n=$1
 printf '@@%s nft\n' "$n"; nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
-for t in iptables-nft-save iptables-legacy-save ebtables-nft-save; do
+for t in iptables-nft-save ip6tables-nft-save ebtables-nft-save; do
   printf '@@%s %s\n' "$n" "$t"; "$t" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
 done
+for t in iptables:ip_tables_names ip6tables:ip6_tables_names; do
+  printf '@@%s %s-legacy-save\n' "$n" "${t%%:*}"
+  if read -r x < "/proc/net/${t#*:}" 2>/dev/null; then "${t%%:*}-legacy-save" 2>&1; else echo '#absent'; fi
+  printf '\n@@%s rc %s\n' "$n" $?
+done
+printf '@@%s ebtables-legacy\n' "$n"
+if [ -d /sys/module/ebtable_filter ]; then ebtables-legacy -t filter -L 2>&1; else echo '#absent'; fi
+printf '\n@@%s rc %s\n' "$n" $?
 printf '@@%s sysctl\n' "$n"
 cat /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables 2>/dev/null
 printf '\n@@%s rc %s\n' "$n" $?
@@ -220,20 +239,28 @@ def split_sections(out: str, nonce: str) -> dict[str, dict[str, tuple[int, str]]
 
 
 def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
-    """One namespace's filters from its readers' outputs; a reader that is missing (exit 127)
-    is absent, one that failed is an error (its rules are unknown)."""
+    """One namespace's filters from its readers' outputs. A reader that is missing (exit 127)
+    is named in `not_read` ("tool missing": its rules, if any, were not evaluated); one that
+    failed is an error (its rules are unknown); a back end with no tables is absent."""
     errors: list[str] = []
+    not_read: list[str] = []
     rulesets: list[Ruleset] = []
     claimed: set[tuple[str, str]] = set()
     ok: dict[str, str] = {}
     for reader in READERS:
         rc, text = sec.get(reader, (127, ""))
+        if text.strip() == "#absent":
+            continue
         if rc == 0:
             ok[reader] = text
-        elif rc != 127 and not _absent(text):
+        elif rc == 127:
+            not_read.append(f"{reader}: not read: tool missing")
+        elif not _absent(text):
             errors.append(f"{reader} in {ns or 'host'}: exit {rc}: {_first(text)}")
     if "iptables-nft-save" in ok:
         claimed |= nft_claimed_tables(ok["iptables-nft-save"], "ip")
+    if "ip6tables-nft-save" in ok:
+        claimed |= nft_claimed_tables(ok["ip6tables-nft-save"], "ip6")
     if "ebtables-nft-save" in ok:
         claimed |= nft_claimed_tables(ok["ebtables-nft-save"], "bridge")
     try:
@@ -242,7 +269,8 @@ def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
         for reader in READERS[1:]:
             if reader in ok:
                 fam = "bridge" if reader.startswith("eb") else "ip6" if reader.startswith("ip6") else "ip"
-                rs = parse_iptables_save(ok[reader], reader.removesuffix("-save"), fam)
+                text = ebtables_list_to_save(ok[reader]) if reader == "ebtables-legacy" else ok[reader]
+                rs = parse_iptables_save(text, reader.removesuffix("-save"), fam)
                 if rs.chains:
                     rulesets.append(rs)
     except FilterParseError as e:
@@ -255,13 +283,37 @@ def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
         bridge_nf_ip6tables=(bnf[1] == "1") if len(bnf) > 1 else None,
         why=why,
         errors=tuple(errors),
+        not_read=tuple(not_read),
     )
+
+
+def ebtables_list_to_save(text: str) -> str:
+    """`ebtables-legacy -t filter -L` in ebtables-save's layout (as ebtables-legacy-save's own
+    perl does; that script is not used: it lists through /usr/sbin/ebtables, which is the nft
+    back end on Debian's default alternatives)."""
+    chains: list[str] = []
+    rules: list[str] = []
+    chain = ""
+    for ln in text.splitlines():
+        if ln.startswith("Bridge table:"):
+            continue
+        if ln.startswith("Bridge chain:"):
+            head = ln[len("Bridge chain:") :].strip()
+            chain = head.split(",")[0].strip()
+            policy = head.rpartition("policy:")[2].strip() or "ACCEPT"
+            chains.append(f":{chain} {policy}")
+        elif ln.strip() and chain:
+            rules.append(f"-A {chain} {ln.strip()}")
+    return "\n".join(["*filter", *chains, *rules]) + "\n"
 
 
 def _absent(text: str) -> bool:
     """A back end with nothing to show (legacy tables not loaded, nft not in the kernel)."""
     t = text.lower()
-    return any(s in t for s in ("not found", "no such file", "table does not exist", "can't initialize"))
+    return any(
+        s in t
+        for s in ("not found", "no such file", "table does not exist", "can't initialize", "doesn't support")
+    )
 
 
 def _first(text: str) -> str:

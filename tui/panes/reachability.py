@@ -474,6 +474,13 @@ def describe(hs: HostState, c: Cell) -> Text:
             t.append("\n")
     elif c.observed is None:
         t.append("\nnot probed: press p to send probes\n", style="dim")
+    unread = sorted({f"{d.netns or 'host'}: {n}" for p in c.pairs for d in p.filters for n in d.not_read})
+    if unread:
+        t.append("\nfilters not evaluated (the prediction could not use them):\n", style="bold")
+        for n in unread[:8]:
+            t.append("  ")
+            t.append_text(untrusted(n))
+            t.append("\n")
     against = contradictions(c)
     if against:
         t.append(f"\n‼ {len(against)} probe result(s) contradict the prediction:\n", style="bold")
