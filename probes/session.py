@@ -141,11 +141,17 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
             pass
         # local hosts: netlink + inotify notifications drive the netns and topology probes
         # (probes/network/events.py); their polls become a slow safety net
-        events = None
+        from probes.network.events import NetEvents
+
+        events: NetEvents | None = None
         if host.is_local and not host.root and not opts.demo:
             from probes.network.events import LocalNetEvents
 
             events = LocalNetEvents()
+        elif host.host.kind == "ssh" and not opts.demo:  # the same events, from a remote helper
+            from probes.hosts.remote_events import RemoteNetEvents
+
+            events = RemoteNetEvents(host)
         if not opts.demo:  # the demo shows only the bundled libvirt fleet
             from probes.inventory.containers import ContainerProbe
             from probes.inventory.netns import NetnsProbe

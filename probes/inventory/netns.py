@@ -23,7 +23,7 @@ from probes.hosts.base import HostTransport
 from probes.inventory import procfs
 from probes.inventory.kind import KindProbe
 from probes.model import Feed, NetnsDetails, Workload, WorkloadKind
-from probes.network.events import LocalNetEvents
+from probes.network.events import OVS, NetEvents
 
 # Constant scripts; data only as positional arguments.
 # stat, not find's %i: find reports the tmpfs file under the mount, not the namespace.
@@ -41,8 +41,9 @@ SAFETY_POLL = 30.0  # seconds, with events: catches namespaces only processes ho
 
 
 class NetnsProbe(KindProbe):
-    """With `events` (local hosts): re-read when /run/netns or a namespace's links or
-    addresses change; `interval` is then the slow safety poll."""
+    """With `events` (local hosts; SSH hosts through their remote helper): re-read when
+    /run/netns or a namespace's links or addresses change; `interval` is then the slow
+    safety poll."""
 
     name = "netns"
     kind = WorkloadKind.NETNS
@@ -52,7 +53,7 @@ class NetnsProbe(KindProbe):
         interval: float = 5.0,
         timeout: float = 20.0,
         *,
-        events: LocalNetEvents | None = None,
+        events: NetEvents | None = None,
         safety: float = SAFETY_POLL,
     ) -> None:
         super().__init__(interval, timeout)
@@ -69,23 +70,27 @@ class NetnsProbe(KindProbe):
     def _changed(self, ns: str) -> None:
         """Only what this inventory shows: the set of named namespaces, their addresses
         (the host namespace's own changes are the topology's business)."""
-        if ns != "":
+        if ns not in ("", OVS):
             self.wake()
 
     def feed(self) -> Feed:
+        remote = getattr(self.events, "remote", False)
         if self._live:
             return Feed(
                 self.name,
                 "events",
-                "inotify on /run/netns, netlink address changes; namespaces only processes hold: safety poll",
+                ("the remote helper's " if remote else "")
+                + "inotify on /run/netns, netlink address changes; namespaces only processes hold: safety poll",
                 self.interval,
             )
-        return Feed(
-            self.name, "polled", "over SSH: one command per step" if not self.events else "", self.interval
-        )
+        if self.events is None:
+            return Feed(self.name, "polled", "over SSH: one command per step", self.interval)
+        return Feed(self.name, "polled", self.events.error, self.interval)
 
     async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
-        if self.events is not None and host.is_local and not host.root:
+        if self.events is not None and (
+            getattr(self.events, "remote", False) or (host.is_local and not host.root)
+        ):
             await self.events.start()
             self._live = self.events.live
             self.interval = self.safety if self._live else self.poll_interval

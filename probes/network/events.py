@@ -1,5 +1,6 @@
 """Network change notifications on the local host: netlink in each namespace, inotify on
 /run/netns. The topology and netns probes re-read when told, instead of every few seconds.
+(Over SSH the remote helper streams the same: probes/hosts/remote_events.py.)
 
 - One NETLINK_ROUTE socket per namespace (the host's and each named one), bound to the link,
   address and route multicast groups, opened inside the namespace by a thread that entered
@@ -25,6 +26,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from probes.hosts.inotify import (
     IN_CREATE,
@@ -44,6 +46,29 @@ log = logging.getLogger(__name__)
 NETNS_DIR = "/run/netns"
 ALL = "*"  # what subscribers get when every namespace may have changed (lost events)
 LIST = "/"  # what they get when the set of named namespaces changed
+OVS = "//ovsdb"  # the OVSDB database changed (remote hosts; never a namespace name: it has a /)
+
+
+class NetEvents(Protocol):
+    """What the netns and topology probes need of an event source: LocalNetEvents here, and
+    probes/hosts/remote_events.RemoteNetEvents for an SSH host (its helper streams the same)."""
+
+    error: str
+    received: dict[str, int]
+
+    def subscribe(self, fn: Callable[[str], None]) -> None: ...
+
+    @property
+    def live(self) -> bool: ...
+
+    @property
+    def namespaces(self) -> tuple[str, ...]: ...
+
+    async def start(self) -> None: ...
+
+    async def sync(self, named: Iterable[str]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LocalNetEvents:

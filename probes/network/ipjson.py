@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from probes.hosts.base import HostError, HostTransport
@@ -44,18 +45,53 @@ async def list_namespaces(host: HostTransport) -> list[str]:
     return sorted(str(n.get("name")) for n in await _ip(host, "", "netns", "list") if n.get("name"))
 
 
-async def read_topology(host: HostTransport, unnamed: Sequence[tuple[str, tuple[int, ...]]] = ()) -> Topology:
+async def read_topology(
+    host: HostTransport,
+    unnamed: Sequence[tuple[str, tuple[int, ...]]] = (),
+    *,
+    only: frozenset[str] | None = None,
+    prev: Topology | None = None,
+) -> Topology:
+    """With `only` and `prev` (the remote helper said which namespaces changed: names, '' the
+    host's, '/' the set of names), the others are taken from `prev` as they were; a namespace
+    `prev` does not have, or had an error in, is read."""
+    from probes.network.events import LIST
+    from probes.network.topology import _by_namespace
+
     pids = {n: p for n, p in unnamed if p}
-    names = [""] + await list_namespaces(host) + list(pids)
-    parts = await asyncio.gather(
-        *(_read_ns(host, ns, pids[ns][0] if ns in pids else 0) for ns in names), return_exceptions=True
+    kept = _by_namespace(prev) if only is not None and prev is not None else {}
+    if kept and only is not None and LIST not in only:  # the same names as before
+        named = [n.name for n in prev.namespaces if n.name and not n.pids] if prev else []
+    else:
+        named = await list_namespaces(host)
+    names = [""] + named + list(pids)
+    todo = [
+        ns
+        for ns in names
+        if not (ns in kept and only is not None and ns not in only and kept[ns][0].pids == pids.get(ns, ()))
+    ]
+    parts = dict(
+        zip(
+            todo,
+            await asyncio.gather(
+                *(_read_ns(host, ns, pids[ns][0] if ns in pids else 0) for ns in todo), return_exceptions=True
+            ),
+        )
     )
     links: list[Link] = []
     routes: list[Route] = []
     neigh: list[Neighbour] = []
     spaces: list[Namespace] = []
     problems: list[str] = []
-    for ns, part in zip(names, parts):
+    for ns in names:
+        if ns not in parts:  # unchanged since `prev`
+            old = kept[ns]
+            spaces.append(old[0])
+            links.extend(replace(lk, peer="") for lk in old[1])
+            routes.extend(old[2])
+            neigh.extend(old[3])
+            continue
+        part = parts[ns]
         if isinstance(part, BaseException):
             spaces.append(Namespace(ns, error=str(part)))
             if ns not in pids:  # a process-held namespace may simply have ended

@@ -23,7 +23,7 @@ from probes.engine import Probe
 from probes.hosts.base import HostTransport
 from probes.model import Feed, HostState
 from probes.network import ovs
-from probes.network.events import LocalNetEvents
+from probes.network.events import OVS, NetEvents
 from probes.network.libvirtnet import NetworkReader
 from probes.network.model import Link, Namespace, Neighbour, OvsBridge, Policy, Route, Topology
 from probes.network.ovsdb import OvsMonitor
@@ -45,7 +45,7 @@ class TopologyProbe(Probe[Topology]):
         ovs_db: str | None = None,
         use_netlink: bool | None = None,
         libvirt_only: bool = False,
-        events: LocalNetEvents | None = None,
+        events: NetEvents | None = None,
         safety: float = SAFETY_POLL,
     ) -> None:
         self.interval = interval if libvirt_only else max(interval, 5.0)
@@ -54,8 +54,8 @@ class TopologyProbe(Probe[Topology]):
         self.ovs_db = ovs_db
         self.use_netlink = use_netlink
         self.libvirt_only = libvirt_only  # the demo: no kernel to read, only libvirt's view
-        # local hosts: netlink + inotify (events) and an OVSDB monitor; `interval` is then
-        # the safety poll for what events miss
+        # local hosts: netlink + inotify (events) and an OVSDB monitor; SSH hosts: the same
+        # events streamed by their remote helper; `interval` is then the safety poll
         self.events = events
         self.safety = safety
         self._ovs: OvsMonitor | None = None
@@ -64,6 +64,8 @@ class TopologyProbe(Probe[Topology]):
 
         self._filters = FilterCache()  # locally: filters re-read only when nftables' generation moved
         self._dirty: set[str] = set()  # namespaces events said changed since the last read
+        self._remote = False  # an SSH host whose events come from its remote helper
+        self._ovs_prev: tuple[tuple[OvsBridge, ...], str] | None = None  # over SSH, between events
         self._nets: tuple[Any, ...] = ()
         self._unnamed: list[tuple[str, tuple[int, ...]]] = []
         self._last_full = 0.0
@@ -84,14 +86,19 @@ class TopologyProbe(Probe[Topology]):
         if self.libvirt_only:
             return Feed(self.name, "polled", "the demo's simulated libvirt", self.interval)
         ev = self.events
-        if self._local and ev is not None and ev.live:
+        if (self._local or self._remote) and ev is not None and ev.live:
             what = f"netlink (links, addresses, routes) in the host and {len(ev.namespaces)} named namespaces"
             what += ", inotify on /run/netns"
+            if self._remote:
+                what = "the remote helper's " + what + ", inotify on the OVSDB file"
             if self._ovs is not None:
                 what += ", an OVSDB monitor" + ("" if self._ovs.connected else " (reconnecting)")
             what += "; namespaces only processes hold: safety poll"
             return Feed(self.name, "events", what, self.interval)
-        why = "over SSH: `ip -j` and `ovs-vsctl` per poll" if not self._local else (ev.error if ev else "")
+        if ev is None:
+            why = "over SSH: `ip -j` and `ovs-vsctl` per poll" if not self._local else ""
+        else:
+            why = ev.error + ("; `ip -j` and `ovs-vsctl` per poll" if self._remote and ev.error else "")
         return Feed(self.name, "polled", why or "no event source", self.interval)
 
     async def collect(self, host: HostTransport) -> Topology:
@@ -99,20 +106,18 @@ class TopologyProbe(Probe[Topology]):
 
         netlink = host.is_local and not host.root if self.use_netlink is None else self.use_netlink
         self._local = bool(netlink)
-        if netlink and self.events is not None:
+        self._remote = not netlink and bool(getattr(self.events, "remote", False))
+        evented = False
+        if (netlink or self._remote) and self.events is not None:
             await self.events.start()
-            self.interval = self.safety if self.events.live else self.poll_interval
+            evented = self.events.live
+            self.interval = self.safety if evented else self.poll_interval
         # an event-driven run reads only the namespaces that changed (and new ones), and
         # keeps what no event covers (libvirt's networks, namespaces only processes hold);
         # the safety poll (and any run without live events) reads everything
         dirty, self._dirty = self._dirty, set()
         now = time.monotonic()
-        full = (
-            self._prev is None
-            or ALL in dirty
-            or not (netlink and self.events is not None and self.events.live)
-            or now - self._last_full >= self.safety * 0.9
-        )
+        full = self._prev is None or ALL in dirty or not evented or now - self._last_full >= self.safety * 0.9
         if full:
             self._last_full = now
             # libvirt's networks: locally, and for a host seen only through its libvirt URI
@@ -136,8 +141,14 @@ class TopologyProbe(Probe[Topology]):
         else:
             from probes.network import ipjson  # imports this module
 
-            topo = await ipjson.read_topology(host, unnamed)
-        bridges, state = await self._read_ovs(host, bool(netlink))
+            only = None if full else frozenset(dirty)
+            topo = await ipjson.read_topology(host, unnamed, only=only, prev=self._prev)
+            self._prev = topo
+        if self._remote and not full and OVS not in dirty and self._ovs_prev is not None and not self.ovs_db:
+            bridges, state = self._ovs_prev  # over SSH: re-read when the OVSDB file changed
+        else:
+            bridges, state = await self._read_ovs(host, bool(netlink))
+            self._ovs_prev = (bridges, state)
         from probes.network.filterread import read_filters
 
         filters = await read_filters(host, topo, cache=self._filters)

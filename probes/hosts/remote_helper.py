@@ -1,0 +1,324 @@
+"""The remote helper: runs on an SSH host with python3 (>= 3.8, nothing else installed) and
+tells tenantscope what changed there, so the topology and netns probes re-read on an event
+instead of every few seconds.
+
+This file is shipped as source text (`python3 -c SOURCE CONFIG`, argv joined with
+shlex.join by the transport) and is stdlib-only: it must not import anything of tenantscope.
+CONFIG is one JSON argument (data, never code): {"netns_dir", "groups", "settle", "heartbeat",
+"files"}. It watches:
+
+- the host's network namespace and each namespace named in netns_dir: one NETLINK_ROUTE socket
+  each (raw `socket` module; a namespace's socket is made after entering it with setns(2)
+  through ctypes, then the thread goes back), bound to the link, address, route and neighbour
+  groups. Only *which* namespace spoke is reported: the console re-reads that one.
+- netns_dir with inotify (or its parent until it exists): a namespace added or deleted. A
+  deleted namespace's socket is closed on that event: our socket must not keep it alive.
+- `files` (e.g. the OVSDB database file, appended at every transaction) with inotify.
+
+Output: one JSON array per line, ASCII only (a namespace name is untrusted text; json escapes
+anything), flushed at once:
+  ["R", version, {area: "" or why it is not watched}]   started
+  ["F", [names]]      the namespaces followed now (when the set changed)
+  ["C", [what...]]    what changed, coalesced over `settle` seconds: "" the host's
+                      namespace, a name, "/" the set of names, "*" everything (events lost),
+                      "file:PATH" a watched file
+  ["H"]               heartbeat (a closed channel ends the helper at the next write)
+  ["X", why]          the helper failed and exits
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+VERSION = 1
+CLONE_NEWNET = 0x40000000
+IN_MODIFY, IN_ATTRIB, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+IN_Q_OVERFLOW, IN_IGNORED, IN_ONLYDIR, IN_NONBLOCK, IN_CLOEXEC = 0x4000, 0x8000, 0x1000000, 0o4000, 0o2000000
+DIR_MASK = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
+FILE_MASK = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
+HEADER = struct.Struct("=iIII")
+ALL, LIST = "*", "/"
+
+
+def emit(*frame: object) -> None:
+    sys.stdout.write(json.dumps(list(frame), ensure_ascii=True, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+class Helper:
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.netns_dir = str(cfg.get("netns_dir") or "/run/netns")
+        self.groups = int(cfg.get("groups") or 0)
+        self.settle = float(cfg.get("settle", 0.02))
+        self.heartbeat = float(cfg.get("heartbeat", 30.0))
+        self.files = [str(f) for f in cfg.get("files") or ()]
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.poll = select.poll()
+        self.socks: dict[int, tuple[str, socket.socket]] = {}  # fd -> (namespace, socket)
+        self.by_name: dict[str, int] = {}
+        self.ino = -1
+        self.dir_wd = self.parent_wd = -1
+        self.file_wd: dict[int, str] = {}
+        self.retry: dict[str, int] = {}  # namespace -> attempts (mounted after its file appears)
+        self.retry_at = 0.0
+        self.changed: set[str] = set()
+        self.areas: dict[str, str] = {}
+        self.followed: list[str] = []
+
+    # -- netlink
+
+    def _socket(self) -> socket.socket:
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        try:
+            s.bind((0, self.groups))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    def _socket_in(self, path: str) -> socket.socket:
+        """A socket made inside the namespace at `path` (opened, never created)."""
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if self.libc.setns(target, CLONE_NEWNET) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, os.strerror(e))
+                try:
+                    return self._socket()
+                finally:
+                    if self.libc.setns(home, CLONE_NEWNET) != 0:
+                        emit("X", "could not return to the host's network namespace")
+                        os._exit(1)
+            finally:
+                os.close(home)
+        finally:
+            os.close(target)
+
+    def _add(self, name: str, s: socket.socket) -> None:
+        self.socks[s.fileno()] = (name, s)
+        self.by_name[name] = s.fileno()
+        self.poll.register(s.fileno(), select.POLLIN)
+
+    def _drop(self, name: str) -> None:
+        fd = self.by_name.pop(name, None)
+        if fd is not None:
+            self.poll.unregister(fd)
+            self.socks.pop(fd)[1].close()
+
+    def _follow(self, name: str) -> bool:
+        """Open the named namespace's socket; False when it should be tried again."""
+        if name in self.by_name:
+            return True
+        try:
+            s = self._socket_in(os.path.join(self.netns_dir, name))
+        except OSError as e:
+            return e.errno not in (errno.EINVAL, errno.ENOENT) or not os.path.exists(
+                os.path.join(self.netns_dir, name)
+            )
+        self._add(name, s)
+        return True
+
+    def sync(self) -> None:
+        """Follow exactly the namespaces named in netns_dir now."""
+        try:
+            names = sorted(n for n in os.listdir(self.netns_dir) if not n.startswith("."))
+        except OSError:
+            names = []
+        for gone in [n for n in self.by_name if n and n not in names]:
+            self._drop(gone)
+        for n in names:
+            if self._follow(n):
+                self.retry.pop(n, None)
+            else:  # `ip netns add` makes the file, then mounts the namespace on it
+                self.retry[n] = self.retry.get(n, 0) + 1
+                if self.retry[n] > 5:
+                    self.retry.pop(n)
+        if self.retry:
+            self.retry_at = time.monotonic() + 0.1
+        now = sorted(n for n in self.by_name if n)
+        if now != self.followed:
+            self.followed = now
+            emit("F", now)
+
+    def _drain(self, fd: int) -> None:
+        name, s = self.socks[fd]
+        while True:
+            try:
+                if not s.recv(1 << 16):
+                    break
+                self.changed.add(name)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == errno.ENOBUFS:  # the kernel dropped notifications
+                    self.changed.add(ALL)
+                    continue
+                self._drop(name)
+                self.changed.add(ALL)
+                break
+
+    # -- inotify
+
+    def _watch(self, path: str, mask: int) -> int:
+        wd = self.libc.inotify_add_watch(self.ino, os.fsencode(path), ctypes.c_uint32(mask))
+        if wd < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return int(wd)
+
+    def _watch_dir(self) -> None:
+        try:
+            self.dir_wd = self._watch(self.netns_dir, DIR_MASK | IN_ONLYDIR)
+        except OSError:  # no namespace was ever named: wait for the directory
+            self.dir_wd = -1
+            if self.parent_wd < 0:
+                self.parent_wd = self._watch(
+                    os.path.dirname(self.netns_dir), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR
+                )
+
+    def _watch_files(self) -> None:
+        have = set(self.file_wd.values())
+        for f in self.files:
+            if f not in have:
+                try:
+                    self.file_wd[self._watch(f, FILE_MASK)] = f
+                except OSError:
+                    pass  # not there (yet): looked for again at each heartbeat
+
+    def _inotify(self) -> None:
+        while True:
+            try:
+                data = os.read(self.ino, 1 << 16)
+            except OSError:
+                return
+            if not data:
+                return
+            off = 0
+            while off + HEADER.size <= len(data):
+                wd, mask, _cookie, n = HEADER.unpack_from(data, off)
+                name = os.fsdecode(data[off + HEADER.size : off + HEADER.size + n].split(b"\0", 1)[0])
+                off += HEADER.size + n
+                self._on_inotify(wd, mask, name)
+
+    def _on_inotify(self, wd: int, mask: int, name: str) -> None:
+        if mask & IN_Q_OVERFLOW:
+            self.changed.add(ALL)
+            self.sync()
+            return
+        if wd in self.file_wd:
+            f = self.file_wd[wd]
+            self.changed.add("file:" + f)
+            if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED):
+                del self.file_wd[wd]  # replaced (a compacted database): watch the new one
+                self._watch_files()
+            return
+        if wd == self.parent_wd and wd >= 0:
+            if name == os.path.basename(self.netns_dir) and self.dir_wd < 0:
+                try:
+                    self._watch_dir()
+                    self.changed.add(LIST)
+                    self.sync()
+                except OSError:
+                    pass
+            return
+        if wd != self.dir_wd:
+            return
+        if mask & (IN_DELETE | IN_MOVED_FROM) and name:
+            self._drop(name)  # at once: our socket must not keep a deleted namespace alive
+        if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+            for n in [n for n in self.by_name if n]:
+                self._drop(n)
+            self.dir_wd = -1
+            try:
+                self._watch_dir()
+            except OSError:
+                pass
+        self.changed.add(LIST)
+        self.sync()
+
+    # -- the loop
+
+    def start(self) -> None:
+        try:
+            self._add("", self._socket())
+            self.areas["netlink"] = ""
+        except OSError as e:
+            self.areas["netlink"] = "netlink: %s" % (e.strerror or e)
+        fd = self.libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            self.areas["inotify"] = "inotify: %s" % os.strerror(ctypes.get_errno())
+        else:
+            self.ino = fd
+            self.poll.register(fd, select.POLLIN)
+            try:
+                self._watch_dir()
+                self.areas["inotify"] = ""
+            except OSError as e:
+                self.areas["inotify"] = "inotify on %s: %s" % (self.netns_dir, e.strerror or e)
+            self._watch_files()
+        emit("R", VERSION, self.areas)
+        self.sync()
+
+    def run(self) -> None:
+        beat = time.monotonic() + self.heartbeat
+        while True:
+            now = time.monotonic()
+            wait = beat - now
+            if self.retry:
+                wait = min(wait, self.retry_at - now)
+            for fd, _ev in self.poll.poll(max(0, int(wait * 1000) + 1)):
+                if fd == self.ino:
+                    self._inotify()
+                elif fd in self.socks:
+                    self._drain(fd)
+            if self.retry and time.monotonic() >= self.retry_at:
+                before = set(self.by_name)
+                self.sync()
+                if set(self.by_name) != before:
+                    self.changed.add(LIST)
+            if self.changed:
+                time.sleep(self.settle)  # a burst (a namespace built) becomes one frame
+                for fd, _ev in self.poll.poll(0):
+                    if fd == self.ino:
+                        self._inotify()
+                    elif fd in self.socks:
+                        self._drain(fd)
+                emit("C", sorted(self.changed))
+                self.changed.clear()
+                beat = time.monotonic() + self.heartbeat
+            elif time.monotonic() >= beat:
+                self._watch_files()
+                emit("H")
+                beat = time.monotonic() + self.heartbeat
+
+
+def main() -> None:
+    try:
+        h = Helper(json.loads(sys.argv[1]))
+        h.start()
+        h.run()
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    except Exception as e:  # say why, then end: the console falls back to polls
+        try:
+            emit("X", "%s: %s" % (type(e).__name__, e))
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    main()
