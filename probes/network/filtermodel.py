@@ -187,3 +187,64 @@ class NsFilters:
     why: str = ""  # why it was read: forwarding, br_netfilter
     errors: tuple[str, ...] = ()  # a reader that failed (its rules are unknown)
     not_read: tuple[str, ...] = ()  # a back end not read, and why ("tool missing")
+
+
+@dataclass(frozen=True)
+class OvsFrame:
+    """One concrete frame entering an Open vSwitch bridge, as the prediction walks it: from
+    the port `in_port` (a name) with the sender's and the next hop's MACs."""
+
+    bridge: str
+    in_port: str
+    dl_src: str
+    dl_dst: str
+    src: str
+    dst: str
+    proto: str = "icmp"  # icmp (echo), tcp
+    dport: int | None = None
+    sport: int | None = None
+    reply: bool = False  # a reply (echo reply, SYN+ACK from the service port)
+
+    @property
+    def flow(self) -> str:
+        """The flow as `ovs-appctl ofproto/trace` takes it."""
+        parts = [f"in_port={self.in_port}", self.proto]
+        if self.dl_src:
+            parts.append(f"dl_src={self.dl_src}")
+        if self.dl_dst:
+            parts.append(f"dl_dst={self.dl_dst}")
+        parts += [f"nw_src={self.src}", f"nw_dst={self.dst}"]
+        if self.proto == "icmp":
+            parts.append(f"icmp_type={0 if self.reply else 8}")
+        else:
+            if self.sport is not None:
+                parts.append(f"tp_src={self.sport}")
+            if self.dport is not None:
+                parts.append(f"tp_dst={self.dport}")
+            parts.append(f"tcp_flags={'0x012' if self.reply else '0x002'}")
+        return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class OvsTrace:
+    """What `ofproto/trace` said for one frame: accept (OVS sends it on) or drop, the flow that
+    decided ("OVS br-x table 0: ip,nw_src=..., priority 100: drop") and the tables walked."""
+
+    frame: OvsFrame
+    verdict: str  # accept, drop, undecided (the trace failed)
+    rule: str = ""
+    path: tuple[str, ...] = ()
+    actions: str = ""  # the datapath actions line
+
+
+@dataclass(frozen=True)
+class OvsFlows:
+    """The OpenFlow tables of one bridge: `custom` when they hold more than the default
+    NORMAL flow (then the frames the prediction needs are traced; else the VLAN model decides)."""
+
+    bridge: str
+    custom: bool = False
+    flows: int = 0
+    traces: tuple[OvsTrace, ...] = ()
+    untraced: str = ""  # why some frames were not traced (a limit)
+    error: str = ""

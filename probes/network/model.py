@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes.network.filtermodel import NsFilters
+from probes.network.filtermodel import NsFilters, OvsFlows
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,7 @@ class Topology:
     problems: tuple[str, ...] = ()  # e.g. a namespace named in config that does not exist
     policy: Policy | None = None  # the expected reachability the topology was read with
     filters: tuple[NsFilters, ...] = ()  # of the namespaces that forward (probes/network/filterread.py)
+    ovs_flows: tuple[OvsFlows, ...] = ()  # OpenFlow tables with traces (probes/network/ovsflows.py)
     taken_at: float = 0.0
 
     def filters_of(self, netns: str) -> NsFilters | None:

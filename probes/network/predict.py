@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from probes.model import HostState, RuntimeNetwork
-from probes.network.filtereval import FilterDecision, Memo, Packet, decide
-from probes.network.filtermodel import NsFilters
+from probes.network.filtereval import ChainStep, FilterDecision, Memo, Packet, decide
+from probes.network.filtermodel import NsFilters, OvsFlows, OvsFrame, OvsTrace
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
 from probes.network.policy import allowed_ports, allows
 from probes.network.segments import (
@@ -161,6 +161,10 @@ class _Index:
         self.topo = topo
         self.filters: dict[str, NsFilters] = {f.netns: f for f in topo.filters}
         self.memo: Memo = {}  # the filters' addresses, parsed once per prediction
+        # OVS bridges with flows beyond NORMAL: each frame crossing them is judged by its trace
+        self.ovs: dict[str, OvsFlows] = {o.bridge: o for o in topo.ovs_flows if o.custom}
+        self.traces: dict[OvsFrame, OvsTrace] = {t.frame: t for o in self.ovs.values() for t in o.traces}
+        self.collect: list[OvsFrame] | None = None  # ovs_frames(): the frames the walks need
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
 
@@ -236,6 +240,74 @@ def _bridged(
     return _filter_verdict(idx, f, ports, decisions, bridge=br)
 
 
+def _ovs_hop(
+    idx: _Index,
+    out: Attachment,
+    sender: Link | None,
+    nexthop: Link,
+    pkt: Packet,
+    decisions: list[FilterDecision] | None,
+) -> FilterDecision | None:
+    """The OpenFlow tables of an OVS bridge with flows beyond NORMAL, for the frame from
+    `sender` to `nexthop` (its trace, read by the topology probe); None where NORMAL alone
+    switches (the VLAN model decides) or when collecting the frames (`ovs_frames`)."""
+    if not out.port.startswith("ovs:"):
+        return None
+    bridge, _, port = out.port[4:].partition("/")
+    flows = idx.ovs.get(bridge)
+    if flows is None:
+        return None
+    reply = pkt.state == "established"
+    frame = OvsFrame(
+        bridge,
+        port,
+        sender.mac if sender else "",
+        nexthop.mac,
+        pkt.src,
+        pkt.dst,
+        pkt.proto,
+        pkt.dport,
+        pkt.sport,
+        reply,
+    )
+    if idx.collect is not None:
+        idx.collect.append(frame)
+        return None
+    t = idx.traces.get(frame)
+    where = f"OVS {bridge}"
+    if t is None:
+        why = flows.untraced or "not among the frames traced (ICMP and the policy's ports)"
+        step = ChainStep(where, "undecided", f"{where}: this packet was not traced [{why}]")
+    else:
+        step = ChainStep(where, t.verdict, t.rule or f"{where}: {t.actions}", t.path)
+    d = FilterDecision("", "OpenFlow", pkt, step.verdict, (step,))
+    if decisions is not None:
+        decisions.append(d)
+    return d
+
+
+def ovs_frames(topo: Topology, bridges: frozenset[str]) -> list[OvsFrame]:
+    """The frames the prediction will ask of these OVS bridges' flows: every named
+    namespace to every address it does not own, ICMP and TCP to each port the policy names,
+    and the replies (the topology probe traces them; a frame the walks need that is not
+    here is "not traced", undecided)."""
+    idx = _Index(topo)
+    idx.ovs = {b: OvsFlows(b, custom=True) for b in bridges}
+    idx.traces = {}
+    idx.collect = []
+    ports = sorted({p for r in (topo.policy.allow if topo.policy else ()) for p in r.ports})
+    methods = ["icmp"] + [f"tcp:{p}" for p in ports]
+    targets = sorted(idx.owners)
+    for ns in sorted({n.name for n in topo.namespaces if n.name and not n.error}):
+        for ip in targets:
+            if idx.ns_owns(ns, ip):
+                continue
+            for m in methods:
+                walk(idx, ns, ip, method=m)
+                walk(idx, ns, ip, method=m, state="established")
+    return list(dict.fromkeys(idx.collect))
+
+
 def walk(
     idx: _Index,
     ns: str,
@@ -295,7 +367,11 @@ def walk(
     bd = _bridged(idx, out.segment, out, a, pkt, decisions)
     if bd is not None and bd.verdict == "drop":
         return False, f"{idx.label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
+    od = _ovs_hop(idx, out, idx.topo.link(ns, r.dev), lk, pkt, decisions)
+    if od is not None and od.verdict == "drop":
+        return False, f"{idx.label(out.segment)}: blocked by flow {od.text}", (), (out.segment,)
     bnote = f" ({bd.text})" if bd is not None else ""
+    bnote += f" ({od.text})" if od is not None else ""
     if idx.ns_owns(lk.netns, dst_ip):
         return (
             True,
@@ -449,7 +525,7 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
     for a in walkers:
         for b in with_addr:
             if b.workload != a.workload:
-                add(predict_pair(idx, a, b, ports(a.tenant, b.tenant) if idx.filters else ()))
+                add(predict_pair(idx, a, b, ports(a.tenant, b.tenant) if idx.filters or idx.ovs else ()))
     # the rest is L2 only: one verdict per pair of classes
     for ka, aa in classes.items():
         for kb, bb in classes.items():

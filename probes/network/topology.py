@@ -63,6 +63,9 @@ class TopologyProbe(Probe[Topology]):
         from probes.network.filterread import FilterCache
 
         self._filters = FilterCache()  # locally: filters re-read only when nftables' generation moved
+        from probes.network.ovsflows import OvsFlowCache
+
+        self._ovs_flows = OvsFlowCache()  # traces kept while a bridge's flows do not change
         self._dirty: set[str] = set()  # namespaces events said changed since the last read
         self._remote = False  # an SSH host whose events come from its remote helper
         self._ovs_prev: tuple[tuple[OvsBridge, ...], str] | None = None  # over SSH, between events
@@ -152,6 +155,14 @@ class TopologyProbe(Probe[Topology]):
         from probes.network.filterread import read_filters
 
         filters = await read_filters(host, topo, cache=self._filters)
+        from probes.network.ovsflows import read_ovs_flows
+
+        ovs_flows = await read_ovs_flows(
+            host,
+            replace(topo, ovs=bridges, ovs_state=state, filters=filters, policy=self.policy),
+            db=self.ovs_db,
+            cache=self._ovs_flows,
+        )
         problems = list(topo.problems)
         policy = self.policy
         if policy is not None:
@@ -170,6 +181,7 @@ class TopologyProbe(Probe[Topology]):
             policy=policy,
             libvirt_networks=nets,
             filters=filters,
+            ovs_flows=ovs_flows,
             taken_at=time.time(),
         )
 

@@ -1,0 +1,190 @@
+"""Open vSwitch OpenFlow tables in the prediction: `ovs-appctl ofproto/trace` for the concrete
+frames the prediction walks across a bridge (it follows the flows, VLAN actions, resubmits and
+conntrack recirculation as OVS would), read by the topology probe through the host transport.
+
+A bridge whose tables hold only the default `priority=0 actions=NORMAL` flow is not traced: the
+VLAN model (probes/network/segments.py) decides there. For the others, the frames come from
+predict.ovs_frames (every namespace to every address, ICMP and the policy's TCP ports, and the
+replies), traced by one constant `sh` program (the flows are its arguments) with section
+markers carrying a fresh nonce. Traces are kept while a bridge's flows (their text, without
+counters) and the frames do not change, so a steady host traces nothing again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from dataclasses import dataclass, field, replace
+
+from probes.hosts.base import HostTransport
+from probes.network.filtermodel import OvsFlows, OvsFrame, OvsTrace
+from probes.network.model import Topology
+
+MAX_TRACES = 2000  # per topology read, over all bridges; the rest are "not traced"
+DUMP = r"""
+n=$1; rundir=$2; shift 2
+[ -n "$rundir" ] && export OVS_RUNDIR="$rundir"
+for b in "$@"; do
+  printf '@@%s %s\n' "$n" "$b"; ovs-ofctl dump-flows --no-stats "$b" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+done
+"""
+TRACE = r"""
+n=$1; rundir=$2; shift 2
+[ -n "$rundir" ] && export OVS_RUNDIR="$rundir"
+i=0
+while [ $# -ge 2 ]; do
+  printf '@@%s %s\n' "$n" "$i"; ovs-appctl ofproto/trace "$1" "$2" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+  i=$((i+1)); shift 2
+done
+"""
+DEFAULT_FLOW = re.compile(r"^\s*(cookie=0x0, )?(table=0, )?priority=0 actions=NORMAL\s*$")
+TABLE_LINE = re.compile(r"^\s*(\d+)\. (.*)$")
+
+
+def rundir_of(db: str | None) -> str:
+    """OVS_RUNDIR for a private instance named by its database socket (unix:DIR/db.sock);
+    "" for the default one."""
+    if db and db.startswith("unix:"):
+        return os.path.dirname(db[5:])
+    return ""
+
+
+def split(out: str, nonce: str) -> dict[str, tuple[int, str]]:
+    mark = f"@@{nonce} "
+    res: dict[str, tuple[int, str]] = {}
+    cur: str | None = None
+    buf: list[str] = []
+    for ln in out.split("\n"):
+        if ln.startswith(mark):
+            kind, _, rest = ln[len(mark) :].partition(" ")
+            if kind == "rc" and cur is not None:
+                res[cur] = (int(rest) if rest.strip().isdigit() else -1, "\n".join(buf))
+                cur = None
+            elif kind != "rc":
+                cur, buf = kind, []
+        elif cur is not None:
+            buf.append(ln)
+    return res
+
+
+def flow_lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if "actions=" in ln]
+
+
+def parse_trace(frame: OvsFrame, text: str) -> OvsTrace:
+    """The verdict (the last `Datapath actions:` line: `drop` or nothing sent is a drop) and the
+    flow that decided it (the last table line the trace walked, with its actions)."""
+    where = f"OVS {frame.bridge}"
+    actions = ""
+    tables: list[tuple[str, str, str]] = []  # (table, match, first action line)
+    lines = text.splitlines()
+    for i, ln in enumerate(lines):
+        if ln.startswith("Datapath actions:"):
+            actions = ln.partition(":")[2].strip()
+        m = TABLE_LINE.match(ln)
+        if m and i + 1 < len(lines):
+            tables.append((m.group(1), m.group(2).strip(), lines[i + 1].strip()))
+    if not actions and not tables:
+        first = next((x.strip() for x in lines if x.strip()), "no output")
+        return OvsTrace(frame, "undecided", f"{where}: ofproto/trace failed: {first[:160]}")
+    verdict = "drop" if actions in ("", "drop") else "accept"
+    rule = ""
+    if tables:
+        t, match, act = tables[-1]
+        rule = f"{where} table {t}: {match}: {act}"
+    path = tuple(f"table {t}" for t, _, _ in tables)
+    return OvsTrace(frame, verdict, rule, path, actions)
+
+
+@dataclass
+class OvsFlowCache:
+    """Per bridge: its flows' text and the traces made under it (owned by the topology probe)."""
+
+    flows: dict[str, tuple[str, dict[OvsFrame, OvsTrace]]] = field(default_factory=dict)
+
+
+async def read_ovs_flows(
+    host: HostTransport,
+    topo: Topology,
+    *,
+    db: str | None = None,
+    cache: OvsFlowCache | None = None,
+    timeout: float = 20.0,
+) -> tuple[OvsFlows, ...]:
+    """The OpenFlow tables of every OVS bridge in `topo`, with traces where they are custom."""
+    from probes.network.predict import ovs_frames  # imports the network model
+
+    bridges = [b.name for b in topo.ovs]
+    if not bridges or topo.ovs_state != "ok":
+        return ()
+    rundir = rundir_of(db)
+    nonce = secrets.token_hex(8)
+    try:
+        res = await host.run(["sh", "-c", DUMP, "sh", nonce, rundir, *bridges], timeout=timeout)
+    except Exception as e:
+        return tuple(OvsFlows(b, error=f"cannot read the flows: {e}") for b in bridges)
+    dumps = split(res.stdout, nonce)
+    out: dict[str, OvsFlows] = {}
+    texts: dict[str, str] = {}
+    for b in bridges:
+        rc, text = dumps.get(b, (127, ""))
+        if rc != 0:
+            why = (
+                "ovs-ofctl missing"
+                if rc == 127
+                else text.strip().splitlines()[0][:200]
+                if text.strip()
+                else f"exit {rc}"
+            )
+            out[b] = OvsFlows(b, error=f"flows not read: {why}")
+            continue
+        lines = flow_lines(text)
+        texts[b] = "\n".join(lines)
+        out[b] = OvsFlows(b, custom=any(not DEFAULT_FLOW.match(ln) for ln in lines), flows=len(lines))
+    custom = frozenset(b for b, o in out.items() if o.custom)
+    cache = cache if cache is not None else OvsFlowCache()
+    for b in list(cache.flows):
+        if b not in custom or cache.flows[b][0] != texts.get(b):
+            del cache.flows[b]  # flows changed: every trace under them is stale
+    if custom:
+        frames = ovs_frames(replace(topo, ovs_flows=tuple(out.values())), custom)
+        todo = [f for f in frames if f not in cache.flows.get(f.bridge, ("", {}))[1]]
+        limited = len(todo) > MAX_TRACES
+        todo = todo[:MAX_TRACES]
+        traced = await _trace(host, todo, rundir, timeout) if todo else {}
+        for b in custom:
+            kept = cache.flows.get(b, (texts[b], {}))[1]
+            kept.update({f: t for f, t in traced.items() if f.bridge == b})
+            want = {f for f in frames if f.bridge == b}
+            kept = {f: t for f, t in kept.items() if f in want}
+            cache.flows[b] = (texts[b], kept)
+            out[b] = replace(
+                out[b],
+                traces=tuple(kept.values()),
+                untraced=f"more than {MAX_TRACES} frames to trace" if limited else "",
+            )
+    return tuple(out[b] for b in bridges)
+
+
+async def _trace(
+    host: HostTransport, frames: list[OvsFrame], rundir: str, timeout: float
+) -> dict[OvsFrame, OvsTrace]:
+    nonce = secrets.token_hex(8)
+    args: list[str] = []
+    for f in frames:
+        args += [f.bridge, f.flow]
+    try:
+        res = await host.run(["sh", "-c", TRACE, "sh", nonce, rundir, *args], timeout=timeout)
+    except Exception as e:
+        return {f: OvsTrace(f, "undecided", f"OVS {f.bridge}: ofproto/trace not run: {e}") for f in frames}
+    sections = split(res.stdout, nonce)
+    out = {}
+    for i, f in enumerate(frames):
+        rc, text = sections.get(str(i), (-1, ""))
+        if rc != 0:
+            first = next((x.strip() for x in text.splitlines() if x.strip()), f"exit {rc}")
+            out[f] = OvsTrace(f, "undecided", f"OVS {f.bridge}: ofproto/trace failed: {first[:160]}")
+        else:
+            out[f] = parse_trace(f, text)
+    return out

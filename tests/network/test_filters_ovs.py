@@ -1,0 +1,166 @@
+"""OpenFlow tables in the prediction, on a private userspace Open vSwitch (root): two VLANs
+joined by a router namespace, a flow dropping VLAN 100's subnet to VLAN 200's. The topology
+probe traces the prediction's frames with `ovs-appctl ofproto/trace`; real probes agree, before
+and after the flow is removed. Everything is named tf2-* (this file's own) and removed by name.
+
+    tf2-o-a1, tf2-o-a2 (acme)  10.74.1.x/24, ports tag 100  --+
+    tf2-o-b (globex)           10.74.2.1/24, port tag 200   --+-- tf2-ovs -- tf2-o-r (router: .254 on both)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from probes.hosts.local import LocalHost
+from probes.model import Host, HostState, NetnsDetails, Placement, Workload, WorkloadKind
+from probes.network import predict, prober
+from probes.network.filtermodel import OvsFrame
+from probes.network.ovsflows import parse_trace
+from probes.network.topology import TopologyProbe
+from tests.fixtures.netlab import cleanup, sh
+from tests.fixtures.ovs import OvsLab
+from tests.helpers import needs_root, needs_tool
+
+BR = "tf2-ovs"
+DROP = "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24,actions=drop"
+TENANT = {"tf2-o-a1": "acme", "tf2-o-a2": "acme", "tf2-o-b": "globex"}
+
+
+@pytest.fixture
+def lab() -> Iterator[OvsLab]:
+    cleanup("tf2-o")
+    netdev_before = sh("ip", "link", "show", "ovs-netdev", check=False).returncode == 0
+    with tempfile.TemporaryDirectory(prefix="tf2-ovs-") as d:
+        lab = OvsLab(d, bridge=BR)
+        lab.start()
+        try:
+            lab.add("tf2-o-a1", "acme", "tf2-o-pa1", "10.74.1.1", 100)
+            lab.add("tf2-o-a2", "acme", "tf2-o-pa2", "10.74.1.2", 100)
+            lab.add("tf2-o-b", "globex", "tf2-o-pb", "10.74.2.1", 200)
+            sh("ip", "netns", "add", "tf2-o-r")
+            for leg, inner, tag, ip in (
+                ("tf2-o-ra", "ra", 100, "10.74.1.254"),
+                ("tf2-o-rb", "rb", 200, "10.74.2.254"),
+            ):
+                sh("ip", "link", "add", leg, "type", "veth", "peer", "name", inner, "netns", "tf2-o-r")
+                sh("ip", "link", "set", leg, "up")
+                sh("ip", "-n", "tf2-o-r", "addr", "add", f"{ip}/24", "dev", inner)
+                sh("ip", "-n", "tf2-o-r", "link", "set", inner, "up")
+                lab.vsctl("add-port", BR, leg, f"tag={tag}")
+            sh("ip", "netns", "exec", "tf2-o-r", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            for ns, gw in (
+                ("tf2-o-a1", "10.74.1.254"),
+                ("tf2-o-a2", "10.74.1.254"),
+                ("tf2-o-b", "10.74.2.254"),
+            ):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+                sh("ip", "-n", ns, "route", "add", "default", "via", gw)
+            yield lab
+        finally:
+            lab.stop()
+            cleanup("tf2-o")
+            sh("ip", "link", "del", BR, check=False)  # the userspace datapath's tap for the bridge
+            if not netdev_before:
+                sh("ip", "link", "del", "ovs-netdev", check=False)
+
+
+def ofctl(lab: OvsLab, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["ovs-ofctl", *args], env=lab.env, check=True, capture_output=True)
+
+
+def state(topo, reach=None) -> HostState:  # type: ignore[no-untyped-def]
+    ws = tuple(
+        Workload(
+            WorkloadKind.NETNS, ns, "ovsh", tenant=t, placed_by=Placement.CONFIG,
+            netns=NetnsDetails(path=f"/run/netns/{ns}"),
+        )
+        for ns, t in TENANT.items()
+    )  # fmt: skip
+    return HostState(host=Host("ovsh"), workloads=ws, topology=topo, reach=reach)
+
+
+async def observe(probe: TopologyProbe) -> HostState:
+    topo = await probe.collect(LocalHost("ovsh", libvirt_uri=None))
+    hs = state(topo)
+    return state(topo, await prober.probe_matrix(hs, timeout=2.0, trace=False))
+
+
+@needs_root
+@needs_tool("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ovs-appctl", "ovs-ofctl")
+async def test_a_flow_dropping_one_vlan_to_another_is_traced_and_probes_agree(lab: OvsLab) -> None:
+    await asyncio.to_thread(ofctl, lab, "add-flow", BR, DROP)
+    probe = TopologyProbe(ovs_db=lab.db)
+    hs = await observe(probe)
+    flows = {o.bridge: o for o in hs.topology.ovs_flows}  # type: ignore[union-attr]
+    assert flows[BR].custom and flows[BR].flows == 2 and flows[BR].traces
+    m = predict.matrix(hs)
+    ab = m.cell("acme", "globex")
+    assert ab is not None and ab.predicted is False and ab.filter_state == "blocked-by-filter"
+    rule = "OVS tf2-ovs table 0: ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24, priority 100: drop"
+    assert all(rule in p.deciding_rule for p in ab.pairs), [p.deciding_rule for p in ab.pairs]
+    assert ab.observed is False  # the real probe agrees: not reached
+    aa = m.cell("acme", "acme")
+    assert aa is not None and aa.predicted and aa.observed and aa.filter_state == "reach-through-filter"
+    assert "priority 0: NORMAL" in aa.pairs[0].deciding_rule
+    assert not predict.contradictions(ab) and not predict.contradictions(aa)
+    # the flow removed: the next read sees the tables changed, traces again, and reach is predicted
+    await asyncio.to_thread(
+        ofctl,
+        lab,
+        "del-flows",
+        BR,
+        "--strict",
+        "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24",
+    )
+    hs2 = await observe(probe)
+    flows2 = {o.bridge: o for o in hs2.topology.ovs_flows}  # type: ignore[union-attr]
+    assert not flows2[BR].custom and not flows2[BR].traces  # NORMAL only: the VLAN model decides
+    ab2 = predict.matrix(hs2).cell("acme", "globex")
+    assert ab2 is not None and ab2.predicted and ab2.observed  # routed between the VLANs, probed
+
+
+def test_trace_output_is_read_for_verdict_and_flow() -> None:
+    """ofproto/trace output as OVS 3.1 printed it here (recorded from the run above)."""
+    f = OvsFrame(BR, "tf2-o-pa1", "36:57:e9:73:55:64", "26:d4:a2:43:e9:5c", "10.74.1.1", "10.74.2.1")
+    assert f.flow == (
+        "in_port=tf2-o-pa1,icmp,dl_src=36:57:e9:73:55:64,dl_dst=26:d4:a2:43:e9:5c,"
+        "nw_src=10.74.1.1,nw_dst=10.74.2.1,icmp_type=8"
+    )
+    out = """Flow: icmp,in_port=1,vlan_tci=0x0000,dl_src=36:57:e9:73:55:64,dl_dst=26:d4:a2:43:e9:5c,nw_src=10.74.1.1
+
+bridge("tf2-ovs")
+-----------------
+ 0. ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24, priority 100
+    drop
+
+Final flow: unchanged
+Megaflow: recirc_id=0,eth,ip,in_port=1,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24,nw_frag=no
+Datapath actions: drop
+"""
+    t = parse_trace(f, out)
+    assert t.verdict == "drop" and t.rule.endswith(
+        "table 0: ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24, priority 100: drop"
+    )
+    ok = parse_trace(f, out.replace("    drop", "    NORMAL").replace("actions: drop", "actions: 4"))
+    assert ok.verdict == "accept" and ok.actions == "4"
+    bad = parse_trace(f, 'ovs-appctl: cannot connect to "/var/run/openvswitch/ovs-vswitchd.1.ctl"\n')
+    assert bad.verdict == "undecided" and "cannot connect" in bad.rule
+
+
+def test_traces_survive_a_snapshot() -> None:
+    from probes.model import State
+    from probes.network.filtermodel import OvsFlows, OvsTrace
+    from probes.network.model import Topology
+    from probes.snapshot import dumps, loads
+
+    f = OvsFrame(BR, "p", "m", "n", "10.74.1.1", "10.74.2.1", "tcp", None, 22, True)
+    topo = Topology(ovs_flows=(OvsFlows(BR, True, 2, (OvsTrace(f, "drop", "r", ("table 0",), "drop"),)),))
+    s = State(hosts=(HostState(Host("h"), topology=topo),))
+    assert loads(dumps(s)) == s
+    assert "tp_src=22" in f.flow and "tcp_flags=0x012" in f.flow
