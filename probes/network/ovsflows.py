@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from probes.hosts.base import HostTransport
@@ -97,11 +99,44 @@ def parse_trace(frame: OvsFrame, text: str) -> OvsTrace:
     return OvsTrace(frame, verdict, rule, path, actions)
 
 
+# Flows have no change event here (OVSDB does not hold them): with the bridges unchanged, a
+# bridge's tables are dumped again at most this often (the topology's safety period), so an
+# event-driven topology read spawns nothing for them in between.
+FLOWS_MAX_AGE = 30.0
+
+
 @dataclass
 class OvsFlowCache:
-    """Per bridge: its flows' text and the traces made under it (owned by the topology probe)."""
+    """Per bridge: its flows' text and the traces made under it; the last dump and when
+    (owned by the topology probe)."""
 
     flows: dict[str, tuple[str, dict[OvsFrame, OvsTrace]]] = field(default_factory=dict)
+    dumped: tuple[object, float, dict[str, OvsFlows], dict[str, str]] | None = None
+    max_age: float = FLOWS_MAX_AGE
+    clock: Callable[[], float] = time.monotonic
+
+
+async def _dump(
+    host: HostTransport, bridges: list[str], rundir: str, timeout: float
+) -> tuple[dict[str, OvsFlows], dict[str, str]]:
+    nonce = secrets.token_hex(8)
+    try:
+        res = await host.run(["sh", "-c", DUMP, "sh", nonce, rundir, *bridges], timeout=timeout)
+    except Exception as e:
+        return {b: OvsFlows(b, error=f"cannot read the flows: {e}") for b in bridges}, {}
+    dumps = split(res.stdout, nonce)
+    out: dict[str, OvsFlows] = {}
+    texts: dict[str, str] = {}
+    for b in bridges:
+        rc, text = dumps.get(b, (127, ""))
+        if rc != 0:
+            why = "ovs-ofctl missing" if rc == 127 else (text.strip().splitlines() or [f"exit {rc}"])[0][:200]
+            out[b] = OvsFlows(b, error=f"flows not read: {why}")
+            continue
+        lines = flow_lines(text)
+        texts[b] = "\n".join(lines)
+        out[b] = OvsFlows(b, custom=any(not DEFAULT_FLOW.match(ln) for ln in lines), flows=len(lines))
+    return out, texts
 
 
 async def read_ovs_flows(
@@ -119,31 +154,15 @@ async def read_ovs_flows(
     if not bridges or topo.ovs_state != "ok":
         return ()
     rundir = rundir_of(db)
-    nonce = secrets.token_hex(8)
-    try:
-        res = await host.run(["sh", "-c", DUMP, "sh", nonce, rundir, *bridges], timeout=timeout)
-    except Exception as e:
-        return tuple(OvsFlows(b, error=f"cannot read the flows: {e}") for b in bridges)
-    dumps = split(res.stdout, nonce)
-    out: dict[str, OvsFlows] = {}
-    texts: dict[str, str] = {}
-    for b in bridges:
-        rc, text = dumps.get(b, (127, ""))
-        if rc != 0:
-            why = (
-                "ovs-ofctl missing"
-                if rc == 127
-                else text.strip().splitlines()[0][:200]
-                if text.strip()
-                else f"exit {rc}"
-            )
-            out[b] = OvsFlows(b, error=f"flows not read: {why}")
-            continue
-        lines = flow_lines(text)
-        texts[b] = "\n".join(lines)
-        out[b] = OvsFlows(b, custom=any(not DEFAULT_FLOW.match(ln) for ln in lines), flows=len(lines))
-    custom = frozenset(b for b, o in out.items() if o.custom)
     cache = cache if cache is not None else OvsFlowCache()
+    now = cache.clock()
+    d = cache.dumped
+    if d is not None and d[0] == topo.ovs and now - d[1] < cache.max_age:
+        out, texts = dict(d[2]), d[3]
+    else:
+        out, texts = await _dump(host, bridges, rundir, timeout)
+        cache.dumped = (topo.ovs, now, dict(out), texts)
+    custom = frozenset(b for b, o in out.items() if o.custom)
     for b in list(cache.flows):
         if b not in custom or cache.flows[b][0] != texts.get(b):
             del cache.flows[b]  # flows changed: every trace under them is stale

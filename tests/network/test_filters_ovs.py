@@ -109,7 +109,8 @@ async def test_a_flow_dropping_one_vlan_to_another_is_traced_and_probes_agree(la
     assert aa is not None and aa.predicted and aa.observed and aa.filter_state == "reach-through-filter"
     assert "priority 0: NORMAL" in aa.pairs[0].deciding_rule
     assert not predict.contradictions(ab) and not predict.contradictions(aa)
-    # the flow removed: the next read sees the tables changed, traces again, and reach is predicted
+    # the flow removed: flows have no change event, so within the dump period the last tables
+    # are kept (no process) and the probes contradict the prediction, naming the flow it used
     await asyncio.to_thread(
         ofctl,
         lab,
@@ -118,11 +119,36 @@ async def test_a_flow_dropping_one_vlan_to_another_is_traced_and_probes_agree(la
         "--strict",
         "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24",
     )
-    hs2 = await observe(probe)
-    flows2 = {o.bridge: o for o in hs2.topology.ovs_flows}  # type: ignore[union-attr]
-    assert not flows2[BR].custom and not flows2[BR].traces  # NORMAL only: the VLAN model decides
+    now = [0.0]
+    probe._ovs_flows.clock = lambda: now[0]  # the probe's own cache, on a clock the test moves
+    probe._ovs_flows.dumped = None
+    await probe.collect(LocalHost("ovsh", libvirt_uri=None))  # dumps (the flow is gone) at t=0
+    await asyncio.to_thread(ofctl, lab, "add-flow", BR, DROP)
+    now[0] = 10.0
+    hs1 = await observe(probe)  # within the period: the tables of t=0 (no drop flow) are kept
+    ab1 = predict.matrix(hs1).cell("acme", "globex")
+    assert ab1 is not None and ab1.predicted and ab1.observed is False
+    against = predict.contradictions(ab1)
+    assert against and "predicted reach" in against[0].text
+    now[0] = 10.0 + probe._ovs_flows.max_age
+    hs2 = await observe(probe)  # the period passed: dumped again, traced again
     ab2 = predict.matrix(hs2).cell("acme", "globex")
-    assert ab2 is not None and ab2.predicted and ab2.observed  # routed between the VLANs, probed
+    assert ab2 is not None and ab2.predicted is False and ab2.observed is False
+    assert not predict.contradictions(ab2)
+    await asyncio.to_thread(
+        ofctl,
+        lab,
+        "del-flows",
+        BR,
+        "--strict",
+        "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24",
+    )
+    now[0] += probe._ovs_flows.max_age
+    hs3 = await observe(probe)
+    flows3 = {o.bridge: o for o in hs3.topology.ovs_flows}  # type: ignore[union-attr]
+    assert not flows3[BR].custom and not flows3[BR].traces  # NORMAL only: the VLAN model decides
+    ab3 = predict.matrix(hs3).cell("acme", "globex")
+    assert ab3 is not None and ab3.predicted and ab3.observed  # routed between the VLANs, probed
 
 
 def test_trace_output_is_read_for_verdict_and_flow() -> None:
