@@ -5,12 +5,19 @@ host's HostState, then sleep; the next run is scheduled only when the last one e
 never overlap. A probe that raises or times out becomes a ProbeError on its host (with the time
 its failure streak began) and backs off; it never stops other probes or other hosts. After
 every change the State is re-derived (tenants, findings) and published to subscribers.
+
+Once started, the derive runs off the event loop, in one worker thread of the engine: at most
+one derive in flight, the newest observations win (changes that arrive meanwhile make one more
+derive after it), and subscribers still run on the loop with a consistent State (hosts,
+tenants and findings from one derive; only refresh times, figures within FIGURES_DERIVE and
+requests are newer). A key press never waits for a fleet's derive.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import logging
 import random
 import threading
@@ -133,12 +140,26 @@ class Engine:
         self._leads_done: set[str] = set()  # hosts whose leads ran, awaiting their publish
         self._stopped = False
         self._notify_cost = 0.0  # seconds the last publish took (derive + subscribers)
+        # Started (on a loop): the derive runs in this one thread, at most one at a time;
+        # headless one-shot use (refresh_once without start) derives on the caller's thread.
+        self._deriver: concurrent.futures.ThreadPoolExecutor | None = None
+        self._deriving = False  # a derive is in flight
+        self._again = False  # observations changed while it ran: derive once more after it
 
     @property
     def state(self) -> State:
-        """The current derived State (derived on demand when probes changed something)."""
+        """The current derived State (derived on demand when probes changed something). Once
+        started, a change that needs a derive shows when the derive thread has made it: until
+        then this is the last derived State, as it was (a request's outcome shows with what the
+        request observed, never before it)."""
         if self._dirty:
-            self._state = self._build()
+            if self._deriver is None:
+                self._state = self._build()
+            else:
+                fast = self._fast()
+                if fast is None:  # the derive thread will make it
+                    return self._state
+                self._state = fast
             self._dirty = False
         return self._state
 
@@ -156,6 +177,7 @@ class Engine:
         return self.state
 
     def start(self) -> None:
+        self._deriver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsf-derive")
         for t in self.hosts:
             leads = {p.name for p in self._probes[t.name] if p.name in self._lead}
             if leads:
@@ -188,6 +210,8 @@ class Engine:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._deriver is not None:  # a derive in flight ends on its own; its result is dropped
+            self._deriver.shutdown(wait=False, cancel_futures=True)
         for t in self.hosts:
             for p in self._probes[t.name]:
                 try:
@@ -346,15 +370,35 @@ class Engine:
             self._leads_done.add(host)
 
     def _build(self) -> State:
+        """The State now, derived on this thread when the observations need it."""
+        fast = self._fast()
+        if fast is not None:
+            return fast
+        raw, key = self._raw()
+        return self._derived(raw, key, self._run_derive(raw))
+
+    def _raw(self) -> tuple[State, tuple[HostState, ...]]:
+        """The observations now (with the requests as they are now) and their derive key."""
         hosts = tuple(self._states[t.name] for t in self.hosts)
-        raw = State(hosts=hosts, taken_at=self._clock(), source=self._source)
+        key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
+        raw = State(
+            hosts=hosts, taken_at=self._clock(), source=self._source, requests=tuple(self._requests.values())
+        )
+        return raw, key
+
+    def _fast(self) -> State | None:
+        """The State without a derive, when the observations allow it: nothing new but refresh
+        times (most polls), or only the live figures within FIGURES_DERIVE of the last derive.
+        None: the observations changed, a derive is needed."""
+        hosts = tuple(self._states[t.name] for t in self.hosts)
+        taken_at = self._clock()
         requests = tuple(self._requests.values())
         # Most polls observe nothing new: then tenants and findings stay as they were and only
         # the refresh times move (the checks are the expensive part of a publish).
         key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
         prev_key = self._derived_from
         if prev_key is not None and key == prev_key:
-            return self._rederived(hosts, raw.taken_at, requests, samples=False)
+            return self._rederived(hosts, taken_at, requests, samples=False)
         # Only the live figures moved (every host, every interval): the figures reach the State
         # at once, the conclusions drawn from them (findings, drift) at most every
         # FIGURES_DERIVE seconds; with hundreds of hosts re-deriving at each of them was most
@@ -375,15 +419,58 @@ class Engine:
             )
         ):
             self._figures_behind = wait
-            return self._rederived(hosts, raw.taken_at, requests, samples=True)
+            return self._rederived(hosts, taken_at, requests, samples=True)
+        return None
+
+    def _run_derive(self, raw: State) -> State | None:
         try:
-            derived = self._derive(raw)
+            return self._derive(raw)
         except Exception:
             log.exception("deriving state failed")
-            return replace(raw, requests=requests)
+            return None
+
+    def _derived(self, raw: State, key: tuple[HostState, ...], derived: State | None) -> State:
+        """The derive's State, with the requests as they were when its observations were taken."""
+        if derived is None:
+            return raw
         self._derived_from = key
         self._derived_at = time.monotonic()
-        return replace(derived, requests=requests)
+        return replace(derived, requests=raw.requests)
+
+    def _derive_off_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Derive the current observations in the derive thread; publish when it is done."""
+        assert self._deriver is not None
+        if self._deriving:
+            self._again = True
+            return
+        raw, key = self._raw()
+        self._deriving = True
+        self._again = False
+        try:
+            fut = loop.run_in_executor(self._deriver, self._run_derive, raw)
+        except RuntimeError:  # shut down: stopping
+            self._deriving = False
+            return
+
+        def done(f: asyncio.Future[State | None]) -> None:
+            self._deriving = False
+            if self._stopped or f.cancelled():
+                return
+            exc = f.exception()
+            if exc is not None:  # (_run_derive catches the derive's own errors)
+                log.error("derive thread failed: %s", exc)
+                return
+            self._state = self._derived(raw, key, f.result())
+            # newer observations than this derive's: their turn (coalesced by _publish)
+            self._dirty = self._again or any(
+                self._states[t.name] is not h for t, h in zip(self.hosts, raw.hosts)
+            )
+            self._again = False
+            self._deliver()
+            if self._dirty:
+                self._publish()
+
+        fut.add_done_callback(done)
 
     def _rederived(
         self,
@@ -421,6 +508,21 @@ class Engine:
 
     def _notify(self) -> None:
         self._flush_handle = None
+        if self._deriver is not None and self._dirty:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                fast = self._fast()
+                if fast is None:
+                    self._derive_off_loop(loop)  # delivers when it is done
+                    return
+                self._state, self._dirty = fast, False
+        self._deliver()
+
+    def _deliver(self) -> None:
+        """Hand the State to every subscriber (on the loop)."""
         t0 = time.perf_counter()
         state = self.state
         for fn in list(self._subscribers):

@@ -1,0 +1,80 @@
+"""The engine derives off the event loop: at most one derive in flight, the newest
+observations win, subscribers run on the loop with a consistent State, and the loop keeps
+answering while a derive runs (a key press never waits for a fleet's derive).
+
+The host is a real LocalHost with no probes; its observations are changed through
+Engine.update_host (what event-driven sources call), so the test controls when they change."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+
+from probes.engine import Engine
+from probes.hosts.local import LocalHost
+from probes.model import State, Workload, WorkloadKind
+
+
+def _wl(n: int) -> tuple[Workload, ...]:
+    return tuple(Workload(WorkloadKind.NETNS, f"ns{i}", "h1") for i in range(n))
+
+
+async def test_the_derive_runs_in_its_thread_one_at_a_time_newest_wins() -> None:
+    loop_thread = threading.get_ident()
+    release = threading.Event()
+    derives: list[tuple[str, int]] = []  # (thread name, workloads seen)
+
+    def derive(st: State) -> State:
+        if not st.hosts[0].workloads:  # the engine's first State, made when it is built
+            return st
+        derives.append((threading.current_thread().name, len(st.hosts[0].workloads)))
+        # blocks until the loop releases it: on the loop this would never return
+        assert release.wait(10), "the loop never ran while the derive was in flight"
+        return replace(st, tenants=())
+
+    seen: list[tuple[int, int]] = []  # (workloads in the State, thread of the subscriber)
+    engine = Engine([LocalHost("h1", libvirt_uri=None)], lambda h: [], derive)
+    engine.subscribe(lambda st: seen.append((len(st.hosts[0].workloads), threading.get_ident())))
+    engine.start()
+    try:
+        engine.update_host("h1", lambda hs: replace(hs, workloads=_wl(1)))
+        for _ in range(200):  # the first derive starts (off the loop) and blocks
+            await asyncio.sleep(0.01)
+            if derives:
+                break
+        assert derives and derives[0][0].startswith("tsf-derive")
+        # the loop runs while it is blocked; changes meanwhile make ONE more derive, of the newest
+        for n in (2, 3, 4, 5):
+            engine.update_host("h1", lambda hs, n=n: replace(hs, workloads=_wl(n)))
+            await asyncio.sleep(0.06)  # past the publish window: each change is its own publish
+        assert len(derives) == 1 and not seen  # nothing published before its derive ended
+        assert len(engine.state.hosts[0].workloads) == 0  # the last derived State, as it was
+        release.set()
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if seen and seen[-1][0] == 5:
+                break
+    finally:
+        release.set()
+        await engine.stop()
+    assert [n for _, n in derives] == [1, 5]  # the first, then the newest (2-4 never derived)
+    assert [n for n, _ in seen] == [1, 5]
+    assert all(t == loop_thread for _, t in seen)  # subscribers on the loop
+    assert len(engine.state.hosts[0].workloads) == 5
+
+
+async def test_headless_use_derives_on_the_callers_thread() -> None:
+    """Not started (tenantscope check, snapshot): the State is derived when asked for."""
+    threads: list[str] = []
+
+    def derive(st: State) -> State:
+        threads.append(threading.current_thread().name)
+        return st
+
+    engine = Engine([LocalHost("h1", libvirt_uri=None)], lambda h: [], derive)
+    try:
+        st = await engine.refresh_once()
+    finally:
+        await engine.stop()
+    assert st.hosts[0].host.name == "h1" and threads == [threading.current_thread().name]
