@@ -223,6 +223,15 @@ class Engine:
             except Exception:
                 log.exception("closing host %s", t.name)
 
+    async def settled(self, timeout: float = 30.0) -> None:
+        """Wait until the State holds what was observed so far (a derive in flight or due has
+        been made): a request's result is in the State when the request is done."""
+        if self._deriver is None:
+            return
+        end = time.monotonic() + timeout
+        while (self._deriving or (self._dirty and self._fast() is None)) and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+
     def update_host(self, host: str, fn: Callable[[HostState], HostState]) -> None:
         """Apply a pure change to one host's state (for event-driven sources) and publish."""
         self._states[host] = fn(self._states[host])

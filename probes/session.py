@@ -436,6 +436,7 @@ class Session:
         except Exception as e:  # a bug in a request must not reach the UI as a traceback
             log.exception("request %s failed", status.kind)
             return self._set(cur[0], state=RequestState.FAILED, message=str(e)[:300], finished_at=time.time())
+        await self.engine.settled()  # what it observed is derived before it says it is done
         flag = self._stop_flags.get(status.id)
         if flag is not None and flag.is_set():
             final = RequestState.CANCELLED
