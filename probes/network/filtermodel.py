@@ -248,3 +248,46 @@ class OvsFlows:
     traces: tuple[OvsTrace, ...] = ()
     untraced: str = ""  # why some frames were not traced (a limit)
     error: str = ""
+
+
+@dataclass(frozen=True)
+class NwRule:
+    """One rule of a libvirt nwfilter as instantiated for one NIC (variables substituted, one
+    rule per value of a list variable), or a jump from the root chain into a protocol chain."""
+
+    filter: str  # the filter it comes from
+    chain: str  # root, mac, ipv4, ipv4-ip, arp-mac, ...
+    action: str  # accept, drop, reject, return, continue; "jump" (root only)
+    direction: str = "inout"  # in (to the VM), out (from the VM), inout
+    priority: int = 0
+    proto: str = ""  # mac, ip, arp, rarp, ipv6, vlan, stp, tcp, udp, icmp, all, ... ("": any)
+    attrs: tuple[tuple[str, str], ...] = ()  # (attribute, value) after substitution
+    negate: bool = False  # match='no'
+    target: str = ""  # a jump's chain
+    unknown: str = ""  # why it cannot be decided (a variable with no value)
+
+    @property
+    def text(self) -> str:
+        if self.action == "jump":
+            return f"jump to chain {self.target} (priority {self.priority})"
+        m = " ".join(f"{k}={v}" for k, v in self.attrs)
+        what = f"{self.proto}{' match=no' if self.negate else ''}{' ' + m if m else ''}".strip() or "any"
+        return f"{self.filter}, chain {self.chain}, priority {self.priority}: {self.direction} {what} {self.action}"
+
+
+@dataclass(frozen=True)
+class NicFilter:
+    """The nwfilter binding of one VM NIC (libvirt's nwfilter-binding: port device, MAC, the
+    filter and its parameters) with the filter tree expanded into chains of rules."""
+
+    domain: str
+    portdev: str  # the tap
+    mac: str
+    filter: str
+    params: tuple[tuple[str, str], ...] = ()
+    root: tuple[NwRule, ...] = ()  # rules and jumps, in evaluation order
+    chains: tuple[tuple[str, tuple[NwRule, ...]], ...] = ()  # protocol chains, their rules in order
+    error: str = ""
+
+    def chain(self, name: str) -> tuple[NwRule, ...]:
+        return next((rs for n, rs in self.chains if n == name), ())

@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import ipaddress
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from probes.model import HostState, State, Workload, WorkloadKind
 from probes.network.model import DhcpLease, LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
@@ -65,6 +65,9 @@ def _read_on(conn: Any) -> tuple[LibvirtNetwork, ...]:
     return tuple(sorted(out, key=lambda n: n.name))
 
 
+T = TypeVar("T")
+
+
 class NetworkReader:
     """One host's libvirt networks over one read-only connection, kept between polls (opening
     one per poll cost most of a fleet's worker time: a test:// URI re-parses its whole file,
@@ -78,7 +81,7 @@ class NetworkReader:
         self._thread: ThreadPoolExecutor | None = None
         self._closed = False
 
-    def _read(self, uri: str) -> tuple[LibvirtNetwork, ...]:
+    def _read(self, uri: str, fn: Callable[[Any], Any] = _read_on) -> Any:
         import libvirt
 
         from probes.inventory.libvirt import _batch_uri  # qemu+ssh: never prompt on the terminal
@@ -88,7 +91,7 @@ class NetworkReader:
         if self._conn is None:
             self._conn, self._uri = libvirt.openReadOnly(_batch_uri(uri)), uri
         try:
-            return _read_on(self._conn)
+            return fn(self._conn)
         except libvirt.libvirtError:
             self._drop()
             raise
@@ -110,6 +113,19 @@ class NetworkReader:
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, uri)
         except Exception:
             return ()
+
+    async def call(self, uri: str | None, fn: Callable[[Any], T], default: T) -> T:
+        """`fn(connection)` on this reader's read-only connection and thread (the nwfilter
+        bindings are read so); `default` when libvirt is not reachable or `fn` fails."""
+        if not uri or self._closed:
+            return default
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="libvirt-networks")
+        try:
+            out: T = await asyncio.get_running_loop().run_in_executor(self._thread, self._read, uri, fn)
+            return out
+        except Exception:
+            return default
 
     async def close(self) -> None:
         """Close the connection (on its thread); a second close does nothing."""

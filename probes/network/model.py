@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from probes.network.filtermodel import NsFilters, OvsFlows
+from probes.network.filtermodel import NicFilter, NsFilters, OvsFlows
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,9 @@ class Topology:
     policy: Policy | None = None  # the expected reachability the topology was read with
     filters: tuple[NsFilters, ...] = ()  # of the namespaces that forward (probes/network/filterread.py)
     ovs_flows: tuple[OvsFlows, ...] = ()  # OpenFlow tables with traces (probes/network/ovsflows.py)
+    nic_filters: tuple[
+        NicFilter, ...
+    ] = ()  # libvirt nwfilter bindings, expanded (probes/network/nwfilter.py)
     taken_at: float = 0.0
 
     def filters_of(self, netns: str) -> NsFilters | None:

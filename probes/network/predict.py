@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from probes.model import HostState, RuntimeNetwork
 from probes.network.filtereval import ChainStep, FilterDecision, Memo, Packet, decide
-from probes.network.filtermodel import NsFilters, OvsFlows, OvsFrame, OvsTrace
+from probes.network.filtermodel import NicFilter, NsFilters, OvsFlows, OvsFrame, OvsTrace
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
 from probes.network.policy import allowed_ports, allows
 from probes.network.segments import (
@@ -165,6 +165,7 @@ class _Index:
         self.ovs: dict[str, OvsFlows] = {o.bridge: o for o in topo.ovs_flows if o.custom}
         self.traces: dict[OvsFrame, OvsTrace] = {t.frame: t for o in self.ovs.values() for t in o.traces}
         self.collect: list[OvsFrame] | None = None  # ovs_frames(): the frames the walks need
+        self.nics: dict[str, NicFilter] = {n.portdev: n for n in topo.nic_filters}  # nwfilter per tap
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
 
@@ -286,6 +287,38 @@ def _ovs_hop(
     return d
 
 
+def _nic_verdict(
+    idx: _Index, tap: str, pkt: Packet, direction: str, decisions: list[FilterDecision] | None
+) -> FilterDecision | None:
+    """The libvirt nwfilter of the VM NIC `tap` for `pkt` (direction in: to the VM, out: from it)."""
+    nf = idx.nics.get(tap) if tap else None
+    if nf is None:
+        return None
+    from probes.network.nwfilter import decide_nic
+
+    d = decide_nic(nf, pkt, direction)
+    if decisions is not None:
+        decisions.append(d)
+    return d
+
+
+def _vm_reply(
+    idx: _Index, a: Endpoint, b: Endpoint, ip: str, method: str, decisions: list[FilterDecision]
+) -> FilterDecision | None:
+    """A VM destination's answer leaving its NIC (its nwfilter's `out` direction: where
+    anti-spoofing drops a reply from an address the filter does not give the VM)."""
+    if b.netns is not None or not a.addresses or not idx.nics:
+        return None
+    proto, _, port = method.partition(":")
+    num = int(port) if port.isdigit() else None
+    reply = Packet(ip, a.addresses[0], proto, None, state="established", sport=num)
+    for att in b.attachments:
+        d = _nic_verdict(idx, att.iface.rpartition("/")[2], reply, "out", decisions)
+        if d is not None:
+            return d
+    return None
+
+
 def ovs_frames(topo: Topology, bridges: frozenset[str]) -> list[OvsFrame]:
     """The frames the prediction will ask of these OVS bridges' flows: every named
     namespace to every address it does not own, ICMP and TCP to each port the policy names,
@@ -373,6 +406,10 @@ def walk(
     bnote = f" ({bd.text})" if bd is not None else ""
     bnote += f" ({od.text})" if od is not None else ""
     if idx.ns_owns(lk.netns, dst_ip):
+        nd = _nic_verdict(idx, lk.name if lk.netns.startswith("vm:") else "", pkt, "in", decisions)
+        if nd is not None and nd.verdict == "drop":
+            return False, f"{lk.where}: blocked by {nd.text}", (), (out.segment,)
+        bnote += f" ({nd.text})" if nd is not None else ""
         return (
             True,
             f"{out.iface} and {lk.where} share {idx.label(out.segment)}{bnote}",
@@ -414,6 +451,9 @@ def _walk_methods(
     for method in ("icmp",) + tuple(f"tcp:{p}" for p in ports):
         decisions: list[FilterDecision] = []
         ok, why, hops, segs = walk(idx, a.netns, ip, method=method, decisions=decisions)
+        vd = _vm_reply(idx, a, b, ip, method, decisions) if ok else None
+        if vd is not None and vd.verdict == "drop":
+            ok, why = False, f"{why}; but no way back: {vd.text}"
         if ok and b.netns is not None and a.addresses:
             # the replies: conntrack sees them as established
             backs = [walk(idx, b.netns, x, method=method, state="established") for x in a.addresses]
@@ -525,7 +565,11 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
     for a in walkers:
         for b in with_addr:
             if b.workload != a.workload:
-                add(predict_pair(idx, a, b, ports(a.tenant, b.tenant) if idx.filters or idx.ovs else ()))
+                add(
+                    predict_pair(
+                        idx, a, b, ports(a.tenant, b.tenant) if idx.filters or idx.ovs or idx.nics else ()
+                    )
+                )
     # the rest is L2 only: one verdict per pair of classes
     for ka, aa in classes.items():
         for kb, bb in classes.items():

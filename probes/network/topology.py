@@ -70,6 +70,7 @@ class TopologyProbe(Probe[Topology]):
         self._remote = False  # an SSH host whose events come from its remote helper
         self._ovs_prev: tuple[tuple[OvsBridge, ...], str] | None = None  # over SSH, between events
         self._nets: tuple[Any, ...] = ()
+        self._nics: tuple[Any, ...] = ()  # libvirt nwfilter bindings, read with the networks
         self._unnamed: list[tuple[str, tuple[int, ...]]] = []
         self._last_full = 0.0
         self._prev: Topology | None = None
@@ -127,6 +128,11 @@ class TopologyProbe(Probe[Topology]):
             local = host.is_local or self.libvirt_only
             self._nets = await self._networks.read(host.host.libvirt_uri) if local else ()
         nets = self._nets
+        if host.is_local and not self.libvirt_only:
+            # on every read (a new VM's tap wakes a partial one): one in-process RPC, no process
+            from probes.network.nwfilter import read_bindings
+
+            self._nics = await self._networks.call(host.host.libvirt_uri, read_bindings, ())
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         if full:
@@ -182,6 +188,7 @@ class TopologyProbe(Probe[Topology]):
             libvirt_networks=nets,
             filters=filters,
             ovs_flows=ovs_flows,
+            nic_filters=self._nics,
             taken_at=time.time(),
         )
 
