@@ -245,28 +245,63 @@ class Attributor:
         self._pids: OrderedDict[tuple[str, int], Hit] = OrderedDict()
         self._max_pids = max_pids
         self._file_hits: dict[tuple[str, str], Hit | None] = {}
-        self._keys_host: str | None = None
-        self._keys: dict[str, object] = {}
+        self._keys_for: tuple[str | None, dict[str, object]] = (None, {})
+        # lazy lines (probes/logs/lazy.py) are attributed after later lines taught PIDs: each
+        # line has an arrival order (`clock`), and every change of a learned PID is kept with
+        # the order of the line that made it, so `pid_at` answers as of a line's arrival
+        self.clock = 0
+        self._pid_log: dict[tuple[str, int], list[tuple[int, Hit | None]]] = {}
+
+    def advance(self, n: int) -> int:
+        """Reserve arrival orders for n lines; returns the first (lazy chunks)."""
+        first = self.clock + 1
+        self.clock += n
+        return first
 
     def set_index(self, index: Index) -> None:
         self.index = index
-        self._keys_host = None
+        self._keys_for = (None, {})
         self._file_hits.clear()
+        for key in self._pids:
+            self._pid_log.setdefault(key, []).append((self.clock, None))
         self._pids.clear()
 
-    def learn_pid(self, host: str, pid: int, hit: Hit) -> None:
+    def learn_pid(self, host: str, pid: int, hit: Hit, order: int = 0) -> None:
         if pid <= 0:
             return
         key = (host, pid)
-        self._pids[key] = Hit(hit.workload, hit.tenant, "pid")
+        h = self._pids[key] = Hit(hit.workload, hit.tenant, "pid")
         self._pids.move_to_end(key)
+        log = self._pid_log.setdefault(key, [])
+        if not log or log[-1][1] != h:
+            log.append((order or self.clock, h))
         if len(self._pids) > self._max_pids:
-            self._pids.popitem(last=False)
+            gone, _ = self._pids.popitem(last=False)
+            self._pid_log.setdefault(gone, []).append((order or self.clock, None))
 
-    def _pid(self, host: str, pid: int) -> Hit | None:
+    def pid_at(self, host: str, pid: int, order: int) -> Hit | None:
+        """The learned PID's hit as the line of arrival `order` would have seen it."""
+        for at, h in reversed(self._pid_log.get((host, pid), ())):
+            if at < order:
+                return h
+        return None
+
+    def forget_before(self, order: int) -> None:
+        """Drop PID history no line of arrival >= `order` can need (bounded memory)."""
+        for key in list(self._pid_log):
+            log = self._pid_log[key]
+            k = 0
+            while k + 1 < len(log) and log[k + 1][0] < order:
+                k += 1
+            if k:
+                del log[:k]
+            if len(log) == 1 and log[0][1] is None and log[0][0] < order:
+                del self._pid_log[key]
+
+    def _pid(self, host: str, pid: int, order: int | None = None) -> Hit | None:
         if pid <= 0:
             return None
-        h = self._pids.get((host, pid))
+        h = self._pids.get((host, pid)) if order is None else self.pid_at(host, pid, order)
         if h is None:
             d = self.index.pids.get(host)
             h = d.get(pid) if d else None  # type: ignore[assignment]
@@ -288,11 +323,10 @@ class Attributor:
     def _tokens(self, host: str, text: str) -> Hit | None:
         """The best hit among the message's tokens: one C-level set intersection per line
         (most lines name no workload at all)."""
-        if host == self._keys_host:
-            keys = self._keys
-        else:
-            keys = self._keys = self.index.combined(host)
-            self._keys_host = host
+        cached_host, keys = self._keys_for  # one tuple: the loop and a worker may both ask
+        if cached_host != host:
+            keys = self.index.combined(host)
+            self._keys_for = (host, keys)
         found = keys.keys() & _TOKEN.findall(text)
         if not found:
             return None
@@ -303,7 +337,7 @@ class Attributor:
                 best = h
         return best
 
-    def _mac_denial(self, e: LogEvent) -> tuple[Hit | None, Hit | None]:
+    def _mac_denial(self, e: LogEvent, order: int | None) -> tuple[Hit | None, Hit | None]:
         f = dict(e.fields)
         host = e.host
         subj = None
@@ -313,7 +347,7 @@ class Attributor:
         if subj is None and f.get("scontext"):
             subj = self.index.get(host, "mcs:" + mcs_pair(f["scontext"]))
         if subj is None and f.get("pid", "").isdigit():
-            subj = self._pid(host, int(f["pid"]))
+            subj = self._pid(host, int(f["pid"]), order)
         obj = None
         if f.get("tcontext"):
             obj = self.index.get(host, "mcs:" + mcs_pair(f["tcontext"]))
@@ -322,10 +356,15 @@ class Attributor:
                 obj = self.index.get(host, "path:" + f[k])
         return subj, obj
 
-    def attribute(self, e: LogEvent) -> LogEvent:
-        """The entry with tenant/workload set where evidence names one; else `e` itself."""
+    def attribute(self, e: LogEvent, order: int | None = None, *, late: bool = False) -> LogEvent:
+        """The entry with tenant/workload set where evidence names one; else `e` itself.
+        `order`: the line's arrival order (else the next one); `late`: the line arrived
+        earlier (a lazy line): learned PIDs are those known at its arrival, and it teaches none."""
+        if order is None:
+            order = self.clock = self.clock + 1
         if e.workload:
             return e
+        at = order if late else None
         host = e.host
         tags = e.tags
         target: Hit | None = None
@@ -333,15 +372,15 @@ class Attributor:
         if tags:
             tag = tags[0]
             if tag == classify.MAC_DENIAL:
-                hit, target = self._mac_denial(e)
+                hit, target = self._mac_denial(e, at)
             elif tag == classify.OOM_CONTEXT:
                 memcg = e.field("task_memcg") or e.field("oom_memcg")
                 hit = self.index.cgroup(host, memcg) if memcg else None
                 pid = e.field("pid")
-                if hit is not None and pid.isdigit():
-                    self.learn_pid(host, int(pid), hit)
+                if hit is not None and pid.isdigit() and not late:
+                    self.learn_pid(host, int(pid), hit, order)
             elif tag == classify.OOM_KILL:
-                hit = self._pid(host, e.pid)
+                hit = self._pid(host, e.pid, at)
             elif tag == classify.LIFECYCLE or (tag == classify.GUEST_CRASH and e.kind == "lifecycle"):
                 hit = self.index.get(host, e.field("domain"))
         if hit is None and "/qemu/" in e.source:  # a domain's own log file
@@ -353,14 +392,14 @@ class Attributor:
         if hit is None:
             hit = self._tokens(host, e.message)
             if hit is None and e.pid and e.kind != "kernel":
-                hit = self._pid(host, e.pid)
+                hit = self._pid(host, e.pid, at)
             elif hit is None and e.kind == "kernel" and e.message.startswith("kvm ["):
                 m = _KVM_PID.match(e.message)  # "kvm [4321]: vcpu0 ...": the VM's qemu
-                hit = self._pid(host, int(m.group(1))) if m else None
+                hit = self._pid(host, int(m.group(1)), at) if m else None
         if hit is None and target is None:
             return e
-        if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu"):
-            self.learn_pid(host, e.pid, hit)
+        if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu") and not late:
+            self.learn_pid(host, e.pid, hit, order)
         # a new entry built directly (dataclasses.replace costs twice as much)
         return LogEvent(
             e.at,

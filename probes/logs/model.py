@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 # syslog severities, most severe first (journal PRIORITY is the index)
 SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -41,6 +42,45 @@ class LogEvent:
             if k == name:
                 return v
         return ""
+
+
+class LogEntry(Protocol):
+    """What readers of a ring see: a LogEvent, or a lazy line (probes/logs/lazy.py) that
+    parses and attributes itself when one of these is read."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def workload(self) -> str: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def program(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def attributed_by(self) -> str: ...
+    @property
+    def target_tenant(self) -> str: ...
+    @property
+    def target_workload(self) -> str: ...
+    def field(self, name: str) -> str: ...
 
 
 def evidence_ref(e: LogEvent) -> str:
@@ -100,7 +140,7 @@ class LogSlice:
     """One host's ring after a cursor: what the Logs pane reads (the ring is the session's;
     the State carries only the newest entries)."""
 
-    entries: tuple[LogEvent, ...]  # newer than the cursor, oldest first
+    entries: tuple[LogEntry, ...]  # newer than the cursor, oldest first (lazy lines among them)
     total: int  # seq of the newest entry
     dropped: int
     generation: int  # bumped when kept entries were re-attributed: reload everything

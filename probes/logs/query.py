@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEvent
+from probes.logs.lazy import LazyLine
+from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEntry
 
 KEYS = ("tenant", "host", "source", "sev", "tag", "workload")
 
@@ -36,7 +37,7 @@ class Query:
     def empty(self) -> bool:
         return self == Query()
 
-    def matches(self, e: LogEvent) -> bool:
+    def matches(self, e: LogEntry) -> bool:
         if self.seqs is not None:
             return (e.host, e.seq) in self.seqs
         if (
@@ -63,13 +64,13 @@ class Query:
             return all(w in low for w in self.words)
         return True
 
-    def predicate(self) -> Callable[[LogEvent], bool]:
+    def predicate(self) -> Callable[[LogEntry], bool]:
         """`matches` specialised to the fields this query uses (a rebuild over 100,000
         entries must fit between two key presses)."""
         if self.seqs is not None:
             seqs = self.seqs
             return lambda e: (e.host, e.seq) in seqs
-        checks: list[Callable[[LogEvent], bool]] = []
+        checks: list[Callable[[LogEntry], bool]] = []
         if self.tenant is not None:
             t = self.tenant
             checks.append(
@@ -83,7 +84,11 @@ class Query:
             checks.append(lambda e: e.source.startswith(src))
         if self.min_severity is not None:
             allowed = frozenset(s for s in SEVERITIES if SEVERITY_RANK[s] <= SEVERITY_RANK[self.min_severity])
-            checks.append(lambda e: e.severity in allowed)
+            if SEVERITY_RANK[self.min_severity] <= SEVERITY_RANK["warning"]:
+                # a quiet lazy line is notice or lower: not parsed for this
+                checks.append(lambda e: (type(e) is not LazyLine or not e.quiet) and e.severity in allowed)
+            else:
+                checks.append(lambda e: e.severity in allowed)
         if self.tag is not None:
             tag = self.tag
             checks.append(lambda e: tag in e.tags)
@@ -117,6 +122,8 @@ class Query:
         return " ".join(parts)
 
 
+_PRINTABLE = bytes(range(0x20, 0x7F))
+
 _SEV_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "emergency": "emerg", "panic": "emerg"}
 
 
@@ -146,6 +153,23 @@ def parse_query(text: str) -> Query:
 class Search:
     pattern: str
     regex: bool = False
+
+    def raw_excludes(self) -> Callable[[bytes], bool] | None:
+        """For a literal search: a test on a line's raw bytes that is True only when the line
+        cannot match (printable ASCII shows as itself, and the message is part of the line);
+        None for a regex (anchors see the message, not the line)."""
+        if self.regex:
+            return None
+        try:
+            needle = self.pattern.lower().encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        printable = _PRINTABLE
+
+        def excludes(raw: bytes) -> bool:
+            return needle not in raw.lower() and not raw.translate(None, printable)
+
+        return excludes
 
     def compile(self) -> re.Pattern[str]:
         try:

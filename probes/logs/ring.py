@@ -8,16 +8,27 @@ an entry by (host, seq).
 A ring belongs to the logs service of one session (probes/logs/service.py); the Logs pane
 reads it through its source (`Session.log_entries` -> `Ring.slice`) with its own cursor, so
 the whole ring never travels through every State (the State carries only the newest entries).
+
+Lines of a local file arrive as chunks (probes/logs/lazy.py): the ring keeps a reference to
+the chunk in the slot of each of its lazy lines (nothing allocated per line) and hands out a
+LazyLine for it; candidates are kept as the parsed entries they already are. `newest` (what
+the State carries) hands out parsed entries only.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from typing import Any
 
-from probes.logs.model import DEFAULT_CAPACITY, LogEvent, LogSlice
+from probes.logs.lazy import Chunk, LazyLine
+from probes.logs.model import DEFAULT_CAPACITY, LogEntry, LogEvent, LogSlice
+
+
+def _entry(x: Any, seq: int) -> Any:
+    return LazyLine(x, seq - x.first_seq) if type(x) is Chunk else x
 
 
 class Ring:
@@ -25,15 +36,15 @@ class Ring:
         if capacity < 1:
             raise ValueError("ring capacity must be at least 1")
         self.capacity = capacity
-        self._d: deque[LogEvent] = deque(maxlen=capacity)
+        self._d: deque[Any] = deque(maxlen=capacity)  # LogEvent, or the Chunk of a lazy line
         self.total = 0  # seq of the newest entry
         self.generation = 0  # bumped when kept entries are replaced (re-attribution)
 
     def __len__(self) -> int:
         return len(self._d)
 
-    def __iter__(self) -> Iterator[LogEvent]:
-        return iter(self._d)
+    def __iter__(self) -> Iterator[LogEntry]:
+        return map(_entry, self._d, itertools.count(self.first_seq))
 
     @property
     def dropped(self) -> int:
@@ -61,7 +72,26 @@ class Ring:
         self._d.extend(out)
         return out
 
-    def since(self, seq: int) -> list[LogEvent]:
+    def append_chunk(self, chunk: Chunk, found: dict[int, LogEvent]) -> list[LogEvent]:
+        """Keep a chunk's lines (numbered from total + 1): its parsed candidates as entries,
+        the other lines lazily. Returns the candidates with their seq set."""
+        first = chunk.first_seq = self.total + 1
+        if not found:
+            self._d.extend(itertools.repeat(chunk, chunk.n))
+            self.total += chunk.n
+            return []
+        items: list[Any] = [chunk] * chunk.n
+        setattr_ = object.__setattr__
+        out = []
+        for i, e in found.items():
+            setattr_(e, "seq", first + i)  # fresh from ingest, not shared yet
+            items[i] = e
+            out.append(e)
+        self._d.extend(items)
+        self.total += chunk.n
+        return out
+
+    def since(self, seq: int) -> list[LogEntry]:
         """Entries newer than `seq`, oldest first (those already dropped are not returned)."""
         k = self.total - seq
         if k <= 0:
@@ -69,7 +99,7 @@ class Ring:
         k = min(k, len(self._d))
         out = list(itertools.islice(reversed(self._d), k))
         out.reverse()
-        return out
+        return list(map(_entry, out, itertools.count(self.total - k + 1)))
 
     def slice(self, after: int | None) -> LogSlice:
         """The entries newer than seq `after` with the ring's counters (None: counters only)."""
@@ -77,15 +107,26 @@ class Ring:
         return LogSlice(got, self.total, self.dropped, self.generation, self.capacity)
 
     def newest(self, n: int) -> tuple[LogEvent, ...]:
-        return tuple(self.since(self.total - n)) if n > 0 else ()
+        """The newest n entries, parsed (lazy lines among them are parsed now)."""
+        if n <= 0:
+            return ()
+        return tuple(e.event if type(e) is LazyLine else e for e in self.since(self.total - n))  # type: ignore[misc]
 
-    def get(self, seq: int) -> LogEvent | None:
+    def get(self, seq: int) -> LogEntry | None:
         i = seq - self.first_seq
         if i < 0 or i >= len(self._d):
             return None
-        return self._d[i]
+        return _entry(self._d[i], seq)  # type: ignore[no-any-return]
 
-    def update(self, fn, newest: int | None = None) -> int:
+    @property
+    def oldest_chunk_order(self) -> int | None:
+        """Arrival order of the oldest lazy line kept (None: no lazy line kept)."""
+        for seq, x in zip(itertools.count(self.first_seq), itertools.islice(self._d, 1000)):
+            if type(x) is Chunk:
+                return x.order0 + seq - x.first_seq  # type: ignore[no-any-return]
+        return None  # (looked at the oldest thousand only)
+
+    def update(self, fn: Callable[[LogEvent], LogEvent | None], newest: int | None = None) -> int:
         """Replace entries in place where fn returns a new entry (re-attribution); with
         `newest`, only the newest that many entries are looked at (the rest stay untouched:
         re-attributing the tail of a 100,000-entry ring need not walk all of it)."""
@@ -95,6 +136,9 @@ class Ring:
         tail = [d.pop() for _ in range(k)]
         tail.reverse()
         for e in tail:
+            if type(e) is Chunk:  # a lazy line: attributed when it is read, with the index then
+                d.append(e)
+                continue
             n = fn(e)
             if n is not None and n is not e:
                 changed += 1

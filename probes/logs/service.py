@@ -38,6 +38,7 @@ from probes.hosts.base import HostError, HostTransport
 from probes.logs import classify, parsers, remote_follow, sources
 from probes.logs.attribute import Attributor, Index
 from probes.logs.filewatch import FileWatch
+from probes.logs.lazy import Chunk, SourceContext, ingest
 from probes.logs.model import LogEvent, LoggingSetup, LogSlice, LogSource, LogView, SourceState
 from probes.logs.ring import Ring
 from probes.model import Feed, HostState, Severity, State, Status
@@ -96,6 +97,11 @@ class HostLogs(sources.Sink):
             del self.pending[:over]
             self.ring.total += over
 
+    def put_block(self, ctx: SourceContext, block: bytes) -> None:
+        """A local file's raw lines: kept lazily (probes/logs/lazy.py), candidates parsed and
+        attributed in the flush worker."""
+        self.put([_Block(ctx, block)])  # type: ignore[list-item]
+
     def put_lines(self, parse, lines) -> None:
         """Raw lines are parsed in the flush worker, with attribution (off the event loop)."""
         self.put([(parse, line) for line in lines])  # type: ignore[misc]
@@ -136,11 +142,15 @@ class HostLogs(sources.Sink):
         return batch
 
     @staticmethod
-    def attribute(batch: list[Any], attributor: Attributor) -> list[LogEvent]:
-        """Parse the raw lines of the batch and attribute every entry, in arrival order."""
+    def attribute(batch: list[Any], attributor: Attributor) -> list[Any]:
+        """Parse the raw lines of the batch and attribute every entry, in arrival order; a
+        block of a local file becomes a chunk with only its candidates parsed (lazy.ingest)."""
         attribute = attributor.attribute
-        out = []
+        out: list[Any] = []
         for x in batch:
+            if type(x) is _Block:
+                out.append(ingest(x.data, x.ctx, attributor))
+                continue
             if type(x) is tuple:
                 try:
                     x = x[0](x[1])
@@ -150,11 +160,26 @@ class HostLogs(sources.Sink):
             out.append(attribute(x))
         return out
 
-    def keep(self, batch: list[LogEvent]) -> list[LogEvent]:
+    def keep(self, batch: list[Any]) -> list[LogEvent]:
         """Number the batch into the ring (on the event loop: the pane reads the ring)."""
         if not batch:
             return []
-        out = self.ring.append_many(batch)
+        out: list[LogEvent] = []
+        run: list[LogEvent] = []
+        for x in batch:
+            if type(x) is tuple:  # (chunk, its parsed candidates)
+                if run:
+                    out += self.ring.append_many(run)
+                    run = []
+                chunk: Chunk = x[0]
+                self.counts[chunk.source] = self.counts.get(chunk.source, 0) + chunk.n
+                for e in self.ring.append_chunk(chunk, x[1]):
+                    if e.tags and classify.is_signal(e.tags):
+                        self.signals.append(e)
+            else:
+                run.append(x)
+        if run:
+            out += self.ring.append_many(run)
         for e in out:
             self.counts[e.source] = self.counts.get(e.source, 0) + 1
             if e.tags and classify.is_signal(e.tags):
@@ -174,6 +199,16 @@ class HostLogs(sources.Sink):
             sources=srcs,
             setup=self.setup if self.setup is not None else (prev.setup if prev else None),
         )
+
+
+class _Block:
+    """A pending block of a local file's complete lines."""
+
+    __slots__ = ("ctx", "data")
+
+    def __init__(self, ctx: SourceContext, data: bytes) -> None:
+        self.ctx = ctx
+        self.data = data
 
 
 class LogService:

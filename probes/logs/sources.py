@@ -30,6 +30,7 @@ from probes.logs.config import DEFAULT_FILES as DEFAULT_FILES
 from probes.logs.config import START_LINES as START_LINES
 from probes.logs.config import LogsConfig as LogsConfig
 from probes.logs.filewatch import SAFETY, FileWatch
+from probes.logs.lazy import SourceContext
 from probes.logs.model import LogEvent, SourceState
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,20 @@ class Sink:
         """Raw lines with their parser: a sink may parse them later, off the event loop
         (the logs service does it in its flush worker); this default parses now."""
         self.put([parse(line) for line in lines])
+
+    def put_block(self, ctx: SourceContext, block: bytes) -> None:
+        """Complete lines of a local file, raw (each ends with a newline): a sink may keep
+        them lazily (the logs service does: probes/logs/lazy.py); this default parses them
+        now, untimed lines taking the time of the line before."""
+        out = []
+        for raw in block.split(b"\n")[:-1]:
+            e = ctx.parse(raw.decode("utf-8", "replace"), ctx.host, ctx.source)
+            if e.at:
+                ctx.last_at = e.at
+            elif ctx.last_at:
+                e = _retime(e, ctx.last_at)
+            out.append(e)
+        self.put(out)
 
     def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:  # pragma: no cover
         raise NotImplementedError
@@ -86,6 +101,7 @@ class FileFollower:
         self._skipping = False  # inside an over-long line
         self._tail = b""  # the last bytes read, to notice a rewrite after truncation
         self._first = True
+        self._blocks = False  # poll_block: complete lines as raw bytes, not decoded lines
         self.state = SourceState.STARTING
         self.detail = ""
 
@@ -161,8 +177,29 @@ class FileFollower:
             self._split(chunk, out)
         return got
 
-    def _split(self, chunk: bytes, out: list[str]) -> None:
+    @staticmethod
+    def _has_long(data: bytes, m: int) -> bool:
+        """Does a line of `data` (complete lines) pass m bytes? One rfind per m bytes."""
+        a, n = 0, len(data)
+        while n - a > m:
+            j = data.rfind(b"\n", a, a + m + 1)
+            if j < 0:
+                return True
+            a = j + 1
+        return False
+
+    def _split(self, chunk: bytes, out: list) -> None:
         data = self._partial + chunk if self._partial else chunk
+        if self._blocks and not self._skipping:
+            last = data.rfind(b"\n")
+            if last >= 0 and not self._has_long(data[: last + 1], self.max_line):
+                out.append(data[: last + 1])  # the common case: no line to cut, no copy per line
+                rest = data[last + 1 :]
+                if len(rest) > self.max_line:
+                    out.append(rest[: self.max_line] + b"\n")
+                    rest, self._skipping = b"", True
+                self._partial = rest
+                return
         start = 0
         while True:
             i = data.find(b"\n", start)
@@ -172,19 +209,22 @@ class FileFollower:
                 self._skipping = False
             else:
                 end = i if i - start <= self.max_line else start + self.max_line
-                out.append(data[start:end].decode("utf-8", "replace"))
+                out.append(self._line(data[start:end]))
             start = i + 1
         rest = data[start:]
         if self._skipping:
             rest = b""
         elif len(rest) > self.max_line:
-            out.append(rest[: self.max_line].decode("utf-8", "replace"))
+            out.append(self._line(rest[: self.max_line]))
             rest, self._skipping = b"", True
         self._partial = rest
 
-    def _flush_partial(self, out: list[str]) -> None:
+    def _line(self, raw: bytes):
+        return raw + b"\n" if self._blocks else raw.decode("utf-8", "replace")
+
+    def _flush_partial(self, out: list) -> None:
         if self._partial and not self._skipping:
-            out.append(self._partial.decode("utf-8", "replace"))
+            out.append(self._line(self._partial))
         self._partial, self._skipping = b"", False
 
     def maybe_changed(self) -> bool:
@@ -201,8 +241,17 @@ class FileFollower:
             return True
         return (cur.st_dev, cur.st_ino) != self._ino
 
-    def poll(self, budget: int = MAX_READ) -> list[str]:
-        out: list[str] = []
+    def poll_block(self, budget: int = MAX_READ) -> bytes:
+        """Like poll, but the complete lines as one block of raw bytes (each line ends with a
+        newline; over-long lines cut as poll cuts them)."""
+        self._blocks = True
+        try:
+            return b"".join(self.poll(budget))
+        finally:
+            self._blocks = False
+
+    def poll(self, budget: int = MAX_READ) -> list:
+        out: list = []
         if self._fd < 0 and not self._open():
             return out
         st = os.fstat(self._fd)
@@ -257,26 +306,16 @@ async def follow_file_local(
     `watch` (inotify), the file is read when it changed, and at least every SAFETY seconds;
     without, it is looked at every `interval` seconds."""
     name = "file:" + path
-    parse = parsers.parser_for(name)
+    ctx = SourceContext(host.name, name)
     f = FileFollower(host.root + path, start_lines=start_lines)
     last_state: tuple[SourceState, str] | None = None
-    last_at = 0.0
     lock = threading.Lock()  # the fd is closed only when no poll runs in a worker
 
-    def poll_and_parse() -> tuple[list[LogEvent], int]:
-        """In a worker thread: read and parse (the event loop stays free for the TUI)."""
-        nonlocal last_at
+    def poll_block() -> tuple[bytes, int]:
+        """In a worker thread: read (the lines are parsed lazily by the sink)."""
         with lock:
-            lines = f.poll()
-        evs = []
-        for ln in lines:
-            e = parse(ln, host.name, name)
-            if e.at:
-                last_at = e.at
-            elif last_at:  # untimed continuation lines take the previous time
-                e = _retime(e, last_at)
-            evs.append(e)
-        return evs, len(lines)
+            block = f.poll_block()
+        return block, block.count(b"\n")
 
     changed = watch.follow(f.path) if watch is not None else None
     idle = cycle = 0
@@ -284,16 +323,16 @@ async def follow_file_local(
         while True:
             cycle += 1
             if changed is not None:
-                evs, n = await asyncio.to_thread(poll_and_parse)  # told it changed, or safety
+                block, n = await asyncio.to_thread(poll_block)  # told it changed, or safety
             elif cycle % FULL_POLL_EVERY and not f.maybe_changed():
-                evs, n = [], 0  # nothing new: no trip to a worker thread (most polls)
+                block, n = b"", 0  # nothing new: no trip to a worker thread (most polls)
             else:
-                evs, n = await asyncio.to_thread(poll_and_parse)
+                block, n = await asyncio.to_thread(poll_block)
             if (f.state, f.detail) != last_state:
                 last_state = (f.state, f.detail)
                 sink.state(name, "file", f.state, f.detail)
-            if evs:
-                sink.put(evs)
+            if block:
+                sink.put_block(ctx, block)
                 idle = 0
                 if n > 1000:
                     continue  # more may be waiting: read again at once

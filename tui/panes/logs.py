@@ -38,10 +38,12 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
+from probes.logs.lazy import LazyLine
 from probes.logs.model import (
     DEFAULT_CAPACITY,
     SEVERITIES,
     SEVERITY_RANK,
+    LogEntry,
     LogEvent,
     LogSlice,
     SourceState,
@@ -117,7 +119,7 @@ class LogLines(ScrollView, can_focus=True):
     def __init__(self, pane: LogsPane) -> None:
         super().__init__()
         self.pane = pane
-        self.lines: list[LogEvent] = []
+        self.lines: list[LogEntry] = []
         self.cursor = -1
         self.follow = True
         self.search_rx: Any = None
@@ -133,7 +135,7 @@ class LogLines(ScrollView, can_focus=True):
         self._cache.clear()
         self.refresh()
 
-    def set_lines(self, lines: list[LogEvent], cursor: int | None = None) -> None:
+    def set_lines(self, lines: list[LogEntry], cursor: int | None = None) -> None:
         self.lines = lines
         self.cursor = min(self.cursor if cursor is None else cursor, len(lines) - 1)
         self._update_size()
@@ -143,7 +145,7 @@ class LogLines(ScrollView, can_focus=True):
         elif self.cursor >= 0:
             self.reveal(self.cursor)
 
-    def append(self, new: list[LogEvent], cap: int) -> None:
+    def append(self, new: list[LogEntry], cap: int) -> None:
         if not new:
             return
         self.lines.extend(new)
@@ -240,8 +242,11 @@ class LogLines(ScrollView, can_focus=True):
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"loglines--{name}", partial=True)
 
-    def line_text(self, e: LogEvent) -> Text:
-        """The row for `e`: every host-supplied part through visible(), as plain Text."""
+    def line_text(self, e: LogEntry) -> Text:
+        """The row for `e`: every host-supplied part through visible(), as plain Text (a lazy
+        line is parsed and attributed here, when it is on screen)."""
+        if type(e) is LazyLine:
+            e = e.event
         sev = _SEV_CLASS.get(e.severity, "info")
         t = Text(no_wrap=True, end="")
         t.append(self._time(e.at), self._style("muted"))
@@ -332,7 +337,7 @@ class LogsPane(Pane):
     ) -> None:
         super().__init__(id=id, classes=classes)
         self.capacity = capacity
-        self.store: deque[LogEvent] = deque(maxlen=capacity)
+        self.store: deque[LogEntry] = deque(maxlen=capacity)
         self.query_filter = Query()
         self.search: Search | None = None
         self.regex = False
@@ -362,7 +367,7 @@ class LogsPane(Pane):
 
     def show(self, state: State) -> None:
         self._state = state
-        new: list[LogEvent] = []
+        new: list[LogEntry] = []
         hosts = [hs for hs in state.hosts]
         if self._reattributed(hosts):
             return
@@ -377,7 +382,7 @@ class LogsPane(Pane):
                 self.capacity = ring.capacity
                 self.store = deque(self.store, maxlen=ring.capacity)
             if ring is not None:
-                got = list(ring.entries)
+                got: list[LogEntry] = list(ring.entries)
                 self._dropped[name] = ring.dropped
                 self._total[name] = ring.total
             elif hs.logs is not None:
@@ -596,9 +601,14 @@ class LogsPane(Pane):
             return
         n = len(ll.lines)
         start = ll.cursor if ll.cursor >= 0 else (n - 1 if direction > 0 else 0)
+        raw_no = self.search.raw_excludes() if self.search is not None else None
+        lines = ll.lines
         for k in range(1, n + 1):
             i = (start + direction * k) % n
-            if rx.search(visible(ll.lines[i].message, limit=_MSG_LIMIT).expandtabs(4)):
+            e = lines[i]
+            if raw_no is not None and type(e) is LazyLine and raw_no(e.raw):
+                continue  # its raw bytes cannot match: not parsed
+            if rx.search(visible(e.message, limit=_MSG_LIMIT).expandtabs(4)):
                 ll.pause()
                 ll.cursor = i
                 ll.reveal(i)

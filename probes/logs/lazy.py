@@ -1,0 +1,348 @@
+"""Lazy log lines: a local file's new bytes are kept as one block; only the lines that may
+matter are parsed when they arrive, the others when someone looks at them.
+
+One compiled pattern over the whole block (RE2 when installed: a DFA, the same class of speed
+as grep; else Python's re, same answers) finds the *candidates*, whole lines that contain:
+- a signal needle (classify._NEEDLES: every signal pattern contains one);
+- an audit record (`msg=audit(`: such a line may teach the attributor a PID);
+- after a date at the start of the line, `error` (qemu's and libvirtd's `err` lines are
+  tagged qemu-error or libvirt-error by their kind).
+Candidates are parsed, classified and attributed at ingest, exactly as before. Every other
+line stays raw bytes in its Chunk: it cannot carry a tag and it teaches no PID; it is parsed
+and attributed only when the Logs pane shows, filters or searches it, then cached in the
+chunk. Lines that may be warnings (a dated line with `qemu-system` or `: warning : `) are found by
+a second pattern over the chunk when a severity filter first asks (`Chunk.maybe`); the rest
+are notice or lower (`LazyLine.quiet`): such a filter drops them without parsing.
+
+Results equal parsing every line in arrival order (tests/logs/test_logs_lazy.py proves it
+against the per-line path on the corpus, the real messages, the hostile lines and the bench):
+- untimed lines (a qemu command line) take the time of the timed line before them, found by
+  walking back (the chunk knows the time its source had before it: `prev_at`);
+- a lazy line is attributed with the PIDs the attributor knew when the line arrived
+  (Attributor.pid_at, by arrival order), never with those learned after;
+- a lazy line without a workload is attributed again when the index changed (what the
+  service's re-attribution does for parsed entries).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from probes.logs import classify, parsers
+from probes.logs.model import LogEvent
+
+if TYPE_CHECKING:
+    from probes.logs.attribute import Attributor
+
+try:  # google-re2: a DFA scans a block ~3x faster than re's backtracking alternation
+    import re2 as _re2
+except ImportError:  # pragma: no cover - the dependency is in pyproject
+    _re2 = None
+
+_NEEDLE_ALT = "|".join(re.escape(n) for n in (*classify._NEEDLES, "msg=audit("))
+# a digit as the parsers' str patterns see it (\d: any Unicode digit, 2-4 bytes in UTF-8)
+_D = r"(?:[0-9]|[\x80-\xff]{2,4})"
+_DATE = rf"{_D}{{4}}-{_D}{{2}}-{_D}{{2}}"
+# whole lines; the date branch is anchored at the line start, the needles anywhere in it
+CANDIDATE_PATTERN = rf"(?m)^(?:{_DATE}[^\n]*[Ee][Rr][Rr][Oo][Rr]|[^\n]*(?:{_NEEDLE_ALT}))[^\n]*"
+# the other lines that may be warnings (qemu's `qemu-system...: ` lines, libvirtd's warning
+# level): looked for only when a severity filter asks (Chunk.maybe)
+MAYBE_WARNING_PATTERN = rf"(?m)^{_DATE}[^\n]*(?:qemu-system|: warning : )[^\n]*"
+
+
+def _compile(pattern: str) -> Any:
+    """RE2 over bytes as Latin-1 (every byte one character: invalid UTF-8 from a hostile host
+    matches like any byte), else Python's re over bytes."""
+    if _re2 is not None:
+        opts = _re2.Options()
+        opts.encoding = _re2.Options.Encoding.LATIN1
+        return _re2.compile(pattern.encode("latin-1"), opts)
+    return re.compile(pattern.encode("latin-1"))  # pragma: no cover
+
+
+_CANDIDATE = _compile(CANDIDATE_PATTERN)
+_MAYBE_WARNING = _compile(MAYBE_WARNING_PATTERN)
+
+
+def _line_numbers(rx: Any, data: bytes) -> list[int]:
+    """Line numbers (from 0) of the lines of `data` a whole-line pattern matches."""
+    out = []
+    count = data.count
+    line = prev = 0
+    for m in rx.finditer(data):
+        start = m.start()
+        line += count(b"\n", prev, start)
+        prev = start
+        out.append(line)
+    return out
+
+
+def candidates(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every candidate line of a block of complete lines (end excludes \\n)."""
+    return [m.span() for m in _CANDIDATE.finditer(data)]
+
+
+class SourceContext:
+    """What a file source carries from one block to the next: its parser and the time of its
+    last timed line (untimed lines take it)."""
+
+    __slots__ = ("host", "last_at", "parse", "source")
+
+    def __init__(self, host: str, source: str, parse: Callable[[str, str, str], LogEvent] | None = None):
+        self.host = host
+        self.source = source
+        self.parse = parse or parsers.parser_for(source)
+        self.last_at = 0.0
+
+
+class Chunk:
+    """One block of complete lines of one source, numbered from `first_seq` in the ring."""
+
+    __slots__ = (
+        "_attributed",
+        "_index",
+        "_lines",
+        "_lock",
+        "_maybe",
+        "_parsed",
+        "att",
+        "data",
+        "first_seq",
+        "host",
+        "n",
+        "order0",
+        "parse",
+        "prev_at",
+        "source",
+    )
+
+    def __init__(self, data: bytes, ctx: SourceContext, att: Attributor, order0: int, prev_at: float) -> None:
+        self.data = data
+        self.n = data.count(b"\n")
+        self.host = ctx.host
+        self.source = ctx.source
+        self.parse = ctx.parse
+        self.att = att
+        self.order0 = order0  # the attributor's arrival order of line 0
+        self.prev_at = prev_at
+        self.first_seq = 0  # set by the ring
+        self._maybe: frozenset[int] | None = None
+        self._lines: list[bytes] | None = None
+        self._parsed: dict[int, LogEvent] = {}  # parsed (and re-timed), not attributed
+        self._attributed: dict[int, LogEvent] = {}
+        self._index: object = att.index
+        self._lock = threading.Lock()  # the pane (loop) and a filter worker may both ask
+
+    @property
+    def maybe(self) -> frozenset[int]:
+        """Lines that may be warnings though not candidates (found on first use, cached)."""
+        m = self._maybe
+        if m is None:
+            m = self._maybe = frozenset(_line_numbers(_MAYBE_WARNING, self.data))
+        return m
+
+    def lines(self) -> list[bytes]:
+        if self._lines is None:
+            self._lines = self.data.split(b"\n")
+        return self._lines
+
+    def raw(self, i: int) -> bytes:
+        return self.lines()[i]
+
+    def _parse_raw(self, i: int) -> LogEvent:
+        text = self.lines()[i].decode("utf-8", "replace")
+        try:
+            return self.parse(text, self.host, self.source)
+        except Exception as e:  # a parser bug must not lose the line
+            return parsers.parse_plain(text, "", "?", kind=f"unparsed: {e}"[:40])
+
+    def parsed(self, i: int) -> LogEvent:
+        """Line i parsed, with the time of the line before when it has none."""
+        e = self._parsed.get(i)
+        if e is not None:
+            return e
+        e = self._parse_raw(i)
+        if not e.at:
+            at = self._at_before(i)
+            if at:
+                e = replace(e, at=at)
+        self._parsed[i] = e
+        return e
+
+    def _at_before(self, i: int) -> float:
+        j = i - 1
+        while j >= 0:
+            p = self._parsed.get(j)
+            if p is not None:
+                return p.at  # already re-timed
+            at = self._parse_raw(j).at
+            if at:
+                return at
+            j -= 1
+        return self.prev_at
+
+    def last_at(self) -> float:
+        """The time of the last timed line (what the next chunk's untimed lines take)."""
+        for j in range(self.n - 1, -1, -1):
+            p = self._parsed.get(j)
+            at = p.at if p is not None else self._parse_raw(j).at
+            if at:
+                return at
+        return self.prev_at
+
+    def event(self, i: int) -> LogEvent:
+        """Line i parsed and attributed (cached; again when the index changed and it had no
+        workload)."""
+        with self._lock:
+            att = self.att
+            if self._index is not att.index:
+                self._index = att.index
+                self._attributed = {k: v for k, v in self._attributed.items() if v.workload}
+            e = self._attributed.get(i)
+            if e is None:
+                e = att.attribute(self.parsed(i), self.order0 + i, late=True)
+                if self.first_seq and e.seq != self.first_seq + i:
+                    object.__setattr__(e, "seq", self.first_seq + i)  # ours: made for this line
+                self._attributed[i] = e
+            return e
+
+    def known(self, i: int) -> LogEvent | None:
+        """The entry if it was already parsed and attributed (rendering needs no new work)."""
+        return self._attributed.get(i)
+
+
+def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dict[int, LogEvent]]:
+    """A block of complete lines -> its chunk and its candidates, parsed and attributed (line
+    index -> entry), in arrival order. Advances the attributor's arrival order by every line."""
+    order0 = att.advance(0)
+    chunk = Chunk(data, ctx, att, order0, ctx.last_at)
+    att.advance(chunk.n)
+    found: dict[int, LogEvent] = {}
+    if chunk.n:
+        count = data.count
+        line = 0
+        prev = 0
+        parse = ctx.parse
+        host, source = ctx.host, ctx.source
+        parsed = chunk._parsed
+        for start, end in candidates(data):
+            line += count(b"\n", prev, start)
+            prev = start
+            text = data[start:end].decode("utf-8", "replace")
+            try:
+                e = parse(text, host, source)
+            except Exception as ex:  # a parser bug must not lose the line
+                e = parsers.parse_plain(text, "", "?", kind=f"unparsed: {ex}"[:40])
+            if not e.at:
+                at = chunk._at_before(line)
+                if at:
+                    e = replace(e, at=at)
+            parsed[line] = e
+            e = att.attribute(e, order=order0 + line)
+            chunk._attributed[line] = e
+            found[line] = e
+        ctx.last_at = chunk.last_at()
+    return chunk, found
+
+
+class LazyLine:
+    """A line of a chunk, handed out by the ring: reads like a LogEvent, parses on demand."""
+
+    __slots__ = ("chunk", "i")
+
+    def __init__(self, chunk: Chunk, i: int) -> None:
+        self.chunk = chunk
+        self.i = i
+
+    def __repr__(self) -> str:
+        return f"LazyLine({self.chunk.source}#{self.seq})"
+
+    @property
+    def event(self) -> LogEvent:
+        return self.chunk.event(self.i)
+
+    @property
+    def quiet(self) -> bool:
+        """No tag, and severity notice or lower: a severity filter from warning up drops it
+        unparsed (the others may be warnings: parsed when filtered)."""
+        return self.i not in self.chunk.maybe
+
+    @property
+    def raw(self) -> bytes:
+        return self.chunk.raw(self.i)
+
+    @property
+    def seq(self) -> int:
+        return self.chunk.first_seq + self.i
+
+    @property
+    def host(self) -> str:
+        return self.chunk.host
+
+    @property
+    def source(self) -> str:
+        return self.chunk.source
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def at(self) -> float:
+        return self.chunk.parsed(self.i).at
+
+    @property
+    def severity(self) -> str:
+        return self.chunk.parsed(self.i).severity
+
+    @property
+    def message(self) -> str:
+        return self.chunk.parsed(self.i).message
+
+    @property
+    def kind(self) -> str:
+        return self.chunk.parsed(self.i).kind
+
+    @property
+    def program(self) -> str:
+        return self.chunk.parsed(self.i).program
+
+    @property
+    def pid(self) -> int:
+        return self.chunk.parsed(self.i).pid
+
+    @property
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return self.chunk.parsed(self.i).fields
+
+    def field(self, name: str) -> str:
+        return self.chunk.parsed(self.i).field(name)
+
+    @property
+    def tenant(self) -> str:
+        return self.event.tenant
+
+    @property
+    def workload(self) -> str:
+        return self.event.workload
+
+    @property
+    def attributed_by(self) -> str:
+        return self.event.attributed_by
+
+    @property
+    def target_tenant(self) -> str:
+        return ""
+
+    @property
+    def target_workload(self) -> str:
+        return ""
+
+
+def materialize(e: Any) -> LogEvent:
+    """A LogEvent for an entry of the ring (a LazyLine is parsed and attributed)."""
+    return e.event if type(e) is LazyLine else e

@@ -1,0 +1,253 @@
+"""Issue 16 item 4: lazy log lines give exactly what parsing every line did.
+
+The old path is kept callable and is what journal, remote and libvirt entries still take:
+`sources.line_parser` (parse + the time of the line before for untimed lines) then
+`Attributor.attribute`, line by line in arrival order. The new path reads the same bytes as
+blocks (`lazy.ingest`: candidates parsed and attributed at once, the rest kept raw) and parses
+the other lines later, after every block arrived (the worst case for learned PIDs). Both must
+give equal LogEvents (every field, seq included) over the parser corpus, the real messages of
+libvirt and QEMU, the hostile lines, the bench's lines and lines written to catch the hard
+cases (PIDs learned after a line, untimed lines across blocks, Unicode digits).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+
+from bench.logs import fleet, make_lines
+from probes.logs import lazy, sources
+from probes.logs.attribute import Attributor, Index
+from probes.logs.lazy import LazyLine, SourceContext
+from probes.logs.model import LogEvent
+from probes.logs.query import Query, Search
+from probes.logs.ring import Ring
+from probes.model import State
+from tests.fixtures.journal import DATA, corpus_lines, fleet_state, hostile_bytes
+
+SYSLOG = "file:/var/log/syslog"
+QEMU = "file:/var/log/libvirt/qemu/acme-web.log"
+LIBVIRTD = "file:/var/log/libvirt/libvirtd.log"
+AUDIT = "file:/var/log/audit/audit.log"
+
+
+def old_path(state: State, runs: list[tuple[str, bytes]]) -> list[LogEvent]:
+    """Every line parsed and attributed in arrival order (what the follower did before)."""
+    att = Attributor(Index(state))
+    parsers = {}
+    out = []
+    for source, block in runs:
+        p = parsers.setdefault(source, sources.line_parser(source, "hv1"))
+        for raw in block.split(b"\n")[:-1]:
+            out.append(att.attribute(p(raw.decode("utf-8", "replace"))))
+    return Ring(10**7).append_many(out)
+
+
+def new_path(state: State, runs: list[tuple[str, bytes]], seed: int = 1) -> tuple[list[LogEvent], Ring]:
+    """The same bytes as blocks cut at random line ends; every line read after all arrived."""
+    att = Attributor(Index(state))
+    ctxs: dict[str, SourceContext] = {}
+    ring = Ring(10**7)
+    rnd = random.Random(seed)
+    for source, block in runs:
+        ctx = ctxs.setdefault(source, SourceContext("hv1", source))
+        ends = [i + 1 for i, b in enumerate(block) if b == 10]
+        cuts = sorted(rnd.sample(ends, min(len(ends), rnd.randint(0, 4))))
+        a = 0
+        for b in [*cuts, len(block)]:
+            if b > a:
+                chunk, found = lazy.ingest(block[a:b], ctx, att)
+                ring.append_chunk(chunk, found)
+            a = b
+    return [lazy.materialize(e) for e in ring], ring
+
+
+def runs_of(lines: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
+    """Consecutive lines of one source as one block."""
+    out: list[tuple[str, bytes]] = []
+    for source, line in lines:
+        data = line.encode() + b"\n"
+        if out and out[-1][0] == source:
+            out[-1] = (source, out[-1][1] + data)
+        else:
+            out.append((source, data))
+    return out
+
+
+def corpus_runs() -> list[tuple[str, bytes]]:
+    lines = corpus_lines()
+    return runs_of(
+        [(QEMU if i >= 14 else (LIBVIRTD if i == 13 else SYSLOG), line) for i, line in enumerate(lines, 1)]
+    )
+
+
+def messages_runs() -> list[tuple[str, bytes]]:
+    msgs = json.loads((DATA / "real-messages.json").read_text())["lines"]
+    return runs_of([("file:" + m["read_as"].removeprefix("file:"), m["line"]) for m in msgs])
+
+
+def hard_runs() -> list[tuple[str, bytes]]:
+    """PIDs learned after the line that uses them, untimed qemu lines, Unicode digits."""
+    return runs_of(
+        [
+            (SYSLOG, "Nov 27 10:00:00 hv1 sshd[4321]: before: pid 4321 is not known yet"),
+            (
+                SYSLOG,
+                "Nov 27 10:00:01 hv1 audit[4321]: type=VIRT_CONTROL msg=audit(1795773601.1:1): vm=acme-web op=start",
+            ),
+            (SYSLOG, "Nov 27 10:00:02 hv1 sshd[4321]: after: pid 4321 was learned from the audit line"),
+            (SYSLOG, "Nov 27 10:00:03 hv1 kernel: [1.0] kvm [4321]: vcpu0 unhandled rdmsr"),
+            (QEMU, "2026-11-27 10:33:57.701+0000: starting up libvirt version: 9.0.0"),
+            (QEMU, "LC_ALL=C PATH=/usr/bin QEMU_AUDIO_DRV=none /usr/bin/qemu-system-x86_64 -name acme-web"),
+            (QEMU, "-machine pc -m 1024 error in the command line, untimed"),
+            (QEMU, "2026-11-27T10:33:59.045615Z qemu-system-x86_64: -drive file=/x: Could not open"),
+            (QEMU, "char device redirected to /dev/pts/3 (label charserial0)"),
+            (
+                SYSLOG,
+                "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0667 10:00:00.1+0000: 1: error : f:1 : odd digits",
+            ),
+            (
+                SYSLOG,
+                "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0667T10:00:00 qemu: an error, arabic digits",
+            ),
+            (LIBVIRTD, "2026-11-27 10:31:20.675+0000: 5461: warning : virFoo:1 : a warning"),
+            (LIBVIRTD, "2026-11-27 10:31:20.675+0000: 5461: info : virFoo:1 : tap-acme1 is fine"),
+            (AUDIT, 'type=AVC msg=audit(1795773601.123:77): avc:  denied  { read } for pid=4321 comm="qemu"'),
+            (AUDIT, "node=hv1 type=SYSCALL msg=audit(1795773601.123:77): arch=c000003e pid=4321"),
+            (SYSLOG, "Nov 27 10:00:04 hv1 sshd[4321]: last"),
+        ]
+    )
+
+
+def bench_runs(n: int) -> list[tuple[str, bytes]]:
+    lines = make_lines(n)
+    out = []
+    for k, source in enumerate((SYSLOG, "file:/var/log/libvirt/qemu/t01-vm1.log", LIBVIRTD, SYSLOG)):
+        part = lines[k * n // 4 : (k + 1) * n // 4]
+        out.append((source, ("\n".join(part) + "\n").encode()))
+    return out
+
+
+CASES = {
+    "corpus": (fleet_state, corpus_runs),
+    "real-messages": (fleet_state, messages_runs),
+    "hostile": (fleet_state, lambda: [("file:/var/log/hostile.log", hostile_bytes())]),
+    "hard": (fleet_state, hard_runs),
+    "bench": (fleet, lambda: bench_runs(8000)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_lazy_lines_equal_the_per_line_path(case):
+    state_of, runs_fn = CASES[case]
+    st, runs = state_of(), runs_fn()
+    old = old_path(st, runs)
+    for seed in (1, 2):
+        new, _ = new_path(st, runs, seed)
+        assert len(new) == len(old)
+        for a, b in zip(old, new, strict=True):
+            assert a == b, f"{case}: line {a.seq} differs"
+
+
+def test_the_hard_cases_are_really_hard():
+    """The hard lines do what they are there for (else the equality above proves little)."""
+    st = fleet_state()
+    old = old_path(st, hard_runs())
+    assert old[0].tenant == "" and old[2].attributed_by == "pid" and old[2].tenant == "acme"
+    assert old[3].attributed_by == "pid"  # kvm [pid] on a kernel line
+    assert old[5].at == old[4].at and old[5].at > 0  # untimed: the line before's time
+    assert old[9].tags == ("libvirt-error",) and old[10].severity == "err"  # Unicode digits
+    new, ring = new_path(st, hard_runs())
+    lazy_seqs = [e.seq for e in ring if type(e) is LazyLine]
+    assert 1 in lazy_seqs and 3 in lazy_seqs and 6 in lazy_seqs  # they were lazy
+
+
+def test_lazy_lines_are_quiet_and_few_are_parsed_at_ingest():
+    """A line that is not a candidate has no tag and is notice or lower (the severity filter
+    skips it unparsed); on the bench's lines only the signals are parsed at ingest."""
+    st = fleet()
+    runs = bench_runs(4000)
+    _, ring = new_path(st, runs)
+    entries = list(ring)
+    lazies = [e for e in entries if type(e) is LazyLine]
+    assert len(lazies) > 0.75 * len(entries)
+    for e in lazies:
+        ev = e.event
+        assert ev.tags == ()
+        if e.quiet:
+            assert ev.severity in ("notice", "info", "debug")
+    q = Query(min_severity="warning").predicate()
+    assert [e.seq for e in entries if q(e)] == [
+        e.seq for e in entries if lazy.materialize(e).severity in ("emerg", "alert", "crit", "err", "warning")
+    ]
+
+
+def test_chunk_parses_only_what_is_read():
+    st = fleet()
+    att = Attributor(Index(st))
+    block = ("\n".join(make_lines(2000)) + "\n").encode()
+    chunk, found = lazy.ingest(block, SourceContext("hv1", SYSLOG), att)
+    assert set(chunk._parsed) == set(found)  # candidates only (the bench's lines are timed)
+    Ring(100).append_chunk(chunk, found)
+    assert LazyLine(chunk, 1).message
+    assert set(chunk._parsed) == set(found) | {1}
+
+
+def test_raw_search_excludes_only_lines_that_cannot_match():
+    s = Search("Started SESSION")
+    ex = s.raw_excludes()
+    assert ex is not None and Search("a.b", regex=True).raw_excludes() is None
+    assert not ex(b"Nov 27 hv1 systemd[1]: started session 4")
+    assert ex(b"Nov 27 hv1 systemd[1]: stopped session 4")
+    assert not ex(b"Nov 27 hv1 systemd[1]: stopped\x1b[0m session")  # shown escaped: look at it
+
+
+def test_block_reads_equal_line_reads(tmp_path):
+    """FileFollower.poll_block gives the bytes of what poll gives, cut lines included."""
+    p = tmp_path / "f.log"
+    long = b"x" * 200
+    p.write_bytes(b"a\n" + long + b"\nb\xff\xfec\n" + long + long + b"\npartial")
+    a = sources.FileFollower(str(p), start_lines=10, max_line=150)
+    b = sources.FileFollower(str(p), start_lines=10, max_line=150)
+    got_lines = a.poll()
+    got_block = b.poll_block()
+    assert got_block.decode("utf-8", "replace").split("\n")[:-1] == got_lines
+    with open(p, "ab") as f:
+        f.write(b" line\n" + b"y" * 10 + b"\n")
+    assert b.poll_block().decode().split("\n")[:-1] == a.poll()
+    a.close()
+    b.close()
+
+
+def test_pid_history_answers_as_of_arrival():
+    st = fleet_state()
+    att = Attributor(Index(st), max_pids=2)
+    hit = att.index.get("hv1", "acme-web")
+    assert hit is not None
+    att.advance(10)
+    att.learn_pid("hv1", 7, hit, 5)
+    att.learn_pid("hv1", 8, hit, 6)
+    att.learn_pid("hv1", 9, hit, 7)  # evicts 7
+    assert att.pid_at("hv1", 7, 5) is None and att.pid_at("hv1", 7, 6) is not None
+    assert att.pid_at("hv1", 7, 8) is None
+    att.set_index(Index(st))
+    assert att.pid_at("hv1", 9, 8) is not None and att.pid_at("hv1", 9, 11) is None
+    att.forget_before(11)
+    assert att.pid_at("hv1", 9, 11) is None
+
+
+def test_index_change_reattributes_lazy_lines_without_a_workload():
+    st = fleet_state()
+    att = Attributor(Index(State()))
+    block = b"Nov 27 10:00:00 hv1 sshd[1]: tapacme1 link up\n"
+    chunk, found = lazy.ingest(block, SourceContext("hv1", SYSLOG), att)
+    assert not found
+    ring = Ring(10)
+    ring.append_chunk(chunk, found)
+    (e,) = list(ring)
+    assert e.tenant == ""
+    att.set_index(Index(st))
+    assert e.tenant == "acme" and replace(e.event, tenant="") != e.event
