@@ -39,6 +39,7 @@ class Ring:
         self._d: deque[Any] = deque(maxlen=capacity)  # LogEvent, or the Chunk of a lazy line
         self.total = 0  # seq of the newest entry
         self.generation = 0  # bumped when kept entries are replaced (re-attribution)
+        self._chunks: deque[Chunk] = deque()  # chunks with lines still kept, oldest first
 
     def __len__(self) -> int:
         return len(self._d)
@@ -76,6 +77,7 @@ class Ring:
         """Keep a chunk's lines (numbered from total + 1): its parsed candidates as entries,
         the other lines lazily. Returns the candidates with their seq set."""
         first = chunk.first_seq = self.total + 1
+        self._chunks.append(chunk)
         if not found:
             self._d.extend(itertools.repeat(chunk, chunk.n))
             self.total += chunk.n
@@ -120,11 +122,14 @@ class Ring:
 
     @property
     def oldest_chunk_order(self) -> int | None:
-        """Arrival order of the oldest lazy line kept (None: no lazy line kept)."""
-        for seq, x in zip(itertools.count(self.first_seq), itertools.islice(self._d, 1000)):
-            if type(x) is Chunk:
-                return x.order0 + seq - x.first_seq  # type: ignore[no-any-return]
-        return None  # (looked at the oldest thousand only)
+        """Arrival order of the oldest line of a chunk still kept (None: no chunk kept)."""
+        chunks, first = self._chunks, self.first_seq
+        while chunks and chunks[0].first_seq + chunks[0].n <= first:
+            chunks.popleft()
+        if not chunks:
+            return None
+        c = chunks[0]
+        return c.order0 + max(0, first - c.first_seq)
 
     def update(self, fn: Callable[[LogEvent], LogEvent | None], newest: int | None = None) -> int:
         """Replace entries in place where fn returns a new entry (re-attribution); with

@@ -48,12 +48,14 @@ log = logging.getLogger(__name__)
 FLUSH = 0.25
 BATCH = 20_000
 MAX_PENDING = 200_000
+MAX_PENDING_BYTES = 64 << 20  # raw blocks waiting for ingest (a fast writer outruns it)
 MAX_SIGNALS = 1000
 REATTRIBUTE = 10_000  # newest entries re-attributed when the inventory changes
 SETTLE = 0.3  # the initial backlog is read when no entry came for this long
 SETTLE_MAX = 5.0
 MAX_OWN = 10  # more findings raised or cleared at once than this: one summary line
 SETUP_EVERY = 30.0  # seconds between re-reads of the logging set-up (and new files)
+PRUNE_EVERY = 60.0  # seconds between prunes of the learned-PID history (lazy lines)
 
 _SEV_OF_FINDING = {
     Severity.CRITICAL: "crit",
@@ -72,6 +74,7 @@ class HostLogs(sources.Sink):
         self.cfg = cfg
         self.ring = Ring(cfg.ring)
         self.pending: list[LogEvent] = []
+        self.pending_bytes = 0  # of raw blocks in `pending`
         self.signals: deque[LogEvent] = deque(maxlen=MAX_SIGNALS)
         self.sources: dict[str, LogSource] = {}
         self.counts: dict[str, int] = {}
@@ -101,6 +104,12 @@ class HostLogs(sources.Sink):
         """A local file's raw lines: kept lazily (probes/logs/lazy.py), candidates parsed and
         attributed in the flush worker."""
         self.put([_Block(ctx, block)])  # type: ignore[list-item]
+        self.pending_bytes += len(block)
+        while self.pending_bytes > MAX_PENDING_BYTES:  # backpressure: the oldest block goes
+            i = next(i for i, x in enumerate(self.pending) if type(x) is _Block)
+            old: Any = self.pending.pop(i)
+            self.pending_bytes -= len(old.data)
+            self.ring.total += old.data.count(b"\n")  # counted as dropped
 
     def put_lines(self, parse, lines) -> None:
         """Raw lines are parsed in the flush worker, with attribution (off the event loop)."""
@@ -139,6 +148,8 @@ class HostLogs(sources.Sink):
     def pop(self) -> list[LogEvent]:
         batch = self.pending[:BATCH]
         del self.pending[:BATCH]
+        if self.pending_bytes:
+            self.pending_bytes -= sum(len(x.data) for x in batch if type(x) is _Block)  # type: ignore[attr-defined]
         return batch
 
     @staticmethod
@@ -337,7 +348,11 @@ class LogService:
     # -- batching
 
     async def _flush_loop(self) -> None:
+        pruned = time.monotonic()
         while True:
+            if time.monotonic() - pruned > PRUNE_EVERY:
+                pruned = time.monotonic()
+                self._prune_pids()
             more = False
             for hl in list(self.hosts.values()):
                 try:
@@ -353,6 +368,11 @@ class LogService:
                     log.exception("flushing logs of %s", hl.name)
                 more = more or bool(hl.pending)
             await asyncio.sleep(0.01 if more else FLUSH)
+
+    def _prune_pids(self) -> None:
+        """Learned-PID history older than every lazy line still kept is not needed."""
+        orders = [o for hl in self.hosts.values() if (o := hl.ring.oldest_chunk_order) is not None]
+        self.attributor.forget_before(min(orders) if orders else self.attributor.clock + 1)
 
     def flush(self, hl: HostLogs) -> bool:
         """Take what is pending into the ring; True when the host's view changed."""

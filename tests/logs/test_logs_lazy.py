@@ -251,3 +251,35 @@ def test_index_change_reattributes_lazy_lines_without_a_workload():
     assert e.tenant == ""
     att.set_index(Index(st))
     assert e.tenant == "acme" and replace(e.event, tenant="") != e.event
+
+
+def test_ring_knows_its_oldest_lazy_line():
+    att = Attributor(Index(State()))
+    ctx = SourceContext("hv1", SYSLOG)
+    ring = Ring(5)
+    assert ring.oldest_chunk_order is None
+    for k in range(3):
+        chunk, found = lazy.ingest(
+            b"".join(b"Nov 27 10:00:00 hv1 a[1]: %d\n" % (k * 3 + i) for i in range(3)), ctx, att
+        )
+        ring.append_chunk(chunk, found)
+    assert ring.first_seq == 5 and ring.oldest_chunk_order == 5  # line 5 arrived 5th
+    assert [e.message for e in ring] == ["4", "5", "6", "7", "8"]
+    assert ring.get(6).message == "5" and [e.seq for e in ring.since(7)] == [8, 9]
+
+
+def test_pending_blocks_are_bounded(monkeypatch):
+    """A writer faster than ingest: the oldest pending blocks go, counted as dropped."""
+    from probes.logs import service
+    from probes.logs.sources import LogsConfig
+    from tests.fixtures.journal import local_host
+
+    monkeypatch.setattr(service, "MAX_PENDING_BYTES", 100)
+    hl = service.HostLogs(local_host("/"), LogsConfig())
+    ctx = SourceContext("hv1", SYSLOG)
+    for k in range(5):
+        hl.put_block(ctx, b"Nov 27 10:00:00 hv1 a[1]: block %d\n" % k)  # 35 bytes each
+    assert hl.pending_bytes <= 100 and hl.ring.total == 3  # two blocks of one line dropped
+    out = hl.take(Attributor())
+    assert [e.message for e in hl.ring] == ["block 3", "block 4"] and hl.ring.dropped == 3
+    assert hl.pending_bytes == 0 and out == []
