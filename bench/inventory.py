@@ -19,7 +19,7 @@ disks, NICs, graphics, tuning, seclabels and metadata like a real domain, then m
   is there: from constructing TenantScopeApp until all the fleet's VMs are rendered.
 
 Prints figures, ratios and the targets (cold <= 1.5 s, steady <= 50 ms, RSS <= 150 MB,
-first frame <= 2 s). Steady figures are medians of 20 runs, cold ones the best and the
+first frame <= 1 s). Steady figures are medians of 20 runs, cold ones the best and the
 median of 5 runs interleaved with their baseline: these machines are shared and noisy.
 """
 
@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"cold_ms": 1500.0, "steady_ms": 50.0, "rss_mb": 150.0, "first_frame_ms": 2000.0}
+TARGETS = {"cold_ms": 1500.0, "steady_ms": 50.0, "rss_mb": 150.0, "first_frame_ms": 1000.0}  # issue 16: first frame 1.0 s
 
 _WORDS = (
     "acme",
@@ -226,7 +226,13 @@ def bench_derive(uri: str, domains: int) -> tuple[float, list[tuple[str, float]]
     return total, per
 
 
-def bench_tui(uri: str, domains: int, limit: float = 180.0) -> float | str:
+def bench_tui(uri: str, domains: int, limit: float = 180.0) -> tuple[float, float] | str:
+    """(first full frame, until the app is idle) in ms. The frame counts from constructing the
+    app until the State with every domain was rendered by the panes and the screen painted
+    (the Pilot's pause(0): pending messages handled, then one compositor update). The second
+    figure waits as well for the whole process to go idle (Textual's wait_for_idle, at most
+    1 s more): the other probes start their first runs after the inventory's publish, so it
+    measures them too (it was this bench's "first frame" until issue 16)."""
     try:
         from tui.app import TenantScopeApp
     except ImportError as e:
@@ -234,7 +240,7 @@ def bench_tui(uri: str, domains: int, limit: float = 180.0) -> float | str:
     from probes.model import WorkloadKind
     from probes.session import Options
 
-    async def go() -> float:
+    async def go() -> tuple[float, float]:
         t0 = time.perf_counter()
         app = TenantScopeApp(Options(libvirt_uri=uri))
         async with app.run_test(size=(160, 48)) as pilot:
@@ -246,8 +252,10 @@ def bench_tui(uri: str, domains: int, limit: float = 180.0) -> float | str:
                 await pilot.pause(0.01)
             else:
                 raise RuntimeError(f"the TUI did not show the whole fleet within {limit:g} s")
-            await pilot.pause()  # let that frame be painted
-            return (time.perf_counter() - t0) * 1000
+            await pilot.pause(0)  # that State's messages handled and the frame painted
+            frame = (time.perf_counter() - t0) * 1000
+            await pilot.pause()  # and the process idle
+            return frame, (time.perf_counter() - t0) * 1000
 
     try:
         return asyncio.run(go())
@@ -315,7 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         rss_libvirt = _child_rss("libvirt", uri, a.domains)
         r = bench_inventory(uri, a.domains)
         derive_ms, per_check = bench_derive(uri, a.domains)
-        ff = "skipped: --no-tui" if a.no_tui else bench_tui(uri, a.domains)
+        ff: tuple[float, float] | str = "skipped: --no-tui"
+        if not a.no_tui:  # 3 runs (noisy machines): the median of each figure, and the best frame
+            runs = [bench_tui(uri, a.domains) for _ in range(3)]
+            ok = [r for r in runs if isinstance(r, tuple)]
+            ff = next((r for r in runs if isinstance(r, str)), "") or (
+                statistics.median(r[0] for r in ok),
+                statistics.median(r[1] for r in ok),
+            )
+            best_frame = min((r[0] for r in ok), default=0.0)
         rss_all = _rss_mb()
 
     def line(label: str, value: float, unit: str, target: str = "") -> None:
@@ -323,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         if target:
             ok = value <= TARGETS[target]
             t = f"   target <= {TARGETS[target]:g} {unit}: {'PASS' if ok else 'MISS'}"
-        print(f"  {label:<38} {value:10.1f} {unit}{t}")
+        print(f"  {label:<42} {value:10.1f} {unit}{t}")
 
     print("figures (medians unless said)")
     line("baseline cold, libvirt only (best of 5)", r["baseline_cold_ms"], "ms")
@@ -341,8 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     line("derive: tenancy + all checks", derive_ms, "ms")
     for cid, ms in per_check[:5]:
         line(f"  slowest check {cid}", ms, "ms")
-    if isinstance(ff, float):
-        line("TUI first full frame (160x48)", ff, "ms", "first_frame_ms")
+    if isinstance(ff, tuple):
+        line("TUI first full frame (160x48, median of 3)", ff[0], "ms", "first_frame_ms")
+        line("  best of 3", best_frame, "ms", "first_frame_ms")
+        line("  until the whole app is idle", ff[1], "ms")
         line("peak RSS after TUI", rss_all, "MB")
     else:
         print(f"  {'TUI first full frame':<38} {ff}")

@@ -7,8 +7,22 @@ import os
 import signal
 from collections.abc import AsyncIterator, Sequence
 
-from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport
+from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport, LibvirtAbsent
 from probes.model import Host, HostKind
+
+LIBVIRT_RUN = "/run/libvirt"
+
+
+def libvirt_daemon_present(uri: str, run_dir: str = LIBVIRT_RUN) -> bool:
+    """For a local `DRIVER:///system` URI: is a socket of a daemon that answers it there
+    (libvirtd's, or the modular `virtDRIVERd`)? Without one libvirt cannot connect, so there is
+    nothing to import libvirt for (~16 MiB) nor to retry every poll. Other URIs (test:, a
+    session daemon, a transport such as qemu+ssh): assume yes and let libvirt answer."""
+    scheme, sep, rest = uri.partition(":///")
+    if not sep or "+" in scheme or rest.split("?", 1)[0].rstrip("/") != "system":
+        return True
+    names = ("libvirt-sock", "libvirt-sock-ro", f"virt{scheme}d-sock", f"virt{scheme}d-sock-ro")
+    return any(os.path.exists(f"{run_dir}/{n}") for n in names)
 
 
 class LocalHost(HostTransport):
@@ -25,6 +39,12 @@ class LocalHost(HostTransport):
     @property
     def root(self) -> str:
         return self._root
+
+    async def open_libvirt_uri(self) -> str | None:
+        uri = self.host.libvirt_uri
+        if uri and not libvirt_daemon_present(uri, self._root + LIBVIRT_RUN):
+            raise LibvirtAbsent(f"no libvirt daemon socket for {uri} in {self._root + LIBVIRT_RUN}")
+        return uri
 
     async def run(
         self, argv: Sequence[str], *, timeout: float = 10.0, input: str | None = None

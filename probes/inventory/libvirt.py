@@ -181,8 +181,6 @@ class LibvirtProbe(Probe[LibvirtResult]):
         self.resync = resync
         self.resync_without_events = resync_without_events
         self.use_events = events
-        with contextlib.suppress(ImportError):
-            quiet_libvirt()  # before any probe of any area opens a libvirt connection
         self._conn: Any = None
         # this probe's libvirt calls run one at a time anyway (_call_lock): a thread of its own
         # keeps a libvirtd that stalls for seconds (busy QEMU monitors) from holding the shared
@@ -217,16 +215,18 @@ class LibvirtProbe(Probe[LibvirtResult]):
         if not uri:
             raise LibvirtUnavailable("no libvirt URI for this host")
         try:
-            import libvirt  # noqa: F401
-        except ImportError:
-            raise LibvirtUnavailable("libvirt-python is not installed here") from None
-        try:
-            # an SSH host forwards its libvirt socket over its own connection
+            # an SSH host forwards its libvirt socket over its own connection; a local one
+            # without a daemon socket is absent before libvirt is even imported (memory)
             open_uri = await host.open_libvirt_uri() or uri
         except LibvirtAbsent as e:
             return LibvirtResult(uri=uri, vms=(), absent=str(e))
         except HostError as e:
             raise LibvirtUnavailable(f"SSH connection down: {e}") from None
+        try:
+            import libvirt  # noqa: F401
+        except ImportError:
+            raise LibvirtUnavailable("libvirt-python is not installed here") from None
+        quiet_libvirt()  # before this process opens its first libvirt connection
         r = await asyncio.get_running_loop().run_in_executor(
             self._thread, self._collect_sync, open_uri, host.name
         )

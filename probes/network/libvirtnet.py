@@ -84,8 +84,12 @@ class NetworkReader:
     def _read(self, uri: str, fn: Callable[[Any], Any] = _read_on) -> Any:
         import libvirt
 
-        from probes.inventory.libvirt import _batch_uri  # qemu+ssh: never prompt on the terminal
+        from probes.inventory.libvirt import (
+            _batch_uri,  # qemu+ssh: never prompt on the terminal
+            quiet_libvirt,
+        )
 
+        quiet_libvirt()  # libvirt's errors come back to us, not printed over the TUI
         if self._conn is not None and self._uri != uri:
             self._drop()
         if self._conn is None:

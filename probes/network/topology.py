@@ -126,7 +126,7 @@ class TopologyProbe(Probe[Topology]):
             self._last_full = now
             # libvirt's networks: locally, and for a host seen only through its libvirt URI
             local = host.is_local or self.libvirt_only
-            self._nets = await self._networks.read(host.host.libvirt_uri) if local else ()
+            self._nets = await self._networks.read(await _libvirt_uri(host)) if local else ()
         nets = self._nets
         if host.is_local and not self.libvirt_only:
             # on every read (a new VM's tap wakes a partial one): one in-process RPC, no process
@@ -225,6 +225,17 @@ class TopologyProbe(Probe[Topology]):
         if old is not None and replace(result, taken_at=old.taken_at) == old:
             return state  # nothing moved: keep the object, so nothing is re-derived or redrawn
         return replace(state, topology=result)
+
+
+async def _libvirt_uri(host: HostTransport) -> str | None:
+    """The URI to read libvirt's networks at; None where the host has no libvirt daemon (a
+    local host without its socket: libvirt is then not even imported)."""
+    from probes.hosts.base import LibvirtAbsent
+
+    try:
+        return await host.open_libvirt_uri() if host.is_local else host.host.libvirt_uri
+    except LibvirtAbsent:
+        return None
 
 
 # ---------------------------------------------------------------- netlink (local)

@@ -1,0 +1,70 @@
+"""What a session does not use is not imported: libvirt without a daemon socket to connect to,
+asyncssh without SSH hosts.
+Each heavy import costs megabytes of RSS for as long as the console runs (issue 16)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from probes.hosts.local import libvirt_daemon_present
+
+
+def test_daemon_socket_decides_for_local_system_uris_only(tmp_path: Path) -> None:
+    run = tmp_path / "run-libvirt"
+    run.mkdir()
+    assert not libvirt_daemon_present("qemu:///system", str(run))
+    assert not libvirt_daemon_present("lxc:///system", str(run))
+    (run / "virtqemud-sock-ro").touch()  # the modular daemon answers qemu:///system
+    assert libvirt_daemon_present("qemu:///system", str(run))
+    assert not libvirt_daemon_present("lxc:///system", str(run))
+    (run / "libvirt-sock").touch()  # the monolithic libvirtd answers every driver
+    assert libvirt_daemon_present("lxc:///system", str(run))
+    # not a local system daemon: libvirt itself answers
+    for uri in ("test:///default", "qemu:///session", "qemu+ssh://hv/system", "qemu+unix:///system"):
+        assert libvirt_daemon_present(uri, str(tmp_path / "nowhere"))
+
+
+PROGRAM = r"""
+import asyncio, json, sys
+from probes.hosts.local import LocalHost
+from probes.inventory.libvirt import LibvirtProbe
+from probes.model import HostState
+from probes.network.topology import _libvirt_uri
+
+async def main():
+    host = LocalHost("h", libvirt_uri="qemu:///system", root=sys.argv[1])
+    probe = LibvirtProbe()
+    r = await probe.collect(host)
+    st = probe.merge(HostState(host.host), r)
+    nets_uri = await _libvirt_uri(host)  # the topology's libvirt networks: not asked either
+    await probe.close()
+    c = st.connection("libvirt")
+    print(json.dumps({"absent": r.absent, "state": c.state.value if c else None,
+                      "libvirt": "libvirt" in sys.modules, "asyncssh": "asyncssh" in sys.modules,
+                      "nets_uri": nets_uri}))
+
+asyncio.run(main())
+"""
+
+
+def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
+    """A local host whose /run/libvirt has no daemon socket (a fake root here): the inventory
+    says absent (a state, not a probe error) without importing libvirt, and no SSH client is
+    loaded for a local session."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "no libvirt daemon socket" in got["absent"]
+    assert got["state"] == "absent"
+    assert got["libvirt"] is False
+    assert got["asyncssh"] is False
+    assert got["nets_uri"] is None
