@@ -110,11 +110,27 @@ def parse_domain(xml: str | bytes, *, name_hint: str = "", secure: bool = False)
         raise DomainXmlError(f"domain {label}: unreadable XML: {e}") from None
 
 
+# "<!" opens a comment, a CDATA section, or a declaration (DOCTYPE, ENTITY, ...): in well-formed
+# XML a literal "<" appears nowhere else (attribute values and text must escape it).
+_DECLARATION = re.compile(r"<!(?!--|\[CDATA\[)")
+
+
 def safe_fromstring(xml: str | bytes) -> Element:
     """Parse untrusted XML with no DTD, no entities, no external references.
 
     Raises ParseError (malformed) or DefusedXmlException (refused).
+
+    Text (what XMLDesc and file reads give) that holds no declaration at all has no DTD, so
+    nothing but the five predefined entities and character references can occur: it goes to
+    the stdlib's C parser, ~3x faster than defusedxml's Python-level handlers (1,000 domains
+    parsed on a console's first frame). A declaration anywhere (even inside a comment or a
+    CDATA section: refused rather than parsed) or bytes (whose encoding the parser decides)
+    take defusedxml's path.
     """
+    if isinstance(xml, str):
+        if _DECLARATION.search(xml) is not None:
+            raise DefusedXmlException("DTD or markup declaration (<!DOCTYPE, <!ENTITY, ...)")
+        return ElementTree.fromstring(xml)
     if _defused_fromstring is not None:
         return _defused_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     text = xml if isinstance(xml, str) else xml.decode("utf-8", "replace")
