@@ -34,7 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"cold_ms": 1500.0, "steady_ms": 50.0, "rss_mb": 150.0, "first_frame_ms": 1000.0}  # issue 16: first frame 1.0 s
+TARGETS = {
+    "cold_ms": 1500.0,
+    "steady_ms": 50.0,
+    "rss_mb": 150.0,
+    "first_frame_ms": 1000.0,
+}  # issue 16: first frame 1.0 s
 
 _WORDS = (
     "acme",
