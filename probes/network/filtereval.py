@@ -231,6 +231,9 @@ def _vmap(rs: Ruleset, c: Chain, vm: Part, p: Packet, memo: Memo) -> Verdict | N
     v = _pkt_value(vm.key, p)
     if v is None:
         return None
+    exact = vm.exact
+    if exact is not None:
+        return exact.get(v)
     entries = vm.entries
     if vm.ref:
         s = rs.named_set(c.family, c.table, vm.ref)
@@ -250,9 +253,14 @@ def _run(
     path = path + (c.name,)
     if depth > MAX_DEPTH:
         return "undecided", f"{_label(rs, c)}: more than {MAX_DEPTH} nested jumps", path
-    for r in c.rules:
-        if (r.iif and p.iif and r.iif != p.iif) or (r.oif and p.oif and r.oif != p.oif):
-            continue  # its leading literal interface match fails: the rule cannot apply
+    for r in c.rules_for(p.oif):
+        if (
+            (r.iif and p.iif and r.iif != p.iif)
+            or (r.oif and p.oif and r.oif != p.oif)
+            or (r.saddr and r.saddr != p.src)
+            or (r.daddr and r.daddr != p.dst)
+        ):
+            continue  # a leading literal interface or address match fails: the rule cannot apply
         verdict = r.verdict
         try:
             hit = True

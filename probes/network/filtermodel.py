@@ -12,6 +12,7 @@ Must not import probes.model (probes/network/model.py imports this module).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,19 @@ class Part:
     entries: tuple[tuple[Atom, Verdict], ...] = ()
     ref: str = ""
 
+    @cached_property
+    def exact(self) -> dict[str, Verdict] | None:
+        """An interface verdict map of plain names as a dict (one lookup instead of a scan);
+        None when an entry is a wildcard or another kind. Kept on the instance, not a field."""
+        if self.kind != "vmap" or self.key not in ("meta iifname", "meta oifname") or self.ref:
+            return None
+        if any(a.kind != "value" or a.a.endswith("*") for a, _ in self.entries):
+            return None
+        out: dict[str, Verdict] = {}
+        for a, v in self.entries:
+            out.setdefault(a.a, v)  # the first entry for a name wins, as in a scan
+        return out
+
     @property
     def text(self) -> str:
         if self.kind == "unknown":
@@ -104,6 +118,9 @@ class Rule:
     # packet on other interfaces skips the rule with one comparison (see `make_rule`)
     iif: str = ""
     oif: str = ""
+    # the same for a leading single literal address (`ip saddr 10.0.0.1`, `-s 10.0.0.1/32`)
+    saddr: str = ""
+    daddr: str = ""
 
     @property
     def display(self) -> str:
@@ -117,18 +134,25 @@ class Rule:
 def make_rule(
     parts: tuple[Part, ...], verdict: Verdict | None, handle: int, text: str, comment: str = ""
 ) -> Rule:
-    iif = oif = ""
+    lit = {"meta iifname": "", "meta oifname": "", "ip saddr": "", "ip daddr": ""}
     for part in parts:
         if part.kind != "match":
             break
-        if part.key in ("meta iifname", "meta oifname") and part.op == "==" and len(part.values) == 1:
+        if part.key in lit and part.op == "==" and len(part.values) == 1:
             a = part.values[0]
             if a.kind == "value" and not a.a.endswith("*"):
-                if part.key == "meta iifname":
-                    iif = a.a
-                else:
-                    oif = a.a
-    return Rule(parts, verdict, handle, text, comment, iif, oif)
+                lit[part.key] = a.a
+    return Rule(
+        parts,
+        verdict,
+        handle,
+        text,
+        comment,
+        lit["meta iifname"],
+        lit["meta oifname"],
+        lit["ip saddr"],
+        lit["ip daddr"],
+    )
 
 
 @dataclass(frozen=True)
@@ -144,6 +168,22 @@ class Chain:
     @property
     def base(self) -> bool:
         return bool(self.hook)
+
+    @cached_property
+    def by_oif(self) -> dict[str, tuple[Rule, ...]]:
+        """For a packet leaving by interface X, the rules that can apply (those without a
+        leading literal output interface, and those for X), in order; "" -> the former.
+        Kept on the instance (not a field): a large chain is scanned once, not per packet."""
+        names = {r.oif for r in self.rules if r.oif}
+        out = {n: tuple(r for r in self.rules if r.oif in ("", n)) for n in names}
+        out[""] = tuple(r for r in self.rules if not r.oif)
+        return out
+
+    def rules_for(self, oif: str) -> tuple[Rule, ...]:
+        if not oif or len(self.rules) < 16:
+            return self.rules
+        by = self.by_oif
+        return by.get(oif, by[""])
 
 
 @dataclass(frozen=True)

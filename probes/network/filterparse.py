@@ -410,8 +410,8 @@ def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
             elif pol != "-":
                 policies[name] = pol.lower()
         elif ln.startswith("-A "):
-            try:
-                toks = shlex.split(ln)
+            try:  # iptables-save quotes only what has spaces or quotes: most lines split plainly
+                toks = ln.split() if not any(c in ln for c in "\"'\\") else shlex.split(ln)
             except ValueError as e:
                 raise FilterParseError(f"{source}: cannot read {ln[:80]!r}: {e}") from None
             if len(toks) >= 2:
