@@ -283,3 +283,60 @@ def test_pending_blocks_are_bounded(monkeypatch):
     out = hl.take(Attributor())
     assert [e.message for e in hl.ring] == ["block 3", "block 4"] and hl.ring.dropped == 3
     assert hl.pending_bytes == 0 and out == []
+
+
+# the patterns as they were before they were made faster: same matches, by construction
+_OLD_KV = r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)'
+
+
+def _old_classify(msg: str) -> tuple[str | None, str | None]:
+    import re
+
+    from probes.logs import classify
+
+    for n in classify._NEEDLES:
+        if n in msg:
+            break
+    else:
+        return None, None
+    for tag, sev, p in classify.SIGNAL_PATTERNS:
+        if re.search(p.replace(r"\"", '"'), msg):
+            return tag, sev or None
+    return None, None
+
+
+def test_faster_patterns_match_as_the_old_ones():
+    """audit key=value pairs and classification over every test line, the bench's lines and
+    hostile variations (quotes, backslashes, unclosed quotes, words glued to pairs)."""
+    import re
+
+    from probes.logs import classify, parsers
+
+    texts = [
+        raw.decode("utf-8", "replace") for _, block in CASES["hostile"][1]() for raw in block.split(b"\n")
+    ]
+    for case in ("corpus", "real-messages", "hard"):
+        texts += [raw.decode() for _, block in CASES[case][1]() for raw in block.split(b"\n")]
+    texts += make_lines(3000)
+    rnd = random.Random(5)
+    alphabet = [
+        "a",
+        "b",
+        "=",
+        '"',
+        "\\",
+        " ",
+        "x1",
+        "é",
+        "\t",
+        "pid=",
+        'comm="',
+        "avc:  denied",
+        ") entered ",
+        "KVM",
+    ]
+    texts += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(5000)]
+    old_kv = re.compile(_OLD_KV)
+    for t in texts:
+        assert parsers._KV.findall(t) == old_kv.findall(t), t
+        assert classify.classify(t) == _old_classify(t), t
