@@ -35,6 +35,7 @@ from probes.requests import (
 )
 
 if TYPE_CHECKING:
+    from probes.inventory.libvirt_link import LibvirtLink
     from probes.logs.service import LogService
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,13 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
         logs = make_log_service(opts)
 
     def for_host(host: HostTransport) -> Sequence[Probe[Any]]:
+        from probes.inventory.libvirt_link import LibvirtLink
+
+        # the host's one libvirt connection and thread, shared by its inventory, domain
+        # statistics and networks (was one each: three connections per host)
+        link = LibvirtLink(host.name) if host.host.libvirt_uri else None
         if host.host.kind == HostKind.LIBVIRT:
-            return _libvirt_view_probes(opts)
+            return _libvirt_view_probes(opts, link)
         probes: list[Probe[Any]] = []
         if host.host.kind == "ssh":  # first: the others share its connection
             from probes.hosts.connection import ConnectionProbe
@@ -136,7 +142,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
             from probes.inventory.libvirt import LibvirtProbe
 
             if host.host.libvirt_uri:
-                probes.append(LibvirtProbe(interval=opts.interval))
+                probes.append(LibvirtProbe(interval=opts.interval, link=link))
         except ImportError:
             pass
         # local hosts: netlink + inotify notifications drive the netns and topology probes
@@ -160,7 +166,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
             probes += [NetnsProbe(interval=every, events=events), ContainerProbe(interval=every)]
         from probes.resources.probe import ResourcesProbe
 
-        probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo))
+        probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo, link=link))
         if not opts.demo:  # host files of this machine say nothing about the simulated demo host
             from probes.facts.probe import FactsProbe
 
@@ -180,6 +186,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
                 libvirt_only=opts.demo,
                 ovs_db=_ovs_db(opts),
                 events=events,
+                libvirt_link=link,
             )
         )
         if logs is not None:  # logs: journal, files, libvirt events (probes/logs/service.py)
@@ -191,7 +198,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
     return for_host
 
 
-def _libvirt_view_probes(opts: Options) -> list[Probe[Any]]:
+def _libvirt_view_probes(opts: Options, link: LibvirtLink | None = None) -> list[Probe[Any]]:
     """A host seen only through libvirt: its domains, their live figures, and the topology of
     libvirt's view (domain interfaces, libvirt networks and bridges, OVS virtualport, nwfilter).
     This machine's namespaces, containers, facts and logs are not that host's: not read."""
@@ -202,14 +209,15 @@ def _libvirt_view_probes(opts: Options) -> list[Probe[Any]]:
     from probes.tenancy import config_for
 
     return [
-        LibvirtProbe(interval=opts.interval),
-        ResourcesProbe(interval=opts.interval, host_totals=False),
+        LibvirtProbe(interval=opts.interval, link=link),
+        ResourcesProbe(interval=opts.interval, host_totals=False, link=link),
         # its NICs follow the domains at every derive (libvirtnet.current_views): this poll
         # only catches a libvirt network defined, changed or removed, so not every 2 s per host
         TopologyProbe(
             interval=max(opts.interval, NETWORKS_EVERY),
             policy=from_config(config_for(opts)),
             libvirt_only=True,
+            libvirt_link=link,
         ),
     ]
 

@@ -30,6 +30,7 @@ from typing import Any
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
 from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
+from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import (
     Connection,
     ConnState,
@@ -173,6 +174,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
         resync_without_events: float = 30.0,
         events: bool = True,
         safety: float = 30.0,
+        link: LibvirtLink | None = None,
     ) -> None:
         self.interval = interval
         self.poll_interval = interval
@@ -185,7 +187,12 @@ class LibvirtProbe(Probe[LibvirtResult]):
         # this probe's libvirt calls run one at a time anyway (_call_lock): a thread of its own
         # keeps a libvirtd that stalls for seconds (busy QEMU monitors) from holding the shared
         # worker threads that every other probe and host needs (seen with 30 SSH hosts)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="libvirt-inventory")
+        # With a link (probes/inventory/libvirt_link.py) the thread and this probe's connection
+        # are the host's, shared with its domain statistics and networks.
+        self._link = link.retain() if link is not None else None
+        self._thread = (
+            link.thread if link is not None else ThreadPoolExecutor(1, thread_name_prefix="libvirt-inventory")
+        )
         self._uri = ""
         self._secure = False
         self._events_on = False
@@ -283,7 +290,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
-        self._thread.shutdown(wait=False)
+        if self._link is not None:
+            self._link.release()
+        else:
+            self._thread.shutdown(wait=False)
 
     def feed(self) -> Feed:
         if self._events_on:
@@ -489,6 +499,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         except libvirt.libvirtError as e:
             raise LibvirtUnavailable(f"cannot connect to {uri}: {_msg(e)}") from None
         self._conn, self._uri, self._broken = conn, uri, False
+        if self._link is not None:
+            self._link.set(conn, uri)
         with self._dirty_lock:
             self._all_dirty = True
         self._events_on = False
@@ -539,6 +551,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         self._events_on = False
         if conn is None:
             return
+        if self._link is not None:
+            self._link.drop(conn)
         for cid in self._callback_ids:
             with contextlib.suppress(Exception):
                 conn.domainEventDeregisterAny(cid)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import HostState, State, Workload, WorkloadKind
 from probes.network.model import DhcpLease, LibvirtNetwork, Link, OvsBridge, OvsInterface, OvsPort, Topology
 
@@ -75,10 +76,12 @@ class NetworkReader:
     libvirtd holds only this reader (as the inventory's). A failed call drops the connection;
     the next read opens a new one."""
 
-    def __init__(self) -> None:
+    def __init__(self, link: LibvirtLink | None = None) -> None:
         self._conn: Any = None
         self._uri = ""
-        self._thread: ThreadPoolExecutor | None = None
+        # with a link: the host's thread and its inventory's connection (libvirt_link.py)
+        self._link = link.retain() if link is not None else None
+        self._thread: ThreadPoolExecutor | None = link.thread if link is not None else None
         self._closed = False
 
     def _read(self, uri: str, fn: Callable[[Any], Any] = _read_on) -> Any:
@@ -90,6 +93,10 @@ class NetworkReader:
         )
 
         quiet_libvirt()  # libvirt's errors come back to us, not printed over the TUI
+        shared = self._link.borrow(uri) if self._link is not None else None
+        if shared is not None:  # the inventory's connection is up: no connection of our own
+            self._drop()
+            return fn(shared)
         if self._conn is not None and self._uri != uri:
             self._drop()
         if self._conn is None:
@@ -141,7 +148,10 @@ class NetworkReader:
             return
         with contextlib.suppress(RuntimeError):  # the interpreter is shutting down
             await asyncio.get_running_loop().run_in_executor(thread, self._drop)
-        thread.shutdown(wait=False)
+        if self._link is not None:
+            self._link.release()
+        else:
+            thread.shutdown(wait=False)
 
 
 def leases(raw: Sequence[dict[str, object]]) -> tuple[DhcpLease, ...]:

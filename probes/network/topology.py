@@ -21,6 +21,7 @@ from typing import Any
 
 from probes.engine import Probe
 from probes.hosts.base import HostTransport
+from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import Feed, HostState
 from probes.network import ovs
 from probes.network.events import OVS, NetEvents
@@ -47,6 +48,7 @@ class TopologyProbe(Probe[Topology]):
         libvirt_only: bool = False,
         events: NetEvents | None = None,
         safety: float = SAFETY_POLL,
+        libvirt_link: LibvirtLink | None = None,
     ) -> None:
         self.interval = interval if libvirt_only else max(interval, 5.0)
         self.poll_interval = self.interval
@@ -74,7 +76,7 @@ class TopologyProbe(Probe[Topology]):
         self._unnamed: list[tuple[str, tuple[int, ...]]] = []
         self._last_full = 0.0
         self._prev: Topology | None = None
-        self._networks = NetworkReader()  # one libvirt connection per host, kept
+        self._networks = NetworkReader(libvirt_link)  # the host's libvirt connection, kept
 
     def attach(self, wake: Callable[[], None]) -> None:
         super().attach(wake)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from probes.inventory.libvirt_link import LibvirtLink
 from probes.resources.model import Limits
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,9 @@ def live_limits(sched: Mapping[str, Any] | None, mem: Mapping[str, Any] | None, 
 class DomainStats:
     """A read-only libvirt connection kept open between refreshes (reopened on failure)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, link: LibvirtLink | None = None) -> None:
         self.uri = uri
+        self._link = link  # the host's shared connection (probes/inventory/libvirt_link.py)
         self._conn: Any = None
         self._flags_ok = True
         self._lock = threading.Lock()
@@ -131,6 +133,15 @@ class DomainStats:
 
         # libvirt's default error handler prints every error to stderr, where the TUI draws
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        shared = self._link.borrow(self.uri) if self._link is not None else None
+        if shared is not None:  # the inventory's connection is up: no connection of our own
+            own, self._conn = self._conn, None  # (the caller holds self._lock)
+            if own is not None:
+                try:
+                    own.close()
+                except Exception:
+                    pass
+            return shared
         if self._conn is None or not self._alive():
             self._conn = libvirt.openReadOnly(self.uri)
         return self._conn

@@ -26,6 +26,7 @@ from dataclasses import replace
 
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
+from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import HostState, Workload, WorkloadKind
 from probes.resources import cgroups
 from probes.resources.baseline import SpikeDetector, Tuning
@@ -62,6 +63,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         host_totals: bool = True,
         tuning: dict[Metric, Tuning] | None = None,
         clock=time.time,
+        link: LibvirtLink | None = None,
     ) -> None:
         self.interval = interval
         self.timeout = max(10.0, 3 * interval)
@@ -83,7 +85,11 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._open: cgroups.OpenFiles | None = None
         self._dom: DomainStats | None = None
         # libvirt calls of this host on a thread of their own (see LibvirtProbe._thread)
-        self._dom_thread = ThreadPoolExecutor(1, thread_name_prefix="libvirt-stats")
+        # (or the host's libvirt thread and connection: probes/inventory/libvirt_link.py)
+        self._link = link.retain() if link is not None else None
+        self._dom_thread = (
+            link.thread if link is not None else ThreadPoolExecutor(1, thread_name_prefix="libvirt-stats")
+        )
         self._netns = NetnsReader()
         self._n = 0
         self._merges = 0
@@ -126,7 +132,10 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             self._open = None
         if self._dom is not None:
             await asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.close)
-        self._dom_thread.shutdown(wait=False)
+        if self._link is not None:
+            self._link.release()
+        else:
+            self._dom_thread.shutdown(wait=False)
         self._netns.close()
 
     async def collect(self, host: HostTransport) -> ResourceSnapshot:
@@ -157,7 +166,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 uri = None
         if self._use_libvirt and uri:
             if self._dom is None or self._dom.uri != uri:
-                self._dom = DomainStats(uri)
+                self._dom = DomainStats(uri, self._link)
             jobs["libvirt"] = asyncio.ensure_future(
                 asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.collect, with_limits)
             )

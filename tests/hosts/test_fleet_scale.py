@@ -51,3 +51,40 @@ async def test_session_stopped_twice_closes_once(caplog):
         await session.stop()
         await session.stop()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_a_hosts_probes_share_one_libvirt_connection_and_thread():
+    """Inventory, domain statistics and networks of one host: one connection (the
+    inventory's), one thread; the others open none of their own while it is up, and open
+    their own again when it is gone (libvirt_link.py)."""
+    import threading
+
+    from probes.inventory.libvirt import LibvirtProbe
+    from probes.network.topology import TopologyProbe
+    from probes.resources.probe import ResourcesProbe
+
+    host = LibvirtViewHost(URI, name="tsfp-link")
+    probes = {p.name: p for p in make_probes(Options(interval=0.5))(host)}
+    inv, res, topo = probes["libvirt"], probes["resources"], probes["topology"]
+    assert (
+        isinstance(inv, LibvirtProbe) and isinstance(res, ResourcesProbe) and isinstance(topo, TopologyProbe)
+    )
+    engine = Engine([host], lambda h: list(probes.values()), make_deriver(Options()))
+    try:
+        before = {t.name for t in threading.enumerate()}
+        st = await engine.refresh_once()
+        hs = st.hosts[0]
+        assert hs.workloads and hs.samples is not None and hs.samples.samples  # figures came through
+        assert hs.topology is not None and hs.topology.libvirt_networks  # networks too
+        link = inv._link
+        assert link is not None and link.borrow(URI) is inv._conn is not None
+        assert res._dom is not None and res._dom._conn is None  # borrowed, none of its own
+        assert topo._networks._conn is None
+        new = {t.name for t in threading.enumerate()} - before
+        assert len([n for n in new if n.startswith("libvirt")]) == 1, new  # one thread for the three
+        await asyncio.get_running_loop().run_in_executor(inv._thread, inv._disconnect)
+        assert link.borrow(URI) is None
+        await engine.run_probe_now("tsfp-link", res)  # the inventory's is gone: its own again
+        assert res._dom._conn is not None
+    finally:
+        await engine.stop()
