@@ -328,3 +328,51 @@ async def test_pane_reloads_when_the_ring_is_reattributed():
             "globex"
         ]
         assert [e.seq for e in ll.lines] == list(range(1, 12))
+
+
+async def test_lazy_lines_are_parsed_when_shown_and_filters_fill_in_from_the_newest(monkeypatch):
+    """A ring of lazy lines (a local file's blocks): showing the pane parses only the rows on
+    screen; a tenant filter shows the newest matches at once and the older ones in slices
+    between key presses, ending with exactly what filtering everything at once gives."""
+    import tui.panes.logs as logs_pane
+    from bench.logs import fleet, make_lines
+    from probes.logs import lazy
+    from probes.logs.attribute import Attributor, Index
+    from probes.logs.query import Query
+
+    monkeypatch.setattr(logs_pane, "FILTER_SLICE", 0.0)  # one batch of 512 entries per slice
+    st = fleet()
+    att = Attributor(Index(st))
+    ctx = lazy.SourceContext("hv1", "file:/var/log/syslog")
+    ring = Ring(5000)
+    chunks = []
+    lines = make_lines(4000)
+    for k in range(0, 4000, 1000):
+        chunk, found = lazy.ingest(("\n".join(lines[k : k + 1000]) + "\n").encode(), ctx, att)
+        ring.append_chunk(chunk, found)
+        chunks.append((chunk, set(found)))
+    app, _ = make_app(with_ring(st, ring), rings={"hv1": ring})
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        ll = app.query_one(LogLines)
+        pane = app.query_one(LogsPane)
+        assert len(ll.lines) == 4000
+        parsed_late = sum(len(set(c._parsed) - found) for c, found in chunks)
+        assert 0 < parsed_late <= 10 + ll.size.height  # the rows on screen (and State's newest 10)
+        prepended = []
+        orig = LogLines.prepend
+        monkeypatch.setattr(
+            LogLines, "prepend", lambda self, older: (prepended.append(len(older)), orig(self, older))
+        )
+        await pilot.press("t")  # tenant t00
+        for _ in range(200):
+            if pane._filtering is None:
+                break
+            await pilot.pause(0.02)
+        assert pane._filtering is None
+        want = Query(tenant="t00").predicate()
+        expected = [e.seq for e in ring if want(e)]
+        assert expected and [e.seq for e in ll.lines] == expected
+        assert all("t00" in (e.tenant, e.target_tenant) for e in map(lazy.materialize, ll.lines))
+        assert len(prepended) >= 2 and sum(prepended) < len(expected)  # newest first, then slices

@@ -21,6 +21,7 @@ never markup: escapes, bidi controls and zero-width characters show as visible e
 from __future__ import annotations
 
 import heapq
+import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
@@ -67,6 +68,7 @@ _SEV_CLASS = {
 _SEV_CYCLE = (None, "warning", "err", "crit")
 _SOURCE_CYCLE = (None, "journal", "file:", "libvirt-events", "tenantscope")
 _MSG_LIMIT = 16 * 1024
+FILTER_SLICE = 0.008  # seconds of filtering between key presses
 
 
 def _short_source(src: str) -> str:
@@ -164,6 +166,20 @@ class LogLines(ScrollView, can_focus=True):
         else:
             # only rows that came into view need painting; the rest is cached
             self.refresh()
+
+    def prepend(self, older: list[LogEntry]) -> None:
+        """Entries older than all shown (a filter going on in the background): the rows
+        on screen stay where they are."""
+        self.lines[0:0] = older
+        n = len(older)
+        if self.cursor >= 0:
+            self.cursor += n
+        self._update_size()
+        if self.follow:
+            self._to_end()
+        else:
+            self.scroll_to(y=self.scroll_y + n, animate=False, immediate=True)
+        self.refresh()
 
     def _update_size(self) -> None:
         self.virtual_size = Size(max(self._width, self.size.width), len(self.lines))
@@ -353,6 +369,8 @@ class LogsPane(Pane):
         self._tenants: list[str] = []
         self._state: State | None = None
         self._missing = 0
+        self._filter_job = 0
+        self._filtering: tuple[int, int] | None = None  # (entries, left to look at)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="logs-status")
@@ -580,19 +598,62 @@ class LogsPane(Pane):
         self.update_status()
 
     def _rebuild(self, cursor_first: bool = False) -> int:
+        """Show the store through the filter. A filter that must look at every entry (a
+        tenant: lazy lines are attributed to answer it) fills the screen from the newest
+        entries first, within FILTER_SLICE seconds, and goes on with the older ones in
+        slices between key presses (`filtering...` in the status line)."""
         q = self.query_filter
-        if q.empty:
-            lines = list(self.store)
-        else:
-            pred = q.predicate()
-            lines = [e for e in self.store if pred(e)]
+        self._filter_job += 1
         ll = self.lines
-        if cursor_first:
-            ll.follow = False
-            ll.set_lines(lines, cursor=0 if lines else -1)
+        if q.empty or q.seqs is not None:
+            self._filtering = None
+            pred = q.predicate()
+            lines = list(self.store) if q.empty else [e for e in self.store if pred(e)]
+            if cursor_first:
+                ll.follow = False
+                ll.set_lines(lines, cursor=0 if lines else -1)
+            else:
+                ll.set_lines(lines, cursor=len(lines) - 1 if ll.follow else None)
+            return len(lines)
+        items = list(self.store)
+        pred = q.predicate()
+        pos, found = self._filter_slice(items, len(items), pred)
+        found.reverse()
+        ll.set_lines(found, cursor=len(found) - 1 if ll.follow else None)
+        if pos > 0:
+            self._filtering = (len(items), pos)
+            job = self._filter_job
+            self.call_later(self._filter_more, job, items, pos, pred)
         else:
-            ll.set_lines(lines, cursor=len(lines) - 1 if ll.follow else None)
-        return len(lines)
+            self._filtering = None
+        return len(found)
+
+    @staticmethod
+    def _filter_slice(items: list[LogEntry], pos: int, pred: Any) -> tuple[int, list[LogEntry]]:
+        """Matches among items[:pos], newest first, for at most FILTER_SLICE seconds."""
+        found: list[LogEntry] = []
+        end = time.perf_counter() + FILTER_SLICE
+        while pos > 0:
+            lo = max(0, pos - 512)
+            found += [e for e in reversed(items[lo:pos]) if pred(e)]
+            pos = lo
+            if time.perf_counter() > end:
+                break
+        return pos, found
+
+    def _filter_more(self, job: int, items: list[LogEntry], pos: int, pred: Any) -> None:
+        if job != self._filter_job or not self.is_attached:
+            return  # another filter since
+        pos, found = self._filter_slice(items, pos, pred)
+        if found:
+            found.reverse()
+            self.lines.prepend(found)
+        if pos > 0:
+            self._filtering = (len(items), pos)
+            self.call_later(self._filter_more, job, items, pos, pred)
+        else:
+            self._filtering = None
+        self.update_status()
 
     def _find(self, direction: int) -> None:
         ll = self.lines
@@ -638,6 +699,9 @@ class LogsPane(Pane):
             t.append(visible(self.query_filter.describe(), limit=200))
             if self._missing:
                 t.append(f" ({self._missing} no longer in the ring)")
+        if self._filtering is not None:
+            n, left = self._filtering
+            t.append(f"  filtering… {n - left:,} of {n:,} looked at")
         if self.search is not None:
             t.append("  search: ")
             t.append(
