@@ -6,6 +6,10 @@
   address and route multicast groups, opened inside the namespace by a thread that entered
   it with setns (probes/network/rtnl.py; nothing forked). The messages are only a trigger:
   which namespace changed; the probes then read it (the decoding is theirs).
+- One NETLINK_NETFILTER socket per namespace bound to nftables' notification group
+  (probes/network/filterread.nft_event_socket): a rule change (nftables, iptables-nft,
+  ebtables-nft, libvirt's nwfilter, Docker) wakes the topology probe, which re-reads that
+  namespace's filters (legacy iptables sends nothing: read again at the safety poll).
 - inotify on /run/netns (or on /run until it exists): a namespace added, deleted or renamed.
   A deleted namespace's socket is closed at once, on that event: an open socket keeps a
   namespace alive, and a tenant's deleted namespace must go (with its veths) as it would
@@ -39,6 +43,7 @@ from probes.hosts.inotify import (
     IN_Q_OVERFLOW,
     Inotify,
 )
+from probes.network.filterread import nft_event_socket
 from probes.network.rtnl import TOPOLOGY_GROUPS, route_socket
 
 log = logging.getLogger(__name__)
@@ -78,6 +83,7 @@ class LocalNetEvents:
         self.netns_dir = netns_dir
         self._subs: list[Callable[[str], None]] = []
         self._socks: dict[str, socket.socket] = {}
+        self._nft: dict[str, socket.socket] = {}  # nftables rule changes, per namespace
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ino: Inotify | None = None
         self._dir_wd = -1
@@ -122,6 +128,8 @@ class LocalNetEvents:
             self._add("", route_socket("", groups=TOPOLOGY_GROUPS))
         except OSError as e:
             self.error = f"netlink: {e.strerror or e}"
+        with contextlib.suppress(OSError):  # no nf_tables here: rule changes wait for the poll
+            self._add_nft("", nft_event_socket(""))
 
     async def sync(self, named: Iterable[str]) -> None:
         """Follow exactly these named namespaces (called after each read of /run/netns)."""
@@ -136,17 +144,23 @@ class LocalNetEvents:
                 return
             from probes.network.nsenter import in_fresh_thread
 
-            def open_all() -> list[tuple[str, socket.socket | OSError]]:
-                out: list[tuple[str, socket.socket | OSError]] = []
+            def open_all() -> list[tuple[str, socket.socket | OSError, socket.socket | None]]:
+                out: list[tuple[str, socket.socket | OSError, socket.socket | None]] = []
                 for n in new:
                     try:
-                        out.append((n, route_socket(f"{self.netns_dir}/{n}", groups=TOPOLOGY_GROUPS)))
+                        rs = route_socket(f"{self.netns_dir}/{n}", groups=TOPOLOGY_GROUPS)
                     except (OSError, RuntimeError) as e:  # gone meanwhile
-                        out.append((n, OSError(str(e))))
+                        out.append((n, OSError(str(e)), None))
+                        continue
+                    try:
+                        nfs: socket.socket | None = nft_event_socket(f"{self.netns_dir}/{n}")
+                    except (OSError, RuntimeError):
+                        nfs = None
+                    out.append((n, rs, nfs))
                 return out
 
             retry = False
-            for n, s in await in_fresh_thread(open_all):
+            for n, s, nfs in await in_fresh_thread(open_all):
                 if isinstance(s, OSError):
                     # `ip netns add` creates the file, then mounts the namespace on it: an
                     # event can come in between. Look again shortly (a few times).
@@ -156,13 +170,17 @@ class LocalNetEvents:
                 self._retries.pop(n, None)
                 if n in self._socks or not os.path.exists(f"{self.netns_dir}/{n}"):
                     s.close()  # deleted while we opened it: do not keep it alive
+                    if nfs is not None:
+                        nfs.close()
                     continue
                 self._add(n, s)
+                if nfs is not None:
+                    self._add_nft(n, nfs)
             if retry:
                 self._loop.call_later(0.2, self._fire, LIST)
 
     def close(self) -> None:
-        for n in list(self._socks):
+        for n in list(self._socks) + list(self._nft):
             self._drop(n)
         if self._ino is not None:
             self._ino.close()
@@ -179,13 +197,20 @@ class LocalNetEvents:
         self._socks[name] = s
         self._loop.add_reader(s.fileno(), self._readable, name, s)
 
+    def _add_nft(self, name: str, s: socket.socket) -> None:
+        assert self._loop is not None
+        s.setblocking(False)
+        self._nft[name] = s
+        self._loop.add_reader(s.fileno(), self._readable, name, s)
+
     def _drop(self, name: str) -> None:
-        s = self._socks.pop(name, None)
-        if s is None:
-            return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(s.fileno())
-        s.close()
+        for socks in (self._nft, self._socks):  # both: either would keep the namespace alive
+            s = socks.pop(name, None)
+            if s is None:
+                continue
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(s.fileno())
+            s.close()
 
     def _readable(self, name: str, s: socket.socket) -> None:
         lost = False

@@ -121,6 +121,27 @@ def nft_generation() -> int | None:
     return None
 
 
+NFNLGRP_NFTABLES = 7
+
+
+def nft_event_socket(path: str = "") -> socket.socket:
+    """Blocking: a NETLINK_NETFILTER socket in the namespace at `path` ('' = this thread's
+    own) bound to nftables' notification group: every nftables (and iptables-nft, ebtables-nft,
+    libvirt nwfilter, Docker) rule change there sends a message. Never creates a namespace."""
+    from probes.network.nsenter import in_netns
+
+    def make() -> socket.socket:
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+        try:
+            s.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    return in_netns(path, make) if path else make()
+
+
 # Legacy iptables has no generation number: a namespace with legacy tables is read again at
 # most this often (the topology's safety period), not on every event-driven topology read.
 LEGACY_MAX_AGE = 30.0
