@@ -21,6 +21,7 @@ Unattributed entries stay as they are: nothing is hidden for lack of a tenant.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -67,6 +68,7 @@ class Hit:
         return RANK.get(self.how, 9)
 
 
+@functools.lru_cache(maxsize=4096)  # a host has few labels; every AVC line names two
 def mcs_pair(label: str) -> str:
     """'system_u:system_r:svirt_t:s0:c12,c34' -> 'c12,c34' ('' when there is none)."""
     m = _MCS.search(label.strip())

@@ -173,14 +173,17 @@ class FileFollower:
                 break
             self._pos += len(chunk)
             got += len(chunk)
-            self._tail = (self._tail + chunk)[-self.TAIL_CHECK :]
+            if len(chunk) >= self.TAIL_CHECK:
+                self._tail = chunk[-self.TAIL_CHECK :]  # (not a copy of the whole chunk)
+            else:
+                self._tail = (self._tail + chunk)[-self.TAIL_CHECK :]
             self._split(chunk, out)
         return got
 
     @staticmethod
-    def _has_long(data: bytes, m: int) -> bool:
-        """Does a line of `data` (complete lines) pass m bytes? One rfind per m bytes."""
-        a, n = 0, len(data)
+    def _has_long(data: bytes, m: int, n: int) -> bool:
+        """Does a line of data[:n] (complete lines) pass m bytes? One rfind per m bytes."""
+        a = 0
         while n - a > m:
             j = data.rfind(b"\n", a, a + m + 1)
             if j < 0:
@@ -192,8 +195,9 @@ class FileFollower:
         data = self._partial + chunk if self._partial else chunk
         if self._blocks and not self._skipping:
             last = data.rfind(b"\n")
-            if last >= 0 and not self._has_long(data[: last + 1], self.max_line):
-                out.append(data[: last + 1])  # the common case: no line to cut, no copy per line
+            if last >= 0 and not self._has_long(data, self.max_line, last + 1):
+                # the common case: no line to cut, no copy per line
+                out.append(data if last + 1 == len(data) else data[: last + 1])
                 rest = data[last + 1 :]
                 if len(rest) > self.max_line:
                     out.append(rest[: self.max_line] + b"\n")
@@ -246,7 +250,8 @@ class FileFollower:
         newline; over-long lines cut as poll cuts them)."""
         self._blocks = True
         try:
-            return b"".join(self.poll(budget))
+            out = self.poll(budget)
+            return out[0] if len(out) == 1 else b"".join(out)
         finally:
             self._blocks = False
 
