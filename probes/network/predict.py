@@ -570,7 +570,8 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                         idx, a, b, ports(a.tenant, b.tenant) if idx.filters or idx.ovs or idx.nics else ()
                     )
                 )
-    # the rest is L2 only: one verdict per pair of classes
+    # the rest is L2 only: one verdict per pair of classes (a VM source's own nwfilter apart)
+    vm_out: dict[tuple[str, str], FilterDecision] = {}
     for ka, aa in classes.items():
         for kb, bb in classes.items():
             verdict: PairPrediction | None = None
@@ -586,8 +587,44 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                         not verdict.reachable and blocked.get((a.tenant, b.tenant), 0) >= MAX_BLOCKED_SAMPLES
                     ):
                         break
-                    add(replace(verdict, src=a.workload, dst=b.workload))
+                    p = replace(verdict, src=a.workload, dst=b.workload)
+                    nd = _vm_out(idx, a, b, vm_out) if p.reachable and idx.nics else None
+                    if nd is not None:
+                        lost = nd.verdict == "drop"
+                        why = f"; but {'its own' if lost else 'through its'} nwfilter: {nd.text}"
+                        p = replace(p, reachable=not lost, path=p.path + why, filters=p.filters + (nd,))
+                    add(p)
     return out
+
+
+_DST_KEYS = frozenset(("dstipaddr", "dstipto", "dstipmask"))
+
+
+def _vm_out(
+    idx: _Index, a: Endpoint, b: Endpoint, memo: dict[tuple[str, str], FilterDecision]
+) -> FilterDecision | None:
+    """A VM source's own nwfilter (direction out) for its ICMP packet to `b`: once per NIC,
+    or per destination where a rule looks at the destination (the class-shared L2 verdicts
+    stay shared: a filter like clean-traffic is decided once per VM)."""
+    if a.netns is not None or not a.addresses:
+        return None
+    for att in a.attachments:
+        tap = att.iface.rpartition("/")[2]
+        nf = idx.nics.get(tap)
+        if nf is None:
+            continue
+        rules = list(nf.root) + [r for _, rs in nf.chains for r in rs]
+        by_dst = any(k in _DST_KEYS for r in rules if r.direction != "in" for k, _ in r.attrs)
+        dst = (b.addresses[0] if b.addresses else "") if by_dst else "0.0.0.0"
+        if not dst:
+            return None
+        key = (tap, dst)
+        if key not in memo:
+            from probes.network.nwfilter import decide_nic
+
+            memo[key] = decide_nic(nf, Packet(a.addresses[0], dst), "out")
+        return memo[key]
+    return None
 
 
 def predict(hs: HostState) -> list[PairPrediction]:

@@ -121,12 +121,19 @@ async def test_clean_traffic_drops_a_spoofed_source_and_probes_agree(nwlab: Gues
     assert c is not None and c.predicted is False and c.filter_state == "blocked-by-filter"
     assert "no way back" in c.pairs[0].path and "no-ip-spoofing" in c.pairs[0].deciding_rule
     assert c.observed is False and not predict.contradictions(c)
+    # from the guest (its only known address is the spoofed one): its own filter drops it
+    back = predict.matrix(spoofed).cell("globex", "acme")
+    assert back is not None and back.predicted is False and back.filter_state == "blocked-by-filter"
+    assert "its own nwfilter" in back.pairs[0].path and "no-ip-spoofing" in back.pairs[0].path
     # the legitimate address: accepted on the way in (allow-incoming-ipv4) and out; probes reach it
     legit = await observe(g, ("10.76.0.2",))
     c2 = predict.matrix(legit).cell("acme", "globex")
     assert c2 is not None and c2.predicted and c2.filter_state == "reach-through-filter"
     assert "allow-incoming-ipv4" in c2.pairs[0].deciding_rule
     assert c2.observed is True and not predict.contradictions(c2)
+    back2 = predict.matrix(legit).cell("globex", "acme")
+    assert back2 is not None and back2.predicted and back2.filter_state == "reach-through-filter"
+    assert "clean-traffic, chain root, priority -650: out mac protocolid=ipv4 accept" in back2.pairs[0].path
     assert ping("10.76.0.2") and not ping("10.76.0.99")  # the same, by plain ping
 
 
