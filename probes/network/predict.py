@@ -244,13 +244,13 @@ def _bridged(
 def _ovs_hop(
     idx: _Index,
     out: Attachment,
-    sender: Link | None,
+    sender_at: tuple[str, str],
     nexthop: Link,
     pkt: Packet,
     decisions: list[FilterDecision] | None,
 ) -> FilterDecision | None:
-    """The OpenFlow tables of an OVS bridge with flows beyond NORMAL, for the frame from
-    `sender` to `nexthop` (its trace, read by the topology probe); None where NORMAL alone
+    """The OpenFlow tables of an OVS bridge with flows beyond NORMAL, for the frame from the
+    interface `sender_at` to `nexthop` (its trace, read by the topology probe); None where NORMAL alone
     switches (the VLAN model decides) or when collecting the frames (`ovs_frames`)."""
     if not out.port.startswith("ovs:"):
         return None
@@ -259,6 +259,7 @@ def _ovs_hop(
     if flows is None:
         return None
     reply = pkt.state == "established"
+    sender = idx.topo.link(*sender_at)  # (namespace, interface): looked up only here
     frame = OvsFrame(
         bridge,
         port,
@@ -400,7 +401,7 @@ def walk(
     bd = _bridged(idx, out.segment, out, a, pkt, decisions)
     if bd is not None and bd.verdict == "drop":
         return False, f"{idx.label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
-    od = _ovs_hop(idx, out, idx.topo.link(ns, r.dev), lk, pkt, decisions)
+    od = _ovs_hop(idx, out, (ns, r.dev), lk, pkt, decisions) if idx.ovs else None
     if od is not None and od.verdict == "drop":
         return False, f"{idx.label(out.segment)}: blocked by flow {od.text}", (), (out.segment,)
     bnote = f" ({bd.text})" if bd is not None else ""
