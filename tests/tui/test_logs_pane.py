@@ -376,3 +376,39 @@ async def test_lazy_lines_are_parsed_when_shown_and_filters_fill_in_from_the_new
         assert expected and [e.seq for e in ll.lines] == expected
         assert all("t00" in (e.tenant, e.target_tenant) for e in map(lazy.materialize, ll.lines))
         assert len(prepended) >= 2 and sum(prepended) < len(expected)  # newest first, then slices
+
+
+async def test_reattribution_reload_of_two_hosts_parses_no_lazy_line():
+    """Two hosts' rings of lazy lines; an inventory change re-attributes the parsed entries:
+    the pane reloads them in place and parses only what is on screen (it merged the hosts by
+    time before, which parsed every line)."""
+    from bench.logs import fleet, make_lines
+    from probes.logs import lazy
+    from probes.logs.attribute import Attributor, Index
+    from probes.model import Host, HostState
+
+    st = fleet()
+    st = replace(st, hosts=(st.hosts[0], HostState(Host("hv2"))))
+    att = Attributor(Index(st))
+    rings, chunks = {}, []
+    for h in ("hv1", "hv2"):
+        ring = rings[h] = Ring(5000)
+        block = ("\n".join(make_lines(2000)) + "\n").encode()
+        chunk, found = lazy.ingest(block, lazy.SourceContext(h, "file:/var/log/syslog"), att)
+        ring.append_chunk(chunk, found)
+        chunks.append((chunk, set(found)))
+    app, source = make_app(st, rings=rings)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        ll = app.query_one(LogLines)
+        assert len(ll.lines) == 4000
+        before = [e.seq for e in ll.lines]
+        assert rings["hv1"].update(lambda e: replace(e, tenant="moved") if e.tags else None) > 0
+        source.push(with_ring(st, rings["hv1"]))
+        await pilot.pause(0.3)
+        assert [e.seq for e in ll.lines] == before
+        assert sum(e.tenant == "moved" for e in ll.lines if type(e) is not lazy.LazyLine) == 200
+        parsed_late = sum(len(set(c._parsed) - found) for c, found in chunks)
+        # rows drawn before and after the reload, and the State's newest 10: not the 3,600
+        assert parsed_late <= 3 * ll.size.height + 10

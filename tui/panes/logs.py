@@ -20,7 +20,6 @@ never markup: escapes, bidi controls and zero-width characters show as visible e
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -442,17 +441,27 @@ class LogsPane(Pane):
         changed = [(n, r) for n, r in heads if r is not None and self._gens.get(n, 0) != r.generation]
         if not changed:
             return False
-        rings = [(n, r) for n, r in ((n, self._ring(n, 0)) for n, _ in heads) if r is not None]
-        for n, r in rings:
+        rings = {n: r for n, r in ((n, self._ring(n, 0)) for n, _ in heads) if r is not None}
+        firsts = {n: r.total - len(r.entries) + 1 for n, r in rings.items()}
+
+        def current(e: LogEntry) -> LogEntry:
+            """The ring's entry now at e's place (the re-attributed one), else e itself."""
+            r = rings.get(e.host)
+            if r is None:
+                return e
+            i = e.seq - firsts[e.host]
+            return r.entries[i] if 0 <= i < len(r.entries) else e
+
+        # the store keeps its order (no merge by time: that would parse every lazy line)
+        merged = [current(e) for e in self.store]
+        for n, r in rings.items():
+            k = min(len(r.entries), r.total - self._last.get(n, 0))
+            if k > 0:
+                merged.extend(r.entries[len(r.entries) - k :])
             self._gens[n] = r.generation
             self._last[n] = r.total
             self._dropped[n] = r.dropped
             self._total[n] = r.total
-        merged = (
-            heapq.merge(*(r.entries for _, r in rings), key=lambda e: e.at)
-            if len(rings) > 1
-            else list(rings[0][1].entries)
-        )
         self.store = deque(merged, maxlen=self.capacity)
         self._rebuild()
         self.update_status()
