@@ -5,9 +5,16 @@ default interval) watches N host aliases of ONE real OpenSSH sshd on 127.0.0.1 (
 fixture's, throwaway keys; an ssh_config names h1..hN), with the real libvirtd behind it when
 one answers (libvirt goes through each host's own SSH connection). After a warm-up, the
 console's CPU time is measured over a window, and its memory (RSS and USS) at the end.
-Baseline in the same run: the same console on the local host only (`--libvirt
-test:///default`); per host = (cost with N hosts - baseline) / N. Target: at most 0.2% of one
-core and 3 MiB per idle host.
+Baselines in the same run: the same console on the local host only (`--libvirt
+test:///default`, itself in a quiet view: own mount, PID and network namespaces), and the
+console with 1 SSH host. Per host = (cost with N hosts - local-only) / N, and per host added
+beyond the first = (cost with N - cost with 1) / (N - 1). Target: at most 0.2% of one core and
+3 MiB per idle host.
+
+The hosts' quiet view: sshd runs in mount, PID and network namespaces of its own (empty
+/run/netns, no libvirt logs, its own /proc, a network namespace with only lo), reached through
+a loopback forwarder in this process (the same port on 127.0.0.1 of the machine): this machine
+is shared, and other people's veths, namespaces and guests would be events for every host.
 
 Also checked at the end of each run: one SSH connection per host (sshd's children), no `ssh`
 process anywhere below the console, the header's "N hosts: ✓ N up", one forwarded libvirt
@@ -25,15 +32,17 @@ import pty
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
 
-from tests.fixtures.sshd import Sshd, make_sshd, sshd_missing_reason
+from tests.fixtures.sshd import Sshd, free_port, make_sshd, sshd_missing_reason
 
 TENANTSCOPE = os.path.join(os.path.dirname(sys.executable), "tenantscope")
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
@@ -121,14 +130,93 @@ QUIET = (
     "/usr/bin/unshare",
     "--mount",
     "--pid",
+    "--net",
     "--fork",
     "--kill-child=SIGKILL",  # sshd (PID 1 there) dies with unshare, which dies with us
     "--mount-proc",
     "sh",
     "-c",
-    'mount -t tmpfs tsb-quiet /run/netns && mount -t tmpfs tsb-quiet /var/log/libvirt && exec "$@"',
+    "mkdir -p /run/netns /var/log/libvirt && mount -t tmpfs tsb-quiet /run/netns && "
+    'mount -t tmpfs tsb-quiet /var/log/libvirt && ip link set lo up && exec "$@"',
     "sh",
 )
+
+
+class Forwarder:
+    """127.0.0.1:PORT here -> 127.0.0.1:PORT inside the network namespace of process `pid()`
+    (the quiet sshd's): a socket made there stays there (setns in a fresh thread)."""
+
+    def __init__(self, port: int, pid: Callable[[], int]) -> None:
+        self.port, self.pid = port, pid
+        self.lsock = socket.create_server(("127.0.0.1", port))
+        self.lsock.settimeout(0.5)
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _inner(self) -> socket.socket:
+        from probes.network.nsenter import in_netns
+
+        out: list[socket.socket | BaseException] = []
+
+        def make() -> None:
+            try:
+                out.append(in_netns(f"/proc/{self.pid()}/ns/net", lambda: socket.socket()))
+            except BaseException as e:
+                out.append(e)
+
+        t = threading.Thread(target=make)
+        t.start()
+        t.join()
+        if isinstance(out[0], BaseException):
+            raise out[0]
+        return out[0]
+
+    def _accept(self) -> None:
+        while not self.stopped:
+            try:
+                c, _ = self.lsock.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket) -> None:
+        for _ in range(100):  # sshd may not listen yet
+            try:
+                d = self._inner()
+                d.connect(("127.0.0.1", self.port))
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            c.close()
+            return
+        threading.Thread(target=self._pump, args=(d, c), daemon=True).start()
+        self._pump(c, d)
+
+    @staticmethod
+    def _pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                with contextlib.suppress(OSError):
+                    x.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.lsock.close()
+
+
+def quiet_sshd(tmp: str) -> tuple[Sshd, Forwarder]:
+    """The fixture's sshd in the quiet view, reachable at 127.0.0.1:its port through a forwarder."""
+    s = Sshd(dir=tempfile.mkdtemp(prefix="tse-sshd-", dir=tmp), port=free_port(), wrapper=QUIET)
+    s.setup()
+    fwd = Forwarder(s.port, lambda: s.pid)
+    s.start()
+    return s, fwd
 
 
 def write_fleet(s: Sshd, n: int, d: str) -> list[str]:
@@ -148,12 +236,31 @@ def write_fleet(s: Sshd, n: int, d: str) -> list[str]:
     return ["--hosts-file", hosts, "--ssh-config", cfg, "--known-hosts", s.known_hosts]
 
 
+def _console_process(pid: int, wrapped: bool) -> psutil.Process:
+    """The console itself (below the quiet view's unshare when `wrapped`)."""
+    p = psutil.Process(pid)
+    for _ in range(100 if wrapped else 0):
+        for k in p.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if TENANTSCOPE in " ".join(k.cmdline()[:2]):
+                    return k
+        time.sleep(0.1)
+    return p
+
+
 def measure(
-    label: str, n: int, args: list[str], home: str, warmup: float, window: float, s: Sshd | None
+    label: str,
+    n: int,
+    args: list[str],
+    home: str,
+    warmup: float,
+    window: float,
+    s: Sshd | None,
+    wrapper: tuple[str, ...] = (),
 ) -> Run:
-    c = Console([TENANTSCOPE, *args, "run"], _env(home))
+    c = Console([*wrapper, TENANTSCOPE, *args, "run"], _env(home))
     try:
-        p = psutil.Process(c.pid)
+        p = _console_process(c.pid, bool(wrapper))
         time.sleep(warmup)
         t0, cpu0 = time.monotonic(), p.cpu_times()
         time.sleep(window)
@@ -202,11 +309,32 @@ def main() -> int:
         return 0
     sizes = sorted(set(args.sizes) | {1})
     tmp = tempfile.mkdtemp(prefix="tse-bench-idle-")
-    s = make_sshd(tmp, wrapper=() if args.busy else QUIET)
+    fwd: Forwarder | None = None
+    if args.busy:
+        s = make_sshd(tmp)
+    else:
+        s, fwd = quiet_sshd(tmp)
     runs: list[Run] = []
+    print(
+        f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)"
+    )
     try:
-        view = "this machine as it is (busy)" if args.busy else "a quiet view (own mount + PID namespace)"
+        view = (
+            "this machine as it is (busy)"
+            if args.busy
+            else "a quiet view (own mount, PID and network namespaces)"
+        )
         print(f"sshd on 127.0.0.1:{s.port}, hosts see {view}; window {args.window:g} s after warm-up")
+        local = measure(
+            "local only",
+            0,
+            ["--libvirt", "test:///default"],
+            tmp,
+            args.warmup,
+            args.window,
+            None,
+            wrapper=() if args.busy else QUIET,
+        )
         for n in sizes:
             runs.append(
                 measure(
@@ -215,13 +343,22 @@ def main() -> int:
             )
     finally:
         s.kill()
+        if fwd is not None:
+            fwd.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)"
+    )
     base = runs[0]  # the console with one host: its fixed cost
     print(
-        f"{'console':16} {'CPU % of a core':>16} {'RSS MiB':>8} {'USS MiB':>8}   per host: average | added per host beyond the first"
+        f"{'console':16} {'CPU % of a core':>16} {'RSS MiB':>8} {'USS MiB':>8}   per host beyond local-only | added per host beyond the first"
     )
+    print(f"{local.label:16} {local.cpu_pct:16.2f} {local.rss_mib:8.1f} {local.uss_mib:8.1f}   (baseline)")
     for r in runs:
-        avg = f"{r.cpu_pct / r.hosts:5.2f}% CPU, {r.uss_mib / r.hosts:6.2f} MiB USS"
+        avg = (
+            f"{(r.cpu_pct - local.cpu_pct) / r.hosts:5.2f}% CPU, "
+            f"{(r.uss_mib - local.uss_mib) / r.hosts:6.2f} MiB USS"
+        )
         add = ""
         if r.hosts > 1:
             k = r.hosts - 1
@@ -236,6 +373,14 @@ def main() -> int:
             f"below the console, {r.sockets} forwarded libvirt socket(s); header: {r.header or '(per host)'}"
         )
     last = runs[-1]
+    cpu = (last.cpu_pct - local.cpu_pct) / last.hosts
+    mem = (last.uss_mib - local.uss_mib) / last.hosts
+    print(
+        f"per idle host at {last.hosts} hosts (baseline: the local-only console, same run): {cpu:.2f}% of a core "
+        f"(target <= 0.2%: {'met' if cpu <= 0.2 else 'MISSED'}), {mem:.2f} MiB USS "
+        f"(target <= 3 MiB: {'met' if mem <= 3 else 'MISSED'}); ratio to the local-only console "
+        f"{last.cpu_pct / max(local.cpu_pct, 0.01):.1f}x CPU, {last.uss_mib / max(local.uss_mib, 0.01):.2f}x USS"
+    )
     if last.hosts > 1:
         k = last.hosts - 1
         cpu = (last.cpu_pct - base.cpu_pct) / k

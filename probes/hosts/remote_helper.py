@@ -50,6 +50,80 @@ HEADER = struct.Struct("=iIII")
 ALL, LIST = "*", "/"
 
 
+# what changes the topology, and what does not (noise on a busy hypervisor): the topology
+# keeps IPv4 routes of the main table and complete IPv4 neighbours (address, MAC), so an
+# IPv6 route, a local-table route, or a neighbour going REACHABLE -> STALE -> REACHABLE with
+# the same MAC is not worth a re-read
+RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH = 24, 25, 28, 29
+NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+RTA = struct.Struct("=HH")
+RT_TABLE_MAIN, RTA_TABLE, NDA_DST, NDA_LLADDR = 254, 15, 1, 2
+NUD_BAD = 0x01 | 0x20 | 0x40  # INCOMPLETE, FAILED, NOARP
+
+
+def _attr(data: bytes, off: int, end: int, want: int) -> bytes | None:
+    while off + RTA.size <= end:
+        n, kind = RTA.unpack_from(data, off)
+        if n < RTA.size:
+            return None
+        if kind & 0x3FFF == want:
+            return data[off + RTA.size : off + n]
+        off += (n + 3) & ~3
+    return None
+
+
+class Relevance:
+    """Tells which rtnetlink notifications can change what the topology reads. Shared with
+    the local event source (probes/network/events.py): one rule for both."""
+
+    def __init__(self) -> None:
+        self.neigh: dict[tuple[int, bytes], bytes] = {}  # (ifindex, address) -> MAC of a complete entry
+
+    def any(self, data: bytes) -> bool:
+        """Whether any message of one recv() matters (unparseable: it does)."""
+        off = 0
+        hit = False
+        while off + NLMSG.size <= len(data):
+            n, kind = NLMSG.unpack_from(data, off)[:2]
+            if n < NLMSG.size or off + n > len(data):
+                return True
+            if self.one(kind, data, off + NLMSG.size, off + n):
+                hit = True  # not at once: later neighbour messages update the table too
+            off += (n + 3) & ~3
+        return hit
+
+    def one(self, kind: int, data: bytes, off: int, end: int) -> bool:
+        if kind in (RTM_NEWROUTE, RTM_DELROUTE):
+            if end - off < RTMSG.size:
+                return True
+            family, table = data[off], data[off + 4]
+            if family != socket.AF_INET:
+                return False
+            t = _attr(data, off + RTMSG.size, end, RTA_TABLE)
+            if t is not None and len(t) >= 4:
+                table = struct.unpack_from("=I", t)[0]
+            return table == RT_TABLE_MAIN
+        if kind in (RTM_NEWNEIGH, RTM_DELNEIGH):
+            if end - off < NDMSG.size:
+                return True
+            family, ifindex, state = NDMSG.unpack_from(data, off)[:3]
+            if family != socket.AF_INET:
+                return False
+            dst = _attr(data, off + NDMSG.size, end, NDA_DST) or b""
+            mac = _attr(data, off + NDMSG.size, end, NDA_LLADDR) or b""
+            key = (ifindex, dst)
+            now = mac if kind == RTM_NEWNEIGH and mac and state and not state & NUD_BAD else b""
+            was = self.neigh.get(key)
+            if now:
+                self.neigh[key] = now
+            else:
+                self.neigh.pop(key, None)
+            return was != now and not (was is None and not now)
+        return True  # links and addresses: always
+
+
 def emit(*frame: object) -> None:
     sys.stdout.write(json.dumps(list(frame), ensure_ascii=True, separators=(",", ":")) + "\n")
     sys.stdout.flush()
@@ -65,6 +139,7 @@ class Helper:
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.poll = select.poll()
         self.socks: dict[int, tuple[str, socket.socket]] = {}  # fd -> (namespace, socket)
+        self.relevance: dict[str, Relevance] = {}
         self.by_name: dict[str, int] = {}
         self.ino = -1
         self.dir_wd = self.parent_wd = -1
@@ -111,6 +186,7 @@ class Helper:
     def _add(self, name: str, s: socket.socket) -> None:
         self.socks[s.fileno()] = (name, s)
         self.by_name[name] = s.fileno()
+        self.relevance[name] = Relevance()
         self.poll.register(s.fileno(), select.POLLIN)
 
     def _drop(self, name: str) -> None:
@@ -118,6 +194,7 @@ class Helper:
         if fd is not None:
             self.poll.unregister(fd)
             self.socks.pop(fd)[1].close()
+            self.relevance.pop(name, None)
 
     def _follow(self, name: str) -> bool:
         """Open the named namespace's socket; False when it should be tried again."""
@@ -156,11 +233,14 @@ class Helper:
 
     def _drain(self, fd: int) -> None:
         name, s = self.socks[fd]
+        rel = self.relevance[name]
         while True:
             try:
-                if not s.recv(1 << 16):
+                data = s.recv(1 << 16)
+                if not data:
                     break
-                self.changed.add(name)
+                if rel.any(data):
+                    self.changed.add(name)
             except BlockingIOError:
                 break
             except OSError as e:

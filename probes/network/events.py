@@ -43,6 +43,7 @@ from probes.hosts.inotify import (
     IN_Q_OVERFLOW,
     Inotify,
 )
+from probes.hosts.remote_helper import Relevance
 from probes.network.filterread import nft_event_socket
 from probes.network.rtnl import TOPOLOGY_GROUPS, route_socket
 
@@ -92,6 +93,7 @@ class LocalNetEvents:
         self.received: dict[str, int] = {}  # messages per namespace ('' the host's): tests, bench
         self._syncing = asyncio.Lock()
         self._retries: dict[str, int] = {}
+        self._relevance: dict[str, Relevance] = {}  # per namespace: which messages matter
 
     # -- for probes
 
@@ -204,6 +206,7 @@ class LocalNetEvents:
         self._loop.add_reader(s.fileno(), self._readable, name, s)
 
     def _drop(self, name: str) -> None:
+        self._relevance.pop(name, None)
         for socks in (self._nft, self._socks):  # both: either would keep the namespace alive
             s = socks.pop(name, None)
             if s is None:
@@ -214,10 +217,16 @@ class LocalNetEvents:
 
     def _readable(self, name: str, s: socket.socket) -> None:
         lost = False
+        hit = False
+        rel = self._relevance.setdefault(name, Relevance())
         while True:
             try:
-                if not s.recv(1 << 16):
+                data = s.recv(1 << 16)
+                if not data:
                     break
+                if not rel.any(data):  # neighbour state flaps, IPv6 routes: not read anyway
+                    continue
+                hit = True
                 self.received[name] = self.received.get(name, 0) + 1
             except BlockingIOError:
                 break
@@ -226,8 +235,10 @@ class LocalNetEvents:
                     lost = True
                     continue
                 self._drop(name)
+                hit = True
                 break
-        self._fire(ALL if lost else name)
+        if lost or hit:
+            self._fire(ALL if lost else name)
 
     def _fire(self, what: str) -> None:
         for fn in list(self._subs):

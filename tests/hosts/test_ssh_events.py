@@ -243,3 +243,38 @@ def test_hostile_frames_are_dropped():
     for bad in ("", "not json", "{}", "[]", '["C","a"]', '["R",1]', '["Z"]', "[1,2]", '["H",1]'):
         assert parse_frame(bad) == ("", None)
     assert parse_frame('["X","' + "y" * 1000 + '"]')[1] == "y" * 300
+
+
+def test_only_what_the_topology_reads_counts_as_a_change(ns):
+    """Real rtnetlink notifications in our namespace: a neighbour going stale with the same
+    MAC, an IPv6 route, a route of another table are noise; a new MAC, a main-table IPv4
+    route, a link change are changes (one rule for the helper and the local events)."""
+    from probes.hosts.remote_helper import Relevance
+    from probes.network.rtnl import TOPOLOGY_GROUPS, route_socket
+
+    sh("ip", "-n", ns, "link", "set", "trm-v0", "up")
+    sh("ip", "-n", ns, "addr", "add", "10.231.0.1/24", "dev", "trm-v0")
+    sock = route_socket(f"/run/netns/{ns}", groups=TOPOLOGY_GROUPS)
+    sock.settimeout(0.3)
+    rel = Relevance()
+
+    def after(*argv: str) -> bool:
+        sh("ip", "-n", ns, *argv)
+        hit = False
+        while True:
+            try:
+                hit = rel.any(sock.recv(1 << 16)) or hit
+            except TimeoutError:
+                return hit
+
+    try:
+        nb = ["neigh", "replace", "10.231.0.9", "dev", "trm-v0"]
+        assert after(*nb, "lladdr", "02:00:00:00:00:09", "nud", "reachable")
+        assert not after(*nb, "lladdr", "02:00:00:00:00:09", "nud", "stale")
+        assert after(*nb, "lladdr", "02:00:00:00:00:0a", "nud", "stale")
+        assert not after("-6", "route", "add", "fd00:231::/64", "dev", "trm-v0")
+        assert not after("route", "add", "10.232.0.0/24", "dev", "trm-v0", "table", "100")
+        assert after("route", "add", "10.233.0.0/24", "dev", "trm-v0")
+        assert after("link", "set", "trm-v1", "mtu", "1400")
+    finally:
+        sock.close()
