@@ -163,7 +163,11 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
             from probes.inventory.netns import NetnsProbe
 
             every = max(opts.interval, 5.0)
-            probes += [NetnsProbe(interval=every, events=events), ContainerProbe(interval=every)]
+            procs = events if host.host.kind == "ssh" else None  # the remote helper's /proc scan
+            probes += [
+                NetnsProbe(interval=every, events=events),
+                ContainerProbe(interval=every, proc_events=procs),
+            ]
         from probes.resources.probe import ResourcesProbe
 
         probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo, link=link))

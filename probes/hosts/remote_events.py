@@ -40,6 +40,7 @@ OVS_DB_FILES = (
     "/usr/local/etc/openvswitch/conf.db",
 )
 HEARTBEAT = 30.0  # seconds between the helper's heartbeats when nothing changes
+PROC_SCAN = 2.0  # seconds between the helper's /proc scans (on the host: new PIDs only)
 RESTART_MAX = 5.0  # seconds at most between attempts to start the helper again
 
 # exit 0: a python3 that runs PROGRAM; 1: too old; 127: none (an answer, not a failure)
@@ -56,10 +57,12 @@ def helper_argv(
     files: Sequence[str] = OVS_DB_FILES,
     heartbeat: float = HEARTBEAT,
     settle: float = 0.02,
+    proc_scan: float = PROC_SCAN,
 ) -> list[str]:
     """The helper's argv: constant program text, the configuration as one JSON argument."""
     cfg = {"netns_dir": netns_dir, "groups": TOPOLOGY_GROUPS, "settle": settle, "heartbeat": heartbeat}
     cfg["files"] = list(files)
+    cfg["proc_scan"] = proc_scan
     return [python, "-c", PROGRAM, json.dumps(cfg)]
 
 
@@ -109,6 +112,7 @@ class RemoteNetEvents:
         self._task: asyncio.Task[None] | None = None
         self._live = False
         self._names: tuple[str, ...] = ()
+        self._procs = False  # the helper's /proc scan runs
         self.error = "starting the remote event helper"  # why events are not (all) available
         self.no_python = False  # the host cannot run the helper: polled (say so)
         self.received: dict[str, int] = {}  # frames per namespace ('' the host's): tests, bench
@@ -123,6 +127,11 @@ class RemoteNetEvents:
     @property
     def live(self) -> bool:
         return self._live
+
+    @property
+    def procs(self) -> bool:
+        """Whether processes' namespaces and runtime daemons come as events (PROCS)."""
+        return self._live and self._procs
 
     @property
     def notifications(self) -> int:
@@ -214,8 +223,9 @@ class RemoteNetEvents:
                     elif kind == "F" and isinstance(body, tuple):
                         self._names = body
                     elif kind == "R" and isinstance(body, dict):
-                        trouble = "; ".join(v for v in body.values() if v)
+                        trouble = "; ".join(v for k, v in body.items() if v and k != "procs")
                         self._live = not trouble
+                        self._procs = body.get("procs") == ""
                         self.error = trouble and f"the event helper: {trouble}"
                         delay = 0.0
                         if started:  # events may have been missed while it was down

@@ -5,7 +5,7 @@ instead of every few seconds.
 This file is shipped as source text (`python3 -c SOURCE CONFIG`, argv joined with
 shlex.join by the transport) and is stdlib-only: it must not import anything of tenantscope.
 CONFIG is one JSON argument (data, never code): {"netns_dir", "groups", "settle", "heartbeat",
-"files"}. It watches:
+"files", "proc_scan"}. It watches:
 
 - the host's network namespace and each namespace named in netns_dir: one NETLINK_ROUTE socket
   each (raw `socket` module; a namespace's socket is made after entering it with setns(2)
@@ -14,6 +14,9 @@ CONFIG is one JSON argument (data, never code): {"netns_dir", "groups", "settle"
 - netns_dir with inotify (or its parent until it exists): a namespace added or deleted. A
   deleted namespace's socket is closed on that event: our socket must not keep it alive.
 - `files` (e.g. the OVSDB database file, appended at every transaction) with inotify.
+- processes, every `proc_scan` seconds (on the host, not over SSH): a new namespace only
+  processes hold (a container, `unshare`), one gone, a runtime daemon (dockerd, podman) come
+  or gone. Only new PIDs are read, so a scan of an idle host is one listdir of /proc.
 
 Output: one JSON array per line, ASCII only (a namespace name is untrusted text; json escapes
 anything), flushed at once:
@@ -21,7 +24,7 @@ anything), flushed at once:
   ["F", [names]]      the namespaces followed now (when the set changed)
   ["C", [what...]]    what changed, coalesced over `settle` seconds: "" the host's
                       namespace, a name, "/" the set of names, "*" everything (events lost),
-                      "file:PATH" a watched file
+                      "file:PATH" a watched file, "//procs" processes' namespaces
   ["H"]               heartbeat (a closed channel ends the helper at the next write)
   ["X", why]          the helper failed and exits
 """
@@ -47,7 +50,7 @@ IN_Q_OVERFLOW, IN_IGNORED, IN_ONLYDIR, IN_NONBLOCK, IN_CLOEXEC = 0x4000, 0x8000,
 DIR_MASK = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
 FILE_MASK = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
 HEADER = struct.Struct("=iIII")
-ALL, LIST = "*", "/"
+ALL, LIST, PROCS = "*", "/", "//procs"
 
 
 # what changes the topology, and what does not (noise on a busy hypervisor): the topology
@@ -136,6 +139,10 @@ class Helper:
         self.settle = float(cfg.get("settle", 0.02))
         self.heartbeat = float(cfg.get("heartbeat", 30.0))
         self.files = [str(f) for f in cfg.get("files") or ()]
+        self.proc_scan = float(cfg.get("proc_scan") or 0)  # s between /proc scans, 0: off
+        self.next_scan = 0.0
+        self.procs: dict[str, tuple[str, ...]] = {}  # pid -> its namespaces (+ "d:comm" for a runtime daemon)
+        self.proc_view: frozenset[str] | None = None
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.poll = select.poll()
         self.socks: dict[int, tuple[str, socket.socket]] = {}  # fd -> (namespace, socket)
@@ -330,6 +337,41 @@ class Helper:
         self.changed.add(LIST)
         self.sync()
 
+    # -- processes: namespaces only processes hold (containers), runtime daemons
+
+    NS_KINDS = ("net", "mnt", "pid", "uts", "ipc", "cgroup")
+    DAEMONS = ("dockerd", "podman")
+
+    def _proc_entry(self, pid: str) -> tuple[str, ...]:
+        out = []
+        for k in self.NS_KINDS:
+            try:
+                out.append(os.readlink("/proc/%s/ns/%s" % (pid, k)))
+            except OSError:
+                pass
+        try:
+            with open("/proc/%s/comm" % pid) as f:
+                comm = f.read().strip()
+            if comm in self.DAEMONS:
+                out.append("d:" + comm)
+        except OSError:
+            pass
+        return tuple(out)
+
+    def scan_procs(self) -> None:
+        """Only new processes are read (a process that changes its namespaces in place is
+        seen by the console's safety poll); the union of namespaces and daemons is compared."""
+        try:
+            pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
+            return
+        old = self.procs
+        self.procs = {p: old[p] if p in old else self._proc_entry(p) for p in pids}
+        view = frozenset(x for entry in self.procs.values() for x in entry)
+        if self.proc_view is not None and view != self.proc_view:
+            self.changed.add(PROCS)
+        self.proc_view = view
+
     # -- the loop
 
     def start(self) -> None:
@@ -350,6 +392,10 @@ class Helper:
             except OSError as e:
                 self.areas["inotify"] = "inotify on %s: %s" % (self.netns_dir, e.strerror or e)
             self._watch_files()
+        if self.proc_scan > 0:
+            self.scan_procs()
+            self.areas["procs"] = "" if self.procs else "cannot list /proc"
+            self.next_scan = time.monotonic() + self.proc_scan
         emit("R", VERSION, self.areas)
         self.sync()
 
@@ -360,11 +406,16 @@ class Helper:
             wait = beat - now
             if self.retry:
                 wait = min(wait, self.retry_at - now)
+            if self.proc_scan > 0:
+                wait = min(wait, self.next_scan - now)
             for fd, _ev in self.poll.poll(max(0, int(wait * 1000) + 1)):
                 if fd == self.ino:
                     self._inotify()
                 elif fd in self.socks:
                     self._drain(fd)
+            if self.proc_scan > 0 and time.monotonic() >= self.next_scan:
+                self.scan_procs()
+                self.next_scan = time.monotonic() + self.proc_scan
             if self.retry and time.monotonic() >= self.retry_at:
                 before = set(self.by_name)
                 self.sync()

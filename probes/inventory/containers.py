@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
@@ -29,6 +29,7 @@ from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
 from probes.inventory.runtime_api import follow, remote_events_argv
 from probes.inventory.runtimes import ApiContainer, InspectCache, RuntimeView, observe
 from probes.model import ContainerDetails, Feed, HostState, RuntimeDaemon, Workload, WorkloadKind
+from probes.network.events import ALL, PROCS, NetEvents
 
 log = logging.getLogger(__name__)
 # container and network events only (start, die, connect, ...), the filter URL-encoded
@@ -38,6 +39,7 @@ EVENTS_PATH = "/events?filters=" + quote(
 
 MAX_LABELS = 64
 MAX_LABEL_TEXT = 256
+SAFETY_POLL = 30.0  # seconds, when the remote helper's /proc scan wakes the probe
 
 
 @dataclass(frozen=True)
@@ -57,25 +59,56 @@ class ContainerProbe(Probe[ContainerScan]):
     name = "containers"
     kind = WorkloadKind.CONTAINER
 
-    def __init__(self, interval: float = 5.0, timeout: float = 20.0, *, events: bool = True) -> None:
+    def __init__(
+        self,
+        interval: float = 5.0,
+        timeout: float = 20.0,
+        *,
+        events: bool = True,
+        proc_events: NetEvents | None = None,
+        safety: float = SAFETY_POLL,
+    ) -> None:
         self.interval = interval
+        self.poll_interval = interval
         self.timeout = timeout
         self.events = events
+        # an SSH host's remote helper scans /proc on the host (probes/hosts/remote_events.py):
+        # a new namespace or runtime daemon wakes this probe; `interval` is then the safety poll
+        self.proc_events = proc_events
+        self.safety = safety
         self._inspected: InspectCache = {}  # reused inspects (runtimes.observe)
         self._followers: dict[str, asyncio.Task[None]] = {}  # socket -> its /events reader
 
+    def attach(self, wake: Callable[[], None]) -> None:
+        super().attach(wake)
+        if self.proc_events is not None:
+            self.proc_events.subscribe(self._changed)
+
+    def _changed(self, what: str) -> None:
+        if what in (PROCS, ALL):
+            self.wake()
+
+    def _procs_live(self) -> bool:
+        return bool(getattr(self.proc_events, "procs", False))
+
     def feed(self) -> Feed:
         live = sorted(s.removeprefix("remote:") for s, t in self._followers.items() if not t.done())
+        procs = "the remote helper's /proc scan (namespaces, runtime daemons)" if self._procs_live() else ""
         if live:
             return Feed(
                 self.name,
                 "events",
-                f"runtime /events on {', '.join(live)}; processes outside a runtime: polled",
+                f"runtime /events on {', '.join(live)}; processes outside a runtime: {procs or 'polled'}",
                 self.interval,
             )
+        if procs:
+            return Feed(self.name, "events", procs + "; safety poll", self.interval)
         return super().feed()
 
     async def collect(self, host: HostTransport) -> ContainerScan:
+        if self.proc_events is not None:
+            await self.proc_events.start()
+            self.interval = self.safety if self._procs_live() else self.poll_interval
         try:
             view = await observe(host, self._inspected)
         except Exception as e:  # the API is an extra: /proc and the files still name containers

@@ -76,11 +76,16 @@ class NetnsProbe(KindProbe):
     def feed(self) -> Feed:
         remote = getattr(self.events, "remote", False)
         if self._live:
+            procs = (
+                "the helper's /proc scan"
+                if remote and getattr(self.events, "procs", False)
+                else "safety poll"
+            )
             return Feed(
                 self.name,
                 "events",
                 ("the remote helper's " if remote else "")
-                + "inotify on /run/netns, netlink address changes; namespaces only processes hold: safety poll",
+                + f"inotify on /run/netns, netlink address changes; namespaces only processes hold: {procs}",
                 self.interval,
             )
         if self.events is None:

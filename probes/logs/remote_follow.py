@@ -13,7 +13,8 @@ every file and glob:
   `["L", id, [lines...], [dev, ino, offset, tail]]` complete lines, and where reading
   stopped (tail: the bytes before the offset, hex, to see a rewrite);
   `["O", id, [dev, ino, offset, tail]]` the position moved without a line (open, partial line);
-  `["S", id, state, detail]` a file's state; `["G", pattern, state, detail]` a glob's state.
+  `["S", id, state, detail]` a file's state; `["G", pattern, state, detail]` a glob's state;
+  `["I", live]` whether inotify wakes the follower.
 - Globs are expanded again every `rescan` seconds on the host; a file that appears later is
   read from its start. A file deleted for good (gone for `gone` seconds) is closed, so the
   host can free its space; it is picked up again if it comes back.
@@ -24,6 +25,10 @@ every file and glob:
   the same frame as the offset after them, so nothing is lost or repeated. A file rotated or
   truncated while disconnected is read from the start of the new content (what went to the
   old file after the break is not read).
+- The follower sleeps until inotify says something happened in a followed file's directory
+  (a write, a rotation, a new file), at most `safety` seconds (2), and its cycles stay at
+  least `interval` seconds (0.25) apart; where inotify is missing it looks every `interval`
+  as before. `["I", live]` says which.
 - Without python3 on the host: `tail -n N -F` per file, at most TAIL_MAX files (each is an SSH
   session); the others get a visible state saying they are not followed and why.
 """
@@ -47,7 +52,7 @@ NEW_FILE = 1 << 30  # start_lines for a file found later: from its start (bounde
 
 _PRELUDE = (
     """from __future__ import annotations
-import enum, glob, json, os, sys, time
+import ctypes, enum, glob, json, os, select, sys, time
 class SourceState(str, enum.Enum):
     STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
 MAX_LINE_BYTES = %d
@@ -120,20 +125,62 @@ def expand(first):
             gstate[k] = st
             emit("G", k, *st)
 
+class Wake:
+    """inotify on the followed files' directories (writes, rotation, new files): the loop
+    sleeps until something happened there, at most `safety` s; without inotify it looks
+    every `interval` s as before. Cycles stay at least `interval` s apart."""
+    MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200  # modify attrib close_write moved create delete
+    def __init__(self):
+        self.fd, self.dirs = -1, {}
+        try:
+            self.libc = ctypes.CDLL(None, use_errno=True)
+            self.fd = self.libc.inotify_init1(0o4000 | 0o2000000)
+        except Exception:
+            self.fd = -1
+    def watch(self, paths):
+        if self.fd < 0:
+            return
+        for d in {os.path.dirname(p) or b"/" for p in paths}:
+            if d not in self.dirs:
+                wd = self.libc.inotify_add_watch(self.fd, d, ctypes.c_uint32(self.MASK))
+                self.dirs[d] = wd  # -1 (not there yet): the safety timeout covers it
+    @property
+    def live(self):
+        return self.fd >= 0 and any(wd >= 0 for wd in self.dirs.values())
+    def wait(self, last):
+        rest = cfg["interval"] - (time.monotonic() - last)
+        if not self.live:
+            if rest > 0:
+                time.sleep(rest)
+            return
+        if select.select([self.fd], [], [], cfg["safety"])[0]:
+            while True:
+                try:
+                    if not os.read(self.fd, 65536):
+                        break
+                except OSError:
+                    break
+            rest = cfg["interval"] - (time.monotonic() - last)
+            if rest > 0:
+                time.sleep(rest)  # a busy directory wakes us at most as often as before
+
 gstate = {}
 expand(True)
 next_scan = time.monotonic() + cfg["rescan"]
 w = sys.stdout.write
 cycle = 0
-quiet = 0
+wake = Wake()
+wake.watch([root + p for p in files] + [root + os.fsencode(p) for p in cfg["patterns"]])
+emit("I", wake.live)
+last_out = last_cycle = time.monotonic()
 while True:
     busy = False
     now = time.monotonic()
     cycle += 1
     for path, ent in list(files.items()):
         i, f = ent[0], ent[1]
-        if ent[6] >= 20 and cycle % 4:
-            continue  # a quiet file (a stopped domain's log) is looked at less often
+        if ent[6] >= 20 and cycle % 4 and not wake.live:
+            continue  # a quiet file (a stopped domain's log) is looked at less often (polled)
         try:
             lines = f.poll(BUDGET)
             if f._fd >= 0 and not os.path.lexists(f.path):
@@ -167,22 +214,22 @@ while True:
             emit("S", i, *st)
     if now >= next_scan:
         expand(False)
+        wake.watch([root + p for p in files])
         next_scan = now + cfg["rescan"]
     if out:
         w("\n".join(out) + "\n")
         out.clear()
-        quiet = 0
+        last_out = now
         sys.stdout.flush()
-    elif quiet * cfg["interval"] >= HEARTBEAT:
+    elif now - last_out >= HEARTBEAT:
         # a heartbeat: a closed channel ends us here (EPIPE) even when all is quiet; not
         # every cycle: each one is an SSH packet the console decrypts (idle cost per host)
         w("\n")
         sys.stdout.flush()
-        quiet = 0
-    else:
-        quiet += 1
+        last_out = now
+    last_cycle = now
     if not busy:
-        time.sleep(cfg["interval"])
+        wake.wait(last_cycle)
 '''
 
 PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
@@ -204,6 +251,7 @@ def config_arg(
     interval: float = 0.25,
     rescan: float = 5.0,
     gone: float = 2.0,
+    safety: float = 2.0,
     resume: Sequence[tuple[str, int, int, int, str]] = (),
     max_files: int = 500,
     budget: int = 256 * 1024,
@@ -216,6 +264,7 @@ def config_arg(
             "patterns": list(patterns),
             "start_lines": start_lines,
             "interval": interval,
+            "safety": safety,
             "rescan": rescan,
             "gone": gone,
             "resume": [list(r) for r in resume],
@@ -264,6 +313,8 @@ class _Run:
             o.file_state(self.ids[f[1]][0], f[2], f[3])
         elif kind == "G" and 0 <= f[1] < len(o.patterns):
             o.glob_state(o.patterns[f[1]], f[2], f[3])
+        elif kind == "I":
+            o.inotify = f[1] is True
 
 
 class RemoteFiles:
@@ -279,12 +330,15 @@ class RemoteFiles:
         interval: float = 0.25,
         rescan: float = 5.0,
         gone: float = 2.0,
+        safety: float = 2.0,
         python: str = "python3",
     ) -> None:
         self.patterns = tuple(patterns)
         self.host, self.sink = host, sink
         self.start_lines, self.interval, self.rescan, self.gone = start_lines, interval, rescan, gone
         self.python = python
+        self.safety = safety
+        self.inotify = False  # the running follower is woken by inotify (else it looks every `interval`)
         self.parsers: dict[str, object] = {}
         self.resume: dict[str, tuple[int, int, int, str]] = {}  # path hex -> dev, ino, offset, tail
         self.started = False  # a run delivered frames: later runs resume, new files from the start
@@ -324,6 +378,7 @@ class RemoteFiles:
             root=self.host.root,
             start_lines=self.start_lines if not self.started else NEW_FILE,
             interval=self.interval,
+            safety=self.safety,
             rescan=self.rescan,
             gone=self.gone,
             resume=[(h, *r) for h, r in self.resume.items()],

@@ -560,12 +560,15 @@ class LogsProbe(Probe[LogsResult]):
                 "new qemu logs found on this probe's poll",
                 self.interval,
             )
-        why = (
-            "one remote follower reads every file each 0.25 s (no inotify over SSH yet)"
-            if hl is not None and not hl.transport.is_local
-            else "files looked at every 0.25 s"
-        )
-        return Feed(self.name, "polled", why, self.interval)
+        if hl is not None and not hl.transport.is_local:  # probes/logs/remote_follow.py
+            return Feed(
+                self.name,
+                "events",
+                "one remote follower woken by inotify on the files' directories (read at least "
+                "every 2 s); journal and libvirt events streamed",
+                self.interval,
+            )
+        return Feed(self.name, "polled", "files looked at every 0.25 s", self.interval)
 
     def merge(self, state: HostState, result: LogsResult) -> HostState:
         return replace(state, logs=result.view)

@@ -53,6 +53,7 @@ NETNS_DIR = "/run/netns"
 ALL = "*"  # what subscribers get when every namespace may have changed (lost events)
 LIST = "/"  # what they get when the set of named namespaces changed
 OVS = "//ovsdb"  # the OVSDB database changed (remote hosts; never a namespace name: it has a /)
+PROCS = "//procs"  # namespaces only processes hold, or runtime daemons, changed (remote hosts)
 
 
 class NetEvents(Protocol):

@@ -24,7 +24,7 @@ from probes.hosts.base import HostTransport
 from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import Feed, HostState
 from probes.network import ovs
-from probes.network.events import OVS, NetEvents
+from probes.network.events import OVS, PROCS, NetEvents
 from probes.network.libvirtnet import NetworkReader
 from probes.network.model import Link, Namespace, Neighbour, OvsBridge, Policy, Route, Topology
 from probes.network.ovsdb import OvsMonitor
@@ -97,6 +97,8 @@ class TopologyProbe(Probe[Topology]):
             what += ", inotify on /run/netns"
             if self._remote:
                 what = "the remote helper's " + what + ", inotify on the OVSDB file"
+                if getattr(ev, "procs", False):
+                    what += ", a /proc scan (namespaces only processes hold)"
             if self._ovs is not None:
                 what += ", an OVSDB monitor" + ("" if self._ovs.connected else " (reconnecting)")
             what += "; namespaces only processes hold: safety poll"
@@ -137,7 +139,7 @@ class TopologyProbe(Probe[Topology]):
             self._nics = await self._networks.call(host.host.libvirt_uri, read_bindings, ())
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
-        if full:
+        if full or PROCS in dirty:  # the remote helper saw processes' namespaces change
             self._unnamed = await unnamed_namespaces(host)
         unnamed = self._unnamed
         if netlink:

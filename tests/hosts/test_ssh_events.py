@@ -278,3 +278,87 @@ def test_only_what_the_topology_reads_counts_as_a_change(ns):
         assert after("link", "set", "trm-v1", "mtu", "1400")
     finally:
         sock.close()
+
+
+async def test_a_line_appended_to_a_followed_remote_log_arrives_on_inotify(sshd, tmp_path):
+    """The remote follower sleeps on inotify (its safety read here: 60 s), so a line appended
+    after it went quiet arrives only because the file's directory said so."""
+    from probes.logs.remote_follow import RemoteFiles
+    from tests.logs.test_logs_remote_follow import Sink
+
+    log_file = tmp_path / "trm-app.log"
+    log_file.write_text("first line\n")
+    host = ssh_host(sshd)
+    sink = Sink()
+    rf = RemoteFiles([str(log_file)], host, sink, start_lines=10, interval=0.25, safety=SLOW)
+    task = asyncio.create_task(rf.run())
+    name = f"file:{log_file}"
+    try:
+        for _ in range(200):
+            if sink.by_source().get(name) and rf.inotify:
+                break
+            await asyncio.sleep(0.05)
+        assert sink.by_source().get(name) == ["first line"] and rf.inotify
+        await asyncio.sleep(1.0)  # the follower is asleep on inotify now
+        t0 = time.monotonic()
+        with open(log_file, "a") as f:
+            f.write("trm appended\n")
+        for _ in range(int(BUDGET / 0.02)):
+            if "trm appended" in sink.by_source().get(name, []):
+                break
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - t0
+        assert "trm appended" in sink.by_source()[name], "not seen: inotify did not wake the follower"
+        print(f"log line over SSH: {took * 1000:.0f} ms")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await host.close()
+
+
+async def test_a_namespace_only_a_process_holds_arrives_from_the_helpers_proc_scan(sshd):
+    """`unshare --net sleep` on the "remote": the helper's /proc scan (2 s, on the host) sees a
+    new network namespace and wakes the netns and container probes (their polls: 60 s)."""
+    from probes.inventory.containers import ContainerProbe
+
+    events = RemoteNetEvents(ssh_host(sshd))
+    h = events.host
+    netns = NetnsProbe(interval=SLOW, events=events, safety=SLOW)
+    containers = ContainerProbe(interval=SLOW, proc_events=events, safety=SLOW)
+    engine = Engine([h], lambda _: [netns, containers])
+    engine.start()
+    proc = None
+    try:
+        await _until(engine, lambda st: st.hosts[0].refreshed_at > 0, 30.0)
+        for _ in range(100):
+            if events.procs:
+                break
+            await asyncio.sleep(0.1)
+        assert events.procs, events.error
+        engine.poke()
+        await _until(
+            engine,
+            lambda st: any(f.probe == "containers" and f.mode == "events" for f in st.hosts[0].feeds),
+            10,
+        )
+        await asyncio.sleep(0.5)
+        proc = await asyncio.create_subprocess_exec("unshare", "--net", "sleep", "60")
+        ino = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+        for _ in range(50):  # unshare execs sleep in the new namespace
+            ino = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
+            if ino != os.stat("/proc/self/ns/net").st_ino:
+                break
+            await asyncio.sleep(0.02)
+        t0 = time.monotonic()
+        await _until(
+            engine, lambda st: any(w.name == f"net:[{ino}]" for w in st.hosts[0].workloads), BUDGET + 2
+        )
+        print(f"process-held namespace over SSH: {(time.monotonic() - t0) * 1000:.0f} ms")
+        assert events.received.get("//procs", 0) > 0
+        assert containers.interval == SLOW  # not polled meanwhile
+    finally:
+        if proc is not None:
+            proc.kill()
+            await proc.wait()
+        await engine.stop()
+        await h.close()
