@@ -174,12 +174,15 @@ _AUDIT_KEYS = (
 )
 
 
+_AUDIT_KEYSET = frozenset(_AUDIT_KEYS)
+
+
 def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
     """Key fields of an AVC or AppArmor record, unquoted (hex-encoded values decoded)."""
     out = []
     seen = set()
     for k, v in _KV.findall(msg):
-        if k in _AUDIT_KEYS and k not in seen:
+        if k in _AUDIT_KEYSET and k not in seen:
             seen.add(k)
             out.append((k, _unquote(k, v)))
     m = _AVC_PERMS.search(msg)

@@ -96,8 +96,7 @@ class Query:
             wl = self.workload
             checks.append(lambda e: wl in e.workload)
         if self.words:
-            words = self.words
-            checks.append(lambda e: all(w in e.message.lower() for w in words))
+            checks.append(_words_check(self.words))
         if not checks:
             return lambda e: True
         if len(checks) == 1:
@@ -123,6 +122,28 @@ class Query:
 
 
 _PRINTABLE = bytes(range(0x20, 0x7F))
+
+
+def _words_check(words: tuple[str, ...]) -> Callable[[LogEntry], bool]:
+    """All words in the message (case-insensitive). A lazy line whose raw bytes are printable
+    ASCII and lack a word is dropped without parsing it (the message is part of the line)."""
+    try:
+        raw_words: list[bytes] | None = [w.encode("ascii") for w in words]
+    except UnicodeEncodeError:
+        raw_words = None
+
+    def check(e: LogEntry) -> bool:
+        if raw_words is not None and type(e) is LazyLine:
+            raw = e.raw
+            if not raw.translate(None, _PRINTABLE):
+                low = raw.lower()
+                if not all(w in low for w in raw_words):
+                    return False
+        msg = e.message.lower()
+        return all(w in msg for w in words)
+
+    return check
+
 
 _SEV_ALIASES = {"error": "err", "warn": "warning", "critical": "crit", "emergency": "emerg", "panic": "emerg"}
 

@@ -340,3 +340,23 @@ def test_faster_patterns_match_as_the_old_ones():
     for t in texts:
         assert parsers._KV.findall(t) == old_kv.findall(t), t
         assert classify.classify(t) == _old_classify(t), t
+
+
+def test_word_filter_on_lazy_lines_parses_only_lines_with_the_words():
+    st = fleet()
+    _, ring = new_path(st, bench_runs(4000))
+    entries = list(ring)
+    for words in ("accepted publickey", "cron.hourly", "vnet1 carrier", "hv1", "é"):
+        q = Query(words=tuple(words.split())).predicate()
+        got = [e.seq for e in entries if q(e)]
+        want = [
+            e.seq for e in entries if all(w in lazy.materialize(e).message.lower() for w in words.split())
+        ]
+        assert got == want, words
+    att = Attributor(Index(st))
+    chunk, found = lazy.ingest(bench_runs(4000)[0][1], SourceContext("hv1", SYSLOG), att)
+    ring = Ring(10**4)
+    ring.append_chunk(chunk, found)
+    q = Query(words=("nothing-like-this",)).predicate()
+    assert not any(q(e) for e in ring)
+    assert set(chunk._parsed) == set(found)  # no lazy line was parsed to say no
