@@ -43,6 +43,7 @@ from collections.abc import Sequence
 
 from probes.hosts.base import HostError, HostTransport
 from probes.logs import sources
+from probes.logs.lazy import SourceContext
 from probes.logs.model import SourceState
 
 log = logging.getLogger(__name__)
@@ -301,10 +302,16 @@ class _Run:
             name = "file:" + f[2]
             self.ids[f[1]] = (name, f[3])
             if name not in o.parsers:
-                o.parsers[name] = sources.line_parser(name, o.host.name)
+                o.parsers[name] = SourceContext(o.host.name, name)
         elif kind == "L" and f[1] in self.ids:
             name, hexpath = self.ids[f[1]]
-            o.sink.put_lines(o.parsers[name], f[2])
+            lines = f[2]
+            if lines and not any("\n" in x for x in lines):
+                # as a raw block: kept lazily like a local file's (probes/logs/lazy.py)
+                block = ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass")
+                o.sink.put_block(o.parsers[name], block)
+            elif lines:  # a newline inside a line (only a forged frame has one): one entry each
+                o.sink.put(sources.parse_lines(o.parsers[name], lines))
             if f[3]:
                 o.resume[hexpath] = tuple(f[3])
         elif kind == "O" and f[1] in self.ids:
@@ -339,7 +346,7 @@ class RemoteFiles:
         self.python = python
         self.safety = safety
         self.inotify = False  # the running follower is woken by inotify (else it looks every `interval`)
-        self.parsers: dict[str, object] = {}
+        self.parsers: dict[str, SourceContext] = {}
         self.resume: dict[str, tuple[int, int, int, str]] = {}  # path hex -> dev, ino, offset, tail
         self.started = False  # a run delivered frames: later runs resume, new files from the start
 

@@ -54,15 +54,7 @@ class Sink:
         """Complete lines of a local file, raw (each ends with a newline): a sink may keep
         them lazily (the logs service does: probes/logs/lazy.py); this default parses them
         now, untimed lines taking the time of the line before."""
-        out = []
-        for raw in block.split(b"\n")[:-1]:
-            e = ctx.parse(raw.decode("utf-8", "replace"), ctx.host, ctx.source)
-            if e.at:
-                ctx.last_at = e.at
-            elif ctx.last_at:
-                e = _retime(e, ctx.last_at)
-            out.append(e)
-        self.put(out)
+        self.put(parse_lines(ctx, [raw.decode("utf-8", "replace") for raw in block.split(b"\n")[:-1]]))
 
     def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:  # pragma: no cover
         raise NotImplementedError
@@ -70,6 +62,19 @@ class Sink:
     def forget(self, name: str) -> None:
         """A source no longer stands on its own (a glob whose files are followed now)."""
         return None
+
+
+def parse_lines(ctx: SourceContext, lines: Sequence[str]) -> list[LogEvent]:
+    """Parse a source's lines in order, untimed lines taking the time of the line before."""
+    out = []
+    for line in lines:
+        e = ctx.parse(line, ctx.host, ctx.source)
+        if e.at:
+            ctx.last_at = e.at
+        elif ctx.last_at:
+            e = _retime(e, ctx.last_at)
+        out.append(e)
+    return out
 
 
 # ---------------------------------------------------------------- native file following

@@ -360,3 +360,33 @@ def test_word_filter_on_lazy_lines_parses_only_lines_with_the_words():
     q = Query(words=("nothing-like-this",)).predicate()
     assert not any(q(e) for e in ring)
     assert set(chunk._parsed) == set(found)  # no lazy line was parsed to say no
+
+
+def test_remote_lines_arrive_as_blocks_and_a_forged_newline_stays_in_its_entry():
+    """Files followed over SSH arrive as JSON frames of lines: kept lazily as a block; a line
+    holding a newline (only a forged frame can) is parsed at once, as one entry."""
+    from probes.logs import remote_follow
+    from tests.fixtures.journal import local_host
+
+    class Sink(sources.Sink):
+        def __init__(self) -> None:
+            self.blocks: list[bytes] = []
+            self.events: list[LogEvent] = []
+
+        def put_block(self, ctx, block):
+            self.blocks.append(block)
+
+        def put(self, events):
+            self.events.extend(events)
+
+        def state(self, name, kind, state, detail=""):
+            pass
+
+    sink = Sink()
+    rf = remote_follow.RemoteFiles(["/var/log/syslog"], local_host("/"), sink)
+    run = remote_follow._Run(rf)
+    run.frame(json.dumps(["P", 1, "/var/log/syslog", "2f"]))
+    run.frame(json.dumps(["L", 1, ["Nov 27 10:00:00 hv1 a[1]: one", "two"], None]))
+    run.frame(json.dumps(["L", 1, ["Nov 27 10:00:01 hv1 a[1]: x\nforged"], None]))
+    assert sink.blocks == [b"Nov 27 10:00:00 hv1 a[1]: one\ntwo\n"]
+    assert [e.message for e in sink.events] == ["x\nforged"]
