@@ -21,7 +21,6 @@ Unattributed entries stay as they are: nothing is hidden for lack of a tenant.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -68,7 +67,6 @@ class Hit:
         return RANK.get(self.how, 9)
 
 
-@functools.lru_cache(maxsize=4096)  # a host has few labels; every AVC line names two
 def mcs_pair(label: str) -> str:
     """'system_u:system_r:svirt_t:s0:c12,c34' -> 'c12,c34' ('' when there is none)."""
     m = _MCS.search(label.strip())
@@ -253,6 +251,7 @@ class Attributor:
         # the order of the line that made it, so `pid_at` answers as of a line's arrival
         self.clock = 0
         self._pid_log: dict[tuple[str, int], list[tuple[int, Hit | None]]] = {}
+        self._mcs: dict[str, str] = {}
 
     def advance(self, n: int) -> int:
         """Reserve arrival orders for n lines; returns the first (lazy chunks)."""
@@ -339,6 +338,15 @@ class Attributor:
                 best = h
         return best
 
+    def _mcs_pair(self, label: str) -> str:
+        """mcs_pair, remembered: a host has few labels and every AVC line names two."""
+        p = self._mcs.get(label)
+        if p is None:
+            if len(self._mcs) > 4096:
+                self._mcs.clear()
+            p = self._mcs[label] = mcs_pair(label)
+        return p
+
     def _mac_denial(self, e: LogEvent, order: int | None) -> tuple[Hit | None, Hit | None]:
         f = dict(e.fields)
         host = e.host
@@ -347,12 +355,12 @@ class Attributor:
         if prof.startswith("libvirt-"):
             subj = self.index.get(host, prof.lower())
         if subj is None and f.get("scontext"):
-            subj = self.index.get(host, "mcs:" + mcs_pair(f["scontext"]))
+            subj = self.index.get(host, "mcs:" + self._mcs_pair(f["scontext"]))
         if subj is None and f.get("pid", "").isdigit():
             subj = self._pid(host, int(f["pid"]), order)
         obj = None
         if f.get("tcontext"):
-            obj = self.index.get(host, "mcs:" + mcs_pair(f["tcontext"]))
+            obj = self.index.get(host, "mcs:" + self._mcs_pair(f["tcontext"]))
         for k in ("path", "name"):
             if obj is None and f.get(k, "").startswith("/"):
                 obj = self.index.get(host, "path:" + f[k])
