@@ -329,6 +329,7 @@ def ovs_frames(topo: Topology, bridges: frozenset[str]) -> list[OvsFrame]:
     idx.ovs = {b: OvsFlows(b, custom=True) for b in bridges}
     idx.traces = {}
     idx.collect = []
+    _add_ovs_vms(idx, topo, bridges)
     ports = sorted({p for r in (topo.policy.allow if topo.policy else ()) for p in r.ports})
     methods = ["icmp"] + [f"tcp:{p}" for p in ports]
     targets = sorted(idx.owners)
@@ -340,6 +341,33 @@ def ovs_frames(topo: Topology, bridges: frozenset[str]) -> list[OvsFrame]:
                 walk(idx, ns, ip, method=m)
                 walk(idx, ns, ip, method=m, state="established")
     return list(dict.fromkeys(idx.collect))
+
+
+def _add_ovs_vms(idx: _Index, topo: Topology, bridges: frozenset[str]) -> None:
+    """VMs on these bridges as destinations, as the prediction will own them (idx.add_vm: a link
+    named after the tap, no MAC): the interface's `attached-mac` (libvirt sets it) with the
+    addresses the host has seen for that MAC (neighbour tables, libvirt's DHCP leases). The
+    guest agent's and the config's addresses are not known here: those frames stay untraced."""
+    by_mac: dict[str, set[str]] = {}
+    for nb in topo.neighbours:
+        by_mac.setdefault(nb.mac.lower(), set()).add(nb.address)
+    for net in topo.libvirt_networks:
+        for lease in net.leases:
+            by_mac.setdefault(lease.mac.lower(), set()).add(lease.address)
+    for b in topo.ovs:
+        if b.name not in bridges:
+            continue
+        for port in b.ports:
+            for iface in port.interfaces:
+                mac = dict(iface.external_ids).get("attached-mac", "").lower()
+                tap = topo.link("", iface.name) if mac in by_mac else None
+                a = attach(topo, tap) if tap is not None else None
+                if a is None:
+                    continue
+                for ip in sorted(by_mac[mac]):
+                    if ip not in idx.owners:  # a namespace's own address stays its own
+                        lk = Link(name=iface.name, ifindex=0, netns="vm:", addresses=(f"{ip}/32",))
+                        idx.owners[ip] = [(lk, a)]
 
 
 def walk(

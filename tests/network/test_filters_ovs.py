@@ -21,6 +21,9 @@ from probes.network import predict, prober
 from probes.network.filtermodel import OvsFrame
 from probes.network.ovsflows import parse_trace
 from probes.network.topology import TopologyProbe
+from tests.fixtures.guest import GuestSpec, guest_factory
+from tests.fixtures.guest import skip_reason as guest_skip_reason
+from tests.fixtures.libvirtd import libvirtd  # noqa: F401
 from tests.fixtures.netlab import cleanup, sh
 from tests.fixtures.ovs import OvsLab
 from tests.helpers import needs_root, needs_tool
@@ -38,6 +41,7 @@ def lab() -> Iterator[OvsLab]:
         lab = OvsLab(d, bridge=BR)
         lab.start()
         try:
+            _wait_datapath(lab)
             lab.add("tf2-o-a1", "acme", "tf2-o-pa1", "10.74.1.1", 100)
             lab.add("tf2-o-a2", "acme", "tf2-o-pa2", "10.74.1.2", 100)
             lab.add("tf2-o-b", "globex", "tf2-o-pb", "10.74.2.1", 200)
@@ -68,10 +72,31 @@ def lab() -> Iterator[OvsLab]:
                 sh("ip", "link", "del", "ovs-netdev", check=False)
 
 
+def _wait_datapath(lab: OvsLab, timeout: float = 300.0) -> None:
+    """A userspace vswitchd needs the host's one `ovs-netdev` tap: while another test session's
+    private Open vSwitch holds it, ours cannot create the bridge (it retries). Wait for it."""
+    import subprocess
+    import time
+
+    end = time.monotonic() + timeout
+    while subprocess.run(["ovs-ofctl", "show", BR], env=lab.env, capture_output=True).returncode != 0:
+        if time.monotonic() > end:
+            raise AssertionError(
+                f"the bridge {BR} was not created in {timeout:g} s (ovs-netdev held by another vswitchd?)"
+            )
+        time.sleep(0.5)
+
+
 def ofctl(lab: OvsLab, *args: str) -> None:
     import subprocess
+    import time
 
-    subprocess.run(["ovs-ofctl", *args], env=lab.env, check=True, capture_output=True)
+    for _ in range(50):  # vswitchd opens the bridge's management socket a moment after add-br
+        r = subprocess.run(["ovs-ofctl", *args], env=lab.env, capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"ovs-ofctl {' '.join(args)}: {r.stderr.strip()}")
 
 
 def state(topo, reach=None) -> HostState:  # type: ignore[no-untyped-def]
@@ -190,3 +215,84 @@ def test_traces_survive_a_snapshot() -> None:
     s = State(hosts=(HostState(Host("h"), topology=topo),))
     assert loads(dumps(s)) == s
     assert "tp_src=22" in f.flow and "tcp_flags=0x012" in f.flow
+
+
+GUEST_REASON = guest_skip_reason()
+
+
+@needs_root
+@needs_tool("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ovs-appctl", "ovs-ofctl")
+@pytest.mark.skipif(bool(GUEST_REASON), reason=GUEST_REASON or "")
+@pytest.mark.timeout(600)
+async def test_a_vm_behind_the_flow_is_traced_and_probes_agree(lab: OvsLab, libvirtd: str) -> None:
+    """A real guest (QEMU/TCG) whose tap is a VLAN 200 port with libvirt's `attached-mac`: the
+    topology probe learns its address from the router's ARP table and traces the frames toward
+    it; the drop flow is named for acme -> the VM, and the probes agree."""
+    import libvirt
+
+    from probes.inventory.domxml import parse_domain
+    from probes.network.model import Policy
+
+    await asyncio.to_thread(ofctl, lab, "add-flow", BR, DROP)
+    with guest_factory(libvirtd) as f:
+        (g,) = await asyncio.to_thread(
+            f.boot,
+            GuestSpec("ovm", tap="tf2-o-vm", address="10.74.2.5/24", gateway="10.74.2.254", agent="none"),
+            timeout=400,
+        )
+        await asyncio.to_thread(
+            lab.vsctl,
+            "add-port",
+            BR,
+            g.tap,
+            "tag=200",
+            "--",
+            "set",
+            "Interface",
+            g.tap,
+            f"external_ids:attached-mac={g.mac}",
+        )
+        await asyncio.to_thread(sh, "ip", "link", "set", g.tap, "up")
+        ok = await asyncio.to_thread(
+            sh, "ip", "netns", "exec", "tf2-o-r", "ping", "-c", "3", "-W", "2", "10.74.2.5", check=False
+        )
+        assert ok.returncode == 0, ok.stdout  # the guest answers on its VLAN (and the router learned its MAC)
+        conn = libvirt.openReadOnly(libvirtd)
+        try:
+            vm = parse_domain(conn.lookupByName(g.name).XMLDesc(0)).vm
+        finally:
+            conn.close()
+        probe = TopologyProbe(ovs_db=lab.db, policy=Policy(static_addresses=((g.name, ("10.74.2.5",)),)))
+        topo = await probe.collect(LocalHost("ovsh", libvirt_uri=None))
+        wl = state(topo).workloads + (
+            Workload(
+                WorkloadKind.VM,
+                g.name,
+                "ovsh",
+                uuid=g.uuid,
+                state="running",
+                tenant="globex",
+                placed_by=Placement.CONFIG,
+                vm=vm,
+            ),
+        )
+        hs = HostState(host=Host("ovsh"), workloads=wl, topology=topo)
+        hs = HostState(
+            host=Host("ovsh"),
+            workloads=wl,
+            topology=topo,
+            reach=await prober.probe_matrix(hs, timeout=2.0, trace=False),
+        )
+        traced = [t for o in topo.ovs_flows for t in o.traces if t.frame.dst == "10.74.2.5"]
+        assert traced and any(t.verdict == "drop" for t in traced)
+        c = predict.matrix(hs).cell("acme", "globex")
+        assert c is not None
+        to_vm = [p for p in c.pairs if p.dst.endswith(f"/vm/{g.name}")]
+        assert to_vm and all(not p.reachable for p in to_vm)
+        assert "priority 100: drop" in to_vm[0].deciding_rule and "not traced" not in to_vm[0].deciding_rule
+        vm_results = [
+            r for r in c.results if r.address == "10.74.2.5" and r.outcome not in ("not-testable", "error")
+        ]
+        assert vm_results and not any(r.reached for r in vm_results)  # the real probe agrees
+        same = predict.matrix(hs).cell("globex", "globex")  # tf2-o-b -> the VM, VLAN 200, NORMAL
+        assert same is not None and same.predicted and same.observed
