@@ -35,12 +35,34 @@ from tui.screens.fleet import FleetScreen
 TARGETS = {"first_view_s": 10.0, "rss_mib": 400.0, "idle_cpu_pct": 5.0, "key_p95_ms": 100.0}
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far per kind of thread (its name up to the first '-' or '_': the event
+    loop, tsf-derive, libvirt-HOST, ThreadPoolExecutor workers...)."""
+    import re
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for th in psutil.Process().threads():
+        name = names.get(th.id, "other")
+        kind = re.sub(r"[-_]\w*$|\d+$", "", name.split(" ")[0])
+        kind = (
+            "tsf-derive"
+            if name.startswith("tsf-derive")
+            else "libvirt"
+            if name.startswith("libvirt")
+            else kind
+        )
+        out[kind] = out.get(kind, 0.0) + th.user_time + th.system_time
+    return out
+
+
 def _cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
-async def measure(n: int, idle_s: float) -> dict[str, float]:
+async def measure(n: int, idle_s: float, mark: str = "", profile: str = "") -> dict[str, float]:
     from tui.app import TenantScopeApp
 
     opts = Options(interval=2.0)
@@ -64,9 +86,25 @@ async def measure(n: int, idle_s: float) -> dict[str, float]:
         out["first_view_s"] = time.perf_counter() - t0
         await asyncio.sleep(4.0)  # let the first round of every probe settle
         out["rss_mib"] = psutil.Process().memory_info().rss / 2**20
-        c0, w0 = _cpu(), time.perf_counter()
+        if mark:  # for a profiler attached to the idle window only (py-spy record --pid)
+            with open(mark, "w") as f:
+                f.write(f"{n}\n")
+        c0, w0, t0 = _cpu(), time.perf_counter(), _thread_cpu()
+        prof = None
+        if profile:  # the event loop's thread only (cProfile), over the idle window
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         await asyncio.sleep(idle_s)
-        out["idle_cpu_pct"] = 100.0 * (_cpu() - c0) / (time.perf_counter() - w0)
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{profile}.{n}")
+        wall = time.perf_counter() - w0
+        out["idle_cpu_pct"] = 100.0 * (_cpu() - c0) / wall
+        t1 = _thread_cpu()  # where the idle CPU went, by kind of thread (printed with --threads)
+        for k, v in t1.items():
+            out[f"thread:{k}"] = 100.0 * (v - t0.get(k, 0.0)) / wall
         # The key's own answer: from the press until the fleet view holds the new order (polled
         # every millisecond on the loop, so it includes any work the key queued behind). Not
         # until the app is idle (pilot.pause): States keep arriving from N hosts, and waiting
@@ -105,11 +143,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1,50,200")
     ap.add_argument("--idle", type=float, default=20.0, help="idle window in seconds")
+    ap.add_argument("--mark", default="", help="write this file when an idle window starts")
+    ap.add_argument("--threads", action="store_true", help="print the idle CPU by kind of thread")
+    ap.add_argument("--profile", default="", help="cProfile the event loop's idle window into FILE.N")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     results = {}
     for n in sizes:
-        results[n] = asyncio.run(measure(n, args.idle))
+        results[n] = asyncio.run(measure(n, args.idle, args.mark, args.profile))
         r = results[n]
         print(
             f"N={n:4d}: first fleet view {r['first_view_s']:.2f} s · RSS {r['rss_mib']:.0f} MiB · "
@@ -117,6 +158,11 @@ def main() -> None:
             f"p95 {r['key_p95_ms']:.0f} ms (until idle p95 {r['idle_p95_ms']:.0f} ms)",
             flush=True,
         )
+        if args.threads:
+            by = sorted(((v, k[7:]) for k, v in r.items() if k.startswith("thread:")), reverse=True)
+            print(
+                "  idle CPU by thread: " + ", ".join(f"{k} {v:.2f}%" for v, k in by if v >= 0.05), flush=True
+            )
     anchor = results.get(sizes[0])
     if anchor and len(sizes) > 1:
         for n in sizes[1:]:

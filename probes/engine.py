@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any, Generic, TypeVar
 
 from probes.hosts.base import HostTransport
@@ -122,7 +122,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
         self._failures: dict[tuple[str, str], int] = {}
-        self._derived_from: tuple[HostState, ...] | None = None  # hosts (times zeroed) of the last derive
+        self._derived_from: tuple[HostState, ...] | None = None  # the hosts of the last derive
         self._derived_at = 0.0  # monotonic time of the last derive
         self._figures_behind = 0.0  # > 0: figures newer than the findings, derive in this many s
         self._requests: dict[int, RequestStatus] = {}  # State.requests (probes/requests.py)
@@ -389,47 +389,41 @@ class Engine:
     def _raw(self) -> tuple[State, tuple[HostState, ...]]:
         """The observations now (with the requests as they are now) and their derive key."""
         hosts = tuple(self._states[t.name] for t in self.hosts)
-        key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
         raw = State(
             hosts=hosts, taken_at=self._clock(), source=self._source, requests=tuple(self._requests.values())
         )
-        return raw, key
+        return raw, hosts
 
     def _fast(self) -> State | None:
         """The State without a derive, when the observations allow it: nothing new but refresh
         times (most polls), or only the live figures within FIGURES_DERIVE of the last derive.
         None: the observations changed, a derive is needed."""
         hosts = tuple(self._states[t.name] for t in self.hosts)
+        prev = self._derived_from
+        if prev is None or len(prev) != len(hosts):
+            return None
         taken_at = self._clock()
         requests = tuple(self._requests.values())
         # Most polls observe nothing new: then tenants and findings stay as they were and only
         # the refresh times move (the checks are the expensive part of a publish).
-        key = tuple(replace(h, refreshed_at=0.0) for h in hosts)
-        prev_key = self._derived_from
-        if prev_key is not None and key == prev_key:
+        figures = False
+        for a, b in zip(hosts, prev):
+            if a is b or _same(a, b, _OBSERVED):
+                continue
+            # Only the live figures moved (every host, every interval): the figures reach the
+            # State at once, the conclusions drawn from them (findings, drift) at most every
+            # FIGURES_DERIVE seconds; with hundreds of hosts re-deriving at each of them was
+            # most of the idle CPU. A host's first figures, and any other change, derive at once.
+            if a.samples is None or b.samples is None or not _same(a, b, _OBSERVED_BUT_FIGURES):
+                return None
+            figures = True
+        if not figures:
             return self._rederived(hosts, taken_at, requests, samples=False)
-        # Only the live figures moved (every host, every interval): the figures reach the State
-        # at once, the conclusions drawn from them (findings, drift) at most every
-        # FIGURES_DERIVE seconds; with hundreds of hosts re-deriving at each of them was most
-        # of the idle CPU. A host's first figures, and any other change, derive at once.
         wait = self._derived_at + FIGURES_DERIVE - time.monotonic()
-        if (
-            prev_key is not None
-            and wait > 0
-            and len(key) == len(prev_key)
-            and all(
-                a == b
-                or (
-                    a.samples is not None
-                    and b.samples is not None
-                    and replace(a, samples=None) == replace(b, samples=None)
-                )
-                for a, b in zip(key, prev_key)
-            )
-        ):
-            self._figures_behind = wait
-            return self._rederived(hosts, taken_at, requests, samples=True)
-        return None
+        if wait <= 0:
+            return None
+        self._figures_behind = wait
+        return self._rederived(hosts, taken_at, requests, samples=True)
 
     def _run_derive(self, raw: State) -> State | None:
         try:
@@ -489,13 +483,16 @@ class Engine:
         *,
         samples: bool,
     ) -> State:
-        """The last derived State with these hosts' refresh times (and figures)."""
+        """The last derived State with these hosts' refresh times (and figures): a host whose
+        times (and figures) are those shown already is kept as it is."""
         prev = self._state
         return replace(
             prev,
             taken_at=taken_at,
             hosts=tuple(
-                replace(d, refreshed_at=h.refreshed_at, samples=h.samples)
+                d
+                if d.refreshed_at == h.refreshed_at and (not samples or d.samples is h.samples)
+                else replace(d, refreshed_at=h.refreshed_at, samples=h.samples)
                 if samples
                 else replace(d, refreshed_at=h.refreshed_at)
                 for d, h in zip(prev.hosts, hosts)
@@ -555,6 +552,20 @@ class Engine:
             for host in self._leads_done:
                 loop.call_later(settle, self._led[host].set)
             self._leads_done.clear()
+
+
+# What a derive depends on: every HostState field but the refresh time (and, for the
+# figures-only test, the live figures).
+_OBSERVED = tuple(f.name for f in fields(HostState) if f.name != "refreshed_at")
+_OBSERVED_BUT_FIGURES = tuple(n for n in _OBSERVED if n != "samples")
+
+
+def _same(a: HostState, b: HostState, names: tuple[str, ...]) -> bool:
+    for n in names:
+        x, y = getattr(a, n), getattr(b, n)
+        if x is not y and x != y:
+            return False
+    return True
 
 
 def _threadsafe_setter(loop: asyncio.AbstractEventLoop, ev: asyncio.Event) -> Callable[[], None]:

@@ -73,3 +73,29 @@ async def test_changes_view_without_a_baseline_says_how_to_get_one():
         await pilot.press("C")
         await pilot.pause()
         assert "--baseline FILE" in str(app.screen.query_one("#changes-summary").render())
+
+
+async def test_fleet_view_rows_follow_each_state_while_unchanged_hosts_are_kept():
+    """The view remakes only the rows of hosts that changed: after each new State its rows
+    are exactly hostsummary.rows of that State (sorted), and an unchanged host keeps its row."""
+    from probes.hostsummary import rows, sorted_rows
+    from probes.model import Status
+
+    st = _fleet()
+    app, source = make_app(st)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("H")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        hv2_row = next(r for r in screen._rows if r.host == "hv2")
+        # hv2 gets a failing finding, hv9 comes back up: both rows change, hv1's does not
+        fail = replace(st.findings[0], host="hv2", status=Status.FAIL, area="vm")
+        up = replace(st.hosts[2], connections=(Connection("ssh", ConnState.UP),))
+        st2 = replace(st, hosts=(st.hosts[0], st.hosts[1], up), findings=(*st.findings, fail))
+        hv1_before = next(r for r in screen._rows if r.host == "hv1")
+        source.push(st2)
+        await pilot.pause()
+        assert screen._rows == sorted_rows(rows(st2, T0 + 1), screen.sort)
+        assert next(r for r in screen._rows if r.host == "hv2") != hv2_row
+        assert next(r for r in screen._rows if r.host == "hv1") is hv1_before  # kept, not remade

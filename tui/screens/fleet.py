@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.style import Style
@@ -21,7 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.widgets.data_table import ColumnKey
 
 from probes.hostsummary import AREAS, SORTS, HostRow, rows, sorted_rows
-from probes.model import State, Status
+from probes.model import Finding, State, Status
 from tui.header import CONN_SYMBOL
 from tui.safe import untrusted
 from tui.status import STATUS_LABEL, STATUS_VAR, theme_style
@@ -83,6 +84,12 @@ class FleetScreen(ModalScreen[str | None]):
         self._column_keys: list[ColumnKey] = []
         self._aged_at = 0.0
         self._summary = ""
+        # Per host, what its row was made from, and the row (a fleet of hundreds changes a few
+        # hosts between two States: the others' rows and cells are not made again)
+        self._findings_of: tuple[object, dict[str, tuple[Finding, ...]]] = ((), {})
+        self._row_of: dict[str, tuple[tuple[object, ...], HostRow]] = {}
+        self._cells_of: dict[tuple[object, ...], tuple[Cell, ...]] = {}
+        self._cells_theme: object = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="fleet", classes="dialog") as box:
@@ -108,8 +115,10 @@ class FleetScreen(ModalScreen[str | None]):
             return
         table = found.first(DataTable)
         variables = self.app.theme_variables
-        new_rows = sorted_rows(rows(state, self._clock()), self.sort)
-        cells = [self._cells(r, variables) for r in new_rows]
+        new_rows = sorted_rows(self._host_rows(state, self._clock()), self.sort)
+        if variables is not self._cells_theme:  # another theme: every cell's style changes
+            self._cells_of, self._cells_theme = {}, variables
+        cells = [self._cells_cached(r, variables) for r in new_rows]
         order = [r.host for r in new_rows]
         now = time.monotonic()
         if order == [r.host for r in self._rows] and len(self._cells_shown) == len(cells):
@@ -145,6 +154,50 @@ class FleetScreen(ModalScreen[str | None]):
         if summary != self._summary:
             self._summary = summary
             self.query_one("#fleet-summary", Static).update(Text(summary))
+
+    def _host_rows(self, state: State, now: float) -> list[HostRow]:
+        """hostsummary.rows(state, now), made again only for the hosts whose connections,
+        probe errors, workload count or findings changed (the age is the clock's)."""
+        ref, by_host = self._findings_of
+        if ref is not state.findings:
+            grouped: dict[str, list[Finding]] = {}
+            for f in state.findings:
+                grouped.setdefault(f.host, []).append(f)
+            old = by_host
+            by_host = {}
+            for hn, fs in grouped.items():
+                t = tuple(fs)
+                by_host[hn] = old[hn] if old.get(hn) == t else t
+            self._findings_of = (state.findings, by_host)
+        out = []
+        for h in state.hosts:
+            name = h.host.name
+            mine = by_host.get(name, ())
+            key = (h.host, h.connections, bool(h.refreshed_at), h.probe_errors, len(h.workloads), mine)
+            got = self._row_of.get(name)
+            if got is not None and all(a is b or a == b for a, b in zip(got[0], key)):
+                row = got[1]
+                stale = max(0.0, now - h.refreshed_at) if h.refreshed_at else None
+                out.append(row if row.stale_s == stale else replace(row, stale_s=stale))
+                continue
+            # (fleet-wide results, host "", count for no host in rows() either)
+            [row] = rows(State(hosts=(h,), findings=mine), now)
+            self._row_of[name] = (key, row)
+            out.append(row)
+        if len(self._row_of) > len(out):
+            names = {r.host for r in out}
+            self._row_of = {k: v for k, v in self._row_of.items() if k in names}
+        return out
+
+    def _cells_cached(self, r: HostRow, variables: Mapping[str, str]) -> tuple[Cell, ...]:
+        stale = r.stale_s is None or r.stale_s > STALE_AFTER
+        key = (r.host, r.connection, age(r.stale_s), stale, r.worst, r.fails, r.warns, r.probe_errors)
+        got = self._cells_of.get(key)
+        if got is None:
+            if len(self._cells_of) > 4 * max(len(self._rows), 64):
+                self._cells_of = {}
+            got = self._cells_of[key] = self._cells(r, variables)
+        return got
 
     @staticmethod
     def _cells(r: HostRow, variables: Mapping[str, str]) -> tuple[Cell, ...]:
