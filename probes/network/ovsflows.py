@@ -5,13 +5,15 @@ conntrack recirculation as OVS would), read by the topology probe through the ho
 A bridge whose tables hold only the default `priority=0 actions=NORMAL` flow is not traced: the
 VLAN model (probes/network/segments.py) decides there. For the others, the frames come from
 predict.ovs_frames (every namespace to every address, ICMP and the policy's TCP ports, and the
-replies), traced by one constant `sh` program (the flows are its arguments) with section
-markers carrying a fresh nonce. Traces are kept while a bridge's flows (their text, without
+replies), traced locally through ovs-vswitchd's unixctl socket (Open vSwitch's own client, as
+ovs-appctl does, without a process per trace), over SSH by one constant `sh` program (the flows
+are its arguments) with section markers carrying a fresh nonce. Traces are kept while a bridge's flows (their text, without
 counters) and the frames do not change, so a steady host traces nothing again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -40,7 +42,10 @@ while [ $# -ge 2 ]; do
   i=$((i+1)); shift 2
 done
 """
-DEFAULT_FLOW = re.compile(r"^\s*(cookie=0x0, )?(table=0, )?priority=0 actions=NORMAL\s*$")
+# `ovs-ofctl dump-flows --no-stats` prints "priority=0 actions=NORMAL"; unixctl's bridge/dump-flows
+# "priority=0,actions=NORMAL" (after its counters are taken out)
+DEFAULT_FLOW = re.compile(r"^\s*(cookie=0x0,? ?)?(table(_id)?=0,? ?)?priority=0[ ,]actions=NORMAL\s*$")
+COUNTERS = re.compile(r"\b(duration|n_packets|n_bytes|idle_age|hard_age)=[^, ]*,? ?")
 TABLE_LINE = re.compile(r"^\s*(\d+)\. (.*)$")
 
 
@@ -71,7 +76,48 @@ def split(out: str, nonce: str) -> dict[str, tuple[int, str]]:
 
 
 def flow_lines(text: str) -> list[str]:
-    return [ln.strip() for ln in text.splitlines() if "actions=" in ln]
+    """The flows of a dump, without counters (they move with traffic) and without the hidden
+    internal table 254 that unixctl's bridge/dump-flows also lists."""
+    out = []
+    for ln in text.splitlines():
+        if "actions=" not in ln or ln.lstrip().startswith("table_id=254"):
+            continue
+        out.append(COUNTERS.sub("", ln).strip())
+    return out
+
+
+def vswitchd_ctl(rundir: str) -> str | None:
+    """The local ovs-vswitchd's unixctl socket (what ovs-appctl talks to), None when absent."""
+    rundir = rundir or os.environ.get("OVS_RUNDIR") or "/var/run/openvswitch"
+    try:
+        with open(os.path.join(rundir, "ovs-vswitchd.pid")) as f:
+            pid = f.read().strip()
+    except OSError:
+        return None
+    ctl = os.path.join(rundir, f"ovs-vswitchd.{pid}.ctl")
+    return ctl if pid.isdigit() and os.path.exists(ctl) else None
+
+
+def _unixctl(ctl: str, calls: list[tuple[str, list[str]]]) -> list[tuple[int, str]]:
+    """Blocking: unixctl commands on one connection (Open vSwitch's own client: JSON-RPC on the
+    daemon's socket, as ovs-appctl does, without a process per call). (0, output) or
+    (1, error) per call; a broken connection fails the rest."""
+    import ovs.unixctl.client
+
+    err, client = ovs.unixctl.client.UnixctlClient.create(ctl)
+    if err or client is None:
+        return [(1, f"cannot connect to {ctl}: {os.strerror(err) if err else 'no client'}")] * len(calls)
+    out: list[tuple[int, str]] = []
+    try:
+        for cmd, argv in calls:
+            e, error, result = client.transact(cmd, argv)
+            if e:
+                out += [(1, f"{cmd}: {os.strerror(e)}")] * (len(calls) - len(out))
+                break
+            out.append((1, str(error)) if error is not None else (0, str(result or "")))
+    finally:
+        client.close()
+    return out
 
 
 def parse_trace(frame: OvsFrame, text: str) -> OvsTrace:
@@ -117,14 +163,18 @@ class OvsFlowCache:
 
 
 async def _dump(
-    host: HostTransport, bridges: list[str], rundir: str, timeout: float
+    host: HostTransport, bridges: list[str], rundir: str, timeout: float, ctl: str | None
 ) -> tuple[dict[str, OvsFlows], dict[str, str]]:
-    nonce = secrets.token_hex(8)
-    try:
-        res = await host.run(["sh", "-c", DUMP, "sh", nonce, rundir, *bridges], timeout=timeout)
-    except Exception as e:
-        return {b: OvsFlows(b, error=f"cannot read the flows: {e}") for b in bridges}, {}
-    dumps = split(res.stdout, nonce)
+    if ctl is not None:  # locally: the daemon's own socket, no process
+        got = await asyncio.to_thread(_unixctl, ctl, [("bridge/dump-flows", [b]) for b in bridges])
+        dumps = dict(zip(bridges, got))
+    else:
+        nonce = secrets.token_hex(8)
+        try:
+            res = await host.run(["sh", "-c", DUMP, "sh", nonce, rundir, *bridges], timeout=timeout)
+        except Exception as e:
+            return {b: OvsFlows(b, error=f"cannot read the flows: {e}") for b in bridges}, {}
+        dumps = split(res.stdout, nonce)
     out: dict[str, OvsFlows] = {}
     texts: dict[str, str] = {}
     for b in bridges:
@@ -154,13 +204,15 @@ async def read_ovs_flows(
     if not bridges or topo.ovs_state != "ok":
         return ()
     rundir = rundir_of(db)
+    # locally: unixctl on ovs-vswitchd's socket (no process); over SSH: one sh program
+    ctl = vswitchd_ctl(rundir) if host.is_local and not host.root else None
     cache = cache if cache is not None else OvsFlowCache()
     now = cache.clock()
     d = cache.dumped
     if d is not None and d[0] == topo.ovs and now - d[1] < cache.max_age:
         out, texts = dict(d[2]), d[3]
     else:
-        out, texts = await _dump(host, bridges, rundir, timeout)
+        out, texts = await _dump(host, bridges, rundir, timeout, ctl)
         cache.dumped = (topo.ovs, now, dict(out), texts)
     custom = frozenset(b for b, o in out.items() if o.custom)
     for b in list(cache.flows):
@@ -171,7 +223,7 @@ async def read_ovs_flows(
         todo = [f for f in frames if f not in cache.flows.get(f.bridge, ("", {}))[1]]
         limited = len(todo) > MAX_TRACES
         todo = todo[:MAX_TRACES]
-        traced = await _trace(host, todo, rundir, timeout) if todo else {}
+        traced = await _trace(host, todo, rundir, timeout, ctl) if todo else {}
         for b in custom:
             kept = cache.flows.get(b, (texts[b], {}))[1]
             kept.update({f: t for f, t in traced.items() if f.bridge == b})
@@ -187,8 +239,16 @@ async def read_ovs_flows(
 
 
 async def _trace(
-    host: HostTransport, frames: list[OvsFrame], rundir: str, timeout: float
+    host: HostTransport, frames: list[OvsFrame], rundir: str, timeout: float, ctl: str | None
 ) -> dict[OvsFrame, OvsTrace]:
+    if ctl is not None:
+        got = await asyncio.to_thread(_unixctl, ctl, [("ofproto/trace", [f.bridge, f.flow]) for f in frames])
+        return {
+            f: parse_trace(f, text)
+            if rc == 0
+            else OvsTrace(f, "undecided", f"OVS {f.bridge}: ofproto/trace failed: {text.strip()[:160]}")
+            for f, (rc, text) in zip(frames, got)
+        }
     nonce = secrets.token_hex(8)
     args: list[str] = []
     for f in frames:

@@ -26,6 +26,7 @@ from tests.fixtures.guest import skip_reason as guest_skip_reason
 from tests.fixtures.libvirtd import libvirtd  # noqa: F401
 from tests.fixtures.netlab import cleanup, sh
 from tests.fixtures.ovs import OvsLab
+from tests.fixtures.sshd import ssh_host, sshd  # noqa: F401
 from tests.helpers import needs_root, needs_tool
 
 BR = "tf2-ovs"
@@ -296,3 +297,29 @@ async def test_a_vm_behind_the_flow_is_traced_and_probes_agree(lab: OvsLab, libv
         assert vm_results and not any(r.reached for r in vm_results)  # the real probe agrees
         same = predict.matrix(hs).cell("globex", "globex")  # tf2-o-b -> the VM, VLAN 200, NORMAL
         assert same is not None and same.predicted and same.observed
+
+
+@needs_root
+@needs_tool("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ovs-appctl", "ovs-ofctl", "sshd")
+async def test_over_ssh_the_sh_program_traces_what_unixctl_traces(lab: OvsLab, sshd) -> None:
+    """Locally the flows are dumped and traced through ovs-vswitchd's unixctl socket (no
+    process); through a real sshd on 127.0.0.1 by the `sh` program with ovs-ofctl/ovs-appctl.
+    Both give the same verdicts and deciding flows."""
+    from probes.network.ovsflows import read_ovs_flows, rundir_of, vswitchd_ctl
+
+    await asyncio.to_thread(ofctl, lab, "add-flow", BR, DROP)
+    assert vswitchd_ctl(rundir_of(lab.db)) is not None
+    topo = await TopologyProbe(ovs_db=lab.db).collect(LocalHost("ovsh", libvirt_uri=None))
+    local = {t.frame: (t.verdict, t.rule) for o in topo.ovs_flows for t in o.traces}
+    host = ssh_host(sshd)
+    try:
+        remote_flows = await read_ovs_flows(host, topo, db=lab.db)
+    finally:
+        await host.close()
+    remote = {t.frame: (t.verdict, t.rule) for o in remote_flows for t in o.traces}
+    assert local and remote == local
+    assert any(
+        v == ("drop", f"OVS {BR} table 0: ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24, priority 100: drop")
+        for v in local.values()
+    )
+    assert {o.bridge: (o.custom, o.flows) for o in remote_flows}[BR] == (True, 2)
