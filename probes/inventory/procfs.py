@@ -34,9 +34,9 @@ NS_TYPES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 _NS_SCRIPT = (
     "cd -- \"$1\" || exit 1; F() { find [0-9]*/ns -mindepth 1 -maxdepth 1 -printf '%h %f %l\\n' 2>/dev/null; }; "
     "command -v awk >/dev/null 2>&1 || { F; exit; }; F | awk '"
-    "function out() { if (buf != \"\" && (keep || cur == \"1\" || cur == \"2\")) printf \"%s\", buf; buf = \"\"; keep = 0 } "
-    "{ split($1, a, \"/\"); if (a[1] != cur) { out(); cur = a[1] } "
-    "if (cur == \"1\") h[$2] = $3; else if (!($2 in h) || h[$2] != $3) keep = 1; buf = buf $0 \"\\n\" } "
+    'function out() { if (buf != "" && (keep || cur == "1" || cur == "2")) printf "%s", buf; buf = ""; keep = 0 } '
+    '{ split($1, a, "/"); if (a[1] != cur) { out(); cur = a[1] } '
+    'if (cur == "1") h[$2] = $3; else if (!($2 in h) || h[$2] != $3) keep = 1; buf = buf $0 "\\n" } '
     "END { out() }'"
 )
 _NS_LINE = re.compile(r"^(\d+)/ns (\w+) (\w+):\[(\d+)\]$")
