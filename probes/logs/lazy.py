@@ -64,8 +64,22 @@ def _compile(pattern: str) -> Any:
     return re.compile(pattern.encode("latin-1"))  # pragma: no cover
 
 
+# The journal's `journalctl -o json` lines: the needles (journalctl escapes only `"`, `\` and
+# sends messages with control characters as byte lists), and every entry whose parse may give a
+# tag or teach a PID without a needle: a message as a list (bytes, repeated field), an audit
+# record, a program that may be qemu, a priority other than 4-7 (err and worse: qemu-error /
+# libvirt-error by kind; anything int() reads unlike a plain digit).
+JOURNAL_CANDIDATE_PATTERN = (
+    rf"(?m)^[^\n]*(?:{_NEEDLE_ALT}|audit: type=|" + r'"MESSAGE":\[|"MESSAGE":"type=|"_TRANSPORT":"audit"|'
+    r'"SYSLOG_IDENTIFIER":(?:\[|"qemu)|"_COMM":(?:\[|"qemu)|"PRIORITY":"(?:[0-3]|[^0-9"]|[0-9][^"])'
+    r")[^\n]*"
+)
+JOURNAL_MAYBE_WARNING_PATTERN = r'(?m)^[^\n]*"PRIORITY":"4"[^\n]*'
+
 _CANDIDATE = _compile(CANDIDATE_PATTERN)
 _MAYBE_WARNING = _compile(MAYBE_WARNING_PATTERN)
+_JOURNAL_CANDIDATE = _compile(JOURNAL_CANDIDATE_PATTERN)
+_JOURNAL_MAYBE_WARNING = _compile(JOURNAL_MAYBE_WARNING_PATTERN)
 
 
 def _line_numbers(rx: Any, data: bytes) -> list[int]:
@@ -81,21 +95,35 @@ def _line_numbers(rx: Any, data: bytes) -> list[int]:
     return out
 
 
-def candidates(data: bytes) -> list[tuple[int, int]]:
+def candidates(data: bytes, rx: Any = _CANDIDATE) -> list[tuple[int, int]]:
     """(start, end) of every candidate line of a block of complete lines (end excludes \\n)."""
-    return [m.span() for m in _CANDIDATE.finditer(data)]
+    return [m.span() for m in rx.finditer(data)]
+
+
+def _journal_parse(line: str, host: str, source: str) -> LogEvent:
+    return parsers.parse_journal_line(line, host, source)[0]
 
 
 class SourceContext:
-    """What a file source carries from one block to the next: its parser and the time of its
-    last timed line (untimed lines take it)."""
+    """What a source carries from one block to the next: its parser, its patterns and the
+    time of its last timed line (untimed lines of a file take it; journal entries do not)."""
 
-    __slots__ = ("host", "last_at", "parse", "source")
+    __slots__ = ("candidate", "host", "last_at", "maybe", "parse", "retime", "source")
 
-    def __init__(self, host: str, source: str, parse: Callable[[str, str, str], LogEvent] | None = None):
+    def __init__(
+        self,
+        host: str,
+        source: str,
+        parse: Callable[[str, str, str], LogEvent] | None = None,
+        *,
+        journal: bool = False,
+    ):
         self.host = host
         self.source = source
-        self.parse = parse or parsers.parser_for(source)
+        self.parse = parse or (_journal_parse if journal else parsers.parser_for(source))
+        self.candidate = _JOURNAL_CANDIDATE if journal else _CANDIDATE
+        self.maybe = _JOURNAL_MAYBE_WARNING if journal else _MAYBE_WARNING
+        self.retime = not journal
         self.last_at = 0.0
 
 
@@ -117,6 +145,8 @@ class Chunk:
         "order0",
         "parse",
         "prev_at",
+        "retime",
+        "rx_maybe",
         "source",
     )
 
@@ -126,6 +156,8 @@ class Chunk:
         self.host = ctx.host
         self.source = ctx.source
         self.parse = ctx.parse
+        self.retime = ctx.retime
+        self.rx_maybe = ctx.maybe
         self.att = att
         self.order0 = order0  # the attributor's arrival order of line 0
         self.prev_at = prev_at
@@ -142,7 +174,7 @@ class Chunk:
         """Lines that may be warnings though not candidates (found on first use, cached)."""
         m = self._maybe
         if m is None:
-            m = self._maybe = frozenset(_line_numbers(_MAYBE_WARNING, self.data))
+            m = self._maybe = frozenset(_line_numbers(self.rx_maybe, self.data))
         return m
 
     def lines(self) -> list[bytes]:
@@ -166,7 +198,7 @@ class Chunk:
         if e is not None:
             return e
         e = self._parse_raw(i)
-        if not e.at:
+        if not e.at and self.retime:
             at = self._at_before(i)
             if at:
                 e = replace(e, at=at)
@@ -229,7 +261,7 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
         parse = ctx.parse
         host, source = ctx.host, ctx.source
         parsed = chunk._parsed
-        for start, end in candidates(data):
+        for start, end in candidates(data, ctx.candidate):
             line += count(b"\n", prev, start)
             prev = start
             text = data[start:end].decode("utf-8", "replace")
@@ -237,7 +269,7 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
                 e = parse(text, host, source)
             except Exception as ex:  # a parser bug must not lose the line
                 e = parsers.parse_plain(text, "", "?", kind=f"unparsed: {ex}"[:40])
-            if not e.at:
+            if not e.at and ctx.retime:
                 at = chunk._at_before(line)
                 if at:
                     e = replace(e, at=at)
@@ -245,7 +277,8 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
             e = att.attribute(e, order=order0 + line)
             chunk._attributed[line] = e
             found[line] = e
-        ctx.last_at = chunk.last_at()
+        if ctx.retime:
+            ctx.last_at = chunk.last_at()
     return chunk, found
 
 

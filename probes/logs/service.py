@@ -105,11 +105,26 @@ class HostLogs(sources.Sink):
         attributed in the flush worker."""
         self.put([_Block(ctx, block)])  # type: ignore[list-item]
         self.pending_bytes += len(block)
+        self._bound()
+
+    def _bound(self) -> None:
         while self.pending_bytes > MAX_PENDING_BYTES:  # backpressure: the oldest block goes
             i = next(i for i, x in enumerate(self.pending) if type(x) is _Block)
             old: Any = self.pending.pop(i)
-            self.pending_bytes -= len(old.data)
+            self.pending_bytes -= old.size()
             self.ring.total += old.data.count(b"\n")  # counted as dropped
+
+    def put_journal(self, ctx: SourceContext, line: str) -> None:
+        """A journal line: gathered with the lines that follow it into one lazy block."""
+        last = self.pending[-1] if self.pending else None
+        if type(last) is _Block and last.ctx is ctx and last.lines is not None and len(last.lines) < 4096:
+            last.lines.append(line)
+        else:
+            self.put([_Block(ctx, b"", [line])])  # type: ignore[list-item]
+        self.pending_bytes += len(line) + 1
+        self.last_put = time.monotonic()
+        if self.pending_bytes > MAX_PENDING_BYTES:
+            self._bound()
 
     def put_lines(self, parse, lines) -> None:
         """Raw lines are parsed in the flush worker, with attribution (off the event loop)."""
@@ -149,7 +164,7 @@ class HostLogs(sources.Sink):
         batch = self.pending[:BATCH]
         del self.pending[:BATCH]
         if self.pending_bytes:
-            self.pending_bytes -= sum(len(x.data) for x in batch if type(x) is _Block)  # type: ignore[attr-defined]
+            self.pending_bytes -= sum(x.size() for x in batch if type(x) is _Block)  # type: ignore[attr-defined]
         return batch
 
     @staticmethod
@@ -213,13 +228,24 @@ class HostLogs(sources.Sink):
 
 
 class _Block:
-    """A pending block of a local file's complete lines."""
+    """A pending block of a file's complete lines (or journal lines, gathered as they come)."""
 
-    __slots__ = ("ctx", "data")
+    __slots__ = ("_data", "ctx", "lines")
 
-    def __init__(self, ctx: SourceContext, data: bytes) -> None:
+    def __init__(self, ctx: SourceContext, data: bytes, lines: list[str] | None = None) -> None:
         self.ctx = ctx
-        self.data = data
+        self._data = data
+        self.lines = lines
+
+    @property
+    def data(self) -> bytes:
+        if self.lines is not None:  # closed now (popped, or dropped)
+            self._data = ("\n".join(self.lines) + "\n").encode("utf-8", "surrogatepass")
+            self.lines = None
+        return self._data
+
+    def size(self) -> int:
+        return len(self._data) if self.lines is None else sum(len(x) + 1 for x in self.lines)
 
 
 class LogService:

@@ -56,6 +56,11 @@ class Sink:
         now, untimed lines taking the time of the line before."""
         self.put(parse_lines(ctx, [raw.decode("utf-8", "replace") for raw in block.split(b"\n")[:-1]]))
 
+    def put_journal(self, ctx: SourceContext, line: str) -> None:
+        """One `journalctl -o json` line: a sink may keep it lazily (the logs service gathers
+        them in blocks); this default parses it now."""
+        self.put_lines(lambda text: ctx.parse(text, ctx.host, ctx.source), (line,))
+
     def state(self, name: str, kind: str, state: SourceState, detail: str = "") -> None:  # pragma: no cover
         raise NotImplementedError
 
@@ -541,9 +546,7 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
         return
     cursor = ""
     delay = 1.0
-
-    def parse(line: str) -> LogEvent:
-        return parsers.parse_journal_line(line, host.name, name)[0]
+    ctx = SourceContext(host.name, name, journal=True)
 
     while True:
         sink.state(name, "journal", SourceState.FOLLOWING if spec.follow else SourceState.STARTING)
@@ -553,7 +556,7 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
             async for line in host.stream(journal_argv(spec, cursor, host.root)):
                 if not line.startswith("{"):
                     continue
-                sink.put_lines(parse, (line,))
+                sink.put_journal(ctx, line)
                 last = line
                 got += 1
         except Exception as e:

@@ -20,13 +20,14 @@ import pytest
 
 from bench.logs import fleet, make_lines
 from probes.logs import lazy, sources
+from probes.logs import parsers as plib
 from probes.logs.attribute import Attributor, Index
 from probes.logs.lazy import LazyLine, SourceContext
 from probes.logs.model import LogEvent
 from probes.logs.query import Query, Search
 from probes.logs.ring import Ring
 from probes.model import State
-from tests.fixtures.journal import DATA, corpus_lines, fleet_state, hostile_bytes
+from tests.fixtures.journal import DATA, corpus_lines, fleet_state, hostile_bytes, journal_remote
 
 SYSLOG = "file:/var/log/syslog"
 QEMU = "file:/var/log/libvirt/qemu/acme-web.log"
@@ -40,7 +41,12 @@ def old_path(state: State, runs: list[tuple[str, bytes]]) -> list[LogEvent]:
     parsers = {}
     out = []
     for source, block in runs:
-        p = parsers.setdefault(source, sources.line_parser(source, "hv1"))
+        p = parsers.setdefault(
+            source,
+            (lambda line: plib.parse_journal_line(line, "hv1", "journal")[0])
+            if source == "journal"
+            else sources.line_parser(source, "hv1"),
+        )
         for raw in block.split(b"\n")[:-1]:
             out.append(att.attribute(p(raw.decode("utf-8", "replace"))))
     return Ring(10**7).append_many(out)
@@ -53,7 +59,7 @@ def new_path(state: State, runs: list[tuple[str, bytes]], seed: int = 1) -> tupl
     ring = Ring(10**7)
     rnd = random.Random(seed)
     for source, block in runs:
-        ctx = ctxs.setdefault(source, SourceContext("hv1", source))
+        ctx = ctxs.setdefault(source, SourceContext("hv1", source, journal=source == "journal"))
         ends = [i + 1 for i, b in enumerate(block) if b == 10]
         cuts = sorted(rnd.sample(ends, min(len(ends), rnd.randint(0, 4))))
         a = 0
@@ -131,13 +137,101 @@ def bench_runs(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def journal_entries() -> list[dict]:
+    """Entries as a journal holds them: the corpus's messages under every priority, transport
+    and program that changes how they are read, a PID taught by an audit entry and used
+    after, byte and list messages, cgroups, odd priorities."""
+    out: list[dict] = []
+    progs = ("qemu-system-x86_64", "libvirtd", "sshd", "kernel", "virtqemud")
+    for i, line in enumerate(corpus_lines() + make_lines(300)):
+        msg = line.split(": ", 1)[1] if ": " in line else line
+        e = {
+            "MESSAGE": msg,
+            "PRIORITY": str(i % 8),
+            "SYSLOG_IDENTIFIER": progs[i % 5],
+            "_PID": str(4321 + i % 3),
+        }
+        if i % 4 == 1:
+            e["_TRANSPORT"] = ("kernel", "audit", "syslog")[i % 3]
+        out.append(e)
+    out += [
+        {"MESSAGE": "before: pid 4400 not known", "SYSLOG_IDENTIFIER": "sshd", "_PID": "4400"},
+        {
+            "MESSAGE": "type=VIRT_CONTROL msg=audit(1795773601.1:1): vm=acme-web op=start",
+            "_TRANSPORT": "audit",
+            "_PID": "4400",
+        },
+        {"MESSAGE": "after: pid 4400 was learned", "SYSLOG_IDENTIFIER": "sshd", "_PID": "4400"},
+        {"MESSAGE": "qemu says hello tapacme1", "_COMM": "qemu-system-x86", "_PID": "4401", "PRIORITY": "6"},
+        {"MESSAGE": b"esc \x1b[2J on tapglobex1 \xff", "PRIORITY": "6"},
+        {
+            "MESSAGE": "scope line",
+            "_SYSTEMD_CGROUP": "/machine.slice/machine-qemu\\x2d1\\x2dacme\\x2dweb.scope",
+        },
+        {"MESSAGE": "odd priority", "PRIORITY": "04", "SYSLOG_IDENTIFIER": "libvirtd"},
+        {"MESSAGE": "odd priority", "PRIORITY": " 3", "SYSLOG_IDENTIFIER": "qemu"},
+        {"MESSAGE": "odd priority", "PRIORITY": "x", "SYSLOG_IDENTIFIER": "qemu"},
+        {"MESSAGE": "warning priority", "PRIORITY": "4", "SYSLOG_IDENTIFIER": "qemu-kvm"},
+        {"MESSAGE": "\u0663 unicode priority", "PRIORITY": "\u0663", "SYSLOG_IDENTIFIER": "libvirtd"},
+    ]
+    return out
+
+
+def journal_synth_runs() -> list[tuple[str, bytes]]:
+    """journalctl's JSON as it writes it (no spaces), list messages, bad lines."""
+
+    def enc(e: dict) -> dict:
+        return {
+            k: (list(v) if isinstance(v, bytes) else v)
+            for k, v in {**e, "__REALTIME_TIMESTAMP": "1795773601000000"}.items()
+        }
+
+    lines = [json.dumps(enc(e), separators=(",", ":"), ensure_ascii=False) for e in journal_entries()]
+    lines += [
+        '{"MESSAGE":["first","second avc:  denied"],"PRIORITY":"6"}',
+        '{"MESSAGE":"no time at all"}',
+        "{bad json avc:  denied",
+        "{bad json plain",
+        "[1, 2]",
+    ]
+    return [("journal", ("\n".join(lines) + "\n").encode())]
+
+
+def journal_real_runs() -> list[tuple[str, bytes]]:
+    """The same entries written to a real journal file and read back by journalctl."""
+    import subprocess
+    import tempfile
+
+    from tests.fixtures.journal import write_journal
+
+    with tempfile.TemporaryDirectory(prefix="tsl-lazy-") as d:
+        path = f"{d}/lazy.journal"
+        write_journal(path, [{k: v for k, v in e.items()} for e in journal_entries()])
+        out = subprocess.run(
+            ["journalctl", "-o", "json", "--no-pager", "--file", path], capture_output=True, check=True
+        ).stdout
+    return [("journal", out)]
+
+
 CASES = {
     "corpus": (fleet_state, corpus_runs),
     "real-messages": (fleet_state, messages_runs),
     "hostile": (fleet_state, lambda: [("file:/var/log/hostile.log", hostile_bytes())]),
     "hard": (fleet_state, hard_runs),
     "bench": (fleet, lambda: bench_runs(8000)),
+    "journal": (fleet_state, journal_synth_runs),
 }
+
+
+@journal_remote
+def test_lazy_journal_lines_equal_the_per_line_path_on_a_real_journal():
+    st, runs = fleet_state(), journal_real_runs()
+    assert runs[0][1].count(b"\n") == len(journal_entries())
+    old = old_path(st, runs)
+    assert any(e.tags for e in old) and any(e.attributed_by == "pid" for e in old)
+    new, ring = new_path(st, runs)
+    assert new == old
+    assert sum(type(e) is LazyLine for e in ring) > len(old) // 3
 
 
 @pytest.mark.parametrize("case", list(CASES))
