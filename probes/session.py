@@ -248,6 +248,7 @@ def make_deriver(opts: Options):
     silences = silences_from(opts.config)  # validated by cmd_check / the app before this
     checks = CheckRunner()  # this session's: reuses a check's result while its inputs stay the same
     placer = Placer(config_for(opts))  # this session's: the rules compiled, placements remembered
+    views: dict[str, Any] = {}  # this session's libvirt views, per host (libvirtnet.current_views)
 
     def derive(state: State) -> State:
         from probes.netns_fold import fold_container_namespaces  # one service, one workload
@@ -256,7 +257,7 @@ def make_deriver(opts: Options):
         state = assign(state, opts, placer)
         from probes.network.libvirtnet import current_views  # libvirt's view follows its domains
 
-        state = current_views(state)
+        state = current_views(state, views)
         from probes.checks import silence  # the config's [checks] silence: accepted warnings
 
         findings = silence.apply(

@@ -49,19 +49,31 @@ def assign(state: State, opts: Any, placer: Placer | None = None) -> State:
     hosts = []
     members: dict[str, tuple[list[str], set[str]]] = {t.name: ([], set()) for t in placer.config.tenants}
     for hs in state.hosts:
-        changed = False
-        ws: list[Workload] = []
-        for w in hs.workloads:
-            tenant, by, rule = placer.place(w)
-            if w.tenant != tenant or w.placed_by != by or w.placed_rule != rule:
-                w = replace(w, tenant=tenant, placed_by=by, placed_rule=rule)
-                changed = True
-            ws.append(w)
-            if tenant:
-                keys, hs_names = members.setdefault(tenant, ([], set()))
-                keys.append(w.key)
-                hs_names.add(w.host)
-        hosts.append(replace(hs, workloads=tuple(ws)) if changed else hs)
+        # a host whose workloads are those placed last time (most derives: another host, or
+        # only the figures, changed) is not placed again
+        got = placer.by_host.get(hs.host.name)
+        if got is None or not (got[0] is hs.workloads or got[0] == hs.workloads):
+            changed = False
+            ws: list[Workload] = []
+            placed: list[tuple[str, str, str]] = []  # (tenant, workload key, host)
+            for w in hs.workloads:
+                tenant, by, rule = placer.place(w)
+                if w.tenant != tenant or w.placed_by != by or w.placed_rule != rule:
+                    w = replace(w, tenant=tenant, placed_by=by, placed_rule=rule)
+                    changed = True
+                ws.append(w)
+                if tenant:
+                    placed.append((tenant, w.key, w.host))
+            got = (hs.workloads, tuple(ws) if changed else hs.workloads, tuple(placed))
+            placer.by_host[hs.host.name] = got
+        for tenant, key, host in got[2]:
+            keys, hs_names = members.setdefault(tenant, ([], set()))
+            keys.append(key)
+            hs_names.add(host)
+        hosts.append(hs if got[1] is hs.workloads else replace(hs, workloads=got[1]))
+    if len(placer.by_host) > len(hosts):
+        names = {hs.host.name for hs in hosts}
+        placer.by_host = {k: v for k, v in placer.by_host.items() if k in names}
     tenants = tuple(
         Tenant(name=n, workloads=tuple(sorted(k)), hosts=tuple(sorted(h)))
         for n, (k, h) in sorted(members.items())
@@ -155,6 +167,10 @@ class Placer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        # per host: (the workloads last placed, them placed, their (tenant, key, host))
+        self.by_host: dict[
+            str, tuple[tuple[Workload, ...], tuple[Workload, ...], tuple[tuple[str, str, str], ...]]
+        ] = {}
         ts = config.tenants
         self.domains = _globs(ts, lambda t: t.domains)
         self.netns = _globs(ts, lambda t: t.netns)

@@ -106,6 +106,7 @@ def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "vcpu_period=100000`, cgroup cpu.max / cpu.cfs_quota_us) or give the victims more "
     "weight; pin tenants to separate cores with <vcpupin>.",
     reads=("workloads", "samples"),
+    scope="host",
 )
 def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = {h.host.name: h for h in _hosts_with_samples(state)}

@@ -213,19 +213,36 @@ def from_libvirt(workloads: Sequence[Workload], networks: Sequence[LibvirtNetwor
     )
 
 
-def current_views(state: State) -> State:
+ViewCache = dict[str, tuple[object, object, Topology]]
+
+
+def current_views(state: State, cache: ViewCache | None = None) -> State:
     """Rebuild each libvirt-view topology from the host's workloads now: it is derived from the
     domains' interfaces, so a domain published after the topology probe merged (both run at
-    once) must not leave it stale. Hosts whose view already matches are kept as they are."""
+    once) must not leave it stale. Hosts whose view already matches are kept as they are.
+    `cache` (the session's): per host, the workloads and topology it was last made from, and
+    the view made; a host with the same two is not made again."""
     hosts: list[HostState] = []
     changed = False
     for hs in state.hosts:
         t = hs.topology
         if t is not None and t.source == "libvirt":
-            built = from_libvirt(hs.workloads, t.libvirt_networks)
-            built = replace(built, policy=t.policy, taken_at=t.taken_at, problems=t.problems)
-            if built != t:
+            got = cache.get(hs.host.name) if cache is not None else None
+            if got is not None and got[0] is hs.workloads and got[1] is t:
+                built = got[2]
+            else:
+                built = from_libvirt(hs.workloads, t.libvirt_networks)
+                built = replace(built, policy=t.policy, taken_at=t.taken_at, problems=t.problems)
+                if built == t:
+                    built = t
+                if cache is not None:
+                    cache[hs.host.name] = (hs.workloads, t, built)
+            if built is not t:
                 hs = replace(hs, topology=built)
                 changed = True
         hosts.append(hs)
+    if cache is not None and len(cache) > len(hosts):
+        names = {hs.host.name for hs in hosts}
+        for k in [k for k in cache if k not in names]:
+            del cache[k]
     return replace(state, hosts=tuple(hosts)) if changed else state

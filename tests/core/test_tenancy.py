@@ -291,3 +291,25 @@ def test_the_tenants_pane_lists_a_generated_name_as_unplaced():
     assert any(
         "instance-0000abcd" in r.label.plain and "generated name" in r.label.plain for r in unplaced.rows
     )
+
+
+def test_a_sessions_placer_places_again_only_the_hosts_whose_workloads_changed():
+    """assign with the session's Placer over successive States equals assign with a fresh one,
+    and a host whose workloads did not change keeps its placed workloads (not placed again)."""
+    from probes.tenancy import Placer
+
+    cfg = Config()
+
+    def wl(host: str, *names: str) -> tuple[Workload, ...]:
+        return tuple(Workload(WorkloadKind.NETNS, n, host) for n in names)
+
+    a = HostState(Host("a"), workloads=wl("a", "acme-web", "globex-db"))
+    b = HostState(Host("b"), workloads=wl("b", "acme-db"))
+    placer = Placer(cfg)
+    first = assign(State(hosts=(a, b)), Options(config=cfg), placer)
+    a2 = replace(a, workloads=wl("a", "acme-web", "initech-x"))
+    second = assign(State(hosts=(a2, b)), Options(config=cfg), placer)
+    assert second == assign(State(hosts=(a2, b)), Options(config=cfg))
+    assert second.hosts[1].workloads is first.hosts[1].workloads  # b: kept as placed
+    assert [w.tenant for w in second.hosts[0].workloads] == ["acme", "initech"]
+    assert {t.name for t in second.tenants} == {"acme", "initech"}
