@@ -158,6 +158,48 @@ def bench_lazy(path: str, state: State) -> tuple[float, float, int, int, int]:
     return time.perf_counter() - t0, time.process_time() - c0, sig, attributed, ring.total
 
 
+def journal_lines(lines: list[str]) -> list[str]:
+    """The bench's messages as `journalctl -o json` lines (priority 6, or 3 for the signals)."""
+    import json
+
+    out = []
+    for i, line in enumerate(lines):
+        msg = line.split(": ", 1)[1] if ": " in line else line
+        e = {
+            "PRIORITY": "3" if i % 10 == 0 else "6",
+            "SYSLOG_IDENTIFIER": "kernel" if "kernel:" in line else "sshd",
+            "_PID": str(1000 + i % 50000),
+            "MESSAGE": msg,
+            "__REALTIME_TIMESTAMP": str(1795773601000000 + i),
+            "__CURSOR": f"s=0123456789abcdef;i={i:x};b=0;m=0;t=0;x=0",
+        }
+        out.append(json.dumps(e, separators=(",", ":"), ensure_ascii=False))
+    return out
+
+
+def bench_journal(jlines: list[str], state: State) -> tuple[float, float, int, int]:
+    """CPU of the per-line journal path and of the lazy one over the same lines; signals of each."""
+    from probes.logs.lazy import SourceContext, ingest
+    from probes.logs.ring import Ring
+
+    att = Attributor(Index(state))
+    c0 = time.process_time()
+    old_sig = 0
+    for line in jlines:
+        e = att.attribute(parsers.parse_journal_line(line, "hv1", "journal")[0])
+        old_sig += bool(e.tags)
+    old = time.process_time() - c0
+    att = Attributor(Index(state))
+    ctx = SourceContext("hv1", "journal", journal=True)
+    ring = Ring()
+    new_sig = 0
+    c0 = time.process_time()
+    for k in range(0, len(jlines), 4096):  # the service gathers up to 4,096 lines a block
+        block = ("\n".join(jlines[k : k + 4096]) + "\n").encode()
+        new_sig += sum(1 for e in ring.append_chunk(*ingest(block, ctx, att)) if e.tags)
+    return old, time.process_time() - c0, old_sig, new_sig
+
+
 def bench_pipeline(lines: list[str], state: State) -> tuple[float, float, int, int]:
     att = Attributor(Index(state))
     parse = parsers.parse_auto
@@ -332,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.logs")
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--old-lines", type=int, default=200_000)
+    ap.add_argument("--journal-lines", type=int, default=200_000)
     ap.add_argument("--skip-tui", action="store_true")
     args = ap.parse_args(argv)
     st = fleet()
@@ -377,6 +420,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if p_n != g_n or kept != n:
         print(f"MISMATCH: grep counted {g_n} signal lines, the pipeline {p_n} ({kept} of {n} lines kept)")
+    jn = min(args.journal_lines, n)
+    if jn:
+        j_old, j_new, j_os, j_ns = bench_journal(journal_lines(lines[:jn]), st)
+        print(
+            f"journal (the same messages as journalctl JSON, {jn:,} lines): per-line {jn / j_old:,.0f} lines/s, "
+            f"lazy {jn / j_new:,.0f} lines/s (cpu): {j_old / j_new:.1f}x; signal entries {j_os:,} / {j_ns:,}"
+            + ("" if j_os == j_ns else "  MISMATCH")
+        )
     if not args.skip_tui:
         summary = {}
         p95s = {}
