@@ -135,6 +135,13 @@ async def test_clean_traffic_drops_a_spoofed_source_and_probes_agree(nwlab: Gues
     assert back2 is not None and back2.predicted and back2.filter_state == "reach-through-filter"
     assert "clean-traffic, chain root, priority -650: out mac protocolid=ipv4 accept" in back2.pairs[0].path
     assert ping("10.76.0.2") and not ping("10.76.0.99")  # the same, by plain ping
+    # NET-09: the filter is read (not "no filter read"), and it accepts by rules, not by its default
+    from probes.checks.base import run_checks
+    from probes.model import State, Status
+
+    net09 = [f for f in run_checks(State(hosts=(legit,)), ["NET-09"]) if f.check_id == "NET-09"]
+    assert net09 and all(f.status == Status.PASS for f in net09)
+    assert not any("no filter read" in f.summary for f in net09)
 
 
 FILTERS = {
