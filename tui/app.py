@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import tzinfo
 from typing import ClassVar
 
@@ -34,7 +35,7 @@ from textual.widgets import Footer, Tab, Tabs
 
 import themes
 from probes.logs.model import LogSlice
-from probes.model import State
+from probes.model import HostState, State
 from probes.network.model import NicAddresses
 from probes.report.model import Ack
 from probes.requests import Request, RequestHandle
@@ -62,6 +63,27 @@ def grid_css(panes: tuple[type[Pane], ...]) -> str:
     if len(panes) % 2:
         css += f"#pane-{panes[-1].pane_id} {{ column-span: 2; }}\n"
     return css
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(State) if f.name != "hosts")
+_HOST_FIELDS = tuple((f.name, "host." + f.name) for f in fields(HostState))
+
+
+def changed_fields(old: State | None, new: State) -> frozenset[str] | None:
+    """What differs between two States, by identity (the engine hands unchanged parts on as
+    the same objects; an equal new object counts as changed, and the pane then compares):
+    State fields and "host.NAME" for HostState fields. None when anything may have (the first
+    State, hosts added, removed or reordered)."""
+    if old is None or len(old.hosts) != len(new.hosts):
+        return None
+    out = {f for f in _STATE_FIELDS if getattr(old, f) is not getattr(new, f)}
+    for a, b in zip(old.hosts, new.hosts):
+        if a is b:
+            continue
+        if a.host != b.host:
+            return None
+        out.update(name for f, name in _HOST_FIELDS if getattr(a, f) is not getattr(b, f))
+    return frozenset(out)
 
 
 class PaneTabs(Tabs, can_focus=False):
@@ -109,6 +131,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._app_context: contextvars.Context | None = None
         self.renders = 0  # StateChanged messages handled (tests and bench read it)
         self._behind: set[Pane | AppHeader] = set()  # not drawn while hidden or covered
+        self._shown: State | None = None  # the State the panes were last given (host filter applied)
         for data in themes.builtin():
             self.register_theme(Theme(**data))
         self.theme = themes.DEFAULT
@@ -225,10 +248,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._render(message.state)
         self._render_cost = min(1.0, time.perf_counter() - t0)
 
-    def _render(self, state: State) -> None:
+    def _render(self, state: State, *, everything: bool = False) -> None:
+        """Fan `state` out to the header and the panes that draw what changed (`Pane.reads`);
+        `everything`: to every pane (the host filter moved)."""
         self._state = state
         self.renders += 1
         shown = only_host(state, self.host_filter)  # the header always shows the whole fleet
+        changed = None if everything else changed_fields(self._shown, shown)
+        self._shown = shown
         # A pane nobody can see costs nothing: behind another screen (the fleet view, a
         # dialog) or on a hidden tab it is skipped and drawn when it shows again (_catch_up).
         covered = self._covered()
@@ -238,6 +265,14 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             if covered or not t.display:
                 self._behind.add(t)
                 continue
+            if (
+                isinstance(t, Pane)
+                and t.reads is not None
+                and changed is not None
+                and t not in self._behind
+                and not (t.reads & changed)
+            ):
+                continue  # nothing it draws moved: refresh times, another area's news
             self._behind.discard(t)
             try:
                 t.show(state if isinstance(t, AppHeader) else shown)
@@ -332,7 +367,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             f"showing host {self.host_filter}" if self.host_filter else "showing all hosts", timeout=3
         )
         if self._state is not None:
-            self._render(self._state)
+            self._render(self._state, everything=True)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -358,7 +393,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
                 self.host_filter = host
                 self.notify(f"showing host {host} (h: next host / all)", timeout=3)
                 if self._state is not None:
-                    self._render(self._state)
+                    self._render(self._state, everything=True)
 
         self.push_screen(FleetScreen(self._state, self._clock), opened)
 

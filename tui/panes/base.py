@@ -38,6 +38,12 @@ class Pane(Vertical, can_focus=True):
     title: ClassVar[str] = "Pane"
     position: ClassVar[int] = 0
     BINDINGS: ClassVar[list[BindingType]] = []
+    # What of the State the pane draws: State fields ("findings", "tenants", ...) and HostState
+    # fields as "host.NAME". The app calls `show` only when one of them is a new object (the
+    # engine keeps what did not change as the same objects), or when the hosts, the host
+    # filter or the theme changed; most States only move refresh times or figures, and a
+    # pane that does not draw them then costs nothing. None: every State (the default).
+    reads: ClassVar[frozenset[str] | None] = None
 
     DEFAULT_CSS = """
     Pane {
@@ -63,8 +69,8 @@ class Pane(Vertical, can_focus=True):
         self.can_focus = self.focus_target() is self
 
     def show(self, state: State) -> None:
-        """Render `state`. Called on every coalesced change: return at once if nothing
-        this pane shows has changed."""
+        """Render `state`. Called on coalesced changes (those touching `reads`): return at
+        once if nothing this pane shows has changed."""
 
     def request(self, req: Request) -> RequestHandle:
         """Hand `req` to the app's source (the request path); an app without one (a pane

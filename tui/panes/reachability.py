@@ -122,7 +122,8 @@ class ReachabilityPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(Text("no topology observed yet"), id="reach-summary")
-        yield ProgressBar(id="reach-progress", show_eta=False)
+        # a total: an indeterminate bar animates 15 times a second even while hidden (idle CPU)
+        yield ProgressBar(id="reach-progress", show_eta=False, total=1)
         yield DataTable(id="reach-matrix", cursor_type="cell", zebra_stripes=False)
         with VerticalScroll(id="reach-detail-box"):
             yield Static(Text(LEGEND, style="dim"), id="reach-detail")
@@ -415,6 +416,8 @@ class ReachabilityPane(Pane):
                 self.notify(f"Probes {st.state.value}: {st.message}", severity="warning")
         finally:
             self.remove_class("-probing")
+            if bar.total is None:  # never started: stop the indeterminate animation
+                bar.update(total=1, progress=0)
             if self._rnote == " · probing…":
                 self._rnote = " · probe run cancelled"
             self._rkey = None

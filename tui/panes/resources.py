@@ -228,6 +228,7 @@ class ResourcesPane(Pane):
     pane_id: ClassVar[str] = "resources"
     title: ClassVar[str] = "Resources"
     position: ClassVar[int] = 2
+    reads: ClassVar[frozenset[str] | None] = frozenset({"host.samples", "tenants", "host.workloads"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "toggle_row", "Expand", id="resources-expand"),
         Binding("s", "sort_next", "Sort", id="resources-sort"),

@@ -194,6 +194,7 @@ class TenantsPane(Pane):
     pane_id: ClassVar[str] = "tenants"
     title: ClassVar[str] = "Tenants"
     position: ClassVar[int] = 1
+    reads: ClassVar[frozenset[str] | None] = frozenset({"tenants", "host.workloads"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("plus", "expand_all", "Expand all", id="tenants-expand-all"),
         Binding("minus", "collapse_all", "Collapse all", id="tenants-collapse-all"),
