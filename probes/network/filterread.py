@@ -142,21 +142,61 @@ def nft_event_socket(path: str = "") -> socket.socket:
     return in_netns(path, make) if path else make()
 
 
-# Legacy iptables has no generation number: a namespace with legacy tables is read again at
-# most this often (the topology's safety period), not on every event-driven topology read.
-LEGACY_MAX_AGE = 30.0
+# Legacy iptables has no generation number. Its tables' entry count and blob size (the kernel's
+# IPT_SO_GET_INFO, no process) change with every rule added or removed: a namespace with legacy
+# tables is read again when they change, and at least this often (a rule replaced by one of the
+# same size is not seen by the counts)...
+LEGACY_MAX_AGE = 300.0
+# ...or this often where the counts cannot be read (not root, a table that would not answer)
+LEGACY_BLIND_MAX_AGE = 30.0
+IPT_SO_GET_INFO = 64  # = IP6T_SO_GET_INFO (on IPPROTO_IPV6)
+
+
+def legacy_info(family: int, table: str) -> tuple[int, int] | None:
+    """Blocking, in the calling thread's namespace: (entries, size) of an existing legacy
+    ip/ip6 table, None when unknown. Asked only for tables the kernel lists (asking for another
+    would create it)."""
+    import ctypes
+
+    level = socket.IPPROTO_IP if family == socket.AF_INET else socket.IPPROTO_IPV6
+    try:
+        s = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    except OSError:
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(table.encode()[:31], 84)  # struct ipt_getinfo
+        size = ctypes.c_uint32(84)
+        if libc.getsockopt(s.fileno(), level, IPT_SO_GET_INFO, buf, ctypes.byref(size)) != 0:
+            return None
+        entries, blob = struct.unpack_from("=II", buf.raw, 76)
+        return int(entries), int(blob)
+    except (OSError, AttributeError):
+        return None
+    finally:
+        s.close()
+
+
+def _legacy_print() -> str:
+    """The legacy ip/ip6 tables of this namespace with their counts ("?" where unknown)."""
+    parts = []
+    for fam, names in ((socket.AF_INET, "ip_tables_names"), (socket.AF_INET6, "ip6_tables_names")):
+        try:
+            with open(f"/proc/thread-self/net/{names}") as f:
+                tables = sorted(f.read().split())
+        except OSError:
+            continue
+        for t in tables:
+            info = legacy_info(fam, t)
+            parts.append(f"{fam}/{t}:" + (f"{info[0]}:{info[1]}" if info else "?"))
+    return ",".join(parts)
 
 
 def _fingerprint() -> tuple[int, str] | None:
-    """Blocking, in the namespace: (nft generation, legacy iptables tables); None when nft's
-    generation cannot be read. Legacy tables' rules cannot be watched: see LEGACY_MAX_AGE."""
+    """Blocking, in the namespace: (nft generation, legacy tables with their counts); None
+    when nft's generation cannot be read."""
     gen = nft_generation()
-    try:
-        with open("/proc/thread-self/net/ip_tables_names") as f:
-            legacy = f.read().strip()
-    except OSError:
-        legacy = ""
-    return None if gen is None else (gen, legacy)
+    return None if gen is None else (gen, _legacy_print())
 
 
 @dataclass
@@ -190,8 +230,9 @@ class FilterCache:
             fp, old = prints.get(ns), self.last.get(ns)
             if fp is None or old is None or old[0] != fp or old[1].why != why:
                 continue
-            if fp[1] and now - self.read_at.get(ns, 0.0) >= LEGACY_MAX_AGE:
-                continue  # legacy tables: their rules may have changed unseen
+            age = LEGACY_BLIND_MAX_AGE if "?" in fp[1] else LEGACY_MAX_AGE
+            if fp[1] and now - self.read_at.get(ns, 0.0) >= age:
+                continue  # legacy tables: a same-size change is not seen by their counts
             out[ns] = old[1]
         return out
 

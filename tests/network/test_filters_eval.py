@@ -189,16 +189,24 @@ async def test_unchanged_rules_are_not_read_again(ns: str) -> None:
     assert host.runs == 2 and moved != first
     deny = next(c for rs in moved.rulesets for c in rs.chains if c.name == "deny")
     assert [r.display for r in deny.rules] == ['drop comment "no ping"', "accept"]
-    # legacy iptables has no generation: a namespace using it is read again once its last read
-    # is older than the safety period, not on every (event-driven) topology read
+    # legacy iptables has no generation: a namespace using it is read again when its tables'
+    # counts move, or once its last read is older than LEGACY_MAX_AGE; not on every topology read
     now = [1000.0]
     cache.clock = lambda: now[0]
     sh("ip", "netns", "exec", ns, "iptables-legacy", "-A", "FORWARD", "-j", "ACCEPT")
     await read_filters(host, topo, cache=cache)  # the legacy table appeared: read
     assert host.runs == 3
     now[0] += 5.0
-    await read_filters(host, topo, cache=cache)  # 5 s later: kept
+    await read_filters(host, topo, cache=cache)  # 5 s later, unchanged: kept
     assert host.runs == 3
-    now[0] += LEGACY_MAX_AGE
-    await read_filters(host, topo, cache=cache)  # past the safety period: read again
+    # a legacy rule added: the table's entry count moved (IPT_SO_GET_INFO, no process): read
+    sh("ip", "netns", "exec", ns, "iptables-legacy", "-A", "FORWARD", "-s", "10.9.9.9", "-j", "DROP")
+    (legacy,) = await read_filters(host, topo, cache=cache)
     assert host.runs == 4
+    assert any("10.9.9.9" in r.display for rs in legacy.rulesets for c in rs.chains for r in c.rules)
+    now[0] += 5.0
+    await read_filters(host, topo, cache=cache)
+    assert host.runs == 4
+    now[0] += LEGACY_MAX_AGE
+    await read_filters(host, topo, cache=cache)  # past the period (a same-size change): read again
+    assert host.runs == 5
