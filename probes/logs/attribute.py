@@ -271,6 +271,10 @@ class Attributor:
         if pid <= 0:
             return
         key = (host, pid)
+        old = self._pids.get(key)
+        if old is not None and old.workload == hit.workload and old.tenant == hit.tenant:
+            self._pids.move_to_end(key)  # the same: its history already ends with it
+            return
         h = self._pids[key] = Hit(hit.workload, hit.tenant, "pid")
         self._pids.move_to_end(key)
         log = self._pid_log.setdefault(key, [])
