@@ -256,6 +256,10 @@ class LogService:
         self.hosts: dict[str, HostLogs] = {}
         self.attributor = Attributor()
         self._index_key: object = None
+        # what the last State's index and findings were made from (a State that only moved
+        # refresh times or figures has the same objects: nothing to look at again)
+        self._index_from: tuple[tuple[object, object], ...] = ()
+        self._findings_from: object = None
         self._flusher: asyncio.Task[None] | None = None
         self._findings: dict[str, Any] | None = None
         self._errors: set[tuple[str, str]] = set()
@@ -419,6 +423,12 @@ class LogService:
             log.exception("logs service subscriber")
 
     def _index(self, state: State) -> None:
+        src = tuple((hs.workloads, hs.topology) for hs in state.hosts)
+        if len(src) == len(self._index_from) and all(
+            a is c and b is d for (a, b), (c, d) in zip(src, self._index_from)
+        ):
+            return
+        self._index_from = src
         key = tuple((w.key, w.tenant, w.uuid) for w in state.workloads()) + tuple(
             (hs.host.name, len(hs.topology.links) if hs.topology else -1) for hs in state.hosts
         )
@@ -432,7 +442,20 @@ class LogService:
             # old index could not attribute can be attributed now; skip the re-attribution
             return
         fix = self.attributor.attribute
-        for hl in self.hosts.values():
+        # a host's lines are attributed again only when what can name its workloads changed:
+        # its own part of the index, or the fleet-wide part (UUIDs)
+        again = (
+            set(self.hosts)
+            if new.global_ != old.global_
+            else {
+                h
+                for h in self.hosts
+                if new.by_host.get(h) != old.by_host.get(h)
+                or new.short_names.get(h) != old.short_names.get(h)
+                or new.pids.get(h) != old.pids.get(h)
+            }
+        )
+        for hl in (hl for h, hl in self.hosts.items() if h in again):
             start = hl.ring.total - REATTRIBUTE
             hl.ring.update(
                 lambda e, start=start: fix(e) if not e.workload and e.seq > start else None, REATTRIBUTE
@@ -447,6 +470,11 @@ class LogService:
         if not self.hosts:
             return
         first = next(iter(self.hosts))
+        if state.findings is self._findings_from:  # the same findings: none raised or cleared
+            self._own_spikes(state)
+            self._own_errors(state)
+            return
+        self._findings_from = state.findings
         raised = {f.key: f for f in state.findings if f.status in (Status.FAIL, Status.WARN)}
         prev = self._findings if self._findings is not None else {}
         new = [f for k, f in raised.items() if k not in prev]
@@ -473,6 +501,9 @@ class LogService:
                     )
         self._findings = raised
         self._own_spikes(state)
+        self._own_errors(state)
+
+    def _own_errors(self, state: State) -> None:
         errs = {(e.host, e.probe): e for hs in state.hosts for e in hs.probe_errors}
         for k, e in errs.items():
             if k not in self._errors and e.host in self.hosts:
@@ -485,8 +516,10 @@ class LogService:
     def _own_spikes(self, state: State) -> None:
         """Resource spikes (probes/resources) as entries of the workload they are about."""
         seen: set[tuple[str, str, str, float]] = set()
-        tenants = {w.key: w.tenant for w in state.workloads()}
+        tenants: dict[str, str] = {}
         for hs in state.hosts:
+            if hs.samples is not None and hs.samples.spikes and not tenants:
+                tenants = {w.key: w.tenant for w in state.workloads()}
             hl = self.hosts.get(hs.host.name)
             if hl is None or hs.samples is None:
                 continue

@@ -252,3 +252,41 @@ def test_reattribution_is_skipped_when_the_index_only_lost_workloads():
     ring.update(lambda e: seen.append(e.seq), 10)
     assert seen == list(range(41, 51))  # only the newest 10 were looked at, oldest first
     assert [e.seq for e in ring] == list(range(1, 51))  # and the order kept
+
+
+def test_reattribution_walks_only_the_hosts_whose_index_changed(tmp_path):
+    """A workload new on one host of a fleet re-attributes that host's newest entries only:
+    the other hosts' rings are not walked (their part of the index did not change); a State
+    whose hosts' workloads and topology are the same objects is not indexed again at all."""
+    from probes.model import Host, HostState, NetnsDetails, State, Workload, WorkloadKind
+
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
+    walked: list[str] = []
+    for name in ("tsl-h1", "tsl-h2"):
+        hl = svc.hosts[name] = svcmod.HostLogs(local_host(tmp_path, name), svc.cfg)
+        real = hl.ring.update
+
+        def spy(fn, n, name=name, real=real):  # type: ignore[no-untyped-def]
+            walked.append(name)
+            return real(fn, n)
+
+        hl.ring.update = spy  # type: ignore[method-assign]
+
+    def hs(host: str, *names: str) -> HostState:
+        ws = tuple(
+            Workload(
+                WorkloadKind.NETNS, n, host, tenant="acme", netns=NetnsDetails(interfaces=(f"veth-{n}",))
+            )
+            for n in names
+        )
+        return HostState(Host(host), workloads=ws)
+
+    h2 = hs("tsl-h2", "tsl-b")
+    svc._index(State(hosts=(hs("tsl-h1", "tsl-a"), h2)))
+    walked.clear()
+    st = State(hosts=(hs("tsl-h1", "tsl-a", "tsl-c"), h2))
+    svc._index(st)
+    assert walked == ["tsl-h1"]
+    walked.clear()
+    svc._index(replace(st, taken_at=5.0))  # the same hosts' objects: nothing looked at
+    assert walked == [] and svc._index_from[0][0] is st.hosts[0].workloads
