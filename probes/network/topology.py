@@ -1,10 +1,11 @@
 """The topology probe: links, bridges, veth peers, addresses, routes and forwarding, in the root
 namespace and in every named network namespace, plus Open vSwitch when present.
 
-Locally it reads netlink with pyroute2 in a fresh thread (the sync API fails inside a running
-event loop), on sockets that thread opened inside each namespace with setns (pyroute2's own
-`IPRoute(netns=...)` forks a helper process per socket: nothing is spawned here), opening each
-namespace by path, so that a mistyped name is an error and never a new, empty namespace. Over SSH it runs `ip -j -d` (probes/network/ipjson.py), which
+Locally it reads four rtnetlink dumps per namespace (links, IPv4 addresses, routes and
+neighbours; probes/network/rtnl.py parses what the checks read: pyroute2 cost ~23 MiB of RSS
+and decoded every attribute) in a fresh thread, on sockets that thread opened inside each
+namespace with setns (nothing is spawned), opening each namespace by path, so that a mistyped
+name is an error and never a new, empty namespace. Over SSH it runs `ip -j -d` (probes/network/ipjson.py), which
 never creates namespaces either. Both paths give the same Topology.
 """
 
@@ -28,6 +29,7 @@ from probes.network.events import OVS, PROCS, NetEvents
 from probes.network.libvirtnet import NetworkReader
 from probes.network.model import Link, Namespace, Neighbour, OvsBridge, Policy, Route, Topology
 from probes.network.ovsdb import OvsMonitor
+from probes.network.rtnl import RtnlReader, route_socket
 
 NETNS_DIR = "/run/netns"
 SAFETY_POLL = 30.0  # seconds: with events, a full read this often catches what they missed
@@ -297,11 +299,9 @@ def read_netlink(
     only: frozenset[str] | None = None,
     prev: Topology | None = None,
 ) -> Topology:
-    """Blocking: read every namespace with pyroute2 (call from a fresh thread). With `only`
-    and `prev` (an event said which namespaces changed), the others are taken from `prev`
-    as they were; a namespace `prev` does not have, or had an error in, is read."""
-    from pyroute2 import IPRoute
-
+    """Blocking: read every namespace's rtnetlink dumps (call from a fresh thread). With
+    `only` and `prev` (an event said which namespaces changed), the others are taken from
+    `prev` as they were; a namespace `prev` does not have, or had an error in, is read."""
     links: list[Link] = []
     routes: list[Route] = []
     neigh: list[Neighbour] = []
@@ -319,11 +319,11 @@ def read_netlink(
             continue
         try:
             if not ns:
-                ipr = IPRoute()
+                ipr = _reader_in("")
             elif ns in pids:  # by a holder's /proc path, never by name
                 ipr = _open_pid_netns(pids[ns])
             else:
-                ipr = _iproute_in(f"{NETNS_DIR}/{ns}")
+                ipr = _reader_in(f"{NETNS_DIR}/{ns}")
         except OSError as e:  # vanished between listdir and open: never created
             spaces.append(Namespace(ns, error=f"cannot open: {e.strerror or e}"))
             continue
@@ -370,22 +370,19 @@ def _by_namespace(
     return out
 
 
-def _iproute_in(path: str):  # type: ignore[no-untyped-def]
-    """Blocking: pyroute2's IPRoute on a socket this thread opened inside the namespace at
-    `path` (setns; never created, nothing forked). Call from a thread of its own."""
-    from pyroute2 import IPRoute
-
-    from probes.network.rtnl import route_socket
-
-    return IPRoute(fileno=route_socket(path).detach())
+def _reader_in(path: str) -> RtnlReader:
+    """Blocking: the rtnetlink dumps of the namespace at `path` ('' = this thread's own), on a
+    socket this thread opened inside it (setns; never created, nothing forked). Call from a
+    thread of its own."""
+    return RtnlReader(route_socket(path))
 
 
-def _open_pid_netns(pids: Sequence[int]):  # type: ignore[no-untyped-def]
-    """IPRoute in the namespace of the first holder still alive (never created)."""
+def _open_pid_netns(pids: Sequence[int]) -> RtnlReader:
+    """A reader in the namespace of the first holder still alive (never created)."""
     err: OSError = FileNotFoundError("no process holds it any more")
     for pid in pids[:5]:
         try:
-            return _iproute_in(f"/proc/{pid}/ns/net")
+            return _reader_in(f"/proc/{pid}/ns/net")
         except OSError as e:
             err = e
     raise err

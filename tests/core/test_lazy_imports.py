@@ -1,5 +1,5 @@
 """What a session does not use is not imported: libvirt without a daemon socket to connect to,
-asyncssh without SSH hosts.
+asyncssh without SSH hosts, pyroute2 for the topology (its dumps are parsed by hand).
 Each heavy import costs megabytes of RSS for as long as the console runs (issue 16)."""
 
 from __future__ import annotations
@@ -32,19 +32,21 @@ import asyncio, json, sys
 from probes.hosts.local import LocalHost
 from probes.inventory.libvirt import LibvirtProbe
 from probes.model import HostState
-from probes.network.topology import _libvirt_uri
+from probes.network.topology import _libvirt_uri, read_netlink
 
 async def main():
     host = LocalHost("h", libvirt_uri="qemu:///system", root=sys.argv[1])
     probe = LibvirtProbe()
     r = await probe.collect(host)
     st = probe.merge(HostState(host.host), r)
-    nets_uri = await _libvirt_uri(host)  # the topology's libvirt networks: not asked either
+    nets_uri = await _libvirt_uri(host)
+    topo = await asyncio.to_thread(read_netlink)  # the host's own namespace, and named ones  # the topology's libvirt networks: not asked either
     await probe.close()
     c = st.connection("libvirt")
     print(json.dumps({"absent": r.absent, "state": c.state.value if c else None,
                       "libvirt": "libvirt" in sys.modules, "asyncssh": "asyncssh" in sys.modules,
-                      "nets_uri": nets_uri}))
+                      "nets_uri": nets_uri,
+                      "pyroute2": "pyroute2" in sys.modules, "links": len(topo.links)}))
 
 asyncio.run(main())
 """
@@ -68,3 +70,4 @@ def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
     assert got["libvirt"] is False
     assert got["asyncssh"] is False
     assert got["nets_uri"] is None
+    assert got["links"] >= 1 and got["pyroute2"] is False
