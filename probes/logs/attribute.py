@@ -25,6 +25,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from probes.logs import classify
 from probes.logs.model import LogEvent
@@ -252,6 +253,8 @@ class Attributor:
         self.clock = 0
         self._pid_log: dict[tuple[str, int], list[tuple[int, Hit | None]]] = {}
         self._mcs: dict[str, str] = {}
+        self.pid_version = 0  # bumped when a PID is learned for a new workload
+        self.lazy_cache: dict[object, Any] = {}  # probes/logs/lazy.py: per-tenant patterns
 
     def advance(self, n: int) -> int:
         """Reserve arrival orders for n lines; returns the first (lazy chunks)."""
@@ -280,6 +283,7 @@ class Attributor:
         log = self._pid_log.setdefault(key, [])
         if not log or log[-1][1] != h:
             log.append((order or self.clock, h))
+            self.pid_version += 1
         if len(self._pids) > self._max_pids:
             gone, _ = self._pids.popitem(last=False)
             self._pid_log.setdefault(gone, []).append((order or self.clock, None))
@@ -290,6 +294,17 @@ class Attributor:
             if at < order:
                 return h
         return None
+
+    def pids_of(self, host: str, tenant: str) -> set[int]:
+        """Every PID that ever stood for a workload of `tenant` on `host` (the index's and the
+        learned ones, whenever learned): what a lazy line attributed by PID can name."""
+        out = {
+            p for p, h in self.index.pids.get(host, {}).items() if isinstance(h, Hit) and h.tenant == tenant
+        }
+        for (h_, p), log in list(self._pid_log.items()):
+            if h_ == host and any(x is not None and x.tenant == tenant for _, x in log):
+                out.add(p)
+        return out
 
     def forget_before(self, order: int) -> None:
         """Drop PID history no line of arrival >= `order` can need (bounded memory)."""

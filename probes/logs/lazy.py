@@ -82,6 +82,47 @@ _JOURNAL_CANDIDATE = _compile(JOURNAL_CANDIDATE_PATTERN)
 _JOURNAL_MAYBE_WARNING = _compile(JOURNAL_MAYBE_WARNING_PATTERN)
 
 
+_ALL: frozenset[int] = frozenset()  # marker: every line (compared by identity)
+_NONE: frozenset[int] = frozenset({-1})
+
+
+def tenant_pattern(att: Attributor, host: str, tenant: str, journal: bool) -> Any:
+    """A pattern every lazy line attributed to `tenant` matches somewhere (and few others):
+    one of the tenant's index keys (tokens are found in the message, part of the line), one of
+    its PIDs as the parsers read them (`[PID]`), and the lines a byte-level look cannot judge
+    (non-ASCII bytes; in the journal a backslash, a cgroup or unit field, a PID field). None:
+    no line can be the tenant's by these ways."""
+    from probes.logs.attribute import Hit
+
+    alts = sorted(
+        re.escape(k)
+        for k, h in att.index.combined(host).items()
+        if isinstance(h, Hit) and h.tenant == tenant and k
+    )
+    pids = att.pids_of(host, tenant)
+    if pids and not journal:
+        alts.append(r"\[0*(?:" + "|".join(str(p) for p in sorted(pids)) + r")\]")
+    if not alts:
+        return None
+    alts.append(r"[\x80-\xff]")
+    if journal:
+        alts += [r"\\", '"_SYSTEMD_CGROUP":', '"_SYSTEMD_UNIT":']
+        if pids:
+            alts += ['"_PID":', '"SYSLOG_PID":']
+    return _compile("|".join(alts))
+
+
+def tenant_rx(att: Attributor, host: str, tenant: str, journal: bool) -> Any:
+    """tenant_pattern, compiled again only when the index changed or a PID was learned."""
+    key = (host, tenant, journal)
+    c = att.lazy_cache.get(key)
+    if c is not None and c[0] is att.index and c[1] == att.pid_version:
+        return c[2]
+    rx = tenant_pattern(att, host, tenant, journal)
+    att.lazy_cache[key] = (att.index, att.pid_version, rx)
+    return rx
+
+
 def _line_numbers(rx: Any, data: bytes) -> list[int]:
     """Line numbers (from 0) of the lines of `data` a whole-line pattern matches."""
     out = []
@@ -137,6 +178,7 @@ class Chunk:
         "_lock",
         "_maybe",
         "_parsed",
+        "_tenants",
         "att",
         "data",
         "first_seq",
@@ -163,6 +205,7 @@ class Chunk:
         self.prev_at = prev_at
         self.first_seq = 0  # set by the ring
         self._maybe: frozenset[int] | None = None
+        self._tenants: tuple[object, dict[str, frozenset[int]]] = (None, {})
         self._lines: list[bytes] | None = None
         self._parsed: dict[int, LogEvent] = {}  # parsed (and re-timed), not attributed
         self._attributed: dict[int, LogEvent] = {}
@@ -176,6 +219,28 @@ class Chunk:
         if m is None:
             m = self._maybe = frozenset(_line_numbers(self.rx_maybe, self.data))
         return m
+
+    def may_be_tenant(self, tenant: str, i: int) -> bool:
+        """False when lazy line i cannot be attributed to `tenant` (non-empty): found by one
+        pattern over the chunk per tenant (cached while the index stays), without parsing."""
+        att = self.att
+        idx, per = self._tenants
+        if idx is not att.index:
+            per = {}
+            self._tenants = (att.index, per)
+        lines = per.get(tenant)
+        if lines is None:
+            lines = per[tenant] = self._tenant_lines(tenant)
+        return lines is _ALL or i in lines
+
+    def _tenant_lines(self, tenant: str) -> frozenset[int]:
+        att = self.att
+        if "/qemu/" in self.source:  # a domain's log file: its lines are the domain's
+            fh = att._file(self.host, self.source)
+            if fh is not None:
+                return _ALL if fh.tenant == tenant else _NONE
+        rx = tenant_rx(att, self.host, tenant, not self.retime)
+        return frozenset(_line_numbers(rx, self.data)) if rx is not None else _NONE
 
     def lines(self) -> list[bytes]:
         if self._lines is None:
@@ -297,6 +362,9 @@ class LazyLine:
     @property
     def event(self) -> LogEvent:
         return self.chunk.event(self.i)
+
+    def may_be_tenant(self, tenant: str) -> bool:
+        return self.chunk.may_be_tenant(tenant, self.i)
 
     @property
     def quiet(self) -> bool:

@@ -73,9 +73,18 @@ class Query:
         checks: list[Callable[[LogEntry], bool]] = []
         if self.tenant is not None:
             t = self.tenant
-            checks.append(
-                (lambda e: e.tenant == t or e.target_tenant == t) if t else (lambda e: e.tenant == "")
-            )
+            if t:
+                # a lazy line that cannot be the tenant's (no key or PID of it in its bytes) is
+                # not parsed for this (lazy.Chunk.may_be_tenant)
+                checks.append(
+                    lambda e: (
+                        (e.may_be_tenant(t) and e.tenant == t)
+                        if type(e) is LazyLine
+                        else (e.tenant == t or e.target_tenant == t)
+                    )
+                )
+            else:
+                checks.append(lambda e: e.tenant == "")
         if self.host is not None:
             h = self.host
             checks.append(lambda e: e.host == h)

@@ -484,3 +484,34 @@ def test_remote_lines_arrive_as_blocks_and_a_forged_newline_stays_in_its_entry()
     run.frame(json.dumps(["L", 1, ["Nov 27 10:00:01 hv1 a[1]: x\nforged"], None]))
     assert sink.blocks == [b"Nov 27 10:00:00 hv1 a[1]: one\ntwo\n"]
     assert [e.message for e in sink.events] == ["x\nforged"]
+
+
+@pytest.mark.parametrize("case", ["corpus", "hostile", "hard", "bench", "journal"])
+def test_tenant_filter_prefilter_is_exact(case):
+    """The tenant filter skips a lazy line whose bytes hold none of the tenant's keys or PIDs:
+    for every tenant it keeps exactly the lines that parsing everything keeps, and it parses
+    fewer of them."""
+    state_of, runs_fn = CASES[case]
+    st, runs = state_of(), runs_fn()
+    _, ring = new_path(st, runs)  # parses everything (the reference), into its caches
+    entries = list(ring)
+    tenants = sorted({t.name for t in st.tenants} | {"nobody"})
+    for t in tenants:
+        want = [
+            e.seq for e in entries if t in (lazy.materialize(e).tenant, lazy.materialize(e).target_tenant)
+        ]
+        q = Query(tenant=t).predicate()
+        assert [e.seq for e in entries if q(e)] == want, t
+    # fresh: how many lazy lines a tenant filter parses
+    fresh_ring = Ring(10**7)
+    att = Attributor(Index(st))
+    ctxs: dict[str, SourceContext] = {}
+    for source, block in runs:
+        ctx = ctxs.setdefault(source, SourceContext("hv1", source, journal=source == "journal"))
+        fresh_ring.append_chunk(*lazy.ingest(block, ctx, att))
+    q = Query(tenant=tenants[0]).predicate()
+    [e for e in fresh_ring if q(e)]
+    lazies = [e for e in fresh_ring if type(e) is LazyLine]
+    parsed = sum(1 for e in lazies if e.i in e.chunk._attributed)
+    if case == "bench":
+        assert parsed < len(lazies) / 4, (parsed, len(lazies))
