@@ -250,12 +250,15 @@ class Chunk:
     def raw(self, i: int) -> bytes:
         return self.lines()[i]
 
-    def _parse_raw(self, i: int) -> LogEvent:
-        text = self.lines()[i].decode("utf-8", "replace")
+    def _parse_bytes(self, raw: bytes) -> LogEvent:
+        text = raw.decode("utf-8", "replace")
         try:
             return self.parse(text, self.host, self.source)
         except Exception as e:  # a parser bug must not lose the line
             return parsers.parse_plain(text, "", "?", kind=f"unparsed: {e}"[:40])
+
+    def _parse_raw(self, i: int) -> LogEvent:
+        return self._parse_bytes(self.lines()[i])
 
     def parsed(self, i: int) -> LogEvent:
         """Line i parsed, with the time of the line before when it has none."""
@@ -270,13 +273,24 @@ class Chunk:
         self._parsed[i] = e
         return e
 
-    def _at_before(self, i: int) -> float:
-        j = i - 1
+    def _at_before(self, i: int, start: int = -1) -> float:
+        """The time of the nearest timed line before line i (which starts at byte `start`
+        when known: then walked back in the bytes, without splitting the chunk)."""
+        return self._at_back(i - 1, start - 1 if start > 0 else -1)
+
+    def _at_back(self, j: int, end: int) -> float:
+        """From line j (ending at byte `end`, its newline, when known) back to a timed line."""
+        data = self.data
         while j >= 0:
             p = self._parsed.get(j)
             if p is not None:
                 return p.at  # already re-timed
-            at = self._parse_raw(j).at
+            if end >= 0 and self._lines is None:
+                start = data.rfind(b"\n", 0, end) + 1
+                at = self._parse_bytes(data[start:end]).at
+                end = start - 1
+            else:
+                at = self._parse_raw(j).at
             if at:
                 return at
             j -= 1
@@ -284,12 +298,7 @@ class Chunk:
 
     def last_at(self) -> float:
         """The time of the last timed line (what the next chunk's untimed lines take)."""
-        for j in range(self.n - 1, -1, -1):
-            p = self._parsed.get(j)
-            at = p.at if p is not None else self._parse_raw(j).at
-            if at:
-                return at
-        return self.prev_at
+        return self._at_back(self.n - 1, len(self.data) - 1)
 
     def event(self, i: int) -> LogEvent:
         """Line i parsed and attributed (cached; again when the index changed and it had no
@@ -335,7 +344,7 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
             except Exception as ex:  # a parser bug must not lose the line
                 e = parsers.parse_plain(text, "", "?", kind=f"unparsed: {ex}"[:40])
             if not e.at and ctx.retime:
-                at = chunk._at_before(line)
+                at = chunk._at_before(line, start)
                 if at:
                     e = replace(e, at=at)
             parsed[line] = e
