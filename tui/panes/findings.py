@@ -10,7 +10,7 @@ area and status (c clears); acknowledged findings stay listed, marked "✔ ack".
 from __future__ import annotations
 
 from collections import Counter
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -50,6 +50,10 @@ class FindingsPane(Pane):
         self._columns: tuple[str, ...] = ()
         self._multi_host = False
         self._new: frozenset[str] = frozenset()  # keys of findings new since the baseline
+        # per row: what its cells were made from (finding, acknowledged, new): a State whose
+        # findings keep their order updates only the rows whose finding changed
+        self._made: dict[str, tuple[Finding, bool, bool]] = {}
+        self._theme: object = None
         self.filters: dict[str, str | None] = {"tenant": None, "area": None, "status": None}
 
     def compose(self) -> ComposeResult:
@@ -96,29 +100,36 @@ class FindingsPane(Pane):
         ordered = sorted(filter(self._passes, self._findings), key=finding_sort_key)
         acks = getattr(self.app, "acks", {})
         variables = self.app.theme_variables
-        table.clear()
-        # a fleet: which host each finding is on matters as much as which tenant
-        self._set_columns(table, COLUMNS_FLEET if self._multi_host else COLUMNS)
-        self._rows = {}
+        rows: dict[str, Finding] = {}
         for f in ordered:
-            key = f.key
-            if key in self._rows:  # two identical results: keep one row
-                continue
-            self._rows[key] = f
-            cells = [
-                status_text(f.status, variables),
-                severity_text(f.severity, variables),
-                untrusted(f.check_id),
-            ]
-            if self._multi_host:
-                cells.append(untrusted(f.host or "—"))
-            summary = untrusted(f.summary or f.title)
-            if key in acks:  # acknowledged: listed, marked, never hidden
-                summary = Text("✔ ack ", style="italic") + summary
-            if key in self._new:  # new since the baseline (--baseline): C lists every change
-                summary = Text("★ new ", style="bold") + summary
-            cells += [untrusted(", ".join(f.tenants) or "—"), summary]
-            table.add_row(*cells, key=key)
+            rows.setdefault(f.key, f)  # two identical results: keep one row
+        columns = COLUMNS_FLEET if self._multi_host else COLUMNS
+        if (
+            columns == self._columns
+            and variables is self._theme
+            and len(rows) == len(self._rows)
+            and all(a == b for a, b in zip(rows, self._rows))
+        ):
+            # the same rows in the same order (most States of a fleet): only changed rows
+            for key, f in rows.items():
+                made = (f, key in acks, key in self._new)
+                old = self._made.get(key)
+                if old is not None and old[1:] == made[1:] and (old[0] is f or old[0] == f):
+                    continue
+                for c, cell in zip(columns, self._cells(f, made, variables)):
+                    table.update_cell(key, c.lower(), cell)
+                self._made[key] = made
+            self._rows = rows
+        else:
+            table.clear()
+            # a fleet: which host each finding is on matters as much as which tenant
+            self._set_columns(table, columns)
+            self._theme = variables
+            self._made = {}
+            for key, f in rows.items():
+                made = self._made[key] = (f, key in acks, key in self._new)
+                table.add_row(*self._cells(f, made, variables), key=key)
+            self._rows = rows
         if current is not None and current.key in self._rows:
             table.move_cursor(row=table.get_row_index(current.key), animate=False)
         counts = Counter(f.status for f in self._rows.values())
@@ -128,6 +139,23 @@ class FindingsPane(Pane):
         shown = [f"{k} {v or '(none)'}" for k, v in self.filters.items() if v is not None]
         if shown:  # filters are visible; c clears them
             self.border_subtitle = f"filter {', '.join(shown)} · " + (self.border_subtitle or "nothing")
+
+    def _cells(self, f: Finding, made: tuple[Finding, bool, bool], variables: Any) -> list[Text]:
+        _, acked, new = made
+        cells = [
+            status_text(f.status, variables),
+            severity_text(f.severity, variables),
+            untrusted(f.check_id),
+        ]
+        if self._multi_host:
+            cells.append(untrusted(f.host or "—"))
+        summary = untrusted(f.summary or f.title)
+        if acked:  # acknowledged: listed, marked, never hidden
+            summary = Text("✔ ack ", style="italic") + summary
+        if new:  # new since the baseline (--baseline): C lists every change
+            summary = Text("★ new ", style="bold") + summary
+        cells += [untrusted(", ".join(f.tenants) or "—"), summary]
+        return cells
 
     def selected(self) -> Finding | None:
         table = self.table

@@ -1,0 +1,48 @@
+"""The Findings pane updates rows in place: a State whose findings keep their rows and order
+changes only the rows whose finding changed (the table is not cleared and refilled, which at
+a fleet's thousands of findings was most of a State's drawing); a new order rebuilds it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tests.fixtures.tui import make_app, sample_state
+from tui.panes.findings import FindingsPane
+
+
+async def test_a_changed_finding_is_updated_in_place_and_a_new_order_rebuilds():
+    st = sample_state()
+    app, source = make_app(st)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(FindingsPane)
+        table = pane.table
+        clears: list[int] = []
+        real = table.clear
+
+        def spy(*a, **kw):  # type: ignore[no-untyped-def]
+            clears.append(1)
+            return real(*a, **kw)
+
+        table.clear = spy  # type: ignore[method-assign]
+        rows = table.row_count
+        # the same findings, one with other tenants (its key, status and place are the same)
+        i = next(i for i, f in enumerate(st.findings) if f.check_id == "VM-07")
+        f2 = replace(st.findings[i], tenants=("acme", "tsf-other"))
+        source.push(
+            replace(st, findings=(*st.findings[:i], f2, *st.findings[i + 1 :]), taken_at=st.taken_at + 1)
+        )
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if any("tsf-other" in str(c) for c in table.get_row(f2.key)):
+                break
+        assert any("tsf-other" in str(c) for c in table.get_row(f2.key))
+        assert not clears and table.row_count == rows  # updated in place
+        assert pane.ordered[[f.key for f in pane.ordered].index(f2.key)] is f2
+        # a finding gone: rebuilt, one row fewer
+        source.push(replace(st, findings=st.findings[1:], taken_at=st.taken_at + 2))
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if clears:
+                break
+        assert clears and table.row_count == rows - 1
