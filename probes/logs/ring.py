@@ -77,7 +77,10 @@ class Ring:
         """Keep a chunk's lines (numbered from total + 1): its parsed candidates as entries,
         the other lines lazily. Returns the candidates with their seq set."""
         first = chunk.first_seq = self.total + 1
-        self._chunks.append(chunk)
+        chunks = self._chunks
+        chunks.append(chunk)
+        while chunks[0].first_seq + chunks[0].n <= first + chunk.n - self.capacity:
+            chunks.popleft()  # all its lines are gone (or going now)
         if not found:
             self._d.extend(itertools.repeat(chunk, chunk.n))
             self.total += chunk.n

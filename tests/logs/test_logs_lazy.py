@@ -358,6 +358,7 @@ def test_ring_knows_its_oldest_lazy_line():
         )
         ring.append_chunk(chunk, found)
     assert ring.first_seq == 5 and ring.oldest_chunk_order == 5  # line 5 arrived 5th
+    assert len(ring._chunks) == 2  # the first chunk's lines are all gone: not kept
     assert [e.message for e in ring] == ["4", "5", "6", "7", "8"]
     assert ring.get(6).message == "5" and [e.seq for e in ring.since(7)] == [8, 9]
 
