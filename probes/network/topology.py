@@ -138,7 +138,8 @@ class TopologyProbe(Probe[Topology]):
             # on every read (a new VM's tap wakes a partial one): one in-process RPC, no process
             from probes.network.nwfilter import read_bindings
 
-            self._nics = await self._networks.call(host.host.libvirt_uri, read_bindings, ())
+            # (no daemon socket: no libvirt import, no connection attempt)
+            self._nics = await self._networks.call(await _libvirt_uri(host), read_bindings, ())
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         if full or PROCS in dirty:  # the remote helper saw processes' namespaces change
