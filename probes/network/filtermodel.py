@@ -246,6 +246,11 @@ class OvsFrame:
     reply: bool = False  # a reply (echo reply, SYN+ACK from the service port)
 
     @property
+    def ct_next(self) -> str:
+        """The conntrack state a `ct()` action gives it (ofproto/trace's --ct-next)."""
+        return "trk,est" if self.reply else "trk,new"
+
+    @property
     def flow(self) -> str:
         """The flow as `ovs-appctl ofproto/trace` takes it."""
         parts = [f"in_port={self.in_port}", self.proto]

@@ -2,6 +2,9 @@
 frames the prediction walks across a bridge (it follows the flows, VLAN actions, resubmits and
 conntrack recirculation as OVS would), read by the topology probe through the host transport.
 
+Conntrack: after a `ct()` action the trace resumes with the state the frame has (`--ct-next
+trk,new` for the first packet, `trk,est` for a reply), as the filters' evaluator does.
+
 A bridge whose tables hold only the default `priority=0 actions=NORMAL` flow is not traced: the
 VLAN model (probes/network/segments.py) decides there. For the others, the frames come from
 predict.ovs_frames (every namespace to every address, ICMP and the policy's TCP ports, and the
@@ -37,9 +40,9 @@ TRACE = r"""
 n=$1; rundir=$2; shift 2
 [ -n "$rundir" ] && export OVS_RUNDIR="$rundir"
 i=0
-while [ $# -ge 2 ]; do
-  printf '@@%s %s\n' "$n" "$i"; ovs-appctl ofproto/trace "$1" "$2" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
-  i=$((i+1)); shift 2
+while [ $# -ge 3 ]; do
+  printf '@@%s %s\n' "$n" "$i"; ovs-appctl ofproto/trace --ct-next "$1" "$2" "$3" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+  i=$((i+1)); shift 3
 done
 """
 # `ovs-ofctl dump-flows --no-stats` prints "priority=0 actions=NORMAL"; unixctl's bridge/dump-flows
@@ -242,7 +245,8 @@ async def _trace(
     host: HostTransport, frames: list[OvsFrame], rundir: str, timeout: float, ctl: str | None
 ) -> dict[OvsFrame, OvsTrace]:
     if ctl is not None:
-        got = await asyncio.to_thread(_unixctl, ctl, [("ofproto/trace", [f.bridge, f.flow]) for f in frames])
+        calls = [("ofproto/trace", ["--ct-next", f.ct_next, f.bridge, f.flow]) for f in frames]
+        got = await asyncio.to_thread(_unixctl, ctl, calls)
         return {
             f: parse_trace(f, text)
             if rc == 0
@@ -252,7 +256,7 @@ async def _trace(
     nonce = secrets.token_hex(8)
     args: list[str] = []
     for f in frames:
-        args += [f.bridge, f.flow]
+        args += [f.ct_next, f.bridge, f.flow]
     try:
         res = await host.run(["sh", "-c", TRACE, "sh", nonce, rundir, *args], timeout=timeout)
     except Exception as e:

@@ -455,7 +455,7 @@ def walk(
     if fd is not None and fd.verdict == "drop":
         return False, f"via {hop}: blocked by filter {fd.text}", (hop,), (out.segment,)
     ok, why, hops, segs = walk(
-        idx, lk.netns, dst_ip, depth + 1, src_ip=src_ip, method=method, decisions=decisions
+        idx, lk.netns, dst_ip, depth + 1, src_ip=src_ip, method=method, decisions=decisions, state=state
     )
     if fd is None:
         seen = "forwarding on, " + (

@@ -323,3 +323,37 @@ async def test_over_ssh_the_sh_program_traces_what_unixctl_traces(lab: OvsLab, s
         for v in local.values()
     )
     assert {o.bridge: (o.custom, o.flows) for o in remote_flows}[BR] == (True, 2)
+
+
+CT_FLOWS = (
+    "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1)",
+    "table=1,priority=100,ip,ct_state=+trk+new,nw_src=10.74.2.0/24,nw_dst=10.74.1.0/24,actions=drop",
+    "table=1,priority=50,ip,ct_state=+trk+new,actions=ct(commit),NORMAL",
+    "table=1,priority=40,ip,ct_state=+trk+est,actions=NORMAL",
+    "table=1,priority=1,actions=NORMAL",
+)
+
+
+@needs_root
+@needs_tool("ovs-vsctl", "ovs-vswitchd", "ovsdb-server", "ovs-appctl", "ovs-ofctl")
+async def test_conntrack_flows_new_from_one_vlan_dropped_replies_pass(lab: OvsLab) -> None:
+    """Stateful flows (OVS conntrack, as security groups use): new connections from VLAN 200's
+    subnet to VLAN 100's are dropped, replies pass. The trace resumes after ct() with the
+    frame's own state (a reply is `est`), so acme -> globex is predicted to reach (replies
+    included) and globex -> acme blocked by the table 1 flow; real probes agree."""
+    for flow in CT_FLOWS:
+        await asyncio.to_thread(ofctl, lab, "add-flow", BR, flow)
+    hs = await observe(TopologyProbe(ovs_db=lab.db))
+    traces = [t for o in hs.topology.ovs_flows for t in o.traces]  # type: ignore[union-attr]
+    replies = [
+        t for t in traces if t.frame.reply and t.frame.src == "10.74.2.1" and t.frame.dst == "10.74.1.1"
+    ]
+    assert replies and all(t.verdict == "accept" for t in replies)  # est: passes table 1
+    m = predict.matrix(hs)
+    ab, ba = m.cell("acme", "globex"), m.cell("globex", "acme")
+    assert ab is not None and ab.predicted and ab.observed and not predict.contradictions(ab)
+    assert (
+        ba is not None and ba.predicted is False and ba.observed is False and not predict.contradictions(ba)
+    )
+    assert ba.filter_state == "blocked-by-filter"
+    assert "table 1:" in ba.pairs[0].deciding_rule and "priority 100: drop" in ba.pairs[0].deciding_rule
