@@ -163,6 +163,7 @@ class _Index:
         self.memo: Memo = {}  # the filters' addresses, parsed once per prediction
         # OVS bridges with flows beyond NORMAL: each frame crossing them is judged by its trace
         self.ovs: dict[str, OvsFlows] = {o.bridge: o for o in topo.ovs_flows if o.custom}
+        self.ovs_unread: dict[str, str] = {o.bridge: o.error for o in topo.ovs_flows if o.error}
         self.traces: dict[OvsFrame, OvsTrace] = {t.frame: t for o in self.ovs.values() for t in o.traces}
         self.collect: list[OvsFrame] | None = None  # ovs_frames(): the frames the walks need
         self.nics: dict[str, NicFilter] = {n.portdev: n for n in topo.nic_filters}  # nwfilter per tap
@@ -255,6 +256,9 @@ def _ovs_hop(
     if not out.port.startswith("ovs:"):
         return None
     bridge, _, port = out.port[4:].partition("/")
+    unread = idx.ovs_unread.get(bridge)
+    if unread and decisions is not None:  # its flows are unknown: said in the detail, not guessed
+        decisions.append(FilterDecision("", "OpenFlow", pkt, "none", not_read=(f"OVS {bridge}: {unread}",)))
     flows = idx.ovs.get(bridge)
     if flows is None:
         return None
@@ -429,7 +433,7 @@ def walk(
     bd = _bridged(idx, out.segment, out, a, pkt, decisions)
     if bd is not None and bd.verdict == "drop":
         return False, f"{idx.label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
-    od = _ovs_hop(idx, out, (ns, r.dev), lk, pkt, decisions) if idx.ovs else None
+    od = _ovs_hop(idx, out, (ns, r.dev), lk, pkt, decisions) if idx.ovs or idx.ovs_unread else None
     if od is not None and od.verdict == "drop":
         return False, f"{idx.label(out.segment)}: blocked by flow {od.text}", (), (out.segment,)
     bnote = f" ({bd.text})" if bd is not None else ""

@@ -357,3 +357,41 @@ async def test_conntrack_flows_new_from_one_vlan_dropped_replies_pass(lab: OvsLa
     )
     assert ba.filter_state == "blocked-by-filter"
     assert "table 1:" in ba.pairs[0].deciding_rule and "priority 100: drop" in ba.pairs[0].deciding_rule
+
+
+def test_flows_not_read_are_named_not_guessed() -> None:
+    """A bridge whose flows could not be read (here the reader's error is written into the
+    model by hand, as read_ovs_flows records it when ovs-ofctl is missing on an SSH host): the
+    pair's detail names it; the VLAN model still decides the path."""
+    from probes.model import Host, HostState, NetnsDetails, Placement, Workload, WorkloadKind
+    from probes.network.filtermodel import OvsFlows
+    from probes.network.model import Link, Namespace, OvsBridge, OvsInterface, OvsPort, Route, Topology
+    from tui.panes.reachability import describe
+
+    links = (
+        Link("pa", 4, kind="veth", peer="a/eth0", link_ifindex=2),
+        Link("pb", 5, kind="veth", peer="b/eth0", link_ifindex=2),
+        Link("eth0", 2, kind="veth", netns="a", peer="/pa", addresses=("10.0.0.1/24",), link_ifindex=4),
+        Link("eth0", 2, kind="veth", netns="b", peer="/pb", addresses=("10.0.0.2/24",), link_ifindex=5),
+    )
+    ports = tuple(
+        OvsPort(n, "brx", tag=10, interfaces=(OvsInterface(n, ofport=i),)) for i, n in ((1, "pa"), (2, "pb"))
+    )
+    topo = Topology(
+        links=links,
+        routes=(Route("a", "10.0.0.0/24", dev="eth0"), Route("b", "10.0.0.0/24", dev="eth0")),
+        namespaces=(Namespace(""), Namespace("a"), Namespace("b")),
+        ovs=(OvsBridge("brx", "netdev", ports),),
+        ovs_state="ok",
+        ovs_flows=(OvsFlows("brx", error="flows not read: ovs-ofctl missing"),),
+    )
+    wl = tuple(
+        Workload(WorkloadKind.NETNS, n, "h", tenant=t, placed_by=Placement.CONFIG, netns=NetnsDetails(path=f"/run/netns/{n}"))
+        for n, t in (("a", "acme"), ("b", "globex"))
+    )  # fmt: skip
+    hs = HostState(Host("h"), workloads=wl, topology=topo)
+    c = predict.matrix(hs).cell("acme", "globex")
+    assert c is not None and c.predicted and c.filter_state == ""  # the VLAN model: same tag
+    text = describe(hs, c).plain
+    assert "filters not evaluated" in text and "OVS brx: flows not read: ovs-ofctl missing" in text
+    assert "no filter on this hook" not in text

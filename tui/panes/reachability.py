@@ -459,6 +459,8 @@ def describe(hs: HostState, c: Cell) -> Text:
             t.append_text(untrusted(f"{_short(p.src)} → {_short(p.dst)} {p.address}: {p.path}"))
             t.append("\n")
             for d in p.filters:
+                if d.verdict == "none":  # nothing decided there (what was not read is listed below)
+                    continue
                 t.append("      filter: ", style="dim")
                 t.append_text(untrusted(d.text))
                 t.append("\n")
