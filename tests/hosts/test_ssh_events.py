@@ -366,3 +366,38 @@ async def test_a_namespace_only_a_process_holds_arrives_from_the_helpers_proc_sc
             await proc.wait()
         await engine.stop()
         await h.close()
+
+
+def test_the_event_helper_is_stdlib_only_python38_and_runs():
+    """The helper is shipped as source to hosts that run older Pythons than this one: an import
+    of tenantscope, or syntax newer than 3.8, would leave every SSH host polled."""
+    import ast
+    import subprocess
+    import sys
+
+    from probes.hosts.remote_events import PROGRAM, helper_argv
+
+    tree = ast.parse(PROGRAM, feature_version=(3, 8))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            mods = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            mods = [node.module or ""]
+        else:
+            continue
+        for m in mods:
+            assert m.split(".")[0] in sys.stdlib_module_names or m == "__future__", m
+    argv = helper_argv(heartbeat=0.2, netns_dir="/nonexistent/trm-netns")
+    pythons = [sys.executable] + [
+        p for p in ("/root/.pyenv/versions/3.8.18/bin/python3",) if os.path.exists(p)
+    ]
+    for py in pythons:  # with an old Python too where this machine has one
+        p = subprocess.Popen([py, *argv[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = p.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        frames = [parse_frame(line) for line in out.splitlines()]
+        assert frames and frames[0][0] == "R", (py, out[:300], err[-300:])
+        assert ("H", None) in frames, (py, out[:300])
