@@ -163,6 +163,9 @@ class OvsFlowCache:
     dumped: tuple[object, float, dict[str, OvsFlows], dict[str, str]] | None = None
     max_age: float = FLOWS_MAX_AGE
     clock: Callable[[], float] = time.monotonic
+    # the frames of the last topology (the walks are redone only when what they read changed)
+    frames_for: tuple[object, ...] | None = None
+    frames: list[OvsFrame] = field(default_factory=list)
 
 
 async def _dump(
@@ -222,7 +225,21 @@ async def read_ovs_flows(
         if b not in custom or cache.flows[b][0] != texts.get(b):
             del cache.flows[b]  # flows changed: every trace under them is stale
     if custom:
-        frames = ovs_frames(replace(topo, ovs_flows=tuple(out.values())), custom)
+        key = (
+            custom,
+            topo.links,
+            topo.routes,
+            topo.namespaces,
+            topo.ovs,
+            topo.filters,
+            topo.policy,
+            topo.neighbours,
+            topo.libvirt_networks,
+        )
+        if key != cache.frames_for:  # tuples of the same objects compare by identity first: cheap
+            cache.frames = ovs_frames(replace(topo, ovs_flows=tuple(out.values())), custom)
+            cache.frames_for = key
+        frames = cache.frames
         todo = [f for f in frames if f not in cache.flows.get(f.bridge, ("", {}))[1]]
         limited = len(todo) > MAX_TRACES
         todo = todo[:MAX_TRACES]
