@@ -42,6 +42,7 @@ OVS_DB_FILES = (
 HEARTBEAT = 30.0  # seconds between the helper's heartbeats when nothing changes
 PROC_SCAN = 2.0  # seconds between the helper's /proc scans (on the host: new PIDs only)
 RESTART_MAX = 5.0  # seconds at most between attempts to start the helper again
+MAX_COUNTED = 1000  # names counted in `received` (a hostile host could send endless new ones)
 
 # exit 0: a python3 that runs PROGRAM; 1: too old; 127: none (an answer, not a failure)
 _PYTHON_CHECK = (
@@ -218,7 +219,8 @@ class RemoteNetEvents:
                     kind, body = parse_frame(line)
                     if kind == "C" and isinstance(body, tuple):
                         for what in body:
-                            self.received[what] = self.received.get(what, 0) + 1
+                            if what in self.received or len(self.received) < MAX_COUNTED:
+                                self.received[what] = self.received.get(what, 0) + 1
                             self._fire(OVS if what.startswith("file:") else what)
                     elif kind == "F" and isinstance(body, tuple):
                         self._names = body
