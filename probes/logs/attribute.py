@@ -295,14 +295,17 @@ class Attributor:
                 return h
         return None
 
-    def pids_of(self, host: str, tenant: str) -> set[int]:
-        """Every PID that ever stood for a workload of `tenant` on `host` (the index's and the
-        learned ones, whenever learned): what a lazy line attributed by PID can name."""
-        out = {
-            p for p, h in self.index.pids.get(host, {}).items() if isinstance(h, Hit) and h.tenant == tenant
-        }
+    def pids_of(self, host: str, tenant: str | None) -> set[int]:
+        """Every PID that ever stood for a workload of `tenant` (None: of any tenant) on `host`
+        (the index's and the learned ones, whenever learned): what a lazy line attributed by
+        PID can name."""
+
+        def wanted(h: object) -> bool:
+            return isinstance(h, Hit) and (h.tenant == tenant if tenant is not None else h.tenant != "")
+
+        out = {p for p, h in self.index.pids.get(host, {}).items() if wanted(h)}
         for (h_, p), log in list(self._pid_log.items()):
-            if h_ == host and any(x is not None and x.tenant == tenant for _, x in log):
+            if h_ == host and any(wanted(x) for _, x in log):
                 out.add(p)
         return out
 

@@ -82,22 +82,22 @@ _JOURNAL_CANDIDATE = _compile(JOURNAL_CANDIDATE_PATTERN)
 _JOURNAL_MAYBE_WARNING = _compile(JOURNAL_MAYBE_WARNING_PATTERN)
 
 
-_ALL: frozenset[int] = frozenset()  # marker: every line (compared by identity)
+_ALL: frozenset[int] = frozenset({-2})  # marker: every line (compared by identity)
 _NONE: frozenset[int] = frozenset({-1})
 
 
-def tenant_pattern(att: Attributor, host: str, tenant: str, journal: bool) -> Any:
+def tenant_pattern(att: Attributor, host: str, tenant: str | None, journal: bool) -> Any:
     """A pattern every lazy line attributed to `tenant` matches somewhere (and few others):
     one of the tenant's index keys (tokens are found in the message, part of the line), one of
     its PIDs as the parsers read them (`[PID]`), and the lines a byte-level look cannot judge
     (non-ASCII bytes; in the journal a backslash, a cgroup or unit field, a PID field). None:
-    no line can be the tenant's by these ways."""
+    no line can be the tenant's by these ways. tenant None: any tenant but none ("")."""
     from probes.logs.attribute import Hit
 
     alts = sorted(
         re.escape(k)
         for k, h in att.index.combined(host).items()
-        if isinstance(h, Hit) and h.tenant == tenant and k
+        if isinstance(h, Hit) and (h.tenant == tenant if tenant is not None else h.tenant != "") and k
     )
     pids = att.pids_of(host, tenant)
     if pids and not journal:
@@ -112,7 +112,7 @@ def tenant_pattern(att: Attributor, host: str, tenant: str, journal: bool) -> An
     return _compile("|".join(alts))
 
 
-def tenant_rx(att: Attributor, host: str, tenant: str, journal: bool) -> Any:
+def tenant_rx(att: Attributor, host: str, tenant: str | None, journal: bool) -> Any:
     """tenant_pattern, compiled again only when the index changed or a PID was learned."""
     key = (host, tenant, journal)
     c = att.lazy_cache.get(key)
@@ -205,7 +205,7 @@ class Chunk:
         self.prev_at = prev_at
         self.first_seq = 0  # set by the ring
         self._maybe: frozenset[int] | None = None
-        self._tenants: tuple[object, dict[str, frozenset[int]]] = (None, {})
+        self._tenants: tuple[object, dict[str | None, frozenset[int]]] = (None, {})
         self._lines: list[bytes] | None = None
         self._parsed: dict[int, LogEvent] = {}  # parsed (and re-timed), not attributed
         self._attributed: dict[int, LogEvent] = {}
@@ -220,7 +220,7 @@ class Chunk:
             m = self._maybe = frozenset(_line_numbers(self.rx_maybe, self.data))
         return m
 
-    def may_be_tenant(self, tenant: str, i: int) -> bool:
+    def may_be_tenant(self, tenant: str | None, i: int) -> bool:
         """False when lazy line i cannot be attributed to `tenant` (non-empty): found by one
         pattern over the chunk per tenant (cached while the index stays), without parsing."""
         att = self.att
@@ -233,12 +233,14 @@ class Chunk:
             lines = per[tenant] = self._tenant_lines(tenant)
         return lines is _ALL or i in lines
 
-    def _tenant_lines(self, tenant: str) -> frozenset[int]:
+    def _tenant_lines(self, tenant: str | None) -> frozenset[int]:
+        """(tenant None: any tenant but none)"""
         att = self.att
         if "/qemu/" in self.source:  # a domain's log file: its lines are the domain's
             fh = att._file(self.host, self.source)
             if fh is not None:
-                return _ALL if fh.tenant == tenant else _NONE
+                same = fh.tenant == tenant if tenant is not None else fh.tenant != ""
+                return _ALL if same else _NONE
         rx = tenant_rx(att, self.host, tenant, not self.retime)
         return frozenset(_line_numbers(rx, self.data)) if rx is not None else _NONE
 
@@ -372,7 +374,7 @@ class LazyLine:
     def event(self) -> LogEvent:
         return self.chunk.event(self.i)
 
-    def may_be_tenant(self, tenant: str) -> bool:
+    def may_be_tenant(self, tenant: str | None) -> bool:
         return self.chunk.may_be_tenant(tenant, self.i)
 
     @property

@@ -83,8 +83,14 @@ class Query:
                         else (e.tenant == t or e.target_tenant == t)
                     )
                 )
-            else:
-                checks.append(lambda e: e.tenant == "")
+            else:  # a lazy line that cannot be any tenant's is unattributed: not parsed
+                checks.append(
+                    lambda e: (
+                        (not e.may_be_tenant(None) or e.tenant == "")
+                        if type(e) is LazyLine
+                        else e.tenant == ""
+                    )
+                )
         if self.host is not None:
             h = self.host
             checks.append(lambda e: e.host == h)

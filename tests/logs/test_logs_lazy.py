@@ -503,6 +503,8 @@ def test_tenant_filter_prefilter_is_exact(case):
         ]
         q = Query(tenant=t).predicate()
         assert [e.seq for e in entries if q(e)] == want, t
+    q = Query(tenant="").predicate()  # tenant:- (unattributed)
+    assert [e.seq for e in entries if q(e)] == [e.seq for e in entries if lazy.materialize(e).tenant == ""]
     # fresh: how many lazy lines a tenant filter parses
     fresh_ring = Ring(10**7)
     att = Attributor(Index(st))
