@@ -10,6 +10,7 @@ failed connection never clears the other probes' fields: what was shown stays, m
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from probes.engine import Probe
@@ -42,19 +43,39 @@ def with_connection(state: HostState, conn: Connection) -> HostState:
     return state if conns is state.connections else replace(state, connections=conns)
 
 
+UP_SAFETY = 30.0  # seconds between runs while the connection is up and reports its changes
+
+
 class ConnectionProbe(Probe[Connection]):
-    """Keeps one SSH host's connection up (reconnecting with back-off) and reports its state."""
+    """Keeps one SSH host's connection up (reconnecting with back-off) and reports its state.
+
+    While the connection is up, the transport says when it changes (lost, refused): the probe
+    then runs at once, and otherwise only every UP_SAFETY seconds (it ran every interval per
+    host, 2 s, just to find nothing changed); while it is not up, every interval (reconnecting)."""
 
     name = "ssh"
 
     def __init__(self, transport: HostTransport, interval: float = 2.0) -> None:
         self._t = transport
         self.interval = interval
+        self.poll_interval = interval
         self.timeout = float(getattr(transport, "_connect_timeout", 10.0)) + 3.0
+        self._hooked = False
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        super().attach(wake)
+        hook = getattr(self._t, "on_state_change", None)
+        if hook is not None:
+            hook(self.wake)
+            self._hooked = True
 
     async def collect(self, host: HostTransport) -> Connection:
+        self.interval = self.poll_interval  # stays so when connecting fails
         await host.ensure_connected()  # type: ignore[attr-defined]
-        return host.connection  # type: ignore[attr-defined]
+        conn: Connection = host.connection  # type: ignore[attr-defined]
+        if self._hooked and conn.state == ConnState.UP:
+            self.interval = max(self.poll_interval, UP_SAFETY)
+        return conn
 
     def merge(self, state: HostState, result: Connection) -> HostState:
         return with_connection(state, self._t.connection)  # type: ignore[attr-defined]

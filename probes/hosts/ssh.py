@@ -211,6 +211,7 @@ class SSHHost(HostTransport):
         self._reads: list[tuple[str, int, float, asyncio.Future[tuple[str, str]]]] = []
         self._reads_scheduled = False
         self._read_tasks: set[asyncio.Task[None]] = set()
+        self._watchers: list[Callable[[], None]] = []
         self.connection = Connection("ssh", ConnState.CONNECTING, target.ssh_address, clock())
         # libvirt through this connection (a forwarded socket), unless the user gave a URI
         self._libvirt: LibvirtForward | None = LibvirtForward(self) if forward_libvirt else None
@@ -225,6 +226,16 @@ class SSHHost(HostTransport):
         if self.connection.state != state or self.connection.detail != detail:
             since = self.connection.since if self.connection.state == state else self._clock()
             self.connection = Connection("ssh", state, detail, since)
+            for fn in list(self._watchers):
+                try:
+                    fn()
+                except Exception:
+                    log.exception("connection state watcher")
+
+    def on_state_change(self, fn: Callable[[], None]) -> None:
+        """`fn()` whenever `connection` changes (the connection probe: no poll while up)."""
+        if fn not in self._watchers:
+            self._watchers.append(fn)
 
     async def ensure_connected(self) -> asyncssh.SSHClientConnection:
         """The live connection, connecting (once, shared by all callers) if needed."""

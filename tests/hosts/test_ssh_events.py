@@ -401,3 +401,32 @@ def test_the_event_helper_is_stdlib_only_python38_and_runs():
         frames = [parse_frame(line) for line in out.splitlines()]
         assert frames and frames[0][0] == "R", (py, out[:300], err[-300:])
         assert ("H", None) in frames, (py, out[:300])
+
+
+async def test_the_connection_probe_waits_while_up_and_hears_a_loss_at_once(sshd_factory):
+    """Up: no run every interval (30 s apart), yet sshd killed shows as unreachable at once
+    (the transport says so), and reconnecting goes back to the interval."""
+    from probes.hosts.connection import UP_SAFETY
+
+    s = sshd_factory()
+    h = ssh_host(s, backoff_base=0.2, backoff_max=0.5)
+    probe = ConnectionProbe(h, interval=0.5)
+    engine = Engine([h], lambda _: [probe])
+    engine.start()
+
+    def state(st: State) -> ConnState | None:
+        c = st.hosts[0].connection("ssh")
+        return c.state if c is not None else None
+
+    try:
+        await _until(engine, lambda st: state(st) == ConnState.UP, 20.0)
+        await asyncio.sleep(0.3)
+        assert probe.interval == UP_SAFETY
+        s.kill()
+        took = await _until(engine, lambda st: state(st) == ConnState.UNREACHABLE, BUDGET)
+        print(f"connection loss seen after {took * 1000:.0f} ms")
+        s.start()
+        await _until(engine, lambda st: state(st) == ConnState.UP, 20.0)
+    finally:
+        await engine.stop()
+        await h.close()
