@@ -207,7 +207,7 @@ class Chunk:
         self._maybe: frozenset[int] | None = None
         self._tenants: tuple[object, dict[str | None, frozenset[int]]] = (None, {})
         self._lines: list[bytes] | None = None
-        self._parsed: dict[int, LogEvent] = {}  # parsed (and re-timed), not attributed
+        self._parsed: dict[int, LogEvent] = {}  # lazy lines parsed (and re-timed), not attributed
         self._attributed: dict[int, LogEvent] = {}
         self._index: object = att.index
         self._lock = threading.Lock()  # the pane (loop) and a filter worker may both ask
@@ -284,7 +284,7 @@ class Chunk:
         """From line j (ending at byte `end`, its newline, when known) back to a timed line."""
         data = self.data
         while j >= 0:
-            p = self._parsed.get(j)
+            p = self._parsed.get(j) or self._attributed.get(j)
             if p is not None:
                 return p.at  # already re-timed
             if end >= 0 and self._lines is None:
@@ -318,10 +318,6 @@ class Chunk:
                 self._attributed[i] = e
             return e
 
-    def known(self, i: int) -> LogEvent | None:
-        """The entry if it was already parsed and attributed (rendering needs no new work)."""
-        return self._attributed.get(i)
-
 
 def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dict[int, LogEvent]]:
     """A block of complete lines -> its chunk and its candidates, parsed and attributed (line
@@ -336,7 +332,6 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
         prev = 0
         parse = ctx.parse
         host, source = ctx.host, ctx.source
-        parsed = chunk._parsed
         for start, end in candidates(data, ctx.candidate):
             line += count(b"\n", prev, start)
             prev = start
@@ -349,7 +344,6 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
                 at = chunk._at_before(line, start)
                 if at:
                     e = replace(e, at=at)
-            parsed[line] = e
             e = att.attribute(e, order=order0 + line)
             chunk._attributed[line] = e
             found[line] = e
