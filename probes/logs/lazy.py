@@ -1,12 +1,14 @@
-"""Lazy log lines: a local file's new bytes are kept as one block; only the lines that may
-matter are parsed when they arrive, the others when someone looks at them.
+"""Lazy log lines: a source's new lines are kept as one block of bytes (a local file's new
+bytes, a remote follower's frame, journalctl's JSON lines gathered as they stream); only the
+lines that may matter are parsed when they arrive, the others when someone looks at them.
 
 One compiled pattern over the whole block (RE2 when installed: a DFA, the same class of speed
 as grep; else Python's re, same answers) finds the *candidates*, whole lines that contain:
 - a signal needle (classify._NEEDLES: every signal pattern contains one);
 - an audit record (`msg=audit(`: such a line may teach the attributor a PID);
 - after a date at the start of the line, `error` (qemu's and libvirtd's `err` lines are
-  tagged qemu-error or libvirt-error by their kind).
+  tagged qemu-error or libvirt-error by their kind);
+(the journal has its own pattern: JOURNAL_CANDIDATE_PATTERN).
 Candidates are parsed, classified and attributed at ingest, exactly as before. Every other
 line stays raw bytes in its Chunk: it cannot carry a tag and it teaches no PID; it is parsed
 and attributed only when the Logs pane shows, filters or searches it, then cached in the

@@ -8,13 +8,16 @@ files, libvirt events) as tasks and waits, at most a few seconds, for the initia
 logging set-up for LOG-04 and picks up new files (a new /var/log/libvirt/qemu/NAME.log).
 `close()` (engine.stop) cancels the host's sources.
 
-Sources push parsed entries into a per-host pending list (HostLogs, the Sink). A flusher
-task wakes every FLUSH seconds and, per host with news, takes at most BATCH entries,
-attributes them with the current index, appends them to the host's ring and wakes that
+Sources push entries, raw blocks of lines (files, the journal: probes/logs/lazy.py) or
+parsed entries (events), into a per-host pending list (HostLogs, the Sink). A flusher task
+wakes every FLUSH seconds and, per host with news, takes at most BATCH items, ingests the
+blocks (only their candidate lines parsed) and attributes the entries with the current
+index, appends them to the host's ring and wakes that
 host's logs probe (an event-driven probe, Probe.wake): its `collect` returns the view (the
 newest entries, signals, source states) and the engine merges and publishes it.
-Backpressure: a host whose pending list passes MAX_PENDING drops its oldest pending entries
-(counted in the ring's dropped count) rather than grow without bound.
+Backpressure: a host whose pending list passes MAX_PENDING entries (or MAX_PENDING_BYTES of
+raw blocks) drops its oldest pending ones (counted in the ring's dropped count) rather than
+grow without bound.
 
 The session hands the service every State it publishes (`observe`): it rebuilds the
 attribution index when workloads or tenants changed (and re-attributes recent unattributed

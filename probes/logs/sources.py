@@ -8,8 +8,9 @@ bytes it read last). Over SSH every file of a host is followed by ONE remote pro
 (probes/logs/remote_follow.py: the same FileFollower run by the host's python3), since sshd
 allows only 10 sessions per connection.
 
-A source is a coroutine `run(sink)` that pushes parsed entries and its state to a Sink; the
-logs service (probes/logs/service.py) owns the sinks, batches and attributes entries, and
+A source is a coroutine `run(sink)` that pushes its lines (raw blocks: `put_block`,
+`put_journal`; or parsed entries) and its state to a Sink; the logs service
+(probes/logs/service.py) owns the sinks, keeps lines lazily, attributes entries, and
 feeds the engine. A source restarts itself after a failure, with back-off, and says so in its
 state; the journal resumes after the last cursor it saw, so nothing is lost or repeated.
 """
