@@ -28,7 +28,7 @@ from probes.inventory import procfs
 from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
 from probes.inventory.runtime_api import follow, remote_events_argv
 from probes.inventory.runtimes import ApiContainer, InspectCache, RuntimeView, observe
-from probes.model import ContainerDetails, Feed, HostState, RuntimeDaemon, Workload, WorkloadKind
+from probes.model import ContainerDetails, Feed, HostState, Mount, RuntimeDaemon, Workload, WorkloadKind
 from probes.network.events import ALL, PROCS, NetEvents
 
 log = logging.getLogger(__name__)
@@ -245,8 +245,9 @@ async def discover(
         for f in ("attr/current", "mountinfo", "cmdline", "uid_map")
     ]
     texts = await procfs.read_many(host, files, batch=batch)
+    mounts: dict[str, tuple[Mount, ...]] = {}  # containers sharing a mount namespace: one parse
     built = await gather_limited(
-        _build(host, members, init, status, host_ns, launchers, texts, api)
+        _build(host, members, init, status, host_ns, launchers, texts, api, mounts)
         for members, init in inits
         if init is not None
     )
@@ -307,6 +308,7 @@ async def _build(
     launchers: set[int],
     texts: Mapping[str, str | None],
     api: RuntimeView,
+    mounts: dict[str, tuple[Mount, ...]],
 ) -> Workload:
     pids = {p.pid for p in members if p.pid in status}
     st = status[init.pid]
@@ -317,6 +319,9 @@ async def _build(
     )
     if not own_user:
         uid_map = None
+    parsed = mounts.get(mountinfo or "")
+    if parsed is None:
+        parsed = mounts[mountinfo or ""] = procfs.parse_mountinfo(mountinfo or "")
     rt = init.runtime
     found = _from_api(api, rt, init.pid)
     if found is not None:
@@ -337,7 +342,7 @@ async def _build(
         seccomp_mode=st.seccomp,
         no_new_privs=st.no_new_privs,
         lsm_label=(label or "").strip("\0\n "),
-        mounts=procfs.parse_mountinfo(mountinfo or ""),
+        mounts=parsed,
         name_source=source,
         labels=labels,
         image=found.image if found else "",

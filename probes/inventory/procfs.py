@@ -367,6 +367,8 @@ def classify(diff: frozenset[str], runtime: Runtime | None) -> str:
 
 
 def _unoctal(s: str) -> str:
+    if "\\" not in s:  # nearly every field: no escape to undo
+        return s
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
 
 

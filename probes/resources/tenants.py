@@ -6,7 +6,7 @@ numbers on screen and in `tenantscope check` are the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from probes.model import State, Workload
@@ -103,9 +103,13 @@ class HostUsage:
     workloads: tuple[tuple[str, Usage], ...]  # (tenant, usage of one workload)
 
 
-def by_tenant(state: State, *, history: bool = True) -> tuple[HostUsage, ...]:
+def by_tenant(
+    state: State, *, history: bool = True, per_workload: Callable[[str, str], bool] | None = None
+) -> tuple[HostUsage, ...]:
     """For each host with samples: usage per tenant and per workload (with the summed
-    history series for the pane's sparklines unless `history` is False, as checks need not)."""
+    history series for the pane's sparklines unless `history` is False, as checks need not).
+    `per_workload(host, tenant)`: whether that tenant's workloads get a usage each (the pane
+    asks only for the tenants it shows expanded; default all)."""
     out = []
     for hs in state.hosts:
         snap = hs.samples
@@ -122,6 +126,8 @@ def by_tenant(state: State, *, history: bool = True) -> tuple[HostUsage, ...]:
         for t, ss in sorted(groups.items()):
             hs_ = [hist[s.workload] for s in ss if s.workload in hist]
             tenants.append(usage_of(t, ss, hs_, cpus, snap.totals.mem_total))
+            if per_workload is not None and not per_workload(hs.host.name, t):
+                continue
             for s in ss:
                 h = [hist[s.workload]] if s.workload in hist else []
                 per_wl.append((t, usage_of(s.workload, [s], h, cpus, snap.totals.mem_total)))

@@ -173,7 +173,7 @@ def build_rows(
 ) -> list[Row]:
     """The table as plain data: tenants sorted by the sort column, expanded ones followed by
     their workloads (sorted the same way)."""
-    hosts = by_tenant(state)
+    hosts = by_tenant(state, per_workload=lambda host, tenant: f"t:{host}:{tenant}" in expanded)
     multi = len(hosts) > 1
     wl_names = names if names is not None else {w.key: w.name for w in state.workloads()}
 
