@@ -134,12 +134,13 @@ class TopologyProbe(Probe[Topology]):
             local = host.is_local or self.libvirt_only
             self._nets = await self._networks.read(await _libvirt_uri(host)) if local else ()
         nets = self._nets
-        if host.is_local and not self.libvirt_only:
-            # on every read (a new VM's tap wakes a partial one): one in-process RPC, no process
+        if not self.libvirt_only:
+            # on every read (a new VM's tap wakes a partial one): one RPC, no process; an SSH
+            # host's through its forwarded read-only libvirt socket (probes/hosts/libvirt_forward)
             from probes.network.nwfilter import read_bindings
 
             # (no daemon socket: no libvirt import, no connection attempt)
-            self._nics = await self._networks.call(await _libvirt_uri(host), read_bindings, ())
+            self._nics = await self._networks.call(await _nwfilter_uri(host), read_bindings, ())
         if self.libvirt_only:
             return Topology(libvirt_networks=nets, source="libvirt", policy=self.policy, taken_at=time.time())
         if full or PROCS in dirty:  # the remote helper saw processes' namespaces change
@@ -242,6 +243,18 @@ async def _libvirt_uri(host: HostTransport) -> str | None:
     try:
         return await host.open_libvirt_uri() if host.is_local else host.host.libvirt_uri
     except LibvirtAbsent:
+        return None
+
+
+async def _nwfilter_uri(host: HostTransport) -> str | None:
+    """The URI to read the nwfilter bindings at: the one this process opens (an SSH host's
+    forwarded socket, so no system `ssh` and no second connection); None without libvirt or
+    while the host cannot be reached (the connection probe reports that)."""
+    from probes.hosts.base import HostError, LibvirtAbsent
+
+    try:
+        return await host.open_libvirt_uri()
+    except (LibvirtAbsent, HostError):
         return None
 
 
