@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from probes.engine import Probe
 from probes.hosts.base import HostTransport
-from probes.model import Connection, ConnState, HostState, State
+from probes.model import Connection, ConnState, Feed, HostState, State
 from probes.untrusted import visible
 
 SYMBOL = {
@@ -68,6 +68,13 @@ class ConnectionProbe(Probe[Connection]):
         if hook is not None:
             hook(self.wake)
             self._hooked = True
+
+    def feed(self) -> Feed:
+        if self._hooked and self.interval > self.poll_interval:
+            return Feed(
+                self.name, "events", "the SSH transport reports a lost or refused connection", self.interval
+            )
+        return Feed(self.name, "polled", "connecting or reconnecting", self.interval)
 
     async def collect(self, host: HostTransport) -> Connection:
         self.interval = self.poll_interval  # stays so when connecting fails
