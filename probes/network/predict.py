@@ -167,6 +167,9 @@ class _Index:
         self.traces: dict[OvsFrame, OvsTrace] = {t.frame: t for o in self.ovs.values() for t in o.traces}
         self.collect: list[OvsFrame] | None = None  # ovs_frames(): the frames the walks need
         self.nics: dict[str, NicFilter] = {n.portdev: n for n in topo.nic_filters}  # nwfilter per tap
+        self.fields: dict[str, frozenset[str]] = {}  # per namespace: the packet fields its rules read
+        self.vm_memo: dict[tuple[object, ...], FilterDecision | None] = {}  # VM pairs' filter classes
+        self.nic_looks: dict[tuple[str, str], bool] = {}  # (tap, direction): a rule reads an address
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
 
@@ -626,11 +629,118 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                         lost = nd.verdict == "drop"
                         why = f"; but {'its own' if lost else 'through its'} nwfilter: {nd.text}"
                         p = replace(p, reachable=not lost, path=p.path + why, filters=p.filters + (nd,))
+                    if p.reachable and a.netns is None and (idx.filters or idx.nics):
+                        p = _vm_pair_filters(idx, a, b, p)
                     add(p)
     return out
 
 
 _DST_KEYS = frozenset(("dstipaddr", "dstipto", "dstipmask"))
+_ADDR_KEYS = _DST_KEYS | frozenset(("srcipaddr", "srcipto", "srcipmask"))
+_FIELD_KEYS = {"meta iifname": "iif", "meta oifname": "oif", "ip saddr": "src", "ip daddr": "dst"}
+
+
+def _fields(idx: _Index, f: NsFilters) -> frozenset[str]:
+    """The packet fields (iif, oif, src, dst) any rule of `f` reads: the others cannot change
+    its decision, so VM pairs differing only there share one (once per prediction)."""
+    got = idx.fields.get(f.netns)
+    if got is None:
+        keys = {
+            pt.key
+            for rs in f.rulesets
+            for c in rs.chains
+            for r in c.rules
+            for pt in r.parts
+            if pt.kind in ("match", "vmap")
+        }
+        got = idx.fields[f.netns] = frozenset(v for k, v in _FIELD_KEYS.items() if k in keys)
+    return got
+
+
+def _nic_looks(nf: NicFilter, direction: str) -> bool:
+    """Whether a rule of the NIC's filter for `direction` reads an IP address (the VM's own
+    are fixed per NIC: only then does the peer's address matter)."""
+    return any(
+        k in _ADDR_KEYS
+        for r in (*nf.root, *(r for _, rs in nf.chains for r in rs))
+        if r.direction in (direction, "inout")
+        for k, _ in r.attrs
+    )
+
+
+def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -> PairPrediction:
+    """A VM source's ICMP echo to `b` (both addresses known) on the segment they share,
+    through the bridge's filters (bridge family; the IP hooks with br_netfilter), `b`'s
+    nwfilter (in) and `b`'s answer leaving its nwfilter (out). Decided once per class of what
+    the rules read: a bridge's rules per (ports, addresses) only where they read them, an
+    nwfilter per NIC (per peer address only where a rule reads it), so 1,000 VMs stay cheap."""
+    if not a.addresses or not b.addresses:
+        return p
+    src, dst = a.addresses[0], b.addresses[0]
+    shared = sorted(
+        ((x, y) for x in a.attachments for y in b.attachments if x.segment == y.segment),
+        key=lambda xy: xy[0].segment,
+    )
+    if not shared:
+        return p
+    xa, xb = shared[0]
+    memo = idx.vm_memo
+    found: list[tuple[str, FilterDecision]] = []
+    seg = xa.segment
+    f = idx.filters.get(seg[3:].rpartition("/")[0]) if seg.startswith("br:") else None
+    if f is not None:
+        fl = _fields(idx, f)
+        # the echo, then its reply (conntrack: established) from the other port
+        for where, x, y, pkt in (
+            ("bridge", xa, xb, Packet(src, dst)),
+            ("bridge-back", xb, xa, Packet(dst, src, state="established")),
+        ):
+            key: tuple[object, ...] = (
+                where,
+                seg,
+                x.port if "iif" in fl else "",
+                y.port if "oif" in fl else "",
+                pkt.src if "src" in fl else "",
+                pkt.dst if "dst" in fl else "",
+            )
+            if key not in memo:
+                memo[key] = _bridged(idx, seg, x, y, pkt, None)
+            d = memo[key]
+            if d is not None:
+                found.append((where, d))
+                if d.verdict == "drop":
+                    break
+    tap = xb.iface.rpartition("/")[2] if b.netns is None else ""
+    nf = idx.nics.get(tap) if tap else None
+    if nf is not None and not (found and found[-1][1].verdict == "drop"):
+        from probes.network.nwfilter import decide_nic
+
+        for direction, pkt in (("in", Packet(src, dst)), ("out", Packet(dst, src, state="established"))):
+            looks = idx.nic_looks.get((tap, direction))
+            if looks is None:
+                looks = idx.nic_looks[(tap, direction)] = _nic_looks(nf, direction)
+            key = ("nic", tap, direction, src if looks else "")
+            if key not in memo:
+                memo[key] = decide_nic(nf, pkt, direction)
+            d = memo[key]
+            if d is not None:
+                found.append((direction, d))
+                if d.verdict == "drop":
+                    break
+    if not found:
+        return p
+    decisions = tuple(d for _, d in found)
+    last_where, last = found[-1]
+    if last.verdict == "drop":
+        why = {
+            "bridge": f"; but {idx.label(seg)}: blocked by filter {last.text}",
+            "bridge-back": f"; but no way back: {idx.label(seg)}: blocked by filter {last.text}",
+            "in": f"; but blocked by {last.text}",
+            "out": f"; but no way back: {last.text}",
+        }[last_where]
+        return replace(p, reachable=False, path=p.path + why, filters=p.filters + decisions)
+    note = "".join(f" ({d.text})" for d in decisions)
+    return replace(p, path=p.path + note, filters=p.filters + decisions)
 
 
 def _vm_out(
