@@ -35,12 +35,12 @@ VMS = {
     "tf3-vc": ("10.79.4.4", "initech"),
     "tf3-vd": ("10.79.4.5", "umbrella"),
 }
-NFT = f"""table bridge tf3 {{
-  chain fw3 {{
+NFT = """table bridge tf3 {
+  chain fw3 {
     type filter hook forward priority 0; policy accept;
     iifname "tf3-va-h" oifname "tf3-vb-h" drop
-  }}
-}}
+  }
+}
 """
 BINDING = """<filterbinding>
   <owner><name>{name}</name><uuid>d2b1e5a0-3f00-4c1e-9a7b-00000000f3f{i}</uuid></owner>
