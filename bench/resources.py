@@ -1,6 +1,6 @@
 """Benchmark of the resources area: one refresh of 500 real cgroups, and the idle cost.
 
-Run as root: `.venv/bin/python -m bench.resources [--groups 500] [--window 60] [--skip-idle]`.
+Run as root: `.venv/bin/python -m bench.resources [--groups 500] [--window 60] [--skip-idle] [--quiet-host]`.
 
 1. Refresh cost. 500 real cgroups (`tsh-bench-<pid>-<i>` in every v1 controller, or in v2
    where the host has controllers there) are read by ResourcesProbe.collect, counters only
@@ -14,6 +14,10 @@ Run as root: `.venv/bin/python -m bench.resources [--groups 500] [--window 60] [
    (process tree, from /proc) is measured over the window, and their RSS at the end. Tools
    that are not installed are skipped with a message (install them for the benchmark only:
    `apt-get install -y --no-install-recommends htop btop glances`).
+
+With --quiet-host the whole bench runs again in private PID, mount and network namespaces
+(QUIET_HIDE: other namespaces, libvirt, docker, the journal hidden): on a shared machine the
+console otherwise measures its reactions to other people's changes, which are real events.
 
 Everything created is removed by name or PID at the end, also on Ctrl-C.
 """
@@ -485,6 +489,45 @@ def _q(a: str) -> str:
     return shlex.quote(a)
 
 
+# --quiet-host: what is hidden from the console (and every other tool measured) so that the
+# machine's own churn (other people's namespaces, VMs, containers, journal) is not measured
+QUIET_HIDE = (
+    "/run/netns",
+    "/run/libvirt",
+    "/var/log/libvirt/qemu",
+    "/run/docker",
+    "/run/containerd",
+    "/var/log/journal",
+    "/var/log/audit",
+)
+QUIET_ENV = "TSH_BENCH_QUIET_HOST"
+
+
+def enter_quiet_host(argv: Sequence[str]) -> int | None:
+    """Run this bench again in new PID, mount and network namespaces (None: we are inside).
+
+    Inside, /proc shows only the bench's processes, the directories of QUIET_HIDE are empty
+    tmpfs mounts and the network namespace has only `lo`: the idle figures are then the
+    tools' own cost, not their reactions to whatever else the machine is doing. The process
+    events connector exists only in the initial network namespace: spawns are not counted."""
+    if os.environ.get(QUIET_ENV):
+        for d in QUIET_HIDE:
+            if os.path.isdir(d):
+                subprocess.run(["mount", "-t", "tmpfs", "tsh-bench-quiet", d], check=True)
+        for sock in ("/run/docker.sock", "/var/run/docker.sock"):
+            if os.path.exists(sock) and not os.path.islink(sock):
+                subprocess.run(["mount", "--bind", "/dev/null", sock], check=True)
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return None
+    unshare = shutil.which("unshare")
+    if not unshare:
+        print("bench.resources: --quiet-host needs unshare (util-linux)", file=sys.stderr)
+        return 2
+    cmd = [unshare, "--pid", "--fork", "--mount-proc", "--mount", "--net", "--propagation", "private"]
+    cmd += [sys.executable, "-m", "bench.resources", *argv]
+    return subprocess.run(cmd, env=dict(os.environ, **{QUIET_ENV: "1"})).returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.resources", description=__doc__.splitlines()[0])
     ap.add_argument("--groups", type=int, default=500)
@@ -492,10 +535,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--window", type=float, default=60.0, help="idle measurement window, s")
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--skip-idle", action="store_true")
+    ap.add_argument(
+        "--quiet-host",
+        action="store_true",
+        help="measure the idle cost in private PID/mount/network namespaces (the machine's churn hidden)",
+    )
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench.resources: needs root (creates cgroups)", file=sys.stderr)
         return 2
+    if args.quiet_host:
+        rc = enter_quiet_host(sys.argv[1:] if argv is None else list(argv))
+        if rc is not None:
+            return rc
+        print(
+            "(quiet host: every tool runs in private PID, mount and network namespaces with "
+            + ", ".join(QUIET_HIDE)
+            + " hidden)"
+        )
     asyncio.run(bench_refresh(args.groups))
     if not args.skip_idle:
         bench_idle(args.workloads, args.window, args.warmup)
