@@ -194,6 +194,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
             link.thread if link is not None else ThreadPoolExecutor(1, thread_name_prefix="libvirt-inventory")
         )
         self._uri = ""
+        self._absent = ""  # why the host has no libvirt (no daemon socket), while it has none
         self._secure = False
         self._events_on = False
         self._callback_ids: list[int] = []
@@ -226,9 +227,11 @@ class LibvirtProbe(Probe[LibvirtResult]):
             # without a daemon socket is absent before libvirt is even imported (memory)
             open_uri = await host.open_libvirt_uri() or uri
         except LibvirtAbsent as e:
+            self._absent = str(e)
             return LibvirtResult(uri=uri, vms=(), absent=str(e))
         except HostError as e:
             raise LibvirtUnavailable(f"SSH connection down: {e}") from None
+        self._absent = ""
         try:
             import libvirt  # noqa: F401
         except ImportError:
@@ -303,6 +306,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
                 "libvirt domain events (lifecycle, devices, tunables, metadata)",
                 self.interval,
             )
+        if self._absent:  # a stat of the daemon's sockets per poll, nothing imported
+            return Feed(self.name, "polled", f"{self._absent}: looked for at every poll", self.interval)
         why = "this libvirt gives no domain events" if self._conn is not None else "not connected"
         return Feed(self.name, "polled", why, self.interval)
 

@@ -43,9 +43,10 @@ async def main():
     topo = await asyncio.to_thread(read_netlink)  # the host's own namespace, and named ones  # the topology's libvirt networks: not asked either
     await probe.close()
     c = st.connection("libvirt")
+    feed = probe.feed()
     print(json.dumps({"absent": r.absent, "state": c.state.value if c else None,
                       "libvirt": "libvirt" in sys.modules, "asyncssh": "asyncssh" in sys.modules,
-                      "nets_uri": nets_uri,
+                      "nets_uri": nets_uri, "feed": [feed.mode, feed.detail],
                       "pyroute2": "pyroute2" in sys.modules, "links": len(topo.links)}))
 
 asyncio.run(main())
@@ -70,4 +71,5 @@ def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
     assert got["libvirt"] is False
     assert got["asyncssh"] is False
     assert got["nets_uri"] is None
+    assert got["feed"][0] == "polled" and "no libvirt daemon socket" in got["feed"][1]  # the `!` screen
     assert got["links"] >= 1 and got["pyroute2"] is False
