@@ -99,3 +99,10 @@ async def test_fleet_view_rows_follow_each_state_while_unchanged_hosts_are_kept(
         assert screen._rows == sorted_rows(rows(st2, T0 + 1), screen.sort)
         assert next(r for r in screen._rows if r.host == "hv2") != hv2_row
         assert next(r for r in screen._rows if r.host == "hv1") is hv1_before  # kept, not remade
+        # the table's cells follow (changed cells are drawn at most every CELL_REDRAW s)
+        table = screen.query_one("#fleet-table")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if "up" in str(table.get_row("hv9")[1]):
+                break
+        assert "up" in str(table.get_row("hv9")[1])

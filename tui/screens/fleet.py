@@ -49,6 +49,10 @@ def age(seconds: float | None) -> str:
 Cell = tuple[str, Style | str | None]
 SEEN_COLUMN = 2
 AGE_REDRAW = 1.0  # seconds: a change of ages alone redraws the table at most this often
+# seconds: other changes of cells in rows that kept their place (a fleet of hundreds changes a
+# few hosts' cells at every State) are drawn at most this often; a new order, hosts coming or
+# going, a key (sort) are drawn at once
+CELL_REDRAW = 0.5
 
 
 def area_cell(status: Status | None, variables: Mapping[str, str]) -> Cell:
@@ -83,6 +87,7 @@ class FleetScreen(ModalScreen[str | None]):
         self._cells_shown: list[tuple[Cell, ...]] = []
         self._column_keys: list[ColumnKey] = []
         self._aged_at = 0.0
+        self._redraw_due = False  # a timer will draw cells that changed within CELL_REDRAW
         self._summary = ""
         # Per host, what its row was made from, and the row (a fleet of hundreds changes a few
         # hosts between two States: the others' rows and cells are not made again)
@@ -133,6 +138,13 @@ class FleetScreen(ModalScreen[str | None]):
             ):
                 self._rows = list(new_rows)  # (cells not redrawn yet are redrawn next time)
                 return
+            wait = self._aged_at + CELL_REDRAW - now
+            if wait > 0:  # drawn with the next State, or by the timer, whichever comes first
+                self._rows = list(new_rows)
+                if not self._redraw_due:
+                    self._redraw_due = True
+                    self.set_timer(wait, self._redraw)
+                return
             for host, i, c in changed:
                 table.update_cell(host, self._column_keys[i], _text(c))
         else:
@@ -154,6 +166,10 @@ class FleetScreen(ModalScreen[str | None]):
         if summary != self._summary:
             self._summary = summary
             self.query_one("#fleet-summary", Static).update(Text(summary))
+
+    def _redraw(self) -> None:
+        self._redraw_due = False
+        self.show(self._state)
 
     def _host_rows(self, state: State, now: float) -> list[HostRow]:
         """hostsummary.rows(state, now), made again only for the hosts whose connections,
