@@ -227,7 +227,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
             # without a daemon socket is absent before libvirt is even imported (memory)
             open_uri = await host.open_libvirt_uri() or uri
         except LibvirtAbsent as e:
+            # a daemon that starts later is found at the safety poll: every run publishes (and
+            # redraws the header), so an absent libvirt is not asked for every 2 s
             self._absent = str(e)
+            self.interval = max(self.poll_interval, self.safety)
             return LibvirtResult(uri=uri, vms=(), absent=str(e))
         except HostError as e:
             raise LibvirtUnavailable(f"SSH connection down: {e}") from None
@@ -307,7 +310,9 @@ class LibvirtProbe(Probe[LibvirtResult]):
                 self.interval,
             )
         if self._absent:  # a stat of the daemon's sockets per poll, nothing imported
-            return Feed(self.name, "polled", f"{self._absent}: looked for at every poll", self.interval)
+            return Feed(
+                self.name, "polled", f"{self._absent}: looked for every {self.interval:g} s", self.interval
+            )
         why = "this libvirt gives no domain events" if self._conn is not None else "not connected"
         return Feed(self.name, "polled", why, self.interval)
 

@@ -72,4 +72,5 @@ def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
     assert got["asyncssh"] is False
     assert got["nets_uri"] is None
     assert got["feed"][0] == "polled" and "no libvirt daemon socket" in got["feed"][1]  # the `!` screen
+    assert "looked for every 30 s" in got["feed"][1]  # the safety poll, not every 2 s
     assert got["links"] >= 1 and got["pyroute2"] is False
