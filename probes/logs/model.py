@@ -44,6 +44,68 @@ class LogEvent:
         return ""
 
 
+_new = object.__new__
+(
+    _set_at,
+    _set_host,
+    _set_source,
+    _set_severity,
+    _set_message,
+    _set_tenant,
+    _set_workload,
+    _set_tags,
+    _set_seq,
+    _set_kind,
+    _set_program,
+    _set_pid,
+    _set_fields,
+    _set_attributed_by,
+    _set_target_tenant,
+    _set_target_workload,
+) = (LogEvent.__dict__[name].__set__ for name in LogEvent.__slots__)
+
+
+def new_event(
+    at: float,
+    host: str,
+    source: str,
+    severity: str,
+    message: str,
+    tenant: str,
+    workload: str,
+    tags: tuple[str, ...],
+    seq: int,
+    kind: str,
+    program: str,
+    pid: int,
+    fields: tuple[tuple[str, str], ...],
+    attributed_by: str,
+    target_tenant: str,
+    target_workload: str,
+) -> LogEvent:
+    """LogEvent(every field, in order), 2.4x cheaper: the frozen dataclass's __init__ makes 16
+    object.__setattr__ calls (~2 us), this sets the slots directly. For the paths that build
+    an entry per signal line (parsers, attribution); the result is an ordinary LogEvent."""
+    e = _new(LogEvent)
+    _set_at(e, at)
+    _set_host(e, host)
+    _set_source(e, source)
+    _set_severity(e, severity)
+    _set_message(e, message)
+    _set_tenant(e, tenant)
+    _set_workload(e, workload)
+    _set_tags(e, tags)
+    _set_seq(e, seq)
+    _set_kind(e, kind)
+    _set_program(e, program)
+    _set_pid(e, pid)
+    _set_fields(e, fields)
+    _set_attributed_by(e, attributed_by)
+    _set_target_tenant(e, target_tenant)
+    _set_target_workload(e, target_workload)
+    return e
+
+
 class LogEntry(Protocol):
     """What readers of a ring see: a LogEvent, or a lazy line (probes/logs/lazy.py) that
     parses and attributes itself when one of these is read."""

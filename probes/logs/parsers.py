@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from probes.logs import classify
-from probes.logs.model import SEVERITIES, LogEvent
+from probes.logs.model import SEVERITIES, LogEvent, new_event
 
 MAX_MESSAGE = 64 * 1024
 _classify = classify.classify  # stored; the display cuts at 16 KiB with a marker
@@ -270,16 +270,11 @@ def _event(
                 if k == "pid" and v.isdigit():
                     pid = int(v)
                     break
-        return LogEvent(
-            at, host, source, severity, msg, tags=(tag,), kind=kind, program=program, pid=pid, fields=fields
-        )
+        return new_event(at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, fields, "", "", "")
     if severity == "err" and kind in ("qemu", "libvirtd"):
         tag = classify.QEMU_ERROR if kind == "qemu" else classify.LIBVIRT_ERROR
-        return LogEvent(
-            at, host, source, severity, msg, tags=(tag,), kind=kind, program=program, pid=pid, fields=extra
-        )
-    # positional: the common case, a million times a second's worth (keywords cost more)
-    return LogEvent(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra)
+        return new_event(at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, extra, "", "", "")
+    return new_event(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra, "", "", "")
 
 
 # ---------------------------------------------------------------- line formats
