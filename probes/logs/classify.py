@@ -123,16 +123,23 @@ def _compiled() -> tuple[tuple[str, str | None, str, re.Pattern[str] | None], ..
 
 
 _COMPILED = _compiled()
+# per needle k (the first needle a message contains): the patterns, in order, whose literals
+# contain no needle before k (a pattern whose literal holds an absent needle cannot match)
+_AFTER = tuple(
+    tuple(c for c in _COMPILED if all(n not in c[2] for n in _NEEDLES[:k])) for k in range(len(_NEEDLES))
+)
 
 
 def classify(msg: str, kind: str = "", program: str = "") -> tuple[str | None, str | None]:
     """(tag, implied severity) of a message; (None, None) for ordinary lines."""
+    k = 0
     for n in _NEEDLES:
         if n in msg:
             break
+        k += 1
     else:
         return None, None
-    for tag, sev, lit, rx in _COMPILED:
+    for tag, sev, lit, rx in _AFTER[k]:
         if lit in msg and (rx is None or rx.search(msg)):
             return tag, sev
     return None, None
