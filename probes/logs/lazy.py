@@ -147,7 +147,7 @@ def candidates(data: bytes, rx: Any = _CANDIDATE) -> list[tuple[int, int]]:
     if regexp is None or _re2 is None:
         return [m.span() for m in rx.finditer(data)]
     match, unanchored = regexp.Match, _re2._Anchor.UNANCHORED
-    out = []
+    out: list[tuple[int, int]] = []
     pos = 0
     end = len(data)
     while True:

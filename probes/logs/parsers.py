@@ -275,10 +275,14 @@ def _event(
                 if k == "pid" and v.isdigit():
                     pid = int(v)
                     break
-        return new_event(at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, fields, "", "", "")
+        return new_event(
+            at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, fields, "", "", ""
+        )
     if severity == "err" and kind in ("qemu", "libvirtd"):
         tag = classify.QEMU_ERROR if kind == "qemu" else classify.LIBVIRT_ERROR
-        return new_event(at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, extra, "", "", "")
+        return new_event(
+            at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, extra, "", "", ""
+        )
     return new_event(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra, "", "", "")
 
 

@@ -400,6 +400,38 @@ def _old_classify(msg: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _old_audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
+    """parsers.audit_fields before its values were unquoted inline (with the old pattern)."""
+    import re
+
+    from probes.logs import parsers
+
+    out = []
+    seen = set()
+    for k, v in re.findall(_OLD_KV, msg):
+        if k in parsers._AUDIT_KEYSET and k not in seen:
+            seen.add(k)
+            out.append((k, parsers._unquote(k, v)))
+    m = parsers._AVC_PERMS.search(msg)
+    if m:
+        out.append(("perms", m.group(1).strip()))
+    return tuple(out)
+
+
+def test_new_event_is_the_dataclass_built_faster():
+    """model.new_event (slots set directly) gives what LogEvent(...) gives, field by field."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from probes.logs.model import new_event
+
+    vals = (1.5, "h", "s", "warning", "m", "t", "w", ("x",), 7, "k", "p", 9, (("a", "b"),), "mcs", "tt", "tw")
+    e = new_event(*vals)
+    assert type(e) is LogEvent and e == LogEvent(*vals) and hash(e) == hash(LogEvent(*vals))
+    assert [getattr(e, f.name) for f in fields(LogEvent)] == list(vals)
+    with pytest.raises(FrozenInstanceError):
+        e.__setattr__("at", 2.0)  # (e.at = 2.0, which mypy knows is an error)
+
+
 def test_faster_patterns_match_as_the_old_ones():
     """audit key=value pairs and classification over every test line, the bench's lines and
     hostile variations (quotes, backslashes, unclosed quotes, words glued to pairs)."""
@@ -435,6 +467,7 @@ def test_faster_patterns_match_as_the_old_ones():
     for t in texts:
         assert parsers._KV.findall(t) == old_kv.findall(t), t
         assert classify.classify(t) == _old_classify(t), t
+        assert parsers.audit_fields(t) == _old_audit_fields(t), t
 
 
 def test_word_filter_on_lazy_lines_parses_only_lines_with_the_words():
