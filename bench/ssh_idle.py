@@ -20,7 +20,10 @@ Also checked at the end of each run: one SSH connection per host (sshd's childre
 process anywhere below the console, the header's "N hosts: ✓ N up", one forwarded libvirt
 socket per host.
 
-    .venv/bin/python -m bench.ssh_idle [--sizes 1 10 30] [--window 30] [--warmup 20]
+    .venv/bin/python -m bench.ssh_idle [--sizes 1 10 30] [--window 30] [--warmup 20] [--engine]
+
+`--engine` measures the console's engine (the same probes, transport and derive) without the
+TUI: the observation's own cost per host, apart from drawing.
 """
 
 from __future__ import annotations
@@ -242,7 +245,8 @@ def _console_process(pid: int, wrapped: bool) -> psutil.Process:
     for _ in range(100 if wrapped else 0):
         for k in p.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                if TENANTSCOPE in " ".join(k.cmdline()[:2]):
+                cmd = k.cmdline()
+                if TENANTSCOPE in " ".join(cmd[:2]) or "--engine-child" in cmd:
                     return k
         time.sleep(0.1)
     return p
@@ -258,7 +262,11 @@ def measure(
     s: Sshd | None,
     wrapper: tuple[str, ...] = (),
 ) -> Run:
-    c = Console([*wrapper, TENANTSCOPE, *args, "run"], _env(home))
+    if ENGINE_ONLY[0]:  # the engine without the TUI: what observing the hosts costs
+        env = dict(_env(home), PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        c = Console([*wrapper, sys.executable, "-m", "bench.ssh_idle", "--engine-child", *args], env)
+    else:
+        c = Console([*wrapper, TENANTSCOPE, *args, "run"], _env(home))
     try:
         p = _console_process(c.pid, bool(wrapper))
         time.sleep(warmup)
@@ -294,7 +302,36 @@ def measure(
         c.stop()
 
 
+ENGINE_ONLY = [False]
+
+
+def engine_child(argv: list[str]) -> int:
+    """`--engine-child [--libvirt URI | --hosts-file F --ssh-config C --known-hosts K]`: the
+    console's engine (make_engine, the same probes and derive) without the TUI, until killed."""
+    import asyncio
+
+    from probes.session import Options, make_engine
+
+    ap = argparse.ArgumentParser()
+    for o in ("--libvirt", "--hosts-file", "--ssh-config", "--known-hosts"):
+        ap.add_argument(o)
+    a = ap.parse_args(argv)
+    opts = Options(
+        libvirt_uri=a.libvirt, hosts_file=a.hosts_file, ssh_config=a.ssh_config, known_hosts=a.known_hosts
+    )
+
+    async def run() -> None:
+        engine = make_engine(opts)
+        engine.start()
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--engine-child"]:
+        return engine_child(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 30])
     ap.add_argument("--window", type=float, default=30.0)
@@ -302,7 +339,13 @@ def main() -> int:
     ap.add_argument(
         "--busy", action="store_true", help="the hosts see this machine as it is (not a quiet view)"
     )
+    ap.add_argument(
+        "--engine",
+        action="store_true",
+        help="measure the console's engine without the TUI (what observing the hosts costs)",
+    )
     args = ap.parse_args()
+    ENGINE_ONLY[0] = args.engine
     reason = sshd_missing_reason()
     if reason:
         print(f"skipped: {reason}")
@@ -324,7 +367,8 @@ def main() -> int:
             if args.busy
             else "a quiet view (own mount, PID and network namespaces)"
         )
-        print(f"sshd on 127.0.0.1:{s.port}, hosts see {view}; window {args.window:g} s after warm-up")
+        what = "the engine without the TUI" if args.engine else "the console (TUI on a pty)"
+        print(f"sshd on 127.0.0.1:{s.port}, hosts see {view}; {what}; window {args.window:g} s after warm-up")
         local = measure(
             "local only",
             0,
