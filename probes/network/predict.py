@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from probes.model import HostState, RuntimeNetwork
 from probes.network.filtereval import ChainStep, FilterDecision, Memo, Packet, decide
-from probes.network.filtermodel import NicFilter, NsFilters, OvsFlows, OvsFrame, OvsTrace
+from probes.network.filtermodel import Atom, NicFilter, NsFilters, OvsFlows, OvsFrame, OvsTrace
 from probes.network.model import Link, Policy, ReachResult, Route, Topology
 from probes.network.policy import allowed_ports, allows
 from probes.network.segments import (
@@ -167,9 +167,11 @@ class _Index:
         self.traces: dict[OvsFrame, OvsTrace] = {t.frame: t for o in self.ovs.values() for t in o.traces}
         self.collect: list[OvsFrame] | None = None  # ovs_frames(): the frames the walks need
         self.nics: dict[str, NicFilter] = {n.portdev: n for n in topo.nic_filters}  # nwfilter per tap
-        self.fields: dict[str, frozenset[str]] = {}  # per namespace: the packet fields its rules read
+        self.fields: dict[str, dict[str, _FieldTests]] = {}  # per namespace: what its rules compare
+        self.ip_ints: dict[str, int | None] = {}
         self.vm_memo: dict[tuple[object, ...], FilterDecision | None] = {}  # VM pairs' filter classes
-        self.nic_looks: dict[tuple[str, str], bool] = {}  # (tap, direction): a rule reads an address
+        self.vm_notes: dict[tuple[object, ...], tuple[bool, str, tuple[FilterDecision, ...]]] = {}
+        self.nic_spans: dict[tuple[str, str], tuple[tuple[int, int], ...] | None] = {}  # (tap, direction)
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
 
@@ -607,7 +609,8 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                     )
                 )
     # the rest is L2 only: one verdict per pair of classes (a VM source's own nwfilter apart)
-    vm_out: dict[tuple[str, str], FilterDecision] = {}
+    vm_out: dict[tuple[str, object], FilterDecision] = {}
+    out_why: dict[int, str] = {}
     for ka, aa in classes.items():
         for kb, bb in classes.items():
             verdict: PairPrediction | None = None
@@ -627,7 +630,11 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                     nd = _vm_out(idx, a, b, vm_out) if p.reachable and idx.nics else None
                     if nd is not None:
                         lost = nd.verdict == "drop"
-                        why = f"; but {'its own' if lost else 'through its'} nwfilter: {nd.text}"
+                        why = out_why.get(id(nd), "")  # the decisions live in vm_out: ids stay theirs
+                        if not why:
+                            why = out_why[id(nd)] = (
+                                f"; but {'its own' if lost else 'through its'} nwfilter: {nd.text}"
+                            )
                         p = replace(p, reachable=not lost, path=p.path + why, filters=p.filters + (nd,))
                     if p.reachable and a.netns is None and (idx.filters or idx.nics):
                         p = _vm_pair_filters(idx, a, b, p)
@@ -635,37 +642,127 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
     return out
 
 
-_DST_KEYS = frozenset(("dstipaddr", "dstipto", "dstipmask"))
-_ADDR_KEYS = _DST_KEYS | frozenset(("srcipaddr", "srcipto", "srcipmask"))
 _FIELD_KEYS = {"meta iifname": "iif", "meta oifname": "oif", "ip saddr": "src", "ip daddr": "dst"}
+_RAW = ("raw",)  # a field compared with something not classified here (a named set): its value
 
 
-def _fields(idx: _Index, f: NsFilters) -> frozenset[str]:
-    """The packet fields (iif, oif, src, dst) any rule of `f` reads: the others cannot change
-    its decision, so VM pairs differing only there share one (once per prediction)."""
-    got = idx.fields.get(f.netns)
-    if got is None:
-        keys = {
-            pt.key
-            for rs in f.rulesets
-            for c in rs.chains
-            for r in c.rules
-            for pt in r.parts
-            if pt.kind in ("match", "vmap")
-        }
-        got = idx.fields[f.netns] = frozenset(v for k, v in _FIELD_KEYS.items() if k in keys)
+def _ip_int(idx: _Index, ip: str) -> int | None:
+    got = idx.ip_ints.get(ip, -1)
+    if got == -1:
+        try:
+            got = int(ipaddress.IPv4Address(ip))
+        except ValueError:
+            got = None
+        idx.ip_ints[ip] = got
     return got
 
 
-def _nic_looks(nf: NicFilter, direction: str) -> bool:
-    """Whether a rule of the NIC's filter for `direction` reads an IP address (the VM's own
-    are fixed per NIC: only then does the peer's address matter)."""
-    return any(
-        k in _ADDR_KEYS
-        for r in (*nf.root, *(r for _, rs in nf.chains for r in rs))
-        if r.direction in (direction, "inout")
-        for k, _ in r.attrs
-    )
+def _span_of(a: Atom) -> tuple[int, int] | None:
+    try:
+        if a.kind == "prefix":
+            n = ipaddress.IPv4Network(f"{a.a}/{a.b}", strict=False)
+            return int(n.network_address), int(n.broadcast_address)
+        if a.kind == "range":
+            return int(ipaddress.IPv4Address(a.a)), int(ipaddress.IPv4Address(a.b))
+        if a.kind == "value":
+            v = int(ipaddress.IPv4Address(a.a))
+            return v, v
+    except ValueError:
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class _FieldTests:
+    """What the rules of a namespace compare one packet field with: packets whose field
+    answers every comparison alike are decided alike (their filter class)."""
+
+    raw: bool = False  # compared with a named set or an unknown atom: classed by value
+    names: frozenset[str] = frozenset()  # interface names (exact)
+    prefixes: tuple[str, ...] = ()  # interface wildcards (`eth*`)
+    spans: tuple[tuple[int, int], ...] = ()  # address intervals
+
+
+def _field_tests(idx: _Index, f: NsFilters) -> dict[str, _FieldTests]:
+    """Per packet field (iif, oif, src, dst) a rule of `f` reads, what it is compared with
+    (once per prediction)."""
+    got = idx.fields.get(f.netns)
+    if got is not None:
+        return got
+    acc: dict[str, tuple[bool, set[str], set[str], set[tuple[int, int]]]] = {}
+    for rs in f.rulesets:
+        for c in rs.chains:
+            for r in c.rules:
+                for pt in r.parts:
+                    fld = _FIELD_KEYS.get(pt.key) if pt.kind in ("match", "vmap") else None
+                    if fld is None:
+                        continue
+                    raw, names, prefixes, spans = acc.setdefault(fld, (False, set(), set(), set()))
+                    atoms = pt.values if pt.kind == "match" else tuple(a for a, _ in pt.entries)
+                    if pt.ref:
+                        raw = True
+                    for a in atoms:
+                        if fld in ("iif", "oif"):
+                            if a.kind != "value":
+                                raw = True
+                            elif a.a.endswith("*"):
+                                prefixes.add(a.a[:-1])
+                            else:
+                                names.add(a.a)
+                        else:
+                            sp = _span_of(a)
+                            if sp is None:
+                                raw = True
+                            else:
+                                spans.add(sp)
+                    acc[fld] = (raw, names, prefixes, spans)
+    got = idx.fields[f.netns] = {
+        k: _FieldTests(raw, frozenset(n), tuple(sorted(p)), tuple(sorted(sp)))
+        for k, (raw, n, p, sp) in acc.items()
+    }
+    return got
+
+
+def _field_class(idx: _Index, t: _FieldTests | None, value: str, addr: bool) -> object:
+    """The class of `value` under the comparisons `t` (None: nothing compares it)."""
+    if t is None:
+        return ""
+    if t.raw:
+        return value
+    if addr:
+        v = _ip_int(idx, value)
+        return value if v is None else tuple(lo <= v <= hi for lo, hi in t.spans)
+    return (value if value in t.names else "", tuple(value.startswith(p) for p in t.prefixes))
+
+
+def _nic_spans(nf: NicFilter, direction: str) -> tuple[tuple[int, int], ...] | None:
+    """The address intervals the NIC's rules for `direction` compare with (None: one of
+    them is not an address, e.g. a variable with no value: classed by value)."""
+    out: set[tuple[int, int]] = set()
+    for r in (*nf.root, *(r for _, rs in nf.chains for r in rs)):
+        if r.direction not in (direction, "inout"):
+            continue
+        a = dict(r.attrs)
+        for k in ("srcipaddr", "dstipaddr"):
+            if k not in a:
+                continue
+            to, mask = a.get(k[:3] + "ipto", ""), a.get(k[:3] + "ipmask", "")
+            if to:
+                sp = _span_of(Atom("range", a[k], to))
+            elif mask:
+                plen = mask if mask.isdigit() else ""
+                if not plen:
+                    try:
+                        plen = str(ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen)
+                    except ValueError:
+                        return None
+                sp = _span_of(Atom("prefix", a[k], plen))
+            else:
+                sp = _span_of(Atom("value", a[k]))
+            if sp is None:
+                return None
+            out.add(sp)
+    return tuple(sorted(out))
 
 
 def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -> PairPrediction:
@@ -686,10 +783,11 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
     xa, xb = shared[0]
     memo = idx.vm_memo
     found: list[tuple[str, FilterDecision]] = []
+    keys: list[tuple[object, ...]] = []
     seg = xa.segment
     f = idx.filters.get(seg[3:].rpartition("/")[0]) if seg.startswith("br:") else None
     if f is not None:
-        fl = _fields(idx, f)
+        ft = _field_tests(idx, f)
         # the echo, then its reply (conntrack: established) from the other port
         for where, x, y, pkt in (
             ("bridge", xa, xb, Packet(src, dst)),
@@ -698,14 +796,15 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
             key: tuple[object, ...] = (
                 where,
                 seg,
-                x.port if "iif" in fl else "",
-                y.port if "oif" in fl else "",
-                pkt.src if "src" in fl else "",
-                pkt.dst if "dst" in fl else "",
+                _field_class(idx, ft.get("iif"), x.port.rpartition("/")[2], False),
+                _field_class(idx, ft.get("oif"), y.port.rpartition("/")[2], False),
+                _field_class(idx, ft.get("src"), pkt.src, True),
+                _field_class(idx, ft.get("dst"), pkt.dst, True),
             )
             if key not in memo:
                 memo[key] = _bridged(idx, seg, x, y, pkt, None)
             d = memo[key]
+            keys.append(key)
             if d is not None:
                 found.append((where, d))
                 if d.verdict == "drop":
@@ -716,35 +815,48 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
         from probes.network.nwfilter import decide_nic
 
         for direction, pkt in (("in", Packet(src, dst)), ("out", Packet(dst, src, state="established"))):
-            looks = idx.nic_looks.get((tap, direction))
-            if looks is None:
-                looks = idx.nic_looks[(tap, direction)] = _nic_looks(nf, direction)
-            key = ("nic", tap, direction, src if looks else "")
+            key = ("nic", tap, direction, _nic_peer(idx, nf, direction, src))
             if key not in memo:
                 memo[key] = decide_nic(nf, pkt, direction)
             d = memo[key]
+            keys.append(key)
             if d is not None:
                 found.append((direction, d))
                 if d.verdict == "drop":
                     break
     if not found:
         return p
-    decisions = tuple(d for _, d in found)
-    last_where, last = found[-1]
-    if last.verdict == "drop":
-        why = {
-            "bridge": f"; but {idx.label(seg)}: blocked by filter {last.text}",
-            "bridge-back": f"; but no way back: {idx.label(seg)}: blocked by filter {last.text}",
-            "in": f"; but blocked by {last.text}",
-            "out": f"; but no way back: {last.text}",
-        }[last_where]
-        return replace(p, reachable=False, path=p.path + why, filters=p.filters + decisions)
-    note = "".join(f" ({d.text})" for d in decisions)
-    return replace(p, path=p.path + note, filters=p.filters + decisions)
+    # what the pair's prediction gets: built once per combination of classes
+    ck = tuple(keys)
+    got = idx.vm_notes.get(ck)
+    if got is None:
+        decisions = tuple(d for _, d in found)
+        last_where, last = found[-1]
+        if last.verdict == "drop":
+            why = {
+                "bridge": f"; but {idx.label(seg)}: blocked by filter {last.text}",
+                "bridge-back": f"; but no way back: {idx.label(seg)}: blocked by filter {last.text}",
+                "in": f"; but blocked by {last.text}",
+                "out": f"; but no way back: {last.text}",
+            }[last_where]
+        else:
+            why = "".join(f" ({d.text})" for d in decisions)
+        got = idx.vm_notes[ck] = (last.verdict != "drop", why, decisions)
+    ok, why, decisions = got
+    return replace(p, reachable=ok, path=p.path + why, filters=p.filters + decisions)
+
+
+def _nic_peer(idx: _Index, nf: NicFilter, direction: str, peer: str) -> object:
+    """The class of the peer's address under the NIC's rules for `direction` (the VM's own
+    addresses are fixed per NIC): which of the address intervals the rules compare with hold it."""
+    k = (nf.portdev, direction)
+    spans = idx.nic_spans[k] if k in idx.nic_spans else idx.nic_spans.setdefault(k, _nic_spans(nf, direction))
+    v = _ip_int(idx, peer)
+    return peer if spans is None or v is None else tuple(lo <= v <= hi for lo, hi in spans)
 
 
 def _vm_out(
-    idx: _Index, a: Endpoint, b: Endpoint, memo: dict[tuple[str, str], FilterDecision]
+    idx: _Index, a: Endpoint, b: Endpoint, memo: dict[tuple[str, object], FilterDecision]
 ) -> FilterDecision | None:
     """A VM source's own nwfilter (direction out) for its ICMP packet to `b`: once per NIC,
     or per destination where a rule looks at the destination (the class-shared L2 verdicts
@@ -756,12 +868,13 @@ def _vm_out(
         nf = idx.nics.get(tap)
         if nf is None:
             continue
-        rules = list(nf.root) + [r for _, rs in nf.chains for r in rs]
-        by_dst = any(k in _DST_KEYS for r in rules if r.direction != "in" for k, _ in r.attrs)
-        dst = (b.addresses[0] if b.addresses else "") if by_dst else "0.0.0.0"
-        if not dst:
-            return None
-        key = (tap, dst)
+        # the destination's address matters only as far as the rules' address intervals do
+        dst = b.addresses[0] if b.addresses else ""
+        if not dst:  # unknown: decidable only when no rule compares an address with it
+            if _nic_peer(idx, nf, "out", "0.0.0.0") != ():
+                return None
+            dst = "0.0.0.0"
+        key = (tap, _nic_peer(idx, nf, "out", dst))
         if key not in memo:
             from probes.network.nwfilter import decide_nic
 
