@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probes.logs import classify
-from probes.logs.model import LogEvent, new_event
+from probes.logs.model import LogEvent, new_event, set_attribution
 from probes.model import State, Workload, WorkloadKind
 
 RANK = {
@@ -388,10 +388,13 @@ class Attributor:
                 obj = self.index.get(host, "path:" + f[k])
         return subj, obj
 
-    def attribute(self, e: LogEvent, order: int | None = None, *, late: bool = False) -> LogEvent:
+    def attribute(
+        self, e: LogEvent, order: int | None = None, *, late: bool = False, fresh: bool = False
+    ) -> LogEvent:
         """The entry with tenant/workload set where evidence names one; else `e` itself.
         `order`: the line's arrival order (else the next one); `late`: the line arrived
-        earlier (a lazy line): learned PIDs are those known at its arrival, and it teaches none."""
+        earlier (a lazy line): learned PIDs are those known at its arrival, and it teaches none.
+        `fresh`: nobody else holds `e` yet (ingest): it is attributed in place, not copied."""
         if order is None:
             order = self.clock = self.clock + 1
         if e.workload:
@@ -432,6 +435,15 @@ class Attributor:
             return e
         if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu") and not late:
             self.learn_pid(host, e.pid, hit, order)
+        if fresh:
+            return set_attribution(
+                e,
+                hit.tenant if hit else "",
+                hit.workload if hit else "",
+                hit.how if hit else "",
+                target.tenant if target else "",
+                target.workload if target else "",
+            )
         # a new entry built directly (dataclasses.replace costs 4x as much)
         return new_event(
             e.at,

@@ -380,7 +380,7 @@ def _ingest_lines(
                 at = chunk._at_before(line, start)
                 if at:
                     e = replace(e, at=at)
-            e = att.attribute(e, order=order0 + line)
+            e = att.attribute(e, order=order0 + line, fresh=True)  # (fresh from parse)
             chunk._attributed[line] = e
             found[line] = e
         if ctx.retime:

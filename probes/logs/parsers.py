@@ -181,15 +181,17 @@ _AUDIT_KEYSET = frozenset(_AUDIT_KEYS)
 
 def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
     """Key fields of an AVC or AppArmor record, unquoted (hex-encoded values decoded)."""
-    out = []
-    seen = set()
-    for k, v in _KV.findall(msg):
-        if k in _AUDIT_KEYSET and k not in seen:
-            seen.add(k)
-            if len(v) >= 2 and v[0] == '"' and v[-1] == '"':  # _unquote's common case, inline
-                out.append((k, v[1:-1]))
-            else:
-                out.append((k, _unquote(k, v)))
+    # _unquote's common case inline (a quoted value); a key seen twice keeps its first value
+    out = [
+        (k, v[1:-1] if len(v) >= 2 and v[0] == '"' and v[-1] == '"' else _unquote(k, v))
+        for k, v in _KV.findall(msg)
+        if k in _AUDIT_KEYSET
+    ]
+    if len({k for k, _ in out}) != len(out):
+        first: dict[str, str] = {}
+        for k, v in out:
+            first.setdefault(k, v)
+        out = list(first.items())
     m = _AVC_PERMS.search(msg)
     if m:
         out.append(("perms", m.group(1).strip()))
