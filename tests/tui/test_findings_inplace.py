@@ -46,3 +46,29 @@ async def test_a_changed_finding_is_updated_in_place_and_a_new_order_rebuilds():
             if clears:
                 break
         assert clears and table.row_count == rows - 1
+
+
+async def test_after_a_slow_rebuild_states_arriving_soon_are_drawn_together(monkeypatch):
+    """A rebuild that was slow (a fleet's thousands of findings) is not done again at once: a
+    State arriving within REBUILD_FACTOR times its cost is drawn by a timer, the newest one."""
+    import tui.panes.findings as fp
+
+    monkeypatch.setattr(fp, "REBUILD_SLOW", 0.0)  # every rebuild counts as slow here
+    monkeypatch.setattr(fp, "REBUILD_FACTOR", 1.0)
+    st = sample_state()
+    app, source = make_app(st)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(FindingsPane)
+        rows = pane.table.row_count
+        pane._rebuild_cost = 0.3  # as if the last rebuild took 0.3 s, just now
+        pane._rebuilt_at = fp.time.monotonic()
+        source.push(replace(st, findings=st.findings[1:], taken_at=st.taken_at + 1))
+        source.push(replace(st, findings=st.findings[2:], taken_at=st.taken_at + 2))
+        await pilot.pause(0.05)
+        assert pane.table.row_count == rows  # not yet
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if pane.table.row_count != rows:
+                break
+        assert pane.table.row_count == rows - 2  # the newest State, drawn once

@@ -9,6 +9,7 @@ area and status (c clears); acknowledged findings stay listed, marked "✔ ack".
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -24,6 +25,11 @@ from tui.safe import untrusted
 from tui.status import STATUS_LABEL, finding_sort_key, severity_text, status_text
 
 COLUMNS = ("Status", "Severity", "Check", "Tenants", "Summary")
+# A rebuild of the table (rows came, went or moved) that cost more than REBUILD_SLOW seconds
+# (a fleet's thousands of findings) is not done again within REBUILD_FACTOR times its cost:
+# States arriving meanwhile are drawn together (a timer draws the last one)
+REBUILD_SLOW = 0.05
+REBUILD_FACTOR = 4.0
 COLUMNS_FLEET = ("Status", "Severity", "Check", "Host", "Tenants", "Summary")
 
 
@@ -54,6 +60,9 @@ class FindingsPane(Pane):
         # findings keep their order updates only the rows whose finding changed
         self._made: dict[str, tuple[Finding, bool, bool]] = {}
         self._theme: object = None
+        self._rebuild_cost = 0.0  # seconds the last rebuild took
+        self._rebuilt_at = 0.0
+        self._refill_due = False
         self.filters: dict[str, str | None] = {"tenant": None, "area": None, "status": None}
 
     def compose(self) -> ComposeResult:
@@ -88,6 +97,16 @@ class FindingsPane(Pane):
         self._findings = state.findings
         self._new = new
         self._multi_host = multi_host
+        wait = self._rebuilt_at + REBUILD_FACTOR * self._rebuild_cost - time.monotonic()
+        if self._rebuild_cost > REBUILD_SLOW and wait > 0:
+            if not self._refill_due:
+                self._refill_due = True
+                self.set_timer(wait, self._refill_later)
+            return
+        self._refill()
+
+    def _refill_later(self) -> None:
+        self._refill_due = False
         self._refill()
 
     def _refill(self) -> None:
@@ -121,6 +140,7 @@ class FindingsPane(Pane):
                 self._made[key] = made
             self._rows = rows
         else:
+            t0 = time.monotonic()
             table.clear()
             # a fleet: which host each finding is on matters as much as which tenant
             self._set_columns(table, columns)
@@ -130,6 +150,8 @@ class FindingsPane(Pane):
                 made = self._made[key] = (f, key in acks, key in self._new)
                 table.add_row(*self._cells(f, made, variables), key=key)
             self._rows = rows
+            self._rebuilt_at = time.monotonic()
+            self._rebuild_cost = self._rebuilt_at - t0
         if current is not None and current.key in self._rows:
             table.move_cursor(row=table.get_row_index(current.key), animate=False)
         counts = Counter(f.status for f in self._rows.values())
