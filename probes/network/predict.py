@@ -170,6 +170,7 @@ class _Index:
         self.fields: dict[str, dict[str, _FieldTests]] = {}  # per namespace: what its rules compare
         self.ip_ints: dict[str, int | None] = {}
         self.vm_memo: dict[tuple[object, ...], FilterDecision | None] = {}  # VM pairs' filter classes
+        self.ep_classes: dict[tuple[str, str, str], tuple[object, object, object, object]] = {}
         self.vm_notes: dict[tuple[object, ...], tuple[bool, str, tuple[FilterDecision, ...]]] = {}
         self.nic_spans: dict[tuple[str, str], tuple[tuple[int, int], ...] | None] = {}  # (tap, direction)
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
@@ -774,33 +775,31 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
     if not a.addresses or not b.addresses:
         return p
     src, dst = a.addresses[0], b.addresses[0]
-    shared = sorted(
-        ((x, y) for x in a.attachments for y in b.attachments if x.segment == y.segment),
-        key=lambda xy: xy[0].segment,
-    )
-    if not shared:
-        return p
-    xa, xb = shared[0]
+    if len(a.attachments) == 1 and len(b.attachments) == 1:  # the usual VM: one NIC
+        if a.attachments[0].segment != b.attachments[0].segment:
+            return p
+        xa, xb = a.attachments[0], b.attachments[0]
+    else:
+        shared = sorted(
+            ((x, y) for x in a.attachments for y in b.attachments if x.segment == y.segment),
+            key=lambda xy: xy[0].segment,
+        )
+        if not shared:
+            return p
+        xa, xb = shared[0]
     memo = idx.vm_memo
     found: list[tuple[str, FilterDecision]] = []
     keys: list[tuple[object, ...]] = []
     seg = xa.segment
     f = idx.filters.get(seg[3:].rpartition("/")[0]) if seg.startswith("br:") else None
     if f is not None:
-        ft = _field_tests(idx, f)
+        ca, cb = _ep_class(idx, f, xa, src), _ep_class(idx, f, xb, dst)
         # the echo, then its reply (conntrack: established) from the other port
-        for where, x, y, pkt in (
-            ("bridge", xa, xb, Packet(src, dst)),
-            ("bridge-back", xb, xa, Packet(dst, src, state="established")),
+        for where, x, y, pkt, cx, cy in (
+            ("bridge", xa, xb, Packet(src, dst), ca, cb),
+            ("bridge-back", xb, xa, Packet(dst, src, state="established"), cb, ca),
         ):
-            key: tuple[object, ...] = (
-                where,
-                seg,
-                _field_class(idx, ft.get("iif"), x.port.rpartition("/")[2], False),
-                _field_class(idx, ft.get("oif"), y.port.rpartition("/")[2], False),
-                _field_class(idx, ft.get("src"), pkt.src, True),
-                _field_class(idx, ft.get("dst"), pkt.dst, True),
-            )
+            key: tuple[object, ...] = (where, seg, cx[0], cy[1], cx[2], cy[3])
             if key not in memo:
                 memo[key] = _bridged(idx, seg, x, y, pkt, None)
             d = memo[key]
@@ -844,6 +843,23 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
         got = idx.vm_notes[ck] = (last.verdict != "drop", why, decisions)
     ok, why, decisions = got
     return replace(p, reachable=ok, path=p.path + why, filters=p.filters + decisions)
+
+
+def _ep_class(idx: _Index, f: NsFilters, x: Attachment, ip: str) -> tuple[object, object, object, object]:
+    """An endpoint's port and address classes under `f`'s rules, as sender (iif, src) and as
+    receiver (oif, dst); once per endpoint and namespace."""
+    k = (f.netns, x.port, ip)
+    got = idx.ep_classes.get(k)
+    if got is None:
+        ft = _field_tests(idx, f)
+        port = x.port.rpartition("/")[2]
+        got = idx.ep_classes[k] = (
+            _field_class(idx, ft.get("iif"), port, False),
+            _field_class(idx, ft.get("oif"), port, False),
+            _field_class(idx, ft.get("src"), ip, True),
+            _field_class(idx, ft.get("dst"), ip, True),
+        )
+    return got
 
 
 def _nic_peer(idx: _Index, nf: NicFilter, direction: str, peer: str) -> object:
