@@ -53,7 +53,7 @@ NEW_FILE = 1 << 30  # start_lines for a file found later: from its start (bounde
 
 _PRELUDE = (
     """from __future__ import annotations
-import ctypes, enum, glob, json, os, select, sys, time
+import ctypes, enum, glob, json, os, select, struct, sys, time
 class SourceState(str, enum.Enum):
     STARTING = "starting"; FOLLOWING = "following"; WAITING = "waiting"; UNREADABLE = "unreadable"
 MAX_LINE_BYTES = %d
@@ -148,22 +148,32 @@ class Wake:
     @property
     def live(self):
         return self.fd >= 0 and any(wd >= 0 for wd in self.dirs.values())
-    def wait(self, last):
+    DIR_CHANGED = 0x40 | 0x80 | 0x100 | 0x200  # a name came or went: expand the globs now
+    def wait(self, last, limit):
+        """True when a name came or went in a watched directory (not a mere write)."""
         rest = cfg["interval"] - (time.monotonic() - last)
         if not self.live:
             if rest > 0:
                 time.sleep(rest)
-            return
-        if select.select([self.fd], [], [], cfg["safety"])[0]:
+            return False
+        names = False
+        if select.select([self.fd], [], [], limit)[0]:
             while True:
                 try:
-                    if not os.read(self.fd, 65536):
-                        break
+                    buf = os.read(self.fd, 65536)
                 except OSError:
                     break
+                if not buf:
+                    break
+                at = 0
+                while at + 16 <= len(buf):  # struct inotify_event: wd, mask, cookie, len, name
+                    _wd, mask, _cookie, size = struct.unpack_from("iIII", buf, at)
+                    names = names or bool(mask & self.DIR_CHANGED)
+                    at += 16 + size
             rest = cfg["interval"] - (time.monotonic() - last)
             if rest > 0:
                 time.sleep(rest)  # a busy directory wakes us at most as often as before
+        return names
 
 gstate = {}
 expand(True)
@@ -174,6 +184,7 @@ wake = Wake()
 wake.watch([root + p for p in files] + [root + os.fsencode(p) for p in cfg["patterns"]])
 emit("I", wake.live)
 last_out = last_cycle = time.monotonic()
+names = False
 while True:
     busy = False
     now = time.monotonic()
@@ -213,8 +224,10 @@ while True:
         if st != ent[3]:
             ent[3] = st
             emit("S", i, *st)
-    if now >= next_scan:
+    if now >= next_scan or names:
+        before = set(files)
         expand(False)
+        busy = busy or bool(set(files) - before)  # a new file: read it now, not at the next wake
         wake.watch([root + p for p in files])
         next_scan = now + cfg["rescan"]
     if out:
@@ -229,8 +242,11 @@ while True:
         sys.stdout.flush()
         last_out = now
     last_cycle = now
+    names = False
     if not busy:
-        wake.wait(last_cycle)
+        # a file deleted a moment ago is looked at again after `gone`, not after `safety`
+        pending = any(ent[4] for ent in files.values())
+        names = wake.wait(last_cycle, min(cfg["safety"], cfg["gone"]) if pending else cfg["safety"])
 '''
 
 PROGRAM = _PRELUDE + inspect.getsource(sources.FileFollower) + _LOOP
