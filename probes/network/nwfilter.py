@@ -311,13 +311,7 @@ def decide_nic(nf: NicFilter, p: Packet, direction: str) -> FilterDecision:
                 if out is not None:
                     return _decision(nf, hook, where, p, out[0], out[1], ("root", r.target))
                 continue
-            if not _applies(r, direction):
-                continue
-            try:
-                hit = _rule_matches(r, nf, p, direction)
-            except _Undecided as u:
-                raise _Undecided(u.args[0], r) from None
-            if hit and r.action in ("accept", "drop", "reject"):
+            if _hits(r, nf, p, direction) and r.action in ("accept", "drop", "reject"):
                 return _decision(nf, hook, where, p, r.action, r, ("root",))
     except _Undecided as u:
         rule = u.args[1] if len(u.args) > 1 else None
@@ -333,17 +327,22 @@ def decide_nic(nf: NicFilter, p: Packet, direction: str) -> FilterDecision:
     return FilterDecision(nf.domain, hook, p, "accept", (step,))
 
 
+def _hits(r: NwRule, nf: NicFilter, p: Packet, direction: str) -> bool:
+    """The rule applies in this direction and matches the packet; an undecidable match names
+    the rule."""
+    if not _applies(r, direction):
+        return False
+    try:
+        return _rule_matches(r, nf, p, direction)
+    except _Undecided as u:
+        raise _Undecided(u.args[0], r) from None
+
+
 def _run_chain(
     nf: NicFilter, rules: Iterable[NwRule], p: Packet, direction: str
 ) -> tuple[str, NwRule] | None:
     for r in rules:
-        if not _applies(r, direction):
-            continue
-        try:
-            hit = _rule_matches(r, nf, p, direction)
-        except _Undecided as u:
-            raise _Undecided(u.args[0], r) from None
-        if not hit or r.action == "continue":
+        if not _hits(r, nf, p, direction) or r.action == "continue":
             continue
         if r.action == "return":
             return None
