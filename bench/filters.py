@@ -28,6 +28,7 @@ import time
 
 from probes.hosts.local import LocalHost
 from probes.network.filtereval import Packet, decide
+from probes.network.filtermodel import NsFilters
 from probes.network.filterread import read_filters
 from probes.network.model import Namespace, Topology
 
@@ -90,9 +91,19 @@ def baseline() -> float:
 def ours() -> tuple[float, int, dict[str, int]]:
     topo = Topology(namespaces=(Namespace(NS, ip_forward=True),))
     host = LocalHost("bench", libvirt_uri=None)
+    got: list[tuple[NsFilters, ...]] = []
+
+    async def read() -> None:  # the task's result stays None: see below
+        got.append(await read_filters(host, topo))
+
     t = time.perf_counter()
-    (f,) = asyncio.run(read_filters(host, topo))
-    read = time.perf_counter() - t
+    # not `asyncio.run(read_filters(...))`: on Python 3.11 asyncio.run's clean-up asks
+    # signal.getsignal(SIGINT), which formats an error message holding the repr of the finished
+    # task, i.e. of the whole ruleset (~100 ms here) -- a cost of this harness, not of the probe
+    # (the engine awaits read_filters in its running loop)
+    asyncio.run(read())
+    (f,) = got[0]
+    read_ms = time.perf_counter() - t
     verdicts: dict[str, int] = {}
     memo: dict[tuple[str, str, str], tuple[int, int]] = {}  # as one prediction holds it
     n = 0
@@ -108,7 +119,7 @@ def ours() -> tuple[float, int, dict[str, int]]:
                 d = decide(f, p, memo=memo)
                 verdicts[d.verdict] = verdicts.get(d.verdict, 0) + 1
                 n += 1
-    verdicts["read_ms"] = int(read * 1000)
+    verdicts["read_ms"] = int(read_ms * 1000)
     return time.perf_counter() - t, n, verdicts
 
 
