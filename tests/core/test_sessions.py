@@ -89,3 +89,29 @@ async def test_the_logs_pane_of_one_session_shows_its_own_lines(tmp_path):
             assert not any("tsq-delta" in m for m in shown)
     finally:
         await other.stop()
+
+
+def test_headless_commands_never_format_the_observed_state():
+    """`check`/`snapshot` run one observation with asyncio.run; on Python 3.11 its SIGINT
+    clean-up formats the repr of the finished task's result (a whole State: ~100 ms per host
+    with a 2,500-rule firewall). run_to_result hands the result over without that."""
+    import asyncio
+    import sys
+
+    from tui.commands.common import run_to_result
+
+    formatted: list[int] = []
+
+    class Costly:
+        def __repr__(self) -> str:
+            formatted.append(1)
+            return "costly"
+
+    async def observe() -> Costly:
+        return Costly()
+
+    got = run_to_result(observe())
+    assert isinstance(got, Costly) and not formatted
+    asyncio.run(observe())  # what it replaces: formats it on Python 3.11
+    if sys.version_info[:2] == (3, 11):
+        assert formatted

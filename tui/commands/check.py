@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 
@@ -12,7 +11,7 @@ from probes.requests import ActiveProbe, FactsRefresh
 from probes.session import Options, Session
 from probes.untrusted import visible
 from tui.commands.baseline import add_baseline_arg, with_baseline, write_atomically
-from tui.commands.common import UserError, options_from
+from tui.commands.common import UserError, options_from, run_to_result
 
 NAME = "check"
 HELP = "run the isolation checks headless; exit 1 on any fail"
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on == "new" and not args.baseline:
         raise UserError("--fail-on new goes with --baseline FILE")
     opts = with_baseline(opts, args.baseline)
-    state = asyncio.run(_observe(opts, probe))
+    state = run_to_result(_observe(opts, probe))
     out = {
         "text": lambda s: report.as_text(s, verbose=args.verbose),
         "json": report.as_json,
