@@ -144,13 +144,67 @@ def nft_rule(r: dict[str, Any]) -> Rule:
     return make_rule(tuple(parts), verdict, int(r.get("handle") or 0), "", comment)
 
 
+class _NftRule(msgspec.Struct):
+    """A rule as the fast path decodes it: its expressions stay undecoded JSON, so the many
+    that repeat in a large ruleset (an interface, a port set, `accept`) are read once."""
+
+    family: Any = ""
+    table: Any = ""
+    chain: Any = ""
+    handle: Any = 0
+    comment: Any = None
+    expr: list[msgspec.Raw] | None = None
+
+
+class _NftItem(msgspec.Struct):
+    rule: _NftRule | None = None
+    chain: dict[str, Any] | None = None
+    set: dict[str, Any] | None = None
+    map: dict[str, Any] | None = None
+
+
+class _NftDoc(msgspec.Struct):
+    nftables: list[_NftItem]
+
+
+_nft_doc = msgspec.json.Decoder(_NftDoc)
+
+
+def _nft_rule_fast(r: _NftRule, seen: dict[bytes, Part | Verdict | None]) -> Rule:
+    """nft_rule for a fast-path rule: each distinct expression is decoded and read once."""
+    parts: list[Part] = []
+    verdict: Verdict | None = None
+    for raw in r.expr or ():
+        k = bytes(raw)
+        if k in seen:
+            p = seen[k]
+        else:
+            p = seen[k] = nft_part(msgspec.json.decode(k))
+        if p is None:
+            continue
+        if isinstance(p, Verdict):
+            verdict = p
+        else:
+            parts.append(p)
+    return make_rule(tuple(parts), verdict, int(r.handle or 0), "", str(r.comment or ""))
+
+
 def parse_nft(text: str, skip_tables: frozenset[tuple[str, str]] = frozenset()) -> Ruleset:
     """`nft -j list ruleset` output; `skip_tables` are (family, table) read elsewhere."""
     line = next((ln for ln in text.splitlines() if ln.lstrip().startswith("{")), "")
+    if not line:
+        return Ruleset("nft")
     try:
-        doc = msgspec.json.decode(line) if line else {"nftables": []}
+        return _parse_nft_fast(_nft_doc.decode(line), skip_tables)
+    except msgspec.ValidationError:
+        pass  # not the usual shape: the general reader below says what it makes of it
     except msgspec.DecodeError as e:
         raise FilterParseError(f"nft -j output is not JSON: {e}") from None
+    return _parse_nft_general(msgspec.json.decode(line), skip_tables)
+
+
+def _parse_nft_general(doc: Any, skip_tables: frozenset[tuple[str, str]]) -> Ruleset:
+    """Any decoded JSON: what is not a table's chain, rule, set or map is skipped."""
     items = doc.get("nftables") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise FilterParseError("nft -j output has no `nftables` list")
@@ -172,6 +226,39 @@ def parse_nft(text: str, skip_tables: frozenset[tuple[str, str]] = frozenset()) 
             rules.setdefault((fam, table, str(body.get("chain", ""))), []).append(nft_rule(body))
         elif kind in ("set", "map"):
             sets.append(_named_set(kind, body))
+    return _nft_ruleset(chains, rules, sets)
+
+
+def _parse_nft_fast(doc: _NftDoc, skip_tables: frozenset[tuple[str, str]]) -> Ruleset:
+    chains: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rules: dict[tuple[str, str, str], list[Rule]] = {}
+    sets: list[NamedSet] = []
+    seen: dict[bytes, Part | Verdict | None] = {}
+    for it in doc.nftables:
+        r = it.rule
+        if r is not None:
+            fam, table = str(r.family), str(r.table)
+            if (fam, table) not in skip_tables:
+                rules.setdefault((fam, table, str(r.chain)), []).append(_nft_rule_fast(r, seen))
+            continue
+        for kind, body in (("chain", it.chain), ("set", it.set), ("map", it.map)):
+            if body is None:
+                continue
+            fam, table = str(body.get("family", "")), str(body.get("table", ""))
+            if (fam, table) in skip_tables:
+                continue
+            if kind == "chain":
+                chains[(fam, table, str(body.get("name", "")))] = body
+            else:
+                sets.append(_named_set(kind, body))
+    return _nft_ruleset(chains, rules, sets)
+
+
+def _nft_ruleset(
+    chains: dict[tuple[str, str, str], dict[str, Any]],
+    rules: dict[tuple[str, str, str], list[Rule]],
+    sets: list[NamedSet],
+) -> Ruleset:
     out = []
     for (fam, table, name), c in chains.items():
         out.append(

@@ -96,6 +96,52 @@ async def test_nft_jumps_gotos_sets_vmaps_and_undecided(ns: str) -> None:
     assert d.verdict == "accept" and "vmap" in d.deciding.rule and not d.by_policy
 
 
+def test_the_fast_nft_reader_gives_what_the_general_one_gives(ns: str) -> None:
+    """parse_nft decodes rules with their expressions left as raw JSON and reads each distinct
+    expression once; on a real ruleset (sets, maps, a verdict map, counters, a log, ct, an
+    iptables-nft table with its xt matches, repeated expressions) it equals the general reader."""
+    import msgspec
+
+    from probes.network import filterparse as fp
+
+    run = ["ip", "netns", "exec", ns]
+    sh(*run, "nft", "-f", "-", input=RULESET)
+    sh(
+        *run,
+        "nft",
+        "-f",
+        "-",
+        input="""
+table ip tsqg {
+  map vm { type ipv4_addr : verdict; elements = { 10.5.0.1 : drop, 10.5.0.2 : jump c2 } }
+  chain c1 { type filter hook forward priority 5; policy drop;
+    iifname "a" counter log prefix "x " accept
+    iifname "a" counter log prefix "x " accept
+    ip daddr vmap @vm
+    ct mark 0x2 ip saddr 10.0.0.0/8 drop
+  }
+  chain c2 { iifname "a" accept; }
+}
+""",
+    )
+    sh(*run, "iptables-nft", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "NEW", "-j", "ACCEPT")
+    text = sh(*run, "nft", "-j", "list", "ruleset")
+    line = next(ln for ln in text.splitlines() if ln.startswith("{"))
+    for skip in (frozenset(), frozenset({("ip", "filter")})):
+        fast = fp._parse_nft_fast(fp._nft_doc.decode(line), skip)
+        assert fast == fp._parse_nft_general(msgspec.json.decode(line), skip) == fp.parse_nft(text, skip)
+        assert {c.name for c in fast.chains} >= {"fw", "sub", "deny", "c1", "c2"}
+        assert ("FORWARD" in {c.name for c in fast.chains}) == (not skip)
+    c1 = next(c for c in fast.chains if c.name == "c1")
+    assert c1.rules[0].parts[0] is c1.rules[1].parts[0]  # the same expression read once
+    # what the fast path does not expect goes to the general reader, which says what is wrong
+    assert fp.parse_nft('{"nftables": [{"rule": {"expr": {"not": "a list"}}}]}').chains == ()
+    with pytest.raises(fp.FilterParseError, match="no `nftables` list"):
+        fp.parse_nft('{"other": 1}')
+    with pytest.raises(fp.FilterParseError, match="not JSON"):
+        fp.parse_nft('{"nftables": [')
+
+
 async def test_iptables_nft_and_legacy_back_ends(ns: str) -> None:
     run = ["ip", "netns", "exec", ns]
     sh(*run, "iptables-nft", "-N", "TSQ-ISO")
