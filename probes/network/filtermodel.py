@@ -78,6 +78,11 @@ class Part:
             out.setdefault(a.a, v)  # the first entry for a name wins, as in a scan
         return out
 
+    @cached_property
+    def names_set(self) -> bool:
+        """A value is a named set (the evaluator looks its elements up)."""
+        return any(a.kind == "set" for a in self.values)
+
     @property
     def text(self) -> str:
         if self.kind == "unknown":
@@ -122,7 +127,7 @@ class Rule:
     saddr: str = ""
     daddr: str = ""
 
-    @property
+    @cached_property
     def display(self) -> str:
         """As the user would write it (nft syntax, or the iptables-save line)."""
         if self.text:
@@ -174,10 +179,16 @@ class Chain:
         """For a packet leaving by interface X, the rules that can apply (those without a
         leading literal output interface, and those for X), in order; "" -> the former.
         Kept on the instance (not a field): a large chain is scanned once, not per packet."""
-        names = {r.oif for r in self.rules if r.oif}
-        out = {n: tuple(r for r in self.rules if r.oif in ("", n)) for n in names}
-        out[""] = tuple(r for r in self.rules if not r.oif)
-        return out
+        lists: dict[str, list[Rule]] = {r.oif: [] for r in self.rules if r.oif}
+        lists[""] = []
+        every = list(lists.values())
+        for r in self.rules:  # one pass: a rule for X goes to X's list, one for any to all
+            if r.oif:
+                lists[r.oif].append(r)
+            else:
+                for x in every:
+                    x.append(r)
+        return {n: tuple(x) for n, x in lists.items()}
 
     def rules_for(self, oif: str) -> tuple[Rule, ...]:
         if not oif or len(self.rules) < 16:
@@ -206,14 +217,26 @@ class Ruleset:
     sets: tuple[NamedSet, ...] = ()
 
     def chain(self, family: str, table: str, name: str) -> Chain | None:
-        return next(
-            (c for c in self.chains if c.family == family and c.table == table and c.name == name), None
-        )
+        return self._chains.get((family, table, name))
 
     def named_set(self, family: str, table: str, name: str) -> NamedSet | None:
-        return next(
-            (s for s in self.sets if s.family == family and s.table == table and s.name == name), None
-        )
+        return self._sets.get((family, table, name))
+
+    @cached_property
+    def _chains(self) -> dict[tuple[str, str, str], Chain]:
+        """Chains by (family, table, name), the first of a name winning as in a scan; kept on
+        the instance (not a field): a jump is one lookup, not a scan of every chain."""
+        out: dict[tuple[str, str, str], Chain] = {}
+        for c in self.chains:
+            out.setdefault((c.family, c.table, c.name), c)
+        return out
+
+    @cached_property
+    def _sets(self) -> dict[tuple[str, str, str], NamedSet]:
+        out: dict[tuple[str, str, str], NamedSet] = {}
+        for s in self.sets:
+            out.setdefault((s.family, s.table, s.name), s)
+        return out
 
 
 @dataclass(frozen=True)
@@ -227,6 +250,12 @@ class NsFilters:
     why: str = ""  # why it was read: forwarding, br_netfilter
     errors: tuple[str, ...] = ()  # a reader that failed (its rules are unknown)
     not_read: tuple[str, ...] = ()  # a back end not read, and why ("tool missing")
+
+    @cached_property
+    def hooked(self) -> dict[tuple[str, tuple[str, ...]], tuple[tuple[Ruleset, Chain], ...]]:
+        """The evaluator's base chains per (hook, families), filled as it asks; kept on the
+        instance (not a field), so each packet does not scan every chain again."""
+        return {}
 
 
 @dataclass(frozen=True)
