@@ -337,6 +337,10 @@ class Session:
     def subscribe(self, fn: Subscriber) -> None:
         self.engine.subscribe(fn)
 
+    def show_hosts(self, names: Sequence[str] | None) -> None:
+        """The hosts whose figures the UI draws (None: all); see Engine.show_hosts."""
+        self.engine.show_hosts(names)
+
     def start(self) -> None:
         self.engine.start()
         self._sweep_probe_ports()

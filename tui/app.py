@@ -374,6 +374,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     def action_pick_host(self) -> None:
         """Narrow the panes to the next host of the fleet, then back to all hosts."""
         self.host_filter = next_host(self._state, self.host_filter)
+        self._tell_on_screen()
         self.notify(
             f"showing host {self.host_filter}" if self.host_filter else "showing all hosts", timeout=3
         )
@@ -402,11 +403,22 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         def opened(host: str | None) -> None:
             if host is not None:
                 self.host_filter = host
+            self._tell_on_screen()
+            if host is not None:
                 self.notify(f"showing host {host} (h: next host / all)", timeout=3)
                 if self._state is not None:
                     self._render(self._state, everything=True)
 
         self.push_screen(FleetScreen(self._state, self._clock), opened)
+        self._tell_on_screen(fleet_view=True)
+
+    def _tell_on_screen(self, *, fleet_view: bool = False) -> None:
+        """Tell the source whose figures are drawn: the engine reads the other hosts' figures
+        less often in a large fleet (Engine.show_hosts). The fleet view draws no host's
+        figures, a host filter one host's, the main view every host's."""
+        show = getattr(self._source, "show_hosts", None)
+        if show is not None:
+            show(() if fleet_view else (self.host_filter,) if self.host_filter else None)
 
     def action_changes(self) -> None:
         """What changed since the baseline (--baseline), newest first; Enter jumps to it."""

@@ -53,6 +53,7 @@ _RUNNING = {
 
 class ResourcesProbe(Probe[ResourceSnapshot]):
     name = "resources"
+    figures = True  # read less often on hosts not on screen (Engine.show_hosts)
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         )
         self._netns = NetnsReader()
         self._n = 0
+        self._limits_at = time.monotonic()  # when limits were last read
         self._merges = 0
         self._keys: set[str] = set()
         self._last: ResourceSnapshot | None = None
@@ -141,7 +143,14 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
     async def collect(self, host: HostTransport) -> ResourceSnapshot:
         if self.paused and self._last is not None:
             return self._last
-        with_limits = self._n % self.limits_every == 0
+        # limits every `limits_every` runs, or as often in time when the engine reads this
+        # host's figures less often (not on screen): then at every run
+        mono = time.monotonic()
+        with_limits = (
+            self._n % self.limits_every == 0 or mono - self._limits_at >= self.limits_every * self.interval
+        )
+        if with_limits:
+            self._limits_at = mono
         if self._n == 0 and self._merges == 0 and not self._workloads and self._host_totals:
             # not when this machine is not the host (the demo fleet, libvirt's view of another
             # host): its containers and namespaces are not that host's either
