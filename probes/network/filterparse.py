@@ -371,9 +371,12 @@ EB_OPTS = {
 }  # fmt: skip
 
 
-def iptables_rule(args: list[str], handle: int, user_chains: set[str], eb: bool = False) -> Rule:
+def iptables_rule(
+    args: list[str], handle: int, user_chains: set[str], eb: bool = False, plain: bool = False
+) -> Rule:
     """The arguments of one `-A CHAIN ...` line (after CHAIN); `eb`: an ebtables line (-p is
-    the ethertype, --ip-* match the IPv4 header, `--opt ! value` negates)."""
+    the ethertype, --ip-* match the IPv4 header, `--opt ! value` negates); `plain`: split from
+    a line without quotes or backslashes (no argument needs quoting in the rule's text)."""
     parts: list[Part] = []
     verdict: Verdict | None = None
     comment = ""
@@ -471,7 +474,8 @@ def iptables_rule(args: list[str], handle: int, user_chains: set[str], eb: bool 
             i += 2 if arg else 1
             continue
         i += 2
-    return make_rule(tuple(parts), verdict, handle, " ".join(_q(a) for a in args), comment)
+    text = " ".join(args) if plain else " ".join(_q(a) for a in args)
+    return make_rule(tuple(parts), verdict, handle, text, comment)
 
 
 def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
@@ -481,7 +485,7 @@ def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
     chains: dict[str, list[Rule]] = {}
     policies: dict[str, str] = {}
     table = ""
-    lines: list[tuple[str, list[str]]] = []
+    lines: list[tuple[str, list[str], bool]] = []
     user_policy: dict[str, str] = {}
     for ln in text.splitlines():
         if ln.startswith("*"):
@@ -497,16 +501,18 @@ def parse_iptables_save(text: str, source: str, family: str = "ip") -> Ruleset:
             elif pol != "-":
                 policies[name] = pol.lower()
         elif ln.startswith("-A "):
-            try:  # iptables-save quotes only what has spaces or quotes: most lines split plainly
-                toks = ln.split() if not any(c in ln for c in "\"'\\") else shlex.split(ln)
+            # iptables-save quotes only what has spaces or quotes: most lines split plainly
+            plain = '"' not in ln and "'" not in ln and "\\" not in ln
+            try:
+                toks = ln.split() if plain else shlex.split(ln)
             except ValueError as e:
                 raise FilterParseError(f"{source}: cannot read {ln[:80]!r}: {e}") from None
             if len(toks) >= 2:
-                lines.append((toks[1], toks[2:]))
+                lines.append((toks[1], toks[2:], plain))
     users = {c for c in chains if c not in policies}
-    for chain, args in lines:
+    for chain, args, plain in lines:
         rs = chains.setdefault(chain, [])
-        rs.append(iptables_rule(args, len(rs) + 1, users, eb))
+        rs.append(iptables_rule(args, len(rs) + 1, users, eb, plain))
     out = tuple(
         Chain(
             family,
