@@ -230,6 +230,19 @@ def _any_has(atoms: Sequence[Atom], key: str, v: str, memo: Memo) -> bool:
             if v.startswith(a[:-1]) if a.endswith("*") else v == a:
                 return True
         return False
+    if key.endswith("port"):
+        port = int(v)
+        for atom in atoms:
+            a = atom.a
+            if atom.kind == "value" and a.isdigit():
+                if port == int(a):
+                    return True
+            elif atom.kind == "range" and a.isdigit() and atom.b.isdigit():
+                if int(a) <= port <= int(atom.b):
+                    return True
+            elif _atom_has(atom, key, v, memo):  # a service name, another kind: as it says
+                return True
+        return False
     if key == "ip saddr" or key == "ip daddr":
         ip = -1
         for atom in atoms:
@@ -288,9 +301,11 @@ def _run(
         ):
             continue  # a leading literal interface or address match fails: the rule cannot apply
         verdict = r.verdict
+        # the literal matches just compared are true: only the other parts are left to walk
+        parts = r.unchecked if (p.iif or not r.iif) and (p.oif or not r.oif) else r.parts
         try:
             hit = True
-            for part in r.parts:
+            for part in parts:
                 if part.kind == "unknown":
                     raise _Undecided(part.text)
                 if part.kind == "match":

@@ -128,6 +128,29 @@ class Rule:
     daddr: str = ""
 
     @cached_property
+    def unchecked(self) -> tuple[Part, ...]:
+        """The parts left once the literal fields (iif, oif, saddr, daddr) compared equal with
+        the packet's (the evaluator compares them first): those matches are then true."""
+        lit = {
+            "meta iifname": self.iif,
+            "meta oifname": self.oif,
+            "ip saddr": self.saddr,
+            "ip daddr": self.daddr,
+        }
+        return tuple(
+            p
+            for p in self.parts
+            if not (
+                p.kind == "match"
+                and p.op == "=="
+                and len(p.values) == 1
+                and p.values[0].kind == "value"
+                and lit.get(p.key)
+                and p.values[0].a == lit[p.key]
+            )
+        )
+
+    @cached_property
     def display(self) -> str:
         """As the user would write it (nft syntax, or the iptables-save line)."""
         if self.text:

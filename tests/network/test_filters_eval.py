@@ -142,6 +142,45 @@ table ip tsqg {
         fp.parse_nft('{"nftables": [')
 
 
+async def test_literal_matches_compared_first_decide_as_the_ordered_walk(ns: str) -> None:
+    """The evaluator compares a rule's literal interface/address first and then walks only the
+    other parts: a rule naming two input interfaces still needs both, an unknown interface is
+    still undecided at the rule, ports and ranges decide as before."""
+    sh(
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "nft",
+        "-f",
+        "-",
+        input="""
+table inet tsqh {
+  chain fw { type filter hook forward priority 0; policy accept;
+    iifname "a" iifname "b" drop
+    iifname "b" tcp dport 80 drop
+    iifname "c" ip saddr 10.0.0.1 tcp dport { 22, 80-90 } drop
+  }
+}
+""",
+    )
+    f = await read(ns)
+
+    def rule(d) -> str:  # type: ignore[no-untyped-def]
+        return d.deciding.rule.split(": ", 1)[1] if d.deciding and d.deciding.rule else "policy"
+
+    d = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 80, "b", "y"))
+    assert d.verdict == "drop" and rule(d) == "iifname b tcp dport 80 drop"
+    assert decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 81, "b", "y")).verdict == "accept"
+    d = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 85, "c", "y"))
+    assert d.verdict == "drop" and rule(d) == "iifname c ip saddr 10.0.0.1 tcp dport { 22, 80-90 } drop"
+    assert decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 91, "c", "y")).by_policy
+    assert decide(f, P("10.0.0.2", "10.0.1.1", "tcp", 22, "c", "y")).by_policy
+    d = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 22, "", "y"))
+    assert d.verdict == "undecided" and "interface not known" in d.deciding.rule
+    assert 'iifname "a"' in d.deciding.rule or "iifname a" in d.deciding.rule
+
+
 async def test_iptables_nft_and_legacy_back_ends(ns: str) -> None:
     run = ["ip", "netns", "exec", ns]
     sh(*run, "iptables-nft", "-N", "TSQ-ISO")
