@@ -412,3 +412,43 @@ async def test_reattribution_reload_of_two_hosts_parses_no_lazy_line():
         parsed_late = sum(len(set(c._parsed) - found) for c, found in chunks)
         # rows drawn before and after the reload, and the State's newest 10: not the 3,600
         assert parsed_late <= 3 * ll.size.height + 10
+
+
+async def test_arriving_lines_scroll_without_a_screen_layout():
+    """A new line moves the Logs pane's scrollbar and view, not the whole screen's layout:
+    the first lines that overflow make the scrollbar appear (one layout, asked for by the
+    scrollbar); later lines are followed with no layout pass at all."""
+    ring = Ring(capacity=500)
+    ring.append_many(live_events(3))
+    app, source = make_app(with_ring(fleet_state(), ring), rings={"hv1": ring})
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        ll = app.query_one(LogLines)
+        assert not ll.show_vertical_scrollbar
+        layouts = 0
+        screen = app.screen
+        real = screen._refresh_layout
+
+        def counted(*a, **k):
+            nonlocal layouts
+            layouts += 1
+            return real(*a, **k)
+
+        screen._refresh_layout = counted
+        ring.append_many(live_events(100, 3))
+        source.push(with_ring(fleet_state(), ring))
+        await pilot.pause(0.3)
+        assert ll.show_vertical_scrollbar and layouts >= 1  # the scrollbar came
+        for start in (103, 140):
+            layouts = 0
+            ring.append_many(live_events(37, start))
+            source.push(with_ring(fleet_state(), ring))
+            await pilot.pause(0.3)
+            assert layouts == 0
+            n = start + 37
+            assert len(ll.lines) == n and ll.cursor == n - 1
+            assert ll.vertical_scrollbar.window_virtual_size == n
+            assert ll.scroll_offset.y == ll.max_scroll_y == n - ll.scrollable_content_region.height
+            shown = "".join(s.text for s in pane_segments(app))
+            assert f"entry {n - 1} " in shown  # the newest line is on screen

@@ -181,12 +181,22 @@ class LogLines(ScrollView, can_focus=True):
         self.refresh()
 
     def _update_size(self) -> None:
-        self.virtual_size = Size(max(self._width, self.size.width), len(self.lines))
+        """The scrollable size follows the lines. Set without a layout pass: assigning
+        `virtual_size` re-lays the whole screen (~12 ms, and a ~6 ms repaint of every
+        scrollbar after it) at each arriving line, though only this widget's scrollbars
+        move; a scrollbar that appears or goes still asks for its layout itself."""
+        size = Size(max(self._width, self.size.width), len(self.lines))
+        if size == self.virtual_size:
+            return
+        self.set_reactive(LogLines.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     def _to_end(self) -> None:
         if self.lines:
             self.cursor = len(self.lines) - 1
-        self.scroll_to(y=max(0, len(self.lines) - self.size.height), animate=False, immediate=True)
+        # max_scroll_y: the rows above a horizontal scrollbar (size.height hid the newest line)
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
 
     def reveal(self, index: int) -> None:
         h = max(1, self.size.height)
@@ -733,9 +743,9 @@ class LogsPane(Pane):
                 t.append(visible(s.name, limit=60) + " " + s.state.value)
             if len(bad) > 3:
                 t.append(f", +{len(bad) - 3} more")
-        if t.plain != self._status_text:  # a layout pass only when the line changed
+        if t.plain != self._status_text:  # a repaint only when the line changed
             self._status_text = t.plain
-            status.update(t)
+            status.update(t, layout=False)  # one line (height: 1, one row of the pane)
 
 
 def _fields(q: Query) -> dict[str, Any]:
