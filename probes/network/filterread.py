@@ -38,11 +38,15 @@ READERS = (
     "ebtables-legacy",
 )
 
+# $2: the *-nft-save readers to skip (their family has no nftables table there: each would
+# list the whole ruleset again through the kernel to show nothing); known locally, else none
 INNER = r"""
-n=$1
+n=$1; skip=" $2 "
 printf '@@%s nft\n' "$n"; nft -j list ruleset 2>&1; printf '\n@@%s rc %s\n' "$n" $?
 for t in iptables-nft-save ip6tables-nft-save ebtables-nft-save; do
-  printf '@@%s %s\n' "$n" "$t"; "$t" 2>&1; printf '\n@@%s rc %s\n' "$n" $?
+  printf '@@%s %s\n' "$n" "$t"
+  case $skip in *" $t "*) echo '#absent' ;; *) "$t" 2>&1 ;; esac
+  printf '\n@@%s rc %s\n' "$n" $?
 done
 for t in iptables:ip_tables_names ip6tables:ip6_tables_names; do
   printf '@@%s %s-legacy-save\n' "$n" "${t%%:*}"
@@ -56,12 +60,14 @@ printf '@@%s sysctl\n' "$n"
 cat /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables 2>/dev/null
 printf '\n@@%s rc %s\n' "$n" $?
 """
-# one `ip netns exec` per namespace (each costs a mount namespace and a fork or two)
+# one `ip netns exec` per namespace (each costs a mount namespace and a fork or two); the
+# arguments after the first two are pairs: namespace, readers to skip there
 SCRIPT = r"""
 n=$1; inner=$2; shift 2
-for ns in "$@"; do
+while [ $# -ge 2 ]; do
+  ns=$1; skip=$2; shift 2
   printf '@@%s ns %s\n' "$n" "$ns"
-  if [ -z "$ns" ]; then sh -c "$inner" sh "$n"; else ip netns exec "$ns" sh -c "$inner" sh "$n"; fi
+  if [ -z "$ns" ]; then sh -c "$inner" sh "$n" "$skip"; else ip netns exec "$ns" sh -c "$inner" sh "$n" "$skip"; fi
 done
 """
 
@@ -120,6 +126,56 @@ def nft_generation() -> int | None:
             return int(struct.unpack_from(">L", data, off + 4)[0])
         off += (alen + 3) & ~3
     return None
+
+
+NFT_MSG_GETTABLE = (10 << 8) | 1
+# the *-nft-save reader of each family (nfgenmsg's NFPROTO_* number)
+NFT_SAVE_FAMILIES = (("iptables-nft-save", 2), ("ip6tables-nft-save", 10), ("ebtables-nft-save", 7))
+
+
+def nft_families() -> frozenset[int] | None:
+    """Blocking: the families (NFPROTO_*) that have an nftables table in the calling thread's
+    network namespace, by one netlink dump (no process); None when unknown."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+    fams: set[int] = set()
+    try:
+        s.settimeout(1.0)
+        flags = 0x1 | 0x300  # NLM_F_REQUEST | NLM_F_DUMP
+        s.send(struct.pack("=LHHLL", 20, NFT_MSG_GETTABLE, flags, 1, 0) + struct.pack("=BBH", 0, 0, 0))
+        while True:
+            data = s.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                length, typ = struct.unpack_from("=LH", data, off)
+                if typ == 3:  # NLMSG_DONE
+                    return frozenset(fams)
+                if typ == 2 or length < 16:  # NLMSG_ERROR (not permitted, no nf_tables)
+                    return None
+                if length >= 20:
+                    fams.add(data[off + 16])  # nfgenmsg.nfgen_family
+                off += (length + 3) & ~3
+            if not data:
+                return None
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+async def nft_skips(which: list[tuple[str, str]]) -> dict[str, str]:
+    """Locally: per namespace, the *-nft-save readers whose family has no table there."""
+    from probes.network.nsenter import in_fresh_thread, in_netns
+
+    def one(ns: str) -> str:
+        try:
+            fams = in_netns(f"/run/netns/{ns}", nft_families) if ns else nft_families()
+        except OSError:
+            return ""
+        if fams is None:
+            return ""
+        return " ".join(t for t, fam in NFT_SAVE_FAMILIES if fam not in fams)
+
+    return await in_fresh_thread(lambda: {ns: one(ns) for ns, _ in which})
 
 
 NFNLGRP_NFTABLES = 7
@@ -267,10 +323,10 @@ async def read_filters(
 
 async def _read(host: HostTransport, which: list[tuple[str, str]], timeout: float) -> tuple[NsFilters, ...]:
     nonce = secrets.token_hex(8)
+    skips = await nft_skips(which) if host.is_local and not host.root else {}
+    args = [x for n, _ in which for x in (n, skips.get(n, ""))]
     try:
-        res = await host.run(
-            ["sh", "-c", SCRIPT, "sh", nonce, INNER] + [n for n, _ in which], timeout=timeout
-        )
+        res = await host.run(["sh", "-c", SCRIPT, "sh", nonce, INNER, *args], timeout=timeout)
     except Exception as e:
         return tuple(NsFilters(n, why=w, errors=(f"cannot run the filter readers: {e}",)) for n, w in which)
     sections = split_sections(res.stdout, nonce)

@@ -37,11 +37,15 @@ def ns() -> Iterator[str]:
         sh("ip", "netns", "del", NS, check=False)
 
 
-def run_readers(ns: str, path: str | None = None) -> dict[str, tuple[int, str]]:
+def run_readers(ns: str, path: str | None = None, skip: str = "") -> dict[str, tuple[int, str]]:
     """The real reader program, as filterread runs it, for one namespace."""
     env = {"PATH": path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LC_ALL": "C"}
     out = subprocess.run(
-        ["sh", "-c", SCRIPT, "sh", "N0NCE", INNER, ns], capture_output=True, text=True, env=env, check=True
+        ["sh", "-c", SCRIPT, "sh", "N0NCE", INNER, ns, skip],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     return split_sections(out, "N0NCE")[ns]
 
@@ -125,3 +129,30 @@ def test_ebtables_legacy_listing_is_read_as_its_save_layout() -> None:
     assert d3.verdict == "drop" and "TENANTS" in d3.text
     ok = decide(f, Packet("10.93.0.4", "10.93.0.9", iif="tf2-pc", oif="tf2-pb"), bridge="tf2-br")
     assert ok.verdict == "accept"
+
+
+@needs_root
+@needs_tool("ip", "nft", "ip6tables-nft")
+async def test_nft_save_readers_skipped_where_their_family_has_no_table(ns: str) -> None:
+    """Locally the families with nftables tables are asked of the kernel (one netlink dump, no
+    process): iptables-/ip6tables-/ebtables-nft-save run only where their family has a table
+    (each lists the whole ruleset again to show nothing), and what is read is the same."""
+    from probes.hosts.local import LocalHost
+    from probes.model import Host
+    from probes.network.filterread import nft_skips, read_filters
+    from probes.network.model import Namespace, Topology
+
+    everything = "iptables-nft-save ip6tables-nft-save ebtables-nft-save"
+    assert await nft_skips([(ns, "forwarding")]) == {ns: everything}  # no table at all
+    sh("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "tf4-t")
+    assert await nft_skips([(ns, "forwarding")]) == {ns: everything}  # inet is nft's own
+    sh("ip", "netns", "exec", ns, "ip6tables-nft", "-A", "FORWARD", "-s", "fd00:84::1", "-j", "DROP")
+    assert await nft_skips([(ns, "forwarding")]) == {ns: "iptables-nft-save ebtables-nft-save"}
+    assert await nft_skips([("tf4-no-such-ns", "forwarding")]) == {"tf4-no-such-ns": ""}
+    skipped = run_readers(ns, skip="iptables-nft-save ebtables-nft-save")
+    assert skipped["iptables-nft-save"] == (0, "#absent\n") and skipped["ebtables-nft-save"][1] == "#absent\n"
+    assert "fd00:84::1" in skipped["ip6tables-nft-save"][1]
+    topo = Topology(namespaces=(Namespace(ns, ip_forward=True),))
+    (f,) = await read_filters(LocalHost(Host("t"), libvirt_uri=None), topo)
+    assert f == build(ns, "forwarding", run_readers(ns)) and not f.not_read
+    assert {rs.source for rs in f.rulesets} == {"nft", "ip6tables-nft"}
