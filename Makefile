@@ -13,8 +13,9 @@ demo: system-demo $(STAMP)
 # (tests/skip_policy.py). `make test FORBID_SKIPS=0` allows skips explicitly.
 FORBID_SKIPS ?= 1
 
+# --durations: every run ends with its slowest 30 tests and set-ups (the suite's budget is 10 min)
 test: system-test $(STAMP) lint
-	TENANTSCOPE_FORBID_SKIPS=$(FORBID_SKIPS) $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	TENANTSCOPE_FORBID_SKIPS=$(FORBID_SKIPS) $(BIN)/python -m pytest -ra --durations=30 $(PYTEST_ARGS)
 
 # ruff (lint + format) and mypy (strict on probes/): part of `make test`, so of CI
 lint: $(STAMP)
