@@ -35,6 +35,7 @@ from probes.requests import (
 )
 
 if TYPE_CHECKING:
+    from probes.hosts.remote_events import RemoteNetEvents
     from probes.inventory.libvirt_link import LibvirtLink
     from probes.logs.service import LogService
 
@@ -150,6 +151,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
         from probes.network.events import NetEvents
 
         events: NetEvents | None = None
+        pushed: RemoteNetEvents | None = None
         if host.is_local and not host.root and not opts.demo:
             from probes.network.events import LocalNetEvents
 
@@ -157,7 +159,8 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
         elif host.host.kind == "ssh" and not opts.demo:  # the same events, from a remote helper
             from probes.hosts.remote_events import RemoteNetEvents
 
-            events = RemoteNetEvents(host)
+            # (it also pushes the host's totals every interval: the resources probe's figures)
+            events = pushed = RemoteNetEvents(host, totals=opts.interval)
         if not opts.demo:  # the demo shows only the bundled libvirt fleet
             from probes.inventory.containers import ContainerProbe
             from probes.inventory.netns import NetnsProbe
@@ -170,7 +173,9 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
             ]
         from probes.resources.probe import ResourcesProbe
 
-        probes.append(ResourcesProbe(interval=opts.interval, host_totals=not opts.demo, link=link))
+        probes.append(
+            ResourcesProbe(interval=opts.interval, host_totals=not opts.demo, link=link, pushed=pushed)
+        )
         if not opts.demo:  # host files of this machine say nothing about the simulated demo host
             from probes.facts.probe import FactsProbe
 

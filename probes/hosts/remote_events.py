@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from probes.hosts import remote_helper
@@ -59,17 +60,36 @@ def helper_argv(
     heartbeat: float = HEARTBEAT,
     settle: float = 0.02,
     proc_scan: float = PROC_SCAN,
+    totals: float = 0.0,
 ) -> list[str]:
     """The helper's argv: constant program text, the configuration as one JSON argument."""
     cfg = {"netns_dir": netns_dir, "groups": TOPOLOGY_GROUPS, "settle": settle, "heartbeat": heartbeat}
     cfg["files"] = list(files)
     cfg["proc_scan"] = proc_scan
+    cfg["totals"] = totals
     return [python, "-c", PROGRAM, json.dumps(cfg)]
 
 
+TOTALS_FIELDS = 10  # the T frame's numbers (remote_helper.host_totals)
+_MAX_COUNTER = 2.0**64
+
+
+def _totals(body: object) -> tuple[float, ...] | None:
+    """The T frame's ten numbers, or None when they are not ten finite non-negative numbers
+    (a hostile or broken host: dropped)."""
+    if not isinstance(body, list) or len(body) != TOTALS_FIELDS:
+        return None
+    out = []
+    for x in body:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x < _MAX_COUNTER:
+            return None  # (NaN fails the comparison too)
+        out.append(x)
+    return tuple(out) if out[0] >= 1 else None
+
+
 def parse_frame(line: str) -> tuple[str, object]:
-    """('R', {area: why}), ('F', names), ('C', what), ('H', None), ('X', why), or ('', None)
-    for anything malformed (dropped)."""
+    """('R', {area: why}), ('F', names), ('C', what), ('T', totals), ('H', None), ('X', why),
+    or ('', None) for anything malformed (dropped)."""
     try:
         f = json.loads(line)
     except ValueError:
@@ -85,6 +105,9 @@ def parse_frame(line: str) -> tuple[str, object]:
         return kind, tuple(str(x) for x in f[1] if isinstance(x, str))
     if kind == "X" and len(f) == 2:
         return "X", str(f[1])[:300]
+    if kind == "T" and len(f) == 2:
+        totals = _totals(f[1])
+        return ("T", totals) if totals is not None else ("", None)
     return "", None
 
 
@@ -102,8 +125,15 @@ class RemoteNetEvents:
         files: Sequence[str] = OVS_DB_FILES,
         heartbeat: float = HEARTBEAT,
         restart: float = RESTART_MAX,
+        totals: float = 0.0,
     ) -> None:
         self.host = host
+        # the host's totals pushed every `totals` s (0: not asked for): the newest, when it
+        # came (time.time()) and how many came (a reader takes each one once)
+        self.totals_every = totals
+        self.totals: tuple[float, ...] | None = None
+        self.totals_at = 0.0
+        self.totals_seq = 0
         self.python = python
         self.netns_dir = netns_dir
         self.files = tuple(files)
@@ -174,9 +204,17 @@ class RemoteNetEvents:
             except Exception:
                 log.exception("remote network event subscriber")
 
+    def fresh_totals(self, seen: int) -> tuple[int, tuple[float, ...], float] | None:
+        """(seq, totals, received at) of pushed totals newer than `seen` while the helper
+        runs (a stream that ends forgets them); None: none new (the reader asks the host)."""
+        if self.totals is None or self.totals_seq == seen:
+            return None
+        return self.totals_seq, self.totals, self.totals_at
+
     def _set_down(self, why: str) -> None:
         was = self._live
         self._live = False
+        self.totals = None
         self.error = why
         if was:
             self._fire(ALL)  # the probes run once and go back to their polls meanwhile
@@ -213,11 +251,18 @@ class RemoteNetEvents:
             why = "the event helper ended"
             try:
                 argv = helper_argv(
-                    self.python, netns_dir=self.netns_dir, files=self.files, heartbeat=self.heartbeat
+                    self.python,
+                    netns_dir=self.netns_dir,
+                    files=self.files,
+                    heartbeat=self.heartbeat,
+                    totals=self.totals_every,
                 )
                 async for line in self.host.stream(argv):
                     kind, body = parse_frame(line)
-                    if kind == "C" and isinstance(body, tuple):
+                    if kind == "T" and isinstance(body, tuple):
+                        self.totals, self.totals_at = body, time.time()
+                        self.totals_seq += 1
+                    elif kind == "C" and isinstance(body, tuple):
                         for what in body:
                             if what in self.received or len(self.received) < MAX_COUNTED:
                                 self.received[what] = self.received.get(what, 0) + 1
@@ -225,7 +270,9 @@ class RemoteNetEvents:
                     elif kind == "F" and isinstance(body, tuple):
                         self._names = body
                     elif kind == "R" and isinstance(body, dict):
-                        trouble = "; ".join(v for k, v in body.items() if v and k != "procs")
+                        if body.get("totals"):  # the helper cannot read them: asked instead
+                            self.totals = None
+                        trouble = "; ".join(v for k, v in body.items() if v and k not in ("procs", "totals"))
                         self._live = not trouble
                         self._procs = body.get("procs") == ""
                         self.error = trouble and f"the event helper: {trouble}"
@@ -237,6 +284,7 @@ class RemoteNetEvents:
                         why = f"the event helper failed: {body}"
             except asyncio.CancelledError:
                 self._live = False
+                self.totals = None
                 raise
             except Exception as e:  # HostError, or asyncssh's own when the connection dropped
                 why = f"the event helper stopped: {str(e)[:200] or type(e).__name__}"

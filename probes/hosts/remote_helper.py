@@ -17,6 +17,10 @@ CONFIG is one JSON argument (data, never code): {"netns_dir", "groups", "settle"
 - processes, every `proc_scan` seconds (on the host, not over SSH): a new namespace only
   processes hold (a container, `unshare`), one gone, a runtime daemon (dockerd, podman) come
   or gone. Only new PIDs are read, so a scan of an idle host is one listdir of /proc.
+- the host's totals, every `totals` seconds (0: off): /proc/stat, meminfo, diskstats and
+  net/dev read on the host and pushed as ten numbers, so the console's resources probe takes
+  the newest instead of asking (one short line instead of a request and an answer of the
+  files' text). The console parses the same files with these functions when it asks itself.
 
 Output: one JSON array per line, ASCII only (a namespace name is untrusted text; json escapes
 anything), flushed at once:
@@ -25,6 +29,8 @@ anything), flushed at once:
   ["C", [what...]]    what changed, coalesced over `settle` seconds: "" the host's
                       namespace, a name, "/" the set of names, "*" everything (events lost),
                       "file:PATH" a watched file, "//procs" processes' namespaces
+  ["T", [cpus, cpu total s, idle+iowait s, steal s, mem total, mem used, disk read B,
+        disk written B, net rx B, net tx B]]   the host's totals (counters since boot)
   ["H"]               heartbeat (a closed channel ends the helper at the next write)
   ["X", why]          the helper failed and exits
 """
@@ -35,6 +41,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -127,6 +134,93 @@ class Relevance:
         return True  # links and addresses: always
 
 
+# -- the host's totals (also the console's parsers of these files: probes/resources/hosttotals.py)
+
+SKIP_DISK = re.compile(r"^(loop|ram|zram|sr|fd|dm-|md)\d*")
+
+
+def proc_stat(text: str) -> tuple[int, float, float, float]:
+    """(cpus, total s, idle+iowait s, steal s) from /proc/stat (USER_HZ = 100)."""
+    cpus = 0
+    total = idle = steal = 0.0
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            f = [int(x) for x in line.split()[1:]]
+            f += [0] * (10 - len(f))
+            total = sum(f[:8]) / 100.0  # guest fields 8, 9 are included in user/nice
+            idle = (f[3] + f[4]) / 100.0
+            steal = f[7] / 100.0
+        elif line.startswith("cpu"):
+            cpus += 1
+        elif cpus:
+            break  # the per-CPU lines are done (the rest: interrupts, a long line)
+    return max(cpus, 1), total, idle, steal
+
+
+def meminfo(text: str) -> tuple[int, int]:
+    """(total, used = total - available) bytes from /proc/meminfo."""
+    vals: dict[str, int] = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        parts = v.split()
+        if parts:
+            vals[k] = int(parts[0]) * 1024
+    total = vals.get("MemTotal", 0)
+    avail = vals.get("MemAvailable", vals.get("MemFree", 0))
+    return total, total - avail
+
+
+def diskstats(text: str) -> tuple[int, int]:
+    """Bytes read and written by whole disks (partitions and virtual devices left out)."""
+    rows = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 10 and not SKIP_DISK.match(f[2]):
+            rows.append((f[2], int(f[5]) * 512, int(f[9]) * 512))
+    names = {r[0] for r in rows}
+    r = w = 0
+    for name, rd, wr in rows:
+        if any(name != n and name.startswith(n) for n in names):
+            continue  # a partition of a disk already counted
+        r += rd
+        w += wr
+    return r, w
+
+
+def net_dev(text: str) -> tuple[int, int, int, int]:
+    """(rx bytes, tx bytes, rx + tx drops, interfaces) over every interface but loopback."""
+    rx = tx = drops = n = 0
+    for line in text.splitlines()[2:]:
+        name, sep, rest = line.partition(":")
+        if not sep or name.strip() == "lo":
+            continue
+        f = rest.split()
+        if len(f) < 12:
+            continue
+        rx += int(f[0])
+        drops += int(f[3]) + int(f[11])
+        tx += int(f[8])
+        n += 1
+    return rx, tx, drops, n
+
+
+def _text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def host_totals() -> list[float]:
+    """The T frame's numbers (see the module's docstring)."""
+    cpus, total, idle, steal = proc_stat(_text("/proc/stat"))
+    mem_total, mem_used = meminfo(_text("/proc/meminfo"))
+    try:
+        blk_r, blk_w = diskstats(_text("/proc/diskstats"))
+    except OSError:
+        blk_r = blk_w = 0
+    rx, tx, _drops, _n = net_dev(_text("/proc/net/dev"))
+    return [cpus, total, idle, steal, mem_total, mem_used, blk_r, blk_w, rx, tx]
+
+
 def emit(*frame: object) -> None:
     sys.stdout.write(json.dumps(list(frame), ensure_ascii=True, separators=(",", ":")) + "\n")
     sys.stdout.flush()
@@ -141,6 +235,8 @@ class Helper:
         self.files = [str(f) for f in cfg.get("files") or ()]
         self.proc_scan = float(cfg.get("proc_scan") or 0)  # s between /proc scans, 0: off
         self.next_scan = 0.0
+        self.totals = float(cfg.get("totals") or 0)  # s between pushed totals, 0: off
+        self.next_totals = 0.0
         self.procs: dict[str, tuple[str, ...]] = {}  # pid -> its namespaces (+ "d:comm" for a runtime daemon)
         self.proc_view: frozenset[str] | None = None
         self.libc = ctypes.CDLL(None, use_errno=True)
@@ -396,6 +492,9 @@ class Helper:
             self.scan_procs()
             self.areas["procs"] = "" if self.procs else "cannot list /proc"
             self.next_scan = time.monotonic() + self.proc_scan
+        if self.totals > 0:
+            self.areas["totals"] = ""
+            self.next_totals = time.monotonic()
         emit("R", VERSION, self.areas)
         self.sync()
 
@@ -408,6 +507,8 @@ class Helper:
                 wait = min(wait, self.retry_at - now)
             if self.proc_scan > 0:
                 wait = min(wait, self.next_scan - now)
+            if self.totals > 0:
+                wait = min(wait, self.next_totals - now)
             for fd, _ev in self.poll.poll(max(0, int(wait * 1000) + 1)):
                 if fd == self.ino:
                     self._inotify()
@@ -416,6 +517,15 @@ class Helper:
             if self.proc_scan > 0 and time.monotonic() >= self.next_scan:
                 self.scan_procs()
                 self.next_scan = time.monotonic() + self.proc_scan
+            if self.totals > 0 and time.monotonic() >= self.next_totals:
+                # on a fixed beat (not drifting with the time a read takes)
+                self.next_totals = max(self.next_totals + self.totals, time.monotonic())
+                try:
+                    emit("T", host_totals())
+                except (OSError, ValueError, IndexError) as e:
+                    self.areas["totals"] = "totals: %s" % e
+                    self.totals = 0.0  # said once in an X-less way: the console asks instead
+                    emit("R", VERSION, self.areas)
             if self.retry and time.monotonic() >= self.retry_at:
                 before = set(self.by_name)
                 self.sync()

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from dataclasses import dataclass
 
+from probes.hosts import remote_helper
 from probes.hosts.base import HostTransport
 from probes.resources.netcounters import parse_net_dev
-
-_SKIP_DISK = re.compile(r"^(loop|ram|zram|sr|fd|dm-|md)\d*")
 
 
 @dataclass(frozen=True)
@@ -32,6 +30,7 @@ class RawTotals:
     net_rx: int
     net_tx: int
     source: str
+    at: float | None = None  # when it was sampled (pushed totals: received); None: now
 
 
 def _psutil_totals() -> RawTotals:
@@ -61,49 +60,10 @@ def _psutil_totals() -> RawTotals:
     )
 
 
-def parse_proc_stat(text: str) -> tuple[int, float, float, float]:
-    """(cpus, total s, idle+iowait s, steal s) from /proc/stat (USER_HZ = 100)."""
-    cpus = 0
-    total = idle = steal = 0.0
-    for line in text.splitlines():
-        if line.startswith("cpu "):
-            f = [int(x) for x in line.split()[1:]]
-            f += [0] * (10 - len(f))
-            total = sum(f[:8]) / 100.0  # guest fields 8, 9 are included in user/nice
-            idle = (f[3] + f[4]) / 100.0
-            steal = f[7] / 100.0
-        elif line.startswith("cpu"):
-            cpus += 1
-    return max(cpus, 1), total, idle, steal
-
-
-def parse_meminfo(text: str) -> tuple[int, int]:
-    vals: dict[str, int] = {}
-    for line in text.splitlines():
-        k, _, v = line.partition(":")
-        parts = v.split()
-        if parts:
-            vals[k] = int(parts[0]) * 1024
-    total = vals.get("MemTotal", 0)
-    avail = vals.get("MemAvailable", vals.get("MemFree", 0))
-    return total, total - avail
-
-
-def parse_diskstats(text: str) -> tuple[int, int]:
-    """Bytes read and written by whole disks (partitions and virtual devices left out)."""
-    rows = []
-    for line in text.splitlines():
-        f = line.split()
-        if len(f) >= 10 and not _SKIP_DISK.match(f[2]):
-            rows.append((f[2], int(f[5]) * 512, int(f[9]) * 512))
-    names = {r[0] for r in rows}
-    r = w = 0
-    for name, rd, wr in rows:
-        if any(name != n and name.startswith(n) for n in names):
-            continue  # a partition of a disk already counted
-        r += rd
-        w += wr
-    return r, w
+# the same parsers as the remote helper's, which pushes these totals from an SSH host
+parse_proc_stat = remote_helper.proc_stat
+parse_meminfo = remote_helper.meminfo
+parse_diskstats = remote_helper.diskstats
 
 
 async def read_totals(host: HostTransport) -> RawTotals:

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from probes.hosts import remote_helper
 from probes.hosts.base import HostTransport
 
 CLONE_NEWNET = 0x40000000
@@ -33,20 +34,8 @@ class NetCounters:
 
 
 def parse_net_dev(text: str) -> NetCounters:
-    """/proc/net/dev -> totals over every interface but loopback."""
-    rx = tx = drops = n = 0
-    for line in text.splitlines()[2:]:
-        name, sep, rest = line.partition(":")
-        if not sep or name.strip() == "lo":
-            continue
-        f = rest.split()
-        if len(f) < 12:
-            continue
-        rx += int(f[0])
-        drops += int(f[3]) + int(f[11])
-        tx += int(f[8])
-        n += 1
-    return NetCounters(rx, tx, drops, n)
+    """/proc/net/dev -> totals over every interface but loopback (the remote helper's parser)."""
+    return NetCounters(*remote_helper.net_dev(text))
 
 
 def parse_all_netns(text: str) -> dict[str, NetCounters]:

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Protocol
 
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
@@ -65,6 +66,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         tuning: dict[Metric, Tuning] | None = None,
         clock=time.time,
         link: LibvirtLink | None = None,
+        pushed: PushedTotals | None = None,
     ) -> None:
         self.interval = interval
         self.timeout = max(10.0, 3 * interval)
@@ -92,6 +94,10 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             link.thread if link is not None else ThreadPoolExecutor(1, thread_name_prefix="libvirt-stats")
         )
         self._netns = NetnsReader()
+        # an SSH host's remote helper pushes its totals (probes/hosts/remote_events.py): the
+        # newest is taken instead of asking, each once
+        self._pushed = pushed
+        self._pushed_seen = 0
         self._n = 0
         self._limits_at = time.monotonic()  # when limits were last read
         self._merges = 0
@@ -184,7 +190,8 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         net_targets = _net_targets(containers, netns)
         if net_targets:
             jobs["netns"] = asyncio.ensure_future(self._netns.read(host, net_targets))
-        if self._host_totals:
+        pushed = self._fresh_push() if self._host_totals else None
+        if self._host_totals and pushed is None:
             jobs["host"] = asyncio.ensure_future(read_totals(host))
         names = list(jobs)
         results = await asyncio.gather(*jobs.values(), return_exceptions=True)
@@ -208,7 +215,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             samples += self._container_samples(containers, got["cgroups"], nets, now)
         for w in netns:
             samples.append(self._netns_sample(w, nets.get(w.key), now))
-        totals = self._totals(got.get("host"), now)
+        totals = self._totals(pushed or got.get("host"), now)
         snap = self._finish(samples, totals, tuple(problems), now)
         self._last = snap
         return snap
@@ -353,9 +360,32 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             net_drops_ps=rt(w.key, "drops", n.drops, now),
         )
 
+    def _fresh_push(self) -> RawTotals | None:
+        p = self._pushed
+        got = p.fresh_totals(self._pushed_seen) if p is not None else None
+        if got is None:
+            return None
+        self._pushed_seen, t, at = got
+        return RawTotals(
+            int(t[0]),
+            t[1],
+            t[2],
+            t[3],
+            int(t[4]),
+            int(t[5]),
+            int(t[6]),
+            int(t[7]),
+            int(t[8]),
+            int(t[9]),
+            "/proc (pushed by the remote helper)",
+            at,
+        )
+
     def _totals(self, raw: RawTotals | None, now: float) -> HostTotals:
         if raw is None:
             return HostTotals()
+        if raw.at is not None:  # rates over the times the totals were sampled
+            now = raw.at
         rt = self._rates.rate
         total = rt("@host", "total", raw.cpu_total, now)
         idle = rt("@host", "idle", raw.cpu_idle, now)
@@ -418,6 +448,12 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             spikes=self.detector.spikes(now),
             problems=problems,
         )
+
+
+class PushedTotals(Protocol):
+    """Where an SSH host's pushed totals come from (probes/hosts/remote_events.RemoteNetEvents)."""
+
+    def fresh_totals(self, seen: int) -> tuple[int, tuple[float, ...], float] | None: ...
 
 
 def _net_targets(containers: Sequence[Workload], netns: Sequence[Workload]) -> list[tuple[str, str, int]]:
