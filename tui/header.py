@@ -110,10 +110,13 @@ def fleet_text(state: State, variables: dict[str, str]) -> Text:
     return out
 
 
+FOLLOWERS_ENV = "TENANTSCOPE_FOLLOWERS_FILE"
+
+
 def followers() -> int | None:
     """How many follow this console (`serve --presenter` writes the count to the file named by
     TENANTSCOPE_FOLLOWERS_FILE); None when this console is not presenting."""
-    path = os.environ.get("TENANTSCOPE_FOLLOWERS_FILE")
+    path = os.environ.get(FOLLOWERS_ENV)
     if not path:
         return None
     try:
@@ -225,17 +228,29 @@ class AppHeader(Horizontal):
         self._stale_after = stale_after
         self._state: State | None = None
         self._shown: tuple[Text, Text] | None = None
+        self._refreshed = 0.0  # the newest refresh time of the State shown
+        self._drawn_stale = False  # the header on screen says "stale"
 
     def compose(self) -> ComposeResult:
         yield Static(id="header-main")
         yield ErrorCount(id="header-errors")
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self._tick)  # staleness moves even when no state arrives
+        self.set_interval(1.0, self._clock_tick)  # staleness moves even when no state arrives
 
     def show(self, state: State) -> None:
         self._state = state
+        self._refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
         self._tick()
+
+    def _clock_tick(self) -> None:
+        """Every second: only the stale mark (and a presenter's follower count) moves with
+        the clock, so the header is rebuilt only when it is stale, was, or is presenting."""
+        if self._state is None:
+            return
+        stale = bool(self._refreshed) and self._clock() - self._refreshed > self._stale_after
+        if stale or self._drawn_stale or FOLLOWERS_ENV in os.environ:
+            self._tick()
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._tick)
@@ -249,6 +264,7 @@ class AppHeader(Horizontal):
             self._state, self._clock(), self._tz, self._stale_after, variables, width, followers()
         )
         errs = errors_text(self._state, variables)
+        self._drawn_stale = "(stale: " in main.plain
         if self._shown is not None and self._shown == (main, errs):
             return
         # A layout pass only when the header's size can change: its line count (height:

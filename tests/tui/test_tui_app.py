@@ -295,6 +295,29 @@ async def test_header_connection_states_errors_and_staleness():
         assert plain(header.query_one("#header-errors")) == "✓ no probe errors"
 
 
+async def test_header_is_not_rebuilt_every_second_while_fresh(monkeypatch):
+    """The 1 s clock moves only the stale mark: while the picture is fresh and nothing
+    arrives, the header is not rebuilt (it was, every second: a redraw pass each time)."""
+    from tui import header as header_module
+
+    built = []
+    real = header_module.header_text
+    monkeypatch.setattr(header_module, "header_text", lambda *a, **k: built.append(1) or real(*a, **k))
+    now = [T0 + 5]
+    app, _ = make_app(sample_state(), clock=lambda: now[0])
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        built.clear()
+        await pilot.pause(2.3)
+        assert built == []
+        now[0] = T0 + 75
+        await pilot.pause(1.2)
+        assert built and "(stale: " in plain(app.query_one(AppHeader).query_one("#header-main"))
+        n = len(built)
+        await pilot.pause(1.1)  # stale: the age moves every second
+        assert len(built) > n
+
+
 async def test_probe_errors_view_from_key_and_from_header_click():
     app, _ = make_app(sample_state(errors=True))
     async with app.run_test(size=(160, 48)) as pilot:
