@@ -27,6 +27,7 @@ from tests.fixtures.lab import (
     listing,
     observe,
     tenantscope,
+    tenantscope_here,
 )
 from tests.helpers import needs_root, needs_tool
 
@@ -137,18 +138,18 @@ def test_fault_refusals(lab: Lab) -> None:
 def test_baseline_and_diff_report_the_fault_and_nothing_else(lab: Lab, tmp_path) -> None:
     """A snapshot of the real lab, a real fault, then `check --baseline` and `diff` (issue 18)."""
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    r = tenantscope("snapshot", "--config", lab.config, "-o", str(good))
+    r = tenantscope_here("snapshot", "--config", lab.config, "-o", str(good))
     assert r.returncode == 0, r.stderr
     r = lab.run("break", "shared-bridge")
     assert r.returncode == 0, r.stderr
     try:
-        r = tenantscope(
+        r = tenantscope_here(
             "check", "--config", lab.config, "--baseline", str(good), "--fail-on", "new", "--format", "json"
         )
         assert r.returncode == 1, r.stderr  # a fail new since the baseline
         drift = json.loads(r.stdout)["drift"]
-        assert tenantscope("snapshot", "--config", lab.config, "-o", str(bad)).returncode == 0
-        d = tenantscope("diff", str(good), str(bad), "--config", lab.config, "--format", "json")
+        assert tenantscope_here("snapshot", "--config", lab.config, "-o", str(bad)).returncode == 0
+        d = tenantscope_here("diff", str(good), str(bad), "--config", lab.config, "--format", "json")
         assert d.returncode == 1, d.stderr
         via_diff = json.loads(d.stdout)
     finally:
@@ -169,7 +170,7 @@ def test_baseline_and_diff_report_the_fault_and_nothing_else(lab: Lab, tmp_path)
             c["summary"] for c in got["changes"] if c["kind"] == "finding-cleared" and "tsl-" in c["summary"]
         ]
     # the baseline itself is no drift: a check against it exits 0 with --fail-on new
-    r = tenantscope(
+    r = tenantscope_here(
         "check",
         "--config",
         lab.config,
