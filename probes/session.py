@@ -153,9 +153,12 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
         events: NetEvents | None = None
         pushed: RemoteNetEvents | None = None
         if host.is_local and not host.root and not opts.demo:
+            from probes.hosts.remote_events import PROC_SCAN
             from probes.network.events import LocalNetEvents
 
-            events = LocalNetEvents()
+            # the /proc scan (new PIDs only) wakes the container probe and the namespaces
+            # only processes hold, as the remote helper's does on an SSH host
+            events = LocalNetEvents(proc_scan=PROC_SCAN)
         elif host.host.kind == "ssh" and not opts.demo:  # the same events, from a remote helper
             from probes.hosts.remote_events import RemoteNetEvents
 
@@ -166,7 +169,7 @@ def make_probes(opts: Options, logs: LogService | None = None) -> Any:
             from probes.inventory.netns import NetnsProbe
 
             every = max(opts.interval, 5.0)
-            procs = events if host.host.kind == "ssh" else None  # the remote helper's /proc scan
+            procs = events  # the /proc scan: the remote helper's, or the local events' own
             probes += [
                 NetnsProbe(interval=every, events=events),
                 ContainerProbe(interval=every, proc_events=procs),

@@ -226,6 +226,51 @@ def emit(*frame: object) -> None:
     sys.stdout.flush()
 
 
+class ProcScan:
+    """Namespaces only processes hold (containers) and runtime daemons, from /proc. Only new
+    PIDs are read, so a scan of an idle host is one listdir of /proc; a process that changes
+    its namespaces in place is seen by the console's safety poll. The helper runs it on an
+    SSH host; the console on its own host (probes/network/events.py)."""
+
+    NS_KINDS = ("net", "mnt", "pid", "uts", "ipc", "cgroup")
+    DAEMONS = ("dockerd", "podman")
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+        self.procs: dict[str, tuple[str, ...]] = {}  # pid -> its namespaces (+ "d:comm" for a runtime daemon)
+        self.view: frozenset[str] | None = None
+
+    def _entry(self, pid: str) -> tuple[str, ...]:
+        out = []
+        for k in self.NS_KINDS:
+            try:
+                out.append(os.readlink("%s/%s/ns/%s" % (self.proc, pid, k)))
+            except OSError:
+                pass
+        try:
+            with open("%s/%s/comm" % (self.proc, pid)) as f:
+                comm = f.read().strip()
+            if comm in self.DAEMONS:
+                out.append("d:" + comm)
+        except OSError:
+            pass
+        return tuple(out)
+
+    def scan(self) -> bool:
+        """True when the union of namespaces and daemons changed since the last scan (the
+        first scan only learns it)."""
+        try:
+            pids = [p for p in os.listdir(self.proc) if p.isdigit()]
+        except OSError:
+            return False
+        old = self.procs
+        self.procs = {p: old[p] if p in old else self._entry(p) for p in pids}
+        view = frozenset(x for entry in self.procs.values() for x in entry)
+        changed = self.view is not None and view != self.view
+        self.view = view
+        return changed
+
+
 class Helper:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.netns_dir = str(cfg.get("netns_dir") or "/run/netns")
@@ -237,8 +282,7 @@ class Helper:
         self.next_scan = 0.0
         self.totals = float(cfg.get("totals") or 0)  # s between pushed totals, 0: off
         self.next_totals = 0.0
-        self.procs: dict[str, tuple[str, ...]] = {}  # pid -> its namespaces (+ "d:comm" for a runtime daemon)
-        self.proc_view: frozenset[str] | None = None
+        self.procs = ProcScan()
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.poll = select.poll()
         self.socks: dict[int, tuple[str, socket.socket]] = {}  # fd -> (namespace, socket)
@@ -435,38 +479,9 @@ class Helper:
 
     # -- processes: namespaces only processes hold (containers), runtime daemons
 
-    NS_KINDS = ("net", "mnt", "pid", "uts", "ipc", "cgroup")
-    DAEMONS = ("dockerd", "podman")
-
-    def _proc_entry(self, pid: str) -> tuple[str, ...]:
-        out = []
-        for k in self.NS_KINDS:
-            try:
-                out.append(os.readlink("/proc/%s/ns/%s" % (pid, k)))
-            except OSError:
-                pass
-        try:
-            with open("/proc/%s/comm" % pid) as f:
-                comm = f.read().strip()
-            if comm in self.DAEMONS:
-                out.append("d:" + comm)
-        except OSError:
-            pass
-        return tuple(out)
-
     def scan_procs(self) -> None:
-        """Only new processes are read (a process that changes its namespaces in place is
-        seen by the console's safety poll); the union of namespaces and daemons is compared."""
-        try:
-            pids = [p for p in os.listdir("/proc") if p.isdigit()]
-        except OSError:
-            return
-        old = self.procs
-        self.procs = {p: old[p] if p in old else self._proc_entry(p) for p in pids}
-        view = frozenset(x for entry in self.procs.values() for x in entry)
-        if self.proc_view is not None and view != self.proc_view:
+        if self.procs.scan():
             self.changed.add(PROCS)
-        self.proc_view = view
 
     # -- the loop
 
@@ -490,7 +505,7 @@ class Helper:
             self._watch_files()
         if self.proc_scan > 0:
             self.scan_procs()
-            self.areas["procs"] = "" if self.procs else "cannot list /proc"
+            self.areas["procs"] = "" if self.procs.procs else "cannot list /proc"
             self.next_scan = time.monotonic() + self.proc_scan
         if self.totals > 0:
             self.areas["totals"] = ""

@@ -93,7 +93,12 @@ class ContainerProbe(Probe[ContainerScan]):
 
     def feed(self) -> Feed:
         live = sorted(s.removeprefix("remote:") for s, t in self._followers.items() if not t.done())
-        procs = "the remote helper's /proc scan (namespaces, runtime daemons)" if self._procs_live() else ""
+        remote = getattr(self.proc_events, "remote", False)
+        procs = (
+            ("the remote helper's" if remote else "a") + " /proc scan (namespaces, runtime daemons)"
+            if self._procs_live()
+            else ""
+        )
         if live:
             return Feed(
                 self.name,

@@ -77,8 +77,8 @@ class NetnsProbe(KindProbe):
         remote = getattr(self.events, "remote", False)
         if self._live:
             procs = (
-                "the helper's /proc scan"
-                if remote and getattr(self.events, "procs", False)
+                ("the helper's" if remote else "a") + " /proc scan"
+                if getattr(self.events, "procs", False)
                 else "safety poll"
             )
             return Feed(

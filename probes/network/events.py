@@ -15,10 +15,16 @@
   namespace alive, and a tenant's deleted namespace must go (with its veths) as it would
   without tenantscope.
 
-Not followed by events (the probes' slow safety poll catches them): namespaces only
-processes hold (a socket there would keep the namespace of an exited container alive),
-neighbour tables (no probe keeps them: the prober reads them on demand), and anything whose
-notification was lost (ENOBUFS: then every namespace counts as changed).
+- With `proc_scan` (the session's): every few seconds the PIDs that are new since the last
+  scan have their namespaces read (probes/hosts/remote_helper.ProcScan, in a worker thread;
+  one listdir of /proc at idle): a container or a namespace only processes hold that comes
+  or goes, or a runtime daemon, sends PROCS (no socket is opened there: it would keep the
+  namespace of an exited container alive).
+
+Not followed by events (the probes' slow safety poll catches them): a process that changes
+its namespaces in place, a container's details that change while it runs, neighbour tables
+(no probe keeps them: the prober reads them on demand), and anything whose notification was
+lost (ENOBUFS: then every namespace counts as changed).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from probes.hosts.inotify import (
     IN_Q_OVERFLOW,
     Inotify,
 )
-from probes.hosts.remote_helper import Relevance
+from probes.hosts.remote_helper import ProcScan, Relevance
 from probes.network.filterread import nft_event_socket
 from probes.network.rtnl import TOPOLOGY_GROUPS, route_socket
 
@@ -81,8 +87,13 @@ class NetEvents(Protocol):
 class LocalNetEvents:
     """Owned by the session, one per local host, shared by the probes that subscribe."""
 
-    def __init__(self, netns_dir: str = NETNS_DIR) -> None:
+    def __init__(self, netns_dir: str = NETNS_DIR, *, proc_scan: float = 0.0) -> None:
         self.netns_dir = netns_dir
+        # every `proc_scan` s (0: off) new PIDs' namespaces are read (one listdir of /proc at
+        # idle, in a worker thread): containers and namespaces only processes hold -> PROCS
+        self.proc_scan = proc_scan
+        self._procs = ProcScan()
+        self._scanner: asyncio.Task[None] | None = None
         self._subs: list[Callable[[str], None]] = []
         self._socks: dict[str, socket.socket] = {}
         self._nft: dict[str, socket.socket] = {}  # nftables rule changes, per namespace
@@ -106,6 +117,11 @@ class LocalNetEvents:
     @property
     def live(self) -> bool:
         return "" in self._socks and self._ino is not None
+
+    @property
+    def procs(self) -> bool:
+        """The /proc scan runs (PROCS is sent when processes' namespaces or daemons change)."""
+        return self._scanner is not None and not self._scanner.done() and bool(self._procs.procs)
 
     @property
     def notifications(self) -> int:
@@ -133,6 +149,21 @@ class LocalNetEvents:
             self.error = f"netlink: {e.strerror or e}"
         with contextlib.suppress(OSError):  # no nf_tables here: rule changes wait for the poll
             self._add_nft("", nft_event_socket(""))
+        if self.proc_scan > 0:
+            await asyncio.to_thread(self._procs.scan)  # learn what runs now
+            self._scanner = asyncio.create_task(self._scan_procs())
+
+    async def _scan_procs(self) -> None:
+        while True:
+            await asyncio.sleep(self.proc_scan)
+            try:
+                changed = await asyncio.to_thread(self._procs.scan)
+            except Exception:  # never stop scanning for one bad read
+                log.exception("/proc scan")
+                continue
+            if changed:
+                self.received[PROCS] = self.received.get(PROCS, 0) + 1
+                self._fire(PROCS)
 
     async def sync(self, named: Iterable[str]) -> None:
         """Follow exactly these named namespaces (called after each read of /run/netns)."""
@@ -183,6 +214,9 @@ class LocalNetEvents:
                 self._loop.call_later(0.2, self._fire, LIST)
 
     def close(self) -> None:
+        if self._scanner is not None:
+            self._scanner.cancel()
+            self._scanner = None
         for n in list(self._socks) + list(self._nft):
             self._drop(n)
         if self._ino is not None:

@@ -99,11 +99,13 @@ class TopologyProbe(Probe[Topology]):
             what += ", inotify on /run/netns"
             if self._remote:
                 what = "the remote helper's " + what + ", inotify on the OVSDB file"
-                if getattr(ev, "procs", False):
-                    what += ", a /proc scan (namespaces only processes hold)"
+            procs = getattr(ev, "procs", False)
+            if procs:
+                what += ", a /proc scan (namespaces only processes hold)"
             if self._ovs is not None:
                 what += ", an OVSDB monitor" + ("" if self._ovs.connected else " (reconnecting)")
-            what += "; namespaces only processes hold: safety poll"
+            if not procs:
+                what += "; namespaces only processes hold: safety poll"
             return Feed(self.name, "events", what, self.interval)
         if ev is None:
             why = "over SSH: `ip -j` and `ovs-vsctl` per poll" if not self._local else ""

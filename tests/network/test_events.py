@@ -21,6 +21,7 @@ from probes.network.events import LocalNetEvents
 from probes.network.topology import TopologyProbe
 from tests.fixtures.netlab import cleanup, sh
 from tests.fixtures.ovs import OvsLab, ovslab  # noqa: F401
+from tests.fixtures.procs import Procs, procs  # noqa: F401
 from tests.helpers import needs_root, needs_tool
 
 pytestmark = [needs_root, needs_tool("ip")]
@@ -188,3 +189,32 @@ async def test_ovsdb_monitor_sees_a_retag_at_once(ovslab: OvsLab):
         assert state == "ok" and engine.state.hosts[0].topology.ovs == bridges
     finally:
         await engine.stop()
+
+
+@needs_tool("unshare")
+async def test_the_proc_scan_shows_a_container_and_its_end_without_a_poll(procs: Procs):
+    """The local /proc scan (new PIDs only): a container-like process that starts or ends
+    wakes the container probe, whose poll is far away (60 s)."""
+    from probes.inventory.containers import ContainerProbe
+
+    events = LocalNetEvents(proc_scan=0.3)
+    probe = ContainerProbe(interval=SLOW, proc_events=events, safety=SLOW)
+    engine = await _started([probe], lambda st: st.hosts[0].refreshed_at > 0)
+    try:
+        assert events.procs and probe.feed().mode == "events" and "a /proc scan" in probe.feed().detail
+        assert probe.interval == SLOW
+        runs = engine.state.hosts[0].refreshed_at
+        p = procs.start(
+            ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--uts", "--ipc", "sleep", "60"]
+        )
+
+        def has(st: State) -> bool:
+            return any(w.container and p.leaf in w.container.pids for w in st.hosts[0].workloads)
+
+        assert await _until(engine, has, BUDGET) <= BUDGET
+        assert engine.state.hosts[0].refreshed_at > runs and events.received.get("//procs", 0) >= 1
+        procs.stop_all()
+        assert await _until(engine, lambda st: not has(st), BUDGET) <= BUDGET
+    finally:
+        await engine.stop()
+        events.close()
