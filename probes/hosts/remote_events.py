@@ -43,6 +43,8 @@ OVS_DB_FILES = (
 HEARTBEAT = 30.0  # seconds between the helper's heartbeats when nothing changes
 PROC_SCAN = 2.0  # seconds between the helper's /proc scans (on the host: new PIDs only)
 RESTART_MAX = 5.0  # seconds at most between attempts to start the helper again
+# areas of the helper whose absence leaves the rest live (said in the feed, polled instead)
+OPTIONAL = ("procs", "totals", "nftables")
 MAX_COUNTED = 1000  # names counted in `received` (a hostile host could send endless new ones)
 
 # exit 0: a python3 that runs PROGRAM; 1: too old; 127: none (an answer, not a failure)
@@ -65,6 +67,7 @@ def helper_argv(
     """The helper's argv: constant program text, the configuration as one JSON argument."""
     cfg = {"netns_dir": netns_dir, "groups": TOPOLOGY_GROUPS, "settle": settle, "heartbeat": heartbeat}
     cfg["files"] = list(files)
+    cfg["nft"] = True  # nftables rule changes too (the topology then reads that namespace's filters)
     cfg["proc_scan"] = proc_scan
     cfg["totals"] = totals
     return [python, "-c", PROGRAM, json.dumps(cfg)]
@@ -144,6 +147,7 @@ class RemoteNetEvents:
         self._live = False
         self._names: tuple[str, ...] = ()
         self._procs = False  # the helper's /proc scan runs
+        self.nft = False  # nftables rule changes come as events (else: at the safety poll)
         self.error = "starting the remote event helper"  # why events are not (all) available
         self.no_python = False  # the host cannot run the helper: polled (say so)
         self.received: dict[str, int] = {}  # frames per namespace ('' the host's): tests, bench
@@ -272,9 +276,10 @@ class RemoteNetEvents:
                     elif kind == "R" and isinstance(body, dict):
                         if body.get("totals"):  # the helper cannot read them: asked instead
                             self.totals = None
-                        trouble = "; ".join(v for k, v in body.items() if v and k not in ("procs", "totals"))
+                        trouble = "; ".join(v for k, v in body.items() if v and k not in OPTIONAL)
                         self._live = not trouble
                         self._procs = body.get("procs") == ""
+                        self.nft = body.get("nftables") == ""
                         self.error = trouble and f"the event helper: {trouble}"
                         delay = 0.0
                         if started:  # events may have been missed while it was down

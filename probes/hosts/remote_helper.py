@@ -11,6 +11,10 @@ CONFIG is one JSON argument (data, never code): {"netns_dir", "groups", "settle"
   each (raw `socket` module; a namespace's socket is made after entering it with setns(2)
   through ctypes, then the thread goes back), bound to the link, address, route and neighbour
   groups. Only *which* namespace spoke is reported: the console re-reads that one.
+  With "nft" set, a NETLINK_NETFILTER socket beside it, bound to nftables' notification
+  group: a rule change there (nftables, iptables-nft, ebtables-nft, libvirt, Docker) is
+  reported as "//nft:" + the name, so the console reads that namespace's filters again and
+  only then (area "nftables": why not, e.g. not root; the route events go on without it).
 - netns_dir with inotify (or its parent until it exists): a namespace added or deleted. A
   deleted namespace's socket is closed on that event: our socket must not keep it alive.
 - `files` (e.g. the OVSDB database file, appended at every transaction) with inotify.
@@ -28,7 +32,8 @@ anything), flushed at once:
   ["F", [names]]      the namespaces followed now (when the set changed)
   ["C", [what...]]    what changed, coalesced over `settle` seconds: "" the host's
                       namespace, a name, "/" the set of names, "*" everything (events lost),
-                      "file:PATH" a watched file, "//procs" processes' namespaces
+                      "file:PATH" a watched file, "//procs" processes' namespaces,
+                      "//nft:" + a name (or nothing: the host's) its nftables rules
   ["T", [cpus, cpu total s, idle+iowait s, steal s, mem total, mem used, disk read B,
         disk written B, net rx B, net tx B]]   the host's totals (counters since boot)
   ["H"]               heartbeat (a closed channel ends the helper at the next write)
@@ -51,13 +56,14 @@ from typing import Any
 
 VERSION = 1
 CLONE_NEWNET = 0x40000000
+NETLINK_NETFILTER, NFNLGRP_NFTABLES = 12, 7
 IN_MODIFY, IN_ATTRIB, IN_MOVED_FROM, IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
 IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
 IN_Q_OVERFLOW, IN_IGNORED, IN_ONLYDIR, IN_NONBLOCK, IN_CLOEXEC = 0x4000, 0x8000, 0x1000000, 0o4000, 0o2000000
 DIR_MASK = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
 FILE_MASK = IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF
 HEADER = struct.Struct("=iIII")
-ALL, LIST, PROCS = "*", "/", "//procs"
+ALL, LIST, PROCS, NFT = "*", "/", "//procs", "//nft:"
 
 
 # what changes the topology, and what does not (noise on a busy hypervisor): the topology
@@ -275,6 +281,9 @@ class Helper:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.netns_dir = str(cfg.get("netns_dir") or "/run/netns")
         self.groups = int(cfg.get("groups") or 0)
+        self.nft = bool(cfg.get("nft"))
+        self.nft_error = ""  # why the host's nftables socket could not be made
+        self.nft_fds: set[int] = set()
         self.settle = float(cfg.get("settle", 0.02))
         self.heartbeat = float(cfg.get("heartbeat", 30.0))
         self.files = [str(f) for f in cfg.get("files") or ()]
@@ -299,10 +308,10 @@ class Helper:
 
     # -- netlink
 
-    def _socket(self) -> socket.socket:
-        s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    def _socket(self, proto: int = socket.NETLINK_ROUTE, groups: int = -1) -> socket.socket:
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, proto)
         try:
-            s.bind((0, self.groups))
+            s.bind((0, self.groups if groups < 0 else groups))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             s.setblocking(False)
         except OSError:
@@ -310,8 +319,20 @@ class Helper:
             raise
         return s
 
-    def _socket_in(self, path: str) -> socket.socket:
-        """A socket made inside the namespace at `path` (opened, never created)."""
+    def _sockets(self) -> tuple[socket.socket, socket.socket | None]:
+        """This namespace's route socket and (with "nft") its nftables one, None when that
+        cannot be made (not root, no nf_tables): the route events go on without it."""
+        s = self._socket()
+        if not self.nft:
+            return s, None
+        try:
+            return s, self._socket(NETLINK_NETFILTER, 1 << (NFNLGRP_NFTABLES - 1))
+        except OSError as e:
+            self.nft_error = "nftables: %s" % (e.strerror or e)
+            return s, None
+
+    def _socket_in(self, path: str) -> tuple[socket.socket, socket.socket | None]:
+        """The sockets made inside the namespace at `path` (opened, never created)."""
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -320,7 +341,7 @@ class Helper:
                     e = ctypes.get_errno()
                     raise OSError(e, os.strerror(e))
                 try:
-                    return self._socket()
+                    return self._sockets()
                 finally:
                     if self.libc.setns(home, CLONE_NEWNET) != 0:
                         emit("X", "could not return to the host's network namespace")
@@ -330,17 +351,23 @@ class Helper:
         finally:
             os.close(target)
 
-    def _add(self, name: str, s: socket.socket) -> None:
+    def _add(self, name: str, s: socket.socket, nft: socket.socket | None = None) -> None:
         self.socks[s.fileno()] = (name, s)
         self.by_name[name] = s.fileno()
         self.relevance[name] = Relevance()
         self.poll.register(s.fileno(), select.POLLIN)
+        if nft is not None:
+            self.socks[nft.fileno()] = (name, nft)
+            self.nft_fds.add(nft.fileno())
+            self.poll.register(nft.fileno(), select.POLLIN)
 
     def _drop(self, name: str) -> None:
         fd = self.by_name.pop(name, None)
         if fd is not None:
-            self.poll.unregister(fd)
-            self.socks.pop(fd)[1].close()
+            for f in [f for f, (n, _s) in self.socks.items() if n == name]:  # route + nftables
+                self.poll.unregister(f)
+                self.socks.pop(f)[1].close()
+                self.nft_fds.discard(f)
             self.relevance.pop(name, None)
 
     def _follow(self, name: str) -> bool:
@@ -348,12 +375,12 @@ class Helper:
         if name in self.by_name:
             return True
         try:
-            s = self._socket_in(os.path.join(self.netns_dir, name))
+            s, nft = self._socket_in(os.path.join(self.netns_dir, name))
         except OSError as e:
             return e.errno not in (errno.EINVAL, errno.ENOENT) or not os.path.exists(
                 os.path.join(self.netns_dir, name)
             )
-        self._add(name, s)
+        self._add(name, s, nft)
         return True
 
     def sync(self) -> None:
@@ -380,13 +407,15 @@ class Helper:
 
     def _drain(self, fd: int) -> None:
         name, s = self.socks[fd]
-        rel = self.relevance[name]
+        rel = None if fd in self.nft_fds else self.relevance[name]  # a rule change always counts
         while True:
             try:
                 data = s.recv(1 << 16)
                 if not data:
                     break
-                if rel.any(data):
+                if rel is None:
+                    self.changed.add(NFT + name)
+                elif rel.any(data):
                     self.changed.add(name)
             except BlockingIOError:
                 break
@@ -487,10 +516,12 @@ class Helper:
 
     def start(self) -> None:
         try:
-            self._add("", self._socket())
+            self._add("", *self._sockets())
             self.areas["netlink"] = ""
         except OSError as e:
             self.areas["netlink"] = "netlink: %s" % (e.strerror or e)
+        if self.nft:
+            self.areas["nftables"] = self.nft_error
         fd = self.libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             self.areas["inotify"] = "inotify: %s" % os.strerror(ctypes.get_errno())

@@ -23,7 +23,7 @@ from probes.hosts.base import HostTransport
 from probes.inventory import procfs
 from probes.inventory.kind import KindProbe
 from probes.model import Feed, NetnsDetails, Workload, WorkloadKind
-from probes.network.events import OVS, NetEvents
+from probes.network.events import NFT, OVS, NetEvents
 
 # Constant scripts; data only as positional arguments.
 # stat, not find's %i: find reports the tmpfs file under the mount, not the namespace.
@@ -70,7 +70,7 @@ class NetnsProbe(KindProbe):
     def _changed(self, ns: str) -> None:
         """Only what this inventory shows: the set of named namespaces, their addresses
         (the host namespace's own changes are the topology's business)."""
-        if ns not in ("", OVS):
+        if ns not in ("", OVS) and not ns.startswith(NFT):
             self.wake()
 
     def feed(self) -> Feed:

@@ -60,6 +60,7 @@ ALL = "*"  # what subscribers get when every namespace may have changed (lost ev
 LIST = "/"  # what they get when the set of named namespaces changed
 OVS = "//ovsdb"  # the OVSDB database changed (remote hosts; never a namespace name: it has a /)
 PROCS = "//procs"  # namespaces only processes hold, or runtime daemons, changed (remote hosts)
+NFT = "//nft:"  # + a namespace name ('' the host's): its nftables rules changed (remote hosts)
 
 
 class NetEvents(Protocol):

@@ -265,6 +265,7 @@ class FilterCache:
     last: dict[str, tuple[tuple[int, str], NsFilters]] = field(default_factory=dict)
     _prints: dict[str, tuple[int, str] | None] = field(default_factory=dict)
     read_at: dict[str, float] = field(default_factory=dict)  # when each namespace was last read
+    remote: dict[str, NsFilters] = field(default_factory=dict)  # an SSH host's last read
     clock: Callable[[], float] = time.monotonic
 
     async def unchanged(self, which: list[tuple[str, str]]) -> dict[str, NsFilters]:
@@ -306,8 +307,14 @@ class FilterCache:
 
 
 async def read_filters(
-    host: HostTransport, topo: Topology, timeout: float = 15.0, cache: FilterCache | None = None
+    host: HostTransport,
+    topo: Topology,
+    timeout: float = 15.0,
+    cache: FilterCache | None = None,
+    only: frozenset[str] | None = None,
 ) -> tuple[NsFilters, ...]:
+    """`only` (an SSH host whose helper reports nftables rule changes, between safety polls):
+    the namespaces whose rules changed; the others are kept from the cache's last read."""
     which = namespaces_to_read(topo, await bridge_nf_on(host))
     if not which:
         return ()
@@ -318,7 +325,20 @@ async def read_filters(
         out = tuple(kept.get(n) or fresh[n] for n, _ in which)
         cache.remember(out)
         return out
-    return await _read(host, which, timeout)
+    if cache is None:
+        return await _read(host, which, timeout)
+    last = cache.remote
+    kept = {}
+    if only is not None:
+        for n, w in which:
+            f = last.get(n)
+            if n not in only and f is not None and f.why == w and not f.errors:
+                kept[n] = f
+    todo = [(n, w) for n, w in which if n not in kept]
+    fresh = {f.netns: f for f in await _read(host, todo, timeout)} if todo else {}
+    out = tuple(kept.get(n) or fresh[n] for n, _ in which)
+    cache.remote = {f.netns: f for f in out}
+    return out
 
 
 async def _read(host: HostTransport, which: list[tuple[str, str]], timeout: float) -> tuple[NsFilters, ...]:

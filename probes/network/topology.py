@@ -25,7 +25,7 @@ from probes.hosts.base import HostTransport
 from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import Feed, HostState
 from probes.network import ovs
-from probes.network.events import OVS, PROCS, NetEvents
+from probes.network.events import NFT, OVS, PROCS, NetEvents
 from probes.network.libvirtnet import NetworkReader
 from probes.network.model import Link, Namespace, Neighbour, OvsBridge, Policy, Route, Topology
 from probes.network.ovsdb import OvsMonitor
@@ -102,6 +102,8 @@ class TopologyProbe(Probe[Topology]):
             procs = getattr(ev, "procs", False)
             if procs:
                 what += ", a /proc scan (namespaces only processes hold)"
+            if self._remote and getattr(ev, "nft", False):
+                what += ", nftables rule changes"
             if self._ovs is not None:
                 what += ", an OVSDB monitor" + ("" if self._ovs.connected else " (reconnecting)")
             if not procs:
@@ -128,6 +130,10 @@ class TopologyProbe(Probe[Topology]):
         # keeps what no event covers (libvirt's networks, namespaces only processes hold);
         # the safety poll (and any run without live events) reads everything
         dirty, self._dirty = self._dirty, set()
+        # over SSH, the helper says whose nftables rules changed: only those filters are read
+        # again between safety polls (legacy iptables sends nothing: read at the safety poll)
+        nft_dirty = frozenset(d[len(NFT) :] for d in dirty if d.startswith(NFT))
+        dirty -= {NFT + n for n in nft_dirty}
         now = time.monotonic()
         full = self._prev is None or ALL in dirty or not evented or now - self._last_full >= self.safety * 0.9
         if full:
@@ -170,7 +176,8 @@ class TopologyProbe(Probe[Topology]):
             self._ovs_prev = (bridges, state)
         from probes.network.filterread import read_filters
 
-        filters = await read_filters(host, topo, cache=self._filters)
+        nft_events = self._remote and evented and not full and getattr(self.events, "nft", False)
+        filters = await read_filters(host, topo, cache=self._filters, only=nft_dirty if nft_events else None)
         from probes.network.ovsflows import read_ovs_flows
 
         ovs_flows = await read_ovs_flows(

@@ -98,7 +98,7 @@ async def _engine(s: Sshd, events: RemoteNetEvents, settle: Callable[[State], bo
     engine.poke()  # the probes run once more and take the safety interval (else after a poll)
 
     def evented(st: State) -> bool:
-        return sum(f.mode == "events" for f in st.hosts[0].feeds) == 2
+        return {f.probe for f in st.hosts[0].feeds if f.mode == "events"} >= {"netns", "topology"}
 
     await _until(engine, evented, 10.0)
     await asyncio.sleep(0.3)  # the first runs' own wake-ups are over
@@ -143,6 +143,47 @@ async def test_changes_on_the_remote_arrive_as_events(sshd, ns):
         sh("ip", "netns", "del", ns + "-b")
         await _until(engine, lambda st: not _has_ns(st, ns + "-b"), BUDGET)
         assert events.received.get("/", 0) > 0
+    finally:
+        await engine.stop()
+        await events.host.close()
+
+
+def _nft_tables(st: State, ns: str) -> set[str] | None:
+    """The nftables tables with chains the published topology holds for namespace `ns`."""
+    topo = st.hosts[0].topology
+    f = next((f for f in topo.filters if f.netns == ns), None) if topo is not None else None
+    return None if f is None else {c.table for rs in f.rulesets if rs.source == "nft" for c in rs.chains}
+
+
+@needs_tool("nft")
+async def test_an_nft_rule_change_on_the_remote_rereads_its_filters(sshd, ns):
+    """A rule added in a namespace of the SSH host arrives as the helper's nftables event
+    ("//nft:NAME"): the topology probe reads that namespace's filters again at once, not at
+    its next poll (60 s); another event (a link change there) keeps the filters it has."""
+    events = RemoteNetEvents(ssh_host(sshd))
+    engine, _topo, _netns = await _engine(sshd, events, lambda st: _nft_tables(st, ns) is not None)
+    try:
+        assert events.live and events.nft, events.error
+        assert "nftables rule changes" in {f.probe: f for f in engine.state.hosts[0].feeds}["topology"].detail
+        assert _nft_tables(engine.state, ns) == set()
+        t0 = time.monotonic()
+        rules = (
+            "table inet tf4-t { chain fw { type filter hook forward priority 0; iifname trm-br1 drop; }; }"
+        )
+        sh("ip", "netns", "exec", ns, "nft", rules)
+        await _until(engine, lambda st: _nft_tables(st, ns) == {"tf4-t"}, BUDGET)
+        print(f"nft rule over SSH: {(time.monotonic() - t0) * 1000:.0f} ms")
+        assert events.received.get("//nft:" + ns, 0) > 0  # that namespace's nftables socket spoke
+
+        def filters(st: State):  # type: ignore[no-untyped-def]
+            return next(f for f in st.hosts[0].topology.filters if f.netns == ns)
+
+        before = filters(engine.state)
+        sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
+        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", BUDGET)
+        assert filters(engine.state) is before  # read again only when its rules changed
+        sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "tf4-t")
+        await _until(engine, lambda st: _nft_tables(st, ns) == set(), BUDGET)
     finally:
         await engine.stop()
         await events.host.close()
