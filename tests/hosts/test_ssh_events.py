@@ -201,6 +201,7 @@ async def test_the_safety_poll_catches_a_missed_event(sshd, ns):
     try:
         for p in frozen:
             p.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(0.3)  # a frame already on its way (a busy host's events) lands first
         before = events.notifications
         sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
         await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", 10.0)
