@@ -253,6 +253,7 @@ class Attributor:
         self.clock = 0
         self._pid_log: dict[tuple[str, int], list[tuple[int, Hit | None]]] = {}
         self._mcs: dict[str, str] = {}
+        self._pid_hits: dict[tuple[str, str], Hit] = {}
         self.pid_version = 0  # bumped when a PID is learned for a new workload
         self.lazy_cache: dict[object, Any] = {}  # probes/logs/lazy.py: per-tenant patterns
 
@@ -266,6 +267,7 @@ class Attributor:
         self.index = index
         self._keys_for = (None, {})
         self._file_hits.clear()
+        self._pid_hits.clear()
         for key in self._pids:
             self._pid_log.setdefault(key, []).append((self.clock, None))
         self._pids.clear()
@@ -278,9 +280,15 @@ class Attributor:
         if old is not None and old.workload == hit.workload and old.tenant == hit.tenant:
             self._pids.move_to_end(key)  # the same: its history already ends with it
             return
-        h = self._pids[key] = Hit(hit.workload, hit.tenant, "pid")
+        hk = (hit.workload, hit.tenant)
+        h = self._pid_hits.get(hk)  # one Hit per workload (every AVC line teaches its PID)
+        if h is None:
+            h = self._pid_hits[hk] = Hit(hit.workload, hit.tenant, "pid")
+        self._pids[key] = h
         self._pids.move_to_end(key)
-        log = self._pid_log.setdefault(key, [])
+        log = self._pid_log.get(key)
+        if log is None:
+            log = self._pid_log[key] = []
         if not log or log[-1][1] != h:
             log.append((order or self.clock, h))
             self.pid_version += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 # syslog severities, most severe first (journal PRIORITY is the index)
 SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
@@ -44,25 +44,49 @@ class LogEvent:
         return ""
 
 
-_new = object.__new__
-(
-    _set_at,
-    _set_host,
-    _set_source,
-    _set_severity,
-    _set_message,
-    _set_tenant,
-    _set_workload,
-    _set_tags,
-    _set_seq,
-    _set_kind,
-    _set_program,
-    _set_pid,
-    _set_fields,
-    _set_attributed_by,
-    _set_target_tenant,
-    _set_target_workload,
-) = (LogEvent.__dict__[name].__set__ for name in LogEvent.__slots__)
+class _Building:
+    """LogEvent's layout (the same slots, in order) without its frozen __setattr__: an entry is
+    built as this with plain slot stores, then becomes a LogEvent (`__class__` assignment
+    between layout-identical classes). Half the cost of setting 16 slots through their
+    descriptors, a quarter of the frozen dataclass's __init__ (16 object.__setattr__ calls)."""
+
+    __slots__ = LogEvent.__slots__
+
+    def __init__(
+        self,
+        at: float,
+        host: str,
+        source: str,
+        severity: str,
+        message: str,
+        tenant: str,
+        workload: str,
+        tags: tuple[str, ...],
+        seq: int,
+        kind: str,
+        program: str,
+        pid: int,
+        fields: tuple[tuple[str, str], ...],
+        attributed_by: str,
+        target_tenant: str,
+        target_workload: str,
+    ) -> None:
+        self.at = at
+        self.host = host
+        self.source = source
+        self.severity = severity
+        self.message = message
+        self.tenant = tenant
+        self.workload = workload
+        self.tags = tags
+        self.seq = seq
+        self.kind = kind
+        self.program = program
+        self.pid = pid
+        self.fields = fields
+        self.attributed_by = attributed_by
+        self.target_tenant = target_tenant
+        self.target_workload = target_workload
 
 
 def new_event(
@@ -83,27 +107,34 @@ def new_event(
     target_tenant: str,
     target_workload: str,
 ) -> LogEvent:
-    """LogEvent(every field, in order), 2.4x cheaper: the frozen dataclass's __init__ makes 16
-    object.__setattr__ calls (~2 us), this sets the slots directly. For the paths that build
-    an entry per signal line (parsers, attribution); the result is an ordinary LogEvent."""
-    e = _new(LogEvent)
-    _set_at(e, at)
-    _set_host(e, host)
-    _set_source(e, source)
-    _set_severity(e, severity)
-    _set_message(e, message)
-    _set_tenant(e, tenant)
-    _set_workload(e, workload)
-    _set_tags(e, tags)
-    _set_seq(e, seq)
-    _set_kind(e, kind)
-    _set_program(e, program)
-    _set_pid(e, pid)
-    _set_fields(e, fields)
-    _set_attributed_by(e, attributed_by)
-    _set_target_tenant(e, target_tenant)
-    _set_target_workload(e, target_workload)
-    return e
+    """LogEvent(every field, in order), 4x cheaper (see _Building). For the paths that build an
+    entry per signal line (parsers, attribution); the result is an ordinary LogEvent."""
+    e: Any = _Building(
+        at,
+        host,
+        source,
+        severity,
+        message,
+        tenant,
+        workload,
+        tags,
+        seq,
+        kind,
+        program,
+        pid,
+        fields,
+        attributed_by,
+        target_tenant,
+        target_workload,
+    )
+    e.__class__ = LogEvent
+    return cast(LogEvent, e)
+
+
+_set_tenant, _set_workload, _set_attributed_by, _set_target_tenant, _set_target_workload = (
+    LogEvent.__dict__[name].__set__
+    for name in ("tenant", "workload", "attributed_by", "target_tenant", "target_workload")
+)
 
 
 def set_attribution(

@@ -17,10 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from probes.logs import classify
-from probes.logs.model import SEVERITIES, LogEvent, new_event
+from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEvent, new_event
 
 MAX_MESSAGE = 64 * 1024
 _classify = classify.classify  # stored; the display cuts at 16 KiB with a marker
+_RANK = SEVERITY_RANK
+# one tags tuple per tag, shared by every entry (an entry per signal line is built: a fresh
+# one-tuple each time was one more object for the cyclic collector to walk)
+_TAGS = {tag: (tag,) for tag in (*classify.SIGNAL_TAGS, classify.LIFECYCLE, classify.GUEST_CRASH)}
 
 _MONTHS = {
     m: i
@@ -53,6 +57,7 @@ _KERNEL_AUDIT = re.compile(
 _LIBVIRT_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "error": "err"}
 
 _ts_cache: dict[str, float] = {}
+_pairs: dict[tuple[str, str], tuple[str, str]] = {}  # a memo of signal fields' pairs (_event)
 
 
 def _cached(key: str, fn) -> float:
@@ -270,7 +275,12 @@ def _event(
         fields = signal_fields(tag, msg)
         if extra:
             fields = extra + fields
-        if sev is not None and classify.more_severe(sev, severity):
+        # the same (key, value) pair object for every entry that has it (a profile, a
+        # context, comm=qemu...): fewer new objects for the cyclic collector to walk
+        if len(_pairs) > 8192:
+            _pairs.clear()
+        fields = tuple(map(_pairs.setdefault, fields, fields))
+        if sev is not None and _RANK.get(sev, 6) < _RANK.get(severity, 6):  # classify.more_severe
             severity = sev
         if not pid:
             for k, v in fields:
@@ -278,12 +288,27 @@ def _event(
                     pid = int(v)
                     break
         return new_event(
-            at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, fields, "", "", ""
+            at,
+            host,
+            source,
+            severity,
+            msg,
+            "",
+            "",
+            _TAGS.get(tag) or (tag,),
+            0,
+            kind,
+            program,
+            pid,
+            fields,
+            "",
+            "",
+            "",
         )
     if severity == "err" and kind in ("qemu", "libvirtd"):
         tag = classify.QEMU_ERROR if kind == "qemu" else classify.LIBVIRT_ERROR
         return new_event(
-            at, host, source, severity, msg, "", "", (tag,), 0, kind, program, pid, extra, "", "", ""
+            at, host, source, severity, msg, "", "", _TAGS[tag], 0, kind, program, pid, extra, "", "", ""
         )
     return new_event(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra, "", "", "")
 

@@ -187,6 +187,7 @@ PROCESS_WIDE = {
     "probes/checks/base.py REGISTRY": "the check catalog, registered at import (code, not observations)",
     "probes/inventory/libvirt.py _quiet_done": "libvirt's error handler is process-wide (libvirt's own)",
     "probes/logs/parsers.py _ts_cache": "a bounded memo of a pure parse of timestamp text",
+    "probes/logs/parsers.py _pairs": "a bounded memo of immutable (key, value) pairs (interning)",
 }
 _MUTATORS = {
     "append",
