@@ -211,9 +211,11 @@ class Chunk:
         "source",
     )
 
-    def __init__(self, data: bytes, ctx: SourceContext, att: Attributor, order0: int, prev_at: float) -> None:
+    def __init__(
+        self, data: bytes, ctx: SourceContext, att: Attributor, order0: int, prev_at: float, n: int = -1
+    ) -> None:
         self.data = data
-        self.n = data.count(b"\n")
+        self.n = data.count(b"\n") if n < 0 else n  # (ingest counts them while it looks for candidates)
         self.host = ctx.host
         self.source = ctx.source
         self.parse = ctx.parse
@@ -342,8 +344,7 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
     """A block of complete lines -> its chunk and its candidates, parsed and attributed (line
     index -> entry), in arrival order. Advances the attributor's arrival order by every line."""
     order0 = att.advance(0)
-    chunk = Chunk(data, ctx, att, order0, ctx.last_at)
-    att.advance(chunk.n)
+    chunk = Chunk(data, ctx, att, order0, ctx.last_at, n=0)  # its lines are counted below
     found: dict[int, LogEvent] = {}
     # the entries of a block are young objects that make no cycles: the cyclic collector
     # walked them (and, every few blocks, the whole heap) again and again while they were
@@ -352,20 +353,25 @@ def ingest(data: bytes, ctx: SourceContext, att: Attributor) -> tuple[Chunk, dic
     paused = gc.isenabled()
     gc.disable()
     try:
-        _ingest_lines(data, ctx, att, chunk, order0, found)
+        chunk.n = _ingest_lines(data, ctx, att, chunk, order0, found)
     finally:
         if paused:
             gc.enable()
+    att.advance(chunk.n)
+    if chunk.n and ctx.retime:
+        ctx.last_at = chunk.last_at()
     return chunk, found
 
 
 def _ingest_lines(
     data: bytes, ctx: SourceContext, att: Attributor, chunk: Chunk, order0: int, found: dict[int, LogEvent]
-) -> None:
-    if chunk.n:
-        count = data.count
-        line = 0
-        prev = 0
+) -> int:
+    """Parses and attributes the candidates (their orders given: the attributor's clock is
+    advanced after); returns the number of lines, counted on the way (one pass, not two)."""
+    count = data.count
+    line = 0
+    prev = 0
+    if data:
         parse = ctx.parse
         host, source = ctx.host, ctx.source
         for start, end in candidates(data, ctx.candidate):
@@ -383,8 +389,7 @@ def _ingest_lines(
             e = att.attribute(e, order=order0 + line, fresh=True)  # (fresh from parse)
             chunk._attributed[line] = e
             found[line] = e
-        if ctx.retime:
-            ctx.last_at = chunk.last_at()
+    return line + count(b"\n", prev)
 
 
 class LazyLine:

@@ -192,7 +192,7 @@ def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
         for k, v in _KV.findall(msg)
         if k in _AUDIT_KEYSET
     ]
-    if len({k for k, _ in out}) != len(out):
+    if len(dict(out)) != len(out):
         first: dict[str, str] = {}
         for k, v in out:
             first.setdefault(k, v)
@@ -342,24 +342,16 @@ def parse_syslog(line: str, host: str, source: str) -> LogEvent:
 
 
 def parse_kernel(msg: str, at: float, host: str, source: str, severity: str = "info") -> LogEvent:
-    # "[12345.678901] " uptime prefix of dmesg-style lines
-    if msg.startswith("[") and "] " in msg[:20]:
-        msg = msg[msg.index("] ") + 2 :]
-    if msg.startswith("audit: "):
-        am = _KERNEL_AUDIT.match(msg)
+    # "[12345.678901] " uptime prefix of dmesg-style lines (its "] " within the first 20)
+    pos = msg.find("] ", 0, 20) + 2 if msg.startswith("[") else 0
+    if pos == 1:
+        pos = 0
+    if msg.startswith("audit: ", pos):
+        am = _KERNEL_AUDIT.match(msg, pos)
         if am:
-            return _event(
-                float(am.group("ts")),
-                host,
-                source,
-                "notice",
-                am.group("msg"),
-                "audit",
-                "kernel",
-                0,
-                (("type", am.group("type")),),
-            )
-    return _event(at, host, source, severity, msg, "kernel", "kernel")
+            ts, typ, inner = am.group("ts", "type", "msg")
+            return _event(float(ts), host, source, "notice", inner, "audit", "kernel", 0, (("type", typ),))
+    return _event(at, host, source, severity, msg[pos:] if pos else msg, "kernel", "kernel")
 
 
 def parse_audit(line: str, host: str, source: str) -> LogEvent:
