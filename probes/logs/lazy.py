@@ -422,6 +422,12 @@ class LazyLine:
         return self.chunk.raw(self.i)
 
     @property
+    def message_in_raw(self) -> bool:
+        """The message is part of the raw line as it stands (a file's line); a journal
+        line is JSON, where `"` and `\\` are escaped."""
+        return self.chunk.retime
+
+    @property
     def seq(self) -> int:
         return self.chunk.first_seq + self.i
 

@@ -137,6 +137,9 @@ class Query:
 
 
 _PRINTABLE = bytes(range(0x20, 0x7F))
+# what in a regex looks outside its match: anchors, word boundaries, lookarounds (any `^`
+# or `$` counts, escaped or in a class too: a false alarm only costs the raw-bytes test)
+_CONTEXT = re.compile(r"[\^$]|\\[AZbBGz]|\(\?<?[=!]")
 
 
 def _words_check(words: tuple[str, ...]) -> Callable[[LogEntry], bool]:
@@ -146,9 +149,11 @@ def _words_check(words: tuple[str, ...]) -> Callable[[LogEntry], bool]:
         raw_words: list[bytes] | None = [w.encode("ascii") for w in words]
     except UnicodeEncodeError:
         raw_words = None
+    # a journal line is JSON: `"` and `\` are escaped in it
+    plain = raw_words is not None and not any(b'"' in w or b"\\" in w for w in raw_words)
 
     def check(e: LogEntry) -> bool:
-        if raw_words is not None and type(e) is LazyLine:
+        if raw_words is not None and type(e) is LazyLine and (plain or e.message_in_raw):
             raw = e.raw
             if not raw.translate(None, _PRINTABLE):
                 low = raw.lower()
@@ -190,20 +195,42 @@ class Search:
     pattern: str
     regex: bool = False
 
-    def raw_excludes(self) -> Callable[[bytes], bool] | None:
-        """For a literal search: a test on a line's raw bytes that is True only when the line
-        cannot match (printable ASCII shows as itself, and the message is part of the line);
-        None for a regex (anchors see the message, not the line)."""
+    def raw_excludes(self, limit: int = 16 * 1024) -> Callable[..., bool] | None:
+        """A test on a lazy line's raw bytes, `excludes(raw, escaped=False)`, True only when
+        the line cannot match, so it need not be parsed: printable ASCII shows as itself and
+        the message is part of the line (what is searched is the message as shown, cut at
+        `limit` with a marker: longer lines are looked at). `escaped`: a journal line (JSON:
+        `"` and `\\` escaped), excluded only by a literal without those. A regex is tried on
+        the raw line when nothing in it looks outside its match (no anchor, word boundary or
+        lookaround: a match in the message is then a match in the line). None: no such test."""
+        printable = _PRINTABLE
         if self.regex:
-            return None
+            if _CONTEXT.search(self.pattern):
+                return None
+            rx = self.compile()
+
+            def excludes_rx(raw: bytes, escaped: bool = False) -> bool:
+                return (
+                    not escaped
+                    and len(raw) <= limit
+                    and not raw.translate(None, printable)
+                    and rx.search(raw.decode("ascii")) is None
+                )
+
+            return excludes_rx
         try:
             needle = self.pattern.lower().encode("ascii")
         except UnicodeEncodeError:
             return None
-        printable = _PRINTABLE
+        plain = b'"' not in needle and b"\\" not in needle
 
-        def excludes(raw: bytes) -> bool:
-            return needle not in raw.lower() and not raw.translate(None, printable)
+        def excludes(raw: bytes, escaped: bool = False) -> bool:
+            return (
+                (plain or not escaped)
+                and len(raw) <= limit
+                and needle not in raw.lower()
+                and not raw.translate(None, printable)
+            )
 
         return excludes
 

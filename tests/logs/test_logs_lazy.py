@@ -163,6 +163,7 @@ def journal_entries() -> list[dict]:
         },
         {"MESSAGE": "after: pid 4400 was learned", "SYSLOG_IDENTIFIER": "sshd", "_PID": "4400"},
         {"MESSAGE": "qemu says hello tapacme1", "_COMM": "qemu-system-x86", "_PID": "4401", "PRIORITY": "6"},
+        {"MESSAGE": 'say "hi" from C:\\temp', "SYSLOG_IDENTIFIER": "sshd", "PRIORITY": "6"},  # JSON escapes
         {"MESSAGE": b"esc \x1b[2J on tapglobex1 \xff", "PRIORITY": "6"},
         {
             "MESSAGE": "scope line",
@@ -293,10 +294,56 @@ def test_chunk_parses_only_what_is_read():
 def test_raw_search_excludes_only_lines_that_cannot_match():
     s = Search("Started SESSION")
     ex = s.raw_excludes()
-    assert ex is not None and Search("a.b", regex=True).raw_excludes() is None
+    assert ex is not None and Search("^a.b", regex=True).raw_excludes() is None
     assert not ex(b"Nov 27 hv1 systemd[1]: started session 4")
     assert ex(b"Nov 27 hv1 systemd[1]: stopped session 4")
     assert not ex(b"Nov 27 hv1 systemd[1]: stopped\x1b[0m session")  # shown escaped: look at it
+    assert not ex(b"x" * 20 + b" started session", False) and ex(b"x" * 20 + b" stopped", False)
+    assert not s.raw_excludes(limit=10)(b"x" * 20 + b" stopped")  # cut when shown: looked at
+    rx = Search(r"sess\w+n \d", regex=True).raw_excludes()
+    assert rx is not None and rx(b"Nov 27 hv1 systemd[1]: stopped session") and not rx(b"a session 4")
+    assert not rx(b"a b", True)  # a journal line (JSON) is never excluded by a regex
+    q = Search('say "hi').raw_excludes()
+    assert q is not None and q(b"say hi") and not q(b'{"MESSAGE":"say \\"hi"}', True)
+
+
+@pytest.mark.parametrize("case", ["corpus", "hostile", "hard", "bench", "journal"])
+def test_raw_search_excludes_exactly_on_lazy_lines(case):
+    """Every lazy line a search's raw test excludes has a message (as shown) it cannot match;
+    the regex and literal searches exclude most of the bench's lines unparsed."""
+    from probes.untrusted import visible
+
+    state_of, runs_fn = CASES[case]
+    runs = runs_fn() if case != "bench" else bench_runs(4000)
+    _, ring = new_path(state_of(), runs)
+    lazies = [e for e in ring if type(e) is LazyLine]
+    excluded = 0
+    for pattern, regex in (
+        ("tap", False),
+        ('"', False),
+        ('hi" from', False),
+        ("c:\\temp", False),
+        ("session", False),
+        (r"t\d\d-vm[12]", True),
+        (r"port \d+|DHCP\w+", True),
+        (r'"\w', True),
+        ("a.b", True),
+        ("", True),
+    ):
+        s = Search(pattern, regex)
+        ex, rx = s.raw_excludes(), s.compile()
+        assert ex is not None
+        for e in lazies:
+            if ex(e.raw, not e.message_in_raw):
+                excluded += 1
+                assert not rx.search(visible(e.message, limit=16 * 1024).expandtabs(4)), (pattern, e)
+    if case == "bench":
+        assert excluded > 3 * len(lazies)
+    for words in ('"', "tap", "\\", 'hi"', "c:\\temp"):  # a journal line's raw JSON escapes these
+        q = Query(words=tuple(words.split())).predicate()
+        assert [e.seq for e in lazies if q(e)] == [
+            e.seq for e in lazies if all(w in e.message.lower() for w in words.split())
+        ], words
 
 
 def test_block_reads_equal_line_reads(tmp_path):

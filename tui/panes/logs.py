@@ -681,12 +681,12 @@ class LogsPane(Pane):
             return
         n = len(ll.lines)
         start = ll.cursor if ll.cursor >= 0 else (n - 1 if direction > 0 else 0)
-        raw_no = self.search.raw_excludes() if self.search is not None else None
+        raw_no = self.search.raw_excludes(_MSG_LIMIT) if self.search is not None else None
         lines = ll.lines
         for k in range(1, n + 1):
             i = (start + direction * k) % n
             e = lines[i]
-            if raw_no is not None and type(e) is LazyLine and raw_no(e.raw):
+            if raw_no is not None and type(e) is LazyLine and raw_no(e.raw, not e.message_in_raw):
                 continue  # its raw bytes cannot match: not parsed
             if rx.search(visible(e.message, limit=_MSG_LIMIT).expandtabs(4)):
                 ll.pause()
