@@ -175,6 +175,9 @@ class _Index:
         self.nic_spans: dict[tuple[str, str], tuple[tuple[int, int], ...] | None] = {}  # (tap, direction)
         self.no_icc = no_icc  # runtime bridges whose iptables drop container-to-container traffic
         self.names = names or {}  # segment -> (runtime, network): "(docker network X)" in paths
+        self._routers: dict[str, list[tuple[Link, str]]] = {}  # segment -> forwarding links' CIDRs
+        self.vm_routes = 0  # VMs given a route (add_vm_route)
+        self._route_memo: dict[tuple[str, str], Route | None] = {}
 
         self.owners: dict[str, list[tuple[Link, Attachment | None]]] = {}
         self.att: dict[tuple[str, str], Attachment | None] = {}
@@ -202,19 +205,69 @@ class _Index:
                 lk = Link(name=tap, ifindex=0, netns=f"vm:{e.name}", addresses=(f"{ip}/32",))
                 self.owners.setdefault(ip, []).append((lk, a))
 
+    def add_vm_route(self, e: Endpoint) -> None:
+        """The routes a VM's guest most likely has (its own are not visible read-only): its
+        subnet on the NIC, and a default route via the forwarding router on that segment whose
+        subnet holds the VM's address (a libvirt network's bridge, a tenant router). Then a VM
+        is walked like a namespace ("vm:NAME") to what it shares no segment with."""
+        ns = f"vm:{e.name}"
+        if not e.addresses or ns in self.routes:
+            return
+        self._route_memo.clear()
+        try:
+            me = ipaddress.ip_address(e.addresses[0])
+        except ValueError:
+            return
+        for a in e.attachments:
+            for cidrs in self._router_addresses(a.segment):
+                lk, cidr = cidrs
+                net = ipaddress.ip_network(cidr, strict=False)
+                if net.version != me.version or me not in net or net.prefixlen == net.max_prefixlen:
+                    continue
+                tap = a.iface.rpartition("/")[2]
+                self.att[(ns, tap)] = a
+                gw = cidr.split("/")[0]
+                self.routes[ns] = [
+                    (net, Route(ns, str(net), dev=tap)),
+                    (ipaddress.ip_network("0.0.0.0/0"), Route(ns, "0.0.0.0/0", gateway=gw, dev=tap)),
+                ]
+                self.vm_routes += 1
+                return
+
+    def _router_addresses(self, segment: str) -> list[tuple[Link, str]]:
+        """(link, CIDR) of the forwarding links (not VMs) with an address on `segment`."""
+        got = self._routers.get(segment)
+        if got is None:
+            got = self._routers[segment] = [
+                (lk, cidr)
+                for lk in self.topo.links
+                if lk.forwarding
+                and (x := self.att.get((lk.netns, lk.name))) is not None
+                and x.segment == segment
+                for cidr in lk.addresses
+            ]
+        return got
+
     def label(self, seg: str) -> str:
         return segment_name(seg, self.names)
 
     def route(self, ns: str, ip: str) -> Route | None:
-        """Longest-prefix match in the main table of `ns`."""
+        """Longest-prefix match in the main table of `ns` (kept per prediction: the routes do
+        not change once the walks begin)."""
+        k = (ns, ip)
+        if k in self._route_memo:
+            return self._route_memo[k]
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return None
+        got = None
         for net, r in self.routes.get(ns, ()):
             if net.version == addr.version and addr in net:
-                return r
-        return None
+                got = r
+                break
+        self._route_memo[k] = got
+        return got
 
     def ns_owns(self, ns: str, ip: str) -> bool:
         return any(lk.netns == ns for lk, _ in self.owners.get(ip, ()))
@@ -546,12 +599,39 @@ def predict_pair(idx: _Index, a: Endpoint, b: Endpoint, ports: tuple[int, ...] =
     return PairPrediction(
         **base,
         reachable=False,
-        path="no shared segment" if a.attachments and b.attachments else "not attached anywhere known",
+        path=NO_SEGMENT if a.attachments and b.attachments else "not attached anywhere known",
         exposed=exposed,
     )
 
 
 MAX_BLOCKED_SAMPLES = 20  # blocked pairs kept per cell (all reachable pairs are kept)
+NO_SEGMENT = "no shared segment"
+MAX_ROUTED_VM_PAIRS = 2000  # VM pairs walked through a router per prediction (each is a walk)
+NOT_WALKED = f"the routed paths of more than {MAX_ROUTED_VM_PAIRS} VM pairs are not walked"
+
+
+def _vm_routed(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -> PairPrediction:
+    """A VM source that shares no segment with `b`, walked through the router on its segment
+    (an ICMP echo from its first address; add_vm_route), with the answer walked back (from
+    `b`'s namespace, or from `b`'s own router when it is a VM)."""
+    src = a.addresses[0]
+    best: PairPrediction | None = None
+    for ip in b.addresses:
+        decisions: list[FilterDecision] = []
+        ok, why, hops, segs = walk(idx, f"vm:{a.name}", ip, src_ip=src, decisions=decisions)
+        if ok:
+            back = b.netns if b.netns is not None else f"vm:{b.name}"
+            if b.netns is None and back not in idx.routes:
+                ok, why = False, f"{why}; but no way back: {b.name} has no router known on its segment"
+            else:
+                rok, rwhy, _h, _s = walk(idx, back, src, src_ip=ip, state="established", decisions=decisions)
+                if not rok:
+                    ok, why = False, f"{why}; but no way back: {rwhy}"
+        q = replace(p, reachable=ok, address=ip, path=why, hops=hops, segments=segs, filters=tuple(decisions))
+        if ok:
+            return q
+        best = best or q
+    return best or p
 
 
 def _l2_signature(e: Endpoint) -> tuple[object, ...]:
@@ -595,6 +675,10 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
     for e in eps:
         if e.netns is None and e.addresses:
             idx.add_vm(e)
+    for e in eps:
+        if e.netns is None and e.addresses:
+            idx.add_vm_route(e)
+    routed_left = MAX_ROUTED_VM_PAIRS
     classes: dict[tuple[object, ...], list[Endpoint]] = {}
     for e in eps:
         classes.setdefault((e.tenant, _l2_signature(e)), []).append(e)
@@ -623,11 +707,28 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                         continue
                     if verdict is None:
                         verdict = predict_pair(idx, a, b)
-                    elif (
-                        not verdict.reachable and blocked.get((a.tenant, b.tenant), 0) >= MAX_BLOCKED_SAMPLES
+                    # no shared segment: a VM with a router on its segment is walked through it
+                    routable = (
+                        idx.vm_routes > 0
+                        and not verdict.reachable
+                        and verdict.path == NO_SEGMENT
+                        and a.netns is None
+                        and bool(b.addresses)
+                        and f"vm:{a.name}" in idx.routes
+                    )
+                    if routable and routed_left <= 0:  # the rest stay at L2, and say so
+                        verdict = replace(verdict, path=f"{NO_SEGMENT} ({NOT_WALKED})")
+                        routable = False
+                    if (
+                        not routable
+                        and not verdict.reachable
+                        and blocked.get((a.tenant, b.tenant), 0) >= MAX_BLOCKED_SAMPLES
                     ):
                         break
                     p = replace(verdict, src=a.workload, dst=b.workload)
+                    if routable:
+                        routed_left -= 1
+                        p = _vm_routed(idx, a, b, p)
                     nd = _vm_out(idx, a, b, vm_out) if p.reachable and idx.nics else None
                     if nd is not None:
                         lost = nd.verdict == "drop"
@@ -637,7 +738,7 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                                 f"; but {'its own' if lost else 'through its'} nwfilter: {nd.text}"
                             )
                         p = replace(p, reachable=not lost, path=p.path + why, filters=p.filters + (nd,))
-                    if p.reachable and a.netns is None and (idx.filters or idx.nics):
+                    if p.reachable and a.netns is None and not p.hops and (idx.filters or idx.nics):
                         p = _vm_pair_filters(idx, a, b, p)
                     add(p)
     return out

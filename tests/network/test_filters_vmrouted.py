@@ -1,0 +1,133 @@
+"""VM pairs that share no segment, walked through the router on the source's segment: the
+router's filters decide the echo and its answer, where before every such pair was "no shared
+segment" (blocked, whatever the router does).
+
+VM-like endpoints as in test_filters_vmpairs.py (a second and third booted guest would cost
+minutes, and a guest cannot be pinged from without its agent): namespaces tf4-va/vb/vc whose
+host-side veths on the test bridges tf4-br1/tf4-br2 are the `target dev` of VM workloads, each
+with a default route via the router namespace tf4-r (10.84.1.1 / 10.84.2.1, forwarding on).
+Real parts: the bridges, the router, a real nftables rule in the router dropping what goes to
+10.84.2.2, and real pings from inside the sources confirming each prediction. Everything is
+removed by name afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from probes.hosts.local import LocalHost
+from probes.inventory.domxml import parse_domain
+from probes.model import Host, HostState, Placement, Workload, WorkloadKind
+from probes.network import predict
+from probes.network.model import Policy
+from probes.network.topology import TopologyProbe
+from tests.helpers import needs_root, needs_tool
+
+pytestmark = [needs_root, needs_tool("ip", "nft", "ping")]
+
+ROUTER = "tf4-r"
+VMS = {  # name: (address, bridge, gateway, tenant)
+    "tf4-va": ("10.84.1.2", "tf4-br1", "10.84.1.1", "acme"),
+    "tf4-vb": ("10.84.2.2", "tf4-br2", "10.84.2.1", "globex"),
+    "tf4-vc": ("10.84.2.3", "tf4-br2", "10.84.2.1", "initech"),
+}
+NFT = """table inet tf4 {
+  chain fw {
+    type filter hook forward priority 0; policy accept;
+    ip daddr 10.84.2.2 drop
+  }
+}
+"""
+
+
+def _run(*argv: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, input=input, timeout=60)
+
+
+def _cleanup() -> None:
+    for name in (*VMS, ROUTER):
+        if os.path.exists(f"/run/netns/{name}"):
+            _run("ip", "netns", "del", name, check=False)
+    for link in ("tf4-va-h", "tf4-vb-h", "tf4-vc-h", "tf4-r1-h", "tf4-r2-h", "tf4-br1", "tf4-br2"):
+        _run("ip", "link", "del", link, check=False)
+
+
+@pytest.fixture
+def lab() -> Iterator[None]:
+    _cleanup()
+    try:
+        for br in ("tf4-br1", "tf4-br2"):
+            _run("ip", "link", "add", br, "type", "bridge")
+            _run("ip", "link", "set", br, "up")
+        _run("ip", "netns", "add", ROUTER)
+        _run("ip", "netns", "exec", ROUTER, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for leg, br, cidr in (("r1", "tf4-br1", "10.84.1.1/24"), ("r2", "tf4-br2", "10.84.2.1/24")):
+            _run("ip", "link", "add", f"tf4-{leg}-h", "type", "veth", "peer", "name", leg, "netns", ROUTER)
+            _run("ip", "-n", ROUTER, "addr", "add", cidr, "dev", leg)
+            _run("ip", "-n", ROUTER, "link", "set", leg, "up")
+            _run("ip", "link", "set", f"tf4-{leg}-h", "master", br, "up")
+        for i, (name, (ip, br, gw, _)) in enumerate(VMS.items()):
+            _run("ip", "netns", "add", name)
+            _run("ip", "link", "add", f"{name}-h", "type", "veth", "peer", "name", "eth0", "netns", name)
+            _run("ip", "-n", name, "link", "set", "eth0", "address", f"52:54:00:f4:04:0{i + 2}")
+            _run("ip", "-n", name, "addr", "add", f"{ip}/24", "dev", "eth0")
+            _run("ip", "-n", name, "link", "set", "eth0", "up")
+            _run("ip", "-n", name, "route", "add", "default", "via", gw)
+            _run("ip", "link", "set", f"{name}-h", "master", br, "up")
+        _run("ip", "netns", "exec", ROUTER, "nft", "-f", "-", input=NFT)
+        yield
+    finally:
+        _cleanup()
+
+
+def _vm(name: str, bridge: str, tenant: str, i: int) -> Workload:
+    xml = (
+        f"<domain type='qemu'><name>{name}</name><uuid>d2b1e5a0-3f00-4c1e-9a7b-0000000014{i:02d}</uuid>"
+        f"<devices><interface type='bridge'><mac address='52:54:00:f4:04:0{i + 2}'/>"
+        f"<source bridge='{bridge}'/><target dev='{name}-h'/></interface></devices></domain>"
+    )
+    return Workload(
+        WorkloadKind.VM, name, "tf4host", uuid=f"tf4-{i}", state="running", tenant=tenant,
+        placed_by=Placement.CONFIG, vm=parse_domain(xml).vm,
+    )  # fmt: skip
+
+
+def _ping(src: str, ip: str) -> bool:
+    return _run("ip", "netns", "exec", src, "ping", "-c", "1", "-W", "1", ip, check=False).returncode == 0
+
+
+async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> None:
+    policy = Policy(static_addresses=tuple((n, (v[0],)) for n, v in VMS.items()))
+    probe = TopologyProbe(policy=policy)
+    try:
+        topo = await probe.collect(LocalHost("tf4host", libvirt_uri=None))
+    finally:
+        await probe.close()
+    wls = tuple(_vm(n, v[1], v[3], i) for i, (n, v) in enumerate(VMS.items()))
+    m = predict.matrix(HostState(Host("tf4host"), workloads=wls, topology=topo))
+
+    def pair(a: str, b: str) -> predict.PairPrediction:
+        c = m.cell(a, b)
+        assert c is not None and c.pairs
+        return c.pairs[0]
+
+    # acme -> globex: through the router, whose rule drops what goes to 10.84.2.2 (named)
+    ab = pair("acme", "globex")
+    assert not ab.reachable and ab.filter_state == "blocked-by-filter", ab.path
+    assert "nft inet tf4 fw" in ab.deciding_rule and "ip daddr 10.84.2.2 drop" in ab.deciding_rule
+    assert not _ping("tf4-va", "10.84.2.2")
+    # acme -> initech: the router forwards it and its answer (the chain's policy accepts)
+    ac = pair("acme", "initech")
+    assert ac.reachable and ac.hops and ac.hops[0].startswith("tf4-r") and ac.filter_state, ac.path
+    assert _ping("tf4-va", "10.84.2.3")
+    # globex -> acme: the echo passes, acme's answer to 10.84.2.2 meets the rule
+    ba = pair("globex", "acme")
+    assert not ba.reachable and "no way back" in ba.path and "10.84.2.2 drop" in ba.deciding_rule, ba.path
+    assert not _ping("tf4-vb", "10.84.1.2")
+    assert pair("initech", "acme").reachable and _ping("tf4-vc", "10.84.1.2")
+    # globex <-> initech share tf4-br2: judged at L2 as before
+    assert pair("globex", "initech").reachable and not pair("globex", "initech").hops
