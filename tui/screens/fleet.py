@@ -26,6 +26,7 @@ from probes.model import Finding, State, Status
 from tui.header import CONN_SYMBOL
 from tui.safe import untrusted
 from tui.status import STATUS_LABEL, STATUS_VAR, theme_style
+from tui.table import CellCachedTable
 
 STALE_AFTER = 60.0  # seconds without an observation before a host's age is shown as a warning
 
@@ -100,7 +101,8 @@ class FleetScreen(ModalScreen[str | None]):
         with Vertical(id="fleet", classes="dialog") as box:
             box.border_title = "Fleet"
             box.border_subtitle = "Enter opens · s sorts · Esc closes"
-            table: DataTable[Text] = DataTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
+            # (cells rendered once per content: a State changes a few hosts' cells, a sort none)
+            table = CellCachedTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
             self._column_keys = table.add_columns(
                 "Host", "Connection", "Seen", *AREAS, "Fail", "Warn", "Probe errors"
             )
@@ -149,9 +151,22 @@ class FleetScreen(ModalScreen[str | None]):
                 table.update_cell(host, self._column_keys[i], _text(c))
         else:
             current = self._rows[table.cursor_row].host if 0 <= table.cursor_row < len(self._rows) else None
-            table.clear()
-            for r, row in zip(new_rows, cells):
-                table.add_row(*(_text(c) for c in row), key=r.host)
+            shown = dict(zip((r.host for r in self._rows), self._cells_shown))
+            if len(shown) == len(order) == table.row_count and shown.keys() == set(order):
+                # the same hosts in another order (a sort key, a host got worse): their changed
+                # cells, then the rows moved in place (nothing re-added, re-measured, re-rendered)
+                for host, new in zip(order, cells):
+                    old = shown[host]
+                    for i, c in enumerate(new):
+                        if c != old[i]:
+                            table.update_cell(host, self._column_keys[i], _text(c))
+                first = self._column_keys[0]  # (a host's cell: the object itself names its row)
+                place = {id(table.get_cell(host, first)): i for i, host in enumerate(order)}
+                table.sort(first, key=lambda cell: place[id(cell)])
+            else:
+                table.clear()
+                for r, row in zip(new_rows, cells):
+                    table.add_row(*(_text(c) for c in row), key=r.host)
             if current is not None:
                 i = next((k for k, r in enumerate(new_rows) if r.host == current), 0)
                 table.move_cursor(row=i, animate=False)
