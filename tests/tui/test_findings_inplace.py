@@ -34,9 +34,9 @@ async def test_a_changed_finding_is_updated_in_place_and_a_new_order_rebuilds():
         )
         for _ in range(50):
             await pilot.pause(0.02)
-            if any("tsf-other" in str(c) for c in table.get_row(f2.key)):
+            if any("tsf-other" in str(c) for c in table.get_row(pane.row_key(f2))):
                 break
-        assert any("tsf-other" in str(c) for c in table.get_row(f2.key))
+        assert any("tsf-other" in str(c) for c in table.get_row(pane.row_key(f2)))
         assert not clears and table.row_count == rows  # updated in place
         assert pane.ordered[[f.key for f in pane.ordered].index(f2.key)] is f2
         # a finding gone: rebuilt, one row fewer

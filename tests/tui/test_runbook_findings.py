@@ -55,11 +55,11 @@ async def test_ack_with_note_is_listed_and_kept(tmp_path, monkeypatch):
         await pilot.press("escape")
         pane = app.pane("findings")
         assert len(pane.ordered) == 4  # listed, not hidden
-        row = pane.table.get_row(f.key)
+        row = pane.table.get_row(pane.row_key(f))
         assert str(row[-1]).startswith("✔ ack")
         source.push(incident_state())  # a new State: the acknowledgement stays for the session
         await pilot.pause(0.3)
-        assert str(pane.table.get_row(f.key)[-1]).startswith("✔ ack")
+        assert str(pane.table.get_row(pane.row_key(f))[-1]).startswith("✔ ack")
 
 
 async def test_copy_fix_uses_the_clipboard():

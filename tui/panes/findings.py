@@ -5,6 +5,12 @@ a symbol and a word (colour only on top), so it reads the same on a monochrome p
 Enter opens the detail (why it matters, evidence, the fix). The table is refilled only when
 the findings changed, and the cursor stays on the same finding. t, a and s filter by tenant,
 area and status (c clears); acknowledged findings stay listed, marked "✔ ack".
+
+A fleet has thousands of findings (13,000 at 200 hosts), so the table is built for that: a row
+is keyed by what the finding is about (check, host, workloads), not by its wording,
+so a reworded summary (figures in it) updates that row in place; the column widths are
+computed once per fill from the text (no cell is measured by the table); a rebuild draws
+the rows on screen first and adds the rest between frames, a few milliseconds at a time.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from probes.model import Finding, State
+from probes.model import Finding, State, Status
+from probes.untrusted import visible
 from tui.messages import FindingSelected
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import STATUS_LABEL, finding_sort_key, severity_text, status_text
+from tui.table import CellCachedTable, column_widths
 
 COLUMNS = ("Status", "Severity", "Check", "Tenants", "Summary")
 # A rebuild of the table (rows came, went or moved) that cost more than REBUILD_SLOW seconds
@@ -31,10 +39,24 @@ COLUMNS = ("Status", "Severity", "Check", "Tenants", "Summary")
 REBUILD_SLOW = 0.05
 REBUILD_FACTOR = 4.0
 COLUMNS_FLEET = ("Status", "Severity", "Check", "Host", "Tenants", "Summary")
+# A rebuild adds the first FILL_FIRST rows at once (more than a screen shows), then the rest
+# FILL_SLICE seconds of work at a time, FILL_PAUSE apart (frames and keys go in between)
+FILL_FIRST = 120
+FILL_SLICE = 0.015
+FILL_PAUSE = 0.005
+ACK_MARK = "✔ ack "
+NEW_MARK = "★ new "
 
 
-class FindingsTable(DataTable[Text]):
-    """The table; row keys are Finding.key so the cursor survives refreshes."""
+def row_identity(f: Finding) -> str:
+    """What a finding is about, without its wording: its row in the table (check, host,
+    workloads; findings alike in these get #1, #2... in the table's order). Finding.key has
+    the summary, so a summary with figures in it was a new row, and a rebuild, at every change."""
+    return f"{f.check_id}|{f.host}|{','.join(sorted(f.workloads))}"
+
+
+class FindingsTable(CellCachedTable):
+    """The table; row keys are row_identity (#n for a repeat) so the cursor survives refreshes."""
 
 
 class FindingsPane(Pane):
@@ -52,7 +74,11 @@ class FindingsPane(Pane):
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kw)
         self._findings: tuple[Finding, ...] | None = None
-        self._rows: dict[str, Finding] = {}
+        self._rows: dict[str, Finding] = {}  # row key -> finding, in the table's order
+        self._order: list[str] = []  # the row keys, in order
+        self._filled = 0  # rows of _order in the table (a rebuild fills the rest between frames)
+        self._fill_gen = 0  # a rebuild makes the previous fill's pending steps moot
+        self._widths: tuple[int, ...] = ()
         self._columns: tuple[str, ...] = ()
         self._multi_host = False
         self._new: frozenset[str] = frozenset()  # keys of findings new since the baseline
@@ -66,16 +92,16 @@ class FindingsPane(Pane):
         self.filters: dict[str, str | None] = {"tenant": None, "area": None, "status": None}
 
     def compose(self) -> ComposeResult:
-        table = FindingsTable(id="findings-table", cursor_type="row", zebra_stripes=True)
-        self._set_columns(table, COLUMNS)
+        table = FindingsTable(id="findings-table", cursor_type="row", zebra_stripes=True, fixed_widths=True)
+        self._set_columns(table, COLUMNS, tuple(len(c) for c in COLUMNS))
         yield table
 
-    def _set_columns(self, table: FindingsTable, columns: tuple[str, ...]) -> None:
-        if columns != self._columns:
+    def _set_columns(self, table: FindingsTable, columns: tuple[str, ...], widths: tuple[int, ...]) -> None:
+        if columns != self._columns or widths != self._widths:
             table.clear(columns=True)
-            for c in columns:
-                table.add_column(c, key=c.lower())
-            self._columns = columns
+            for c, w in zip(columns, widths):
+                table.add_column(c, key=c.lower(), width=w)
+            self._columns, self._widths = columns, widths
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -120,9 +146,23 @@ class FindingsPane(Pane):
         acks = getattr(self.app, "acks", {})
         variables = self.app.theme_variables
         rows: dict[str, Finding] = {}
+        seen: set[str] = set()
         for f in ordered:
-            rows.setdefault(f.key, f)  # two identical results: keep one row
+            if f.key in seen:  # two identical results: keep one row
+                continue
+            seen.add(f.key)
+            ident = rid = row_identity(f)
+            n = 1
+            while rid in rows:  # the same check, host and subjects, said otherwise: a row each
+                rid = f"{ident}#{n}"
+                n += 1
+            rows[rid] = f
+        # a fleet: which host each finding is on matters as much as which tenant
         columns = COLUMNS_FLEET if self._multi_host else COLUMNS
+        widths = self._column_widths(columns, rows.values(), acks)
+        if columns == self._columns and widths != self._widths:  # (another set of columns: below)
+            table.set_widths((c.lower(), w) for c, w in zip(columns, widths))
+            self._widths = widths
         if (
             columns == self._columns
             and variables is self._theme
@@ -130,30 +170,36 @@ class FindingsPane(Pane):
             and all(a == b for a, b in zip(rows, self._rows))
         ):
             # the same rows in the same order (most States of a fleet): only changed rows
-            for key, f in rows.items():
-                made = (f, key in acks, key in self._new)
-                old = self._made.get(key)
+            # (rows a fill has not reached yet are drawn from _rows when it does)
+            for i, (rid, f) in enumerate(rows.items()):
+                if i >= self._filled:
+                    break
+                made = (f, f.key in acks, f.key in self._new)
+                old = self._made.get(rid)
                 if old is not None and old[1:] == made[1:] and (old[0] is f or old[0] == f):
                     continue
                 for c, cell in zip(columns, self._cells(f, made, variables)):
-                    table.update_cell(key, c.lower(), cell)
-                self._made[key] = made
+                    table.update_cell(rid, c.lower(), cell)
+                self._made[rid] = made
             self._rows = rows
+            self._order = list(rows)
         else:
             t0 = time.monotonic()
             table.clear()
-            # a fleet: which host each finding is on matters as much as which tenant
-            self._set_columns(table, columns)
+            self._set_columns(table, columns, widths)
             self._theme = variables
             self._made = {}
-            for key, f in rows.items():
-                made = self._made[key] = (f, key in acks, key in self._new)
-                table.add_row(*self._cells(f, made, variables), key=key)
             self._rows = rows
+            self._order = list(rows)
+            self._filled = 0
+            self._fill_gen += 1
+            self._fill(FILL_FIRST)  # (and up to the cursor's finding, below)
             self._rebuilt_at = time.monotonic()
             self._rebuild_cost = self._rebuilt_at - t0
-        if current is not None and current.key in self._rows:
-            table.move_cursor(row=table.get_row_index(current.key), animate=False)
+            if self._filled < len(self._order):
+                self.set_timer(FILL_PAUSE, lambda gen=self._fill_gen: self._fill_more(gen))
+        if current is not None and (at := self._order_index(current)) >= 0:
+            table.move_cursor(row=at, animate=False)
         counts = Counter(f.status for f in self._rows.values())
         self.border_subtitle = " · ".join(
             f"{STATUS_LABEL[s]} {counts[s]}" for s in STATUS_LABEL if counts.get(s)
@@ -161,6 +207,63 @@ class FindingsPane(Pane):
         shown = [f"{k} {v or '(none)'}" for k, v in self.filters.items() if v is not None]
         if shown:  # filters are visible; c clears them
             self.border_subtitle = f"filter {', '.join(shown)} · " + (self.border_subtitle or "nothing")
+
+    def _fill(self, upto: int) -> None:
+        """Add the rows of _order up to index `upto` (exclusive) that are not in the table yet."""
+        table = self.table
+        acks = getattr(self.app, "acks", {})
+        variables = self._theme
+        upto = min(upto, len(self._order))
+        for rid in self._order[self._filled : upto]:
+            f = self._rows[rid]
+            made = self._made[rid] = (f, f.key in acks, f.key in self._new)
+            table.add_row(*self._cells(f, made, variables), key=rid)
+        self._filled = max(self._filled, upto)
+
+    def _fill_more(self, gen: int) -> None:
+        """One step of a rebuild's fill: FILL_SLICE seconds of rows, then the next step."""
+        if gen != self._fill_gen or not self.is_attached:
+            return
+        deadline = time.monotonic() + FILL_SLICE
+        while self._filled < len(self._order) and time.monotonic() < deadline:
+            self._fill(self._filled + 50)
+        if self._filled < len(self._order):
+            self.set_timer(FILL_PAUSE, lambda: self._fill_more(gen))
+
+    def _order_index(self, f: Finding) -> int:
+        """Where `f` (or the finding now about the same thing) is in the order; -1: gone. The
+        table is filled up to there, so the row can take the cursor."""
+        rid = next((k for k, g in self._rows.items() if g.key == f.key), None)
+        if rid is None:
+            rid = row_identity(f) if row_identity(f) in self._rows else None
+        if rid is None:
+            return -1
+        at = self._order.index(rid)
+        if at >= self._filled:
+            self._fill(at + 1)
+        return at
+
+    def row_key(self, f: Finding) -> str | None:
+        """The key of `f`'s row in the table (None: not listed)."""
+        return next((k for k, g in self._rows.items() if g is f or g.key == f.key), None)
+
+    def _column_widths(self, columns: tuple[str, ...], findings: Any, acks: Any) -> tuple[int, ...]:
+        """The widths the table would measure for these rows' cells, from their text alone."""
+        multi = self._multi_host
+        label = {s: STATUS_LABEL.get(s, s.value.upper()) for s in Status}  # (as status_text)
+        new = self._new
+
+        def plain(f: Finding) -> tuple[object, ...]:
+            summary = visible(f.summary or f.title)
+            if f.key in acks:
+                summary = ACK_MARK + summary
+            if f.key in new:
+                summary = NEW_MARK + summary
+            tenants = visible(", ".join(f.tenants) or "—")
+            head = (label[f.status], f.severity.value, visible(f.check_id))
+            return (*head, visible(f.host or "—"), tenants, summary) if multi else (*head, tenants, summary)
+
+        return tuple(column_widths(columns, map(plain, findings)))
 
     def _cells(self, f: Finding, made: tuple[Finding, bool, bool], variables: Any) -> list[Text]:
         _, acked, new = made
@@ -173,9 +276,9 @@ class FindingsPane(Pane):
             cells.append(untrusted(f.host or "—"))
         summary = untrusted(f.summary or f.title)
         if acked:  # acknowledged: listed, marked, never hidden
-            summary = Text("✔ ack ", style="italic") + summary
+            summary = Text(ACK_MARK, style="italic") + summary
         if new:  # new since the baseline (--baseline): C lists every change
-            summary = Text("★ new ", style="bold") + summary
+            summary = Text(NEW_MARK, style="bold") + summary
         cells += [untrusted(", ".join(f.tenants) or "—"), summary]
         return cells
 
