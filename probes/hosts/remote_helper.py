@@ -5,7 +5,7 @@ instead of every few seconds.
 This file is shipped as source text (`python3 -c SOURCE CONFIG`, argv joined with
 shlex.join by the transport) and is stdlib-only: it must not import anything of tenantscope.
 CONFIG is one JSON argument (data, never code): {"netns_dir", "groups", "settle", "heartbeat",
-"files", "proc_scan"}. It watches:
+"files", "proc_scan", "totals", "nft"}. It watches:
 
 - the host's network namespace and each namespace named in netns_dir: one NETLINK_ROUTE socket
   each (raw `socket` module; a namespace's socket is made after entering it with setns(2)
