@@ -12,16 +12,19 @@ map) and 500 iptables rules (iptables-legacy FORWARD, jumps to per-leg chains). 
   tenant's address on its own leg to each other tenant's: ICMP, an accepted TCP port, one
   no rule decides), cold (first evaluation).
 
-Target: at most 2x the baseline. Ratios are printed (same run): of the best times, and per
-round (each round runs both back to back), as the machine's load moves a lot.
+Target: at most 2x the baseline. Ratios are printed (same run): of the best times, per round
+(each round runs both back to back), and of the median CPU time (this process and its
+children: steadier than wall time on a loaded machine), as the machine's load moves a lot.
 
-    .venv/bin/python -m bench.filters [--rounds 5]
+    .venv/bin/python -m bench.filters [--rounds 7]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import statistics
 import subprocess
 import time
@@ -88,6 +91,12 @@ def baseline() -> float:
     return time.perf_counter() - t
 
 
+def cpu() -> float:
+    """CPU seconds of this process and its waited-for children so far."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def ours() -> tuple[float, int, dict[str, int]]:
     topo = Topology(namespaces=(Namespace(NS, ip_forward=True),))
     host = LocalHost("bench", libvirt_uri=None)
@@ -125,17 +134,23 @@ def ours() -> tuple[float, int, dict[str, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     a = ap.parse_args()
     build()
     try:
         rules = sh("ip", "netns", "exec", NS, "nft", "-a", "list", "ruleset").count("# handle") - 5
         print(f"nft rules listed: ~{rules}")
         base, mine = [], []
+        cpu_base, cpu_mine = [], []  # CPU seconds (this process + its children): less noisy under load
         for _ in range(a.rounds):
+            c0 = cpu()
             base.append(baseline())
+            c1 = cpu()
             dt, n, verdicts = ours()
+            c2 = cpu()
             mine.append(dt)
+            cpu_base.append(c1 - c0)
+            cpu_mine.append(c2 - c1)
         b, m = min(base), min(mine)
         ratios = [y / x for x, y in zip(base, mine)]
         print(
@@ -145,6 +160,11 @@ def main() -> None:
         print(
             f"ratio of the best times: {m / b:.2f}x; per round (adjacent runs): "
             f"median {statistics.median(ratios):.2f}x, {', '.join(f'{r:.2f}' for r in ratios)} (target <= 2x)"
+        )
+        cb, cm = statistics.median(cpu_base), statistics.median(cpu_mine)
+        print(
+            f"CPU time (median per round, this process + children): baseline {cb * 1000:.0f} ms, "
+            f"tenantscope {cm * 1000:.0f} ms = {cm / cb:.2f}x (load average {os.getloadavg()[0]:.1f})"
         )
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
