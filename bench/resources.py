@@ -494,7 +494,7 @@ def _q(a: str) -> str:
 QUIET_HIDE = (
     "/run/netns",
     "/run/libvirt",
-    "/var/log/libvirt/qemu",
+    "/var/log/libvirt",  # libvirtd.log too: the shared machine's daemon writes it all the time
     "/run/docker",
     "/run/containerd",
     "/var/log/journal",
