@@ -113,7 +113,8 @@ class Console:
 
 
 def _env(home: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL")}
+    # PYTHONPATH kept: a run of another tree's code (before/after in one sitting) reaches the children
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH")}
     env.update(
         TERM="xterm-256color",
         HOME=home,
