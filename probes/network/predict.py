@@ -606,32 +606,63 @@ def predict_pair(idx: _Index, a: Endpoint, b: Endpoint, ports: tuple[int, ...] =
 
 MAX_BLOCKED_SAMPLES = 20  # blocked pairs kept per cell (all reachable pairs are kept)
 NO_SEGMENT = "no shared segment"
-MAX_ROUTED_VM_PAIRS = 2000  # VM pairs walked through a router per prediction (each is a walk)
-NOT_WALKED = f"the routed paths of more than {MAX_ROUTED_VM_PAIRS} VM pairs are not walked"
+MAX_ROUTED_VM_PAIRS = 2000  # walks of VM pairs through a router per prediction (a pair: one per packet)
+NOT_WALKED = f"routed path not walked: more than {MAX_ROUTED_VM_PAIRS} walks of VM pairs in this prediction"
 
 
-def _vm_routed(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -> PairPrediction:
+def _vm_routed(
+    idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction, ports: tuple[int, ...] = ()
+) -> tuple[PairPrediction, int]:
     """A VM source that shares no segment with `b`, walked through the router on its segment
-    (an ICMP echo from its first address; add_vm_route), with the answer walked back (from
-    `b`'s namespace, or from `b`'s own router when it is a VM)."""
+    from its first address (add_vm_route), with the answer walked back (from `b`'s namespace,
+    or from `b`'s own router when it is a VM): an ICMP echo and, where a filter was met, each
+    TCP port as namespace sources are. (the prediction, the walks it took)"""
     src = a.addresses[0]
     best: PairPrediction | None = None
+    walks = 0
     for ip in b.addresses:
-        decisions: list[FilterDecision] = []
-        ok, why, hops, segs = walk(idx, f"vm:{a.name}", ip, src_ip=src, decisions=decisions)
-        if ok:
-            back = b.netns if b.netns is not None else f"vm:{b.name}"
-            if b.netns is None and back not in idx.routes:
-                ok, why = False, f"{why}; but no way back: {b.name} has no router known on its segment"
-            else:
-                rok, rwhy, _h, _s = walk(idx, back, src, src_ip=ip, state="established", decisions=decisions)
-                if not rok:
-                    ok, why = False, f"{why}; but no way back: {rwhy}"
-        q = replace(p, reachable=ok, address=ip, path=why, hops=hops, segments=segs, filters=tuple(decisions))
-        if ok:
-            return q
-        best = best or q
-    return best or p
+        first: PairPrediction | None = None
+        tried: list[tuple[str, bool]] = []
+        for method in ("icmp",) + tuple(f"tcp:{x}" for x in ports):
+            decisions: list[FilterDecision] = []
+            walks += 1
+            ok, why, hops, segs = walk(
+                idx, f"vm:{a.name}", ip, src_ip=src, method=method, decisions=decisions
+            )
+            if ok:
+                back = b.netns if b.netns is not None else f"vm:{b.name}"
+                if b.netns is None and back not in idx.routes:
+                    ok, why = False, f"{why}; but no way back: {b.name} has no router known on its segment"
+                else:
+                    rok, rwhy, _h, _s = walk(
+                        idx, back, src, src_ip=ip, method=method, state="established", decisions=decisions
+                    )
+                    if not rok:
+                        ok, why = False, f"{why}; but no way back: {rwhy}"
+            q = replace(
+                p,
+                reachable=ok,
+                address=ip,
+                path=why if method == "icmp" else f"{method}: {why}",
+                hops=hops,
+                segments=segs,
+                filters=tuple(decisions),
+                method=method,
+            )
+            tried.append((method, ok))
+            if first is None:
+                first = q
+                if not decisions:  # no filter on the path: the port cannot change the answer
+                    break
+            elif ok and not first.reachable:
+                first = q
+        assert first is not None
+        if len(tried) > 1:
+            first = replace(first, methods=tuple(tried))
+        if first.reachable:
+            return first, walks
+        best = best or first
+    return best or p, walks
 
 
 def _l2_signature(e: Endpoint) -> tuple[object, ...]:
@@ -727,8 +758,8 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                         break
                     p = replace(verdict, src=a.workload, dst=b.workload)
                     if routable:
-                        routed_left -= 1
-                        p = _vm_routed(idx, a, b, p)
+                        p, took = _vm_routed(idx, a, b, p, ports(a.tenant, b.tenant) if idx.filters else ())
+                        routed_left -= took
                     nd = _vm_out(idx, a, b, vm_out) if p.reachable and idx.nics else None
                     if nd is not None:
                         lost = nd.verdict == "drop"

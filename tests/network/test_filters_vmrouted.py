@@ -6,8 +6,9 @@ VM-like endpoints as in test_filters_vmpairs.py (a second and third booted guest
 minutes, and a guest cannot be pinged from without its agent): namespaces tf4-va/vb/vc whose
 host-side veths on the test bridges tf4-br1/tf4-br2 are the `target dev` of VM workloads, each
 with a default route via the router namespace tf4-r (10.84.1.1 / 10.84.2.1, forwarding on).
-Real parts: the bridges, the router, a real nftables rule in the router dropping what goes to
-10.84.2.2, and real pings from inside the sources confirming each prediction. Everything is
+Real parts: the bridges, the router, real nftables rules in the router dropping what goes to
+10.84.2.2 but TCP port 8080, and real pings and a real TCP connection from inside the sources
+confirming each prediction. Everything is
 removed by name afterwards.
 """
 
@@ -23,7 +24,7 @@ from probes.hosts.local import LocalHost
 from probes.inventory.domxml import parse_domain
 from probes.model import Host, HostState, Placement, Workload, WorkloadKind
 from probes.network import predict
-from probes.network.model import Policy
+from probes.network.model import AllowRule, Policy
 from probes.network.topology import TopologyProbe
 from tests.helpers import needs_root, needs_tool
 
@@ -38,6 +39,7 @@ VMS = {  # name: (address, bridge, gateway, tenant)
 NFT = """table inet tf4 {
   chain fw {
     type filter hook forward priority 0; policy accept;
+    ip daddr 10.84.2.2 tcp dport 8080 accept
     ip daddr 10.84.2.2 drop
   }
 }
@@ -100,8 +102,29 @@ def _ping(src: str, ip: str) -> bool:
     return _run("ip", "netns", "exec", src, "ping", "-c", "1", "-W", "1", ip, check=False).returncode == 0
 
 
+def _connects(src: str, dst_ns: str, ip: str, port: int) -> bool:
+    """A real TCP connection from namespace `src` to a listener in `dst_ns` (ended by PID)."""
+    serve = (
+        "import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+        f"s.bind(('{ip}', {port})); s.listen(); s.settimeout(5); print('up', flush=True); s.accept()[0].close()"
+    )
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", dst_ns, "python3", "-c", serve], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "up"
+        connect = f"import socket; socket.create_connection(('{ip}', {port}), timeout=2).close()"
+        return _run("ip", "netns", "exec", src, "python3", "-c", connect, check=False).returncode == 0
+    finally:
+        server.kill()
+        server.wait()
+
+
 async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> None:
-    policy = Policy(static_addresses=tuple((n, (v[0],)) for n, v in VMS.items()))
+    policy = Policy(
+        allow=(AllowRule("acme", "globex", ports=(8080,), both_ways=False),),
+        static_addresses=tuple((n, (v[0],)) for n, v in VMS.items()),
+    )
     probe = TopologyProbe(policy=policy)
     try:
         topo = await probe.collect(LocalHost("tf4host", libvirt_uri=None))
@@ -115,11 +138,13 @@ async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> N
         assert c is not None and c.pairs
         return c.pairs[0]
 
-    # acme -> globex: through the router, whose rule drops what goes to 10.84.2.2 (named)
+    # acme -> globex: through the router, whose rule drops what goes to 10.84.2.2 (named), but
+    # TCP 8080 (the port the policy opens): tried too, and it passes
     ab = pair("acme", "globex")
-    assert not ab.reachable and ab.filter_state == "blocked-by-filter", ab.path
-    assert "nft inet tf4 fw" in ab.deciding_rule and "ip daddr 10.84.2.2 drop" in ab.deciding_rule
-    assert not _ping("tf4-va", "10.84.2.2")
+    assert ab.reachable and ab.method == "tcp:8080", ab.path
+    assert ab.methods == (("icmp", False), ("tcp:8080", True)) and ab.filter_state == "reach-through-filter"
+    assert "tcp dport 8080 accept" in ab.deciding_rule and ab.path.startswith("tcp:8080: via tf4-r")
+    assert not _ping("tf4-va", "10.84.2.2") and _connects("tf4-va", "tf4-vb", "10.84.2.2", 8080)
     # acme -> initech: the router forwards it and its answer (the chain's policy accepts)
     ac = pair("acme", "initech")
     assert ac.reachable and ac.hops and ac.hops[0].startswith("tf4-r") and ac.filter_state, ac.path
