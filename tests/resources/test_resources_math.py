@@ -442,3 +442,34 @@ def test_bulk_stats_retry_without_nowait_on_an_older_daemon():
     assert r.cpu_ns == 5 and not ds._flags_ok
     ds.collect(with_limits=False)
     assert OldDaemon.calls == [libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, 0, 0]
+
+
+def test_tenant_series_sum_is_the_point_by_point_loop():
+    """The tenant's summed history (map(add) in C) gives exactly what adding each point in
+    series order gives, aligned on the newest point, for series of any lengths."""
+    import random
+
+    from probes.resources.tenants import _sum_series
+
+    def loop(series):
+        series = [s for s in series if s]
+        if not series:
+            return ()
+        n = max(len(s) for s in series)
+        out = [0.0] * n
+        for s in series:
+            for i, v in enumerate(s):
+                out[n - len(s) + i] += v
+        return tuple(out)
+
+    r = random.Random(16)
+    for _ in range(500):
+        series = [
+            tuple(
+                r.choice((0.0, r.random() * 1e9, r.uniform(-1, 1) * 1e-3, 0.1))
+                for _ in range(r.randint(0, 62))
+            )
+            for _ in range(r.randint(0, 30))
+        ]
+        assert _sum_series(iter(series)) == loop(series)
+    assert _sum_series([(1.0, 2.0), (5.0,), ()]) == (1.0, 7.0)
