@@ -27,44 +27,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 
 from probes.engine import Engine
 from probes.hosts.remote_events import RemoteNetEvents
 from probes.inventory.netns import NetnsProbe
-from probes.model import State
 from probes.network.topology import TopologyProbe
+from tests.fixtures.events import bridged_veth_ns, master_of, until_state
 from tests.fixtures.sshd import make_sshd, ssh_host, sshd_missing_reason
 
 TARGET = 0.5
 SLOW = 60.0
+WAIT = 30.0  # the bound on one change showing (a hang, not a measurement)
 
 
 def sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
-
-
-def _master(st: State, ns: str) -> str | None:
-    topo = st.hosts[0].topology
-    if topo is None:
-        return None
-    return next((lk.master for lk in topo.links if lk.name == "tsbs-v0" and lk.netns == ns), None)
-
-
-async def _wait(engine: Engine, pred: Callable[[State], bool], timeout: float = 30.0) -> float:
-    t0 = time.monotonic()
-    ev = asyncio.Event()
-
-    def sub(st: State) -> None:
-        if pred(st):
-            ev.set()
-
-    engine.subscribe(sub)
-    if not pred(engine.state):
-        async with asyncio.timeout(timeout):
-            await ev.wait()
-    return time.monotonic() - t0
 
 
 async def network(sshd: object, ns: str, n: int, evented: bool) -> tuple[list[float], list[float]]:
@@ -78,7 +55,7 @@ async def network(sshd: object, ns: str, n: int, evented: bool) -> tuple[list[fl
     moves: list[float] = []
     adds: list[float] = []
     try:
-        await _wait(engine, lambda st: _master(st, ns) in ("tsbs-br1", "tsbs-br2"))
+        await until_state(engine, lambda st: master_of(st, "tsbs-v0", ns) in ("tsbs-br1", "tsbs-br2"), WAIT)
         for _ in range(100):
             if events.live or events.no_python:
                 break
@@ -86,15 +63,19 @@ async def network(sshd: object, ns: str, n: int, evented: bool) -> tuple[list[fl
         engine.poke()
         await asyncio.sleep(1.0)
         for _ in range(n):
-            br = "tsbs-br2" if _master(engine.state, ns) == "tsbs-br1" else "tsbs-br1"
+            br = "tsbs-br2" if master_of(engine.state, "tsbs-v0", ns) == "tsbs-br1" else "tsbs-br1"
             sh("ip", "-n", ns, "link", "set", "tsbs-v0", "master", br)
-            moves.append(await _wait(engine, lambda st, br=br: _master(st, ns) == br))
+            moves.append(
+                await until_state(engine, lambda st, br=br: master_of(st, "tsbs-v0", ns) == br, WAIT)
+            )
             await asyncio.sleep(0.5)
         for i in range(n):
             name = f"{ns}-{i}"
             sh("ip", "netns", "add", name)
             adds.append(
-                await _wait(engine, lambda st, name=name: any(w.name == name for w in st.hosts[0].workloads))
+                await until_state(
+                    engine, lambda st, name=name: any(w.name == name for w in st.hosts[0].workloads), WAIT
+                )
             )
             sh("ip", "netns", "del", name)
             await asyncio.sleep(0.5)
@@ -148,39 +129,35 @@ def _fmt(xs: list[float]) -> str:
 async def main_async(n: int) -> None:
     tmp = tempfile.mkdtemp(prefix="tse-bench-sshev-")
     s = make_sshd(tmp)
-    ns = f"tsbs-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-    sh("ip", "netns", "add", ns)
+    ns = ""
     try:
-        for br in ("tsbs-br1", "tsbs-br2"):
-            sh("ip", "-n", ns, "link", "add", br, "type", "bridge")
-        sh("ip", "-n", ns, "link", "add", "tsbs-v0", "type", "veth", "peer", "name", "tsbs-v1")
-        sh("ip", "-n", ns, "link", "set", "tsbs-v0", "master", "tsbs-br1")
-        print(
-            f"load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {n} changes per source; target {TARGET} s"
-        )
-        ev_moves, ev_adds = await network(s, ns, n, True)
-        po_moves, po_adds = await network(s, ns, n, False)
-        ev_log = await log_lines(s, tmp, n)
-        print(f"{'source':34} {'events (remote helper)':32} {'polled (same run)':32} ratio")
-        for label, ev, po in (
-            ("netlink: veth moved", ev_moves, po_moves),
-            ("inotify /run/netns: netns added", ev_adds, po_adds),
-        ):
-            ratio = statistics.median(po) / max(statistics.median(ev), 1e-6)
-            met = (
-                "met"
-                if max(ev) <= TARGET
-                else ("median met, max missed" if statistics.median(ev) <= TARGET else "MISSED")
+        with bridged_veth_ns("tsbs") as ns:
+            print(
+                f"load: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {n} changes per source; target {TARGET} s"
             )
-            print(f"{label:34} {_fmt(ev):32} {_fmt(po):32} {ratio:5.1f}x ({met})")
-        met = "met" if max(ev_log) <= TARGET else "MISSED"
-        print(
-            f"{'inotify: log line appended':34} {_fmt(ev_log):32} {'(was: looked at every 0.25 s)':32}       ({met})"
-        )
-        print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            ev_moves, ev_adds = await network(s, ns, n, True)
+            po_moves, po_adds = await network(s, ns, n, False)
+            ev_log = await log_lines(s, tmp, n)
+            print(f"{'source':34} {'events (remote helper)':32} {'polled (same run)':32} ratio")
+            for label, ev, po in (
+                ("netlink: veth moved", ev_moves, po_moves),
+                ("inotify /run/netns: netns added", ev_adds, po_adds),
+            ):
+                ratio = statistics.median(po) / max(statistics.median(ev), 1e-6)
+                met = (
+                    "met"
+                    if max(ev) <= TARGET
+                    else ("median met, max missed" if statistics.median(ev) <= TARGET else "MISSED")
+                )
+                print(f"{label:34} {_fmt(ev):32} {_fmt(po):32} {ratio:5.1f}x ({met})")
+            met = "met" if max(ev_log) <= TARGET else "MISSED"
+            print(
+                f"{'inotify: log line appended':34} {_fmt(ev_log):32} {'(was: looked at every 0.25 s)':32}       ({met})"
+            )
+            print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
-        for x in os.listdir("/run/netns"):
-            if x.startswith(ns):
+        for x in os.listdir("/run/netns") if ns else ():
+            if x.startswith(ns):  # the namespaces the run added beside its own
                 subprocess.run(["ip", "netns", "del", x], capture_output=True)
         s.kill()
         shutil.rmtree(tmp, ignore_errors=True)

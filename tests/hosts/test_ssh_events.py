@@ -17,7 +17,6 @@ import contextlib
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import psutil
@@ -29,6 +28,7 @@ from probes.hosts.remote_events import RemoteNetEvents, parse_frame
 from probes.inventory.netns import NetnsProbe
 from probes.model import ConnState, State
 from probes.network.topology import TopologyProbe
+from tests.fixtures.events import bridged_veth_ns, master_of, until_state
 from tests.fixtures.netlab import sh
 from tests.fixtures.sshd import Sshd, ssh_host, sshd, sshd_factory  # noqa: F401
 from tests.helpers import needs_root, needs_tool
@@ -42,42 +42,8 @@ BUDGET = 5.0  # seconds: far below the poll (bench/ssh_events.py measures the 0.
 @pytest.fixture
 def ns() -> Iterator[str]:
     """A namespace of this test's own (unique name) with two bridges and a veth on the first."""
-    name = f"trm-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    sh("ip", "netns", "add", name)
-    try:
-        for br in ("trm-br1", "trm-br2"):
-            sh("ip", "-n", name, "link", "add", br, "type", "bridge")
-        sh("ip", "-n", name, "link", "add", "trm-v0", "type", "veth", "peer", "name", "trm-v1")
-        sh("ip", "-n", name, "link", "set", "trm-v0", "master", "trm-br1")
+    with bridged_veth_ns("trm") as name:
         yield name
-    finally:
-        for n in (name, name + "-b"):
-            if os.path.exists(f"/run/netns/{n}"):
-                sh("ip", "netns", "del", n)
-
-
-async def _until(engine: Engine, pred: Callable[[State], bool], timeout: float) -> float:
-    """Seconds until a published State satisfies `pred` (raises TimeoutError)."""
-    t0 = time.monotonic()
-    seen = asyncio.Event()
-
-    def sub(st: State) -> None:
-        if pred(st):
-            seen.set()
-
-    engine.subscribe(sub)
-    if pred(engine.state):
-        return 0.0
-    async with asyncio.timeout(timeout):
-        await seen.wait()
-    return time.monotonic() - t0
-
-
-def _master(st: State, ns: str, link: str) -> str | None:
-    topo = st.hosts[0].topology
-    if topo is None:
-        return None
-    return next((lk.master for lk in topo.links if lk.name == link and lk.netns == ns), None)
 
 
 def _has_ns(st: State, name: str) -> bool:
@@ -90,7 +56,7 @@ async def _engine(s: Sshd, events: RemoteNetEvents, settle: Callable[[State], bo
     netns = NetnsProbe(interval=SLOW, events=events, safety=safety)
     engine = Engine([h], lambda _: [ConnectionProbe(h, interval=1.0), netns, topo])
     engine.start()
-    await _until(engine, settle, 30.0)
+    await until_state(engine, settle, 30.0)
     for _ in range(100):  # the helper is up
         if events.live:
             break
@@ -100,7 +66,7 @@ async def _engine(s: Sshd, events: RemoteNetEvents, settle: Callable[[State], bo
     def evented(st: State) -> bool:
         return {f.probe for f in st.hosts[0].feeds if f.mode == "events"} >= {"netns", "topology"}
 
-    await _until(engine, evented, 10.0)
+    await until_state(engine, evented, 10.0)
     await asyncio.sleep(0.3)  # the first runs' own wake-ups are over
     return engine, topo, netns
 
@@ -119,7 +85,7 @@ def _helpers(s: Sshd) -> list[psutil.Process]:
 
 async def test_changes_on_the_remote_arrive_as_events(sshd, ns):
     events = RemoteNetEvents(ssh_host(sshd))
-    engine, topo, netns = await _engine(sshd, events, lambda st: _master(st, ns, "trm-v0") == "trm-br1")
+    engine, topo, netns = await _engine(sshd, events, lambda st: master_of(st, "trm-v0", ns) == "trm-br1")
     try:
         assert events.live, events.error
         feeds = {f.probe: f for f in engine.state.hosts[0].feeds}
@@ -130,7 +96,7 @@ async def test_changes_on_the_remote_arrive_as_events(sshd, ns):
         # a veth moved to another bridge inside the namespace
         t0 = time.monotonic()
         sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
-        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", BUDGET)
+        await until_state(engine, lambda st: master_of(st, "trm-v0", ns) == "trm-br2", BUDGET)
         took = time.monotonic() - t0
         assert events.received.get(ns, 0) > 0  # that namespace's socket on the remote spoke
         print(f"veth move over SSH: {took * 1000:.0f} ms")
@@ -138,10 +104,10 @@ async def test_changes_on_the_remote_arrive_as_events(sshd, ns):
         # a namespace created under /run/netns
         t0 = time.monotonic()
         sh("ip", "netns", "add", ns + "-b")
-        await _until(engine, lambda st: _has_ns(st, ns + "-b"), BUDGET)
+        await until_state(engine, lambda st: _has_ns(st, ns + "-b"), BUDGET)
         print(f"netns added over SSH: {(time.monotonic() - t0) * 1000:.0f} ms")
         sh("ip", "netns", "del", ns + "-b")
-        await _until(engine, lambda st: not _has_ns(st, ns + "-b"), BUDGET)
+        await until_state(engine, lambda st: not _has_ns(st, ns + "-b"), BUDGET)
         assert events.received.get("/", 0) > 0
     finally:
         await engine.stop()
@@ -171,7 +137,7 @@ async def test_an_nft_rule_change_on_the_remote_rereads_its_filters(sshd, ns):
             "table inet tf4-t { chain fw { type filter hook forward priority 0; iifname trm-br1 drop; }; }"
         )
         sh("ip", "netns", "exec", ns, "nft", rules)
-        await _until(engine, lambda st: _nft_tables(st, ns) == {"tf4-t"}, BUDGET)
+        await until_state(engine, lambda st: _nft_tables(st, ns) == {"tf4-t"}, BUDGET)
         print(f"nft rule over SSH: {(time.monotonic() - t0) * 1000:.0f} ms")
         assert events.received.get("//nft:" + ns, 0) > 0  # that namespace's nftables socket spoke
 
@@ -180,10 +146,10 @@ async def test_an_nft_rule_change_on_the_remote_rereads_its_filters(sshd, ns):
 
         before = filters(engine.state)
         sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
-        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", BUDGET)
+        await until_state(engine, lambda st: master_of(st, "trm-v0", ns) == "trm-br2", BUDGET)
         assert filters(engine.state) is before  # read again only when its rules changed
         sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "tf4-t")
-        await _until(engine, lambda st: _nft_tables(st, ns) == set(), BUDGET)
+        await until_state(engine, lambda st: _nft_tables(st, ns) == set(), BUDGET)
     finally:
         await engine.stop()
         await events.host.close()
@@ -194,7 +160,7 @@ async def test_the_safety_poll_catches_a_missed_event(sshd, ns):
     events, yet nothing arrives; the safety poll (2 s here) reads everything anyway."""
     events = RemoteNetEvents(ssh_host(sshd))
     engine, topo, _ = await _engine(
-        sshd, events, lambda st: _master(st, ns, "trm-v0") == "trm-br1", safety=2.0
+        sshd, events, lambda st: master_of(st, "trm-v0", ns) == "trm-br1", safety=2.0
     )
     frozen = _helpers(sshd)
     assert frozen, "no remote helper found below sshd"
@@ -204,7 +170,7 @@ async def test_the_safety_poll_catches_a_missed_event(sshd, ns):
         await asyncio.sleep(0.3)  # a frame already on its way (a busy host's events) lands first
         before = events.notifications
         sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
-        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", 10.0)
+        await until_state(engine, lambda st: master_of(st, "trm-v0", ns) == "trm-br2", 10.0)
         assert events.notifications == before  # no event told us: the safety poll did
         assert topo.feed().mode == "events"
     finally:
@@ -218,7 +184,7 @@ async def test_the_safety_poll_catches_a_missed_event(sshd, ns):
 async def test_sshd_killed_then_back_rebuilds_the_stream(sshd_factory, ns):
     s = sshd_factory()
     events = RemoteNetEvents(ssh_host(s, backoff_base=0.2, backoff_max=0.5), restart=0.5)
-    engine, topo, _ = await _engine(s, events, lambda st: _master(st, ns, "trm-v0") == "trm-br1")
+    engine, topo, _ = await _engine(s, events, lambda st: master_of(st, "trm-v0", ns) == "trm-br1")
     try:
         assert events.streams == 1 and events.live
         s.kill()
@@ -227,7 +193,7 @@ async def test_sshd_killed_then_back_rebuilds_the_stream(sshd_factory, ns):
             c = st.hosts[0].connection("ssh")
             return c is not None and c.state == ConnState.UNREACHABLE
 
-        await _until(engine, down, 20.0)
+        await until_state(engine, down, 20.0)
         for _ in range(100):
             if not events.live:
                 break
@@ -243,7 +209,7 @@ async def test_sshd_killed_then_back_rebuilds_the_stream(sshd_factory, ns):
         # events flow again on the rebuilt stream
         await asyncio.sleep(0.5)
         sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
-        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", BUDGET)
+        await until_state(engine, lambda st: master_of(st, "trm-v0", ns) == "trm-br2", BUDGET)
     finally:
         await engine.stop()
         await events.host.close()
@@ -257,12 +223,12 @@ async def test_a_host_without_python3_is_polled_and_says_so(sshd, ns):
     engine = Engine([h], lambda _: [netns, topo])
     engine.start()
     try:
-        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br1", 30.0)
+        await until_state(engine, lambda st: master_of(st, "trm-v0", ns) == "trm-br1", 30.0)
         for _ in range(100):
             if events.no_python:
                 break
             await asyncio.sleep(0.1)
-        await _until(engine, lambda st: len(st.hosts[0].feeds) == 2, 10.0)
+        await until_state(engine, lambda st: len(st.hosts[0].feeds) == 2, 10.0)
         engine.poke()
         await asyncio.sleep(0.5)
         feeds = {f.probe: f for f in engine.state.hosts[0].feeds}
@@ -273,7 +239,7 @@ async def test_a_host_without_python3_is_polled_and_says_so(sshd, ns):
         assert not events.live and not _helpers(sshd)
         # still observed: by the poll (5 s)
         sh("ip", "-n", ns, "link", "set", "trm-v0", "master", "trm-br2")
-        await _until(engine, lambda st: _master(st, ns, "trm-v0") == "trm-br2", 15.0)
+        await until_state(engine, lambda st: master_of(st, "trm-v0", ns) == "trm-br2", 15.0)
     finally:
         await engine.stop()
         await h.close()
@@ -371,14 +337,14 @@ async def test_a_namespace_only_a_process_holds_arrives_from_the_helpers_proc_sc
     engine.start()
     proc = None
     try:
-        await _until(engine, lambda st: st.hosts[0].refreshed_at > 0, 30.0)
+        await until_state(engine, lambda st: st.hosts[0].refreshed_at > 0, 30.0)
         for _ in range(100):
             if events.procs:
                 break
             await asyncio.sleep(0.1)
         assert events.procs, events.error
         engine.poke()
-        await _until(
+        await until_state(
             engine,
             lambda st: any(f.probe == "containers" and f.mode == "events" for f in st.hosts[0].feeds),
             10,
@@ -392,7 +358,7 @@ async def test_a_namespace_only_a_process_holds_arrives_from_the_helpers_proc_sc
                 break
             await asyncio.sleep(0.02)
         t0 = time.monotonic()
-        await _until(
+        await until_state(
             engine, lambda st: any(w.name == f"net:[{ino}]" for w in st.hosts[0].workloads), BUDGET + 2
         )
         print(f"process-held namespace over SSH: {(time.monotonic() - t0) * 1000:.0f} ms")
@@ -461,14 +427,14 @@ async def test_the_connection_probe_waits_while_up_and_hears_a_loss_at_once(sshd
         return c.state if c is not None else None
 
     try:
-        await _until(engine, lambda st: state(st) == ConnState.UP, 20.0)
+        await until_state(engine, lambda st: state(st) == ConnState.UP, 20.0)
         await asyncio.sleep(0.3)
         assert probe.interval == UP_SAFETY
         s.kill()
-        took = await _until(engine, lambda st: state(st) == ConnState.UNREACHABLE, BUDGET)
+        took = await until_state(engine, lambda st: state(st) == ConnState.UNREACHABLE, BUDGET)
         print(f"connection loss seen after {took * 1000:.0f} ms")
         s.start()
-        await _until(engine, lambda st: state(st) == ConnState.UP, 20.0)
+        await until_state(engine, lambda st: state(st) == ConnState.UP, 20.0)
     finally:
         await engine.stop()
         await h.close()

@@ -23,16 +23,10 @@ from probes.hosts.ssh import SSHHost
 from probes.inventory.libvirt import LibvirtProbe, LibvirtUnavailable
 from probes.model import ConnState, HostState
 from tests.fixtures.libvirtd import libvirtd, qemu_domain  # noqa: F401
-from tests.fixtures.sshd import ssh_host, sshd, sshd_factory  # noqa: F401
+from tests.fixtures.sshd import forwarded, ssh_host, ssh_trap, sshd, sshd_factory  # noqa: F401
 
 SYS_PYTHON = "/usr/bin/python3"  # the venv's is not readable by other users
 FAST = dict(backoff_base=0.05, backoff_max=0.4, keepalive_interval=1.0)
-
-
-def forwarded(s, **kw) -> SSHHost:
-    """An SSHHost whose libvirt goes through its connection (what --host gives by default)."""
-    kw.setdefault("libvirt_uri", f"qemu+ssh://{s.target.removeprefix('ssh://')}/system")
-    return ssh_host(s, forward_libvirt=True, **kw)
 
 
 async def _domains(host: HostTransport) -> set[tuple[str, str, str]]:
@@ -42,19 +36,6 @@ async def _domains(host: HostTransport) -> set[tuple[str, str, str]]:
         return {(w.uuid, w.name, w.state) for w in r.vms}
     finally:
         await p.close()
-
-
-@pytest.fixture
-def ssh_trap(tmp_path, monkeypatch):
-    """PATH whose `ssh` (and `ssh` only) records that it ran: libvirt's ssh transport, or
-    anything else, would find it first."""
-    trap = tmp_path / "trap"
-    trap.mkdir()
-    marker = tmp_path / "ssh-ran"
-    (trap / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexit 255\n')
-    (trap / "ssh").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{trap}:/usr/sbin:/usr/bin:/sbin:/bin")
-    return marker
 
 
 async def test_domains_over_ssh_equal_local_and_no_system_ssh_runs(sshd, libvirtd, qemu_domain, ssh_trap):

@@ -19,6 +19,7 @@ from probes.inventory.netns import NetnsProbe
 from probes.model import State
 from probes.network.events import LocalNetEvents
 from probes.network.topology import TopologyProbe
+from tests.fixtures.events import master_of, until_state
 from tests.fixtures.netlab import cleanup, sh
 from tests.fixtures.ovs import OvsLab, ovslab  # noqa: F401
 from tests.fixtures.procs import Procs, procs  # noqa: F401
@@ -40,36 +41,12 @@ def links() -> Iterator[None]:
         cleanup(PREFIX)
 
 
-async def _until(engine: Engine, pred: Callable[[State], bool], timeout: float) -> float:
-    """Seconds until a published State satisfies `pred` (raises TimeoutError)."""
-    t0 = time.monotonic()
-    seen = asyncio.Event()
-
-    def sub(st: State) -> None:
-        if pred(st):
-            seen.set()
-
-    engine.subscribe(sub)
-    if pred(engine.state):
-        return 0.0
-    async with asyncio.timeout(timeout):
-        await seen.wait()
-    return time.monotonic() - t0
-
-
 async def _started(probes: list, settle: Callable[[State], bool]) -> Engine:  # type: ignore[type-arg]
     engine = Engine([LocalHost(libvirt_uri=None)], lambda h: probes)
     engine.start()
-    await _until(engine, settle, 20.0)
+    await until_state(engine, settle, 20.0)
     await asyncio.sleep(0.2)  # the first run's own wake-ups are over
     return engine
-
-
-def _master(st: State, link: str) -> str | None:
-    topo = st.hosts[0].topology
-    if topo is None:
-        return None
-    return next((lk.master for lk in topo.links if lk.name == link and not lk.netns), None)
 
 
 async def test_netlink_a_veth_moved_to_another_bridge_shows_at_once(links):
@@ -79,13 +56,13 @@ async def test_netlink_a_veth_moved_to_another_bridge_shows_at_once(links):
     sh("ip", "link", "set", "tsev-v0", "master", "tsev-br1")
     events = LocalNetEvents()
     probe = TopologyProbe(interval=SLOW, events=events, safety=SLOW)
-    engine = await _started([probe], lambda st: _master(st, "tsev-v0") == "tsev-br1")
+    engine = await _started([probe], lambda st: master_of(st, "tsev-v0") == "tsev-br1")
     try:
         assert probe.interval == SLOW and probe.feed().mode == "events"
         assert engine.state.hosts[0].feeds[0].mode == "events"
         t0 = time.monotonic()
         sh("ip", "link", "set", "tsev-v0", "master", "tsev-br2")
-        await _until(engine, lambda st: _master(st, "tsev-v0") == "tsev-br2", 5.0)
+        await until_state(engine, lambda st: master_of(st, "tsev-v0") == "tsev-br2", 5.0)
         took = time.monotonic() - t0  # includes running `ip` itself
         assert took <= BUDGET, f"the move showed after {took:.2f} s"
         assert events.received.get("", 0) > 0  # the host's namespace told us
@@ -105,11 +82,11 @@ async def test_inotify_a_named_namespace_shows_and_goes_at_once(links):
         assert probe.feed().mode == "events"
         t0 = time.monotonic()
         sh("ip", "netns", "add", "tsev-ns1")
-        await _until(engine, has, 5.0)
+        await until_state(engine, has, 5.0)
         assert time.monotonic() - t0 <= BUDGET
         t0 = time.monotonic()
         sh("ip", "netns", "del", "tsev-ns1")
-        await _until(engine, lambda st: not has(st), 5.0)
+        await until_state(engine, lambda st: not has(st), 5.0)
         assert time.monotonic() - t0 <= BUDGET
     finally:
         await engine.stop()
@@ -122,7 +99,7 @@ async def test_a_deleted_namespace_is_not_kept_alive_by_our_socket(links):
     sh("ip", "link", "add", "tsev-h2", "type", "veth", "peer", "name", "eth0", "netns", "tsev-ns2")
     events = LocalNetEvents()
     probe = TopologyProbe(interval=SLOW, events=events, safety=SLOW)
-    engine = await _started([probe], lambda st: _master(st, "tsev-h2") is not None)
+    engine = await _started([probe], lambda st: master_of(st, "tsev-h2") is not None)
     try:
         assert "tsev-ns2" in events.namespaces
         sh("ip", "netns", "del", "tsev-ns2")
@@ -144,7 +121,7 @@ async def test_safety_poll_catches_a_change_whose_event_was_missed(links):
     sh("ip", "link", "set", "tsev-v2", "master", "tsev-br3")
     events = LocalNetEvents()
     probe = TopologyProbe(interval=SLOW, events=events, safety=1.0)
-    engine = await _started([probe], lambda st: _master(st, "tsev-v2") == "tsev-br3")
+    engine = await _started([probe], lambda st: master_of(st, "tsev-v2") == "tsev-br3")
     try:
         # every notification is lost from now on (other tests' namespaces could otherwise
         # wake the probe too): only the 1 s safety poll can bring the change
@@ -153,7 +130,7 @@ async def test_safety_poll_catches_a_change_whose_event_was_missed(links):
         before = events.received.get("", 0)
         t0 = time.monotonic()
         sh("ip", "link", "set", "tsev-v2", "master", "tsev-br4")
-        await _until(engine, lambda st: _master(st, "tsev-v2") == "tsev-br4", 5.0)
+        await until_state(engine, lambda st: master_of(st, "tsev-v2") == "tsev-br4", 5.0)
         assert events.received.get("", 0) == before  # no event from the host's namespace
         assert time.monotonic() - t0 <= 1.0 + BUDGET  # one safety period (and a loaded machine's margin)
     finally:
@@ -180,7 +157,7 @@ async def test_ovsdb_monitor_sees_a_retag_at_once(ovslab: OvsLab):
         assert "OVSDB monitor" in probe.feed().detail
         t0 = time.monotonic()
         ovslab.set_tag("tsf-o-pa1", 300)
-        await _until(engine, lambda st: tag(st, "tsf-o-pa1") == 300, 5.0)
+        await until_state(engine, lambda st: tag(st, "tsf-o-pa1") == 300, 5.0)
         assert time.monotonic() - t0 <= BUDGET
         # the monitor's replica equals what ovs-vsctl reads
         from probes.network import ovs
@@ -211,10 +188,10 @@ async def test_the_proc_scan_shows_a_container_and_its_end_without_a_poll(procs:
         def has(st: State) -> bool:
             return any(w.container and p.leaf in w.container.pids for w in st.hosts[0].workloads)
 
-        assert await _until(engine, has, BUDGET) <= BUDGET
+        assert await until_state(engine, has, BUDGET) <= BUDGET
         assert engine.state.hosts[0].refreshed_at > runs and events.received.get("//procs", 0) >= 1
         procs.stop_all()
-        assert await _until(engine, lambda st: not has(st), BUDGET) <= BUDGET
+        assert await until_state(engine, lambda st: not has(st), BUDGET) <= BUDGET
     finally:
         await engine.stop()
         events.close()

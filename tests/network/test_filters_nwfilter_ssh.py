@@ -21,7 +21,7 @@ from probes.network.filtereval import Packet
 from probes.network.nwfilter import decide_nic
 from probes.network.topology import TopologyProbe
 from tests.fixtures.libvirtd import libvirtd  # noqa: F401
-from tests.fixtures.sshd import ssh_host, sshd  # noqa: F401
+from tests.fixtures.sshd import forwarded, ssh_trap, sshd  # noqa: F401
 
 DEV, PEER = "tf3-nwp", "tf3-nwq"
 BINDING = f"""<filterbinding>
@@ -60,23 +60,9 @@ def binding(libvirtd: str, tmp_path) -> Iterator[str]:
         _cleanup()
 
 
-@pytest.fixture
-def ssh_trap(tmp_path, monkeypatch):
-    """PATH whose `ssh` records that it ran: libvirt's own ssh transport would find it first."""
-    trap = tmp_path / "trap"
-    trap.mkdir()
-    marker = tmp_path / "ssh-ran"
-    (trap / "ssh").write_text(f'#!/bin/sh\necho "$@" >> {marker}\nexit 255\n')
-    (trap / "ssh").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{trap}:/usr/sbin:/usr/bin:/sbin:/bin")
-    return marker
-
-
 @pytest.mark.timeout(300)
 async def test_ssh_host_bindings_read_through_the_forward_equal_local(sshd, binding, ssh_trap) -> None:
-    remote = ssh_host(
-        sshd, forward_libvirt=True, libvirt_uri=f"qemu+ssh://{sshd.target.removeprefix('ssh://')}/system"
-    )
+    remote = forwarded(sshd)
     over_ssh, here = TopologyProbe(), TopologyProbe()
     try:
         topo = await over_ssh.collect(remote)
