@@ -10,7 +10,6 @@ and after the flow is removed. Everything is named tf2-* (this file's own) and r
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -24,53 +23,45 @@ from probes.network.topology import TopologyProbe
 from tests.fixtures.guest import GuestSpec, guest_factory
 from tests.fixtures.guest import skip_reason as guest_skip_reason
 from tests.fixtures.libvirtd import libvirtd  # noqa: F401
-from tests.fixtures.netlab import cleanup, sh
-from tests.fixtures.ovs import OvsLab
+from tests.fixtures.netlab import sh
+from tests.fixtures.ovs import OvsLab, private_ovs
 from tests.fixtures.sshd import ssh_host, sshd  # noqa: F401
 from tests.helpers import needs_root, needs_tool
 
 BR = "tf2-ovs"
-DROP = "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24,actions=drop"
+MATCH = (
+    "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24"  # the drop flow, as del-flows names it
+)
+DROP = MATCH + ",actions=drop"
 TENANT = {"tf2-o-a1": "acme", "tf2-o-a2": "acme", "tf2-o-b": "globex"}
 
 
 @pytest.fixture
 def lab() -> Iterator[OvsLab]:
-    cleanup("tf2-o")
-    netdev_before = sh("ip", "link", "show", "ovs-netdev", check=False).returncode == 0
-    with tempfile.TemporaryDirectory(prefix="tf2-ovs-") as d:
-        lab = OvsLab(d, bridge=BR)
-        lab.start()
-        try:
-            _wait_datapath(lab)
-            lab.add("tf2-o-a1", "acme", "tf2-o-pa1", "10.74.1.1", 100)
-            lab.add("tf2-o-a2", "acme", "tf2-o-pa2", "10.74.1.2", 100)
-            lab.add("tf2-o-b", "globex", "tf2-o-pb", "10.74.2.1", 200)
-            sh("ip", "netns", "add", "tf2-o-r")
-            for leg, inner, tag, ip in (
-                ("tf2-o-ra", "ra", 100, "10.74.1.254"),
-                ("tf2-o-rb", "rb", 200, "10.74.2.254"),
-            ):
-                sh("ip", "link", "add", leg, "type", "veth", "peer", "name", inner, "netns", "tf2-o-r")
-                sh("ip", "link", "set", leg, "up")
-                sh("ip", "-n", "tf2-o-r", "addr", "add", f"{ip}/24", "dev", inner)
-                sh("ip", "-n", "tf2-o-r", "link", "set", inner, "up")
-                lab.vsctl("add-port", BR, leg, f"tag={tag}")
-            sh("ip", "netns", "exec", "tf2-o-r", "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            for ns, gw in (
-                ("tf2-o-a1", "10.74.1.254"),
-                ("tf2-o-a2", "10.74.1.254"),
-                ("tf2-o-b", "10.74.2.254"),
-            ):
-                sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
-                sh("ip", "-n", ns, "route", "add", "default", "via", gw)
-            yield lab
-        finally:
-            lab.stop()
-            cleanup("tf2-o")
-            sh("ip", "link", "del", BR, check=False)  # the userspace datapath's tap for the bridge
-            if not netdev_before:
-                sh("ip", "link", "del", "ovs-netdev", check=False)
+    with private_ovs("tf2-o", BR) as lab:
+        _wait_datapath(lab)
+        lab.add("tf2-o-a1", "acme", "tf2-o-pa1", "10.74.1.1", 100)
+        lab.add("tf2-o-a2", "acme", "tf2-o-pa2", "10.74.1.2", 100)
+        lab.add("tf2-o-b", "globex", "tf2-o-pb", "10.74.2.1", 200)
+        sh("ip", "netns", "add", "tf2-o-r")
+        for leg, inner, tag, ip in (
+            ("tf2-o-ra", "ra", 100, "10.74.1.254"),
+            ("tf2-o-rb", "rb", 200, "10.74.2.254"),
+        ):
+            sh("ip", "link", "add", leg, "type", "veth", "peer", "name", inner, "netns", "tf2-o-r")
+            sh("ip", "link", "set", leg, "up")
+            sh("ip", "-n", "tf2-o-r", "addr", "add", f"{ip}/24", "dev", inner)
+            sh("ip", "-n", "tf2-o-r", "link", "set", inner, "up")
+            lab.vsctl("add-port", BR, leg, f"tag={tag}")
+        sh("ip", "netns", "exec", "tf2-o-r", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for ns, gw in (
+            ("tf2-o-a1", "10.74.1.254"),
+            ("tf2-o-a2", "10.74.1.254"),
+            ("tf2-o-b", "10.74.2.254"),
+        ):
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+            sh("ip", "-n", ns, "route", "add", "default", "via", gw)
+        yield lab
 
 
 def _wait_datapath(lab: OvsLab, timeout: float = 300.0) -> None:
@@ -137,14 +128,7 @@ async def test_a_flow_dropping_one_vlan_to_another_is_traced_and_probes_agree(la
     assert not predict.contradictions(ab) and not predict.contradictions(aa)
     # the flow removed: flows have no change event, so within the dump period the last tables
     # are kept (no process) and the probes contradict the prediction, naming the flow it used
-    await asyncio.to_thread(
-        ofctl,
-        lab,
-        "del-flows",
-        BR,
-        "--strict",
-        "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24",
-    )
+    await asyncio.to_thread(ofctl, lab, "del-flows", BR, "--strict", MATCH)
     now = [0.0]
     probe._ovs_flows.clock = lambda: now[0]  # the probe's own cache, on a clock the test moves
     probe._ovs_flows.dumped = None
@@ -161,14 +145,7 @@ async def test_a_flow_dropping_one_vlan_to_another_is_traced_and_probes_agree(la
     ab2 = predict.matrix(hs2).cell("acme", "globex")
     assert ab2 is not None and ab2.predicted is False and ab2.observed is False
     assert not predict.contradictions(ab2)
-    await asyncio.to_thread(
-        ofctl,
-        lab,
-        "del-flows",
-        BR,
-        "--strict",
-        "table=0,priority=100,ip,nw_src=10.74.1.0/24,nw_dst=10.74.2.0/24",
-    )
+    await asyncio.to_thread(ofctl, lab, "del-flows", BR, "--strict", MATCH)
     now[0] += probe._ovs_flows.max_age
     hs3 = await observe(probe)
     flows3 = {o.bridge: o for o in hs3.topology.ovs_flows}  # type: ignore[union-attr]
