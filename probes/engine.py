@@ -205,6 +205,15 @@ class Engine:
         await asyncio.gather(*(self._run_one(t, p) for t in self.hosts for p in self._probes[t.name]))
         return self.state
 
+    def warm_up(self) -> None:
+        """Let probes begin what they can before start (a console composing its screen): each
+        probe's `warm_up(host)`, where it has one (the libvirt test driver's open)."""
+        for t in self.hosts:
+            for p in self._probes[t.name]:
+                warm = getattr(p, "warm_up", None)
+                if warm is not None:
+                    warm(t)
+
     def start(self) -> None:
         self._deriver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsf-derive")
         self._heap = _HeapKeeper(asyncio.get_running_loop())

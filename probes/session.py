@@ -356,6 +356,10 @@ class Session:
         """The hosts whose figures the UI draws (None: all); see Engine.show_hosts."""
         self.engine.show_hosts(names)
 
+    def warm_up(self) -> None:
+        """Begin what the probes can before start (see Engine.warm_up)."""
+        self.engine.warm_up()
+
     def start(self) -> None:
         self.engine.start()
         self._sweep_probe_ports()

@@ -142,6 +142,10 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     # -- layout
 
     def compose(self) -> ComposeResult:
+        # the probes begin what they can (the libvirt test driver's open) while the screen is made
+        warm = getattr(self._source, "warm_up", None)
+        if warm is not None:
+            warm()
         yield AppHeader(clock=self._clock, tz=self._tz, stale_after=max(10.0, 5 * self.opts.interval))
         yield PaneTabs(
             *(Tab(f"{p.position} {p.title}", id=f"tab-{p.pane_id}") for p in PANES),

@@ -288,3 +288,40 @@ async def test_a_domain_event_shows_at_once_without_a_poll() -> None:
         assert engine.state.hosts[0].feeds[0].mode == "events"
     finally:
         await engine.stop()
+
+
+async def test_warm_up_opens_the_test_driver_before_the_first_collect_which_uses_it(tmp_path) -> None:
+    """The console warms its probes up while it composes (Engine.warm_up): the test driver's
+    node XML is opened on the probe's thread before start, and the first collect takes that
+    connection; a URI that cannot open leaves the first collect to say why, as before."""
+    p = LibvirtProbe(interval=1.0)
+    try:
+        p.warm_up(demo_host())
+        for _ in range(200):
+            if p._conn is not None:
+                break
+            await asyncio.sleep(0.01)
+        conn = p._conn
+        assert conn is not None  # open before any collect
+        r = await p.collect(demo_host())
+        assert len(r.vms) == 12 and p._conn is conn  # the same connection, not a second open
+    finally:
+        await p.close()
+    missing = LocalHost("nowhere", libvirt_uri=f"test://{tmp_path}/missing.xml")
+    p = LibvirtProbe(interval=1.0)
+    try:
+        p.warm_up(missing)
+        await asyncio.sleep(0.1)
+        assert p._conn is None
+        with pytest.raises(Exception, match="no such file"):
+            await p.collect(missing)
+    finally:
+        await p.close()
+    daemon = LocalHost("x", libvirt_uri="qemu:///system")  # a daemon (or none): nothing early
+    p = LibvirtProbe(interval=1.0)
+    try:
+        p.warm_up(daemon)
+        await asyncio.sleep(0.05)
+        assert p._conn is None
+    finally:
+        await p.close()
