@@ -7,7 +7,8 @@ fleet view: 0.1-0.8 s on the event loop, the slow tail of key presses), and it m
 cell of every new row for the column widths (~315 ms for 1,700 findings). Here a cell's
 rendering is kept per (row, column, the cell object, its styles) and reused while the cell is
 the same object, and a table whose owner sets the column widths (`fixed_widths`) does not
-measure new rows. What is drawn is exactly what DataTable draws (tests/tui/test_table.py).
+measure new rows. What is drawn is exactly what DataTable draws
+(tests/tui/test_findings_fleet.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.style import Style
-from rich.text import Text
 from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
@@ -30,7 +30,7 @@ class CellCachedTable(DataTable[Any]):
     """DataTable with renders cached by cell content (see the module's docstring).
 
     `fixed_widths=True`: every column is added with its `width` (the owner computes widths
-    from its data, e.g. with `column_widths`), rows have a height of 1 and no labels, so new
+    from its data, e.g. with `text_width`), rows have a height of 1 and no labels, so new
     rows need no measuring.
     """
 
@@ -123,18 +123,9 @@ class CellCachedTable(DataTable[Any]):
         super()._update_dimensions(new_rows)
 
 
-def column_widths(labels: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[int]:
-    """Each column's width as DataTable measures it for single-line cells: the widest cell
-    (its length in terminal cells), at least the label's."""
-    widths = [cell_len(label) for label in labels]
-    for cells in rows:
-        for i, cell in enumerate(cells):
-            plain = cell.plain if isinstance(cell, Text) else str(cell)
-            n = len(plain) if plain.isascii() and plain.isprintable() else _widest_line(plain)
-            if n > widths[i]:
-                widths[i] = n
-    return widths
-
-
-def _widest_line(plain: str) -> int:
+def text_width(plain: str) -> int:
+    """A text cell's width as DataTable measures it (Text.__rich_measure__'s maximum): its
+    widest line in terminal cells."""
+    if plain.isascii() and plain.isprintable():
+        return len(plain)
     return max((cell_len(line) for line in plain.splitlines()), default=0)

@@ -24,13 +24,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from probes.model import Finding, State, Status
+from probes.model import Finding, State
 from probes.untrusted import visible
 from tui.messages import FindingSelected
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import STATUS_LABEL, finding_sort_key, severity_text, status_text
-from tui.table import CellCachedTable, column_widths
+from tui.table import CellCachedTable, text_width
 
 COLUMNS = ("Status", "Severity", "Check", "Tenants", "Summary")
 # A rebuild of the table (rows came, went or moved) that cost more than REBUILD_SLOW seconds
@@ -248,22 +248,34 @@ class FindingsPane(Pane):
         return next((k for k, g in self._rows.items() if g is f or g.key == f.key), None)
 
     def _column_widths(self, columns: tuple[str, ...], findings: Any, acks: Any) -> tuple[int, ...]:
-        """The widths the table would measure for these rows' cells, from their text alone."""
+        """The widths the table would measure for these rows' cells, from their text alone
+        (each distinct text made visible and measured once: a fleet repeats most of them)."""
         multi = self._multi_host
-        label = {s: STATUS_LABEL.get(s, s.value.upper()) for s in Status}  # (as status_text)
         new = self._new
+        memo: dict[str, int] = {}
 
-        def plain(f: Finding) -> tuple[object, ...]:
-            summary = visible(f.summary or f.title)
-            if f.key in acks:
-                summary = ACK_MARK + summary
-            if f.key in new:
-                summary = NEW_MARK + summary
-            tenants = visible(", ".join(f.tenants) or "—")
-            head = (label[f.status], f.severity.value, visible(f.check_id))
-            return (*head, visible(f.host or "—"), tenants, summary) if multi else (*head, tenants, summary)
+        def width(text: str) -> int:
+            w = memo.get(text)
+            if w is None:
+                w = memo[text] = text_width(visible(text))
+            return w
 
-        return tuple(column_widths(columns, map(plain, findings)))
+        status = max(
+            (text_width(STATUS_LABEL.get(s, s.value.upper())) for s in {f.status for f in findings}),
+            default=0,
+        )
+        severity = max((len(s.value) for s in {f.severity for f in findings}), default=0)
+        check = host = tenants = summary = 0
+        for f in findings:
+            key = f.key
+            check = max(check, width(f.check_id))
+            if multi:
+                host = max(host, width(f.host or "—"))
+            tenants = max(tenants, width(", ".join(f.tenants) or "—"))
+            marks = (len(ACK_MARK) if key in acks else 0) + (len(NEW_MARK) if key in new else 0)
+            summary = max(summary, marks + width(f.summary or f.title))
+        found = (status, severity, check, *((host,) if multi else ()), tenants, summary)
+        return tuple(max(text_width(c), w) for c, w in zip(columns, found))
 
     def _cells(self, f: Finding, made: tuple[Finding, bool, bool], variables: Any) -> list[Text]:
         _, acked, new = made
