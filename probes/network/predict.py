@@ -770,7 +770,7 @@ def predict_cells(hs: HostState) -> dict[tuple[str, str], list[PairPrediction]]:
                             )
                         p = replace(p, reachable=not lost, path=p.path + why, filters=p.filters + (nd,))
                     if p.reachable and a.netns is None and not p.hops and (idx.filters or idx.nics):
-                        p = _vm_pair_filters(idx, a, b, p)
+                        p = _vm_pair_filters(idx, a, b, p, ports(a.tenant, b.tenant))
                     add(p)
     return out
 
@@ -898,15 +898,18 @@ def _nic_spans(nf: NicFilter, direction: str) -> tuple[tuple[int, int], ...] | N
     return tuple(sorted(out))
 
 
-def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -> PairPrediction:
+def _vm_pair_filters(
+    idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction, ports: tuple[int, ...] = ()
+) -> PairPrediction:
     """A VM source's ICMP echo to `b` (both addresses known) on the segment they share,
     through the bridge's filters (bridge family; the IP hooks with br_netfilter), `b`'s
-    nwfilter (in) and `b`'s answer leaving its nwfilter (out). Decided once per class of what
-    the rules read: a bridge's rules per (ports, addresses) only where they read them, an
-    nwfilter per NIC (per peer address only where a rule reads it), so 1,000 VMs stay cheap."""
+    nwfilter (in) and `b`'s answer leaving its nwfilter (out); when a filter drops it, each TCP
+    port of `ports` (the policy's, the probe's) is tried as for namespace sources. Decided once
+    per class of what the rules read: a bridge's rules per (ports, addresses) only where they
+    read them, an nwfilter per NIC (per peer address only where a rule reads it), so 1,000 VMs
+    stay cheap."""
     if not a.addresses or not b.addresses:
         return p
-    src, dst = a.addresses[0], b.addresses[0]
     if len(a.attachments) == 1 and len(b.attachments) == 1:  # the usual VM: one NIC
         if a.attachments[0].segment != b.attachments[0].segment:
             return p
@@ -919,6 +922,41 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
         if not shared:
             return p
         xa, xb = shared[0]
+    got = _vm_pair_method(idx, a, b, xa, xb, "icmp")
+    if got is None:
+        return p
+    ok, why, decisions = got
+    method, tried = "icmp", [("icmp", ok)]
+    if not ok:
+        for port in ports:
+            m = f"tcp:{port}"
+            other = _vm_pair_method(idx, a, b, xa, xb, m)
+            tried.append((m, other is None or other[0]))
+            if other is None or other[0]:  # no filter met for this packet, or all accept it
+                ok, why, decisions = other or (True, "", ())
+                method = m
+                break
+    path = p.path + why if method == "icmp" else f"{method}: {p.path}{why}"
+    return replace(
+        p,
+        reachable=ok,
+        path=path,
+        filters=p.filters + decisions,
+        method=method,
+        methods=tuple(tried) if len(tried) > 1 else (),
+    )
+
+
+def _vm_pair_method(
+    idx: _Index, a: Endpoint, b: Endpoint, xa: Attachment, xb: Attachment, method: str
+) -> tuple[bool, str, tuple[FilterDecision, ...]] | None:
+    """_vm_pair_filters for one packet (icmp, tcp:PORT): (reaches, why, decisions), None when
+    no filter was met."""
+    src, dst = a.addresses[0], b.addresses[0]
+    proto, _, port = method.partition(":")
+    num = int(port) if port.isdigit() else None
+    echo = Packet(src, dst, proto, num)
+    reply = Packet(dst, src, proto, None, state="established", sport=num)
     memo = idx.vm_memo
     found: list[tuple[str, FilterDecision]] = []
     keys: list[tuple[object, ...]] = []
@@ -928,10 +966,10 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
         ca, cb = _ep_class(idx, f, xa, src), _ep_class(idx, f, xb, dst)
         # the echo, then its reply (conntrack: established) from the other port
         for where, x, y, pkt, cx, cy in (
-            ("bridge", xa, xb, Packet(src, dst), ca, cb),
-            ("bridge-back", xb, xa, Packet(dst, src, state="established"), cb, ca),
+            ("bridge", xa, xb, echo, ca, cb),
+            ("bridge-back", xb, xa, reply, cb, ca),
         ):
-            key: tuple[object, ...] = (where, seg, cx[0], cy[1], cx[2], cy[3])
+            key: tuple[object, ...] = (where, seg, cx[0], cy[1], cx[2], cy[3], method)
             if key not in memo:
                 memo[key] = _bridged(idx, seg, x, y, pkt, None)
             d = memo[key]
@@ -945,8 +983,8 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
     if nf is not None and not (found and found[-1][1].verdict == "drop"):
         from probes.network.nwfilter import decide_nic
 
-        for direction, pkt in (("in", Packet(src, dst)), ("out", Packet(dst, src, state="established"))):
-            key = ("nic", tap, direction, _nic_peer(idx, nf, direction, src))
+        for direction, pkt in (("in", echo), ("out", reply)):
+            key = ("nic", tap, direction, _nic_peer(idx, nf, direction, src), method)
             if key not in memo:
                 memo[key] = decide_nic(nf, pkt, direction)
             d = memo[key]
@@ -956,7 +994,7 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
                 if d.verdict == "drop":
                     break
     if not found:
-        return p
+        return None
     # what the pair's prediction gets: built once per combination of classes
     ck = tuple(keys)
     got = idx.vm_notes.get(ck)
@@ -973,8 +1011,7 @@ def _vm_pair_filters(idx: _Index, a: Endpoint, b: Endpoint, p: PairPrediction) -
         else:
             why = "".join(f" ({d.text})" for d in decisions)
         got = idx.vm_notes[ck] = (last.verdict != "drop", why, decisions)
-    ok, why, decisions = got
-    return replace(p, reachable=ok, path=p.path + why, filters=p.filters + decisions)
+    return got
 
 
 def _ep_class(idx: _Index, f: NsFilters, x: Attachment, ip: str) -> tuple[object, object, object, object]:

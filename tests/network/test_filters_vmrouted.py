@@ -1,14 +1,16 @@
 """VM pairs that share no segment, walked through the router on the source's segment: the
 router's filters decide the echo and its answer, where before every such pair was "no shared
-segment" (blocked, whatever the router does).
+segment" (blocked, whatever the router does); and VM pairs on one bridge whose filters drop
+the echo are tried on the TCP ports the policy opens, as namespace sources are.
 
 VM-like endpoints as in test_filters_vmpairs.py (a second and third booted guest would cost
 minutes, and a guest cannot be pinged from without its agent): namespaces tf4-va/vb/vc whose
 host-side veths on the test bridges tf4-br1/tf4-br2 are the `target dev` of VM workloads, each
 with a default route via the router namespace tf4-r (10.84.1.1 / 10.84.2.1, forwarding on).
 Real parts: the bridges, the router, real nftables rules in the router dropping what goes to
-10.84.2.2 but TCP port 8080, and real pings and a real TCP connection from inside the sources
-confirming each prediction. Everything is
+10.84.2.2 but TCP port 8080, a real bridge-family rule on tf4-br2 dropping tf4-vb -> tf4-vc but
+TCP port 8081, and real pings and real TCP connections from inside the sources confirming each
+prediction. Everything is
 removed by name afterwards.
 """
 
@@ -50,7 +52,18 @@ def _run(*argv: str, check: bool = True, input: str | None = None) -> subprocess
     return subprocess.run(argv, capture_output=True, text=True, check=check, input=input, timeout=60)
 
 
+BRIDGE_NFT = """table bridge tf4b {
+  chain fw {
+    type filter hook forward priority 0; policy accept;
+    iifname "tf4-vb-h" oifname "tf4-vc-h" tcp dport 8081 accept
+    iifname "tf4-vb-h" oifname "tf4-vc-h" ether type ip drop
+  }
+}
+"""
+
+
 def _cleanup() -> None:
+    _run("nft", "delete", "table", "bridge", "tf4b", check=False)
     for name in (*VMS, ROUTER):
         if os.path.exists(f"/run/netns/{name}"):
             _run("ip", "netns", "del", name, check=False)
@@ -81,6 +94,7 @@ def lab() -> Iterator[None]:
             _run("ip", "-n", name, "route", "add", "default", "via", gw)
             _run("ip", "link", "set", f"{name}-h", "master", br, "up")
         _run("ip", "netns", "exec", ROUTER, "nft", "-f", "-", input=NFT)
+        _run("nft", "-f", "-", input=BRIDGE_NFT)
         yield
     finally:
         _cleanup()
@@ -122,7 +136,10 @@ def _connects(src: str, dst_ns: str, ip: str, port: int) -> bool:
 
 async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> None:
     policy = Policy(
-        allow=(AllowRule("acme", "globex", ports=(8080,), both_ways=False),),
+        allow=(
+            AllowRule("acme", "globex", ports=(8080,), both_ways=False),
+            AllowRule("globex", "initech", ports=(8081,), both_ways=False),
+        ),
         static_addresses=tuple((n, (v[0],)) for n, v in VMS.items()),
     )
     probe = TopologyProbe(policy=policy)
@@ -154,5 +171,12 @@ async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> N
     assert not ba.reachable and "no way back" in ba.path and "10.84.2.2 drop" in ba.deciding_rule, ba.path
     assert not _ping("tf4-vb", "10.84.1.2")
     assert pair("initech", "acme").reachable and _ping("tf4-vc", "10.84.1.2")
-    # globex <-> initech share tf4-br2: judged at L2 as before
-    assert pair("globex", "initech").reachable and not pair("globex", "initech").hops
+    # globex -> initech share tf4-br2: a bridge-family rule drops all but TCP 8081 between their
+    # ports: the pair is tried on the policy's port too, as namespace sources are
+    bc = pair("globex", "initech")
+    assert bc.reachable and not bc.hops and bc.method == "tcp:8081", bc.path
+    assert bc.methods == (("icmp", False), ("tcp:8081", True)) and "tcp dport 8081 accept" in bc.deciding_rule
+    assert not _ping("tf4-vb", "10.84.2.3") and _connects("tf4-vb", "tf4-vc", "10.84.2.3", 8081)
+    cb = pair("initech", "globex")  # globex's answers meet the rule (no port opened this way)
+    assert not cb.reachable and "no way back" in cb.path, cb.path
+    assert not _ping("tf4-vc", "10.84.2.2")
