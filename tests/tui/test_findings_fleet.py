@@ -38,7 +38,7 @@ def fleet() -> State:
 
 
 def _shown(pane: FindingsPane) -> list[str]:
-    return [k.value or "" for k in pane.table.rows]
+    return [r.key.value or "" for r in pane.table.ordered_rows]
 
 
 async def _filled(pilot, pane: FindingsPane) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from textual.widgets import DataTable
+
 from probes.drift import diff
 from probes.model import Connection, ConnState, Host, HostKind, HostState, State
 from tests.fixtures.tui import T0, make_app, sample_state
@@ -33,6 +35,9 @@ async def test_fleet_view_lists_hosts_most_urgent_first_and_opens_one():
         assert "3 hosts · 1 down · 1 with failing checks · sorted by urgency" in summary
         await pilot.press("s")  # by host name
         assert [r.host for r in screen._rows] == ["hv1", "hv2", "hv9"]
+        table = screen.query_one("#fleet-table", DataTable)  # the rows moved on screen, cells too
+        assert [r.key.value for r in table.ordered_rows] == ["hv1", "hv2", "hv9"]
+        assert [str(table.get_row_at(i)[0]) for i in range(3)] == ["hv1", "hv2", "hv9"]
         screen.query_one("#fleet-table").move_cursor(row=1)  # the cursor followed hv9 to the end
         await pilot.press("enter")
         await pilot.pause()
