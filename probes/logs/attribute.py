@@ -360,14 +360,21 @@ class Attributor:
         if cached_host != host:
             keys = self.index.combined(host)
             self._keys_for = (host, keys)
-        found = keys.keys() & _TOKEN.findall(text)
+        tokens = _TOKEN.findall(text)
+        found = keys.keys() & tokens
         if not found:
             return None
+        if len(found) == 1:
+            h = keys[found.pop()]
+            return h if isinstance(h, Hit) else None
+        # Several: the strongest evidence wins, and between equals the one named first in the
+        # line (a set's order changes with the process's string hash seed).
         best: Hit | None = None
-        for tok in found:
-            h = keys[tok]
-            if isinstance(h, Hit) and (best is None or h.rank < best.rank):
-                best = h
+        for tok in tokens:
+            if tok in found:
+                h = keys[tok]
+                if isinstance(h, Hit) and (best is None or h.rank < best.rank):
+                    best = h
         return best
 
     def _mcs_pair(self, label: str) -> str:

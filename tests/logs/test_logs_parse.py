@@ -89,6 +89,21 @@ def test_ambiguous_tokens_do_not_attribute():
     assert Attributor(Index(st)).attribute(e).tenant == ""
 
 
+def test_equal_evidence_goes_to_the_workload_named_first():
+    """Two domain names (equal rank): the first in the line wins, whatever the hash seed
+    (before, the winner was a set's iteration order, which changes from process to process)."""
+    st = fleet_state()
+    att = Attributor(Index(st))
+    for first, second, tenant in (("acme-web", "globex-db", "acme"), ("globex-db", "acme-web", "globex")):
+        line = f"Nov 27 10:00:00 hv1 libvirtd[7]: migrating {first} next to {second}"
+        e = att.attribute(parsers.parse_syslog(line, "hv1", "file:/var/log/syslog"))
+        assert (e.tenant, e.workload, e.attributed_by) == (tenant, f"hv1/vm/{first}", "name")
+    # stronger evidence later in the line still wins over a name named first
+    line = "Nov 27 10:00:00 hv1 libvirtd[7]: acme-web: profile libvirt-7d1e2f3a-5555-4666-8777-888899990000"
+    e = att.attribute(parsers.parse_syslog(line, "hv1", "file:/var/log/syslog"))
+    assert e.tenant == "globex" and e.attributed_by == "profile"
+
+
 def test_libvirt_domain_short_cgroup_names():
     from probes.model import Host, HostState, State
     from tests.fixtures.journal import _vm
