@@ -71,6 +71,9 @@ class TopologyProbe(Probe[Topology]):
 
         self._ovs_flows = OvsFlowCache()  # traces kept while a bridge's flows do not change
         self._dirty: set[str] = set()  # namespaces events said changed since the last read
+        # a libvirt view's last merge: (workloads, networks, policy) -> the topology it made; a
+        # fleet of libvirt views merges every 10 s per host, mostly the very same inputs
+        self._view_made: tuple[object, object, object, Topology] | None = None
         self._remote = False  # an SSH host whose events come from its remote helper
         self._ovs_prev: tuple[tuple[OvsBridge, ...], str] | None = None  # over SSH, between events
         self._nets: tuple[Any, ...] = ()
@@ -236,8 +239,24 @@ class TopologyProbe(Probe[Topology]):
         if self.libvirt_only:
             from probes.network.libvirtnet import from_libvirt
 
-            built = from_libvirt(state.workloads, result.libvirt_networks)
-            result = replace(built, policy=result.policy, taken_at=result.taken_at)
+            made, nets, policy = self._view_made, result.libvirt_networks, result.policy
+            if (
+                made is not None
+                and made[0] is state.workloads
+                and made[3] is state.topology
+                and made[1] == nets
+                and made[2] == policy
+            ):
+                return state  # the same inputs made the topology it has
+            built = from_libvirt(state.workloads, nets)
+            merged = self._merged(state, replace(built, policy=policy, taken_at=result.taken_at))
+            if merged.topology is not None:
+                self._view_made = (state.workloads, nets, policy, merged.topology)
+            return merged
+        return self._merged(state, result)
+
+    @staticmethod
+    def _merged(state: HostState, result: Topology) -> HostState:
         old = state.topology
         if old is not None and replace(result, taken_at=old.taken_at) == old:
             return state  # nothing moved: keep the object, so nothing is re-derived or redrawn

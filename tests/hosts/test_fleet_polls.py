@@ -174,3 +174,39 @@ async def test_the_console_tells_the_engine_which_hosts_it_draws():
         await pilot.pause()
         assert engine._on_screen == frozenset({"tsfp-poll0"})
     await session.stop()
+
+
+async def test_a_libvirt_views_topology_is_remade_only_when_its_inputs_change(monkeypatch):
+    """Every 10 s per host a fleet re-reads its libvirt networks: the same networks and the
+    same workloads keep the topology object (not built again); a VM gone is a new topology
+    without its port."""
+    from probes.model import WorkloadKind
+    from probes.network import libvirtnet
+
+    built = []
+    real = libvirtnet.from_libvirt
+    monkeypatch.setattr(libvirtnet, "from_libvirt", lambda *a: built.append(1) or real(*a))
+
+    session, engine = _fleet(1, 2.0)
+    name = "tsfp-poll0"
+    host = engine.hosts[0]
+    topo = next(p for p in engine.probes_of(name) if p.name == "topology")
+    try:
+        st = await engine.refresh_once()
+        hs = st.hosts[0]
+        assert hs.topology is not None and hs.workloads
+        hs = engine._states[name]
+        n = len(built)
+        again = topo.merge(hs, await topo.collect(host))
+        assert again is hs and len(built) == n  # same inputs: nothing made again, nothing re-derived
+        vm = next(w for w in hs.workloads if w.kind == WorkloadKind.VM and w.vm and w.vm.nics)
+        fewer = replace(hs, workloads=tuple(w for w in hs.workloads if w is not vm))
+        merged = topo.merge(fewer, await topo.collect(host))
+        assert len(built) == n + 1
+        assert merged.topology is not None and merged.topology != hs.topology
+        taps = {lk.name for lk in merged.topology.links} | {
+            p.name for b in merged.topology.ovs for p in b.ports
+        }
+        assert not any(n.target_dev and n.target_dev in taps for n in vm.vm.nics)
+    finally:
+        await session.stop()
