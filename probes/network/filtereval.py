@@ -26,7 +26,7 @@ ICMP_TYPES = {"echo-request": "8", "echo-reply": "0"}
 class Packet:
     src: str
     dst: str
-    proto: str = "icmp"  # icmp (an echo request), tcp, udp
+    proto: str = "icmp"  # icmp (an echo request), tcp, udp; arp (a bridged hop's address lookup)
     dport: int | None = None
     iif: str = ""  # as the hook sees them: the legs of a router, the bridge with br_netfilter
     oif: str = ""
@@ -115,6 +115,8 @@ def _rule_label(rs: Ruleset, c: Chain, r: Rule) -> str:
 def _pkt_value(key: str, p: Packet) -> str | None:
     """The packet's value for a match key; None: this packet has no such field (the match
     fails, as nft's implied protocol dependency would); raises _Undecided when unknown."""
+    if p.proto == "arp" and key not in ("meta iifname", "meta oifname"):
+        return _arp_value(key)
     if key in ("meta iifname", "meta oifname"):
         v = p.iif if key == "meta iifname" else p.oif
         if not v:
@@ -152,6 +154,20 @@ def _pkt_value(key: str, p: Packet) -> str | None:
         return p.state
     raise _Undecided(f"{key} is beyond the evaluator")
 
+
+def _arp_value(key: str) -> str | None:
+    """An ARP frame (bridge family only): its ether type; no conntrack entry, which nft's `ct
+    state` sees as invalid; no IP or L4 header (those matches fail); ARP's own fields unknown."""
+    if key in ("meta protocol", "ether type"):
+        return "arp"
+    if key == "ct state":
+        return "invalid"
+    if key.startswith(("arp ", "ether ", "vlan ")):
+        raise _Undecided(f"{key} of an ARP frame")
+    return None
+
+
+ETHER_NAMES = {"ip": ("ip", "ipv4", "0x0800", "2048"), "arp": ("arp", "0x0806", "2054")}
 
 Memo = dict[tuple[str, str, str], tuple[int, int]]
 
@@ -200,7 +216,7 @@ def _atom_has(atom: Atom, key: str, v: str, memo: Memo) -> bool:
     if key == "icmp type":
         return atom.kind == "value" and ICMP_TYPES.get(atom.a, atom.a) == ICMP_TYPES[v]
     if key == "ether type":
-        return atom.kind == "value" and atom.a.lower() in ("ip", "ipv4", "0x0800", "2048")
+        return atom.kind == "value" and atom.a.lower() in ETHER_NAMES.get(v, (v,))
     if atom.kind == "value":
         return atom.a.lower() == v
     raise _Undecided(f"{key} {atom.text}")
@@ -367,7 +383,7 @@ def decide(f: NsFilters, p: Packet, *, bridge: str = "", memo: Memo | None = Non
     if bridge:
         chains = [(rs, c, p) for rs, c in _base_chains(f, "forward", ("bridge",))]
         hook = f"bridge {bridge} forward"
-        if f.bridge_nf_iptables:
+        if f.bridge_nf_iptables and p.proto != "arp":  # ARP does not go through iptables
             ip_pkt = replace(p, iif=bridge, oif=bridge)
             chains += [(rs, c, ip_pkt) for rs, c in _base_chains(f, "forward", ("ip", "inet"))]
             hook += " (br_netfilter)"

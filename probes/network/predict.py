@@ -45,6 +45,7 @@ from probes.network.segments import (
 )
 
 MAX_HOPS = 4
+ARP = Packet("", "", "arp")  # a bridged hop's address lookup (no IP header: IP matches fail)
 
 
 @dataclass(frozen=True)
@@ -489,6 +490,19 @@ def walk(
                 (),
                 (out.segment,),
             )
+    if state == "new":  # the address lookup of this hop, both ways (bridge family only)
+        for x, y, word in ((out, a, "its ARP request"), (a, out, "the ARP reply")):
+            ad = _bridged(idx, out.segment, x, y, ARP, None)
+            if ad is not None and ad.verdict != "accept":
+                if decisions is not None:
+                    decisions.append(ad)
+                if ad.verdict == "drop":
+                    return (
+                        False,
+                        f"{idx.label(out.segment)}: {word} blocked by filter {ad.text}",
+                        (),
+                        (out.segment,),
+                    )
     bd = _bridged(idx, out.segment, out, a, pkt, decisions)
     if bd is not None and bd.verdict == "drop":
         return False, f"{idx.label(out.segment)}: blocked by filter {bd.text}", (), (out.segment,)
@@ -964,17 +978,21 @@ def _vm_pair_method(
     f = idx.filters.get(seg[3:].rpartition("/")[0]) if seg.startswith("br:") else None
     if f is not None:
         ca, cb = _ep_class(idx, f, xa, src), _ep_class(idx, f, xb, dst)
-        # the echo, then its reply (conntrack: established) from the other port
+        # the address lookup (ARP: bridge family only, no IP header), the echo, then its reply
+        # (conntrack: established) from the other port
         for where, x, y, pkt, cx, cy in (
+            ("arp", xa, xb, ARP, ca, cb),
+            ("arp-back", xb, xa, ARP, cb, ca),
             ("bridge", xa, xb, echo, ca, cb),
             ("bridge-back", xb, xa, reply, cb, ca),
         ):
-            key: tuple[object, ...] = (where, seg, cx[0], cy[1], cx[2], cy[3], method)
+            m = "arp" if where.startswith("arp") else method
+            key: tuple[object, ...] = (where, seg, cx[0], cy[1], cx[2], cy[3], m)
             if key not in memo:
                 memo[key] = _bridged(idx, seg, x, y, pkt, None)
             d = memo[key]
             keys.append(key)
-            if d is not None:
+            if d is not None and (m != "arp" or d.verdict != "accept"):  # an ARP that passes: not shown
                 found.append((where, d))
                 if d.verdict == "drop":
                     break
@@ -1003,6 +1021,8 @@ def _vm_pair_method(
         last_where, last = found[-1]
         if last.verdict == "drop":
             why = {
+                "arp": f"; but {idx.label(seg)}: its ARP request blocked by filter {last.text}",
+                "arp-back": f"; but {idx.label(seg)}: the ARP reply blocked by filter {last.text}",
                 "bridge": f"; but {idx.label(seg)}: blocked by filter {last.text}",
                 "bridge-back": f"; but no way back: {idx.label(seg)}: blocked by filter {last.text}",
                 "in": f"; but blocked by {last.text}",

@@ -132,11 +132,14 @@ async def test_vm_pairs_through_bridge_filters_and_nwfilter_probes_agree(lab) ->
     assert "iifname tf3-va-h oifname tf3-vb-h drop" in ab.pairs[0].deciding_rule
     assert "nft bridge tf3 fw3" in ab.pairs[0].deciding_rule
     assert not _ping("tf3-va", "10.79.4.3")
-    # globex -> acme: the echo passes, but acme's reply (tf3-va-h -> tf3-vb-h) meets the same
-    # rule; a real ping agrees
+    # globex -> acme: the echo would pass, but acme's answers (tf3-va-h -> tf3-vb-h) meet the
+    # same rule, its ARP reply first; a real ping agrees
     ba = cell("globex", "acme")
     assert ba.predicted is False and ba.filter_state == "blocked-by-filter", ba.pairs[0].path
-    assert "no way back" in ba.pairs[0].path and "tf3-va-h oifname tf3-vb-h drop" in ba.pairs[0].deciding_rule
+    assert (
+        "the ARP reply blocked" in ba.pairs[0].path
+        and "tf3-va-h oifname tf3-vb-h drop" in ba.pairs[0].deciding_rule
+    )
     assert not _ping("tf3-vb", "10.79.4.2")
     # acme -> initech: in through initech's nwfilter, but its answer (from an address the
     # filter does not give it) is dropped by no-ip-spoofing; a real ping agrees

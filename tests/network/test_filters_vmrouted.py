@@ -37,6 +37,7 @@ VMS = {  # name: (address, bridge, gateway, tenant)
     "tf4-va": ("10.84.1.2", "tf4-br1", "10.84.1.1", "acme"),
     "tf4-vb": ("10.84.2.2", "tf4-br2", "10.84.2.1", "globex"),
     "tf4-vc": ("10.84.2.3", "tf4-br2", "10.84.2.1", "initech"),
+    "tf4-vd": ("10.84.2.4", "tf4-br2", "10.84.2.1", "umbrella"),
 }
 NFT = """table inet tf4 {
   chain fw {
@@ -57,6 +58,8 @@ BRIDGE_NFT = """table bridge tf4b {
     type filter hook forward priority 0; policy accept;
     iifname "tf4-vb-h" oifname "tf4-vc-h" tcp dport 8081 accept
     iifname "tf4-vb-h" oifname "tf4-vc-h" ether type ip drop
+    iifname "tf4-vd-h" oifname "tf4-vc-h" tcp dport 8081 accept
+    iifname "tf4-vd-h" oifname "tf4-vc-h" drop
   }
 }
 """
@@ -67,7 +70,16 @@ def _cleanup() -> None:
     for name in (*VMS, ROUTER):
         if os.path.exists(f"/run/netns/{name}"):
             _run("ip", "netns", "del", name, check=False)
-    for link in ("tf4-va-h", "tf4-vb-h", "tf4-vc-h", "tf4-r1-h", "tf4-r2-h", "tf4-br1", "tf4-br2"):
+    for link in (
+        "tf4-va-h",
+        "tf4-vb-h",
+        "tf4-vc-h",
+        "tf4-vd-h",
+        "tf4-r1-h",
+        "tf4-r2-h",
+        "tf4-br1",
+        "tf4-br2",
+    ):
         _run("ip", "link", "del", link, check=False)
 
 
@@ -139,6 +151,7 @@ async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> N
         allow=(
             AllowRule("acme", "globex", ports=(8080,), both_ways=False),
             AllowRule("globex", "initech", ports=(8081,), both_ways=False),
+            AllowRule("umbrella", "initech", ports=(8081,), both_ways=False),
         ),
         static_addresses=tuple((n, (v[0],)) for n, v in VMS.items()),
     )
@@ -177,6 +190,12 @@ async def test_vm_pairs_across_a_router_are_walked_through_its_filters(lab) -> N
     assert bc.reachable and not bc.hops and bc.method == "tcp:8081", bc.path
     assert bc.methods == (("icmp", False), ("tcp:8081", True)) and "tcp dport 8081 accept" in bc.deciding_rule
     assert not _ping("tf4-vb", "10.84.2.3") and _connects("tf4-vb", "tf4-vc", "10.84.2.3", 8081)
+    # umbrella -> initech: TCP 8081 is accepted, but the rule after it drops every other frame
+    # between their ports, the ARP request too: nothing reaches (ARP is decided on the bridge)
+    dc = pair("umbrella", "initech")
+    assert not dc.reachable and "its ARP request blocked" in dc.path, dc.path
+    assert "iifname tf4-vd-h oifname tf4-vc-h drop" in dc.deciding_rule
+    assert not _connects("tf4-vd", "tf4-vc", "10.84.2.3", 8081)
     cb = pair("initech", "globex")  # globex's answers meet the rule (no port opened this way)
     assert not cb.reachable and "no way back" in cb.path, cb.path
     assert not _ping("tf4-vc", "10.84.2.2")
