@@ -35,6 +35,7 @@ from probes.model import (
     Connection,
     ConnState,
     Feed,
+    HostKind,
     HostState,
     ProbeError,
     VmDetails,
@@ -377,11 +378,11 @@ class LibvirtProbe(Probe[LibvirtResult]):
     def warm_up(self, host: HostTransport) -> None:
         """Start opening the connection now, on this probe's thread, so that the first collect
         finds it open: for the test driver (a node XML parsed in process, 0.5-1 s at 1,000
-        domains) on a local host, while the console composes and draws its first frame. Any
+        domains) on a local host or a libvirt-only view (bench.fleet's hosts), while the console composes and draws its first frame. Any
         failure is left to the first collect, which connects and reports as always."""
         uri = host.host.libvirt_uri or ""
-        if not (host.is_local and uri.startswith("test:")):
-            return
+        if not uri.startswith("test:") or host.host.kind not in (HostKind.LOCAL, HostKind.LIBVIRT):
+            return  # (an SSH host's libvirt is reached through its connection, opened later)
         try:
             import libvirt  # noqa: F401
         except ImportError:

@@ -294,19 +294,22 @@ async def test_warm_up_opens_the_test_driver_before_the_first_collect_which_uses
     """The console warms its probes up while it composes (Engine.warm_up): the test driver's
     node XML is opened on the probe's thread before start, and the first collect takes that
     connection; a URI that cannot open leaves the first collect to say why, as before."""
-    p = LibvirtProbe(interval=1.0)
-    try:
-        p.warm_up(demo_host())
-        for _ in range(200):
-            if p._conn is not None:
-                break
-            await asyncio.sleep(0.01)
-        conn = p._conn
-        assert conn is not None  # open before any collect
-        r = await p.collect(demo_host())
-        assert len(r.vms) == 12 and p._conn is conn  # the same connection, not a second open
-    finally:
-        await p.close()
+    from probes.hosts.libvirt_view import LibvirtViewHost
+
+    for host in (demo_host(), LibvirtViewHost(demo_uri(), name="view")):  # bench.fleet's hosts
+        p = LibvirtProbe(interval=1.0)
+        try:
+            p.warm_up(host)
+            for _ in range(200):
+                if p._conn is not None:
+                    break
+                await asyncio.sleep(0.01)
+            conn = p._conn
+            assert conn is not None  # open before any collect
+            r = await p.collect(host)
+            assert len(r.vms) == 12 and p._conn is conn  # the same connection, not a second open
+        finally:
+            await p.close()
     missing = LocalHost("nowhere", libvirt_uri=f"test://{tmp_path}/missing.xml")
     p = LibvirtProbe(interval=1.0)
     try:
