@@ -125,6 +125,11 @@ class LocalNetEvents:
         return self._scanner is not None and not self._scanner.done() and bool(self._procs.procs)
 
     @property
+    def nft(self) -> bool:
+        """nftables rule changes come as events (the host's netfilter socket is open)."""
+        return "" in self._nft
+
+    @property
     def notifications(self) -> int:
         return sum(self.received.values())
 

@@ -105,7 +105,7 @@ class TopologyProbe(Probe[Topology]):
             procs = getattr(ev, "procs", False)
             if procs:
                 what += ", a /proc scan (namespaces only processes hold)"
-            if self._remote and getattr(ev, "nft", False):
+            if getattr(ev, "nft", False):
                 what += ", nftables rule changes"
             if self._ovs is not None:
                 what += ", an OVSDB monitor" + ("" if self._ovs.connected else " (reconnecting)")

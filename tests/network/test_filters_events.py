@@ -112,6 +112,7 @@ async def test_a_rule_added_shows_in_the_state_without_a_poll(ns: str) -> None:
         )
         took = await _until(engine, lambda st: any("tf2ev" in r for r in _rules(st)), BUDGET)
         assert took < BUDGET
+        assert events.nft and "nftables rule changes" in probe.feed().detail
     finally:
         await engine.stop()
         events.close()
