@@ -107,6 +107,9 @@ class FindingsPane(Pane):
         super().on_mount()
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._refill())
 
+    def on_unmount(self) -> None:
+        self._fill_gen += 1  # a fill's pending steps end with the pane (an app exiting mid-fill)
+
     @property
     def table(self) -> FindingsTable:
         return self.query_one(FindingsTable)
