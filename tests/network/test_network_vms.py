@@ -37,7 +37,7 @@ from probes.network.model import Policy
 from probes.network.topology import TopologyProbe
 from tests.fixtures.guest import Guest, GuestSpec, guest_factory, leftover_domains, skip_reason
 from tests.fixtures.libvirtd import libvirtd  # noqa: F401
-from tests.fixtures.netlab import cleanup, sh
+from tests.fixtures.netlab import cleanup, sh, tsf_names
 
 REASON = skip_reason()
 # booting TCG guests on a loaded 2-core machine can take minutes: the bound covers it
@@ -349,7 +349,7 @@ async def test_vm_ovs_port_with_the_wrong_vlan_tag(vmlab: VmLab) -> None:
     if subprocess.run(["sh", "-c", "command -v ovs-vswitchd"], capture_output=True).returncode:
         pytest.skip("needs openvswitch-switch (make test installs it)")
     leak = vmlab.guests["leak"]
-    with tempfile.TemporaryDirectory(prefix="tsv-ovs-") as d:
+    with tsf_names(), tempfile.TemporaryDirectory(prefix="tsv-ovs-") as d:  # the one OVS datapath
         lab = OvsLab(d, host=HOST, bridge="tsv-ovs")
         lab.start()
         try:
