@@ -110,8 +110,16 @@ def test_headless_commands_never_format_the_observed_state():
     async def observe() -> Costly:
         return Costly()
 
-    got = run_to_result(observe())
-    assert isinstance(got, Costly) and not formatted
-    asyncio.run(observe())  # what it replaces: formats it on Python 3.11
+    import signal
+
+    # asyncio.run installs its SIGINT clean-up only where SIGINT has Python's default handler,
+    # which a shell's background job (SIGINT ignored) does not have: give it that handler
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        got = run_to_result(observe())
+        assert isinstance(got, Costly) and not formatted
+        asyncio.run(observe())  # what it replaces: formats it on Python 3.11
+    finally:
+        signal.signal(signal.SIGINT, old)
     if sys.version_info[:2] == (3, 11):
         assert formatted

@@ -408,7 +408,9 @@ def test_the_event_helper_is_stdlib_only_python38_and_runs():
             out, err = p.communicate()
         frames = [parse_frame(line) for line in out.splitlines()]
         assert frames and frames[0][0] == "R", (py, out[:300], err[-300:])
-        assert ("H", None) in frames, (py, out[:300])
+        # it runs on: a heartbeat, or (on a busy host, where the host namespace's own events
+        # come faster than the 0.2 s beat, and each resets it) change frames
+        assert any(f[0] in ("H", "C") for f in frames[1:]), (py, out[:300])
 
 
 async def test_the_connection_probe_waits_while_up_and_hears_a_loss_at_once(sshd_factory):
