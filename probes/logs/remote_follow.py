@@ -109,14 +109,29 @@ def add(path, start, globbed):
     files[path] = [i, f, None, None, None, globbed, 0]
     emit("P", i, shown(path), path.hex())
 
+def mtime(path):
+    try:
+        return os.stat(root + path).st_mtime
+    except OSError:
+        return 0.0
+
 def expand(first):
+    # plain paths first: a glob with hundreds of old files must not crowd out syslog
+    for k, pat in enumerate(cfg["patterns"]):
+        if not any(c in pat for c in "*?["):
+            p = os.fsencode(pat)
+            add(p, cfg["start_lines"] if first else 1 << 30, False)
+            if p not in files and gstate.get(k) is None:
+                gstate[k] = ("absent", "more than %d files: not followed" % MAX_FILES)
+                emit("G", k, *gstate[k])
     for k, pat in enumerate(cfg["patterns"]):
         p = os.fsencode(pat)
         if not any(c in pat for c in "*?["):
-            add(p, cfg["start_lines"] if first else 1 << 30, False)
             continue
         n = len(root)
         found = sorted(m[n:] for m in glob.glob(glob.escape(root) + p) if os.path.isfile(m))
+        if len(found) > MAX_FILES - len(files):  # past the cap: the newest written are followed
+            found.sort(key=mtime, reverse=True)
         for m in found:
             add(m, cfg["start_lines"] if first else 1 << 30, True)
         st = ("following", "") if found else ("waiting", "no file matches (yet)")
@@ -355,8 +370,10 @@ class RemoteFiles:
         gone: float = 2.0,
         safety: float = 2.0,
         python: str = "python3",
+        max_files: int = 500,
     ) -> None:
         self.patterns = tuple(patterns)
+        self.max_files = max_files
         self.host, self.sink = host, sink
         self.start_lines, self.interval, self.rescan, self.gone = start_lines, interval, rescan, gone
         self.python = python
@@ -373,8 +390,7 @@ class RemoteFiles:
             pass
 
     def glob_state(self, pat: str, state: str, detail: str) -> None:
-        if not any(c in pat for c in "*?["):
-            return
+        """A glob's state, or a plain path's that the file cap left out."""
         if state == "following":  # the files stand for the glob now
             self.sink.forget("file:" + pat)
         else:
@@ -405,6 +421,7 @@ class RemoteFiles:
             rescan=self.rescan,
             gone=self.gone,
             resume=[(h, *r) for h, r in self.resume.items()],
+            max_files=self.max_files,
         )
 
     async def run(self) -> None:

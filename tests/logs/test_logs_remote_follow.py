@@ -98,6 +98,36 @@ async def test_25_files_one_session_over_ssh(tmp_path, sshd):
         await _stop(task, host)
 
 
+async def test_past_the_file_cap_plain_paths_and_the_newest_files_are_followed(tmp_path, sshd):
+    """A host with more log files than the cap (hundreds of old domain logs): the plain paths
+    (syslog) are followed whatever the order of the patterns, then a glob's newest files; the
+    glob says what it left out. Before, the glob's first files by name took every place and
+    syslog stayed 'starting' for ever."""
+    d = tmp_path / "qemu"
+    d.mkdir()
+    for i in range(6):
+        p = d / f"dom{i}.log"
+        with open(p, "ab", buffering=0) as w:
+            write(w, lines(f"d{i}-", 0, 1))
+        os.utime(p, (1_000_000 + i, 1_000_000 + i))  # dom5 written last
+    syslog = tmp_path / "syslog"
+    with open(syslog, "ab", buffering=0) as w:
+        write(w, lines("s-", 0, 1))
+    host = ssh_host(sshd)
+    sink = Sink()
+    pats = [str(d / "*.log"), str(syslog)]
+    task = await _run(follow_files(pats, host, sink, start_lines=5, interval=0.05, max_files=3))
+    try:
+        await wait_for(lambda: len(sink.by_source()) >= 3, "three files followed")
+        await wait_for(lambda: sink.last(f"file:{d}/*.log") is not None, "the glob's state")
+        await asyncio.sleep(0.2)
+        assert set(sink.by_source()) == {f"file:{syslog}", f"file:{d}/dom5.log", f"file:{d}/dom4.log"}
+        st, detail = sink.last(f"file:{d}/*.log")
+        assert st == SourceState.ABSENT and "more than 3 files" in detail
+    finally:
+        await _stop(task, host)
+
+
 async def test_rotation_truncation_recreate_over_ssh_exact(tmp_path, sshd):
     host = ssh_host(sshd)
     try:
