@@ -57,7 +57,7 @@ def test_the_console_parses_proc_files_with_the_helpers_code():
 
 
 @needs_root
-async def test_an_ssh_hosts_totals_come_pushed_not_asked(sshd):
+async def test_an_ssh_hosts_totals_come_pushed_not_asked(sshd, monkeypatch):
     host = ssh_host(sshd)
     asked: list[list[str]] = []
     real_run = host.run
@@ -66,7 +66,7 @@ async def test_an_ssh_hosts_totals_come_pushed_not_asked(sshd):
         asked.append(list(argv))
         return await real_run(argv, **kw)
 
-    host.run = run  # type: ignore[method-assign]
+    monkeypatch.setattr(host, "run", run)
     events = RemoteNetEvents(host, totals=0.3)
     probe = ResourcesProbe(interval=0.3, libvirt=False, pushed=events)
     try:
