@@ -53,13 +53,16 @@ def severity_text(severity: Severity, variables: Mapping[str, str]) -> Text:
     return Text(severity.value, style=theme_style(variables, f"severity-{severity.value}"))
 
 
-def finding_sort_key(f: Finding) -> tuple[int, int, tuple[str, ...], str, str]:
+def finding_sort_key(f: Finding) -> tuple[int, int, tuple[str, ...], str, str, str]:
     """probes.model.STATUS_ORDER (fail, error, warn, skipped, pass); then the most severe
-    first; then tenant, id, summary."""
+    first; then tenant, id, host, summary. The host before the summary: in a fleet, the same
+    check's rows stay in host order while their wording moves (a count, a percentage), instead
+    of trading places, which rebuilt the table at idle."""
     return (
         STATUS_ORDER.get(f.status, 99),
         -SEVERITY_ORDER.get(f.severity, 0),
         f.tenants,
         f.check_id,
+        f.host,
         f.summary,
     )

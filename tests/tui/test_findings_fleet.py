@@ -117,6 +117,35 @@ async def test_a_reworded_summary_is_updated_in_its_row(fleet):
         assert pane.selected() is new and pane.table.cursor_row == i
 
 
+async def test_the_same_check_on_many_hosts_keeps_host_order_while_its_wording_moves(fleet):
+    """The same check on every host (a count or a percentage in its summary): a new wording on
+    one host keeps the rows in host order and updates that row in place. Sorted by summary
+    before the host, such rows traded places and the whole table was rebuilt at idle (seen in
+    the 30-SSH-host console's profile)."""
+    app, source = make_app(fleet)
+    async with app.run_test(size=(160, 48)) as pilot:
+        pane = app.query_one(FindingsPane)
+        await _filled(pilot, pane)
+        o = pane.ordered
+        first = o[0]
+        run = [f for f in o if finding_sort_key(f)[:4] == finding_sort_key(first)[:4]]
+        assert [f.host for f in run] == sorted(f.host for f in run) and len({f.host for f in run}) == HOSTS
+        old = run[0]  # hv00's: a summary sorting after every other host's
+        new = replace(old, summary="~" + old.summary)
+        clears: list[int] = []
+        real = pane.table.clear
+        pane.table.clear = lambda *a, **kw: (clears.append(1), real(*a, **kw))[1]  # type: ignore[method-assign]
+        before = _shown(pane)
+        source.push(replace(fleet, findings=tuple(new if f is old else f for f in fleet.findings), taken_at=1.0))
+        key = pane.row_key(old)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if str(pane.table.get_row(key)[-1]).startswith("~"):
+                break
+        assert str(pane.table.get_row(key)[-1]).startswith("~")
+        assert not clears and _shown(pane) == before
+
+
 async def test_the_widths_set_from_the_text_are_what_datatable_measures(fleet):
     """Column widths come from the findings' text (nothing measured by the table): the same
     as DataTable's own measuring of the same cells, hostile and wide text included."""
