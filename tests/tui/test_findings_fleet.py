@@ -136,7 +136,9 @@ async def test_the_same_check_on_many_hosts_keeps_host_order_while_its_wording_m
         real = pane.table.clear
         pane.table.clear = lambda *a, **kw: (clears.append(1), real(*a, **kw))[1]  # type: ignore[method-assign]
         before = _shown(pane)
-        source.push(replace(fleet, findings=tuple(new if f is old else f for f in fleet.findings), taken_at=1.0))
+        source.push(
+            replace(fleet, findings=tuple(new if f is old else f for f in fleet.findings), taken_at=1.0)
+        )
         key = pane.row_key(old)
         for _ in range(100):
             await pilot.pause(0.02)
