@@ -124,6 +124,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._pending: State | None = None
         # a plain loop timer, not a Textual Timer (a task of its own per State: ~0.2 ms/s idle)
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._stopping = False  # unmounting: States still published while the source stops are dropped
         self._last_flush = 0.0
         self._render_cost = 0.0  # seconds the last State took to render (the panes' show())
         self._state: State | None = None
@@ -216,6 +217,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self._repaint_signal = False
 
     async def on_unmount(self) -> None:
+        self._stopping = True
         if getattr(self, "_repaint_signal", False):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         if self._flush_timer is not None:
@@ -239,6 +241,8 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self._queue_state(state)
 
     def _queue_state(self, state: State) -> None:
+        if self._stopping:
+            return
         self._pending = state
         if self._flush_timer is None:
             # at least COALESCE apart, and BUSY_FACTOR times what the last render cost: a fleet
@@ -255,6 +259,11 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self.post_message(StateChanged(state))
 
     def on_state_changed(self, message: StateChanged) -> None:
+        try:
+            if self._stopping or not self.screen_stack:
+                return  # exiting: the screens are gone (a State posted just before)
+        except KeyError:  # (no screen stack for the mode any more)
+            return
         t0 = time.perf_counter()
         self._render(message.state)
         self._render_cost = min(1.0, time.perf_counter() - t0)

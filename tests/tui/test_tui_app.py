@@ -670,3 +670,19 @@ async def test_key_n_tab_n_and_grid_slot_n_are_the_same_pane():
     readme = (REPO / "README.md").read_text()
     row = next(line for line in readme.splitlines() if "`focus-tenants`" in line)
     assert row.index(PANES[0].title) < row.index(PANES[1].title) < row.index(PANES[-1].title)
+
+
+async def test_a_state_arriving_while_the_app_exits_is_dropped():
+    """The engine may publish while the app exits (its source stops after the screens are
+    gone): a State queued or posted then is dropped, not rendered into an empty screen stack
+    (that raised ScreenStackError at exit, seen in full runs)."""
+    from tui.messages import StateChanged
+
+    app, source = make_app()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        state = app.state
+    assert state is not None
+    app.on_state_changed(StateChanged(replace(state, taken_at=T0 + 5)))  # after exit: no error
+    app._queue_state(replace(state, taken_at=T0 + 6))
+    assert app._flush_timer is None  # nothing scheduled once unmounted
