@@ -31,6 +31,8 @@ from probes.lab.plan import (
 from probes.lab.proc import alive, kill_all, spawn_services, start_time
 from probes.lab.record import LabError, LabRecord, Proc, Store
 
+NETDEV = "ovs-netdev"  # Open vSwitch's userspace datapath device (outlives its vswitchd)
+
 
 def require_root(what: str) -> None:
     if os.geteuid() != 0:
@@ -172,6 +174,9 @@ def _build(store: Store, rec: LabRecord, plan: LabPlan, m: cgroup.Mounts, with_v
             ipr.link("set", index=idx, state="up")
         if plan.ovs_bridge:
             rec.ovs_dir = str(store.ovs)
+            if NETDEV not in existing_links():
+                # the userspace datapath's own (persistent) tap, made by our vswitchd: ours to remove
+                rec.links.append(NETDEV)
             store.save(rec)
 
             def on_daemon(p: Proc) -> None:

@@ -344,12 +344,16 @@ async def test_routed_leak_through_a_forwarding_namespace_shows_hops(vmlab: VmLa
 
 
 async def test_vm_ovs_port_with_the_wrong_vlan_tag(vmlab: VmLab) -> None:
-    from tests.fixtures.ovs import OvsLab
+    from tests.fixtures.ovs import OvsLab, own_netdev
 
     if subprocess.run(["sh", "-c", "command -v ovs-vswitchd"], capture_output=True).returncode:
         pytest.skip("needs openvswitch-switch (make test installs it)")
     leak = vmlab.guests["leak"]
-    with tsf_names(), tempfile.TemporaryDirectory(prefix="tsv-ovs-") as d:  # the one OVS datapath
+    with (
+        tsf_names(),
+        own_netdev(),
+        tempfile.TemporaryDirectory(prefix="tsv-ovs-") as d,
+    ):  # the one OVS datapath
         lab = OvsLab(d, host=HOST, bridge="tsv-ovs")
         lab.start()
         try:
