@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -129,19 +130,23 @@ def nft_part(e: Any) -> Part | Verdict | None:
     return Unknown(_compact(e))
 
 
-def nft_rule(r: dict[str, Any]) -> Rule:
+def _nft_make_rule(read: Iterable[Part | Verdict | None], handle: int, comment: str) -> Rule:
+    """A rule of its read expressions: the matches in order, the last verdict."""
     parts: list[Part] = []
     verdict: Verdict | None = None
-    for e in r.get("expr") or ():
-        p = nft_part(e)
+    for p in read:
         if p is None:
             continue
         if isinstance(p, Verdict):
             verdict = p
         else:
             parts.append(p)
-    comment = str(r.get("comment") or "")
-    return make_rule(tuple(parts), verdict, int(r.get("handle") or 0), "", comment)
+    return make_rule(tuple(parts), verdict, handle, "", comment)
+
+
+def nft_rule(r: dict[str, Any]) -> Rule:
+    read = map(nft_part, r.get("expr") or ())
+    return _nft_make_rule(read, int(r.get("handle") or 0), str(r.get("comment") or ""))
 
 
 class _NftRule(msgspec.Struct):
@@ -172,21 +177,14 @@ _nft_doc = msgspec.json.Decoder(_NftDoc)
 
 def _nft_rule_fast(r: _NftRule, seen: dict[bytes, Part | Verdict | None]) -> Rule:
     """nft_rule for a fast-path rule: each distinct expression is decoded and read once."""
-    parts: list[Part] = []
-    verdict: Verdict | None = None
-    for raw in r.expr or ():
+
+    def read(raw: msgspec.Raw) -> Part | Verdict | None:
         k = bytes(raw)
-        if k in seen:
-            p = seen[k]
-        else:
-            p = seen[k] = nft_part(msgspec.json.decode(k))
-        if p is None:
-            continue
-        if isinstance(p, Verdict):
-            verdict = p
-        else:
-            parts.append(p)
-    return make_rule(tuple(parts), verdict, int(r.handle or 0), "", str(r.comment or ""))
+        if k not in seen:
+            seen[k] = nft_part(msgspec.json.decode(k))
+        return seen[k]
+
+    return _nft_make_rule(map(read, r.expr or ()), int(r.handle or 0), str(r.comment or ""))
 
 
 def parse_nft(text: str, skip_tables: frozenset[tuple[str, str]] = frozenset()) -> Ruleset:

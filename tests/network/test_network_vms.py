@@ -125,20 +125,14 @@ _LOCK = "/run/tsv-tests.lock"  # one session at a time uses the tsv-* names (fix
 
 @pytest.fixture(scope="module")
 def vmlab(libvirtd: str) -> Iterator[VmLab]:
-    import fcntl
-
     import libvirt
 
+    from tests.fixtures.locks import wait_exclusive
+
     lock = open(_LOCK, "a+")
-    end = time.monotonic() + 600
-    while True:  # another session (the lead's full run) may be using the names: wait for it
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > end:
-                pytest.fail(f"another test session held {_LOCK} for 10 minutes")
-            time.sleep(1)
+    # another session (the lead's full run) may be using the names: wait for it
+    if not wait_exclusive(lock, 600, 1):
+        pytest.fail(f"another test session held {_LOCK} for 10 minutes")
     conn = libvirt.open(libvirtd)
     for name in leftover_domains():  # a killed session's guests
         try:
