@@ -25,8 +25,9 @@ blocked for everything else: ICMP or another port answering there is a violation
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from probes.model import HostState, RuntimeNetwork
 from probes.network.filtereval import ChainStep, FilterDecision, Memo, Packet, decide
@@ -545,6 +546,30 @@ def walk(
     return ok, f"via {hop} ({seen}){bnote}; " + why, (hop,) + hops, (out.segment,) + segs
 
 
+T = TypeVar("T")
+
+
+def _methods_in_turn(
+    ports: tuple[int, ...], attempt: Callable[[str], tuple[T, bool, bool]]
+) -> tuple[T, tuple[tuple[str, bool], ...]]:
+    """ICMP, then each TCP port where a filter was met on ICMP's path: `attempt(method)` gives
+    (result, reached, a filter met). The answer is ICMP's result unless a port reaches where
+    ICMP did not (the first that does), with every method tried and whether it reached."""
+    tried: list[tuple[str, bool]] = []
+    first: tuple[T, bool] | None = None
+    for method in ("icmp",) + tuple(f"tcp:{p}" for p in ports):
+        res, ok, met = attempt(method)
+        tried.append((method, ok))
+        if first is None:
+            first = (res, ok)
+            if not met:  # no filter on the path: the port cannot change the answer
+                break
+        elif ok and not first[1]:
+            first = (res, ok)
+    assert first is not None
+    return first[0], tuple(tried)
+
+
 def _walk_methods(
     idx: _Index, a: Endpoint, b: Endpoint, ip: str, ports: tuple[int, ...]
 ) -> tuple[
@@ -552,11 +577,15 @@ def _walk_methods(
 ]:
     """The walk there (and back) for ICMP and, where a filter was met, for each TCP port."""
     assert a.netns is not None
-    tried: list[tuple[str, bool]] = []
-    first: tuple[bool, str, tuple[str, ...], tuple[str, ...], tuple[FilterDecision, ...], str] | None = None
-    for method in ("icmp",) + tuple(f"tcp:{p}" for p in ports):
+    src = a.netns
+
+    def attempt(
+        method: str,
+    ) -> tuple[
+        tuple[bool, str, tuple[str, ...], tuple[str, ...], tuple[FilterDecision, ...], str], bool, bool
+    ]:
         decisions: list[FilterDecision] = []
-        ok, why, hops, segs = walk(idx, a.netns, ip, method=method, decisions=decisions)
+        ok, why, hops, segs = walk(idx, src, ip, method=method, decisions=decisions)
         vd = _vm_reply(idx, a, b, ip, method, decisions) if ok else None
         if vd is not None and vd.verdict == "drop":
             ok, why = False, f"{why}; but no way back: {vd.text}"
@@ -565,16 +594,10 @@ def _walk_methods(
             backs = [walk(idx, b.netns, x, method=method, state="established") for x in a.addresses]
             if not any(x[0] for x in backs):
                 ok, why = False, f"{why}; but no way back: {backs[0][1]}"
-        res = (ok, why, hops, segs, tuple(decisions), method)
-        tried.append((method, ok))
-        if first is None:
-            first = res
-            if not decisions:  # no filter on the path: the port cannot change the answer
-                break
-        elif ok and not first[0]:
-            first = res
-    assert first is not None
-    return (*first, tuple(tried) if len(tried) > 1 else ())
+        return (ok, why, hops, segs, tuple(decisions), method), ok, bool(decisions)
+
+    first, tried = _methods_in_turn(ports, attempt)
+    return (*first, tried if len(tried) > 1 else ())
 
 
 def predict_pair(idx: _Index, a: Endpoint, b: Endpoint, ports: tuple[int, ...] = ()) -> PairPrediction:
@@ -635,9 +658,9 @@ def _vm_routed(
     best: PairPrediction | None = None
     walks = 0
     for ip in b.addresses:
-        first: PairPrediction | None = None
-        tried: list[tuple[str, bool]] = []
-        for method in ("icmp",) + tuple(f"tcp:{x}" for x in ports):
+
+        def attempt(method: str, ip: str = ip) -> tuple[PairPrediction, bool, bool]:
+            nonlocal walks
             decisions: list[FilterDecision] = []
             walks += 1
             ok, why, hops, segs = walk(
@@ -663,16 +686,11 @@ def _vm_routed(
                 filters=tuple(decisions),
                 method=method,
             )
-            tried.append((method, ok))
-            if first is None:
-                first = q
-                if not decisions:  # no filter on the path: the port cannot change the answer
-                    break
-            elif ok and not first.reachable:
-                first = q
-        assert first is not None
+            return q, ok, bool(decisions)
+
+        first, tried = _methods_in_turn(ports, attempt)
         if len(tried) > 1:
-            first = replace(first, methods=tuple(tried))
+            first = replace(first, methods=tried)
         if first.reachable:
             return first, walks
         best = best or first
