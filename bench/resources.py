@@ -44,6 +44,13 @@ from probes.resources.probe import ResourcesProbe
 
 PREFIX = "tsh-bench-"
 CLK = os.sysconf("SC_CLK_TCK")
+# This run's own name for its cgroups and tmux socket: the PID outside --quiet-host's PID
+# namespace (inside, every run is PID 1, and two concurrent runs took each other's names).
+RUN_ENV = "TSH_BENCH_RUN"
+
+
+def run_id() -> str:
+    return os.environ.get(RUN_ENV) or str(os.getpid())
 
 
 # ------------------------------------------------------------------ cgroups
@@ -80,7 +87,7 @@ def remove_groups(names: Sequence[str]) -> None:
 
 
 async def bench_refresh(n: int, repeats: int = 15) -> None:
-    names = [f"{PREFIX}{os.getpid()}-{i}" for i in range(n)]
+    names = [f"{PREFIX}{run_id()}-{i}" for i in range(n)]
     print(f"== one refresh of {n} real cgroups ({', '.join(hierarchies())})")
     make_groups(names)
     try:
@@ -304,7 +311,7 @@ class Containers:
     """N processes in their own UTS+IPC namespaces, in docker-like cgroups under tsh-bench-PID."""
 
     def __init__(self, n: int) -> None:
-        self.parent = f"{PREFIX}{os.getpid()}"
+        self.parent = f"{PREFIX}{run_id()}"
         self.names = [f"{self.parent}/docker-{secrets.token_hex(32)}.scope" for _ in range(n)]
         self.procs: list[subprocess.Popen[bytes]] = []
         make_groups([self.parent] + self.names)
@@ -386,7 +393,7 @@ def bench_idle(n: int, window: float, warmup: float) -> None:
     if not tmux:
         print("  skipped: tmux not installed")
         return
-    sock = f"tsh-bench-{os.getpid()}"
+    sock = f"tsh-bench-{run_id()}"
     cont = Containers(n)
     try:
         print("  tenantscope sees:", asyncio.run(count_workloads()))
@@ -525,7 +532,7 @@ def enter_quiet_host(argv: Sequence[str]) -> int | None:
         return 2
     cmd = [unshare, "--pid", "--fork", "--mount-proc", "--mount", "--net", "--propagation", "private"]
     cmd += [sys.executable, "-m", "bench.resources", *argv]
-    return subprocess.run(cmd, env=dict(os.environ, **{QUIET_ENV: "1"})).returncode
+    return subprocess.run(cmd, env=dict(os.environ, **{QUIET_ENV: "1", RUN_ENV: run_id()})).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
