@@ -5,7 +5,8 @@ to another; it passes every base chain on its hook in priority order (nftables t
 iptables-nft and iptables-legacy alike), following jumps, gotos, returns, verdict maps and
 sets, and stops at the deciding rule. A match the evaluator cannot decide for this packet (a
 mark, a source port, a bitmask, an extension) stops the walk as "undecided" naming the rule,
-never a guess. `ct state` is decided: the packet opens a connection, so its state is `new`.
+never a guess, unless another match of that rule is false for the packet (then the rule cannot
+apply whatever the first one says). `ct state` is decided: the packet opens a connection, so its state is `new`.
 Pure functions of the filter model (probes/network/filtermodel.py).
 """
 
@@ -319,20 +320,29 @@ def _run(
         verdict = r.verdict
         # the literal matches just compared are true: only the other parts are left to walk
         parts = r.unchecked if (p.iif or not r.iif) and (p.oif or not r.oif) else r.parts
+        # A match this packet cannot decide leaves the rule open, not decided: a later match
+        # that is false still means the rule cannot apply (its matches are all required and
+        # have no effects), as the literal fields compared above already say.
+        pending: _Undecided | None = None
         try:
             hit = True
             for part in parts:
                 if part.kind == "unknown":
-                    raise _Undecided(part.text)
+                    raise pending or _Undecided(part.text)
                 if part.kind == "match":
-                    if not _matches(rs, c, part, p, memo):
-                        hit = False
-                        break
+                    try:
+                        if not _matches(rs, c, part, p, memo):
+                            hit = False
+                            break
+                    except _Undecided as u:
+                        pending = pending or u
                 elif part.kind == "vmap":
                     verdict = _vmap(rs, c, part, p, memo)
                     if verdict is None:
                         hit = False
                         break
+            if hit and pending:
+                raise pending
         except _Undecided as u:
             return "undecided", f"{_rule_label(rs, c, r)} [{u.why}]", path
         if not hit or verdict is None or verdict.kind == "continue":

@@ -181,6 +181,28 @@ table inet tsqh {
     assert 'iifname "a"' in d.deciding.rule or "iifname a" in d.deciding.rule
 
 
+async def test_a_false_match_after_an_undecidable_one_means_the_rule_cannot_apply(ns: str) -> None:
+    """A rule's matches are all required: `meta mark 0x1 tcp dport 80 drop` cannot drop a packet
+    to port 22 whatever its mark, so the walk goes on past it instead of stopping "undecided"
+    (as the literal interface compared first already did for `tcp sport 5 iifname "x"`)."""
+    rules = """
+table inet tsqm {
+  chain fw { type filter hook forward priority 0; policy accept;
+    meta mark 0x1 tcp dport 80 drop
+    tcp sport 5 iifname "x" drop
+  }
+}
+"""
+    sh("ip", "netns", "exec", ns, "nft", "-f", "-", input=rules)
+    f = await read(ns)
+    d = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 22, "x", "y"))
+    assert d.verdict == "undecided" and d.deciding and "tcp sport 5" in d.deciding.rule, d.text
+    d = decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 80, "x", "y"))
+    assert d.verdict == "undecided" and d.deciding and "meta mark" in d.deciding.rule, d.text
+    # another interface: neither rule can apply, whatever the mark or the source port
+    assert decide(f, P("10.0.0.1", "10.0.1.1", "tcp", 22, "z", "y")).by_policy
+
+
 async def test_iptables_nft_and_legacy_back_ends(ns: str) -> None:
     run = ["ip", "netns", "exec", ns]
     sh(*run, "iptables-nft", "-N", "TSQ-ISO")
