@@ -320,6 +320,9 @@ def _destroy_vms(rec: LabRecord) -> list[str]:
         return []
     with ThreadPoolExecutor(len(rec.vms)) as pool:
         errs = list(pool.map(lambda v: vms.destroy(v[1]), rec.vms))
+    for (name, _), e in zip(rec.vms, errs):
+        if not e:  # gone: the QEMU log libvirt keeps of it goes too (it grew with every lab run)
+            vms.remove_log(name)
     return [f"libvirt domain {name} ({e})" for (name, _), e in zip(rec.vms, errs) if e]
 
 

@@ -28,6 +28,7 @@ from probes.lab.plan import CPU_PERIOD_US, CPU_QUOTA_US, CPU_SHARES, LabPlan
 from probes.lab.record import LabError
 
 URI = "qemu:///system"
+QEMU_LOG_DIR = "/var/log/libvirt/qemu"
 MEM_KIB = 96 * 1024  # the guest's initramfs (kernel modules, qemu-ga and its libraries) needs it
 GUEST_HOST = 100  # the VM's address in its tenant's /24
 HARD_LIMIT_KIB = MEM_KIB + 256 * 1024
@@ -202,6 +203,14 @@ def destroy(uid: str) -> str:
             return ""
     except _Unavailable as e:
         return str(e)
+
+
+def remove_log(name: str) -> None:
+    """The log libvirt keeps of a lab domain after it is gone (QEMU's command line and stderr)."""
+    try:
+        os.unlink(os.path.join(QEMU_LOG_DIR, f"{name}.log"))
+    except OSError:
+        pass
 
 
 def new_uuid() -> str:

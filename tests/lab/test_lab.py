@@ -191,6 +191,8 @@ def test_baseline_and_diff_report_the_fault_and_nothing_else(lab: Lab, tmp_path)
 
 def test_down_leaves_nothing(lab: Lab) -> None:
     pids = [p["pid"] for p in lab.record()["procs"] + lab.record()["ovs_daemons"]]
+    vm_logs = [f"/var/log/libvirt/qemu/{name}.log" for name, _ in lab.record()["vms"]]
+    assert all(os.path.exists(f) for f in vm_logs), vm_logs  # libvirt wrote them at start
     r = lab.run("down")
     assert r.returncode == 0, r.stderr
     after = listing(lab.dir)
@@ -199,6 +201,7 @@ def test_down_leaves_nothing(lab: Lab) -> None:
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z", pid
     assert not os.path.exists(os.path.join(lab.dir, "state.json"))
+    assert not [f for f in vm_logs if os.path.exists(f)], "the lab's VM logs were left behind"
     again = lab.run("down")
     assert again.returncode == 0 and "nothing to remove" in again.stdout
 
