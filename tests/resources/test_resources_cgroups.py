@@ -16,6 +16,15 @@ from tests.helpers import needs_root, needs_tool
 
 STEP = 0.25  # seconds between refreshes in these tests
 
+# cpu.shares for the groups whose burners must get real CPU. On cgroup v1 a group is one
+# scheduling entity: at the default 1024 it weighs as much as ONE task outside it, so on a
+# machine with ten other runnable tasks its burners got ~18% of a core whatever their number,
+# and the CPU thresholds of the checks (a quarter of a core for RES-01, half a core for RES-02)
+# were never reached (failed at load ~10). Eight tasks' worth keeps them above those at load
+# 20, while the test process itself (1024) still gets a fifth of a core beside a burner when
+# the machine is quiet. What the probe and the checks see is unchanged: usage, not weight.
+BURN_SHARES = 8192
+
 
 def container(host: LocalHost, name: str, cgroup: str, init_pid: int = 0) -> Workload:
     return Workload(
@@ -69,6 +78,7 @@ async def test_burn_and_alloc_show_as_load_and_spike(cgroup_factory):
     assert s.pids == 1
     assert ids(state, "RES-01") == [], "no spike before the burn"
 
+    cg.write("cpu", "cpu.shares", str(BURN_SHARES))
     cg.spawn(BURN)
     cg.spawn(BURN)  # two burners: the shared test machine may give one only part of a core
     cg.spawn(alloc_argv(200))
@@ -149,10 +159,11 @@ async def test_missing_and_vanishing_groups(cgroup_factory):
 
 
 async def test_noisy_neighbour_real_groups(cgroup_factory):
-    """Tenant 'hog' (cpu.shares 256) burns both cores while tenant 'meek' (shares 1024) idles:
+    """Tenant 'hog' (a quarter of meek's cpu.shares) burns both cores while tenant 'meek' idles:
     hog uses far more than its configured fifth of the CPU -> RES-02 names it."""
     hog, meek = cgroup_factory(), cgroup_factory()
-    hog.write("cpu", "cpu.shares", "256")
+    hog.write("cpu", "cpu.shares", str(BURN_SHARES))
+    meek.write("cpu", "cpu.shares", str(4 * BURN_SHARES))
     host = LocalHost(libvirt_uri=None)
     wh = container(host, hog.name, hog.path, hog.spawn(IDLE))
     wm = container(host, meek.name, meek.path, meek.spawn(IDLE))
