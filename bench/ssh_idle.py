@@ -2,8 +2,9 @@
 
 The real console (`tenantscope --hosts-file F run`, the Textual app on a pseudo-terminal,
 default interval) watches N host aliases of ONE real OpenSSH sshd on 127.0.0.1 (the test
-fixture's, throwaway keys; an ssh_config names h1..hN), with the real libvirtd behind it when
-one answers (libvirt goes through each host's own SSH connection). After a warm-up, the
+fixture's, throwaway keys; an ssh_config names h1..hN), with a real libvirtd behind it (the
+quiet view's own, 3 defined domains shut off; `--no-libvirtd`: none), whose read-only socket
+each host forwards through its own SSH connection. After a warm-up, the
 console's CPU time is measured over a window, and its memory (RSS and USS) at the end.
 Baselines in the same run: the same console on the local host only (`--libvirt
 test:///default`, itself in a quiet view: own mount, PID and network namespaces), and the
@@ -21,6 +22,7 @@ process anywhere below the console, the header's "N hosts: ✓ N up", one forwar
 socket per host.
 
     .venv/bin/python -m bench.ssh_idle [--sizes 1 10 30] [--window 30] [--warmup 20] [--engine]
+        [--no-libvirtd]
 
 `--engine` measures the console's engine (the same probes, transport and derive) without the
 TUI: the observation's own cost per host, apart from drawing.
@@ -33,6 +35,7 @@ import contextlib
 import os
 import pty
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -127,9 +130,9 @@ def _env(home: str) -> dict[str, str]:
 
 
 # sshd in a mount + PID namespace of its own whose view of the machine is quiet: no network
-# namespaces (/run/netns empty), no libvirt logs (others' guests write them all the time), only its own processes in /proc. This
-# machine is shared by tests that create namespaces, containers and guests all the time; the
-# target is about an idle host. libvirt is the real daemon's (its guests are others').
+# namespaces (/run/netns empty), no libvirt logs (others' guests write them all the time), only
+# its own processes in /proc. This machine is shared by tests that create namespaces, containers
+# and guests all the time; the target is about an idle host.
 QUIET = (
     "/usr/bin/unshare",
     "--mount",
@@ -144,6 +147,56 @@ QUIET = (
     'mount -t tmpfs tsb-quiet /var/log/libvirt && ip link set lo up && exec "$@"',
     "sh",
 )
+# The hosts' libvirtd: a real system-mode libvirtd of the quiet view's own (its /run/libvirt,
+# domain configs, state and cache on tmpfs there), with DOMAINS defined, shut off. It dies with
+# the view (its PID namespace), and never meets the machine's own daemon, which tests start and
+# stop all the time (two system daemons on one /run/libvirt take each other's sockets).
+DOMAINS = 3
+DOMAIN_XML = (
+    "<domain type='qemu'><name>tsb-idle-{i}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+    "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
+    "<devices><emulator>{qemu}</emulator></devices></domain>"
+)
+WITH_LIBVIRTD = """
+for d in /run/libvirt /etc/libvirt/qemu /var/lib/libvirt /var/cache/libvirt; do
+  mkdir -p $d && mount -t tmpfs tsb-quiet $d || exit 1
+done
+{libvirtd} -d -p /run/libvirt/libvirtd.pid || exit 1
+i=0
+until {virsh} -q -c qemu:///system uri >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -gt 300 ] && echo 'bench: libvirtd did not answer' >&2 && exit 1; sleep 0.1
+done
+for x in {domains}/*.xml; do {virsh} -q -c qemu:///system define "$x" >/dev/null || exit 1; done
+"""
+
+
+def libvirtd_missing() -> str | None:
+    from tests.fixtures.libvirtd import missing_tools
+
+    missing = missing_tools()
+    return f"needs {', '.join(missing)}" if missing else None
+
+
+def quiet_view(tmp: str, libvirtd: bool) -> tuple[str, ...]:
+    """QUIET, with a libvirtd of its own behind the hosts when `libvirtd`."""
+    if not libvirtd:
+        return QUIET
+    from tests.fixtures.libvirtd import _which
+
+    doms = os.path.join(tmp, "domains")
+    os.makedirs(doms)
+    qemu = _which("qemu-system-x86_64") or "qemu-system-x86_64"
+    for i in range(1, DOMAINS + 1):
+        with open(os.path.join(doms, f"d{i}.xml"), "w") as f:
+            f.write(DOMAIN_XML.format(i=i, qemu=qemu))
+    setup = WITH_LIBVIRTD.format(
+        libvirtd=shlex.quote(_which("libvirtd") or "libvirtd"),
+        virsh=shlex.quote(_which("virsh") or "virsh"),
+        domains=shlex.quote(doms),
+    )
+    script = QUIET[-2]
+    head, tail = script.split(' && exec "$@"')
+    return (*QUIET[:-2], f'{head} || exit 1\n{setup}exec "$@"{tail}', QUIET[-1])
 
 
 class Forwarder:
@@ -214,13 +267,30 @@ class Forwarder:
         self.lsock.close()
 
 
-def quiet_sshd(tmp: str) -> tuple[Sshd, Forwarder]:
-    """The fixture's sshd in the quiet view, reachable at 127.0.0.1:its port through a forwarder."""
-    s = Sshd(dir=tempfile.mkdtemp(prefix="tse-sshd-", dir=tmp), port=free_port(), wrapper=QUIET)
+def quiet_sshd(tmp: str, libvirtd: bool = False) -> tuple[Sshd, Forwarder]:
+    """The fixture's sshd in the quiet view (with its own libvirtd when `libvirtd`), reachable
+    at 127.0.0.1:its port through a forwarder."""
+    wrapper = quiet_view(tmp, libvirtd)
+    s = Sshd(dir=tempfile.mkdtemp(prefix="tse-sshd-", dir=tmp), port=free_port(), wrapper=wrapper)
     s.setup()
     fwd = Forwarder(s.port, lambda: s.pid)
     s.start()
+    if libvirtd:  # ready when its read-only socket is there (seen from the view's mounts)
+        sock = f"/proc/{s.pid}/root/run/libvirt/libvirt-sock-ro"
+        end = time.monotonic() + 60
+        while not (os.path.exists(sock) and _defined(s.pid)):
+            if (s.proc is not None and s.proc.poll() is not None) or time.monotonic() > end:
+                raise RuntimeError(f"the quiet view's libvirtd did not start: {s.tail_log()}")
+            time.sleep(0.2)
     return s, fwd
+
+
+def _defined(pid: int) -> bool:
+    """All DOMAINS defined in the view's libvirtd (their configs on its tmpfs)."""
+    try:
+        return sum(x.endswith(".xml") for x in os.listdir(f"/proc/{pid}/root/etc/libvirt/qemu")) >= DOMAINS
+    except OSError:
+        return False
 
 
 def write_fleet(s: Sshd, n: int, d: str) -> list[str]:
@@ -345,8 +415,18 @@ def main() -> int:
         action="store_true",
         help="measure the console's engine without the TUI (what observing the hosts costs)",
     )
+    ap.add_argument(
+        "--no-libvirtd",
+        action="store_true",
+        help="no libvirtd behind the hosts (by default the quiet view runs its own, with "
+        f"{DOMAINS} defined domains, shut off)",
+    )
     args = ap.parse_args()
     ENGINE_ONLY[0] = args.engine
+    libvirtd = not args.no_libvirtd and not args.busy
+    if libvirtd and (why := libvirtd_missing()):
+        print(f"no libvirtd behind the hosts: {why}")
+        libvirtd = False
     reason = sshd_missing_reason()
     if reason:
         print(f"skipped: {reason}")
@@ -357,7 +437,7 @@ def main() -> int:
     if args.busy:
         s = make_sshd(tmp)
     else:
-        s, fwd = quiet_sshd(tmp)
+        s, fwd = quiet_sshd(tmp, libvirtd)
     runs: list[Run] = []
     print(
         f"load before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)"
@@ -369,7 +449,15 @@ def main() -> int:
             else "a quiet view (own mount, PID and network namespaces)"
         )
         what = "the engine without the TUI" if args.engine else "the console (TUI on a pty)"
-        print(f"sshd on 127.0.0.1:{s.port}, hosts see {view}; {what}; window {args.window:g} s after warm-up")
+        behind = (
+            f"a libvirtd of the view's own with {DOMAINS} domains (shut off)" if libvirtd else "no libvirtd"
+        )
+        if args.busy:
+            behind = "the machine's libvirtd, if one runs"
+        print(
+            f"sshd on 127.0.0.1:{s.port}, hosts see {view}, {behind}; {what}; "
+            f"window {args.window:g} s after warm-up"
+        )
         local = measure(
             "local only",
             0,

@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.cells import cell_len
 from rich.style import Style
+from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
@@ -104,6 +105,16 @@ class CellCachedTable(DataTable[Any]):
             self._offset_cache[self._update_count] = offsets
         if ordered is not None:
             self._ordered_row_cache[(len(self.rows), self._update_count)] = ordered
+
+    def place_rows(self, order: Iterable[str]) -> None:
+        """Put the rows in this order (every row's key, once): rows move in place; nothing is
+        re-added or measured, and unmoved rows keep their rendered cells."""
+        locations = TwoWayDict({RowKey(k): i for i, k in enumerate(order)})
+        if len(locations) != len(self.rows):
+            raise ValueError(f"place_rows: {len(locations)} keys for {len(self.rows)} rows")
+        self._row_locations = locations
+        self._update_count += 1
+        self.refresh()
 
     def set_widths(self, widths: Iterable[tuple[str, int]]) -> None:
         """New fixed widths for these columns (by key): the rows stay, nothing is measured."""

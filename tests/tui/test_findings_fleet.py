@@ -75,7 +75,7 @@ async def test_the_cursor_follows_its_finding_past_the_rows_drawn_so_far(fleet):
         pane.table.move_cursor(row=at, animate=False)
         chosen = pane.selected()
         assert chosen is not None
-        gone = pane.ordered[0]  # a finding above it goes: rows move, the table is rebuilt
+        gone = pane.ordered[0]  # a finding above it goes: rows move
         source.push(replace(fleet, findings=tuple(f for f in fleet.findings if f is not gone), taken_at=1.0))
         for _ in range(100):
             await pilot.pause(0.02)
@@ -146,6 +146,51 @@ async def test_the_same_check_on_many_hosts_keeps_host_order_while_its_wording_m
                 break
         assert str(pane.table.get_row(key)[-1]).startswith("~")
         assert not clears and _shown(pane) == before
+
+
+async def test_rows_that_come_go_and_move_are_changed_in_place_and_drawn_as_a_rebuild(fleet):
+    """A finding that appears, one that goes and one whose status moves it (a spike, a check
+    that flaps at idle): rows are removed, added and moved in the table, not rebuilt, and the
+    table then shows what a rebuild from scratch shows, in the same order; the cursor stays on
+    its finding."""
+    app, source = make_app(fleet)
+    async with app.run_test(size=(160, 48)) as pilot:
+        pane = app.query_one(FindingsPane)
+        await _filled(pilot, pane)
+        o = pane.ordered
+        gone, moved = o[3], next(f for f in o[10:] if f.status == Status.PASS)
+        came = replace(o[20], check_id="ZZZ-99", summary="new here")
+        pane.table.move_cursor(row=40, animate=False)
+        chosen = pane.selected()
+        clears: list[int] = []
+        real = pane.table.clear
+        pane.table.clear = lambda *a, **kw: (clears.append(1), real(*a, **kw))[1]  # type: ignore[method-assign]
+        findings = tuple(
+            replace(f, status=Status.FAIL) if f is moved else f for f in fleet.findings if f is not gone
+        ) + (came,)
+        source.push(replace(fleet, findings=findings, taken_at=1.0))
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if len(pane.ordered) == len(o):
+                break
+        assert not clears
+        want = sorted({f.key: f for f in findings}.values(), key=finding_sort_key)
+        assert list(pane.ordered) == want
+        assert _shown(pane) == [pane.row_key(f) for f in want] and pane.table.row_count == len(want)
+        moved_to = want.index(replace(moved, status=Status.FAIL))
+        assert moved_to < o.index(moved)  # a fail sorts before the passes: it moved up
+        row = pane.table.get_row_at(moved_to)
+        assert str(row[0]) == "✗ FAIL" and str(row[2]) == moved.check_id and str(row[3]) == moved.host
+        row = pane.table.get_row_at(want.index(came))
+        assert str(row[2]) == "ZZZ-99" and str(row[-1]) == "new here"
+        assert pane.selected() == chosen
+        in_place = [tuple(str(c) for c in pane.table.get_row_at(i)) for i in range(len(want))]
+        pane._findings = None
+        pane.table.clear = real  # type: ignore[method-assign]
+        pane._theme = None  # a rebuild from scratch, for comparison
+        pane.show(replace(fleet, findings=findings, taken_at=1.0))
+        await _filled(pilot, pane)
+        assert [tuple(str(c) for c in pane.table.get_row_at(i)) for i in range(len(want))] == in_place
 
 
 async def test_the_widths_set_from_the_text_are_what_datatable_measures(fleet):

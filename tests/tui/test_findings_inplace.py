@@ -1,6 +1,7 @@
 """The Findings pane updates rows in place: a State whose findings keep their rows and order
 changes only the rows whose finding changed (the table is not cleared and refilled, which at
-a fleet's thousands of findings was most of a State's drawing); a new order rebuilds it."""
+a fleet's thousands of findings was most of a State's drawing); a finding gone is a row
+removed; mostly new findings rebuild it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from tests.fixtures.tui import make_app, sample_state
 from tui.panes.findings import FindingsPane
 
 
-async def test_a_changed_finding_is_updated_in_place_and_a_new_order_rebuilds():
+async def test_a_changed_finding_is_updated_in_place_and_mostly_new_findings_rebuild():
     st = sample_state()
     app, source = make_app(st)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -39,13 +40,22 @@ async def test_a_changed_finding_is_updated_in_place_and_a_new_order_rebuilds():
         assert any("tsf-other" in str(c) for c in table.get_row(pane.row_key(f2)))
         assert not clears and table.row_count == rows  # updated in place
         assert pane.ordered[[f.key for f in pane.ordered].index(f2.key)] is f2
-        # a finding gone: rebuilt, one row fewer
+        # a finding gone: its row removed in place, one row fewer
         source.push(replace(st, findings=st.findings[1:], taken_at=st.taken_at + 2))
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if table.row_count == rows - 1:
+                break
+        assert not clears and table.row_count == rows - 1
+        assert pane.row_key(st.findings[0]) is None
+        # most findings new (other checks' wording on every row): rebuilt
+        fresh = tuple(replace(f, check_id=f"X-{i}") for i, f in enumerate(st.findings))
+        source.push(replace(st, findings=fresh, taken_at=st.taken_at + 3))
         for _ in range(50):
             await pilot.pause(0.02)
             if clears:
                 break
-        assert clears and table.row_count == rows - 1
+        assert clears and table.row_count == rows
 
 
 async def test_after_a_slow_rebuild_states_arriving_soon_are_drawn_together(monkeypatch):

@@ -8,7 +8,9 @@ area and status (c clears); acknowledged findings stay listed, marked "✔ ack".
 
 A fleet has thousands of findings (13,000 at 200 hosts), so the table is built for that: a row
 is keyed by what the finding is about (check, host, workloads), not by its wording,
-so a reworded summary (figures in it) updates that row in place; the column widths are
+so a reworded summary (figures in it) updates that row in place, and findings that come, go or
+change status are rows added, removed and moved in place (a rebuild, which re-adds every row
+and redraws the table, only when most rows are new); the column widths are
 computed once per fill from the text (no cell is measured by the table); a rebuild draws
 the rows on screen first and adds the rest between frames, a few milliseconds at a time.
 """
@@ -166,24 +168,38 @@ class FindingsPane(Pane):
         if columns == self._columns and widths != self._widths:  # (another set of columns: below)
             table.set_widths((c.lower(), w) for c, w in zip(columns, widths))
             self._widths = widths
+        same_order = len(rows) == len(self._rows) and all(a == b for a, b in zip(rows, self._rows))
+        kept = 0 if same_order else sum(1 for rid in rows if rid in self._rows)
         if (
             columns == self._columns
             and variables is self._theme
-            and len(rows) == len(self._rows)
-            and all(a == b for a, b in zip(rows, self._rows))
+            and (same_order or (self._filled == len(self._order) and 2 * kept >= len(rows)))
         ):
-            # the same rows in the same order (most States of a fleet): only changed rows
-            # (rows a fill has not reached yet are drawn from _rows when it does)
+            # the same rows (most States of a fleet), or mostly the same rows in another order:
+            # rows that went are removed, new rows added, changed rows updated and the rows
+            # moved in place (a rebuild re-adds every row and redraws the whole table).
+            # With the same order, rows a fill has not reached yet are drawn from _rows when it does
+            if not same_order:
+                for rid in [rid for rid in self._rows if rid not in rows]:
+                    table.remove_row(rid)
+                    self._made.pop(rid, None)
             for i, (rid, f) in enumerate(rows.items()):
-                if i >= self._filled:
+                if same_order and i >= self._filled:
                     break
                 made = (f, f.key in acks, f.key in self._new)
                 old = self._made.get(rid)
-                if old is not None and old[1:] == made[1:] and (old[0] is f or old[0] == f):
+                if old is None:  # (not same_order: a new row, placed below)
+                    table.add_row(*self._cells(f, made, variables), key=rid)
+                    self._made[rid] = made
+                    continue
+                if old[1:] == made[1:] and (old[0] is f or old[0] == f):
                     continue
                 for c, cell in zip(columns, self._cells(f, made, variables)):
                     table.update_cell(rid, c.lower(), cell)
                 self._made[rid] = made
+            if not same_order:
+                table.place_rows(rows)
+                self._filled = len(rows)
             self._rows = rows
             self._order = list(rows)
         else:
