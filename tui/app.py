@@ -29,6 +29,7 @@ from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Container
+from textual.driver import Driver
 from textual.events import DescendantFocus
 from textual.theme import Theme
 from textual.widgets import Footer, Tab, Tabs
@@ -156,6 +157,16 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             for p in PANES:
                 yield p(classes="-active" if p.pane_id == self._active else None)
         yield Footer()
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's choice, with Linux's driver replaced by one whose input thread sleeps
+        until there is input (tui/driver.py: ten wake-ups a second fewer at idle)."""
+        cls = super().get_driver_class()
+        if cls.__module__ == "textual.drivers.linux_driver" and cls.__name__ == "LinuxDriver":
+            from tui.driver import QuietLinuxDriver
+
+            return QuietLinuxDriver
+        return cls
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(THEME_DEFAULTS)

@@ -1,0 +1,109 @@
+"""The terminal driver's input thread (tui/driver.py) on a real pseudo-terminal: asleep while
+nothing is typed, keys and a lone ESC delivered as Textual delivers them, a quick exit."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import pty
+import signal
+import sys
+import threading
+import time
+import tty
+from typing import Any
+
+import pytest
+from textual import events
+from textual.message import Message
+
+from tui.driver import QuietLinuxDriver
+
+# Textual's originals that tui/driver.py copies or relies on (sha256 of their source, first 16
+# hex digits). A Textual upgrade that changes one fails here: re-copy LinuxDriver's
+# run_input_thread into QuietLinuxDriver (keeping only the wait changed) and update the pins.
+PINNED = {
+    "textual.drivers.linux_driver.LinuxDriver.run_input_thread": "d796af6d69db337d",
+    "textual.drivers.linux_driver.LinuxDriver.disable_input": "6154c5a7c1743fe9",
+    "textual._parser.Parser.tick": "44606084ad3bf7c1",
+    "textual._parser.Parser.feed": "390106cde019dd29",
+}
+
+
+def _source_pin(path: str) -> str:
+    import importlib
+
+    mod, cls, fn = path.rsplit(".", 2)
+    obj = getattr(getattr(importlib.import_module(mod), cls), fn)
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+
+
+def test_textual_code_the_driver_copies_is_unchanged() -> None:
+    assert {p: _source_pin(p) for p in PINNED} == PINNED
+
+
+def test_the_app_runs_the_quiet_driver_on_linux() -> None:
+    from tui.app import TenantScopeApp
+
+    if os.environ.get("TEXTUAL_DRIVER"):
+        pytest.skip("TEXTUAL_DRIVER chooses the driver in this environment")
+    assert TenantScopeApp.get_driver_class(object.__new__(TenantScopeApp)) is QuietLinuxDriver
+
+
+class _Recording(QuietLinuxDriver):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.got: list[Message] = []
+
+    def process_message(self, message: Message) -> None:
+        self.got.append(message)
+
+
+def _keys(d: _Recording) -> list[str]:
+    return [m.key for m in list(d.got) if isinstance(m, events.Key)]
+
+
+def _until(cond: Any, timeout: float = 2.0) -> float:
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+async def test_input_thread_sleeps_until_input_and_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    stdin = os.fdopen(os.dup(slave), "rb", buffering=0)
+    monkeypatch.setattr(sys, "__stdin__", stdin)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
+    driver = _Recording(object(), mouse=False)
+    thread = threading.Thread(target=driver._run_input_thread, daemon=True)
+    try:
+        assert driver.fileno == stdin.fileno()
+        thread.start()
+        time.sleep(0.5)
+        assert driver.wakeups == 0  # Textual's driver: 5 wake-ups in 0.5 s
+        os.write(master, b"a")
+        _until(lambda: "a" in _keys(driver))
+        os.write(master, b"\x1b")  # a lone ESC: the Escape key once the parser's delay passes
+        waited = _until(lambda: "escape" in _keys(driver))
+        assert waited < 1.0
+        woken = driver.wakeups
+        time.sleep(0.3)
+        assert driver.wakeups == woken  # asleep again once the sequence is resolved
+        t0 = time.monotonic()
+        driver.exit_event.set()
+        thread.join(2)
+        assert not thread.is_alive()
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        driver.exit_event.set()
+        thread.join(2)
+        driver.exit_event.close()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        stdin.close()
+        os.close(master)
+        os.close(slave)
