@@ -30,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,6 +70,10 @@ _SEV_OF_FINDING = {
 }
 
 
+def _nothing() -> None:
+    pass
+
+
 class HostLogs(sources.Sink):
     """One host's sources, pending entries, ring and signals."""
 
@@ -88,6 +93,8 @@ class HostLogs(sources.Sink):
         # local files are read when inotify says they changed (probes/logs/filewatch.py)
         self.watch = FileWatch() if transport.is_local else None
         self.wake: Any = None  # the host's logs probe's wake (set by its collect)
+        # the service's flusher sleeps until told something is pending (set by LogService)
+        self.nudge: Callable[[], None] = _nothing
 
     @property
     def name(self) -> str:
@@ -98,6 +105,7 @@ class HostLogs(sources.Sink):
             return
         self.pending.extend(events)
         self.last_put = time.monotonic()
+        self.nudge()
         over = len(self.pending) - MAX_PENDING
         if over > 0:  # backpressure: the oldest pending go, counted as dropped
             del self.pending[:over]
@@ -126,6 +134,7 @@ class HostLogs(sources.Sink):
             self.put([_Block(ctx, b"", [line])])  # type: ignore[list-item]
         self.pending_bytes += len(line) + 1
         self.last_put = time.monotonic()
+        self.nudge()
         if self.pending_bytes > MAX_PENDING_BYTES:
             self._bound()
 
@@ -139,6 +148,7 @@ class HostLogs(sources.Sink):
             return
         self.sources[name] = LogSource(name, kind, state, detail, self.counts.get(name, 0), time.time())
         self.dirty = True
+        self.nudge()
         if state in (SourceState.UNREADABLE, SourceState.FAILED) and (old is None or old.state != state):
             self.put(
                 [
@@ -155,6 +165,7 @@ class HostLogs(sources.Sink):
     def forget(self, name: str) -> None:
         if self.sources.pop(name, None) is not None:
             self.dirty = True
+            self.nudge()
 
     def own(self, severity: str, msg: str, fields: tuple[tuple[str, str], ...] = ()) -> None:
         self.put([parsers.tenantscope_event(time.time(), self.name, severity, msg, fields)])
@@ -264,6 +275,10 @@ class LogService:
         self._index_from: tuple[tuple[object, object], ...] = ()
         self._findings_from: object = None
         self._flusher: asyncio.Task[None] | None = None
+        # set when a host has something pending: the flusher sleeps on it (no poll at idle)
+        self._work = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._findings: dict[str, Any] | None = None
         self._errors: set[tuple[str, str]] = set()
         self._spikes: set[tuple[str, str, str, float]] = set()
@@ -285,9 +300,11 @@ class LogService:
             hl = self.hosts.get(transport.name)
             if hl is None:
                 hl = self.hosts[transport.name] = HostLogs(transport, self.cfg)
+                hl.nudge = self._nudge
                 for name, coro in await self._coroutines(hl):
                     self._start(hl, name, coro)
                 if self._flusher is None or self._flusher.done():
+                    self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
                     self._flusher = asyncio.create_task(self._flush_loop(), name="logs flusher")
                 hl.own("info", f"tenantscope started following logs on {transport.name}")
             else:
@@ -380,7 +397,18 @@ class LogService:
 
     # -- batching
 
+    def _nudge(self) -> None:
+        """A host has something to flush: wake the flusher (from any thread)."""
+        if self._work.is_set():
+            return
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            self._work.set()
+        else:
+            self._loop.call_soon_threadsafe(self._work.set)
+
     async def _flush_loop(self) -> None:
+        """Flush what the hosts have pending, once per FLUSH while it keeps coming; asleep
+        while nothing is (a source's put wakes it: `_nudge`)."""
         pruned = time.monotonic()
         while True:
             if time.monotonic() - pruned > PRUNE_EVERY:
@@ -400,7 +428,16 @@ class LogService:
                 except Exception:
                     log.exception("flushing logs of %s", hl.name)
                 more = more or bool(hl.pending)
-            await asyncio.sleep(0.01 if more else FLUSH)
+            if more:
+                await asyncio.sleep(0.01)
+                continue
+            self._work.clear()
+            if not any(hl.pending or hl.dirty for hl in self.hosts.values()):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), PRUNE_EVERY)
+            # what arrives within FLUSH of the first pending entry is flushed with it: a burst
+            # is one flush, as when this loop polled every FLUSH s
+            await asyncio.sleep(FLUSH)
 
     def _prune_pids(self) -> None:
         """Learned-PID history older than every lazy line still kept is not needed."""
@@ -465,6 +502,7 @@ class LogService:
             )
             hl.signals = deque((fix(e) if not e.workload else e for e in hl.signals), maxlen=MAX_SIGNALS)
             hl.dirty = True
+            hl.nudge()
 
     def _own_events(self, state: State) -> None:
         """Findings raised and cleared, probe errors: as tenantscope's own log entries. A

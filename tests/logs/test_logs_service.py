@@ -290,3 +290,35 @@ def test_reattribution_walks_only_the_hosts_whose_index_changed(tmp_path):
     walked.clear()
     svc._index(replace(st, taken_at=5.0))  # the same hosts' objects: nothing looked at
     assert walked == [] and svc._index_from[0][0] is st.hosts[0].workloads
+
+
+async def test_the_flusher_sleeps_at_idle_and_wakes_for_a_new_line(tmp_path, monkeypatch):
+    """No flush pass while nothing arrives (it polled 4 times a second); a line appended to a
+    real followed file is in the ring within a fraction of a second."""
+    (tmp_path / "var/log").mkdir(parents=True)
+    syslog = tmp_path / "var/log/syslog"
+    syslog.write_text("Nov 27 10:00:00 hv1 kernel: booted\n")
+    svc = LogService(LogsConfig(files=("/var/log/syslog",), journal=False, libvirt_events=False))
+    passes = []
+    real_flush = svc.flush
+    monkeypatch.setattr(svc, "flush", lambda hl: passes.append(1) or real_flush(hl))
+
+    def messages() -> list[str]:
+        got = svc.entries("hv1", 0)
+        return [e.message for e in got.entries] if got is not None else []
+
+    await svc.ensure(local_host(tmp_path))
+    try:
+        await wait_for(lambda: any("booted" in m for m in messages()), "the backlog")
+        await asyncio.sleep(0.4)  # the backlog's last flush
+        before = len(passes)
+        await asyncio.sleep(1.0)
+        assert len(passes) == before  # asleep: nothing pending
+        with open(syslog, "a") as f:
+            f.write("Nov 27 10:10:00 hv1 kernel: br0: port 3(tapglobex1) entered disabled state\n")
+        t0 = asyncio.get_running_loop().time()
+        await wait_for(lambda: any("tapglobex1" in m for m in messages()), "the appended line")
+        assert asyncio.get_running_loop().time() - t0 < 1.0
+        assert len(passes) - before <= 3
+    finally:
+        await svc.stop_host("hv1")
