@@ -171,6 +171,7 @@ class Engine:
         # Started (on a loop): the derive runs in this one thread, at most one at a time;
         # headless one-shot use (refresh_once without start) derives on the caller's thread.
         self._deriver: concurrent.futures.ThreadPoolExecutor | None = None
+        self._stopped_deriver: concurrent.futures.ThreadPoolExecutor | None = None  # see join()
         self._deriving = False  # a derive is in flight
         self._again = False  # observations changed while it ran: derive once more after it
         self._heap: _HeapKeeper | None = None
@@ -275,6 +276,7 @@ class Engine:
         self._tasks.clear()
         if self._deriver is not None:  # a derive in flight ends on its own; its result is dropped
             self._deriver.shutdown(wait=False, cancel_futures=True)
+            self._stopped_deriver = self._deriver
         if self._heap is not None:
             self._heap.stop()
         for t in self.hosts:
@@ -287,6 +289,12 @@ class Engine:
                 await t.close()
             except Exception:
                 log.exception("closing host %s", t.name)
+
+    def join(self) -> None:
+        """Block until the derive still running when stop() was called has ended: a process
+        that runs one console after another (a bench) would have it compete with the next."""
+        if self._stopped_deriver is not None:
+            self._stopped_deriver.shutdown(wait=True)
 
     async def settled(self, timeout: float = 30.0) -> None:
         """Wait until the State holds what was observed so far (a derive in flight or due has
@@ -435,7 +443,7 @@ class Engine:
         self._states[t.name] = st = replace(st, refreshed_at=self._clock())
         # most runs of a fleet: only the figures (or nothing) moved: a routine publish
         routine = before.samples is not None and _same(st, before, _OBSERVED_BUT_FIGURES)
-        self._publish(routine=routine)
+        self._publish(routine=routine, at_once=self._last_lead(t.name, p.name))
         if not routine and not p.figures and not self._shown(t.name, self._on_screen):
             # something else changed on a host read slowly (an event, an inventory): its
             # figures and limits follow at once, not at the slow interval
@@ -456,6 +464,15 @@ class Engine:
             f"(hosts on screen every {p.interval:g} s)",
             every,
         )
+
+    def _last_lead(self, host: str, probe: str) -> bool:
+        """This is the first result of the last lead probe that every host waits for: nothing
+        else runs before it is published (the others wait for it), so no window to gather
+        more results in (the console's first frame)."""
+        pending = self._leads_pending.get(host)
+        if pending is None or pending != {probe}:
+            return False
+        return all(h == host for h, left in self._leads_pending.items() if left)
 
     def _lead_ran(self, host: str, probe: str) -> None:
         pending = self._leads_pending.get(host)
@@ -589,10 +606,10 @@ class Engine:
             requests=requests,
         )
 
-    def _publish(self, *, routine: bool = False) -> None:
+    def _publish(self, *, routine: bool = False, at_once: bool = False) -> None:
         """Note a change; subscribers hear of it once per burst (COALESCE seconds, longer after
         a costly publish), routine changes (only figures or refresh times) at most every
-        PUBLISH_GAP s."""
+        PUBLISH_GAP s; `at_once`: at the next turn of the loop (nothing else is coming)."""
         self._dirty = True
         try:
             loop = asyncio.get_running_loop()
@@ -600,7 +617,7 @@ class Engine:
             self._notify()
             return
         now = loop.time()
-        delay = min(MAX_COALESCE, max(COALESCE, BUSY_FACTOR * self._notify_cost))
+        delay = 0.0 if at_once else min(MAX_COALESCE, max(COALESCE, BUSY_FACTOR * self._notify_cost))
         if routine and not self._urgent:
             delay = max(delay, self._delivered_at + PUBLISH_GAP - now)
         else:

@@ -347,18 +347,29 @@ def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
 # ---------------------------------------------------------------- VM-06
 
 
-def _pins(w: Workload) -> tuple[frozenset[int], frozenset[int], str]:
-    """(vCPU host CPUs, emulator host CPUs, where): empty sets when unpinned."""
+def _pins(
+    w: Workload, seen: dict[str, frozenset[int]] | None = None
+) -> tuple[frozenset[int], frozenset[int], str]:
+    """(vCPU host CPUs, emulator host CPUs, where): empty sets when unpinned. `seen`: the
+    cpusets parsed so far (a fleet repeats a few dozen cpusets over thousands of pins)."""
     assert w.vm
+    memo: dict[str, frozenset[int]] = {} if seen is None else seen
+
+    def cpuset(text: str) -> frozenset[int]:
+        got = memo.get(text)
+        if got is None:
+            got = memo[text] = parse_cpuset(text)
+        return got
+
     ct = w.vm.cputune
-    default = parse_cpuset(w.vm.cpuset) if w.vm.cpuset else frozenset()
+    default = cpuset(w.vm.cpuset) if w.vm.cpuset else frozenset()
     vcpu: set[int] = set()
     for _, cs in ct.vcpupin:
-        vcpu |= parse_cpuset(cs)
+        vcpu |= cpuset(cs)
     pinned_vcpus = {v for v, _ in ct.vcpupin}
     if default and (not ct.vcpupin or len(pinned_vcpus) < max(w.vm.vcpus, 1)):
         vcpu |= default
-    emu = parse_cpuset(ct.emulatorpin) if ct.emulatorpin else default
+    emu = cpuset(ct.emulatorpin) if ct.emulatorpin else default
     return frozenset(vcpu), frozenset(emu), ""
 
 
@@ -387,9 +398,10 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
         pins: dict[str, tuple[Workload, frozenset[int]]] = {}
         unpinned: list[Workload] = []
         errors = 0
+        cpusets: dict[str, frozenset[int]] = {}
         for w in vms(hs):
             try:
-                vcpu, emu, _ = _pins(w)
+                vcpu, emu, _ = _pins(w, cpusets)
             except ValueError as e:
                 errors += 1
                 yield finding(
@@ -434,26 +446,34 @@ def vm06_cpu_sharing(state: State, spec: CheckSpec) -> Iterator[Finding]:
                             pair = smt[(oa, ob) if oa < ob else (ob, oa)]
                             pair.add(c)
                             pair.add(sib)
+        evidence: dict[str, Evidence] = {}  # a domain is an example of many pairs
+
+        def pin_evidence(w: Workload) -> Evidence:
+            got = evidence.get(w.key)
+            if got is None:
+                got = evidence[w.key] = _pin_evidence(w)
+            return got
+
         bad = 0
         for kind, found in (("same", same), ("smt", smt)):
             for (oa, ob), cpuset in sorted(found.items()):
                 if kind == "smt" and (oa, ob) in same:
                     continue  # already reported as the stronger finding
                 # the domains of the two owners on the CPUs concerned, and example pairs
-                wa = [(w, cs) for w, cs in by_owner[oa] if cs & cpuset]
-                wb = [(w, cs) for w, cs in by_owner[ob] if cs & cpuset]
+                wa = [(w, cs) for w, cs in by_owner[oa] if not cs.isdisjoint(cpuset)]
+                wb = [(w, cs) for w, cs in by_owner[ob] if not cs.isdisjoint(cpuset)]
                 ws = [w for w, _ in wa + wb]
                 status = cross_tenant(ws) or Status.WARN
                 examples: list[tuple[Workload, Workload]] = []
                 for x, xs in wa:
                     near = xs | {n for c in xs for n in siblings.get(c, ())} if kind == "smt" else xs
-                    examples += [(x, y) for y, ys in wb if ys & near][: 5 - len(examples)]
+                    examples += [(x, y) for y, ys in wb if not ys.isdisjoint(near)][: 5 - len(examples)]
                     if len(examples) >= 5:
                         break
                 pairs_txt = ", ".join(f"{who(x)} + {who(y)}" for x, y in examples) + (
                     f" (and more: {len(ws)} domains)" if len(ws) > 2 * len(examples) else ""
                 )
-                ev = [e for x, y in examples for e in (_pin_evidence(x), _pin_evidence(y))]
+                ev = [e for x, y in examples for e in (pin_evidence(x), pin_evidence(y))]
                 if kind == "same":
                     summary = f"{pairs_txt} are pinned to the same host CPUs {cpulist(cpuset)}"
                 else:

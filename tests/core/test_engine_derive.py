@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import replace
 
-from probes.engine import Engine
+import pytest
+
+from probes.engine import Engine, Probe
+from probes.hosts.base import HostTransport
 from probes.hosts.local import LocalHost
-from probes.model import State, Workload, WorkloadKind
+from probes.model import HostState, State, Workload, WorkloadKind
 
 
 def _wl(n: int) -> tuple[Workload, ...]:
@@ -101,3 +105,50 @@ async def test_a_running_engine_freezes_its_long_lived_heap_and_unfreezes_on_sto
     finally:
         await engine.stop()
     assert gc.get_freeze_count() == 0
+
+
+class _Workloads(Probe[tuple[Workload, ...]]):
+    """Adds `n` network-namespace workloads named after the probe, at once."""
+
+    interval = 60.0
+
+    def __init__(self, name: str, n: int) -> None:
+        self.name = name
+        self.n = n
+        self.collected_at = 0.0
+
+    async def collect(self, host: HostTransport) -> tuple[Workload, ...]:
+        self.collected_at = time.monotonic()
+        return tuple(Workload(WorkloadKind.NETNS, f"{self.name}{i}", host.name) for i in range(self.n))
+
+    def merge(self, state: HostState, result: tuple[Workload, ...]) -> HostState:
+        others = tuple(w for w in state.workloads if not w.name.startswith(self.name))
+        return replace(state, workloads=others + result)
+
+
+async def test_the_leads_first_result_is_published_at_once_the_others_after_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing else runs before the lead's first result is published (the other probes wait
+    for it): it goes out at once, not after the publish window (the console's first frame);
+    later results still gather in the window."""
+    import probes.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "COALESCE", 1.0)
+    monkeypatch.setattr(engine_mod, "LEAD_SETTLE", 0.0)
+    lead, other = _Workloads("lead", 3), _Workloads("other", 2)
+    seen: list[tuple[float, int]] = []  # (when, workloads)
+    engine = Engine([LocalHost("h1", libvirt_uri=None)], lambda h: [lead, other], lambda s: s, lead=("lead",))
+    engine.subscribe(lambda st: seen.append((time.monotonic(), len(st.hosts[0].workloads))))
+    engine.start()
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if seen and seen[-1][1] == 5:
+                break
+    finally:
+        await engine.stop()
+    first = next(t for t, n in seen if n == 3)
+    assert first - lead.collected_at < 0.5  # at once (the window is 1 s)
+    both = next(t for t, n in seen if n == 5)
+    assert other.collected_at >= first and both - other.collected_at >= 0.9  # in the window

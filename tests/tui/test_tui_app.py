@@ -686,3 +686,17 @@ async def test_a_state_arriving_while_the_app_exits_is_dropped():
     app.on_state_changed(StateChanged(replace(state, taken_at=T0 + 5)))  # after exit: no error
     app._queue_state(replace(state, taken_at=T0 + 6))
     assert app._flush_timer is None  # nothing scheduled once unmounted
+
+
+async def test_the_heap_at_start_is_frozen_while_the_app_runs():
+    """What exists when the app composes (the imported modules) is frozen, so the full
+    collections set off by a first inventory do not walk it; an app ending in a longer process
+    (tests, benches) unfreezes it."""
+    import gc
+
+    gc.unfreeze()
+    app, _ = make_app()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
