@@ -491,8 +491,11 @@ def test_no_accidental_override_of_textual_internals():
         f"tui.table.CellCachedTable.{name}": getattr(textual.widgets.DataTable, name)
         for name in ("_render_cell", "_clear_caches", "_update_dimensions")
     }
+    # tui/panes/tenants.py: the tree's invalidation, once per batch of added nodes
+    deliberate["tui.panes.tenants.TenantTree._invalidate"] = textual.widgets.Tree._invalidate
     for name, theirs in deliberate.items():
-        ours_fn = getattr(table_module.CellCachedTable, name.rsplit(".", 1)[1])
+        cls = TenantTree if ".TenantTree." in name else table_module.CellCachedTable
+        ours_fn = getattr(cls, name.rsplit(".", 1)[1])
         assert list(inspect.signature(ours_fn).parameters) == list(inspect.signature(theirs).parameters), name
 
     from tui import app as app_module
@@ -700,3 +703,27 @@ async def test_the_heap_at_start_is_frozen_while_the_app_runs():
         await pilot.pause()
         assert gc.get_freeze_count() > 10_000
     assert gc.get_freeze_count() == 0
+
+
+async def test_tenant_tree_measures_and_takes_labels_as_textuals_tree_does():
+    """TenantTree's cheaper label handling (no copy of a one-line label, widths without
+    rendering copies) gives what Textual's Tree gives, for every node, expanded or not."""
+    from textual.widgets import Tree
+
+    app, _ = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        tree = app.query_one(TenantTree)
+        nodes = [tree.root]
+        for n in nodes:
+            nodes.extend(n.children)
+        assert len(nodes) > 5
+        for n in nodes[1:]:
+            assert tree.process_label(n.label) == Tree.process_label(tree, n.label)
+            assert tree.get_label_width(n) == Tree.get_label_width(tree, n)
+        tree.root.children[0].collapse()
+        await pilot.pause()
+        n = tree.root.children[0]
+        assert tree.get_label_width(n) == Tree.get_label_width(tree, n)
+        two = Text("two\nlines")
+        assert tree.process_label(two) == Tree.process_label(tree, two) == Text("two")
