@@ -17,13 +17,27 @@ from tui.commands.common import UserError, add_common, log, options_from, setup_
 __all__ = ["UserError", "build_parser", "main", "options_from"]
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked: importlib.metadata brings email, zipfile and ~40
+    other modules (about 1 MiB resident) that the console itself never needs."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kw: object) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"tenantscope {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tenantscope",
         description="Find out whether tenants on Linux virtualization hosts are still isolated.",
     )
     add_common(p, sub=False)
-    p.add_argument("--version", action="version", version=f"tenantscope {version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
         cp = sub.add_parser(name, help=command.HELP)

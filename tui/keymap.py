@@ -106,6 +106,8 @@ def valid_key(key: str) -> bool:
 
 def parse(table: Mapping[str, Any], where: str = "config") -> dict[str, str]:
     """The [keymap] table checked: {id: keys}. KeymapError on the first bad entry."""
+    if not table:  # nothing to check: the binding ids import every pane and screen
+        return {}
     ids = binding_ids()
     out: dict[str, str] = {}
     for bid, keys in table.items():

@@ -74,3 +74,38 @@ def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
     assert got["feed"][0] == "polled" and "no libvirt daemon socket" in got["feed"][1]  # the `!` screen
     assert "looked for every 30 s" in got["feed"][1]  # the safety poll, not every 2 s
     assert got["links"] >= 1 and got["pyroute2"] is False
+
+
+START = r"""
+import json, sys
+from tui import cli
+from tui.commands.baseline import with_baseline
+from tui.commands.common import console_extras, options_from
+args = cli.build_parser().parse_args(["run", "--libvirt", "test:///default"])
+from tui.app import TenantScopeApp
+opts = with_baseline(options_from(args), None)
+app = TenantScopeApp(opts, read_only=False)
+console_extras(app, args, opts)  # theme, keymap (none given), no recording
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
+    """`tenantscope run` up to the screen opening (the parser, the options, the app, its
+    extras) on a local host: no SSH client, no importlib.metadata (only --version needs it),
+    no screen that is not shown (the keymap's binding ids are read only when a keymap is
+    configured)."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", START],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "tui.app" in mods  # it did get that far
+    for absent in ("asyncssh", "importlib.metadata", "email", "tui.screens.help", "tui.screens.fleet"):
+        assert absent not in mods, absent
