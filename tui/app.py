@@ -120,6 +120,12 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._source: StateSource = (
             source if source is not None else Session(self.opts, read_only=self.read_only)
         )
+        # the probes begin what they can (the libvirt test driver's open, on the probe's thread)
+        # while Textual reads the styles, starts and composes the screen: from here, not from
+        # compose (tens of ms later). The app stops its source on exit (closing what was opened).
+        warm = getattr(self._source, "warm_up", None)
+        if warm is not None:
+            warm()
         self._clock = clock
         self._tz = tz
         self._pending: State | None = None
@@ -144,10 +150,6 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
     # -- layout
 
     def compose(self) -> ComposeResult:
-        # the probes begin what they can (the libvirt test driver's open) while the screen is made
-        warm = getattr(self._source, "warm_up", None)
-        if warm is not None:
-            warm()
         # What exists now (the imported modules: most of the heap) lives as long as the console:
         # the full collections that a first inventory's allocations set off (1,000 domains:
         # several, 0.1-0.7 s each with the loop or the probe stopped) need not walk it
