@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import resource
 import statistics
 import sys
@@ -266,6 +267,8 @@ def bench_tui(uri: str, domains: int, limit: float = 180.0) -> tuple[float, floa
         join = getattr(getattr(app.source, "engine", None), "join", None)
         if join is not None:
             await asyncio.to_thread(join)
+        del app
+        gc.collect()  # and the garbage of this run is not left to the next run's collections
         return frame, idle
 
     try:

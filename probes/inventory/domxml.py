@@ -499,22 +499,24 @@ def _metadata(md: Element | None) -> tuple[MetadataItem, ...]:
     if md is None:
         return ()
     items: list[MetadataItem] = []
-
-    def walk(el: Element, ns: str, path: str) -> None:
-        if len(items) >= MAX_METADATA_ITEMS:
-            return
-        text = (el.text or "").strip()[:MAX_METADATA_TEXT]
-        attrs = tuple((_split(k)[1], v[:MAX_METADATA_TEXT]) for k, v in el.attrib.items())
-        if text or attrs:
-            items.append(MetadataItem(namespace=ns, path=path, text=text, attrs=attrs))
-        for child in el:
-            if not isinstance(child.tag, str):  # comments, processing instructions
-                continue
-            walk(child, ns, f"{path}/{_split(child.tag)[1]}")
-
     for top in md:
         if not isinstance(top.tag, str):
             continue
         ns, local = _split(top.tag)
-        walk(top, ns, local)
+        _walk(top, ns, local, items)
     return tuple(items)
+
+
+def _walk(el: Element, ns: str, path: str, items: list[MetadataItem]) -> None:
+    """One element of the metadata and its children, into `items` (a function of its own: a
+    recursive closure is a reference cycle, garbage for the collector at every domain parsed)."""
+    if len(items) >= MAX_METADATA_ITEMS:
+        return
+    text = (el.text or "").strip()[:MAX_METADATA_TEXT]
+    attrs = tuple((_split(k)[1], v[:MAX_METADATA_TEXT]) for k, v in el.attrib.items())
+    if text or attrs:
+        items.append(MetadataItem(namespace=ns, path=path, text=text, attrs=attrs))
+    for child in el:
+        if not isinstance(child.tag, str):  # comments, processing instructions
+            continue
+        _walk(child, ns, f"{path}/{_split(child.tag)[1]}", items)
