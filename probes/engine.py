@@ -443,7 +443,12 @@ class Engine:
         self._states[t.name] = st = replace(st, refreshed_at=self._clock())
         # most runs of a fleet: only the figures (or nothing) moved: a routine publish
         routine = before.samples is not None and _same(st, before, _OBSERVED_BUT_FIGURES)
-        self._publish(routine=routine, at_once=self._last_lead(t.name, p.name))
+        at_once = self._last_lead(t.name, p.name)
+        if at_once and self._heap is not None:
+            # the first inventory (1,000 domains: ~100k objects) lives on: frozen before the
+            # derive, its checks and the first frame allocate and set off full collections
+            self._heap.freeze()
+        self._publish(routine=routine, at_once=at_once)
         if not routine and not p.figures and not self._shown(t.name, self._on_screen):
             # something else changed on a host read slowly (an event, an inventory): its
             # figures and limits follow at once, not at the slow interval
@@ -691,9 +696,12 @@ class _HeapKeeper:
             gc.unfreeze()  # the next full collection sees everything once
             self._since = now
         else:
-            gc.collect(1)  # the young generations: cyclic garbage is not frozen with the rest
-            gc.freeze()
+            self.freeze()
         self._handle = self._loop.call_later(HEAP_FREEZE, self._tick)
+
+    def freeze(self) -> None:
+        gc.collect(1)  # the young generations: cyclic garbage is not frozen with the rest
+        gc.freeze()
 
     def stop(self) -> None:
         if self._handle is not None:

@@ -8,6 +8,7 @@ Engine.update_host (what event-driven sources call), so the test controls when t
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from dataclasses import replace
@@ -138,8 +139,11 @@ async def test_the_leads_first_result_is_published_at_once_the_others_after_the_
     monkeypatch.setattr(engine_mod, "LEAD_SETTLE", 0.0)
     lead, other = _Workloads("lead", 3), _Workloads("other", 2)
     seen: list[tuple[float, int]] = []  # (when, workloads)
+    frozen: list[int] = []  # objects frozen at each publish
     engine = Engine([LocalHost("h1", libvirt_uri=None)], lambda h: [lead, other], lambda s: s, lead=("lead",))
     engine.subscribe(lambda st: seen.append((time.monotonic(), len(st.hosts[0].workloads))))
+    engine.subscribe(lambda st: frozen.append(gc.get_freeze_count()))
+    gc.unfreeze()
     engine.start()
     try:
         for _ in range(300):
@@ -150,5 +154,7 @@ async def test_the_leads_first_result_is_published_at_once_the_others_after_the_
         await engine.stop()
     first = next(t for t, n in seen if n == 3)
     assert first - lead.collected_at < 0.5  # at once (the window is 1 s)
+    # the first inventory lives on: frozen before its derive (unfrozen when the engine stops)
+    assert frozen[[n for _, n in seen].index(3)] > 10_000 and gc.get_freeze_count() == 0
     both = next(t for t, n in seen if n == 5)
     assert other.collected_at >= first and both - other.collected_at >= 0.9  # in the window
