@@ -147,10 +147,24 @@ def error_details(message: str) -> VmDetails:
 # ------------------------------------------------------------------ helpers
 
 
+def _find(el: Element, path: str) -> Element | None:
+    """`el.find(path)` for a path of plain tags ("os/type"), step by step: the C fast path of
+    each step instead of ElementPath's (~40x slower per call; three calls per domain). The
+    first match in document order, as ElementPath gives."""
+    if "/" not in path:
+        return el.find(path)
+    head, _, rest = path.partition("/")
+    for child in el.findall(head):
+        found = _find(child, rest)
+        if found is not None:
+            return found
+    return None
+
+
 def _text(el: Element | None, path: str = "", default: str = "") -> str:
     if el is None:
         return default
-    node = el.find(path) if path else el
+    node = _find(el, path) if path else el
     if node is None or node.text is None:
         return default
     return node.text.strip()
@@ -197,7 +211,7 @@ def _details(root: Element, secure: bool) -> VmDetails:
     devices = root.find("devices")
     vcpu = root.find("vcpu")
     cpu = root.find("cpu")
-    numa_mem = root.find("numatune/memory")
+    numa_mem = _find(root, "numatune/memory")
     mb = root.find("memoryBacking")
     ls = root.find("launchSecurity")
     return VmDetails(
@@ -249,7 +263,7 @@ def _xen_guest(root: Element) -> str:
     """pv, pvh or hvm for a Xen domain (libvirt's libxl/xen XML), "" for any other."""
     if root.get("type", "") != "xen":
         return ""
-    t = root.find("os/type")
+    t = _find(root, "os/type")
     if t is None:
         return "pv"  # libvirt's default for a Xen domain without <os><type>
     kind, machine = (t.text or "").strip().lower(), t.get("machine", "").lower()

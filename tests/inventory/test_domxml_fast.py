@@ -95,3 +95,24 @@ def test_parsing_leaves_no_cyclic_garbage() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_plain_tag_paths_find_what_elementpath_finds() -> None:
+    """domxml._find walks "a/b" step by step (the C fast path): the same element as
+    ElementPath's find, also when the first <a> has no <b> or several <a> exist."""
+    paths = ("numatune/memory", "blkiotune/weight", "os/type", "devices/emulator", "memory", "nope/x")
+    made = ET.fromstring(
+        "<domain><os/><os><type>hvm</type></os><numatune><memnode/></numatune>"
+        "<numatune><memory mode='strict'/><memory mode='x'/></numatune></domain>"
+    )
+    roots = [made]
+    for _, text in _documents()[:80]:
+        try:
+            roots.append(domxml.safe_fromstring(text))
+        except (ET.ParseError, domxml.DefusedXmlException):  # the malformed and hostile ones
+            continue
+    assert len(roots) > 20
+    for root in roots:
+        for path in paths:
+            assert domxml._find(root, path) is root.find(path), path
+    assert domxml._find(made, "numatune/memory").get("mode") == "strict"
