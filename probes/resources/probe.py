@@ -87,6 +87,10 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._plans: cgroups.PlanCache = {}
         self._open: cgroups.OpenFiles | None = None
         self._dom: DomainStats | None = None
+        # (the workloads as of the last bulk call, its readings) when no domain was running:
+        # until the inventory changes or limits are due, no call (fewer libvirt calls when
+        # every domain is shut off; a domain that starts changes the inventory)
+        self._idle_vms: tuple[tuple[Workload, ...], tuple[DomainReading, ...]] | None = None
         # libvirt calls of this host on a thread of their own (see LibvirtProbe._thread)
         # (or the host's libvirt thread and connection: probes/inventory/libvirt_link.py)
         self._link = link.retain() if link is not None else None
@@ -179,12 +183,23 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             except HostError as e:
                 jobs["libvirt"] = asyncio.ensure_future(_raise(e))
                 uri = None
+        asked = None
         if self._use_libvirt and uri:
             if self._dom is None or self._dom.uri != uri:
                 self._dom = DomainStats(uri, self._link)
-            jobs["libvirt"] = asyncio.ensure_future(
-                asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.collect, with_limits)
-            )
+                self._idle_vms = None
+            idle = self._idle_vms
+            if idle is not None and idle[0] is self._workloads and not with_limits:
+                # no domain ran at the last call and the inventory (libvirt's lifecycle events)
+                # has changed nothing since: the same shut-off domains, without a call
+                jobs["libvirt"] = asyncio.ensure_future(_given(idle[1]))
+            else:
+                asked = self._workloads
+                jobs["libvirt"] = asyncio.ensure_future(
+                    asyncio.get_running_loop().run_in_executor(
+                        self._dom_thread, self._dom.collect, with_limits
+                    )
+                )
         if containers:
             jobs["cgroups"] = asyncio.ensure_future(self._read_containers(host, containers, cg_limits))
         net_targets = _net_targets(containers, netns)
@@ -210,6 +225,11 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         samples: list[Sample] = []
         if "libvirt" in got:
             samples += self._vm_samples(host.name, workloads, got["libvirt"], now)
+            if asked is not None:
+                running = any(r.state in (1, 2, 3) for r in got["libvirt"])
+                self._idle_vms = None if running else (asked, tuple(got["libvirt"]))
+        elif asked is not None:
+            self._idle_vms = None
         nets: dict[str, NetCounters | None] = got.get("netns", {})
         if "cgroups" in got:
             samples += self._container_samples(containers, got["cgroups"], nets, now)
@@ -472,6 +492,10 @@ def _net_targets(containers: Sequence[Workload], netns: Sequence[Workload]) -> l
 
 async def _raise(e: BaseException) -> None:
     raise e
+
+
+async def _given(readings: tuple[DomainReading, ...]) -> list[DomainReading]:
+    return list(readings)
 
 
 def _first_line(e: BaseException) -> str:
