@@ -253,7 +253,9 @@ class Attributor:
         # line has an arrival order (`clock`), and every change of a learned PID is kept with
         # the order of the line that made it, so `pid_at` answers as of a line's arrival
         self.clock = 0
-        self._pid_log: dict[tuple[str, int], list[tuple[int, Hit | None]]] = {}
+        # (host, pid) -> [order, Hit | None, order, Hit | None, ...]: flat (no tuple per
+        # change: the bench's every AVC line teaches a new PID, and these live long)
+        self._pid_log: dict[tuple[str, int], list[Any]] = {}
         self._mcs: dict[str, str] = {}
         self._pid_hits: dict[tuple[str, str], Hit] = {}
         self.pid_version = 0  # bumped when a PID is learned for a new workload
@@ -271,7 +273,7 @@ class Attributor:
         self._file_hits.clear()
         self._pid_hits.clear()
         for key in self._pids:
-            self._pid_log.setdefault(key, []).append((self.clock, None))
+            self._pid_log.setdefault(key, []).extend((self.clock, None))
         self._pids.clear()
 
     def learn_pid(self, host: str, pid: int, hit: Hit, order: int = 0) -> None:
@@ -286,23 +288,32 @@ class Attributor:
         h = self._pid_hits.get(hk)  # one Hit per workload (every AVC line teaches its PID)
         if h is None:
             h = self._pid_hits[hk] = Hit(hit.workload, hit.tenant, "pid")
-        self._pids[key] = h
-        self._pids.move_to_end(key)
+        pids = self._pids
+        pids[key] = h
+        if old is not None:
+            pids.move_to_end(key)  # (a new key is inserted at the end)
         log = self._pid_log.get(key)
         if log is None:
-            log = self._pid_log[key] = []
-        if not log or log[-1][1] != h:
-            log.append((order or self.clock, h))
+            self._pid_log[key] = [order or self.clock, h]
             self.pid_version += 1
-        if len(self._pids) > self._max_pids:
-            gone, _ = self._pids.popitem(last=False)
-            self._pid_log.setdefault(gone, []).append((order or self.clock, None))
+        else:
+            last = log[-1] if log else None
+            # (None first: `None != h` falls back to Hit.__eq__, a Python call)
+            if last is None or (last is not h and last != h):
+                log += (order or self.clock, h)
+                self.pid_version += 1
+        if len(pids) > self._max_pids:
+            gone, _ = pids.popitem(last=False)
+            self._pid_log.setdefault(gone, []).extend((order or self.clock, None))
 
     def pid_at(self, host: str, pid: int, order: int) -> Hit | None:
         """The learned PID's hit as the line of arrival `order` would have seen it."""
-        for at, h in reversed(self._pid_log.get((host, pid), ())):
-            if at < order:
-                return h
+        log = self._pid_log.get((host, pid))
+        if log:
+            for k in range(len(log) - 2, -1, -2):
+                if log[k] < order:
+                    hit: Hit | None = log[k + 1]
+                    return hit
         return None
 
     def pids_of(self, host: str, tenant: str | None) -> set[int]:
@@ -315,7 +326,7 @@ class Attributor:
 
         out = {p for p, h in self.index.pids.get(host, {}).items() if wanted(h)}
         for (h_, p), log in list(self._pid_log.items()):
-            if h_ == host and any(wanted(x) for _, x in log):
+            if h_ == host and any(wanted(x) for x in log[1::2]):
                 out.add(p)
         return out
 
@@ -323,12 +334,12 @@ class Attributor:
         """Drop PID history no line of arrival >= `order` can need (bounded memory)."""
         for key in list(self._pid_log):
             log = self._pid_log[key]
-            k = 0
-            while k + 1 < len(log) and log[k + 1][0] < order:
-                k += 1
+            k = 0  # (log[k] is an order, log[k + 1] its hit)
+            while k + 2 < len(log) and log[k + 2] < order:
+                k += 2
             if k:
                 del log[:k]
-            if len(log) == 1 and log[0][1] is None and log[0][0] < order:
+            if len(log) == 2 and log[1] is None and log[0] < order:
                 del self._pid_log[key]
 
     def _pid(self, host: str, pid: int, order: int | None = None) -> Hit | None:

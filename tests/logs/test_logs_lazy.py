@@ -380,6 +380,33 @@ def test_pid_history_answers_as_of_arrival():
     assert att.pid_at("hv1", 9, 11) is None
 
 
+def test_pid_history_pruned_answers_alike():
+    """forget_before(order) changes no answer of pid_at for a line of arrival >= order (random
+    learn / evict / index-change sequences), and keeps no more PIDs than before."""
+    st = fleet_state()
+    hits = [Index(st).get("hv1", name) for name in ("acme-web", "globex-db")]
+    rnd = random.Random(5)
+    for _ in range(60):
+        att = Attributor(Index(st), max_pids=3)
+        for _ in range(rnd.randint(1, 30)):
+            att.advance(rnd.randint(0, 3))
+            if rnd.random() < 0.1:
+                att.set_index(Index(st))
+            else:
+                hit = rnd.choice(hits)
+                assert hit is not None
+                att.learn_pid("hv1", rnd.randint(1, 6), hit, att.clock)
+        end = att.clock + 3
+        before = {(p, o): att.pid_at("hv1", p, o) for p in range(1, 7) for o in range(end)}
+        kept = len(att._pid_log)
+        cut = rnd.randint(0, end)
+        att.forget_before(cut)
+        assert len(att._pid_log) <= kept
+        for (p, o), h in before.items():
+            if o >= cut:
+                assert att.pid_at("hv1", p, o) == h, (p, o, cut)
+
+
 def test_index_change_reattributes_lazy_lines_without_a_workload():
     st = fleet_state()
     att = Attributor(Index(State()))
