@@ -1,19 +1,22 @@
 """The host's own totals: CPU busy and steal, memory, disk and network, as raw counters.
 
-Locally psutil reads them (already parsed, no fork); over SSH the same numbers come from
-/proc/stat, /proc/meminfo, /proc/diskstats and /proc/net/dev in one read. The host's steal
-is time its hypervisor gave to someone else: a host that is itself a VM and is starved
-explains slowness that no tenant on it caused.
+They come from /proc/stat, /proc/meminfo, /proc/diskstats and /proc/net/dev, parsed by the
+same functions as the remote helper's (which pushes them from an SSH host). Locally the four
+files stay open and are re-read in place on the event loop (~0.07 ms; psutil took ~0.27 ms
+and a worker-thread hop, at every refresh of an idle console). Disks are whole physical
+disks, as over SSH (psutil also counted dm-/md devices, counting LVM or RAID I/O twice). The
+host's steal is time its hypervisor gave to someone else: a host that is itself a VM and is
+starved explains slowness that no tenant on it caused.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass
 
 from probes.hosts import remote_helper
 from probes.hosts.base import HostTransport
+from probes.resources.cgroups import OpenFiles, read_files
 from probes.resources.netcounters import parse_net_dev
 
 
@@ -33,45 +36,21 @@ class RawTotals:
     at: float | None = None  # when it was sampled (pushed totals: received); None: now
 
 
-def _psutil_totals() -> RawTotals:
-    import psutil
-
-    t = psutil.cpu_times()
-    total = sum(t)
-    # guest time is already counted in user on Linux (psutil reports it separately)
-    total -= getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)
-    vm = psutil.virtual_memory()
-    d = psutil.disk_io_counters(perdisk=False)
-    nics = psutil.net_io_counters(pernic=True)
-    rx = sum(v.bytes_recv for k, v in nics.items() if k != "lo")
-    tx = sum(v.bytes_sent for k, v in nics.items() if k != "lo")
-    return RawTotals(
-        psutil.cpu_count() or 1,
-        total,
-        t.idle + getattr(t, "iowait", 0.0),
-        getattr(t, "steal", 0.0),
-        vm.total,
-        vm.total - vm.available,
-        d.read_bytes if d else 0,
-        d.write_bytes if d else 0,
-        rx,
-        tx,
-        "psutil",
-    )
-
-
 # the same parsers as the remote helper's, which pushes these totals from an SSH host
 parse_proc_stat = remote_helper.proc_stat
 parse_meminfo = remote_helper.meminfo
 parse_diskstats = remote_helper.diskstats
 
 
-async def read_totals(host: HostTransport) -> RawTotals:
-    if host.is_local and not host.root:
-        return await asyncio.to_thread(_psutil_totals)
-    from probes.resources.cgroups import read_files
+FILES = ("/proc/stat", "/proc/meminfo", "/proc/diskstats", "/proc/net/dev")
 
-    files = await read_files(host, ["/proc/stat", "/proc/meminfo", "/proc/diskstats", "/proc/net/dev"])
+
+async def read_totals(host: HostTransport, keep: OpenFiles | None = None) -> RawTotals:
+    """`keep`: locally, the files kept open between refreshes (read on the event loop)."""
+    if host.is_local and keep is not None:
+        files = {p: keep.read(host.root + p) for p in FILES}
+    else:
+        files = await read_files(host, list(FILES))
     cpus, total, idle, steal = parse_proc_stat(files.get("/proc/stat") or "")
     mt, mu = parse_meminfo(files.get("/proc/meminfo") or "")
     br, bw = parse_diskstats(files.get("/proc/diskstats") or "")

@@ -32,6 +32,7 @@ from probes.model import HostState, Workload, WorkloadKind
 from probes.resources import cgroups
 from probes.resources.baseline import SpikeDetector, Tuning
 from probes.resources.domstats import DomainReading, DomainStats
+from probes.resources.hosttotals import FILES as TOTALS_FILES
 from probes.resources.hosttotals import RawTotals, read_totals
 from probes.resources.model import HISTORY_LEN, History, HostTotals, Limits, Metric, ResourceSnapshot, Sample
 from probes.resources.netcounters import NetCounters, NetnsReader
@@ -86,6 +87,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._layout: cgroups.Layout | None = None
         self._plans: cgroups.PlanCache = {}
         self._open: cgroups.OpenFiles | None = None
+        self._open_totals: cgroups.OpenFiles | None = None  # the host's /proc files (local)
         self._dom: DomainStats | None = None
         # (the workloads as of the last bulk call, its readings) when no domain was running:
         # until the inventory changes or limits are due, no call (fewer libvirt calls when
@@ -139,9 +141,10 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         return tuple(found)
 
     async def close(self) -> None:
-        if self._open is not None:
-            self._open.close()
-            self._open = None
+        for f in (self._open, self._open_totals):
+            if f is not None:
+                f.close()
+        self._open = self._open_totals = None
         if self._dom is not None:
             await asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.close)
         if self._link is not None:
@@ -207,7 +210,9 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             jobs["netns"] = asyncio.ensure_future(self._netns.read(host, net_targets))
         pushed = self._fresh_push() if self._host_totals else None
         if self._host_totals and pushed is None:
-            jobs["host"] = asyncio.ensure_future(read_totals(host))
+            if host.is_local and self._open_totals is None:
+                self._open_totals = cgroups.OpenFiles(budget=len(TOTALS_FILES))
+            jobs["host"] = asyncio.ensure_future(read_totals(host, self._open_totals))
         names = list(jobs)
         results = await asyncio.gather(*jobs.values(), return_exceptions=True)
         got = {}

@@ -235,3 +235,30 @@ async def test_a_host_that_is_not_this_machine_gets_none_of_its_namespaces():
         assert not_seen.samples == ()
     finally:
         subprocess.run(["ip", "netns", "del", name])
+
+
+async def test_a_local_refresh_reads_kept_open_files_on_the_loop(cgroup_factory, monkeypatch):
+    """Locally, a refresh of a few groups' counters and of the host's totals re-reads files kept
+    open, on the event loop: no worker-thread hop (and no psutil), which cost more than the
+    reads at every refresh of an idle console. The totals are this machine's."""
+    import psutil
+
+    cg = cgroup_factory()
+    init = cg.spawn(IDLE)
+    host = LocalHost(libvirt_uri=None)
+    w = container(host, cg.name, cg.path, init)
+    rig = Rig([w], limits_every=10**9)
+    await rig.refresh(2)  # the first refresh also reads the limits (by path: a worker's job)
+
+    def hop(*a, **k):
+        raise AssertionError("a worker-thread hop")
+
+    monkeypatch.setattr(asyncio, "to_thread", hop)
+    await rig.refresh(2)
+    s = rig.sample(w.key)
+    assert s.cpu_pct is not None and s.mem_bytes and s.pids
+    assert rig.hs.samples is not None
+    t = rig.hs.samples.totals
+    assert t.source == "/proc" and t.cpus == psutil.cpu_count()
+    assert t.mem_total == psutil.virtual_memory().total and t.cpu_pct is not None
+    assert t.net_rx_bps is not None and t.blk_read_bps is not None
