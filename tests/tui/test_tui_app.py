@@ -727,3 +727,23 @@ async def test_tenant_tree_measures_and_takes_labels_as_textuals_tree_does():
         assert tree.get_label_width(n) == Tree.get_label_width(tree, n)
         two = Text("two\nlines")
         assert tree.process_label(two) == Tree.process_label(tree, two) == Text("two")
+
+
+async def test_the_hidden_probe_progress_bar_wakes_nothing_at_idle(monkeypatch):
+    """Textual's ProgressBar recomputes its ETA every second from a timer of its own; the
+    Reachability pane's bar (no ETA shown, hidden until a probe run) must not wake the idle
+    console every second."""
+    from tui.panes.reachability import ProgressWithoutEta
+
+    calls = []
+    real = ProgressWithoutEta.update
+    monkeypatch.setattr(ProgressWithoutEta, "update", lambda self, **k: calls.append(k) or real(self, **k))
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        bar = app.query_one("#reach-progress", ProgressWithoutEta)
+        n = len(calls)
+        await pilot.pause(1.5)
+        assert len(calls) == n  # Textual's: one more a second
+        bar.update(total=4, progress=1)  # a probe run's progress still moves it
+        assert bar.percentage == 0.25

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -93,6 +94,17 @@ class ConfirmProbe(ModalScreen[bool | str]):
         self.dismiss(yes)
 
 
+class ProgressWithoutEta(ProgressBar):
+    """A ProgressBar without Textual's 1 s timer, which only recomputes the ETA (not shown
+    here): the bar sits hidden in the pane all day, and the timer woke the console every
+    second for nothing. The bar itself moves with `update` as before."""
+
+    def _on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # not ProgressBar's on_mount: update(), the 1 s timer, a clock reset
+        super()._on_mount(event)  # (Widget's)
+        self.update()
+
+
 class ReachabilityPane(Pane):
     pane_id: ClassVar[str] = "reachability"
     title: ClassVar[str] = "Reachability"
@@ -123,7 +135,7 @@ class ReachabilityPane(Pane):
     def compose(self) -> ComposeResult:
         yield Static(Text("no topology observed yet"), id="reach-summary")
         # a total: an indeterminate bar animates 15 times a second even while hidden (idle CPU)
-        yield ProgressBar(id="reach-progress", show_eta=False, total=1)
+        yield ProgressWithoutEta(id="reach-progress", show_eta=False, total=1)
         yield DataTable(id="reach-matrix", cursor_type="cell", zebra_stripes=False)
         with VerticalScroll(id="reach-detail-box"):
             yield Static(Text(LEGEND, style="dim"), id="reach-detail")
