@@ -9,6 +9,7 @@ time zone so that screenshots and tests are deterministic.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from datetime import datetime, tzinfo
@@ -230,27 +231,52 @@ class AppHeader(Horizontal):
         self._shown: tuple[Text, Text] | None = None
         self._refreshed = 0.0  # the newest refresh time of the State shown
         self._drawn_stale = False  # the header on screen says "stale"
+        self._timer: asyncio.TimerHandle | None = None  # the clock's next tick
 
     def compose(self) -> ComposeResult:
         yield Static(id="header-main")
         yield ErrorCount(id="header-errors")
 
-    def on_mount(self) -> None:
-        self.set_interval(1.0, self._clock_tick)  # staleness moves even when no state arrives
+    def on_unmount(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def show(self, state: State) -> None:
         self._state = state
         self._refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
         self._tick()
+        self._arm()
+
+    def _arm(self) -> None:
+        """The clock's next tick: every second while the stale mark's age moves (or a
+        presenter's follower count may), else when the picture turns stale. A live console
+        gets a new State before that, so its clock never wakes it (it ticked every second)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._state is None:
+            return
+        if self._drawn_stale or FOLLOWERS_ENV in os.environ:
+            delay = 1.0
+        elif self._refreshed:
+            delay = max(0.05, self._refreshed + self._stale_after - self._clock() + 0.01)
+        else:
+            return  # nothing observed yet: nothing can turn stale
+        # (a loop timer: a Textual Timer is a task of its own; the callback keeps the app's
+        # context, in which it is scheduled)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._clock_tick)
 
     def _clock_tick(self) -> None:
-        """Every second: only the stale mark (and a presenter's follower count) moves with
-        the clock, so the header is rebuilt only when it is stale, was, or is presenting."""
-        if self._state is None:
+        """Only the stale mark (and a presenter's follower count) moves with the clock, so
+        the header is rebuilt only when it is stale, was, or is presenting."""
+        self._timer = None
+        if self._state is None or not self.is_attached:
             return
         stale = bool(self._refreshed) and self._clock() - self._refreshed > self._stale_after
         if stale or self._drawn_stale or FOLLOWERS_ENV in os.environ:
             self._tick()
+        self._arm()
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._tick)
