@@ -94,6 +94,9 @@ class Mux:
         self._reader: asyncio.Task[None] | None = None
         self._running = asyncio.Semaphore(max_running)
         self.closed: str | None = None
+        # lines written in one turn of the event loop go out as one write (one SSH packet,
+        # one send): a probe's refresh starts its commands together
+        self._out: list[bytes] = []
 
     async def start(self, timeout: float = 10.0) -> None:
         self._proc = await self._conn.create_process(shlex.join(["sh", "-c", SERVER]), encoding=None)
@@ -143,14 +146,26 @@ class Mux:
             fut: asyncio.Future[tuple[int, bytes, bytes]] = asyncio.get_running_loop().create_future()
             self._pending[rid] = fut
             try:
-                self._proc.stdin.write(f"{rid} {shlex.join(argv)}\n".encode())
+                self._send(f"{rid} {shlex.join(argv)}\n".encode())
                 return await fut
             except asyncio.CancelledError:
                 self._pending.pop(rid, None)
                 if self.closed is None:
-                    with contextlib.suppress(Exception):
-                        self._proc.stdin.write(f"K{rid}\n".encode())
+                    self._send(f"K{rid}\n".encode())
                 raise
+
+    def _send(self, line: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(line)
+
+    def _flush(self) -> None:
+        data, self._out = b"".join(self._out), []
+        if self._proc is not None and self.closed is None:
+            try:
+                self._proc.stdin.write(data)
+            except Exception as e:  # the channel is gone: every command waiting on it fails
+                self._fail(f"command server: {e or type(e).__name__}")
 
     async def close(self) -> None:
         if self._proc is not None:
