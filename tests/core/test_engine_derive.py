@@ -158,3 +158,29 @@ async def test_the_leads_first_result_is_published_at_once_the_others_after_the_
     assert frozen[[n for _, n in seen].index(3)] > 10_000 and gc.get_freeze_count() == 0
     both = next(t for t, n in seen if n == 5)
     assert other.collected_at >= first and both - other.collected_at >= 0.9  # in the window
+
+
+async def test_the_other_probes_wait_for_what_the_leads_publish_cost_including_its_derive() -> None:
+    """After the leads' first publish the other probes wait SETTLE_FACTOR times what it cost,
+    the derive (in its thread) included: they started while the console drew its first frame."""
+    import probes.engine as engine_mod
+
+    lead, other = _Workloads("lead", 3), _Workloads("other", 2)
+
+    def derive(st: State) -> State:
+        if st.hosts[0].workloads:
+            time.sleep(0.06)  # a fleet's checks
+        return st
+
+    published: list[float] = []
+    engine = Engine([LocalHost("h1", libvirt_uri=None)], lambda h: [lead, other], derive, lead=("lead",))
+    engine.subscribe(lambda st: published.append(time.monotonic()) if st.hosts[0].workloads else None)
+    engine.start()
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if other.collected_at:
+                break
+    finally:
+        await engine.stop()
+    assert published and other.collected_at - published[0] >= engine_mod.SETTLE_FACTOR * 0.06 * 0.9
