@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tui import malloc
+
+    malloc.fewer_arenas()  # before any thread starts
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_file)

@@ -22,5 +22,8 @@ def run(args: argparse.Namespace, *, demo: bool = False) -> int:
     opts = with_baseline(options_from(args, demo=demo), getattr(args, "baseline", None))
     app = TenantScopeApp(opts, read_only=bool(getattr(args, "read_only", False)) or env_read_only())
     console_extras(app, args, opts)
+    from tui import malloc
+
+    app.call_later(app.set_timer, malloc.TRIM_AFTER, malloc.trim)  # the start-up's garbage, once
     app.run()
     return app.return_code or 0
