@@ -18,6 +18,7 @@ state; the journal resumes after the last cursor it saw, so nothing is lost or r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -530,8 +531,41 @@ def journal_argv(spec: JournalSpec, cursor: str = "", root: str = "") -> list[st
     return argv
 
 
+# Where journalctl reads the host's own journal (journald's volatile and persistent storage)
+JOURNAL_DIRS = ("/run/log/journal", "/var/log/journal")
+JOURNAL_LOOK = 30.0  # s between two looks for a first journal file on a local host without one
+
+
+def local_journal_present(root: str = "") -> bool:
+    """A journal file in DIR or DIR/MACHINE-ID of JOURNAL_DIRS (two directory reads, no process)."""
+    for d in JOURNAL_DIRS:
+        try:
+            with os.scandir(root + d) as it:
+                for e in it:
+                    if e.name.endswith((".journal", ".journal~")):
+                        return True
+                    if e.is_dir(follow_symlinks=False):
+                        with contextlib.suppress(OSError):
+                            if any(n.endswith((".journal", ".journal~")) for n in os.listdir(e.path)):
+                                return True
+        except OSError:
+            continue
+    return False
+
+
 async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> None:
     name = spec.name
+    if host.is_local and not spec.files and not spec.directory and not local_journal_present(host.root):
+        # no journald writing here (a container, a host without systemd): a `journalctl -f`
+        # would sit on nothing for ever, ~7 MiB of RSS (issue 16); look again now and then
+        sink.state(
+            name,
+            "journal",
+            SourceState.WAITING,
+            f"no journal files in {' or '.join(JOURNAL_DIRS)} (yet): looked for every {JOURNAL_LOOK:g} s",
+        )
+        while not local_journal_present(host.root):
+            await asyncio.sleep(JOURNAL_LOOK)
     try:
         probe = journal_argv(
             JournalSpec(spec.files, spec.directory, lines=0, follow=False), root=host.root

@@ -336,6 +336,35 @@ async def test_journal_directory_once_and_missing(tmp_path):
     assert sink.events == [] and sink.states[-1][1] in (SourceState.ABSENT, SourceState.UNREADABLE)
 
 
+@journal_remote
+async def test_no_local_journal_waits_without_journalctl(tmp_path, monkeypatch):
+    """A local host without journal files (a root without /run/log/journal or
+    /var/log/journal): the journal source waits, no journalctl process runs (it would follow
+    nothing, ~7 MiB of RSS), and once a journal file appears the journal is followed."""
+    import psutil
+
+    monkeypatch.setattr(sources, "JOURNAL_LOOK", 0.2)
+    host = local_host(tmp_path)
+    sink = CollectSink()
+    task = asyncio.create_task(sources.follow_journal(JournalSpec(lines=0), host, sink))
+
+    def journalctls() -> list[psutil.Process]:
+        return [p for p in psutil.Process().children(recursive=True) if p.name() == "journalctl"]
+
+    try:
+        await wait_for(lambda: sink.states, "the journal's first state")
+        assert sink.states[0][1] == SourceState.WAITING and "no journal files" in sink.states[0][2]
+        await asyncio.sleep(0.6)  # three looks
+        assert journalctls() == [] and len(sink.states) == 1
+        d = tmp_path / "var/log/journal/0123456789abcdef0123456789abcdef"
+        d.mkdir(parents=True)
+        write_journal(d / "system.journal", [{"MESSAGE": "first"}])
+        await wait_for(lambda: sink.states[-1][1] == SourceState.FOLLOWING, "the journal followed")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_journal_argv_resumes_after_cursor():
     spec = JournalSpec(lines=50)
     assert journal_argv(spec) == ["journalctl", "-o", "json", "--no-pager", "--merge", "-n", "50", "-f"]
