@@ -102,7 +102,7 @@ class FindingsPane(Pane):
         if columns != self._columns or widths != self._widths:
             table.clear(columns=True)
             for c, w in zip(columns, widths):
-                table.add_column(c, key=c.lower(), width=w)
+                table.add_column(Text(c), key=c.lower(), width=w)  # plain text, not markup
             self._columns, self._widths = columns, widths
 
     def on_mount(self) -> None:

@@ -279,7 +279,9 @@ class ResourcesPane(Pane):
         yield Static("", id="resources-summary")
         table = ResourcesTable(id="resources-table", cursor_type="row", zebra_stripes=False)
         for c, k in zip(COLUMNS, COL_KEYS):
-            table.add_column(c, key=k)
+            table.add_column(
+                Text(c), key=k
+            )  # plain: a str label is parsed as markup (rich then loads its emoji table, ~0.5 MiB)
         yield table
         yield Static("", id="resources-chart")
 
