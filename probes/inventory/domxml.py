@@ -173,8 +173,11 @@ def _text(el: Element | None, path: str = "", default: str = "") -> str:
 def _int(value: str | None) -> int | None:
     if value is None:
         return None
+    if value.isascii() and value.isdigit():  # most values: plain decimal digits
+        return int(value)
+    v = value.strip()
     try:
-        return int(value.strip(), 0) if value.strip().lower().startswith("0x") else int(value.strip())
+        return int(v, 0) if v.lower().startswith("0x") else int(v)
     except ValueError:
         return None
 
@@ -436,12 +439,17 @@ def _graphics(g: Element, secure: bool) -> Graphics:
         type=g.get("type", ""),
         listen=listen,
         listen_type=listen_type,
-        port=_int(g.get("port")) if _int(g.get("port")) is not None else -1,  # type: ignore[arg-type]
+        port=_port(g.get("port")),
         autoport=_yes(g.get("autoport")),
         passwd_set=bool(g.get("passwd")),  # the password itself is never kept
         passwd_known=secure or bool(g.get("passwd")),
         tls=tls,
     )
+
+
+def _port(value: str | None) -> int:
+    port = _int(value)
+    return -1 if port is None else port
 
 
 def _pci_address(a: Element) -> str:

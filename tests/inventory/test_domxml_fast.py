@@ -116,3 +116,25 @@ def test_plain_tag_paths_find_what_elementpath_finds() -> None:
         for path in paths:
             assert domxml._find(root, path) is root.find(path), path
     assert domxml._find(made, "numatune/memory").get("mode") == "strict"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (None, None),
+        ("", None),
+        ("12", 12),
+        (" 12 ", 12),
+        ("007", 7),
+        ("0x1F", 31),
+        ("0X1f", 31),
+        ("-5", -5),
+        ("1_000", 1000),
+        ("²", None),  # a digit to str.isdigit, not to int()
+        ("١٢", 12),  # Arabic-Indic digits: int() reads them
+        ("12a", None),
+        ("0x", None),
+    ],
+)
+def test_integers_read_as_before(text: str | None, value: int | None) -> None:
+    assert domxml._int(text) == value
