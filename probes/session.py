@@ -295,17 +295,33 @@ def make_engine(opts: Options, logs: LogService | None = None) -> Engine:
     the session follows logs). Nothing in it is shared with another engine."""
     if logs is None and not opts.demo:
         logs = make_log_service(opts)
+    derive = make_deriver(opts)
+    if logs is not None:
+        derive = _priming(derive, logs)
     # lead: the inventory shows first; the other probes start once it was published
     engine = Engine(
         make_hosts(opts),
         make_probes(opts, logs),
-        make_deriver(opts),
+        derive,
         source="demo" if opts.demo else "live",
         lead=("libvirt",),
     )
     if logs is not None:
         engine.subscribe(logs.observe)  # the logs service is handed every State (own events, index)
     return engine
+
+
+def _priming(derive: Callable[[State], State], logs: LogService) -> Callable[[State], State]:
+    """`derive`, then the logs service's attribution index of what it made, in the same
+    (derive) thread: the service takes it when the State is published instead of building it
+    on the loop ahead of the console's drawing."""
+
+    def derive_and_prime(state: State) -> State:
+        out = derive(state)
+        logs.prime(out)
+        return out
+
+    return derive_and_prime
 
 
 # ---------------------------------------------------------------- the request path

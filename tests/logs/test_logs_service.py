@@ -322,3 +322,34 @@ async def test_the_flusher_sleeps_at_idle_and_wakes_for_a_new_line(tmp_path, mon
         assert len(passes) - before <= 3
     finally:
         await svc.stop_host("hv1")
+
+
+def test_the_index_built_in_the_derive_thread_is_the_one_observe_takes():
+    """The session's derive primes the logs index of the State it made (off the loop);
+    publishing that State takes it instead of building it on the loop; a State with other
+    workloads (or one published without priming) gets its own index, built there."""
+    import threading
+
+    from probes.model import Host, HostState, State, Workload, WorkloadKind
+    from probes.session import _priming
+
+    def state(*names: str) -> State:
+        ws = tuple(Workload(WorkloadKind.VM, n, "h", tenant="acme", uuid=f"u-{n}") for n in names)
+        return State(hosts=(HostState(Host("h"), workloads=ws),))
+
+    svc = LogService(LogsConfig(files=(), journal=False, libvirt_events=False))
+    one = state("acme-a", "acme-b")
+    out: list[State] = []
+    th = threading.Thread(target=lambda: out.append(_priming(lambda s: s, svc)(one)))
+    th.start()
+    th.join()
+    assert out == [one] and svc._primed is not None
+    primed = svc._primed[1]
+    svc.observe(one)
+    assert svc.attributor.index is primed and svc._primed is None
+    assert svc.attributor.index.by_host == svcmod.Index(one).by_host
+    two = state("acme-a", "acme-c")
+    svc.prime(one)  # what it has already: nothing built
+    assert svc._primed is None
+    svc.observe(two)
+    assert svc.attributor.index is not primed and "acme-c" in str(svc.attributor.index.by_host)
