@@ -95,9 +95,10 @@ def test_presenter_followers(served: Served) -> None:
     fs = f.wait_for(lambda s: _rendered(s) and "demo-hv1" in s)  # sees the current screen
     assert served.apps() == [app]  # no console of its own
     assert wait_until(lambda: open(followers_file).read().strip() == "1")
-    # the shared terminal takes the smallest size: the presenter's app is drawn 100 wide
-    ps = p.wait_for(lambda s: _rendered(s) and max(len(x.rstrip()) for x in s.splitlines()) <= 100)
-    assert max(len(x.rstrip()) for x in ps.splitlines()) == 100  # drawn to the full 100, not less
+    # the shared terminal takes the smallest size: the presenter's app is drawn to the full 100
+    # columns, not less and not more (waited for: a screen captured while a loaded machine is
+    # still redrawing after the resize can be narrower for a moment, and that is not the result)
+    p.wait_for(lambda s: _rendered(s) and max(len(x.rstrip()) for x in s.splitlines()) == 100)
     assert max(len(x.rstrip()) for x in fs.splitlines()) <= 100
     # the presenter's keys act, and the follower sees it
     p.keys("?")
