@@ -134,8 +134,11 @@ def test_runbook_panel(snap_compare, size):
     app, _ = make_app(incident_state())
 
     async def run(pilot):  # type: ignore[no-untyped-def]
-        await pilot.press("L", "enter", "M", "A")
-        await settle(pilot)
+        # one key at a time, each settled: pressed together on a loaded machine, "M" reached the
+        # logs step's "since when?" prompt before it had taken Enter (not a time: 'M')
+        for key in ("L", "enter", "M", "A"):
+            await pilot.press(key)
+            await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run)
 
