@@ -13,9 +13,21 @@ demo: system-demo $(STAMP)
 # (tests/skip_policy.py). `make test FORBID_SKIPS=0` allows skips explicitly.
 FORBID_SKIPS ?= 1
 
-# --durations: every run ends with its slowest 30 tests and set-ups (the suite's budget is 10 min)
+# Two parts: the pure test modules (tests/pure.py: they neither read nor change this host, and
+# that is checked while they run) PURE_WORKERS at a time, then all the others one at a time, so
+# nothing that reads the whole host or creates objects on it runs beside another test. Both parts
+# run even when the first fails; each ends with its slowest 30 tests and set-ups (--durations:
+# the suite's budget is 10 min). Exit status 5 (nothing selected, e.g. PYTEST_ARGS naming only
+# serial tests) is not a failure of a part. PYTEST_ARGS goes to both (without -m of its own).
+PURE_WORKERS ?= 2
+PURE_FAILED  := $(VENV)/.pure-part-failed
+PYTEST       := $(BIN)/python -m pytest -ra --durations=30
+
 test: system-test $(STAMP) lint
-	TENANTSCOPE_FORBID_SKIPS=$(FORBID_SKIPS) $(BIN)/python -m pytest -ra --durations=30 $(PYTEST_ARGS)
+	@rm -f $(PURE_FAILED)
+	TENANTSCOPE_FORBID_SKIPS=$(FORBID_SKIPS) $(PYTEST) -n $(PURE_WORKERS) -m pure $(PYTEST_ARGS) || [ $$? -eq 5 ] || touch $(PURE_FAILED)
+	TENANTSCOPE_FORBID_SKIPS=$(FORBID_SKIPS) $(PYTEST) -m "not pure" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	@if [ -e $(PURE_FAILED) ]; then rm -f $(PURE_FAILED); echo "make test: the pure part failed (above)" >&2; exit 1; fi
 
 # ruff (lint + format) and mypy (strict on probes/): part of `make test`, so of CI
 lint: $(STAMP)

@@ -4,14 +4,23 @@ every run: pytest finds its hooks here by name."""
 
 import os
 
+import pytest
+
+from tests import pure
 from tests.skip_policy import pytest_runtest_logreport, pytest_sessionfinish, pytest_terminal_summary
 
 __all__ = [
+    "pytest_configure",
     "pytest_runtest_logreport",
     "pytest_sessionfinish",
     "pytest_sessionstart",
     "pytest_terminal_summary",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The pure-module guard (tests/pure.py): which tests may run in parallel, checked."""
+    config.pluginmanager.register(pure, "tenantscope-pure")
 
 
 def pytest_sessionstart(session) -> None:  # type: ignore[no-untyped-def]
