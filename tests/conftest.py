@@ -26,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session) -> None:  # type: ignore[no-untyped-def]
     """What earlier, finished test sessions left that every later log reader would read again:
     the QEMU logs libvirt keeps of their (PID-named) test domains."""
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and not os.environ.get("PYTEST_XDIST_WORKER"):  # once, not per worker
         from tests.fixtures.libvirtd import sweep_stale_qemu_logs
 
         sweep_stale_qemu_logs()
