@@ -270,6 +270,8 @@ class ProcScan:
         except OSError:
             return False
         old = self.procs
+        if self.view is not None and len(pids) == len(old) and all(p in old for p in pids):
+            return False  # the same processes: nothing new to read, the union cannot change
         self.procs = {p: old[p] if p in old else self._entry(p) for p in pids}
         view = frozenset(x for entry in self.procs.values() for x in entry)
         changed = self.view is not None and view != self.view

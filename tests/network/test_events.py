@@ -8,6 +8,7 @@ targets live in bench/: this machine is shared and loaded); here the bound is ge
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import time
 from collections.abc import Callable, Iterator
 
@@ -195,3 +196,37 @@ async def test_the_proc_scan_shows_a_container_and_its_end_without_a_poll(procs:
     finally:
         await engine.stop()
         events.close()
+
+
+def test_a_proc_scan_with_the_same_processes_reads_nothing(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ProcScan (locally every 2 s, and in every SSH host's helper): when /proc lists the same
+    processes as the last scan, no process is read again and nothing changed; a new process
+    is read. The /proc here is a stand-in directory (the machine's own /proc changes all the
+    time while other tests run, so "the same processes" cannot be arranged there)."""
+    import os
+
+    from probes.hosts.remote_helper import ProcScan
+
+    def proc(pid: int, net: str) -> None:
+        (tmp_path / str(pid) / "ns").mkdir(parents=True)
+        os.symlink(f"net:[{net}]", tmp_path / str(pid) / "ns" / "net")
+        (tmp_path / str(pid) / "comm").write_text("sleep\n")
+
+    proc(1, "1")
+    proc(2, "1")
+    scan = ProcScan(str(tmp_path))
+    read: list[str] = []
+    real = scan._entry
+
+    def entry(pid: str) -> tuple[str, ...]:
+        read.append(pid)
+        return real(pid)
+
+    monkeypatch.setattr(scan, "_entry", entry)
+    assert scan.scan() is False and sorted(read) == ["1", "2"]  # the first scan only learns
+    read.clear()
+    assert scan.scan() is False and read == []
+    proc(3, "2")
+    assert scan.scan() is True and read == ["3"]
