@@ -28,12 +28,13 @@ against the per-line path on the corpus, the real messages, the hostile lines an
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probes.logs import classify, parsers
 from probes.logs.model import LogEvent
@@ -41,10 +42,18 @@ from probes.logs.model import LogEvent
 if TYPE_CHECKING:
     from probes.logs.attribute import Attributor
 
-try:  # google-re2: a DFA scans a block ~3x faster than re's backtracking alternation
-    import re2 as _re2
-except ImportError:  # pragma: no cover - the dependency is in pyproject
-    _re2 = None
+
+@functools.cache
+def _re2() -> Any:
+    """google-re2 (a DFA scans a block ~3x faster than re's backtracking alternation), imported
+    with the first pattern compiled: a console whose hosts send no log line does not carry it
+    (~2.5 MiB resident with libstdc++; issue 16). None: not installed, Python's re is used."""
+    try:
+        import re2
+    except ImportError:  # pragma: no cover - the dependency is in pyproject
+        return None
+    return re2
+
 
 _NEEDLE_ALT = "|".join(re.escape(n) for n in (*classify._NEEDLES, "msg=audit("))
 # a digit as the parsers' str patterns see it (\d: any Unicode digit, 2-4 bytes in UTF-8)
@@ -60,10 +69,11 @@ MAYBE_WARNING_PATTERN = rf"(?m)^{_DATE}[^\n]*(?:qemu-system|: warning : )[^\n]*"
 def _compile(pattern: str) -> Any:
     """RE2 over bytes as Latin-1 (every byte one character: invalid UTF-8 from a hostile host
     matches like any byte), else Python's re over bytes."""
-    if _re2 is not None:
-        opts = _re2.Options()
-        opts.encoding = _re2.Options.Encoding.LATIN1
-        return _re2.compile(pattern.encode("latin-1"), opts)
+    re2 = _re2()
+    if re2 is not None:
+        opts = re2.Options()
+        opts.encoding = re2.Options.Encoding.LATIN1
+        return re2.compile(pattern.encode("latin-1"), opts)
     return re.compile(pattern.encode("latin-1"))  # pragma: no cover
 
 
@@ -79,10 +89,23 @@ JOURNAL_CANDIDATE_PATTERN = (
 )
 JOURNAL_MAYBE_WARNING_PATTERN = r'(?m)^[^\n]*"PRIORITY":"4"[^\n]*'
 
-_CANDIDATE = _compile(CANDIDATE_PATTERN)
-_MAYBE_WARNING = _compile(MAYBE_WARNING_PATTERN)
-_JOURNAL_CANDIDATE = _compile(JOURNAL_CANDIDATE_PATTERN)
-_JOURNAL_MAYBE_WARNING = _compile(JOURNAL_MAYBE_WARNING_PATTERN)
+
+class Patterns(NamedTuple):
+    candidate: Any
+    maybe_warning: Any
+    journal_candidate: Any
+    journal_maybe_warning: Any
+
+
+@functools.cache
+def patterns() -> Patterns:
+    """The four patterns, compiled when the first block arrives."""
+    return Patterns(
+        _compile(CANDIDATE_PATTERN),
+        _compile(MAYBE_WARNING_PATTERN),
+        _compile(JOURNAL_CANDIDATE_PATTERN),
+        _compile(JOURNAL_MAYBE_WARNING_PATTERN),
+    )
 
 
 _ALL: frozenset[int] = frozenset({-2})  # marker: every line (compared by identity)
@@ -139,14 +162,17 @@ def _line_numbers(rx: Any, data: bytes) -> list[int]:
     return out
 
 
-def candidates(data: bytes, rx: Any = _CANDIDATE) -> list[tuple[int, int]]:
+def candidates(data: bytes, rx: Any = None) -> list[tuple[int, int]]:
     """(start, end) of every candidate line of a block of complete lines (end excludes \\n).
     With RE2, its compiled regexp is asked directly (what re2's finditer does for bytes, less
     a Python match object per line: a quarter of the scan's cost at 100,000 candidates)."""
+    if rx is None:
+        rx = patterns().candidate
     regexp = getattr(rx, "_regexp", None)
-    if regexp is None or _re2 is None:
+    re2 = _re2()
+    if regexp is None or re2 is None:
         return [m.span() for m in rx.finditer(data)]
-    match, unanchored = regexp.Match, _re2._Anchor.UNANCHORED
+    match, unanchored = regexp.Match, re2._Anchor.UNANCHORED
     out: list[tuple[int, int]] = []
     pos = 0
     end = len(data)
@@ -168,7 +194,7 @@ class SourceContext:
     """What a source carries from one block to the next: its parser, its patterns and the
     time of its last timed line (untimed lines of a file take it; journal entries do not)."""
 
-    __slots__ = ("candidate", "host", "last_at", "maybe", "parse", "retime", "source")
+    __slots__ = ("host", "journal", "last_at", "parse", "retime", "source")
 
     def __init__(
         self,
@@ -181,10 +207,19 @@ class SourceContext:
         self.host = host
         self.source = source
         self.parse = parse or (_journal_parse if journal else parsers.parser_for(source))
-        self.candidate = _JOURNAL_CANDIDATE if journal else _CANDIDATE
-        self.maybe = _JOURNAL_MAYBE_WARNING if journal else _MAYBE_WARNING
+        self.journal = journal
         self.retime = not journal
         self.last_at = 0.0
+
+    @property
+    def candidate(self) -> Any:
+        p = patterns()
+        return p.journal_candidate if self.journal else p.candidate
+
+    @property
+    def maybe(self) -> Any:
+        p = patterns()
+        return p.journal_maybe_warning if self.journal else p.maybe_warning
 
 
 class Chunk:

@@ -94,7 +94,7 @@ def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
     """`tenantscope run` up to the screen opening (the parser, the options, the app, its
     extras) on a local host: no SSH client, no importlib.metadata (only --version needs it),
     no screen that is not shown (the keymap's binding ids are read only when a keymap is
-    configured)."""
+    configured), no re2 before a log line arrives."""
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [sys.executable, "-c", START],
@@ -107,5 +107,5 @@ def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "tui.app" in mods  # it did get that far
-    for absent in ("asyncssh", "importlib.metadata", "email", "tui.screens.help", "tui.screens.fleet"):
+    for absent in ("asyncssh", "importlib.metadata", "email", "tui.screens.help", "tui.screens.fleet", "re2"):
         assert absent not in mods, absent
