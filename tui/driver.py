@@ -39,9 +39,11 @@ class _WakingEvent(threading.Event):
 
     def set(self) -> None:
         super().set()
+        if self._write_fd < 0:  # closed (never write to a number the system may have reused)
+            return
         try:
             os.write(self._write_fd, b"x")
-        except OSError:  # full (already woken) or closed
+        except OSError:  # full: already woken
             pass
 
     def drain(self) -> None:
@@ -53,10 +55,12 @@ class _WakingEvent(threading.Event):
 
     def close(self) -> None:
         for fd in (self.read_fd, self._write_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.read_fd = self._write_fd = -1
 
 
 class QuietLinuxDriver(LinuxDriver):

@@ -306,6 +306,7 @@ class LogService:
                     self._start(hl, name, coro)
                 if self._flusher is None or self._flusher.done():
                     self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+                    self._work = asyncio.Event()  # (an Event belongs to the loop that waits on it)
                     self._flusher = asyncio.create_task(self._flush_loop(), name="logs flusher")
                 hl.own("info", f"tenantscope started following logs on {transport.name}")
             else:

@@ -107,3 +107,25 @@ async def test_input_thread_sleeps_until_input_and_exits_at_once(monkeypatch: py
         stdin.close()
         os.close(master)
         os.close(slave)
+
+
+def test_the_exit_event_writes_nothing_once_its_pipe_is_closed() -> None:
+    """After the driver closes, setting its exit event must not write to the pipe's old
+    descriptor number (the system may have given it to another file since)."""
+    from tui.driver import _WakingEvent
+
+    ev = _WakingEvent()
+    ev.set()
+    assert os.read(ev.read_fd, 16) == b"x"
+    ev.clear()
+    ev.close()
+    r, w = os.pipe()  # likely takes one of the numbers just freed
+    try:
+        ev.set()
+        assert ev.is_set()
+        os.set_blocking(r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(r, 16)  # nothing written to whatever now holds the old numbers
+    finally:
+        os.close(r)
+        os.close(w)
