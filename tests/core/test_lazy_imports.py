@@ -109,3 +109,36 @@ def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
     assert "tui.app" in mods  # it did get that far
     for absent in ("asyncssh", "importlib.metadata", "email", "tui.screens.help", "tui.screens.fleet", "re2"):
         assert absent not in mods, absent
+
+
+RUNNING = r"""
+import asyncio, json, sys
+from tests.fixtures.tui import make_app, sample_state
+
+async def main():
+    app, source = make_app(sample_state())
+    async with app.run_test() as pilot:
+        await pilot.pause(0.3)
+        source.push(sample_state())  # a State rendered while the panes are up
+        await pilot.pause(0.3)
+    print(json.dumps(sorted(sys.modules)))
+
+asyncio.run(main())
+"""
+
+
+def test_running_console_imports_no_screen_it_did_not_open() -> None:
+    """The screens that follow the State (probe errors, fleet, changes) are imported when they
+    are opened, not by every render checking whether they are on top."""
+    out = subprocess.run(
+        [sys.executable, "-c", RUNNING],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "tui.panes.findings" in mods  # the console did render
+    for absent in ("tui.screens.probe_errors", "tui.screens.fleet", "tui.screens.changes", "re2"):
+        assert absent not in mods, absent
