@@ -5,7 +5,7 @@ A pure module's tests neither change this host nor read it: no process started, 
 another process, no netlink, raw or packet socket, no network address but loopback, no daemon
 socket, no libvirt connection but the in-process test driver, no file written outside the
 temporary directory and the checkout, nothing read under /proc (but the test's own process),
-/sys, /run, /var/log or /dev. While a pure test runs (set-up, call, tear-down), an audit hook
+/sys, /run, /var/log or /dev. While a pure test runs (its set-up and call), an audit hook
 (sys.addaudithook) and wrappers for what C code does without Python's audit events (libvirt,
 psutil) refuse anything else: the operation raises and the test FAILS naming it, so a module
 that gains a real-host test lists it in SERIAL_TESTS (it then runs serially, as before).
@@ -215,7 +215,7 @@ def _why(event: str, args: tuple[Any, ...]) -> str | None:
             return None
         return None if _address_ok(sock.family, addr) else f"{event} {addr!r}"
     if event in ("os.kill", "os.killpg"):
-        return None if event == "os.kill" and args[0] in (0, os.getpid()) else f"{event} {args!r}"
+        return None if event == "os.kill" and args[0] == os.getpid() else f"{event} {args!r}"
     if event == "ctypes.call_function":
         return "calls C through ctypes"
     return None
@@ -303,40 +303,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.pure)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+def _begin(item: pytest.Item) -> None:
     global _active
-    audit = os.environ.get(AUDIT_ENV)
-    _active = bool(audit) or _is_pure(item)
+    _active = bool(os.environ.get(AUDIT_ENV)) or _is_pure(item)
     _seen.clear()
-    try:
-        return (yield)
-    finally:
-        _active = False
-        if audit and _seen:
-            with open(audit, "a") as f:
-                f.write(f"{item.nodeid}\t{_seen[0]}\n")
 
 
-def _fail_if_seen(item: pytest.Item) -> None:
-    if _active and _refuse and _seen:
-        seen, _seen[:] = list(_seen), []
+def _end(item: pytest.Item) -> None:
+    global _active
+    was, _active = _active, False
+    seen = list(dict.fromkeys(_seen))
+    _seen.clear()
+    if not (was and seen):
+        return
+    audit = os.environ.get(AUDIT_ENV)
+    if audit:
+        with open(audit, "a") as f:
+            f.write(f"{item.nodeid}\t{seen[0]}\n")
+    elif _refuse:
         pytest.fail(
-            f"in a pure module (tests/pure.py) but: {'; '.join(dict.fromkeys(seen))}; "
+            f"in a pure module (tests/pure.py) but: {'; '.join(seen)}; "
             "list it in SERIAL_TESTS there (or take its module out of PURE_MODULES)",
             pytrace=False,
         )
 
 
+# Set-up and call only: a tear-down also finalizes the module and session fixtures that earlier
+# (serial) tests made, when this test happens to be the last one using their scope (a plain
+# `pytest tests/...` run, not `make test`'s parts): stopping a daemon there is not this test's.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    _begin(item)
+    try:
+        return (yield)
+    finally:
+        _end(item)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    res = yield
-    _fail_if_seen(item)
-    return res
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    res = yield
-    _fail_if_seen(item)
-    return res
+    _begin(item)
+    try:
+        return (yield)
+    finally:
+        _end(item)

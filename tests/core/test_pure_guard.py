@@ -1,6 +1,7 @@
 """The guard of the pure modules (tests/pure.py), which `make test` runs two at a time: in a
-real pytest run of a throwaway test file, a test marked pure that starts a process, reads
-another process or writes outside the temp directory FAILS saying what it did, an unmarked test
+real pytest run of a throwaway test file, a test marked pure that starts a process (itself or in
+a fixture's set-up), reads another process or writes outside the temp directory FAILS saying
+what it did, an unmarked test
 doing the same passes, and the audit mode lists instead of refusing. And the skip policy holds
 in the parallel part too."""
 
@@ -26,6 +27,17 @@ import pytest
 @pytest.mark.pure
 def test_pure_starts_a_process():
     subprocess.run(["true"])
+
+
+@pytest.fixture
+def spawner():
+    subprocess.run(["true"])
+    yield
+
+
+@pytest.mark.pure
+def test_pure_with_a_fixture_that_starts_a_process(spawner):
+    pass
 
 
 @pytest.mark.pure
@@ -71,9 +83,10 @@ def _pytest(tmp: Path, *args: str, env: dict[str, str] | None = None) -> subproc
 def test_a_pure_test_that_touches_the_host_fails_and_says_what(tmp_path: Path) -> None:
     r = _pytest(tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "3 failed, 2 passed" in r.stdout, r.stdout
+    assert "3 failed, 2 passed, 1 error" in r.stdout, r.stdout
     out = r.stdout
     assert "FAILED" in out and "test_pure_starts_a_process" in out and "subprocess.Popen" in out
+    assert "ERROR" in out and "test_pure_with_a_fixture_that_starts_a_process" in out
     assert "reads /proc/1/stat" in out
     assert "writes /etc/tsq-pure-probe" in out
     assert not os.path.exists("/etc/tsq-pure-probe")
@@ -88,6 +101,7 @@ def test_the_audit_mode_lists_instead_of_refusing(tmp_path: Path) -> None:
     name = "test_pure_probe.py::"
     assert set(lines) == {
         name + "test_pure_starts_a_process",
+        name + "test_pure_with_a_fixture_that_starts_a_process",
         name + "test_pure_reads_another_process",
         name + "test_serial_may_do_anything",
     }
