@@ -43,11 +43,12 @@ def test_textual_code_the_driver_copies_is_unchanged() -> None:
     assert {p: _source_pin(p) for p in PINNED} == PINNED
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("TEXTUAL_DRIVER")), reason="TEXTUAL_DRIVER chooses the driver in this environment"
+)
 def test_the_app_runs_the_quiet_driver_on_linux() -> None:
     from tui.app import TenantScopeApp
 
-    if os.environ.get("TEXTUAL_DRIVER"):
-        pytest.skip("TEXTUAL_DRIVER chooses the driver in this environment")
     assert TenantScopeApp.get_driver_class(object.__new__(TenantScopeApp)) is QuietLinuxDriver
 
 
