@@ -89,6 +89,7 @@ SERIAL_TESTS: frozenset[str] = frozenset(
         "tests/logs/test_logs_lazy.py::test_lazy_journal_lines_equal_the_per_line_path_on_a_real_journal",
         "tests/report/test_record.py::test_real_recording_with_fault_replays_the_same_findings",
         "tests/tui/test_logs_pane.py::test_hostile_lines_leave_the_terminal_title_and_clipboard_alone",
+        "tests/tui/test_logs_pane.py::test_figures_states_skip_the_pane_and_new_lines_still_reach_it",
         "tests/tui/test_network_pane.py::test_probe_action_on_real_lab",
         "tests/tui/test_resources_pane.py::test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe",
         "tests/tui/test_runbook.py::test_network_step_on_real_namespaces_cancel_then_run",

@@ -452,3 +452,51 @@ async def test_arriving_lines_scroll_without_a_screen_layout():
             assert ll.scroll_offset.y == ll.max_scroll_y == n - ll.scrollable_content_region.height
             shown = "".join(s.text for s in pane_segments(app))
             assert f"entry {n - 1} " in shown  # the newest line is on screen
+
+
+async def test_figures_states_skip_the_pane_and_new_lines_still_reach_it(tmp_path, monkeypatch):
+    """The pane reads only `host.logs` and `tenants`: a State that moves nothing else (every
+    figures refresh of an idle console) does not reach it, and a line appended to a real
+    followed file still does, through the session's log service, engine and app."""
+    import asyncio
+
+    from probes.engine import Engine
+    from probes.logs.service import LogService
+    from probes.logs.sources import LogsConfig
+    from probes.session import Options, Session, make_deriver
+    from tests.fixtures.journal import local_host
+    from tui.app import TenantScopeApp
+
+    (tmp_path / "var/log").mkdir(parents=True)
+    syslog = tmp_path / "var/log/syslog"
+    syslog.write_text("Nov 27 10:00:00 hv1 kernel: booted\n")
+    svc = LogService(LogsConfig(files=("/var/log/syslog",), journal=False, libvirt_events=False))
+    engine = Engine([local_host(tmp_path)], lambda h: [svc.probe()], make_deriver(Options()))
+    engine.subscribe(svc.observe)  # as the session wires it
+    session = Session(Options(), engine=engine)
+    session.logs = svc
+    shows = []
+    real = LogsPane.show
+    monkeypatch.setattr(LogsPane, "show", lambda self, st: shows.append(st) or real(self, st))
+    app = TenantScopeApp(source=session)
+
+    async def until(cond, what: str) -> None:
+        for _ in range(300):
+            if cond():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        pane = app.query_one(LogsPane)
+        await until(lambda: any("booted" in e.message for e in pane.store), "the backlog in the pane")
+        await pilot.pause(0.5)
+        n = len(shows)
+        state = app.state
+        assert state is not None
+        app._on_source_state(replace(state, taken_at=state.taken_at + 2))  # a figures-only State
+        await pilot.pause(0.4)
+        assert app.state is not state and len(shows) == n
+        with open(syslog, "a") as f:
+            f.write("Nov 27 10:10:00 hv1 kernel: br0: port 3(tapglobex1) entered disabled state\n")
+        await until(lambda: any("tapglobex1" in e.message for e in pane.store), "the new line in the pane")

@@ -339,6 +339,10 @@ class LogsPane(Pane):
     pane_id: ClassVar[str] = "logs"
     title: ClassVar[str] = "Logs"
     position: ClassVar[int] = 4
+    # New ring entries, re-attributions and source states all come with a new LogView (the
+    # logs probe publishes one after each flush that changed something): the figures States
+    # of an idle console (every 2 s) need not reach the pane.
+    reads: ClassVar[frozenset[str] | None] = frozenset({"host.logs", "tenants"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow", id="logs.follow"),
         Binding("slash", "search", "Search", id="logs.search", key_display="/"),
