@@ -72,7 +72,7 @@ async def test_one_connection_carries_concurrent_commands(sshd_factory, use_mux)
     assert accepted_logins(s) == 1
 
 
-async def test_commands_started_together_go_to_the_command_server_as_one_write(sshd_factory):
+async def test_commands_started_together_go_to_the_command_server_as_one_write(sshd_factory, monkeypatch):
     """A probe's refresh starts its commands together: their request lines leave in one write
     (one SSH packet, one send) instead of one each, and each still gets its own result."""
     s = sshd_factory()
@@ -84,7 +84,7 @@ async def test_commands_started_together_go_to_the_command_server_as_one_write(s
         writes: list[bytes] = []
         stdin = mux._proc.stdin
         real = stdin.write
-        stdin.write = lambda data: (writes.append(data), real(data))[1]  # type: ignore[method-assign]
+        monkeypatch.setattr(stdin, "write", lambda data: (writes.append(data), real(data))[1])
         rs = await asyncio.gather(*(h.run(["echo", str(i)]) for i in range(12)))
         assert [r.stdout.strip() for r in rs] == [str(i) for i in range(12)]
         assert len(writes) == 1 and writes[0].count(b"\n") == 12

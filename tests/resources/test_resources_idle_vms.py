@@ -15,6 +15,7 @@ from probes.hosts.local import LocalHost
 from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import Host, HostState, Workload, WorkloadKind
 from probes.resources import domstats
+from probes.resources.model import ResourceSnapshot
 from probes.resources.probe import ResourcesProbe
 
 libvirt = pytest.importorskip("libvirt")
@@ -45,7 +46,7 @@ async def test_shut_off_domains_are_read_again_only_when_the_inventory_changes(t
     for _ in range(4):  # (the probe takes the inventory's workloads from its fourth merge)
         probe.merge(st, await probe.collect(host))
 
-    def note(snap) -> str:  # type: ignore[no-untyped-def]
+    def note(snap: ResourceSnapshot) -> str:
         [s] = [s for s in snap.samples if s.workload == vm.key]
         return s.note
 

@@ -148,7 +148,7 @@ async def test_the_same_check_on_many_hosts_keeps_host_order_while_its_wording_m
         assert not clears and _shown(pane) == before
 
 
-async def test_rows_that_come_go_and_move_are_changed_in_place_and_drawn_as_a_rebuild(fleet):
+async def test_rows_that_come_go_and_move_are_changed_in_place_and_drawn_as_a_rebuild(fleet, monkeypatch):
     """A finding that appears, one that goes and one whose status moves it (a spike, a check
     that flaps at idle): rows are removed, added and moved in the table, not rebuilt, and the
     table then shows what a rebuild from scratch shows, in the same order; the cursor stays on
@@ -164,7 +164,7 @@ async def test_rows_that_come_go_and_move_are_changed_in_place_and_drawn_as_a_re
         chosen = pane.selected()
         clears: list[int] = []
         real = pane.table.clear
-        pane.table.clear = lambda *a, **kw: (clears.append(1), real(*a, **kw))[1]  # type: ignore[method-assign]
+        monkeypatch.setattr(pane.table, "clear", lambda *a, **kw: (clears.append(1), real(*a, **kw))[1])
         findings = tuple(
             replace(f, status=Status.FAIL) if f is moved else f for f in fleet.findings if f is not gone
         ) + (came,)
@@ -186,7 +186,7 @@ async def test_rows_that_come_go_and_move_are_changed_in_place_and_drawn_as_a_re
         assert pane.selected() == chosen
         in_place = [tuple(str(c) for c in pane.table.get_row_at(i)) for i in range(len(want))]
         pane._findings = None
-        pane.table.clear = real  # type: ignore[method-assign]
+        monkeypatch.undo()
         pane._theme = None  # a rebuild from scratch, for comparison
         pane.show(replace(fleet, findings=findings, taken_at=1.0))
         await _filled(pilot, pane)
