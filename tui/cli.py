@@ -47,14 +47,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """parse_args, with an unknown option reported by the command it was given to (its usage,
+    `tenantscope check: error: ...`) instead of the top-level usage, which lists none of the
+    command's options."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = _subparser(parser, args.command)
+        if command is not None:
+            nested = getattr(args, f"{args.command}_action", None) or getattr(
+                args, f"{args.command}_command", None
+            )
+            command = _subparser(command, nested) or command
+        (command or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from tui import malloc
 
     malloc.fewer_arenas()  # before any thread starts
     parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.log_file)
+    args = parse_args(parser, argv)
     try:
+        setup_logging(args.log_file)
         command: int = COMMANDS[args.command or DEFAULT].run(args)
         return command
     except UserError as e:

@@ -36,14 +36,15 @@ class Units:
 
 def units(
     *,
-    executable: str,
+    executable: str | tuple[str, ...],
     textfile_dir: str = TEXTFILE_DIR,
     interval: str = "5min",
     baseline: str | None = None,
     config: str | None = None,
 ) -> Units:
     """The service and timer with this machine's paths filled in (argv joined with shlex)."""
-    argv = [executable, "check", "--format", "prometheus", "--output", f"{textfile_dir}/tenantscope.prom"]
+    command = [executable] if isinstance(executable, str) else list(executable)  # (a program and its words)
+    argv = [*command, "check", "--format", "prometheus", "--output", f"{textfile_dir}/tenantscope.prom"]
     if baseline:
         argv += ["--baseline", baseline]
     if config:

@@ -4,12 +4,13 @@ unavailable, 2 errors: LabError is raised to the CLI, which prints it on one lin
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from typing import TextIO
 
 from probes.lab import build, faults
 from probes.lab.plan import SERVICE_PORT
-from probes.lab.record import LabError, Store
+from probes.lab.record import LabError, Store, lab_dir
 
 
 def run(
@@ -25,6 +26,7 @@ def run(
 ) -> int:
     out = out or sys.stdout
     store = Store(directory)
+    lab = lab_command(store)
     if action == "list-faults":
         return list_faults(store, out)
     if action == "status":
@@ -64,8 +66,8 @@ def run(
             f"config: {store.config}\n"
             f"watch it:  tenantscope --config {store.config}\n"
             f"check it:  tenantscope check --config {store.config}\n"
-            f"break it:  tenantscope lab break shared-bridge   (tenantscope lab list-faults)\n"
-            f"remove it: tenantscope lab down\n"
+            f"break it:  {lab} break shared-bridge   ({lab} list-faults)\n"
+            f"remove it: {lab} down\n"
         )
         return 0
     if action == "down":
@@ -76,24 +78,38 @@ def run(
         if d.left:
             out.write(
                 f"lab down: removed {d.removed} object(s); could not remove: {', '.join(d.left)}\n"
-                f"the record stays in {store.path}; run `tenantscope lab down` again\n"
+                f"the record stays in {store.path}; run `{lab} down` again\n"
             )
             return 2
         out.write(f"lab down in {d.seconds:.1f} s: removed {d.removed} object(s)\n")
         return 0
+    if action in ("break", "fix"):
+        faults.get(fault)  # an unknown fault first: it is wrong wherever the lab is
+        if not store.exists():
+            raise LabError(
+                f"no lab is up in {store.dir}: run `{lab} up` first (or give the --dir it was built in)"
+            )
     if action == "break":
         f = faults.get(fault)
         out.write(f"{fault}: {faults.inject(store, fault)}\n")
         out.write(
             f"expect: {', '.join(f.findings)}"
             + (f"; possibly {f.also}" if f.also else "")
-            + f" (within two refreshes)\nundo:   tenantscope lab fix {fault}\n"
+            + f" (within two refreshes)\nundo:   {lab} fix {fault}\n"
         )
         return 0
     if action == "fix":
         out.write(f"{fault}: {faults.repair(store, fault)}\n")
         return 0
     raise LabError(f"unknown lab action {action!r}")
+
+
+def lab_command(store: Store) -> str:
+    """`tenantscope lab`, with `--dir` when the lab is not in the directory the next command
+    finds by itself: the hints printed are pasted as they are."""
+    if store.dir == lab_dir():
+        return "tenantscope lab"
+    return f"tenantscope lab --dir {shlex.quote(str(store.dir))}"
 
 
 def list_faults(store: Store, out: TextIO) -> int:
@@ -136,7 +152,7 @@ def show_status(store: Store, out: TextIO, as_json: bool) -> int:
         out.write(f"no lab is up (nothing recorded in {store.dir})\n")
         return 1
     if not rec.complete:
-        out.write(f"a half-built lab is recorded in {store.path}: run `tenantscope lab down`\n")
+        out.write(f"a half-built lab is recorded in {store.path}: run `{lab_command(store)} down`\n")
         return 1
     out.write(
         f"lab up: {rec.tenants} tenants, {len(rec.netns)} workloads, services {s.services_up}/{s.services} "

@@ -27,6 +27,19 @@ def test_status_and_break_without_a_lab(tmp_path) -> None:
     assert not (tmp_path / "none").exists()
 
 
+def test_dir_after_the_action_and_in_the_hints(tmp_path) -> None:
+    """`--dir` is taken after the action too (`lab break X --dir D`, as users type it), and the
+    commands the lab prints to paste name that directory: `tenantscope lab down` alone would
+    look in /run/tenantscope-lab and find nothing to remove."""
+    d = tmp_path / "my lab"
+    r = tenantscope("lab", "break", "forwarding", "--dir", str(d))
+    assert r.returncode == 2 and "unrecognized" not in r.stderr, r.stderr
+    assert f"no lab is up in {d}" in r.stderr
+    assert f"`tenantscope lab --dir '{d}' up`" in r.stderr
+    r = tenantscope("lab", "break", "forwarding", "--bogus")
+    assert r.returncode == 2 and "usage: tenantscope lab break" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("n", [1, 3, 30, 200])
 def test_plan_names_fit(n: int) -> None:
     p = make_plan(n, ovs=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 
@@ -34,13 +35,31 @@ def arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--check-config", default=None, metavar="FILE", help="the config file `check` reads")
 
 
+def _command() -> tuple[str, ...]:
+    """The program the unit runs: `tenantscope` on PATH, else the console script beside this
+    Python (a venv not activated, sudo's secure_path), else this Python with `-m tui.cli`, as
+    separate words (one quoted word '.../python -m tui.cli' is no program systemd can run)."""
+    found = shutil.which("tenantscope")
+    if found:
+        return (os.path.abspath(found),)
+    beside = os.path.join(os.path.dirname(sys.executable), "tenantscope")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return (beside,)
+    return (sys.executable, "-m", "tui.cli")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.alerting_command == "rules":
         sys.stdout.write(alerting.rules())
         return 0
-    exe = shutil.which("tenantscope") or f"{sys.executable} -m tui.cli"
+    if not os.path.isdir(args.textfile_dir):
+        print(
+            f"tenantscope: warning: --textfile-dir {args.textfile_dir} does not exist: the timer's check "
+            "fails until it does (node_exporter's --collector.textfile.directory)",
+            file=sys.stderr,
+        )
     u = alerting.units(
-        executable=exe,
+        executable=_command(),
         textfile_dir=args.textfile_dir,
         interval=args.interval,
         baseline=args.check_baseline,

@@ -6,12 +6,12 @@ import argparse
 import sys
 import time
 
-from probes.model import HostState, RequestState, State
+from probes.model import RequestState, State
 from probes.requests import ActiveProbe, FactsRefresh
 from probes.session import Options, Session
 from probes.untrusted import visible
 from tui.commands.baseline import add_baseline_arg, with_baseline, write_atomically
-from tui.commands.common import UserError, options_from, run_to_result
+from tui.commands.common import UserError, observation_problems, options_from, run_to_result
 
 NAME = "check"
 HELP = "run the isolation checks headless; exit 1 on any fail"
@@ -135,14 +135,9 @@ def run(args: argparse.Namespace) -> int:
         write_atomically(args.output, out(state))
     else:
         sys.stdout.write(out(state))
-    from probes.hosts.connection import connection_problems
-
-    problems = connection_problems(state)
+    problems = observation_problems(state, libvirt_given=bool(getattr(args, "libvirt", None)))
     for line in problems:  # unreachable, auth failed, host key refused: one line each
         print(f"tenantscope: {line}", file=sys.stderr)
-    if not problems and state.hosts and all(_all_probes_failed(h) for h in state.hosts):
-        problems = ["every probe failed on every host"]
-        print("tenantscope: every probe failed on every host: nothing was observed", file=sys.stderr)
     return max(report.exit_code(state, args.fail_on), 2 if problems else 0)
 
 
@@ -156,10 +151,6 @@ def _probe_from(given: str | None) -> list[str]:
     if bad or not names:
         raise UserError(f"--probe-from: expected segment, guest or none (comma-separated), got {given!r}")
     return [x for x in names if x != "none"]
-
-
-def _all_probes_failed(hs: HostState) -> bool:
-    return bool(hs.probe_errors) and not hs.workloads and hs.facts is None and hs.topology is None
 
 
 async def _observe(opts: Options, probe: ActiveProbe | None) -> State:

@@ -23,6 +23,21 @@ class UserError(Exception):
     """An error whose message is complete for the user (exit code 2)."""
 
 
+MIN_INTERVAL = 0.1  # seconds: below this the probes would poll back to back
+
+
+def interval_seconds(text: str) -> float:
+    """`--interval`: a number of seconds of at least MIN_INTERVAL (0 or a negative number made
+    the console poll without a pause and never show a first observation)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= MIN_INTERVAL:  # (also refuses nan)
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL} seconds, got {text!r}")
+    return value
+
+
 def add_common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     """The options every command takes, before or after the command name.
 
@@ -90,7 +105,11 @@ def add_common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
         help="OpenSSH client config (default ~/.ssh/config)",
     )
     p.add_argument(
-        "--interval", type=float, default=dflt(2.0), metavar="SECONDS", help="refresh interval (default 2)"
+        "--interval",
+        type=interval_seconds,
+        default=dflt(2.0),
+        metavar="SECONDS",
+        help="refresh interval (default 2)",
     )
     p.add_argument(
         "--log-file", default=dflt(None), metavar="FILE", help="write tenantscope's own debug log here"
@@ -214,13 +233,44 @@ def setup_logging(path: str | None) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     if path:
-        h = logging.FileHandler(path)
+        try:
+            h = logging.FileHandler(path)
+        except OSError as e:
+            raise UserError(f"--log-file {path}: cannot write: {e.strerror or e}") from None
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(h)
         root.setLevel(logging.DEBUG)
     else:
         root.addHandler(logging.NullHandler())
         root.setLevel(logging.WARNING)
+
+
+def observation_problems(state: State, libvirt_given: bool = False) -> list[str]:
+    """One line per host that could not be observed, for the headless commands: an SSH
+    connection that is not up; a host seen only through libvirt whose libvirt did not answer
+    (its only source: every VM check errs, the others pass on nothing); the local host's
+    libvirt when `--libvirt URI` named it and it did not answer; every probe failed."""
+    from probes.hosts.connection import connection_problems
+    from probes.model import ConnState, HostKind
+    from probes.untrusted import visible
+
+    out = connection_problems(state)
+    for hs in state.hosts:
+        c = hs.connection("libvirt")
+        if c is None or c.state == ConnState.UP:
+            continue
+        if hs.host.kind == HostKind.LIBVIRT or (libvirt_given and hs.host.kind == HostKind.LOCAL):
+            why = c.detail.split("retrying: ", 1)[-1]  # (the console's "since T, retrying")
+            uri = hs.host.libvirt_uri or "libvirt"
+            why = why.removeprefix(f"cannot connect to {uri}: ")
+            out.append(f"{visible(hs.host.name)}: libvirt {visible(uri)} {c.state}: {visible(why)}")
+    if not out and state.hosts and all(_all_probes_failed(h) for h in state.hosts):
+        out.append("every probe failed on every host: nothing was observed")
+    return out
+
+
+def _all_probes_failed(hs: Any) -> bool:
+    return bool(hs.probe_errors) and not hs.workloads and hs.facts is None and hs.topology is None
 
 
 async def observe(opts: Options) -> State:

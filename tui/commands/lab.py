@@ -11,13 +11,11 @@ HELP = "build, break and remove the training lab on this machine (root)"
 COMMON = False  # the lab takes none of the observing options
 
 
+DIR_HELP = "the lab's state directory (default $TENANTSCOPE_LAB_DIR or /run/tenantscope-lab)"
+
+
 def arguments(lab: argparse.ArgumentParser) -> None:
-    lab.add_argument(
-        "--dir",
-        default=None,
-        metavar="DIR",
-        help="the lab's state directory (default $TENANTSCOPE_LAB_DIR or /run/tenantscope-lab)",
-    )
+    lab.add_argument("--dir", default=None, metavar="DIR", help=DIR_HELP)
     ls = lab.add_subparsers(dest="lab_action", metavar="ACTION", required=True)
     u = ls.add_parser(
         "up", help="build the lab: tenants as namespaces on their own bridges, services, limits"
@@ -43,6 +41,8 @@ def arguments(lab: argparse.ArgumentParser) -> None:
     f = ls.add_parser("fix", help="remove a fault")
     f.add_argument("fault", metavar="FAULT")
     ls.add_parser("list-faults", help="the faults and the findings each produces")
+    for action in ls.choices.values():  # `lab break X --dir D` as well as `lab --dir D break X`
+        action.add_argument("--dir", default=argparse.SUPPRESS, metavar="DIR", help=DIR_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from probes.session import Options
-from tui.commands.common import UserError, observe_once, options_from
+from tui.commands.common import UserError, observation_problems, observe_once, options_from
 
 NAME = "report"
 HELP = "write an incident report (Markdown + JSON; secrets scrubbed)"
@@ -30,17 +30,21 @@ def run(args: argparse.Namespace) -> int:
     from probes.report.build import build
     from tui.report import write_report
 
+    problems: list[str] = []
     if args.from_file:
         state = _load_any(args.from_file)
     else:
         state = observe_once(options_from(args))
+        problems = observation_problems(state, libvirt_given=bool(getattr(args, "libvirt", None)))
     try:
         paths = write_report(state, {}, args.output_dir)
     except OSError as e:
         raise UserError(f"{args.output_dir}: cannot write the report: {e.strerror or e}") from None
     r = build(state)
     print(f"wrote {', '.join(map(str, paths))}: {len(r.findings)} finding(s) on {len(r.hosts)} host(s)")
-    return 0
+    for line in problems:  # written all the same: the report says what could be seen
+        print(f"tenantscope: {line}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def _load_any(path: str) -> Any:

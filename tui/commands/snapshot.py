@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from tui.commands.common import UserError, observe_once, options_from
+from tui.commands.common import UserError, observation_problems, observe_once, options_from
 
 NAME = "snapshot"
 HELP = "write the observed state as JSON"
@@ -27,4 +28,8 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.output}: {len(state.hosts)} host(s), {len(state.workloads())} workload(s), "
         f"{len(state.findings)} check result(s)"
     )
-    return 0
+    # a baseline taken of a host that did not answer holds nothing of it: say so (exit 2)
+    problems = observation_problems(state, libvirt_given=bool(getattr(args, "libvirt", None)))
+    for line in problems:
+        print(f"tenantscope: {line}", file=sys.stderr)
+    return 2 if problems else 0

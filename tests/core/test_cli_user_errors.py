@@ -1,0 +1,99 @@
+"""What a user meets when the input or the host is wrong (found by trying the CLI as a new
+user would): one line naming what and where, no traceback, an exit code a script can trust.
+The CLI's main() in this process; the libvirt test driver (real libvirt API) as the host that
+cannot be read."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tui.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def domain_file(tmp_path: Path) -> str:
+    """A domain XML where the test driver wants a <node> file: libvirt refuses to open it."""
+    p = tmp_path / "one-domain.xml"
+    p.write_text("<domain type='test'><name>d1</name><memory>1024</memory></domain>\n")
+    return f"test://{p}"
+
+
+def test_unwritable_log_file_is_one_line(capsys, tmp_path):
+    rc, _, err = run(
+        capsys, "check", "--demo", "--check", "VM-03", "--log-file", str(tmp_path / "no" / "x.log")
+    )
+    assert rc == 2 and "Traceback" not in err
+    assert (
+        err.strip() == f"tenantscope: --log-file {tmp_path}/no/x.log: cannot write: No such file or directory"
+    )
+
+
+def test_interval_must_be_positive(capsys):
+    for bad in ("0", "-3", "nan", "soon"):
+        with pytest.raises(SystemExit) as e:
+            main(["demo", "--interval", bad])
+        assert e.value.code == 2
+        assert "argument --interval" in capsys.readouterr().err
+
+
+def test_unknown_option_is_reported_with_the_commands_usage(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--demo", "--bogus"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert (
+        "usage: tenantscope check" in err
+        and "tenantscope check: error: unrecognized arguments: --bogus" in err
+    )
+
+
+def test_check_of_an_unreadable_libvirt_view_exits_2_naming_it(capsys, domain_file):
+    """The host's only source did not answer: every VM check errs and the rest pass on nothing.
+    That is a failed run (2) with the reason on stderr, not a clean bill (it exited 0)."""
+    rc, out, err = run(capsys, "check", "--libvirt", domain_file, "--format", "json")
+    assert rc == 2
+    assert any(r["status"] == "error" for r in json.loads(out)["results"])
+    assert f"libvirt {domain_file} unreachable" in err and "expecting root element of 'node'" in err
+
+
+def test_snapshot_of_an_unreadable_host_says_so_and_exits_2(capsys, tmp_path, domain_file):
+    """A "known good" baseline holding nothing of the host is no baseline: still written (it
+    is what was seen), but named on stderr and exit 2, as `check` does."""
+    out_file = tmp_path / "good.json"
+    rc, out, err = run(capsys, "snapshot", "--libvirt", domain_file, "-o", str(out_file))
+    assert rc == 2 and out_file.exists() and out.startswith("wrote ")
+    assert "unreachable" in err
+    rc, _, err = run(capsys, "snapshot", "--demo", "-o", str(out_file))
+    assert rc == 0 and err == ""
+
+
+def test_alerting_install_runs_a_command_that_exists(capsys, tmp_path, monkeypatch):
+    """With `tenantscope` not on PATH (a venv not activated, sudo's secure_path), ExecStart was
+    the one word '.../python -m tui.cli' quoted whole: systemd found no such program and the
+    checks never ran. A missing textfile directory is named (the timer would fail until then)."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    rc, out, err = run(
+        capsys,
+        "alerting",
+        "install",
+        "--unit-dir",
+        str(tmp_path / "units"),
+        "--textfile-dir",
+        str(tmp_path / "nope"),
+    )
+    assert rc == 0 and "wrote" in out
+    service = (tmp_path / "units" / "tenantscope-check.service").read_text()
+    exec_line = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    argv = shlex.split(exec_line.removeprefix("ExecStart="))
+    assert Path(argv[0]).is_file() and "check" in argv, argv
+    assert f"{tmp_path}/nope" in err and "does not exist" in err
