@@ -557,12 +557,14 @@ async def follow_journal(spec: JournalSpec, host: HostTransport, sink: Sink) -> 
     name = spec.name
     if host.is_local and not spec.files and not spec.directory and not local_journal_present(host.root):
         # no journald writing here (a container, a host without systemd): a `journalctl -f`
-        # would sit on nothing for ever, ~7 MiB of RSS (issue 16); look again now and then
+        # would sit on nothing for ever, ~7 MiB of RSS (issue 16); look again now and then.
+        # Still "following" (what journalctl -f on no files was): the journal is taken up as
+        # soon as it exists, and LOG-04 judges the host as it did
         sink.state(
             name,
             "journal",
-            SourceState.WAITING,
-            f"no journal files in {' or '.join(JOURNAL_DIRS)} (yet): looked for every {JOURNAL_LOOK:g} s",
+            SourceState.FOLLOWING,
+            f"no journal files in {' or '.join(JOURNAL_DIRS)} yet: looked for every {JOURNAL_LOOK:g} s",
         )
         while not local_journal_present(host.root):
             await asyncio.sleep(JOURNAL_LOOK)

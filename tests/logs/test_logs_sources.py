@@ -337,10 +337,11 @@ async def test_journal_directory_once_and_missing(tmp_path):
 
 
 @journal_remote
-async def test_no_local_journal_waits_without_journalctl(tmp_path, monkeypatch):
+async def test_no_local_journal_no_journalctl_until_one_appears(tmp_path, monkeypatch):
     """A local host without journal files (a root without /run/log/journal or
-    /var/log/journal): the journal source waits, no journalctl process runs (it would follow
-    nothing, ~7 MiB of RSS), and once a journal file appears the journal is followed."""
+    /var/log/journal): the journal source is followed as before (its state says there are no
+    files yet) but no journalctl process runs (it would follow nothing, ~7 MiB of RSS); once a
+    journal file appears, journalctl follows it."""
     import psutil
 
     monkeypatch.setattr(sources, "JOURNAL_LOOK", 0.2)
@@ -353,13 +354,15 @@ async def test_no_local_journal_waits_without_journalctl(tmp_path, monkeypatch):
 
     try:
         await wait_for(lambda: sink.states, "the journal's first state")
-        assert sink.states[0][1] == SourceState.WAITING and "no journal files" in sink.states[0][2]
+        assert sink.states[0][1] == SourceState.FOLLOWING and "no journal files" in sink.states[0][2]
         await asyncio.sleep(0.6)  # three looks
         assert journalctls() == [] and len(sink.states) == 1
         d = tmp_path / "var/log/journal/0123456789abcdef0123456789abcdef"
         d.mkdir(parents=True)
         write_journal(d / "system.journal", [{"MESSAGE": "first"}])
-        await wait_for(lambda: sink.states[-1][1] == SourceState.FOLLOWING, "the journal followed")
+        await wait_for(lambda: len(sink.states) > 1, "the journal taken up")
+        assert sink.states[-1][1:] == (SourceState.FOLLOWING, "")
+        await wait_for(lambda: journalctls() != [], "journalctl following")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
