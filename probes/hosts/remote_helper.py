@@ -234,16 +234,22 @@ def emit(*frame: object) -> None:
 
 class ProcScan:
     """Namespaces only processes hold (containers) and runtime daemons, from /proc. Only new
-    PIDs are read, so a scan of an idle host is one listdir of /proc; a process that changes
-    its namespaces in place is seen by the console's safety poll. The helper runs it on an
+    PIDs are read (and read again at the next scans while they are young), so a scan of an idle
+    host is one listdir of /proc; an older process that changes its namespaces in place is seen
+    by the console's safety poll. The helper runs it on an
     SSH host; the console on its own host (probes/network/events.py)."""
 
     NS_KINDS = ("net", "mnt", "pid", "uts", "ipc", "cgroup")
     DAEMONS = ("dockerd", "podman")
+    # A new process is read again at this many later scans: one read just after its fork sees
+    # its parent's namespaces, and a container's init (runc's, `unshare`, `ip netns exec`)
+    # switches them only then, in place; read once, it was seen at the safety poll.
+    YOUNG_SCANS = 2
 
     def __init__(self, proc: str = "/proc") -> None:
         self.proc = proc
         self.procs: dict[str, tuple[str, ...]] = {}  # pid -> its namespaces (+ "d:comm" for a runtime daemon)
+        self.young: dict[str, int] = {}  # pid -> scans left that read it again
         self.view: frozenset[str] | None = None
 
     def _entry(self, pid: str) -> tuple[str, ...]:
@@ -269,11 +275,21 @@ class ProcScan:
             pids = [p for p in os.listdir(self.proc) if p.isdigit()]
         except OSError:
             return False
-        old = self.procs
-        if self.view is not None and len(pids) == len(old) and all(p in old for p in pids):
-            return False  # the same processes: nothing new to read, the union cannot change
-        self.procs = {p: old[p] if p in old else self._entry(p) for p in pids}
-        view = frozenset(x for entry in self.procs.values() for x in entry)
+        old, was_young = self.procs, self.young
+        if not was_young and self.view is not None and len(pids) == len(old) and all(p in old for p in pids):
+            return False  # the same settled processes: nothing to read, the union cannot change
+        young: dict[str, int] = {}
+        procs: dict[str, tuple[str, ...]] = {}
+        for p in pids:
+            if p in old and p not in was_young:
+                procs[p] = old[p]
+                continue
+            procs[p] = self._entry(p)
+            left = was_young[p] - 1 if p in was_young else self.YOUNG_SCANS
+            if left > 0 and self.view is not None:  # (the first scan's processes are not new)
+                young[p] = left
+        self.procs, self.young = procs, young
+        view = frozenset(x for entry in procs.values() for x in entry)
         changed = self.view is not None and view != self.view
         self.view = view
         return changed

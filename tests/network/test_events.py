@@ -8,6 +8,7 @@ targets live in bench/: this machine is shared and loaded); here the bound is ge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
 import time
 from collections.abc import Callable, Iterator
@@ -230,3 +231,33 @@ def test_a_proc_scan_with_the_same_processes_reads_nothing(
     assert scan.scan() is False and read == []
     proc(3, "2")
     assert scan.scan() is True and read == ["3"]
+
+
+def test_a_new_process_that_switches_namespaces_after_its_first_read_is_seen(tmp_path: pathlib.Path) -> None:
+    """A container's init is read just after its fork with its parent's namespaces and
+    switches them in place a moment later (runc, `unshare`): the scan reads a new process again
+    at its next YOUNG_SCANS scans, so the switch is seen without waiting for the safety poll;
+    then it is settled and not read again. The /proc is a stand-in directory (the switch's
+    timing cannot be arranged on the machine's own /proc)."""
+    import os
+
+    from probes.hosts.remote_helper import ProcScan
+
+    def proc(pid: int, net: str) -> None:
+        d = tmp_path / str(pid) / "ns"
+        d.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(d / "net")
+        os.symlink(f"net:[{net}]", d / "net")
+        (tmp_path / str(pid) / "comm").write_text("sleep\n")
+
+    proc(1, "1")
+    scan = ProcScan(str(tmp_path))
+    assert scan.scan() is False  # learns
+    proc(7, "1")  # forked: its parent's namespace
+    assert scan.scan() is False and scan.procs["7"] == ("net:[1]",)
+    proc(7, "9")  # now in a namespace of its own
+    assert scan.scan() is True and "net:[9]" in scan.view  # type: ignore[operator]
+    assert scan.scan() is False and "7" not in scan.young  # read YOUNG_SCANS times, now settled
+    proc(7, "1")  # an older process's switch is the safety poll's
+    assert scan.scan() is False and scan.procs["7"] == ("net:[9]",)
