@@ -27,7 +27,25 @@ from textual.widgets.data_table import ColumnKey, RowKey
 CELL_CACHE = 20_000
 
 
-class CellCachedTable(DataTable[Any]):
+class RowTable(DataTable[Any]):
+    """A DataTable whose Home and End go to the first and last row when the cursor is a row, as
+    in every list (Textual's move sideways there, which in a table as wide as its screen does
+    nothing: the help's "Home End move" did not hold)."""
+
+    def action_scroll_home(self) -> None:
+        if self.cursor_type == "row":
+            self.action_scroll_top()
+        else:
+            super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        if self.cursor_type == "row":
+            self.action_scroll_bottom()
+        else:
+            super().action_scroll_end()
+
+
+class CellCachedTable(RowTable):
     """DataTable with renders cached by cell content (see the module's docstring).
 
     `fixed_widths=True`: every column is added with its `width` (the owner computes widths

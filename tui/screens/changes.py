@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from probes.drift import Change, Drift, counts
 from tui.header import hhmmss
 from tui.safe import untrusted
+from tui.table import RowTable
 
 
 class ChangesScreen(ModalScreen[Change | None]):
@@ -40,7 +41,7 @@ class ChangesScreen(ModalScreen[Change | None]):
             box.border_title = "Changes since the baseline"
             box.border_subtitle = "Enter opens · Esc closes"
             yield Static(id="changes-summary")
-            table: DataTable[Text] = DataTable(id="changes-table", cursor_type="row")
+            table: DataTable[Text] = RowTable(id="changes-table", cursor_type="row")
             table.add_columns("Time", "Area", "Host", "Change")
             yield table
         yield Footer()

@@ -123,6 +123,9 @@ class FleetScreen(ModalScreen[str | None]):
         table = found.first(DataTable)
         variables = self.app.theme_variables
         new_rows = sorted_rows(self._host_rows(state, self._clock()), self.sort)
+        # (before the returns below: `s` with the order unchanged, e.g. one host, still names
+        # the new sort)
+        self._show_summary(new_rows)
         if variables is not self._cells_theme:  # another theme: every cell's style changes
             self._cells_of, self._cells_theme = {}, variables
         cells = [self._cells_cached(r, variables) for r in new_rows]
@@ -173,11 +176,13 @@ class FleetScreen(ModalScreen[str | None]):
         self._rows = list(new_rows)
         self._cells_shown = cells
         self._aged_at = now
-        down = sum(r.down for r in self._rows)
-        failing = sum(r.fails > 0 for r in self._rows)
-        summary = (
-            f"{len(self._rows)} hosts · {down} down · {failing} with failing checks · sorted by {self.sort}"
-        )
+
+    def _show_summary(self, rows: list[HostRow]) -> None:
+        down = sum(r.down for r in rows)
+        failing = sum(r.fails > 0 for r in rows)
+        n = len(rows)
+        hosts = f"{n} host{'' if n == 1 else 's'}"
+        summary = f"{hosts} · {down} down · {failing} with failing checks · sorted by {self.sort}"
         if summary != self._summary:
             self._summary = summary
             self.query_one("#fleet-summary", Static).update(Text(summary))

@@ -12,10 +12,11 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from tui.bindings import key_entries
+from tui.table import RowTable
 
 NAVIGATION = (
     "In lists and trees: ↑ ↓ PgUp PgDn Home End move · Enter opens · Space expands "
-    "or collapses · Tab / Shift+Tab move between panes · mouse optional"
+    "or collapses · ← → pan long log lines · Tab / Shift+Tab next pane or its detail · mouse"
 )
 
 
@@ -29,7 +30,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help", classes="dialog") as box:
             box.border_title = "Keys"
             box.border_subtitle = "Esc or ? closes"
-            table: DataTable[Text] = DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
+            table: DataTable[Text] = RowTable(id="help-table", cursor_type="row", zebra_stripes=True)
             table.add_columns("Key", "Action", "Where", "Id")
             for e in key_entries(self.app):
                 table.add_row(

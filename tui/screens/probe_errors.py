@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from probes.model import Feed, ProbeError, State
 from tui.header import hhmmss
 from tui.safe import untrusted
+from tui.table import RowTable
 
 
 def all_errors(state: State) -> list[ProbeError]:
@@ -49,7 +50,7 @@ class ProbeErrorsScreen(ModalScreen[None]):
         with Vertical(id="probe-errors", classes="dialog") as box:
             box.border_title = "Probe errors, and how each probe is fed"
             box.border_subtitle = "Esc closes"
-            table: DataTable[Text] = DataTable(id="probe-errors-table", cursor_type="row")
+            table: DataTable[Text] = RowTable(id="probe-errors-table", cursor_type="row")
             table.add_columns("Probe", "Host", "Failing since", "Last", "Message")
             yield table
             yield Static(id="probe-error-message")

@@ -1,0 +1,49 @@
+"""Keys a new user tried that did nothing or told a wrong story (found by using the demo as a
+new user would): Home/End in the help and the Findings pane, `s` in the fleet view of one host."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from tests.fixtures.tui import make_app, sample_state
+from tui.screens.fleet import FleetScreen
+from tui.screens.help import HelpScreen
+
+
+async def test_home_and_end_go_to_the_first_and_last_row():
+    """The help says "Home End move": Textual's DataTable with a row cursor scrolled sideways
+    instead (nothing, in a table as wide as the screen)."""
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        help_table = app.screen.query_one("#help-table", DataTable)
+        await pilot.press("end")
+        assert help_table.cursor_row == help_table.row_count - 1 > 0
+        await pilot.press("home")
+        assert help_table.cursor_row == 0
+        await pilot.press("escape", "5")
+        await pilot.pause()
+        findings = app.query_one("#findings-table", DataTable)
+        assert findings.row_count > 1 and findings.cursor_row == 0
+        await pilot.press("end")
+        assert findings.cursor_row == findings.row_count - 1
+        await pilot.press("home")
+        assert findings.cursor_row == 0
+
+
+async def test_fleet_sort_key_names_the_new_sort_even_when_the_order_stays():
+    """With one host (the demo) `s` changed nothing on screen: the summary kept "sorted by
+    urgency" as if the key did nothing; and "1 hosts"."""
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("H")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        summary = screen.query_one("#fleet-summary")
+        assert str(summary.render()).startswith("1 host · ") and "sorted by urgency" in str(summary.render())
+        await pilot.press("s")
+        await pilot.pause()
+        assert "sorted by host" in str(summary.render())
