@@ -47,3 +47,33 @@ async def test_fleet_sort_key_names_the_new_sort_even_when_the_order_stays():
         await pilot.press("s")
         await pilot.pause()
         assert "sorted by host" in str(summary.render())
+
+
+async def test_probe_errors_without_errors_shows_no_empty_table():
+    """`!` with nothing failing: an empty errors table filled the dialog and the line saying
+    "No probe is failing" sat at its bottom, under a header of empty columns."""
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("exclamation_mark")
+        await pilot.pause()
+        assert not app.screen.query_one("#probe-errors-table").display
+        assert "No probe is failing" in str(app.screen.query_one("#probe-errors-empty").render())
+    app, _ = make_app(sample_state(errors=True))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("exclamation_mark")
+        await pilot.pause()
+        assert app.screen.query_one("#probe-errors-table").display
+
+
+async def test_fleet_counts_come_before_the_areas():
+    """At 140 columns the Fail/Warn counts were past the dialog's right edge."""
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("H")
+        await pilot.pause()
+        table = app.screen.query_one("#fleet-table", DataTable)
+        labels = [str(c.label) for c in table.ordered_columns]
+        assert labels[:6] == ["Host", "Connection", "Seen", "Fail", "Warn", "Probe errors"]
+        row = [str(c) for c in table.get_row_at(0)]
+        host = app.screen._rows[0]
+        assert row[3:6] == [str(host.fails), str(host.warns), str(host.probe_errors)]

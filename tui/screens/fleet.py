@@ -103,8 +103,9 @@ class FleetScreen(ModalScreen[str | None]):
             box.border_subtitle = "Enter opens · s sorts · Esc closes"
             # (cells rendered once per content: a State changes a few hosts' cells, a sort none)
             table = CellCachedTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
+            # the counts before the areas: at 140 columns they were past the right edge
             self._column_keys = table.add_columns(
-                "Host", "Connection", "Seen", *AREAS, "Fail", "Warn", "Probe errors"
+                "Host", "Connection", "Seen", "Fail", "Warn", "Probe errors", *AREAS
             )
             yield Static(id="fleet-summary")
             yield table
@@ -247,10 +248,10 @@ class FleetScreen(ModalScreen[str | None]):
                 age(r.stale_s) + (" !" if stale else ""),
                 theme_style(variables, "status-warn") if stale else "",
             ),
-            *(area_cell(r.worst_of(a), variables) for a in AREAS),
             (str(r.fails), ""),
             (str(r.warns), ""),
             (str(r.probe_errors), ""),
+            *(area_cell(r.worst_of(a), variables) for a in AREAS),
         )
 
     def action_cycle_sort(self) -> None:

@@ -83,6 +83,8 @@ class ProbeErrorsScreen(ModalScreen[None]):
             )
         if errors:
             table.move_cursor(row=min(max(row, 0), len(errors) - 1), animate=False)
+        # no error: no empty table filling the dialog above the one line saying so
+        table.display = bool(errors)
         self._show_message(table.cursor_row)
         self.query_one("#probe-errors-empty", Static).update(
             Text("No probe is failing: every probe's last run succeeded.", style="italic")
