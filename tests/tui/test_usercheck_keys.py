@@ -77,3 +77,23 @@ async def test_fleet_counts_come_before_the_areas():
         row = [str(c) for c in table.get_row_at(0)]
         host = app.screen._rows[0]
         assert row[3:6] == [str(host.fails), str(host.warns), str(host.probe_errors)]
+
+
+async def test_read_only_matrix_does_not_offer_p():
+    """In a replay (always read-only) `p` is disabled, yet the matrix said "not probed yet (p
+    to probe)" and the cell detail "press p to send probes": p then did nothing at all."""
+    from tests.tui.test_network_pane import shared_bridge_state
+    from tui.panes.reachability import ReachabilityPane
+
+    for read_only, said in ((True, "not probed (read-only session)"), (False, "p to probe")):
+        app, _ = make_app(shared_bridge_state(), read_only=read_only)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.press("3")
+            await pilot.pause()
+            pane = app.query_one(ReachabilityPane)
+            pane.table.cursor_coordinate = pane.table.get_cell_coordinate("hv|acme", "d:globex")
+            await pilot.pause()
+            summary = str(pane.query_one("#reach-summary").render())
+            detail = str(pane.query_one("#reach-detail").render())
+            assert said in summary
+            assert ("press p" in detail) is not read_only and ("not probed" in detail)

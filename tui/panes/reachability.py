@@ -31,6 +31,7 @@ from probes.network.plan import plan
 from probes.network.predict import Cell, Matrix, contradictions, matrix
 from probes.requests import ActiveProbe, RequestState
 from tui.panes.base import Pane
+from tui.readonly import is_read_only
 from tui.safe import untrusted
 from tui.status import theme_style
 
@@ -228,7 +229,12 @@ class ReachabilityPane(Pane):
                 + ")"
             )
         else:
-            when = " · not probed yet (p to probe)"
+            # (read-only, e.g. a replay: `p` is disabled, so no "p to probe")
+            when = (
+                " · not probed (read-only session)"
+                if is_read_only(self)
+                else " · not probed yet (p to probe)"
+            )
         problems = [p for h, _ in self._rmatrices for p in (h.topology.problems if h.topology else ())]
         problems += [e for h, _ in self._rmatrices if h.reach for e in h.reach.errors]
         summary = Text("; ".join(parts) + when + self._rnote)
@@ -272,7 +278,7 @@ class ReachabilityPane(Pane):
     def _show_detail(self) -> None:
         sel = self._selected()
         detail = self.query_one("#reach-detail", Static)
-        text = Text(LEGEND, style="dim") if sel is None else describe(*sel)
+        text = Text(LEGEND, style="dim") if sel is None else describe(*sel, read_only=is_read_only(self))
         if text == self._rdetail:  # unchanged: no layout pass
             return
         self._rdetail = text
@@ -441,7 +447,7 @@ def _reverse() -> Style:
     return Style(reverse=True)
 
 
-def describe(hs: HostState, c: Cell) -> Text:
+def describe(hs: HostState, c: Cell, *, read_only: bool = False) -> Text:
     """The detail of one cell: verdict, pairs and paths, probe results."""
     t = Text()
     t.append_text(untrusted(f"{c.src} → {c.dst}"))
@@ -490,7 +496,12 @@ def describe(hs: HostState, c: Cell) -> Text:
             t.append_text(untrusted(line + (f"  [{r.detail}]" if r.detail else "")))
             t.append("\n")
     elif c.observed is None:
-        t.append("\nnot probed: press p to send probes\n", style="dim")
+        t.append(
+            "\nnot probed (read-only session: no probes are sent)\n"
+            if read_only
+            else "\nnot probed: press p to send probes\n",
+            style="dim",
+        )
     unread = sorted({f"{d.netns or 'host'}: {n}" for p in c.pairs for d in p.filters for n in d.not_read})
     if unread:
         t.append("\nfilters not evaluated (the prediction could not use them):\n", style="bold")
