@@ -94,12 +94,7 @@ def no_icc_segments(hs: HostState) -> frozenset[str]:
 
 
 def _ovs_ports(topo: Topology) -> dict[str, OvsPort]:
-    out = {}
-    for b in topo.ovs:
-        for p in b.ports:
-            for i in p.interfaces:
-                out[i.name] = p
-    return out
+    return topo.ovs_ports_by_interface  # built once per Topology
 
 
 def _ovs_tags(topo: Topology, bridge: str) -> set[int]:
