@@ -97,3 +97,12 @@ def test_alerting_install_runs_a_command_that_exists(capsys, tmp_path, monkeypat
     argv = shlex.split(exec_line.removeprefix("ExecStart="))
     assert Path(argv[0]).is_file() and "check" in argv, argv
     assert f"{tmp_path}/nope" in err and "does not exist" in err
+
+
+def test_record_needs_a_positive_duration_and_size(capsys, tmp_path):
+    """`record --duration -5` wrote a recording of no observation and exited 0."""
+    for opt, bad in (("--duration", "-5"), ("--duration", "0"), ("--max-size", "0")):
+        with pytest.raises(SystemExit) as e:
+            main(["record", "--demo", "-o", str(tmp_path / "r.tsr"), opt, bad])
+        assert e.value.code == 2 and f"argument {opt}: must be more than 0" in capsys.readouterr().err
+    assert not (tmp_path / "r.tsr").exists()

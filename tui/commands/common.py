@@ -38,6 +38,17 @@ def interval_seconds(text: str) -> float:
     return value
 
 
+def positive_number(text: str) -> float:
+    """A number > 0 (`record --duration -5` wrote a recording of no observation, exit 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
 def add_common(p: argparse.ArgumentParser, *, sub: bool = True) -> None:
     """The options every command takes, before or after the command name.
 

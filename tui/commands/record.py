@@ -6,7 +6,7 @@ import argparse
 import asyncio
 
 from probes.session import make_engine
-from tui.commands.common import UserError, options_from
+from tui.commands.common import UserError, options_from, positive_number
 
 NAME = "record"
 HELP = "record what is observed to a file, for `tenantscope replay`"
@@ -17,13 +17,17 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the recording (e.g. incident.tsr)")
     p.add_argument(
         "--duration",
-        type=float,
+        type=positive_number,
         default=None,
         metavar="SECONDS",
         help="stop after this long (default: Ctrl-C)",
     )
     p.add_argument(
-        "--max-size", type=float, default=64.0, metavar="MIB", help="stop at this size (default 64 MiB)"
+        "--max-size",
+        type=positive_number,
+        default=64.0,
+        metavar="MIB",
+        help="stop at this size (default 64 MiB)",
     )
 
 
