@@ -188,6 +188,8 @@ PROCESS_WIDE = {
     "probes/inventory/libvirt.py _quiet_done": "libvirt's error handler is process-wide (libvirt's own)",
     "probes/logs/parsers.py _ts_cache": "a bounded memo of a pure parse of timestamp text",
     "probes/logs/parsers.py _pairs": "a bounded memo of immutable (key, value) pairs (interning)",
+    "probes/logs/lazy.py _re2 (@cache)": "the re2 module, imported at the first log block (code)",
+    "probes/logs/lazy.py patterns (@cache)": "the four constant patterns, compiled once (code)",
 }
 _MUTATORS = {
     "append",
