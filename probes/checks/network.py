@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
 from probes.checks.base import CheckSpec, Skip, check, finding, memo
-from probes.checks.common import dom, keys, passed, per_host, tenants_of, vms, who
+from probes.checks.common import dom, keys, libvirt_gap, passed, per_host, tenants_of, vms, who
 from probes.facts.model import HostFacts
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload, WorkloadKind
 from probes.network.filtereval import FilterDecision
@@ -41,6 +41,19 @@ def _with_topology(state: State) -> list[HostState]:
     if not hosts:
         raise Skip("no network topology observed yet")
     return hosts
+
+
+def _vms_unseen(spec: CheckSpec, hs: HostState) -> Iterator[Finding]:
+    """An ERROR beside what the check finds while the host's libvirt does not answer: its VMs
+    are missing from the segments, so "nothing found" would vouch for what was not seen."""
+    why = libvirt_gap(hs)
+    if why and why[0] == Status.ERROR:
+        yield finding(
+            spec,
+            Status.ERROR,
+            f"VMs not seen ({why[1]}): this covers namespaces and containers only",
+            host=hs.host.name,
+        )
 
 
 def _q(s: str) -> str:
@@ -119,11 +132,19 @@ def _segment_tenants(hs: HostState) -> dict[str, dict[str, list[tuple[str, str]]
     "ARP-spoof each other and talk directly: nothing between them filters.",
     Severity.HIGH,
     "move each tenant to its own bridge or VLAN",
-    reads=("workloads", "topology", "runtimes", "reach"),  # VM addresses: agents answer in probe runs
+    reads=(
+        "workloads",
+        "topology",
+        "runtimes",
+        "reach",
+        "connections",
+        "probe_errors",
+    ),  # VM addresses: agents answer in probe runs
     scope="host",
 )
 def net02_shared_segment(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
+        yield from _vms_unseen(spec, hs)
         nets = runtime_networks(hs)
         for seg, tenants in sorted(_segment_tenants(hs).items()):
             if len(tenants) < 2:
@@ -234,11 +255,12 @@ def net03_ovs_trunk_all(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "separates them; tenants on one bridge are separated only by their IP addressing.",
     Severity.MEDIUM,
     "bridge link set dev PORT isolated on  (for each tenant port), or one bridge per tenant",
-    reads=("workloads", "topology", "reach"),
+    reads=("workloads", "topology", "reach", "connections", "probe_errors"),
     scope="host",
 )
 def net04_bridge_without_separation(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
+        yield from _vms_unseen(spec, hs)
         topo = hs.topology
         assert topo is not None
         for seg, tenants in sorted(_segment_tenants(hs).items()):
@@ -299,11 +321,12 @@ def _cells(hs: HostState) -> tuple[Cell, ...]:
     "isolated: the headline isolation failure.",
     Severity.CRITICAL,
     "find the shared segment or forwarding gateway on the path shown, and separate it",
-    reads=("workloads", "topology", "runtimes", "reach"),
+    reads=("workloads", "topology", "runtimes", "reach", "connections", "probe_errors"),
     scope="host",
 )
 def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
+        yield from _vms_unseen(spec, hs)
         topo = hs.topology
         assert topo is not None
         for p in topo.problems:
@@ -380,11 +403,12 @@ def net05_reach_policy_denies(state: State, spec: CheckSpec) -> Iterator[Finding
     "(libvirt, sshd, metadata) from inside.",
     Severity.HIGH,
     "drop tenant traffic to the host in the INPUT chain, or remove host addresses from tenant bridges",
-    reads=("workloads", "topology", "runtimes", "reach"),
+    reads=("workloads", "topology", "runtimes", "reach", "connections", "probe_errors"),
     scope="host",
 )
 def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding]:
     for hs in _with_topology(state):
+        yield from _vms_unseen(spec, hs)
         for c in _cells(hs):
             if c.dst != HOST_TENANT or (c.src.startswith("(") and c.src != "(unplaced)"):
                 continue
@@ -423,13 +447,14 @@ def net06_tenant_reaches_host(state: State, spec: CheckSpec) -> Iterator[Finding
     "tenants routes between them unless a filter stops it.",
     Severity.HIGH,
     "sysctl -w net.ipv4.ip_forward=0 in that namespace, or add a FORWARD filter between the legs",
-    reads=("workloads", "topology", "reach"),
+    reads=("workloads", "topology", "reach", "connections", "probe_errors"),
     scope="host",
 )
 def net07_forwarding_between_tenants(state: State, spec: CheckSpec) -> Iterator[Finding]:
     from probes.network.segments import attach
 
     for hs in _with_topology(state):
+        yield from _vms_unseen(spec, hs)
         topo = hs.topology
         assert topo is not None
         seg_tenants = {s: set(t) for s, t in _segment_tenants(hs).items()}

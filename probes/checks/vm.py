@@ -267,11 +267,11 @@ def _virsh(*argv: str) -> str:
     "tenants against each other when the host is full, they never cap anyone.",
     Severity.MEDIUM,
     "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000",
-    reads=("workloads", "samples"),
+    reads=("workloads", "samples", "connections", "probe_errors"),
     scope="host",
 )
 def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
-    for hs in state.hosts:
+    def body(hs: HostState) -> Iterator[Finding]:
         for w in vms(hs):
             assert w.vm is not None
             ct = w.vm.cputune
@@ -301,6 +301,8 @@ def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 ),
             )
 
+    yield from per_host(state, spec, body, libvirt=True)
+
 
 @check(
     "VM-05",
@@ -311,11 +313,11 @@ def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "then kills other tenants' VMs.",
     Severity.MEDIUM,
     "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)",
-    reads=("workloads", "samples"),
+    reads=("workloads", "samples", "connections", "probe_errors"),
     scope="host",
 )
 def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
-    for hs in state.hosts:
+    def body(hs: HostState) -> Iterator[Finding]:
         for w in vms(hs):
             assert w.vm is not None
             if w.vm.domain_type == "xen":  # Xen caps a domain at its maximum memory; no QEMU owns it
@@ -342,6 +344,8 @@ def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 evidence=[Evidence(where, f"hard_limit_kib={xml}")],
                 fix=_virsh("memtune", w.name, "--hard-limit", str(suggest), "--live", "--config"),
             )
+
+    yield from per_host(state, spec, body, libvirt=True)
 
 
 # ---------------------------------------------------------------- VM-06

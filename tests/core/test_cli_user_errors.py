@@ -66,6 +66,22 @@ def test_check_of_an_unreadable_libvirt_view_exits_2_naming_it(capsys, domain_fi
     assert f"libvirt {domain_file} unreachable" in err and "expecting root element of 'node'" in err
 
 
+def test_no_vm_or_segment_check_passes_on_vms_it_could_not_see(capsys, domain_file):
+    """With the host's libvirt not answering, the VM limit checks err like the other VM checks
+    and the segment checks say their picture lacks the VMs: no PASS vouches for unseen VMs
+    (VM-04, VM-05, NET-02, NET-04..07 said "PASS nothing found")."""
+    ids = ("VM-04", "VM-05", "NET-02", "NET-04", "NET-05", "NET-06", "NET-07")
+    rc, out, _ = run(
+        capsys, "check", "--libvirt", domain_file, "--format", "json", *(f"--check={i}" for i in ids)
+    )
+    assert rc == 2
+    got = {(r["check_id"], r["status"], r["summary"]) for r in json.loads(out)["results"]}
+    assert {c for c, *_ in got} == set(ids), got
+    assert not [g for g in got if g[1] == "pass"], got
+    for c, status, summary in got:
+        assert status == "error" and "unreachable" in summary, (c, status, summary)
+
+
 def test_snapshot_of_an_unreadable_host_says_so_and_exits_2(capsys, tmp_path, domain_file):
     """A "known good" baseline holding nothing of the host is no baseline: still written (it
     is what was seen), but named on stderr and exit 2, as `check` does."""
