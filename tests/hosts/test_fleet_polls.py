@@ -111,8 +111,11 @@ async def test_a_change_on_an_off_screen_host_reads_its_figures_at_once(monkeypa
             conn.lookupByName("acme-web-1").suspend()
 
         await asyncio.get_running_loop().run_in_executor(inv._thread, suspend)
-        t0 = time.monotonic()
-        await _until(lambda: _at(session, off) != before, timeout=8.0)
+        t0, suspended_at = time.monotonic(), time.time()
+        # a reading taken after the suspend (one already under way when it came, under load,
+        # changed `_at` too, and showed the domain still running)
+        await _until(lambda: (_at(session, off) or 0.0) >= suspended_at, timeout=8.0)
+        assert _at(session, off) != before
         assert time.monotonic() - t0 < 5.0  # woken by the change, not the 20 s interval
         vm = next(w for w in session.engine._states[off].workloads if w.name == "acme-web-1")
         assert vm.state == "paused"
