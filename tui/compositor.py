@@ -13,7 +13,8 @@ changed regions (the header's line and the Resources summary and chart: ~7 widge
 else can reach the output: a partial update writes only the changed regions' spans, and a
 widget that overlaps none of them has no cell there ("the first widget painted wins" is
 about cells, so leaving one out cannot change a written cell). Full renders are unchanged.
-`_get_renders` is Textual's own with that one test added, and `render_partial_update` is
+`_get_renders` is Textual's own (https://github.com/Textualize/textual, MIT licence, Copyright
+(c) 2021 Will McGugan) with that one test added, and `render_partial_update` is
 Textual's, wrapped to tell it the changed regions; both are installed only while Textual's
 source is the one they were written against (tests/tui/test_compositor.py pins it and proves
 the output identical on the console's screen).

@@ -8,7 +8,8 @@ the terminal and on a pipe that the exit event writes to: it wakes for input, fo
 only while the key parser holds a partial sequence, at that sequence's deadline. Everything
 else (the parsing, the events, the final read at exit) is Textual's code as it is.
 
-`run_input_thread` is a copy of LinuxDriver's with only the wait changed; the test
+`run_input_thread` is a copy of LinuxDriver's with only the wait changed (Textual,
+https://github.com/Textualize/textual, MIT licence, Copyright (c) 2021 Will McGugan); the test
 tests/tui/test_driver.py pins Textual's source of it, so a Textual upgrade that changes the
 original fails there rather than behaving differently on screen.
 """
