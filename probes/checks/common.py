@@ -72,7 +72,7 @@ def libvirt_gap(hs: HostState) -> tuple[Status, str] | None:
     if c.state == ConnState.UP:
         return None
     if c.state == ConnState.ABSENT:
-        return Status.SKIPPED, "no libvirt on this host" + (f" ({c.detail})" if c.detail else "")
+        return Status.SKIPPED, "no libvirt on this host" + (f": {c.detail}" if c.detail else "")
     return Status.ERROR, f"libvirt {c.state}" + (f": {c.detail}" if c.detail else "")
 
 

@@ -82,6 +82,15 @@ def test_no_vm_or_segment_check_passes_on_vms_it_could_not_see(capsys, domain_fi
         assert status == "error" and "unreachable" in summary, (c, status, summary)
 
 
+def test_a_libvirt_uri_the_user_named_that_has_no_driver_is_an_error(capsys):
+    """`--libvirt bogus:///x`: libvirt has no driver for it. The user named it, so the VM checks
+    err naming it (they said "SKIP no libvirt on this host") and check exits 2."""
+    rc, out, err = run(capsys, "check", "--libvirt", "bogus:///x", "--format", "json", "--check=VM-04")
+    assert rc == 2 and "bogus:///x" in err
+    (r,) = json.loads(out)["results"]
+    assert r["status"] == "error" and "bogus:///x" in r["summary"], r
+
+
 def test_snapshot_of_an_unreadable_host_says_so_and_exits_2(capsys, tmp_path, domain_file):
     """A "known good" baseline holding nothing of the host is no baseline: still written (it
     is what was seen), but named on stderr and exit 2, as `check` does."""
