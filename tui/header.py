@@ -153,7 +153,7 @@ def header_parts(
         parts.append(part)
     refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
     part = Text(f"refreshed {hhmmss(refreshed, tz)}")
-    if refreshed and now - refreshed > stale_after:
+    if refreshed and can_turn_stale(state) and now - refreshed > stale_after:
         age = int(now - refreshed)
         part.append(
             f" (stale: {age // 60} min {age % 60} s ago)" if age >= 60 else f" (stale: {age} s ago)",
@@ -165,6 +165,12 @@ def header_parts(
     elif state.source not in ("live", ""):
         parts.append(untrusted(state.source, style="italic"))
     return parts
+
+
+def can_turn_stale(state: State) -> bool:
+    """Only a picture being observed (live or the demo) turns stale: a replay or a saved State
+    shows a past time on purpose, and the wall clock says nothing about it."""
+    return state.source in ("live", "", "demo")
 
 
 SEPARATOR = Text("  │  ", style="dim")
@@ -259,10 +265,10 @@ class AppHeader(Horizontal):
             return
         if self._drawn_stale or FOLLOWERS_ENV in os.environ:
             delay = 1.0
-        elif self._refreshed:
+        elif self._refreshed and can_turn_stale(self._state):
             delay = max(0.05, self._refreshed + self._stale_after - self._clock() + 0.01)
         else:
-            return  # nothing observed yet: nothing can turn stale
+            return  # nothing observed yet, or a replay: nothing can turn stale
         # (a loop timer: a Textual Timer is a task of its own; the callback keeps the app's
         # context, in which it is scheduled)
         self._timer = asyncio.get_running_loop().call_later(delay, self._clock_tick)
@@ -273,7 +279,11 @@ class AppHeader(Horizontal):
         self._timer = None
         if self._state is None or not self.is_attached:
             return
-        stale = bool(self._refreshed) and self._clock() - self._refreshed > self._stale_after
+        stale = (
+            bool(self._refreshed)
+            and can_turn_stale(self._state)
+            and self._clock() - self._refreshed > self._stale_after
+        )
         if stale or self._drawn_stale or FOLLOWERS_ENV in os.environ:
             self._tick()
         self._arm()

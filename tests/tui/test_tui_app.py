@@ -333,6 +333,22 @@ async def test_header_is_not_rebuilt_every_second_while_fresh(monkeypatch):
         assert len(built) == 2 and "(stale: 1 min 16 s ago)" in plain(header.query_one("#header-main"))
 
 
+async def test_a_replay_is_never_stale_and_its_header_clock_sleeps():
+    """A replay shows a past time on purpose: its header never says "stale" against the wall
+    clock (it said "stale: 21 min ago" in every replay), and its clock arms no timer."""
+    now = [T0 + 3600]
+    st = replace(sample_state(), source="replay of hv1 at 2026-12-06 14:13:20 UTC · ⏸ paused 1x · 1/2")
+    app, _ = make_app(st, clock=lambda: now[0])
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        header = app.query_one(AppHeader)
+        main = plain(header.query_one("#header-main"))
+        assert "refreshed 14:13:20" in main and "stale" not in main and "replay of hv1" in main
+        assert header._timer is None
+        header._clock_tick()
+        assert header._timer is None and "stale" not in plain(header.query_one("#header-main"))
+
+
 async def test_probe_errors_view_from_key_and_from_header_click():
     app, _ = make_app(sample_state(errors=True))
     async with app.run_test(size=(160, 48)) as pilot:
