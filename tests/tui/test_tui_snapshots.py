@@ -81,3 +81,31 @@ def test_finding_detail_80x24(snap_compare, demo):
 def test_workload_detail_80x24(snap_compare, demo):
     app, _ = make_app(demo)
     assert snap_compare(app, terminal_size=(80, 24), press=["1", "down", "enter"], run_before=settle)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_narrow_findings_pane_gives_the_summary_the_room(demo, size):
+    """At 80 columns the Summary (what is wrong) got ~21 characters while Tenants kept its
+    widest list ("globex, initech, umbrella"): there, Tenants is cut with an ellipsis and the
+    Summary keeps its room; a wide pane shows every tenant as before."""
+    from textual.widgets.data_table import ColumnKey
+
+    from tui.panes.findings import FindingsPane
+
+    app, _ = make_app(demo)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("5")
+        await settle(pilot)
+        pane = app.query_one(FindingsPane)
+        table = pane.table
+        widest = max(len(", ".join(f.tenants)) for f in pane.ordered)
+        tenants = table.columns[ColumnKey("tenants")].width
+        summary_seen = (
+            pane.size.width
+            - sum(c.get_render_width(table) for c in table.columns.values())
+            + (table.columns[ColumnKey("summary")].get_render_width(table))
+        )
+        if size[0] == 80:
+            assert tenants < widest and summary_seen >= 40, (tenants, summary_seen)
+        else:
+            assert tenants == widest

@@ -57,6 +57,9 @@ def row_identity(f: Finding) -> str:
     return f"{f.check_id}|{f.host}|{','.join(sorted(f.workloads))}"
 
 
+SUMMARY_ROOM = 48  # columns the Summary keeps before the Tenants column is cut
+
+
 class FindingsTable(CellCachedTable):
     """The table; row keys are row_identity (#n for a repeat) so the cursor survives refreshes."""
 
@@ -293,8 +296,18 @@ class FindingsPane(Pane):
             tenants = max(tenants, width(", ".join(f.tenants) or "—"))
             marks = (len(ACK_MARK) if key in acks else 0) + (len(NEW_MARK) if key in new else 0)
             summary = max(summary, marks + width(f.summary or f.title))
+        # a narrow pane (80 columns): the summary, what is wrong, gets the room first; a long
+        # tenant list is cut with an ellipsis (the detail lists every tenant)
+        room = self.size.width - 2 * self.table.cell_padding * len(columns) - 1  # (scrollbar)
+        if room > 0:
+            others = status + severity + check + (host if multi else 0)
+            tenants = max(len("Tenants"), min(tenants, room - others - min(summary, SUMMARY_ROOM)))
         found = (status, severity, check, *((host,) if multi else ()), tenants, summary)
         return tuple(max(text_width(c), w) for c, w in zip(columns, found))
+
+    def on_resize(self) -> None:
+        if self._findings is not None and self._columns:
+            self._refill()  # the widths follow the pane's (rows stay: only the widths change)
 
     def _cells(self, f: Finding, made: tuple[Finding, bool, bool], variables: Any) -> list[Text]:
         _, acked, new = made
@@ -310,7 +323,9 @@ class FindingsPane(Pane):
             summary = Text(ACK_MARK, style="italic") + summary
         if new:  # new since the baseline (--baseline): C lists every change
             summary = Text(NEW_MARK, style="bold") + summary
-        cells += [untrusted(", ".join(f.tenants) or "—"), summary]
+        tenants = untrusted(", ".join(f.tenants) or "—")
+        tenants.overflow = "ellipsis"  # cut to its column in a narrow pane
+        cells += [tenants, summary]
         return cells
 
     def selected(self) -> Finding | None:
