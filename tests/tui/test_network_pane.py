@@ -339,3 +339,21 @@ def test_workload_detail_shows_vm_addresses_with_their_source() -> None:
     bare = replace(hs, topology=replace(hs.topology, policy=None))
     text = workload_text(vm, (), {}, vm_addresses(bare)[vm.key]).plain
     assert "address unknown (agent not asked" in text and "MAC not in any neighbour table" in text
+
+
+async def test_the_demos_simulated_hypervisor_has_nothing_to_probe() -> None:
+    """The demo's libvirt test driver has no namespaces or guests to send from: `p` says so and
+    asks nothing (it offered "0 ICMP echo requests", then said "probed ... 24 results" while
+    every cell stayed predicted)."""
+    from tests.fixtures.tui import observe_demo
+    from tui.panes.reachability import ConfirmProbe
+
+    app = await _pane_app(await observe_demo())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        app.query_one(ReachabilityPane).action_probe()
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmProbe)
+        assert any("simulated hypervisor" in n.message for n in app._notifications)
+        assert app.state.hosts[0].reach is None

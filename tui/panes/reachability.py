@@ -26,6 +26,7 @@ from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, ProgressBar, Static
 
+from probes.hosts.libvirt_uri import is_simulated
 from probes.model import HostKind, HostState, State
 from probes.network.plan import plan
 from probes.network.predict import Cell, Matrix, contradictions, matrix
@@ -34,6 +35,11 @@ from tui.panes.base import Pane
 from tui.readonly import is_read_only
 from tui.safe import untrusted
 from tui.status import theme_style
+
+
+def _simulated(h: HostState) -> bool:
+    return h.host.kind == HostKind.LIBVIRT and is_simulated(h.host.libvirt_uri)
+
 
 YES, NO, UNKNOWN = "✓", "✗", "?"
 LEGEND = (
@@ -297,6 +303,15 @@ class ReachabilityPane(Pane):
             return
         if self._probing_now():
             self.notify("Probes are already running (x cancels).")
+            return
+        if state.source == "demo" or all(_simulated(h) for h, _ in self._rmatrices):
+            # the test driver's domains have no interfaces to send from or guests to ask: the
+            # confirmation offered "0 ICMP echo requests", then "probed" while nothing changed
+            self.notify(
+                "Nothing to probe: a simulated hypervisor (libvirt test driver) has no namespaces "
+                "or guests to send from; the cells stay predicted (~).",
+                severity="warning",
+            )
             return
         if os.geteuid() != 0 and any(self._is_local(h.host.name) for h, _ in self._rmatrices):
             self.notify("Active probes need root (raw sockets inside namespaces).", severity="error")
