@@ -363,7 +363,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         if action == "focus_pane" and self.screen is not self.default_screen:
             return False
         if hidden(self, action):  # read-only: changing actions are removed (and refused)
-            return None
+            return False
         return True
 
     def action_focus_pane(self, pane_id: str) -> None:

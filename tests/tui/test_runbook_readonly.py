@@ -18,6 +18,8 @@ async def test_read_only_refuses_network_probe_and_hides_it():
         await pilot.press("p")
         await pilot.pause()
         assert not isinstance(app.screen, ModalScreen)  # no confirmation: the key is gone
+        # not even dimmed in the footer (it was: shown, and a press did nothing)
+        assert "probe" not in {b.binding.action for b in app.active_bindings.values()}
         actions = {e.action for e in key_entries(app)}
         assert "probe" not in actions  # not in help nor palette
         pane = app.pane("reachability")
