@@ -362,9 +362,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         """Pane keys act on the main screen only: not behind a dialog."""
         if action == "focus_pane" and self.screen is not self.default_screen:
             return False
-        if hidden(self, action):  # read-only: changing actions are removed (and refused)
-            return False
-        return True
+        return not hidden(self, action)  # read-only: changing actions are removed (and refused)
 
     def action_focus_pane(self, pane_id: str) -> None:
         if pane_id not in PANE_CLASSES:

@@ -90,7 +90,7 @@ class Pane(Vertical, can_focus=True):
         the action methods refuse them too."""
         from tui.readonly import hidden
 
-        return False if hidden(self.app, action) else True
+        return not hidden(self.app, action)
 
     def focus_target(self) -> Widget:
         """The widget that takes focus when the user selects this pane (number keys)."""
