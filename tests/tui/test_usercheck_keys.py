@@ -33,6 +33,22 @@ async def test_home_and_end_go_to_the_first_and_last_row():
         assert findings.cursor_row == 0
 
 
+async def test_home_and_end_in_the_resources_pane():
+    """The Resources pane's table too (it scrolled sideways: nothing moved)."""
+    from tests.fixtures.tui import observe_demo
+
+    app, _ = make_app(await observe_demo())
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        resources = app.query_one("#resources-table", DataTable)
+        assert resources.row_count > 1 and resources.cursor_row == 0
+        await pilot.press("end")
+        assert resources.cursor_row == resources.row_count - 1
+        await pilot.press("home")
+        assert resources.cursor_row == 0
+
+
 async def test_fleet_sort_key_names_the_new_sort_even_when_the_order_stays():
     """With one host (the demo) `s` changed nothing on screen: the summary kept "sorted by
     urgency" as if the key did nothing; and "1 hosts"."""

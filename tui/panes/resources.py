@@ -30,6 +30,7 @@ from probes.units import fmt_bytes
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
+from tui.table import RowTable
 
 # What an on-call engineer needs first comes first (a half-width pane shows only the left
 # columns without scrolling): who burns CPU, who holds memory, who has no limit.
@@ -220,8 +221,9 @@ def build_rows(
 # ------------------------------------------------------------------ widgets
 
 
-class ResourcesTable(DataTable[Text]):
-    """Row keys are Row.key, so the cursor survives refreshes."""
+class ResourcesTable(RowTable):
+    """Row keys are Row.key, so the cursor survives refreshes; Home and End go to the first and
+    last row (tui.table.RowTable)."""
 
 
 class ResourcesPane(Pane):
