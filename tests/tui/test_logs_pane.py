@@ -500,3 +500,35 @@ async def test_figures_states_skip_the_pane_and_new_lines_still_reach_it(tmp_pat
         with open(syslog, "a") as f:
             f.write("Nov 27 10:10:00 hv1 kernel: br0: port 3(tapglobex1) entered disabled state\n")
         await until(lambda: any("tapglobex1" in e.message for e in pane.store), "the new line in the pane")
+
+
+async def test_enter_shows_the_whole_line_and_what_was_made_of_it_inert():
+    """The pane cuts a line to its column; Enter shows it whole with its source, signals and
+    attribution (found by usercheck: a cut line could only be read by panning). Hostile lines
+    stay inert there too."""
+    from tui.safe import untrusted
+    from tui.screens.log_line import LogLineScreen
+
+    app, _ = make_app(hostile_state())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        ll = app.query_one(LogsPane).query_one(LogLines)
+        ll.focus()
+        ll.action_home()
+        for i in range(len(ll.lines)):
+            ll.cursor = i
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, LogLineScreen) and app.screen.entry is ll.lines[i]
+            body = str(app.screen.query_one("#log-line-body").render())
+            for bad in ("\x1b", "\x07", "\x9b", "\x00", "\r", "\u202e"):
+                assert bad not in body, (i, repr(body[:200]))
+            e = ll.lines[i]
+            if "mac-denial" in e.tags:
+                assert "isolation signals: mac-denial" in body and "tenant: " in body
+            # the whole message, wrapped (the one sanitizer's 16 KiB cap still holds)
+            assert untrusted(e.message).plain in body
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, LogLineScreen)

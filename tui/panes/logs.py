@@ -115,6 +115,7 @@ class LogLines(ScrollView, can_focus=True):
         Binding("end", "end", "Last (follow)", id="logs.last", show=False),
         Binding("left", "pan(-8)", "Left", id="logs.left", show=False),
         Binding("right", "pan(8)", "Right", id="logs.right", show=False),
+        Binding("enter", "open_line", "Whole line", id="logs.open-line", show=False),
     ]
 
     def __init__(self, pane: LogsPane) -> None:
@@ -239,6 +240,16 @@ class LogLines(ScrollView, can_focus=True):
 
     def action_pan(self, dx: int) -> None:
         self.scroll_to(x=max(0, self.scroll_x + dx), animate=False, immediate=True)
+
+    def action_open_line(self) -> None:
+        """The line under the cursor (the newest while following) in full, with what was made
+        of it (tui/screens/log_line.py): the pane cuts a line to its column."""
+        from tui.screens.log_line import LogLineScreen
+
+        if not self.lines:
+            return
+        i = self.cursor if 0 <= self.cursor < len(self.lines) else len(self.lines) - 1
+        self.app.push_screen(LogLineScreen(self.lines[i]))
 
     def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self.pause()

@@ -1,0 +1,75 @@
+"""One log line in full: Enter in the Logs pane. The pane shows a line cut to its column (an
+AVC denial is hundreds of characters); here it is whole, wrapped, with what tenantscope made
+of it: source, parser, program and PID, severity, the isolation signals it carries, the tenant
+and workload it was attributed to and by what evidence, and the fields the parser kept.
+Every value is host text and goes through untrusted().
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from tui.safe import untrusted
+
+
+def log_line_text(e: Any) -> Text:
+    """`e` is a LogEntry (a LogEvent or a lazy line: reading its fields parses it)."""
+    out = Text()
+    out.append(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at)), style="bold")
+    out.append("  host ")
+    out.append_text(untrusted(e.host))
+    out.append("  #")
+    out.append(str(e.seq))
+
+    def row(label: str, value: str) -> None:
+        if value:
+            out.append(f"\n{label}: ", style="bold")
+            out.append_text(untrusted(value))
+
+    row("source", e.source)
+    row("parsed as", e.kind)
+    row("program", f"{e.program}[{e.pid}]" if e.pid else e.program)
+    row("severity", e.severity)
+    row("isolation signals", ", ".join(e.tags))
+    if e.tenant:
+        row("tenant", e.tenant)
+        row("workload", e.workload)
+        row("attributed by", e.attributed_by)
+    else:
+        out.append("\ntenant: ", style="bold")
+        out.append("none (nothing in the line names a workload)", style="italic")
+    row("touched tenant", getattr(e, "target_tenant", ""))
+    row("touched workload", getattr(e, "target_workload", ""))
+    for k, v in getattr(e, "fields", ()):
+        row(k, v)
+    out.append("\n\nmessage\n", style="bold underline")
+    out.append_text(untrusted(e.message))
+    return out
+
+
+class LogLineScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="log-line-close"),
+    ]
+
+    def __init__(self, entry: Any) -> None:
+        super().__init__()
+        self.entry = entry
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="log-line-detail", classes="dialog") as box:
+            box.border_title = "Log line"
+            box.border_subtitle = "Esc closes"
+            yield Static(log_line_text(self.entry), id="log-line-body")
+        yield Footer()
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)
