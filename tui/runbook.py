@@ -24,6 +24,7 @@ Audit, UpdatesLookup); the panel shows their progress from State.requests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,7 @@ from textual.widgets import Static
 
 from probes.model import RequestState, State, Status
 from probes.requests import Audit, Request, UpdatesLookup
+from tui.header import hhmmss
 from tui.readonly import refuse
 
 
@@ -255,7 +257,10 @@ class RunbookActions(_AppBase):
             if e.at >= since and (SEVERITY_RANK.get(e.severity, 9) <= SEVERITY_RANK["warning"] or e.tags)
         ]
         try:
-            shown = pane.show_entries(events)
+            what = "warnings and isolation signals"
+            if since > 0:
+                what += f" since {hhmmss(since, UTC)} UTC"  # (as the since prompt takes it)
+            shown = pane.show_entries(events, what)
         except Exception as e:
             self._rb_set("logs", state=StepState.FAILED, reason=f"logs pane: {e}")
             return

@@ -32,6 +32,7 @@ class Query:
     workload: str | None = None  # substring of the workload key
     words: tuple[str, ...] = ()  # lower-case
     seqs: frozenset[tuple[str, int]] | None = None  # jump-from-finding: exactly these entries
+    chosen: str = ""  # with seqs: what they are, for the status line ("the evidence of VM-09")
 
     @property
     def empty(self) -> bool:
@@ -120,7 +121,9 @@ class Query:
 
     def describe(self) -> str:
         if self.seqs is not None:
-            return f"{len(self.seqs)} evidence line(s)"
+            return (
+                f"{self.chosen or 'chosen lines'} ({len(self.seqs)} line{'' if len(self.seqs) == 1 else 's'})"
+            )
         parts = []
         for k, v in (
             ("tenant", self.tenant),

@@ -532,3 +532,16 @@ async def test_enter_shows_the_whole_line_and_what_was_made_of_it_inert():
             await pilot.press("escape")
             await pilot.pause()
             assert not isinstance(app.screen, LogLineScreen)
+
+
+def test_a_filter_of_chosen_lines_says_what_they_are():
+    """The status line said "filter: 0 evidence line(s)" after the runbook's log review (found
+    by usercheck): lines chosen by a finding or the runbook say what they are and how many."""
+    from probes.logs.query import Query
+
+    one = frozenset({("hv1", 1)})
+    assert Query(seqs=one, chosen="the evidence of VM-09").describe() == "the evidence of VM-09 (1 line)"
+    assert Query(seqs=frozenset(), chosen="warnings and isolation signals").describe() == (
+        "warnings and isolation signals (0 lines)"
+    )
+    assert Query(seqs=one).describe() == "chosen lines (1 line)"

@@ -494,9 +494,10 @@ class LogsPane(Pane):
 
     # -- the hook for the findings detail
 
-    def show_entries(self, refs: Iterable[Any]) -> int:
+    def show_entries(self, refs: Iterable[Any], what: str = "") -> int:
         """Show exactly these entries (LogEvents, (host, seq) pairs or evidence `where`
-        strings such as `log:hv1#42`); returns how many are still in the pane."""
+        strings such as `log:hv1#42`); returns how many are still in the pane. `what` says in
+        the status line what they are."""
         want: set[tuple[str, int]] = set()
         for r in refs:
             if isinstance(r, LogEvent):
@@ -507,7 +508,7 @@ class LogsPane(Pane):
                 p = parse_ref(r)
                 if p is not None:
                     want.add(p)
-        self.query_filter = Query(seqs=frozenset(want))
+        self.query_filter = Query(seqs=frozenset(want), chosen=what)
         found = self._rebuild(cursor_first=True)
         self._missing = len(want) - found
         self.lines.pause()
@@ -516,7 +517,7 @@ class LogsPane(Pane):
         return found
 
     def show_finding(self, finding: Finding) -> int:
-        return self.show_entries(e.where for e in finding.evidence)
+        return self.show_entries((e.where for e in finding.evidence), f"the evidence of {finding.check_id}")
 
     # -- actions
 
