@@ -113,3 +113,20 @@ async def test_read_only_matrix_does_not_offer_p():
             detail = str(pane.query_one("#reach-detail").render())
             assert said in summary
             assert ("press p" in detail) is not read_only and ("not probed" in detail)
+
+
+async def test_the_logs_footer_keeps_quit_runbook_and_report_on_screen():
+    """With the Logs pane focused at 140 columns its ten keys pushed q Quit, b Runbook and
+    e Report past the right edge (under the command palette's key): n, N, R and o are in the
+    help (and the search's status line names n/N/R), not the footer."""
+    from textual.widgets import Footer
+
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause()
+        keys = list(app.screen.query_one(Footer).query("FooterKey"))
+        palette = next(k for k in keys if k.description == "Commands")
+        for name in ("Quit", "Runbook", "Report", "Help"):
+            k = next(k for k in keys if k.description == name)
+            assert k.region.right <= palette.region.x, (name, k.region, palette.region)

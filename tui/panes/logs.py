@@ -357,13 +357,15 @@ class LogsPane(Pane):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow", id="logs.follow"),
         Binding("slash", "search", "Search", id="logs.search", key_display="/"),
-        Binding("n", "next_match", "Next match", id="logs.next"),
-        Binding("N", "prev_match", "Prev match", id="logs.prev", key_display="N"),
-        Binding("R", "toggle_regex", "Regex", id="logs.regex", key_display="R"),
+        # (n, N and R are in the help and named by the status line while a search is on; o in the
+        # help: in the footer they pushed q Quit, b Runbook and e Report off a 140-column screen)
+        Binding("n", "next_match", "Next match", id="logs.next", show=False),
+        Binding("N", "prev_match", "Prev match", id="logs.prev", key_display="N", show=False),
+        Binding("R", "toggle_regex", "Regex", id="logs.regex", key_display="R", show=False),
         Binding("colon", "filter", "Filter", id="logs.filter", key_display=":"),
         Binding("t", "cycle_tenant", "Tenant", id="logs.tenant"),
         Binding("s", "cycle_severity", "Severity", id="logs.severity"),
-        Binding("o", "cycle_source", "Source", id="logs.source"),
+        Binding("o", "cycle_source", "Source", id="logs.source", show=False),
         Binding("escape", "escape", "Clear filter", id="logs.clear"),
     ]
     DEFAULT_CSS = """
@@ -742,6 +744,7 @@ class LogsPane(Pane):
             t.append(
                 ("re " if self.search.regex else "") + "/" + visible(self.search.pattern, limit=100) + "/"
             )
+            t.append(" (n/N next/previous, R regex)")
         elif self.regex:
             t.append("  regex on")
         if self._message:
