@@ -131,3 +131,16 @@ def test_record_needs_a_positive_duration_and_size(capsys, tmp_path):
             main(["record", "--demo", "-o", str(tmp_path / "r.tsr"), opt, bad])
         assert e.value.code == 2 and f"argument {opt}: must be more than 0" in capsys.readouterr().err
     assert not (tmp_path / "r.tsr").exists()
+
+
+def test_replay_of_a_snapshot_says_what_opens_it(capsys, tmp_path):
+    """A saved State is not a recording: replay says so and names what opens a snapshot."""
+    snap = tmp_path / "good.json"
+    assert run(capsys, "snapshot", "--demo", "-o", str(snap))[0] == 0
+    rc, _, err = run(capsys, "replay", str(snap))
+    assert rc == 2 and "not a tenantscope recording" in err
+    assert "saved State (snapshot)" in err and "report --from" in err and "Traceback" not in err
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00\x01not json")
+    rc, _, err = run(capsys, "replay", str(junk))
+    assert rc == 2 and "not a tenantscope recording" in err and "snapshot" not in err

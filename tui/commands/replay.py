@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         rec = record.load(args.file)
     except record.RecordError as e:
-        raise UserError(str(e)) from None
+        raise UserError(str(e) + _snapshot_hint(args.file)) from None
     if not rec.states:
         raise UserError(f"{args.file}: {rec.problem or 'the recording holds no observation'}")
     opts = with_baseline(options_from(args, demo=False), args.baseline)
@@ -44,3 +44,18 @@ def run(args: argparse.Namespace) -> int:
         app.call_later(app.notify, rec.problem, title="recording", severity="warning", timeout=15)
     app.run()
     return app.return_code or 0
+
+
+def _snapshot_hint(path: str) -> str:
+    """A saved State (`snapshot -o`, `check --format json`) is not a recording: say what opens it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip()
+    except OSError:
+        return ""
+    if head.startswith(b"{") and b'"schema"' in head and b'"state"' in head:
+        return (
+            "; it looks like a saved State (snapshot): `tenantscope report --from FILE` shows it, "
+            "`tenantscope diff FILE OTHER` compares it"
+        )
+    return ""
