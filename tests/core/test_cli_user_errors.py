@@ -143,4 +143,4 @@ def test_replay_of_a_snapshot_says_what_opens_it(capsys, tmp_path):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x00\x01not json")
     rc, _, err = run(capsys, "replay", str(junk))
-    assert rc == 2 and "not a tenantscope recording" in err and "snapshot" not in err
+    assert rc == 2 and "not a tenantscope recording" in err and "saved State" not in err
