@@ -5,10 +5,13 @@ second, whether the app is exiting and whether a lone ESC has waited long enough
 Escape key. An idle console pays those wake-ups for hours (~1 ms of CPU a second, the
 biggest single cost of an idle tenantscope after its own refresh). Here the thread waits on
 the terminal and on a pipe that the exit event writes to: it wakes for input, for exit, and
-only while the key parser holds a partial sequence, at that sequence's deadline. Everything
-else (the parsing, the events, the final read at exit) is Textual's code as it is.
+only while the key parser holds a partial sequence, at that sequence's deadline. And when the
+terminal hangs up (end of input, or EIO) it stops watching it and ends the app: Textual's loop
+read nothing again and again at full speed (a console whose SSH session dropped while SIGHUP
+was ignored spun two threads at ~70% of a core each until killed). Everything else (the
+parsing, the events, the final read at exit) is Textual's code as it is.
 
-`run_input_thread` is a copy of LinuxDriver's with only the wait changed (Textual,
+`run_input_thread` is a copy of LinuxDriver's with the wait and the hang-up changed (Textual,
 https://github.com/Textualize/textual, MIT licence, Copyright (c) 2021 Will McGugan); the test
 tests/tui/test_driver.py pins Textual's source of it, so a Textual upgrade that changes the
 original fails there rather than behaving differently on screen.
@@ -76,6 +79,12 @@ class QuietLinuxDriver(LinuxDriver):
         super().close()
         self.exit_event.close()
 
+    def hung_up(self) -> None:
+        """The terminal is gone: nobody can see or drive this console any more, so it ends
+        (the user's SSH session dropped while SIGHUP was ignored, e.g. under nohup)."""
+        app = self._app
+        app.call_from_thread(app.exit, None, 1, "the terminal hung up")
+
     def _wait(self, parser: XTermParser) -> float | None:
         """How long the input thread may sleep: until a partial sequence's deadline, else
         until input or exit."""
@@ -102,16 +111,24 @@ class QuietLinuxDriver(LinuxDriver):
         decode = utf8_decoder
         read = os.read
 
+        hung_up = False  # (not Textual's: see below)
+
         def process_selector_events(
             selector_events: list[tuple[selectors.SelectorKey, int]],
             final: bool = False,
         ) -> None:
+            nonlocal hung_up
             selector_events = [(k, m) for k, m in selector_events if k.fd != wake_fd]
             for last, (_selector_key, mask) in loop_last(selector_events):
                 if mask & EVENT_READ:
-                    unicode_data = decode(read(fileno, 1024 * 4), final=final and last)
+                    try:
+                        data = read(fileno, 1024 * 4)
+                    except OSError:  # (not Textual's) the terminal is gone (EIO)
+                        data = b""
+                    unicode_data = decode(data, final=final and last)
                     if not unicode_data:
                         # This can occur if the stdin is piped
+                        hung_up = hung_up or not final
                         break
                     for event in feed(unicode_data):
                         self.process_message(event)
@@ -120,12 +137,19 @@ class QuietLinuxDriver(LinuxDriver):
 
         try:
             while not self.exit_event.is_set():
-                events = selector.select(self._wait(parser))
+                events = selector.select(None if hung_up else self._wait(parser))
                 self.wakeups += 1
                 process_selector_events(events)
+                if hung_up and self.fileno in selector.get_map():
+                    # (not Textual's) end of input: the terminal hung up (an SSH session that
+                    # dropped, SIGHUP ignored). Textual's loop read nothing again and again at
+                    # full speed; here the terminal is no longer watched and the app is told
+                    selector.unregister(self.fileno)
+                    self.hung_up()
             self.exit_event.drain()  # (the event is cleared and may be set again: a new thread)
             selector.unregister(wake_fd)
-            selector.unregister(self.fileno)
+            if self.fileno in selector.get_map():
+                selector.unregister(self.fileno)
             process_selector_events(selector.select(0.1), final=True)
 
         finally:

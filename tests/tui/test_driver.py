@@ -130,3 +130,50 @@ def test_the_exit_event_writes_nothing_once_its_pipe_is_closed() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_a_terminal_that_hangs_up_ends_the_console_instead_of_spinning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pty's other side closes (an SSH session gone while SIGHUP was ignored): the input
+    thread stops watching the terminal and tells the app once, then sleeps until the exit.
+    Textual's loop read nothing again and again: two orphaned consoles of a failed serve test
+    spun at ~70% of a core each. (The app is a stand-in recording the call: `hung_up` is the
+    driver's own hook, which calls App.exit from the thread in the console.)"""
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    stdin = os.fdopen(os.dup(slave), "rb", buffering=0)
+    monkeypatch.setattr(sys, "__stdin__", stdin)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
+    told: list[float] = []
+
+    class Driver(_Recording):
+        def hung_up(self) -> None:
+            told.append(time.monotonic())
+
+    driver = Driver(object(), mouse=False)
+    thread = threading.Thread(target=driver._run_input_thread, daemon=True)
+    try:
+        thread.start()
+        time.sleep(0.2)
+        os.close(master)
+        master = -1
+        os.close(slave)
+        slave = -1
+        _until(lambda: len(told) == 1)
+        woken = driver.wakeups
+        time.sleep(0.5)
+        assert driver.wakeups - woken <= 1 and len(told) == 1  # asleep, told once
+        driver.exit_event.set()
+        thread.join(2)
+        assert not thread.is_alive()
+    finally:
+        driver.exit_event.set()
+        thread.join(2)
+        driver.exit_event.close()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        stdin.close()
+        for fd in (master, slave):
+            if fd >= 0:
+                os.close(fd)
