@@ -3,6 +3,7 @@ nothing is typed, keys and a lone ESC delivered as Textual delivers them, a quic
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import os
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 import tty
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -73,16 +75,37 @@ def _until(cond: Any, timeout: float = 2.0) -> float:
     return time.monotonic() - t0
 
 
-async def test_input_thread_sleeps_until_input_and_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def _driver_on_a_pty(
+    monkeypatch: pytest.MonkeyPatch, cls: type[_Recording] = _Recording
+) -> Iterator[tuple[_Recording, threading.Thread, list[int]]]:
+    """A driver whose terminal is a real pty (its input thread not started yet) and the pty's
+    [master, slave] descriptors (a test that closes one sets it to -1); all undone after."""
     master, slave = pty.openpty()
     tty.setraw(slave)
     stdin = os.fdopen(os.dup(slave), "rb", buffering=0)
     monkeypatch.setattr(sys, "__stdin__", stdin)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
-    driver = _Recording(object(), mouse=False)
+    driver = cls(object(), mouse=False)
     thread = threading.Thread(target=driver._run_input_thread, daemon=True)
+    fds = [master, slave]
     try:
-        assert driver.fileno == stdin.fileno()
+        yield driver, thread, fds
+    finally:
+        driver.exit_event.set()
+        thread.join(2)
+        driver.exit_event.close()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        stdin.close()
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
+
+
+async def test_input_thread_sleeps_until_input_and_exits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _driver_on_a_pty(monkeypatch) as (driver, thread, (master, _slave)):
+        assert driver.fileno == sys.__stdin__.fileno()
         thread.start()
         time.sleep(0.5)
         assert driver.wakeups == 0  # Textual's driver: 5 wake-ups in 0.5 s
@@ -99,15 +122,6 @@ async def test_input_thread_sleeps_until_input_and_exits_at_once(monkeypatch: py
         thread.join(2)
         assert not thread.is_alive()
         assert time.monotonic() - t0 < 0.5
-    finally:
-        driver.exit_event.set()
-        thread.join(2)
-        driver.exit_event.close()
-        for s, h in handlers.items():
-            signal.signal(s, h)
-        stdin.close()
-        os.close(master)
-        os.close(slave)
 
 
 def test_the_exit_event_writes_nothing_once_its_pipe_is_closed() -> None:
@@ -140,26 +154,18 @@ async def test_a_terminal_that_hangs_up_ends_the_console_instead_of_spinning(
     Textual's loop read nothing again and again: two orphaned consoles of a failed serve test
     spun at ~70% of a core each. (The app is a stand-in recording the call: `hung_up` is the
     driver's own hook, which calls App.exit from the thread in the console.)"""
-    master, slave = pty.openpty()
-    tty.setraw(slave)
-    stdin = os.fdopen(os.dup(slave), "rb", buffering=0)
-    monkeypatch.setattr(sys, "__stdin__", stdin)
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGTSTP, signal.SIGCONT)}
     told: list[float] = []
 
     class Driver(_Recording):
         def hung_up(self) -> None:
             told.append(time.monotonic())
 
-    driver = Driver(object(), mouse=False)
-    thread = threading.Thread(target=driver._run_input_thread, daemon=True)
-    try:
+    with _driver_on_a_pty(monkeypatch, Driver) as (driver, thread, fds):
         thread.start()
         time.sleep(0.2)
-        os.close(master)
-        master = -1
-        os.close(slave)
-        slave = -1
+        for i in (0, 1):  # the other side goes
+            os.close(fds[i])
+            fds[i] = -1
         _until(lambda: len(told) == 1)
         woken = driver.wakeups
         time.sleep(0.5)
@@ -167,13 +173,3 @@ async def test_a_terminal_that_hangs_up_ends_the_console_instead_of_spinning(
         driver.exit_event.set()
         thread.join(2)
         assert not thread.is_alive()
-    finally:
-        driver.exit_event.set()
-        thread.join(2)
-        driver.exit_event.close()
-        for s, h in handlers.items():
-            signal.signal(s, h)
-        stdin.close()
-        for fd in (master, slave):
-            if fd >= 0:
-                os.close(fd)

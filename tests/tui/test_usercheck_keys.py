@@ -3,11 +3,22 @@ new user would): Home/End in the help and the Findings pane, `s` in the fleet vi
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.widgets import DataTable
 
 from tests.fixtures.tui import make_app, sample_state
 from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
+
+
+async def _end_then_home(pilot: Any, table: DataTable[Any]) -> None:
+    """End goes to the last row of a table of several, Home back to the first."""
+    assert table.row_count > 1
+    await pilot.press("end")
+    assert table.cursor_row == table.row_count - 1
+    await pilot.press("home")
+    assert table.cursor_row == 0
 
 
 async def test_home_and_end_go_to_the_first_and_last_row():
@@ -18,19 +29,12 @@ async def test_home_and_end_go_to_the_first_and_last_row():
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        help_table = app.screen.query_one("#help-table", DataTable)
-        await pilot.press("end")
-        assert help_table.cursor_row == help_table.row_count - 1 > 0
-        await pilot.press("home")
-        assert help_table.cursor_row == 0
+        await _end_then_home(pilot, app.screen.query_one("#help-table", DataTable))
         await pilot.press("escape", "5")
         await pilot.pause()
         findings = app.query_one("#findings-table", DataTable)
-        assert findings.row_count > 1 and findings.cursor_row == 0
-        await pilot.press("end")
-        assert findings.cursor_row == findings.row_count - 1
-        await pilot.press("home")
         assert findings.cursor_row == 0
+        await _end_then_home(pilot, findings)
 
 
 async def test_home_and_end_in_the_resources_pane():
@@ -42,11 +46,8 @@ async def test_home_and_end_in_the_resources_pane():
         await pilot.press("2")
         await pilot.pause()
         resources = app.query_one("#resources-table", DataTable)
-        assert resources.row_count > 1 and resources.cursor_row == 0
-        await pilot.press("end")
-        assert resources.cursor_row == resources.row_count - 1
-        await pilot.press("home")
         assert resources.cursor_row == 0
+        await _end_then_home(pilot, resources)
 
 
 async def test_fleet_sort_key_names_the_new_sort_even_when_the_order_stays():
