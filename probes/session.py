@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from probes.config import Config
 from probes.engine import Engine, Probe, Subscriber
 from probes.hosts.base import HostTransport
+from probes.hosts.libvirt_uri import DEFAULT_URI
 from probes.hosts.local import LocalHost
 from probes.logs.model import LogSlice
 from probes.model import Finding, HostKind, HostState, RequestState, RequestStatus, State
@@ -93,7 +94,7 @@ def make_hosts(opts: Options) -> list[HostTransport]:
         from probes.hosts.libvirt_view import LibvirtViewHost
 
         return [LibvirtViewHost(uri or "")]
-    return [LocalHost(libvirt_uri=uri or "qemu:///system", root=opts.root)]
+    return [LocalHost(libvirt_uri=uri or DEFAULT_URI, root=opts.root)]
 
 
 def _pair_with_targets(hosts: list[HostTransport], uri: str) -> list[HostTransport]:

@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator, Sequence
 
 from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport, LibvirtAbsent
+from probes.hosts.libvirt_uri import DEFAULT_URI
 from probes.model import Host, HostKind
 
 LIBVIRT_RUN = "/run/libvirt"
@@ -27,7 +28,7 @@ def libvirt_daemon_present(uri: str, run_dir: str = LIBVIRT_RUN) -> bool:
 
 class LocalHost(HostTransport):
     def __init__(
-        self, name: str | None = None, *, libvirt_uri: str | None = "qemu:///system", root: str = ""
+        self, name: str | None = None, *, libvirt_uri: str | None = DEFAULT_URI, root: str = ""
     ) -> None:
         self.host = Host(name=name or os.uname().nodename, kind=HostKind.LOCAL, libvirt_uri=libvirt_uri)
         self._root = root.rstrip("/")

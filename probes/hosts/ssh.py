@@ -41,6 +41,7 @@ from typing import Any
 from probes.fleet import Target, targets_from_options
 from probes.hosts.base import CommandResult, CommandTimeout, HostError, HostTransport
 from probes.hosts.libvirt_forward import LibvirtForward
+from probes.hosts.libvirt_uri import DEFAULT_URI
 from probes.hosts.quiet_asyncssh import asyncssh
 from probes.hosts.sshmux import Mux, MuxClosed, muxable
 from probes.model import Connection, ConnState, Host, HostKind
@@ -606,7 +607,7 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
     for t in targets:
         uri = t.libvirt_uri or (user_uri if len(targets) == 1 else None)
         if t.local:
-            out.append(LocalHost(t.name, libvirt_uri=uri or "qemu:///system", root=getattr(opts, "root", "")))
+            out.append(LocalHost(t.name, libvirt_uri=uri or DEFAULT_URI, root=getattr(opts, "root", "")))
             continue
         keys = tuple(getattr(opts, "identity", ()) or ()) + ((t.identity,) if t.identity else ())
         ssh_config = getattr(opts, "ssh_config", None)

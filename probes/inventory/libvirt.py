@@ -29,6 +29,7 @@ from typing import Any
 
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
+from probes.hosts.libvirt_uri import DEFAULT_URI
 from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import (
@@ -693,4 +694,4 @@ def _named_by_user(host: Host) -> bool:
     own): that it cannot be opened is an error to show, never "no libvirt on this host"."""
     if host.kind == HostKind.LIBVIRT:
         return True
-    return host.kind == HostKind.LOCAL and (host.libvirt_uri or "qemu:///system") != "qemu:///system"
+    return host.kind == HostKind.LOCAL and (host.libvirt_uri or DEFAULT_URI) != DEFAULT_URI
