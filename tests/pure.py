@@ -178,9 +178,24 @@ def _address_ok(family: int, addr: Any) -> bool:
     return False
 
 
+def _library_lookup() -> bool:
+    """Called from ctypes.util.find_library, which runs `ldconfig -p` (a read of the linker's
+    cache), or gcc/ld to a temporary file when that finds nothing: done once by the first
+    import that looks a library up (asyncssh looks for liboqs), in whichever test imports it
+    first; alone, tests/hosts/test_fleet.py's inventory test failed on it."""
+    f = sys._getframe(2)
+    while f is not None:
+        if f.f_code.co_name == "find_library" and f.f_code.co_filename.endswith(
+            os.path.join("ctypes", "util.py")
+        ):
+            return True
+        f = f.f_back
+    return False
+
+
 def _why(event: str, args: tuple[Any, ...]) -> str | None:
     if event in _PROCESS_EVENTS:
-        return f"{event} {args[:2]!r}"
+        return None if _library_lookup() else f"{event} {args[:2]!r}"
     if event == "open":
         p = _path(args[0])
         if p is None:
