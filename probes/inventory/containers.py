@@ -25,7 +25,7 @@ from urllib.parse import quote
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport
 from probes.inventory import procfs
-from probes.inventory.procfs import NS_TYPES, Runtime, gather_limited
+from probes.inventory.procfs import NS_TYPES, Runtime
 from probes.inventory.runtime_api import follow, remote_events_argv
 from probes.inventory.runtimes import ApiContainer, InspectCache, RuntimeView, observe
 from probes.model import ContainerDetails, Feed, HostState, Mount, RuntimeDaemon, Workload, WorkloadKind
@@ -249,13 +249,23 @@ async def discover(
         if init is not None
         for f in ("attr/current", "mountinfo", "cmdline", "uid_map")
     ]
-    texts = await procfs.read_many(host, files, batch=batch)
+    # what the runtimes left on disk for the containers their APIs did not name, read with
+    # the /proc files in one batch (locally one worker-thread hop, not one per file)
+    named = {init.pid: _from_api(api, init.runtime, init.pid) for _, init in inits if init is not None}
+    wanted = [
+        p
+        for _, init in inits
+        if init is not None and named[init.pid] is None
+        for p in _identity_paths(init.runtime, api.data_roots)
+    ]
+    texts = await procfs.read_many(host, list(dict.fromkeys(files + wanted)), batch=batch)
+    docs = _Docs(texts)
     mounts: dict[str, tuple[Mount, ...]] = {}  # containers sharing a mount namespace: one parse
-    built = await gather_limited(
-        _build(host, members, init, status, host_ns, launchers, texts, api, mounts)
+    built = [
+        _build(host, members, init, status, host_ns, launchers, texts, named[init.pid], docs, api, mounts)
         for members, init in inits
         if init is not None
-    )
+    ]
     seen: set[str] = set()
     out: list[Workload] = []
     for w in sorted(built, key=lambda w: w.name):
@@ -304,7 +314,7 @@ def _init(members: list[_Proc], status: Mapping[int, procfs.ProcStatus], launche
     return min(roots or inner, key=lambda p: p.pid)
 
 
-async def _build(
+def _build(
     host: HostTransport,
     members: list[_Proc],
     init: _Proc,
@@ -312,6 +322,8 @@ async def _build(
     host_ns: Mapping[str, int],
     launchers: set[int],
     texts: Mapping[str, str | None],
+    found: ApiContainer | None,
+    docs: _Docs,
     api: RuntimeView,
     mounts: dict[str, tuple[Mount, ...]],
 ) -> Workload:
@@ -328,11 +340,10 @@ async def _build(
     if parsed is None:
         parsed = mounts[mountinfo or ""] = procfs.parse_mountinfo(mountinfo or "")
     rt = init.runtime
-    found = _from_api(api, rt, init.pid)
     if found is not None:
         name, source, labels = found.name, "api", found.labels
     else:
-        name, source, labels = await _identity(host, rt, st.name, init.pid, api.data_roots)
+        name, source, labels = _identity(docs, rt, st.name, init.pid, api.data_roots)
     details = ContainerDetails(
         runtime=rt.runtime if rt else "",
         container_id=rt.id if rt else "",
@@ -400,8 +411,48 @@ _K8S_NAME_KEYS = (
 )
 
 
-async def _identity(
-    host: HostTransport,
+_PODMAN_CONTAINERS = "/var/lib/containers/storage/overlay-containers/containers.json"
+MAX_IDENTITY_FILE = 1 << 20  # a runtime's record larger than this is not read as one
+
+
+def _identity_paths(rt: Runtime | None, docker_roots: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The files `_identity` may read for a container, in the order it tries them."""
+    if rt is None or rt.name:
+        return ()
+    if rt.runtime == "docker":
+        return tuple(
+            f"{root}/containers/{rt.id}/config.v2.json"
+            for root in dict.fromkeys((*docker_roots, "/var/lib/docker"))
+        )
+    out = [path.format(id=rt.id) for path in _OCI_BUNDLES.get(rt.runtime, ())]
+    if rt.runtime == "podman":
+        out.append(_PODMAN_CONTAINERS)
+    return tuple(out)
+
+
+class _Docs:
+    """The runtimes' JSON records as read in one batch: each parsed once, None when absent,
+    unreadable, too large or not JSON (no identity from it)."""
+
+    def __init__(self, texts: Mapping[str, str | None]) -> None:
+        self._texts = texts
+        self._parsed: dict[str, object] = {}
+
+    def get(self, path: str) -> object:
+        if path not in self._parsed:
+            text = self._texts.get(path)
+            doc = None
+            if text is not None and len(text) <= MAX_IDENTITY_FILE:
+                try:
+                    doc = json.loads(text)
+                except ValueError:
+                    doc = None
+            self._parsed[path] = doc
+        return self._parsed[path]
+
+
+def _identity(
+    docs: _Docs,
     rt: Runtime | None,
     comm: str,
     pid: int,
@@ -411,8 +462,9 @@ async def _identity(
 
     Best effort, read-only: docker's config.v2.json (under each running dockerd's data-root,
     then the default one), the OCI bundle's annotations (cri-o, containerd, podman) and
-    podman's containers.json. A name nobody gave is made up from the runtime and short id, or
-    the init's command and PID, and marked as such (name_source "").
+    podman's containers.json, as read beforehand (`_identity_paths`). A name nobody gave is
+    made up from the runtime and short id, or the init's command and PID, and marked as such
+    (name_source "").
     """
     if rt is None:
         return f"{comm or 'pid'}[{pid}]", "", ()
@@ -420,8 +472,8 @@ async def _identity(
         return rt.name, "cgroup", ()
     fallback = f"{rt.runtime}:{rt.id[:12]}"
     if rt.runtime == "docker":
-        for root in dict.fromkeys((*docker_roots, "/var/lib/docker")):
-            doc = await _read_json(host, f"{root}/containers/{rt.id}/config.v2.json")
+        for path in _identity_paths(rt, docker_roots):
+            doc = docs.get(path)
             if isinstance(doc, dict):
                 cfg = doc.get("Config")
                 labels = _labels(cfg.get("Labels") if isinstance(cfg, dict) else None)
@@ -429,7 +481,7 @@ async def _identity(
                 return (name, "docker", labels) if name else (fallback, "", labels)
         return fallback, "", ()
     for path in _OCI_BUNDLES.get(rt.runtime, ()):
-        doc = await _read_json(host, path.format(id=rt.id))
+        doc = docs.get(path.format(id=rt.id))
         if not isinstance(doc, dict):
             continue
         raw_ann = doc.get("annotations")
@@ -447,30 +499,23 @@ async def _identity(
                 name = "/".join(str(ann[k]) for k in keys)
                 break
         if not name and rt.runtime == "podman":
-            name = await _podman_name(host, rt.id)
+            name = _podman_name(docs, rt.id)
         lab = tuple(sorted(found.items()))[:MAX_LABELS]
         return (name, "oci", lab) if name else (fallback, "", lab)
     if rt.runtime == "podman":
-        name = await _podman_name(host, rt.id)
+        name = _podman_name(docs, rt.id)
         if name:
             return name, "oci", ()
     return fallback, "", ()
 
 
-async def _podman_name(host: HostTransport, cid: str) -> str:
-    doc = await _read_json(host, "/var/lib/containers/storage/overlay-containers/containers.json")
+def _podman_name(docs: _Docs, cid: str) -> str:
+    doc = docs.get(_PODMAN_CONTAINERS)
     if isinstance(doc, list):
         for c in doc:
             if isinstance(c, dict) and c.get("id") == cid and c.get("names"):
                 return str(c["names"][0])
     return ""
-
-
-async def _read_json(host: HostTransport, path: str) -> object:
-    try:
-        return json.loads(await host.read_text(path, limit=1 << 20))
-    except Exception:  # absent, unreadable, not JSON, transport error: no identity
-        return None
 
 
 def _labels(d: object) -> tuple[tuple[str, str], ...]:

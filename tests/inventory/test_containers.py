@@ -240,6 +240,44 @@ async def test_runtime_recognition_on_synthetic_proc_tree(synthetic_proc: Synthe
     assert all(w.host == "fake" for w in ws)
 
 
+async def test_runtime_records_are_read_in_one_batch(synthetic_proc: SyntheticProc, monkeypatch):
+    """The containers' names and labels from docker's config.v2.json and podman's
+    containers.json come from the batched read of the /proc files (locally one worker-thread
+    hop per discovery), not from one read per file: `read_text` is made to fail here. A
+    record that is not JSON gives the made-up name, as an absent one does."""
+    s = synthetic_proc
+    ids = [f"{i:x}" * 64 for i in range(1, 5)]
+    for n, cid in enumerate(ids):
+        s.proc(
+            201 + n,
+            ns={"pid": s.new_ns(), "uts": s.new_ns()},
+            cgroup=f"0::/system.slice/docker-{cid}.scope\n",
+        )
+        if n < 3:
+            s.file(f"/var/lib/docker/containers/{cid}/config.v2.json", {"Name": f"/web-{n}", "Config": {}})
+    (s.root / f"var/lib/docker/containers/{ids[2]}/config.v2.json").write_text("{not json")
+    s.proc(
+        205, ns={"pid": s.new_ns(), "uts": s.new_ns()}, cgroup=f"0::/machine.slice/libpod-{PODMAN_ID}.scope\n"
+    )
+    s.file(
+        "/var/lib/containers/storage/overlay-containers/containers.json", [{"id": PODMAN_ID, "names": ["db"]}]
+    )
+    host = LocalHost("fake", root=str(s.root))
+
+    async def refuse(path: str, **kw) -> str:
+        raise AssertionError(f"read one by one: {path}")
+
+    monkeypatch.setattr(host, "read_text", refuse)
+    names = {w.container.init_pid: w.name for w in await discover(host)}
+    assert names == {
+        201: "web-0",
+        202: "web-1",
+        203: f"docker:{ids[2][:12]}",
+        204: f"docker:{ids[3][:12]}",
+        205: "db",
+    }
+
+
 @needs_tool("find", "stat")
 async def test_unreadable_pid1_falls_back_to_kthreadd(synthetic_proc: SyntheticProc, tmp_path: Path):
     """Where PID 1's ns links cannot be read, PID 2 (a kernel thread) gives the host's set."""
