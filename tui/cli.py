@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from tui import lazyssl  # noqa: F401  (first: its import makes asyncio load OpenSSL only for TLS)
 from tui.commands import COMMANDS, DEFAULT
 from tui.commands.common import UserError, add_common, log, options_from, setup_logging, version
 

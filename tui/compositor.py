@@ -22,8 +22,8 @@ the output identical on the console's screen).
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,8 +31,9 @@ from textual._compositor import Compositor
 from textual.geometry import Region
 from textual.strip import Strip
 
-# sha256 (first 16 hex digits) of Textual's functions this module copies or wraps
-TEXTUAL_SOURCES = {"_get_renders": "8ac93299aa5d3bef", "render_partial_update": "888dccc892d8ecc2"}
+# CRC-32 of the source of Textual's functions this module copies or wraps (to notice an upgrade;
+# not hashlib: its OpenSSL is ~3 MiB resident that a local console needs for nothing else)
+TEXTUAL_SOURCES = {"_get_renders": "5fa356a4", "render_partial_update": "040360a3"}
 
 _original = Compositor._get_renders
 _original_partial = Compositor.render_partial_update
@@ -113,7 +114,7 @@ def _get_renders(
 
 def textual_sources() -> dict[str, str]:
     return {
-        name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
+        name: f"{zlib.crc32(inspect.getsource(fn).encode()):08x}"
         for name, fn in (("_get_renders", _original), ("render_partial_update", _original_partial))
     }
 

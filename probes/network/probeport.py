@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import ipaddress
 import json
 import os
 import re
-import secrets
 import socket
 import struct
 import subprocess
@@ -85,6 +83,8 @@ class Record:
 def plan_ports(hs: HostState, vms: Sequence[str] | None = None) -> tuple[list[PortPlan], list[Skipped]]:
     """One port per VM (its first NIC on a Linux bridge of the root namespace or an OVS
     bridge); the VMs that cannot get one, with why."""
+    from hashlib import sha256  # here: hashlib loads OpenSSL (~3 MiB), for a probe the user asked for
+
     topo = hs.topology or Topology()
     plans: list[PortPlan] = []
     skipped: list[Skipped] = []
@@ -107,7 +107,7 @@ def plan_ports(hs: HostState, vms: Sequence[str] | None = None) -> tuple[list[Po
             continue
         subnet = _subnet(hs, e, att, topo)
         # the same names the confirmation listed: derived from the VM and this process
-        token = hashlib.sha256(f"{e.workload}|{os.getpid()}".encode()).hexdigest()[:6]
+        token = sha256(f"{e.workload}|{os.getpid()}".encode()).hexdigest()[:6]
         cands = _candidates(subnet, taken | set(e.addresses))
         if not cands:
             skipped.append(Skipped(e.workload, e.tenant, f"no free address left in {subnet}"))
@@ -221,7 +221,7 @@ class Recorder:
     def __init__(self, run_dir: Path | None = None) -> None:
         self.dir = run_dir or RUN_DIR
         self.rec = Record(os.getpid(), _start_time(os.getpid()))
-        self.path = self.dir / f"probe-ports-{os.getpid()}-{secrets.token_hex(2)}.json"
+        self.path = self.dir / f"probe-ports-{os.getpid()}-{os.urandom(2).hex()}.json"  # secrets.token_hex(2)
         self._lock = threading.Lock()
 
     def save(self) -> None:

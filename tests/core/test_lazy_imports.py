@@ -112,8 +112,12 @@ def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
 
 
 RUNNING = r"""
-import asyncio, json, sys
+import json, sys
+from pathlib import Path
+from tui import cli  # what the entry point imports first
+import asyncio
 from tests.fixtures.tui import make_app, sample_state
+from probes.network import filterread, ovsflows, probeport  # a local console's, at import
 
 async def main():
     app, source = make_app(sample_state())
@@ -121,17 +125,21 @@ async def main():
         await pilot.pause(0.3)
         source.push(sample_state())  # a State rendered while the panes are up
         await pilot.pause(0.3)
+    probeport.sweep(Path(sys.argv[1]))  # what the session's start runs as root
+    probeport.Recorder(Path(sys.argv[1]))
     print(json.dumps(sorted(sys.modules)))
 
 asyncio.run(main())
 """
 
 
-def test_running_console_imports_no_screen_it_did_not_open() -> None:
+def test_running_console_imports_no_screen_it_did_not_open(tmp_path: Path) -> None:
     """The screens that follow the State (probe errors, fleet, changes) are imported when they
-    are opened, not by every render checking whether they are on top."""
+    are opened, not by every render checking whether they are on top. Nor is OpenSSL loaded
+    (~4 MiB): not by asyncio (tui/lazyssl.py), the compositor's pin of Textual's source (a
+    CRC), the nonces of the filter and flow readers or the probe-port sweep at start."""
     out = subprocess.run(
-        [sys.executable, "-c", RUNNING],
+        [sys.executable, "-c", RUNNING, str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -141,4 +149,6 @@ def test_running_console_imports_no_screen_it_did_not_open() -> None:
     mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "tui.panes.findings" in mods  # the console did render
     for absent in ("tui.screens.probe_errors", "tui.screens.fleet", "tui.screens.changes", "re2"):
+        assert absent not in mods, absent
+    for absent in ("ssl", "_ssl", "_hashlib", "hmac"):
         assert absent not in mods, absent
