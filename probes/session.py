@@ -123,7 +123,7 @@ def _names(uri: str, h: HostTransport) -> bool:
 
 def make_probes(opts: Options, logs: LogService | None = None) -> Any:
     """The probes of each host. `logs`: the session's logs service (else one for these probes)."""
-    if logs is None and not opts.demo:
+    if logs is None:
         logs = make_log_service(opts)
 
     def for_host(host: HostTransport) -> Sequence[Probe[Any]]:
@@ -246,6 +246,10 @@ def _ovs_db(opts: Options) -> str | None:
 def make_log_service(opts: Options) -> LogService:
     from probes.logs.service import LogService, config_of
 
+    if opts.demo:  # the demo host's simulated lines: nothing of this machine is read
+        from probes.demo.logs import demo_sources
+
+        return LogService(own_sources=demo_sources())
     return LogService(config_of(opts))
 
 
@@ -294,7 +298,7 @@ def make_deriver(opts: Options):
 def make_engine(opts: Options, logs: LogService | None = None) -> Engine:
     """The engine of one session; `logs`: the session's logs service (made here if None and
     the session follows logs). Nothing in it is shared with another engine."""
-    if logs is None and not opts.demo:
+    if logs is None:
         logs = make_log_service(opts)
     derive = make_deriver(opts)
     if logs is not None:
@@ -339,7 +343,7 @@ class Session:
         # deriver's check runner and tenancy placer live in make_deriver's closure
         self.logs: LogService | None = None
         if engine is None:
-            self.logs = None if opts.demo else make_log_service(opts)
+            self.logs = make_log_service(opts)
             engine = make_engine(opts, self.logs)
         self.engine = engine
         self._ids = itertools.count(1)

@@ -76,6 +76,9 @@ def libvirt_gap(hs: HostState) -> tuple[Status, str] | None:
     return Status.ERROR, f"libvirt {c.state}" + (f": {c.detail}" if c.detail else "")
 
 
+DEMO_NO_FILES = "demo fleet: a simulated hypervisor has no host files to read"
+
+
 def facts_gap(hs: HostState, source: str = "live") -> tuple[Status, str] | None:
     if hs.facts is not None:
         return None
@@ -83,7 +86,7 @@ def facts_gap(hs: HostState, source: str = "live") -> tuple[Status, str] | None:
     if err:
         return Status.ERROR, f"host facts could not be read: {err.message}"
     if source == "demo":
-        return Status.SKIPPED, "demo fleet: a simulated hypervisor has no host files to read"
+        return Status.SKIPPED, DEMO_NO_FILES
     if hs.host.kind == HostKind.LIBVIRT:  # a remote or simulated hypervisor seen through libvirt
         return Status.SKIPPED, why_not_read(hs.host.name, hs.host.libvirt_uri, "host facts")
     return Status.SKIPPED, "host facts not collected on this host"

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from probes.checks.base import CheckSpec, Skip, check, finding, memo
+from probes.checks.common import DEMO_NO_FILES
 from probes.hosts.libvirt_uri import why_not_read
 from probes.logs import classify
 from probes.logs.attribute import Attributor, Index
@@ -271,12 +272,14 @@ def log03_oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
     severity=Severity.MEDIUM,
     fix="mkdir -p /var/log/journal && systemctl restart systemd-journald (or Storage=persistent "
     "in journald.conf); apt install auditd; run tenantscope as root or in group adm.",
-    reads=("logs",),
+    reads=("logs", "source"),
 )
 def log04_insufficient_logging(state: State, spec: CheckSpec) -> Iterator[Finding]:
     hosts = [hs for hs in state.hosts if hs.logs is not None]
     if not hosts:
         raise Skip(_no_logs(state))
+    if state.source == "demo":  # its lines are simulated (probes/demo/logs.py): no set-up to judge
+        raise Skip(DEMO_NO_FILES)
     for hs in hosts:
         host = hs.host.name
         v = hs.logs

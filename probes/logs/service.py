@@ -265,8 +265,16 @@ class _Block:
 class LogService:
     """All hosts' logs of one session (see the module docstring)."""
 
-    def __init__(self, cfg: sources.LogsConfig | None = None) -> None:
+    def __init__(
+        self,
+        cfg: sources.LogsConfig | None = None,
+        *,
+        own_sources: Callable[[HostLogs], list[tuple[str, Any]]] | None = None,
+    ) -> None:
         self.cfg = cfg or sources.LogsConfig()
+        # instead of the config's sources, these (the demo's simulated lines, probes/demo/logs.py):
+        # such a service reads nothing of the host, not even its logging set-up
+        self.own_sources = own_sources
         self.hosts: dict[str, HostLogs] = {}
         self.attributor = Attributor()
         self._index_key: object = None
@@ -314,6 +322,8 @@ class LogService:
         return hl
 
     async def _coroutines(self, hl: HostLogs) -> list[tuple[str, Any]]:
+        if self.own_sources is not None:
+            return self.own_sources(hl)
         cfg, t = self.cfg, hl.transport
         out: list[tuple[str, Any]] = []
         if cfg.journal or cfg.journal_files or cfg.journal_directory:
@@ -336,7 +346,7 @@ class LogService:
     async def rescan(self, hl: HostLogs) -> None:
         """Start followers for files that appeared since (new qemu logs): from their start.
         (The remote follower re-expands the globs itself.)"""
-        if not hl.transport.is_local:
+        if not hl.transport.is_local or self.own_sources is not None:
             return
         for pat in self.cfg.files:
             if not any(c in pat for c in "*?["):
@@ -658,7 +668,7 @@ class LogsProbe(Probe[LogsResult]):
             hl.wake = self.wake
             await self.service.settle(hl)
         now = time.monotonic()
-        if now - self._setup_at >= SETUP_EVERY:
+        if now - self._setup_at >= SETUP_EVERY and self.service.own_sources is None:
             self._setup_at = now
             if hl.setup is not None:
                 await self.service.rescan(hl)

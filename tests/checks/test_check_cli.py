@@ -23,6 +23,8 @@ PLANTED = {
     "VM-07": {("acme",), ("initech",)},  # emulated disk bus / NIC model
     "VM-08": {("globex",)},  # VNC on 0.0.0.0 without a password
     "VM-09": {("acme", "globex")},  # a disk image attached to two tenants
+    "LOG-02": {("globex",)},  # its simulated logs (probes/demo/logs.py): the shared disk's lock
+    "LOG-03": {("initech",)},  # ... and an OOM kill of a domain without a memory limit
 }
 
 

@@ -44,6 +44,33 @@ def test_the_demo_state_is_what_the_demo_shows(demo, capsys):
     assert got[Status.ERROR] == 0, [f.summary for f in demo.findings if f.status is Status.ERROR]
 
 
+def test_the_demo_shows_log_lines_its_findings_talk_about(demo):
+    """The demo's Logs pane was empty (its simulated hypervisor writes no log): the demo host
+    now has simulated lines (probes/demo/logs.py) read by the real parsers and attribution,
+    which LOG-02 (globex-db-1 could not lock the disk VM-09 says is shared) and LOG-03
+    (initech-build-1, no memory limit, OOM-killed) point at; nothing of this machine is read."""
+    from probes.demo.logs import DETAIL
+
+    [hs] = demo.hosts
+    assert hs.logs is not None
+    by_seq = {e.seq: e for e in hs.logs.events}
+    assert len(by_seq) >= 15
+    assert {s.detail for s in hs.logs.sources} == {DETAIL}
+    assert {s.state.value for s in hs.logs.sources} == {"done"}
+    got = {f.check_id: f for f in demo.findings if f.check_id.startswith("LOG-")}
+    lock, oom = got["LOG-02"], got["LOG-03"]
+    assert lock.status is Status.FAIL and lock.related == ("VM-09",) and lock.tenants == ("globex",)
+    assert oom.status is Status.FAIL and oom.tenants == ("initech",) and "initech-build-1" in oom.summary
+    assert got["LOG-04"].status is Status.SKIPPED and "demo" in got["LOG-04"].summary
+    for f in (lock, oom):  # every log line a finding names is in the pane, attributed to its workload
+        refs = [int(ev.where.split("#")[1]) for ev in f.evidence if ev.where.startswith("log:demo-hv1#")]
+        assert refs and all(by_seq[n].workload in f.workloads for n in refs), f
+    assert {e.workload.split("/")[-1] for e in hs.logs.events if e.tags == ("bridge-port",)} == {
+        "acme-db-1",
+        "initech-ci-1",
+    }  # the two tenants' ports on br-shared (NET-02)
+
+
 async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
