@@ -184,3 +184,21 @@ async def test_the_other_probes_wait_for_what_the_leads_publish_cost_including_i
     finally:
         await engine.stop()
     assert published and other.collected_at - published[0] >= engine_mod.SETTLE_FACTOR * 0.06 * 0.9
+
+
+async def test_an_engine_with_leads_freezes_what_exists_when_its_probes_start() -> None:
+    """A console's widgets are made after its compose froze the imports: a full collection set
+    off by the first inventory's parse (on the probe's thread, the first frame waiting for it)
+    walked them. What exists when an engine with lead probes starts is frozen then (young
+    collections first: cyclic garbage is not frozen); the engine unfreezes when it stops."""
+    gc.unfreeze()
+    keep = [[i] for i in range(20_000)]  # long-lived containers made before start
+    engine = Engine(
+        [LocalHost("h1", libvirt_uri=None)], lambda h: [_Workloads("lead", 1)], lambda s: s, lead=("lead",)
+    )
+    engine.start()
+    try:
+        assert gc.get_freeze_count() >= len(keep)  # at start, before any probe ran
+    finally:
+        await engine.stop()
+    assert gc.get_freeze_count() == 0
