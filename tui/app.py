@@ -272,6 +272,10 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             # whose States arrive all the time leaves the loop free for keys between renders
             gap = max(self.COALESCE, self.BUSY_FACTOR * self._render_cost)
             delay = max(0.01, self._last_flush + gap - time.monotonic())
+            if not self._last_flush:
+                # the source's first State (the console's first frame: 1,000 domains' inventory
+                # and findings) waits for nothing: a burst still gathers behind it in the gap
+                delay = 0.0
             self._flush_timer = asyncio.get_running_loop().call_later(delay, self._flush_pending)
 
     def _flush_pending(self) -> None:

@@ -251,6 +251,22 @@ async def test_tenant_tree_keeps_cursor_and_collapse_across_refresh():
         assert len(by["t:acme"].children) == 3
 
 
+async def test_the_sources_first_state_is_flushed_at_once_the_next_ones_gather():
+    """The source's first State (a console's first frame: 1,000 domains) waits for no flush
+    timer (it waited at least 10 ms); the States after it still gather in the gap."""
+    app, source = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        loop = asyncio.get_running_loop()
+        base = source.state
+        source.push(replace(base, taken_at=T0 + 1))
+        assert app._flush_timer is not None and app._flush_timer.when() <= loop.time()
+        await pilot.pause()
+        assert app.state.taken_at == T0 + 1
+        source.push(replace(base, taken_at=T0 + 2))
+        assert app._flush_timer is not None and app._flush_timer.when() - loop.time() >= 0.01
+
+
 async def test_updates_are_coalesced_and_unchanged_state_does_no_work():
     app, source = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
