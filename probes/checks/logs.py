@@ -62,6 +62,12 @@ def _attribute(state: State, hosts: list[HostState]) -> tuple[LogEvent, ...]:
     return tuple(out)
 
 
+def _name(key: str) -> str:
+    """A workload's name from its key (host/kind/name), as the other checks' summaries say it
+    (the Workloads field of the finding keeps the keys)."""
+    return key.split("/", 2)[-1]
+
+
 def _tenant_of(state: State, wl: dict[str, str], key: str, fallback: str) -> str:
     return wl.get(key, fallback) if key else fallback
 
@@ -118,7 +124,7 @@ def log01_mac_denials(state: State, spec: CheckSpec) -> Iterator[Finding]:
             yield finding(
                 spec,
                 Status.FAIL,
-                f"{len(evs)} denial(s): tenant {st}'s {what} ({wk}) touched tenant {tt}'s {obj} ({tk})",
+                f"{len(evs)} denial(s): tenant {st}'s {what} ({_name(wk)}) touched tenant {tt}'s {obj} ({_name(tk)})",
                 host=host,
                 tenants=(st, tt),
                 workloads=tuple(x for x in (wk, tk) if x),
@@ -176,7 +182,7 @@ def log02_qemu_errors(state: State, spec: CheckSpec) -> Iterator[Finding]:
         t = tenants[(host, wk, "")][0]
         kinds = sorted({tag for e in evs for tag in e.tags if tag in tags})
         summary = f"{len(evs)} {' and '.join(kinds)} line(s)" + (
-            f" for {wk}" if wk else " not linked to a workload"
+            f" for {_name(wk)}" if wk else " not linked to a workload"
         )
         # a lock failure on a disk attached to two tenants' domains: VM-09's sharing is live
         live = sorted(
@@ -246,7 +252,7 @@ def log03_oom_kills(state: State, spec: CheckSpec) -> Iterator[Finding]:
             yield finding(
                 spec,
                 Status.FAIL,
-                f"{len(evs)} OOM kill(s) of {victim} in {wk}",
+                f"{len(evs)} OOM kill(s) of {victim} in {_name(wk)}",
                 host=host,
                 tenants=(t,) if t else (),
                 workloads=(wk,),
