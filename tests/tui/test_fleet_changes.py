@@ -33,6 +33,13 @@ async def test_fleet_view_lists_hosts_most_urgent_first_and_opens_one():
         assert [r.host for r in screen._rows] == ["hv9", "hv1", "hv2"]  # down, failing, clean
         summary = str(screen.query_one("#fleet-summary").render())
         assert "3 hosts · 1 down · 1 with failing checks · sorted by urgency" in summary
+        # an area without a result shows ·: the legend under the table says what it means
+        table = screen.query_one("#fleet-table", DataTable)
+        assert any(str(c) == "·" for c in table.get_row_at(0))
+        legend = str(screen.query_one("#fleet-legend").render())
+        assert (
+            "· no check of that area ran on the host" in legend and "! no observation for over 60 s" in legend
+        )
         await pilot.press("s")  # by host name
         assert [r.host for r in screen._rows] == ["hv1", "hv2", "hv9"]
         table = screen.query_one("#fleet-table", DataTable)  # the rows moved on screen, cells too

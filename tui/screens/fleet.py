@@ -54,11 +54,16 @@ AGE_REDRAW = 1.0  # seconds: a change of ages alone redraws the table at most th
 # few hosts' cells at every State) are drawn at most this often; a new order, hosts coming or
 # going, a key (sort) are drawn at once
 CELL_REDRAW = 0.5
+NO_RESULT = "·"  # an area without any result for the host
+LEGEND = (
+    f"areas: the host's worst check result there, {NO_RESULT} no check of that area ran on the host"
+    f"   Seen: ! no observation for over {STALE_AFTER:.0f} s"
+)
 
 
 def area_cell(status: Status | None, variables: Mapping[str, str]) -> Cell:
     if status is None:
-        return ("·", "dim")
+        return (NO_RESULT, "dim")
     return (
         STATUS_LABEL[status].split()[0] + " " + status.value,
         theme_style(variables, STATUS_VAR[status], bold=status == Status.FAIL),
@@ -109,6 +114,7 @@ class FleetScreen(ModalScreen[str | None]):
             )
             yield Static(id="fleet-summary")
             yield table
+            yield Static(Text(LEGEND, style="dim"), id="fleet-legend")
         yield Footer()
 
     def on_mount(self) -> None:
