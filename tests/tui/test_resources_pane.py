@@ -74,6 +74,8 @@ def test_sparkline_and_chart_maths():
         "  ",
         " █",
     ]  # last `width`; the floor scales
+    # a value below 1/32 of the scale is the lowest block, not a full one (it was: int(h) - 1 = -1)
+    assert chart([0.01, 0.0], width=2, rows=2, floor=100.0) == ["  ", "▁ "]
     rows = build_rows(make_state({"acme-a": 90.0}), frozenset(), 1, False)
     assert [r.key.split(":")[-1] for r in rows][0] == "acme"
 
@@ -103,6 +105,29 @@ async def test_table_sort_expand_no_limit_and_untrusted_names():
         names = [r[0] for r in cell_texts(pane)]  # by name: '[' sorts before 'a'
         assert names[0].startswith("▸ [@click") and names[1].startswith("▾ acme") and "globex" in names[-1]
         assert "acme" in str(app.query_one("#resources-chart").render())
+
+
+async def test_an_idle_chart_is_not_redrawn_as_its_history_grows():
+    """A chart whose points stay at zero does not change when a refresh adds one: its title
+    holds no count of the points (it said "last 37 refreshes": the chart was drawn again at
+    every refresh of an idle console)."""
+
+    def idle(points: int) -> State:
+        st = make_state(dict.fromkeys(("acme-a", "acme-b", "globex-a", EVIL), 0.0))
+        h = st.hosts[0]
+        assert h.samples is not None
+        hist = tuple(replace(x, cpu=(0.0,) * points) for x in h.samples.history)
+        return replace(st, hosts=(replace(h, samples=replace(h.samples, history=hist)),))
+
+    app, source = make_app(idle(8))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        pane = app.pane("resources")
+        drawn = pane._chart
+        assert "CPU, % of one core" in drawn and "0 ┼" in drawn
+        source.push(idle(9))
+        await pilot.pause(0.3)
+        assert pane._chart == drawn
 
 
 async def test_unchanged_state_costs_nothing_and_changes_update_single_cells():

@@ -16,7 +16,7 @@ from textual.widgets import DataTable
 
 from probes.engine import Engine, Probe
 from probes.hosts.local import LocalHost
-from probes.model import Connection, ConnState, HostState, Status, Workload, WorkloadKind
+from probes.model import Connection, ConnState, HostState, State, Status, Workload, WorkloadKind
 from probes.session import Options, Session
 from tests.fixtures.tui import T0, make_app, sample_state, vm
 from tests.helpers import REPO
@@ -298,13 +298,13 @@ async def test_header_connection_states_errors_and_staleness():
         main = plain(header.query_one("#header-main"))
         assert "hv1" in main
         assert "✗ libvirt: unavailable since 14:12:10, retrying (x)" in main
-        assert "refreshed 14:13:20" in main and "stale" not in main
+        assert "refreshed < 10 s ago" in main and "stale" not in main
         assert "demo fleet (libvirt test driver: simulated hypervisor)" in main
         assert plain(header.query_one("#header-errors")) == "⚠ 2 probe errors (!)"
         now[0] = T0 + 75  # nothing arrived for 75 s
         header._clock_tick()  # (its timer's call: armed for when the picture turns stale)
         await pilot.pause()
-        assert "(stale: 1 min 15 s ago)" in plain(header.query_one("#header-main"))
+        assert "refreshed 14:13:20 (stale: 1 min 15 s ago)" in plain(header.query_one("#header-main"))
         source.push(replace(sample_state(), source="live"))
         await pilot.pause(0.3)
         main = plain(header.query_one("#header-main"))
@@ -347,6 +347,47 @@ async def test_header_is_not_rebuilt_every_second_while_fresh(monkeypatch):
         header._clock_tick()  # stale: the age moves every second
         await pilot.pause()
         assert len(built) == 2 and "(stale: 1 min 16 s ago)" in plain(header.query_one("#header-main"))
+
+
+async def test_a_fresh_pictures_next_refresh_does_not_redraw_the_header(monkeypatch):
+    """A live picture's header says it is fresh ("refreshed < 10 s ago"), not the time of
+    the last refresh: a State that only refreshes it neither rebuilds nor redraws the header
+    (the time moved at every refresh: a redraw of the header each time, most of an idle
+    console's cost); a connection that changes does, and so does a stale picture's refresh."""
+    from tui import header as header_module
+
+    built = []
+    real = header_module.header_text
+    monkeypatch.setattr(header_module, "header_text", lambda *a, **k: built.append(1) or real(*a, **k))
+    now = [T0 + 5]
+    st = replace(sample_state(), source="live")
+    app, source = make_app(st, clock=lambda: now[0])
+
+    def at(t: float, **kw) -> State:
+        return replace(st, hosts=tuple(replace(h, refreshed_at=t, **kw) for h in st.hosts), taken_at=t)
+
+    async with app.run_test(size=(200, 24)) as pilot:
+        await pilot.pause()
+        header = app.query_one(AppHeader)
+        assert "refreshed < 10 s ago" in plain(header.query_one("#header-main"))
+        built.clear()
+        for i in range(1, 4):
+            now[0] = T0 + 5 + 2 * i
+            source.push(at(T0 + 2 * i))
+            await pilot.pause(0.2)
+        assert built == [] and app.state.hosts[0].refreshed_at == T0 + 6
+        down = (Connection("libvirt", ConnState.UNREACHABLE, "x", T0),)
+        source.push(at(T0 + 8, connections=down))
+        await pilot.pause(0.2)
+        assert len(built) == 1 and "libvirt: unavailable" in plain(header.query_one("#header-main"))
+        now[0] = T0 + 30
+        header._clock_tick()
+        await pilot.pause()
+        assert "refreshed 14:13:28 (stale: 22 s ago)" in plain(header.query_one("#header-main"))
+        source.push(at(T0 + 30, connections=down))
+        await pilot.pause(0.2)
+        main = plain(header.query_one("#header-main"))
+        assert "refreshed < 10 s ago" in main and "stale" not in main
 
 
 async def test_a_replay_is_never_stale_and_its_header_clock_sleeps():

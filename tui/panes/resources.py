@@ -77,7 +77,7 @@ def chart(values: Sequence[float], width: int, rows: int = CHART_ROWS, floor: fl
         line = []
         for v in pts:
             h = max(0.0, v) / top * rows * 8 - r * 8
-            line.append(" " if h <= 0 else SPARK[min(7, int(h) - 1)] if h < 8 else "█")
+            line.append(" " if h <= 0 else SPARK[min(7, max(0, int(h) - 1))] if h < 8 else "█")
         out.append("".join(line))
     return out
 
@@ -419,9 +419,12 @@ class ResourcesPane(Pane):
                 "net": row.usage.net_hist,
             }[self.chart_metric]
             width = max(10, (self.size.width or 80) - 14)
-            lines = chart(
-                series, width, rows=self._chart_rows or CHART_ROWS, floor=_FLOORS[self.chart_metric]
-            )
+            lines = [  # full width: a point more at zero changes nothing on screen, nor the text
+                ln.ljust(width)
+                for ln in chart(
+                    series, width, rows=self._chart_rows or CHART_ROWS, floor=_FLOORS[self.chart_metric]
+                )
+            ]
             top = max(max(series, default=0.0), _FLOORS[self.chart_metric])
             top_s = (
                 fmt_pct(top)
@@ -429,7 +432,8 @@ class ResourcesPane(Pane):
                 else fmt_bytes(top, rate=self.chart_metric != "mem", compact=True)
             )
             name = row.cells[0].text.strip().lstrip("└▸▾ ").strip()
-            head = f"{name} — {CHART_TITLES[self.chart_metric]}, last {len(series)} refreshes (m: metric)"
+            # (no count of the points: a title moving with every refresh redrew an idle chart)
+            head = f"{name} — {CHART_TITLES[self.chart_metric]}, one bar per refresh (m: metric)"
             body = (
                 [f"{top_s:>8} ┤{lines[0]}"]
                 + [f"{'':>8} │{ln}" for ln in lines[1:-1]]
