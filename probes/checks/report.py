@@ -149,8 +149,10 @@ def as_text(state: State, *, verbose: bool = False) -> str:
                 out.append(
                     f"      evidence: ... {len(f.evidence) - MAX_EVIDENCE_LINES} more (see --format json)"
                 )
-            if f.fix and f.status != Status.ERROR:
-                out.append(f"      fix: {v(f.fix)}")
+            if f.fix and f.status != Status.ERROR:  # a fix of several commands: one a line
+                first, *more = f.fix.split("\n")
+                out.append(f"      fix: {v(first)}")
+                out.extend(f"           {v(line)}" for line in more)
     errors = [(h.host.name, e) for h in state.hosts for e in h.probe_errors]
     if errors:
         out.append("")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import jsonschema
 import pytest
@@ -128,6 +129,21 @@ def test_text_is_grouped_by_area_with_fix_and_safe():
     assert re.search(r"^summary: \d+ fail, \d+ error, \d+ warn, \d+ skipped, \d+ pass$", text, re.M)
     evil = report.as_text(evil_state())
     assert "\x1b" not in evil and "\x07" not in evil and "\\x1b]0;pwned\\x07" in evil
+
+
+def test_text_prints_a_fix_of_several_commands_one_a_line():
+    """NET-04's fix is one command per port: the text report printed them on one line joined
+    by an escaped newline ('isolated on\\x0abridge link ...'), which no one can paste."""
+    f = replace(
+        evil_state().findings[0],
+        host="hv1",
+        fix="bridge link set dev a isolated on\nbridge link set dev b\x1b isolated on",
+    )
+    text = report.as_text(State(hosts=(HostState(host=Host("hv1")),), findings=(f,)))
+    assert (
+        "      fix: bridge link set dev a isolated on\n           bridge link set dev b\\x1b isolated on\n"
+        in text
+    )
 
 
 def test_catalog_has_the_issues_ids_with_why_and_fix():
