@@ -712,6 +712,21 @@ def _lock_failures(hs: HostState, src: str) -> list[LogEvent]:
     ]
 
 
+def _detach_fix(us: list[tuple[Workload, str, bool, bool]]) -> str:
+    """One `virsh detach-disk` a line for the domains of every tenant but the first user's, the
+    why as a shell comment (as the other fixes to paste: command, then `  # ...`)."""
+
+    def owner(w: Workload) -> str:
+        return w.tenant or w.key  # an unplaced domain is nobody else's
+
+    keep = owner(us[0][0])
+    kept = ", ".join(dict.fromkeys(w.name for w, *_ in us if owner(w) == keep))
+    lines = [_virsh("detach-disk", w.name, t, "--config") for w, t, _, _ in us if owner(w) != keep]
+    whose = f"tenant {keep}" if us[0][0].tenant else "its one domain"
+    lines[0] += f"  # the disk stays with {whose} ({kept}) only"
+    return "\n".join(lines)
+
+
 @check(
     "VM-09",
     "vm",
@@ -769,8 +784,7 @@ def vm09_shared_disk(state: State, spec: CheckSpec) -> Iterator[Finding]:
                     )
                     for e in locks[-3:]
                 ],
-                fix="Detach it from all but one tenant: "
-                + "; ".join(f"virsh detach-disk {w.name} {t} --config" for w, t, _, _ in us[1:]),
+                fix=_detach_fix(us),
                 related=("LOG-02",) if locks else (),
             )
         if not bad:

@@ -144,6 +144,21 @@ def test_vm09_shared_disks():
     assert statuses(xml_state(x("acme-db-1", "acme-web-1")), "VM-09") == {Status.PASS}
 
 
+def test_vm09_fix_is_a_command_a_line_for_the_other_tenants_domains():
+    """The fix was prose and commands on one line ('Detach it from all but one tenant: virsh
+    detach-disk ...; virsh ...'), and it detached every domain but the first, its own tenant's
+    too. Now: one command a line for the other tenants' domains, the why as a shell comment
+    (as NET-01's and NET-03's fixes), names quoted for the shell."""
+    two = x("acme-db-1", "globex-db-1")
+    acme = next(w for w in xml_state(two).hosts[0].workloads if w.name == "acme-db-1")
+    twins = [replace(acme, name="acme-db-2"), replace(acme, name="acme db;3")]
+    [f] = [f for f in bad(xml_state(two, extra=twins), "VM-09") if "shared.img" in f.summary]
+    assert f.fix.split("\n") == [  # ('acme db;3' has no tenant: not acme's)
+        "virsh detach-disk globex-db-1 vdb --config  # the disk stays with tenant acme (acme-db-1, acme-db-2) only",
+        "virsh detach-disk 'acme db;3' vdb --config",
+    ]
+
+
 def test_vm10_image_modes_from_real_files(tmp_path):
     import asyncio
 
