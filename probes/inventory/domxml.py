@@ -504,12 +504,14 @@ def _seclabel(s: Element) -> SecLabel:
 
 # ------------------------------------------------------------------ metadata
 
-_NS = re.compile(r"^\{([^}]*)\}(.*)$")
-
 
 def _split(tag: str) -> tuple[str, str]:
-    m = _NS.match(tag)
-    return (m.group(1), m.group(2)) if m else ("", tag)
+    """("namespace", "local") of an ElementTree name ("{namespace}local"), ("", tag) without one."""
+    if tag[:1] == "{":
+        end = tag.find("}")
+        if end > 0:
+            return tag[1:end], tag[end + 1 :]
+    return "", tag
 
 
 def _metadata(md: Element | None) -> tuple[MetadataItem, ...]:

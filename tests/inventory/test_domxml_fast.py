@@ -138,3 +138,16 @@ def test_plain_tag_paths_find_what_elementpath_finds() -> None:
 )
 def test_integers_read_as_before(text: str | None, value: int | None) -> None:
     assert domxml._int(text) == value
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["domain", "{http://example.com/ts/1}tenant", "{}local", "{no-end", "{a}b}c", "", "{", "}x", "a{b}c"],
+)
+def test_a_names_namespace_split_as_the_pattern_did(tag: str) -> None:
+    """Metadata names are split without a regular expression (three per domain): the same
+    (namespace, local) pairs as the pattern ^\\{([^}]*)\\}(.*)$ gave, and ("", tag) without one."""
+    import re
+
+    m = re.match(r"^\{([^}]*)\}(.*)$", tag)
+    assert domxml._split(tag) == ((m.group(1), m.group(2)) if m else ("", tag))
