@@ -114,10 +114,12 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         read_only: bool | None = None,
     ) -> None:
         super().__init__()
-        # partial screen updates render only the widgets they reach (tui/compositor.py)
-        from tui import compositor
+        # partial screen updates render only the widgets they reach (tui/compositor.py), and
+        # the pieces of a divided line are not kept (tui/strips.py)
+        from tui import compositor, strips
 
         compositor.install()
+        strips.install()
         self.opts = opts or Options()
         # read-only: no action that changes anything (tui/readonly.py); env set by `serve`
         self.read_only = env_read_only() if read_only is None else read_only
