@@ -405,34 +405,52 @@ class OpenFiles:
 
     def __init__(self, budget: int | None = None) -> None:
         self._fds: dict[str, int] = {}
+        self._last: dict[str, tuple[bytes, str]] = {}  # a kept file's last content, and as text
         self.budget = budget if budget is not None else _fd_budget()
 
     def read(self, path: str) -> str | None:
+        """The file's content; the very same str as the last read when it did not change
+        (an idle group's counters: read_groups then reuses what it made of them)."""
         fd = self._fds.get(path)
         if fd is not None:
             try:
-                return os.pread(fd, 65536, 0).decode("ascii", "replace")
+                return self._text(path, os.pread(fd, 65536, 0))
             except OSError:
                 os.close(fd)
                 del self._fds[path]
+                self._last.pop(path, None)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
         try:
-            data = os.pread(fd, 65536, 0).decode("ascii", "replace")
+            data = os.pread(fd, 65536, 0)
         except OSError:
             os.close(fd)
             return None
         if len(self._fds) < self.budget:
             self._fds[path] = fd
-        else:
-            os.close(fd)
-        return data
+            return self._text(path, data)
+        os.close(fd)
+        return data.decode("ascii", "replace")
+
+    def _text(self, path: str, data: bytes) -> str:
+        last = self._last.get(path)
+        if last is not None and last[0] == data:
+            return last[1]
+        text = data.decode("ascii", "replace")
+        self._last[path] = (data, text)
+        return text
+
+    def not_open(self, paths: Iterable[str], root: str = "") -> int:
+        """How many of `paths` are not kept open (a read opens them by path)."""
+        fds = self._fds
+        return sum(1 for p in paths if root + p not in fds)
 
     def keep_only(self, paths: set[str]) -> None:
         for p in [p for p in self._fds if p not in paths]:
             os.close(self._fds.pop(p))
+            self._last.pop(p, None)
 
     def close(self) -> None:
         self.keep_only(set())
@@ -493,7 +511,7 @@ async def read_files(
         return {}
     if host.is_local:
         if keep is not None:
-            n_once = len(once or ())
+            n_once = len(once or ()) + keep.not_open(paths, host.root)
             if len(paths) - n_once + 8 * n_once <= ON_LOOP_FILES:  # (opening by path: ~8x a pread)
                 return _read_counters(paths, host.root, keep, once or set())
             return await asyncio.to_thread(_read_counters, paths, host.root, keep, once or set())
@@ -506,8 +524,9 @@ async def read_files(
     return out
 
 
-_COUNTERS = frozenset({"cpu", "mem", "blk", "pids"})
 PlanCache = dict[tuple[GroupRef, bool], list[tuple[str, str, str]]]
+# a group's last counter texts (as OpenFiles returned them) and what interpret made of them
+Readings = dict[tuple[GroupRef, bool], tuple[tuple[str | None, ...], GroupReading]]
 
 
 async def read_groups(
@@ -518,9 +537,12 @@ async def read_groups(
     limits: bool,
     cache: PlanCache | None = None,
     keep: OpenFiles | None = None,
+    last: Readings | None = None,
 ) -> list[GroupReading]:
     """One refresh of counters (and limits, if asked) of many groups. `cache` keeps the file
-    lists between refreshes (the caller clears it when the layout changes)."""
+    lists between refreshes (the caller clears it when the layout changes); `last` the
+    readings of a refresh without limits, reused for a group whose kept-open files all
+    returned the same text (an idle group: nothing to parse again)."""
     if cache is None:
         plans = [_plan(lay, ref, limits) for ref in refs]
     else:
@@ -530,10 +552,25 @@ async def read_groups(
             if plan is None:
                 plan = cache[(ref, limits)] = _plan(lay, ref, limits)
             plans.append(plan)
-    # dict.fromkeys: a parent shared by many children (a pod, a slice) is read once
+    # dict.fromkeys: a parent shared by many children (a pod, a slice) is read once. Locally
+    # the limits' files are kept open too: read every few refreshes, a path walk each time
+    # (~12 us a file, ~10 files a group) was most of an idle console's refresh cost.
     paths = list(dict.fromkeys(p for plan in plans for _, _, p in plan))
-    once = {p for plan in plans for what, _, p in plan if what not in _COUNTERS}
-    files = await read_files(host, paths, keep=keep, once=once)
-    if keep is not None and len(keep) > len(paths):  # groups went away: close their files
-        keep.keep_only({host.root + p for p in paths if p not in once})
-    return [interpret(ref.owner, plan, files, limits) for ref, plan in zip(refs, plans)]
+    files = await read_files(host, paths, keep=keep)
+    if keep is not None and limits and len(keep) > len(paths):  # groups went away: close their files
+        keep.keep_only({host.root + p for p in paths})
+    if last is None or keep is None:
+        return [interpret(ref.owner, plan, files, limits) for ref, plan in zip(refs, plans)]
+    if len(last) > 4 * len(refs) + 64:  # groups came and went: start afresh
+        last.clear()
+    out = []
+    for ref, plan in zip(refs, plans):
+        texts = tuple([files.get(p) for _, _, p in plan])
+        prev = last.get((ref, limits))
+        if prev is not None and len(prev[0]) == len(texts) and all(a is b for a, b in zip(prev[0], texts)):
+            out.append(prev[1])
+            continue
+        g = interpret(ref.owner, plan, files, limits)
+        last[(ref, limits)] = (texts, g)
+        out.append(g)
+    return out

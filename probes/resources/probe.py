@@ -86,6 +86,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._workloads: tuple[Workload, ...] = ()
         self._layout: cgroups.Layout | None = None
         self._plans: cgroups.PlanCache = {}
+        self._readings: cgroups.Readings = {}
         self._open: cgroups.OpenFiles | None = None
         self._open_totals: cgroups.OpenFiles | None = None  # the host's /proc files (local)
         self._dom: DomainStats | None = None
@@ -281,7 +282,13 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         if self._open is None and host.is_local:
             self._open = cgroups.OpenFiles()
         return await cgroups.read_groups(
-            host, self._layout, refs, limits=with_limits, cache=self._plans, keep=self._open
+            host,
+            self._layout,
+            refs,
+            limits=with_limits,
+            cache=self._plans,
+            keep=self._open,
+            last=self._readings,
         )
 
     # ------------------------------------------------------------------ samples

@@ -266,3 +266,38 @@ async def test_a_local_refresh_reads_kept_open_files_on_the_loop(cgroup_factory,
     assert t.source == "/proc" and t.cpus == psutil.cpu_count()
     assert t.mem_total == psutil.virtual_memory().total and t.cpu_pct is not None
     assert t.net_rx_bps is not None and t.blk_read_bps is not None
+
+
+async def test_an_idle_groups_files_stay_open_and_its_reading_is_reused(cgroup_factory, monkeypatch):
+    """Locally every file of a refresh stays open, the limits' too (they were opened by path
+    at every limits refresh: a path walk each, most of an idle console's refresh cost), and
+    a group whose files all read the same as last time is not parsed again: its reading is
+    reused. A group that is gone reads as gone."""
+    import os
+
+    from probes.resources import cgroups
+
+    cg = cgroup_factory()
+    cg.spawn(IDLE)
+    host = LocalHost(libvirt_uri=None)
+    lay = await cgroups.detect_layout(host)
+    ref = cgroups.GroupRef.same_everywhere("k", cg.path)
+    keep, plans, last = cgroups.OpenFiles(), {}, {}
+
+    async def read(limits: bool) -> cgroups.GroupReading:
+        (g,) = await cgroups.read_groups(host, lay, [ref], limits=limits, cache=plans, keep=keep, last=last)
+        return g
+
+    first = await read(True)
+    assert first.exists and first.limits is not None
+    await read(False)
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    again = await read(True)
+    assert opened == [] and again.limits == first.limits
+    pairs = [(await read(False), await read(False)) for _ in range(3)]  # (an idle sleep: the same)
+    assert any(a is b for a, b in pairs)
+    monkeypatch.setattr(os, "open", real_open)
+    cg.cleanup()
+    assert not (await read(False)).exists
