@@ -164,6 +164,25 @@ async def test_findings_sorted_and_status_is_symbol_and_word():
         assert "✗ FAIL 2" in app.pane("findings").border_subtitle
 
 
+def test_the_detail_screens_share_one_shell_each_with_its_own_close_key():
+    """A log line, a finding and a workload are one dialog shell (tui/screens/detail.py: a
+    scrolling box of one Text, Esc closes) instead of three copies; each keeps its ids and its
+    own Esc binding id (the keymap names a binding by screen)."""
+    from tui.screens.detail import DetailScreen
+    from tui.screens.finding_detail import FindingDetailScreen
+    from tui.screens.log_line import LogLineScreen
+    from tui.screens.workload import WorkloadScreen
+
+    names = {}
+    for cls in (LogLineScreen, FindingScreen, WorkloadScreen):
+        assert issubclass(cls, DetailScreen) and "compose" not in vars(cls), cls
+        [esc] = vars(cls)["BINDINGS"]
+        assert esc.key == "escape" and esc.id == f"{cls.NAME}-close"
+        names[cls.NAME] = cls.TITLE
+    assert names == {"log-line": "Log line", "finding": "Finding", "workload": "Workload"}
+    assert FindingDetailScreen.NAME == "finding"  # its copy/save/ack keys redraw #finding-body
+
+
 async def test_enter_opens_finding_detail_with_why_evidence_fix():
     app, _ = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

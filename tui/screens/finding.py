@@ -9,14 +9,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
 
 from probes.model import Finding
 from tui.safe import untrusted
+from tui.screens.detail import DetailScreen
 from tui.status import severity_text, status_text
 
 
@@ -72,7 +69,8 @@ def detail_text(f: Finding, variables: dict[str, str]) -> Text:
     return out
 
 
-class FindingScreen(ModalScreen[None]):
+class FindingScreen(DetailScreen):
+    NAME, TITLE = "finding", "Finding"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", id="finding-close"),
     ]
@@ -81,12 +79,5 @@ class FindingScreen(ModalScreen[None]):
         super().__init__()
         self.finding = finding
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="finding-detail", classes="dialog") as box:
-            box.border_title = "Finding"
-            box.border_subtitle = "Esc closes"
-            yield Static(detail_text(self.finding, self.app.theme_variables), id="finding-body")
-        yield Footer()
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)
+    def body(self) -> Text:
+        return detail_text(self.finding, self.app.theme_variables)

@@ -11,13 +11,10 @@ import time
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
 
 from tui.safe import untrusted
+from tui.screens.detail import DetailScreen
 
 
 def log_line_text(e: Any) -> Text:
@@ -55,7 +52,8 @@ def log_line_text(e: Any) -> Text:
     return out
 
 
-class LogLineScreen(ModalScreen[None]):
+class LogLineScreen(DetailScreen):
+    NAME, TITLE = "log-line", "Log line"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", id="log-line-close"),
     ]
@@ -64,12 +62,5 @@ class LogLineScreen(ModalScreen[None]):
         super().__init__()
         self.entry = entry
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="log-line-detail", classes="dialog") as box:
-            box.border_title = "Log line"
-            box.border_subtitle = "Esc closes"
-            yield Static(log_line_text(self.entry), id="log-line-body")
-        yield Footer()
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)
+    def body(self) -> Text:
+        return log_line_text(self.entry)

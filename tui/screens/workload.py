@@ -14,15 +14,12 @@ from enum import Enum
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
 
 from probes.model import Finding, Workload
 from probes.network.model import NicAddresses
 from tui.safe import untrusted
+from tui.screens.detail import DetailScreen
 from tui.status import finding_sort_key, status_text
 
 _SKIP = {"name", "kind", "host", "uuid", "state", "tenant", "placed_by", "placed_rule"}
@@ -129,7 +126,8 @@ def workload_text(
     return out
 
 
-class WorkloadScreen(ModalScreen[None]):
+class WorkloadScreen(DetailScreen):
+    NAME, TITLE = "workload", "Workload"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss", "Close", id="workload-close"),
     ]
@@ -142,15 +140,5 @@ class WorkloadScreen(ModalScreen[None]):
         self.findings = findings
         self.addresses = addresses
 
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="workload-detail", classes="dialog") as box:
-            box.border_title = "Workload"
-            box.border_subtitle = "Esc closes"
-            yield Static(
-                workload_text(self.workload, self.findings, self.app.theme_variables, self.addresses),
-                id="workload-body",
-            )
-        yield Footer()
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)
+    def body(self) -> Text:
+        return workload_text(self.workload, self.findings, self.app.theme_variables, self.addresses)
