@@ -10,7 +10,7 @@ monochrome are bundled here; user themes come from `$XDG_CONFIG_HOME/tenantscope
 from __future__ import annotations
 
 import tomllib
-from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 DEFAULT = "tenantscope-dark"
@@ -19,7 +19,9 @@ DEFAULT = "tenantscope-dark"
 def builtin() -> list[dict[str, Any]]:
     """Every bundled theme as a dict of Theme keyword arguments, in file-name order."""
     out = []
-    for entry in sorted(files(__name__).iterdir(), key=lambda e: e.name):
+    # this directory (not importlib.resources.files: its readers import zipfile, ~0.3 MiB kept
+    # for the console's life; the demo's fleet.xml is a file path too)
+    for entry in sorted(Path(__file__).parent.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             out.append(tomllib.loads(entry.read_text(encoding="utf-8")))
     return out

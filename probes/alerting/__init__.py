@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 UNIT = "tenantscope-check"
@@ -21,6 +20,10 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # Debian's node_exporter def
 
 
 def resource(name: str) -> str:
+    # imported here: every start imports this module (the alerting command's defaults), and
+    # importlib.resources brings tempfile, zipfile and more (~0.5 MiB) that only this needs
+    from importlib.resources import files
+
     return (files("probes.alerting") / name).read_text()
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from probes.hosts.base import HostTransport
 from probes.network.filtermodel import NsFilters, Ruleset
-from probes.network.filterparse import FilterParseError, nft_claimed_tables, parse_iptables_save, parse_nft
 from probes.network.model import Topology
 
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
@@ -381,6 +380,15 @@ def build(ns: str, why: str, sec: dict[str, tuple[int, str]]) -> NsFilters:
     """One namespace's filters from its readers' outputs. A reader that is missing (exit 127)
     is named in `not_read` ("tool missing": its rules, if any, were not evaluated); one that
     failed is an error (its rules are unknown); a back end with no tables is absent."""
+    # the parsers (and msgspec, ~1 MiB with them) when there are rules to parse: a console
+    # imports this module for the nft event socket, on hosts that may have no namespace
+    from probes.network.filterparse import (
+        FilterParseError,
+        nft_claimed_tables,
+        parse_iptables_save,
+        parse_nft,
+    )
+
     errors: list[str] = []
     not_read: list[str] = []
     rulesets: list[Ruleset] = []

@@ -109,6 +109,16 @@ def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
     assert "tui.app" in mods  # it did get that far
     for absent in ("asyncssh", "importlib.metadata", "email", "tui.screens.help", "tui.screens.fleet", "re2"):
         assert absent not in mods, absent
+    # nor the recording format without a baseline, the filter parsers before there are rules to
+    # parse (msgspec with either), importlib.resources for the themes and alerting's files
+    for absent in (
+        "probes.record",
+        "probes.network.filterparse",
+        "msgspec",
+        "importlib.resources",
+        "zipfile",
+    ):
+        assert absent not in mods, absent
 
 
 RUNNING = r"""

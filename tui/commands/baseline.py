@@ -12,11 +12,15 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from probes.baseline import BaselineError, Instant, load
 from probes.model import State
 from probes.session import Options, make_deriver
 from tui.commands.common import UserError
+
+if TYPE_CHECKING:  # probes.baseline is imported when a baseline is given: it brings the
+    # recording format (msgspec and ~10 modules, ~0.6 MiB) into every start otherwise
+    from probes.baseline import Instant
 
 
 def add_baseline_arg(p: argparse.ArgumentParser) -> None:
@@ -38,6 +42,8 @@ def derived(instant: Instant, opts: Options) -> State:
 
 
 def load_instant(spec: str) -> Instant:
+    from probes.baseline import BaselineError, load
+
     try:
         return load(spec)
     except BaselineError as e:
