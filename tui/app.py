@@ -18,13 +18,12 @@ import contextvars
 import gc
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import tzinfo
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -326,13 +325,12 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             except Exception:  # one broken pane must not blank the others
                 log.exception("%s failed to render", type(t).__name__)
         self.runbook_progress(state)  # the running steps' progress (State.requests)
-        # the screens that follow the State
-        if (scr := _open_screen(self.screen, "tui.screens.probe_errors", "ProbeErrorsScreen")) is not None:
-            scr.show(state)
-        if (scr := _open_screen(self.screen, "tui.screens.fleet", "FleetScreen")) is not None:
-            scr.show(state)
-        elif (scr := _open_screen(self.screen, "tui.screens.changes", "ChangesScreen")) is not None:
-            scr.show(state.drift)
+        # a screen on top that follows the State says so with a `follow_state(state)` method
+        # (the probe errors, the fleet view, the changes): asked of the screen itself, so a
+        # render imports no screen module (issue 16: RSS)
+        follow = getattr(self.screen, "follow_state", None)
+        if follow is not None:
+            follow(state)
 
     def _targets(self) -> list[Pane | AppHeader]:
         """The header and the panes, found once (a query walks the whole DOM: ~0.4 ms a
@@ -503,11 +501,3 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
             addresses = vm_addresses(hs).get(message.workload.key, ())
         self.push_screen(WorkloadScreen(message.workload, findings, addresses))
-
-
-def _open_screen(screen: object, module: str, name: str) -> Any:
-    """`screen` if it is `module`.`name`, else None. A screen never opened was never imported
-    (its module is not in sys.modules), so it cannot be on the stack: the console does not
-    import screens it does not show (issue 16: RSS)."""
-    m = sys.modules.get(module)
-    return screen if m is not None and isinstance(screen, getattr(m, name)) else None

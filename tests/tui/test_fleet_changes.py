@@ -52,6 +52,40 @@ async def test_fleet_view_lists_hosts_most_urgent_first_and_opens_one():
         assert app.host_filter == "hv2"
 
 
+async def test_a_screen_on_top_that_follows_the_state_gets_every_state():
+    """The app looked three screens up by module and class name; a screen now says it follows
+    the State itself (`follow_state`), so any such screen on top gets each new State, and the
+    fleet view's rows follow it."""
+    from textual.screen import ModalScreen
+
+    class Follower(ModalScreen[None]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[State] = []
+
+        def follow_state(self, state: State) -> None:
+            self.seen.append(state)
+
+    app, source = make_app(_fleet())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        follower = Follower()
+        app.push_screen(follower)
+        await pilot.pause()
+        source.push(replace(source.state, taken_at=T0 + 5))
+        await pilot.pause()
+        assert [s.taken_at for s in follower.seen][-1:] == [T0 + 5]
+        follower.dismiss(None)
+        await pilot.press("H")
+        await pilot.pause()
+        fleet = app.screen
+        assert isinstance(fleet, FleetScreen)
+        s = source.state
+        source.push(replace(s, hosts=tuple(h for h in s.hosts if h.host.name != "hv9")))
+        await pilot.pause()
+        assert [r.host for r in fleet._rows] == ["hv1", "hv2"]
+
+
 async def test_changes_view_lists_new_findings_and_jumps_to_one():
     base = sample_state()
     now = replace(base, findings=base.findings[:3], taken_at=T0 + 60)  # VM-09 fail, VM-05 error gone

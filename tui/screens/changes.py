@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from probes.drift import Change, Drift, counts
+from probes.model import State
 from tui.header import hhmmss
 from tui.safe import untrusted
 from tui.table import RowTable
@@ -48,6 +49,10 @@ class ChangesScreen(ModalScreen[Change | None]):
 
     def on_mount(self) -> None:
         self.show(self._drift)
+
+    def follow_state(self, state: State) -> None:
+        """The app hands the screen on top every new State (tui/app.py)."""
+        self.show(state.drift)
 
     def show(self, drift: Drift | None) -> None:
         self._drift = drift

@@ -120,6 +120,10 @@ class FleetScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.show(self._state)
 
+    def follow_state(self, state: State) -> None:
+        """The app hands the screen on top every new State (tui/app.py)."""
+        self.show(state)
+
     def show(self, state: State) -> None:
         """Rows that kept their place get only their changed cells updated; the table is rebuilt
         only when hosts come, go or change order. Ages alone redraw at most once a second."""

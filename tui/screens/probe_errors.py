@@ -63,6 +63,10 @@ class ProbeErrorsScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.show(self._state)
 
+    def follow_state(self, state: State) -> None:
+        """The app hands the screen on top every new State (tui/app.py)."""
+        self.show(state)
+
     def show(self, state: State) -> None:
         self._state = state
         found = self.query("#probe-errors-table")
