@@ -30,7 +30,6 @@ from typing import Any
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
 from probes.hosts.libvirt_uri import DEFAULT_URI
-from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import (
     Connection,
@@ -414,6 +413,10 @@ class LibvirtProbe(Probe[LibvirtResult]):
 
     def _collect_locked(self, uri: str, host_name: str) -> LibvirtResult:
         import libvirt
+
+        # here, with libvirt: the domain XML parser brings xml.etree and defusedxml (~0.7 MiB)
+        # that a host without a libvirt daemon never needs
+        from probes.inventory.domxml import DomainXmlError, error_details, parse_domain
 
         if uri != self._uri or self._broken:
             self._disconnect()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -25,6 +24,10 @@ from probes.network.model import DhcpLease, LibvirtNetwork, Link, OvsBridge, Ovs
 
 
 def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
+    # imported here (and in _read_on), with libvirt: xml.etree is ~0.5 MiB that a host without
+    # a libvirt daemon never needs (the topology probe imports this module everywhere)
+    import xml.etree.ElementTree as ET
+
     root = ET.fromstring(xml)
     br = root.find("bridge")
     fwd = root.find("forward")
@@ -49,6 +52,8 @@ def parse_network(xml: str, active: bool = True) -> LibvirtNetwork:
 
 
 def _read_on(conn: Any) -> tuple[LibvirtNetwork, ...]:
+    import xml.etree.ElementTree as ET
+
     import libvirt
 
     out = []

@@ -47,7 +47,8 @@ async def main():
     print(json.dumps({"absent": r.absent, "state": c.state.value if c else None,
                       "libvirt": "libvirt" in sys.modules, "asyncssh": "asyncssh" in sys.modules,
                       "nets_uri": nets_uri, "feed": [feed.mode, feed.detail],
-                      "pyroute2": "pyroute2" in sys.modules, "links": len(topo.links)}))
+                      "pyroute2": "pyroute2" in sys.modules, "links": len(topo.links),
+                      "xml": "xml.etree.ElementTree" in sys.modules}))
 
 asyncio.run(main())
 """
@@ -74,6 +75,7 @@ def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
     assert got["feed"][0] == "polled" and "no libvirt daemon socket" in got["feed"][1]  # the `!` screen
     assert "looked for every 30 s" in got["feed"][1]  # the safety poll, not every 2 s
     assert got["links"] >= 1 and got["pyroute2"] is False
+    assert got["xml"] is False  # the domain and network XML parsers come with libvirt
 
 
 START = r"""
