@@ -63,7 +63,9 @@ def _sum_series(series: Iterable[tuple[float, ...]]) -> tuple[float, ...]:
     return tuple(out)
 
 
-def usage_of(name: str, samples: list[Sample], hist: list[History], cpus: int, mem_total: int) -> Usage:
+def usage_of(
+    name: str, samples: list[Sample], hist: list[History], cpus: int, mem_total: int, points: int = 0
+) -> Usage:
     cpu = _sum(s.cpu_pct for s in samples)
     mem = _sum(s.mem_bytes for s in samples)
     # only limits the source actually reported count: unknown is neither capped nor "no limit"
@@ -90,10 +92,27 @@ def usage_of(name: str, samples: list[Sample], hist: list[History], cpus: int, m
         net_bps=_sum(s.net_bps for s in samples),
         cpu_quota_cores=sum(q for q in quotas if q is not None) if quotas and cpu_unl == 0 else None,
         cpu_weight=sum(weights) if weights else None,
-        cpu_hist=_sum_series(h.cpu for h in hist),
-        mem_hist=_sum_series(h.mem for h in hist),
-        disk_hist=_sum_series(h.disk for h in hist),
-        net_hist=_sum_series(h.net for h in hist),
+        cpu_hist=_sum_series(_last(h.cpu, points) for h in hist),
+        mem_hist=_sum_series(_last(h.mem, points) for h in hist),
+        disk_hist=_sum_series(_last(h.disk, points) for h in hist),
+        net_hist=_sum_series(_last(h.net, points) for h in hist),
+    )
+
+
+def _last(series: tuple[float, ...], points: int) -> tuple[float, ...]:
+    return series[-points:] if points > 0 else series
+
+
+def series_of(state: State, workloads: Iterable[str], metric: str) -> tuple[float, ...]:
+    """The summed history of `metric` ("cpu", "mem", "disk" or "net") over `workloads`
+    (a Usage's), all of it: what by_tenant gives with points=0."""
+    want = set(workloads)
+    return _sum_series(
+        getattr(h, metric)
+        for hs in state.hosts
+        if hs.samples
+        for h in hs.samples.history
+        if h.workload in want
     )
 
 
@@ -109,10 +128,15 @@ class HostUsage:
 
 
 def by_tenant(
-    state: State, *, history: bool = True, per_workload: Callable[[str, str], bool] | None = None
+    state: State,
+    *,
+    history: bool = True,
+    per_workload: Callable[[str, str], bool] | None = None,
+    points: int = 0,
 ) -> tuple[HostUsage, ...]:
     """For each host with samples: usage per tenant and per workload (with the summed
-    history series for the pane's sparklines unless `history` is False, as checks need not).
+    history series for the pane's sparklines unless `history` is False, as checks need not;
+    only the last `points` of them when given: a sparkline's, summed at every redraw).
     `per_workload(host, tenant)`: whether that tenant's workloads get a usage each (the pane
     asks only for the tenants it shows expanded; default all)."""
     out = []
@@ -130,11 +154,11 @@ def by_tenant(
         per_wl = []
         for t, ss in sorted(groups.items()):
             hs_ = [hist[s.workload] for s in ss if s.workload in hist]
-            tenants.append(usage_of(t, ss, hs_, cpus, snap.totals.mem_total))
+            tenants.append(usage_of(t, ss, hs_, cpus, snap.totals.mem_total, points))
             if per_workload is not None and not per_workload(hs.host.name, t):
                 continue
             for s in ss:
                 h = [hist[s.workload]] if s.workload in hist else []
-                per_wl.append((t, usage_of(s.workload, [s], h, cpus, snap.totals.mem_total)))
+                per_wl.append((t, usage_of(s.workload, [s], h, cpus, snap.totals.mem_total, points)))
         out.append(HostUsage(hs.host.name, tuple(tenants), tuple(per_wl)))
     return tuple(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from probes.checks.base import run_checks
@@ -473,3 +475,38 @@ def test_tenant_series_sum_is_the_point_by_point_loop():
         ]
         assert _sum_series(iter(series)) == loop(series)
     assert _sum_series([(1.0, 2.0), (5.0,), ()]) == (1.0, 7.0)
+
+
+def test_sparkline_points_are_the_last_of_the_whole_sums():
+    """The pane sums only the sparklines' last points of each history at every redraw
+    (by_tenant points=), and its chart's row the whole history (series_of): both are exactly
+    the whole sums' (the same additions in the same order), for workloads of any age."""
+    import random
+
+    from probes.resources.model import History
+    from probes.resources.tenants import series_of
+
+    r = random.Random(6)
+    ws = [_vm(f"w{i}", "a" if i % 3 else "b") for i in range(9)]
+
+    def pts(n):
+        return tuple(r.random() * 100 for _ in range(n))
+
+    hist = tuple(
+        History(w.key, pts(n), pts(n), pts(n), pts(n)) for w, n in zip(ws, (60, 60, 3, 60, 1, 0, 60, 7, 60))
+    )
+    st = _state(ws, [Sample(w.key, 0, "vm", cpu_pct=1.0) for w in ws])
+    hs = st.hosts[0]
+    assert hs.samples is not None
+    st = replace(st, hosts=(replace(hs, samples=replace(hs.samples, history=hist)),))
+    [whole] = by_tenant(st)
+    [short] = by_tenant(st, points=6)
+    for a, b in zip(
+        whole.tenants + tuple(u for _, u in whole.workloads),
+        short.tenants + tuple(u for _, u in short.workloads),
+    ):
+        assert a.name == b.name
+        for m in ("cpu", "mem", "disk", "net"):
+            full = getattr(a, f"{m}_hist")
+            assert getattr(b, f"{m}_hist") == full[-6:]
+            assert series_of(st, a.workloads, m) == full

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Static
 
 from probes.model import State
 from probes.requests import PollSchedule
-from probes.resources.tenants import Usage, by_tenant
+from probes.resources.tenants import Usage, by_tenant, series_of
 from probes.units import fmt_bytes
 from tui.panes.base import Pane
 from tui.safe import untrusted
@@ -174,7 +174,10 @@ def build_rows(
 ) -> list[Row]:
     """The table as plain data: tenants sorted by the sort column, expanded ones followed by
     their workloads (sorted the same way)."""
-    hosts = by_tenant(state, per_workload=lambda host, tenant: f"t:{host}:{tenant}" in expanded)
+    # (the sparklines' points only: the chart sums its row's whole history, series_of)
+    hosts = by_tenant(
+        state, per_workload=lambda host, tenant: f"t:{host}:{tenant}" in expanded, points=max(spark, 1)
+    )
     multi = len(hosts) > 1
     wl_names = names if names is not None else {w.key: w.name for w in state.workloads()}
 
@@ -258,6 +261,7 @@ class ResourcesPane(Pane):
         self.updates = 0  # cell updates done (tests and the benchmark read it)
         self.rebuilds = 0
         self._state: State | None = None
+        self._drawn_state: State | None = None
         self._hidden_state: State | None = None
         self._seen: tuple[Any, ...] | None = None
         self._rows: list[Row] = []
@@ -319,6 +323,7 @@ class ResourcesPane(Pane):
         if state is None:
             return
         self._draw_summary(state)
+        self._drawn_state = state  # the rows' (the chart sums its row's history from it)
         rows = build_rows(
             state, frozenset(self.expanded), self.sort_col, self.reverse, spark=self._spark_points()
         )
@@ -412,12 +417,8 @@ class ResourcesPane(Pane):
         if row is None or not w.display:
             text = ""
         else:
-            series = {
-                "cpu": row.usage.cpu_hist,
-                "mem": row.usage.mem_hist,
-                "disk": row.usage.disk_hist,
-                "net": row.usage.net_hist,
-            }[self.chart_metric]
+            drawn = self._drawn_state
+            series = series_of(drawn, row.usage.workloads, self.chart_metric) if drawn is not None else ()
             width = max(10, (self.size.width or 80) - 14)
             lines = [  # full width: a point more at zero changes nothing on screen, nor the text
                 ln.ljust(width)
