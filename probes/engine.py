@@ -42,11 +42,26 @@ COALESCE = 0.05  # seconds: probe results arriving within this window make one p
 BUSY_FACTOR = 2.0
 MAX_COALESCE = 2.0
 FIGURES_DERIVE = 5.0  # seconds: findings follow figures-only changes at most this often
+# ... made by the next figures publish once due (a grid tick, below), else by a publish of
+# their own this many seconds after they were due (no more figures came)
+FIGURES_DERIVE_SLACK = 2.5
 # Routine publishes (only live figures or refresh times moved) at most every PUBLISH_GAP s: a
 # fleet's figures arrive all the time (200 hosts every 2 s: 100 a second) and the cost-adapted
 # window above published more often the quieter the machine. Any other change (an inventory,
 # a topology event, a probe error, a request) still goes out within the window.
 PUBLISH_GAP = 1.0
+# A run that observed nothing new (only its refresh time moved: most safety polls of a
+# fleet, 7 probes x N hosts) is not news: its refresh time goes out with the next publish, and
+# at most QUIET_GAP s later when nothing else publishes (the header turns stale after 10 s).
+QUIET_GAP = 5.0
+# A routine publish waits at least this long after the first result of a grid tick (below):
+# the hosts whose figures took a round trip (libvirt statistics through a forward, a command)
+# join the same publish instead of making another one PUBLISH_GAP s later.
+ROUTINE_GATHER = 0.3
+# Figures probes (live figures, every interval) run on one shared grid of their interval (the
+# loop clock's multiples): every host's figures arrive in the same turn of the loop and make
+# one publish, one derive check and one redraw, instead of each host's at its own phase (a
+# publish every PUBLISH_GAP s whatever the interval, each a pass over every pane).
 # Figures of hosts not on screen (Engine.show_hosts): the console reads at full speed about
 # FIGURES_BUDGET hosts' figures per interval, so an off-screen host of a fleet of N is read
 # every interval * N / FIGURES_BUDGET s, at most FIGURES_MAX_EVERY (a fleet of 10 or fewer:
@@ -388,8 +403,12 @@ class Engine:
             if task is not None and task.cancelling():  # a probe swallowed stop()'s cancel
                 raise asyncio.CancelledError
             n = 0 if ok else self._failures.get((t.name, p.name), 0)
-            delay = self.every(t.name, p) if ok else min(MAX_BACKOFF, p.interval * 2 ** min(n, 6))
-            delay *= random.uniform(0.9, 1.1) if not ok else 1.0
+            if ok:
+                delay = self.every(t.name, p)
+                if getattr(p, "figures", False):
+                    delay = _on_grid(delay, asyncio.get_running_loop().time())
+            else:
+                delay = min(MAX_BACKOFF, p.interval * 2 ** min(n, 6)) * random.uniform(0.9, 1.1)
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that arrives as
             # the awaited thing completes, and stop() then waits for this loop forever
             try:
@@ -451,12 +470,13 @@ class Engine:
         self._states[t.name] = st = replace(st, refreshed_at=self._clock())
         # most runs of a fleet: only the figures (or nothing) moved: a routine publish
         routine = before.samples is not None and _same(st, before, _OBSERVED_BUT_FIGURES)
+        quiet = routine and st.samples is before.samples  # nothing observed moved
         at_once = self._last_lead(t.name, p.name)
         if at_once and self._heap is not None:
             # the first inventory (1,000 domains: ~100k objects) lives on: frozen before the
             # derive, its checks and the first frame allocate and set off full collections
             self._heap.freeze()
-        self._publish(routine=routine, at_once=at_once)
+        self._publish(routine=routine, at_once=at_once, quiet=quiet)
         if not routine and not p.figures and not self._shown(t.name, self._on_screen):
             # something else changed on a host read slowly (an event, an inventory): its
             # figures and limits follow at once, not at the slow interval
@@ -622,10 +642,11 @@ class Engine:
             requests=requests,
         )
 
-    def _publish(self, *, routine: bool = False, at_once: bool = False) -> None:
+    def _publish(self, *, routine: bool = False, at_once: bool = False, quiet: bool = False) -> None:
         """Note a change; subscribers hear of it once per burst (COALESCE seconds, longer after
         a costly publish), routine changes (only figures or refresh times) at most every
-        PUBLISH_GAP s; `at_once`: at the next turn of the loop (nothing else is coming)."""
+        PUBLISH_GAP s, `quiet` ones (only refresh times) at most every QUIET_GAP s;
+        `at_once`: at the next turn of the loop (nothing else is coming)."""
         self._dirty = True
         try:
             loop = asyncio.get_running_loop()
@@ -635,7 +656,8 @@ class Engine:
         now = loop.time()
         delay = 0.0 if at_once else min(MAX_COALESCE, max(COALESCE, BUSY_FACTOR * self._notify_cost))
         if routine and not self._urgent:
-            delay = max(delay, self._delivered_at + PUBLISH_GAP - now)
+            gap = QUIET_GAP if quiet else PUBLISH_GAP
+            delay = max(delay, ROUTINE_GATHER, self._delivered_at + gap - now)
         else:
             self._urgent = True
         if self._flush_handle is not None:
@@ -677,8 +699,14 @@ class Engine:
         self._notify_cost = time.perf_counter() - t0
         if self._figures_behind > 0:  # figures not derived yet: derive them when it is time
             behind, self._figures_behind = self._figures_behind, 0.0
+            derived_at = self._derived_at
+
+            def due() -> None:  # (unless a publish of newer figures has derived them since)
+                if self._derived_at == derived_at and not self._stopped:
+                    self._publish(routine=True)
+
             try:
-                asyncio.get_running_loop().call_later(behind, lambda: self._publish(routine=True))
+                asyncio.get_running_loop().call_later(behind + FIGURES_DERIVE_SLACK, due)
             except RuntimeError:
                 pass
         if self._leads_done:
@@ -737,6 +765,15 @@ def _same(a: HostState, b: HostState, names: tuple[str, ...]) -> bool:
         if x is not y and x != y:
             return False
     return True
+
+
+def _on_grid(every: float, now: float) -> float:
+    """Seconds from `now` to the next multiple of `every` (at least half of `every` away: a
+    run woken off the grid, by an event, is not followed by another at once)."""
+    if every <= 0:
+        return every
+    delay = every - now % every
+    return delay + every if delay < every / 2 else delay
 
 
 def _threadsafe_setter(loop: asyncio.AbstractEventLoop, ev: asyncio.Event) -> Callable[[], None]:
