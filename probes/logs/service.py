@@ -672,7 +672,11 @@ class LogsProbe(Probe[LogsResult]):
             self._setup_at = now
             if hl.setup is not None:
                 await self.service.rescan(hl)
-            hl.setup = await collect_setup(host, hl)
+            setup = await collect_setup(host, hl)
+            # the same findings as last time: the same object (its check time is not news; a
+            # new one made every host's safety poll an urgent publish and a derive)
+            if hl.setup is None or replace(setup, checked_at=hl.setup.checked_at) != hl.setup:
+                hl.setup = setup
         self.service.flush(hl)
         return LogsResult(hl.view(None))
 

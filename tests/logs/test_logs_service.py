@@ -13,7 +13,7 @@ from probes.logs import service as svcmod
 from probes.logs.model import SourceState
 from probes.logs.service import LogService
 from probes.logs.sources import LogsConfig, follow_libvirt_events
-from probes.model import Status
+from probes.model import HostState, Status
 from probes.session import Options, make_deriver
 from tests.fixtures.journal import DATA, fleet_state, local_host
 from tests.fixtures.libvirtd import libvirtd, qemu_domain  # noqa: F401 - fixtures
@@ -354,3 +354,25 @@ def test_the_index_built_in_the_derive_thread_is_the_one_observe_takes():
     assert svc._primed is None
     svc.observe(two)
     assert svc.attributor.index is not primed and "acme-c" in str(svc.attributor.index.by_host)
+
+
+async def test_a_setup_check_that_finds_what_the_last_found_changes_nothing(tmp_path):
+    """Issue 19: the logs probe's safety poll re-checks the logging set-up every SETUP_EVERY s;
+    finding what it found last time leaves the host's logs as they were (its check time is not
+    news). A new LoggingSetup each time made every host's poll an urgent publish and a derive."""
+    (tmp_path / "var/log").mkdir(parents=True)
+    (tmp_path / "var/log/syslog").write_text("Nov 27 10:00:00 hv1 kernel: booted\n")
+    svc = LogService(LogsConfig(files=("/var/log/syslog",), journal=False, libvirt_events=False))
+    host = local_host(tmp_path)
+    probe = svc.probe()
+    try:
+        first = probe.merge(HostState(host=host.host), await probe.collect(host))
+        await asyncio.sleep(0.4)  # the backlog's flush
+        first = probe.merge(HostState(host=host.host), await probe.collect(host))
+        probe._setup_at = -svcmod.SETUP_EVERY  # its next run checks the set-up again
+        second = probe.merge(HostState(host=host.host), await probe.collect(host))
+        assert first.logs is not None and first.logs.setup is not None
+        assert second.logs == first.logs
+        assert second.logs is not None and second.logs.setup is first.logs.setup
+    finally:
+        await probe.close()
