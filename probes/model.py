@@ -61,6 +61,9 @@ class Host:
     kind: HostKind = HostKind.LOCAL
     address: str = ""  # ssh: user@host:port; empty for local
     libvirt_uri: str | None = None
+    # the user named the URI (--libvirt for the local host, a libvirt view's own): one that
+    # cannot be opened is an error to show, never "no libvirt on this host" (decided once, here)
+    libvirt_uri_given: bool = False
 
 
 # ---------------------------------------------------------------- libvirt domains (VMs)

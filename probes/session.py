@@ -94,7 +94,7 @@ def make_hosts(opts: Options) -> list[HostTransport]:
         from probes.hosts.libvirt_view import LibvirtViewHost
 
         return [LibvirtViewHost(uri or "")]
-    return [LocalHost(libvirt_uri=uri or DEFAULT_URI, root=opts.root)]
+    return [LocalHost(libvirt_uri=uri or DEFAULT_URI, root=opts.root, libvirt_uri_given=uri is not None)]
 
 
 def _pair_with_targets(hosts: list[HostTransport], uri: str) -> list[HostTransport]:

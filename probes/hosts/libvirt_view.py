@@ -29,7 +29,9 @@ def view_name(uri: str) -> str:
 
 class LibvirtViewHost(HostTransport):
     def __init__(self, uri: str, name: str | None = None) -> None:
-        self.host = Host(name=name or view_name(uri), kind=HostKind.LIBVIRT, libvirt_uri=uri)
+        self.host = Host(
+            name=name or view_name(uri), kind=HostKind.LIBVIRT, libvirt_uri=uri, libvirt_uri_given=True
+        )
 
     def _refuse(self, what: str) -> HostError:
         return HostError(why_not_read(self.host.name, self.host.libvirt_uri, what))

@@ -28,9 +28,19 @@ def libvirt_daemon_present(uri: str, run_dir: str = LIBVIRT_RUN) -> bool:
 
 class LocalHost(HostTransport):
     def __init__(
-        self, name: str | None = None, *, libvirt_uri: str | None = DEFAULT_URI, root: str = ""
+        self,
+        name: str | None = None,
+        *,
+        libvirt_uri: str | None = DEFAULT_URI,
+        root: str = "",
+        libvirt_uri_given: bool = False,
     ) -> None:
-        self.host = Host(name=name or os.uname().nodename, kind=HostKind.LOCAL, libvirt_uri=libvirt_uri)
+        self.host = Host(
+            name=name or os.uname().nodename,
+            kind=HostKind.LOCAL,
+            libvirt_uri=libvirt_uri,
+            libvirt_uri_given=libvirt_uri_given,
+        )
         self._root = root.rstrip("/")
 
     @property

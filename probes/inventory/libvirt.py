@@ -29,13 +29,11 @@ from typing import Any
 
 from probes.engine import Probe
 from probes.hosts.base import HostError, HostTransport, LibvirtAbsent
-from probes.hosts.libvirt_uri import DEFAULT_URI
 from probes.inventory.libvirt_link import LibvirtLink
 from probes.model import (
     Connection,
     ConnState,
     Feed,
-    Host,
     HostKind,
     HostState,
     ProbeError,
@@ -279,7 +277,7 @@ class LibvirtProbe(Probe[LibvirtResult]):
     def failed(self, state: HostState, error: str, now: float) -> HostState:
         prev = state.connection("libvirt")
         was_up = prev is not None and prev.state in (ConnState.UP, ConnState.UNREACHABLE)
-        if not was_up and _looks_absent(error) and not _named_by_user(state.host):
+        if not was_up and _looks_absent(error) and not state.host.libvirt_uri_given:
             cstate = ConnState.ABSENT
             since = prev.since if prev is not None and prev.state == cstate and prev.since else now
             detail = f"not found ({error})"
@@ -690,11 +688,3 @@ def _looks_absent(error: str) -> bool:
         or "libvirt uri" in e
         or "not installed" in e
     )
-
-
-def _named_by_user(host: Host) -> bool:
-    """A URI the user named for this host (`--libvirt URI` for the local host, a libvirt view's
-    own): that it cannot be opened is an error to show, never "no libvirt on this host"."""
-    if host.kind == HostKind.LIBVIRT:
-        return True
-    return host.kind == HostKind.LOCAL and (host.libvirt_uri or DEFAULT_URI) != DEFAULT_URI

@@ -18,6 +18,7 @@ from probes.model import (
     ConnState,
     HostState,
     NetnsDetails,
+    State,
     Workload,
     WorkloadKind,
 )
@@ -188,6 +189,33 @@ def test_no_libvirt_at_all_is_absent() -> None:
     )
     c = p.failed(st, err, 1000.0).connection("libvirt")
     assert c.state == ConnState.ABSENT and "No such file" in c.detail
+
+
+def test_a_uri_named_by_the_user_is_decided_once_where_the_host_is_made() -> None:
+    """`--libvirt URI` (even the default's value) or a libvirt view's own URI sets
+    Host.libvirt_uri_given where the hosts are made; the inventory's "absent or an error" and
+    the headless commands' exit status both read it (each decided it on its own before: the
+    inventory from the URI's value, the CLI from its arguments, and they disagreed on an
+    explicit `--libvirt qemu:///system`)."""
+    from probes.hosts.libvirt_uri import DEFAULT_URI
+    from probes.session import make_hosts
+    from tui.commands.common import observation_problems
+
+    err = (
+        "cannot connect to qemu:///system: Failed to connect socket to "
+        "'/var/run/libvirt/libvirt-sock-ro': No such file or directory"
+    )
+    [default] = make_hosts(Options())
+    [named] = make_hosts(Options(libvirt_uri=DEFAULT_URI))
+    [view] = make_hosts(Options(libvirt_uri="test:///default"))
+    assert [h.host.libvirt_uri_given for h in (default, named, view)] == [False, True, True]
+    assert default.host.libvirt_uri == named.host.libvirt_uri == DEFAULT_URI
+    p = LibvirtProbe()
+    got = {}
+    for name, h in (("default", default), ("named", named)):
+        st = p.failed(HostState(host=h.host), err, 1000.0)
+        got[name] = (st.connection("libvirt").state, len(observation_problems(State(hosts=(st,)))))
+    assert got == {"default": (ConnState.ABSENT, 0), "named": (ConnState.UNREACHABLE, 1)}
 
 
 async def test_engine_on_the_demo_fleet_and_on_a_bad_uri() -> None:

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         write_atomically(args.output, out(state))
     else:
         sys.stdout.write(out(state))
-    problems = observation_problems(state, libvirt_given=bool(getattr(args, "libvirt", None)))
+    problems = observation_problems(state)
     for line in problems:  # unreachable, auth failed, host key refused: one line each
         print(f"tenantscope: {line}", file=sys.stderr)
     return max(report.exit_code(state, args.fail_on), 2 if problems else 0)

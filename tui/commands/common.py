@@ -256,13 +256,13 @@ def setup_logging(path: str | None) -> None:
         root.setLevel(logging.WARNING)
 
 
-def observation_problems(state: State, libvirt_given: bool = False) -> list[str]:
+def observation_problems(state: State) -> list[str]:
     """One line per host that could not be observed, for the headless commands: an SSH
     connection that is not up; a host seen only through libvirt whose libvirt did not answer
     (its only source: every VM check errs, the others pass on nothing); the local host's
     libvirt when `--libvirt URI` named it and it did not answer; every probe failed."""
     from probes.hosts.connection import connection_problems
-    from probes.model import ConnState, HostKind
+    from probes.model import ConnState
     from probes.untrusted import visible
 
     out = connection_problems(state)
@@ -270,7 +270,7 @@ def observation_problems(state: State, libvirt_given: bool = False) -> list[str]
         c = hs.connection("libvirt")
         if c is None or c.state == ConnState.UP:
             continue
-        if hs.host.kind == HostKind.LIBVIRT or (libvirt_given and hs.host.kind == HostKind.LOCAL):
+        if hs.host.libvirt_uri_given:  # (a view's own URI, or --libvirt for the local host)
             why = c.detail.split("retrying: ", 1)[-1]  # (the console's "since T, retrying")
             uri = hs.host.libvirt_uri or "libvirt"
             why = why.removeprefix(f"cannot connect to {uri}: ")

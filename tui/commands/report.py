@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         state = _load_any(args.from_file)
     else:
         state = observe_once(options_from(args))
-        problems = observation_problems(state, libvirt_given=bool(getattr(args, "libvirt", None)))
+        problems = observation_problems(state)
     try:
         paths = write_report(state, {}, args.output_dir)
     except OSError as e:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         f"{len(state.findings)} check result(s)"
     )
     # a baseline taken of a host that did not answer holds nothing of it: say so (exit 2)
-    problems = observation_problems(state, libvirt_given=bool(getattr(args, "libvirt", None)))
+    problems = observation_problems(state)
     for line in problems:
         print(f"tenantscope: {line}", file=sys.stderr)
     return 2 if problems else 0
