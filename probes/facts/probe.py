@@ -722,11 +722,15 @@ async def pending_updates(host: HostTransport) -> PendingUpdates:
 
 
 def _load_cache(path: Path) -> PendingUpdates | None:
-    import msgspec
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    import msgspec  # only with a cache to decode: ~0.6 MiB for the console's life otherwise
 
     try:
-        return replace(msgspec.json.decode(path.read_bytes(), type=PendingUpdates), from_cache=True)
-    except (OSError, msgspec.DecodeError):
+        return replace(msgspec.json.decode(data, type=PendingUpdates), from_cache=True)
+    except msgspec.DecodeError:
         return None
 
 

@@ -164,3 +164,31 @@ def test_running_console_imports_no_screen_it_did_not_open(tmp_path: Path) -> No
         assert absent not in mods, absent
     for absent in ("ssl", "_ssl", "_hashlib", "hmac"):
         assert absent not in mods, absent
+
+
+UPDATES_CACHE = r"""
+import json, sys
+from pathlib import Path
+from probes.facts.probe import PendingUpdates, _load_cache, _save_cache
+cache = Path(sys.argv[1]) / "updates-h.json"
+none = _load_cache(cache)
+before = "msgspec" in sys.modules
+_save_cache(cache, PendingUpdates("apt", 1.0, (), 3))
+got = _load_cache(cache)
+print(json.dumps({"none": none is None, "msgspec_before": before, "total": got.total, "cached": got.from_cache}))
+"""
+
+
+def test_no_updates_cache_no_msgspec(tmp_path: Path) -> None:
+    """The facts probe looks for the last update lookup's cache at every start: without one,
+    msgspec (its decoder, ~0.6 MiB) is not imported; with one, it is read as before."""
+    out = subprocess.run(
+        [sys.executable, "-c", UPDATES_CACHE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"none": True, "msgspec_before": False, "total": 3, "cached": True}
