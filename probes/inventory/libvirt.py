@@ -387,6 +387,9 @@ class LibvirtProbe(Probe[LibvirtResult]):
         except ImportError:
             return
         self._thread.submit(self._warm, uri)
+        # and the domain XML parser (xml.etree, defusedxml: ~10 ms of imports), here while the
+        # open runs in C with the GIL released, not in the first collect after it
+        import probes.inventory.domxml  # noqa: F401
 
     # -- worker thread
 

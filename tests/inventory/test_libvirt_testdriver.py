@@ -356,3 +356,23 @@ async def test_warm_up_opens_the_test_driver_before_the_first_collect_which_uses
         assert p._conn is None
     finally:
         await p.close()
+
+
+async def test_warm_up_imports_the_domain_parser_while_the_test_driver_opens(monkeypatch) -> None:
+    """The first collect parses every domain right after the test driver's open: the parser's
+    imports (xml.etree, defusedxml: ~10 ms) are made by warm_up while the open runs in C, not
+    after it. A host whose libvirt is a daemon is not warmed up and imports nothing early."""
+    import sys
+
+    import probes.inventory
+
+    # the parser as if not imported yet (both put back after the test)
+    monkeypatch.delitem(sys.modules, "probes.inventory.domxml")
+    monkeypatch.setattr(probes.inventory, "domxml", domxml)
+    for host, imported in ((LocalHost("x", libvirt_uri="qemu:///system"), False), (demo_host(), True)):
+        p = LibvirtProbe(interval=1.0)
+        try:
+            p.warm_up(host)
+            assert ("probes.inventory.domxml" in sys.modules) is imported, host.name
+        finally:
+            await p.close()
