@@ -56,6 +56,7 @@ PURE_MODULES: frozenset[str] = frozenset(
         "tests/inventory/test_domxml_fast.py",
         "tests/inventory/test_libvirt_testdriver.py",
         "tests/logs/test_logs_lazy.py",
+        "tests/logs/test_fastlog.py",
         "tests/logs/test_logs_parse.py",
         "tests/network/test_network_unit.py",
         "tests/report/test_record.py",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probes.logs import classify
+from probes.logs.fastlog import native
 from probes.logs.model import LogEvent, new_event, set_attribution
 from probes.model import State, Workload, WorkloadKind
 
@@ -47,6 +48,16 @@ RANK = {
 _TOKEN = re.compile(
     r"[A-Za-z0-9_\\-]++(?:[.:][A-Za-z0-9_\\-]++)*+"
 )  # possessive: the same tokens, ~15% fewer steps
+
+
+def key_tokens(text: str, keys: Mapping[str, object]) -> list[str]:
+    """The message's tokens that are index keys, in order (the reference of
+    probes/logs/_fastlog.c's key_tokens)."""
+    tokens = _TOKEN.findall(text)
+    found = keys.keys() & tokens  # (one C-level set intersection: most lines name no key)
+    return [t for t in tokens if t in found] if found else []
+
+
 _MCS = re.compile(r":(c\d+(?:[.,]c\d+)*)$")
 _CG_PATTERNS = (
     re.compile(r"machine-qemu\\x2d\d+\\x2d(.+?)\.scope"),
@@ -371,21 +382,20 @@ class Attributor:
         if cached_host != host:
             keys = self.index.combined(host)
             self._keys_for = (host, keys)
-        tokens = _TOKEN.findall(text)
-        found = keys.keys() & tokens
+        fast = native()
+        found = fast.key_tokens(text, keys) if fast is not None else key_tokens(text, keys)
         if not found:
             return None
         if len(found) == 1:
-            h = keys[found.pop()]
+            h = keys[found[0]]
             return h if isinstance(h, Hit) else None
         # Several: the strongest evidence wins, and between equals the one named first in the
-        # line (a set's order changes with the process's string hash seed).
+        # line.
         best: Hit | None = None
-        for tok in tokens:
-            if tok in found:
-                h = keys[tok]
-                if isinstance(h, Hit) and (best is None or h.rank < best.rank):
-                    best = h
+        for tok in found:
+            h = keys[tok]
+            if isinstance(h, Hit) and (best is None or h.rank < best.rank):
+                best = h
         return best
 
     def _mcs_pair(self, label: str) -> str:

@@ -3,7 +3,9 @@ bytes, a remote follower's frame, journalctl's JSON lines gathered as they strea
 lines that may matter are parsed when they arrive, the others when someone looks at them.
 
 One compiled pattern over the whole block (RE2 when installed: a DFA, the same class of speed
-as grep; else Python's re, same answers) finds the *candidates*, whole lines that contain:
+as grep; else Python's re, same answers; for a file's block the native scan of
+probes/logs/_fastlog.c when built, same answers, lines counted in the same pass) finds the
+*candidates*, whole lines that contain:
 - a signal needle (classify._NEEDLES: every signal pattern contains one);
 - an audit record (`msg=audit(`: such a line may teach the attributor a PID);
 - after a date at the start of the line, `error` (qemu's and libvirtd's `err` lines are
@@ -37,6 +39,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from probes.logs import classify, parsers
+from probes.logs.fastlog import native
 from probes.logs.model import LogEvent
 
 if TYPE_CHECKING:
@@ -184,6 +187,24 @@ def candidates(data: bytes, rx: Any = None) -> list[tuple[int, int]]:
         if span[1] == end:
             return out
         pos = span[1] if span[1] > pos else pos + 1  # (an empty match: step on, as finditer)
+
+
+def candidate_lines(data: bytes, rx: Any = None) -> tuple[list[tuple[int, int, int]], int]:
+    """(line number from 0, start, end) of every candidate line of a block, and its number of
+    newlines (the reference of probes/logs/_fastlog.c's candidate_lines, which does both in one
+    pass for a file's block: CANDIDATE_PATTERN)."""
+    count = data.count
+    out = []
+    line = prev = 0
+    for start, end in candidates(data, rx):
+        line += count(b"\n", prev, start)
+        prev = start
+        out.append((line, start, end))
+    return out, line + count(b"\n", prev)
+
+
+# CANDIDATE_PATTERN's needles, for the native scan
+NEEDLES = tuple(n.encode("latin-1") for n in (*classify._NEEDLES, "msg=audit("))
 
 
 def _journal_parse(line: str, host: str, source: str) -> LogEvent:
@@ -403,28 +424,31 @@ def _ingest_lines(
 ) -> int:
     """Parses and attributes the candidates (their orders given: the attributor's clock is
     advanced after); returns the number of lines, counted on the way (one pass, not two)."""
-    count = data.count
-    line = 0
-    prev = 0
-    if data:
-        parse = ctx.parse
-        host, source = ctx.host, ctx.source
-        for start, end in candidates(data, ctx.candidate):
-            line += count(b"\n", prev, start)
-            prev = start
-            text = data[start:end].decode("utf-8", "replace")
-            try:
-                e = parse(text, host, source)
-            except Exception as ex:  # a parser bug must not lose the line
-                e = parsers.parse_plain(text, "", "?", kind=f"unparsed: {ex}"[:40])
-            if not e.at and ctx.retime:
-                at = chunk._at_before(line, start)
-                if at:
-                    e = replace(e, at=at)
-            e = att.attribute(e, order=order0 + line, fresh=True)  # (fresh from parse)
-            chunk._attributed[line] = e
-            found[line] = e
-    return line + count(b"\n", prev)
+    if not data:
+        return 0
+    fast = None if ctx.journal else native()
+    spans: list[tuple[int, int, int]]
+    n: int
+    if fast is not None:
+        spans, n = fast.candidate_lines(data, NEEDLES)
+    else:
+        spans, n = candidate_lines(data, ctx.candidate)
+    parse = ctx.parse
+    host, source = ctx.host, ctx.source
+    for line, start, end in spans:
+        text = data[start:end].decode("utf-8", "replace")
+        try:
+            e = parse(text, host, source)
+        except Exception as ex:  # a parser bug must not lose the line
+            e = parsers.parse_plain(text, "", "?", kind=f"unparsed: {ex}"[:40])
+        if not e.at and ctx.retime:
+            at = chunk._at_before(line, start)
+            if at:
+                e = replace(e, at=at)
+        e = att.attribute(e, order=order0 + line, fresh=True)  # (fresh from parse)
+        chunk._attributed[line] = e
+        found[line] = e
+    return n
 
 
 class LazyLine:

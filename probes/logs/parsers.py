@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from probes.logs import classify
+from probes.logs.fastlog import native
 from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEvent, new_event
 
 MAX_MESSAGE = 64 * 1024
@@ -184,19 +185,27 @@ _AUDIT_KEYS = (
 _AUDIT_KEYSET = frozenset(_AUDIT_KEYS)
 
 
-def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
-    """Key fields of an AVC or AppArmor record, unquoted (hex-encoded values decoded)."""
-    # _unquote's common case inline (a quoted value); a key seen twice keeps its first value
+def audit_pairs(msg: str, keys: frozenset[str], hexkeys: frozenset[str]) -> list[tuple[str, str]]:
+    """The wanted key=value pairs of an audit record, unquoted, a key seen twice keeping its
+    first value (the reference of probes/logs/_fastlog.c's audit_pairs)."""
+    # _unquote's common case inline (a quoted value)
     out = [
         (k, v[1:-1] if len(v) >= 2 and v[0] == '"' and v[-1] == '"' else _unquote(k, v))
         for k, v in _KV.findall(msg)
-        if k in _AUDIT_KEYSET
+        if k in keys
     ]
     if len(dict(out)) != len(out):
         first: dict[str, str] = {}
         for k, v in out:
             first.setdefault(k, v)
         out = list(first.items())
+    return out
+
+
+def audit_fields(msg: str) -> tuple[tuple[str, str], ...]:
+    """Key fields of an AVC or AppArmor record, unquoted (hex-encoded values decoded)."""
+    fast = native()
+    out = (fast.audit_pairs if fast is not None else audit_pairs)(msg, _AUDIT_KEYSET, _HEX_KEYS)
     m = _AVC_PERMS.search(msg)
     if m:
         out.append(("perms", m.group(1).strip()))

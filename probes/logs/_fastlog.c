@@ -1,0 +1,348 @@
+/* The two scans a signal log line pays most for, in C (probes/logs/fastlog.py loads it; the
+ * Python in parsers.py and attribute.py is the reference and the fallback, and
+ * tests/logs/test_fastlog.py proves both give the same answers).
+ *
+ * audit_pairs(msg, keys, hexkeys): parsers.audit_fields' key=value pairs (before `perms`), i.e.
+ *   re.findall(r'\b(\w++)=("[^"\\]*+(?:\\.[^"\\]*+)*+"|\S++)', msg) filtered by `keys`, the
+ *   first of a repeated key kept, a quoted value unquoted, a hex value of a `hexkeys` key decoded.
+ * candidate_lines(data, needles): lazy.candidate_lines for a file's block (lazy.CANDIDATE_PATTERN:
+ *   the lines holding a needle, or starting with a date and holding `error` after it) in one
+ *   pass that also counts the lines: ([(line, start, end), ...], number of newlines).
+ * key_tokens(text, keys): the tokens of
+ *   re.findall(r"[A-Za-z0-9_\\-]++(?:[.:][A-Za-z0-9_\\-]++)*+", text) that are keys of the
+ *   dict `keys`, in order (attribute.Attributor._tokens).
+ *
+ * Character classes are the re module's for str patterns (\w: Py_UNICODE_ISALNUM or '_';
+ * \s: Py_UNICODE_ISSPACE; '.': anything but '\n'). Every index is checked against the length;
+ * memory only through the Python API. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CH(i) PyUnicode_READ(kind, data, (i))
+
+static int is_word(Py_UCS4 c) { return c == '_' || Py_UNICODE_ISALNUM(c); }
+
+static int is_hex_upper(Py_UCS4 c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
+
+static int hexval(Py_UCS4 c) { return c <= '9' ? (int)(c - '0') : (int)(c - 'A' + 10); }
+
+/* v = msg[a:b] (b - a >= 2, even, all [0-9A-F]) as bytes, decoded as UTF-8 with replacement */
+static PyObject *hex_decode(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = (b - a) / 2;
+    char *buf = PyMem_Malloc(n > 0 ? (size_t)n : 1);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++)
+        buf[i] = (char)(hexval(CH(a + 2 * i)) * 16 + hexval(CH(a + 2 * i + 1)));
+    PyObject *out = PyUnicode_DecodeUTF8(buf, n, "replace");
+    PyMem_Free(buf);
+    return out;
+}
+
+/* 1 when msg[a:b] is a key already in the list of pairs `out`, 0 if not, -1 on error */
+static int seen_key(PyObject *out, PyObject *msg, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = PyList_GET_SIZE(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyTuple_GET_ITEM(PyList_GET_ITEM(out, i), 0);
+        if (PyUnicode_GET_LENGTH(k) == b - a) {
+            PyObject *s = PyUnicode_Substring(msg, a, b);
+            if (s == NULL)
+                return -1;
+            int eq = PyUnicode_Compare(k, s) == 0;
+            Py_DECREF(s);
+            if (eq)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *audit_pairs(PyObject *self, PyObject *args) {
+    PyObject *msg, *keys, *hexkeys;
+    if (!PyArg_ParseTuple(args, "UO!O!", &msg, &PyFrozenSet_Type, &keys, &PyFrozenSet_Type, &hexkeys))
+        return NULL;
+    int kind = PyUnicode_KIND(msg);
+    const void *data = PyUnicode_DATA(msg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(msg);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t p = 0;
+    while (p < n) {
+        /* \b(\w++)= : a word that starts here (not inside a word) and is followed by '=' */
+        if (!is_word(CH(p)) || (p > 0 && is_word(CH(p - 1)))) {
+            p++;
+            continue;
+        }
+        Py_ssize_t q = p;
+        while (q < n && is_word(CH(q)))
+            q++;
+        if (q >= n || CH(q) != '=') {
+            p = q; /* no match starts inside the word */
+            continue;
+        }
+        Py_ssize_t v = q + 1, end = -1;
+        int quoted = 0;
+        if (v < n && CH(v) == '"') { /* "[^"\\]*+(?:\\.[^"\\]*+)*+" */
+            Py_ssize_t i = v + 1;
+            while (i < n) {
+                Py_UCS4 c = CH(i);
+                if (c == '"')
+                    break;
+                if (c == '\\') {
+                    if (i + 1 < n && CH(i + 1) != '\n') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i++;
+            }
+            if (i < n && CH(i) == '"') {
+                end = i + 1;
+                quoted = 1;
+            }
+        }
+        if (end < 0) { /* \S++ */
+            Py_ssize_t i = v;
+            while (i < n && !Py_UNICODE_ISSPACE(CH(i)))
+                i++;
+            if (i == v) {
+                p = q; /* neither: no match at p (nor inside the word) */
+                continue;
+            }
+            end = i;
+        }
+        PyObject *k = PyUnicode_Substring(msg, p, q);
+        if (k == NULL)
+            goto fail;
+        int wanted = PySet_Contains(keys, k);
+        int dup = wanted == 1 ? seen_key(out, msg, p, q) : 0;
+        if (wanted < 0 || dup < 0) {
+            Py_DECREF(k);
+            goto fail;
+        }
+        if (wanted && !dup) {
+            PyObject *val;
+            Py_ssize_t len = end - v;
+            /* a quoted value (or any value between quotes) loses its quotes */
+            if (quoted || (len >= 2 && CH(v) == '"' && CH(end - 1) == '"')) {
+                val = PyUnicode_Substring(msg, v + 1, end - 1);
+            } else {
+                int hex = 0;
+                if (len >= 2 && len % 2 == 0) {
+                    hex = PySet_Contains(hexkeys, k);
+                    for (Py_ssize_t i = v; hex == 1 && i < end; i++)
+                        hex = is_hex_upper(CH(i));
+                }
+                if (hex < 0) {
+                    Py_DECREF(k);
+                    goto fail;
+                }
+                val = hex ? hex_decode(kind, data, v, end) : PyUnicode_Substring(msg, v, end);
+            }
+            if (val == NULL) {
+                Py_DECREF(k);
+                goto fail;
+            }
+            PyObject *pair = PyTuple_Pack(2, k, val);
+            Py_DECREF(val);
+            if (pair == NULL || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(k);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+        Py_DECREF(k);
+        p = end;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static int is_tok(Py_UCS4 c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '\\' || c == '-';
+}
+
+static PyObject *key_tokens(PyObject *self, PyObject *args) {
+    PyObject *text, *keys;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyDict_Type, &keys))
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t p = 0;
+    while (p < n) {
+        if (!is_tok(CH(p))) {
+            p++;
+            continue;
+        }
+        Py_ssize_t q = p;
+        while (q < n && is_tok(CH(q)))
+            q++;
+        /* (?:[.:][A-Za-z0-9_\\-]++)*+ */
+        while (q + 1 < n && (CH(q) == '.' || CH(q) == ':') && is_tok(CH(q + 1))) {
+            q += 1;
+            while (q < n && is_tok(CH(q)))
+                q++;
+        }
+        PyObject *tok = PyUnicode_Substring(text, p, q);
+        if (tok == NULL)
+            goto fail;
+        PyObject *hit = PyDict_GetItemWithError(keys, tok); /* borrowed */
+        if ((hit == NULL && PyErr_Occurred()) || (hit != NULL && PyList_Append(out, tok) < 0)) {
+            Py_DECREF(tok);
+            goto fail;
+        }
+        Py_DECREF(tok);
+        p = q;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+
+/* ------------------------------------------------------------------ candidate lines */
+
+static int is_high(unsigned char c) { return c >= 0x80; }
+
+/* The smallest end of a date at the line's start as lazy._DATE reads bytes: D{4}-D{2}-D{2}
+ * with D = [0-9] or 2-4 bytes of [\x80-\xff]; -1 when the line does not start with one.
+ * Bit i of a mask: offset i reachable (a date is at most 34 bytes long). */
+static Py_ssize_t date_end(const unsigned char *p, Py_ssize_t len) {
+    static const int groups[3] = {4, 2, 2};
+    uint64_t reach = 1;
+    for (int g = 0; g < 3; g++) {
+        for (int c = 0; c < groups[g]; c++) {
+            uint64_t next = 0;
+            for (uint64_t r = reach; r; r &= r - 1) {
+                int i = __builtin_ctzll(r); /* (i <= 33: a date is at most 34 bytes) */
+                if (i < len && p[i] >= '0' && p[i] <= '9')
+                    next |= (uint64_t)1 << (i + 1);
+                for (int k = 1; k <= 4 && i + k <= len && is_high(p[i + k - 1]); k++)
+                    if (k >= 2)
+                        next |= (uint64_t)1 << (i + k);
+            }
+            if (!(reach = next))
+                return -1;
+        }
+        if (g < 2) {
+            uint64_t next = 0;
+            for (uint64_t r = reach; r; r &= r - 1) {
+                int i = __builtin_ctzll(r);
+                if (i < len && p[i] == '-')
+                    next |= (uint64_t)1 << (i + 1);
+            }
+            if (!(reach = next))
+                return -1;
+        }
+    }
+    return __builtin_ctzll(reach);
+}
+
+static int has_error(const unsigned char *p, Py_ssize_t len) { /* [Ee][Rr][Rr][Oo][Rr] */
+    for (Py_ssize_t i = 0; i + 5 <= len; i++)
+        if ((p[i] | 0x20) == 'e' && (p[i + 1] | 0x20) == 'r' && (p[i + 2] | 0x20) == 'r' &&
+            (p[i + 3] | 0x20) == 'o' && (p[i + 4] | 0x20) == 'r')
+            return 1;
+    return 0;
+}
+
+/* needles by their first two bytes: head[two bytes] is 1 + the first needle starting so,
+ * next[k] 1 + the next one (0: none); a line's bytes are looked up two at a time */
+typedef struct {
+    Py_ssize_t count;
+    const unsigned char *s[32];
+    Py_ssize_t len[32];
+    unsigned char next[32];
+    unsigned char head[65536];
+} Needles;
+
+static int is_candidate(const Needles *nd, const unsigned char *p, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i + 1 < len; i++) {
+        for (int k = nd->head[p[i] | (p[i + 1] << 8)]; k; k = nd->next[k - 1])
+            if (nd->len[k - 1] <= len - i && memcmp(p + i, nd->s[k - 1], nd->len[k - 1]) == 0)
+                return 1;
+    }
+    if (len > 0 && ((p[0] >= '0' && p[0] <= '9') || is_high(p[0]))) {
+        Py_ssize_t d = date_end(p, len);
+        if (d >= 0 && has_error(p + d, len - d))
+            return 1;
+    }
+    return 0;
+}
+
+static PyObject *candidate_lines(PyObject *self, PyObject *args) {
+    PyObject *bytes, *needles;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyBytes_Type, &bytes, &PyTuple_Type, &needles))
+        return NULL;
+    Needles *nd = PyMem_Calloc(1, sizeof(Needles));
+    if (nd == NULL)
+        return PyErr_NoMemory();
+    nd->count = PyTuple_GET_SIZE(needles);
+    if (nd->count > 32) {
+        PyMem_Free(nd);
+        return PyErr_Format(PyExc_ValueError, "at most 32 needles");
+    }
+    for (Py_ssize_t k = 0; k < nd->count; k++) {
+        PyObject *b = PyTuple_GET_ITEM(needles, k);
+        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) < 2 || memchr(PyBytes_AS_STRING(b), '\n', PyBytes_GET_SIZE(b))) {
+            PyMem_Free(nd);
+            return PyErr_Format(PyExc_ValueError, "a needle must be bytes of at least 2, without a newline");
+        }
+        nd->s[k] = (const unsigned char *)PyBytes_AS_STRING(b);
+        nd->len[k] = PyBytes_GET_SIZE(b);
+        unsigned key = nd->s[k][0] | (nd->s[k][1] << 8);
+        nd->next[k] = nd->head[key];
+        nd->head[key] = (unsigned char)(k + 1);
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes), pos = 0, line = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyMem_Free(nd);
+        return NULL;
+    }
+    while (1) {
+        const unsigned char *nl = memchr(data + pos, '\n', (size_t)(n - pos));
+        Py_ssize_t end = nl ? nl - data : n;
+        if (is_candidate(nd, data + pos, end - pos)) {
+            PyObject *t = Py_BuildValue("(nnn)", line, pos, end);
+            if (t == NULL || PyList_Append(out, t) < 0) {
+                Py_XDECREF(t);
+                Py_DECREF(out);
+                PyMem_Free(nd);
+                return NULL;
+            }
+            Py_DECREF(t);
+        }
+        if (nl == NULL)
+            break;
+        line++;
+        pos = end + 1;
+    }
+    PyMem_Free(nd);
+    return Py_BuildValue("(Nn)", out, line);
+}
+
+static PyMethodDef methods[] = {
+    {"audit_pairs", audit_pairs, METH_VARARGS, "audit key=value pairs (see the module's source)"},
+    {"candidate_lines", candidate_lines, METH_VARARGS, "a file block's candidate lines and its line count"},
+    {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "probes.logs._fastlog", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fastlog(void) { return PyModule_Create(&module); }

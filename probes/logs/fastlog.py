@@ -1,0 +1,31 @@
+"""The logs' native helpers (probes/logs/_fastlog.c, built by `pip install -e .`), loaded with
+the first signal line that needs one: the key=value pairs of an audit record and the index
+tokens of a message are the scans a signal line pays most for (bench.logs, issue 16).
+The Python in parsers.audit_fields and Attributor._tokens is the reference and the fallback
+when the extension is not built (tests/logs/test_fastlog.py: same answers; and in
+`make test` the extension is the one loaded)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def native() -> Any:
+    """probes.logs._fastlog, or None (not built, or TENANTSCOPE_PURE_LOGS=1 asks for the
+    Python references: for comparisons)."""
+    if os.environ.get("TENANTSCOPE_PURE_LOGS") == "1":
+        log.debug("logs: the Python parsers run (TENANTSCOPE_PURE_LOGS=1)")
+        return None
+    try:
+        from probes.logs import _fastlog
+    except ImportError as e:
+        log.debug("logs: the native helpers are not built (%s): the Python parsers run", e)
+        return None
+    log.debug("logs: the native helpers run (%s)", _fastlog.__file__)
+    return _fastlog

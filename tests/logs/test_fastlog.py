@@ -1,0 +1,188 @@
+"""Issue 16 (logs throughput): the native helpers (probes/logs/_fastlog.c) give exactly what
+their Python references give (parsers.audit_pairs, attribute.key_tokens), on every real log
+sample of the tests and on hostile text; and in `make test` the native ones are loaded.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench.logs import fleet, make_lines
+from probes.logs import attribute, fastlog, lazy, parsers
+from probes.logs.attribute import Index
+from tests.logs.test_logs_lazy import CASES, new_path
+
+
+def test_the_native_helpers_are_the_ones_loaded():
+    """`make test` (pip install -e .) builds them: CI must never run the Python fallback
+    unnoticed (the extension is optional for an install without a C compiler)."""
+    fast = fastlog.native()
+    assert fast is not None, "probes/logs/_fastlog.c is not built: run `pip install -e .` (make test does)"
+    assert parsers.native() is fast and attribute.native() is fast
+
+
+def _texts() -> list[str]:
+    """Every test line (corpus, real messages, hard cases, journal, hostile lines), the bench's
+    lines, and generated hostile text."""
+    out = []
+    for case in CASES:
+        if case != "bench":
+            out += [
+                raw.decode("utf-8", "replace") for _, block in CASES[case][1]() for raw in block.split(b"\n")
+            ]
+    out += make_lines(3000)
+    rnd = random.Random(16)
+    pieces = [
+        "a",
+        "_",
+        "=",
+        '"',
+        "\\",
+        "\\\n",
+        " ",
+        "\t",
+        "\n",
+        "\x00",
+        "\x1c",
+        "\x1f",
+        "\x85",
+        "\xa0",
+        "\u2028",
+        "é",
+        "ß",
+        "\u0663",  # an Arabic-Indic digit: \w
+        "\u00b2",  # superscript two: \w (numeric), not a decimal
+        "\ud800",  # a lone surrogate
+        "\ufffd",
+        ".",
+        ":",
+        "-",
+        "{ ",
+        " }",
+        "pid=",
+        "comm=",
+        'comm="',
+        "comm=71656D75",
+        "name=6162",
+        "path=41",
+        "profile=4142434",
+        'scontext="',
+        "tcontext=",
+        "tap5",
+        "t00-vm0",
+        "52:54:00:00:00:05",
+        "avc:  denied",
+    ]
+    out += ["".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30))) for _ in range(20000)]
+    # random bytes (NULs, control characters, invalid UTF-8) as ingest decodes them
+    out += [
+        bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 80))).decode("utf-8", "replace")
+        for _ in range(3000)
+    ]
+    # very long lines: one word, one quoted value never closed, many pairs
+    out += ["x" * 100_000, 'name="' + "a" * 50_000, "pid=1 " * 20_000, 'comm="a\\"b" ' * 5000 + "{ r }"]
+    return out
+
+
+def test_native_audit_pairs_equal_the_python_reference():
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    keysets = [
+        (parsers._AUDIT_KEYSET, parsers._HEX_KEYS),
+        (frozenset({"a", "_", "é", "\u0663", "x"}), frozenset({"a", "é"})),
+        (frozenset(), frozenset()),
+    ]
+    for t in _texts():
+        for keys, hexkeys in keysets:
+            assert fast.audit_pairs(t, keys, hexkeys) == parsers.audit_pairs(t, keys, hexkeys), repr(t[:200])
+
+
+def test_native_key_tokens_equal_the_python_reference():
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    index = Index(fleet()).combined("hv1")
+    odd = dict.fromkeys(["a", "a.b", "a:b", "-", "\\", "t00-vm0.x", "tap5", "x1", "é", "b"], 1)
+    for t in _texts():
+        for keys in (index, odd, {}):
+            assert fast.key_tokens(t, keys) == attribute.key_tokens(t, keys), repr(t[:200])
+
+
+def _blocks() -> list[bytes]:
+    """Every test block of a file source, the bench's lines, and generated hostile blocks."""
+    out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
+    out.append(("\n".join(make_lines(5000)) + "\n").encode())
+    rnd = random.Random(17)
+    pieces = [
+        *lazy.NEEDLES,
+        *(n[: len(n) // 2] for n in lazy.NEEDLES),
+        *(n[len(n) // 2 :] for n in lazy.NEEDLES),
+        b"\n",
+        b"\n",
+        b"2026-11-27",
+        b"2026-11-27 10:00:00.1+0000: 1: error : ",
+        b"\xd9\xa2\xd9\xa0\xd9\xa2\xd9\xa6-\xd9\xa1\xd9\xa1-\xd9\xa2\xd9\xa7",  # a date in Arabic-Indic digits
+        b"\xf0\x9f\x98\x80",
+        b"\x80\x80\x80\x80\x80",
+        b"\xff",
+        b"-",
+        b"0",
+        b"12",
+        b"error",
+        b"ERROR",
+        b"eRrOr",
+        b"erro",
+        b" ",
+        b"\x00",
+        b"\r",
+        b"\t",
+    ]
+    for _ in range(3000):
+        out.append(b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 40))))
+    for _ in range(1000):  # a date-like start then anything
+        head = b"".join(
+            rnd.choice([b"1", b"9", b"-", b"\x80", b"\xc3\xa9", b"\xe2\x80\x8b"]) for _ in range(14)
+        )
+        out.append(head + b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 6))))
+    out += [bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 2000))) for _ in range(300)]
+    out += [b"x" * 1_000_000 + b"KVM", b"\n" * 100_000, b"", b"KVM", b"\nKVM\n"]
+    return out
+
+
+def test_native_candidate_lines_equal_the_python_reference():
+    """The lines CANDIDATE_PATTERN finds (RE2) and their line numbers, and the line count."""
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    rx = lazy.patterns().candidate
+    found = 0
+    for data in _blocks():
+        want = lazy.candidate_lines(data, rx)
+        assert fast.candidate_lines(data, lazy.NEEDLES) == want, data[:300]
+        found += len(want[0])
+    assert found > 3000
+    arabic = "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0667".encode()
+    assert fast.candidate_lines(b"x\n" + arabic + b"T10:00:00 qemu: an Error\n", lazy.NEEDLES) == (
+        [(1, 2, 44)],
+        2,
+    )
+    assert fast.candidate_lines(b"2026-11-2 error\n2026-11-27error", lazy.NEEDLES) == ([(1, 16, 31)], 1)
+    with pytest.raises(ValueError):
+        fast.candidate_lines(b"x", (b"a\nb",))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_pipeline_gives_the_same_with_the_native_helpers_or_without(case, monkeypatch):
+    """Parsed, classified and attributed entries (lazy ingest, every line read afterwards)."""
+    state_of, runs_fn = CASES[case]
+    st, runs = state_of(), runs_fn()
+    native, _ = new_path(st, runs)
+    monkeypatch.setattr(parsers, "native", lambda: None)
+    monkeypatch.setattr(attribute, "native", lambda: None)
+    python, _ = new_path(st, runs)
+    assert native == python
+    assert any(e.tags for e in native) or case == "hostile"
+    assert lazy.materialize(native[0]) == python[0]
