@@ -180,8 +180,8 @@ def test_the_pipeline_gives_the_same_with_the_native_helpers_or_without(case, mo
     state_of, runs_fn = CASES[case]
     st, runs = state_of(), runs_fn()
     native, _ = new_path(st, runs)
-    monkeypatch.setattr(parsers, "native", lambda: None)
-    monkeypatch.setattr(attribute, "native", lambda: None)
+    for module in (parsers, attribute, lazy):
+        monkeypatch.setattr(module, "native", lambda: None)
     python, _ = new_path(st, runs)
     assert native == python
     assert any(e.tags for e in native) or case == "hostile"
