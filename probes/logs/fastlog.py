@@ -1,8 +1,8 @@
 """The logs' native helpers (probes/logs/_fastlog.c, built by `pip install -e .`), loaded with
-the first signal line that needs one: the key=value pairs of an audit record and the index
-tokens of a message are the scans a signal line pays most for (bench.logs, issue 16).
-The Python in parsers.audit_fields and Attributor._tokens is the reference and the fallback
-when the extension is not built (tests/logs/test_fastlog.py: same answers; and in
+the first block of log lines (as re2 is): a file block's candidate lines, an audit record's
+key=value pairs and a message's index tokens, the scans the logs pipeline pays most for
+(bench.logs, issue 16). The Python in lazy.candidate_lines, parsers.audit_pairs and
+attribute.key_tokens is the reference and the fallback when the extension is not built (tests/logs/test_fastlog.py: same answers; and in
 `make test` the extension is the one loaded)."""
 
 from __future__ import annotations

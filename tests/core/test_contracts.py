@@ -189,6 +189,7 @@ PROCESS_WIDE = {
     "probes/logs/parsers.py _ts_cache": "a bounded memo of a pure parse of timestamp text",
     "probes/logs/parsers.py _pairs": "a bounded memo of immutable (key, value) pairs (interning)",
     "probes/logs/lazy.py _re2 (@cache)": "the re2 module, imported at the first log block (code)",
+    "probes/logs/fastlog.py native (@cache)": "the native helpers (probes/logs/_fastlog.c), loaded at the first block of log lines (code)",
     "probes/logs/lazy.py patterns (@cache)": "the four constant patterns, compiled once (code)",
 }
 _MUTATORS = {
