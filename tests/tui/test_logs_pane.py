@@ -82,7 +82,7 @@ async def test_hostile_corpus_is_shown_inert():
             assert literal in shown, literal
         # a hostile tenant and source name are shown as text too (cut to their column)
         row = ll.line_text(ll.lines[-1]).plain
-        assert " [@click=app.qu " in row and "mac-denial" in row and not row.count("\x1b")
+        assert " [@click=app. " in row and "mac-denial" in row and not row.count("\x1b")  # (12 wide here)
         # the long line is cut at 16 KiB with a marker (scroll right to its end)
         long = next(e for e in ll.lines if e.message.startswith("long "))
         text = ll.line_text(long).plain
@@ -545,3 +545,22 @@ def test_a_filter_of_chosen_lines_says_what_they_are():
         "warnings and isolation signals (0 lines)"
     )
     assert Query(seqs=one).describe() == "chosen lines (1 line)"
+
+
+async def test_a_narrow_logs_pane_gives_the_message_the_room():
+    """At 140 columns the Logs pane is half the screen: the tenant and source columns (14 each)
+    left the message ~20 characters ("qemu-system-x86 inv"). A narrow pane shrinks the tenant
+    column and drops the source (Enter and `o` show it); a wide one keeps both."""
+    seen = {}
+    for width in (66, 96, 118):
+        app = LogsOnly(snapshot_state())
+        async with app.run_test(size=(width + 2, 20)) as pilot:
+            await pilot.pause()
+            lines = app.query_one(LogLines)
+            row = lines.line_text(lines.lines[-1]).plain
+            seen[width] = (lines.size.width, "syslog" in row, row.index("Started Session"))
+    narrow, middle, wide = (seen[w] for w in (66, 96, 118))
+    # time, severity, tenant (and source): where the message starts
+    assert narrow[0] < 80 and not narrow[1] and narrow[2] == 8 + 1 + 7 + 1 + 10 + 1
+    assert 80 <= middle[0] < 110 and middle[1] and middle[2] == 8 + 1 + 7 + 1 + 12 + 1 + 10 + 1
+    assert wide[0] >= 110 and wide[1] and wide[2] == 8 + 1 + 7 + 1 + 14 + 1 + 14 + 1

@@ -70,6 +70,17 @@ _MSG_LIMIT = 16 * 1024
 FILTER_SLICE = 0.008  # seconds of filtering between key presses
 
 
+def _columns(width: int) -> tuple[int, int]:
+    """The tenant and source columns' widths: a narrow pane (half of a 140-column terminal)
+    gave the message ~20 characters; there the tenant column shrinks and the source goes (Enter
+    on a line and `o` still show it). 0: not measured yet."""
+    if width == 0 or width >= 110:
+        return 14, 14
+    if width >= 80:
+        return 12, 10
+    return 10, 0
+
+
 def _short_source(src: str) -> str:
     if src.startswith("file:"):
         return src.rsplit("/", 1)[-1]
@@ -129,6 +140,7 @@ class LogLines(ScrollView, can_focus=True):
         self._gen = 0
         self._width = 0
         self._times: dict[int, str] = {}
+        self._cols = _columns(0)  # (tenant, source) widths for the pane's width
 
     # -- content
 
@@ -292,11 +304,13 @@ class LogLines(ScrollView, can_focus=True):
             t.append(" ")
         t.append(visible(e.severity, limit=7)[:7].ljust(7), self._style(sev))
         t.append(" ")
-        tenant = visible(e.tenant, limit=14)[:14] if e.tenant else "-"
-        t.append(tenant.ljust(14), self._style("tenant") if e.tenant else self._style("muted"))
+        tw, sw = self._cols
+        tenant = visible(e.tenant, limit=tw)[:tw] if e.tenant else "-"
+        t.append(tenant.ljust(tw), self._style("tenant") if e.tenant else self._style("muted"))
         t.append(" ")
-        t.append(visible(_short_source(e.source), limit=14)[:14].ljust(14), self._style("muted"))
-        t.append(" ")
+        if sw:
+            t.append(visible(_short_source(e.source), limit=sw)[:sw].ljust(sw), self._style("muted"))
+            t.append(" ")
         if e.tags:
             t.append("[" + ",".join(visible(x, limit=20) for x in e.tags) + "] ", self._style("tag"))
         start = len(t)
@@ -341,6 +355,10 @@ class LogLines(ScrollView, can_focus=True):
         self.invalidate()
 
     def on_resize(self) -> None:
+        cols = _columns(self.size.width)
+        if cols != self._cols:  # the rows are drawn again with the message's new room
+            self._cols = cols
+            self.invalidate()
         self._update_size()
         if self.follow:
             self._to_end()
