@@ -259,21 +259,52 @@ static int has_error(const unsigned char *p, Py_ssize_t len) { /* [Ee][Rr][Rr][O
     return 0;
 }
 
-/* needles by their first two bytes: head[two bytes] is 1 + the first needle starting so,
- * next[k] 1 + the next one (0: none); a line's bytes are looked up two at a time */
+/* A needle (at least 3 bytes) is found by a pair of its bytes looked up at every other byte of
+ * the line: each needle is entered under two consecutive pairs (at offsets o and o + 1, the
+ * rarest-looking window), so one of them is at an even position wherever the needle is.
+ * head[two bytes] is 1 + the first entry for that pair, next[e] 1 + the next one (0: none). */
 typedef struct {
     Py_ssize_t count;
     const unsigned char *s[32];
     Py_ssize_t len[32];
-    unsigned char next[32];
+    unsigned char needle[64]; /* entry -> needle */
+    unsigned char shift[64];  /* entry -> the pair's offset in the needle */
+    unsigned char next[64];
     unsigned char head[65536];
 } Needles;
 
+static int commonness(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || c == ' ' ? 2 : (c >= '0' && c <= '9') ? 1 : 0;
+}
+
+static void add_needle(Needles *nd, Py_ssize_t k) {
+    const unsigned char *n = nd->s[k];
+    Py_ssize_t best = 0;
+    int best_score = 99;
+    for (Py_ssize_t o = 0; o + 3 <= nd->len[k] && o < 200; o++) {
+        int score = commonness(n[o]) + commonness(n[o + 1]) + commonness(n[o + 2]);
+        if (score < best_score) {
+            best_score = score;
+            best = o;
+        }
+    }
+    for (int d = 0; d < 2; d++) {
+        int e = (int)(2 * k + d);
+        unsigned key = n[best + d] | (n[best + d + 1] << 8);
+        nd->needle[e] = (unsigned char)k;
+        nd->shift[e] = (unsigned char)(best + d);
+        nd->next[e] = nd->head[key];
+        nd->head[key] = (unsigned char)(e + 1);
+    }
+}
+
 static int is_candidate(const Needles *nd, const unsigned char *p, Py_ssize_t len) {
-    for (Py_ssize_t i = 0; i + 1 < len; i++) {
-        for (int k = nd->head[p[i] | (p[i + 1] << 8)]; k; k = nd->next[k - 1])
-            if (nd->len[k - 1] <= len - i && memcmp(p + i, nd->s[k - 1], nd->len[k - 1]) == 0)
+    for (Py_ssize_t j = 0; j + 1 < len; j += 2) {
+        for (int e = nd->head[p[j] | (p[j + 1] << 8)]; e; e = nd->next[e - 1]) {
+            Py_ssize_t k = nd->needle[e - 1], start = j - nd->shift[e - 1];
+            if (start >= 0 && nd->len[k] <= len - start && memcmp(p + start, nd->s[k], nd->len[k]) == 0)
                 return 1;
+        }
     }
     if (len > 0 && ((p[0] >= '0' && p[0] <= '9') || is_high(p[0]))) {
         Py_ssize_t d = date_end(p, len);
@@ -297,15 +328,13 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
     }
     for (Py_ssize_t k = 0; k < nd->count; k++) {
         PyObject *b = PyTuple_GET_ITEM(needles, k);
-        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) < 2 || memchr(PyBytes_AS_STRING(b), '\n', PyBytes_GET_SIZE(b))) {
+        if (!PyBytes_Check(b) || PyBytes_GET_SIZE(b) < 3 || memchr(PyBytes_AS_STRING(b), '\n', PyBytes_GET_SIZE(b))) {
             PyMem_Free(nd);
-            return PyErr_Format(PyExc_ValueError, "a needle must be bytes of at least 2, without a newline");
+            return PyErr_Format(PyExc_ValueError, "a needle must be bytes of at least 3, without a newline");
         }
         nd->s[k] = (const unsigned char *)PyBytes_AS_STRING(b);
         nd->len[k] = PyBytes_GET_SIZE(b);
-        unsigned key = nd->s[k][0] | (nd->s[k][1] << 8);
-        nd->next[k] = nd->head[key];
-        nd->head[key] = (unsigned char)(k + 1);
+        add_needle(nd, k);
     }
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(bytes);
     Py_ssize_t n = PyBytes_GET_SIZE(bytes), pos = 0, line = 0;
