@@ -406,6 +406,12 @@ def main(argv: list[str] | None = None) -> int:
         f"file: {size / 1e6:.1f} MB, {n:,} lines; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs (CPU time is the fair figure on a shared machine)"
     )
+    from probes.logs.fastlog import native
+
+    print(
+        "native helpers (probes/logs/_fastlog.c): "
+        + ("loaded" if native() is not None else "NOT BUILT: the Python fallback ran (pip install -e .)")
+    )
     print(
         f"grep -c -E (floor):       wall {g_t:7.3f} s  cpu {g_c:7.3f} s  "
         f"{n / max(g_c, 1e-9):12,.0f} lines/s (cpu)  {g_n:,} signal lines"
