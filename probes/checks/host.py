@@ -99,7 +99,7 @@ def host01_kvm(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 workloads=keys(tcg),
                 severity=Severity.LOW,
                 evidence=ev + [Evidence(f"{dom(w)}: /domain/@type", "qemu") for w in tcg[:10]],
-                fix="virsh edit NAME: <domain type='kvm'>",
+                fix="virsh edit NAME  # <domain type='kvm'>",
             )
             return
         yield passed(spec, hs, "/dev/kvm present" + (f", CPU flags {' '.join(flags)}" if flags else ""))

@@ -5,7 +5,8 @@ Each check is a pure function of State: the domain XML parsed into VmDetails (pr
 domxml.py), the tenant of each workload, and host facts where a check needs the host's side
 (qemu.conf defaults, IOMMU groups, SMT siblings, image file modes), and the live limits the
 resources probe read (HostState.samples) for VM-04, VM-05 and VM-12. Evidence names the
-domain and the XML element; fixes are the XML to put in `virsh edit NAME` or the command.
+domain and the XML element; a fix is the command to paste, one a line, what to change in
+`virsh edit NAME` (the XML) or why as a shell comment after it (`  # ...`).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def vm01_unconfined(state: State, spec: CheckSpec) -> Iterator[Finding]:
                     tenants=[w.tenant] if w.tenant else [],
                     workloads=[w.key],
                     evidence=ev,
-                    fix=f"virsh edit {w.name}: delete the <seclabel type='none'/> element "
+                    fix=_virsh("edit", w.name) + "  # delete the <seclabel type='none'/> element "
                     "(libvirt then applies a dynamic sVirt label); restart the domain",
                 )
                 bad += 1
@@ -243,7 +244,8 @@ def vm03_static_norelabel(state: State, spec: CheckSpec) -> Iterator[Finding]:
                                 f"type='static' relabel='no' label='{s.label}'",
                             )
                         ],
-                        fix=f"virsh edit {w.name}: <seclabel type='static' model='{s.model or 'selinux'}' "
+                        fix=_virsh("edit", w.name)
+                        + f"  # <seclabel type='static' model='{s.model or 'selinux'}' "
                         f"relabel='yes'><label>{s.label or '...'}</label></seclabel>",
                     )
         if not bad:
@@ -590,7 +592,7 @@ def vm07_emulated_devices(state: State, spec: CheckSpec) -> Iterator[Finding]:
                     tenants=[w.tenant] if w.tenant else [],
                     workloads=[w.key],
                     evidence=ev,
-                    fix=f"virsh edit {w.name}: <target dev='vda' bus='virtio'/> for disks, "
+                    fix=_virsh("edit", w.name) + "  # <target dev='vda' bus='virtio'/> for disks, "
                     "<model type='virtio'/> for interfaces",
                 )
         if not bad:
@@ -646,7 +648,8 @@ def vm08_graphics(state: State, spec: CheckSpec) -> Iterator[Finding]:
                 if listen_from != ev[0].where:
                     ev.append(Evidence(listen_from, f'{g.type}_listen = "{listen}"'))
                 fix = (
-                    f"virsh edit {w.name}: <graphics type='{g.type}' autoport='yes' listen='127.0.0.1' "
+                    _virsh("edit", w.name)
+                    + f"  # <graphics type='{g.type}' autoport='yes' listen='127.0.0.1' "
                     "passwd='A-SECRET'/>; reach it with ssh -L"
                 )
                 if beyond and not pw and not pw_known:

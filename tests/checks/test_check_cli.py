@@ -150,3 +150,25 @@ def test_session_registers_the_facts_probe():
     asked = [p for p in make_probes(Options(updates=True))(LocalHost("hv1")) if p.name == "facts"]
     assert asked[0].updates and asked[0].timeout > live[0].timeout
     assert not [p for p in make_probes(Options(demo=True))(LocalHost("demo")) if p.name == "facts"]
+
+
+def test_every_virsh_fix_of_the_demo_pastes(demo_json):
+    """A finding's fix is commands to paste, one a line, the why or the XML to change as a
+    shell comment (`  # ...`). VM-01/03/07/08 said `virsh edit NAME: <xml>`: pasted, virsh was
+    asked for a domain named 'NAME:'. Every virsh line's domain is a domain of the demo."""
+    import shlex
+
+    _, doc, _ = demo_json
+    domains = {w.split("/")[-1] for r in doc["results"] for w in r["workloads"]}
+    seen = 0
+    for r in doc["results"]:
+        if r["status"] not in ("fail", "warn"):
+            continue
+        for line in (r["fix"] or "").split("\n"):
+            if not line.startswith("virsh "):
+                continue
+            argv = shlex.split(line.split("  # ", 1)[0])
+            if argv[1] in ("edit", "detach-disk", "memtune", "schedinfo"):
+                assert argv[2] in domains, (r["check_id"], line)
+                seen += 1
+    assert seen >= 8
