@@ -82,3 +82,26 @@ async def test_after_a_slow_rebuild_states_arriving_soon_are_drawn_together(monk
             if pane.table.row_count != rows:
                 break
         assert pane.table.row_count == rows - 2  # the newest State, drawn once
+
+
+async def test_rows_share_their_status_severity_and_check_cells():
+    """One Text per status, severity and check id (and theme), not one per row: a table of
+    780 findings held ~2,300 copies (~1 MiB, issue 16); a theme makes new ones (its colours)."""
+    st = sample_state()
+    app, _ = make_app(st)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        pane = app.query_one(FindingsPane)
+        table = pane.table
+        fs = [f for f in st.findings if pane.row_key(f) in table.rows]
+        assert len(fs) > len({f.status for f in fs})  # rows repeat a status
+        for column, value in (("status", lambda f: f.status), ("severity", lambda f: f.severity)):
+            cells = {id(table.get_cell(pane.row_key(f), column)) for f in fs}
+            assert len(cells) == len({value(f) for f in fs}), column
+        checks = {id(table.get_cell(pane.row_key(f), "check")) for f in fs}
+        assert len(checks) == len({f.check_id for f in fs})
+        before = table.get_cell(pane.row_key(fs[0]), "status")
+        app.theme = "tenantscope-light"
+        await pilot.pause(0.2)
+        after = table.get_cell(pane.row_key(fs[0]), "status")
+        assert after is not before and after.style != before.style

@@ -91,6 +91,10 @@ class FindingsPane(Pane):
         # findings keep their order updates only the rows whose finding changed
         self._made: dict[str, tuple[Finding, bool, bool]] = {}
         self._theme: object = None
+        # the Status, Severity and Check cells: one Text per value and theme, shared by the rows
+        # (a table of 780 findings held ~2,300 copies, ~1 MiB; DataTable never changes a cell)
+        self._shared: dict[tuple[str, str], Text] = {}
+        self._shared_theme: object = None
         self._rebuild_cost = 0.0  # seconds the last rebuild took
         self._rebuilt_at = 0.0
         self._refill_due = False
@@ -311,11 +315,16 @@ class FindingsPane(Pane):
 
     def _cells(self, f: Finding, made: tuple[Finding, bool, bool], variables: Any) -> list[Text]:
         _, acked, new = made
-        cells = [
-            status_text(f.status, variables),
-            severity_text(f.severity, variables),
-            untrusted(f.check_id),
-        ]
+        if variables is not self._shared_theme:
+            self._shared, self._shared_theme = {}, variables
+        shared = self._shared
+        if (status := shared.get(("status", f.status.value))) is None:
+            status = shared["status", f.status.value] = status_text(f.status, variables)
+        if (severity := shared.get(("severity", f.severity.value))) is None:
+            severity = shared["severity", f.severity.value] = severity_text(f.severity, variables)
+        if (check := shared.get(("check", f.check_id))) is None:
+            check = shared["check", f.check_id] = untrusted(f.check_id)
+        cells = [status, severity, check]
         if self._multi_host:
             cells.append(untrusted(f.host or "—"))
         summary = untrusted(f.summary or f.title)
