@@ -84,9 +84,9 @@ async def test_after_a_slow_rebuild_states_arriving_soon_are_drawn_together(monk
         assert pane.table.row_count == rows - 2  # the newest State, drawn once
 
 
-async def test_rows_share_their_status_severity_and_check_cells():
-    """One Text per status, severity and check id (and theme), not one per row: a table of
-    780 findings held ~2,300 copies (~1 MiB, issue 16); a theme makes new ones (its colours)."""
+async def test_rows_share_their_status_severity_check_and_tenants_cells():
+    """One Text per status, severity, check id and tenant list (and theme), not one per row: a
+    table of 780 findings held ~3,000 copies (~1 MiB, issue 16); a theme makes new ones."""
     st = sample_state()
     app, _ = make_app(st)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -100,6 +100,8 @@ async def test_rows_share_their_status_severity_and_check_cells():
             assert len(cells) == len({value(f) for f in fs}), column
         checks = {id(table.get_cell(pane.row_key(f), "check")) for f in fs}
         assert len(checks) == len({f.check_id for f in fs})
+        tenants = {id(table.get_cell(pane.row_key(f), "tenants")) for f in fs}
+        assert len(tenants) == len({f.tenants for f in fs}) < len(fs)
         before = table.get_cell(pane.row_key(fs[0]), "status")
         app.theme = "tenantscope-light"
         await pilot.pause(0.2)
