@@ -8,6 +8,7 @@
  * candidate_lines(data, needles): lazy.candidate_lines for a file's block (lazy.CANDIDATE_PATTERN:
  *   the lines holding a needle, or starting with a date and holding `error` after it) in one
  *   pass that also counts the lines: ([(line, start, end), ...], number of newlines).
+ * split_syslog(line): parsers._SYSLOG.match(line).groups(), or None.
  * key_tokens(text, keys): the tokens of
  *   re.findall(r"[A-Za-z0-9_\\-]++(?:[.:][A-Za-z0-9_\\-]++)*+", text) that are keys of the
  *   dict `keys`, in order (attribute.Attributor._tokens).
@@ -365,9 +366,96 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
     return Py_BuildValue("(Nn)", out, line);
 }
 
+/* ------------------------------------------------------------------ syslog header */
+
+static int is_dec(Py_UCS4 c) { return Py_UNICODE_ISDECIMAL(c); }
+
+/* parsers._SYSLOG.match(line).groups(), or None when it does not match:
+ * (ts) " " (host: \S+) " " (prog: [^\s:\[]+) ("[" (pid: \d+) "]")? ":" " "? (msg: the rest)
+ * ts: [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d  or
+ *     \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?
+ * (every part can end one way only: what a shorter repeat leaves cannot be what must follow) */
+static PyObject *split_syslog(PyObject *self, PyObject *args) {
+    PyObject *line;
+    if (!PyArg_ParseTuple(args, "U", &line))
+        return NULL;
+    int kind = PyUnicode_KIND(line);
+    const void *data = PyUnicode_DATA(line);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(line), i;
+#define AT(j) ((j) < n ? CH(j) : (Py_UCS4)0xFFFFFFFF)
+#define DEC(j) ((j) < n && is_dec(CH(j)))
+    Py_UCS4 c0 = AT(0);
+    if (c0 >= 'A' && c0 <= 'Z') {
+        if (!(n >= 15 && AT(1) >= 'a' && AT(1) <= 'z' && AT(2) >= 'a' && AT(2) <= 'z' && AT(3) == ' ' &&
+              (AT(4) == ' ' || DEC(4)) && DEC(5) && AT(6) == ' ' && DEC(7) && DEC(8) && AT(9) == ':' &&
+              DEC(10) && DEC(11) && AT(12) == ':' && DEC(13) && DEC(14)))
+            Py_RETURN_NONE;
+        i = 15;
+    } else {
+        static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+        for (i = 0; i < 19; i++)
+            if (shape[i] == 'd' ? !DEC(i) : AT(i) != (Py_UCS4)shape[i])
+                Py_RETURN_NONE;
+        if (AT(i) == '.' && DEC(i + 1)) {
+            i += 2;
+            while (DEC(i))
+                i++;
+        }
+        if (AT(i) == 'Z')
+            i++;
+        else if ((AT(i) == '+' || AT(i) == '-') && DEC(i + 1) && DEC(i + 2)) {
+            Py_ssize_t j = i + 3 + (AT(i + 3) == ':');
+            if (DEC(j) && DEC(j + 1))
+                i = j + 2;
+        }
+    }
+    Py_ssize_t ts_end = i;
+    if (AT(i) != ' ')
+        Py_RETURN_NONE;
+    Py_ssize_t host = ++i;
+    while (i < n && !Py_UNICODE_ISSPACE(CH(i)))
+        i++;
+    if (i == host || AT(i) != ' ')
+        Py_RETURN_NONE;
+    Py_ssize_t host_end = i, prog = ++i;
+    while (i < n && !Py_UNICODE_ISSPACE(CH(i)) && CH(i) != ':' && CH(i) != '[')
+        i++;
+    if (i == prog)
+        Py_RETURN_NONE;
+    Py_ssize_t prog_end = i, pid = -1, pid_end = -1;
+    if (AT(i) == '[') {
+        Py_ssize_t j = i + 1;
+        while (DEC(j))
+            j++;
+        if (j == i + 1 || AT(j) != ']')
+            Py_RETURN_NONE;
+        pid = i + 1;
+        pid_end = j;
+        i = j + 1;
+    }
+    if (AT(i) != ':')
+        Py_RETURN_NONE;
+    i++;
+    if (AT(i) == ' ')
+        i++;
+#undef AT
+#undef DEC
+    PyObject *parts[5] = {PyUnicode_Substring(line, 0, ts_end), PyUnicode_Substring(line, host, host_end),
+                          PyUnicode_Substring(line, prog, prog_end),
+                          pid >= 0 ? PyUnicode_Substring(line, pid, pid_end) : Py_NewRef(Py_None),
+                          PyUnicode_Substring(line, i, n)};
+    PyObject *out = NULL;
+    if (parts[0] && parts[1] && parts[2] && parts[3] && parts[4])
+        out = PyTuple_Pack(5, parts[0], parts[1], parts[2], parts[3], parts[4]);
+    for (int k = 0; k < 5; k++)
+        Py_XDECREF(parts[k]);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"audit_pairs", audit_pairs, METH_VARARGS, "audit key=value pairs (see the module's source)"},
     {"candidate_lines", candidate_lines, METH_VARARGS, "a file block's candidate lines and its line count"},
+    {"split_syslog", split_syslog, METH_VARARGS, "parsers._SYSLOG.match(line).groups() or None"},
     {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
     {NULL, NULL, 0, NULL},
 };

@@ -325,11 +325,19 @@ def _event(
 # ---------------------------------------------------------------- line formats
 
 
-def parse_syslog(line: str, host: str, source: str) -> LogEvent:
+def split_syslog(line: str) -> tuple[str, str, str, str | None, str] | None:
+    """(ts, host, prog, pid or None, msg) of a syslog line, None for another line (the
+    reference of probes/logs/_fastlog.c's split_syslog)."""
     m = _SYSLOG.match(line)
-    if not m:
+    return m.groups() if m else None  # type: ignore[return-value]
+
+
+def parse_syslog(line: str, host: str, source: str) -> LogEvent:
+    fast = native()
+    g = fast.split_syslog(line) if fast is not None else split_syslog(line)
+    if g is None:
         return parse_plain(line, host, source)
-    ts, hostname, prog, pid, msg = m.groups()
+    ts, hostname, prog, pid, msg = g
     at = _syslog_time(ts)
     if prog == "kernel":
         return parse_kernel(msg, at, hostname if host == "" else host, source)

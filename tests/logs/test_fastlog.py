@@ -111,6 +111,69 @@ def test_native_key_tokens_equal_the_python_reference():
             assert fast.key_tokens(t, keys) == attribute.key_tokens(t, keys), repr(t[:200])
 
 
+def test_native_split_syslog_equals_the_python_reference():
+    """parsers._SYSLOG's groups (both timestamp shapes, Unicode digits and spaces)."""
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    rnd = random.Random(18)
+    heads = [
+        "Nov 27 10:00:00",
+        "Nov  7 10:00:00",
+        "Nov \u0662\u0667 10:00:0\u0669",
+        "nov 27 10:00:00",
+        "NOV 27 10:00:00",
+        "Nov 27 10:00:0",
+        "2026-11-27T10:00:00",
+        "2026-11-27T10:00:00.123",
+        "2026-11-27T10:00:00.",
+        "2026-11-27T10:00:00.5Z",
+        "2026-11-27T10:00:00+00:00",
+        "2026-11-27T10:00:00-0130",
+        "2026-11-27T10:00:00+00:0",
+        "2026-11-27T10:00:00+0",
+        "2026-11-27T10:00:00Z",
+        "\u0662\u0660\u0662\u0666-11-27T10:00:00",
+        "2026-11-27 10:00:00",
+    ]
+    tails = [
+        " ",
+        "  ",
+        "\t",
+        "\x1c",
+        " hv1",
+        "hv1",
+        " hv1 ",
+        "\xa0",
+        "kernel",
+        "sshd",
+        "[",
+        "]",
+        "[12]",
+        "[1\u0663]",
+        "[x]",
+        "[]",
+        ":",
+        ": ",
+        "::",
+        "msg",
+        "\n",
+        " : ",
+        "a:b",
+        "é",
+    ]
+    lines = []
+    for _ in range(20000):
+        lines.append(rnd.choice(heads) + "".join(rnd.choice(tails) for _ in range(rnd.randint(0, 8))))
+    lines += [h + " hv1 prog[12]: m" for h in heads] + [h + " hv1 kernel: [1.2] x" for h in heads]
+    matched = 0
+    for t in lines + _texts():
+        want = parsers.split_syslog(t)
+        assert fast.split_syslog(t) == want, repr(t[:200])
+        matched += want is not None
+    assert matched > 2000
+
+
 def _blocks() -> list[bytes]:
     """Every test block of a file source, the bench's lines, and generated hostile blocks."""
     out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
