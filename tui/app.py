@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import tzinfo
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -41,6 +41,7 @@ from probes.network.model import NicAddresses
 from probes.report.model import Ack
 from probes.requests import Request, RequestHandle
 from probes.session import Options, Session
+from probes.untrusted import visible
 from tui.bindings import APP_BINDINGS, PANE_ORDER, PANES, BindingCommands
 from tui.header import AppHeader
 from tui.hostfilter import next_host, only_host
@@ -50,6 +51,9 @@ from tui.readonly import env_read_only, hidden
 from tui.runbook import RunbookActions
 from tui.source import StateSource
 from tui.status import THEME_DEFAULTS
+
+if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
 
 log = logging.getLogger(__name__)
 
@@ -405,6 +409,23 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
             self.action_focus_pane(pane_id)
 
     # -- screens
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification (the app's and its widgets': Widget.notify comes here) as plain
+        text through the one sanitizing function: they carry host names, request messages and
+        paths, and Textual reads a message as markup by default ("showing host [@click=...]"
+        was a link that ran an action)."""
+        super().notify(
+            visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False
+        )
 
     def action_pick_host(self) -> None:
         """Narrow the panes to the next host of the fleet, then back to all hosts."""

@@ -18,6 +18,7 @@ from probes.model import (
     ConnState,
     Evidence,
     Finding,
+    Host,
     ProbeError,
     Severity,
     Status,
@@ -173,3 +174,23 @@ async def test_markup_in_a_real_libvirt_domain_name_stays_text():
     finally:
         dom.undefine()
         rw.close()
+
+
+async def test_notifications_carry_host_names_as_plain_text():
+    """`h` notified "showing host NAME" with Textual's default markup on: a host named
+    `[@click=app.quit]x` became a link that quits, its escape sequence went out raw. Every
+    notification (the app's and its panes') is now plain text through visible()."""
+    st = evil_state()
+    app, _ = make_app(replace(st, hosts=(*st.hosts, replace(st.hosts[0], host=Host("hv2")))))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("h")
+        await pilot.pause()
+        app.query_one("#pane-resources").notify("from a pane: " + EVIL)  # Widget.notify too
+        await pilot.pause()
+        shown = [n for n in app._notifications]
+        assert len(shown) == 2 and not any(n.markup for n in shown)
+        assert shown[0].message == "showing host hv1" + SHOWN
+        assert shown[1].message == "from a pane: " + SHOWN
+        assert all("\x1b" not in n.message for n in shown)
+        assert app.is_running
