@@ -4,6 +4,8 @@ the answers equal those of the command path that remote hosts use (compared on t
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import subprocess
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -128,3 +130,16 @@ def test_facts_native_equal_scripts_on_this_machine():
     # other tests running meanwhile): compare the rest
     keep = dict(collected_at=0.0, hypervisor_processes=(), tcp_listen_ports=())
     assert replace(native, **keep) == replace(scripts, **keep)
+
+
+def test_facts_trees_are_made_under_a_long_path(tmp_path):
+    """The fixture's socket files exist under a path longer than a unix socket address can be
+    (bind() refused it: pytest's tmp_path under xdist once reached 108 bytes)."""
+    from tests.fixtures.checks import make_tree
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    root = make_tree("hardened", deep)
+    sock = root / "run/libvirt/libvirt-sock-ro"
+    assert len(str(sock).encode()) > 108
+    mode = os.stat(sock).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o777
