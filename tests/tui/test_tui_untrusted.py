@@ -194,3 +194,21 @@ async def test_notifications_carry_host_names_as_plain_text():
         assert shown[1].message == "from a pane: " + SHOWN
         assert all("\x1b" not in n.message for n in shown)
         assert app.is_running
+
+
+async def test_a_tenant_filter_in_the_findings_title_is_plain_text():
+    """The Findings pane's `t` filter names the tenant in the pane's border subtitle, a string
+    Textual reads as markup: a tenant named `[@click=app.quit]x` (a prefix of a hostile domain
+    name) became markup there. Now it is Text through visible()."""
+    from rich.text import Text
+
+    from tui.panes.findings import FindingsPane
+
+    app, _ = make_app(evil_state())
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("5", "t")
+        await pilot.pause()
+        sub = str(app.query_one(FindingsPane).border_subtitle)  # (Textual keeps it as markup)
+        assert Text.from_markup(sub).plain.startswith(f"filter tenant {SHOWN} · "), sub
+        assert "\x1b" not in sub
+        assert app.is_running

@@ -232,8 +232,10 @@ class FindingsPane(Pane):
             f"{STATUS_LABEL[s]} {counts[s]}" for s in STATUS_LABEL if counts.get(s)
         )
         shown = [f"{k} {v or '(none)'}" for k, v in self.filters.items() if v is not None]
-        if shown:  # filters are visible; c clears them
-            self.border_subtitle = f"filter {', '.join(shown)} · " + (self.border_subtitle or "nothing")
+        if shown:  # filters are visible; c clears them (a tenant's name is host text: never markup)
+            self.border_subtitle = untrusted(
+                f"filter {', '.join(shown)} · " + (self.border_subtitle or "nothing")
+            )
 
     def _fill(self, upto: int) -> None:
         """Add the rows of _order up to index `upto` (exclusive) that are not in the table yet."""
