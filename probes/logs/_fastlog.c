@@ -338,32 +338,53 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
         add_needle(nd, k);
     }
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(bytes);
-    Py_ssize_t n = PyBytes_GET_SIZE(bytes), pos = 0, line = 0;
-    PyObject *out = PyList_New(0);
-    if (out == NULL) {
-        PyMem_Free(nd);
-        return NULL;
-    }
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes), pos = 0, line = 0, found = 0, cap = 0;
+    Py_ssize_t *spans = NULL; /* line, start, end of each candidate */
+    int failed = 0;
+    /* the scan reads only the (immutable) bytes and our own tables: other threads (the UI's
+     * event loop) run meanwhile; the list is built after */
+    Py_BEGIN_ALLOW_THREADS
     while (1) {
         const unsigned char *nl = memchr(data + pos, '\n', (size_t)(n - pos));
         Py_ssize_t end = nl ? nl - data : n;
         if (is_candidate(nd, data + pos, end - pos)) {
-            PyObject *t = Py_BuildValue("(nnn)", line, pos, end);
-            if (t == NULL || PyList_Append(out, t) < 0) {
-                Py_XDECREF(t);
-                Py_DECREF(out);
-                PyMem_Free(nd);
-                return NULL;
+            if (found == cap) {
+                Py_ssize_t *bigger = NULL;
+                cap = cap ? 2 * cap : 1024;
+                if ((size_t)cap <= PY_SSIZE_T_MAX / (3 * sizeof(Py_ssize_t)))
+                    bigger = PyMem_RawRealloc(spans, (size_t)cap * 3 * sizeof(Py_ssize_t));
+                if (bigger == NULL) {
+                    failed = 1;
+                    break;
+                }
+                spans = bigger;
             }
-            Py_DECREF(t);
+            spans[3 * found] = line;
+            spans[3 * found + 1] = pos;
+            spans[3 * found + 2] = end;
+            found++;
         }
         if (nl == NULL)
             break;
         line++;
         pos = end + 1;
     }
+    Py_END_ALLOW_THREADS
     PyMem_Free(nd);
-    return Py_BuildValue("(Nn)", out, line);
+    if (failed) {
+        PyMem_RawFree(spans);
+        return PyErr_NoMemory();
+    }
+    PyObject *out = PyList_New(found);
+    for (Py_ssize_t k = 0; out != NULL && k < found; k++) {
+        PyObject *t = Py_BuildValue("(nnn)", spans[3 * k], spans[3 * k + 1], spans[3 * k + 2]);
+        if (t == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, k, t);
+    }
+    PyMem_RawFree(spans);
+    return out == NULL ? NULL : Py_BuildValue("(Nn)", out, line);
 }
 
 /* ------------------------------------------------------------------ syslog header */
