@@ -429,6 +429,9 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
     def action_pick_host(self) -> None:
         """Narrow the panes to the next host of the fleet, then back to all hosts."""
+        if self._state is not None and len(self._state.hosts) < 2:  # nothing to narrow
+            self.notify("one host: h narrows a fleet's panes to one host at a time", timeout=3)
+            return
         self.host_filter = next_host(self._state, self.host_filter)
         self._tell_on_screen()
         self.notify(

@@ -152,3 +152,19 @@ async def test_fleet_view_rows_follow_each_state_while_unchanged_hosts_are_kept(
             if "up" in str(table.get_row("hv9")[1]):
                 break
         assert "up" in str(table.get_row("hv9")[1])
+
+
+async def test_h_with_one_host_says_there_is_nothing_to_narrow():
+    """`h` on one host said "showing all hosts" at every press (the demo): it now says why
+    nothing changes; on a fleet it still steps through the hosts."""
+    app, _ = make_app(sample_state())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("h")
+        await pilot.pause()
+        [n] = list(app._notifications)
+        assert n.message.startswith("one host: ") and app.host_filter is None
+    app, _ = make_app(_fleet())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("h")
+        await pilot.pause()
+        assert app.host_filter == "hv1" and list(app._notifications)[-1].message == "showing host hv1"
