@@ -12,7 +12,10 @@ session runs a small POSIX sh server (below) and every command becomes a line on
 The server runs each command in the background (in a session of its own where `setsid`
 exists, so that a cancel kills what it started too) with its output in a private temp dir; one
 writer process serialises finished results onto stdout in completion order, so concurrent
-commands never interleave. When the channel closes (tenantscope exits, the connection drops)
+commands never interleave. A result with output is put together in one file first and
+written by one `cat` (one write, so mostly one SSH packet: an idle fleet's replies were two
+packets each, header and output, and each received packet costs the console its decryption
+and a pass through asyncssh). When the channel closes (tenantscope exits, the connection drops)
 the server's stdin ends: it kills what is still running and removes its dir. An argument with
 a newline cannot be framed as one line: such commands (and those with stdin input) use a
 session of their own.
@@ -46,9 +49,8 @@ S=; command -v setsid >/dev/null 2>&1 && S=setsid
   n=0; old=
   while IFS=' ' read -r id rc o e <&5; do
     [ "$id" = . ] && exit 0
-    printf '%s %s %s %s\n' "$id" "$rc" "$o" "$e"
-    if [ "$e" -gt 0 ]; then cat "$d/$id.o" "$d/$id.e"; elif [ "$o" -gt 0 ]; then cat "$d/$id.o"; fi
-    old="$old $id.o $id.e $id.p"; n=$((n + 1))
+    if [ "$o" -gt 0 ] || [ "$e" -gt 0 ]; then cat "$d/$id.a"; else printf '%s %s %s %s\n' "$id" "$rc" "$o" "$e"; fi
+    old="$old $id.o $id.e $id.p $id.a"; n=$((n + 1))
     if [ "$n" -ge 32 ]; then (cd "$d" && rm -f $old); n=0; old=; fi
   done
 ) &
@@ -66,7 +68,9 @@ while IFS= read -r line; do
     $S "$@" </dev/null >"$d/$id.o" 2>"$d/$id.e" &
     printf '%s\n' $! >"$d/$id.p"
     wait $!; rc=$?
-    cd "$d" && set -- $(wc -c "$id.o" "$id.e") && printf '%s %s %s %s\n' "$id" "$rc" "$1" "$3" >&5
+    cd "$d" && set -- $(wc -c "$id.o" "$id.e") &&
+      { [ "$1$3" = 00 ] || { printf '%s %s %s %s\n' "$id" "$rc" "$1" "$3"; cat "$id.o" "$id.e"; } >"$id.a"; } &&
+      printf '%s %s %s %s\n' "$id" "$rc" "$1" "$3" >&5
   ) >/dev/null 2>&1 &
 done
 for f in "$d"/*.p; do [ -f "$f" ] && p=$(cat "$f") && { kill -9 "-$p" || kill -9 "$p"; } 2>/dev/null; done

@@ -92,6 +92,31 @@ async def test_commands_started_together_go_to_the_command_server_as_one_write(s
         await h.close()
 
 
+async def test_a_commands_result_comes_back_in_one_write(sshd_factory, monkeypatch):
+    """Issue 19: the command server writes a result with output (header, stdout, stderr) with
+    one write, so it mostly arrives as one SSH packet (it came as two: the header, then the
+    output); binary output and exact byte counts as before."""
+    s = sshd_factory()
+    h = ssh_host(s)
+    try:
+        assert (await h.run(["true"])).ok
+        mux = h._mux
+        assert mux is not None and mux._proc is not None
+        packets: list[bytes] = []
+        real = mux._proc.data_received
+        monkeypatch.setattr(
+            mux._proc, "data_received", lambda data, dt: (packets.append(data), real(data, dt))
+        )
+        n = 12
+        for i in range(n):  # one at a time: no two results share a read
+            r = await h.run(["sh", "-c", 'printf "%s\\n\\0" "$1"; echo err >&2', "sh", f"out{i}"])
+            assert r.ok and r.stdout == f"out{i}\n\0" and r.stderr == "err\n"
+        assert (await h.run(["true"])).stdout == ""  # no output: the header alone
+        assert len(packets) <= 1.3 * (n + 1), packets
+    finally:
+        await h.close()
+
+
 async def test_aes_gcm_is_offered_first_unless_the_ssh_config_names_ciphers(sshd, tmp_path):
     """Issue 19: each packet of an idle fleet costs ~40 us in asyncssh's chacha20-poly1305 and
     ~2-5 us in AES-GCM, so AES-GCM is offered first; a user whose ssh_config names Ciphers
