@@ -8,11 +8,16 @@ around them are all rendered too (their cached lines, then cut up for rows they 
 reach). At idle, each figures refresh of the console (the header's time, the Resources
 summary and chart) rendered ~19 widgets for 3 changed ones, ~2-3.5 ms a pass.
 
-`install()` makes a partial update render only the widgets whose region overlaps one of the
-changed regions (the header's line and the Resources summary and chart: ~7 widgets). Nothing
-else can reach the output: a partial update writes only the changed regions' spans, and a
-widget that overlaps none of them has no cell there ("the first widget painted wins" is
-about cells, so leaving one out cannot change a written cell). Full renders are unchanged.
+`install()` makes a partial update render only the widgets whose visible region overlaps one
+of the changed regions and is not painted over there by a widget in front of it (the
+Resources summary changing alone, as at every refresh of an idle console: the summary, not
+its pane, the panes' container and the screen behind it). Nothing else can reach the output:
+a partial update writes only the changed regions' spans, a widget that overlaps none of
+them has no cell there, and where a widget in front covers its cells the front one's are
+written ("the first widget painted wins", cut by cut; a widget's lines fill its visible
+region, whose edges are cuts). One difference in bytes, none on screen: for a cut that
+starts exactly where a span ends Textual writes a cursor move and no cell; for such a cut
+left unrendered, the move is left out too. Full renders are unchanged.
 `_get_renders` is Textual's own (https://github.com/Textualize/textual, MIT licence, Copyright
 (c) 2021 Will McGugan) with that one test added, and `render_partial_update` is
 Textual's, wrapped to tell it the changed regions; both are installed only while Textual's
@@ -63,11 +68,17 @@ def _get_renders(
 
     if crop and updating:
         crop_overlaps = crop.overlaps
-        widget_regions = [
-            (widget, region, clip)
-            for widget, (region, clip) in visible_widgets.items()
-            if crop_overlaps(clip) and any(region.overlaps(u) for u in updating)
-        ]
+        widget_regions = []
+        painted: list[Region] = []  # the visible parts of the widgets kept, front first
+        for widget, (region, clip) in visible_widgets.items():
+            if not crop_overlaps(clip):
+                continue
+            visible = region.intersection(clip)
+            reached = [r for u in updating if (r := visible.intersection(u)).area]
+            if not reached or all(any(p.contains_region(r) for p in painted) for r in reached):
+                continue  # none of its cells is written, or a widget in front paints them all
+            widget_regions.append((widget, region, clip))
+            painted.append(visible)
     elif crop:
         crop_overlaps = crop.overlaps
         widget_regions = [
