@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC
 
 from textual.app import App
@@ -9,6 +10,7 @@ from textual.app import App
 from probes.model import Host, HostState, NetnsDetails, Placement, State, Workload, WorkloadKind
 from probes.network.model import Link, Namespace, ReachMatrix, ReachResult, Route, Topology
 from probes.session import Options
+from probes.untrusted import visible
 from tests.fixtures.netlab import NetLab, netlab  # noqa: F401
 from tests.helpers import needs_root, needs_tool
 from tui.app import TenantScopeApp
@@ -357,3 +359,20 @@ async def test_the_demos_simulated_hypervisor_has_nothing_to_probe() -> None:
         assert not isinstance(app.screen, ConfirmProbe)
         assert any("simulated hypervisor" in n.message for n in app._notifications)
         assert app.state.hosts[0].reach is None
+
+
+async def test_a_fleet_matrix_summary_shows_host_names_escaped() -> None:
+    """A fleet's matrix summary starts each host's part with its name: it went into the
+    summary as it came, its escape sequence raw, not through visible() as every other host
+    text is."""
+    st = shared_bridge_state()
+    [hs] = st.hosts
+    name = "hv2" + EVIL
+    other = replace(hs, host=Host(name), workloads=tuple(replace(w, host=name) for w in hs.workloads))
+    app = await _pane_app(replace(st, hosts=(hs, other)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        summary = str(app.query_one(ReachabilityPane).query_one("#reach-summary").render())
+        assert visible(name) + ": " in summary and "\x1b" not in summary, summary
+        assert app.is_running

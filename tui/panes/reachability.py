@@ -31,6 +31,7 @@ from probes.model import HostKind, HostState, State
 from probes.network.plan import plan
 from probes.network.predict import Cell, Matrix, contradictions, matrix
 from probes.requests import ActiveProbe, RequestState
+from probes.untrusted import visible
 from tui.panes.base import Pane
 from tui.readonly import is_read_only
 from tui.safe import untrusted
@@ -203,7 +204,7 @@ class ReachabilityPane(Pane):
                 if hs.host.kind == "libvirt"
                 else ""
             )
-            parts.append((f"{hs.host.name}: " if multi else "") + m.summary() + view)
+            parts.append((f"{visible(hs.host.name)}: " if multi else "") + m.summary() + view)
             for s in m.sources:
                 row = [untrusted(f"{hs.host.name}: {s}" if multi else s)]
                 for d in dsts:
