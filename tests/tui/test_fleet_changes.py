@@ -168,3 +168,18 @@ async def test_h_with_one_host_says_there_is_nothing_to_narrow():
         await pilot.press("h")
         await pilot.pause()
         assert app.host_filter == "hv1" and list(app._notifications)[-1].message == "showing host hv1"
+
+
+async def test_a_fleet_view_wider_than_the_screen_says_arrows_show_the_rest():
+    """At 80 columns the fleet table shows the host and vm areas only, and nothing said the
+    other areas are a ← → away (at any size: the dialog was at most 120 wide); a screen wide
+    enough for every column shows them all and does not say it."""
+    from tui.screens.fleet import SUBTITLE, SUBTITLE_WIDE
+
+    for width, want in ((80, SUBTITLE_WIDE), (160, SUBTITLE)):
+        app, _ = make_app(_fleet())
+        async with app.run_test(size=(width, 24)) as pilot:
+            await pilot.press("H")
+            await pilot.pause()
+            await pilot.pause()
+            assert app.screen.query_one("#fleet").border_subtitle == want, width

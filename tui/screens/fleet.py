@@ -55,6 +55,8 @@ AGE_REDRAW = 1.0  # seconds: a change of ages alone redraws the table at most th
 # going, a key (sort) are drawn at once
 CELL_REDRAW = 0.5
 NO_RESULT = "·"  # an area without any result for the host
+SUBTITLE = "Enter opens · s sorts · Esc closes"
+SUBTITLE_WIDE = "Enter opens · ← → more columns · s sorts · Esc closes"  # the table is wider
 LEGEND = (
     f"areas: the host's worst check result there, {NO_RESULT} no check of that area ran on the host"
     f"   Seen: ! no observation for over {STALE_AFTER:.0f} s"
@@ -105,7 +107,7 @@ class FleetScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="fleet", classes="dialog") as box:
             box.border_title = "Fleet"
-            box.border_subtitle = "Enter opens · s sorts · Esc closes"
+            box.border_subtitle = SUBTITLE
             # (cells rendered once per content: a State changes a few hosts' cells, a sort none)
             table = CellCachedTable(id="fleet-table", cursor_type="row", zebra_stripes=True)
             # the counts before the areas: at 140 columns they were past the right edge
@@ -119,6 +121,19 @@ class FleetScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.show(self._state)
+        self.call_after_refresh(self._say_if_wider)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._say_if_wider)
+
+    def _say_if_wider(self) -> None:
+        """At 80 columns only the host and vm areas fit: the subtitle says ← → shows the rest."""
+        found = self.query("#fleet-table")
+        if not found:
+            return
+        table = found.first(DataTable)
+        wider = table.virtual_size.width > table.scrollable_content_region.width
+        self.query_one("#fleet").border_subtitle = SUBTITLE_WIDE if wider else SUBTITLE
 
     def follow_state(self, state: State) -> None:
         """The app hands the screen on top every new State (tui/app.py)."""
