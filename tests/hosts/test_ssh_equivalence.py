@@ -187,4 +187,15 @@ async def test_a_full_refresh_gives_the_same_workloads_tenants_and_findings(lab,
     assert workloads(local) == workloads(remote)
     assert {n for _, n, _, _ in workloads(remote)} >= {lab["a"], lab["b"], *HOSTILE}
     assert findings(remote)
+    # HOST-03 and HOST-11 judge the machine's QEMU processes: when another test's guest started
+    # or stopped between the two refreshes they differ for that reason alone
+    procs = [
+        {p.pid for p in st.hosts[0].facts.hypervisor_processes} if st.hosts[0].facts else set()
+        for st in (local, remote)
+    ]
+    if procs[0] != procs[1]:
+        local_f = [f for f in findings(local) if f[0] not in ("HOST-03", "HOST-11")]
+        remote_f = [f for f in findings(remote) if f[0] not in ("HOST-03", "HOST-11")]
+        assert local_f and local_f == remote_f
+        return
     assert findings(local) == findings(remote)
