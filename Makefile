@@ -44,7 +44,7 @@ system-demo:
 system-test:
 	@bash .ci/system-packages test
 
-$(STAMP): pyproject.toml setup.py probes/logs/_fastlog.c
+$(STAMP): pyproject.toml probes/logs/_fastlog.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
