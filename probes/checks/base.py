@@ -379,10 +379,52 @@ class CheckRunner:
                 ran.append(cid)
             out.extend(found)
         self.ran = tuple(ran)
+        blind = {hs.host.name: why for hs in state.hosts if (why := _nothing_observed(hs))}
+        if blind:
+            return _not_vouched(out, blind, every_host=len(blind) == len(state.hosts))
         return tuple(out)
 
 
 _MISSING = object()
+
+
+def _nothing_observed(hs: HostState) -> str:
+    """Why nothing was observed on this host ('' when something was): it has probe errors and
+    no facts, topology, figures or workloads (a host never reached: SSH refused, a wrong host
+    key). Its logs are left out: the logs service reports sources that could not be read."""
+    if not hs.probe_errors or hs.facts or hs.topology or hs.samples or hs.workloads:
+        return ""
+    return hs.probe_errors[0].message
+
+
+def _not_vouched(found: Iterable[Finding], blind: dict[str, str], *, every_host: bool) -> tuple[Finding, ...]:
+    """A check never vouches for what was not seen: on a host where nothing was observed, a
+    pass (empty logs read as 'no OOM kill'), a fail or a warning (no log source) is one ERROR
+    saying why; so is a fleet-wide pass when no host was observed."""
+    out: list[Finding] = []
+    said: set[tuple[str, str]] = set()
+    for f in found:
+        host = f.host if f.host in blind else next(iter(blind)) if every_host and not f.host else None
+        if host is None or f.status in (Status.ERROR, Status.SKIPPED):
+            out.append(f)
+            continue
+        if (f.check_id, host) not in said:
+            said.add((f.check_id, host))
+            out.append(
+                replace(
+                    f,
+                    status=Status.ERROR,
+                    severity=Severity.INFO,
+                    host=host if f.host else "",
+                    summary=f"nothing observed on {host}: {blind[host]}",
+                    tenants=(),
+                    workloads=(),
+                    evidence=(),
+                    fix="",
+                    related=(),
+                )
+            )
+    return tuple(out)
 
 
 def _run_host(c: Check, view: State) -> tuple[tuple[Finding, ...], str]:

@@ -127,6 +127,22 @@ def test_unreachable_host_exits_2(capsys):
     assert rc == 2 and "unreachable" in err
 
 
+def test_a_host_never_reached_gets_no_pass_fail_or_warning(capsys):
+    """A check never vouches for what was not seen: on a host where nothing was observed (SSH
+    refused on a loopback port nobody listens on), empty logs and limits are not 'nothing
+    found' (LOG-01..03, VM-12, CTR-07 passed) nor 'no log source' (LOG-04 failed): each is an
+    ERROR saying why. Every check's result is an error or a skip."""
+    rc, out, _ = run(capsys, "--host", "ssh://root@127.0.0.1:1", "--format", "json")
+    doc = json.loads(out)
+    assert rc == 2
+    statuses = {r["status"] for r in doc["results"]}
+    assert statuses <= {"error", "skipped"}, sorted({(r["check_id"], r["status"]) for r in doc["results"]})
+    logs = [r for r in doc["results"] if r["check_id"] in ("LOG-01", "LOG-04", "VM-12")]
+    assert len(logs) == 3 and all(
+        "nothing observed on" in r["summary"] and "refused" in r["summary"] for r in logs
+    )
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (reads libvirt's config and sockets)")
 def test_local_host_runs_every_check_without_crashing(capsys):
     """`tenantscope check` on this machine: every check gives a result; none crashes."""
