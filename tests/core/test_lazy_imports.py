@@ -8,8 +8,23 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from probes.hosts.local import libvirt_daemon_present
+
+
+def run_program(program: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run `program` in a fresh interpreter from the repository; what it printed last, as JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", program, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[2],
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_daemon_socket_decides_for_local_system_uris_only(tmp_path: Path) -> None:
@@ -58,15 +73,7 @@ def test_no_daemon_socket_no_libvirt_import(tmp_path: Path) -> None:
     """A local host whose /run/libvirt has no daemon socket (a fake root here): the inventory
     says absent (a state, not a probe error) without importing libvirt, and no SSH client is
     loaded for a local session."""
-    out = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-    )
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_program(PROGRAM, str(tmp_path))
     assert "no libvirt daemon socket" in got["absent"]
     assert got["state"] == "absent"
     assert got["libvirt"] is False
@@ -98,16 +105,7 @@ def test_console_start_imports_only_what_it_runs(tmp_path: Path) -> None:
     no screen that is not shown (the keymap's binding ids are read only when a keymap is
     configured), no re2 before a log line arrives."""
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "-c", START],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    mods = set(run_program(START, env=env))
     assert "tui.app" in mods  # it did get that far
     for absent in ("asyncssh", "importlib.metadata", "email", "tui.screens.help", "tui.screens.fleet", "re2"):
         assert absent not in mods, absent
@@ -150,15 +148,7 @@ def test_running_console_imports_no_screen_it_did_not_open(tmp_path: Path) -> No
     are opened, not by every render checking whether they are on top. Nor is OpenSSL loaded
     (~4 MiB): not by asyncio (tui/lazyssl.py), the compositor's pin of Textual's source (a
     CRC), the nonces of the filter and flow readers or the probe-port sweep at start."""
-    out = subprocess.run(
-        [sys.executable, "-c", RUNNING, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-    )
-    assert out.returncode == 0, out.stderr
-    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    mods = set(run_program(RUNNING, str(tmp_path)))
     assert "tui.panes.findings" in mods  # the console did render
     for absent in ("tui.screens.probe_errors", "tui.screens.fleet", "tui.screens.changes", "re2"):
         assert absent not in mods, absent
@@ -182,13 +172,5 @@ print(json.dumps({"none": none is None, "msgspec_before": before, "total": got.t
 def test_no_updates_cache_no_msgspec(tmp_path: Path) -> None:
     """The facts probe looks for the last update lookup's cache at every start: without one,
     msgspec (its decoder, ~0.6 MiB) is not imported; with one, it is read as before."""
-    out = subprocess.run(
-        [sys.executable, "-c", UPDATES_CACHE, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).parents[2],
-    )
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = run_program(UPDATES_CACHE, str(tmp_path))
     assert got == {"none": True, "msgspec_before": False, "total": 3, "cached": True}
