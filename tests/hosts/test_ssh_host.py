@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from typing import Any
 
 import asyncssh
 import psutil
@@ -72,17 +73,22 @@ async def test_one_connection_carries_concurrent_commands(sshd_factory, use_mux)
     assert accepted_logins(s) == 1
 
 
+async def _command_server(h: Any) -> Any:
+    """The host's command server (sshmux) process, started by a first command."""
+    assert (await h.run(["true"])).ok
+    mux = h._mux
+    assert mux is not None and mux._proc is not None
+    return mux._proc
+
+
 async def test_commands_started_together_go_to_the_command_server_as_one_write(sshd_factory, monkeypatch):
     """A probe's refresh starts its commands together: their request lines leave in one write
     (one SSH packet, one send) instead of one each, and each still gets its own result."""
-    s = sshd_factory()
-    h = ssh_host(s)
+    h = ssh_host(sshd_factory())
     try:
-        assert (await h.run(["true"])).ok
-        mux = h._mux
-        assert mux is not None and mux._proc is not None
+        proc = await _command_server(h)
         writes: list[bytes] = []
-        stdin = mux._proc.stdin
+        stdin = proc.stdin
         real = stdin.write
         monkeypatch.setattr(stdin, "write", lambda data: (writes.append(data), real(data))[1])
         rs = await asyncio.gather(*(h.run(["echo", str(i)]) for i in range(12)))
@@ -96,17 +102,12 @@ async def test_a_commands_result_comes_back_in_one_write(sshd_factory, monkeypat
     """Issue 19: the command server writes a result with output (header, stdout, stderr) with
     one write, so it mostly arrives as one SSH packet (it came as two: the header, then the
     output); binary output and exact byte counts as before."""
-    s = sshd_factory()
-    h = ssh_host(s)
+    h = ssh_host(sshd_factory())
     try:
-        assert (await h.run(["true"])).ok
-        mux = h._mux
-        assert mux is not None and mux._proc is not None
+        proc = await _command_server(h)
         packets: list[bytes] = []
-        real = mux._proc.data_received
-        monkeypatch.setattr(
-            mux._proc, "data_received", lambda data, dt: (packets.append(data), real(data, dt))
-        )
+        real = proc.data_received
+        monkeypatch.setattr(proc, "data_received", lambda data, dt: (packets.append(data), real(data, dt)))
         n = 12
         for i in range(n):  # one at a time: no two results share a read
             r = await h.run(["sh", "-c", 'printf "%s\\n\\0" "$1"; echo err >&2', "sh", f"out{i}"])
