@@ -474,20 +474,8 @@ def _fd_budget(want: int = 16384) -> int:
     return max(0, min(want, soft - 1024)) if soft != resource.RLIM_INFINITY else want
 
 
-def _read_counters(
-    paths: Iterable[str], root: str, keep: OpenFiles | None, once: set[str]
-) -> dict[str, str | None]:
-    if keep is None:
-        return _read_local(paths, root)
-    out: dict[str, str | None] = {}
-    rest = []
-    for p in paths:
-        if p in once:
-            rest.append(p)
-        else:
-            out[p] = keep.read(root + p)
-    out.update(_read_local(rest, root))
-    return out
+def _read_counters(paths: Iterable[str], root: str, keep: OpenFiles) -> dict[str, str | None]:
+    return {p: keep.read(root + p) for p in paths}
 
 
 # Kept-open counter files re-read with pread cost ~1-2 us each: a refresh of up to this many
@@ -503,18 +491,17 @@ async def read_files(
     *,
     chunk: int = 400,
     keep: OpenFiles | None = None,
-    once: set[str] | None = None,
 ) -> dict[str, str | None]:
-    """Contents of many small files; None for each one missing or unreadable. Locally, files
-    not in `once` are kept open in `keep` for the next refresh."""
+    """Contents of many small files; None for each one missing or unreadable. Locally, with
+    `keep`, the files are kept open there for the next refresh."""
     if not paths:
         return {}
     if host.is_local:
         if keep is not None:
-            n_once = len(once or ()) + keep.not_open(paths, host.root)
-            if len(paths) - n_once + 8 * n_once <= ON_LOOP_FILES:  # (opening by path: ~8x a pread)
-                return _read_counters(paths, host.root, keep, once or set())
-            return await asyncio.to_thread(_read_counters, paths, host.root, keep, once or set())
+            n_new = keep.not_open(paths, host.root)
+            if len(paths) - n_new + 8 * n_new <= ON_LOOP_FILES:  # (opening by path: ~8x a pread)
+                return _read_counters(paths, host.root, keep)
+            return await asyncio.to_thread(_read_counters, paths, host.root, keep)
         return await asyncio.to_thread(_read_local, paths, host.root)
     out: dict[str, str | None] = {}
     for i in range(0, len(paths), chunk):
