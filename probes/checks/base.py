@@ -379,7 +379,7 @@ class CheckRunner:
                 ran.append(cid)
             out.extend(found)
         self.ran = tuple(ran)
-        blind = {hs.host.name: why for hs in state.hosts if (why := _nothing_observed(hs))}
+        blind = {hs.host.name: why for hs in state.hosts if (why := nothing_observed(hs))}
         if blind:
             return _not_vouched(out, blind, every_host=len(blind) == len(state.hosts))
         return tuple(out)
@@ -388,7 +388,7 @@ class CheckRunner:
 _MISSING = object()
 
 
-def _nothing_observed(hs: HostState) -> str:
+def nothing_observed(hs: HostState) -> str:
     """Why nothing was observed on this host ('' when something was): it has probe errors and
     no facts, topology, figures or workloads (a host never reached: SSH refused, a wrong host
     key). Its logs are left out: the logs service reports sources that could not be read."""

@@ -14,9 +14,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from probes.checks.base import Check
+from probes.checks.base import Check, nothing_observed
 from probes.drift.model import Drift
-from probes.model import SEVERITY_ORDER, STATUS_ORDER, Finding, HostKind, ProbeError, Severity, State, Status
+from probes.model import (
+    SEVERITY_ORDER,
+    STATUS_ORDER,
+    ConnState,
+    Finding,
+    HostKind,
+    HostState,
+    ProbeError,
+    Severity,
+    State,
+    Status,
+)
 from probes.untrusted import visible
 
 JSON_SCHEMA_VERSION = 1
@@ -129,7 +140,12 @@ def as_text(state: State, *, verbose: bool = False) -> str:
     multi = len(state.hosts) > 1
     area = None
     new = set(state.drift.new_findings()) if state.drift is not None else set()
-    for f in _sorted(state.findings):
+    blind = {h.host.name: h for h in state.hosts if nothing_observed(h)}
+    every = bool(blind) and len(blind) == len(state.hosts)
+    unseen = [f for f in state.findings if f.host in blind or (every and not f.host)]
+    for h in blind.values():  # one block per host never reached, not one ERROR per check
+        out.extend(_not_observed(h, [f for f in unseen if f.host in (h.host.name, "")]))
+    for f in _sorted(tuple(f for f in state.findings if not (f.host in blind or (every and not f.host)))):
         if f.area != area:
             area = f.area
             out.append("")
@@ -153,12 +169,13 @@ def as_text(state: State, *, verbose: bool = False) -> str:
                 first, *more = f.fix.split("\n")
                 out.append(f"      fix: {v(first)}")
                 out.extend(f"           {v(line)}" for line in more)
-    errors = [(h.host.name, e) for h in state.hosts for e in h.probe_errors]
+    errors = [(h.host.name, e) for h in state.hosts if h.host.name not in blind for e in h.probe_errors]
     if errors:
         out.append("")
         out.append("== Probe errors ==")
-        for host, pe in errors:
-            out.append(f"ERROR probe {v(pe.probe)} on {v(host)}: {v(pe.message)}")
+        for (host, message), probes in _by_message(errors).items():
+            what = f"probe {v(probes[0])}" if len(probes) == 1 else f"probes {', '.join(map(v, probes))}"
+            out.append(f"ERROR {what} on {v(host)}: {v(message)}")
     if state.drift is not None:  # --baseline: what changed since it
         from probes.drift.text import drift_text
 
@@ -168,6 +185,86 @@ def as_text(state: State, *, verbose: bool = False) -> str:
     out.append("")
     out.append("summary: " + ", ".join(f"{n} {k}" for k, n in c.items()))
     return "\n".join(out) + "\n"
+
+
+def _by_message(errors: list[tuple[str, ProbeError]]) -> dict[tuple[str, str], list[str]]:
+    """Probe errors by (host, message): one line per distinct failure, naming its probes."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for host, pe in errors:
+        out.setdefault((host, pe.message), []).append(pe.probe)
+    return out
+
+
+def _not_observed(hs: HostState, findings: list[Finding]) -> list[str]:
+    """A host where nothing was observed: its cause once, what was tried, each other distinct
+    failure once, and which checks could not look at it (each is an ERROR in JSON and
+    Prometheus: machines get one result per check)."""
+    v = visible
+    name = hs.host.name
+    cause = nothing_observed(hs)
+    ssh = hs.connection("ssh")
+    if ssh is not None and ssh.state != ConnState.UP and ssh.state != ConnState.CONNECTING:
+        cause = f"{hs.host.address}: {ssh.state}: {ssh.detail}"
+    if hs.host.kind == HostKind.SSH:
+        tried = f"SSH to {v(hs.host.address)}"
+    elif hs.host.kind == HostKind.LIBVIRT:
+        tried = f"libvirt at {v(hs.host.libvirt_uri or '')}"
+    else:
+        tried = f"this machine ({v(hs.host.address or name)})"
+    same, other = [], []
+    for (_, message), probes in _by_message([(name, pe) for pe in hs.probe_errors]).items():
+        if cause in message:
+            same.extend(probes)
+        else:
+            other.append((message, probes))
+    out = ["", f"== Not observed: {v(name)} ==", f"ERROR {v(cause)}"]
+    out.append(f"      tried: {tried}" + (f", for the probes {', '.join(map(v, same))}" if same else ""))
+    for message, probes in other:
+        out.append(f"ERROR probe{'s' if len(probes) > 1 else ''} {', '.join(map(v, probes))}: {v(message)}")
+    by_status: dict[Status, list[str]] = {}
+    for f in findings:
+        ids = by_status.setdefault(f.status, [])
+        if f.check_id not in ids:
+            ids.append(f.check_id)
+    counts = [
+        f"{len(ids)} {'in error' if st == Status.ERROR else st.value} ({_id_ranges(ids)})"
+        for st, ids in sorted(by_status.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9))
+    ]
+    if counts:
+        out.append(f"      checks that could not look at it: {', '.join(counts)}; --format json has each")
+    return out
+
+
+def _id_ranges(ids: list[str]) -> str:
+    """HOST-01..12, VM-01..14, NET-08: check ids with consecutive numbers as one range."""
+    runs: list[tuple[str, int, int, int]] = []  # prefix, first, last, digits
+    for cid in sorted(ids, key=lambda c: (_area_key_of(c), _id_key(c))):
+        prefix, _, num = cid.rpartition("-")
+        if not num.isdigit():
+            runs.append((cid, -1, -1, 0))
+            continue
+        n = int(num)
+        if runs and runs[-1][0] == prefix and runs[-1][2] == n - 1:
+            runs[-1] = (prefix, runs[-1][1], n, runs[-1][3])
+        else:
+            runs.append((prefix, n, n, len(num)))
+    out = []
+    for prefix, a, b, w in runs:
+        if a < 0:
+            out.append(prefix)
+        elif a == b:
+            out.append(f"{prefix}-{a:0{w}d}")
+        else:
+            out.append(f"{prefix}-{a:0{w}d}..{b:0{w}d}")
+    return ", ".join(out)
+
+
+def _area_key_of(cid: str) -> int:
+    prefix = cid.rpartition("-")[0]
+    return next((i for i, p in enumerate(ID_PREFIX_ORDER) if p == prefix), len(ID_PREFIX_ORDER))
+
+
+ID_PREFIX_ORDER = ("HOST", "VM", "XEN", "NET", "CTR", "RT", "RES", "LOG", "SW")
 
 
 # ---------------------------------------------------------------- JSON

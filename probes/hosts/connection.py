@@ -10,7 +10,7 @@ failed connection never clears the other probes' fields: what was shown stays, m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from probes.engine import Probe
@@ -127,12 +127,19 @@ def status_line(hs: HostState, now: float | None = None) -> str:
     return text
 
 
-def connection_problems(state: State) -> list[str]:
-    """One line per host whose SSH connection is not up, for `tenantscope check`."""
+def connection_problems(state: State, unseen: Collection[str] = ()) -> list[str]:
+    """One line per host whose SSH connection is not up, for `tenantscope check`; a host in
+    `unseen` (nothing observed there) says so, and what was tried."""
     out = []
     for hs in state.hosts:
         c = hs.connection("ssh")
         if c is not None and c.state != ConnState.UP:
             detail = c.detail if c.state != ConnState.CONNECTING else f"{c.detail}: did not connect"
-            out.append(f"{visible(hs.host.name)}: {c.state}: {visible(detail)}")
+            if hs.host.name in unseen:
+                out.append(
+                    f"{visible(hs.host.name)} not observed: SSH to {visible(hs.host.address)}: "
+                    f"{c.state}: {visible(detail)}"
+                )
+            else:
+                out.append(f"{visible(hs.host.name)}: {c.state}: {visible(detail)}")
     return out

@@ -296,7 +296,9 @@ class SSHHost(HostTransport):
         if self._connecting is None:
             wait = self._retry_at - time.monotonic()
             if wait > 0 and self._last_error is not None:
-                raise type(self._last_error)(f"{self._last_error} (next attempt in {wait:.0f} s)")
+                # the same failure, worded the same: a headless run makes no next attempt, and
+                # a console's probe error that changed with the countdown was news each time
+                raise type(self._last_error)(str(self._last_error))
             self._connecting = asyncio.ensure_future(self._connect())
             self._connecting.add_done_callback(self._connect_done)
         return await asyncio.shield(self._connecting)

@@ -143,6 +143,51 @@ def test_a_host_never_reached_gets_no_pass_fail_or_warning(capsys):
     )
 
 
+def test_a_host_never_reached_is_said_once_with_what_was_tried(capsys):
+    """On-call view of a host that refused SSH (a loopback port nobody listens on): the text
+    report says the cause once, with the host and what was tried, instead of ~40 ERROR lines
+    each repeating it (most with "(next attempt in 1 s)", though a headless run makes none);
+    the check ids that could not look at it are listed as ranges; stderr says the host was not
+    observed and the exit status is 2 (the run itself failed). JSON keeps one result per check."""
+    from tests.fixtures.sshd import free_port
+
+    port = free_port()
+    rc, out, err = run(capsys, "--host", f"ssh://root@127.0.0.1:{port}")
+    assert rc == 2
+    cause = f"root@127.0.0.1:{port}: unreachable: connection refused"
+    assert out.count("connection refused") == 1, out
+    assert f"== Not observed: 127.0.0.1:{port} ==\nERROR {cause}\n" in out
+    assert f"tried: SSH to root@127.0.0.1:{port}, for the probes ssh," in out
+    assert "HOST-01..12" in out and "next attempt" not in out + err
+    assert "\nERROR HOST-01" not in out and "== Probe errors ==" not in out
+    assert err.strip() == f"tenantscope: 127.0.0.1:{port} not observed: SSH to {cause}"
+    rc, out, _ = run(capsys, "--host", f"ssh://root@127.0.0.1:{port}", "--format", "json")
+    doc = json.loads(out)
+    assert rc == 2 and {r["check_id"] for r in doc["results"] if r["status"] == "error"} >= {
+        "HOST-01",
+        "SW-02",
+    }
+    assert not [e for h in doc["hosts"] for e in h["probe_errors"] if "next attempt" in e["message"]]
+
+
+def test_probe_errors_of_one_cause_are_one_line():
+    """The text report's probe errors: one line per distinct failure on a host, naming its probes."""
+    from probes.model import Host, HostState, ProbeError, State, Workload, WorkloadKind
+
+    hs = HostState(
+        host=Host("hv1"),
+        workloads=(Workload(kind=WorkloadKind.NETNS, name="a", host="hv1"),),
+        probe_errors=(
+            ProbeError("netns", "hv1", "boom", 1.0),
+            ProbeError("facts", "hv1", "boom", 1.0),
+            ProbeError("logs", "hv1", "other", 1.0),
+        ),
+    )
+    text = report.as_text(State(hosts=(hs,), taken_at=1.0))
+    assert "ERROR probes netns, facts on hv1: boom\n" in text and "ERROR probe logs on hv1: other\n" in text
+    assert text.count("boom") == 1
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (reads libvirt's config and sockets)")
 def test_local_host_runs_every_check_without_crashing(capsys):
     """`tenantscope check` on this machine: every check gives a result; none crashes."""

@@ -261,11 +261,12 @@ def observation_problems(state: State) -> list[str]:
     connection that is not up; a host seen only through libvirt whose libvirt did not answer
     (its only source: every VM check errs, the others pass on nothing); the local host's
     libvirt when `--libvirt URI` named it and it did not answer; every probe failed."""
+    from probes.checks.base import nothing_observed
     from probes.hosts.connection import connection_problems
     from probes.model import ConnState
     from probes.untrusted import visible
 
-    out = connection_problems(state)
+    out = connection_problems(state, {hs.host.name for hs in state.hosts if nothing_observed(hs)})
     for hs in state.hosts:
         c = hs.connection("libvirt")
         if c is None or c.state == ConnState.UP:
