@@ -142,6 +142,45 @@ async def test_aes_gcm_is_offered_first_unless_the_ssh_config_names_ciphers(sshd
         await h.close()
 
 
+async def test_the_cipher_choice_reads_the_ssh_config_again_only_when_it_changed(tmp_path):
+    """cipher_preference read and parsed the user's ssh_config at every connect (each host,
+    each reconnect); a session's CipherChoice reads it once and again only when a file it read
+    or an included folder changed (opens counted by inotify on the real files). The user's
+    Ciphers line still wins: added to the file, or in a new file of an included folder."""
+    from probes.hosts.inotify import Inotify
+    from probes.hosts.ssh import PREFERRED_CIPHERS, CipherChoice
+
+    IN_OPEN = 0x20
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "a.conf").write_text("Host x\n  User y\n")
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Include {tmp_path}/conf.d/*.conf\nHost h1\n  Port 2222\n")
+    opens: list[str] = []
+    ino = Inotify(lambda wd, mask, name: opens.append(name or str(wd)) if mask & IN_OPEN else None)
+    ino.start(asyncio.get_running_loop())
+    ino.add(str(cfg), IN_OPEN)
+    try:
+        choice = CipherChoice([str(cfg)])
+        for _ in range(5):
+            assert choice()[: len(PREFERRED_CIPHERS)] == list(PREFERRED_CIPHERS)
+        await asyncio.sleep(0.05)
+        assert len(opens) == 1, opens
+        (tmp_path / "conf.d" / "b.conf").write_text("Host *\n  Ciphers aes256-ctr\n")
+        assert choice() is None  # a new included file names Ciphers: the user's line wins
+        (tmp_path / "conf.d" / "b.conf").unlink()
+        assert choice() is not None
+        with cfg.open("a") as f:
+            f.write("Ciphers aes256-ctr\n")
+        assert choice() is None
+        await asyncio.sleep(0.05)
+        n = len(opens)
+        assert choice() is None and choice() is None
+        await asyncio.sleep(0.05)
+        assert len(opens) == n
+    finally:
+        ino.close()
+
+
 @MODES
 async def test_read_text(sshd, tmp_path, use_mux):
     p = tmp_path / "f;$(id) x.txt"
