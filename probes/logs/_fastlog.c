@@ -23,7 +23,12 @@
 
 #define CH(i) PyUnicode_READ(kind, data, (i))
 
-static int is_word(Py_UCS4 c) { return c == '_' || Py_UNICODE_ISALNUM(c); }
+/* \w: ASCII by a range test (the same answer as Py_UNICODE_ISALNUM, which asks four tables) */
+static int is_word(Py_UCS4 c) {
+    if (c < 128)
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    return Py_UNICODE_ISALNUM(c);
+}
 
 static int is_hex_upper(Py_UCS4 c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
 
@@ -42,21 +47,52 @@ static PyObject *hex_decode(int kind, const void *data, Py_ssize_t a, Py_ssize_t
     return out;
 }
 
-/* 1 when msg[a:b] is a key already in the list of pairs `out`, 0 if not, -1 on error */
-static int seen_key(PyObject *out, PyObject *msg, Py_ssize_t a, Py_ssize_t b) {
-    Py_ssize_t n = PyList_GET_SIZE(out);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *k = PyTuple_GET_ITEM(PyList_GET_ITEM(out, i), 0);
-        if (PyUnicode_GET_LENGTH(k) == b - a) {
-            PyObject *s = PyUnicode_Substring(msg, a, b);
-            if (s == NULL)
-                return -1;
-            int eq = PyUnicode_Compare(k, s) == 0;
-            Py_DECREF(s);
-            if (eq)
-                return 1;
-        }
+/* The str members of the last `keys` frozenset asked about (a strong reference to it, so the
+ * tuple is the set's while it is cached): a word is compared with them in place, no string is
+ * made for a word that is no key. */
+static PyObject *keys_seen = NULL, *keys_tuple = NULL;
+
+static PyObject *key_list(PyObject *keys) {
+    if (keys != keys_seen) {
+        PyObject *t = PySequence_Tuple(keys);
+        if (t == NULL)
+            return NULL;
+        Py_INCREF(keys);
+        Py_XSETREF(keys_seen, keys);
+        Py_XSETREF(keys_tuple, t);
     }
+    return keys_tuple;
+}
+
+/* the member of `ks` (a tuple) equal to msg[a:b] (borrowed), or NULL */
+static PyObject *find_key(PyObject *ks, int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = PyTuple_GET_SIZE(ks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyTuple_GET_ITEM(ks, i);
+        if (!PyUnicode_Check(k) || PyUnicode_GET_LENGTH(k) != b - a)
+            continue;
+        int kk = PyUnicode_KIND(k);
+        const void *kd = PyUnicode_DATA(k);
+        if (kk == PyUnicode_1BYTE_KIND && kind == PyUnicode_1BYTE_KIND) {
+            if (memcmp(kd, (const Py_UCS1 *)data + a, (size_t)(b - a)) == 0)
+                return k;
+            continue;
+        }
+        Py_ssize_t j = 0;
+        while (j < b - a && PyUnicode_READ(kk, kd, j) == CH(a + j))
+            j++;
+        if (j == b - a)
+            return k;
+    }
+    return NULL;
+}
+
+/* 1 when the key object k is already in the list of pairs `out` (keys are the set's members) */
+static int seen_key(PyObject *out, PyObject *k) {
+    Py_ssize_t n = PyList_GET_SIZE(out);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyTuple_GET_ITEM(PyList_GET_ITEM(out, i), 0) == k)
+            return 1;
     return 0;
 }
 
@@ -67,9 +103,15 @@ static PyObject *audit_pairs(PyObject *self, PyObject *args) {
     int kind = PyUnicode_KIND(msg);
     const void *data = PyUnicode_DATA(msg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(msg);
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
+    PyObject *ks = key_list(keys);
+    if (ks == NULL)
         return NULL;
+    Py_INCREF(ks); /* (a hexkeys lookup below may run Python code that asks with another set) */
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        Py_DECREF(ks);
+        return NULL;
+    }
     Py_ssize_t p = 0;
     while (p < n) {
         /* \b(\w++)= : a word that starts here (not inside a word) and is followed by '=' */
@@ -116,16 +158,8 @@ static PyObject *audit_pairs(PyObject *self, PyObject *args) {
             }
             end = i;
         }
-        PyObject *k = PyUnicode_Substring(msg, p, q);
-        if (k == NULL)
-            goto fail;
-        int wanted = PySet_Contains(keys, k);
-        int dup = wanted == 1 ? seen_key(out, msg, p, q) : 0;
-        if (wanted < 0 || dup < 0) {
-            Py_DECREF(k);
-            goto fail;
-        }
-        if (wanted && !dup) {
+        PyObject *k = find_key(ks, kind, data, p, q); /* borrowed: ks holds it */
+        if (k != NULL && !seen_key(out, k)) {
             PyObject *val;
             Py_ssize_t len = end - v;
             /* a quoted value (or any value between quotes) loses its quotes */
@@ -138,30 +172,26 @@ static PyObject *audit_pairs(PyObject *self, PyObject *args) {
                     for (Py_ssize_t i = v; hex == 1 && i < end; i++)
                         hex = is_hex_upper(CH(i));
                 }
-                if (hex < 0) {
-                    Py_DECREF(k);
+                if (hex < 0)
                     goto fail;
-                }
                 val = hex ? hex_decode(kind, data, v, end) : PyUnicode_Substring(msg, v, end);
             }
-            if (val == NULL) {
-                Py_DECREF(k);
+            if (val == NULL)
                 goto fail;
-            }
             PyObject *pair = PyTuple_Pack(2, k, val);
             Py_DECREF(val);
             if (pair == NULL || PyList_Append(out, pair) < 0) {
                 Py_XDECREF(pair);
-                Py_DECREF(k);
                 goto fail;
             }
             Py_DECREF(pair);
         }
-        Py_DECREF(k);
         p = end;
     }
+    Py_DECREF(ks);
     return out;
 fail:
+    Py_DECREF(ks);
     Py_DECREF(out);
     return NULL;
 }
@@ -389,7 +419,7 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ syslog header */
 
-static int is_dec(Py_UCS4 c) { return Py_UNICODE_ISDECIMAL(c); }
+static int is_dec(Py_UCS4 c) { return c < 128 ? c >= '0' && c <= '9' : Py_UNICODE_ISDECIMAL(c); }
 
 /* parsers._SYSLOG.match(line).groups(), or None when it does not match:
  * (ts) " " (host: \S+) " " (prog: [^\s:\[]+) ("[" (pid: \d+) "]")? ":" " "? (msg: the rest)
