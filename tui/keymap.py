@@ -82,6 +82,25 @@ def binding_ids() -> set[str]:
     return {b.id for _, b in all_bindings() if b.id}
 
 
+def _flat(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """The keymap's entries; TOML reads an unquoted `logs.follow = "F"` as a table `logs`
+    holding `follow`: that is the id `logs.follow` as written."""
+    for k, v in table.items():
+        if isinstance(v, Mapping):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def renamed(bid: str, ids: set[str]) -> str:
+    """The id of a binding the user's keymap names by its old name: the Logs pane's ids were
+    `logs.follow`, `logs.search`, ... (the README listed them) until they took the hyphens of
+    every other id (`logs-follow`); a keymap written then still works."""
+    if bid.startswith("logs.") and (new := "logs-" + bid.removeprefix("logs.")) in ids:
+        return new
+    return bid
+
+
 def valid_key(key: str) -> bool:
     parts = key.split("+")
     if any(not p for p in parts):
@@ -110,7 +129,12 @@ def parse(table: Mapping[str, Any], where: str = "config") -> dict[str, str]:
         return {}
     ids = binding_ids()
     out: dict[str, str] = {}
-    for bid, keys in table.items():
+    named: dict[str, str] = {}  # id -> as the user wrote it
+    for bid, keys in _flat(table):
+        given, bid = bid, renamed(bid, ids)
+        if bid in named:
+            raise KeymapError(f"{where}: [keymap] {given}: {bid} is already named (as {named[bid]})")
+        named[bid] = given
         if bid not in ids:
             close = difflib.get_close_matches(bid, sorted(ids), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else " (the help screen, ?, lists every id)"

@@ -90,3 +90,36 @@ def test_cli_refuses_a_bad_keymap(tmp_path, capsys):
     assert main(["--config", str(cfg), "run"]) == 2
     err = capsys.readouterr().err
     assert f"{cfg}: [keymap] no-such-action: unknown binding id" in err
+
+
+def test_binding_ids_are_hyphenated_and_the_logs_panes_old_ids_still_work():
+    """One convention for binding ids (`tenants-expand-all`): the Logs pane's were dotted
+    (`logs.follow`). A keymap written with an old id (the README listed them) still works;
+    naming one binding by both names is refused."""
+    dotted = sorted(b.id for _, b in keymap.all_bindings() if b.id and "." in b.id)
+    assert dotted == []
+    assert keymap.parse({"logs.follow": "F", "logs.open-line": "ctrl+o"}) == {
+        "logs-follow": "F",
+        "logs-open-line": "ctrl+o",
+    }
+    with pytest.raises(keymap.KeymapError, match=r"c.toml: \[keymap\] logs-follow: logs-follow is already"):
+        keymap.parse({"logs.follow": "F", "logs-follow": "G"}, "c.toml")
+    with pytest.raises(keymap.KeymapError, match="unknown binding id"):
+        keymap.parse({"logs.nope": "F"})
+
+
+async def test_an_old_logs_id_in_the_keymap_remaps_the_key():
+    from tests.fixtures.runbook import incident_state
+
+    app, _ = make_app(incident_state())
+    # unquoted, as the README's `id = "key"` reads: TOML makes it a table `logs` (the old ids
+    # worked only quoted; unquoted the id was "logs", unknown)
+    keymap.apply(app, parse_config('[keymap]\nlogs.follow = "F"\n', "cfg.toml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("4")
+        pane = app.pane("logs")
+        assert pane.lines.follow
+        await pilot.press("F")
+        assert not pane.lines.follow
+        await pilot.press("F")
+        assert pane.lines.follow

@@ -118,15 +118,15 @@ class LogLines(ScrollView, can_focus=True):
     LogLines > .loglines--match { text-style: bold underline; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor(-1)", "Up", id="logs.up", show=False),
-        Binding("down", "cursor(1)", "Down", id="logs.down", show=False),
-        Binding("pageup", "page(-1)", "Page up", id="logs.page-up", show=False),
-        Binding("pagedown", "page(1)", "Page down", id="logs.page-down", show=False),
-        Binding("home", "home", "First", id="logs.first", show=False),
-        Binding("end", "end", "Last (follow)", id="logs.last", show=False),
-        Binding("left", "pan(-8)", "Left", id="logs.left", show=False),
-        Binding("right", "pan(8)", "Right", id="logs.right", show=False),
-        Binding("enter", "open_line", "Whole line", id="logs.open-line", show=False),
+        Binding("up", "cursor(-1)", "Up", id="logs-up", show=False),
+        Binding("down", "cursor(1)", "Down", id="logs-down", show=False),
+        Binding("pageup", "page(-1)", "Page up", id="logs-page-up", show=False),
+        Binding("pagedown", "page(1)", "Page down", id="logs-page-down", show=False),
+        Binding("home", "home", "First", id="logs-first", show=False),
+        Binding("end", "end", "Last (follow)", id="logs-last", show=False),
+        Binding("left", "pan(-8)", "Left", id="logs-left", show=False),
+        Binding("right", "pan(8)", "Right", id="logs-right", show=False),
+        Binding("enter", "open_line", "Whole line", id="logs-open-line", show=False),
     ]
 
     def __init__(self, pane: LogsPane) -> None:
@@ -373,18 +373,18 @@ class LogsPane(Pane):
     # of an idle console (every 2 s) need not reach the pane.
     reads: ClassVar[frozenset[str] | None] = frozenset({"host.logs", "tenants"})
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f", "toggle_follow", "Follow", id="logs.follow"),
-        Binding("slash", "search", "Search", id="logs.search", key_display="/"),
+        Binding("f", "toggle_follow", "Follow", id="logs-follow"),
+        Binding("slash", "search", "Search", id="logs-search", key_display="/"),
         # (n, N and R are in the help and named by the status line while a search is on; o in the
         # help: in the footer they pushed q Quit, b Runbook and e Report off a 140-column screen)
-        Binding("n", "next_match", "Next match", id="logs.next", show=False),
-        Binding("N", "prev_match", "Prev match", id="logs.prev", key_display="N", show=False),
-        Binding("R", "toggle_regex", "Regex", id="logs.regex", key_display="R", show=False),
-        Binding("colon", "filter", "Filter", id="logs.filter", key_display=":"),
-        Binding("t", "cycle_tenant", "Tenant", id="logs.tenant"),
-        Binding("s", "cycle_severity", "Severity", id="logs.severity"),
-        Binding("o", "cycle_source", "Source", id="logs.source", show=False),
-        Binding("escape", "escape", "Clear filter", id="logs.clear"),
+        Binding("n", "next_match", "Next match", id="logs-next", show=False),
+        Binding("N", "prev_match", "Prev match", id="logs-prev", key_display="N", show=False),
+        Binding("R", "toggle_regex", "Regex", id="logs-regex", key_display="R", show=False),
+        Binding("colon", "filter", "Filter", id="logs-filter", key_display=":"),
+        Binding("t", "cycle_tenant", "Tenant", id="logs-tenant"),
+        Binding("s", "cycle_severity", "Severity", id="logs-severity"),
+        Binding("o", "cycle_source", "Source", id="logs-source", show=False),
+        Binding("escape", "escape", "Clear filter", id="logs-clear"),
     ]
     DEFAULT_CSS = """
     LogsPane > #logs-status { height: 1; color: $text-muted; }
