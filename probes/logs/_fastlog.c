@@ -503,10 +503,85 @@ static PyObject *split_syslog(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* ------------------------------------------------------------------ kernel message head */
+
+/* parsers.kernel_head: (pos, audit) of a kernel message, where pos is past its "[uptime] "
+ * prefix ("] " within the first 20 characters of a message starting with "["), and audit the
+ * groups (ts, type, inner) of parsers._KERNEL_AUDIT matched at pos
+ *   audit: type=(\d+) audit\((\d+(?:\.\d+)?):\d+\): ?(.*)      (re.S)
+ * or None when it does not match (every part can end one way only). */
+static PyObject *kernel_head(PyObject *self, PyObject *args) {
+    PyObject *msg;
+    if (!PyArg_ParseTuple(args, "U", &msg))
+        return NULL;
+    int kind = PyUnicode_KIND(msg);
+    const void *data = PyUnicode_DATA(msg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(msg), pos = 0;
+#define AT(j) ((j) < n ? CH(j) : (Py_UCS4)0xFFFFFFFF)
+#define DEC(j) ((j) < n && is_dec(CH(j)))
+    if (AT(0) == '[') {
+        for (Py_ssize_t i = 0; i + 2 <= 20 && i + 1 < n; i++)
+            if (CH(i) == ']' && CH(i + 1) == ' ') {
+                pos = i + 2;
+                break;
+            }
+    }
+    static const char head[] = "audit: type=";
+    Py_ssize_t i = pos, typ, typ_end, ts, ts_end;
+    for (int k = 0; head[k]; k++, i++)
+        if (AT(i) != (Py_UCS4)head[k])
+            goto plain;
+    typ = i;
+    while (DEC(i))
+        i++;
+    if (i == typ)
+        goto plain;
+    typ_end = i;
+    static const char mid[] = " audit(";
+    for (int k = 0; mid[k]; k++, i++)
+        if (AT(i) != (Py_UCS4)mid[k])
+            goto plain;
+    ts = i;
+    while (DEC(i))
+        i++;
+    if (i == ts)
+        goto plain;
+    if (AT(i) == '.' && DEC(i + 1)) {
+        i += 2;
+        while (DEC(i))
+            i++;
+    }
+    ts_end = i;
+    if (AT(i) != ':' || !DEC(i + 1))
+        goto plain;
+    i += 2;
+    while (DEC(i))
+        i++;
+    if (AT(i) != ')' || AT(i + 1) != ':')
+        goto plain;
+    i += 2;
+    if (AT(i) == ' ')
+        i++;
+#undef AT
+#undef DEC
+    {
+        PyObject *t = PyUnicode_Substring(msg, ts, ts_end), *y = PyUnicode_Substring(msg, typ, typ_end),
+                 *m = PyUnicode_Substring(msg, i, n);
+        PyObject *out = t && y && m ? Py_BuildValue("(n(OOO))", pos, t, y, m) : NULL;
+        Py_XDECREF(t);
+        Py_XDECREF(y);
+        Py_XDECREF(m);
+        return out;
+    }
+plain:
+    return Py_BuildValue("(nO)", pos, Py_None);
+}
+
 static PyMethodDef methods[] = {
     {"audit_pairs", audit_pairs, METH_VARARGS, "audit key=value pairs (see the module's source)"},
     {"candidate_lines", candidate_lines, METH_VARARGS, "a file block's candidate lines and its line count"},
     {"split_syslog", split_syslog, METH_VARARGS, "parsers._SYSLOG.match(line).groups() or None"},
+    {"kernel_head", kernel_head, METH_VARARGS, "parsers.kernel_head(msg): uptime prefix and kernel audit header"},
     {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
     {NULL, NULL, 0, NULL},
 };

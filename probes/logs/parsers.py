@@ -358,16 +358,27 @@ def parse_syslog(line: str, host: str, source: str) -> LogEvent:
     return _event(at, host, source, "info", msg, "syslog", prog, int(pid) if pid else 0)
 
 
-def parse_kernel(msg: str, at: float, host: str, source: str, severity: str = "info") -> LogEvent:
-    # "[12345.678901] " uptime prefix of dmesg-style lines (its "] " within the first 20)
+def kernel_head(msg: str) -> tuple[int, tuple[str, str, str] | None]:
+    """(pos, audit) of a kernel message: pos is past its "[12345.678901] " uptime prefix
+    (dmesg-style lines: its "] " within the first 20 characters), audit the (ts, type, inner
+    message) of its audit header, None when it has none. The reference of
+    probes/logs/_fastlog.c's kernel_head."""
     pos = msg.find("] ", 0, 20) + 2 if msg.startswith("[") else 0
     if pos == 1:
         pos = 0
     if msg.startswith("audit: ", pos):
         am = _KERNEL_AUDIT.match(msg, pos)
         if am:
-            ts, typ, inner = am.group("ts", "type", "msg")
-            return _event(float(ts), host, source, "notice", inner, "audit", "kernel", 0, (("type", typ),))
+            return pos, am.group("ts", "type", "msg")
+    return pos, None
+
+
+def parse_kernel(msg: str, at: float, host: str, source: str, severity: str = "info") -> LogEvent:
+    fast = native()
+    pos, audit = fast.kernel_head(msg) if fast is not None else kernel_head(msg)
+    if audit is not None:
+        ts, typ, inner = audit
+        return _event(float(ts), host, source, "notice", inner, "audit", "kernel", 0, (("type", typ),))
     return _event(at, host, source, severity, msg[pos:] if pos else msg, "kernel", "kernel")
 
 

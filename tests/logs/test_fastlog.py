@@ -174,6 +174,65 @@ def test_native_split_syslog_equals_the_python_reference():
     assert matched > 2000
 
 
+def test_native_kernel_head_equals_the_python_reference():
+    """parsers.kernel_head: the uptime prefix and parsers._KERNEL_AUDIT's groups."""
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    rnd = random.Random(19)
+    pieces = [
+        "[",
+        "]",
+        "] ",
+        "[12345.678901] ",
+        "[ 1.2] ",
+        "[" + "9" * 16 + "] ",
+        "[" + "9" * 17 + "] ",
+        "[" + "9" * 18 + "] ",
+        "audit: ",
+        "audit: type=",
+        "audit:  type=",
+        "Audit: type=",
+        "1400",
+        "\u0661\u0664",  # Arabic-Indic digits: \d
+        "\u00b2",  # superscript two: not \d
+        " audit(",
+        "audit(",
+        "1795773601",
+        ".",
+        ".5",
+        ":",
+        "12",
+        ")",
+        "):",
+        "): ",
+        ":  ",
+        " ",
+        "\n",
+        "\t",
+        "avc:  denied",
+        "é",
+    ]
+    msgs = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12))) for _ in range(30000)]
+    msgs += [
+        h + "audit: type=" + t + " audit(" + ts + ":" + sn + ")" + tail
+        for h in ("", "[1.2] ", "[", "[1.2]", " ")
+        for t in ("1400", "", "x", "\u0661")
+        for ts in ("1795773601.123", "1795773601", "1795773601.", ".5", "1.2.3", "")
+        for sn in ("77", "", "x")
+        for tail in (": avc:  denied", ":", ":  x", "", ": \n x", ")")
+    ]
+    for line in _texts():
+        g = parsers.split_syslog(line)
+        msgs += [line, g[4]] if g else [line]
+    audits = 0
+    for m in msgs:
+        want = parsers.kernel_head(m)
+        assert fast.kernel_head(m) == want, repr(m[:200])
+        audits += want[1] is not None
+    assert audits > 100
+
+
 def _blocks() -> list[bytes]:
     """Every test block of a file source, the bench's lines, and generated hostile blocks."""
     out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
