@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from probes.model import STATUS_ORDER, ConnState, HostState, State, Status
+from probes.model import STATUS_ORDER, Connection, ConnState, HostState, State, Status
 
 AREAS = ("host", "vm", "container", "runtime", "network", "resources", "logs", "software", "xen")
 DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED)
@@ -18,12 +18,15 @@ DOWN = (ConnState.UNREACHABLE, ConnState.AUTH_FAILED, ConnState.HOST_KEY_REFUSED
 
 def host_connection(h: HostState) -> ConnState:
     """A host's state by its connection: SSH's for a remote host; a local host is up once seen."""
-    c = h.connection("ssh")
-    if c is not None:
-        return c.state
-    if not h.connections and not h.refreshed_at:
-        return ConnState.CONNECTING
-    return ConnState.UP
+    return connection_state(h.connections, bool(h.refreshed_at))
+
+
+def connection_state(connections: Sequence[Connection], observed: bool) -> ConnState:
+    """host_connection from a host's connections and whether it was observed at all."""
+    for c in connections:
+        if c.what == "ssh":
+            return c.state
+    return ConnState.UP if connections or observed else ConnState.CONNECTING
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,15 @@ import asyncio
 import os
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from typing import NamedTuple
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from probes.hostsummary import DOWN, host_connection
-from probes.model import Connection, ConnState, HostKind, HostState, State
+from probes.hostsummary import DOWN, connection_state
+from probes.model import Connection, ConnState, Host, HostKind, State
 from tui.safe import untrusted
 from tui.status import theme_style
 
@@ -68,12 +69,45 @@ MAX_HOSTS_LISTED = 3  # beyond this the header summarises the fleet and names th
 _DOWN = DOWN  # one definition with the fleet view (probes/hostsummary.py)
 
 
-def area_trouble(state: State) -> dict[str, list[HostState]]:
+class HostLine(NamedTuple):
+    """What the header shows of one host."""
+
+    host: Host
+    connections: tuple[Connection, ...]
+    observed: bool  # refreshed at least once
+    probe_errors: int
+
+
+class HeaderInputs(NamedTuple):
+    """Everything of a State the header shows, and nothing else: the header is made from it
+    alone, so a State whose inputs equal those on screen need not be drawn again (and a field
+    the header starts to show is in the comparison by being here)."""
+
+    source: str
+    refreshed: float  # the newest refresh of any host (0: never)
+    hosts: tuple[HostLine, ...]
+
+
+def header_inputs(state: State) -> HeaderInputs:
+    return HeaderInputs(
+        state.source,
+        max((h.refreshed_at for h in state.hosts), default=0.0),
+        tuple(
+            HostLine(h.host, h.connections, bool(h.refreshed_at), len(h.probe_errors)) for h in state.hosts
+        ),
+    )
+
+
+def _of(state: State | HeaderInputs) -> HeaderInputs:
+    return state if isinstance(state, HeaderInputs) else header_inputs(state)
+
+
+def area_trouble(state: State | HeaderInputs) -> dict[str, list[HostLine]]:
     """{area: hosts} of hosts that are UP whose area connection (libvirt, ...) is down: a host
     that is unreachable is counted once, as unreachable, not again per area."""
-    out: dict[str, list[HostState]] = {}
-    for h in state.hosts:
-        if host_connection(h) != ConnState.UP:
+    out: dict[str, list[HostLine]] = {}
+    for h in _of(state).hosts:
+        if connection_state(h.connections, h.observed) != ConnState.UP:
             continue
         for c in h.connections:
             if c.what != "ssh" and c.state in _DOWN:
@@ -81,33 +115,35 @@ def area_trouble(state: State) -> dict[str, list[HostState]]:
     return out
 
 
-def _names(hosts: list[HostState]) -> Text:
+def _names(hosts: list[HostLine]) -> Text:
     out = Text(" (")
     out.append_text(Text(", ").join(untrusted(h.host.name) for h in hosts[:3]))
     out.append(f", +{len(hosts) - 3} more)" if len(hosts) > 3 else ")")
     return out
 
 
-def fleet_text(state: State, variables: dict[str, str]) -> Text:
+def fleet_text(state: State | HeaderInputs, variables: dict[str, str]) -> Text:
     """'12 hosts: ✓ 10 up · ✗ 2 unreachable (hv3, hv7) · libvirt ✗ on 1 (hv5)': hosts counted
     by their connection, then the areas in trouble on hosts that are up; one line however
     large the fleet."""
-    by = {h.host.name: host_connection(h) for h in state.hosts}
-    down = [h for h in state.hosts if by[h.host.name] in _DOWN]
-    waiting = [h for h in state.hosts if by[h.host.name] == ConnState.CONNECTING]
-    up = len(state.hosts) - len(down) - len(waiting)
-    out = Text(f"{len(state.hosts)} hosts: ", style="bold")
+    inputs = _of(state)
+    hosts = inputs.hosts
+    by = [connection_state(h.connections, h.observed) for h in hosts]
+    down = [h for h, c in zip(hosts, by, strict=True) if c in _DOWN]
+    waiting = [h for h, c in zip(hosts, by, strict=True) if c == ConnState.CONNECTING]
+    up = len(hosts) - len(down) - len(waiting)
+    out = Text(f"{len(hosts)} hosts: ", style="bold")
     out.append(f"✓ {up} up", style=theme_style(variables, "status-pass"))
     if waiting:
         out.append(f" · … {len(waiting)} connecting", style=theme_style(variables, "status-warn"))
     if down:
         out.append(f" · ✗ {len(down)} unreachable", style=theme_style(variables, "status-fail", bold=True))
         out.append_text(_names(down))
-    for area, hosts in sorted(area_trouble(state).items()):
+    for area, trouble in sorted(area_trouble(inputs).items()):
         out.append(" · ")
         out.append_text(untrusted(area))
-        out.append(f" ✗ on {len(hosts)}", style=theme_style(variables, "status-fail", bold=True))
-        out.append_text(_names(hosts))
+        out.append(f" ✗ on {len(trouble)}", style=theme_style(variables, "status-fail", bold=True))
+        out.append_text(_names(trouble))
     return out
 
 
@@ -128,7 +164,7 @@ def followers() -> int | None:
 
 
 def header_parts(
-    state: State,
+    state: State | HeaderInputs,
     now: float,
     tz: tzinfo | None,
     stale_after: float,
@@ -136,39 +172,41 @@ def header_parts(
     following: int | None = None,
 ) -> list[Text]:
     """The header's pieces, each kept on one line: title, one per host, refresh, source."""
+    inputs = _of(state)
     parts = [Text("tenantscope", style="bold")]
     if following is not None:
         parts.append(Text(f"presenting: {following} following", style="bold"))
-    if len(state.hosts) > MAX_HOSTS_LISTED:
-        parts.append(fleet_text(state, variables))
-    for h in state.hosts if len(state.hosts) <= MAX_HOSTS_LISTED else ():
+    if len(inputs.hosts) > MAX_HOSTS_LISTED:
+        parts.append(fleet_text(inputs, variables))
+    for h in inputs.hosts if len(inputs.hosts) <= MAX_HOSTS_LISTED else ():
         part = untrusted(h.host.name, style="bold")
         if h.host.kind == HostKind.LIBVIRT:  # a remote or simulated hypervisor's API only
             part.append(f" {LIBVIRT_VIEW_NOTE}", style="italic")
-        if not h.connections and not h.refreshed_at:
+        if not h.connections and not h.observed:
             part.append(" waiting for the first observation", style="italic")
         for c in h.connections:
             part.append("  ")
             part.append_text(connection_text(c, tz, variables))
         parts.append(part)
-    parts.append(refreshed_part(state, now, tz, stale_after, variables))
-    if state.source == "demo":
+    parts.append(refreshed_part(inputs, now, tz, stale_after, variables))
+    if inputs.source == "demo":
         parts.append(Text(DEMO_NOTE, style="italic"))
-    elif state.source not in ("live", ""):
-        parts.append(untrusted(state.source, style="italic"))
+    elif inputs.source not in ("live", ""):
+        parts.append(untrusted(inputs.source, style="italic"))
     return parts
 
 
 def refreshed_part(
-    state: State, now: float, tz: tzinfo | None, stale_after: float, variables: dict[str, str]
+    state: State | HeaderInputs, now: float, tz: tzinfo | None, stale_after: float, variables: dict[str, str]
 ) -> Text:
     """How fresh the picture is. A live one says only that it is fresh ("refreshed < 10 s
     ago": the stale mark would say otherwise), so that the header does not change with every
     refresh (a redraw each time, most of what an idle console cost); once it is stale, the
     time of the last refresh and its age, every second. A replay or a saved State shows the
     time it was taken."""
-    refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
-    if not refreshed or not can_turn_stale(state):
+    inputs = _of(state)
+    refreshed = inputs.refreshed
+    if not refreshed or not can_turn_stale(inputs):
         return Text(f"refreshed {hhmmss(refreshed, tz)}")
     age = now - refreshed
     if age <= stale_after:
@@ -186,7 +224,7 @@ def span(seconds: float) -> str:
     return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
 
 
-def can_turn_stale(state: State) -> bool:
+def can_turn_stale(state: State | HeaderInputs) -> bool:
     """Only a picture being observed (live or the demo) turns stale: a replay or a saved State
     shows a past time on purpose, and the wall clock says nothing about it."""
     return state.source in ("live", "", "demo")
@@ -215,7 +253,7 @@ def pack(parts: list[Text], width: int) -> Text:
 
 
 def header_text(
-    state: State,
+    state: State | HeaderInputs,
     now: float,
     tz: tzinfo | None,
     stale_after: float,
@@ -229,8 +267,8 @@ def header_text(
     return pack(parts, width)
 
 
-def errors_text(state: State, variables: dict[str, str]) -> Text:
-    n = sum(len(h.probe_errors) for h in state.hosts)
+def errors_text(state: State | HeaderInputs, variables: dict[str, str]) -> Text:
+    n = sum(h.probe_errors for h in _of(state).hosts)
     if not n:
         return Text("✓ no probe errors", style="dim")
     return Text(
@@ -252,7 +290,7 @@ class AppHeader(Horizontal):
         self._clock = clock
         self._tz = tz
         self._stale_after = stale_after
-        self._state: State | None = None
+        self._state: HeaderInputs | None = None  # what of the State shown the header shows
         self._shown: tuple[Text, Text] | None = None
         self._refreshed = 0.0  # the newest refresh time of the State shown
         self._drawn_stale = False  # the header on screen says "stale"
@@ -269,23 +307,18 @@ class AppHeader(Horizontal):
             self._timer = None
 
     def show(self, state: State) -> None:
-        self._state = state
-        self._refreshed = max((h.refreshed_at for h in state.hosts), default=0.0)
-        key = self._inputs(state)
-        if key != self._drawn_from or self._drawn_stale:
+        self._state = inputs = header_inputs(state)
+        self._refreshed = inputs.refreshed
+        if self._key(inputs) != self._drawn_from or self._drawn_stale:
             self._tick()
         self._arm()
 
-    def _inputs(self, state: State) -> tuple[object, ...]:
-        """What the header's text is made of, but the clock: a State that changes none of it
-        (a fresh picture's next refresh) is not drawn again (the text would be the same, and
-        making it cost ~0.3 ms a State)."""
-        return (
-            self.app.theme,
-            state.source,
-            bool(self._refreshed) if can_turn_stale(state) else self._refreshed,
-            tuple((h.host, h.connections, bool(h.refreshed_at), len(h.probe_errors)) for h in state.hosts),
-        )
+    def _key(self, inputs: HeaderInputs) -> tuple[object, ...]:
+        """The header's inputs but the clock's: a State that changes none of them (a fresh
+        picture's next refresh) is not drawn again (the text would be the same, and making it
+        cost ~0.3 ms a State). A live picture's refresh time is drawn by the clock's tick."""
+        refreshed = bool(inputs.refreshed) if can_turn_stale(inputs) else inputs.refreshed
+        return (self.app.theme, inputs._replace(refreshed=refreshed))
 
     def _arm(self) -> None:
         """The clock's next tick: every second while the stale mark's age moves (or a
@@ -334,7 +367,7 @@ class AppHeader(Horizontal):
         )
         errs = errors_text(self._state, variables)
         self._drawn_stale = "(stale: " in main.plain
-        self._drawn_from = self._inputs(self._state)
+        self._drawn_from = self._key(self._state)
         if self._shown is not None and self._shown == (main, errs):
             return
         # A layout pass only when the header's size can change: its line count (height:

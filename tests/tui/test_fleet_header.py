@@ -44,3 +44,26 @@ def test_a_host_up_with_libvirt_down_says_why():
     assert connection_text(c, None, {}).plain.endswith(", retrying (SSH connection down)")
     absent = Connection("libvirt", ConnState.ABSENT, "no libvirt on this host", T0)
     assert connection_text(absent, None, {}).plain == "- libvirt: absent"
+
+
+def test_the_header_is_made_from_its_inputs_alone():
+    """One source of truth for what the header shows and what makes it redraw: the header is
+    made from header_inputs(state) alone (a field it starts to show must be there, and is then
+    compared), and a State that differs elsewhere (findings, workloads, a live picture's next
+    refresh) has the inputs of the one on screen."""
+    from dataclasses import replace
+
+    from tests.fixtures.tui import sample_state
+    from tui.header import header_inputs, header_text
+
+    fleet = State(hosts=tuple(_host(i, ConnState.UP, ConnState.UNREACHABLE, "gone") for i in range(5)))
+    for st in (sample_state(), fleet, replace(sample_state(), source="live")):
+        inputs = header_inputs(st)
+        for width in (80, 200):
+            assert header_text(inputs, 0.0, None, 10.0, {}, width) == header_text(
+                st, 0.0, None, 10.0, {}, width
+            )
+    st = sample_state()
+    other = replace(st, findings=(), hosts=tuple(replace(h, workloads=(), samples=None) for h in st.hosts))
+    assert header_inputs(other) == header_inputs(st)
+    assert header_inputs(sample_state(errors=True)) != header_inputs(st)  # the error count
