@@ -18,6 +18,7 @@
  * memory only through the Python API. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -577,11 +578,120 @@ plain:
     return Py_BuildValue("(nO)", pos, Py_None);
 }
 
+/* ------------------------------------------------------------------ entries */
+
+/* The entry class (model.LogEvent: a frozen dataclass with __slots__) as event_class(cls,
+ * attribution) registered it: its slots' member definitions in __slots__ order, and those of
+ * the attribution's slots. new_event and set_attribution store into the slots as the member
+ * descriptors' __set__ does (PyMember_SetOne), past the frozen __setattr__ (model.new_event and
+ * model.set_attribution do the same in Python). */
+#define MAX_SLOTS 32
+static PyTypeObject *event_type = NULL;
+static PyObject *event_descrs = NULL; /* the member descriptors: they own the definitions */
+static PyMemberDef *event_members[MAX_SLOTS];
+static Py_ssize_t event_nslots = 0;
+static PyMemberDef *attribution_members[MAX_SLOTS];
+static Py_ssize_t attribution_n = 0;
+
+static PyMemberDef *object_slot(PyTypeObject *cls, PyObject *name, PyObject *keep) {
+    PyObject *d = PyDict_GetItemWithError(cls->tp_dict, name); /* borrowed */
+    if (d == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_ValueError, "%R is no slot of %R", name, cls);
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(d, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_ValueError, "%R of %R is not a slot", name, cls);
+        return NULL;
+    }
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    if (m->type != T_OBJECT_EX || (m->flags & READONLY) || ((PyMemberDescrObject *)d)->d_common.d_type != cls) {
+        PyErr_Format(PyExc_ValueError, "%R of %R is not a writable object slot of its own", name, cls);
+        return NULL;
+    }
+    if (PyList_Append(keep, d) < 0)
+        return NULL;
+    return m;
+}
+
+static PyObject *event_class(PyObject *self, PyObject *args) {
+    PyObject *cls, *attribution;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyTuple_Type, &attribution))
+        return NULL;
+    PyTypeObject *t = (PyTypeObject *)cls;
+    PyObject *slots = PyObject_GetAttrString(cls, "__slots__");
+    if (slots == NULL)
+        return NULL;
+    PyObject *keep = PyList_New(0), *seq = keep ? PySequence_Tuple(slots) : NULL;
+    Py_DECREF(slots);
+    if (seq == NULL) {
+        Py_XDECREF(keep);
+        return NULL;
+    }
+    PyMemberDef *members[MAX_SLOTS], *attr[MAX_SLOTS];
+    Py_ssize_t n = PyTuple_GET_SIZE(seq), na = PyTuple_GET_SIZE(attribution);
+    if (n > MAX_SLOTS || na > MAX_SLOTS) {
+        PyErr_Format(PyExc_ValueError, "at most %d slots", MAX_SLOTS);
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((members[i] = object_slot(t, PyTuple_GET_ITEM(seq, i), keep)) == NULL)
+            goto fail;
+    for (Py_ssize_t i = 0; i < na; i++)
+        if ((attr[i] = object_slot(t, PyTuple_GET_ITEM(attribution, i), keep)) == NULL)
+            goto fail;
+    Py_DECREF(seq);
+    Py_INCREF(cls);
+    Py_XSETREF(event_type, t);
+    Py_XSETREF(event_descrs, keep);
+    memcpy(event_members, members, sizeof(members));
+    memcpy(attribution_members, attr, sizeof(attr));
+    event_nslots = n;
+    attribution_n = na;
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(keep);
+    return NULL;
+}
+
+/* model.new_event(*values): an entry of the registered class, every slot set in order */
+static PyObject *new_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (event_type == NULL || nargs != event_nslots)
+        return PyErr_Format(PyExc_TypeError, "new_event takes the %zd values of the registered class",
+                            event_nslots);
+    PyObject *e = event_type->tp_alloc(event_type, 0);
+    if (e == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        if (PyMember_SetOne((char *)e, event_members[i], args[i]) < 0) {
+            Py_DECREF(e);
+            return NULL;
+        }
+    return e;
+}
+
+/* model.set_attribution(e, *values): the attribution's slots of an entry of the registered
+ * class (one nobody else holds yet) set; returns e */
+static PyObject *set_attribution(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (event_type == NULL || nargs != attribution_n + 1 || Py_TYPE(args[0]) != event_type)
+        return PyErr_Format(PyExc_TypeError, "set_attribution takes an entry of the registered class and %zd values",
+                            attribution_n);
+    for (Py_ssize_t i = 0; i < attribution_n; i++)
+        if (PyMember_SetOne((char *)args[0], attribution_members[i], args[i + 1]) < 0)
+            return NULL;
+    return Py_NewRef(args[0]);
+}
+
 static PyMethodDef methods[] = {
     {"audit_pairs", audit_pairs, METH_VARARGS, "audit key=value pairs (see the module's source)"},
     {"candidate_lines", candidate_lines, METH_VARARGS, "a file block's candidate lines and its line count"},
     {"split_syslog", split_syslog, METH_VARARGS, "parsers._SYSLOG.match(line).groups() or None"},
     {"kernel_head", kernel_head, METH_VARARGS, "parsers.kernel_head(msg): uptime prefix and kernel audit header"},
+    {"event_class", event_class, METH_VARARGS, "event_class(cls, attribution): the entry class new_event builds"},
+    {"new_event", (PyCFunction)(void (*)(void))new_event, METH_FASTCALL, "model.new_event(*values)"},
+    {"set_attribution", (PyCFunction)(void (*)(void))set_attribution, METH_FASTCALL,
+     "model.set_attribution(e, *values)"},
     {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
     {NULL, NULL, 0, NULL},
 };

@@ -473,8 +473,9 @@ class Attributor:
             return e
         if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu") and not late:
             self.learn_pid(host, e.pid, hit, order)
+        fast = native()
         if fresh:
-            return set_attribution(
+            return (fast.set_attribution if fast is not None else set_attribution)(
                 e,
                 hit.tenant if hit else "",
                 hit.workload if hit else "",
@@ -483,7 +484,7 @@ class Attributor:
                 target.workload if target else "",
             )
         # a new entry built directly (dataclasses.replace costs 4x as much)
-        return new_event(
+        return (fast.new_event if fast is not None else new_event)(
             e.at,
             e.host,
             e.source,

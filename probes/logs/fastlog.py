@@ -27,5 +27,8 @@ def native() -> Any:
     except ImportError as e:
         log.debug("logs: the native helpers are not built (%s): the Python parsers run", e)
         return None
+    from probes.logs.model import ATTRIBUTION, LogEvent
+
+    _fastlog.event_class(LogEvent, ATTRIBUTION)  # (the class its new_event builds)
     log.debug("logs: the native helpers run (%s)", _fastlog.__file__)
     return _fastlog

@@ -131,9 +131,10 @@ def new_event(
     return cast(LogEvent, e)
 
 
+# the fields attribution sets (set_attribution's arguments, in order)
+ATTRIBUTION = ("tenant", "workload", "attributed_by", "target_tenant", "target_workload")
 _set_tenant, _set_workload, _set_attributed_by, _set_target_tenant, _set_target_workload = (
-    LogEvent.__dict__[name].__set__
-    for name in ("tenant", "workload", "attributed_by", "target_tenant", "target_workload")
+    LogEvent.__dict__[name].__set__ for name in ATTRIBUTION
 )
 
 

@@ -279,6 +279,8 @@ def _event(
 ) -> LogEvent:
     if len(msg) > MAX_MESSAGE:
         msg = msg[:MAX_MESSAGE]
+    fast = native()
+    make = fast.new_event if fast is not None else new_event
     tag, sev = _classify(msg, kind, program)
     if tag:
         fields = signal_fields(tag, msg)
@@ -296,7 +298,7 @@ def _event(
                 if k == "pid" and v.isdigit():
                     pid = int(v)
                     break
-        return new_event(
+        return make(
             at,
             host,
             source,
@@ -316,10 +318,10 @@ def _event(
         )
     if severity == "err" and kind in ("qemu", "libvirtd"):
         tag = classify.QEMU_ERROR if kind == "qemu" else classify.LIBVIRT_ERROR
-        return new_event(
+        return make(
             at, host, source, severity, msg, "", "", _TAGS[tag], 0, kind, program, pid, extra, "", "", ""
         )
-    return new_event(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra, "", "", "")
+    return make(at, host, source, severity, msg, "", "", (), 0, kind, program, pid, extra, "", "", "")
 
 
 # ---------------------------------------------------------------- line formats

@@ -233,6 +233,44 @@ def test_native_kernel_head_equals_the_python_reference():
     assert audits > 100
 
 
+def test_native_entries_are_the_dataclass():
+    """new_event and set_attribution (slots stored directly) give what LogEvent(...) and
+    dataclasses.replace give, field by field, and the entry stays frozen."""
+    from dataclasses import FrozenInstanceError, fields, replace
+
+    from probes.logs.model import LogEvent, new_event, set_attribution
+
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    vals = (1.5, "h", "s", "warning", "m", "t", "w", ("x",), 7, "k", "p", 9, (("a", "b"),), "mcs", "tt", "tw")
+    for e in (fast.new_event(*vals), new_event(*vals)):
+        assert type(e) is LogEvent and e == LogEvent(*vals) and hash(e) == hash(LogEvent(*vals))
+        assert [getattr(e, f.name) for f in fields(LogEvent)] == list(vals)
+        with pytest.raises(FrozenInstanceError):
+            e.__setattr__("at", 2.0)
+    att = ("T", "W", "pid", "T2", "W2")
+    want = replace(
+        LogEvent(*vals),
+        tenant="T",
+        workload="W",
+        attributed_by="pid",
+        target_tenant="T2",
+        target_workload="W2",
+    )
+    e = fast.new_event(*vals)
+    assert fast.set_attribution(e, *att) is e and e == want
+    assert set_attribution(fast.new_event(*vals), *att) == want
+    with pytest.raises(TypeError):
+        fast.new_event(*vals[:-1])
+    with pytest.raises(TypeError):
+        fast.set_attribution(object(), *att)
+    with pytest.raises(TypeError):
+        fast.set_attribution(e, *att[:-1])
+    with pytest.raises(ValueError):
+        fast.event_class(LogEvent, ("no_such_field",))
+
+
 def _blocks() -> list[bytes]:
     """Every test block of a file source, the bench's lines, and generated hostile blocks."""
     out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
