@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar, cast
 
-from probes.model import Evidence, Finding, HostState, Severity, State, Status
+from probes.model import ConnState, Evidence, Finding, HostKind, HostState, Severity, State, Status
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -391,8 +391,16 @@ _MISSING = object()
 def nothing_observed(hs: HostState) -> str:
     """Why nothing was observed on this host ('' when something was): it has probe errors and
     no facts, topology, figures or workloads (a host never reached: SSH refused, a wrong host
-    key). Its logs are left out: the logs service reports sources that could not be read."""
-    if not hs.probe_errors or hs.facts or hs.topology or hs.samples or hs.workloads:
+    key). Its logs are left out: the logs service reports sources that could not be read.
+    A host seen only through libvirt whose libvirt never answered is such a host too: libvirt
+    is its only source (its empty topology is libvirt's networks not read)."""
+    if not hs.probe_errors or hs.workloads:
+        return ""
+    if hs.host.kind == HostKind.LIBVIRT:
+        c = hs.connection("libvirt")
+        if c is not None and c.state not in (ConnState.UP, ConnState.CONNECTING):
+            return hs.probe_errors[0].message
+    if hs.facts or hs.topology or hs.samples:
         return ""
     return hs.probe_errors[0].message
 

@@ -202,9 +202,11 @@ def _not_observed(hs: HostState, findings: list[Finding]) -> list[str]:
     v = visible
     name = hs.host.name
     cause = nothing_observed(hs)
-    ssh = hs.connection("ssh")
+    ssh, lv = hs.connection("ssh"), hs.connection("libvirt")
     if ssh is not None and ssh.state != ConnState.UP and ssh.state != ConnState.CONNECTING:
         cause = f"{hs.host.address}: {ssh.state}: {ssh.detail}"
+    elif hs.host.kind == HostKind.LIBVIRT and lv is not None and lv.state != ConnState.UP:
+        cause = lv.detail.split("retrying: ", 1)[-1]  # (the console's "since T, retrying")
     if hs.host.kind == HostKind.SSH:
         tried = f"SSH to {v(hs.host.address)}"
     elif hs.host.kind == HostKind.LIBVIRT:
@@ -213,7 +215,7 @@ def _not_observed(hs: HostState, findings: list[Finding]) -> list[str]:
         tried = f"this machine ({v(hs.host.address or name)})"
     same, other = [], []
     for (_, message), probes in _by_message([(name, pe) for pe in hs.probe_errors]).items():
-        if cause in message:
+        if cause in message or message.split(": ", 1)[-1] in cause:  # ("libvirt: <cause's end>")
             same.extend(probes)
         else:
             other.append((message, probes))

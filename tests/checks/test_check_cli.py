@@ -170,6 +170,22 @@ def test_a_host_never_reached_is_said_once_with_what_was_tried(capsys):
     assert not [e for h in doc["hosts"] for e in h["probe_errors"] if "next attempt" in e["message"]]
 
 
+def test_a_malformed_libvirt_test_file_is_a_host_not_observed(capsys, tmp_path):
+    """A libvirt view (the real test driver) whose node file is malformed: libvirt is its only
+    source, so nothing was observed there. The checks vouched for it anyway (CTR-07 'nothing
+    found', NET-09 'nothing forwards' passed on an empty topology) and the cause was printed 20
+    times; now one block naming the file's line, no pass, stderr says not observed, exit 2."""
+    bad = tmp_path / "fleet.xml"
+    bad.write_text('<node><domain type="test"><name>x</name>\n<memory>')
+    rc, out, err = run(capsys, "--libvirt", f"test://{bad}", "--format", "json")
+    assert rc == 2
+    assert {r["status"] for r in json.loads(out)["results"]} <= {"error", "skipped"}
+    rc, out, err = run(capsys, "--libvirt", f"test://{bad}")
+    assert rc == 2 and out.count("Premature end of data") == 1, out
+    assert f"tried: libvirt at test://{bad}, for the probes libvirt, resources" in out
+    assert "not observed: libvirt" in err and f"{bad}:2:" in err
+
+
 def test_probe_errors_of_one_cause_are_one_line():
     """The text report's probe errors: one line per distinct failure on a host, naming its probes."""
     from probes.model import Host, HostState, ProbeError, State, Workload, WorkloadKind

@@ -266,7 +266,8 @@ def observation_problems(state: State) -> list[str]:
     from probes.model import ConnState
     from probes.untrusted import visible
 
-    out = connection_problems(state, {hs.host.name for hs in state.hosts if nothing_observed(hs)})
+    unseen = {hs.host.name for hs in state.hosts if nothing_observed(hs)}
+    out = connection_problems(state, unseen)
     for hs in state.hosts:
         c = hs.connection("libvirt")
         if c is None or c.state == ConnState.UP:
@@ -275,7 +276,8 @@ def observation_problems(state: State) -> list[str]:
             why = c.detail.split("retrying: ", 1)[-1]  # (the console's "since T, retrying")
             uri = hs.host.libvirt_uri or "libvirt"
             why = why.removeprefix(f"cannot connect to {uri}: ")
-            out.append(f"{visible(hs.host.name)}: libvirt {visible(uri)} {c.state}: {visible(why)}")
+            what = " not observed:" if hs.host.name in unseen else ":"
+            out.append(f"{visible(hs.host.name)}{what} libvirt {visible(uri)} {c.state}: {visible(why)}")
     if not out and state.hosts and all(_all_probes_failed(h) for h in state.hosts):
         out.append("every probe failed on every host: nothing was observed")
     return out
