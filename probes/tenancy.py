@@ -52,7 +52,11 @@ def assign(state: State, opts: Any, placer: Placer | None = None) -> State:
         # a host whose workloads are those placed last time (most derives: another host, or
         # only the figures, changed) is not placed again
         got = placer.by_host.get(hs.host.name)
-        if got is None or not (got[0] is hs.workloads or got[0] == hs.workloads):
+        if got is not None and got[0] is not hs.workloads and got[0] == hs.workloads:
+            # the same workloads in a new tuple: kept as the one to compare next time by
+            # identity (else every later derive compared every workload in full)
+            got = placer.by_host[hs.host.name] = (hs.workloads, got[1], got[2])
+        if got is None or got[0] is not hs.workloads:
             changed = False
             ws: list[Workload] = []
             placed: list[tuple[str, str, str]] = []  # (tenant, workload key, host)
