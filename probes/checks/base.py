@@ -10,6 +10,12 @@ of the State in which reading an undeclared field raises UndeclaredRead, and re-
 only when one of its declared fields changed since its last run. Most polls change only the
 resource samples, so most checks are not run again.
 
+`figures=` says what a check reads of the live figures (HostState.samples), which move at
+every refresh: a function of one host's ResourceSnapshot whose value decides the check's
+result there (the live limits, the spikes, whether any tenant can be busy enough). The runner
+compares that value instead of the snapshot, so a refresh whose counters moved below every
+threshold runs none of them again.
+
 `scope="host"` says a check judges each host on its own: its findings over a fleet are the
 findings over each single host, in host order. The runner then runs it per host, on a State
 holding only that host, and re-runs it only on the hosts whose declared fields changed: one
@@ -22,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from typing import Any, TypeVar, cast
 
 from probes.model import ConnState, Evidence, Finding, HostKind, HostState, Severity, State, Status
@@ -45,6 +52,9 @@ class CheckSpec:
 
 
 CheckFn = Callable[[State, CheckSpec], Iterable[Finding]]
+# what a check reads of one host's live figures (a ResourceSnapshot): its result is reused while
+# this value is equal (it must hold everything of the snapshot the check's findings depend on)
+FiguresKey = Callable[[Any], object]
 
 
 # What a check may declare in reads=: every field of HostState but `host` (always readable:
@@ -75,6 +85,16 @@ class Check:
     # "host": fn over a fleet == fn over each single host, concatenated in host order (a host
     # where it raises Skip adds nothing); the runner runs it per host. "fleet": it compares hosts.
     scope: str = "fleet"
+    figures: FiguresKey | None = None  # with "samples" in reads: what of them it depends on
+
+    @cached_property
+    def inputs(self) -> tuple[str | FiguresKey, ...]:
+        """What its reuse compares: the host, its declared fields in order, `figures` (when
+        given) in place of the whole samples."""
+        return (
+            "hosts",
+            *(self.figures if n == "samples" and self.figures else n for n in sorted(self.reads)),
+        )
 
 
 REGISTRY: dict[str, Check] = {}
@@ -90,12 +110,14 @@ def check(
     *,
     reads: Sequence[str],
     scope: str = "fleet",
+    figures: FiguresKey | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check. `reads`: the HostState fields (workloads, facts, samples, topology,
     logs, reach, connections, probe_errors) and State fields (tenants, source) it reads,
     directly or through helpers (per_host reads workloads/connections/probe_errors for
     libvirt=True, facts/probe_errors/source for facts=True). `scope="host"`: it judges each
-    host on its own (see the module's docstring); tests/checks prove it for every such check."""
+    host on its own (see the module's docstring); tests/checks prove it for every such check.
+    `figures`: what it reads of the samples (see the module's docstring)."""
     unknown = sorted(set(reads) - READABLE)
     if unknown:
         raise ValueError(
@@ -103,11 +125,15 @@ def check(
         )
     if scope not in SCOPES:
         raise ValueError(f"check {id}: scope={scope!r} is not one of {SCOPES}")
+    if figures is not None and "samples" not in reads:
+        raise ValueError(f"check {id}: figures= is what it reads of 'samples', which reads= does not name")
 
     def register(fn: CheckFn) -> CheckFn:
         if id in REGISTRY:
             raise ValueError(f"duplicate check id {id}")
-        REGISTRY[id] = Check(CheckSpec(id, area, title, why, severity, fix), fn, frozenset(reads), scope)
+        REGISTRY[id] = Check(
+            CheckSpec(id, area, title, why, severity, fix), fn, frozenset(reads), scope, figures
+        )
         return fn
 
     return register
@@ -245,20 +271,24 @@ class CheckRunner:
     def __init__(self, catalog: dict[str, Check] | None = None, *, by_host: bool = True) -> None:
         self._catalog = catalog if catalog is not None else load_catalog()
         self._by_host = by_host
-        self._cells: dict[tuple[str, str], object] = {}  # (host, field) -> its last value
-        self._columns: dict[str, tuple[object, ...]] = {}
+        self._cells: dict[tuple[str, object], object] = {}  # (host, field or figures key) -> its last value
+        self._columns: dict[object, tuple[object, ...]] = {}
         self._last: dict[str, _Last] = {}
         self._host_last: dict[tuple[str, str], _HostLast] = {}  # (check id, host)
         # (host, reads=) -> that host's interned values of those fields: one tuple object while
         # they stay the same, so a host-scope check's reuse is one identity test
-        self._inputs: dict[tuple[str, frozenset[str]], tuple[object, ...]] = {}
+        self._inputs: dict[tuple[str, frozenset[str], object], tuple[object, ...]] = {}
         self._hosts: frozenset[str] = frozenset()  # the host names of the last run
         self.ran: tuple[str, ...] = ()  # ids run (not reused, on at least one host) by the last run()
 
-    def _cell(self, hs: HostState, name: str) -> object:
-        """The host's value of `name`, the previous object when it is equal to it."""
+    def _cell(self, hs: HostState, name: str | FiguresKey) -> object:
+        """The host's value of `name` (a field, or a check's figures key of its samples), the
+        previous object when it is equal to it."""
         key = (hs.host.name, name)
-        new = hs.host if name == "hosts" else getattr(hs, name)
+        if isinstance(name, str):
+            new = hs.host if name == "hosts" else getattr(hs, name)
+        else:
+            new = None if hs.samples is None else name(hs.samples)
         old = self._cells.get(key, _MISSING)
         if old is new or (old is not _MISSING and old == new):
             return old
@@ -266,8 +296,8 @@ class CheckRunner:
         return new
 
     def run(self, state: State, ids: Sequence[str] | None = None) -> tuple[Finding, ...]:
-        cells: dict[tuple[int, str], object] = {}
-        cols: dict[str, tuple[object, ...]] = {}
+        cells: dict[tuple[int, object], object] = {}
+        cols: dict[object, tuple[object, ...]] = {}
         views: dict[tuple[int, frozenset[str]], HostState] = {}
         fleet_views: dict[frozenset[str], State] = {}
         one_views: dict[tuple[int, frozenset[str]], State] = {}  # one host's State, per reads=
@@ -281,13 +311,13 @@ class CheckRunner:
         out: list[Finding] = []
         ran: list[str] = []
 
-        def cell(i: int, name: str) -> object:
+        def cell(i: int, name: str | FiguresKey) -> object:
             v = cells.get((i, name), _MISSING)
             if v is _MISSING:
                 v = cells[(i, name)] = self._cell(state.hosts[i], name)
             return v
 
-        def column(name: str) -> tuple[object, ...]:
+        def column(name: str | FiguresKey) -> tuple[object, ...]:
             col = cols.get(name)
             if col is None:
                 if name in STATE_FIELDS:
@@ -300,24 +330,24 @@ class CheckRunner:
                 col = cols[name] = self._columns[name] = new
             return col
 
-        inputs_of: dict[tuple[int, frozenset[str]], tuple[object, ...]] = {}
+        inputs_of: dict[tuple[int, frozenset[str], object], tuple[object, ...]] = {}
 
-        def host_inputs(i: int, reads: frozenset[str]) -> tuple[object, ...]:
-            got = inputs_of.get((i, reads))
+        def host_inputs(i: int, c: Check) -> tuple[object, ...]:
+            got = inputs_of.get((i, c.reads, c.figures))
             if got is None:
-                names = sorted(reads)
+                names = c.inputs[1:]
                 new = (
                     cell(i, "hosts"),
                     *(cell(i, n) for n in names if n not in STATE_FIELDS),
                     *(column(n) for n in names if n in STATE_FIELDS),
                 )
-                key = (state.hosts[i].host.name, reads)
+                key = (state.hosts[i].host.name, c.reads, c.figures)
                 old = self._inputs.get(key)
                 if old is not None and len(old) == len(new) and all(a is b for a, b in zip(old, new)):
                     new = old
                 else:
                     self._inputs[key] = new
-                got = inputs_of[(i, reads)] = new
+                got = inputs_of[(i, c.reads, c.figures)] = new
             return got
 
         def host_view(i: int, reads: frozenset[str]) -> HostState:
@@ -327,8 +357,7 @@ class CheckRunner:
             return hv
 
         def fleet(c: Check) -> tuple[tuple[Finding, ...], bool]:
-            names = ("hosts", *sorted(c.reads))
-            inputs = tuple(column(n) for n in names)
+            inputs = tuple(column(n) for n in c.inputs)
             last = self._last.get(c.spec.id)
             if last is not None and last.fn is c.fn and all(a is b for a, b in zip(last.inputs, inputs)):
                 return last.found, False
@@ -346,7 +375,7 @@ class CheckRunner:
             results: list[_HostLast] = []
             errors = skips = 0
             for i, hs in enumerate(state.hosts):
-                inputs = host_inputs(i, c.reads)
+                inputs = host_inputs(i, c)
                 key = (c.spec.id, hs.host.name)
                 last = self._host_last.get(key)
                 if last is None or last.fn is not c.fn or last.inputs is not inputs:

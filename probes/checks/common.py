@@ -14,7 +14,7 @@ from probes.checks.base import CheckSpec, Skip, finding, memo
 from probes.facts.model import HostFacts
 from probes.hosts.libvirt_uri import why_not_read
 from probes.model import ConnState, Finding, HostKind, HostState, State, Status, Workload, WorkloadKind
-from probes.resources.model import Limits
+from probes.resources.model import Limits, ResourceSnapshot
 
 Body = Callable[[HostState], Iterable[Finding]]
 
@@ -51,6 +51,13 @@ def live_limits(hs: HostState, key: str) -> Limits | None:
     by_key = memo(hs, "samples.by_workload", lambda: {s.workload: s for s in reversed(snap.samples)})
     s = by_key.get(key)
     return s.live if s else None
+
+
+def limits_of(snap: ResourceSnapshot) -> tuple[tuple[str, Limits | None], ...]:
+    """All that live_limits reads of a host's figures: each workload's live limits (the
+    figures key of the checks that judge limits: their counters move at every refresh, the
+    limits objects stay the same until a limit changes)."""
+    return tuple([(s.workload, s.live) for s in snap.samples])
 
 
 def containers(hs: HostState) -> list[Workload]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from probes.checks.base import CheckSpec, Skip, check, finding
-from probes.checks.common import containers, live_limits, passed, per_host
+from probes.checks.common import containers, limits_of, live_limits, passed, per_host
 from probes.hosts.libvirt_uri import why_not_read
 from probes.model import (
     SEVERITY_ORDER,
@@ -443,6 +443,7 @@ def ctr06_lsm(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "NAME`) or on the cgroup (pids.max, memory.max / memory.limit_in_bytes, cpu.max / "
     "cpu.cfs_quota_us).",
     reads=("workloads", "samples"),
+    figures=limits_of,
 )
 def ctr07_no_limits(state: State, spec: CheckSpec) -> Iterator[Finding]:
     containers = [(hs, w) for hs in state.hosts for w in hs.workloads if w.kind == WorkloadKind.CONTAINER]

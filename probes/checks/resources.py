@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from probes.checks.base import CheckSpec, Skip, check, finding
 from probes.model import Evidence, Finding, HostState, Severity, State, Status, Workload
-from probes.resources.model import Metric
+from probes.resources.model import Metric, ResourceSnapshot, Spike
 from probes.resources.tenants import UNPLACED, by_tenant, tenant_of
 from probes.units import fmt_bytes
 
@@ -23,6 +23,25 @@ SHARE_FACTOR = 1.5  # usage share at least this many times the configured share
 SHARE_MARGIN = 25.0  # ... and this many percentage points above it
 MIN_TENANT_CPU = 50.0  # % of one core: below this nobody is noisy
 VICTIM_STEAL_PCT = 10.0  # vCPU delay (% of one core) that counts as being starved
+
+
+def spikes_of(snap: ResourceSnapshot) -> tuple[Spike, ...]:
+    """All RES-01 reads of a host's figures (its figures key)."""
+    return snap.spikes
+
+
+QUIET = "no tenant can be noisy"
+
+
+def noisy_figures(snap: ResourceSnapshot) -> object:
+    """RES-02's figures key: while the host's workloads together use less than MIN_TENANT_CPU
+    (a margin below it: no tenant's sum, in whatever order it is added, reaches it), no tenant
+    is noisy whatever the other figures say; else the figures themselves (judged anew)."""
+    busy = 0.0
+    for s in snap.samples:
+        if s.cpu_pct is not None and s.cpu_pct > 0.0:
+            busy += s.cpu_pct
+    return QUIET if busy < 0.99 * MIN_TENANT_CPU else snap
 
 
 def _hosts_with_samples(state: State) -> list[HostState]:
@@ -58,6 +77,7 @@ def _wl_name(w: Workload | None, key: str) -> str:
     "Look at the workload's processes and connections at the time of the peak (Logs pane, "
     "`virsh domstats NAME`, `top` inside the guest); if it is legitimate, cap it.",
     reads=("workloads", "samples"),
+    figures=spikes_of,
     scope="host",
 )
 def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
@@ -106,6 +126,7 @@ def res01_spikes(state: State, spec: CheckSpec) -> Iterator[Finding]:
     "vcpu_period=100000`, cgroup cpu.max / cpu.cfs_quota_us) or give the victims more "
     "weight; pin tenants to separate cores with <vcpupin>.",
     reads=("workloads", "samples"),
+    figures=noisy_figures,
     scope="host",
 )
 def res02_noisy(state: State, spec: CheckSpec) -> Iterator[Finding]:

@@ -23,6 +23,7 @@ from probes.checks.common import (
     dom,
     is_loopback,
     keys,
+    limits_of,
     live_limits,
     parse_cpuset,
     passed,
@@ -270,6 +271,7 @@ def _virsh(*argv: str) -> str:
     Severity.MEDIUM,
     "virsh schedinfo DOMAIN --live --config vcpu_quota=50000 vcpu_period=100000",
     reads=("workloads", "samples", "connections", "probe_errors"),
+    figures=limits_of,
     scope="host",
 )
 def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
@@ -316,6 +318,7 @@ def vm04_no_cpu_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
     Severity.MEDIUM,
     "virsh memtune DOMAIN --hard-limit KIB --live --config (guest memory + ~256 MiB)",
     reads=("workloads", "samples", "connections", "probe_errors"),
+    figures=limits_of,
     scope="host",
 )
 def vm05_no_memory_limit(state: State, spec: CheckSpec) -> Iterator[Finding]:
@@ -1000,6 +1003,7 @@ DRIFT_TOLERANCE = 0.01
     "Re-apply the XML values live (`virsh schedinfo` / `virsh memtune` with --live), or "
     "update the XML to what is intended.",
     reads=("workloads", "samples"),
+    figures=limits_of,
 )
 def vm12_limits_drift(state: State, spec: CheckSpec) -> Iterator[Finding]:
     seen = False

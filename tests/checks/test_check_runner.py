@@ -147,3 +147,48 @@ def test_two_runners_share_nothing():
     assert seen == [2, 2] and a.ran == b.ran == ("TST-01",)
     b.run(xml_state(all_xml()[:1]))
     assert a.run(st) == (finding(cat["TST-01"].spec, Status.PASS, "2 workloads"),) and a.ran == ()
+
+
+def _figures(st: State, at: float, cpu: float, quota: float | None = 1.0) -> State:
+    """New samples for every workload: `cpu` % of a core each, limits read anew (equal objects
+    while `quota` is the same), as a refresh makes them."""
+    hs = st.hosts[0]
+    samples = tuple(
+        Sample(
+            w.key,
+            at,
+            kind="vm",
+            cpu_pct=cpu,
+            live=Limits("libvirt live", cpu_quota_cores=quota, cpu_known=True),
+        )
+        for w in hs.workloads
+    )
+    return replace(st, hosts=(replace(hs, samples=ResourceSnapshot(samples=samples, at=at)),))
+
+
+def test_figures_that_moved_below_every_threshold_run_no_check_again(tmp_path):
+    """The checks that read the live figures declare what of them they judge (figures=): the
+    limits (CTR-07, VM-04, VM-05, VM-12), the spikes (RES-01), whether any tenant can be busy
+    enough to be noisy (RES-02). A refresh whose counters moved, nothing else, runs none of them
+    (the old runner ran all six at every figures derive); a changed limit or a busy host runs
+    those that judge it, and every result is what a fresh run says."""
+    facts = collect_facts(make_tree("weak", tmp_path))
+    base = xml_state(all_xml(), facts=facts)
+    runner = CheckRunner()
+    seen = []
+    for st, ran in (
+        (_figures(base, 1.0, 0.5), None),
+        (_figures(base, 2.0, 1.5), set()),  # counters moved: nothing is judged again
+        (_figures(base, 3.0, 0.0), set()),
+        (_figures(base, 4.0, 0.0, quota=None), {"VM-04", "VM-05", "VM-12", "CTR-07"}),  # a cap went
+        (_figures(base, 5.0, 90.0, quota=None), {"RES-02"}),  # busy enough to be judged
+        (_figures(base, 6.0, 91.0, quota=None), {"RES-02"}),  # ... at every refresh while busy
+        (_figures(base, 7.0, 1.0, quota=None), {"RES-02"}),  # quiet again
+        (_figures(base, 8.0, 2.0, quota=None), set()),
+    ):
+        got = runner.run(st)
+        assert got == run_checks(st)
+        if ran is not None:
+            assert set(runner.ran) == ran, runner.ran
+        seen.append(runner.ran)
+    assert seen[1] == seen[2] == seen[7] == ()
