@@ -336,7 +336,11 @@ def split_syslog(line: str) -> tuple[str, str, str, str | None, str] | None:
 
 def parse_syslog(line: str, host: str, source: str) -> LogEvent:
     fast = native()
-    g = fast.split_syslog(line) if fast is not None else split_syslog(line)
+    return _syslog(fast.split_syslog(line) if fast is not None else split_syslog(line), line, host, source)
+
+
+def _syslog(g: tuple[str, str, str, str | None, str] | None, line: str, host: str, source: str) -> LogEvent:
+    """parse_syslog of a line split (split_syslog) already."""
     if g is None:
         return parse_plain(line, host, source)
     ts, hostname, prog, pid, msg = g
@@ -447,12 +451,16 @@ def parse_auto(line: str, host: str, source: str) -> LogEvent:
     """Sniff the format from the first bytes."""
     if line.startswith("type="):
         return parse_audit(line, host, source)
-    if len(line) > 20 and line[4:5] == "-" and line[7:8] == "-":
-        if line[10:11] == " " and _LIBVIRTD.match(line):
+    dated = len(line) > 20 and line[4:5] == "-" and line[7:8] == "-"
+    if dated and line[10:11] == " ":
+        if _LIBVIRTD.match(line):
             return parse_libvirtd(line, host, source)
-        if line[10:11] == " " or _SYSLOG.match(line) is None:
-            return parse_qemu(line, host, source)
-    return parse_syslog(line, host, source)
+        return parse_qemu(line, host, source)
+    fast = native()
+    g = fast.split_syslog(line) if fast is not None else split_syslog(line)
+    if g is None and dated:
+        return parse_qemu(line, host, source)
+    return _syslog(g, line, host, source)
 
 
 # ---------------------------------------------------------------- journal JSON
