@@ -194,6 +194,26 @@ async def test_follow_pause_filter_search_jump_and_dropped():
         assert len(ll.lines) == 80
 
 
+async def test_a_bad_search_or_filter_says_why_in_a_half_screen_pane():
+    """At 140 columns (make demo's size in the README) the Logs pane is ~68 wide: the message
+    of a bad regex or filter came last in the status line, after the counters and the search,
+    and was cut off: a user saw nothing happen. It comes first now."""
+    app, _ = make_app(hostile_state())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4", "R", "slash", "(", "enter")
+        await pilot.pause()
+        status = app.query_one(LogsPane).query_one("#logs-status")
+        assert status.size.width < 80
+
+        def shown() -> str:
+            return "".join(s.text for s in status.render_lines(Region(0, 0, status.size.width, 1))[0])
+
+        assert "missing ), unterminated subpattern" in shown(), shown()
+        await pilot.press("escape", "colon", *"sev:bogus", "enter")
+        await pilot.pause()
+        assert "sev:bogus" in shown() and "severity" in shown(), shown()
+
+
 async def test_snapshot_without_live_ring_shows_the_view():
     st = hostile_state()
     app, source = make_app(st)

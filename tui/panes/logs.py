@@ -745,6 +745,8 @@ class LogsPane(Pane):
             return
         t = Text(no_wrap=True, overflow="ellipsis", end="")
         t.append("▶ following" if ll.follow else "⏸ paused", "bold")
+        if self._message:  # (a bad regex or filter, no match): first, or a half-screen pane cuts it
+            t.append("  " + visible(self._message, limit=200), "bold")
         total = sum(self._total.values())
         dropped = sum(self._dropped.values())
         t.append(f"  {len(ll.lines):,} shown / {total:,} received")
@@ -765,8 +767,6 @@ class LogsPane(Pane):
             t.append(" (n/N next/previous, R regex)")
         elif self.regex:
             t.append("  regex on")
-        if self._message:
-            t.append("  " + visible(self._message, limit=200), "bold")
         bad = [
             (h, s)
             for h, s in self._sources
