@@ -202,10 +202,18 @@ static int is_tok(Py_UCS4 c) {
            c == '\\' || c == '-';
 }
 
+/* key_tokens' optional filter (attribute.token_filter): bit (first & 127) << 12 | (last & 127)
+ * << 5 | min(length, 31) is set for every key; a token whose bit is clear is no key (a key
+ * equal to it has its first and last character and its length): no string is made for it */
+#define FILTER_BYTES 65536
+
 static PyObject *key_tokens(PyObject *self, PyObject *args) {
-    PyObject *text, *keys;
-    if (!PyArg_ParseTuple(args, "UO!", &text, &PyDict_Type, &keys))
+    PyObject *text, *keys, *filter = NULL;
+    if (!PyArg_ParseTuple(args, "UO!|O!", &text, &PyDict_Type, &keys, &PyBytes_Type, &filter))
         return NULL;
+    if (filter != NULL && PyBytes_GET_SIZE(filter) != FILTER_BYTES)
+        return PyErr_Format(PyExc_ValueError, "a token filter is %d bytes", FILTER_BYTES);
+    const unsigned char *bits = filter != NULL ? (const unsigned char *)PyBytes_AS_STRING(filter) : NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
@@ -226,6 +234,14 @@ static PyObject *key_tokens(PyObject *self, PyObject *args) {
             q += 1;
             while (q < n && is_tok(CH(q)))
                 q++;
+        }
+        if (bits != NULL) {
+            Py_ssize_t len = q - p < 31 ? q - p : 31; /* (a token is ASCII: is_tok) */
+            unsigned b = (CH(p) & 127) << 12 | (CH(q - 1) & 127) << 5 | (unsigned)len;
+            if (!(bits[b >> 3] & (1 << (b & 7)))) {
+                p = q;
+                continue;
+            }
         }
         PyObject *tok = PyUnicode_Substring(text, p, q);
         if (tok == NULL)

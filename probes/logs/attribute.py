@@ -58,6 +58,20 @@ def key_tokens(text: str, keys: Mapping[str, object]) -> list[str]:
     return [t for t in tokens if t in found] if found else []
 
 
+def token_filter(keys: Mapping[str, object]) -> bytes:
+    """What the native key_tokens looks up before it makes a token's string: bit
+    (first & 127) << 12 | (last & 127) << 5 | min(length, 31) of every key (a token is ASCII:
+    one whose bit is clear is no key). Every bit when a key is no string."""
+    bits = bytearray(1 << 16)
+    for k in keys:
+        if not isinstance(k, str):
+            return b"\xff" * (1 << 16)
+        if k:
+            i = (ord(k[0]) & 127) << 12 | (ord(k[-1]) & 127) << 5 | min(len(k), 31)
+            bits[i >> 3] |= 1 << (i & 7)
+    return bytes(bits)
+
+
 _MCS = re.compile(r":(c\d+(?:[.,]c\d+)*)$")
 _CG_PATTERNS = (
     re.compile(r"machine-qemu\\x2d\d+\\x2d(.+?)\.scope"),
@@ -107,6 +121,7 @@ class Index:
         self.global_: dict[str, object] = {}
         self.short_names: dict[str, dict[str, object]] = {}  # libvirt's 20-char short names
         self._combined: dict[str, dict[str, object]] = {}
+        self._token_keys: dict[str, tuple[dict[str, object], bytes]] = {}
         self.pids: dict[str, dict[int, object]] = {}  # host -> pid -> Hit
         if state is not None:
             for w in state.workloads():
@@ -230,6 +245,14 @@ class Index:
             c = self._combined[host] = {**self.global_, **self.by_host.get(host, {})}
         return c
 
+    def token_keys(self, host: str) -> tuple[dict[str, object], bytes]:
+        """combined(host) and its token_filter, built once per host."""
+        c = self._token_keys.get(host)
+        if c is None:
+            keys = self.combined(host)
+            c = self._token_keys[host] = (keys, token_filter(keys))
+        return c
+
     def get(self, host: str, key: str) -> Hit | None:
         d = self.by_host.get(host)
         h = d.get(key) if d else None
@@ -259,7 +282,7 @@ class Attributor:
         self._pids: OrderedDict[tuple[str, int], Hit] = OrderedDict()
         self._max_pids = max_pids
         self._file_hits: dict[tuple[str, str], Hit | None] = {}
-        self._keys_for: tuple[str | None, dict[str, object]] = (None, {})
+        self._keys_for: tuple[str | None, dict[str, object], bytes] = (None, {}, b"")
         # lazy lines (probes/logs/lazy.py) are attributed after later lines taught PIDs: each
         # line has an arrival order (`clock`), and every change of a learned PID is kept with
         # the order of the line that made it, so `pid_at` answers as of a line's arrival
@@ -280,7 +303,7 @@ class Attributor:
 
     def set_index(self, index: Index) -> None:
         self.index = index
-        self._keys_for = (None, {})
+        self._keys_for = (None, {}, b"")
         self._file_hits.clear()
         self._pid_hits.clear()
         for key in self._pids:
@@ -378,12 +401,12 @@ class Attributor:
     def _tokens(self, host: str, text: str) -> Hit | None:
         """The best hit among the message's tokens: one C-level set intersection per line
         (most lines name no workload at all)."""
-        cached_host, keys = self._keys_for  # one tuple: the loop and a worker may both ask
+        cached_host, keys, filt = self._keys_for  # one tuple: the loop and a worker may both ask
         if cached_host != host:
-            keys = self.index.combined(host)
-            self._keys_for = (host, keys)
+            keys, filt = self.index.token_keys(host)
+            self._keys_for = (host, keys, filt)
         fast = native()
-        found = fast.key_tokens(text, keys) if fast is not None else key_tokens(text, keys)
+        found = fast.key_tokens(text, keys, filt) if fast is not None else key_tokens(text, keys)
         if not found:
             return None
         if len(found) == 1:

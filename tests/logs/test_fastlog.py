@@ -105,10 +105,17 @@ def test_native_key_tokens_equal_the_python_reference():
     if fast is None:
         pytest.fail("the native helpers are not built")
     index = Index(fleet()).combined("hv1")
-    odd = dict.fromkeys(["a", "a.b", "a:b", "-", "\\", "t00-vm0.x", "tap5", "x1", "é", "b"], 1)
+    odd = dict.fromkeys(["a", "a.b", "a:b", "-", "\\", "t00-vm0.x", "tap5", "x1", "é", "b", "", "x" * 40], 1)
+    not_str = {**odd, 5: 1}
+    keysets = [(keys, attribute.token_filter(keys)) for keys in (index, odd, not_str, {})]
+    assert attribute.token_filter(not_str) == b"\xff" * 65536
     for t in _texts():
-        for keys in (index, odd, {}):
-            assert fast.key_tokens(t, keys) == attribute.key_tokens(t, keys), repr(t[:200])
+        for keys, filt in keysets:
+            want = attribute.key_tokens(t, keys)
+            assert fast.key_tokens(t, keys) == want, repr(t[:200])
+            assert fast.key_tokens(t, keys, filt) == want, repr(t[:200])
+    with pytest.raises(ValueError):
+        fast.key_tokens("a", odd, b"short")
 
 
 def test_native_split_syslog_equals_the_python_reference():
