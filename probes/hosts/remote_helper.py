@@ -251,6 +251,7 @@ class ProcScan:
         self.procs: dict[str, tuple[str, ...]] = {}  # pid -> its namespaces (+ "d:comm" for a runtime daemon)
         self.young: dict[str, int] = {}  # pid -> scans left that read it again
         self.view: frozenset[str] | None = None
+        self.listings = 0  # times /proc was listed
 
     def _entry(self, pid: str) -> tuple[str, ...]:
         out = []
@@ -268,16 +269,30 @@ class ProcScan:
             pass
         return tuple(out)
 
-    def scan(self) -> bool:
-        """True when the union of namespaces and daemons changed since the last scan (the
-        first scan only learns it)."""
+    def listed(self) -> list[str] | None:
+        """The PIDs /proc lists now (None when it cannot be listed)."""
+        self.listings += 1
         try:
-            pids = [p for p in os.listdir(self.proc) if p.isdigit()]
+            return [p for p in os.listdir(self.proc) if p.isdigit()]
         except OSError:
-            return False
-        old, was_young = self.procs, self.young
-        if not was_young and self.view is not None and len(pids) == len(old) and all(p in old for p in pids):
+            return None
+
+    def settled(self, pids: list[str]) -> bool:
+        """Whether a scan of these PIDs would read nothing: the same processes as the last
+        scan, none of them young (the union of namespaces cannot have changed)."""
+        old = self.procs
+        return (
+            not self.young and self.view is not None and len(pids) == len(old) and all(p in old for p in pids)
+        )
+
+    def scan(self, pids: list[str] | None = None) -> bool:
+        """True when the union of namespaces and daemons changed since the last scan (the
+        first scan only learns it). `pids`: what `listed` gave just before (else listed now)."""
+        if pids is None:
+            pids = self.listed()
+        if pids is None or self.settled(pids):
             return False  # the same settled processes: nothing to read, the union cannot change
+        old, was_young = self.procs, self.young
         young: dict[str, int] = {}
         procs: dict[str, tuple[str, ...]] = {}
         for p in pids:

@@ -261,3 +261,54 @@ def test_a_new_process_that_switches_namespaces_after_its_first_read_is_seen(tmp
     assert scan.scan() is False and "7" not in scan.young  # read YOUNG_SCANS times, now settled
     proc(7, "1")  # an older process's switch is the safety poll's
     assert scan.scan() is False and scan.procs["7"] == ("net:[9]",)
+
+
+async def test_a_settled_proc_scan_runs_on_the_loop_without_a_worker_hop(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local /proc scan every few seconds: while the same processes run (an idle host), a
+    scan is one listdir on the loop, not a worker-thread hop (its wake-ups every 2 s); a new
+    process is read in a worker thread and sends PROCS. The /proc is a stand-in directory (the
+    machine's own changes all the time while other tests run)."""
+    import concurrent.futures
+    import os
+
+    from probes.hosts.remote_helper import ProcScan
+
+    def proc(pid: int, net: str) -> None:
+        (tmp_path / str(pid) / "ns").mkdir(parents=True)
+        os.symlink(f"net:[{net}]", tmp_path / str(pid) / "ns" / "net")
+        (tmp_path / str(pid) / "comm").write_text("sleep\n")
+
+    hops: list[str] = []
+
+    class Counting(concurrent.futures.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            hops.append(repr(fn))
+            return super().submit(fn, *args, **kwargs)
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(Counting(2))
+    proc(1, "1")
+    proc(2, "1")
+    events = LocalNetEvents(proc_scan=0.02)
+    events._procs = scan = ProcScan(str(tmp_path))
+    got: list[str] = []
+    events.subscribe(got.append)
+    await events.start()
+    try:
+        hops.clear()
+        start = scan.listings
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if scan.listings - start >= 10:
+                break
+        assert scan.listings - start >= 10 and not [h for h in hops if "ProcScan" in h]
+        proc(3, "2")  # a new process in a namespace of its own: read (in a worker), PROCS sent
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if "//procs" in got:
+                break
+        assert "//procs" in got and "3" in scan.procs
+    finally:
+        events.close()
