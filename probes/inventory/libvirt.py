@@ -137,6 +137,18 @@ def ensure_libvirt_events() -> bool:
 _quiet_done = False
 
 
+def missing_test_file(uri: str) -> str:
+    """The file a test: URI names when it is not there ('' otherwise). The test driver reads
+    a local file, and libxml2 prints its own I/O warning about a missing one on fd 2, past
+    libvirt's error handler (over the console's screen): no connection is tried to one."""
+    if not uri.startswith("test:"):
+        return ""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(uri).path
+    return path if path != "/default" and not os.path.isfile(path) else ""
+
+
 def quiet_libvirt() -> None:
     """libvirt prints every error to stderr by default: that would scribble over the TUI.
 
@@ -528,14 +540,8 @@ class LibvirtProbe(Probe[LibvirtResult]):
         quiet_libvirt()
         events = self.use_events and ensure_libvirt_events()
         self._secure = uri.startswith("test:")
-        if self._secure:
-            # the test driver reads a local file; libxml2 would print its own I/O warning
-            # about a missing one on fd 2, past libvirt's error handler
-            from urllib.parse import urlsplit
-
-            path = urlsplit(uri).path
-            if path != "/default" and not os.path.isfile(path):
-                raise LibvirtUnavailable(f"cannot connect to {uri}: no such file {path}")
+        if path := missing_test_file(uri):
+            raise LibvirtUnavailable(f"cannot connect to {uri}: no such file {path}")
         try:
             conn = libvirt.open(uri) if self._secure else libvirt.openReadOnly(_batch_uri(uri))
         except libvirt.libvirtError as e:

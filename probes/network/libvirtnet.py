@@ -93,7 +93,9 @@ class NetworkReader:
         import libvirt
 
         from probes.inventory.libvirt import (
+            LibvirtUnavailable,
             _batch_uri,  # qemu+ssh: never prompt on the terminal
+            missing_test_file,
             quiet_libvirt,
         )
 
@@ -105,6 +107,8 @@ class NetworkReader:
         if self._conn is not None and self._uri != uri:
             self._drop()
         if self._conn is None:
+            if path := missing_test_file(uri):  # (libxml2 would warn on fd 2, over the screen)
+                raise LibvirtUnavailable(f"no such file {path}")
             self._conn, self._uri = libvirt.openReadOnly(_batch_uri(uri)), uri
         try:
             return fn(self._conn)

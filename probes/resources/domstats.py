@@ -143,6 +143,10 @@ class DomainStats:
                     pass
             return shared
         if self._conn is None or not self._alive():
+            from probes.inventory.libvirt import LibvirtUnavailable, missing_test_file
+
+            if path := missing_test_file(self.uri):  # (libxml2 would warn on fd 2, over the screen)
+                raise LibvirtUnavailable(f"no such file {path}")
             self._conn = libvirt.openReadOnly(self.uri)
         return self._conn
 

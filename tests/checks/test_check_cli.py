@@ -186,6 +186,18 @@ def test_a_malformed_libvirt_test_file_is_a_host_not_observed(capsys, tmp_path):
     assert "not observed: libvirt" in err and f"{bad}:2:" in err
 
 
+def test_a_missing_libvirt_test_file_prints_nothing_past_our_messages(capfd, tmp_path):
+    """`--libvirt test:///typo.xml`: the networks and statistics readers opened their own
+    connection to the missing file, and libxml2 printed 'I/O warning : failed to load external
+    entity' on fd 2 (past libvirt's error handler: over the console's screen) twice. Now no
+    connection is tried to a file that is not there; the one message names it (real driver)."""
+    missing = tmp_path / "typo.xml"
+    rc = main(["check", "--libvirt", f"test://{missing}"])
+    out, err = capfd.readouterr()
+    assert rc == 2 and "I/O warning" not in err + out, err
+    assert out.count(f"no such file {missing}") == 1 and "not observed" in err
+
+
 def test_probe_errors_of_one_cause_are_one_line():
     """The text report's probe errors: one line per distinct failure on a host, naming its probes."""
     from probes.model import Host, HostState, ProbeError, State, Workload, WorkloadKind
