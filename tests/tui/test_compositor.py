@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from textual._compositor import Compositor
+from textual.widget import Widget
 from textual.widgets import Static
 
 from tests.fixtures.tui import make_app, observe_demo
 from tui import compositor
+from tui.figureline import FigureLine
 
 # a cursor move followed by no cell (Textual writes one for a cut starting where a span ends)
 _EMPTY_MOVE = re.compile(r"\x1b\[\d+;\d+H(?=\x1b\[\d+;\d+H|\n|$)")
@@ -38,9 +40,13 @@ async def test_a_figures_update_renders_fewer_widgets_and_writes_the_same() -> N
         assert Compositor._get_renders is compositor._get_renders  # installed by the app
         comp = app.screen._compositor
         ids = ("header-main", "resources-summary", "resources-chart")
-        changed = [app.query_one(f"#{i}", Static) for i in ids]
+        changed = [app.query_one(f"#{i}", Widget) for i in ids]
         for w in changed:
-            w.update(f"changed {w.id}")
+            if isinstance(w, FigureLine):
+                w.set_text(f"changed {w.id}")
+            else:
+                assert isinstance(w, Static)
+                w.update(f"changed {w.id}")
         await pilot.pause()
 
         def partial(get_renders: Callable[..., Any], partial_update: Callable[..., Any]) -> tuple[str, int]:
@@ -78,8 +84,8 @@ async def test_a_summary_update_renders_the_summary_alone_and_writes_the_same() 
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         comp = app.screen._compositor
-        w = app.query_one("#resources-summary", Static)
-        w.update("changed summary")
+        w = app.query_one("#resources-summary", FigureLine)
+        w.set_text("changed summary")
         await pilot.pause()
 
         def partial(

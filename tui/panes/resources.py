@@ -27,6 +27,7 @@ from probes.model import State
 from probes.requests import PollSchedule
 from probes.resources.tenants import Usage, by_tenant, series_of
 from probes.units import fmt_bytes
+from tui.figureline import FigureLine
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
@@ -282,7 +283,7 @@ class ResourcesPane(Pane):
         self._redraw()
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="resources-summary")
+        yield FigureLine(id="resources-summary")
         table = ResourcesTable(id="resources-table", cursor_type="row", zebra_stripes=False)
         for c, k in zip(COLUMNS, COL_KEYS):
             table.add_column(
@@ -408,8 +409,9 @@ class ResourcesPane(Pane):
         text = " | ".join(parts) + (f"  [{'⏸ paused' if self.paused else ivl}]" if ivl or self.paused else "")
         if text != self._summary:
             self._summary = text
-            # one line, fixed height: no layout pass (layouts cost far more than the update)
-            self.query_one("#resources-summary", Static).update(untrusted(text), layout=False)
+            # one line, fixed height: no layout pass; its colours stay, so only the text is
+            # redrawn (tui/figureline.py)
+            self.query_one("#resources-summary", FigureLine).set_text(text)
 
     def _draw_chart(self) -> None:
         w = self.query_one("#resources-chart", Static)
