@@ -434,6 +434,104 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
     return out == NULL ? NULL : Py_BuildValue("(Nn)", out, line);
 }
 
+/* ------------------------------------------------------------------ classification */
+
+/* The needles of the last first_needle call, as the candidate scan's pair table (their
+ * Latin-1 bytes: a one-byte str's characters are those bytes); NULL when one of them is not
+ * Latin-1, shorter than 3 or past 32 needles (then PyUnicode_Contains, needle by needle). */
+static PyObject *needles_seen = NULL, *needles_bytes = NULL;
+static Needles *needles_table = NULL;
+
+static int needle_table(PyObject *needles) {
+    if (needles == needles_seen)
+        return 0;
+    Py_ssize_t n = PyTuple_GET_SIZE(needles);
+    PyObject *bytes = PyTuple_New(n);
+    Needles *nd = NULL;
+    if (bytes == NULL)
+        return -1;
+    int usable = n <= 32;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *s = PyTuple_GET_ITEM(needles, k), *b = NULL;
+        if (!PyUnicode_Check(s)) {
+            Py_DECREF(bytes);
+            PyErr_SetString(PyExc_TypeError, "needles must be str");
+            return -1;
+        }
+        if (PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND && PyUnicode_GET_LENGTH(s) >= 3)
+            b = PyBytes_FromStringAndSize((const char *)PyUnicode_1BYTE_DATA(s), PyUnicode_GET_LENGTH(s));
+        else {
+            usable = 0;
+            b = PyBytes_FromStringAndSize(NULL, 0);
+        }
+        if (b == NULL) {
+            Py_DECREF(bytes);
+            return -1;
+        }
+        PyTuple_SET_ITEM(bytes, k, b);
+    }
+    if (usable) {
+        nd = PyMem_Calloc(1, sizeof(Needles));
+        if (nd == NULL) {
+            Py_DECREF(bytes);
+            PyErr_NoMemory();
+            return -1;
+        }
+        nd->count = n;
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *b = PyTuple_GET_ITEM(bytes, k);
+            nd->s[k] = (const unsigned char *)PyBytes_AS_STRING(b);
+            nd->len[k] = PyBytes_GET_SIZE(b);
+            add_needle(nd, k);
+        }
+    }
+    PyMem_Free(needles_table);
+    needles_table = nd;
+    Py_INCREF(needles);
+    Py_XSETREF(needles_seen, needles);
+    Py_XSETREF(needles_bytes, bytes);
+    return 0;
+}
+
+/* the smallest k of the needles found in p[:len] (every occurrence of a needle has one of its
+ * two entries' pairs at an even offset), -1 when none */
+static Py_ssize_t min_needle(const Needles *nd, const unsigned char *p, Py_ssize_t len) {
+    Py_ssize_t best = -1;
+    for (Py_ssize_t j = 0; j + 1 < len; j += 2) {
+        for (int e = nd->head[p[j] | (p[j + 1] << 8)]; e; e = nd->next[e - 1]) {
+            Py_ssize_t k = nd->needle[e - 1], start = j - nd->shift[e - 1];
+            if ((best < 0 || k < best) && start >= 0 && nd->len[k] <= len - start &&
+                memcmp(p + start, nd->s[k], nd->len[k]) == 0) {
+                best = k;
+                if (best == 0)
+                    return 0;
+            }
+        }
+    }
+    return best;
+}
+
+/* classify.first_needle: the index of the first of `needles` (a tuple of str) that `msg`
+ * contains (as `in` finds it), -1 when none */
+static PyObject *first_needle(PyObject *self, PyObject *args) {
+    PyObject *msg, *needles;
+    if (!PyArg_ParseTuple(args, "UO!", &msg, &PyTuple_Type, &needles))
+        return NULL;
+    if (needle_table(needles) < 0)
+        return NULL;
+    if (needles_table != NULL && PyUnicode_KIND(msg) == PyUnicode_1BYTE_KIND)
+        return PyLong_FromSsize_t(min_needle(needles_table, PyUnicode_1BYTE_DATA(msg), PyUnicode_GET_LENGTH(msg)));
+    Py_ssize_t n = PyTuple_GET_SIZE(needles);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int in = PyUnicode_Contains(msg, PyTuple_GET_ITEM(needles, k));
+        if (in < 0)
+            return NULL;
+        if (in)
+            return PyLong_FromSsize_t(k);
+    }
+    return PyLong_FromLong(-1);
+}
+
 /* ------------------------------------------------------------------ syslog header */
 
 static int is_dec(Py_UCS4 c) { return c < 128 ? c >= '0' && c <= '9' : Py_UNICODE_ISDECIMAL(c); }
@@ -708,6 +806,7 @@ static PyMethodDef methods[] = {
     {"new_event", (PyCFunction)(void (*)(void))new_event, METH_FASTCALL, "model.new_event(*values)"},
     {"set_attribution", (PyCFunction)(void (*)(void))set_attribution, METH_FASTCALL,
      "model.set_attribution(e, *values)"},
+    {"first_needle", first_needle, METH_VARARGS, "classify.first_needle(msg, needles)"},
     {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
     {NULL, NULL, 0, NULL},
 };

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 
+from probes.logs.fastlog import native
 from probes.logs.model import SEVERITY_RANK
 
 MAC_DENIAL = "mac-denial"
@@ -130,14 +131,22 @@ _AFTER = tuple(
 )
 
 
+def first_needle(msg: str, needles: tuple[str, ...]) -> int:
+    """The index of the first needle `msg` contains, -1 when none (the reference of
+    probes/logs/_fastlog.c's first_needle)."""
+    k = 0
+    for n in needles:
+        if n in msg:
+            return k
+        k += 1
+    return -1
+
+
 def classify(msg: str, kind: str = "", program: str = "") -> tuple[str | None, str | None]:
     """(tag, implied severity) of a message; (None, None) for ordinary lines."""
-    k = 0
-    for n in _NEEDLES:
-        if n in msg:
-            break
-        k += 1
-    else:
+    fast = native()
+    k = fast.first_needle(msg, _NEEDLES) if fast is not None else first_needle(msg, _NEEDLES)
+    if k < 0:
         return None, None
     for tag, sev, lit, rx in _AFTER[k]:
         if lit in msg and (rx is None or rx.search(msg)):

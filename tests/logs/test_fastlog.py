@@ -10,7 +10,7 @@ import random
 import pytest
 
 from bench.logs import fleet, make_lines
-from probes.logs import attribute, fastlog, lazy, parsers
+from probes.logs import attribute, classify, fastlog, lazy, parsers
 from probes.logs.attribute import Index
 from tests.logs.test_logs_lazy import CASES, new_path
 
@@ -20,7 +20,7 @@ def test_the_native_helpers_are_the_ones_loaded():
     unnoticed (the extension is optional for an install without a C compiler)."""
     fast = fastlog.native()
     assert fast is not None, "probes/logs/_fastlog.c is not built: run `pip install -e .` (make test does)"
-    assert parsers.native() is fast and attribute.native() is fast
+    assert parsers.native() is fast and attribute.native() is fast and classify.native() is fast
 
 
 def _texts() -> list[str]:
@@ -278,6 +278,26 @@ def test_native_entries_are_the_dataclass():
         fast.event_class(LogEvent, ("no_such_field",))
 
 
+def test_native_first_needle_equals_the_python_reference():
+    """classify's needle loop: the first of the needles a message contains."""
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    odd = ("é", "\u2028", "a\x00", "KVM", "")  # not all Latin-1 of 3 or more: `in`, needle by needle
+    latin = ("éèà", "KVM", "a\x00b", "\xff\xfe\xfd", "denied")  # the pair table
+    rnd = random.Random(20)
+    parts = [*classify._NEEDLES, *latin, *(n[: len(n) // 2 + 1] for n in classify._NEEDLES)]
+    parts += [n[len(n) // 2 :] for n in classify._NEEDLES] + ["x", " ", "é", "\u2028", "\n"]
+    texts = _texts() + ["".join(rnd.choice(parts) for _ in range(rnd.randint(0, 12))) for _ in range(20000)]
+    found = 0
+    for t in texts:
+        for needles in (classify._NEEDLES, odd, latin, ()):
+            want = classify.first_needle(t, needles)
+            assert fast.first_needle(t, needles) == want, repr(t[:200])
+            found += want >= 0 and needles is classify._NEEDLES
+    assert found > 1000
+
+
 def _blocks() -> list[bytes]:
     """Every test block of a file source, the bench's lines, and generated hostile blocks."""
     out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
@@ -347,7 +367,7 @@ def test_the_pipeline_gives_the_same_with_the_native_helpers_or_without(case, mo
     state_of, runs_fn = CASES[case]
     st, runs = state_of(), runs_fn()
     native, _ = new_path(st, runs)
-    for module in (parsers, attribute, lazy):
+    for module in (parsers, attribute, lazy, classify):
         monkeypatch.setattr(module, "native", lambda: None)
     python, _ = new_path(st, runs)
     assert native == python
