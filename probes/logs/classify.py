@@ -134,11 +134,9 @@ _AFTER = tuple(
 def first_needle(msg: str, needles: tuple[str, ...]) -> int:
     """The index of the first needle `msg` contains, -1 when none (the reference of
     probes/logs/_fastlog.c's first_needle)."""
-    k = 0
-    for n in needles:
+    for k, n in enumerate(needles):
         if n in msg:
             return k
-        k += 1
     return -1
 
 
