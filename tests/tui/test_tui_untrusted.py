@@ -212,3 +212,26 @@ async def test_a_tenant_filter_in_the_findings_title_is_plain_text():
         assert Text.from_markup(sub).plain.startswith(f"filter tenant {SHOWN} · "), sub
         assert "\x1b" not in sub
         assert app.is_running
+
+
+def test_a_findings_workloads_read_as_names_on_their_host():
+    """The finding detail listed its workloads by key ('demo-hv1/vm/acme-db-1', a path to read
+    backwards); now as the summaries and the Tenants pane name them: 'acme-db-1 (vm on
+    demo-hv1)'. A hostile name stays inert; a key of another shape is shown as it is."""
+    from probes.model import Finding, Severity, Status
+    from tui.screens.finding import detail_text
+
+    f = Finding(
+        check_id="VM-09",
+        title="t",
+        area="vm",
+        status=Status.FAIL,
+        severity=Severity.CRITICAL,
+        summary="s",
+        host="demo-hv1",
+        workloads=("demo-hv1/vm/acme-db-1", f"hv/2/container/{EVIL}", "odd-key"),
+    )
+    text = detail_text(f, {}).plain
+    assert "Workloads\nacme-db-1 (vm on demo-hv1)\n" in text
+    assert "(container on hv/2)" in text and "\nodd-key\n" in text
+    assert "\x1b" not in text

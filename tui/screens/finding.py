@@ -11,7 +11,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 
-from probes.model import Finding
+from probes.model import Finding, WorkloadKind
 from tui.safe import untrusted
 from tui.screens.detail import DetailScreen
 from tui.status import severity_text, status_text
@@ -20,6 +20,20 @@ from tui.status import severity_text, status_text
 def lines(text: str, style: str = "") -> Text:
     """Multi-line host text: each line made safe on its own, joined by real line breaks."""
     return Text("\n", style=style).join(untrusted(line, style=style) for line in text.split("\n"))
+
+
+def workload_text(key: str) -> Text:
+    """'acme-db-1 (vm on demo-hv1)' for the key 'demo-hv1/vm/acme-db-1': the name first, as
+    the summaries and the Tenants pane say it (the key read as a path)."""
+    for kind in WorkloadKind:
+        host, sep, name = key.partition(f"/{kind.value}/")
+        if sep and host and name:
+            out = untrusted(name)
+            out.append(" (")
+            out.append_text(untrusted(f"{kind.value} on {host}"))
+            out.append(")")
+            return out
+    return untrusted(key)
 
 
 def detail_text(f: Finding, variables: dict[str, str]) -> Text:
@@ -47,7 +61,7 @@ def detail_text(f: Finding, variables: dict[str, str]) -> Text:
         out.append_text(untrusted(", ".join(f.tenants)))
     if f.workloads:
         section("Workloads")
-        out.append_text(Text("\n").join(untrusted(w) for w in f.workloads))
+        out.append_text(Text("\n").join(workload_text(w) for w in f.workloads))
     section("Why it matters")
     out.append_text(lines(f.why or "—"))
     section("Evidence")
