@@ -692,6 +692,59 @@ plain:
     return Py_BuildValue("(nO)", pos, Py_None);
 }
 
+/* ------------------------------------------------------------------ signal fields */
+
+/* parsers.shared_fields(fields, memo, want_pid): (the pairs as memo.setdefault(pair, pair)
+ * gives them, in a tuple; when want_pid, int(v) of the first ("pid", v) whose v.isdigit(),
+ * else 0) */
+static PyObject *shared_fields(PyObject *self, PyObject *args) {
+    PyObject *fields, *memo;
+    int want_pid;
+    if (!PyArg_ParseTuple(args, "O!O!p", &PyTuple_Type, &fields, &PyDict_Type, &memo, &want_pid))
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(fields);
+    PyObject *out = PyTuple_New(n), *pid = NULL;
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(fields, i);
+        PyObject *shared = PyDict_SetDefault(memo, pair, pair); /* borrowed */
+        if (shared == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(out, i, Py_NewRef(shared));
+    }
+    for (Py_ssize_t i = 0; want_pid && pid == NULL && i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(out, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_ValueError, "a field is a (key, value) pair");
+            goto fail;
+        }
+        PyObject *k = PyTuple_GET_ITEM(pair, 0), *v = PyTuple_GET_ITEM(pair, 1);
+        if (!PyUnicode_CheckExact(k) || !PyUnicode_CheckExact(v)) {
+            PyErr_SetString(PyExc_TypeError, "a field is a pair of str");
+            goto fail;
+        }
+        if (PyUnicode_CompareWithASCIIString(k, "pid") != 0)
+            continue;
+        /* str.isdigit: not empty, every character a digit */
+        int kind = PyUnicode_KIND(v);
+        const void *data = PyUnicode_DATA(v);
+        Py_ssize_t m = PyUnicode_GET_LENGTH(v), j = 0;
+        while (j < m && Py_UNICODE_ISDIGIT(CH(j)))
+            j++;
+        if (m > 0 && j == m && (pid = PyLong_FromUnicodeObject(v, 10)) == NULL)
+            goto fail;
+    }
+    if (pid == NULL)
+        pid = PyLong_FromLong(0);
+    if (pid == NULL)
+        goto fail;
+    return Py_BuildValue("(NN)", out, pid);
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ entries */
 
 /* The entry class (model.LogEvent: a frozen dataclass with __slots__) as event_class(cls,
@@ -806,6 +859,7 @@ static PyMethodDef methods[] = {
     {"new_event", (PyCFunction)(void (*)(void))new_event, METH_FASTCALL, "model.new_event(*values)"},
     {"set_attribution", (PyCFunction)(void (*)(void))set_attribution, METH_FASTCALL,
      "model.set_attribution(e, *values)"},
+    {"shared_fields", shared_fields, METH_VARARGS, "parsers.shared_fields(fields, memo, want_pid)"},
     {"first_needle", first_needle, METH_VARARGS, "classify.first_needle(msg, needles)"},
     {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
     {NULL, NULL, 0, NULL},

@@ -266,6 +266,21 @@ def disk_lock_fields(msg: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def shared_fields(
+    fields: tuple[tuple[str, str], ...], memo: dict[tuple[str, str], tuple[str, str]], want_pid: bool
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The fields as the memo's pair objects (the same (key, value) pair object for every entry
+    that has it: a profile, a context, comm=qemu...: fewer new objects for the cyclic collector
+    to walk), and when `want_pid` the first digits `pid` field as a number (else 0). The
+    reference of probes/logs/_fastlog.c's shared_fields."""
+    fields = tuple(map(memo.setdefault, fields, fields))
+    if want_pid:
+        for k, v in fields:
+            if k == "pid" and v.isdigit():
+                return fields, int(v)
+    return fields, 0
+
+
 def _event(
     at: float,
     host: str,
@@ -286,18 +301,12 @@ def _event(
         fields = signal_fields(tag, msg)
         if extra:
             fields = extra + fields
-        # the same (key, value) pair object for every entry that has it (a profile, a
-        # context, comm=qemu...): fewer new objects for the cyclic collector to walk
         if len(_pairs) > 8192:
             _pairs.clear()
-        fields = tuple(map(_pairs.setdefault, fields, fields))
+        fields, found = (fast.shared_fields if fast is not None else shared_fields)(fields, _pairs, not pid)
+        pid = pid or found
         if sev is not None and _RANK.get(sev, 6) < _RANK.get(severity, 6):  # classify.more_severe
             severity = sev
-        if not pid:
-            for k, v in fields:
-                if k == "pid" and v.isdigit():
-                    pid = int(v)
-                    break
         return make(
             at,
             host,

@@ -298,6 +298,46 @@ def test_native_first_needle_equals_the_python_reference():
     assert found > 1000
 
 
+def test_native_shared_fields_equal_the_python_reference():
+    """The memo's pair objects (the same objects) and the first digits pid field, as int()
+    reads it (an error where int() gives one: '²' is a digit int() refuses)."""
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    rnd = random.Random(21)
+    keys = ["pid", "comm", "pid ", "Pid", "name", "p"]
+    values = ["1", "0", "007", "", "12x", "\u0663\u0661", "\u00b2", "-1", " 1", "qemu", "1" * 30]
+    cases = [parsers.signal_fields(*t) for t in _signal_lines()]
+    for _ in range(5000):
+        cases.append(tuple((rnd.choice(keys), rnd.choice(values)) for _ in range(rnd.randint(0, 5))))
+    for fields in cases:
+        for want_pid in (True, False):
+            m1: dict[tuple[str, str], tuple[str, str]] = {}
+            m2: dict[tuple[str, str], tuple[str, str]] = {}
+            try:
+                want = parsers.shared_fields(fields, m1, want_pid)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    fast.shared_fields(fields, m2, want_pid)
+                continue
+            got = fast.shared_fields(fields, m2, want_pid)
+            assert got == want and m1 == m2, fields
+            again = fast.shared_fields(tuple((k, v) for k, v in fields), m2, want_pid)
+            assert all(a is b for a, b in zip(again[0], got[0], strict=True))  # the memo's objects
+
+
+def _signal_lines() -> list[tuple[str, str]]:
+    """(tag, message) of every signal among the test samples and the bench's lines."""
+    from probes.logs import classify as cl
+
+    out = []
+    for t in _texts():
+        tag = cl.classify(t)[0]
+        if tag:
+            out.append((tag, t))
+    return out
+
+
 def _blocks() -> list[bytes]:
     """Every test block of a file source, the bench's lines, and generated hostile blocks."""
     out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
