@@ -357,15 +357,27 @@ class AppHeader(Horizontal):
     def on_resize(self) -> None:
         self.call_after_refresh(self._tick)
 
+    def _width(self, errs: Text) -> int:
+        """The main text's width: its Static's once laid out; before that (the first State,
+        shown at mount) what the layout will give it beside the error count. Packed for the
+        whole screen, the first text was wrapped by the Static inside a part ('refreshed' /
+        'never': a 3-line header in the first frames at 80 columns)."""
+        width = self.query_one("#header-main", Static).size.width
+        if width:
+            return width
+        pad = self.styles.padding
+        errors = self.query_one("#header-errors", Static).styles.padding
+        width = (self.size.width or self.app.size.width) - pad.left - pad.right
+        return max(1, width - errs.cell_len - errors.left - errors.right)
+
     def _tick(self) -> None:
         if self._state is None:
             return
         variables = self.app.theme_variables
-        width = self.query_one("#header-main", Static).size.width or self.app.size.width
-        main = header_text(
-            self._state, self._clock(), self._tz, self._stale_after, variables, width, followers()
-        )
         errs = errors_text(self._state, variables)
+        main = header_text(
+            self._state, self._clock(), self._tz, self._stale_after, variables, self._width(errs), followers()
+        )
         self._drawn_stale = "(stale: " in main.plain
         self._drawn_from = self._key(self._state)
         if self._shown is not None and self._shown == (main, errs):

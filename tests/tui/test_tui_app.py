@@ -16,7 +16,7 @@ from textual.widgets import DataTable
 
 from probes.engine import Engine, Probe
 from probes.hosts.local import LocalHost
-from probes.model import Connection, ConnState, HostState, State, Status, Workload, WorkloadKind
+from probes.model import Connection, ConnState, Host, HostState, State, Status, Workload, WorkloadKind
 from probes.session import Options, Session
 from tests.fixtures.tui import T0, make_app, sample_state, vm
 from tests.helpers import REPO
@@ -862,3 +862,23 @@ async def test_the_hidden_probe_progress_bar_wakes_nothing_at_idle(monkeypatch):
         assert len(calls) == n  # Textual's: one more a second
         bar.update(total=4, progress=1)  # a probe run's progress still moves it
         assert bar.percentage == 0.25
+
+
+async def test_the_first_header_fits_its_width_at_80_columns(monkeypatch):
+    """The header's first text is made at mount, before the layout gave it a width: it was
+    packed for the whole screen (80) while it gets ~58 columns beside the error count, and the
+    Static wrapped 'refreshed never' in the middle (a 3-line header in the first frames of
+    `make demo` at 80x24). The first text is packed for the width the layout will give it."""
+    from tui import header as header_module
+
+    widths = []
+    real = header_module.header_text
+    monkeypatch.setattr(header_module, "header_text", lambda *a, **k: widths.append(a[5]) or real(*a, **k))
+    st = State(hosts=(HostState(host=Host("demo-hv1")),), source="demo")
+    app, _ = make_app(st)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        main = app.query_one("#header-main")
+        assert widths and widths[0] == main.size.width, (widths, main.size.width)
+        lines = plain(main).split("\n")
+        assert all(len(line) <= main.size.width for line in lines) and "refreshed never" in lines[1]
