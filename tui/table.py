@@ -5,8 +5,8 @@ Textual's DataTable keys its render caches by a counter that every `update_cell`
 or `sort` moves, so one changed cell re-renders every visible cell (~700 cells in a 200-host
 fleet view: 0.1-0.8 s on the event loop, the slow tail of key presses), and it measures every
 cell of every new row for the column widths (~315 ms for 1,700 findings). Here a cell's
-rendering is kept per (row, column, the cell object, its styles) and reused while the cell is
-the same object, and a table whose owner sets the column widths (`fixed_widths`) does not
+rendering (the header's too) is kept per (row, column, the cell object, its styles) and reused
+while the cell is the same object, and a table whose owner sets the column widths (`fixed_widths`) does not
 measure new rows. What is drawn is exactly what DataTable draws
 (tests/tui/test_findings_fleet.py).
 """
@@ -68,15 +68,25 @@ class CellCachedTable(RowTable):
         cursor: bool = False,
         hover: bool = False,
     ) -> Any:
-        if row_index < 0 or column_index < 0:  # the header and row labels: as DataTable does
+        if column_index < 0 or row_index < -1:  # row labels: as DataTable does
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
-        row = self.rows.get(row_key) if row_key is not None else None
-        if row_key is None or row is None or column_key is None:
+        if column_key is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cell = self._data[row_key].get(column_key)
-        # everything DataTable's rendering of a body cell depends on, but its update counter
+        cell: object
+        if row_index == -1:  # the header: its cell is the column's label
+            column = self.columns.get(column_key)
+            if column is None:
+                return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            row_key: RowKey | None = self._header_row_key
+            cell, height = column.label, self.header_height
+        else:
+            row_key = self._row_locations.get_key(row_index)
+            row = self.rows.get(row_key) if row_key is not None else None
+            if row_key is None or row is None:
+                return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            cell, height = self._data[row_key].get(column_key), row.height
+        # everything DataTable's rendering of a cell depends on, but its update counter
         key = (
             row_key,
             column_key,
@@ -89,7 +99,7 @@ class CellCachedTable(RowTable):
             self._show_hover_cursor,
             self.show_cursor,
             self._pseudo_class_state,
-            row.height,
+            height,
             self.cell_padding,
             self.fixed_rows,
             self.fixed_columns,
@@ -98,6 +108,8 @@ class CellCachedTable(RowTable):
         if got is not None and got[0] is cell:
             return got[1]
         lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        if got is not None:  # a new cell in that place: Textual's LRUCache.set keeps an old value
+            self._by_content.discard(key)
         self._by_content[key] = (cell, lines)
         return lines
 

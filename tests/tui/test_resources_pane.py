@@ -130,7 +130,19 @@ async def test_an_idle_chart_is_not_redrawn_as_its_history_grows():
         assert pane._chart == drawn
 
 
-async def test_unchanged_state_costs_nothing_and_changes_update_single_cells():
+async def test_unchanged_state_costs_nothing_and_changes_update_single_cells(monkeypatch):
+    """...and only the rewritten cells are rendered again (DataTable renders every visible
+    cell, the header's too, after any update_cell: ~3 ms for one changed figure)."""
+    from textual.widgets import DataTable
+
+    rendered: list[int] = []  # the row index of each cell DataTable renders
+    theirs = DataTable._render_cell
+
+    def counting(self, row_index, *a, **k):  # type: ignore[no-untyped-def]
+        rendered.append(row_index)
+        return theirs(self, row_index, *a, **k)
+
+    monkeypatch.setattr(DataTable, "_render_cell", counting)
     state = make_state({"acme-a": 10.0})
     app, source = make_app(state)
     async with app.run_test(size=SIZE) as pilot:
@@ -141,12 +153,17 @@ async def test_unchanged_state_costs_nothing_and_changes_update_single_cells():
         source.push(replace(state, taken_at=99.0))
         await pilot.pause(0.3)
         assert (pane.rebuilds, pane.updates) == (rebuilds, updates)
+        source.push(make_state({"acme-a": 30.0}))  # (the table's first frames settled)
+        await pilot.pause(0.3)
+        rendered.clear()
+        updates = pane.updates
         # acme's CPU changes: only its CPU (and host-share) cells are rewritten
         source.push(make_state({"acme-a": 60.0}))
         await pilot.pause(0.3)
         assert pane.rebuilds == rebuilds
         assert 1 <= pane.updates - updates <= 3
         assert cell_texts(pane)[0][1].startswith("61%")
+        assert -1 not in rendered and len(rendered) <= pane.updates - updates, rendered
 
 
 async def test_real_burn_shows_in_pane_and_interval_and_pause_reach_the_probe(cgroup_factory):

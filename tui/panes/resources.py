@@ -31,7 +31,7 @@ from tui.figureline import FigureLine
 from tui.panes.base import Pane
 from tui.safe import untrusted
 from tui.status import theme_style
-from tui.table import RowTable
+from tui.table import CellCachedTable
 
 # What an on-call engineer needs first comes first (a half-width pane shows only the left
 # columns without scrolling): who burns CPU, who holds memory, who has no limit.
@@ -225,7 +225,7 @@ def build_rows(
 # ------------------------------------------------------------------ widgets
 
 
-class ResourcesTable(RowTable):
+class ResourcesTable(CellCachedTable):
     """Row keys are Row.key, so the cursor survives refreshes; Home and End go to the first and
     last row (tui.table.RowTable)."""
 
