@@ -1,21 +1,26 @@
-/* The two scans a signal log line pays most for, in C (probes/logs/fastlog.py loads it; the
- * Python in parsers.py and attribute.py is the reference and the fallback, and
- * tests/logs/test_fastlog.py proves both give the same answers).
+/* The work a signal log line pays most for, in C (probes/logs/fastlog.py loads it; the Python
+ * in lazy.py, parsers.py, classify.py, attribute.py and model.py is the reference and the
+ * fallback, and tests/logs/test_fastlog.py proves both give the same answers).
  *
- * audit_pairs(msg, keys, hexkeys): parsers.audit_fields' key=value pairs (before `perms`), i.e.
- *   re.findall(r'\b(\w++)=("[^"\\]*+(?:\\.[^"\\]*+)*+"|\S++)', msg) filtered by `keys`, the
- *   first of a repeated key kept, a quoted value unquoted, a hex value of a `hexkeys` key decoded.
  * candidate_lines(data, needles): lazy.candidate_lines for a file's block (lazy.CANDIDATE_PATTERN:
  *   the lines holding a needle, or starting with a date and holding `error` after it) in one
  *   pass that also counts the lines: ([(line, start, end), ...], number of newlines).
  * split_syslog(line): parsers._SYSLOG.match(line).groups(), or None.
- * key_tokens(text, keys): the tokens of
+ * kernel_head(msg): parsers.kernel_head: the [uptime] prefix and the kernel audit header.
+ * first_needle(msg, needles): classify.first_needle: the first needle the message contains.
+ * audit_pairs(msg, keys, hexkeys): parsers.audit_fields' key=value pairs (before `perms`), i.e.
+ *   re.findall(r'\b(\w++)=("[^"\\]*+(?:\\.[^"\\]*+)*+"|\S++)', msg) filtered by `keys`, the
+ *   first of a repeated key kept, a quoted value unquoted, a hex value of a `hexkeys` key decoded.
+ * shared_fields(fields, memo, want_pid): parsers.shared_fields: the memo's pairs and the pid.
+ * key_tokens(text, keys[, filter]): the tokens of
  *   re.findall(r"[A-Za-z0-9_\\-]++(?:[.:][A-Za-z0-9_\\-]++)*+", text) that are keys of the
- *   dict `keys`, in order (attribute.Attributor._tokens).
+ *   dict `keys`, in order (attribute.Attributor._tokens; the filter: attribute.token_filter).
+ * event_class(cls, attribution), new_event(*values), set_attribution(e, *values):
+ *   model.new_event and model.set_attribution for the registered class (model.LogEvent).
  *
  * Character classes are the re module's for str patterns (\w: Py_UNICODE_ISALNUM or '_';
- * \s: Py_UNICODE_ISSPACE; '.': anything but '\n'). Every index is checked against the length;
- * memory only through the Python API. */
+ * \s: Py_UNICODE_ISSPACE; \d: Py_UNICODE_ISDECIMAL; '.': anything but '\n'). Every index is
+ * checked against the length; memory only through the Python API. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -299,25 +304,37 @@ static Py_ssize_t date_end(const unsigned char *p, Py_ssize_t len) {
     return __builtin_ctzll(reach);
 }
 
-static int has_error(const unsigned char *p, Py_ssize_t len) { /* [Ee][Rr][Rr][Oo][Rr] */
-    for (Py_ssize_t i = 0; i + 5 <= len; i++)
-        if ((p[i] | 0x20) == 'e' && (p[i + 1] | 0x20) == 'r' && (p[i + 2] | 0x20) == 'r' &&
-            (p[i + 3] | 0x20) == 'o' && (p[i + 4] | 0x20) == 'r')
-            return 1;
+static int is_error_at(const unsigned char *p, Py_ssize_t i) { /* [Ee][Rr][Rr][Oo][Rr] at p + i */
+    return (p[i] | 0x20) == 'e' && (p[i + 1] | 0x20) == 'r' && (p[i + 2] | 0x20) == 'r' &&
+           (p[i + 3] | 0x20) == 'o' && (p[i + 4] | 0x20) == 'r';
+}
+
+/* `error` in any case: its 2nd and 3rd bytes are r's, one of them at an even offset */
+static int has_error(const unsigned char *p, Py_ssize_t len) {
+    for (Py_ssize_t j = 0; j < len; j += 2)
+        if ((p[j] | 0x20) == 'r')
+            for (Py_ssize_t i = j - 2; i < j; i++)
+                if (i >= 0 && i + 5 <= len && is_error_at(p, i))
+                    return 1;
     return 0;
 }
 
-/* A needle (at least 3 bytes) is found by a pair of its bytes looked up at every other byte of
- * the line: each needle is entered under two consecutive pairs (at offsets o and o + 1, the
- * rarest-looking window), so one of them is at an even position wherever the needle is.
- * head[two bytes] is 1 + the first entry for that pair, next[e] 1 + the next one (0: none). */
+/* A needle is found by a pair of its bytes looked up at every `stride`-th byte of the line:
+ * each needle is entered under `stride` consecutive pairs (at offsets o .. o + stride - 1, the
+ * rarest-looking window of stride + 1 bytes), so one of them is at a multiple of the stride
+ * wherever the needle is. A needle shorter than the window is looked for by memchr of its
+ * rarest-looking byte ("short"). head[two bytes] is 1 + the first entry for that pair, next[e]
+ * 1 + the next one (0: none). */
 typedef struct {
     Py_ssize_t count;
+    int stride; /* 2 or 4 */
     const unsigned char *s[32];
     Py_ssize_t len[32];
-    unsigned char needle[64]; /* entry -> needle */
-    unsigned char shift[64];  /* entry -> the pair's offset in the needle */
-    unsigned char next[64];
+    Py_ssize_t nshort;
+    unsigned char short_k[32], short_at[32]; /* short needle, its memchr byte's offset */
+    unsigned char needle[128];               /* entry -> needle */
+    unsigned char shift[128];                /* entry -> the pair's offset in the needle */
+    unsigned char next[128];
     unsigned char head[65536];
 } Needles;
 
@@ -327,17 +344,29 @@ static int commonness(unsigned char c) {
 
 static void add_needle(Needles *nd, Py_ssize_t k) {
     const unsigned char *n = nd->s[k];
-    Py_ssize_t best = 0;
-    int best_score = 99;
-    for (Py_ssize_t o = 0; o + 3 <= nd->len[k] && o < 200; o++) {
-        int score = commonness(n[o]) + commonness(n[o + 1]) + commonness(n[o + 2]);
+    Py_ssize_t best = 0, w = nd->stride + 1;
+    int best_score = 999;
+    if (nd->len[k] < w) {
+        for (Py_ssize_t o = 0; o < nd->len[k]; o++)
+            if (commonness(n[o]) < best_score) {
+                best_score = commonness(n[o]);
+                best = o;
+            }
+        nd->short_k[nd->nshort] = (unsigned char)k;
+        nd->short_at[nd->nshort++] = (unsigned char)best;
+        return;
+    }
+    for (Py_ssize_t o = 0; o + w <= nd->len[k] && o < 200; o++) {
+        int score = 0;
+        for (Py_ssize_t i = 0; i < w; i++)
+            score += commonness(n[o + i]);
         if (score < best_score) {
             best_score = score;
             best = o;
         }
     }
-    for (int d = 0; d < 2; d++) {
-        int e = (int)(2 * k + d);
+    for (int d = 0; d < nd->stride; d++) {
+        int e = (int)(nd->stride * k + d);
         unsigned key = n[best + d] | (n[best + d + 1] << 8);
         nd->needle[e] = (unsigned char)k;
         nd->shift[e] = (unsigned char)(best + d);
@@ -346,14 +375,35 @@ static void add_needle(Needles *nd, Py_ssize_t k) {
     }
 }
 
+static int has_short(const Needles *nd, const unsigned char *p, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i < nd->nshort; i++) {
+        Py_ssize_t k = nd->short_k[i], off = nd->short_at[i], n = nd->len[k], from = off;
+        unsigned char c = nd->s[k][off];
+        /* the byte at `off` of an occurrence starting at 0 .. len - n */
+        while (len >= n && from <= len - n + off) {
+            const unsigned char *q = memchr(p + from, c, (size_t)(len - n + off - from + 1));
+            if (q == NULL)
+                break;
+            Py_ssize_t start = (q - p) - off;
+            if (memcmp(p + start, nd->s[k], (size_t)n) == 0)
+                return 1;
+            from = (q - p) + 1;
+        }
+    }
+    return 0;
+}
+
 static int is_candidate(const Needles *nd, const unsigned char *p, Py_ssize_t len) {
-    for (Py_ssize_t j = 0; j + 1 < len; j += 2) {
+    const int stride = nd->stride;
+    for (Py_ssize_t j = 0; j + 1 < len; j += stride) {
         for (int e = nd->head[p[j] | (p[j + 1] << 8)]; e; e = nd->next[e - 1]) {
             Py_ssize_t k = nd->needle[e - 1], start = j - nd->shift[e - 1];
             if (start >= 0 && nd->len[k] <= len - start && memcmp(p + start, nd->s[k], nd->len[k]) == 0)
                 return 1;
         }
     }
+    if (nd->nshort && has_short(nd, p, len))
+        return 1;
     if (len > 0 && ((p[0] >= '0' && p[0] <= '9') || is_high(p[0]))) {
         Py_ssize_t d = date_end(p, len);
         if (d >= 0 && has_error(p + d, len - d))
@@ -370,6 +420,7 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
     if (nd == NULL)
         return PyErr_NoMemory();
     nd->count = PyTuple_GET_SIZE(needles);
+    nd->stride = 4;
     if (nd->count > 32) {
         PyMem_Free(nd);
         return PyErr_Format(PyExc_ValueError, "at most 32 needles");
@@ -478,6 +529,7 @@ static int needle_table(PyObject *needles) {
             return -1;
         }
         nd->count = n;
+        nd->stride = 2; /* (every needle at least 3 bytes: no short one) */
         for (Py_ssize_t k = 0; k < n; k++) {
             PyObject *b = PyTuple_GET_ITEM(bytes, k);
             nd->s[k] = (const unsigned char *)PyBytes_AS_STRING(b);
