@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import concurrent.futures
-import gc
 import logging
 import random
 import threading
@@ -27,6 +26,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import fields, replace
 from typing import Any, Generic, TypeVar
 
+from probes.heap import HeapKeeper
 from probes.hosts.base import HostTransport
 from probes.model import Feed, HostState, ProbeError, RequestStatus, State
 
@@ -78,15 +78,6 @@ SETTLE_FACTOR = 5.0
 EVENT_SETTLE = 0.03  # seconds: after a wake-up, events of the same burst join this run
 EVENT_MIN_GAP = 0.4  # seconds: event-driven runs of one probe start at least this far apart
 KEEP_REQUESTS = 16  # finished requests kept in State.requests (the newest)
-# The cyclic garbage collector: a live engine holds a large heap of long-lived States (a
-# fleet of 200 hosts: ~200 MiB of small objects) that every full collection walked again,
-# 0.3-0.8 s with the loop stopped, every few seconds (most of the key presses' slow tail and
-# ~15% of a core at idle). Every HEAP_FREEZE seconds the young generations are collected and
-# what survives is frozen (gc.freeze: never walked again, still freed by reference counting);
-# every HEAP_UNFREEZE seconds the heap is unfrozen once, so cyclic garbage among frozen objects
-# is collected by the next full collection (one long pause then, not every few seconds).
-HEAP_FREEZE = 5.0
-HEAP_UNFREEZE = 600.0
 
 
 class Probe(abc.ABC, Generic[R]):
@@ -190,7 +181,8 @@ class Engine:
         self._stopped_deriver: concurrent.futures.ThreadPoolExecutor | None = None  # see join()
         self._deriving = False  # a derive is in flight
         self._again = False  # observations changed while it ran: derive once more after it
-        self._heap: _HeapKeeper | None = None
+        # the heap's freezing (probes/heap.py): a console asks this one, its app too
+        self.heap = HeapKeeper()
 
     @property
     def state(self) -> State:
@@ -233,14 +225,14 @@ class Engine:
 
     def start(self) -> None:
         self._deriver = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tsf-derive")
-        self._heap = _HeapKeeper(asyncio.get_running_loop())
+        self.heap.start(asyncio.get_running_loop())
         if self._lead:
             # What exists when the probes start (a console's widgets, mounted after its compose
             # froze the imports) lives on: a full collection set off by the first inventory's
             # parse (1,000 domains: in 2 of 3 first collects, 45-130 ms under load, on the
             # probe's thread while the frame waits for it) need not walk it. The leads' first
             # runs are mostly a connection's open (in C, the GIL released) at that moment.
-            self._heap.freeze()
+            self.heap.freeze()
         for t in self.hosts:
             leads = {p.name for p in self._probes[t.name] if p.name in self._lead}
             if leads:
@@ -300,8 +292,7 @@ class Engine:
         if self._deriver is not None:  # a derive in flight ends on its own; its result is dropped
             self._deriver.shutdown(wait=False, cancel_futures=True)
             self._stopped_deriver = self._deriver
-        if self._heap is not None:
-            self._heap.stop()
+        self.heap.stop()
         for t in self.hosts:
             for p in self._probes[t.name]:
                 try:
@@ -481,10 +472,10 @@ class Engine:
         )
         quiet = routine and st.samples is before.samples  # nothing observed moved
         at_once = self._last_lead(t.name, p.name)
-        if at_once and self._heap is not None:
+        if at_once and self.heap.running:
             # the first inventory (1,000 domains: ~100k objects) lives on: frozen before the
             # derive, its checks and the first frame allocate and set off full collections
-            self._heap.freeze()
+            self.heap.freeze()
         self._publish(routine=routine, at_once=at_once, quiet=quiet)
         if not routine and not p.figures and not self._shown(t.name, self._on_screen):
             # something else changed on a host read slowly (an event, an inventory): its
@@ -731,35 +722,6 @@ class Engine:
             for host in self._leads_done:
                 loop.call_later(settle, self._led[host].set)
             self._leads_done.clear()
-
-
-class _HeapKeeper:
-    """Freezes what survives the young collections every HEAP_FREEZE s, unfreezes every
-    HEAP_UNFREEZE s and on stop (see HEAP_FREEZE)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._since = time.monotonic()
-        self._handle: asyncio.TimerHandle | None = loop.call_later(HEAP_FREEZE, self._tick)
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if now - self._since >= HEAP_UNFREEZE:
-            gc.unfreeze()  # the next full collection sees everything once
-            self._since = now
-        else:
-            self.freeze()
-        self._handle = self._loop.call_later(HEAP_FREEZE, self._tick)
-
-    def freeze(self) -> None:
-        gc.collect(1)  # the young generations: cyclic garbage is not frozen with the rest
-        gc.freeze()
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-            gc.unfreeze()
 
 
 # What a derive depends on: every HostState field but the refresh time (and, for the

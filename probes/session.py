@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from probes.config import Config
 from probes.engine import Engine, Probe, Subscriber
+from probes.heap import HeapKeeper
 from probes.hosts.base import HostTransport
 from probes.hosts.libvirt_uri import DEFAULT_URI
 from probes.hosts.local import LocalHost
@@ -369,6 +370,11 @@ class Session:
     @property
     def state(self) -> State:
         return self.engine.state
+
+    @property
+    def heap(self) -> HeapKeeper:
+        """The engine's keeper of gc's freezing: the console's app asks it too."""
+        return self.engine.heap
 
     def subscribe(self, fn: Subscriber) -> None:
         self.engine.subscribe(fn)

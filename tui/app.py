@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 import logging
 import signal
 import threading
@@ -163,7 +162,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         # What exists now (the imported modules: most of the heap) lives as long as the console:
         # the full collections that a first inventory's allocations set off (1,000 domains:
         # several, 0.1-0.7 s each with the loop or the probe stopped) need not walk it
-        gc.freeze()
+        self._source.heap.freeze(young=False)
         yield AppHeader(clock=self._clock, tz=self._tz, stale_after=max(10.0, 5 * self.opts.interval))
         yield PaneTabs(
             *(Tab(f"{p.position} {p.title}", id=f"tab-{p.pane_id}") for p in PANES),
@@ -230,7 +229,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
         self._install_repaint_signal()
         # What exists once started (modules, widgets, the first States) lives as long as the
         # console: the cyclic GC need not walk it again at every collection (halves its idle cost)
-        self.set_timer(FREEZE_AFTER, gc.freeze)
+        self.set_timer(FREEZE_AFTER, lambda: self._source.heap.freeze(young=False))
 
     def _install_repaint_signal(self) -> None:
         """SIGUSR1 repaints the whole screen: a viewer that joins a shared session (tmux,
@@ -245,7 +244,7 @@ class TenantScopeApp(RunbookActions, App[int]):  # runbook steps: tui/runbook.py
 
     async def on_unmount(self) -> None:
         self._stopping = True
-        gc.unfreeze()  # (an app run in a longer process: tests, benches)
+        self._source.heap.unfreeze()  # (an app run in a longer process: tests, benches)
         if getattr(self, "_repaint_signal", False):
             asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
         if self._flush_timer is not None:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from probes.drift import diff
+from probes.heap import HeapKeeper
 from probes.logs.model import LogSlice
 from probes.model import State
 from probes.record import Recording
@@ -55,6 +56,7 @@ class ReplaySource:
         self._wake = asyncio.Event()
         # the request path: an audit runs on the recorded State; the rest is "not available in replay"
         self._requests = FixedRequests(lambda: self.state, self._put, "replay")
+        self.heap = HeapKeeper()  # (the app's freezing: probes/heap.py)
         self.state = self._at(0)
 
     # -- what the app needs

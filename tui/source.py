@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from probes.heap import HeapKeeper
 from probes.logs.model import LogSlice
 from probes.model import State
 from probes.requests import Request, RequestHandle
@@ -24,6 +25,12 @@ class StateSource(Protocol):
     def state(self) -> State: ...
 
     def subscribe(self, fn: Callable[[State], Any]) -> None: ...
+
+    @property
+    def heap(self) -> HeapKeeper:
+        """The keeper of gc's freezing the app asks (probes/heap.py): a session's engine's,
+        or the source's own."""
+        ...
 
     def start(self) -> None: ...
 
@@ -54,6 +61,7 @@ class StaticSource:
         self.started = False
         self.stopped = False
         self._requests = FixedRequests(lambda: self.state, self._publish, what)
+        self.heap = HeapKeeper()
 
     def subscribe(self, fn: Callable[[State], Any]) -> None:
         self._subscribers.append(fn)

@@ -293,3 +293,46 @@ def test_the_module_state_scan_finds_a_registry(tmp_path):
         "probes/logs/ring.py _LIVE",
         "probes/logs/ring.py load (@lru_cache)",
     ]
+
+
+def test_one_owner_freezes_the_heap():
+    """gc.freeze and gc.unfreeze are process-wide: they had four call points in two owners
+    (the app's compose, timer and unmount; the engine's start, first inventory, keeper and
+    stop). One keeper class calls them (probes/heap.py); the app asks its source's keeper (a
+    session's is its engine's), so a console has one."""
+    import ast
+
+    calls = []
+    for top in ("probes", "tui", "bench"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr in ("freeze", "unfreeze")
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "gc"
+                ):
+                    calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert calls and all(c.startswith("probes/heap.py:") for c in calls), calls
+
+
+async def test_a_console_on_a_session_freezes_through_its_engines_keeper():
+    """The app's freezing goes to the session's engine's keeper: at compose what exists is
+    frozen (before the engine starts), and the engine's keeper runs while the console does."""
+    import gc
+
+    from probes.engine import Engine
+    from probes.hosts.local import LocalHost
+    from probes.session import Options, Session
+    from tui.app import TenantScopeApp
+
+    gc.unfreeze()
+    engine = Engine([LocalHost("tsp2-h", libvirt_uri=None)], lambda h: [], lambda s: s)
+    session = Session(Options(), engine=engine)
+    app = TenantScopeApp(Options(), source=session)
+    assert app.source.heap is session.engine.heap
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert gc.get_freeze_count() > 10_000 and session.engine.heap.running
+    await session.stop()
+    assert gc.get_freeze_count() == 0 and not session.engine.heap.running

@@ -92,9 +92,9 @@ async def test_a_running_engine_freezes_its_long_lived_heap_and_unfreezes_on_sto
     young collections (gc.freeze), unfreezes periodically and when it stops."""
     import gc
 
-    import probes.engine as eng
+    import probes.heap as heap
 
-    monkeypatch.setattr(eng, "HEAP_FREEZE", 0.05)
+    monkeypatch.setattr(heap, "HEAP_FREEZE", 0.05)
     gc.unfreeze()
     engine = Engine([LocalHost("h1", libvirt_uri=None)], lambda h: [], lambda s: s)
     engine.start()
