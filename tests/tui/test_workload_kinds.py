@@ -103,3 +103,13 @@ def test_labels_render_as_the_assembled_ones():
         new, old = workload_label(w), _assembled(w)
         assert new.plain == old.plain
         assert _cells(new) == _cells(old), w.name
+
+
+def test_the_unplaced_row_of_a_host_with_no_workload_says_so():
+    """A host never reached (or an empty one) has no workload: the unplaced row said "none:
+    every workload has a tenant", vouching for workloads nobody saw."""
+    from probes.model import Host, HostState, State
+    from tui.panes.tenants import build_groups
+
+    (unplaced,) = build_groups(State(hosts=(HostState(host=Host("tsp2-h")),)))
+    assert unplaced.label.plain == "⊘ unplaced  none: no workload observed"

@@ -178,7 +178,9 @@ def build_groups(state: State, cache: LabelCache | None = None) -> tuple[_Group,
         (
             f"{_plural(len(unplaced), 'workload')} no rule matched"
             if unplaced
-            else "none: every workload has a tenant",
+            else "none: every workload has a tenant"
+            if any(by_tenant.values())
+            else "none: no workload observed",  # (not "every workload has a tenant": none is)
             "dim",
         ),
     )
