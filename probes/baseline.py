@@ -9,6 +9,7 @@ findings inside); recordings hold raw observations, which the caller derives (`r
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -83,6 +84,8 @@ def load(spec: str, *, tz: tzinfo | None = None) -> Instant:
             i = earlier[-1]
         picked = datetime.fromtimestamp(rec.times[i], tz).strftime("%H:%M:%S")
         return Instant(rec.states[i], raw=True, label=f"{path}@{picked}")
+    if when and not os.path.exists(path):  # (not "is not a recording": there is no file)
+        raise BaselineError(f"{path}: cannot read: No such file or directory")
     if when:
         raise BaselineError(f"{spec}: @TIME picks an instant of a recording; {path} is not a recording")
     try:

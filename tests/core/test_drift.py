@@ -203,3 +203,6 @@ def test_baseline_specs_pick_the_instant_of_a_recording(tmp_path):
         load(f"{snap}@14:00")
     with pytest.raises(BaselineError, match="cannot read"):
         load(str(tmp_path / "missing.json"))
+    # a missing file with @TIME is missing, not "not a recording"
+    with pytest.raises(BaselineError, match=r"missing.tsr: cannot read: No such file or directory"):
+        load(f"{tmp_path / 'missing.tsr'}@14:00")
