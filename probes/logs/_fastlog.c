@@ -29,6 +29,52 @@
 
 #define CH(i) PyUnicode_READ(kind, data, (i))
 
+/* The helpers take their arguments as METH_FASTCALL (no tuple of arguments made, no format
+ * parsed per call: each is called once or more per signal line). These check them as
+ * PyArg_ParseTuple's "U" and "O!" do. */
+static int nargs_ok(const char *name, Py_ssize_t nargs, Py_ssize_t min, Py_ssize_t max) {
+    if (nargs >= min && nargs <= max)
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd to %zd arguments (%zd given)", name, min, max, nargs);
+    return 0;
+}
+
+static int arg_ok(const char *name, PyObject *const *args, Py_ssize_t i, PyTypeObject *type) {
+    if (!PyObject_TypeCheck(args[i], type)) {
+        PyErr_Format(PyExc_TypeError, "%s() argument %zd must be %s, not %.50s", name, i + 1, type->tp_name,
+                     Py_TYPE(args[i])->tp_name);
+        return 0;
+    }
+    return type != &PyUnicode_Type || PyUnicode_READY(args[i]) == 0;
+}
+
+/* (a, b, c) of three numbers */
+static PyObject *tuple_n3(Py_ssize_t a, Py_ssize_t b, Py_ssize_t c) {
+    PyObject *t = PyTuple_New(3);
+    if (t == NULL)
+        return NULL;
+    Py_ssize_t v[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        PyObject *x = PyLong_FromSsize_t(v[i]);
+        if (x == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, x);
+    }
+    return t;
+}
+
+/* (n, o), o borrowed */
+static PyObject *tuple_no(Py_ssize_t n, PyObject *o) {
+    PyObject *x = PyLong_FromSsize_t(n);
+    if (x == NULL)
+        return NULL;
+    PyObject *t = PyTuple_Pack(2, x, o);
+    Py_DECREF(x);
+    return t;
+}
+
 /* \w: ASCII by a range test (the same answer as Py_UNICODE_ISALNUM, which asks four tables) */
 static int is_word(Py_UCS4 c) {
     if (c < 128)
@@ -102,10 +148,11 @@ static int seen_key(PyObject *out, PyObject *k) {
     return 0;
 }
 
-static PyObject *audit_pairs(PyObject *self, PyObject *args) {
-    PyObject *msg, *keys, *hexkeys;
-    if (!PyArg_ParseTuple(args, "UO!O!", &msg, &PyFrozenSet_Type, &keys, &PyFrozenSet_Type, &hexkeys))
+static PyObject *audit_pairs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("audit_pairs", nargs, 3, 3) || !arg_ok("audit_pairs", args, 0, &PyUnicode_Type) ||
+        !arg_ok("audit_pairs", args, 1, &PyFrozenSet_Type) || !arg_ok("audit_pairs", args, 2, &PyFrozenSet_Type))
         return NULL;
+    PyObject *msg = args[0], *keys = args[1], *hexkeys = args[2];
     int kind = PyUnicode_KIND(msg);
     const void *data = PyUnicode_DATA(msg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(msg);
@@ -212,10 +259,11 @@ static int is_tok(Py_UCS4 c) {
  * equal to it has its first and last character and its length): no string is made for it */
 #define FILTER_BYTES 65536
 
-static PyObject *key_tokens(PyObject *self, PyObject *args) {
-    PyObject *text, *keys, *filter = NULL;
-    if (!PyArg_ParseTuple(args, "UO!|O!", &text, &PyDict_Type, &keys, &PyBytes_Type, &filter))
+static PyObject *key_tokens(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("key_tokens", nargs, 2, 3) || !arg_ok("key_tokens", args, 0, &PyUnicode_Type) ||
+        !arg_ok("key_tokens", args, 1, &PyDict_Type) || (nargs > 2 && !arg_ok("key_tokens", args, 2, &PyBytes_Type)))
         return NULL;
+    PyObject *text = args[0], *keys = args[1], *filter = nargs > 2 ? args[2] : NULL;
     if (filter != NULL && PyBytes_GET_SIZE(filter) != FILTER_BYTES)
         return PyErr_Format(PyExc_ValueError, "a token filter is %d bytes", FILTER_BYTES);
     const unsigned char *bits = filter != NULL ? (const unsigned char *)PyBytes_AS_STRING(filter) : NULL;
@@ -412,10 +460,11 @@ static int is_candidate(const Needles *nd, const unsigned char *p, Py_ssize_t le
     return 0;
 }
 
-static PyObject *candidate_lines(PyObject *self, PyObject *args) {
-    PyObject *bytes, *needles;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyBytes_Type, &bytes, &PyTuple_Type, &needles))
+static PyObject *candidate_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("candidate_lines", nargs, 2, 2) || !arg_ok("candidate_lines", args, 0, &PyBytes_Type) ||
+        !arg_ok("candidate_lines", args, 1, &PyTuple_Type))
         return NULL;
+    PyObject *bytes = args[0], *needles = args[1];
     Needles *nd = PyMem_Calloc(1, sizeof(Needles));
     if (nd == NULL)
         return PyErr_NoMemory();
@@ -475,7 +524,7 @@ static PyObject *candidate_lines(PyObject *self, PyObject *args) {
     }
     PyObject *out = PyList_New(found);
     for (Py_ssize_t k = 0; out != NULL && k < found; k++) {
-        PyObject *t = Py_BuildValue("(nnn)", spans[3 * k], spans[3 * k + 1], spans[3 * k + 2]);
+        PyObject *t = tuple_n3(spans[3 * k], spans[3 * k + 1], spans[3 * k + 2]);
         if (t == NULL)
             Py_CLEAR(out);
         else
@@ -565,10 +614,11 @@ static Py_ssize_t min_needle(const Needles *nd, const unsigned char *p, Py_ssize
 
 /* classify.first_needle: the index of the first of `needles` (a tuple of str) that `msg`
  * contains (as `in` finds it), -1 when none */
-static PyObject *first_needle(PyObject *self, PyObject *args) {
-    PyObject *msg, *needles;
-    if (!PyArg_ParseTuple(args, "UO!", &msg, &PyTuple_Type, &needles))
+static PyObject *first_needle(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("first_needle", nargs, 2, 2) || !arg_ok("first_needle", args, 0, &PyUnicode_Type) ||
+        !arg_ok("first_needle", args, 1, &PyTuple_Type))
         return NULL;
+    PyObject *msg = args[0], *needles = args[1];
     if (needle_table(needles) < 0)
         return NULL;
     if (needles_table != NULL && PyUnicode_KIND(msg) == PyUnicode_1BYTE_KIND)
@@ -593,10 +643,10 @@ static int is_dec(Py_UCS4 c) { return c < 128 ? c >= '0' && c <= '9' : Py_UNICOD
  * ts: [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d  or
  *     \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?
  * (every part can end one way only: what a shorter repeat leaves cannot be what must follow) */
-static PyObject *split_syslog(PyObject *self, PyObject *args) {
-    PyObject *line;
-    if (!PyArg_ParseTuple(args, "U", &line))
+static PyObject *split_syslog(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("split_syslog", nargs, 1, 1) || !arg_ok("split_syslog", args, 0, &PyUnicode_Type))
         return NULL;
+    PyObject *line = args[0];
     int kind = PyUnicode_KIND(line);
     const void *data = PyUnicode_DATA(line);
     Py_ssize_t n = PyUnicode_GET_LENGTH(line), i;
@@ -677,10 +727,10 @@ static PyObject *split_syslog(PyObject *self, PyObject *args) {
  * groups (ts, type, inner) of parsers._KERNEL_AUDIT matched at pos
  *   audit: type=(\d+) audit\((\d+(?:\.\d+)?):\d+\): ?(.*)      (re.S)
  * or None when it does not match (every part can end one way only). */
-static PyObject *kernel_head(PyObject *self, PyObject *args) {
-    PyObject *msg;
-    if (!PyArg_ParseTuple(args, "U", &msg))
+static PyObject *kernel_head(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("kernel_head", nargs, 1, 1) || !arg_ok("kernel_head", args, 0, &PyUnicode_Type))
         return NULL;
+    PyObject *msg = args[0];
     int kind = PyUnicode_KIND(msg);
     const void *data = PyUnicode_DATA(msg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(msg), pos = 0;
@@ -734,14 +784,16 @@ static PyObject *kernel_head(PyObject *self, PyObject *args) {
     {
         PyObject *t = PyUnicode_Substring(msg, ts, ts_end), *y = PyUnicode_Substring(msg, typ, typ_end),
                  *m = PyUnicode_Substring(msg, i, n);
-        PyObject *out = t && y && m ? Py_BuildValue("(n(OOO))", pos, t, y, m) : NULL;
+        PyObject *audit = t && y && m ? PyTuple_Pack(3, t, y, m) : NULL;
         Py_XDECREF(t);
         Py_XDECREF(y);
         Py_XDECREF(m);
+        PyObject *out = audit ? tuple_no(pos, audit) : NULL;
+        Py_XDECREF(audit);
         return out;
     }
 plain:
-    return Py_BuildValue("(nO)", pos, Py_None);
+    return tuple_no(pos, Py_None);
 }
 
 /* ------------------------------------------------------------------ signal fields */
@@ -749,10 +801,13 @@ plain:
 /* parsers.shared_fields(fields, memo, want_pid): (the pairs as memo.setdefault(pair, pair)
  * gives them, in a tuple; when want_pid, int(v) of the first ("pid", v) whose v.isdigit(),
  * else 0) */
-static PyObject *shared_fields(PyObject *self, PyObject *args) {
-    PyObject *fields, *memo;
-    int want_pid;
-    if (!PyArg_ParseTuple(args, "O!O!p", &PyTuple_Type, &fields, &PyDict_Type, &memo, &want_pid))
+static PyObject *shared_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("shared_fields", nargs, 3, 3) || !arg_ok("shared_fields", args, 0, &PyTuple_Type) ||
+        !arg_ok("shared_fields", args, 1, &PyDict_Type))
+        return NULL;
+    PyObject *fields = args[0], *memo = args[1];
+    int want_pid = PyObject_IsTrue(args[2]);
+    if (want_pid < 0)
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(fields);
     PyObject *out = PyTuple_New(n), *pid = NULL;
@@ -791,7 +846,10 @@ static PyObject *shared_fields(PyObject *self, PyObject *args) {
         pid = PyLong_FromLong(0);
     if (pid == NULL)
         goto fail;
-    return Py_BuildValue("(NN)", out, pid);
+    PyObject *both = PyTuple_Pack(2, out, pid);
+    Py_DECREF(out);
+    Py_DECREF(pid);
+    return both;
 fail:
     Py_DECREF(out);
     return NULL;
@@ -903,17 +961,17 @@ static PyObject *set_attribution(PyObject *self, PyObject *const *args, Py_ssize
 }
 
 static PyMethodDef methods[] = {
-    {"audit_pairs", audit_pairs, METH_VARARGS, "audit key=value pairs (see the module's source)"},
-    {"candidate_lines", candidate_lines, METH_VARARGS, "a file block's candidate lines and its line count"},
-    {"split_syslog", split_syslog, METH_VARARGS, "parsers._SYSLOG.match(line).groups() or None"},
-    {"kernel_head", kernel_head, METH_VARARGS, "parsers.kernel_head(msg): uptime prefix and kernel audit header"},
+    {"audit_pairs", (PyCFunction)(void (*)(void))audit_pairs, METH_FASTCALL, "audit key=value pairs (see the module's source)"},
+    {"candidate_lines", (PyCFunction)(void (*)(void))candidate_lines, METH_FASTCALL, "a file block's candidate lines and its line count"},
+    {"split_syslog", (PyCFunction)(void (*)(void))split_syslog, METH_FASTCALL, "parsers._SYSLOG.match(line).groups() or None"},
+    {"kernel_head", (PyCFunction)(void (*)(void))kernel_head, METH_FASTCALL, "parsers.kernel_head(msg): uptime prefix and kernel audit header"},
     {"event_class", event_class, METH_VARARGS, "event_class(cls, attribution): the entry class new_event builds"},
     {"new_event", (PyCFunction)(void (*)(void))new_event, METH_FASTCALL, "model.new_event(*values)"},
     {"set_attribution", (PyCFunction)(void (*)(void))set_attribution, METH_FASTCALL,
      "model.set_attribution(e, *values)"},
-    {"shared_fields", shared_fields, METH_VARARGS, "parsers.shared_fields(fields, memo, want_pid)"},
-    {"first_needle", first_needle, METH_VARARGS, "classify.first_needle(msg, needles)"},
-    {"key_tokens", key_tokens, METH_VARARGS, "tokens of text that are keys of a dict, in order"},
+    {"shared_fields", (PyCFunction)(void (*)(void))shared_fields, METH_FASTCALL, "parsers.shared_fields(fields, memo, want_pid)"},
+    {"first_needle", (PyCFunction)(void (*)(void))first_needle, METH_FASTCALL, "classify.first_needle(msg, needles)"},
+    {"key_tokens", (PyCFunction)(void (*)(void))key_tokens, METH_FASTCALL, "tokens of text that are keys of a dict, in order"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -338,6 +338,34 @@ def _signal_lines() -> list[tuple[str, str]]:
     return out
 
 
+def test_native_helpers_refuse_wrong_arguments():
+    """Each helper checks its arguments' count and types (TypeError, as a Python function's
+    call would fail) before it reads them."""
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+    ks = frozenset({"a"})
+    good = {
+        "audit_pairs": ("a=1", ks, ks),
+        "key_tokens": ("a", {"a": 1}, attribute.token_filter({"a": 1})),
+        "candidate_lines": (b"x", lazy.NEEDLES),
+        "first_needle": ("x", ("abc",)),
+        "split_syslog": ("x",),
+        "kernel_head": ("x",),
+        "shared_fields": ((("pid", "1"),), {}, True),
+    }
+    for name, args in good.items():
+        fn = getattr(fast, name)
+        fn(*args)
+        with pytest.raises(TypeError):
+            fn(*args, None)
+        with pytest.raises(TypeError):
+            fn(*args[:-1]) if name != "key_tokens" else fn(args[0])
+        for i in range(len(args) if name != "shared_fields" else 2):  # (want_pid: any truth value)
+            with pytest.raises(TypeError):
+                fn(*args[:i], 1.5, *args[i + 1 :])
+
+
 def _blocks() -> list[bytes]:
     """Every test block of a file source, the bench's lines, and generated hostile blocks."""
     out = [block for case in CASES if case != "journal" for _, block in CASES[case][1]()]
