@@ -72,11 +72,15 @@ class Baseline:
         """Feed one value; returns the current spike (new, ongoing, or just ended), else None."""
         if x is None:
             return None
-        if self.n < self.t.warmup:
+        t = self.t
+        n = self.n
+        if n < t.warmup:
             self._learn(x)
             return None
-        cur = self.spike if self.spike is not None and self.spike.active else None
-        thr = self.threshold()
+        spike = self.spike
+        cur = spike if spike is not None and spike.ended_at is None else None
+        mean, dev = self.mean, self.dev
+        thr = mean + max(t.k * dev, t.min_abs, t.rel * abs(mean))  # (threshold(), inline)
         if x > thr:
             self._above += 1
             if cur is not None:
@@ -92,7 +96,13 @@ class Baseline:
                 return self.spike
             return None  # above, not yet confirmed: do not learn from it either
         self._above = 0
-        self._learn(x)
+        if n == 0:
+            self._learn(x)
+        else:  # (_learn, inline: every value of every workload comes through here)
+            a = t.alpha
+            self.dev = (1 - a) * dev + a * abs(x - mean)
+            self.mean = (1 - a) * mean + a * x
+            self.n = n + 1
         if cur is not None:
             self.spike = _ended(cur, at)
             return self.spike
@@ -119,6 +129,25 @@ class SpikeDetector:
         b = self._series.get(key)
         if b is None:
             b = self._series[key] = Baseline(self.tuning[metric])
+        s = b.update(workload, metric, x, at)
+        if s is not None:
+            self._spikes[(workload, metric, s.started_at)] = s
+
+    def baselines(self, workload: str, metrics: tuple[Metric, ...]) -> tuple[Baseline, ...]:
+        """The baselines of one workload's `metrics` (made as needed): a caller that feeds every
+        metric of every workload at each refresh keeps them (update_one) instead of looking
+        each one up."""
+        out = []
+        for m in metrics:
+            b = self._series.get((workload, m))
+            if b is None:
+                b = self._series[(workload, m)] = Baseline(self.tuning[m])
+            out.append(b)
+        return tuple(out)
+
+    def update_one(self, b: Baseline, workload: str, metric: Metric, x: float, at: float) -> None:
+        """`update` through a baseline from `baselines` (still this detector's while its
+        workload is known)."""
         s = b.update(workload, metric, x, at)
         if s is not None:
             self._spikes[(workload, metric, s.started_at)] = s

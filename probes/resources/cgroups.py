@@ -516,6 +516,24 @@ PlanCache = dict[tuple[GroupRef, bool], list[tuple[str, str, str]]]
 Readings = dict[tuple[GroupRef, bool], tuple[tuple[str | None, ...], GroupReading]]
 
 
+class Prepared:
+    """What a refresh of the same groups repeats, made once for one list of refs (the caller
+    hands the very same list again while its groups stay the same): their plans, the files
+    in reading order, each plan's places in that order, and the last texts and readings."""
+
+    def __init__(self, refs: Sequence[GroupRef], plans: list[list[tuple[str, str, str]]]) -> None:
+        self.refs = refs
+        self.plans = plans
+        self.paths = list(dict.fromkeys(p for plan in plans for _, _, p in plan))
+        at = {p: i for i, p in enumerate(self.paths)}
+        self.places = [tuple(at[p] for _, _, p in plan) for plan in plans]
+        self.last: list[tuple[tuple[str | None, ...], GroupReading] | None] = [None] * len(refs)
+
+
+# per `limits` (True, False): the last Prepared (ResourcesProbe keeps one of these)
+PreparedCache = dict[bool, Prepared]
+
+
 async def read_groups(
     host: HostTransport,
     lay: Layout,
@@ -525,11 +543,16 @@ async def read_groups(
     cache: PlanCache | None = None,
     keep: OpenFiles | None = None,
     last: Readings | None = None,
+    prepared: PreparedCache | None = None,
 ) -> list[GroupReading]:
     """One refresh of counters (and limits, if asked) of many groups. `cache` keeps the file
     lists between refreshes (the caller clears it when the layout changes); `last` the
     readings of a refresh without limits, reused for a group whose kept-open files all
-    returned the same text (an idle group: nothing to parse again)."""
+    returned the same text (an idle group: nothing to parse again). `prepared` (with `keep`
+    and `last`): when `refs` is the very list of the last refresh, its plans and file order
+    are taken as they were, and its last readings compared by place, not looked up."""
+    if prepared is not None and keep is not None and last is not None:
+        return await _read_prepared(host, lay, refs, limits, cache, keep, prepared)
     if cache is None:
         plans = [_plan(lay, ref, limits) for ref in refs]
     else:
@@ -559,5 +582,47 @@ async def read_groups(
             continue
         g = interpret(ref.owner, plan, files, limits)
         last[(ref, limits)] = (texts, g)
+        out.append(g)
+    return out
+
+
+async def _read_prepared(
+    host: HostTransport,
+    lay: Layout,
+    refs: Sequence[GroupRef],
+    limits: bool,
+    cache: PlanCache | None,
+    keep: OpenFiles,
+    prepared: PreparedCache,
+) -> list[GroupReading]:
+    """read_groups with `prepared`: the same readings (a group whose texts are those of its
+    last reading reuses it; the texts are the very str objects OpenFiles returns for an
+    unchanged file), without making the plans, the file list and the lookups again."""
+    prep = prepared.get(limits)
+    if prep is None or prep.refs is not refs:
+        plans = []
+        for ref in refs:
+            plan = cache.get((ref, limits)) if cache is not None else None
+            if plan is None:
+                plan = _plan(lay, ref, limits)
+                if cache is not None:
+                    cache[(ref, limits)] = plan
+            plans.append(plan)
+        prep = prepared[limits] = Prepared(refs, plans)
+    paths = prep.paths
+    files = await read_files(host, paths, keep=keep)
+    if limits and len(keep) > len(paths):  # groups went away: close their files
+        keep.keep_only({host.root + p for p in paths})
+    vals = [files.get(p) for p in paths]
+    out = []
+    last = prep.last
+    for i, (ref, plan, places) in enumerate(zip(refs, prep.plans, prep.places)):
+        texts = tuple([vals[j] for j in places])
+        prev = last[i]
+        if prev is not None and prev[0] == texts:  # (identical str objects: compared by identity)
+            out.append(prev[1])
+            continue
+        g = interpret(ref.owner, plan, files, limits)
+        last[i] = (texts, g)
         out.append(g)
     return out

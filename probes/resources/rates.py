@@ -9,14 +9,6 @@ first reading of a counter likewise has no rate yet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass
-class _Last:
-    value: float
-    at: float
-
 
 class RateTracker:
     """Keeps the last reading of each (owner, counter) and turns new readings into rates.
@@ -26,7 +18,7 @@ class RateTracker:
     """
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], _Last] = {}
+        self._last: dict[tuple[str, str], tuple[float, float]] = {}  # -> (value, at)
         self.resets = 0  # counter resets seen (for diagnostics and tests)
 
     def rate(self, owner: str, counter: str, value: float | int | None, at: float) -> float | None:
@@ -37,16 +29,16 @@ class RateTracker:
             self._last.pop(key, None)
             return None
         prev = self._last.get(key)
-        self._last[key] = _Last(float(value), at)
+        self._last[key] = (float(value), at)
         if prev is None:
             return None
-        dt = at - prev.at
+        dt = at - prev[1]
         if dt <= 0:
             return None
-        if value < prev.value:
+        if value < prev[0]:
             self.resets += 1
             return None
-        return (value - prev.value) / dt
+        return (value - prev[0]) / dt
 
     def forget_missing(self, owners: set[str]) -> None:
         """Drop counters of owners not in `owners`. An owner `KEY#GEN` (a VM's key and its

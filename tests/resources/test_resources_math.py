@@ -196,6 +196,60 @@ async def test_pure_v2_tree_limits_and_counters(tmp_path):
     assert not gone.exists and gone.limits is None
 
 
+async def test_a_prepared_refresh_reads_what_a_refresh_from_scratch_reads(tmp_path):
+    """read_groups with `prepared` (the probe hands the very same list of refs while its
+    groups stay): plans, file order and last readings are kept by place. Refresh after refresh
+    its readings equal a read with nothing kept; an unchanged group's reading is reused (the
+    same object), a changed one is read anew, limits or not. A FAKE pure-v2 tree stands in
+    (a real group's counters move between two reads: they could not be compared)."""
+    root = tmp_path
+    (root / "proc").mkdir()
+    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    (root / "sys/fs/cgroup").mkdir(parents=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
+    for name in ("a", "b"):
+        g = root / "sys/fs/cgroup" / name
+        g.mkdir()
+        for k, v in {
+            "cpu.stat": "usage_usec 5000\n",
+            "memory.current": "4096\n",
+            "memory.max": "max\n",
+            "io.stat": "8:0 rbytes=7 wbytes=9\n",
+            "pids.current": "3\n",
+            "pids.max": "100\n",
+            "cpu.max": "max 100000\n",
+            "cpu.weight": "100\n",
+        }.items():
+            (g / k).write_text(v)
+    host = LocalHost(libvirt_uri=None, root=str(root))
+    lay = await cgroups.detect_layout(host)
+    refs = [cgroups.GroupRef.same_everywhere("a", "/a"), cgroups.GroupRef.same_everywhere("b", "/b")]
+    keep, plans, last, prepared = cgroups.OpenFiles(), {}, {}, {}
+    steps = [  # (limits, a file changed, the groups read anew since the last such refresh)
+        (True, None, "ab"),
+        (False, None, "ab"),
+        (False, ("a", "cpu.stat", "usage_usec 7000\n"), "a"),  # a's counter moves
+        (False, ("b", "memory.max", "1048576\n"), ""),  # a limit: not read without limits
+        (True, None, "ab"),  # (a's counter, b's limit)
+        (True, ("a", "pids.current", "4\n"), "a"),
+        (False, None, "a"),
+        (False, None, ""),
+    ]
+    prev: dict[bool, list[cgroups.GroupReading]] = {}
+    for limits, change, anew in steps:
+        if change:
+            (root / "sys/fs/cgroup" / change[0] / change[1]).write_text(change[2])
+        got = await cgroups.read_groups(
+            host, lay, refs, limits=limits, cache=plans, keep=keep, last=last, prepared=prepared
+        )
+        assert got == await cgroups.read_groups(host, lay, refs, limits=limits)
+        was = prev.get(limits, [None, None])
+        assert "".join(g.owner for g, p in zip(got, was) if g is not p) == anew, (limits, change)
+        prev[limits] = got
+    assert got[1].limits is None and got[0].cpu_ns == 7_000_000 and got[0].pids == 4
+    assert prev[True][1].limits is not None and prev[True][1].limits.mem_limit_bytes == 1048576
+
+
 def test_net_and_host_parsers():
     dev = (
         "Inter-|   Receive\n face |bytes packets errs drop fifo frame compressed multicast|\n"
