@@ -140,11 +140,11 @@ def as_text(state: State, *, verbose: bool = False) -> str:
     multi = len(state.hosts) > 1
     area = None
     new = set(state.drift.new_findings()) if state.drift is not None else set()
-    blind = {h.host.name: h for h in state.hosts if nothing_observed(h)}
+    unseen = not_observed(state)
+    blind = {n.host for n, _ in unseen}
     every = bool(blind) and len(blind) == len(state.hosts)
-    unseen = [f for f in state.findings if f.host in blind or (every and not f.host)]
-    for h in blind.values():  # one block per host never reached, not one ERROR per check
-        out.extend(_not_observed(h, [f for f in unseen if f.host in (h.host.name, "")]))
+    for n, _ in unseen:  # one block per host never reached, not one ERROR per check
+        out.extend(_not_observed(n))
     for f in _sorted(tuple(f for f in state.findings if not (f.host in blind or (every and not f.host)))):
         if f.area != area:
             area = f.area
@@ -195,11 +195,44 @@ def _by_message(errors: list[tuple[str, ProbeError]]) -> dict[tuple[str, str], l
     return out
 
 
-def _not_observed(hs: HostState, findings: list[Finding]) -> list[str]:
-    """A host where nothing was observed: its cause once, what was tried, each other distinct
-    failure once, and which checks could not look at it (each is an ERROR in JSON and
-    Prometheus: machines get one result per check)."""
-    v = visible
+@dataclass(frozen=True)
+class NotObserved:
+    """Why nothing was observed on a host, said once: the cause, what was tried, the probes
+    that failed on that cause, every other distinct failure, and the check ids that could not
+    look at it (by status). Raw host text: the renderers make it visible()."""
+
+    host: str
+    cause: str
+    tried: str
+    probes: tuple[str, ...]
+    other: tuple[tuple[str, tuple[str, ...]], ...]  # (message, its probes)
+    checks: tuple[tuple[str, tuple[str, ...]], ...]  # (status, check ids)
+
+    def checks_text(self) -> str:
+        """'42 in error (HOST-01..12, ...), 26 skipped (...)' (ids as ranges)."""
+        return ", ".join(
+            f"{len(ids)} {'in error' if st == Status.ERROR else st} ({_id_ranges(list(ids))})"
+            for st, ids in self.checks
+        )
+
+
+def not_observed(state: State) -> list[tuple[NotObserved, list[Finding]]]:
+    """Each host where nothing was observed, with its findings (and the fleet-wide ones when
+    no host was observed)."""
+    blind = [h for h in state.hosts if nothing_observed(h)]
+    every = bool(blind) and len(blind) == len(state.hosts)
+    return [
+        (
+            _why_not_observed(
+                h, fs := [f for f in state.findings if f.host == h.host.name or (every and not f.host)]
+            ),
+            fs,
+        )
+        for h in blind
+    ]
+
+
+def _why_not_observed(hs: HostState, findings: list[Finding]) -> NotObserved:
     name = hs.host.name
     cause = nothing_observed(hs)
     ssh, lv = hs.connection("ssh"), hs.connection("libvirt")
@@ -208,32 +241,43 @@ def _not_observed(hs: HostState, findings: list[Finding]) -> list[str]:
     elif hs.host.kind == HostKind.LIBVIRT and lv is not None and lv.state != ConnState.UP:
         cause = lv.detail.split("retrying: ", 1)[-1]  # (the console's "since T, retrying")
     if hs.host.kind == HostKind.SSH:
-        tried = f"SSH to {v(hs.host.address)}"
+        tried = f"SSH to {hs.host.address}"
     elif hs.host.kind == HostKind.LIBVIRT:
-        tried = f"libvirt at {v(hs.host.libvirt_uri or '')}"
+        tried = f"libvirt at {hs.host.libvirt_uri or ''}"
     else:
-        tried = f"this machine ({v(hs.host.address or name)})"
-    same, other = [], []
+        tried = f"this machine ({hs.host.address or name})"
+    same: list[str] = []
+    other: list[tuple[str, tuple[str, ...]]] = []
     for (_, message), probes in _by_message([(name, pe) for pe in hs.probe_errors]).items():
         if cause in message or message.split(": ", 1)[-1] in cause:  # ("libvirt: <cause's end>")
             same.extend(probes)
         else:
-            other.append((message, probes))
-    out = ["", f"== Not observed: {v(name)} ==", f"ERROR {v(cause)}"]
-    out.append(f"      tried: {tried}" + (f", for the probes {', '.join(map(v, same))}" if same else ""))
-    for message, probes in other:
-        out.append(f"ERROR probe{'s' if len(probes) > 1 else ''} {', '.join(map(v, probes))}: {v(message)}")
+            other.append((message, tuple(probes)))
     by_status: dict[Status, list[str]] = {}
     for f in findings:
         ids = by_status.setdefault(f.status, [])
         if f.check_id not in ids:
             ids.append(f.check_id)
-    counts = [
-        f"{len(ids)} {'in error' if st == Status.ERROR else st.value} ({_id_ranges(ids)})"
+    checks = tuple(
+        (st.value, tuple(ids))
         for st, ids in sorted(by_status.items(), key=lambda kv: STATUS_ORDER.get(kv[0], 9))
-    ]
-    if counts:
-        out.append(f"      checks that could not look at it: {', '.join(counts)}; --format json has each")
+    )
+    return NotObserved(name, cause, tried, tuple(same), tuple(other), checks)
+
+
+def _not_observed(n: NotObserved) -> list[str]:
+    """A host where nothing was observed in the text report: its cause once, what was tried,
+    each other distinct failure once, and which checks could not look at it (each is an ERROR
+    in JSON and Prometheus: machines get one result per check)."""
+    v = visible
+    out = ["", f"== Not observed: {v(n.host)} ==", f"ERROR {v(n.cause)}"]
+    out.append(
+        f"      tried: {v(n.tried)}" + (f", for the probes {', '.join(map(v, n.probes))}" if n.probes else "")
+    )
+    for message, probes in n.other:
+        out.append(f"ERROR probe{'s' if len(probes) > 1 else ''} {', '.join(map(v, probes))}: {v(message)}")
+    if n.checks:
+        out.append(f"      checks that could not look at it: {v(n.checks_text())}; --format json has each")
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from probes.checks.report import not_observed
 from probes.logs.model import LogEvent, parse_ref
 from probes.model import SEVERITY_ORDER, STATUS_ORDER, Finding, State, Status
 from probes.report.model import Ack
@@ -92,6 +93,19 @@ class RAck:
 
 
 @dataclass(frozen=True)
+class RNotObserved:
+    """A host where nothing was observed (probes/checks/report.py NotObserved): its findings
+    are all errors or skips of that one cause, said once instead of once per check."""
+
+    host: str
+    cause: str
+    tried: str
+    probes: tuple[str, ...]
+    other: tuple[tuple[str, tuple[str, ...]], ...]
+    checks: str  # '42 in error (HOST-01..12, ...), 26 skipped (...)'
+
+
+@dataclass(frozen=True)
 class Report:
     schema: int
     generated_at: float
@@ -107,6 +121,7 @@ class Report:
     logs: tuple[RLog, ...]
     acknowledgements: tuple[RAck, ...]
     passed: tuple[str, ...] = field(default=())  # check ids that passed (counted, not detailed)
+    not_observed: tuple[RNotObserved, ...] = field(default=())  # (their findings are in `findings` too)
 
 
 def _order(f: Finding) -> tuple[int, int, tuple[str, ...], str]:
@@ -227,6 +242,10 @@ def build(state: State, acks: Mapping[str, Ack] | Iterable[Ack] = (), *, now: fl
             RAck(a.check_id, a.note, a.at) for a in sorted(ack_by.values(), key=lambda a: a.at)
         ),
         passed=tuple(sorted({f.check_id for f in state.findings if f.status == Status.PASS})),
+        not_observed=tuple(
+            RNotObserved(n.host, n.cause, n.tried, n.probes, n.other, n.checks_text())
+            for n, _ in not_observed(state)
+        ),
     )
 
 
@@ -279,19 +298,34 @@ def as_markdown(report: Report) -> str:
     add(f"- Tenants involved: {', '.join(r['tenants_involved']) or 'none'}")
     add(f"- Results: {', '.join(f'{k} {v}' for k, v in r['counts']) or 'none'}")
     add("")
+    unseen = {n["host"] for n in r["not_observed"]}
+    if unseen:  # one cause said once, not once per check (the JSON has each finding)
+        add("## Not observed")
+        add("")
+        for n in r["not_observed"]:
+            add(f"- **{_cell(n['host'])}**: {_cell(n['cause'])}")
+            probes = f", for the probes {', '.join(n['probes'])}" if n["probes"] else ""
+            add(f"  - tried: {_cell(n['tried'] + probes)}")
+            for message, probes in n["other"]:
+                add(f"  - also failed ({_cell(', '.join(probes))}): {_cell(message)}")
+            if n["checks"]:
+                add(f"  - checks that could not look at it: {_cell(n['checks'])}")
+        add("")
+    every = bool(unseen) and unseen == set(r["hosts"])
+    findings = [f for f in r["findings"] if not (f["host"] in unseen or (every and not f["host"]))]
     add("## Findings")
     add("")
-    if not r["findings"]:
-        add("No failing, warning or erroring check.")
+    if not findings:
+        add("No failing, warning or erroring check" + (" on a host observed." if unseen else "."))
     else:
         add("| Status | Severity | Check | Host | Tenants | Summary | Ack |")
         add("|---|---|---|---|---|---|---|")
-        for f in r["findings"]:
+        for f in findings:
             add(
                 f"| {f['status'].upper()} | {f['severity']} | {_cell(f['check_id'])} | {_cell(f['host'])} | "
                 f"{_cell(', '.join(f['tenants']))} | {_cell(f['summary'])} | {'yes' if f['acknowledged'] else ''} |"
             )
-        for f in r["findings"]:
+        for f in findings:
             add("")
             add(f"### {f['check_id']}: {_cell(f['title'])} ({f['status'].upper()}, {f['severity']})")
             add("")

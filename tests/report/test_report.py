@@ -115,6 +115,25 @@ def test_report_command_on_the_demo_fleet(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_the_report_of_a_host_never_reached_says_its_cause_once(tmp_path, capsys):
+    """`tenantscope report --host` on a refused loopback port: the Markdown was ~1,200 lines
+    repeating the cause 84 times (a table row and a section per check in error); now a 'Not
+    observed' section says it once with what was tried, the Findings leave that host's errors
+    out; the JSON keeps every finding and names the host not observed."""
+    from tests.fixtures.sshd import free_port
+
+    port = free_port()
+    assert main(["report", "--host", f"ssh://root@127.0.0.1:{port}", "-o", str(tmp_path)]) == 2
+    md = next(tmp_path.glob("*.md")).read_text()
+    assert md.count("connection refused") == 1 and len(md.splitlines()) < 60, md
+    assert "## Not observed\n\n- **127.0.0.1:" in md and f"tried: SSH to root@127.0.0.1:{port}" in md
+    assert "No failing, warning or erroring check on a host observed." in md
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert [n["host"] for n in doc["not_observed"]] == [f"127.0.0.1:{port}"]
+    assert len([f for f in doc["findings"] if f["status"] == "error"]) > 30
+    assert "not observed" in capsys.readouterr().err
+
+
 def test_report_from_a_snapshot_and_bad_file(tmp_path, capsys):
     from probes import snapshot
 
