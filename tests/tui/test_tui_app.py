@@ -790,6 +790,32 @@ async def test_key_n_tab_n_and_grid_slot_n_are_the_same_pane():
     assert row.index(PANES[0].title) < row.index(PANES[1].title) < row.index(PANES[-1].title)
 
 
+async def test_a_new_state_is_drawn_without_a_message_through_the_apps_queue(monkeypatch):
+    """The coalescing timer draws the State itself: a StateChanged message woke the app's
+    pump and went through Textual's dispatch (~0.15 ms a State) to reach the same code."""
+    from textual.app import App
+
+    from tui.messages import StateChanged
+
+    posted: list[object] = []
+    theirs = App.post_message
+
+    def recording(self, message):  # type: ignore[no-untyped-def]
+        posted.append(message)
+        return theirs(self, message)
+
+    monkeypatch.setattr(App, "post_message", recording)
+    app, source = make_app()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        renders, state = app.renders, app.state
+        assert state is not None
+        source.push(replace(state, taken_at=T0 + 5))
+        await pilot.pause(0.3)
+        assert app.renders == renders + 1 and app.state is not None and app.state.taken_at == T0 + 5
+        assert not [m for m in posted if isinstance(m, StateChanged)]
+
+
 async def test_a_state_arriving_while_the_app_exits_is_dropped():
     """The engine may publish while the app exits (its source stops after the screens are
     gone): a State queued or posted then is dropped, not rendered into an empty screen stack
