@@ -109,7 +109,7 @@ def _pair_with_targets(hosts: list[HostTransport], uri: str) -> list[HostTranspo
             if use is not None:
                 use(uri)
             else:
-                h.host = replace(h.host, libvirt_uri=uri)
+                h.host = replace(h.host, libvirt_uri=uri, libvirt_uri_given=True)
             return hosts
     return [*hosts, LibvirtViewHost(uri)]
 

@@ -504,7 +504,7 @@ class SSHHost(HostTransport):
     def use_libvirt_uri(self, uri: str) -> None:
         """Open libvirt at the user's URI for this host (`--libvirt qemu+tls://HOST/system` with
         several targets), not through the forwarded socket; before the first use only."""
-        self.host = dataclasses.replace(self.host, libvirt_uri=uri)
+        self.host = dataclasses.replace(self.host, libvirt_uri=uri, libvirt_uri_given=True)
         self._libvirt = None
 
     async def run(
@@ -707,7 +707,14 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
     for t in targets:
         uri = t.libvirt_uri or (user_uri if len(targets) == 1 else None)
         if t.local:
-            out.append(LocalHost(t.name, libvirt_uri=uri or DEFAULT_URI, root=getattr(opts, "root", "")))
+            out.append(
+                LocalHost(
+                    t.name,
+                    libvirt_uri=uri or DEFAULT_URI,
+                    root=getattr(opts, "root", ""),
+                    libvirt_uri_given=bool(uri),
+                )
+            )
             continue
         keys = tuple(getattr(opts, "identity", ()) or ()) + ((t.identity,) if t.identity else ())
         # an explicit URI is the user's (opened as given); else libvirt goes through our connection
@@ -724,4 +731,6 @@ def hosts_from_targets(opts: Any) -> list[HostTransport]:
                 ciphers=ciphers,
             )
         )
+        if uri:  # the user's: one that does not answer is an error, not "no libvirt there"
+            out[-1].host = dataclasses.replace(out[-1].host, libvirt_uri_given=True)
     return out

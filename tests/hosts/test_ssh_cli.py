@@ -135,3 +135,16 @@ def test_bad_fleet_input_is_one_line(args, msg, capsys):
     code = main(["check", *args])
     out, err = capsys.readouterr()
     assert code == 2 and msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_libvirt_uri_named_for_an_ssh_target_that_does_not_answer_is_an_error(sshd, base, capsys):
+    """`--host hv --libvirt qemu+tcp://hv/system`: the URI is the user's (Host.libvirt_uri_given),
+    so one that does not answer is said on stderr and the run exits 2, as for the local host's
+    --libvirt and a libvirt view; the flag was set only for those, so an SSH target's failed
+    URI went unsaid (exit 0 or 1). Real sshd; libvirt's port is a refused loopback port."""
+    uri = f"qemu+tcp://127.0.0.1:{free_port()}/system"
+    args = ["--libvirt", uri, "--host", sshd.target, "--known-hosts", sshd.known_hosts]
+    code = main(["check", *args, *base])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in out + err, (code, err)
+    assert f"libvirt {uri} unreachable" in err, err
