@@ -2,9 +2,11 @@
  * in lazy.py, parsers.py, classify.py, attribute.py and model.py is the reference and the
  * fallback, and tests/logs/test_fastlog.py proves both give the same answers).
  *
- * candidate_lines(data, needles): lazy.candidate_lines for a file's block (lazy.CANDIDATE_PATTERN:
- *   the lines holding a needle, or starting with a date and holding `error` after it) in one
- *   pass that also counts the lines: ([(line, start, end), ...], number of newlines).
+ * candidate_lines(data, needles[, decode]): lazy.candidate_lines for a file's block
+ *   (lazy.CANDIDATE_PATTERN: the lines holding a needle, or starting with a date and holding
+ *   `error` after it) in one pass that also counts the lines: ([(line, start, end), ...],
+ *   number of newlines); with decode, (line, start, end, data[start:end].decode("utf-8",
+ *   "replace")) for each.
  * split_syslog(line): parsers._SYSLOG.match(line).groups(), or None.
  * kernel_head(msg): parsers.kernel_head: the [uptime] prefix and the kernel audit header.
  * first_needle(msg, needles): classify.first_needle: the first needle the message contains.
@@ -461,10 +463,13 @@ static int is_candidate(const Needles *nd, const unsigned char *p, Py_ssize_t le
 }
 
 static PyObject *candidate_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (!nargs_ok("candidate_lines", nargs, 2, 2) || !arg_ok("candidate_lines", args, 0, &PyBytes_Type) ||
+    if (!nargs_ok("candidate_lines", nargs, 2, 3) || !arg_ok("candidate_lines", args, 0, &PyBytes_Type) ||
         !arg_ok("candidate_lines", args, 1, &PyTuple_Type))
         return NULL;
     PyObject *bytes = args[0], *needles = args[1];
+    int decode = nargs > 2 ? PyObject_IsTrue(args[2]) : 0;
+    if (decode < 0)
+        return NULL;
     Needles *nd = PyMem_Calloc(1, sizeof(Needles));
     if (nd == NULL)
         return PyErr_NoMemory();
@@ -524,7 +529,16 @@ static PyObject *candidate_lines(PyObject *self, PyObject *const *args, Py_ssize
     }
     PyObject *out = PyList_New(found);
     for (Py_ssize_t k = 0; out != NULL && k < found; k++) {
-        PyObject *t = tuple_n3(spans[3 * k], spans[3 * k + 1], spans[3 * k + 2]);
+        Py_ssize_t a = spans[3 * k + 1], b = spans[3 * k + 2];
+        PyObject *t = tuple_n3(spans[3 * k], a, b);
+        if (t != NULL && decode) { /* + the line as data[a:b].decode("utf-8", "replace") */
+            PyObject *text = PyUnicode_DecodeUTF8((const char *)data + a, b - a, "replace");
+            PyObject *t4 = text ? PyTuple_Pack(4, PyTuple_GET_ITEM(t, 0), PyTuple_GET_ITEM(t, 1),
+                                               PyTuple_GET_ITEM(t, 2), text)
+                                : NULL;
+            Py_XDECREF(text);
+            Py_SETREF(t, t4);
+        }
         if (t == NULL)
             Py_CLEAR(out);
         else

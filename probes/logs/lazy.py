@@ -427,16 +427,16 @@ def _ingest_lines(
     if not data:
         return 0
     fast = None if ctx.journal else native()
-    spans: list[tuple[int, int, int]]
+    spans: list[tuple[int, int, int, str]]
     n: int
     if fast is not None:
-        spans, n = fast.candidate_lines(data, NEEDLES)
+        spans, n = fast.candidate_lines(data, NEEDLES, True)  # (the lines decoded too)
     else:
-        spans, n = candidate_lines(data, ctx.candidate)
+        found3, n = candidate_lines(data, ctx.candidate)
+        spans = [(line, a, b, data[a:b].decode("utf-8", "replace")) for line, a, b in found3]
     parse = ctx.parse
     host, source = ctx.host, ctx.source
-    for line, start, end in spans:
-        text = data[start:end].decode("utf-8", "replace")
+    for line, start, _end, text in spans:
         try:
             e = parse(text, host, source)
         except Exception as ex:  # a parser bug must not lose the line

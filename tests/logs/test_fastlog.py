@@ -348,7 +348,7 @@ def test_native_helpers_refuse_wrong_arguments():
     good = {
         "audit_pairs": ("a=1", ks, ks),
         "key_tokens": ("a", {"a": 1}, attribute.token_filter({"a": 1})),
-        "candidate_lines": (b"x", lazy.NEEDLES),
+        "candidate_lines": (b"x", lazy.NEEDLES, True),
         "first_needle": ("x", ("abc",)),
         "split_syslog": ("x",),
         "kernel_head": ("x",),
@@ -360,8 +360,10 @@ def test_native_helpers_refuse_wrong_arguments():
         with pytest.raises(TypeError):
             fn(*args, None)
         with pytest.raises(TypeError):
-            fn(*args[:-1]) if name != "key_tokens" else fn(args[0])
-        for i in range(len(args) if name != "shared_fields" else 2):  # (want_pid: any truth value)
+            fn(*args[:-1]) if name not in ("key_tokens", "candidate_lines") else fn(args[0])
+        for i in range(
+            len(args) if name not in ("shared_fields", "candidate_lines") else 2
+        ):  # (a flag: any truth value)
             with pytest.raises(TypeError):
                 fn(*args[:i], 1.5, *args[i + 1 :])
 
@@ -417,6 +419,8 @@ def test_native_candidate_lines_equal_the_python_reference():
     for data in _blocks():
         want = lazy.candidate_lines(data, rx)
         assert fast.candidate_lines(data, lazy.NEEDLES) == want, data[:300]
+        decoded = [(line, a, b, data[a:b].decode("utf-8", "replace")) for line, a, b in want[0]]
+        assert fast.candidate_lines(data, lazy.NEEDLES, True) == (decoded, want[1]), data[:300]
         found += len(want[0])
     assert found > 3000
     arabic = "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0667".encode()
