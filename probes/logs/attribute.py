@@ -398,14 +398,13 @@ class Attributor:
         self._file_hits[key] = hit
         return hit
 
-    def _tokens(self, host: str, text: str) -> Hit | None:
+    def _tokens(self, host: str, text: str, fast: Any) -> Hit | None:
         """The best hit among the message's tokens: one C-level set intersection per line
-        (most lines name no workload at all)."""
+        (most lines name no workload at all). `fast`: native(), or None."""
         cached_host, keys, filt = self._keys_for  # one tuple: the loop and a worker may both ask
         if cached_host != host:
             keys, filt = self.index.token_keys(host)
             self._keys_for = (host, keys, filt)
-        fast = native()
         found = fast.key_tokens(text, keys, filt) if fast is not None else key_tokens(text, keys)
         if not found:
             return None
@@ -460,6 +459,7 @@ class Attributor:
             order = self.clock = self.clock + 1
         if e.workload:
             return e
+        fast = native()
         at = order if late else None
         host = e.host
         tags = e.tags
@@ -486,7 +486,7 @@ class Attributor:
             if cg:
                 hit = self.index.cgroup(host, cg)
         if hit is None:
-            hit = self._tokens(host, e.message)
+            hit = self._tokens(host, e.message, fast)
             if hit is None and e.pid and e.kind != "kernel":
                 hit = self._pid(host, e.pid, at)
             elif hit is None and e.kind == "kernel" and e.message.startswith("kvm ["):
@@ -496,7 +496,6 @@ class Attributor:
             return e
         if hit is not None and e.pid and hit.rank <= 3 and e.kind in ("audit", "qemu") and not late:
             self.learn_pid(host, e.pid, hit, order)
-        fast = native()
         if fresh:
             return (fast.set_attribution if fast is not None else set_attribution)(
                 e,

@@ -23,6 +23,7 @@ The first cheap test is substring search (C speed); the regex runs only on candi
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from probes.logs.fastlog import native
 from probes.logs.model import SEVERITY_RANK
@@ -142,7 +143,11 @@ def first_needle(msg: str, needles: tuple[str, ...]) -> int:
 
 def classify(msg: str, kind: str = "", program: str = "") -> tuple[str | None, str | None]:
     """(tag, implied severity) of a message; (None, None) for ordinary lines."""
-    fast = native()
+    return classify_with(native(), msg)
+
+
+def classify_with(fast: Any, msg: str) -> tuple[str | None, str | None]:
+    """classify, with native() given (the parsers have it at hand)."""
     k = fast.first_needle(msg, _NEEDLES) if fast is not None else first_needle(msg, _NEEDLES)
     if k < 0:
         return None, None

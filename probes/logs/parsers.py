@@ -21,7 +21,7 @@ from probes.logs.fastlog import native
 from probes.logs.model import SEVERITIES, SEVERITY_RANK, LogEvent, new_event
 
 MAX_MESSAGE = 64 * 1024
-_classify = classify.classify  # stored; the display cuts at 16 KiB with a marker
+_classify = classify.classify_with  # stored; the display cuts at 16 KiB with a marker
 _RANK = SEVERITY_RANK
 # one tags tuple per tag, shared by every entry (an entry per signal line is built: a fresh
 # one-tuple each time was one more object for the cyclic collector to walk)
@@ -296,7 +296,7 @@ def _event(
         msg = msg[:MAX_MESSAGE]
     fast = native()
     make = fast.new_event if fast is not None else new_event
-    tag, sev = _classify(msg, kind, program)
+    tag, sev = _classify(fast, msg)
     if tag:
         fields = signal_fields(tag, msg)
         if extra:
