@@ -57,7 +57,7 @@ def connection_text(c: Connection, tz: tzinfo | None, variables: dict[str, str])
         if c.since:
             out.append(f" since {hhmmss(c.since, tz)}")
         out.append(", retrying")
-        if c.what != "ssh" and c.detail:
+        if c.detail:
             why = c.detail.split("retrying: ", 1)[-1]
             out.append(" (")
             out.append_text(untrusted(why if len(why) <= 80 else why[:79] + "…"))
@@ -184,7 +184,9 @@ def header_parts(
             part.append(f" {LIBVIRT_VIEW_NOTE}", style="italic")
         if not h.connections and not h.observed:
             part.append(" waiting for the first observation", style="italic")
-        for c in h.connections:
+        ssh = next((c for c in h.connections if c.what == "ssh"), None)
+        # a host whose SSH is down says so once: its areas (libvirt) are down because of it
+        for c in (ssh,) if ssh is not None and ssh.state in _DOWN else h.connections:
             part.append("  ")
             part.append_text(connection_text(c, tz, variables))
         parts.append(part)

@@ -67,3 +67,32 @@ def test_the_header_is_made_from_its_inputs_alone():
     other = replace(st, findings=(), hosts=tuple(replace(h, workloads=(), samples=None) for h in st.hosts))
     assert header_inputs(other) == header_inputs(st)
     assert header_inputs(sample_state(errors=True)) != header_inputs(st)  # the error count
+
+
+def test_a_host_whose_ssh_is_down_is_said_once_with_why():
+    """Two hosts never reached (140 columns): each was 'libvirt: unavailable ... (SSH connection
+    down: <why>)  ssh: unreachable since T, retrying' (the why only in the libvirt part), four
+    lines in a 3-line header: the second host and the refresh were cut off. A host whose SSH is
+    down now shows its SSH state with the why, once; its areas are down because of it."""
+    from tui.header import header_text
+
+    def down(i: int, why: str) -> HostState:
+        return HostState(
+            host=Host(f"hv{i}", kind=HostKind.SSH),
+            connections=(
+                Connection(
+                    "libvirt",
+                    ConnState.UNREACHABLE,
+                    f"unreachable since 12:00, retrying: SSH connection down: {why}",
+                    T0,
+                ),
+                Connection("ssh", ConnState.UNREACHABLE, why, T0),
+            ),
+            refreshed_at=T0,
+        )
+
+    st = State(hosts=(down(1, "connection refused"), down(2, "Name or service not known")), source="live")
+    text = header_text(st, T0 + 1, None, 10.0, {}, 120).plain
+    assert len(text.split("\n")) <= 2, text
+    assert "hv1  ✗ ssh: unreachable since" in text and "retrying (connection refused)" in text
+    assert "(Name or service not known)" in text and "refreshed" in text and "libvirt" not in text
