@@ -436,6 +436,8 @@ class SSHHost(HostTransport):
             return HostUnreachable(f"{who}: unreachable: no answer within {self._connect_timeout:g} s")
         if isinstance(e, ConnectionRefusedError):
             return HostUnreachable(f"{who}: unreachable: connection refused")
+        if isinstance(e, UnicodeError):  # the resolver's IDNA encoding ('a..b', a 64+ label)
+            return HostUnreachable(f"{who}: unreachable: not a valid host name (an empty or too long label)")
         if isinstance(e, OSError):
             return HostUnreachable(f"{who}: unreachable: {e.strerror or _first_line(e)}")
         if isinstance(e, asyncssh.Error):

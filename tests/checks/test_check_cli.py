@@ -198,6 +198,14 @@ def test_a_missing_libvirt_test_file_prints_nothing_past_our_messages(capfd, tmp
     assert out.count(f"no such file {missing}") == 1 and "not observed" in err
 
 
+def test_a_host_name_with_an_empty_label_is_said_in_words(capsys):
+    """`--host nosuch..host` (a typo): the resolver's IDNA encoding refused it and the user read
+    "UnicodeError: encoding with 'idna' codec failed (UnicodeError: label empty or too long)"."""
+    rc, out, err = run(capsys, "--host", "root@nosuch..host")
+    assert rc == 2 and "idna" not in out + err and "UnicodeError" not in out + err, err
+    assert "nosuch..host: unreachable: not a valid host name (an empty or too long label)" in err
+
+
 def test_probe_errors_of_one_cause_are_one_line():
     """The text report's probe errors: one line per distinct failure on a host, naming its probes."""
     from probes.model import Host, HostState, ProbeError, State, Workload, WorkloadKind
