@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from probes.checks import report
+from tests.helpers import needs_tool
 from tui.cli import main
 
 # The demo fleet's planted isolation faults (probes/demo/fleet.xml): check id -> tenants of a
@@ -204,6 +205,18 @@ def test_a_host_name_with_an_empty_label_is_said_in_words(capsys):
     rc, out, err = run(capsys, "--host", "root@nosuch..host")
     assert rc == 2 and "idna" not in out + err and "UnicodeError" not in out + err, err
     assert "nosuch..host: unreachable: not a valid host name (an empty or too long label)" in err
+
+
+@needs_tool("journalctl")
+def test_a_journal_file_named_but_not_readable_is_said_and_exits_2(capsys, tmp_path):
+    """`--journal-file` naming a file that is not a journal: LOG-01 passed ('nothing found')
+    and nothing said the journal was never read; now stderr names it with journalctl's words
+    and the run exits 2 (the run itself failed, as for a --libvirt URI that did not answer)."""
+    bad = tmp_path / "not-a-journal.journal"
+    bad.write_text("garbage\n")
+    rc, out, err = run(capsys, "--journal-file", str(bad), "--check", "LOG-01")
+    assert rc == 2, (out, err)
+    assert f"journal:{bad} absent: Failed to open files" in err, err
 
 
 def test_probe_errors_of_one_cause_are_one_line():

@@ -260,7 +260,8 @@ def observation_problems(state: State) -> list[str]:
     """One line per host that could not be observed, for the headless commands: an SSH
     connection that is not up; a host seen only through libvirt whose libvirt did not answer
     (its only source: every VM check errs, the others pass on nothing); the local host's
-    libvirt when `--libvirt URI` named it and it did not answer; every probe failed."""
+    libvirt when `--libvirt URI` named it and it did not answer; a journal the user named that
+    could not be read (the log checks passed on nothing); every probe failed."""
     from probes.checks.base import nothing_observed
     from probes.hosts.connection import connection_problems
     from probes.model import ConnState
@@ -278,6 +279,10 @@ def observation_problems(state: State) -> list[str]:
             why = why.removeprefix(f"cannot connect to {uri}: ")
             what = " not observed:" if hs.host.name in unseen else ":"
             out.append(f"{visible(hs.host.name)}{what} libvirt {visible(uri)} {c.state}: {visible(why)}")
+    for hs in state.hosts:  # a journal the user named (--journal-file, --journal-dir) not read
+        for src in hs.logs.sources if hs.logs is not None else ():
+            if src.name.startswith("journal:") and src.state in ("absent", "failed", "unreadable"):
+                out.append(f"{visible(hs.host.name)}: {visible(src.name)} {src.state}: {visible(src.detail)}")
     if not out and state.hosts and all(_all_probes_failed(h) for h in state.hosts):
         out.append("every probe failed on every host: nothing was observed")
     return out
