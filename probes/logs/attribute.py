@@ -72,6 +72,21 @@ def token_filter(keys: Mapping[str, object]) -> bytes:
     return bytes(bits)
 
 
+def cgroup_field(fields: tuple[tuple[str, str], ...]) -> str:
+    """e.field("systemd_cgroup") or e.field("systemd_unit") in one pass (the first value of
+    each key counts)."""
+    cg = unit = None
+    for k, v in fields:
+        if k == "systemd_cgroup":
+            if cg is None:
+                if v:
+                    return v
+                cg = v
+        elif k == "systemd_unit" and unit is None:
+            unit = v
+    return unit or ""
+
+
 _MCS = re.compile(r":(c\d+(?:[.,]c\d+)*)$")
 _CG_PATTERNS = (
     re.compile(r"machine-qemu\\x2d\d+\\x2d(.+?)\.scope"),
@@ -398,13 +413,18 @@ class Attributor:
         self._file_hits[key] = hit
         return hit
 
+    def _key_dicts(self, host: str) -> tuple[dict[str, object], bytes]:
+        """index.token_keys(host), kept for the next entry (of the same host, mostly)."""
+        keys, filt = self.index.token_keys(host)
+        self._keys_for = (host, keys, filt)
+        return keys, filt
+
     def _tokens(self, host: str, text: str, fast: Any) -> Hit | None:
         """The best hit among the message's tokens: one C-level set intersection per line
         (most lines name no workload at all). `fast`: native(), or None."""
         cached_host, keys, filt = self._keys_for  # one tuple: the loop and a worker may both ask
         if cached_host != host:
-            keys, filt = self.index.token_keys(host)
-            self._keys_for = (host, keys, filt)
+            keys, filt = self._key_dicts(host)
         found = fast.key_tokens(text, keys, filt) if fast is not None else key_tokens(text, keys)
         if not found:
             return None
@@ -432,21 +452,25 @@ class Attributor:
     def _mac_denial(self, e: LogEvent, order: int | None) -> tuple[Hit | None, Hit | None]:
         f = dict(e.fields)
         host = e.host
-        subj = None
+        # the host's and the global keys in one dict: index.get(host, key) in one lookup
+        cached_host, keys, _ = self._keys_for  # (one read: the loop and a worker may both ask)
+        if cached_host != host:
+            keys = self._key_dicts(host)[0]
+        subj: object = None
         prof = f.get("profile", "")
         if prof.startswith("libvirt-"):
-            subj = self.index.get(host, prof.lower())
-        if subj is None and f.get("scontext"):
-            subj = self.index.get(host, "mcs:" + self._mcs_pair(f["scontext"]))
-        if subj is None and f.get("pid", "").isdigit():
-            subj = self._pid(host, int(f["pid"]), order)
-        obj = None
+            subj = keys.get(prof.lower())
+        if not isinstance(subj, Hit) and f.get("scontext"):
+            subj = keys.get("mcs:" + self._mcs_pair(f["scontext"]))
+        if not isinstance(subj, Hit):
+            subj = self._pid(host, int(f["pid"]), order) if f.get("pid", "").isdigit() else None
+        obj: object = None
         if f.get("tcontext"):
-            obj = self.index.get(host, "mcs:" + self._mcs_pair(f["tcontext"]))
+            obj = keys.get("mcs:" + self._mcs_pair(f["tcontext"]))
         for k in ("path", "name"):
-            if obj is None and f.get(k, "").startswith("/"):
-                obj = self.index.get(host, "path:" + f[k])
-        return subj, obj
+            if not isinstance(obj, Hit) and f.get(k, "").startswith("/"):
+                obj = keys.get("path:" + f[k])
+        return subj, obj if isinstance(obj, Hit) else None
 
     def attribute(
         self, e: LogEvent, order: int | None = None, *, late: bool = False, fresh: bool = False
@@ -482,7 +506,7 @@ class Attributor:
         if hit is None and "/qemu/" in e.source:  # a domain's own log file
             hit = self._file(host, e.source)
         if hit is None and e.fields:
-            cg = e.field("systemd_cgroup") or e.field("systemd_unit")
+            cg = cgroup_field(e.fields)
             if cg:
                 hit = self.index.cgroup(host, cg)
         if hit is None:
