@@ -478,6 +478,11 @@ def _read_counters(paths: Iterable[str], root: str, keep: OpenFiles) -> dict[str
     return {p: keep.read(root + p) for p in paths}
 
 
+def _read_values(paths: Iterable[str], root: str, keep: OpenFiles) -> list[str | None]:
+    read = keep.read
+    return [read(root + p) for p in paths]
+
+
 # Kept-open counter files re-read with pread cost ~1-2 us each: a refresh of up to this many
 # (a file opened by path counting 8) is read on the event loop, which costs less CPU than a
 # worker-thread hop and its wake-ups (~0.5 ms at most on the loop); more (hundreds of groups,
@@ -610,10 +615,18 @@ async def _read_prepared(
             plans.append(plan)
         prep = prepared[limits] = Prepared(refs, plans)
     paths = prep.paths
-    files = await read_files(host, paths, keep=keep)
+    files: Mapping[str, str | None] | None = None
+    if host.is_local:  # the texts in reading order, no mapping made unless a group changed
+        n_new = keep.not_open(paths, host.root)
+        if len(paths) - n_new + 8 * n_new <= ON_LOOP_FILES:
+            vals = _read_values(paths, host.root, keep)
+        else:
+            vals = await asyncio.to_thread(_read_values, paths, host.root, keep)
+    else:
+        files = await read_files(host, paths, keep=keep)
+        vals = [files.get(p) for p in paths]
     if limits and len(keep) > len(paths):  # groups went away: close their files
         keep.keep_only({host.root + p for p in paths})
-    vals = [files.get(p) for p in paths]
     out = []
     last = prep.last
     for i, (ref, plan, places) in enumerate(zip(refs, prep.plans, prep.places)):
@@ -622,6 +635,8 @@ async def _read_prepared(
         if prev is not None and prev[0] == texts:  # (identical str objects: compared by identity)
             out.append(prev[1])
             continue
+        if files is None:
+            files = dict(zip(paths, vals))
         g = interpret(ref.owner, plan, files, limits)
         last[i] = (texts, g)
         out.append(g)

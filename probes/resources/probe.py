@@ -53,6 +53,9 @@ _RUNNING = {
 }
 
 
+PROC_FILES_KEPT = 4096  # /proc/PID/cgroup files kept open (more containers: opened by path)
+
+
 class ResourcesProbe(Probe[ResourceSnapshot]):
     name = "resources"
     figures = True  # read less often on hosts not on screen (Engine.show_hosts)
@@ -84,6 +87,8 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._limits: dict[str, Limits] = {}
         self._tried: set[str] = set()  # containers whose limits were read at least once
         self._cg_paths: dict[int, tuple[tuple[str, str], ...]] = {}  # pid -> controller paths
+        self._cg_texts: dict[int, tuple[str, tuple[tuple[str, str], ...]]] = {}  # its /proc/PID/cgroup
+        self._open_procs: cgroups.OpenFiles | None = None  # the /proc/PID/cgroup files (local)
         self._workloads: tuple[Workload, ...] = ()
         self._layout: cgroups.Layout | None = None
         self._plans: cgroups.PlanCache = {}
@@ -146,10 +151,10 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         return tuple(found)
 
     async def close(self) -> None:
-        for f in (self._open, self._open_totals):
+        for f in (self._open, self._open_totals, self._open_procs):
             if f is not None:
                 f.close()
-        self._open = self._open_totals = None
+        self._open = self._open_totals = self._open_procs = None
         if self._dom is not None:
             await asyncio.get_running_loop().run_in_executor(self._dom_thread, self._dom.close)
         if self._link is not None:
@@ -273,13 +278,28 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
             and (with_limits or w.container.init_pid not in self._cg_paths)
         ]
         if pids:
-            files = await cgroups.read_files(host, [f"/proc/{p}/cgroup" for p in pids])
+            # locally kept open too (re-read at every limits refresh: 50 opens by path and a
+            # worker hop every 10 s); the same text (the same str from OpenFiles) is not parsed again
+            if host.is_local and self._open_procs is None:
+                self._open_procs = cgroups.OpenFiles(budget=PROC_FILES_KEPT)
+            names = [f"/proc/{p}/cgroup" for p in pids]
+            files = await cgroups.read_files(host, names, keep=self._open_procs)
+            if self._open_procs is not None and len(self._open_procs) > len(names):
+                self._open_procs.keep_only({host.root + n for n in names})  # gone processes'
+            if len(self._cg_texts) > len(pids):
+                asked = set(pids)
+                self._cg_texts = {p: v for p, v in self._cg_texts.items() if p in asked}
             for p in pids:
                 text = files.get(f"/proc/{p}/cgroup")
-                if text:
+                seen = self._cg_texts.get(p)
+                if text and seen is not None and seen[0] is text:
+                    paths = seen[1]
+                elif text:
                     paths = tuple(sorted(cgroups.parse_proc_cgroup(text).items()))
+                    self._cg_texts[p] = (text, paths)
                 else:
                     paths = None
+                    self._cg_texts.pop(p, None)
                 if self._cg_paths.get(p) != paths:
                     self._refs = None  # a group moved (or its process went): refs anew
                     if paths:

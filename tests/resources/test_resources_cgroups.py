@@ -301,3 +301,29 @@ async def test_an_idle_groups_files_stay_open_and_its_reading_is_reused(cgroup_f
     monkeypatch.setattr(os, "open", real_open)
     cg.cleanup()
     assert not (await read(False)).exists
+
+
+async def test_a_limits_refresh_rereads_the_init_processes_cgroup_files_without_opening_them(
+    cgroup_factory, monkeypatch
+):
+    """Every limits refresh re-reads each container's /proc/PID/cgroup (a container moved to
+    another group is followed): locally those files stay open too (they were opened by path,
+    in a worker-thread hop, every 10 s). A process that is gone reads as gone."""
+    import os
+
+    cg = cgroup_factory()
+    init = cg.spawn(IDLE)
+    w = container(LocalHost(libvirt_uri=None), cg.name, cg.path, init)
+    rig = Rig([w], limits_every=1)
+    await rig.refresh(2)
+    assert rig.sample(w.key).live is not None and rig.sample(w.key).pids == 1
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    await rig.refresh(2)  # two limits refreshes
+    monkeypatch.setattr(os, "open", real_open)
+    assert opened and f"/proc/{init}/cgroup" not in opened  # (its net counters: opened)
+    assert rig.sample(w.key).live is not None and rig.sample(w.key).pids == 1
+    cg.cleanup()
+    await rig.refresh(1)
+    assert rig.sample(w.key).note == "cgroup not found"
