@@ -235,3 +235,26 @@ def test_a_findings_workloads_read_as_names_on_their_host():
     assert "Workloads\nacme-db-1 (vm on demo-hv1)\n" in text
     assert "(container on hv/2)" in text and "\nodd-key\n" in text
     assert "\x1b" not in text
+
+
+def test_a_log_lines_workloads_read_as_names_on_their_host():
+    """The log line detail said 'workload: demo-hv1/vm/initech-build-1' (the key): now as the
+    finding detail names it, for the touched workload of a MAC denial too."""
+    from probes.logs.model import LogEvent
+    from tui.screens.log_line import log_line_text
+
+    e = LogEvent(
+        at=T0,
+        host="demo-hv1",
+        source="file:/var/log/syslog",
+        severity="err",
+        message="m",
+        tenant="initech",
+        workload="demo-hv1/vm/initech-build-1",
+        attributed_by="name",
+        target_tenant="acme",
+        target_workload="demo-hv1/vm/acme-db-1",
+    )
+    text = log_line_text(e).plain
+    assert "\nworkload: initech-build-1 (vm on demo-hv1)\n" in text
+    assert "\ntouched workload: acme-db-1 (vm on demo-hv1)" in text and "/vm/" not in text

@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 
 from tui.safe import untrusted
 from tui.screens.detail import DetailScreen
+from tui.screens.finding import workload_text
 
 
 def log_line_text(e: Any) -> Text:
@@ -36,15 +37,21 @@ def log_line_text(e: Any) -> Text:
     row("program", f"{e.program}[{e.pid}]" if e.pid else e.program)
     row("severity", e.severity)
     row("isolation signals", ", ".join(e.tags))
+
+    def workload(label: str, key: str) -> None:
+        if key:  # 'acme-db-1 (vm on demo-hv1)', as the finding detail names it
+            out.append(f"\n{label}: ", style="bold")
+            out.append_text(workload_text(key))
+
     if e.tenant:
         row("tenant", e.tenant)
-        row("workload", e.workload)
+        workload("workload", e.workload)
         row("attributed by", e.attributed_by)
     else:
         out.append("\ntenant: ", style="bold")
         out.append("none (nothing in the line names a workload)", style="italic")
     row("touched tenant", getattr(e, "target_tenant", ""))
-    row("touched workload", getattr(e, "target_workload", ""))
+    workload("touched workload", getattr(e, "target_workload", ""))
     for k, v in getattr(e, "fields", ()):
         row(k, v)
     out.append("\n\nmessage\n", style="bold underline")
