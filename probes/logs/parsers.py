@@ -99,7 +99,10 @@ def _iso_minute(s: str) -> float:
 def iso_time(s: str) -> float:
     """ISO-ish timestamps of syslog, libvirt and qemu, with fraction and zone."""
     try:  # cached per minute
-        t = _cached(s[:16], _iso_minute) + int(s[17:19])
+        base = _ts_cache.get(s[:16])
+        if base is None:
+            base = _cached(s[:16], _iso_minute)
+        t = base + int(s[17:19])
     except (ValueError, IndexError):
         return 0.0
     rest = s[19:]
@@ -435,8 +438,9 @@ def parse_qemu(line: str, host: str, source: str, *, last_at: float = 0.0) -> Lo
         return _event(last_at, host, source, "info", line, "qemu", "qemu")
     msg = m.group("msg")
     sev = "info"
-    if "error" in msg.lower() or (msg.startswith("qemu-system") and ": " in msg and "terminating" not in msg):
-        sev = "err" if "error" in msg.lower() else "warning"
+    error = "error" in msg.lower()
+    if error or (msg.startswith("qemu-system") and ": " in msg and "terminating" not in msg):
+        sev = "err" if error else "warning"
     return _event(iso_time(m.group("ts")), host, source, sev, msg, "qemu", "qemu")
 
 
