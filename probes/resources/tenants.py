@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import add
+from operator import add, attrgetter
 
 from probes.model import State, Workload
 from probes.resources.model import History, Sample
@@ -52,14 +52,14 @@ def _sum_series(series: Iterable[tuple[float, ...]]) -> tuple[float, ...]:
     series = [s for s in series if s]
     if not series:
         return ()
-    n = max(len(s) for s in series)
+    n = max(map(len, series))
     out = [0.0] * n
     for s in series:
-        off = n - len(s)
-        if off:
-            out[off:] = map(add, out[off:], s)
-        else:
+        if len(s) == n:
             out = list(map(add, out, s))
+        else:
+            off = n - len(s)
+            out[off:] = map(add, out[off:], s)
     return tuple(out)
 
 
@@ -92,15 +92,18 @@ def usage_of(
         net_bps=_sum(s.net_bps for s in samples),
         cpu_quota_cores=sum(q for q in quotas if q is not None) if quotas and cpu_unl == 0 else None,
         cpu_weight=sum(weights) if weights else None,
-        cpu_hist=_sum_series(_last(h.cpu, points) for h in hist),
-        mem_hist=_sum_series(_last(h.mem, points) for h in hist),
-        disk_hist=_sum_series(_last(h.disk, points) for h in hist),
-        net_hist=_sum_series(_last(h.net, points) for h in hist),
+        cpu_hist=_sum_series(_last(hist, "cpu", points)),
+        mem_hist=_sum_series(_last(hist, "mem", points)),
+        disk_hist=_sum_series(_last(hist, "disk", points)),
+        net_hist=_sum_series(_last(hist, "net", points)),
     )
 
 
-def _last(series: tuple[float, ...], points: int) -> tuple[float, ...]:
-    return series[-points:] if points > 0 else series
+def _last(hist: list[History], metric: str, points: int) -> list[tuple[float, ...]]:
+    """Each history's series of `metric`, its last `points` only when given (one pass, no
+    call per series: the pane sums them at every redraw)."""
+    series = list(map(attrgetter(metric), hist))
+    return [s[-points:] for s in series] if points > 0 else series
 
 
 def series_of(state: State, workloads: Iterable[str], metric: str) -> tuple[float, ...]:
