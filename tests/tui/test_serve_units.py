@@ -119,3 +119,14 @@ async def test_presenters_header_counts_followers(tmp_path, monkeypatch) -> None
         await pilot.pause()
         r = app.query_one("#header-main").render()
         assert "presenting" not in (r.plain if isinstance(r, Text) else str(r))
+
+
+def test_listen_says_what_is_wrong() -> None:
+    """`--listen 127.0.0.1:0` said "expected ADDRESS:PORT" (it was one): the port is out of range."""
+    from tui.serve.server import ServeError, parse_listen
+
+    assert parse_listen("127.0.0.1:2222") == ("127.0.0.1", 2222)
+    with pytest.raises(ServeError, match=r"port 0 out of range \(1-65535\)"):
+        parse_listen("127.0.0.1:0")
+    with pytest.raises(ServeError, match="expected ADDRESS:PORT"):
+        parse_listen("127.0.0.1")

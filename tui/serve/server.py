@@ -358,8 +358,10 @@ class Hub:
 
 def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit():
         raise ServeError(f"--listen {text!r}: expected ADDRESS:PORT, e.g. 127.0.0.1:2222")
+    if not 0 < int(port) < 65536:
+        raise ServeError(f"--listen {text!r}: port {port} out of range (1-65535)")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
