@@ -84,6 +84,10 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._hist: dict[str, dict[Metric, deque[float]]] = {}
         self._hist_at: deque[float] = deque(maxlen=HISTORY_LEN)
         self._bases: dict[str, tuple[Baseline, ...]] = {}  # the detector's, per workload (_ALL_METRICS)
+        # per workload: its last points (cpu, mem, disk, net) and how many refreshes in a row
+        # brought those same points; and the History objects of the last snapshot
+        self._same_points: dict[str, tuple[tuple[float, float, float, float], int]] = {}
+        self._histories: dict[str, History] = {}
         self._limits: dict[str, Limits] = {}
         self._tried: set[str] = set()  # containers whose limits were read at least once
         self._cg_paths: dict[int, tuple[tuple[str, str], ...]] = {}  # pid -> controller paths
@@ -489,7 +493,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         self._hist_at.append(now)
         detector = self.detector
         update = detector.update_one
-        hists, bases = self._hist, self._bases
+        hists, bases, lasts = self._hist, self._bases, self._same_points
         cpu_m, mem_m, disk_m, net_m, steal_m = _ALL_METRICS
         for s in samples:  # (Sample.value of each metric, inline: 50 workloads x 5 a refresh)
             w = s.workload
@@ -501,10 +505,16 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 bs = bases[w] = detector.baselines(w, _ALL_METRICS)
             cpu, mem, disk, net, steal = s.cpu_pct, s.mem_bytes, s.disk_bps, s.net_bps, s.steal_pct
             memf = float(mem) if mem is not None else None
-            h[cpu_m].append(cpu or 0.0)
-            h[mem_m].append(memf or 0.0)
-            h[disk_m].append(disk or 0.0)
-            h[net_m].append(net or 0.0)
+            points = (cpu or 0.0, memf or 0.0, disk or 0.0, net or 0.0)
+            prev = lasts.get(w)
+            if prev is not None and prev[0] == points:
+                lasts[w] = (points, prev[1] + 1)
+            else:
+                lasts[w] = (points, 1)
+            h[cpu_m].append(points[0])
+            h[mem_m].append(points[1])
+            h[disk_m].append(points[2])
+            h[net_m].append(points[3])
             if cpu is not None:
                 update(bs[0], w, cpu_m, cpu, now)
             if memf is not None:
@@ -521,17 +531,25 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 del self._hist[k]
             for k in [k for k in bases if k not in keys]:
                 del bases[k]  # (the detector forgets their baselines below)
+            for k in [k for k in lasts if k not in keys]:
+                del lasts[k]
             self._rates.forget_missing(keys | {"@host"})
             for k in [k for k in self._limits if k not in keys]:
                 del self._limits[k]
             self._tried &= keys
         self.detector.forget_missing(keys, now)
+        # a workload whose last HISTORY_LEN + 1 points were all the same (an idle one: zeros and
+        # a constant memory) has the very same history as last time: that History is handed on
+        made = self._histories
         history = tuple(
-            History(
+            made[k]
+            if k in made and lasts[k][1] > HISTORY_LEN
+            else History(
                 k, tuple(h[Metric.CPU]), tuple(h[Metric.MEM]), tuple(h[Metric.DISK]), tuple(h[Metric.NET])
             )
             for k, h in sorted(self._hist.items())
         )
+        self._histories = {hi.workload: hi for hi in history}
         return ResourceSnapshot(
             samples=tuple(sorted(samples, key=lambda s: s.workload)),
             at=now,

@@ -564,3 +564,55 @@ def test_sparkline_points_are_the_last_of_the_whole_sums():
             full = getattr(a, f"{m}_hist")
             assert getattr(b, f"{m}_hist") == full[-6:]
             assert series_of(st, a.workloads, m) == full
+
+
+async def test_an_idle_workloads_history_is_handed_on_unchanged(tmp_path):
+    """A workload whose points stayed the same for the whole history (an idle container:
+    zero rates, the same memory) has the very same History object as the last snapshot (it
+    was made anew, four tuples of HISTORY_LEN points, at every refresh); a point that moves
+    makes a new one, with the same values a fresh one would have. A FAKE v2 tree stands in
+    for the groups (a real one's memory moves now and then)."""
+    from probes.model import ContainerDetails, HostState, Workload, WorkloadKind
+    from probes.resources.model import HISTORY_LEN
+    from probes.resources.probe import ResourcesProbe
+
+    root = tmp_path
+    (root / "proc").mkdir()
+    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    (root / "sys/fs/cgroup").mkdir(parents=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
+    for name in ("idle", "busy"):
+        g = root / "sys/fs/cgroup" / name
+        g.mkdir()
+        for k, v in {
+            "cpu.stat": "usage_usec 5000\n",
+            "memory.current": "4096\n",
+            "io.stat": "",
+            "pids.current": "1\n",
+        }.items():
+            (g / k).write_text(v)
+    host = LocalHost(libvirt_uri=None, root=str(root))
+    ws = tuple(
+        Workload(
+            WorkloadKind.CONTAINER, n, host.name, container=ContainerDetails(runtime="test", cgroup=f"/{n}")
+        )
+        for n in ("busy", "idle")
+    )
+    probe = ResourcesProbe(libvirt=False, host_totals=False)
+    hs = HostState(host=host.host, workloads=ws)
+    snaps = []
+    for i in range(HISTORY_LEN + 3):
+        (root / "sys/fs/cgroup/busy/cpu.stat").write_text(f"usage_usec {5000 + 1000 * i}\n")
+        hs = probe.merge(hs, await probe.collect(host))
+        snaps.append(hs.samples)
+    await probe.close()
+    (busy_a, idle_a), (busy_b, idle_b) = snaps[-2].history, snaps[-1].history
+    assert idle_b is idle_a and idle_b.cpu == (0.0,) * HISTORY_LEN and idle_b.mem == (4096.0,) * HISTORY_LEN
+    assert busy_b is not busy_a and busy_b.cpu[-1] > 0
+    # handed on from the first refresh whose last snapshot already held HISTORY_LEN such points
+    idle = [sn.history[1] for sn in snaps[1:]]  # (the first collect came before the first merge)
+    assert (
+        idle[HISTORY_LEN - 1] is not idle[HISTORY_LEN - 2]
+        and len(idle[HISTORY_LEN - 2].cpu) == HISTORY_LEN - 1
+    )
+    assert idle[HISTORY_LEN] is idle[HISTORY_LEN - 1] and len(snaps[-1].history_at) == HISTORY_LEN
