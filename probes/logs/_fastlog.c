@@ -17,8 +17,9 @@
  * key_tokens(text, keys[, filter]): the tokens of
  *   re.findall(r"[A-Za-z0-9_\\-]++(?:[.:][A-Za-z0-9_\\-]++)*+", text) that are keys of the
  *   dict `keys`, in order (attribute.Attributor._tokens; the filter: attribute.token_filter).
- * event_class(cls, attribution), new_event(*values), set_attribution(e, *values):
- *   model.new_event and model.set_attribution for the registered class (model.LogEvent).
+ * event_class(cls, attribution, seq), new_event(*values), set_attribution(e, *values),
+ *   place_entries(found, items, first): model.new_event, model.set_attribution and
+ *   ring.Ring.append_chunk's loop for the registered class (model.LogEvent).
  *
  * Character classes are the re module's for str patterns (\w: Py_UNICODE_ISALNUM or '_';
  * \s: Py_UNICODE_ISSPACE; \d: Py_UNICODE_ISDECIMAL; '.': anything but '\n'). Every index is
@@ -883,6 +884,7 @@ static PyMemberDef *event_members[MAX_SLOTS];
 static Py_ssize_t event_nslots = 0;
 static PyMemberDef *attribution_members[MAX_SLOTS];
 static Py_ssize_t attribution_n = 0;
+static PyMemberDef *seq_member = NULL;
 
 static PyMemberDef *object_slot(PyTypeObject *cls, PyObject *name, PyObject *keep) {
     PyObject *d = PyDict_GetItemWithError(cls->tp_dict, name); /* borrowed */
@@ -906,8 +908,8 @@ static PyMemberDef *object_slot(PyTypeObject *cls, PyObject *name, PyObject *kee
 }
 
 static PyObject *event_class(PyObject *self, PyObject *args) {
-    PyObject *cls, *attribution;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyTuple_Type, &attribution))
+    PyObject *cls, *attribution, *seq_name;
+    if (!PyArg_ParseTuple(args, "O!O!U", &PyType_Type, &cls, &PyTuple_Type, &attribution, &seq_name))
         return NULL;
     PyTypeObject *t = (PyTypeObject *)cls;
     PyObject *slots = PyObject_GetAttrString(cls, "__slots__");
@@ -931,6 +933,9 @@ static PyObject *event_class(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < na; i++)
         if ((attr[i] = object_slot(t, PyTuple_GET_ITEM(attribution, i), keep)) == NULL)
             goto fail;
+    PyMemberDef *seq_slot = object_slot(t, seq_name, keep);
+    if (seq_slot == NULL)
+        goto fail;
     Py_DECREF(seq);
     Py_INCREF(cls);
     Py_XSETREF(event_type, t);
@@ -939,6 +944,7 @@ static PyObject *event_class(PyObject *self, PyObject *args) {
     memcpy(attribution_members, attr, sizeof(attr));
     event_nslots = n;
     attribution_n = na;
+    seq_member = seq_slot;
     Py_RETURN_NONE;
 fail:
     Py_DECREF(seq);
@@ -974,6 +980,50 @@ static PyObject *set_attribution(PyObject *self, PyObject *const *args, Py_ssize
     return Py_NewRef(args[0]);
 }
 
+/* ring.Ring.append_chunk's loop: for i, e in found.items() (insertion order): e's seq slot set
+ * to first + i (an entry of the registered class, fresh from ingest), items[i] = e (a negative
+ * i from the end, as list assignment reads it); the entries in a new list */
+static PyObject *place_entries(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (!nargs_ok("place_entries", nargs, 3, 3) || !arg_ok("place_entries", args, 0, &PyDict_Type) ||
+        !arg_ok("place_entries", args, 1, &PyList_Type) || !arg_ok("place_entries", args, 2, &PyLong_Type))
+        return NULL;
+    PyObject *found = args[0], *items = args[1], *first = args[2];
+    if (event_type == NULL || seq_member == NULL)
+        return PyErr_Format(PyExc_TypeError, "no entry class registered");
+    PyObject *out = PyList_New(0), *key, *e;
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(found, &pos, &key, &e)) { /* (borrowed) */
+        if (Py_TYPE(e) != event_type) {
+            PyErr_Format(PyExc_TypeError, "place_entries: %.50s is no entry", Py_TYPE(e)->tp_name);
+            goto fail;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(key), n = PyList_GET_SIZE(items);
+        if (i == -1 && PyErr_Occurred())
+            goto fail;
+        PyObject *seq = PyNumber_Add(first, key);
+        if (seq == NULL)
+            goto fail;
+        int bad = PyMember_SetOne((char *)e, seq_member, seq);
+        Py_DECREF(seq);
+        if (bad < 0)
+            goto fail;
+        if (i < 0)
+            i += n;
+        if (i < 0 || i >= n) {
+            PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
+            goto fail;
+        }
+        if (PyList_SetItem(items, i, Py_NewRef(e)) < 0 || PyList_Append(out, e) < 0)
+            goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"audit_pairs", (PyCFunction)(void (*)(void))audit_pairs, METH_FASTCALL, "audit key=value pairs (see the module's source)"},
     {"candidate_lines", (PyCFunction)(void (*)(void))candidate_lines, METH_FASTCALL, "a file block's candidate lines and its line count"},
@@ -983,6 +1033,8 @@ static PyMethodDef methods[] = {
     {"new_event", (PyCFunction)(void (*)(void))new_event, METH_FASTCALL, "model.new_event(*values)"},
     {"set_attribution", (PyCFunction)(void (*)(void))set_attribution, METH_FASTCALL,
      "model.set_attribution(e, *values)"},
+    {"place_entries", (PyCFunction)(void (*)(void))place_entries, METH_FASTCALL,
+     "ring.Ring.append_chunk: found entries numbered and placed"},
     {"shared_fields", (PyCFunction)(void (*)(void))shared_fields, METH_FASTCALL, "parsers.shared_fields(fields, memo, want_pid)"},
     {"first_needle", (PyCFunction)(void (*)(void))first_needle, METH_FASTCALL, "classify.first_needle(msg, needles)"},
     {"key_tokens", (PyCFunction)(void (*)(void))key_tokens, METH_FASTCALL, "tokens of text that are keys of a dict, in order"},

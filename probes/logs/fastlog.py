@@ -29,6 +29,6 @@ def native() -> Any:
         return None
     from probes.logs.model import ATTRIBUTION, LogEvent
 
-    _fastlog.event_class(LogEvent, ATTRIBUTION)  # (the class its new_event builds)
+    _fastlog.event_class(LogEvent, ATTRIBUTION, "seq")  # (the class its new_event builds)
     log.debug("logs: the native helpers run (%s)", _fastlog.__file__)
     return _fastlog

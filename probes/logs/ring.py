@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from probes.logs.fastlog import native
 from probes.logs.lazy import Chunk, LazyLine
 from probes.logs.model import DEFAULT_CAPACITY, LogEntry, LogEvent, LogSlice
 
@@ -86,12 +87,16 @@ class Ring:
             self.total += chunk.n
             return []
         items: list[Any] = [chunk] * chunk.n
-        setattr_ = object.__setattr__
-        out = []
-        for i, e in found.items():
-            setattr_(e, "seq", first + i)  # fresh from ingest, not shared yet
-            items[i] = e
-            out.append(e)
+        fast = native()
+        if fast is not None:
+            out = fast.place_entries(found, items, first)  # (the loop below, natively)
+        else:
+            setattr_ = object.__setattr__
+            out = []
+            for i, e in found.items():
+                setattr_(e, "seq", first + i)  # fresh from ingest, not shared yet
+                items[i] = e
+                out.append(e)
         self._d.extend(items)
         self.total += chunk.n
         return out

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from bench.logs import fleet, make_lines
-from probes.logs import attribute, classify, fastlog, lazy, parsers
+from probes.logs import attribute, classify, fastlog, lazy, parsers, ring
 from probes.logs.attribute import Index
 from tests.logs.test_logs_lazy import CASES, new_path
 
@@ -21,6 +21,7 @@ def test_the_native_helpers_are_the_ones_loaded():
     fast = fastlog.native()
     assert fast is not None, "probes/logs/_fastlog.c is not built: run `pip install -e .` (make test does)"
     assert parsers.native() is fast and attribute.native() is fast and classify.native() is fast
+    assert ring.native() is fast
 
 
 def _texts() -> list[str]:
@@ -275,7 +276,7 @@ def test_native_entries_are_the_dataclass():
     with pytest.raises(TypeError):
         fast.set_attribution(e, *att[:-1])
     with pytest.raises(ValueError):
-        fast.event_class(LogEvent, ("no_such_field",))
+        fast.event_class(LogEvent, ("no_such_field",), "seq")
 
 
 def test_native_first_needle_equals_the_python_reference():
@@ -439,7 +440,7 @@ def test_the_pipeline_gives_the_same_with_the_native_helpers_or_without(case, mo
     state_of, runs_fn = CASES[case]
     st, runs = state_of(), runs_fn()
     native, _ = new_path(st, runs)
-    for module in (parsers, attribute, lazy, classify):
+    for module in (parsers, attribute, lazy, classify, ring):
         monkeypatch.setattr(module, "native", lambda: None)
     python, _ = new_path(st, runs)
     assert native == python
@@ -537,3 +538,35 @@ def test_mac_denial_attribution_equals_the_index_lookups():
                 assert got == want, e.message[:200]
                 hits += got[0] is not None
     assert hits > 300
+
+
+def test_native_place_entries_is_the_ring_loop():
+    """Ring.append_chunk's loop (seq set, the entry placed, listed in the dict's order), and
+    its errors: a negative line from the end, one past the end, no entry."""
+    from probes.logs.model import LogEvent
+
+    fast = fastlog.native()
+    if fast is None:
+        pytest.fail("the native helpers are not built")
+
+    def entries(n: int) -> list[LogEvent]:
+        return [LogEvent(float(k), "h", "s", "info", f"m{k}") for k in range(n)]
+
+    for found_at in ([], [3], [0, 9], [7, 2, 5], [-1], list(range(10))):
+        a, b = entries(len(found_at)), entries(len(found_at))
+        items_a: list[object] = ["c"] * 10
+        items_b: list[object] = ["c"] * 10
+        out = fast.place_entries(dict(zip(found_at, a, strict=True)), items_a, 41)
+        want = []
+        for i, e in zip(found_at, b, strict=True):
+            object.__setattr__(e, "seq", 41 + i)
+            items_b[i] = e
+            want.append(e)
+        assert out == want and items_a == items_b and [e.seq for e in out] == [41 + i for i in found_at]
+        assert all(x is y for x, y in zip(out, a, strict=True))
+    with pytest.raises(IndexError):
+        fast.place_entries({10: entries(1)[0]}, ["c"] * 10, 1)
+    with pytest.raises(TypeError):
+        fast.place_entries({0: "x"}, ["c"], 1)
+    with pytest.raises(TypeError):
+        fast.place_entries({0: entries(1)[0]}, ("c",), 1)
