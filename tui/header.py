@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from probes.checks.base import nothing_observed
 from probes.hostsummary import DOWN, connection_state
 from probes.model import Connection, ConnState, Host, HostKind, State
 from tui.safe import untrusted
@@ -76,6 +77,7 @@ class HostLine(NamedTuple):
     connections: tuple[Connection, ...]
     observed: bool  # refreshed at least once
     probe_errors: int
+    blind: bool = False  # probes ran and failed, and nothing was observed (checks/base.py)
 
 
 class HeaderInputs(NamedTuple):
@@ -93,7 +95,10 @@ def header_inputs(state: State) -> HeaderInputs:
         state.source,
         max((h.refreshed_at for h in state.hosts), default=0.0),
         tuple(
-            HostLine(h.host, h.connections, bool(h.refreshed_at), len(h.probe_errors)) for h in state.hosts
+            HostLine(
+                h.host, h.connections, bool(h.refreshed_at), len(h.probe_errors), bool(nothing_observed(h))
+            )
+            for h in state.hosts
         ),
     )
 
@@ -208,6 +213,9 @@ def refreshed_part(
     time it was taken."""
     inputs = _of(state)
     refreshed = inputs.refreshed
+    if inputs.hosts and all(h.blind for h in inputs.hosts) and can_turn_stale(inputs):
+        # every run failed: "refreshed < 10 s ago" read as a fresh picture of nothing
+        return Text("nothing observed yet", style=theme_style(variables, "status-warn", bold=True))
     if not refreshed or not can_turn_stale(inputs):
         return Text(f"refreshed {hhmmss(refreshed, tz)}")
     age = now - refreshed

@@ -96,3 +96,30 @@ def test_a_host_whose_ssh_is_down_is_said_once_with_why():
     assert len(text.split("\n")) <= 2, text
     assert "hv1  ✗ ssh: unreachable since" in text and "retrying (connection refused)" in text
     assert "(Name or service not known)" in text and "refreshed" in text and "libvirt" not in text
+
+
+def test_a_fleet_where_nothing_was_observed_is_not_called_refreshed():
+    """Every host never reached: the header said "refreshed < 10 s ago" (the last failed
+    attempt's time), which read as a fresh picture; it says "nothing observed yet" until a host
+    is observed. A replay keeps its time."""
+    from dataclasses import replace
+
+    from probes.model import ProbeError, Workload, WorkloadKind
+    from tui.header import header_text
+
+    def blind(i: int) -> HostState:
+        return HostState(
+            host=Host(f"hv{i}", kind=HostKind.SSH),
+            connections=(Connection("ssh", ConnState.UNREACHABLE, "connection refused", T0),),
+            probe_errors=(ProbeError("ssh", f"hv{i}", f"hv{i}: unreachable: connection refused", T0),),
+            refreshed_at=T0,
+        )
+
+    st = State(hosts=(blind(1), blind(2)), source="live")
+    text = header_text(st, T0 + 1, None, 10.0, {}, 200).plain
+    assert "nothing observed yet" in text and "refreshed" not in text, text
+    seen = replace(st.hosts[1], workloads=(Workload(kind=WorkloadKind.VM, name="a", host="hv2"),))
+    text = header_text(replace(st, hosts=(st.hosts[0], seen)), T0 + 1, None, 10.0, {}, 200).plain
+    assert "refreshed < 10 s ago" in text and "nothing observed" not in text
+    replay = header_text(replace(st, source="replay"), T0 + 1, None, 10.0, {}, 200).plain
+    assert "refreshed " in replay and "nothing observed" not in replay
