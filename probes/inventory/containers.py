@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import quote
@@ -243,12 +244,13 @@ async def discover(
     got = await procfs.read_many(host, [f"/proc/{p.pid}/status" for p in procs], batch=batch)
     status = {p.pid: procfs.parse_status(t) for p in procs if (t := got[f"/proc/{p.pid}/status"]) is not None}
     inits = [(members, _init(members, status, launchers)) for members in groups.values()]
+    mounts_of = _mount_sources(host, [init for _, init in inits if init is not None], batch)
     files = [
         f"/proc/{init.pid}/{f}"
         for _, init in inits
         if init is not None
-        for f in ("attr/current", "mountinfo", "cmdline", "uid_map")
-    ]
+        for f in ("attr/current", "cmdline", "uid_map")
+    ] + [f"/proc/{mounts_of.get(init.pid, init.pid)}/mountinfo" for _, init in inits if init is not None]
     # what the runtimes left on disk for the containers their APIs did not name, read with
     # the /proc files in one batch (locally one worker-thread hop, not one per file)
     named = {init.pid: _from_api(api, init.runtime, init.pid) for _, init in inits if init is not None}
@@ -262,7 +264,20 @@ async def discover(
     docs = _Docs(texts)
     mounts: dict[str, tuple[Mount, ...]] = {}  # containers sharing a mount namespace: one parse
     built = [
-        _build(host, members, init, status, host_ns, launchers, texts, named[init.pid], docs, api, mounts)
+        _build(
+            host,
+            members,
+            init,
+            status,
+            host_ns,
+            launchers,
+            texts,
+            named[init.pid],
+            docs,
+            api,
+            mounts,
+            mounts_of.get(init.pid, init.pid),
+        )
         for members, init in inits
         if init is not None
     ]
@@ -275,6 +290,28 @@ async def discover(
         seen.add(w.name)
         out.append(w)
     return tuple(out)
+
+
+def _mount_sources(host: HostTransport, inits: list[_Proc], batch: bool | None) -> dict[int, int]:
+    """Locally: init PID -> the first init whose /proc/PID/mountinfo says the same, so that it is
+    read once (50 containers of `unshare --uts --ipc` share the host's mount table: 50 reads of
+    it were the largest part of a safety poll). The same mount namespace and the same root (as
+    the path /proc/PID/root names) give the same text: mountinfo's paths are relative to the
+    process's root. Elsewhere (or a root it may not read): every init reads its own."""
+    if not host.is_local or batch:
+        return {}
+    first: dict[tuple[int, str], int] = {}
+    out: dict[int, int] = {}
+    for init in inits:
+        mnt = dict(init.ns).get("mnt")
+        if mnt is None:
+            continue
+        try:
+            root = os.readlink(f"{host.root}/proc/{init.pid}/root")
+        except OSError:
+            continue
+        out[init.pid] = first.setdefault((mnt, root), init.pid)
+    return out
 
 
 def _fold_launchers(groups: dict[tuple[str, ...], list[_Proc]]) -> set[int]:
@@ -326,14 +363,16 @@ def _build(
     docs: _Docs,
     api: RuntimeView,
     mounts: dict[str, tuple[Mount, ...]],
+    mounts_from: int,
 ) -> Workload:
     pids = {p.pid for p in members if p.pid in status}
     st = status[init.pid]
     ns = dict(init.ns)
     own_user = "user" in init.diff
-    label, mountinfo, cmdline, uid_map = (
-        texts.get(f"/proc/{init.pid}/{f}") for f in ("attr/current", "mountinfo", "cmdline", "uid_map")
+    label, cmdline, uid_map = (
+        texts.get(f"/proc/{init.pid}/{f}") for f in ("attr/current", "cmdline", "uid_map")
     )
+    mountinfo = texts.get(f"/proc/{mounts_from}/mountinfo")
     if not own_user:
         uid_map = None
     parsed = mounts.get(mountinfo or "")

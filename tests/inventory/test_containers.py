@@ -320,3 +320,31 @@ def test_cgroup_and_status_parsers():
 )
 def test_classify(diff, rt, kind):
     assert procfs.classify(diff, rt) == kind
+
+
+@needs_root
+@needs_tool("unshare")
+async def test_containers_sharing_a_mount_table_read_it_once(procs: Procs, monkeypatch):
+    """Locally, containers in one mount namespace with one root (`unshare --uts`: the host's
+    mounts) read /proc/PID/mountinfo once between them (the bench's 50 containers read the
+    host's mount table 50 times at every safety poll); a container with a mount namespace of
+    its own reads its own. Each gets the mounts its own file says."""
+    a = procs.start(["unshare", "--uts", "sleep", "600"])
+    b = procs.start(["unshare", "--ipc", "sleep", "601"])
+    c = procs.start(["unshare", "--mount", "--uts", "sleep", "602"])
+    read: list[str] = []
+    real = procfs.read_many_local
+
+    def recording(root: str, paths, limit: int = 4 << 20):  # type: ignore[no-untyped-def]
+        read.extend(paths)
+        return real(root, paths, limit)
+
+    monkeypatch.setattr(procfs, "read_many_local", recording)
+    ws = await discover(LocalHost())
+    wa, wb, wc = (_holding(ws, p.leaf) for p in (a, b, c))
+    assert wa is not None and wb is not None and wc is not None
+    mine = {f"/proc/{w.container.init_pid}/mountinfo" for w in (wa, wb)} & set(read)
+    assert len(mine) == 1, mine  # the host's mount table: once for both
+    assert f"/proc/{wc.container.init_pid}/mountinfo" in read
+    assert wa.container.mounts == wb.container.mounts and wa.container.mounts
+    assert wc.container.mounts == procfs.parse_mountinfo(open(f"/proc/{c.leaf}/mountinfo").read())
