@@ -322,6 +322,7 @@ class HostEntry:
     kind: HostKind
     address: str
     probe_errors: tuple[ProbeError, ...] = ()
+    not_observed: str = ""  # why nothing was observed on this host ("" when something was)
 
 
 @dataclass(frozen=True)
@@ -352,12 +353,17 @@ def report_of(state: State) -> CheckReport:
     state = normalized(state)
     at = state.taken_at or time.time()
     c = summary_counts(state)
+    unseen = {n.host: n for n, _ in not_observed(state)}
     return CheckReport(
         schema_version=JSON_SCHEMA_VERSION,
         generated_at=datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         generated_at_unix=round(at, 3),
         source=state.source,
-        hosts=tuple(HostEntry(h.host.name, h.host.kind, h.host.address, h.probe_errors) for h in state.hosts),
+        hosts=tuple(
+            HostEntry(h.host.name, h.host.kind, h.host.address, h.probe_errors, n.cause if n else "")
+            for h in state.hosts
+            for n in [unseen.get(h.host.name)]
+        ),
         summary=Summary(c["fail"], c["error"], c["warn"], c["skipped"], c["pass"]),
         results=tuple(_sorted(state.findings)),
         drift=state.drift,

@@ -169,6 +169,9 @@ def test_a_host_never_reached_is_said_once_with_what_was_tried(capsys):
         "SW-02",
     }
     assert not [e for h in doc["hosts"] for e in h["probe_errors"] if "next attempt" in e["message"]]
+    # machines are told too: the host's entry says why nothing was observed there
+    assert [h["not_observed"] for h in doc["hosts"]] == [cause]
+    jsonschema.validate(doc, report.json_schema())
 
 
 def test_a_malformed_libvirt_test_file_is_a_host_not_observed(capsys, tmp_path):
