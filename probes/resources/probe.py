@@ -34,7 +34,16 @@ from probes.resources.baseline import Baseline, SpikeDetector, Tuning
 from probes.resources.domstats import DomainReading, DomainStats
 from probes.resources.hosttotals import FILES as TOTALS_FILES
 from probes.resources.hosttotals import RawTotals, read_totals
-from probes.resources.model import HISTORY_LEN, History, HostTotals, Limits, Metric, ResourceSnapshot, Sample
+from probes.resources.model import (
+    HISTORY_LEN,
+    History,
+    HostTotals,
+    Limits,
+    Metric,
+    ResourceSnapshot,
+    Sample,
+    sample_at,
+)
 from probes.resources.netcounters import NetCounters, NetnsReader
 from probes.resources.rates import RateTracker, cpu_percent
 
@@ -42,6 +51,9 @@ log = logging.getLogger(__name__)
 
 _HIST_METRICS = (Metric.CPU, Metric.MEM, Metric.DISK, Metric.NET)
 _ALL_METRICS = _HIST_METRICS + (Metric.STEAL,)
+_CG_COUNTERS = ("cpu", "blk_r", "blk_w")  # a container's counters from its cgroup
+# a container's last reading, live limits, net counters and the sample made of them
+_LastSample = tuple["cgroups.GroupReading", "Limits | None", "NetCounters | None", "Sample"]
 _RUNNING = {
     1: "running",
     2: "blocked",
@@ -87,6 +99,7 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         # per workload: its last points (cpu, mem, disk, net) and how many refreshes in a row
         # brought those same points; and the History objects of the last snapshot
         self._same_points: dict[str, tuple[tuple[float, float, float, float], int]] = {}
+        self._last_samples: dict[str, _LastSample] = {}
         self._histories: dict[str, History] = {}
         self._limits: dict[str, Limits] = {}
         self._tried: set[str] = set()  # containers whose limits were read at least once
@@ -390,7 +403,11 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
         now: float,
     ) -> list[Sample]:
         out = []
-        rt = self._rates.rate
+        rates = self._rates
+        rt = rates.rate
+        # per workload: the reading, live limits, net counters and sample of the last refresh
+        prev = self._last_samples
+        fresh: dict[str, _LastSample] = {}
         for w, g in zip(containers, readings):
             key = w.key
             if g.limits is not None:
@@ -403,6 +420,24 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                     rt(key, c, None, now)
                 continue
             n = nets.get(key)
+            last = prev.get(key)
+            if (
+                last is not None
+                and last[0] is g
+                and last[1] is live
+                and n is None
+                and last[2] is None  # (no net counters then either: none kept in the rates)
+                and last[3].cpu_pct == 0.0
+                and last[3].blk_read_bps == 0.0
+                and last[3].blk_write_bps == 0.0
+                and rates.still(key, _CG_COUNTERS, now)
+            ):
+                # the same reading as last time, whose rates were already 0: the same sample
+                # at `now` (what the rates and Sample(...) below would make of it)
+                s = sample_at(last[3], now)
+                out.append(s)
+                fresh[key] = (g, live, n, s)
+                continue
             out.append(
                 Sample(
                     key,
@@ -421,6 +456,8 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                     live=live,
                 )
             )
+            fresh[key] = (g, live, n, out[-1])
+        self._last_samples = fresh
         return out
 
     def _netns_sample(self, w: Workload, n: NetCounters | None, now: float) -> Sample:

@@ -40,6 +40,22 @@ class RateTracker:
             return None
         return (value - prev[0]) / dt
 
+    def still(self, owner: str, counters: tuple[str, ...], at: float) -> bool:
+        """The same readings of `counters` again at `at`: when each has a reading from before
+        `at`, its time moves to `at` and True is returned (every rate would be 0.0, as `rate`
+        with the same values makes it); else nothing changes and False is returned."""
+        last = self._last
+        keys = [(owner, c) for c in counters]
+        values = []
+        for k in keys:
+            p = last.get(k)
+            if p is None or at - p[1] <= 0:
+                return False
+            values.append(p[0])
+        for k, v in zip(keys, values):
+            last[k] = (v, at)
+        return True
+
     def forget_missing(self, owners: set[str]) -> None:
         """Drop counters of owners not in `owners`. An owner `KEY#GEN` (a VM's key and its
         domain id, so that a restart starts fresh counters) belongs to owner KEY."""

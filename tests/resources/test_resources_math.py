@@ -616,3 +616,58 @@ async def test_an_idle_workloads_history_is_handed_on_unchanged(tmp_path):
         and len(idle[HISTORY_LEN - 2].cpu) == HISTORY_LEN - 1
     )
     assert idle[HISTORY_LEN] is idle[HISTORY_LEN - 1] and len(snaps[-1].history_at) == HISTORY_LEN
+
+
+async def test_an_idle_containers_sample_is_the_last_one_at_the_new_time(tmp_path, monkeypatch):
+    """A container whose reading did not change and whose rates were already 0 gets its last
+    sample at the new time (sample_at: no rates computed, no Sample(...) made): exactly what the
+    full path makes (compared with a probe that never takes the short path), and its rates
+    follow when its counters move again. A FAKE v2 tree stands in for the group."""
+    from probes.model import ContainerDetails, HostState, Workload, WorkloadKind
+    from probes.resources import probe as probe_mod
+    from probes.resources.model import Sample, sample_at
+    from probes.resources.probe import ResourcesProbe
+
+    s = Sample("k", 1.0, "container", "cgroup v2", cpu_pct=0.5, mem_bytes=3, blk_read_bps=1.0, pids=2)
+    assert sample_at(s, 2.0) == replace(s, at=2.0) and sample_at(s, 2.0).at == 2.0 and s.at == 1.0
+    root = tmp_path
+    (root / "proc").mkdir()
+    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    g = root / "sys/fs/cgroup/c"
+    g.mkdir(parents=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
+    for k, v in {
+        "cpu.stat": "usage_usec 5000\n",
+        "memory.current": "4096\n",
+        "io.stat": "",
+        "pids.current": "1\n",
+    }.items():
+        (g / k).write_text(v)
+    host = LocalHost(libvirt_uri=None, root=str(root))
+    w = Workload(
+        WorkloadKind.CONTAINER, "c", host.name, container=ContainerDetails(runtime="test", cgroup="/c")
+    )
+    short, full = (
+        ResourcesProbe(libvirt=False, host_totals=False),
+        ResourcesProbe(libvirt=False, host_totals=False),
+    )
+    monkeypatch.setattr(full._rates, "still", lambda *a: False)  # this one: never the short path
+    taken: list[float] = []
+    monkeypatch.setattr(probe_mod, "sample_at", lambda sample, at: taken.append(at) or sample_at(sample, at))
+    hs_s = hs_f = HostState(host=host.host, workloads=(w,))
+    try:
+        for i in range(8):
+            if i == 5:
+                (g / "cpu.stat").write_text("usage_usec 9000\n")  # it works again
+            clock = 1000.0 + i
+            short._clock = full._clock = lambda clock=clock: clock
+            hs_s = short.merge(hs_s, await short.collect(host))
+            hs_f = full.merge(hs_f, await full.collect(host))
+            assert hs_s.samples.samples == hs_f.samples.samples, i
+            if i == 5:
+                assert hs_s.samples.samples[0].cpu_pct > 0
+    finally:
+        await short.close()
+        await full.close()
+    # (1: no workloads yet; 2: the first rates; 5, 6: the counter moved, its rate was not 0)
+    assert taken == [1003.0, 1004.0, 1007.0] and hs_s.samples.samples[0].cpu_pct == 0.0
