@@ -15,6 +15,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+# what the callers use: a build without one of them is not used at all
+HELPERS = (
+    "audit_pairs",
+    "candidate_lines",
+    "event_class",
+    "first_needle",
+    "kernel_head",
+    "key_tokens",
+    "new_event",
+    "place_entries",
+    "set_attribution",
+    "shared_fields",
+    "split_syslog",
+)
+
+
 @functools.cache
 def native() -> Any:
     """probes.logs._fastlog, or None (not built, or TENANTSCOPE_PURE_LOGS=1 asks for the
@@ -26,6 +42,10 @@ def native() -> Any:
         from probes.logs import _fastlog
     except ImportError as e:
         log.debug("logs: the native helpers are not built (%s): the Python parsers run", e)
+        return None
+    missing = [name for name in HELPERS if not hasattr(_fastlog, name)]
+    if missing:  # an extension built from an older _fastlog.c (not rebuilt since)
+        log.debug("logs: the native helpers are an older build (no %s): the Python parsers run", missing[0])
         return None
     from probes.logs.model import ATTRIBUTION, LogEvent
 

@@ -24,6 +24,37 @@ def test_the_native_helpers_are_the_ones_loaded():
     assert ring.native() is fast
 
 
+def test_without_a_current_build_the_python_runs(monkeypatch):
+    """No extension, one built from an older _fastlog.c (a helper missing), or
+    TENANTSCOPE_PURE_LOGS=1: native() is None (the Python references run), never an error at
+    the first block."""
+    import sys
+    import types
+
+    import probes.logs
+
+    def fresh() -> object:
+        return fastlog.native.__wrapped__()  # (uncached)
+
+    real = fastlog.native()
+    assert fresh() is real
+    for name in fastlog.HELPERS:
+        assert callable(getattr(real, name))
+    older = types.ModuleType("probes.logs._fastlog")
+    for name in fastlog.HELPERS[:-1]:
+        setattr(older, name, getattr(real, name))
+    monkeypatch.setattr(probes.logs, "_fastlog", older, raising=False)
+    monkeypatch.setitem(sys.modules, "probes.logs._fastlog", older)
+    assert fresh() is None
+    monkeypatch.delattr(probes.logs, "_fastlog")
+    monkeypatch.setitem(sys.modules, "probes.logs._fastlog", None)  # not built: ImportError
+    assert fresh() is None
+    monkeypatch.undo()
+    assert fresh() is real
+    monkeypatch.setenv("TENANTSCOPE_PURE_LOGS", "1")
+    assert fresh() is None
+
+
 def _texts() -> list[str]:
     """Every test line (corpus, real messages, hard cases, journal, hostile lines), the bench's
     lines, and generated hostile text."""
