@@ -987,9 +987,12 @@ static PyObject *place_entries(PyObject *self, PyObject *const *args, Py_ssize_t
     if (!nargs_ok("place_entries", nargs, 3, 3) || !arg_ok("place_entries", args, 0, &PyDict_Type) ||
         !arg_ok("place_entries", args, 1, &PyList_Type) || !arg_ok("place_entries", args, 2, &PyLong_Type))
         return NULL;
-    PyObject *found = args[0], *items = args[1], *first = args[2];
+    PyObject *found = args[0], *items = args[1];
     if (event_type == NULL || seq_member == NULL)
         return PyErr_Format(PyExc_TypeError, "no entry class registered");
+    Py_ssize_t first = PyLong_AsSsize_t(args[2]); /* (numbers read in C: no Python code runs here) */
+    if (first == -1 && PyErr_Occurred())
+        return NULL;
     PyObject *out = PyList_New(0), *key, *e;
     if (out == NULL)
         return NULL;
@@ -999,10 +1002,18 @@ static PyObject *place_entries(PyObject *self, PyObject *const *args, Py_ssize_t
             PyErr_Format(PyExc_TypeError, "place_entries: %.50s is no entry", Py_TYPE(e)->tp_name);
             goto fail;
         }
+        if (!PyLong_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "place_entries: a line number is an int");
+            goto fail;
+        }
         Py_ssize_t i = PyLong_AsSsize_t(key), n = PyList_GET_SIZE(items);
         if (i == -1 && PyErr_Occurred())
             goto fail;
-        PyObject *seq = PyNumber_Add(first, key);
+        if ((i > 0 && first > PY_SSIZE_T_MAX - i) || (i < 0 && first < PY_SSIZE_T_MIN - i)) {
+            PyErr_SetString(PyExc_OverflowError, "place_entries: seq out of range");
+            goto fail;
+        }
+        PyObject *seq = PyLong_FromSsize_t(first + i);
         if (seq == NULL)
             goto fail;
         int bad = PyMember_SetOne((char *)e, seq_member, seq);

@@ -601,3 +601,5 @@ def test_native_place_entries_is_the_ring_loop():
         fast.place_entries({0: "x"}, ["c"], 1)
     with pytest.raises(TypeError):
         fast.place_entries({0: entries(1)[0]}, ("c",), 1)
+    with pytest.raises(TypeError):
+        fast.place_entries({"0": entries(1)[0]}, ["c"], 1)
