@@ -49,6 +49,7 @@ READ_CONCURRENCY = 32  # reads in flight: threads locally, channels over SSH
 
 _NS_LINK = re.compile(r"^(\w+):\[(\d+)\]$")
 _NS_WANTED = frozenset(NS_TYPES) | {"pid_for_children"}
+_NS_ORDER = tuple(sorted(_NS_WANTED))
 
 
 def ns_table_local(proc: str) -> dict[int, dict[str, int]]:
@@ -65,14 +66,10 @@ def ns_table_local(proc: str) -> dict[int, dict[str, int]]:
         if not d.isdigit():
             continue
         base = f"{proc}/{d}/ns/"
-        try:
-            names = os.listdir(base)
-        except OSError:
-            continue
         ns: dict[str, int] = {}
-        for t in names:
-            if t not in _NS_WANTED:
-                continue
+        # each wanted link read directly (a type this kernel lacks: ENOENT, left out as when
+        # it was listed first: a listdir per process was a fifth of the table's cost)
+        for t in _NS_ORDER:
             try:
                 m = match(readlink(base + t))
             except OSError:
