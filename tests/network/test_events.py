@@ -173,15 +173,16 @@ async def test_ovsdb_monitor_sees_a_retag_at_once(ovslab: OvsLab):
 @needs_tool("unshare")
 async def test_the_proc_scan_shows_a_container_and_its_end_without_a_poll(procs: Procs):
     """The local /proc scan (new PIDs only): a container-like process that starts or ends
-    wakes the container probe, whose poll is far away (60 s)."""
+    wakes the container probe, whose poll is far away: its default safety poll, 60 s once the
+    scan runs (a decision: starts and ends come from the scan, the poll is for in-place changes)."""
     from probes.inventory.containers import ContainerProbe
 
     events = LocalNetEvents(proc_scan=0.3)
-    probe = ContainerProbe(interval=SLOW, proc_events=events, safety=SLOW)
+    probe = ContainerProbe(interval=5.0, proc_events=events)
     engine = await _started([probe], lambda st: st.hosts[0].refreshed_at > 0)
     try:
         assert events.procs and probe.feed().mode == "events" and "a /proc scan" in probe.feed().detail
-        assert probe.interval == SLOW
+        assert probe.interval == 60.0 and probe.feed().every == 60.0
         runs = engine.state.hosts[0].refreshed_at
         p = procs.start(
             ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--uts", "--ipc", "sleep", "60"]
