@@ -79,8 +79,6 @@ def _get_renders(
                 continue  # none of its cells is written, or a widget in front paints them all
             widget_regions.append((widget, region, clip))
             painted.append(visible)
-            if all(any(p.contains_region(u) for p in painted) for u in updating):
-                break  # every changed region is painted: the widgets behind write nothing
     elif crop:
         crop_overlaps = crop.overlaps
         widget_regions = [
