@@ -143,15 +143,25 @@ def test_cgroup_parsers():
     assert out == {"/x/a:b/f": "12\n", "/x/c/f": "1\n2\n", "/x/d": None}
 
 
+def fake_v2_host(root, groups: dict[str, dict[str, str]]) -> LocalHost:
+    """A FAKE pure-v2 cgroup tree under `root` (a pure-v2 host cannot be made here: the v2 mount
+    has no controllers): each group's files with their text; a LocalHost reading it."""
+    (root / "proc").mkdir()
+    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
+    (root / "sys/fs/cgroup").mkdir(parents=True)
+    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
+    for name, files in groups.items():
+        g = root / "sys/fs/cgroup" / name
+        g.mkdir()
+        for k, v in files.items():
+            (g / k).write_text(v)
+    return LocalHost(libvirt_uri=None, root=str(root))
+
+
 async def test_pure_v2_tree_limits_and_counters(tmp_path):
     """A pure-v2 host cannot be made here (the v2 mount has no controllers): a FAKE file tree
     under a root prefix stands in for one, to test the v2 file formats and `max`."""
     root = tmp_path
-    (root / "proc").mkdir()
-    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
-    g = root / "sys/fs/cgroup/ctr"
-    g.mkdir(parents=True)
-    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
     files = {
         "cpu.stat": "usage_usec 5000\n",
         "memory.current": "4096\n",
@@ -162,9 +172,8 @@ async def test_pure_v2_tree_limits_and_counters(tmp_path):
         "cpu.max": "50000 100000\n",
         "cpu.weight": "100\n",
     }
-    for k, v in files.items():
-        (g / k).write_text(v)
-    host = LocalHost(libvirt_uri=None, root=str(root))
+    host = fake_v2_host(root, {"ctr": files})
+    g = root / "sys/fs/cgroup/ctr"
     lay = await cgroups.detect_layout(host)
     assert lay.kind == "v2" and "memory" in lay.v2_controllers
     [r] = await cgroups.read_groups(host, lay, [cgroups.GroupRef.same_everywhere("k", "/ctr")], limits=True)
@@ -203,25 +212,17 @@ async def test_a_prepared_refresh_reads_what_a_refresh_from_scratch_reads(tmp_pa
     same object), a changed one is read anew, limits or not. A FAKE pure-v2 tree stands in
     (a real group's counters move between two reads: they could not be compared)."""
     root = tmp_path
-    (root / "proc").mkdir()
-    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
-    (root / "sys/fs/cgroup").mkdir(parents=True)
-    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
-    for name in ("a", "b"):
-        g = root / "sys/fs/cgroup" / name
-        g.mkdir()
-        for k, v in {
-            "cpu.stat": "usage_usec 5000\n",
-            "memory.current": "4096\n",
-            "memory.max": "max\n",
-            "io.stat": "8:0 rbytes=7 wbytes=9\n",
-            "pids.current": "3\n",
-            "pids.max": "100\n",
-            "cpu.max": "max 100000\n",
-            "cpu.weight": "100\n",
-        }.items():
-            (g / k).write_text(v)
-    host = LocalHost(libvirt_uri=None, root=str(root))
+    files = {
+        "cpu.stat": "usage_usec 5000\n",
+        "memory.current": "4096\n",
+        "memory.max": "max\n",
+        "io.stat": "8:0 rbytes=7 wbytes=9\n",
+        "pids.current": "3\n",
+        "pids.max": "100\n",
+        "cpu.max": "max 100000\n",
+        "cpu.weight": "100\n",
+    }
+    host = fake_v2_host(root, {"a": files, "b": files})
     lay = await cgroups.detect_layout(host)
     refs = [cgroups.GroupRef.same_everywhere("a", "/a"), cgroups.GroupRef.same_everywhere("b", "/b")]
     keep, plans, last, prepared = cgroups.OpenFiles(), {}, {}, {}
@@ -577,21 +578,13 @@ async def test_an_idle_workloads_history_is_handed_on_unchanged(tmp_path):
     from probes.resources.probe import ResourcesProbe
 
     root = tmp_path
-    (root / "proc").mkdir()
-    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
-    (root / "sys/fs/cgroup").mkdir(parents=True)
-    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
-    for name in ("idle", "busy"):
-        g = root / "sys/fs/cgroup" / name
-        g.mkdir()
-        for k, v in {
-            "cpu.stat": "usage_usec 5000\n",
-            "memory.current": "4096\n",
-            "io.stat": "",
-            "pids.current": "1\n",
-        }.items():
-            (g / k).write_text(v)
-    host = LocalHost(libvirt_uri=None, root=str(root))
+    counters = {
+        "cpu.stat": "usage_usec 5000\n",
+        "memory.current": "4096\n",
+        "io.stat": "",
+        "pids.current": "1\n",
+    }
+    host = fake_v2_host(root, {"idle": counters, "busy": counters})
     ws = tuple(
         Workload(
             WorkloadKind.CONTAINER, n, host.name, container=ContainerDetails(runtime="test", cgroup=f"/{n}")
@@ -631,19 +624,14 @@ async def test_an_idle_containers_sample_is_the_last_one_at_the_new_time(tmp_pat
     s = Sample("k", 1.0, "container", "cgroup v2", cpu_pct=0.5, mem_bytes=3, blk_read_bps=1.0, pids=2)
     assert sample_at(s, 2.0) == replace(s, at=2.0) and sample_at(s, 2.0).at == 2.0 and s.at == 1.0
     root = tmp_path
-    (root / "proc").mkdir()
-    (root / "proc/mounts").write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
-    g = root / "sys/fs/cgroup/c"
-    g.mkdir(parents=True)
-    (root / "sys/fs/cgroup/cgroup.controllers").write_text("cpu io memory pids\n")
-    for k, v in {
+    counters = {
         "cpu.stat": "usage_usec 5000\n",
         "memory.current": "4096\n",
         "io.stat": "",
         "pids.current": "1\n",
-    }.items():
-        (g / k).write_text(v)
-    host = LocalHost(libvirt_uri=None, root=str(root))
+    }
+    host = fake_v2_host(root, {"c": counters})
+    g = root / "sys/fs/cgroup/c"
     w = Workload(
         WorkloadKind.CONTAINER, "c", host.name, container=ContainerDetails(runtime="test", cgroup="/c")
     )
