@@ -254,7 +254,8 @@ class Index:
                     self._put(d, a.split("/", 1)[0], Hit(w.key, w.tenant, "ip"))
 
     def combined(self, host: str) -> dict[str, object]:
-        """Host and global keys in one dict (token lookups), built once per host."""
+        """Host and global keys in one dict (a host's key over the global one, as `get` reads
+        them), built once per host."""
         c = self._combined.get(host)
         if c is None:
             c = self._combined[host] = {**self.global_, **self.by_host.get(host, {})}
@@ -269,10 +270,7 @@ class Index:
         return c
 
     def get(self, host: str, key: str) -> Hit | None:
-        d = self.by_host.get(host)
-        h = d.get(key) if d else None
-        if h is None:
-            h = self.global_.get(key)
+        h = self.combined(host).get(key)
         return h if isinstance(h, Hit) else None
 
     def cgroup(self, host: str, path: str) -> Hit | None:
@@ -452,25 +450,22 @@ class Attributor:
     def _mac_denial(self, e: LogEvent, order: int | None) -> tuple[Hit | None, Hit | None]:
         f = dict(e.fields)
         host = e.host
-        # the host's and the global keys in one dict: index.get(host, key) in one lookup
-        cached_host, keys, _ = self._keys_for  # (one read: the loop and a worker may both ask)
-        if cached_host != host:
-            keys = self._key_dicts(host)[0]
-        subj: object = None
+        get = self.index.get
+        subj: Hit | None = None
         prof = f.get("profile", "")
         if prof.startswith("libvirt-"):
-            subj = keys.get(prof.lower())
-        if not isinstance(subj, Hit) and f.get("scontext"):
-            subj = keys.get("mcs:" + self._mcs_pair(f["scontext"]))
-        if not isinstance(subj, Hit):
+            subj = get(host, prof.lower())
+        if subj is None and f.get("scontext"):
+            subj = get(host, "mcs:" + self._mcs_pair(f["scontext"]))
+        if subj is None:
             subj = self._pid(host, int(f["pid"]), order) if f.get("pid", "").isdigit() else None
-        obj: object = None
+        obj: Hit | None = None
         if f.get("tcontext"):
-            obj = keys.get("mcs:" + self._mcs_pair(f["tcontext"]))
+            obj = get(host, "mcs:" + self._mcs_pair(f["tcontext"]))
         for k in ("path", "name"):
-            if not isinstance(obj, Hit) and f.get(k, "").startswith("/"):
-                obj = keys.get("path:" + f[k])
-        return subj, obj if isinstance(obj, Hit) else None
+            if obj is None and f.get(k, "").startswith("/"):
+                obj = get(host, "path:" + f[k])
+        return subj, obj
 
     def attribute(
         self, e: LogEvent, order: int | None = None, *, late: bool = False, fresh: bool = False
