@@ -301,9 +301,11 @@ class ResourcesProbe(Probe[ResourceSnapshot]):
                 self._open_procs = cgroups.OpenFiles(budget=PROC_FILES_KEPT)
             names = [f"/proc/{p}/cgroup" for p in pids]
             files = await cgroups.read_files(host, names, keep=self._open_procs)
-            if self._open_procs is not None and len(self._open_procs) > len(names):
-                self._open_procs.keep_only({host.root + n for n in names})  # gone processes'
-            if len(self._cg_texts) > len(pids):
+            # only a limits refresh asks for every container (another asks for the new ones):
+            # then what was not asked for is a gone process's
+            if with_limits and self._open_procs is not None and len(self._open_procs) > len(names):
+                self._open_procs.keep_only({host.root + n for n in names})
+            if with_limits and len(self._cg_texts) > len(pids):
                 asked = set(pids)
                 self._cg_texts = {p: v for p, v in self._cg_texts.items() if p in asked}
             for p in pids:

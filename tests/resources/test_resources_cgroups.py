@@ -327,3 +327,30 @@ async def test_a_limits_refresh_rereads_the_init_processes_cgroup_files_without_
     cg.cleanup()
     await rig.refresh(1)
     assert rig.sample(w.key).note == "cgroup not found"
+
+
+async def test_a_refresh_between_limits_refreshes_leaves_the_others_files_open(cgroup_factory, monkeypatch):
+    """A refresh without limits reads /proc/PID/cgroup only for the containers whose groups are
+    not known (here one whose init process is gone: the inventory still lists it until its next
+    poll): the others' files stay open for the next limits refresh (they were closed as if gone,
+    at every refresh)."""
+    import os
+    import subprocess
+
+    cg1, cg2 = cgroup_factory(), cgroup_factory()
+    init1, init2 = cg1.spawn(IDLE), cg2.spawn(IDLE)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = LocalHost(libvirt_uri=None)
+    w1, w2 = container(host, cg1.name, cg1.path, init1), container(host, cg2.name, cg2.path, init2)
+    w3 = container(host, cg1.name + "-gone", cg1.path, gone.pid)
+    rig = Rig([w1, w2, w3], limits_every=1000)
+    await rig.refresh(2)  # a limits refresh (the first), then one without: it asks for w3's file
+    rig.probe.limits_every = 1
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    await rig.refresh(1)  # a limits refresh
+    monkeypatch.setattr(os, "open", real_open)
+    assert not {f"/proc/{init1}/cgroup", f"/proc/{init2}/cgroup"} & set(opened), opened
+    assert rig.sample(w1.key).live is not None and rig.sample(w2.key).live is not None
