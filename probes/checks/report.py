@@ -254,7 +254,7 @@ def _why_not_observed(hs: HostState, findings: list[Finding]) -> NotObserved:
         else:
             other.append((message, tuple(probes)))
     by_status: dict[Status, list[str]] = {}
-    for f in findings:
+    for f in sorted(findings, key=lambda f: (_area_key(f.area), _id_key(f.check_id))):
         ids = by_status.setdefault(f.status, [])
         if f.check_id not in ids:
             ids.append(f.check_id)
@@ -282,9 +282,10 @@ def _not_observed(n: NotObserved) -> list[str]:
 
 
 def _id_ranges(ids: list[str]) -> str:
-    """HOST-01..12, VM-01..14, NET-08: check ids with consecutive numbers as one range."""
+    """HOST-01..12, VM-01..14, NET-08: check ids (in the report's order: by area, then id)
+    with consecutive numbers as one range."""
     runs: list[tuple[str, int, int, int]] = []  # prefix, first, last, digits
-    for cid in sorted(ids, key=lambda c: (_area_key_of(c), _id_key(c))):
+    for cid in ids:
         prefix, _, num = cid.rpartition("-")
         if not num.isdigit():
             runs.append((cid, -1, -1, 0))
@@ -303,14 +304,6 @@ def _id_ranges(ids: list[str]) -> str:
         else:
             out.append(f"{prefix}-{a:0{w}d}..{b:0{w}d}")
     return ", ".join(out)
-
-
-def _area_key_of(cid: str) -> int:
-    prefix = cid.rpartition("-")[0]
-    return next((i for i, p in enumerate(ID_PREFIX_ORDER) if p == prefix), len(ID_PREFIX_ORDER))
-
-
-ID_PREFIX_ORDER = ("HOST", "VM", "XEN", "NET", "CTR", "RT", "RES", "LOG", "SW")
 
 
 # ---------------------------------------------------------------- JSON
