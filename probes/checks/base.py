@@ -316,11 +316,18 @@ class CheckRunner:
             got = self._reads_of[ids] = (per_host, of_state)
         return got
 
-    def _signature(self, state: State, ids: tuple[str, ...] | None) -> tuple[object, ...]:
+    def _signature(
+        self, state: State, ids: tuple[str, ...] | None, cells: dict[tuple[int, object], object]
+    ) -> tuple[object, ...]:
         """The interned values of everything the checks read: the same objects as the last
-        run's exactly when nothing any check reads has changed."""
+        run's exactly when nothing any check reads has changed. The hosts' values go into
+        `cells` too (the run's, by (host index, name)): a run that follows reads them there."""
         per_host, of_state = self._everything_read(ids)
-        out = [self._cell(hs, n) for hs in state.hosts for n in per_host]
+        out: list[object] = []
+        for i, hs in enumerate(state.hosts):
+            for n in per_host:
+                v = cells[(i, n)] = self._cell(hs, n)
+                out.append(v)
         for n in of_state:
             new = getattr(state, n)
             old = self._state_cells.get(n, _MISSING)
@@ -347,7 +354,7 @@ class CheckRunner:
             self._hosts = here
         # nothing any check reads has changed (an idle host's figures derive: the counters moved
         # below every threshold): every check would be reused, so the last conclusions are
-        sig = self._signature(state, ids_key)
+        sig = self._signature(state, ids_key, cells)
         last_run = self._last_run.get(ids_key)
         if (
             last_run is not None
